@@ -1,0 +1,198 @@
+package activity
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Try records one finished or running try of a task instance.
+type Try struct {
+	TryNumber int        `json:"try_number"`
+	State     State      `json:"state"`
+	Hostname  string     `json:"hostname,omitempty"`
+	WorkerID  string     `json:"worker_id,omitempty"`
+	StartDate *time.Time `json:"start_date,omitempty"`
+	EndDate   *time.Time `json:"end_date,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
+}
+
+// Trigger is what a deferred task waits on.
+type Trigger struct {
+	ID        string         `json:"id"`
+	Classpath string         `json:"classpath"`
+	Kwargs    map[string]any `json:"kwargs,omitempty"`
+	Timeout   Duration       `json:"timeout,omitempty"`
+}
+
+// TaskInstance is the executor's record of a task instance, stored in the
+// task_instances KV bucket under its ID and changed only by compare-and-set.
+type TaskInstance struct {
+	ID       string `json:"id"`
+	DagID    string `json:"dag_id"`
+	TaskID   string `json:"task_id"`
+	RunID    string `json:"run_id"`
+	MapIndex int    `json:"map_index"`
+	Queue    string `json:"queue"`
+
+	State     State  `json:"state"`
+	TryNumber int    `json:"try_number"`
+	MaxTries  int    `json:"max_tries"`
+	Reason    string `json:"reason,omitempty"`
+
+	Entrypoint       Entrypoint     `json:"entrypoint"`
+	Params           map[string]any `json:"params,omitempty"`
+	ExecutionTimeout Duration       `json:"execution_timeout,omitempty"`
+	Retry            RetryPolicy    `json:"retry_policy"`
+	Callbacks        Callbacks      `json:"callbacks,omitempty"`
+
+	NextMethod string         `json:"next_method,omitempty"`
+	NextKwargs map[string]any `json:"next_kwargs,omitempty"`
+	Trigger    *Trigger       `json:"trigger,omitempty"`
+
+	// Dispatch counts the activities published for this instance; the
+	// current activity's id is ActivityID = "<id>.<dispatch>".
+	Dispatch   int    `json:"dispatch"`
+	ActivityID string `json:"activity_id,omitempty"`
+
+	Hostname string `json:"hostname,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	WorkerID string `json:"worker_id,omitempty"`
+
+	QueuedAt    *time.Time `json:"queued_at,omitempty"`
+	StartDate   *time.Time `json:"start_date,omitempty"`
+	EndDate     *time.Time `json:"end_date,omitempty"`
+	HeartbeatAt *time.Time `json:"heartbeat_at,omitempty"`
+	RetryAt     *time.Time `json:"retry_at,omitempty"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+
+	// Tries holds every try so far, the current one last.
+	Tries []Try `json:"tries,omitempty"`
+}
+
+// NewTaskInstance makes the queued record for a spec that had its defaults
+// applied and was validated.
+func NewTaskInstance(id string, s TaskSpec, now time.Time) *TaskInstance {
+	mi := -1
+	if s.MapIndex != nil {
+		mi = *s.MapIndex
+	}
+	now = now.UTC()
+	ti := &TaskInstance{
+		ID: id, DagID: s.DagID, TaskID: s.TaskID, RunID: s.RunID, MapIndex: mi, Queue: s.Queue,
+		State: StateQueued, TryNumber: 1, MaxTries: s.Retries + 1,
+		Entrypoint: s.Entrypoint, Params: s.Params, ExecutionTimeout: s.ExecutionTimeout,
+		Retry: s.RetryPolicy, Callbacks: s.Callbacks,
+		QueuedAt: &now, UpdatedAt: now,
+		Tries: []Try{{TryNumber: 1, State: StateQueued}},
+	}
+	return ti
+}
+
+// Key returns the instance's identity for its current try.
+func (ti *TaskInstance) Key() TI {
+	return TI{ID: ti.ID, DagID: ti.DagID, TaskID: ti.TaskID, RunID: ti.RunID, MapIndex: ti.MapIndex, TryNumber: ti.TryNumber}
+}
+
+// NextActivityID advances Dispatch and returns the new current activity id.
+func (ti *TaskInstance) NextActivityID() string {
+	ti.Dispatch++
+	ti.ActivityID = fmt.Sprintf("%s.%d", ti.ID, ti.Dispatch)
+	return ti.ActivityID
+}
+
+// CanRetry reports whether a failed try may be followed by another.
+func (ti *TaskInstance) CanRetry() bool { return ti.TryNumber < ti.MaxTries }
+
+// SetState moves the record to state to, checked against the graph, and
+// keeps the current try's entry in Tries in step. Starting a new try
+// (up_for_retry/failed/cancelled → queued) is NewTry's job.
+func (ti *TaskInstance) SetState(to State, reason string, now time.Time) error {
+	if err := CheckTransition(ti.State, to); err != nil {
+		return err
+	}
+	now = now.UTC()
+	ti.State = to
+	ti.UpdatedAt = now
+	if reason != "" || to == StateRunning || to == StateQueued {
+		ti.Reason = reason
+	}
+	cur := ti.currentTry()
+	cur.State = to
+	if reason != "" {
+		cur.Reason = reason
+	}
+	switch to {
+	case StateRunning:
+		ti.StartDate, ti.EndDate = &now, nil
+		ti.HeartbeatAt = &now
+		cur.StartDate, cur.Hostname, cur.WorkerID = &now, ti.Hostname, ti.WorkerID
+	case StateQueued:
+		ti.QueuedAt = &now
+	case StateDeferred:
+		// waiting on a trigger is not a finished try
+	default:
+		if to.Terminal() || to == StateUpForRetry {
+			ti.EndDate = &now
+			cur.EndDate = &now
+		}
+	}
+	return nil
+}
+
+// NewTry moves a finished try back to queued as try TryNumber+1.
+func (ti *TaskInstance) NewTry(now time.Time) error {
+	if err := CheckTransition(ti.State, StateQueued); err != nil {
+		return err
+	}
+	if ti.State == StateDeferred {
+		return &TransitionError{From: ti.State, To: StateQueued} // a resume keeps its try: use SetState
+	}
+	ti.TryNumber++
+	if ti.TryNumber > ti.MaxTries {
+		ti.MaxTries = ti.TryNumber // an operator's retry of an exhausted task
+	}
+	ti.Tries = append(ti.Tries, Try{TryNumber: ti.TryNumber, State: StateQueued})
+	ti.StartDate, ti.EndDate, ti.HeartbeatAt, ti.RetryAt = nil, nil, nil, nil
+	ti.Hostname, ti.PID, ti.WorkerID = "", 0, ""
+	ti.NextMethod, ti.NextKwargs, ti.Trigger = "", nil, nil
+	return ti.SetState(StateQueued, "", now)
+}
+
+func (ti *TaskInstance) currentTry() *Try {
+	if len(ti.Tries) == 0 || ti.Tries[len(ti.Tries)-1].TryNumber != ti.TryNumber {
+		ti.Tries = append(ti.Tries, Try{TryNumber: ti.TryNumber, State: ti.State})
+	}
+	return &ti.Tries[len(ti.Tries)-1]
+}
+
+// MarshalRecord encodes ti for the KV store.
+func (ti *TaskInstance) MarshalRecord() ([]byte, error) { return json.Marshal(ti) }
+
+// UnmarshalRecord decodes a stored record.
+func UnmarshalRecord(b []byte) (*TaskInstance, error) {
+	var ti TaskInstance
+	if err := json.Unmarshal(b, &ti); err != nil {
+		return nil, fmt.Errorf("decode task instance: %w", err)
+	}
+	return &ti, nil
+}
+
+// Connection is a stored connection (Airflow's shape).
+type Connection struct {
+	ConnID   string         `json:"conn_id" yaml:"conn_id"`
+	ConnType string         `json:"conn_type" yaml:"conn_type"`
+	Host     string         `json:"host,omitempty" yaml:"host,omitempty"`
+	Schema   string         `json:"schema,omitempty" yaml:"schema,omitempty"`
+	Login    string         `json:"login,omitempty" yaml:"login,omitempty"`
+	Password string         `json:"password,omitempty" yaml:"password,omitempty"`
+	Port     int            `json:"port,omitempty" yaml:"port,omitempty"`
+	Extra    map[string]any `json:"extra,omitempty" yaml:"extra,omitempty"`
+}
+
+// Variable is a stored variable.
+type Variable struct {
+	Key         string `json:"key"`
+	Value       string `json:"value"`
+	Description string `json:"description,omitempty"`
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# taskwire demo on one machine: the executor with its embedded NATS server, one
+# worker serving the "default" (command) and "go" (Go SDK) queues, and a few
+# example tasks. Prints each task's final state, then the task list.
+#
+#   ./demo.sh            (needs only Go; ports: TASKWIRE_DEMO_API_PORT, TASKWIRE_DEMO_NATS_PORT)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+api_port=${TASKWIRE_DEMO_API_PORT:-18080}
+nats_port=${TASKWIRE_DEMO_NATS_PORT:-14222}
+work=$(mktemp -d "${TMPDIR:-/tmp}/taskwire-demo.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+echo "== building taskwire"
+go build -o "$work/bin/" ./cmd/executor ./cmd/worker ./examples/gotasks
+export PATH="$work/bin:$PATH"
+export TASKWIRE_API_URL="http://127.0.0.1:$api_port"
+
+echo "== starting the executor (embedded NATS on 127.0.0.1:$nats_port, API on 127.0.0.1:$api_port)"
+executor serve --data-dir "$work/data" --listen "127.0.0.1:$api_port" --nats-listen "127.0.0.1:$nats_port" \
+  >"$work/executor.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  if executor list --limit 1 >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+executor list --limit 1 >/dev/null || { cat "$work/executor.log"; exit 1; }
+
+echo "== starting a worker (queues default, go)"
+worker --nats-url "nats://127.0.0.1:$nats_port" --api-url "$TASKWIRE_API_URL" --queues default,go --concurrency 4 \
+  --runtime "go=$work/bin/gotasks --comm {comm_addr} --logs {logs_addr}" --state-dir "$work/worker" \
+  >"$work/worker.log" 2>&1 &
+pids+=($!)
+
+executor variables set greeting "hello from a taskwire variable" >/dev/null
+executor connections set db --type postgres --host db.example.com --port 5432 --login app --password s3cret >/dev/null
+
+run() {
+  local title=$1; shift
+  printf '\n== %s\n' "$title"
+  if executor submit --wait "$@"; then :; else echo "(exit code $?: expected for this task)"; fi
+}
+run "a command task" --queue default --task-id hello -- echo "hello, world"
+run "a flaky command that succeeds on its second try" --queue default --task-id flaky --retries 2 --retry-delay 200ms \
+  -- sh -c 'echo "try $TASKWIRE_TRY_NUMBER"; test "$TASKWIRE_TRY_NUMBER" -ge 2'
+run "a Go SDK task pushing an XCom" --queue go --task push --dag-id demo --run-id run1
+run "a Go SDK task pulling it" --queue go --task pull --dag-id demo --run-id run1
+run "a Go SDK task reading a variable and a connection" --queue go --task read_config --dag-id demo --run-id run1
+run "a command past its execution timeout" --queue default --task-id slow --timeout 1s -- sleep 30
+
+printf '\n== all task instances\n'
+executor list
+pull=$(executor list --dag-id demo --json | python3 -c 'import json,sys; print([t["id"] for t in json.load(sys.stdin)["task_instances"] if t["task_id"]=="pull"][0])' 2>/dev/null || true)
+if [ -n "$pull" ]; then
+  printf '\n== logs of the pull task\n'
+  executor logs "$pull"
+fi

@@ -1,0 +1,271 @@
+package execution
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// Sentinels matched by *APIError.
+var (
+	ErrBadRequest   = errors.New("bad request")
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+)
+
+// APIError is an error answer of the API.
+type APIError struct {
+	Op     string
+	Status int
+	Code   string
+	Detail string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s: %d %s: %s", e.Op, e.Status, e.Code, e.Detail)
+}
+
+// Is matches the sentinel of the status.
+func (e *APIError) Is(target error) bool {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return target == ErrBadRequest
+	case http.StatusUnauthorized:
+		return target == ErrUnauthorized
+	case http.StatusForbidden:
+		return target == ErrForbidden
+	case http.StatusNotFound:
+		return target == ErrNotFound
+	case http.StatusConflict:
+		return target == ErrConflict
+	}
+	return false
+}
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// URL of the executor, e.g. http://127.0.0.1:8080 (the /execution prefix is added).
+	URL string
+	// HTTPClient to use; default a pooled client with keep-alives.
+	HTTPClient *http.Client
+	// RetryMax bounds retries of a request on connection errors and 5xx; default 5.
+	RetryMax int
+	// RetryWaitMax caps the wait between retries; default 2s.
+	RetryWaitMax time.Duration
+	Logger       *slog.Logger
+}
+
+// Client calls the Execution API. It is safe for concurrent use.
+type Client struct {
+	base string
+	hc   *retryablehttp.Client
+}
+
+// NewClient returns a Client for cfg.URL.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("execution api url %q: want http(s)://host:port", cfg.URL)
+	}
+	hc := retryablehttp.NewClient()
+	if cfg.HTTPClient != nil {
+		hc.HTTPClient = cfg.HTTPClient
+	} else {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		hc.HTTPClient = &http.Client{Transport: t, Timeout: 30 * time.Second}
+	}
+	hc.RetryMax = 5
+	if cfg.RetryMax > 0 {
+		hc.RetryMax = cfg.RetryMax
+	}
+	hc.RetryWaitMin = 50 * time.Millisecond
+	hc.RetryWaitMax = 2 * time.Second
+	if cfg.RetryWaitMax > 0 {
+		hc.RetryWaitMax = cfg.RetryWaitMax
+	}
+	hc.Logger = nil
+	if cfg.Logger != nil {
+		hc.Logger = retryLogger{cfg.Logger}
+	}
+	return &Client{base: strings.TrimRight(cfg.URL, "/") + "/execution", hc: hc}, nil
+}
+
+type retryLogger struct{ l *slog.Logger }
+
+func (r retryLogger) Error(msg string, kv ...any) { r.l.Warn(msg, kv...) }
+func (r retryLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, kv...) }
+func (r retryLogger) Debug(msg string, kv ...any) { r.l.Debug(msg, kv...) }
+func (r retryLogger) Warn(msg string, kv ...any)  { r.l.Warn(msg, kv...) }
+
+// do sends one request; out (if not nil) receives the JSON answer. It returns
+// the response header for token refresh.
+func (c *Client) do(ctx context.Context, op, method, path, token string, in, out any) (http.Header, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("%s: encode: %w", op, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set(HeaderVersion, APIVersion)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: read answer: %w", op, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb ErrorBody
+		_ = json.Unmarshal(data, &eb)
+		if eb.Error == "" {
+			eb.Error = http.StatusText(resp.StatusCode)
+			eb.Detail = strings.TrimSpace(string(data))
+		}
+		return resp.Header, &APIError{Op: op, Status: resp.StatusCode, Code: eb.Error, Detail: eb.Detail}
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.Header, fmt.Errorf("%s: decode answer: %w", op, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+// Run marks the task instance running (PATCH task-instances/{id}/run) with
+// the activity's workload token. A 409 (ErrConflict) means another worker
+// owns the try or it is no longer queued: drop the activity.
+func (c *Client) Run(ctx context.Context, workloadToken, tiID string, req RunRequest) (RunResponse, error) {
+	var out RunResponse
+	_, err := c.do(ctx, "run task "+tiID, http.MethodPatch, "/task-instances/"+url.PathEscape(tiID)+"/run", workloadToken, req, &out)
+	return out, err
+}
+
+// Task returns a client acting for one task try with its execution token.
+func (c *Client) Task(tiID, token string) *TaskClient {
+	return &TaskClient{c: c, tiID: tiID, token: token}
+}
+
+// TaskClient acts for one task try. It keeps the execution token fresh from
+// the server's Refreshed-API-Token header. Safe for concurrent use.
+type TaskClient struct {
+	c    *Client
+	tiID string
+
+	mu    sync.Mutex
+	token string
+}
+
+// Token returns the current execution token.
+func (t *TaskClient) Token() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.token
+}
+
+func (t *TaskClient) do(ctx context.Context, op, method, path string, in, out any) error {
+	h, err := t.c.do(ctx, op, method, path, t.Token(), in, out)
+	if h != nil {
+		if nt := h.Get(HeaderRefreshToken); nt != "" {
+			t.mu.Lock()
+			t.token = nt
+			t.mu.Unlock()
+		}
+	}
+	return err
+}
+
+func (t *TaskClient) tiPath(suffix string) string {
+	return "/task-instances/" + url.PathEscape(t.tiID) + suffix
+}
+
+// State reports a new state (PATCH task-instances/{id}/state).
+func (t *TaskClient) State(ctx context.Context, req StateRequest) error {
+	return t.do(ctx, "set state "+string(req.State), http.MethodPatch, t.tiPath("/state"), req, nil)
+}
+
+// Heartbeat tells the executor the try is alive. ErrConflict means the task
+// should be killed: it runs elsewhere or is no longer running.
+func (t *TaskClient) Heartbeat(ctx context.Context, req HeartbeatRequest) error {
+	return t.do(ctx, "heartbeat", http.MethodPut, t.tiPath("/heartbeat"), req, nil)
+}
+
+// Connection reads a connection.
+func (t *TaskClient) Connection(ctx context.Context, connID string) (activity.Connection, error) {
+	var out activity.Connection
+	err := t.do(ctx, "get connection", http.MethodGet, "/connections/"+url.PathEscape(connID), nil, &out)
+	return out, err
+}
+
+// Variable reads a variable.
+func (t *TaskClient) Variable(ctx context.Context, key string) (VariableBody, error) {
+	var out VariableBody
+	err := t.do(ctx, "get variable", http.MethodGet, "/variables/"+url.PathEscape(key), nil, &out)
+	return out, err
+}
+
+// PutVariable writes a variable.
+func (t *TaskClient) PutVariable(ctx context.Context, key string, v VariableBody) error {
+	return t.do(ctx, "put variable", http.MethodPut, "/variables/"+url.PathEscape(key), v, nil)
+}
+
+// DeleteVariable removes a variable.
+func (t *TaskClient) DeleteVariable(ctx context.Context, key string) error {
+	return t.do(ctx, "delete variable", http.MethodDelete, "/variables/"+url.PathEscape(key), nil, nil)
+}
+
+// XComKey addresses one XCom.
+type XComKey struct {
+	DagID, RunID, TaskID, Key string
+	MapIndex                  int
+}
+
+func (k XComKey) path() string {
+	return "/xcoms/" + url.PathEscape(k.DagID) + "/" + url.PathEscape(k.RunID) + "/" +
+		url.PathEscape(k.TaskID) + "/" + url.PathEscape(k.Key) + "?map_index=" + strconv.Itoa(k.MapIndex)
+}
+
+// XCom reads an XCom; ErrNotFound when it does not exist.
+func (t *TaskClient) XCom(ctx context.Context, k XComKey) (any, error) {
+	var out XComBody
+	err := t.do(ctx, "get xcom", http.MethodGet, k.path(), nil, &out)
+	return out.Value, err
+}
+
+// SetXCom writes an XCom of the task itself.
+func (t *TaskClient) SetXCom(ctx context.Context, k XComKey, value any) error {
+	return t.do(ctx, "set xcom", http.MethodPost, k.path(), XComBody{Value: value}, nil)
+}
+
+// DeleteXCom removes an XCom of the task itself.
+func (t *TaskClient) DeleteXCom(ctx context.Context, k XComKey) error {
+	return t.do(ctx, "delete xcom", http.MethodDelete, k.path(), nil, nil)
+}

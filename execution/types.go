@@ -1,0 +1,74 @@
+package execution
+
+import (
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// APIVersion is the Execution API version this package speaks.
+const APIVersion = "2026-11-22"
+
+// Header names.
+const (
+	HeaderVersion      = "Taskwire-API-Version"
+	HeaderRefreshToken = "Refreshed-API-Token"
+)
+
+// RunRequest is the body of PATCH task-instances/{id}/run.
+type RunRequest struct {
+	Hostname   string    `json:"hostname"`
+	PID        int       `json:"pid"`
+	WorkerID   string    `json:"worker_id"`
+	ActivityID string    `json:"activity_id"`
+	StartDate  time.Time `json:"start_date"`
+}
+
+// RunResponse is the run context answered by …/run.
+type RunResponse struct {
+	TI               activity.TI       `json:"ti"`
+	MaxTries         int               `json:"max_tries"`
+	ShouldRetry      bool              `json:"should_retry"`
+	NextMethod       string            `json:"next_method,omitempty"`
+	NextKwargs       map[string]any    `json:"next_kwargs,omitempty"`
+	ExecutionTimeout activity.Duration `json:"execution_timeout,omitempty"`
+	// Token is the execution token for every further call of this try.
+	Token string `json:"token"`
+}
+
+// StateRequest is the body of PATCH task-instances/{id}/state.
+type StateRequest struct {
+	State   activity.State `json:"state"`
+	EndDate time.Time      `json:"end_date"`
+	Reason  string         `json:"reason,omitempty"`
+	// Deferral (state deferred).
+	Trigger    *activity.Trigger `json:"trigger,omitempty"`
+	NextMethod string            `json:"next_method,omitempty"`
+	NextKwargs map[string]any    `json:"next_kwargs,omitempty"`
+}
+
+// HeartbeatRequest is the body of PUT task-instances/{id}/heartbeat.
+type HeartbeatRequest struct {
+	Hostname string `json:"hostname"`
+	PID      int    `json:"pid"`
+	WorkerID string `json:"worker_id"`
+}
+
+// VariableBody is the body of PUT variables/{key} and the answer of GET.
+type VariableBody struct {
+	Key         string `json:"key,omitempty"`
+	Value       string `json:"value"`
+	Description string `json:"description,omitempty"`
+}
+
+// XComBody is the body of POST xcoms/… and the answer of GET.
+type XComBody struct {
+	Key   string `json:"key,omitempty"`
+	Value any    `json:"value"`
+}
+
+// ErrorBody is every error answer of the API.
+type ErrorBody struct {
+	Error  string `json:"error"`
+	Detail string `json:"detail"`
+}

@@ -1,0 +1,75 @@
+package executor
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/taskwire/taskwire/queue"
+)
+
+// Defaults for Config fields left zero.
+const (
+	WorkloadTokenTTLDefault  = 7 * 24 * time.Hour
+	ExecutionTokenTTLDefault = 10 * time.Minute
+	ZombieThresholdDefault   = 30 * time.Second
+	ScanIntervalDefault      = 2 * time.Second
+	MaxBodyDefault           = 4 << 20
+)
+
+// Config configures an Executor. The zero value of each field means its default.
+type Config struct {
+	// Queue is the JetStream client (required).
+	Queue *queue.Client
+	// SigningKey signs task tokens (HS256). Empty: a key shared by all
+	// executors on the NATS is read from, or created in, the config bucket.
+	SigningKey []byte
+	// OperatorToken, when set, is required as a bearer token on /api/.
+	OperatorToken string
+	// WorkloadTokenTTL is how long an activity's workload token is good; default 7 days.
+	WorkloadTokenTTL time.Duration
+	// ExecutionTokenTTL is how long an execution token is good; default 10m.
+	// It is refreshed through the Refreshed-API-Token header when half spent.
+	ExecutionTokenTTL time.Duration
+	// ZombieThreshold: a running task with no heartbeat for this long is a
+	// zombie and fails its try; default 30s.
+	ZombieThreshold time.Duration
+	// ScanInterval is how often zombies and timeouts are looked for; default 2s.
+	ScanInterval time.Duration
+	// MaxBody bounds request bodies in bytes; default 4 MiB.
+	MaxBody int64
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.WorkloadTokenTTL <= 0 {
+		c.WorkloadTokenTTL = WorkloadTokenTTLDefault
+	}
+	if c.ExecutionTokenTTL <= 0 {
+		c.ExecutionTokenTTL = ExecutionTokenTTLDefault
+	}
+	if c.ZombieThreshold <= 0 {
+		c.ZombieThreshold = ZombieThresholdDefault
+	}
+	if c.ScanInterval <= 0 {
+		c.ScanInterval = ScanIntervalDefault
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = MaxBodyDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.Queue == nil {
+		return errors.New("executor config: Queue is required")
+	}
+	if len(c.SigningKey) > 0 && len(c.SigningKey) < 32 {
+		return errors.New("executor config: SigningKey must have at least 32 bytes")
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+package executor
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+)
+
+func (e *Executor) routeExecution(mux *http.ServeMux) {
+	mux.HandleFunc("PATCH /execution/task-instances/{id}/run", e.handleRun)
+	mux.HandleFunc("PATCH /execution/task-instances/{id}/state", e.handleState)
+	mux.HandleFunc("PUT /execution/task-instances/{id}/heartbeat", e.handleHeartbeat)
+	mux.HandleFunc("GET /execution/connections/{id}", e.handleExecConnection)
+	mux.HandleFunc("GET /execution/variables/{key}", e.handleExecVariable)
+	mux.HandleFunc("PUT /execution/variables/{key}", e.handleExecVariable)
+	mux.HandleFunc("DELETE /execution/variables/{key}", e.handleExecVariable)
+	mux.HandleFunc("GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleXCom)
+	mux.HandleFunc("POST /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleXCom)
+	mux.HandleFunc("DELETE /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleXCom)
+}
+
+// execAuth checks an execution token (acting for tiID when not empty) and
+// refreshes it through the Refreshed-API-Token header when half spent.
+func (e *Executor) execAuth(w http.ResponseWriter, r *http.Request, tiID string) (*claims, error) {
+	raw := bearer(r)
+	if raw == "" {
+		return nil, fmt.Errorf("%w: missing bearer token", errUnauthorized)
+	}
+	c, err := e.tokens.verify(raw, audExecution, tiID)
+	if err != nil {
+		return nil, err
+	}
+	if c.ExpiresAt != nil && c.ExpiresAt.Sub(e.now()) < e.cfg.ExecutionTokenTTL/2 {
+		if nt, err := e.tokens.issue(audExecution, c.Subject, c.Try, "", e.cfg.ExecutionTokenTTL); err == nil {
+			w.Header().Set(execution.HeaderRefreshToken, nt)
+		}
+	}
+	return c, nil
+}
+
+func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	raw := bearer(r)
+	if raw == "" {
+		e.writeError(w, r, fmt.Errorf("%w: missing bearer token", errUnauthorized))
+		return
+	}
+	c, err := e.tokens.verify(raw, audWorkload, id)
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	var req execution.RunRequest
+	if err := decodeBody(w, r, e.cfg.MaxBody, &req); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	if req.Hostname == "" || req.WorkerID == "" {
+		e.writeError(w, r, badRequest("run needs hostname and worker_id"))
+		return
+	}
+	ti, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
+		if ti.TryNumber != c.Try || (c.Activity != "" && ti.ActivityID != c.Activity) {
+			return fmt.Errorf("%w: stale activity %s (try %d); current is %s (try %d)", ErrConflict, c.Activity, c.Try, ti.ActivityID, ti.TryNumber)
+		}
+		if ti.State == activity.StateRunning && ti.WorkerID == req.WorkerID && ti.PID == req.PID && ti.Hostname == req.Hostname {
+			return errUnchanged // the same worker asking again
+		}
+		if ti.State != activity.StateQueued {
+			return fmt.Errorf("%w: task instance is %s, not queued", ErrConflict, ti.State)
+		}
+		ti.Hostname, ti.PID, ti.WorkerID = req.Hostname, req.PID, req.WorkerID
+		return ti.SetState(activity.StateRunning, "", e.now())
+	})
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	tok, err := e.tokens.issue(audExecution, ti.ID, ti.TryNumber, "", e.cfg.ExecutionTokenTTL)
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, execution.RunResponse{
+		TI: ti.Key(), MaxTries: ti.MaxTries, ShouldRetry: ti.CanRetry(),
+		NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs, ExecutionTimeout: ti.ExecutionTimeout, Token: tok,
+	})
+}
+
+func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	c, err := e.execAuth(w, r, id)
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	var req execution.StateRequest
+	if err := decodeBody(w, r, e.cfg.MaxBody, &req); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	switch req.State {
+	case activity.StateSuccess, activity.StateFailed, activity.StateSkipped, activity.StateUpForRetry, activity.StateRemoved:
+	case activity.StateDeferred:
+		if req.Trigger == nil || req.Trigger.Classpath == "" || req.NextMethod == "" {
+			e.writeError(w, r, badRequest("deferred needs a trigger with a classpath and a next_method"))
+			return
+		}
+	default:
+		e.writeError(w, r, badRequest("a worker cannot set state %q", req.State))
+		return
+	}
+	ti, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
+		if ti.TryNumber != c.Try {
+			return fmt.Errorf("%w: token is for try %d, task instance is at try %d", ErrConflict, c.Try, ti.TryNumber)
+		}
+		if ti.State != activity.StateRunning {
+			return &activity.TransitionError{From: ti.State, To: req.State}
+		}
+		if req.State == activity.StateDeferred {
+			if err := ti.SetState(activity.StateDeferred, "", e.now()); err != nil {
+				return err
+			}
+			ti.Trigger, ti.NextMethod, ti.NextKwargs = req.Trigger, req.NextMethod, req.NextKwargs
+			return nil
+		}
+		return e.endTry(ti, req.State, req.Reason)
+	})
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	e.log.Debug("task state", "ti_id", id, "try", ti.TryNumber, "state", ti.State, "reason", ti.Reason)
+	e.afterTry(r.Context(), ti)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	c, err := e.execAuth(w, r, id)
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	var req execution.HeartbeatRequest
+	if err := decodeBody(w, r, e.cfg.MaxBody, &req); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	_, err = e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
+		switch {
+		case ti.TryNumber != c.Try:
+			return fmt.Errorf("%w: try %d is over; task instance is at try %d", ErrConflict, c.Try, ti.TryNumber)
+		case ti.State != activity.StateRunning:
+			return fmt.Errorf("%w: task instance is %s: %s", ErrConflict, ti.State, ti.Reason)
+		case ti.WorkerID != req.WorkerID || ti.PID != req.PID || ti.Hostname != req.Hostname:
+			return fmt.Errorf("%w: task instance runs on %s (worker %s)", ErrConflict, ti.Hostname, ti.WorkerID)
+		}
+		now := e.now()
+		ti.HeartbeatAt = &now
+		return nil
+	})
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// kvKey encodes an arbitrary string as a KV key.
+func kvKey(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func (e *Executor) handleExecConnection(w http.ResponseWriter, r *http.Request) {
+	if _, err := e.execAuth(w, r, ""); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	conn, err := e.getConnection(r.Context(), r.PathValue("id"))
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, conn)
+}
+
+func (e *Executor) handleExecVariable(w http.ResponseWriter, r *http.Request) {
+	if _, err := e.execAuth(w, r, ""); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	e.serveVariable(w, r)
+}
+
+// xcomKey is the KV key of one XCom: its parts encoded and dot-joined.
+func xcomKey(dag, run, task string, mapIndex int, key string) string {
+	return kvKey(dag) + "." + kvKey(run) + "." + kvKey(task) + ".m" + strconv.Itoa(mapIndex) + "." + kvKey(key)
+}
+
+// handleXCom serves XComs. A task may read XComs of its own DAG run, and
+// write or delete only its own.
+func (e *Executor) handleXCom(w http.ResponseWriter, r *http.Request) {
+	c, err := e.execAuth(w, r, "")
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	dag, run, task, key := r.PathValue("dag_id"), r.PathValue("run_id"), r.PathValue("task_id"), r.PathValue("key")
+	mapIndex := -1
+	if s := r.URL.Query().Get("map_index"); s != "" {
+		if mapIndex, err = strconv.Atoi(s); err != nil {
+			e.writeError(w, r, badRequest("map_index %q is not an integer", s))
+			return
+		}
+	}
+	if dag == "" || run == "" || task == "" || key == "" {
+		e.writeError(w, r, badRequest("xcom path needs dag_id, run_id, task_id and key"))
+		return
+	}
+	own, err := e.store.get(r.Context(), c.Subject)
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	if own.DagID != dag || own.RunID != run {
+		e.writeError(w, r, fmt.Errorf("%w: xcoms of another DAG run", ErrTokenForeign))
+		return
+	}
+	if r.Method != http.MethodGet && (own.TaskID != task || own.MapIndex != mapIndex) {
+		e.writeError(w, r, fmt.Errorf("%w: a task writes only its own xcoms", ErrTokenForeign))
+		return
+	}
+	k := xcomKey(dag, run, task, mapIndex, key)
+	switch r.Method {
+	case http.MethodGet:
+		ent, err := e.xcom.Get(r.Context(), k)
+		if err != nil {
+			e.writeError(w, r, kvErr("xcom "+key, err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"key":%q,"value":%s}`, key, ent.Value())
+	case http.MethodPost:
+		var body execution.XComBody
+		if err := decodeBody(w, r, e.cfg.MaxBody, &body); err != nil {
+			e.writeError(w, r, err)
+			return
+		}
+		data, err := jsonValue(body.Value)
+		if err != nil {
+			e.writeError(w, r, err)
+			return
+		}
+		if _, err := e.xcom.Put(r.Context(), k, data); err != nil {
+			e.writeError(w, r, fmt.Errorf("put xcom: %w", err))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodDelete:
+		if err := e.xcom.Delete(r.Context(), k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			e.writeError(w, r, fmt.Errorf("delete xcom: %w", err))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// kvErr names a missing key as ErrNotFound.
+func kvErr(what string, err error) error {
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+var _ = context.Background
+var _ = time.Second

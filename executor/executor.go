@@ -1,0 +1,194 @@
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/queue"
+)
+
+const signingKeyName = "jwt_signing_key"
+
+// Executor is the scheduler-side service. Create it with New, then Start;
+// serve Handler over HTTP; Stop when done.
+type Executor struct {
+	cfg    Config
+	q      *queue.Client
+	log    *slog.Logger
+	store  *store
+	tokens tokens
+	vars   jetstream.KeyValue
+	conns  jetstream.KeyValue
+	xcom   jetstream.KeyValue
+	now    func() time.Time
+
+	mu       sync.Mutex
+	started  bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stops    []func()
+}
+
+// New checks cfg and returns an Executor that is not started.
+func New(cfg Config) (*Executor, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	e := &Executor{
+		cfg:   cfg,
+		q:     cfg.Queue,
+		log:   cfg.Logger,
+		store: newStore(cfg.Queue.KV(queue.BucketTaskInstances), cfg.Logger),
+		vars:  cfg.Queue.KV(queue.BucketVariables),
+		conns: cfg.Queue.KV(queue.BucketConnections),
+		xcom:  cfg.Queue.KV(queue.BucketXCom),
+		now:   func() time.Time { return time.Now().UTC() },
+	}
+	e.tokens = tokens{key: cfg.SigningKey, now: e.now}
+	return e, nil
+}
+
+// Start loads the signing key and the record cache, and starts the retry
+// timer consumer, the max-deliveries listener and the zombie/timeout scan.
+// It returns once the cache is loaded.
+func (e *Executor) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return errors.New("executor: already started")
+	}
+	if len(e.tokens.key) == 0 {
+		key, err := e.sharedSigningKey(ctx)
+		if err != nil {
+			return err
+		}
+		e.tokens.key = key
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+
+	ready := make(chan struct{})
+	watchErr := make(chan error, 1)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := e.store.watch(runCtx, ready); err != nil {
+			watchErr <- err
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-watchErr:
+		cancel()
+		e.wg.Wait()
+		return err
+	case <-ctx.Done():
+		cancel()
+		e.wg.Wait()
+		return ctx.Err()
+	}
+
+	cc, err := e.q.ConsumeTimers(ctx, timerRetry, func(m jetstream.Msg) { e.onRetryTimer(runCtx, m) })
+	if err != nil {
+		cancel()
+		e.wg.Wait()
+		return fmt.Errorf("executor: consume retry timers: %w", err)
+	}
+	e.stops = append(e.stops, cc.Stop)
+	unsub, err := e.q.OnMaxDeliveries(func(stream string, seq uint64) {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.onMaxDeliveries(runCtx, seq)
+		}()
+	})
+	if err != nil {
+		cc.Stop()
+		cancel()
+		e.wg.Wait()
+		return fmt.Errorf("executor: max-deliveries advisories: %w", err)
+	}
+	e.stops = append(e.stops, unsub)
+
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.scanLoop(runCtx)
+	}()
+	e.started = true
+	e.log.Info("executor started", "zombie_threshold", e.cfg.ZombieThreshold,
+		"execution_token_ttl", e.cfg.ExecutionTokenTTL, "operator_token", e.cfg.OperatorToken != "")
+	return nil
+}
+
+// Stop stops the background work and waits for it. Idempotent.
+func (e *Executor) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if !started {
+		return nil
+	}
+	e.stopOnce.Do(func() {
+		for _, f := range e.stops {
+			f()
+		}
+		e.cancel()
+	})
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("executor: stop: %w", ctx.Err())
+	}
+}
+
+// Handler serves the public API (/api/v1/), the Execution API (/execution/)
+// and /healthz.
+func (e *Executor) Handler() http.Handler {
+	mux := http.NewServeMux()
+	e.routeExecution(mux)
+	e.routePublic(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// sharedSigningKey reads the signing key from the config bucket, creating a
+// random one if none exists, so every executor on the NATS signs alike.
+func (e *Executor) sharedSigningKey(ctx context.Context) ([]byte, error) {
+	kv := e.q.KV(queue.BucketConfig)
+	for range 3 {
+		ent, err := kv.Get(ctx, signingKeyName)
+		if err == nil {
+			return ent.Value(), nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, fmt.Errorf("executor: read signing key: %w", err)
+		}
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("executor: make signing key: %w", err)
+		}
+		if _, err := kv.Create(ctx, signingKeyName, key); err == nil {
+			return key, nil
+		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("executor: store signing key: %w", err)
+		}
+	}
+	return nil, errors.New("executor: signing key: lost the race three times")
+}

@@ -1,0 +1,335 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/queue"
+)
+
+const (
+	timerRetry = "retry"
+	// timeoutGrace is how long past its execution timeout a running task may
+	// go on before the executor fails it itself (the worker normally kills it
+	// at the timeout and reports it).
+	timeoutGrace = 10 * time.Second
+	// retryTimerGrace: an up_for_retry task whose retry timer is this late is
+	// requeued by the scan (the timer was lost).
+	retryTimerGrace = 30 * time.Second
+)
+
+// Submit is queue_activity(ExecuteTask): it records a queued task instance
+// for spec and publishes its activity. Invalid specs give activity.ErrInvalid.
+func (e *Executor) Submit(ctx context.Context, spec activity.TaskSpec) (*activity.TaskInstance, error) {
+	spec = spec.WithDefaults(e.now())
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("submit: new id: %w", err)
+	}
+	ti := activity.NewTaskInstance(id.String(), spec, e.now())
+	ti.NextActivityID()
+	if err := e.store.create(ctx, ti); err != nil {
+		return nil, err
+	}
+	if err := e.publishExecute(ctx, ti); err != nil {
+		reason := "could not queue the activity: " + err.Error()
+		if _, ferr := e.store.mutate(context.WithoutCancel(ctx), ti.ID, func(r *activity.TaskInstance) error {
+			return r.SetState(activity.StateFailed, reason, e.now())
+		}); ferr != nil {
+			e.log.Error("mark unpublished task failed", "ti_id", ti.ID, "err", ferr)
+		}
+		return nil, fmt.Errorf("submit %s: %w", ti.ID, err)
+	}
+	e.log.Debug("task queued", "ti_id", ti.ID, "queue", ti.Queue, "dag_id", ti.DagID, "task_id", ti.TaskID)
+	return ti, nil
+}
+
+// publishExecute publishes the ExecuteTask activity of ti's current dispatch.
+// It is idempotent: the activity id is the JetStream message id.
+func (e *Executor) publishExecute(ctx context.Context, ti *activity.TaskInstance) error {
+	tok, err := e.tokens.issue(audWorkload, ti.ID, ti.TryNumber, ti.ActivityID, e.cfg.WorkloadTokenTTL)
+	if err != nil {
+		return err
+	}
+	queuedAt := e.now()
+	if ti.QueuedAt != nil {
+		queuedAt = *ti.QueuedAt
+	}
+	a := activity.Activity{Kind: activity.KindExecuteTask, ExecuteTask: &activity.ExecuteTask{
+		ID: ti.ActivityID, Token: tok, TI: ti.Key(), Queue: ti.Queue, Entrypoint: ti.Entrypoint,
+		Params: ti.Params, NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs,
+		ExecutionTimeout: ti.ExecutionTimeout, Retry: ti.Retry, QueuedAt: queuedAt,
+	}}
+	data, err := a.Marshal()
+	if err != nil {
+		return fmt.Errorf("encode activity %s: %w", ti.ActivityID, err)
+	}
+	return e.q.PublishActivity(ctx, ti.Queue, ti.ActivityID, data)
+}
+
+// endTry moves a running try to its outcome inside a mutation: a retry
+// request becomes failed when no tries remain.
+func (e *Executor) endTry(ti *activity.TaskInstance, to activity.State, reason string) error {
+	now := e.now()
+	if to == activity.StateUpForRetry && !ti.CanRetry() {
+		to = activity.StateFailed
+		if reason == "" {
+			reason = "failed"
+		}
+		reason += fmt.Sprintf(" (try %d of %d, no retries left)", ti.TryNumber, ti.MaxTries)
+	}
+	if err := ti.SetState(to, reason, now); err != nil {
+		return err
+	}
+	if to == activity.StateUpForRetry {
+		at := now.Add(ti.Retry.DelayFor(ti.TryNumber + 1))
+		ti.RetryAt = &at
+	}
+	return nil
+}
+
+// afterTry does what follows a try's end once the record is written:
+// schedule the retry, queue callbacks.
+func (e *Executor) afterTry(ctx context.Context, ti *activity.TaskInstance) {
+	ctx = context.WithoutCancel(ctx)
+	switch ti.State {
+	case activity.StateUpForRetry:
+		e.scheduleRetry(ctx, ti)
+		e.queueCallback(ctx, ti, "on_retry", ti.Callbacks.OnRetry)
+	case activity.StateSuccess:
+		e.queueCallback(ctx, ti, "on_success", ti.Callbacks.OnSuccess)
+	case activity.StateFailed:
+		e.queueCallback(ctx, ti, "on_failure", ti.Callbacks.OnFailure)
+	}
+}
+
+type retryTimer struct {
+	ID  string `json:"id"`
+	Try int    `json:"try"`
+}
+
+func (e *Executor) scheduleRetry(ctx context.Context, ti *activity.TaskInstance) {
+	at := e.now()
+	if ti.RetryAt != nil {
+		at = *ti.RetryAt
+	}
+	data, _ := json.Marshal(retryTimer{ID: ti.ID, Try: ti.TryNumber})
+	if err := e.q.ScheduleTimer(ctx, timerRetry, fmt.Sprintf("%s-%d", ti.ID, ti.TryNumber), at, data); err != nil {
+		// The scan requeues it when the timer is late.
+		e.log.Error("schedule retry", "ti_id", ti.ID, "try", ti.TryNumber, "err", err)
+	}
+}
+
+// onRetryTimer starts the next try of an up_for_retry task.
+func (e *Executor) onRetryTimer(ctx context.Context, m jetstream.Msg) {
+	var rt retryTimer
+	if err := json.Unmarshal(m.Data(), &rt); err != nil || rt.ID == "" {
+		e.log.Warn("drop undecodable retry timer", "err", err)
+		_ = m.Term()
+		return
+	}
+	if err := e.requeue(ctx, rt.ID, rt.Try); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			_ = m.Ack()
+			return
+		}
+		e.log.Error("requeue for retry", "ti_id", rt.ID, "try", rt.Try, "err", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	_ = m.Ack()
+}
+
+// requeue moves up_for_retry try `try` to queued as try+1 and publishes it.
+// Repeating it is harmless: a record already queued for try+1 is published
+// again under the same message id.
+func (e *Executor) requeue(ctx context.Context, id string, try int) error {
+	ti, err := e.store.mutate(ctx, id, func(ti *activity.TaskInstance) error {
+		switch {
+		case ti.State == activity.StateUpForRetry && ti.TryNumber == try:
+			if err := ti.NewTry(e.now()); err != nil {
+				return err
+			}
+			ti.NextActivityID()
+			return nil
+		case ti.State == activity.StateQueued && ti.TryNumber == try+1:
+			return errUnchanged
+		default:
+			return errStale
+		}
+	})
+	if errors.Is(err, errStale) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return e.publishExecute(ctx, ti)
+}
+
+var errStale = errors.New("stale")
+
+func (e *Executor) queueCallback(ctx context.Context, ti *activity.TaskInstance, on string, cb *activity.Callback) {
+	if cb == nil {
+		return
+	}
+	q := cb.Queue
+	if q == "" {
+		q = ti.Queue
+	}
+	id := fmt.Sprintf("%s.%d.%s", ti.ID, ti.TryNumber, on)
+	tok, err := e.tokens.issue(audWorkload, ti.ID, ti.TryNumber, id, e.cfg.WorkloadTokenTTL)
+	if err == nil {
+		a := activity.Activity{Kind: activity.KindRunCallback, RunCallback: &activity.RunCallback{
+			ID: id, Token: tok, On: on, TI: ti.Key(), State: ti.State, Reason: ti.Reason,
+			Queue: q, Entrypoint: cb.Entrypoint, QueuedAt: e.now(),
+		}}
+		var data []byte
+		if data, err = a.Marshal(); err == nil {
+			err = e.q.PublishActivity(ctx, q, id, data)
+		}
+	}
+	if err != nil {
+		e.log.Error("queue callback", "ti_id", ti.ID, "callback", on, "err", err)
+		return
+	}
+	e.log.Debug("callback queued", "ti_id", ti.ID, "callback", on, "queue", q)
+}
+
+// Cancel moves a task instance that has not finished to cancelled. A worker
+// running it learns so from its next heartbeat (409) and kills the process.
+func (e *Executor) Cancel(ctx context.Context, id, reason string) (*activity.TaskInstance, error) {
+	if reason == "" {
+		reason = "cancelled by operator"
+	}
+	return e.store.mutate(ctx, id, func(ti *activity.TaskInstance) error {
+		if ti.State.Terminal() {
+			return fmt.Errorf("%w: task instance is already %s", ErrConflict, ti.State)
+		}
+		return ti.SetState(activity.StateCancelled, reason, e.now())
+	})
+}
+
+// Get returns a task instance from the store.
+func (e *Executor) Get(ctx context.Context, id string) (*activity.TaskInstance, error) {
+	return e.store.get(ctx, id)
+}
+
+// List returns cached task instances matching f, newest first, and how many matched.
+func (e *Executor) List(f Filter) ([]*activity.TaskInstance, int) { return e.store.list(f) }
+
+// failRunning ends a running try that the executor gave up on (zombie,
+// timeout) if it is still the try it looked at.
+func (e *Executor) failRunning(ctx context.Context, id string, try int, stillBad func(*activity.TaskInstance) bool, reason string) {
+	ti, err := e.store.mutate(ctx, id, func(ti *activity.TaskInstance) error {
+		if ti.State != activity.StateRunning || ti.TryNumber != try || !stillBad(ti) {
+			return errStale
+		}
+		return e.endTry(ti, activity.StateUpForRetry, reason)
+	})
+	if errors.Is(err, errStale) || errors.Is(err, ErrNotFound) {
+		return
+	}
+	if err != nil {
+		e.log.Error("fail running task", "ti_id", id, "reason", reason, "err", err)
+		return
+	}
+	e.log.Warn("task try failed by executor", "ti_id", id, "try", try, "reason", reason, "state", ti.State)
+	e.afterTry(ctx, ti)
+}
+
+func (e *Executor) scanLoop(ctx context.Context) {
+	t := time.NewTicker(e.cfg.ScanInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.scan(ctx)
+	}
+}
+
+// scan finds zombies, tasks past their execution timeout, and retries whose
+// timer is overdue.
+func (e *Executor) scan(ctx context.Context) {
+	now := e.now()
+	zombie := func(ti *activity.TaskInstance) bool {
+		return ti.HeartbeatAt != nil && now.Sub(*ti.HeartbeatAt) > e.cfg.ZombieThreshold
+	}
+	timedOut := func(ti *activity.TaskInstance) bool {
+		return ti.ExecutionTimeout > 0 && ti.StartDate != nil &&
+			now.Sub(*ti.StartDate) > ti.ExecutionTimeout.D()+timeoutGrace
+	}
+	e.store.each(activity.StateRunning, func(ti *activity.TaskInstance) {
+		switch {
+		case zombie(ti):
+			e.failRunning(ctx, ti.ID, ti.TryNumber, zombie,
+				fmt.Sprintf("zombie: no heartbeat from %s for %s", ti.Hostname, now.Sub(*ti.HeartbeatAt).Round(100*time.Millisecond)))
+		case timedOut(ti):
+			e.failRunning(ctx, ti.ID, ti.TryNumber, timedOut,
+				fmt.Sprintf("execution timeout after %s", ti.ExecutionTimeout.D()))
+		}
+	})
+	e.store.each(activity.StateUpForRetry, func(ti *activity.TaskInstance) {
+		if ti.RetryAt != nil && now.Sub(*ti.RetryAt) > retryTimerGrace {
+			if err := e.requeue(ctx, ti.ID, ti.TryNumber); err != nil {
+				e.log.Error("requeue overdue retry", "ti_id", ti.ID, "err", err)
+			}
+		}
+	})
+}
+
+// onMaxDeliveries handles an activity JetStream gave up delivering: its task
+// fails with that reason, and the message moves to the dead-letter stream.
+func (e *Executor) onMaxDeliveries(ctx context.Context, seq uint64) {
+	msg, err := e.q.GetActivityBySeq(ctx, seq)
+	if err != nil {
+		e.log.Warn("read activity that exhausted its deliveries", "seq", seq, "err", err)
+		return
+	}
+	qname := strings.TrimPrefix(msg.Subject, "activity.")
+	reason := "activity exhausted its JetStream deliveries without a worker accepting it"
+	a, derr := activity.Decode(msg.Data)
+	switch {
+	case derr != nil:
+		reason += "; and it is malformed: " + derr.Error()
+	case a.ExecuteTask != nil:
+		id, actID := a.ExecuteTask.TI.ID, a.ExecuteTask.ID
+		ti, err := e.store.mutate(ctx, id, func(ti *activity.TaskInstance) error {
+			if ti.State != activity.StateQueued || ti.ActivityID != actID {
+				return errStale
+			}
+			return ti.SetState(activity.StateFailed, reason, e.now())
+		})
+		switch {
+		case err == nil:
+			e.log.Warn("task failed: deliveries exhausted", "ti_id", id, "queue", qname)
+			e.afterTry(ctx, ti)
+		case !errors.Is(err, errStale) && !errors.Is(err, ErrNotFound):
+			e.log.Error("fail task with exhausted deliveries", "ti_id", id, "err", err)
+			return
+		}
+	}
+	if err := e.q.PublishDeadLetter(ctx, qname, msg.Data, reason); err != nil {
+		e.log.Error("dead-letter activity", "seq", seq, "err", err)
+		return
+	}
+	if err := e.q.DeleteActivity(ctx, seq); err != nil {
+		e.log.Warn("delete dead-lettered activity", "seq", seq, "err", err)
+	}
+}
+
+var _ = queue.BucketTaskInstances

@@ -1,0 +1,361 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/queue"
+)
+
+func (e *Executor) routePublic(mux *http.ServeMux) {
+	h := func(pattern string, fn http.HandlerFunc) { mux.Handle(pattern, e.operatorAuth(fn)) }
+	h("POST /api/v1/activities", e.handleSubmit)
+	h("GET /api/v1/task-instances", e.handleList)
+	h("GET /api/v1/task-instances/{id}", e.handleGet)
+	h("POST /api/v1/task-instances/{id}/cancel", e.handleCancel)
+	h("GET /api/v1/task-instances/{id}/logs", e.handleLogs)
+	h("GET /api/v1/variables", e.handleVariables)
+	h("GET /api/v1/variables/{key}", e.serveVariable)
+	h("PUT /api/v1/variables/{key}", e.serveVariable)
+	h("DELETE /api/v1/variables/{key}", e.serveVariable)
+	h("GET /api/v1/connections", e.handleConnections)
+	h("GET /api/v1/connections/{id}", e.handleConnection)
+	h("PUT /api/v1/connections/{id}", e.handleConnection)
+	h("DELETE /api/v1/connections/{id}", e.handleConnection)
+	h("/api/", func(w http.ResponseWriter, r *http.Request) {
+		e.writeError(w, r, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
+	})
+}
+
+// operatorAuth requires the operator token when one is configured.
+func (e *Executor) operatorAuth(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.cfg.OperatorToken != "" &&
+			subtle.ConstantTimeCompare([]byte(bearer(r)), []byte(e.cfg.OperatorToken)) != 1 {
+			e.writeError(w, r, fmt.Errorf("%w: the public API needs the operator token", errUnauthorized))
+			return
+		}
+		next(w, r)
+	})
+}
+
+func (e *Executor) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	var spec activity.TaskSpec
+	if err := decodeBody(w, r, e.cfg.MaxBody, &spec); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	ti, err := e.Submit(r.Context(), spec)
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ti)
+}
+
+func (e *Executor) handleGet(w http.ResponseWriter, r *http.Request) {
+	ti, err := e.store.get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ti)
+}
+
+func (e *Executor) handleList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := Filter{Queue: q.Get("queue"), DagID: q.Get("dag_id"), Limit: 100}
+	if s := q.Get("state"); s != "" {
+		for _, name := range strings.Split(s, ",") {
+			st, err := activity.ParseState(strings.TrimSpace(name))
+			if err != nil {
+				e.writeError(w, r, err)
+				return
+			}
+			f.States = append(f.States, st)
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			e.writeError(w, r, badRequest("limit %q: want a number ≥ 0", s))
+			return
+		}
+		f.Limit = n
+	}
+	tis, total := e.store.list(f)
+	writeJSON(w, http.StatusOK, map[string]any{"task_instances": tis, "total": total})
+}
+
+func (e *Executor) handleCancel(w http.ResponseWriter, r *http.Request) {
+	ti, err := e.Cancel(r.Context(), r.PathValue("id"), "")
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ti)
+}
+
+// handleLogs answers a task's log lines as NDJSON; with follow=true it
+// streams until the task is finished and its lines are drained.
+func (e *Executor) handleLogs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := e.store.get(r.Context(), id); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	try := 0
+	if s := r.URL.Query().Get("try"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			e.writeError(w, r, badRequest("try %q: want a number ≥ 1", s))
+			return
+		}
+		try = n
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	flusher, _ := w.(http.Flusher)
+	write := func(l queue.LogLine) error {
+		_, err := w.Write(append(withTry(l.Data, l.Try), '\n'))
+		return err
+	}
+	if r.URL.Query().Get("follow") != "true" {
+		lines, err := e.q.ReadLogs(r.Context(), id, try)
+		if err != nil {
+			e.writeError(w, r, err)
+			return
+		}
+		for _, l := range lines {
+			if write(l) != nil {
+				return
+			}
+		}
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		// Ends the follow once the task is finished: the worker stores a
+		// try's logs before it reports the try's state.
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if ti, err := e.store.get(ctx, id); err == nil && ti.State.Terminal() {
+				select {
+				case <-ctx.Done():
+				case <-time.After(500 * time.Millisecond):
+				}
+				cancel()
+				return
+			}
+		}
+	}()
+	w.WriteHeader(http.StatusOK)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	err := e.q.FollowLogs(ctx, id, try, func(l queue.LogLine) error {
+		if err := write(l); err != nil {
+			return err
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		e.log.Debug("follow logs ended", "ti_id", id, "err", err)
+	}
+}
+
+// withTry adds "try" to a JSON object log line.
+func withTry(line []byte, try int) []byte {
+	line = bytes.TrimSpace(line)
+	if len(line) >= 2 && line[0] == '{' {
+		rest := line[1:]
+		if len(bytes.TrimSpace(rest)) > 1 {
+			return append([]byte(`{"try":`+strconv.Itoa(try)+`,`), rest...)
+		}
+		return []byte(`{"try":` + strconv.Itoa(try) + `}`)
+	}
+	b, _ := json.Marshal(map[string]any{"try": try, "event": string(line)})
+	return b
+}
+
+func (e *Executor) handleVariables(w http.ResponseWriter, r *http.Request) {
+	out := []activity.Variable{}
+	err := e.eachKV(r.Context(), e.vars, func(b []byte) {
+		var v activity.Variable
+		if json.Unmarshal(b, &v) == nil {
+			out = append(out, v)
+		}
+	})
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	writeJSON(w, http.StatusOK, map[string]any{"variables": out})
+}
+
+// serveVariable serves GET/PUT/DELETE of one variable for both APIs.
+func (e *Executor) serveVariable(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if key == "" {
+		e.writeError(w, r, badRequest("variable key is empty"))
+		return
+	}
+	k := kvKey(key)
+	switch r.Method {
+	case http.MethodGet:
+		ent, err := e.vars.Get(r.Context(), k)
+		if err != nil {
+			e.writeError(w, r, kvErr("variable "+key, err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(ent.Value())
+	case http.MethodPut:
+		var body struct {
+			Key         string `json:"key,omitempty"`
+			Value       string `json:"value"`
+			Description string `json:"description,omitempty"`
+		}
+		if err := decodeBody(w, r, e.cfg.MaxBody, &body); err != nil {
+			e.writeError(w, r, err)
+			return
+		}
+		v := activity.Variable{Key: key, Value: body.Value, Description: body.Description}
+		data, _ := json.Marshal(v)
+		if _, err := e.vars.Put(r.Context(), k, data); err != nil {
+			e.writeError(w, r, fmt.Errorf("put variable: %w", err))
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	case http.MethodDelete:
+		if err := e.vars.Delete(r.Context(), k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			e.writeError(w, r, fmt.Errorf("delete variable: %w", err))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (e *Executor) getConnection(ctx context.Context, id string) (activity.Connection, error) {
+	var c activity.Connection
+	if id == "" {
+		return c, badRequest("connection id is empty")
+	}
+	ent, err := e.conns.Get(ctx, kvKey(id))
+	if err != nil {
+		return c, kvErr("connection "+id, err)
+	}
+	if err := json.Unmarshal(ent.Value(), &c); err != nil {
+		return c, fmt.Errorf("decode connection %s: %w", id, err)
+	}
+	return c, nil
+}
+
+func redacted(c activity.Connection) activity.Connection {
+	if c.Password != "" {
+		c.Password = "***"
+	}
+	return c
+}
+
+func (e *Executor) handleConnections(w http.ResponseWriter, r *http.Request) {
+	out := []activity.Connection{}
+	err := e.eachKV(r.Context(), e.conns, func(b []byte) {
+		var c activity.Connection
+		if json.Unmarshal(b, &c) == nil {
+			out = append(out, redacted(c))
+		}
+	})
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ConnID < out[j].ConnID })
+	writeJSON(w, http.StatusOK, map[string]any{"connections": out})
+}
+
+func (e *Executor) handleConnection(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	switch r.Method {
+	case http.MethodGet:
+		c, err := e.getConnection(r.Context(), id)
+		if err != nil {
+			e.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, redacted(c))
+	case http.MethodPut:
+		var c activity.Connection
+		if err := decodeBody(w, r, e.cfg.MaxBody, &c); err != nil {
+			e.writeError(w, r, err)
+			return
+		}
+		if c.ConnID == "" {
+			c.ConnID = id
+		}
+		if c.ConnID != id || c.ConnType == "" {
+			e.writeError(w, r, badRequest("connection needs conn_type, and conn_id equal to the path's"))
+			return
+		}
+		data, _ := json.Marshal(c)
+		if _, err := e.conns.Put(r.Context(), kvKey(id), data); err != nil {
+			e.writeError(w, r, fmt.Errorf("put connection: %w", err))
+			return
+		}
+		writeJSON(w, http.StatusOK, redacted(c))
+	case http.MethodDelete:
+		if err := e.conns.Delete(r.Context(), kvKey(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			e.writeError(w, r, fmt.Errorf("delete connection: %w", err))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// eachKV calls fn with every live value of a bucket.
+func (e *Executor) eachKV(ctx context.Context, kv jetstream.KeyValue, fn func([]byte)) error {
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list keys: %w", err)
+	}
+	defer func() { _ = lister.Stop() }()
+	for k := range lister.Keys() {
+		ent, err := kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		fn(ent.Value())
+	}
+	return nil
+}
+
+// jsonValue encodes an XCom value.
+func jsonValue(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, badRequest("xcom value: %v", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,219 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/queue"
+)
+
+// ErrNotFound is returned for an unknown task instance, variable, connection or XCom.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a request does not fit the record's current
+// state in a way that is not a graph violation (another worker owns the try,
+// a stale try, a duplicate activity).
+var ErrConflict = errors.New("conflict")
+
+// errUnchanged aborts a mutation that leaves the record as it is.
+var errUnchanged = errors.New("unchanged")
+
+// store keeps task-instance records in KV and a read cache fed by a watch.
+type store struct {
+	kv  jetstream.KeyValue
+	log *slog.Logger
+
+	mu    sync.RWMutex
+	cache map[string]*activity.TaskInstance
+}
+
+func newStore(kv jetstream.KeyValue, log *slog.Logger) *store {
+	return &store{kv: kv, log: log, cache: make(map[string]*activity.TaskInstance)}
+}
+
+// watch feeds the cache until ctx is done. ready is closed once the initial
+// values are loaded.
+func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch task instances: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	loaded := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				if !loaded {
+					loaded = true
+					close(ready)
+				}
+				continue
+			}
+			s.apply(e)
+		}
+	}
+}
+
+func (s *store) apply(e jetstream.KeyValueEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(s.cache, e.Key())
+		return
+	}
+	ti, err := activity.UnmarshalRecord(e.Value())
+	if err != nil {
+		s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)
+		return
+	}
+	if old, ok := s.cache[e.Key()]; ok && old.UpdatedAt.After(ti.UpdatedAt) {
+		return
+	}
+	s.cache[e.Key()] = ti
+}
+
+// remember puts a record just written into the cache, so a read that follows
+// a write by this executor sees it without waiting for the watch.
+func (s *store) remember(ti *activity.TaskInstance) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.cache[ti.ID]; ok && old.UpdatedAt.After(ti.UpdatedAt) {
+		return
+	}
+	s.cache[ti.ID] = ti
+}
+
+// get reads a record from KV (authoritative).
+func (s *store) get(ctx context.Context, id string) (*activity.TaskInstance, error) {
+	e, err := s.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil, fmt.Errorf("task instance %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get task instance %s: %w", id, err)
+	}
+	return activity.UnmarshalRecord(e.Value())
+}
+
+// create stores a new record; it fails if the id exists.
+func (s *store) create(ctx context.Context, ti *activity.TaskInstance) error {
+	b, err := ti.MarshalRecord()
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Create(ctx, ti.ID, b); err != nil {
+		return fmt.Errorf("create task instance %s: %w", ti.ID, err)
+	}
+	s.remember(ti)
+	return nil
+}
+
+// mutate applies fn to the current record with compare-and-set, retrying on
+// conflicting writers. fn returning errUnchanged ends without a write; the
+// record is returned either way. Other errors abort.
+func (s *store) mutate(ctx context.Context, id string, fn func(*activity.TaskInstance) error) (*activity.TaskInstance, error) {
+	var last *activity.TaskInstance
+	_, err := queue.UpdateCAS(ctx, s.kv, id, func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, fmt.Errorf("task instance %s: %w", id, ErrNotFound)
+		}
+		ti, err := activity.UnmarshalRecord(old)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(ti); err != nil {
+			last = ti
+			return nil, err
+		}
+		ti.UpdatedAt = time.Now().UTC()
+		last = ti
+		return ti.MarshalRecord()
+	})
+	if errors.Is(err, errUnchanged) {
+		return last, nil
+	}
+	if err != nil {
+		return last, err
+	}
+	s.remember(last)
+	return last, nil
+}
+
+// Filter selects task instances from the cache.
+type Filter struct {
+	States []activity.State
+	Queue  string
+	DagID  string
+	Limit  int
+}
+
+func (f Filter) match(ti *activity.TaskInstance) bool {
+	if f.Queue != "" && ti.Queue != f.Queue {
+		return false
+	}
+	if f.DagID != "" && ti.DagID != f.DagID {
+		return false
+	}
+	if len(f.States) == 0 {
+		return true
+	}
+	for _, s := range f.States {
+		if ti.State == s {
+			return true
+		}
+	}
+	return false
+}
+
+// list returns matching records, newest first, and the number that matched.
+func (s *store) list(f Filter) ([]*activity.TaskInstance, int) {
+	s.mu.RLock()
+	out := make([]*activity.TaskInstance, 0, 64)
+	for _, ti := range s.cache {
+		if f.match(ti) {
+			out = append(out, ti)
+		}
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.QueuedAt != nil && b.QueuedAt != nil && !a.QueuedAt.Equal(*b.QueuedAt) {
+			return a.QueuedAt.After(*b.QueuedAt)
+		}
+		return a.ID > b.ID
+	})
+	total := len(out)
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, total
+}
+
+// each calls fn for every cached record in state st.
+func (s *store) each(st activity.State, fn func(*activity.TaskInstance)) {
+	s.mu.RLock()
+	var sel []*activity.TaskInstance
+	for _, ti := range s.cache {
+		if ti.State == st {
+			sel = append(sel, ti)
+		}
+	}
+	s.mu.RUnlock()
+	for _, ti := range sel {
+		fn(ti)
+	}
+}

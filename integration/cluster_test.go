@@ -1,0 +1,195 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/internal/testbin"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+// bins are the binaries every test runs.
+type bins struct{ executor, worker, gotasks string }
+
+func buildAll(t testing.TB) bins {
+	t.Helper()
+	return bins{
+		executor: testbin.MustBuild(t, "./cmd/executor"),
+		worker:   testbin.MustBuild(t, "./cmd/worker"),
+		gotasks:  testbin.MustBuild(t, "./examples/gotasks"),
+	}
+}
+
+// cluster is a NATS server, an executor and workers, all real.
+type cluster struct {
+	t       testing.TB
+	bins    bins
+	nats    *server.Server
+	natsURL string
+	apiURL  string
+	exec    *testbin.Proc
+	api     *client.Client
+	dir     string
+}
+
+type clusterOpts struct {
+	zombieThreshold string // executor --zombie-threshold, default 3s
+	ackWait         string // executor --activity-ack-wait
+	operatorToken   string
+}
+
+func newCluster(t testing.TB, o clusterOpts) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir()}
+	c.nats = natstest.RunServer(t)
+	c.natsURL = c.nats.ClientURL()
+	c.startExecutor(o)
+	return c
+}
+
+func (c *cluster) startExecutor(o clusterOpts) {
+	c.t.Helper()
+	if o.zombieThreshold == "" {
+		o.zombieThreshold = "3s"
+	}
+	addr := testbin.FreeAddr(c.t)
+	args := []string{"serve", "--nats-url", c.natsURL, "--listen", addr,
+		"--zombie-threshold", o.zombieThreshold, "--scan-interval", "200ms", "--log-level", "debug"}
+	if o.ackWait != "" {
+		args = append(args, "--activity-ack-wait", o.ackWait)
+	}
+	if o.operatorToken != "" {
+		args = append(args, "--operator-token", o.operatorToken)
+	}
+	c.exec = testbin.Start(c.t, "executor", c.bins.executor, nil, args...)
+	c.apiURL = "http://" + addr
+	waitHealthy(c.t, c.apiURL, c.exec)
+	api, err := client.New(client.Config{URL: c.apiURL, Token: o.operatorToken})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.api = api
+}
+
+func waitHealthy(t testing.TB, url string, p *testbin.Proc) {
+	t.Helper()
+	testbin.Eventually(t, 30*time.Second, "executor /healthz", func() bool {
+		select {
+		case <-p.Done():
+			t.Fatalf("executor exited: %v\n%s", p.Err(), p.Output())
+		default:
+		}
+		resp, err := http.Get(url + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+type workerOpts struct {
+	name        string
+	queues      string // default "default,go"
+	concurrency int    // default 4
+	extra       []string
+}
+
+// startWorker starts a worker serving the command runtime and the Go SDK
+// runtime (queue "go").
+func (c *cluster) startWorker(o workerOpts) *testbin.Proc {
+	c.t.Helper()
+	if o.queues == "" {
+		o.queues = "default,go"
+	}
+	if o.concurrency == 0 {
+		o.concurrency = 4
+	}
+	if o.name == "" {
+		o.name = "worker"
+	}
+	args := []string{"--nats-url", c.natsURL, "--api-url", c.apiURL, "--queues", o.queues,
+		"--concurrency", fmt.Sprint(o.concurrency),
+		"--runtime", "go=" + c.bins.gotasks + " --comm {comm_addr} --logs {logs_addr}",
+		"--heartbeat-interval", "300ms", "--kill-grace", "1s", "--grace-period", "5s", "--log-level", "debug"}
+	args = append(args, o.extra...)
+	return testbin.Start(c.t, o.name, c.bins.worker, nil, args...)
+}
+
+func (c *cluster) submit(spec activity.TaskSpec) *activity.TaskInstance {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ti, err := c.api.Submit(ctx, spec)
+	if err != nil {
+		c.t.Fatalf("submit: %v", err)
+	}
+	return ti
+}
+
+// wait waits until the task instance is finished and returns it.
+func (c *cluster) wait(id string, timeout time.Duration) *activity.TaskInstance {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ti, err := c.api.Wait(ctx, id, nil)
+	if err != nil {
+		c.t.Fatalf("wait for %s: %v", id, err)
+	}
+	return ti
+}
+
+// waitState polls until the task instance is in state st.
+func (c *cluster) waitState(id string, st activity.State, timeout time.Duration) *activity.TaskInstance {
+	c.t.Helper()
+	var last *activity.TaskInstance
+	testbin.Eventually(c.t, timeout, fmt.Sprintf("%s to be %s", id, st), func() bool {
+		ti, err := c.api.Get(context.Background(), id)
+		if err != nil {
+			return false
+		}
+		last = ti
+		return ti.State == st
+	})
+	return last
+}
+
+func (c *cluster) logs(id string) string {
+	c.t.Helper()
+	var b strings.Builder
+	err := c.api.Logs(context.Background(), id, 0, false, func(l client.LogLine) error {
+		b.WriteString(l.Event)
+		b.WriteByte('\n')
+		return nil
+	})
+	if err != nil {
+		c.t.Fatalf("logs of %s: %v", id, err)
+	}
+	return b.String()
+}
+
+func (c *cluster) path(name string) string { return filepath.Join(c.dir, name) }
+
+func sh(script string) activity.Entrypoint {
+	return activity.Entrypoint{Command: []string{"/bin/sh", "-c", script}}
+}
+
+func contextWithTimeout(t testing.TB, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

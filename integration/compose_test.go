@@ -1,0 +1,83 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/internal/testbin"
+)
+
+type composeFile struct {
+	Services map[string]struct {
+		Command []string `yaml:"command"`
+	} `yaml:"services"`
+}
+
+// TestComposeServices runs docker-compose.yml's executor and worker commands,
+// flag for flag, as local processes, only with the compose network's names
+// replaced by local addresses, and runs a task through them.
+func TestComposeServices(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf composeFile
+	if err := yaml.Unmarshal(raw, &cf); err != nil {
+		t.Fatal(err)
+	}
+	b := buildAll(t)
+	ns := natstest.RunServer(t)
+	apiAddr := testbin.FreeAddr(t)
+	local := strings.NewReplacer(
+		"nats://nats:4222", ns.ClientURL(),
+		"0.0.0.0:8080", apiAddr,
+		"http://executor:8080", "http://"+apiAddr,
+		"gotasks ", b.gotasks+" ",
+	)
+	command := func(service, bin string) []string {
+		cmd := cf.Services[service].Command
+		if len(cmd) < 2 {
+			t.Fatalf("service %s has no command", service)
+		}
+		args := make([]string, 0, len(cmd)-1)
+		for i, a := range cmd[1:] {
+			if a == "/data" && i > 0 {
+				a = t.TempDir()
+			}
+			args = append(args, local.Replace(a))
+		}
+		return args
+	}
+	execArgs := command("executor", b.executor)
+	ex := testbin.Start(t, "executor", b.executor, nil, execArgs...)
+	waitHealthy(t, "http://"+apiAddr, ex)
+	testbin.Start(t, "worker", b.worker, nil, command("worker", b.worker)...)
+
+	api, err := client.New(client.Config{URL: "http://" + apiAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []activity.TaskSpec{
+		{Queue: "default", Entrypoint: sh("echo compose")},
+		{Queue: "go", Entrypoint: activity.Entrypoint{Task: "noop"}},
+	} {
+		ti, err := api.Submit(t.Context(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := contextWithTimeout(t, 30*time.Second)
+		ti, err = api.Wait(ctx, ti.ID, nil)
+		cancel()
+		if err != nil || ti.State != activity.StateSuccess {
+			t.Fatalf("%s task: %v %+v", spec.Queue, err, ti)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// HeaderReason is the header of a dead letter that says why it was
+// dead-lettered.
+const HeaderReason = "Taskwire-Reason"
+
+// maxDeliveriesAdvisorySubject matches max-deliveries advisories of every
+// consumer of ACTIVITIES.
+const maxDeliveriesAdvisorySubject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamActivities + ".>"
+
+// ActivityConsumerName is the durable consumer shared by the workers of queue.
+func ActivityConsumerName(queue string) string { return "queue-" + queue }
+
+// PublishActivity publishes data on activity.<queue> with Nats-Msg-Id msgID,
+// so a repeated publish within the duplicates window is stored once, and
+// waits for the stream's acknowledgement.
+func (c *Client) PublishActivity(ctx context.Context, queue, msgID string, data []byte) error {
+	if err := ValidQueueName(queue); err != nil {
+		return fmt.Errorf("publish activity %s: %w", msgID, err)
+	}
+	if msgID == "" {
+		return fmt.Errorf("publish activity on %s: empty msg id", queue)
+	}
+	if _, err := c.js.Publish(ctx, ActivitySubject(queue), data, jetstream.WithMsgID(msgID)); err != nil {
+		return fmt.Errorf("publish activity %s on %s: %w", msgID, queue, err)
+	}
+	return nil
+}
+
+// ActivityConsumer creates or updates the durable pull consumer
+// "queue-<queue>" on activity.<queue>, shared by all workers of queue.
+func (c *Client) ActivityConsumer(ctx context.Context, queue string) (jetstream.Consumer, error) {
+	if err := ValidQueueName(queue); err != nil {
+		return nil, fmt.Errorf("activity consumer: %w", err)
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, StreamActivities, jetstream.ConsumerConfig{
+		Durable:       ActivityConsumerName(queue),
+		Description:   "taskwire workers of queue " + queue,
+		FilterSubject: ActivitySubject(queue),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.ActivityAckWait,
+		MaxDeliver:    c.cfg.ActivityMaxDeliver,
+		MaxAckPending: activityMaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      c.cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("activity consumer %s: %w", queue, err)
+	}
+	return cons, nil
+}
+
+// maxDeliveriesAdvisory is the part of JetStream's max_deliver advisory we
+// read.
+type maxDeliveriesAdvisory struct {
+	Stream    string `json:"stream"`
+	Consumer  string `json:"consumer"`
+	StreamSeq uint64 `json:"stream_seq"`
+}
+
+// OnMaxDeliveries calls fn, from the subscription's goroutine, with the
+// stream and stream sequence of every activity that exhausted its
+// deliveries. With work-queue retention such an activity stays in the stream
+// until [Client.DeleteActivity]; read it with [Client.GetActivityBySeq].
+// Every subscriber receives every advisory. The returned func unsubscribes.
+func (c *Client) OnMaxDeliveries(fn func(stream string, seq uint64)) (unsubscribe func(), err error) {
+	sub, err := c.nc.Subscribe(maxDeliveriesAdvisorySubject, func(m *nats.Msg) {
+		var adv maxDeliveriesAdvisory
+		if err := json.Unmarshal(m.Data, &adv); err != nil {
+			c.log.Warn("bad max deliveries advisory", "subject", m.Subject, "err", err)
+			return
+		}
+		fn(adv.Stream, adv.StreamSeq)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe max deliveries advisories: %w", err)
+	}
+	if err := c.nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe max deliveries advisories: %w", err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// GetActivityBySeq reads the activity stored at stream sequence seq. It
+// returns an error wrapping jetstream.ErrMsgNotFound when there is none.
+func (c *Client) GetActivityBySeq(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+	msg, err := c.stream(StreamActivities).GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("get activity at seq %d: %w", seq, err)
+	}
+	return msg, nil
+}
+
+// DeleteActivity removes the activity stored at stream sequence seq.
+func (c *Client) DeleteActivity(ctx context.Context, seq uint64) error {
+	if err := c.stream(StreamActivities).DeleteMsg(ctx, seq); err != nil {
+		return fmt.Errorf("delete activity at seq %d: %w", seq, err)
+	}
+	return nil
+}
+
+// PublishDeadLetter publishes data on deadletter.<queue> with the header
+// Taskwire-Reason: reason and waits for the stream's acknowledgement.
+func (c *Client) PublishDeadLetter(ctx context.Context, queue string, data []byte, reason string) error {
+	if err := ValidQueueName(queue); err != nil {
+		return fmt.Errorf("publish dead letter: %w", err)
+	}
+	msg := &nats.Msg{Subject: DeadLetterSubject(queue), Header: nats.Header{}, Data: data}
+	msg.Header.Set(HeaderReason, strings.NewReplacer("\r", " ", "\n", " ").Replace(reason))
+	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish dead letter on %s: %w", queue, err)
+	}
+	return nil
+}

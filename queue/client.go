@@ -1,0 +1,225 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names.
+const (
+	StreamActivities = "ACTIVITIES"
+	StreamTriggers   = "TRIGGERS"
+	StreamEvents     = "EVENTS"
+	StreamLogs       = "LOGS"
+	StreamTimers     = "TIMERS"
+	StreamDeadLetter = "DEADLETTER"
+)
+
+// Key-value bucket names, for [Client.KV].
+const (
+	BucketTaskInstances = "task_instances"
+	BucketXCom          = "xcom"
+	BucketVariables     = "variables"
+	BucketConnections   = "connections"
+	BucketConfig        = "config"
+)
+
+// Defaults for [Config].
+const (
+	ReplicasDefault           = 1
+	ActivityAckWaitDefault    = 30 * time.Second
+	ActivityMaxDeliverDefault = 5
+	LogMaxAgeDefault          = 7 * 24 * time.Hour
+	// DuplicatesWindowDefault is the Nats-Msg-Id de-duplication window of
+	// the ACTIVITIES stream.
+	DuplicatesWindowDefault = 2 * time.Minute
+	// TaskInstanceHistoryDefault is how many revisions of a task-instance
+	// record the task_instances bucket keeps.
+	TaskInstanceHistoryDefault = 5
+	// activityMaxAckPending bounds unacknowledged activities per queue.
+	activityMaxAckPending = 100_000
+	// requestTimeoutDefault bounds a JetStream request whose context has no
+	// deadline.
+	requestTimeoutDefault = 10 * time.Second
+)
+
+// Config configures [New]. The zero value means defaults.
+type Config struct {
+	// Replicas is the replica count of every stream and bucket. Default 1;
+	// use 3 on a NATS cluster.
+	Replicas int
+	// Storage is the storage of every stream and bucket. Default
+	// jetstream.FileStorage.
+	Storage jetstream.StorageType
+	// ActivityAckWait is how long a pulled activity stays unacknowledged
+	// before JetStream redelivers it. Default 30s.
+	ActivityAckWait time.Duration
+	// ActivityMaxDeliver is how many times an activity is delivered before
+	// a max-deliveries advisory is sent instead. Default 5.
+	ActivityMaxDeliver int
+	// LogMaxAge is how long task log lines are kept. Default 7 days.
+	LogMaxAge time.Duration
+	// Logger receives provisioning events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of cfg with zero fields set to their defaults.
+func (cfg Config) WithDefaults() Config {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = ReplicasDefault
+	}
+	if cfg.ActivityAckWait <= 0 {
+		cfg.ActivityAckWait = ActivityAckWaitDefault
+	}
+	if cfg.ActivityMaxDeliver <= 0 {
+		cfg.ActivityMaxDeliver = ActivityMaxDeliverDefault
+	}
+	if cfg.LogMaxAge <= 0 {
+		cfg.LogMaxAge = LogMaxAgeDefault
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+// Client provisions and accesses taskwire's streams and buckets. It is safe
+// for concurrent use. It does not own the connection: close it yourself.
+type Client struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	cfg     Config
+	log     *slog.Logger
+	streams map[string]jetstream.Stream
+	kvs     map[string]jetstream.KeyValue
+}
+
+// New provisions every stream and bucket (creating or updating them, so a
+// restart or a second process is fine) and returns a Client.
+func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
+	cfg = cfg.WithDefaults()
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(requestTimeoutDefault))
+	if err != nil {
+		return nil, fmt.Errorf("new jetstream: %w", err)
+	}
+	c := &Client{
+		nc:      nc,
+		js:      js,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		streams: make(map[string]jetstream.Stream),
+		kvs:     make(map[string]jetstream.KeyValue),
+	}
+	for _, sc := range c.streamConfigs() {
+		s, err := js.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
+			return nil, fmt.Errorf("provision stream %s: %w", sc.Name, err)
+		}
+		c.streams[sc.Name] = s
+	}
+	for _, kc := range c.bucketConfigs() {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, kc)
+		if err != nil {
+			return nil, fmt.Errorf("provision kv bucket %s: %w", kc.Bucket, err)
+		}
+		c.kvs[kc.Bucket] = kv
+	}
+	c.log.Debug("jetstream provisioned", "replicas", cfg.Replicas, "storage", cfg.Storage.String(),
+		"streams", len(c.streams), "buckets", len(c.kvs))
+	return c, nil
+}
+
+func (c *Client) streamConfigs() []jetstream.StreamConfig {
+	r, st := c.cfg.Replicas, c.cfg.Storage
+	return []jetstream.StreamConfig{
+		{
+			Name:        StreamActivities,
+			Description: "taskwire activities, one subject per queue",
+			Subjects:    []string{"activity.>"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Duplicates:  DuplicatesWindowDefault,
+			Replicas:    r,
+			Storage:     st,
+		},
+		{
+			Name:        StreamTriggers,
+			Description: "taskwire triggers of deferred tasks",
+			Subjects:    []string{"trigger.>"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Replicas:    r,
+			Storage:     st,
+		},
+		{
+			Name:        StreamEvents,
+			Description: "taskwire fired trigger events",
+			Subjects:    []string{"event.>"},
+			Retention:   jetstream.LimitsPolicy,
+			Replicas:    r,
+			Storage:     st,
+		},
+		{
+			Name:        StreamLogs,
+			Description: "taskwire task log lines",
+			Subjects:    []string{"log.>"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      c.cfg.LogMaxAge,
+			Replicas:    r,
+			Storage:     st,
+		},
+		{
+			Name:              StreamTimers,
+			Description:       "taskwire timers as scheduled messages",
+			Subjects:          []string{"timer.>"},
+			Retention:         jetstream.WorkQueuePolicy,
+			AllowMsgSchedules: true,
+			// Message schedules need roll-ups; the server would turn them
+			// on anyway, saying so keeps updates idempotent.
+			AllowRollup: true,
+			Replicas:    r,
+			Storage:     st,
+		},
+		{
+			Name:        StreamDeadLetter,
+			Description: "taskwire dead-lettered activities",
+			Subjects:    []string{"deadletter.>"},
+			Retention:   jetstream.LimitsPolicy,
+			Replicas:    r,
+			Storage:     st,
+		},
+	}
+}
+
+func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
+	r, st := c.cfg.Replicas, c.cfg.Storage
+	return []jetstream.KeyValueConfig{
+		{Bucket: BucketTaskInstances, Description: "taskwire task-instance records", History: TaskInstanceHistoryDefault, Replicas: r, Storage: st},
+		{Bucket: BucketXCom, Description: "taskwire xcom values", Replicas: r, Storage: st},
+		{Bucket: BucketVariables, Description: "taskwire variables", Replicas: r, Storage: st},
+		{Bucket: BucketConnections, Description: "taskwire connections", Replicas: r, Storage: st},
+		{Bucket: BucketConfig, Description: "taskwire configuration", Replicas: r, Storage: st},
+	}
+}
+
+// Conn is the NATS connection the client was created with.
+func (c *Client) Conn() *nats.Conn { return c.nc }
+
+// JetStream is the client's JetStream context.
+func (c *Client) JetStream() jetstream.JetStream { return c.js }
+
+// KV returns one of the provisioned buckets, named by a Bucket constant.
+// It panics for any other name: that is a programming error.
+func (c *Client) KV(bucket string) jetstream.KeyValue {
+	kv, ok := c.kvs[bucket]
+	if !ok {
+		panic(fmt.Sprintf("queue: unknown kv bucket %q", bucket))
+	}
+	return kv
+}
+
+// stream returns a provisioned stream handle.
+func (c *Client) stream(name string) jetstream.Stream { return c.streams[name] }

@@ -1,0 +1,237 @@
+package queue_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/queue"
+)
+
+func TestNewIsIdempotent(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	ctx := testContext(t)
+	c1, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("first New: %v", err)
+	}
+	if _, err := c1.KV(queue.BucketXCom).Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	// A second process provisioning the same layout, then a restart of the
+	// first one.
+	if _, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{Logger: testLogger(t)}); err != nil {
+		t.Fatalf("second New: %v", err)
+	}
+	c3, err := queue.New(ctx, c1.Conn(), queue.Config{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("third New: %v", err)
+	}
+	e, err := c3.KV(queue.BucketXCom).Get(ctx, "k")
+	if err != nil || string(e.Value()) != "v" {
+		t.Fatalf("get after re-provisioning = %v, %v; want v", e, err)
+	}
+
+	var names []string
+	for name := range c3.JetStream().StreamNames(ctx).Name() {
+		names = append(names, name)
+	}
+	for _, want := range []string{queue.StreamActivities, queue.StreamTriggers, queue.StreamEvents,
+		queue.StreamLogs, queue.StreamTimers, queue.StreamDeadLetter,
+		"KV_" + queue.BucketTaskInstances, "KV_" + queue.BucketXCom, "KV_" + queue.BucketVariables,
+		"KV_" + queue.BucketConnections, "KV_" + queue.BucketConfig} {
+		found := false
+		for _, n := range names {
+			found = found || n == want
+		}
+		if !found {
+			t.Errorf("stream %s missing; have %v", want, names)
+		}
+	}
+	st, err := c3.JetStream().Stream(ctx, queue.StreamActivities)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	if got := st.CachedInfo().Config; got.Retention != jetstream.WorkQueuePolicy || got.Duplicates != 2*time.Minute {
+		t.Errorf("ACTIVITIES retention %v duplicates %v, want workqueue 2m", got.Retention, got.Duplicates)
+	}
+	kvs, err := c3.KV(queue.BucketTaskInstances).Status(ctx)
+	if err != nil {
+		t.Fatalf("kv status: %v", err)
+	}
+	if kvs.History() != 5 {
+		t.Errorf("task_instances history = %d, want 5", kvs.History())
+	}
+}
+
+func TestKVUnknownBucketPanics(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, queue.Config{})
+	defer func() {
+		if recover() == nil {
+			t.Fatal("KV(unknown) did not panic")
+		}
+	}()
+	c.KV("nope")
+}
+
+func TestPublishActivityDeduplicates(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, queue.Config{})
+	ctx := testContext(t)
+	for range 2 {
+		if err := c.PublishActivity(ctx, "default", "act-1", []byte("payload")); err != nil {
+			t.Fatalf("PublishActivity: %v", err)
+		}
+	}
+	if err := c.PublishActivity(ctx, "default", "act-2", []byte("payload")); err != nil {
+		t.Fatalf("PublishActivity: %v", err)
+	}
+	st, err := c.JetStream().Stream(ctx, queue.StreamActivities)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatalf("info: %v", err)
+	}
+	if got := info.State.Msgs; got != 2 {
+		t.Fatalf("stored %d messages, want 2", got)
+	}
+	if err := c.PublishActivity(ctx, "Bad.Queue", "x", nil); !errors.Is(err, queue.ErrInvalidQueue) {
+		t.Fatalf("PublishActivity on a bad queue = %v, want ErrInvalidQueue", err)
+	}
+}
+
+func TestActivityConsumerGetsOnlyItsQueue(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, queue.Config{})
+	ctx := testContext(t)
+	for _, q := range []string{"alpha", "beta", "alpha"} {
+		if err := c.PublishActivity(ctx, q, q+"-"+time.Now().Format(time.RFC3339Nano), []byte(q)); err != nil {
+			t.Fatalf("PublishActivity: %v", err)
+		}
+	}
+	cons, err := c.ActivityConsumer(ctx, "alpha")
+	if err != nil {
+		t.Fatalf("ActivityConsumer: %v", err)
+	}
+	// Idempotent: a second worker of the same queue.
+	if _, err := c.ActivityConsumer(ctx, "alpha"); err != nil {
+		t.Fatalf("second ActivityConsumer: %v", err)
+	}
+	info := cons.CachedInfo()
+	if info.Name != "queue-alpha" || info.Config.FilterSubject != "activity.alpha" ||
+		info.Config.AckPolicy != jetstream.AckExplicitPolicy || info.Config.MaxDeliver != 5 ||
+		info.Config.AckWait != 30*time.Second {
+		t.Fatalf("consumer config = %+v", info.Config)
+	}
+	batch, err := cons.Fetch(10, jetstream.FetchMaxWait(500*time.Millisecond))
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	var got []string
+	for m := range batch.Messages() {
+		got = append(got, m.Subject())
+		if err := m.Ack(); err != nil {
+			t.Fatalf("Ack: %v", err)
+		}
+	}
+	if batch.Error() != nil {
+		t.Fatalf("fetch: %v", batch.Error())
+	}
+	if len(got) != 2 || got[0] != "activity.alpha" || got[1] != "activity.alpha" {
+		t.Fatalf("alpha consumer got %v, want two activity.alpha", got)
+	}
+}
+
+func TestMaxDeliveriesAdvisory(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, queue.Config{ActivityMaxDeliver: 2, ActivityAckWait: time.Second})
+	ctx := testContext(t)
+
+	type exhausted struct {
+		stream string
+		seq    uint64
+	}
+	advisories := make(chan exhausted, 1)
+	unsubscribe, err := c.OnMaxDeliveries(func(stream string, seq uint64) {
+		select {
+		case advisories <- exhausted{stream, seq}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatalf("OnMaxDeliveries: %v", err)
+	}
+	defer unsubscribe()
+
+	if err := c.PublishActivity(ctx, "flaky", "act-1", []byte("poison")); err != nil {
+		t.Fatalf("PublishActivity: %v", err)
+	}
+	cons, err := c.ActivityConsumer(ctx, "flaky")
+	if err != nil {
+		t.Fatalf("ActivityConsumer: %v", err)
+	}
+	var (
+		mu         sync.Mutex
+		deliveries int
+	)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		mu.Lock()
+		deliveries++
+		mu.Unlock()
+		_ = m.Nak()
+	})
+	if err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	defer cc.Stop()
+
+	var adv exhausted
+	select {
+	case adv = <-advisories:
+	case <-ctx.Done():
+		t.Fatal("no max deliveries advisory")
+	}
+	mu.Lock()
+	if deliveries != 2 {
+		t.Errorf("delivered %d times, want 2", deliveries)
+	}
+	mu.Unlock()
+	if adv.stream != queue.StreamActivities || adv.seq != 1 {
+		t.Fatalf("advisory = %+v, want ACTIVITIES seq 1", adv)
+	}
+	msg, err := c.GetActivityBySeq(ctx, adv.seq)
+	if err != nil {
+		t.Fatalf("GetActivityBySeq: %v", err)
+	}
+	if string(msg.Data) != "poison" || msg.Subject != "activity.flaky" || msg.Header.Get("Nats-Msg-Id") != "act-1" {
+		t.Fatalf("GetActivityBySeq = %s %q %v", msg.Subject, msg.Data, msg.Header)
+	}
+	if err := c.PublishDeadLetter(ctx, "flaky", msg.Data, "max deliveries\nexceeded"); err != nil {
+		t.Fatalf("PublishDeadLetter: %v", err)
+	}
+	if err := c.DeleteActivity(ctx, adv.seq); err != nil {
+		t.Fatalf("DeleteActivity: %v", err)
+	}
+	if _, err := c.GetActivityBySeq(ctx, adv.seq); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("GetActivityBySeq after delete = %v, want ErrMsgNotFound", err)
+	}
+	dl, err := c.JetStream().Stream(ctx, queue.StreamDeadLetter)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	got, err := dl.GetLastMsgForSubject(ctx, "deadletter.flaky")
+	if err != nil {
+		t.Fatalf("get dead letter: %v", err)
+	}
+	if string(got.Data) != "poison" || got.Header.Get(queue.HeaderReason) != "max deliveries exceeded" {
+		t.Fatalf("dead letter = %q %v", got.Data, got.Header)
+	}
+}

@@ -1,0 +1,61 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrInvalidQueue is wrapped by errors about queue names.
+var ErrInvalidQueue = errors.New("queue: invalid queue name")
+
+// ErrInvalidToken is wrapped by errors about other subject tokens (timer
+// kinds and ids, task-instance ids, tries).
+var ErrInvalidToken = errors.New("queue: invalid subject token")
+
+// queueNameMaxLen is the longest valid queue name.
+const queueNameMaxLen = 64
+
+// ValidQueueName reports whether q is a valid queue name: 1 to 64 of
+// [a-z0-9_-]. The error wraps [ErrInvalidQueue].
+func ValidQueueName(q string) error {
+	if q == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidQueue)
+	}
+	if len(q) > queueNameMaxLen {
+		return fmt.Errorf("%w: %d characters, at most %d", ErrInvalidQueue, len(q), queueNameMaxLen)
+	}
+	for i := 0; i < len(q); i++ {
+		b := q[i]
+		if (b < 'a' || b > 'z') && (b < '0' || b > '9') && b != '_' && b != '-' {
+			return fmt.Errorf("%w: %q has %q at %d, want [a-z0-9_-]", ErrInvalidQueue, q, b, i)
+		}
+	}
+	return nil
+}
+
+// validToken reports whether s can be one NATS subject token: not empty, no
+// dots, wildcards, whitespace or control characters.
+func validToken(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty %s", ErrInvalidToken, what)
+	}
+	if i := strings.IndexFunc(s, func(r rune) bool {
+		return r == '.' || r == '*' || r == '>' || r <= ' ' || r == 0x7f
+	}); i >= 0 {
+		return fmt.Errorf("%w: %s %q has %q at %d", ErrInvalidToken, what, s, s[i], i)
+	}
+	return nil
+}
+
+// ActivitySubject is the subject activities for queue are published on.
+func ActivitySubject(queue string) string { return "activity." + queue }
+
+// DeadLetterSubject is the subject dead letters of queue are published on.
+func DeadLetterSubject(queue string) string { return "deadletter." + queue }
+
+// TimerSubject is the subject timers of kind are delivered on.
+func TimerSubject(kind string) string { return "timer." + kind }
+
+// timerScheduleSubject holds the pending schedule of one timer.
+func timerScheduleSubject(kind, id string) string { return "timer.schedule." + kind + "." + id }

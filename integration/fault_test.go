@@ -41,8 +41,8 @@ func TestWorkerKilledMidTask(t *testing.T) {
 
 func TestQueuesAreSeparate(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
-	c.startWorker(workerOpts{name: "wa", queues: "qa", extra: []string{"--id", "worker-a"}})
-	c.startWorker(workerOpts{name: "wb", queues: "qb", extra: []string{"--id", "worker-b"}})
+	c.startWorker(workerOpts{name: "wa", queues: "qa", extra: []string{"--worker-id", "worker-a"}})
+	c.startWorker(workerOpts{name: "wb", queues: "qb", extra: []string{"--worker-id", "worker-b"}})
 	var ids []string
 	for i := 0; i < 6; i++ {
 		q := "qa"

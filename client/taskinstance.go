@@ -1,0 +1,146 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// WaitPollInterval is how often Wait reads the task instance.
+const WaitPollInterval = 100 * time.Millisecond
+
+// waitErrorBudget is how long Wait rides out temporary errors (an executor
+// restarting) before returning the last one.
+const waitErrorBudget = 10 * time.Second
+
+// Submit queues a task instance for spec (POST /activities) and returns it,
+// queued. The server fills the ids spec leaves out (see
+// activity.TaskSpec.WithDefaults); an invalid spec is ErrBadRequest.
+func (c *Client) Submit(ctx context.Context, spec activity.TaskSpec) (*activity.TaskInstance, error) {
+	var ti activity.TaskInstance
+	if err := c.do(ctx, http.MethodPost, "/activities", nil, spec, &ti); err != nil {
+		return nil, fmt.Errorf("submit to queue %s: %w", spec.Queue, err)
+	}
+	return &ti, nil
+}
+
+// Get returns the task instance id; ErrNotFound when there is none.
+func (c *Client) Get(ctx context.Context, id string) (*activity.TaskInstance, error) {
+	p, err := pathID("task instance id", id)
+	if err == nil {
+		var ti activity.TaskInstance
+		if err = c.do(ctx, http.MethodGet, "/task-instances/"+p, nil, nil, &ti); err == nil {
+			return &ti, nil
+		}
+	}
+	return nil, fmt.Errorf("get task instance %s: %w", id, err)
+}
+
+// ListOpts filters List. The zero value lists the newest instances in any
+// state, up to the server's default limit.
+type ListOpts struct {
+	// States keeps instances in one of these states; empty keeps all.
+	States []activity.State
+	Queue  string
+	DagID  string
+	// Limit caps how many instances are answered; 0 means the server's
+	// default (100).
+	Limit int
+}
+
+// List returns task instances matching opts, newest first, and how many
+// match in all (which may exceed the number returned).
+func (c *Client) List(ctx context.Context, opts ListOpts) ([]*activity.TaskInstance, int, error) {
+	q := url.Values{}
+	if len(opts.States) > 0 {
+		names := make([]string, len(opts.States))
+		for i, s := range opts.States {
+			names[i] = string(s)
+		}
+		q.Set("state", strings.Join(names, ","))
+	}
+	if opts.Queue != "" {
+		q.Set("queue", opts.Queue)
+	}
+	if opts.DagID != "" {
+		q.Set("dag_id", opts.DagID)
+	}
+	if opts.Limit < 0 {
+		return nil, 0, fmt.Errorf("list task instances: %w: limit %d is negative", ErrBadRequest, opts.Limit)
+	}
+	if opts.Limit > 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	var out struct {
+		TaskInstances []*activity.TaskInstance `json:"task_instances"`
+		Total         int                      `json:"total"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/task-instances", q, nil, &out); err != nil {
+		return nil, 0, fmt.Errorf("list task instances: %w", err)
+	}
+	return out.TaskInstances, out.Total, nil
+}
+
+// Cancel cancels the task instance id and returns it; ErrConflict when it
+// is already finished.
+func (c *Client) Cancel(ctx context.Context, id string) (*activity.TaskInstance, error) {
+	p, err := pathID("task instance id", id)
+	if err == nil {
+		var ti activity.TaskInstance
+		if err = c.do(ctx, http.MethodPost, "/task-instances/"+p+"/cancel", nil, nil, &ti); err == nil {
+			return &ti, nil
+		}
+	}
+	return nil, fmt.Errorf("cancel task instance %s: %w", id, err)
+}
+
+// Wait polls the task instance id every WaitPollInterval until it is in a
+// terminal state (activity.State.Terminal) and returns it. onChange, when not
+// nil, is called with the first answer and with every answer whose state or
+// try number differs from the one before, the terminal one included; it runs
+// on the caller's goroutine.
+//
+// Temporary errors (transport errors, 5xx) are ridden out for up to 10s; any
+// other error, or ctx ending, ends the wait. A task that is not finished
+// keeps running when the wait ends.
+func (c *Client) Wait(ctx context.Context, id string, onChange func(*activity.TaskInstance)) (*activity.TaskInstance, error) {
+	t := time.NewTicker(WaitPollInterval)
+	defer t.Stop()
+	var (
+		last         *activity.TaskInstance
+		failingSince time.Time
+	)
+	for {
+		ti, err := c.Get(ctx, id)
+		switch {
+		case err == nil:
+			failingSince = time.Time{}
+			if onChange != nil && (last == nil || ti.State != last.State || ti.TryNumber != last.TryNumber) {
+				onChange(ti)
+			}
+			last = ti
+			if ti.State.Terminal() {
+				return ti, nil
+			}
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("wait for task instance %s: %w", id, context.Cause(ctx))
+		case !temporary(err):
+			return nil, err
+		case failingSince.IsZero():
+			failingSince = time.Now()
+		case time.Since(failingSince) > waitErrorBudget:
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for task instance %s: %w", id, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}

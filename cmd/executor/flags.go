@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/taskwire/taskwire/client"
+)
+
+// apiURLDefault is where the CLI finds the executor when neither --api-url
+// nor TASKWIRE_API_URL says otherwise.
+const apiURLDefault = "http://127.0.0.1:8080"
+
+// newFlagSet returns a flag set printing to c.stderr with usage text u
+// before the flags.
+func (c *cli) newFlagSet(name, u string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), u)
+		fmt.Fprintln(fs.Output(), "\nFlags:")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// envNameRE finds the environment variable a flag falls back to: its help
+// names it in parentheses, so the help and the binding cannot disagree.
+var envNameRE = regexp.MustCompile(`\((TASKWIRE_[A-Z0-9_]+)\)`)
+
+// applyEnv sets every flag of fs not in given whose help names a
+// TASKWIRE_* variable from that variable, when it is set and not empty:
+// the command line wins over the environment, the environment over the
+// built-in default.
+func (c *cli) applyEnv(fs *flag.FlagSet, given map[string]bool) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		m := envNameRE.FindStringSubmatch(f.Usage)
+		if m == nil || given[f.Name] {
+			return
+		}
+		v, ok := c.lookupEnv(m[1])
+		if !ok || v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q (for --%s): %v", m[1], v, f.Name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// parse parses args, which may mix flags and positional arguments ("get ID
+// --json"; a "--" ends the flags), then applies the environment. It returns
+// the positional arguments and the names of the flags given on the command
+// line.
+func (c *cli) parse(fs *flag.FlagSet, args []string) (pos []string, given map[string]bool, err error) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, nil, usageErr(err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	given, err = c.afterParse(fs)
+	return pos, given, err
+}
+
+// parseHead parses flags up to the first positional argument (or "--"),
+// the rest being positional: a command and its own arguments.
+func (c *cli) parseHead(fs *flag.FlagSet, args []string) (pos []string, given map[string]bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, usageErr(err)
+	}
+	given, err = c.afterParse(fs)
+	return fs.Args(), given, err
+}
+
+// afterParse applies the environment to the flags not given.
+func (c *cli) afterParse(fs *flag.FlagSet) (map[string]bool, error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if err := c.applyEnv(fs, given); err != nil {
+		return nil, usageErr(err)
+	}
+	return given, nil
+}
+
+// wantArgs checks the number of positional arguments.
+func wantArgs(fs *flag.FlagSet, args []string, names ...string) error {
+	if len(args) != len(names) {
+		return usagef("%s: want %d argument(s) %s, got %d: %q", fs.Name(), len(names), strings.Join(names, " "), len(args), args)
+	}
+	return nil
+}
+
+// apiFlags are the flags of every command that calls the public API.
+type apiFlags struct {
+	url, token string
+	json       bool
+}
+
+func (a *apiFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.url, "api-url", apiURLDefault, "executor URL (TASKWIRE_API_URL)")
+	fs.StringVar(&a.token, "token", "", "operator token of the public API (TASKWIRE_OPERATOR_TOKEN)")
+	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table (TASKWIRE_JSON)")
+}
+
+func (a *apiFlags) client() (*client.Client, error) {
+	c, err := client.New(client.Config{URL: a.url, Token: a.token})
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("--api-url: %w", err))
+	}
+	return c, nil
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// newTable returns a tabwriter for aligned columns; Flush it.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// row writes one tab-separated row, replacing tabs and newlines inside cells.
+func row(w io.Writer, cells ...string) {
+	for i, s := range cells {
+		cells[i] = strings.NewReplacer("\t", " ", "\n", `\n`, "\r", "").Replace(s)
+		if cells[i] == "" {
+			cells[i] = "-"
+		}
+	}
+	fmt.Fprintln(w, strings.Join(cells, "\t"))
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,84 @@
+// Command worker pulls activities from taskwire queues and supervises their
+// tasks. Every flag falls back to the TASKWIRE_* environment variable named
+// in its help; see -h.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/worker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	log := o.log
+	nc, err := queue.Connect(ctx, queue.ConnConfig{
+		URL: o.natsURL, User: o.natsUser, Password: o.natsPassword, CredsFile: o.natsCreds,
+		TLSCA: o.natsCA, TLSCert: o.natsCert, TLSKey: o.natsKey, Name: "taskwire-worker", Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(_ *nats.Conn) { close(closed) })
+	defer func() {
+		// Phase 4 of shutdown: drain the connection (flushes log lines).
+		if err := nc.Drain(); err != nil {
+			nc.Close()
+			return
+		}
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			nc.Close()
+		}
+	}()
+	qc, err := queue.New(ctx, nc, queue.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	api, err := execution.NewClient(execution.ClientConfig{URL: o.apiURL, Logger: log})
+	if err != nil {
+		return err
+	}
+	o.cfg.Queue, o.cfg.API, o.cfg.Logger = qc, api, log
+	w, err := worker.New(o.cfg)
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	o.logEffective(w.ID())
+	<-ctx.Done()
+	log.Info("shutting down", "grace_period", o.cfg.GracePeriod)
+	sctx, cancel := context.WithTimeout(context.Background(), o.cfg.GracePeriod+2*o.cfg.KillGrace+worker.ReportTimeoutDefault)
+	defer cancel()
+	return w.Stop(sctx)
+}

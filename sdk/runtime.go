@@ -1,0 +1,238 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/taskwire/taskwire/protocol"
+)
+
+// Environment variables Main reads when the flags are not given.
+const (
+	EnvCommAddr = "TASKWIRE_COMM_ADDR"
+	EnvLogsAddr = "TASKWIRE_LOGS_ADDR"
+	EnvCodec    = "TASKWIRE_CODEC"
+)
+
+// DialTimeoutDefault bounds connecting to the worker when Run's context has
+// no deadline.
+const DialTimeoutDefault = 10 * time.Second
+
+// maxReasonLen bounds the reason sent with a terminal message.
+const maxReasonLen = 16 << 10
+
+// Runtime runs registered tasks for a worker. Set its fields before Run.
+type Runtime struct {
+	// Codec is the body encoding on the comm socket; the zero value is
+	// msgpack. Main sets it from --codec or TASKWIRE_CODEC.
+	Codec protocol.Codec
+	// LogLevel is the lowest level Task.Logger writes; the zero value is
+	// slog.LevelInfo.
+	LogLevel slog.Level
+
+	mu    sync.Mutex
+	tasks map[string]TaskFunc
+}
+
+// New returns a Runtime with no tasks.
+func New() *Runtime {
+	return &Runtime{tasks: map[string]TaskFunc{}}
+}
+
+// Register makes fn the code of task taskID. It panics when taskID is empty,
+// fn is nil or taskID is already registered.
+func (r *Runtime) Register(taskID string, fn TaskFunc) {
+	if taskID == "" || fn == nil {
+		panic("sdk: Register needs a task id and a function")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tasks == nil {
+		r.tasks = map[string]TaskFunc{}
+	}
+	if _, ok := r.tasks[taskID]; ok {
+		panic("sdk: task " + taskID + " registered twice")
+	}
+	r.tasks[taskID] = fn
+}
+
+// Main runs the task the worker asks for and exits the process: 0 once the
+// outcome was reported, 1 when it could not be, 2 on bad arguments. The
+// addresses come from the flags --comm and --logs, else from
+// TASKWIRE_COMM_ADDR and TASKWIRE_LOGS_ADDR; the codec from --codec, else
+// TASKWIRE_CODEC (msgpack by default). Main is the only function of the
+// package that exits or reads the environment; it leaves signals alone, so
+// the worker's SIGTERM ends the process.
+func (r *Runtime) Main() {
+	fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
+	comm := fs.String("comm", os.Getenv(EnvCommAddr), "worker's comm address (env "+EnvCommAddr+")")
+	logs := fs.String("logs", os.Getenv(EnvLogsAddr), "worker's logs address (env "+EnvLogsAddr+")")
+	codecName := fs.String("codec", os.Getenv(EnvCodec), "comm body codec, msgpack or json (env "+EnvCodec+")")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	codec, err := protocol.ParseCodec(*codecName)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "taskwire sdk:", err)
+		os.Exit(2)
+	}
+	if *comm == "" {
+		fmt.Fprintln(os.Stderr, "taskwire sdk: no comm address: pass --comm or set "+EnvCommAddr)
+		os.Exit(2)
+	}
+	r.Codec = codec
+	if err := r.Run(context.Background(), *comm, *logs); err != nil {
+		fmt.Fprintln(os.Stderr, "taskwire sdk:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Run connects to the worker at commAddr (requests) and logsAddr (log
+// lines; "" or unreachable means stderr), reads StartupDetails, runs the
+// task it names (Context.Entrypoint, else TI.TaskID), and reports the
+// outcome with one terminal message. It returns nil once the worker has
+// acknowledged that message, whatever the outcome, and an error when no
+// outcome could be reported. A task with no registered function fails (with
+// no retry). Cancelling ctx cancels the task's context.
+func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
+	dctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(ctx, DialTimeoutDefault)
+		defer cancel()
+	}
+	var d net.Dialer
+	lw := &logWriter{}
+	if logsAddr != "" {
+		lc, err := d.DialContext(dctx, "tcp", logsAddr)
+		if err != nil {
+			lw.err = err
+			fmt.Fprintf(os.Stderr, "taskwire sdk: logs to stderr: %v\n", err)
+		} else {
+			defer lc.Close()
+			lw.w = lc
+		}
+	}
+	handler := newLogHandler(lw, r.LogLevel)
+	sdkLog := slog.New(handler).With("logger", "taskwire.sdk")
+
+	nc, err := d.DialContext(dctx, "tcp", commAddr)
+	if err != nil {
+		return fmt.Errorf("connect to the worker: %w", err)
+	}
+	defer nc.Close()
+	// Closing the socket is the only way to stop a blocked read.
+	stopClose := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stopClose()
+
+	conn := protocol.NewConn(nc, r.Codec, 0)
+	first, err := conn.ReadResponse()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return fmt.Errorf("read StartupDetails: %w", err)
+	}
+	startup, ok := first.Msg.(protocol.StartupDetails)
+	if !ok || first.ID != 0 {
+		return fmt.Errorf("first frame from the worker is %s with id %d, want StartupDetails with id 0", typeName(first.Msg), first.ID)
+	}
+
+	taskCtx, cancelTask := context.WithCancelCause(ctx)
+	defer cancelTask(context.Canceled)
+	cl := newClient(conn)
+	go cl.readLoop(cancelTask)
+	defer func() {
+		nc.Close()
+		<-cl.done
+	}()
+
+	t := &Task{startup: startup, client: cl, logger: slog.New(handler).With("logger", "task")}
+	name := startup.Context.Entrypoint
+	if name == "" {
+		name = startup.TI.TaskID
+	}
+	r.mu.Lock()
+	fn := r.tasks[name]
+	r.mu.Unlock()
+
+	var taskErr error
+	if fn == nil {
+		taskErr = Fail(fmt.Errorf("no task %q in this runtime", name))
+		sdkLog.Error("no such task", "task_id", name)
+	} else {
+		taskErr = runTask(taskCtx, fn, t)
+	}
+	if t.isDeferred() {
+		// DeferTask was the terminal message.
+		if !errors.Is(taskErr, ErrDeferred) {
+			sdkLog.Warn("task deferred, then returned something else: ignored", "task_id", name, "err", taskErr)
+		}
+		return nil
+	}
+	msg := terminal(taskErr)
+	var pe *PanicError
+	if errors.As(taskErr, &pe) {
+		sdkLog.Error("task panicked", "task_id", name, "panic", fmt.Sprint(pe.Value), "stack", pe.Stack)
+	}
+	// The outcome is reported even when ctx is done: give it a moment of its own.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RequestTimeoutDefault)
+	defer cancel()
+	if _, err := cl.call(sctx, msg); err != nil {
+		return fmt.Errorf("report %s: %w", msg.MessageType(), err)
+	}
+	return nil
+}
+
+// runTask runs fn, recovering a panic into a *PanicError.
+func runTask(ctx context.Context, fn TaskFunc, t *Task) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: string(debug.Stack())}
+		}
+	}()
+	return fn(ctx, t)
+}
+
+// terminal returns the message that reports a TaskFunc's result.
+func terminal(err error) protocol.Message {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	var skip *SkipError
+	var fail *FailError
+	switch {
+	case err == nil:
+		return protocol.SucceedTask{EndDate: now}
+	case errors.As(err, &skip):
+		return protocol.TaskState{State: "skipped", EndDate: now, Reason: skip.Reason}
+	case errors.As(err, &fail):
+		return protocol.TaskState{State: "failed", EndDate: now, Reason: reason(err)}
+	}
+	return protocol.RetryTask{EndDate: now, Reason: reason(err)}
+}
+
+func reason(err error) string {
+	s := err.Error()
+	if len(s) > maxReasonLen {
+		s = s[:maxReasonLen] + "\n[truncated]"
+	}
+	return s
+}
+
+func typeName(m protocol.Message) string {
+	if m == nil {
+		return "nothing"
+	}
+	return m.MessageType()
+}

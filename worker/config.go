@@ -1,0 +1,202 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/protocol"
+	"github.com/taskwire/taskwire/queue"
+)
+
+// Defaults of Config.
+const (
+	ConcurrencyDefault       = 4
+	HeartbeatIntervalDefault = 5 * time.Second
+	GracePeriodDefault       = 30 * time.Second
+	KillGraceDefault         = 5 * time.Second
+	HandshakeTimeoutDefault  = 30 * time.Second
+	FetchMaxWaitDefault      = 5 * time.Second
+	// ReportTimeoutDefault bounds reporting a final state (with the client's
+	// own retries) so that Stop is bounded even when the executor is down.
+	ReportTimeoutDefault = 30 * time.Second
+)
+
+// Placeholders substituted in Runtime.Command arguments.
+const (
+	PlaceholderCommAddr = "{comm_addr}"
+	PlaceholderLogsAddr = "{logs_addr}"
+)
+
+// Runtime is the language runtime ("coordinator") that runs a queue's tasks.
+type Runtime struct {
+	// Command starts an SDK runtime. "{comm_addr}" and "{logs_addr}" are
+	// substituted in each argument with the loopback addresses the worker
+	// listens on; they are also in TASKWIRE_COMM_ADDR and TASKWIRE_LOGS_ADDR.
+	// Empty means the "command" runtime: the activity's Entrypoint.Command is
+	// run directly, with no protocol.
+	Command []string
+	// Codec of the task protocol's frame bodies; default msgpack.
+	Codec protocol.Codec
+	// Env is added to the runtime's environment.
+	Env map[string]string
+	// Dir is the runtime's working directory; default the worker's.
+	Dir string
+}
+
+// sdk reports whether r is an SDK runtime (one that speaks the protocol).
+func (r Runtime) sdk() bool { return len(r.Command) > 0 }
+
+// Config configures a Worker. The zero value of every optional field means
+// its default.
+type Config struct {
+	// Queue is the JetStream client activities are pulled from and logs
+	// pushed to. Required.
+	Queue *queue.Client
+	// API is the Execution API client. Required.
+	API *execution.Client
+	// Queues are the queues served. Required; each must pass
+	// activity.ValidateQueue.
+	Queues []string
+	// Concurrency is the number of slots: tasks (and callbacks) run at once,
+	// shared by all queues. Default 4.
+	Concurrency int
+	// Runtimes maps a queue to its runtime; a queue with none uses the
+	// command runtime.
+	Runtimes map[string]Runtime
+	// Hostname reported to the executor; default os.Hostname().
+	Hostname string
+	// ID is the worker's id; default hostname-pid-random.
+	ID string
+	// HeartbeatInterval between heartbeats of each running task; default 5s.
+	HeartbeatInterval time.Duration
+	// GracePeriod is how long Stop lets running tasks finish before it kills
+	// them and reports them up_for_retry; default 30s.
+	GracePeriod time.Duration
+	// KillGrace is the time between SIGTERM and SIGKILL of a task's process
+	// group; default 5s.
+	KillGrace time.Duration
+	// HandshakeTimeout is how long an SDK runtime has to connect to the comm
+	// address; default 30s.
+	HandshakeTimeout time.Duration
+	// FetchMaxWait is how long one pull request waits for messages before it
+	// is renewed; messages are handed over as soon as they arrive, so this
+	// only bounds how long an idle pull holds its slots. Default 5s.
+	FetchMaxWait time.Duration
+	// StateDir, when set, records the process group of every running task so
+	// that a restarted worker kills the orphans of one that was SIGKILLed.
+	// Only one worker may use a StateDir at a time.
+	StateDir string
+	// Logger for the worker's own logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+// ErrConfig is matched by every configuration error of New.
+var ErrConfig = errors.New("invalid worker config")
+
+func configErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+}
+
+// WithDefaults returns c with defaults applied.
+func (c Config) WithDefaults() Config {
+	if c.Concurrency <= 0 {
+		c.Concurrency = ConcurrencyDefault
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+		if c.Hostname == "" {
+			c.Hostname = "localhost"
+		}
+	}
+	if c.ID == "" {
+		c.ID = fmt.Sprintf("%s-%d-%s", c.Hostname, os.Getpid(), randomSuffix())
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = HeartbeatIntervalDefault
+	}
+	if c.GracePeriod <= 0 {
+		c.GracePeriod = GracePeriodDefault
+	}
+	if c.KillGrace <= 0 {
+		c.KillGrace = KillGraceDefault
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = HandshakeTimeoutDefault
+	}
+	if c.FetchMaxWait <= 0 {
+		c.FetchMaxWait = FetchMaxWaitDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.Queue == nil {
+		return configErr("Queue (the JetStream client) is required")
+	}
+	if c.API == nil {
+		return configErr("API (the Execution API client) is required")
+	}
+	if len(c.Queues) == 0 {
+		return configErr("at least one queue is required")
+	}
+	seen := map[string]bool{}
+	for _, q := range c.Queues {
+		if err := activity.ValidateQueue(q); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		if seen[q] {
+			return configErr("queue %q listed twice", q)
+		}
+		seen[q] = true
+	}
+	for q, rt := range c.Runtimes {
+		if !seen[q] {
+			return configErr("runtime for queue %q, which is not served", q)
+		}
+		if err := rt.validate(); err != nil {
+			return fmt.Errorf("%w: queue %q: %w", ErrConfig, q, err)
+		}
+	}
+	if c.FetchMaxWait < 100*time.Millisecond {
+		return configErr("FetchMaxWait %s is below 100ms", c.FetchMaxWait)
+	}
+	return nil
+}
+
+func (r Runtime) validate() error {
+	if !r.sdk() {
+		if r.Codec != protocol.CodecMsgpack || len(r.Env) > 0 || r.Dir != "" {
+			return errors.New("runtime has codec, env or dir but no command")
+		}
+		return nil
+	}
+	if strings.TrimSpace(r.Command[0]) == "" {
+		return errors.New("runtime command has an empty program")
+	}
+	if r.Codec != protocol.CodecMsgpack && r.Codec != protocol.CodecJSON {
+		return fmt.Errorf("unknown codec %d", r.Codec)
+	}
+	for k := range r.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("bad env name %q", k)
+		}
+	}
+	if r.Dir != "" {
+		if st, err := os.Stat(r.Dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("runtime dir %q is not a directory", r.Dir)
+		}
+	}
+	if _, err := lookPath(r.Command[0], r.Dir); err != nil {
+		return fmt.Errorf("runtime command: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+// Package worker pulls activities from the queues it serves and supervises
+// each task try in a child process.
+//
+// # Pulling
+//
+// A Worker has Concurrency slots shared by all its queues. Each queue has a
+// pull loop that takes the free slots (at most Concurrency/len(Queues) per
+// pull, so one queue cannot hold every slot while idle) and sends one
+// JetStream pull request for that many messages. A message is handed to its
+// own goroutine the moment it arrives, with one slot; the slots a pull did
+// not use are given back when the request expires (Config.FetchMaxWait). So
+// nothing is pulled without a slot to run it, and nothing waits on a timer.
+// With fewer slots than queues, a queue may wait up to FetchMaxWait for a
+// pull of another to give its slot back. Stop cancels pending pulls; a
+// message the server sent just as its pull was cancelled is redelivered after
+// the consumer's AckWait.
+//
+// # Hand-off
+//
+// An ExecuteTask activity is handed over with PATCH …/run and acked once the
+// executor answers 200; from then on the task's liveness is its heartbeat,
+// not the message. A 409 means another worker owns the try or it is no longer
+// queued: the message is acked and dropped. 400/401/403/404 are permanent: the
+// activity is dead-lettered and terminated, as is one that does not decode.
+// Any other error (the executor unreachable after retries) Naks it for
+// redelivery after 2s.
+//
+// # Supervision
+//
+// An entrypoint with a command runs it directly (the command runtime), with
+// TASKWIRE_* variables describing the try;
+// exit code 0 is success, anything else up_for_retry ("exit code N"; the
+// executor fails the task when no tries remain). An entrypoint naming a task
+// runs in the SDK runtime configured for its queue (Config.Runtimes), started
+// with the addresses of two loopback listeners, comm and logs; the worker
+// sends StartupDetails on comm and answers the task's requests through the
+// Execution API with the try's token, which the process never sees. A
+// terminal message (SucceedTask, TaskState, RetryTask, DeferTask) decides the
+// outcome; without one the exit code does. A malformed or unexpected frame
+// fails the try ("protocol error: …") and kills the process.
+//
+// Every task runs as the leader of its own process group, with
+// Pdeathsig=SIGKILL. Killing it sends SIGTERM to the group, then SIGKILL
+// after KillGrace; members left in the group when the leader exits are
+// killed too. With a StateDir, running groups are recorded so that a worker
+// restarted after a SIGKILL kills its predecessor's orphans.
+//
+// The worker environment's own TASKWIRE_* variables (credentials among
+// them) are not passed to tasks.
+//
+// Stdout and stderr lines (command runtimes) and the logs channel's JSON
+// lines (SDK runtimes) are shipped to the LOGS stream with the secrets the
+// task masked replaced by "***". The log is flushed before the final state is
+// reported, so logs are stored by the time the state is visible.
+//
+// Heartbeats go every HeartbeatInterval; a 409 means the executor has
+// decided the try (cancelled, timed out or retried as a zombie): the process
+// is killed and no state is reported. An execution timeout kills the process
+// and reports up_for_retry. Final reports refused with 409 are logged only.
+//
+// # Stop
+//
+// Stop stops pulling, lets running tasks finish for GracePeriod, then kills
+// the rest and reports them up_for_retry ("worker shutting down") so that no
+// try is lost, and waits for every goroutine it started.
+package worker

@@ -1,0 +1,143 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+)
+
+// nakDelay is how long an activity waits before redelivery when the
+// executor could not be reached.
+const nakDelay = 2 * time.Second
+
+// handle settles one pulled message. It owns one slot and the taskWG count
+// the pull loop added for it.
+func (w *Worker) handle(q string, msg jetstream.Msg) {
+	defer w.taskWG.Done()
+	defer w.release(1)
+
+	act, err := activity.Decode(msg.Data())
+	if err == nil && act.Queue() != q {
+		err = fmt.Errorf("activity for queue %q pulled from queue %q", act.Queue(), q)
+	}
+	if err != nil {
+		w.deadLetter(w.log.With("queue", q), q, msg, "malformed activity: "+err.Error())
+		return
+	}
+	id := act.ID()
+	log := w.log.With("queue", q, "activity_id", id)
+	ok, handedOff := w.claim(id)
+	if !ok {
+		// A redelivery of an activity this worker is already handling. Once
+		// handed off the message is done with; before that, the first copy
+		// settles it.
+		log.Info("dropping redelivered activity already running here")
+		if handedOff {
+			_ = msg.Ack()
+		}
+		return
+	}
+	defer w.unclaim(id)
+
+	switch {
+	case act.ExecuteTask != nil:
+		w.executeTask(log, q, msg, act.ExecuteTask)
+	case act.RunCallback != nil:
+		w.runCallback(log, q, msg, act.RunCallback)
+	}
+}
+
+// deadLetter records msg on the dead-letter subject and terminates it. If the
+// record cannot be written the message is Nak'd so that it is not lost.
+func (w *Worker) deadLetter(log *slog.Logger, q string, msg jetstream.Msg, reason string) {
+	ctx, cancel := context.WithTimeout(w.hardCtx, 10*time.Second)
+	defer cancel()
+	if err := w.cfg.Queue.PublishDeadLetter(ctx, q, msg.Data(), reason); err != nil {
+		log.Error("dead-letter activity failed; will retry", "reason", reason, "err", err)
+		_ = msg.NakWithDelay(nakDelay)
+		return
+	}
+	if err := msg.Term(); err != nil {
+		log.Warn("term dead-lettered activity", "err", err)
+	}
+	log.Warn("activity dead-lettered", "reason", reason)
+}
+
+// keepAlive sends InProgress for msg every inProgress interval until the
+// returned stop function is called.
+func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(w.inProgress)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}
+
+// executeTask hands the activity over to the executor (PATCH …/run), acks it,
+// and supervises the task.
+func (w *Worker) executeTask(log *slog.Logger, q string, msg jetstream.Msg, et *activity.ExecuteTask) {
+	log = log.With("ti_id", et.TI.ID, "try_number", et.TI.TryNumber)
+	start := time.Now().UTC()
+
+	stopKeepAlive := w.keepAlive(msg)
+	rr, err := w.cfg.API.Run(w.taskCtx, et.Token, et.TI.ID, execution.RunRequest{
+		Hostname:   w.cfg.Hostname,
+		PID:        os.Getpid(),
+		WorkerID:   w.cfg.ID,
+		ActivityID: et.ID,
+		StartDate:  start,
+	})
+	stopKeepAlive()
+	switch {
+	case err == nil:
+	case errors.Is(err, execution.ErrConflict):
+		log.Info("activity dropped: task instance is not queued or runs elsewhere", "err", err)
+		_ = msg.Ack()
+		return
+	case errors.Is(err, execution.ErrUnauthorized), errors.Is(err, execution.ErrForbidden),
+		errors.Is(err, execution.ErrBadRequest), errors.Is(err, execution.ErrNotFound):
+		// Permanent: retrying the same activity cannot succeed.
+		w.deadLetter(log, q, msg, "run refused: "+err.Error())
+		return
+	default:
+		if w.taskCtx.Err() != nil {
+			_ = msg.Nak()
+			return
+		}
+		log.Warn("hand-off failed; activity will be redelivered", "err", err, "delay", nakDelay)
+		_ = msg.NakWithDelay(nakDelay)
+		return
+	}
+
+	ackCtx, cancel := context.WithTimeout(w.hardCtx, 5*time.Second)
+	if err := msg.DoubleAck(ackCtx); err != nil {
+		// The executor has the task running; a redelivery is fenced by it
+		// (and by claim here). Liveness is the heartbeat from now on.
+		log.Warn("ack activity", "err", err)
+	}
+	cancel()
+	w.markHandedOff(et.ID)
+	w.supervise(log, q, et, rr, start)
+}

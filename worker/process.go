@@ -1,0 +1,242 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// maxLineDefault bounds one log line; longer output is split.
+const maxLineDefault = 64 << 10
+
+// proc is a task's process, leader of its own process group.
+type proc struct {
+	cmd       *exec.Cmd
+	pgid      int
+	grace     time.Duration
+	stateFile string
+	stderr    *tail
+
+	done     chan struct{} // closed once the process was reaped and its output read
+	exitErr  error
+	term     chan struct{} // closed by terminate
+	termOnce sync.Once
+	wg       sync.WaitGroup // the reaper, the killer and the output readers
+}
+
+// startProcess starts argv in its own process group, with its stdout and
+// stderr shipped line by line to tl.
+func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID string) (*proc, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, err
+	}
+	p := &proc{cmd: cmd, pgid: cmd.Process.Pid, grace: w.cfg.KillGrace, stderr: &tail{max: 2048},
+		done: make(chan struct{}), term: make(chan struct{})}
+	p.stateFile = w.recordProcess(p.pgid, tiID)
+
+	var readers sync.WaitGroup
+	readers.Add(2)
+	p.wg.Add(4)
+	go p.killer()
+	go func() {
+		defer p.wg.Done()
+		defer readers.Done()
+		readLines(outR, func(line string) { tl.output("stdout", line) })
+	}()
+	go func() {
+		defer p.wg.Done()
+		defer readers.Done()
+		readLines(errR, func(line string) {
+			p.stderr.add(line)
+			tl.output("stderr", line)
+		})
+	}()
+	go func() {
+		defer p.wg.Done()
+		p.exitErr = cmd.Wait()
+		// Whatever the task left in its group dies with it.
+		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		rd := make(chan struct{})
+		go func() {
+			readers.Wait()
+			close(rd)
+		}()
+		t := time.NewTimer(p.grace)
+		select {
+		case <-rd:
+		case <-t.C:
+			// A process outside the group holds the pipes: stop reading.
+			outR.Close()
+			errR.Close()
+			<-rd
+		}
+		t.Stop()
+		outR.Close()
+		errR.Close()
+		w.forgetProcess(p.stateFile)
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// terminate sends SIGTERM to the process group, and SIGKILL after the kill
+// grace if the process has not exited by then. It does not block.
+func (p *proc) terminate() {
+	p.termOnce.Do(func() { close(p.term) })
+}
+
+// killer carries out terminate.
+func (p *proc) killer() {
+	defer p.wg.Done()
+	select {
+	case <-p.done:
+		return
+	case <-p.term:
+	}
+	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
+	t := time.NewTimer(p.grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+	}
+}
+
+// wait waits for the process and every goroutine of p.
+func (p *proc) wait() {
+	<-p.done
+	p.wg.Wait()
+}
+
+// waitOrKill waits for the process; when ctx ends first it kills the group
+// and returns ctx's cause.
+func (p *proc) waitOrKill(ctx context.Context) (killed error) {
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		killed = context.Cause(ctx)
+		p.terminate()
+	}
+	p.wait()
+	return killed
+}
+
+func (p *proc) exitCode() int {
+	if p.exitErr == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(p.exitErr, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// exitStatus describes how the process ended: "exit code 3", "killed by
+// signal killed".
+func (p *proc) exitStatus() string {
+	var ee *exec.ExitError
+	if errors.As(p.exitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "killed by signal " + ws.Signal().String()
+		}
+		return fmt.Sprintf("exit code %d", ee.ExitCode())
+	}
+	if p.exitErr != nil {
+		return p.exitErr.Error()
+	}
+	return "exit code 0"
+}
+
+// readLines calls fn for each line of r (without its newline); lines longer
+// than maxLineDefault are split.
+func readLines(r io.Reader, fn func(string)) {
+	br := bufio.NewReaderSize(r, 4096)
+	var buf []byte
+	for {
+		chunk, isPrefix, err := br.ReadLine()
+		if err != nil {
+			if len(buf) > 0 {
+				fn(string(buf))
+			}
+			return
+		}
+		buf = append(buf, chunk...)
+		if isPrefix && len(buf) < maxLineDefault {
+			continue
+		}
+		fn(string(buf))
+		buf = buf[:0]
+	}
+}
+
+// tail keeps the last max bytes of lines, for error messages.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, line...)
+	t.b = append(t.b, '\n')
+	if len(t.b) > t.max {
+		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
+	}
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
+}
+
+// lookPath finds program as exec would run it from dir.
+func lookPath(program, dir string) (string, error) {
+	if !strings.Contains(program, "/") {
+		return exec.LookPath(program)
+	}
+	if !filepath.IsAbs(program) && dir != "" {
+		program = filepath.Join(dir, program)
+	}
+	st, err := os.Stat(program)
+	if err != nil {
+		return "", err
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not executable", program)
+	}
+	return program, nil
+}

@@ -1,0 +1,418 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/protocol"
+)
+
+// requestTimeout bounds the API call answering one task request.
+const requestTimeout = 60 * time.Second
+
+// runSDK runs the job in the queue's SDK runtime: it listens on two loopback
+// ports (comm and logs), starts the runtime with their addresses, sends
+// StartupDetails once it connects, and answers its requests until it exits.
+func (j *job) runSDK(ctx context.Context) outcome {
+	commLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return retry("listen for runtime: %v", err)
+	}
+	defer commLn.Close()
+	logsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return retry("listen for runtime logs: %v", err)
+	}
+	defer logsLn.Close()
+
+	comm, logs := commLn.Addr().String(), logsLn.Addr().String()
+	argv := make([]string, len(j.rt.Command))
+	for i, a := range j.rt.Command {
+		argv[i] = strings.NewReplacer(PlaceholderCommAddr, comm, PlaceholderLogsAddr, logs).Replace(a)
+	}
+	env := j.processEnv(true, []string{
+		"TASKWIRE_COMM_ADDR=" + comm,
+		"TASKWIRE_LOGS_ADDR=" + logs,
+		"TASKWIRE_CODEC=" + j.rt.Codec.String(),
+	})
+	p, err := j.w.startProcess(argv, env, j.rt.Dir, j.tl, j.ti.ID)
+	if err != nil {
+		return retry("start runtime: %v", err)
+	}
+
+	ls := &logServer{ln: logsLn, tl: j.tl, conns: map[net.Conn]bool{}}
+	ls.wg.Add(1)
+	go ls.serve()
+	defer func() {
+		// The process is gone: its log connections end with it; a copy of
+		// the socket kept by an escaped process is cut after the kill grace.
+		ls.stop(j.w.cfg.KillGrace)
+	}()
+
+	conn, out, ok := j.handshake(ctx, commLn, p)
+	if !ok {
+		return out
+	}
+	return j.serve(ctx, conn, p)
+}
+
+// handshake waits for the runtime to connect. When it does not, it returns
+// the try's outcome and false, with the process gone.
+func (j *job) handshake(ctx context.Context, ln net.Listener, p *proc) (net.Conn, outcome, bool) {
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- accepted{c, err}
+	}()
+	t := time.NewTimer(j.w.cfg.HandshakeTimeout)
+	defer t.Stop()
+	fail := func(out outcome) (net.Conn, outcome, bool) {
+		ln.Close()
+		if a := <-ch; a.c != nil {
+			a.c.Close()
+		}
+		p.terminate()
+		p.wait()
+		return nil, out, false
+	}
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return fail(retry("accept runtime connection: %v", a.err))
+		}
+		return a.c, outcome{}, true
+	case <-p.done:
+		// It may have connected, sent all it had to say and exited at once:
+		// take a connection already queued before concluding.
+		_ = ln.(*net.TCPListener).SetDeadline(time.Now())
+		if a := <-ch; a.err == nil {
+			return a.c, outcome{}, true
+		}
+		p.wait()
+		status := p.exitStatus()
+		j.tl.worker("error", "runtime exited before handshake: "+status)
+		return nil, retry("runtime exited before handshake: %s, stderr tail: %s", status, p.stderr.String()), false
+	case <-t.C:
+		j.tl.worker("error", fmt.Sprintf("runtime did not connect within %s", j.w.cfg.HandshakeTimeout))
+		return fail(retry("runtime did not connect within %s", j.w.cfg.HandshakeTimeout))
+	case <-ctx.Done():
+		return fail(outcome{killed: context.Cause(ctx)})
+	}
+}
+
+// serve sends StartupDetails and answers the runtime's requests until it
+// closes the connection, then waits for the process.
+func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
+	defer c.Close()
+	conn := protocol.NewConn(c, j.rt.Codec, protocol.MaxFrameSizeDefault)
+
+	// watcher kills the process when ctx ends or when it lingers after its
+	// terminal message, and stops reading once the process is gone.
+	var (
+		mu       sync.Mutex
+		killed   error
+		terminal = make(chan struct{})
+		termOnce sync.Once
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var linger <-chan time.Time
+		ctxDone, termCh := ctx.Done(), terminal
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctxDone:
+				mu.Lock()
+				if killed == nil {
+					killed = context.Cause(ctx)
+				}
+				mu.Unlock()
+				p.terminate()
+				ctxDone = nil
+			case <-termCh:
+				t := time.NewTimer(j.w.cfg.KillGrace)
+				defer t.Stop()
+				linger, termCh = t.C, nil
+			case <-linger:
+				j.tl.worker("warning", fmt.Sprintf("runtime still running %s after its final message: killing it", j.w.cfg.KillGrace))
+				p.terminate()
+				linger = nil
+			case <-p.done:
+				// What it sent before exiting is still buffered; stop only
+				// if a leaked copy of the socket keeps it open.
+				_ = c.SetReadDeadline(time.Now().Add(j.w.cfg.KillGrace))
+				<-stop
+				return
+			}
+		}
+	}()
+
+	var final *outcome
+	var protoErr error
+	startup := j.startup
+	if err := conn.WriteResponse(0, startup, nil); err != nil && !endOfStream(err) {
+		protoErr = fmt.Errorf("send StartupDetails: %w", err)
+	}
+	for protoErr == nil {
+		req, err := conn.ReadRequest()
+		if err != nil {
+			if !endOfStream(err) {
+				protoErr = err
+			}
+			break
+		}
+		resp, errResp, term, err := j.answer(ctx, req.Msg)
+		if err != nil {
+			protoErr = err
+			break
+		}
+		if term != nil {
+			if final == nil {
+				final = term
+				termOnce.Do(func() { close(terminal) })
+			} else {
+				errResp = &protocol.ErrorResponse{Type: protocol.TypeErrorResponse, Error: "bad_request",
+					Detail: map[string]any{"message": "the task already sent its final message"}}
+				resp = nil
+			}
+		}
+		if err := conn.WriteResponse(req.ID, resp, errResp); err != nil {
+			if !endOfStream(err) {
+				j.log.Debug("answer runtime", "err", err)
+			}
+			if final != nil {
+				break
+			}
+		}
+	}
+	if protoErr != nil {
+		j.tl.worker("error", "protocol error: "+protoErr.Error())
+		p.terminate()
+	}
+	c.Close()
+	<-p.done
+	close(stop)
+	wg.Wait()
+	p.wait()
+
+	mu.Lock()
+	k := killed
+	mu.Unlock()
+	switch {
+	case final != nil:
+		return *final
+	case protoErr != nil:
+		return retry("protocol error: %v", protoErr)
+	case k != nil:
+		return outcome{killed: k}
+	}
+	return j.exitOutcome(p, nil)
+}
+
+// endOfStream reports whether err only says that the connection ended.
+func endOfStream(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+func apiError(err error) *protocol.ErrorResponse {
+	code := "api_error"
+	switch {
+	case errors.Is(err, execution.ErrNotFound):
+		code = "not_found"
+	case errors.Is(err, execution.ErrForbidden), errors.Is(err, execution.ErrUnauthorized):
+		code = "forbidden"
+	case errors.Is(err, execution.ErrBadRequest):
+		code = "bad_request"
+	}
+	return &protocol.ErrorResponse{Type: protocol.TypeErrorResponse, Error: code, Detail: map[string]any{"message": err.Error()}}
+}
+
+func badRequest(format string, args ...any) *protocol.ErrorResponse {
+	return &protocol.ErrorResponse{Type: protocol.TypeErrorResponse, Error: "bad_request",
+		Detail: map[string]any{"message": fmt.Sprintf(format, args...)}}
+}
+
+var okResponse = protocol.OKResponse{Type: protocol.TypeOKResponse}
+
+// answer handles one request. A terminal message returns the try's outcome;
+// a message a task may not send returns an error (a protocol error).
+func (j *job) answer(ctx context.Context, msg protocol.Message) (protocol.Message, *protocol.ErrorResponse, *outcome, error) {
+	switch m := msg.(type) {
+	case protocol.MaskSecret:
+		j.tl.addMask(m.Value)
+		return okResponse, nil, nil, nil
+	case protocol.SucceedTask:
+		return okResponse, nil, &outcome{state: activity.StateSuccess}, nil
+	case protocol.RetryTask:
+		reason := m.Reason
+		if reason == "" {
+			reason = "task asked for a retry"
+		}
+		return okResponse, nil, &outcome{state: activity.StateUpForRetry, reason: reason}, nil
+	case protocol.TaskState:
+		switch s := activity.State(m.State); s {
+		case activity.StateFailed, activity.StateSkipped, activity.StateRemoved:
+			return okResponse, nil, &outcome{state: s, reason: m.Reason}, nil
+		}
+		return nil, badRequest("TaskState state %q: want failed, skipped or removed", m.State), nil, nil
+	case protocol.DeferTask:
+		var timeout time.Duration
+		if m.TriggerTimeout != "" {
+			d, err := time.ParseDuration(m.TriggerTimeout)
+			if err != nil || d < 0 {
+				return nil, badRequest("DeferTask trigger_timeout %q: want a duration like \"90s\"", m.TriggerTimeout), nil, nil
+			}
+			timeout = d
+		}
+		if m.Classpath == "" || m.NextMethod == "" {
+			return nil, badRequest("DeferTask needs classpath and next_method"), nil, nil
+		}
+		return okResponse, nil, &outcome{
+			state:      activity.StateDeferred,
+			trigger:    &activity.Trigger{ID: uuid.NewString(), Classpath: m.Classpath, Kwargs: m.TriggerKwargs, Timeout: activity.Duration(timeout)},
+			nextMethod: m.NextMethod,
+			nextKwargs: m.NextKwargs,
+		}, nil
+	}
+
+	switch msg.(type) {
+	case protocol.GetConnection, protocol.GetVariable, protocol.PutVariable,
+		protocol.GetXCom, protocol.SetXCom, protocol.DeleteXCom:
+	default:
+		return nil, nil, nil, fmt.Errorf("unexpected message %s from the task", msg.MessageType())
+	}
+	if j.tc == nil {
+		return nil, &protocol.ErrorResponse{Type: protocol.TypeErrorResponse, Error: "forbidden",
+			Detail: map[string]any{"message": "callbacks have no Execution API access"}}, nil, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	tc, ti := j.tc, j.ti
+	own := func(key string) execution.XComKey {
+		return execution.XComKey{DagID: ti.DagID, RunID: ti.RunID, TaskID: ti.TaskID, Key: key, MapIndex: ti.MapIndex}
+	}
+	switch m := msg.(type) {
+	case protocol.GetConnection:
+		c, err := tc.Connection(rctx, m.ConnID)
+		if err != nil {
+			return nil, apiError(err), nil, nil
+		}
+		j.tl.addMask(c.Password)
+		return protocol.ConnectionResult{Type: protocol.TypeConnectionResult, ConnID: c.ConnID, ConnType: c.ConnType,
+			Host: c.Host, Schema: c.Schema, Login: c.Login, Password: c.Password, Port: c.Port, Extra: c.Extra}, nil, nil, nil
+	case protocol.GetVariable:
+		v, err := tc.Variable(rctx, m.Key)
+		if err != nil {
+			return nil, apiError(err), nil, nil
+		}
+		return protocol.VariableResult{Type: protocol.TypeVariableResult, Key: m.Key, Value: v.Value}, nil, nil, nil
+	case protocol.PutVariable:
+		if err := tc.PutVariable(rctx, m.Key, execution.VariableBody{Key: m.Key, Value: m.Value, Description: m.Description}); err != nil {
+			return nil, apiError(err), nil, nil
+		}
+		return okResponse, nil, nil, nil
+	case protocol.GetXCom:
+		k := execution.XComKey{DagID: m.DagID, RunID: m.RunID, TaskID: m.TaskID, Key: m.Key, MapIndex: -1}
+		if k.DagID == "" {
+			k.DagID = ti.DagID
+		}
+		if k.RunID == "" {
+			k.RunID = ti.RunID
+		}
+		if k.TaskID == "" {
+			k.TaskID = ti.TaskID
+		}
+		if m.MapIndex != nil {
+			k.MapIndex = *m.MapIndex
+		}
+		v, err := tc.XCom(rctx, k)
+		if err != nil && !errors.Is(err, execution.ErrNotFound) {
+			return nil, apiError(err), nil, nil
+		}
+		return protocol.XComResult{Type: protocol.TypeXComResult, Key: m.Key, Value: v}, nil, nil, nil
+	case protocol.SetXCom:
+		if err := tc.SetXCom(rctx, own(m.Key), m.Value); err != nil {
+			return nil, apiError(err), nil, nil
+		}
+		return okResponse, nil, nil, nil
+	case protocol.DeleteXCom:
+		if err := tc.DeleteXCom(rctx, own(m.Key)); err != nil {
+			return nil, apiError(err), nil, nil
+		}
+		return okResponse, nil, nil, nil
+	}
+	return nil, nil, nil, fmt.Errorf("unexpected message %s from the task", msg.MessageType())
+}
+
+// logServer reads the JSON lines runtimes send on the logs address.
+type logServer struct {
+	ln net.Listener
+	tl *taskLog
+	wg sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	closed bool
+}
+
+func (s *logServer) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[c] = true
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			defer c.Close()
+			readLines(c, func(line string) {
+				if strings.TrimSpace(line) != "" {
+					s.tl.task([]byte(line))
+				}
+			})
+		}()
+	}
+}
+
+// stop stops accepting and waits for the connections to end, cutting them
+// after grace.
+func (s *logServer) stop(grace time.Duration) {
+	s.ln.Close()
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		_ = c.SetReadDeadline(time.Now().Add(grace))
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}

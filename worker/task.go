@@ -1,0 +1,303 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/protocol"
+)
+
+// errHeartbeatConflict is the cause with which a task is killed when the
+// executor refuses its heartbeat: it was cancelled, timed out or retried
+// elsewhere, and the executor has already decided its state.
+var errHeartbeatConflict = errors.New("heartbeat refused: task no longer running here")
+
+// TimeoutError is the cause with which a task is killed when it passes its
+// execution timeout.
+type TimeoutError struct{ Timeout time.Duration }
+
+func (e *TimeoutError) Error() string { return "execution timeout after " + e.Timeout.String() }
+
+// outcome is how a try ended, as reported to the executor.
+type outcome struct {
+	state      activity.State
+	reason     string
+	trigger    *activity.Trigger
+	nextMethod string
+	nextKwargs map[string]any
+	// killed is the cause when the worker killed the process before it
+	// decided its outcome itself.
+	killed error
+}
+
+func retry(format string, args ...any) outcome {
+	return outcome{state: activity.StateUpForRetry, reason: fmt.Sprintf(format, args...)}
+}
+
+// job is one run of an entrypoint in a process: a task try or a callback.
+type job struct {
+	w     *Worker
+	log   *slog.Logger
+	tl    *taskLog
+	rt    Runtime
+	entry activity.Entrypoint
+	ti    activity.TI
+	env   []string // TASKWIRE_* variables of the try
+	// startup is sent to SDK runtimes.
+	startup protocol.StartupDetails
+	// tc acts for the try; nil for callbacks, which get no API access.
+	tc *execution.TaskClient
+}
+
+// run runs the job to its end; it kills the process when ctx ends. An
+// entrypoint command runs directly (the command runtime); an entrypoint task
+// runs in the queue's SDK runtime.
+func (j *job) run(ctx context.Context) outcome {
+	switch {
+	case len(j.entry.Command) > 0:
+		return j.runCommand(ctx)
+	case j.rt.sdk():
+		return j.runSDK(ctx)
+	}
+	return outcome{state: activity.StateFailed, reason: fmt.Sprintf("task %q needs an SDK runtime, and this worker has none for its queue", j.entry.Task)}
+}
+
+func (j *job) runCommand(ctx context.Context) outcome {
+	p, err := j.w.startProcess(j.entry.Command, j.processEnv(false, nil), "", j.tl, j.ti.ID)
+	if err != nil {
+		return retry("start command: %v", err)
+	}
+	killed := p.waitOrKill(ctx)
+	return j.exitOutcome(p, killed)
+}
+
+// exitOutcome decides a try by its process's exit.
+func (j *job) exitOutcome(p *proc, killed error) outcome {
+	status := p.exitStatus()
+	if killed != nil {
+		return outcome{killed: killed}
+	}
+	if p.exitCode() == 0 {
+		return outcome{state: activity.StateSuccess}
+	}
+	j.tl.worker("error", status)
+	return retry("%s", status)
+}
+
+// processEnv is the environment of the job's process: the worker's own
+// without its TASKWIRE_* configuration (credentials stay with the worker),
+// then the try's variables, then the SDK runtime's, then extra, then the
+// entrypoint's.
+func (j *job) processEnv(sdk bool, extra []string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TASKWIRE_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, j.env...)
+	if sdk {
+		for k, v := range j.rt.Env {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, extra...)
+	for k, v := range j.entry.Env {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+func tiEnv(ti activity.TI, q string) []string {
+	return []string{
+		"TASKWIRE_TI_ID=" + ti.ID,
+		"TASKWIRE_DAG_ID=" + ti.DagID,
+		"TASKWIRE_TASK_ID=" + ti.TaskID,
+		"TASKWIRE_RUN_ID=" + ti.RunID,
+		"TASKWIRE_MAP_INDEX=" + strconv.Itoa(ti.MapIndex),
+		"TASKWIRE_TRY_NUMBER=" + strconv.Itoa(ti.TryNumber),
+		"TASKWIRE_QUEUE=" + q,
+	}
+}
+
+// supervise runs a handed-off try: heartbeats it, enforces its timeout,
+// ships its logs and reports its final state.
+func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask, rr execution.RunResponse, start time.Time) {
+	w.running.Add(1)
+	defer w.running.Add(-1)
+
+	ti := rr.TI
+	if ti.ID == "" {
+		ti = et.TI
+	}
+	tc := w.cfg.API.Task(ti.ID, rr.Token)
+	tl := newTaskLog(w.cfg.Queue, ti.ID, ti.TryNumber, log)
+
+	ctx, cancel := context.WithCancelCause(w.taskCtx)
+	defer cancel(nil)
+	timeout := rr.ExecutionTimeout.D()
+	if timeout <= 0 {
+		timeout = et.ExecutionTimeout.D()
+	}
+	if timeout > 0 {
+		var cancelT context.CancelFunc
+		ctx, cancelT = context.WithTimeoutCause(ctx, timeout, &TimeoutError{Timeout: timeout})
+		defer cancelT()
+	}
+	nextMethod, nextKwargs := rr.NextMethod, rr.NextKwargs
+	if nextMethod == "" {
+		nextMethod, nextKwargs = et.NextMethod, et.NextKwargs
+	}
+	params, _ := json.Marshal(et.Params)
+	if et.Params == nil {
+		params = []byte("{}")
+	}
+	j := &job{
+		w: w, log: log, tl: tl, rt: w.cfg.Runtimes[q], entry: et.Entrypoint, ti: ti, tc: tc,
+		env: append(tiEnv(ti, q),
+			"TASKWIRE_MAX_TRIES="+strconv.Itoa(rr.MaxTries),
+			"TASKWIRE_PARAMS="+string(params)),
+		startup: protocol.StartupDetails{
+			Type: protocol.TypeStartupDetails,
+			TI: protocol.TaskInstance{ID: ti.ID, DagID: ti.DagID, TaskID: ti.TaskID, RunID: ti.RunID,
+				MapIndex: ti.MapIndex, TryNumber: ti.TryNumber},
+			Context:    protocol.RunContext{MaxTries: rr.MaxTries, Queue: q, Entrypoint: et.Entrypoint.Task, Params: et.Params},
+			NextMethod: nextMethod,
+			NextKwargs: nextKwargs,
+			StartDate:  start.Format(time.RFC3339Nano),
+		},
+	}
+
+	var conflict atomic.Bool
+	hbCtx, hbStop := context.WithCancel(ctx)
+	var hbWG sync.WaitGroup
+	hbWG.Add(1)
+	go func() {
+		defer hbWG.Done()
+		w.heartbeat(hbCtx, log, tc, func() {
+			conflict.Store(true)
+			cancel(errHeartbeatConflict)
+		})
+	}()
+
+	log.Info("task started", "hostname", w.cfg.Hostname)
+	tl.worker("info", fmt.Sprintf("starting try %d on host %s", ti.TryNumber, w.cfg.Hostname))
+	out := j.runSafely(ctx)
+	hbStop()
+	hbWG.Wait()
+
+	if out.killed != nil {
+		var te *TimeoutError
+		switch {
+		case errors.Is(out.killed, errHeartbeatConflict):
+			tl.worker("error", "killed: "+errHeartbeatConflict.Error())
+		case errors.As(out.killed, &te):
+			tl.worker("error", "killed: execution timeout")
+			out = retry("%s", te.Error())
+		case errors.Is(out.killed, errShutdown):
+			tl.worker("warning", "killed: worker shutting down")
+			out = retry("worker shutting down")
+		default:
+			tl.worker("error", "killed: "+out.killed.Error())
+			out = retry("killed: %v", out.killed)
+		}
+	}
+	if conflict.Load() {
+		// The executor already decided this try; report nothing.
+		w.closeLog(log, tl)
+		log.Warn("task killed: heartbeat refused by the executor")
+		return
+	}
+	tl.worker("info", fmt.Sprintf("try %d finished: %s", ti.TryNumber, describe(out)))
+	w.closeLog(log, tl)
+	w.report(log, tc, out)
+}
+
+// runSafely runs j, turning a panic of the worker's own code into a failure
+// carrying the stack.
+func (j *job) runSafely(ctx context.Context) (out outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			out = outcome{state: activity.StateFailed, reason: fmt.Sprintf("worker panic: %v\n%s", r, debug.Stack())}
+		}
+	}()
+	return j.run(ctx)
+}
+
+func describe(out outcome) string {
+	if out.reason == "" {
+		return string(out.state)
+	}
+	return string(out.state) + " (" + out.reason + ")"
+}
+
+func (w *Worker) closeLog(log *slog.Logger, tl *taskLog) {
+	ctx, cancel := context.WithTimeout(w.hardCtx, 10*time.Second)
+	defer cancel()
+	if err := tl.close(ctx); err != nil {
+		log.Warn("flush task logs", "err", err)
+	}
+}
+
+// heartbeat tells the executor every HeartbeatInterval that the try is alive
+// until ctx ends; onConflict is called (once) when the executor refuses.
+func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.TaskClient, onConflict func()) {
+	t := time.NewTicker(w.cfg.HeartbeatInterval)
+	defer t.Stop()
+	req := execution.HeartbeatRequest{Hostname: w.cfg.Hostname, PID: os.Getpid(), WorkerID: w.cfg.ID}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, max(2*w.cfg.HeartbeatInterval, 10*time.Second))
+		err := tc.Heartbeat(hctx, req)
+		cancel()
+		switch {
+		case err == nil:
+		case errors.Is(err, execution.ErrConflict):
+			onConflict()
+			return
+		case ctx.Err() != nil:
+			return
+		default:
+			log.Warn("heartbeat failed", "err", err)
+		}
+	}
+}
+
+// report sends the try's final state. A refusal (409) is logged, not retried:
+// the executor has already moved the task on.
+func (w *Worker) report(log *slog.Logger, tc *execution.TaskClient, out outcome) {
+	ctx, cancel := context.WithTimeout(w.hardCtx, ReportTimeoutDefault)
+	defer cancel()
+	err := tc.State(ctx, execution.StateRequest{
+		State:      out.state,
+		EndDate:    time.Now().UTC(),
+		Reason:     out.reason,
+		Trigger:    out.trigger,
+		NextMethod: out.nextMethod,
+		NextKwargs: out.nextKwargs,
+	})
+	switch {
+	case err == nil:
+		log.Info("task finished", "state", out.state, "reason", out.reason)
+	case errors.Is(err, execution.ErrConflict):
+		log.Warn("final state refused by the executor", "state", out.state, "err", err)
+	default:
+		log.Error("report final state", "state", out.state, "reason", out.reason, "err", err)
+	}
+}

@@ -1,0 +1,324 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrStarted is returned by a second Start.
+var ErrStarted = errors.New("worker already started")
+
+// errShutdown is the cause with which Stop cancels the tasks still running
+// after the grace period.
+var errShutdown = errors.New("worker shutting down")
+
+// inProgressIntervalDefault is how often a message being handled is kept
+// alive with InProgress when the consumer's AckWait is unknown.
+const inProgressIntervalDefault = 10 * time.Second
+
+// Worker pulls activities for its queues and supervises their tasks. Create
+// it with New, run it with Start, end it with Stop.
+type Worker struct {
+	cfg Config
+	log *slog.Logger
+
+	// slots is the semaphore of Concurrency shared by all queues: a token is
+	// taken before a pull and held by the activity's goroutine until it is
+	// done.
+	slots    chan struct{}
+	batchMax int // most slots one queue's pull may hold at once
+
+	running atomic.Int64
+
+	mu         sync.Mutex
+	started    bool
+	stopping   bool
+	stopped    chan struct{}
+	active     map[string]bool // activity id → handed off (acked)
+	inProgress time.Duration
+	lock       *os.File // flock on StateDir
+
+	// pullCtx ends the pull loops (phase 1 of Stop); taskCtx cancels the
+	// running tasks with a cause (phase 3); hardCtx aborts what is left,
+	// final reports included, when Stop's own context ends.
+	pullCtx    context.Context
+	pullCancel context.CancelFunc
+	taskCtx    context.Context
+	taskCancel context.CancelCauseFunc
+	hardCtx    context.Context
+	hardCancel context.CancelFunc
+
+	pullWG sync.WaitGroup // pull loops
+	taskWG sync.WaitGroup // one per pulled message, until it is settled
+}
+
+// New validates cfg and returns a Worker.
+func New(cfg Config) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		cfg:        cfg,
+		log:        cfg.Logger.With("worker_id", cfg.ID),
+		slots:      make(chan struct{}, cfg.Concurrency),
+		batchMax:   max(1, cfg.Concurrency/len(cfg.Queues)),
+		stopped:    make(chan struct{}),
+		active:     map[string]bool{},
+		inProgress: inProgressIntervalDefault,
+	}
+	return w, nil
+}
+
+// ID returns the worker's id.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Running returns the number of tasks and callbacks running now.
+func (w *Worker) Running() int { return int(w.running.Load()) }
+
+// Start checks that every queue's consumer exists, kills the orphans a
+// previous incarnation left in StateDir, and starts pulling.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	if w.started {
+		w.mu.Unlock()
+		return ErrStarted
+	}
+	w.started = true
+	w.mu.Unlock()
+
+	consumers := make(map[string]jetstream.Consumer, len(w.cfg.Queues))
+	for _, q := range w.cfg.Queues {
+		c, err := w.cfg.Queue.ActivityConsumer(ctx, q)
+		if err != nil {
+			w.abortStart()
+			return fmt.Errorf("activity consumer for queue %s: %w", q, err)
+		}
+		consumers[q] = c
+		if info := c.CachedInfo(); info != nil && info.Config.AckWait > 0 {
+			w.inProgress = min(w.inProgress, info.Config.AckWait/3)
+		}
+	}
+	if w.cfg.StateDir != "" {
+		lock, err := w.openStateDir()
+		if err != nil {
+			w.abortStart()
+			return err
+		}
+		w.lock = lock
+	}
+
+	w.pullCtx, w.pullCancel = context.WithCancel(context.Background())
+	w.taskCtx, w.taskCancel = context.WithCancelCause(context.Background())
+	w.hardCtx, w.hardCancel = context.WithCancel(context.Background())
+	for _, q := range w.cfg.Queues {
+		w.pullWG.Add(1)
+		go w.pullLoop(q, consumers[q])
+	}
+	w.log.Info("worker started", "queues", w.cfg.Queues, "concurrency", w.cfg.Concurrency, "hostname", w.cfg.Hostname)
+	return nil
+}
+
+func (w *Worker) abortStart() {
+	w.mu.Lock()
+	w.started = false
+	w.mu.Unlock()
+}
+
+// Stop shuts the worker down in phases: it stops pulling, lets running tasks
+// finish for up to GracePeriod (or until ctx ends), then kills the rest and
+// reports them up_for_retry with reason "worker shutting down", and waits
+// for every goroutine. If ctx ends first, final reports are abandoned (the
+// executor's zombie check retries those tasks) and ctx's error is returned.
+// Stop is idempotent; a Worker that was never started stops at once.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.started {
+		w.mu.Unlock()
+		return nil
+	}
+	if w.stopping {
+		w.mu.Unlock()
+		select {
+		case <-w.stopped:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	w.stopping = true
+	w.mu.Unlock()
+	defer close(w.stopped)
+
+	// Phase 1: no new pulls; messages pulled but not yet handled are Nak'd.
+	w.pullCancel()
+	w.pullWG.Wait()
+
+	// Phase 2: let running tasks finish.
+	idle := make(chan struct{})
+	go func() {
+		w.taskWG.Wait()
+		close(idle)
+	}()
+	var err error
+	grace := time.NewTimer(w.cfg.GracePeriod)
+	defer grace.Stop()
+	select {
+	case <-idle:
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+
+	// Phase 3: cancel what is left with a cause, and wait.
+	select {
+	case <-idle:
+	default:
+		w.log.Info("stopping running tasks", "running", w.Running())
+		w.taskCancel(errShutdown)
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			err = ctx.Err()
+			w.hardCancel()
+			<-idle
+		}
+	}
+	w.taskCancel(errShutdown)
+	w.hardCancel()
+	w.closeStateDir()
+	w.log.Info("worker stopped")
+	return err
+}
+
+// acquire takes one slot, blocking until one is free or ctx ends.
+func (w *Worker) acquire(ctx context.Context) error {
+	select {
+	case w.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// tryAcquire takes up to n free slots without blocking and returns how many.
+func (w *Worker) tryAcquire(n int) int {
+	got := 0
+	for got < n {
+		select {
+		case w.slots <- struct{}{}:
+			got++
+		default:
+			return got
+		}
+	}
+	return got
+}
+
+func (w *Worker) release(n int) {
+	for range n {
+		<-w.slots
+	}
+}
+
+// pullLoop pulls q's activities while slots are free. A pull holds the slots
+// it asks for; each message arriving takes one of them over at once, and the
+// unused ones are given back when the pull request ends (after at most
+// FetchMaxWait). One pull holds at most Concurrency/len(Queues) slots, so
+// an idle queue cannot keep the others from pulling.
+func (w *Worker) pullLoop(q string, c jetstream.Consumer) {
+	defer w.pullWG.Done()
+	ctx := w.pullCtx
+	log := w.log.With("queue", q)
+	backoff := 100 * time.Millisecond
+	for {
+		if err := w.acquire(ctx); err != nil {
+			return
+		}
+		n := 1 + w.tryAcquire(w.batchMax-1)
+		err := w.fetch(ctx, q, c, n)
+		if err == nil || ctx.Err() != nil {
+			backoff = 100 * time.Millisecond
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		log.Warn("pull activities failed", "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// fetch runs one pull request for up to n messages; it owns n slots and
+// hands one to each message's goroutine.
+func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n int) error {
+	fctx, cancel := context.WithTimeout(ctx, w.cfg.FetchMaxWait)
+	defer cancel()
+	batch, err := c.Fetch(n, jetstream.FetchContext(fctx))
+	if err != nil {
+		w.release(n)
+		return fmt.Errorf("fetch: %w", err)
+	}
+	handed := 0
+	for msg := range batch.Messages() {
+		if ctx.Err() != nil {
+			// Stopping: give it back at once for another worker.
+			_ = msg.Nak()
+			continue
+		}
+		handed++
+		w.taskWG.Add(1)
+		go w.handle(q, msg)
+	}
+	w.release(n - handed)
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	return nil
+}
+
+// claim marks activity id as being handled here; it reports false (and
+// whether the earlier copy was already handed off) when it already is.
+func (w *Worker) claim(id string) (ok, handedOff bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if h, dup := w.active[id]; dup {
+		return false, h
+	}
+	w.active[id] = false
+	return true, false
+}
+
+func (w *Worker) markHandedOff(id string) {
+	w.mu.Lock()
+	w.active[id] = true
+	w.mu.Unlock()
+}
+
+func (w *Worker) unclaim(id string) {
+	w.mu.Lock()
+	delete(w.active, id)
+	w.mu.Unlock()
+}
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

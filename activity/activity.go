@@ -141,13 +141,15 @@ func (s *TaskSpec) Validate() error {
 	if err := ValidateQueue(s.Queue); err != nil {
 		return err
 	}
+	// The entrypoint first: without one, task_id has no default either, and
+	// the missing entrypoint is what the caller needs to hear about.
+	if err := s.Entrypoint.validate(); err != nil {
+		return err
+	}
 	for _, f := range []struct{ name, v string }{{"dag_id", s.DagID}, {"task_id", s.TaskID}, {"run_id", s.RunID}} {
 		if err := validateID(f.name, f.v); err != nil {
 			return err
 		}
-	}
-	if err := s.Entrypoint.validate(); err != nil {
-		return err
 	}
 	if s.Retries < 0 || s.Retries > 100 {
 		return invalid("retries %d out of range 0-100", s.Retries)

@@ -254,10 +254,56 @@ func (k XComKey) path() string {
 }
 
 // XCom reads an XCom; ErrNotFound when it does not exist.
+// JSON numbers come back as int64 when they are whole and fit, else as
+// float64, so a task that pushed 42 pulls 42 and not 42.0.
 func (t *TaskClient) XCom(ctx context.Context, k XComKey) (any, error) {
-	var out XComBody
-	err := t.do(ctx, "get xcom", http.MethodGet, k.path(), nil, &out)
-	return out.Value, err
+	var out struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := t.do(ctx, "get xcom", http.MethodGet, k.path(), nil, &out); err != nil {
+		return nil, err
+	}
+	v, err := DecodeValue(out.Value)
+	if err != nil {
+		return nil, fmt.Errorf("get xcom: %w", err)
+	}
+	return v, nil
+}
+
+// DecodeValue decodes a JSON value as encoding/json does into an any, but
+// with whole numbers that fit as int64 and others as float64.
+func DecodeValue(raw json.RawMessage) (any, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode value: %w", err)
+	}
+	return numbers(v), nil
+}
+
+// numbers replaces the json.Numbers in v.
+func numbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	}
+	return v
 }
 
 // SetXCom writes an XCom of the task itself.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,9 +126,11 @@ func (c *cluster) startWorker(o workerOpts) *testbin.Proc {
 		o.name = "worker"
 	}
 	args := []string{"--nats-url", c.natsURL, "--api-url", c.apiURL, "--queues", o.queues,
-		"--concurrency", fmt.Sprint(o.concurrency),
-		"--runtime", "go=" + c.bins.gotasks + " --comm {comm_addr} --logs {logs_addr}",
-		"--heartbeat-interval", "300ms", "--kill-grace", "1s", "--grace-period", "5s", "--log-level", "debug"}
+		"--concurrency", fmt.Sprint(o.concurrency)}
+	if slices.Contains(strings.Split(o.queues, ","), "go") {
+		args = append(args, "--runtime", "go="+c.bins.gotasks+" --comm {comm_addr} --logs {logs_addr}")
+	}
+	args = append(args, "--heartbeat-interval", "300ms", "--kill-grace", "1s", "--grace-period", "5s", "--log-level", "debug")
 	args = append(args, o.extra...)
 	return testbin.Start(c.t, o.name, c.bins.worker, nil, args...)
 }
@@ -174,8 +177,8 @@ func (c *cluster) logs(id string) string {
 	c.t.Helper()
 	var b strings.Builder
 	err := c.api.Logs(context.Background(), id, 0, false, func(l client.LogLine) error {
-		b.WriteString(l.Event)
-		b.WriteByte('\n')
+		// The event, then the whole line with its fields.
+		fmt.Fprintf(&b, "%s\t%s\n", l.Event, l.Raw)
 		return nil
 	})
 	if err != nil {

@@ -137,13 +137,18 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// raceEnv stops the race detector's one-second sleep at exit in the -race
+// binaries the tests run (and in their children, which inherit it): a task
+// process would otherwise linger past its final message.
+const raceEnv = "GORACE=atexit_sleep_ms=0"
+
 // Start runs bin with args (and extra env) as its own process group. At test
 // cleanup it is stopped (SIGTERM, then SIGKILL) and, if the test failed, its
 // output is logged.
 func Start(t testing.TB, name, bin string, env []string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), raceEnv), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &Proc{Name: name, Cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -204,7 +209,7 @@ func (p *Proc) Stop(grace time.Duration) bool {
 // Run runs bin to completion and returns its combined output.
 func Run(ctx context.Context, bin string, env []string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), raceEnv), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

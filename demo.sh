@@ -42,23 +42,28 @@ pids+=($!)
 executor variables set greeting "hello from a taskwire variable" >/dev/null
 executor connections set db --type postgres --host db.example.com --port 5432 --login app --password s3cret >/dev/null
 
+# run TITLE ARGS... submits a task, waits for it and prints its states; the
+# task instance id (submit's first line) is left in $last.
+last=
 run() {
   local title=$1; shift
   printf '\n== %s\n' "$title"
-  if executor submit --wait "$@"; then :; else echo "(exit code $?: expected for this task)"; fi
+  local rc=0
+  executor submit --wait "$@" >"$work/submit.out" || rc=$?
+  cat "$work/submit.out"
+  last=$(head -n 1 "$work/submit.out")
+  if [ "$rc" -ne 0 ]; then echo "(exit code $rc: expected for this task)"; fi
 }
 run "a command task" --queue default --task-id hello -- echo "hello, world"
 run "a flaky command that succeeds on its second try" --queue default --task-id flaky --retries 2 --retry-delay 200ms \
   -- sh -c 'echo "try $TASKWIRE_TRY_NUMBER"; test "$TASKWIRE_TRY_NUMBER" -ge 2'
 run "a Go SDK task pushing an XCom" --queue go --task push --dag-id demo --run-id run1
 run "a Go SDK task pulling it" --queue go --task pull --dag-id demo --run-id run1
+pull=$last
 run "a Go SDK task reading a variable and a connection" --queue go --task read_config --dag-id demo --run-id run1
 run "a command past its execution timeout" --queue default --task-id slow --timeout 1s -- sleep 30
 
 printf '\n== all task instances\n'
 executor list
-pull=$(executor list --dag-id demo --json | python3 -c 'import json,sys; print([t["id"] for t in json.load(sys.stdin)["task_instances"] if t["task_id"]=="pull"][0])' 2>/dev/null || true)
-if [ -n "$pull" ]; then
-  printf '\n== logs of the pull task\n'
-  executor logs "$pull"
-fi
+printf '\n== logs of the pull task (the XCom value it pulled)\n'
+executor logs "$pull"

@@ -1,0 +1,53 @@
+package integration
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/internal/testbin"
+)
+
+// The README's demo command works: demo.sh builds the binaries, runs the
+// executor on its embedded NATS and a worker, and every example task ends
+// as it should.
+func TestDemoScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries: not in -short")
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := func() string {
+		_, p, _ := net.SplitHostPort(testbin.FreeAddr(t))
+		return p
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "demo.sh"))
+	cmd.Env = append(cmd.Environ(), "TASKWIRE_DEMO_API_PORT="+port(), "TASKWIRE_DEMO_NATS_PORT="+port(), "TMPDIR="+t.TempDir())
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo.sh: %v\n%s", err, out)
+	}
+	s := string(out)
+	for _, want := range []string{
+		"== a command task\n",
+		"success (try 2)",                 // the flaky task
+		"failed (try 1: execution timeout", // the slow one
+		"value=42",                         // the XCom the pull task read
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, s)
+		}
+	}
+	if n := strings.Count(s, "success (try 1)"); n != 4 {
+		t.Errorf("%d tasks succeeded on their first try, want 4 (hello, push, pull, read_config):\n%s", n, s)
+	}
+}

@@ -39,7 +39,7 @@ func TestDemoScript(t *testing.T) {
 	s := string(out)
 	for _, want := range []string{
 		"== a command task\n",
-		"success (try 2)",                 // the flaky task
+		"success (try 2)",                  // the flaky task
 		"failed (try 1: execution timeout", // the slow one
 		"value=42",                         // the XCom the pull task read
 	} {

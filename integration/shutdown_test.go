@@ -23,7 +23,7 @@ func TestWorkerSIGTERMDrainsThenHandsBack(t *testing.T) {
 		Entrypoint: sh(`sleep 0.5; echo "quick $TASKWIRE_TRY_NUMBER" >> ` + quickOut)})
 	slow := c.submit(activity.TaskSpec{Queue: "default", TaskID: "slow",
 		RetryPolicy: activity.RetryPolicy{Retries: 1, Delay: activity.Duration(50 * time.Millisecond)},
-		Entrypoint: sh(`if [ "$TASKWIRE_TRY_NUMBER" = 1 ]; then echo $$ > ` + slowPid + `; sleep 300 & wait; fi; echo "slow $TASKWIRE_TRY_NUMBER" >> ` + slowOut)})
+		Entrypoint:  sh(`if [ "$TASKWIRE_TRY_NUMBER" = 1 ]; then echo $$ > ` + slowPid + `; sleep 300 & wait; fi; echo "slow $TASKWIRE_TRY_NUMBER" >> ` + slowOut)})
 	c.waitState(quick.ID, activity.StateRunning, 10*time.Second)
 	c.waitState(slow.ID, activity.StateRunning, 10*time.Second)
 	pid := pidOf(t, slowPid)

@@ -82,15 +82,15 @@ func (f *fixture) take(q string) (*activity.ExecuteTask, jetstream.Msg) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	for m := range batch.Messages() {
-		a, err := activity.Decode(m.Data())
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		return a.ExecuteTask, m
+	m, ok := <-batch.Messages()
+	if !ok {
+		f.t.Fatalf("no activity on %s", q)
 	}
-	f.t.Fatalf("no activity on %s", q)
-	return nil, nil
+	a, err := activity.Decode(m.Data())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return a.ExecuteTask, m
 }
 
 func (f *fixture) submit(spec activity.TaskSpec) *activity.TaskInstance {

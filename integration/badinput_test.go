@@ -32,16 +32,16 @@ func activityOf(t *testing.T, qc *queue.Client, q string) *activity.ExecuteTask 
 	if err != nil {
 		t.Fatal(err)
 	}
-	for m := range batch.Messages() {
-		a, err := activity.Decode(m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = m.Nak()
-		return a.ExecuteTask
+	m, ok := <-batch.Messages()
+	if !ok {
+		t.Fatalf("no activity on %s", q)
 	}
-	t.Fatalf("no activity on %s", q)
-	return nil
+	a, err := activity.Decode(m.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Nak()
+	return a.ExecuteTask
 }
 
 func TestTokensActOnlyForTheirTask(t *testing.T) {

@@ -123,6 +123,7 @@ func (e *Executor) Start(ctx context.Context) error {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		e.republishQueued(runCtx)
 		e.scanLoop(runCtx)
 	}()
 	e.started = true

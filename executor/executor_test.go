@@ -325,3 +325,39 @@ func TestPublicAPIAuthAndErrors(t *testing.T) {
 		})
 	}
 }
+
+// An executor that stopped between recording a task and publishing its
+// activity left it queued with nothing on the queue: the next executor to
+// start publishes it, and a task that was published already is not
+// duplicated on the queue.
+func TestStartRepublishesQueuedTasks(t *testing.T) {
+	t.Parallel()
+	f1 := newFixture(t, queue.Config{}, Config{})
+	spec := activity.TaskSpec{Queue: "lost", Entrypoint: activity.Entrypoint{Command: []string{"x"}}}.WithDefaults(time.Now())
+	lost := activity.NewTaskInstance("01a20000-0000-7000-8000-000000000001", spec, time.Now())
+	lost.NextActivityID()
+	if err := f1.ex.store.create(t.Context(), lost); err != nil {
+		t.Fatal(err)
+	}
+	published := f1.submit(activity.TaskSpec{Queue: "kept", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
+
+	f2 := startOn(t, f1.q, Config{})
+	act, m := f2.take("lost")
+	_ = m.Ack()
+	if act.ID != lost.ActivityID || act.TI.ID != lost.ID {
+		t.Fatalf("activity %s for %s, want %s for %s", act.ID, act.TI.ID, lost.ActivityID, lost.ID)
+	}
+	if _, err := f2.ec.Run(t.Context(), act.Token, lost.ID, execution.RunRequest{Hostname: "h", PID: 1, WorkerID: "w", ActivityID: act.ID}); err != nil {
+		t.Fatalf("run the republished activity: %v", err)
+	}
+
+	_, m = f2.take("kept")
+	_ = m.Ack()
+	cons, err := f2.q.ActivityConsumer(t.Context(), "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := cons.Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
+		t.Fatalf("a second copy of %s's activity is on the queue: %s", published.ID, msg.Data())
+	}
+}

@@ -249,6 +249,31 @@ func (e *Executor) failRunning(ctx context.Context, id string, try int, stillBad
 	e.afterTry(ctx, ti)
 }
 
+// republishQueued publishes again the activity of every queued task
+// instance, once at start: an executor that stopped between recording a
+// task and publishing its activity left it queued with nothing on the
+// queue. Publishing is idempotent within the de-duplication window, and a
+// worker that pulls a stale copy later is refused by …/run (409) and drops
+// it, so a task never runs twice for it.
+func (e *Executor) republishQueued(ctx context.Context) {
+	var queued []*activity.TaskInstance
+	e.store.each(activity.StateQueued, func(ti *activity.TaskInstance) { queued = append(queued, ti) })
+	n := 0
+	for _, ti := range queued {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := e.publishExecute(ctx, ti); err != nil {
+			e.log.Error("republish queued task", "ti_id", ti.ID, "err", err)
+			continue
+		}
+		n++
+	}
+	if n > 0 {
+		e.log.Info("republished queued tasks", "count", n)
+	}
+}
+
 func (e *Executor) scanLoop(ctx context.Context) {
 	t := time.NewTicker(e.cfg.ScanInterval)
 	defer t.Stop()

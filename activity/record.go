@@ -17,12 +17,25 @@ type Try struct {
 	Reason    string     `json:"reason,omitempty"`
 }
 
-// Trigger is what a deferred task waits on.
+// Trigger is what a deferred task waits on. A task names it by Classpath
+// and Kwargs; the executor checks and normalizes it (package trigger) and
+// fills in Kind, TIID, Try and DeferredAt before it is recorded and handed
+// to a triggerer.
 type Trigger struct {
 	ID        string         `json:"id"`
 	Classpath string         `json:"classpath"`
 	Kwargs    map[string]any `json:"kwargs,omitempty"`
-	Timeout   Duration       `json:"timeout,omitempty"`
+	// Timeout, when positive, fails the task with "trigger timeout" if the
+	// trigger has not fired by DeferredAt+Timeout.
+	Timeout Duration `json:"timeout,omitempty"`
+
+	// Kind is the built-in trigger Classpath resolves to.
+	Kind string `json:"kind,omitempty"`
+	// TIID and Try are the task instance and try that deferred.
+	TIID string `json:"ti_id,omitempty"`
+	Try  int    `json:"try,omitempty"`
+	// DeferredAt is when the executor accepted the deferral.
+	DeferredAt time.Time `json:"deferred_at,omitzero"`
 }
 
 // TaskInstance is the executor's record of a task instance, stored in the
@@ -65,6 +78,10 @@ type TaskInstance struct {
 	HeartbeatAt *time.Time `json:"heartbeat_at,omitempty"`
 	RetryAt     *time.Time `json:"retry_at,omitempty"`
 	UpdatedAt   time.Time  `json:"updated_at"`
+	// RunTime is how long the current try ran before its latest start:
+	// the running time before each deferral, for execution_timeout, which
+	// counts running time only (not the waits on triggers).
+	RunTime Duration `json:"run_time,omitempty"`
 
 	// Tries holds every try so far, the current one last.
 	Tries []Try `json:"tries,omitempty"`
@@ -156,6 +173,7 @@ func (ti *TaskInstance) NewTry(now time.Time) error {
 	ti.StartDate, ti.EndDate, ti.HeartbeatAt, ti.RetryAt = nil, nil, nil, nil
 	ti.Hostname, ti.PID, ti.WorkerID = "", 0, ""
 	ti.NextMethod, ti.NextKwargs, ti.Trigger = "", nil, nil
+	ti.RunTime = 0
 	return ti.SetState(StateQueued, "", now)
 }
 

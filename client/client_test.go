@@ -172,7 +172,8 @@ func TestRefusesEmptyIDWithoutARequest(t *testing.T) {
 	_, err3 := c.Variable(ctx, "")
 	err4 := c.DeleteConnection(ctx, "")
 	err5 := c.Logs(ctx, "", 0, false, func(client.LogLine) error { return nil })
-	for i, err := range []error{err1, err2, err3, err4, err5} {
+	_, err6 := c.SendEvent(ctx, "", nil)
+	for i, err := range []error{err1, err2, err3, err4, err5, err6} {
 		if !errors.Is(err, client.ErrBadRequest) {
 			t.Errorf("call %d: error %v, want ErrBadRequest", i+1, err)
 		}

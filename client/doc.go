@@ -5,7 +5,8 @@
 // A Client queues task instances (Submit, the HTTP form of AIP-72's
 // queue_activity), reads and lists them (Get, List), follows them to a final
 // state (Wait), cancels them (Cancel), reads and follows their logs (Logs),
-// and manages variables and connections.
+// sends the external events that deferred tasks wait on (SendEvent), and
+// manages variables and connections.
 //
 //	c, err := client.New(client.Config{URL: "http://127.0.0.1:8080", Token: token})
 //	ti, err := c.Submit(ctx, activity.TaskSpec{

@@ -92,7 +92,7 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, execution.RunResponse{
 		TI: ti.Key(), MaxTries: ti.MaxTries, ShouldRetry: ti.CanRetry(),
-		NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs, ExecutionTimeout: ti.ExecutionTimeout, Token: tok,
+		NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs, ExecutionTimeout: remainingTimeout(ti), Token: tok,
 	})
 }
 
@@ -119,7 +119,9 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, badRequest("a worker cannot set state %q", req.State))
 		return
 	}
+	var invalid error
 	ti, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
+		invalid = nil
 		if ti.TryNumber != c.Try {
 			return fmt.Errorf("%w: token is for try %d, task instance is at try %d", ErrConflict, c.Try, ti.TryNumber)
 		}
@@ -127,11 +129,9 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 			return &activity.TransitionError{From: ti.State, To: req.State}
 		}
 		if req.State == activity.StateDeferred {
-			if err := ti.SetState(activity.StateDeferred, "", e.now()); err != nil {
-				return err
-			}
-			ti.Trigger, ti.NextMethod, ti.NextKwargs = req.Trigger, req.NextMethod, req.NextKwargs
-			return nil
+			var err error
+			invalid, err = e.deferTry(ti, &req, e.now())
+			return err
 		}
 		return e.endTry(ti, req.State, req.Reason)
 	})
@@ -140,6 +140,18 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.log.Debug("task state", "ti_id", id, "try", ti.TryNumber, "state", ti.State, "reason", ti.Reason)
+	if invalid != nil {
+		// The task failed at defer time; the worker hears why.
+		e.afterTry(r.Context(), ti)
+		e.writeError(w, r, badRequest("defer: %v (the task failed)", invalid))
+		return
+	}
+	if ti.State == activity.StateDeferred {
+		if err := e.publishTrigger(context.WithoutCancel(r.Context()), ti.Trigger); err != nil {
+			// A restart republishes it; say so now.
+			e.log.Error("publish trigger", "ti_id", ti.ID, "trigger_id", ti.Trigger.ID, "err", err)
+		}
+	}
 	e.afterTry(r.Context(), ti)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -119,11 +119,31 @@ func (e *Executor) Start(ctx context.Context) error {
 		return fmt.Errorf("executor: max-deliveries advisories: %w", err)
 	}
 	e.stops = append(e.stops, unsub)
+	evCons, err := e.q.EventConsumer(ctx)
+	if err == nil {
+		var ec jetstream.ConsumeContext
+		ec, err = evCons.Consume(func(m jetstream.Msg) { e.onEvent(runCtx, m) },
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				e.log.Warn("trigger event consumer", "err", err)
+			}))
+		if err == nil {
+			e.stops = append(e.stops, ec.Stop)
+		}
+	}
+	if err != nil {
+		for _, f := range e.stops {
+			f()
+		}
+		cancel()
+		e.wg.Wait()
+		return fmt.Errorf("executor: consume trigger events: %w", err)
+	}
 
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		e.republishQueued(runCtx)
+		e.republishDeferred(runCtx)
 		e.scanLoop(runCtx)
 	}()
 	e.started = true

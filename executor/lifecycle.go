@@ -69,13 +69,22 @@ func (e *Executor) publishExecute(ctx context.Context, ti *activity.TaskInstance
 	a := activity.Activity{Kind: activity.KindExecuteTask, ExecuteTask: &activity.ExecuteTask{
 		ID: ti.ActivityID, Token: tok, TI: ti.Key(), Queue: ti.Queue, Entrypoint: ti.Entrypoint,
 		Params: ti.Params, NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs,
-		ExecutionTimeout: ti.ExecutionTimeout, Retry: ti.Retry, QueuedAt: queuedAt,
+		ExecutionTimeout: remainingTimeout(ti), Retry: ti.Retry, QueuedAt: queuedAt,
 	}}
 	data, err := a.Marshal()
 	if err != nil {
 		return fmt.Errorf("encode activity %s: %w", ti.ActivityID, err)
 	}
 	return e.q.PublishActivity(ctx, ti.Queue, ti.ActivityID, data)
+}
+
+// remainingTimeout is the execution timeout left to a try that ran for
+// ti.RunTime before deferring: execution_timeout counts running time only.
+func remainingTimeout(ti *activity.TaskInstance) activity.Duration {
+	if ti.ExecutionTimeout <= 0 {
+		return 0
+	}
+	return max(ti.ExecutionTimeout-ti.RunTime, activity.Duration(time.Millisecond))
 }
 
 // endTry moves a running try to its outcome inside a mutation: a retry
@@ -213,12 +222,22 @@ func (e *Executor) Cancel(ctx context.Context, id, reason string) (*activity.Tas
 	if reason == "" {
 		reason = "cancelled by operator"
 	}
-	return e.store.mutate(ctx, id, func(ti *activity.TaskInstance) error {
+	var triggerID string
+	ti, err := e.store.mutate(ctx, id, func(ti *activity.TaskInstance) error {
 		if ti.State.Terminal() {
 			return fmt.Errorf("%w: task instance is already %s", ErrConflict, ti.State)
 		}
+		triggerID = ""
+		if ti.State == activity.StateDeferred && ti.Trigger != nil {
+			triggerID = ti.Trigger.ID
+		}
 		return ti.SetState(activity.StateCancelled, reason, e.now())
 	})
+	if err == nil && triggerID != "" {
+		// The triggerer running it stops.
+		e.retireClaim(context.WithoutCancel(ctx), triggerID)
+	}
+	return ti, err
 }
 
 // Get returns a task instance from the store.
@@ -296,7 +315,7 @@ func (e *Executor) scan(ctx context.Context) {
 	}
 	timedOut := func(ti *activity.TaskInstance) bool {
 		return ti.ExecutionTimeout > 0 && ti.StartDate != nil &&
-			now.Sub(*ti.StartDate) > ti.ExecutionTimeout.D()+timeoutGrace
+			ti.RunTime.D()+now.Sub(*ti.StartDate) > ti.ExecutionTimeout.D()+timeoutGrace
 	}
 	e.store.each(activity.StateRunning, func(ti *activity.TaskInstance) {
 		switch {
@@ -308,6 +327,7 @@ func (e *Executor) scan(ctx context.Context) {
 				fmt.Sprintf("execution timeout after %s", ti.ExecutionTimeout.D()))
 		}
 	})
+	e.scanDeferred(ctx, now)
 	e.store.each(activity.StateUpForRetry, func(ti *activity.TaskInstance) {
 		if ti.RetryAt != nil && now.Sub(*ti.RetryAt) > retryTimerGrace {
 			if err := e.requeue(ctx, ti.ID, ti.TryNumber); err != nil {

@@ -34,6 +34,7 @@ func (e *Executor) routePublic(mux *http.ServeMux) {
 	h("GET /api/v1/connections/{id}", e.handleConnection)
 	h("PUT /api/v1/connections/{id}", e.handleConnection)
 	h("DELETE /api/v1/connections/{id}", e.handleConnection)
+	h("POST /api/v1/events/{name}", e.handleSendEvent)
 	h("/api/", func(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
 	})

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,14 +27,15 @@ func TestMain(m *testing.M) {
 }
 
 // bins are the binaries every test runs.
-type bins struct{ executor, worker, gotasks string }
+type bins struct{ executor, worker, triggerer, gotasks string }
 
 func buildAll(t testing.TB) bins {
 	t.Helper()
 	return bins{
-		executor: testbin.MustBuild(t, "./cmd/executor"),
-		worker:   testbin.MustBuild(t, "./cmd/worker"),
-		gotasks:  testbin.MustBuild(t, "./examples/gotasks"),
+		executor:  testbin.MustBuild(t, "./cmd/executor"),
+		worker:    testbin.MustBuild(t, "./cmd/worker"),
+		triggerer: testbin.MustBuild(t, "./cmd/triggerer"),
+		gotasks:   testbin.MustBuild(t, "./examples/gotasks"),
 	}
 }
 
@@ -133,6 +135,77 @@ func (c *cluster) startWorker(o workerOpts) *testbin.Proc {
 	args = append(args, "--heartbeat-interval", "300ms", "--kill-grace", "1s", "--grace-period", "5s", "--log-level", "debug")
 	args = append(args, o.extra...)
 	return testbin.Start(c.t, o.name, c.bins.worker, nil, args...)
+}
+
+type triggererOpts struct {
+	name      string // default "triggerer"
+	capacity  int    // default 1000
+	deadAfter string // default 1500ms
+	extra     []string
+}
+
+// triggerer is a running triggerer process and its /healthz address.
+type triggerer struct {
+	*testbin.Proc
+	addr string
+}
+
+// startTriggerer starts a triggerer with a fast heartbeat (300ms).
+func (c *cluster) startTriggerer(o triggererOpts) *triggerer {
+	c.t.Helper()
+	if o.name == "" {
+		o.name = "triggerer"
+	}
+	if o.capacity == 0 {
+		o.capacity = 1000
+	}
+	if o.deadAfter == "" {
+		o.deadAfter = "1500ms"
+	}
+	addr := testbin.FreeAddr(c.t)
+	args := []string{"--nats-url", c.natsURL, "--capacity", fmt.Sprint(o.capacity), "--id", o.name,
+		"--heartbeat-interval", "300ms", "--dead-after", o.deadAfter, "--listen", addr, "--log-level", "debug"}
+	args = append(args, o.extra...)
+	p := testbin.Start(c.t, o.name, c.bins.triggerer, nil, args...)
+	tr := &triggerer{Proc: p, addr: addr}
+	testbin.Eventually(c.t, 30*time.Second, o.name+" /healthz", func() bool {
+		select {
+		case <-p.Done():
+			c.t.Fatalf("%s exited: %v\n%s", o.name, p.Err(), p.Output())
+		default:
+		}
+		_, err := tr.held()
+		return err == nil
+	})
+	return tr
+}
+
+// held asks the triggerer's /healthz how many triggers it holds.
+func (tr *triggerer) held() (int, error) {
+	resp, err := http.Get("http://" + tr.addr + "/healthz")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var id string
+	var n int
+	if _, err := fmt.Sscanf(string(b), "ok: %s holds %d triggers", &id, &n); err != nil {
+		return 0, fmt.Errorf("healthz %q: %w", b, err)
+	}
+	return n, nil
+}
+
+// waitHeld waits until tr holds n triggers.
+func (c *cluster) waitHeld(tr *triggerer, n int, timeout time.Duration) {
+	c.t.Helper()
+	testbin.Eventually(c.t, timeout, fmt.Sprintf("triggerer to hold %d triggers", n), func() bool {
+		got, err := tr.held()
+		return err == nil && got == n
+	})
 }
 
 func (c *cluster) submit(spec activity.TaskSpec) *activity.TaskInstance {

@@ -27,6 +27,14 @@ const (
 	BucketVariables     = "variables"
 	BucketConnections   = "connections"
 	BucketConfig        = "config"
+	// BucketTriggers holds the claim of every trigger a triggerer holds or
+	// that waits to be claimed again, keyed by trigger id.
+	BucketTriggers = "triggers"
+	// BucketTriggerers holds each triggerer's heartbeat, keyed by its id.
+	BucketTriggerers = "triggerers"
+	// BucketExternalEvents holds the last event sent under each name, for
+	// "event" triggers.
+	BucketExternalEvents = "external_events"
 )
 
 // Defaults for [Config].
@@ -151,6 +159,7 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Description: "taskwire triggers of deferred tasks",
 			Subjects:    []string{"trigger.>"},
 			Retention:   jetstream.WorkQueuePolicy,
+			Duplicates:  DuplicatesWindowDefault,
 			Replicas:    r,
 			Storage:     st,
 		},
@@ -158,7 +167,8 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Name:        StreamEvents,
 			Description: "taskwire fired trigger events",
 			Subjects:    []string{"event.>"},
-			Retention:   jetstream.LimitsPolicy,
+			Retention:   jetstream.WorkQueuePolicy,
+			Duplicates:  DuplicatesWindowDefault,
 			Replicas:    r,
 			Storage:     st,
 		},
@@ -202,6 +212,10 @@ func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
 		{Bucket: BucketVariables, Description: "taskwire variables", Replicas: r, Storage: st},
 		{Bucket: BucketConnections, Description: "taskwire connections", Replicas: r, Storage: st},
 		{Bucket: BucketConfig, Description: "taskwire configuration", Replicas: r, Storage: st},
+		{Bucket: BucketTriggers, Description: "taskwire trigger claims", Replicas: r, Storage: st},
+		// Heartbeats of triggerers gone for an hour are garbage.
+		{Bucket: BucketTriggerers, Description: "taskwire triggerer heartbeats", TTL: time.Hour, Replicas: r, Storage: st},
+		{Bucket: BucketExternalEvents, Description: "taskwire external events, the last per name", Replicas: r, Storage: st},
 	}
 }
 

@@ -11,7 +11,9 @@ import (
 // newLogHandler returns a handler writing JSON lines as the worker's logs
 // socket expects them: {"timestamp", "level", "event", "logger", attrs...},
 // with RFC 3339 UTC timestamps and the levels "debug", "info", "warning" and
-// "error".
+// "error". An attribute of the caller named "timestamp", "level" or "event"
+// is written with a trailing underscore ("event_"), so that it cannot hide
+// the record's own field (JSON readers keep the last of duplicate keys).
 func newLogHandler(w io.Writer, level slog.Leveler) slog.Handler {
 	return slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level: level,
@@ -25,11 +27,16 @@ func newLogHandler(w io.Writer, level slog.Leveler) slog.Handler {
 					return slog.String("timestamp", a.Value.Time().UTC().Format(time.RFC3339Nano))
 				}
 			case slog.LevelKey:
+				// The record's level is a slog.Level; anything else is the
+				// caller's.
 				if l, ok := a.Value.Any().(slog.Level); ok {
 					return slog.String("level", levelName(l))
 				}
+				a.Key += "_"
 			case slog.MessageKey:
 				return slog.Attr{Key: "event", Value: a.Value}
+			case "timestamp", "event":
+				a.Key += "_"
 			}
 			return a
 		},

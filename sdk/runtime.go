@@ -38,13 +38,29 @@ type Runtime struct {
 	// slog.LevelInfo.
 	LogLevel slog.Level
 
-	mu    sync.Mutex
-	tasks map[string]TaskFunc
+	mu      sync.Mutex
+	tasks   map[string]TaskFunc
+	methods map[methodKey]TaskFunc
 }
+
+// methodKey names a resume method of a task.
+type methodKey struct{ task, method string }
+
+// FailMethod is the next_method with which the executor resumes a task
+// whose trigger failed, ended without an event or passed its timeout
+// (Airflow's "__fail__"); NextKwargs()["error"] says why. Workers end such
+// a try themselves; a runtime that is started with it anyway reports the
+// error for a retry without calling any task code, and it cannot be
+// registered as a method.
+const FailMethod = "__fail__"
+
+// triggerFailedDefault is the reason of a FailMethod resume without an
+// error.
+const triggerFailedDefault = "trigger failed"
 
 // New returns a Runtime with no tasks.
 func New() *Runtime {
-	return &Runtime{tasks: map[string]TaskFunc{}}
+	return &Runtime{tasks: map[string]TaskFunc{}, methods: map[methodKey]TaskFunc{}}
 }
 
 // Register makes fn the code of task taskID. It panics when taskID is empty,
@@ -62,6 +78,51 @@ func (r *Runtime) Register(taskID string, fn TaskFunc) {
 		panic("sdk: task " + taskID + " registered twice")
 	}
 	r.tasks[taskID] = fn
+}
+
+// RegisterMethod makes fn the code that task taskID resumes at when a
+// trigger it deferred on fires with next_method method (see Task.Defer). A
+// resumed task without a method of that name runs its Register'ed function,
+// which can branch on Task.NextMethod. RegisterMethod panics when taskID or
+// method is empty, method is FailMethod, fn is nil or the method is already
+// registered.
+func (r *Runtime) RegisterMethod(taskID, method string, fn TaskFunc) {
+	if taskID == "" || method == "" || fn == nil {
+		panic("sdk: RegisterMethod needs a task id, a method and a function")
+	}
+	if method == FailMethod {
+		panic("sdk: method " + FailMethod + " is reserved")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.methods == nil {
+		r.methods = map[methodKey]TaskFunc{}
+	}
+	k := methodKey{taskID, method}
+	if _, ok := r.methods[k]; ok {
+		panic("sdk: method " + method + " of task " + taskID + " registered twice")
+	}
+	r.methods[k] = fn
+}
+
+// lookup returns the code to run for task name resumed at method ("" on a
+// first run): the method registered for it, else the task's function; or a
+// FailError saying what is missing.
+func (r *Runtime) lookup(name, method string) (TaskFunc, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if method != "" {
+		if fn := r.methods[methodKey{name, method}]; fn != nil {
+			return fn, nil
+		}
+	}
+	if fn := r.tasks[name]; fn != nil {
+		return fn, nil
+	}
+	if method != "" {
+		return nil, Fail(fmt.Errorf("no method %q for task %q in this runtime", method, name))
+	}
+	return nil, Fail(fmt.Errorf("no task %q in this runtime", name))
 }
 
 // Main runs the task the worker asks for and exits the process: 0 once the
@@ -102,10 +163,13 @@ func (r *Runtime) Main() {
 // Run connects to the worker at commAddr (requests) and logsAddr (log
 // lines; "" or unreachable means stderr), reads StartupDetails, runs the
 // task it names (Context.Entrypoint, else TI.TaskID), and reports the
-// outcome with one terminal message. It returns nil once the worker has
-// acknowledged that message, whatever the outcome, and an error when no
-// outcome could be reported. A task with no registered function fails (with
-// no retry). Cancelling ctx cancels the task's context.
+// outcome with one terminal message. A resumed task (NextMethod set) runs
+// the method registered for it with RegisterMethod, else its Register'ed
+// function; one resumed with FailMethod runs nothing and asks for a retry
+// with the trigger's error. It returns nil once the worker has acknowledged
+// that message, whatever the outcome, and an error when no outcome could be
+// reported. A task with no code to run fails (with no retry). Cancelling ctx
+// cancels the task's context.
 func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
 	dctx := ctx
 	if _, ok := ctx.Deadline(); !ok {
@@ -164,15 +228,22 @@ func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
 	if name == "" {
 		name = startup.TI.TaskID
 	}
-	r.mu.Lock()
-	fn := r.tasks[name]
-	r.mu.Unlock()
-
 	var taskErr error
-	if fn == nil {
-		taskErr = Fail(fmt.Errorf("no task %q in this runtime", name))
-		sdkLog.Error("no such task", "task_id", name)
+	method := startup.NextMethod
+	if method == FailMethod {
+		// The worker normally ends such a try itself; end it the same way.
+		taskErr = errors.New(triggerFailedDefault)
+		if s, ok := startup.NextKwargs["error"].(string); ok && s != "" {
+			taskErr = errors.New(s)
+		}
+		sdkLog.Error("resumed after the trigger failed: not running the task", "task_id", name, "err", taskErr)
+	} else if fn, err := r.lookup(name, method); err != nil {
+		taskErr = err
+		sdkLog.Error("no code to run", "task_id", name, "next_method", method, "err", err)
 	} else {
+		if method != "" {
+			sdkLog.Debug("resuming", "task_id", name, "next_method", method)
+		}
 		taskErr = runTask(taskCtx, fn, t)
 	}
 	if t.isDeferred() {

@@ -384,3 +384,19 @@ func TestRegisterPanics(t *testing.T) {
 		}()
 	}
 }
+
+func TestLogAttributesCannotHideRecordFields(t *testing.T) {
+	t.Parallel()
+	w := run(t, protocol.CodecMsgpack, "collide", func(ctx context.Context, task *sdk.Task) error {
+		task.Logger().Info("resumed", "event", map[string]any{"n": 1}, "level", "deep", "timestamp", "then")
+		return nil
+	})
+	w.terminal(t)
+	rec := w.line(t, func(r map[string]any) bool { return r["event"] == "resumed" })
+	if rec["level"] != "info" || rec["level_"] != "deep" || rec["timestamp_"] != "then" || fmt.Sprint(rec["event_"]) != "map[n:1]" {
+		t.Errorf("log line %v", rec)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rec["timestamp"])); err != nil {
+		t.Errorf("timestamp: %v", err)
+	}
+}

@@ -32,13 +32,20 @@ func (t *Task) TI() protocol.TaskInstance { return t.startup.TI }
 // Context returns the run context: max tries, queue, entrypoint, params.
 func (t *Task) Context() protocol.RunContext { return t.startup.Context }
 
-// NextMethod returns the method to resume at after a deferral ("" on a first
-// run; "__fail__" when the trigger failed or timed out).
+// NextMethod returns the method the task resumes at after a deferral: ""
+// on a first run. (A resume with FailMethod never reaches task code.)
 func (t *Task) NextMethod() string { return t.startup.NextMethod }
 
 // NextKwargs returns the keyword arguments for NextMethod, with the trigger's
-// event when it fired.
+// event under "event" (see Event).
 func (t *Task) NextKwargs() map[string]any { return t.startup.NextKwargs }
+
+// Event returns the payload of the trigger event the task resumed with,
+// NextKwargs()["event"]: nil on a first run or when the trigger sent none.
+// Maps are map[string]any and lists []any; numbers are int64 or float64,
+// and since NextKwargs pass through JSON on their way, an integer may arrive
+// as either: accept both.
+func (t *Task) Event() any { return t.startup.NextKwargs["event"] }
 
 // StartDate returns when the try started, as an RFC 3339 string.
 func (t *Task) StartDate() string { return t.startup.StartDate }
@@ -132,7 +139,11 @@ func (t *Task) MaskSecret(ctx context.Context, value string) error {
 
 // Defer suspends the task until the trigger classpath, built with kwargs,
 // fires (or timeout passes, when positive); then the task runs again with
-// NextMethod nextMethod and NextKwargs nextKwargs plus the trigger's event.
+// NextMethod nextMethod and NextKwargs nextKwargs plus the trigger's event
+// under "event" (see Event), in the method registered for it with
+// Runtime.RegisterMethod, else in the task's function. When the trigger
+// fails or times out, the try fails, retried as any error while tries
+// remain. nextMethod may not be FailMethod.
 // Once the worker has accepted it, Defer returns an error wrapping
 // ErrDeferred, which the TaskFunc should return; the try is over and
 // nothing else it does is reported.
@@ -142,6 +153,9 @@ func (t *Task) Defer(ctx context.Context, classpath string, kwargs map[string]an
 	t.mu.Unlock()
 	if done {
 		return fmt.Errorf("defer to %s: %w already", classpath, ErrDeferred)
+	}
+	if nextMethod == FailMethod {
+		return fmt.Errorf("defer to %s: next method %q is reserved", classpath, FailMethod)
 	}
 	msg := protocol.DeferTask{Classpath: classpath, TriggerKwargs: kwargs, NextMethod: nextMethod, NextKwargs: nextKwargs}
 	if timeout > 0 {

@@ -36,6 +36,7 @@ type fakeTI struct {
 	stStatus   int // answer of …/state when not 0
 	timeout    activity.Duration
 	nextMethod string
+	nextKwargs map[string]any
 }
 
 func newFakeAPI(t testing.TB) *fakeAPI {
@@ -102,7 +103,7 @@ func (f *fakeAPI) run(w http.ResponseWriter, r *http.Request) {
 		apiErr(w, fti.runStatus, "refused")
 	default:
 		writeJSON(w, http.StatusOK, execution.RunResponse{TI: fti.ti, MaxTries: 3, Token: "exec-" + id,
-			ExecutionTimeout: fti.timeout, NextMethod: fti.nextMethod})
+			ExecutionTimeout: fti.timeout, NextMethod: fti.nextMethod, NextKwargs: fti.nextKwargs})
 	}
 }
 

@@ -36,7 +36,8 @@
 // sends StartupDetails on comm and answers the task's requests through the
 // Execution API with the try's token, which the process never sees. A
 // terminal message (SucceedTask, TaskState, RetryTask, DeferTask) decides the
-// outcome; without one the exit code does. A malformed or unexpected frame
+// outcome; without one the exit code does. A command may defer through its
+// defer file (see Deferral). A malformed or unexpected frame
 // fails the try ("protocol error: …") and kills the process.
 //
 // Every task runs as the leader of its own process group, with
@@ -57,6 +58,51 @@
 // decided the try (cancelled, timed out or retried as a zombie): the process
 // is killed and no state is reported. An execution timeout kills the process
 // and reports up_for_retry. Final reports refused with 409 are logged only.
+//
+// # Deferral
+//
+// A task defers by naming a trigger, the method to resume at (next_method)
+// and its arguments (next_kwargs). An SDK runtime sends DeferTask; a command
+// uses its defer file. The worker reports the try deferred with the trigger
+// (PATCH …/state), and the slot is free at once. Once the trigger fires, the
+// executor publishes a new ExecuteTask for the same try with next_method and
+// next_kwargs, the trigger's event added to next_kwargs as "event"; SDK
+// runtimes get both in StartupDetails.
+//
+// When the trigger failed, ended without an event or passed its timeout, the
+// executor resumes the task with next_method "__fail__" and next_kwargs
+// {"error": "<why>"}. The worker then starts no process: it logs the error
+// and reports the try up_for_retry with it as the reason ("trigger timeout
+// after 2s"; "trigger failed" when there is no error), so the task's retries
+// apply as to any other failure and the executor fails it when none remain.
+// "__fail__" may not be used as a next_method.
+//
+// A command (a task try, not a callback) gets in TASKWIRE_DEFER_FILE the path
+// of a file that does not exist yet, in a directory of its own that the
+// worker removes when the try ends. To defer, the command writes one JSON
+// object there and exits 0 (the comments are not part of the format):
+//
+//	{
+//	  "trigger":     "timedelta",         // trigger classpath or kind; required
+//	  "kwargs":      {"delta": 30},       // the trigger's arguments; optional
+//	  "next_method": "resume",            // where to resume; required
+//	  "next_kwargs": {"started": "..."},  // arguments to resume with; optional
+//	  "timeout":     "10m"                // trigger timeout, a Go duration; optional
+//	}
+//
+// The try is then deferred exactly as by DeferTask, numbers reaching the
+// trigger as written. A file that is not one such JSON object (bad JSON,
+// trailing data, an unknown field, a missing trigger or next_method, a bad
+// timeout, over 1 MiB, not a regular file) fails the try with no retry, as
+// a programming error, with the reason "bad defer file
+// (TASKWIRE_DEFER_FILE): …". A command that exits non-zero fails as usual
+// and its defer file is ignored; one that exits 0 without writing it
+// succeeds.
+//
+// A resumed command (next_method set) also gets TASKWIRE_NEXT_METHOD, the
+// method; TASKWIRE_NEXT_KWARGS, the JSON of next_kwargs ("{}" when there are
+// none); and TASKWIRE_EVENT, the JSON of next_kwargs["event"] (empty when
+// absent). A command that defers again writes the defer file again.
 //
 // # Stop
 //

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/protocol"
@@ -277,23 +275,18 @@ func (j *job) answer(ctx context.Context, msg protocol.Message) (protocol.Messag
 		}
 		return nil, badRequest("TaskState state %q: want failed, skipped or removed", m.State), nil, nil
 	case protocol.DeferTask:
-		var timeout time.Duration
-		if m.TriggerTimeout != "" {
-			d, err := time.ParseDuration(m.TriggerTimeout)
-			if err != nil || d < 0 {
-				return nil, badRequest("DeferTask trigger_timeout %q: want a duration like \"90s\"", m.TriggerTimeout), nil, nil
-			}
-			timeout = d
+		timeout, err := parseTriggerTimeout(m.TriggerTimeout)
+		if err != nil {
+			return nil, badRequest("DeferTask trigger_timeout %q: want a non-negative duration like \"90s\"", m.TriggerTimeout), nil, nil
 		}
 		if m.Classpath == "" || m.NextMethod == "" {
 			return nil, badRequest("DeferTask needs classpath and next_method"), nil, nil
 		}
-		return okResponse, nil, &outcome{
-			state:      activity.StateDeferred,
-			trigger:    &activity.Trigger{ID: uuid.NewString(), Classpath: m.Classpath, Kwargs: m.TriggerKwargs, Timeout: activity.Duration(timeout)},
-			nextMethod: m.NextMethod,
-			nextKwargs: m.NextKwargs,
-		}, nil
+		if m.NextMethod == failMethod {
+			return nil, badRequest("DeferTask next_method %q is reserved", failMethod), nil, nil
+		}
+		out := deferredOutcome(m.Classpath, m.TriggerKwargs, timeout, m.NextMethod, m.NextKwargs)
+		return okResponse, nil, &out, nil
 	}
 
 	switch msg.(type) {

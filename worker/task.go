@@ -74,13 +74,56 @@ func (j *job) run(ctx context.Context) outcome {
 	return outcome{state: activity.StateFailed, reason: fmt.Sprintf("task %q needs an SDK runtime, and this worker has none for its queue", j.entry.Task)}
 }
 
+// runCommand runs the entrypoint's command. A task try (not a callback) may
+// defer through its defer file and, when resumed, learns where to continue
+// from TASKWIRE_NEXT_METHOD, TASKWIRE_NEXT_KWARGS and TASKWIRE_EVENT: see
+// the package documentation.
 func (j *job) runCommand(ctx context.Context) outcome {
-	p, err := j.w.startProcess(j.entry.Command, j.processEnv(false, nil), "", j.tl, j.ti.ID)
+	var extra []string
+	var deferFile string
+	if j.tc != nil {
+		renv, err := resumeEnv(j.startup.NextMethod, j.startup.NextKwargs)
+		if err != nil {
+			return outcome{state: activity.StateFailed, reason: fmt.Sprintf("resume command: %v", err)}
+		}
+		dir, file, err := deferDir()
+		if err != nil {
+			return retry("create the try's directory: %v", err)
+		}
+		defer func() {
+			if err := os.RemoveAll(dir); err != nil {
+				j.log.Warn("remove the try's directory", "dir", dir, "err", err)
+			}
+		}()
+		deferFile = file
+		extra = append(renv, envDeferFile+"="+file)
+	}
+	p, err := j.w.startProcess(j.entry.Command, j.processEnv(false, extra), "", j.tl, j.ti.ID)
 	if err != nil {
 		return retry("start command: %v", err)
 	}
 	killed := p.waitOrKill(ctx)
-	return j.exitOutcome(p, killed)
+	if killed != nil || deferFile == "" {
+		return j.exitOutcome(p, killed)
+	}
+	if p.exitCode() != 0 {
+		if _, err := os.Lstat(deferFile); err == nil {
+			j.tl.worker("warning", "ignoring the defer file: the command ended with "+p.exitStatus())
+		}
+		return j.exitOutcome(p, nil)
+	}
+	out, err := readDeferFile(deferFile)
+	switch {
+	case errors.Is(err, errNoDeferFile):
+		return j.exitOutcome(p, nil)
+	case err != nil:
+		// A programming error of the command: retrying cannot fix it.
+		reason := fmt.Sprintf("bad defer file (%s): %v", envDeferFile, err)
+		j.tl.worker("error", reason)
+		return outcome{state: activity.StateFailed, reason: reason}
+	}
+	j.tl.worker("info", fmt.Sprintf("deferred on trigger %s; will resume at %s", out.trigger.Classpath, out.nextMethod))
+	return out
 }
 
 // exitOutcome decides a try by its process's exit.
@@ -160,6 +203,10 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 	if nextMethod == "" {
 		nextMethod, nextKwargs = et.NextMethod, et.NextKwargs
 	}
+	if nextMethod == failMethod {
+		w.failResumed(log, tc, tl, ti, triggerFailure(nextKwargs))
+		return
+	}
 	params, _ := json.Marshal(et.Params)
 	if et.Params == nil {
 		params = []byte("{}")
@@ -220,6 +267,19 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		log.Warn("task killed: heartbeat refused by the executor")
 		return
 	}
+	tl.worker("info", fmt.Sprintf("try %d finished: %s", ti.TryNumber, describe(out)))
+	w.closeLog(log, tl)
+	w.report(log, tc, out)
+}
+
+// failResumed ends a try that the executor resumed with __fail__ (its
+// trigger failed or timed out) without starting a process: the failure is
+// the task's, so it is reported up_for_retry with the trigger's error, and
+// the executor fails the task when no tries remain.
+func (w *Worker) failResumed(log *slog.Logger, tc *execution.TaskClient, tl *taskLog, ti activity.TI, reason string) {
+	log.Info("task resumed after its trigger failed: not starting it", "reason", reason)
+	tl.worker("error", fmt.Sprintf("try %d resumed after its trigger failed: %s", ti.TryNumber, reason))
+	out := outcome{state: activity.StateUpForRetry, reason: reason}
 	tl.worker("info", fmt.Sprintf("try %d finished: %s", ti.TryNumber, describe(out)))
 	w.closeLog(log, tl)
 	w.report(log, tc, out)

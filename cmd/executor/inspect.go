@@ -83,16 +83,12 @@ func (c *cli) printTaskInstance(ti *activity.TaskInstance) {
 		field("HOST", h)
 	}
 	field("WORKER", ti.WorkerID)
-	if ti.Trigger != nil {
-		t := ti.Trigger.Classpath
-		if ti.Trigger.Timeout > 0 {
-			t += ", timeout " + ti.Trigger.Timeout.D().String()
+	if t := ti.Trigger; t != nil {
+		field("TRIGGER", triggerText(t))
+		field("TRIGGER ID", t.ID)
+		if !t.DeferredAt.IsZero() {
+			field("DEFERRED AT", fmtTime(&t.DeferredAt))
 		}
-		if len(ti.Trigger.Kwargs) > 0 {
-			b, _ := json.Marshal(ti.Trigger.Kwargs)
-			t += " " + string(b)
-		}
-		field("TRIGGER", t)
 		field("NEXT METHOD", ti.NextMethod)
 	}
 	if ti.RetryAt != nil && ti.State == activity.StateUpForRetry {
@@ -101,6 +97,9 @@ func (c *cli) printTaskInstance(ti *activity.TaskInstance) {
 	field("QUEUED AT", fmtTime(ti.QueuedAt))
 	field("STARTED", fmtTime(ti.StartDate))
 	field("ENDED", fmtTime(ti.EndDate))
+	if ti.RunTime > 0 {
+		field("RUN TIME", ti.RunTime.D().Round(time.Millisecond).String())
+	}
 	field("UPDATED", fmtTime(&ti.UpdatedAt))
 	_ = tw.Flush()
 	if len(ti.Tries) == 0 {
@@ -167,10 +166,14 @@ func (c *cli) list(ctx context.Context, args []string) error {
 		return printJSON(c.stdout, map[string]any{"task_instances": tis, "total": total})
 	}
 	tw := newTable(c.stdout)
-	row(tw, "ID", "DAG ID", "TASK ID", "RUN ID", "QUEUE", "STATE", "TRY", "UPDATED")
+	row(tw, "ID", "DAG ID", "TASK ID", "RUN ID", "QUEUE", "STATE", "TRY", "UPDATED", "TRIGGER", "DEFERRED AT")
 	for _, ti := range tis {
+		var trig, deferredAt string
+		if ti.State == activity.StateDeferred && ti.Trigger != nil {
+			trig, deferredAt = triggerKind(ti.Trigger), fmtTime(&ti.Trigger.DeferredAt)
+		}
 		row(tw, ti.ID, ti.DagID, ti.TaskID, ti.RunID, ti.Queue, string(ti.State),
-			fmt.Sprintf("%d/%d", ti.TryNumber, ti.MaxTries), fmtTime(&ti.UpdatedAt))
+			fmt.Sprintf("%d/%d", ti.TryNumber, ti.MaxTries), fmtTime(&ti.UpdatedAt), trig, deferredAt)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -301,6 +304,32 @@ func (c *cli) cancel(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "%s %s\n", ti.ID, describe(ti))
 	return nil
+}
+
+// triggerKind names what a trigger waits on: its kind, else (a trigger the
+// executor has not normalized) its classpath.
+func triggerKind(t *activity.Trigger) string {
+	if t.Kind != "" {
+		return t.Kind
+	}
+	return t.Classpath
+}
+
+// triggerText renders a trigger as "kind (classpath) {kwargs}, timeout D",
+// leaving out the classpath when it is the kind's own name.
+func triggerText(t *activity.Trigger) string {
+	s := triggerKind(t)
+	if t.Kind != "" && t.Classpath != "" && !strings.EqualFold(strings.TrimSpace(t.Classpath), t.Kind) {
+		s += " (" + t.Classpath + ")"
+	}
+	if len(t.Kwargs) > 0 {
+		b, _ := json.Marshal(t.Kwargs)
+		s += " " + string(b)
+	}
+	if t.Timeout > 0 {
+		s += ", timeout " + t.Timeout.D().String()
+	}
+	return s
 }
 
 // entrypoint renders what a task runs: a shell-quoted command or "task NAME".

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,12 +17,35 @@ import (
 
 // fakeAPI serves canned public-API answers. Reading task instance "t"
 // walks through states; the instance ends in final.
+//
+// With deferral, try 1 defers once instead of failing: queued, running,
+// deferred, queued (resuming), running, final, all on try 1. Task instance
+// "d" is deferred, and listed after "t"; POST events/{name} records the
+// bodies it gets in events.
 type fakeAPI struct {
-	final activity.State
+	final    activity.State
+	deferral bool
 
-	mu    sync.Mutex
-	reads int
-	specs []activity.TaskSpec
+	mu     sync.Mutex
+	reads  int
+	specs  []activity.TaskSpec
+	events []string
+}
+
+// deferredInstance is task instance "d", deferred on a timedelta trigger at
+// 10:00:00 after running 1.5s.
+func deferredInstance() activity.TaskInstance {
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	start := t0.Add(-time.Minute)
+	return activity.TaskInstance{ID: "d", DagID: "adhoc", TaskID: "wait", RunID: "r1", MapIndex: -1, Queue: "default",
+		State: activity.StateDeferred, TryNumber: 1, MaxTries: 1, UpdatedAt: t0, StartDate: &start,
+		RunTime: activity.Duration(1500 * time.Millisecond), Entrypoint: activity.Entrypoint{Task: "wait_for_it"},
+		NextMethod: "execute_complete", NextKwargs: map[string]any{"n": 1.0},
+		Trigger: &activity.Trigger{ID: "d.1", Classpath: "airflow.triggers.temporal.TimeDeltaTrigger", Kind: "timedelta",
+			Kwargs: map[string]any{"moment": "2026-11-22T10:05:00Z"}, Timeout: activity.Duration(time.Hour),
+			TIID: "d", Try: 1, DeferredAt: t0},
+		Tries: []activity.Try{{TryNumber: 1, State: activity.StateDeferred, StartDate: &start}},
+	}
 }
 
 func (f *fakeAPI) start(t *testing.T) string {
@@ -51,6 +75,18 @@ func (f *fakeAPI) start(t *testing.T) string {
 		instance(activity.StateQueued, 1), instance(activity.StateRunning, 1), instance(activity.StateUpForRetry, 1),
 		instance(activity.StateQueued, 2), instance(activity.StateRunning, 2), instance(f.final, 2),
 	}
+	if f.deferral {
+		deferred := instance(activity.StateDeferred, 1)
+		deferred.NextMethod = "execute_complete"
+		deferred.Trigger = &activity.Trigger{ID: "t.1", Classpath: "taskwire.triggers.timedelta", Kind: "timedelta",
+			Kwargs: map[string]any{"moment": "2026-11-22T10:00:05Z"}, TIID: "t", Try: 1, DeferredAt: t0}
+		resumed := instance(activity.StateQueued, 1)
+		resumed.NextMethod, resumed.NextKwargs = "execute_complete", map[string]any{"event": "done"}
+		walk = []activity.TaskInstance{
+			instance(activity.StateQueued, 1), instance(activity.StateRunning, 1), deferred,
+			resumed, instance(activity.StateRunning, 1), instance(f.final, 1),
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/activities", func(w http.ResponseWriter, r *http.Request) {
 		var s activity.TaskSpec
@@ -62,6 +98,10 @@ func (f *fakeAPI) start(t *testing.T) string {
 		_ = json.NewEncoder(w).Encode(walk[0])
 	})
 	mux.HandleFunc("GET /api/v1/task-instances/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") == "d" {
+			_ = json.NewEncoder(w).Encode(deferredInstance())
+			return
+		}
 		if r.PathValue("id") != "t" {
 			w.WriteHeader(http.StatusNotFound)
 			fmt.Fprintf(w, `{"error":"not_found","detail":"task instance %s: not found"}`, r.PathValue("id"))
@@ -74,8 +114,25 @@ func (f *fakeAPI) start(t *testing.T) string {
 		_ = json.NewEncoder(w).Encode(walk[i])
 	})
 	mux.HandleFunc("GET /api/v1/task-instances", func(w http.ResponseWriter, r *http.Request) {
-		ti := walk[len(walk)-1]
-		_ = json.NewEncoder(w).Encode(map[string]any{"task_instances": []activity.TaskInstance{ti}, "total": 3})
+		tis := []activity.TaskInstance{walk[len(walk)-1], deferredInstance()}
+		_ = json.NewEncoder(w).Encode(map[string]any{"task_instances": tis, "total": 3})
+	})
+	mux.HandleFunc("POST /api/v1/events/{name}", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := activity.ValidateEventName(r.PathValue("name")); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "bad_request", "detail": err.Error()})
+			return
+		}
+		f.mu.Lock()
+		f.events = append(f.events, string(body))
+		f.mu.Unlock()
+		ev := activity.ExternalEvent{Name: r.PathValue("name"), SentAt: t0}
+		if len(body) > 0 {
+			_ = json.Unmarshal(body, &ev.Payload)
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(ev)
 	})
 	mux.HandleFunc("GET /api/v1/task-instances/{id}/logs", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, `{"try":1,"timestamp":"2026-11-22T10:00:00.25Z","level":"info","logger":"task.stdout","event":"hello"}`)
@@ -123,6 +180,20 @@ func TestSubmitWait(t *testing.T) {
 	}
 }
 
+func TestSubmitWaitDeferral(t *testing.T) {
+	t.Parallel()
+	f := &fakeAPI{final: activity.StateSuccess, deferral: true}
+	c := newTestCLI(map[string]string{"TASKWIRE_API_URL": f.start(t)})
+	if code := c.runCLI(t, "submit", "--wait", "--task", "wait_for_it"); code != 0 {
+		t.Errorf("exit status %d, want 0; stderr %s", code, c.errOut.String())
+	}
+	want := "t\nqueued\nrunning (try 1 on host-a)\ndeferred (try 1: waiting on timedelta)\n" +
+		"queued (try 1, resuming execute_complete)\nrunning (try 1 on host-a)\nsuccess (try 1)\n"
+	if got := c.out.String(); got != want {
+		t.Errorf("stdout\n%s\nwant\n%s", got, want)
+	}
+}
+
 func TestInspectCommands(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -139,10 +210,20 @@ func TestInspectCommands(t *testing.T) {
 			"1 queued host-a 2026-11-22T10:00:00Z - - -",
 		}, ""},
 		{"get_missing", []string{"get", "nope", "--api-url", "URL"}, 2, nil, "404 not_found: task instance nope: not found"},
-		{"list", []string{"list", "--api-url", "URL", "--limit", "1"}, 0, []string{
-			"ID DAG ID TASK ID RUN ID QUEUE STATE TRY UPDATED",
-			"t adhoc echo r1 default success 2/2 2026-11-22T10:00:00Z",
-		}, "(1 of 3 shown"},
+		{"get_deferred", []string{"get", "d", "--api-url", "URL"}, 0, []string{
+			"ID d", "DAG ID adhoc", "TASK ID wait", "RUN ID r1", "QUEUE default", "STATE deferred", "TRY 1 of 1",
+			"ENTRYPOINT task wait_for_it",
+			`TRIGGER timedelta (airflow.triggers.temporal.TimeDeltaTrigger) {"moment":"2026-11-22T10:05:00Z"}, timeout 1h0m0s`,
+			"TRIGGER ID d.1", "DEFERRED AT 2026-11-22T10:00:00Z", "NEXT METHOD execute_complete",
+			"STARTED 2026-11-22T09:59:00Z", "RUN TIME 1.5s", "UPDATED 2026-11-22T10:00:00Z", "",
+			"TRY STATE HOST STARTED ENDED DURATION REASON",
+			"1 deferred - 2026-11-22T09:59:00Z - - -",
+		}, ""},
+		{"list", []string{"list", "--api-url", "URL", "--limit", "2"}, 0, []string{
+			"ID DAG ID TASK ID RUN ID QUEUE STATE TRY UPDATED TRIGGER DEFERRED AT",
+			"t adhoc echo r1 default success 2/2 2026-11-22T10:00:00Z - -",
+			"d adhoc wait r1 default deferred 1/1 2026-11-22T10:00:00Z timedelta 2026-11-22T10:00:00Z",
+		}, "(2 of 3 shown"},
 		{"logs", []string{"logs", "t", "--api-url", "URL"}, 0, []string{
 			"=== try 1",
 			"2026-11-22T10:00:00.250Z info task.stdout hello",

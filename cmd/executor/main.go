@@ -1,6 +1,6 @@
 // Command executor is taskwire's executor (executor serve) and its operator
-// CLI: submit, get, list, logs, cancel, variables and connections talk to a
-// running executor's public API. Every flag falls back to the TASKWIRE_*
+// CLI: submit, get, list, logs, cancel, event, variables and connections talk
+// to a running executor's public API. Every flag falls back to the TASKWIRE_*
 // environment variable named in its help; see executor <command> -h.
 package main
 
@@ -36,6 +36,7 @@ Commands:
   list [--state S,S] [--queue Q]       list task instances, newest first
   logs ID [--try N] [--follow]         print a task instance's logs
   cancel ID                            cancel a task instance
+  event send NAME [PAYLOAD]            send an external event to deferred tasks
   variables list|get|set|delete        manage variables
   connections list|get|set|delete      manage connections
 
@@ -61,6 +62,7 @@ var commands = []command{
 	{"list", (*cli).list, 2},
 	{"logs", (*cli).logs, 2},
 	{"cancel", (*cli).cancel, 2},
+	{"event", (*cli).event, 2},
 	{"variables", (*cli).variables, 2},
 	{"connections", (*cli).connections, 2},
 }

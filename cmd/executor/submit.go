@@ -425,12 +425,21 @@ func (c *cli) waitAll(ctx context.Context, api *client.Client, tis []*activity.T
 }
 
 // describe says a task instance's state for a person: "queued",
-// "running (try 1 on host-a)", "failed (try 2: exit status 3)".
+// "running (try 1 on host-a)", "deferred (try 1: waiting on timedelta)",
+// "queued (try 1, resuming execute_complete)", "failed (try 2: exit status 3)".
 func describe(ti *activity.TaskInstance) string {
 	var detail string
 	switch ti.State {
 	case activity.StateQueued:
-		if ti.TryNumber > 1 {
+		switch {
+		case ti.NextMethod == activity.FailMethod:
+			detail = fmt.Sprintf("try %d: trigger failed", ti.TryNumber)
+			if msg, _ := ti.NextKwargs["error"].(string); msg != "" {
+				detail += ": " + msg
+			}
+		case ti.NextMethod != "":
+			detail = fmt.Sprintf("try %d, resuming %s", ti.TryNumber, ti.NextMethod)
+		case ti.TryNumber > 1:
 			detail = fmt.Sprintf("try %d", ti.TryNumber)
 		}
 	case activity.StateRunning:
@@ -441,7 +450,7 @@ func describe(ti *activity.TaskInstance) string {
 	case activity.StateDeferred:
 		detail = fmt.Sprintf("try %d", ti.TryNumber)
 		if ti.Trigger != nil {
-			detail += ", waiting on " + ti.Trigger.Classpath
+			detail += ": waiting on " + triggerKind(ti.Trigger)
 		}
 	default:
 		detail = fmt.Sprintf("try %d", ti.TryNumber)

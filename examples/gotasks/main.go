@@ -7,6 +7,23 @@
 // is 42), read_config (reads variable "greeting" and connection "db" and
 // pushes them), sleep (sleeps 60s, or params.seconds, until cancelled) and
 // panic.
+//
+// Deferring tasks, which free their worker slot while they wait:
+//
+//   - wait defers on a "timedelta" trigger of params.seconds (default 1),
+//     then resumes in "resume".
+//   - wait_event defers on an "event" trigger for the external event
+//     params.name (required), with an optional trigger timeout of
+//     params.timeout seconds, then resumes in "resume".
+//   - wait_http defers on an "http" trigger polling params.url (required)
+//     every 50ms, until its body contains params.contains when set, then
+//     resumes in "resume".
+//   - wait_twice defers twice on "timedelta" triggers of params.seconds
+//     (default 0.2), resuming in "again" each time, and pushes XCom
+//     "rounds" = 2.
+//
+// Their shared "resume" method logs the trigger's event and pushes it as
+// XCom "event".
 package main
 
 import (
@@ -27,6 +44,14 @@ func main() {
 	r.Register("read_config", readConfig)
 	r.Register("sleep", sleep)
 	r.Register("panic", panicky)
+	r.Register("wait", wait)
+	r.Register("wait_event", waitEvent)
+	r.Register("wait_http", waitHTTP)
+	r.Register("wait_twice", waitTwice)
+	for _, task := range []string{"wait", "wait_event", "wait_http"} {
+		r.RegisterMethod(task, "resume", resume)
+	}
+	r.RegisterMethod("wait_twice", "again", again)
 	r.Main()
 }
 
@@ -100,4 +125,128 @@ func sleep(ctx context.Context, t *sdk.Task) error {
 func panicky(ctx context.Context, t *sdk.Task) error {
 	t.Logger().Info("about to panic")
 	panic("panicking on purpose")
+}
+
+// number returns v as a float64 when it is a number: params and next_kwargs
+// pass through JSON and msgpack, so an integer may arrive as int64 or
+// float64.
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return float64(n), true
+	case float64:
+		return n, true
+	}
+	return 0, false
+}
+
+// floatParam returns the number params[key], or def when it is not set. A
+// value that is not a number fails the task.
+func floatParam(t *sdk.Task, key string, def float64) (float64, error) {
+	v, ok := t.Context().Params[key]
+	if !ok || v == nil {
+		return def, nil
+	}
+	n, ok := number(v)
+	if !ok {
+		return 0, sdk.Fail(fmt.Errorf("params.%s is %v (%T), want a number", key, v, v))
+	}
+	return n, nil
+}
+
+// stringParam returns the string params[key], "" when it is not set.
+func stringParam(t *sdk.Task, key string) (string, error) {
+	v, ok := t.Context().Params[key]
+	if !ok || v == nil {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", sdk.Fail(fmt.Errorf("params.%s is %v (%T), want a string", key, v, v))
+	}
+	return s, nil
+}
+
+func wait(ctx context.Context, t *sdk.Task) error {
+	seconds, err := floatParam(t, "seconds", 1)
+	if err != nil {
+		return err
+	}
+	t.Logger().Info("deferring", "trigger", "timedelta", "delta", seconds)
+	return t.Defer(ctx, "timedelta", map[string]any{"delta": seconds},
+		"resume", map[string]any{"deferred_at": time.Now().UTC().Format(time.RFC3339)}, 0)
+}
+
+func waitEvent(ctx context.Context, t *sdk.Task) error {
+	name, err := stringParam(t, "name")
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return sdk.Fail(errors.New("params.name is required: the name of the event to wait for"))
+	}
+	timeout, err := floatParam(t, "timeout", 0)
+	if err != nil {
+		return err
+	}
+	d := time.Duration(timeout * float64(time.Second))
+	t.Logger().Info("deferring", "trigger", "event", "name", name, "timeout", d.String())
+	return t.Defer(ctx, "event", map[string]any{"name": name},
+		"resume", map[string]any{"deferred_at": time.Now().UTC().Format(time.RFC3339)}, d)
+}
+
+func waitHTTP(ctx context.Context, t *sdk.Task) error {
+	url, err := stringParam(t, "url")
+	if err != nil {
+		return err
+	}
+	if url == "" {
+		return sdk.Fail(errors.New("params.url is required: the URL to poll"))
+	}
+	contains, err := stringParam(t, "contains")
+	if err != nil {
+		return err
+	}
+	kwargs := map[string]any{"url": url, "interval": "50ms"}
+	if contains != "" {
+		kwargs["body_contains"] = contains
+	}
+	t.Logger().Info("deferring", "trigger", "http", "url", url, "body_contains", contains)
+	return t.Defer(ctx, "http", kwargs,
+		"resume", map[string]any{"deferred_at": time.Now().UTC().Format(time.RFC3339)}, 0)
+}
+
+// resume is where wait, wait_event and wait_http continue once their
+// trigger fired.
+func resume(ctx context.Context, t *sdk.Task) error {
+	t.Logger().Info("resumed", "trigger_event", t.Event(), "deferred_at", t.NextKwargs()["deferred_at"])
+	return t.XComPush(ctx, "event", t.Event())
+}
+
+func waitTwice(ctx context.Context, t *sdk.Task) error {
+	return deferAgain(ctx, t, 1)
+}
+
+// deferAgain defers wait_twice for its round.
+func deferAgain(ctx context.Context, t *sdk.Task, round int) error {
+	seconds, err := floatParam(t, "seconds", 0.2)
+	if err != nil {
+		return err
+	}
+	t.Logger().Info("deferring", "trigger", "timedelta", "delta", seconds, "round", round)
+	return t.Defer(ctx, "timedelta", map[string]any{"delta": seconds}, "again", map[string]any{"round": round}, 0)
+}
+
+// again is where wait_twice continues: it defers once more after round 1
+// and succeeds after round 2.
+func again(ctx context.Context, t *sdk.Task) error {
+	round, _ := number(t.NextKwargs()["round"])
+	t.Logger().Info("resumed", "round", round, "trigger_event", t.Event())
+	switch round {
+	case 1:
+		return deferAgain(ctx, t, 2)
+	case 2:
+		return t.XComPush(ctx, "rounds", 2)
+	}
+	return sdk.Fail(fmt.Errorf("next_kwargs.round is %v, want 1 or 2", t.NextKwargs()["round"]))
 }

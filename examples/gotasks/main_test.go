@@ -38,8 +38,8 @@ type result struct {
 }
 
 // runTask starts the gotasks binary for task against a stand-in worker on
-// real sockets and waits for it to exit.
-func runTask(t *testing.T, bin string, codec protocol.Codec, task string, s store, params map[string]any, viaEnv bool) result {
+// real sockets and waits for it to exit. opts adjust the StartupDetails.
+func runTask(t *testing.T, bin string, codec protocol.Codec, task string, s store, params map[string]any, viaEnv bool, opts ...func(*protocol.StartupDetails)) result {
 	t.Helper()
 	comm, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -81,6 +81,9 @@ func runTask(t *testing.T, bin string, codec protocol.Codec, task string, s stor
 			TI:        protocol.TaskInstance{ID: "ti-" + task, DagID: "etl", TaskID: task, RunID: "r1", MapIndex: -1, TryNumber: 1},
 			Context:   protocol.RunContext{MaxTries: 1, Queue: "go", Entrypoint: task, Params: params},
 			StartDate: time.Now().UTC().Format(time.RFC3339Nano),
+		}
+		for _, o := range opts {
+			o(&sd)
 		}
 		if err := conn.WriteResponse(0, sd, nil); err != nil {
 			t.Error(err)

@@ -1,0 +1,113 @@
+// Command triggerer runs the triggers of deferred taskwire tasks: it claims
+// triggers up to its capacity, runs each until it fires, and publishes the
+// event that resumes its task. Run several for high availability. Every
+// flag falls back to the TASKWIRE_* environment variable named in its help;
+// see -h.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/triggerer"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "triggerer:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	log := o.log
+	nc, err := queue.Connect(ctx, queue.ConnConfig{
+		URL: o.natsURL, User: o.natsUser, Password: o.natsPassword, CredsFile: o.natsCreds,
+		TLSCA: o.natsCA, TLSCert: o.natsCert, TLSKey: o.natsKey, Name: "taskwire-triggerer", Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	qc, err := queue.New(ctx, nc, queue.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	o.cfg.Queue, o.cfg.Logger, o.cfg.Metrics = qc, log, triggerer.NewMetrics(reg)
+	tr, err := triggerer.New(o.cfg)
+	if err != nil {
+		return err
+	}
+
+	var srv *http.Server
+	if o.listen != "" {
+		ln, err := net.Listen("tcp", o.listen)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", o.listen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "ok: %s holds %d triggers\n", tr.ID(), tr.Held())
+		})
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", "err", err)
+			}
+		}()
+		log.Info("serving metrics", "listen", ln.Addr().String())
+	}
+	if err := tr.Start(ctx); err != nil {
+		return err
+	}
+	o.logEffective(tr.ID())
+	// Say how many triggers are held when it changes.
+	t := time.NewTicker(o.cfg.HeartbeatInterval)
+	last := -1
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-t.C:
+			if n := tr.Held(); n != last {
+				log.Info("triggers held", "held", n, "capacity", o.cfg.Capacity)
+				last = n
+			}
+		}
+	}
+	t.Stop()
+	log.Info("shutting down: handing triggers back")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = tr.Stop(sctx)
+	if srv != nil {
+		_ = srv.Shutdown(sctx)
+	}
+	return err
+}

@@ -1,0 +1,210 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/trigger"
+)
+
+// triggerTimeoutGrace is how long past a trigger's timeout the executor
+// waits for a triggerer to report it before it fails the task itself (the
+// backstop when no triggerer runs).
+const triggerTimeoutGrace = 2 * time.Second
+
+// deferTry moves a running try to deferred on trigger t inside a mutation.
+// An unknown kind or bad kwargs fail the task at once, without a retry (the
+// same trigger would be refused again): the returned invalid error says
+// why, and nothing is published.
+func (e *Executor) deferTry(ti *activity.TaskInstance, req *execution.StateRequest, now time.Time) (invalid error, err error) {
+	t, nerr := trigger.Normalize(*req.Trigger, now)
+	if nerr != nil {
+		reason := "defer: " + nerr.Error()
+		return nerr, ti.SetState(activity.StateFailed, reason, now)
+	}
+	if err := ti.SetState(activity.StateDeferred, "", now); err != nil {
+		return nil, err
+	}
+	t.ID, t.TIID, t.Try, t.DeferredAt = ti.ActivityID, ti.ID, ti.TryNumber, now.UTC()
+	if ti.StartDate != nil {
+		ti.RunTime += activity.Duration(now.Sub(*ti.StartDate))
+	}
+	ti.Trigger, ti.NextMethod, ti.NextKwargs = &t, req.NextMethod, req.NextKwargs
+	return nil, nil
+}
+
+// publishTrigger hands a deferred task's trigger to the triggerers. It is
+// idempotent within the duplicates window (the trigger id is the message
+// id), and a triggerer that gets a trigger already claimed ignores it.
+func (e *Executor) publishTrigger(ctx context.Context, t *activity.Trigger) error {
+	data, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encode trigger %s: %w", t.ID, err)
+	}
+	return e.q.PublishTrigger(ctx, t.ID, data)
+}
+
+// republishDeferred publishes again the trigger of every deferred task at
+// start: one whose publish was lost (an executor stopped in between) is
+// handed out; others are de-duplicated or ignored by the triggerers.
+func (e *Executor) republishDeferred(ctx context.Context) {
+	var deferred []*activity.TaskInstance
+	e.store.each(activity.StateDeferred, func(ti *activity.TaskInstance) { deferred = append(deferred, ti) })
+	for _, ti := range deferred {
+		if ctx.Err() != nil || ti.Trigger == nil {
+			continue
+		}
+		if err := e.publishTrigger(ctx, ti.Trigger); err != nil {
+			e.log.Error("republish trigger", "ti_id", ti.ID, "trigger_id", ti.Trigger.ID, "err", err)
+		}
+	}
+}
+
+// onEvent resumes the task of a fired trigger: deferred → queued exactly
+// once (compare-and-set on the record, which must still be deferred on this
+// very trigger), then an ExecuteTask with next_method, next_kwargs and the
+// event. An event of a trigger the task no longer waits on is dropped.
+func (e *Executor) onEvent(ctx context.Context, m jetstream.Msg) {
+	ev, err := activity.DecodeTriggerEvent(m.Data())
+	if err != nil {
+		e.log.Warn("drop undecodable trigger event", "subject", m.Subject(), "err", err)
+		_ = m.Term()
+		return
+	}
+	ti, err := e.store.mutate(ctx, ev.TIID, func(ti *activity.TaskInstance) error {
+		if ti.State != activity.StateDeferred || ti.Trigger == nil || ti.Trigger.ID != ev.TriggerID || ti.TryNumber != ev.Try {
+			return errStale
+		}
+		if err := ti.SetState(activity.StateQueued, "", e.now()); err != nil {
+			return err
+		}
+		if ev.Error != "" {
+			ti.NextMethod, ti.NextKwargs = activity.FailMethod, map[string]any{"error": ev.Error}
+		} else {
+			kw := maps.Clone(ti.NextKwargs)
+			if kw == nil {
+				kw = make(map[string]any, 1)
+			}
+			kw["event"] = ev.Payload
+			ti.NextKwargs = kw
+		}
+		ti.Trigger = nil
+		ti.NextActivityID()
+		return nil
+	})
+	switch {
+	case errors.Is(err, errStale), errors.Is(err, ErrNotFound):
+		e.log.Debug("drop stale trigger event", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "fired_by", ev.FiredBy)
+		_ = m.Ack()
+		e.retireClaim(ctx, ev.TriggerID)
+		return
+	case err != nil:
+		e.log.Error("resume deferred task", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "err", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	e.log.Debug("task resumed", "ti_id", ti.ID, "trigger_id", ev.TriggerID, "next_method", ti.NextMethod, "fired_by", ev.FiredBy)
+	// The record is queued now: publish until it is out (a restart
+	// republishes queued tasks too).
+	for attempt := 1; ; attempt++ {
+		err := e.publishExecute(ctx, ti)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || ctx.Err() != nil {
+			e.log.Error("publish resumed task", "ti_id", ti.ID, "err", err)
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+	_ = m.Ack()
+	e.retireClaim(ctx, ev.TriggerID)
+}
+
+// retireClaim removes a trigger's claim, so a triggerer still running it
+// stops.
+func (e *Executor) retireClaim(ctx context.Context, triggerID string) {
+	if err := e.q.KV(queue.BucketTriggers).Delete(ctx, triggerID); err != nil && ctx.Err() == nil {
+		e.log.Debug("retire trigger claim", "trigger_id", triggerID, "err", err)
+	}
+}
+
+// scanDeferred is the timeout backstop: a deferred task whose trigger is
+// past its timeout (and grace) gets the failure event a triggerer would
+// have published. Both publish under the trigger id, so only one counts.
+func (e *Executor) scanDeferred(ctx context.Context, now time.Time) {
+	e.store.each(activity.StateDeferred, func(ti *activity.TaskInstance) {
+		t := ti.Trigger
+		if t == nil || t.Timeout <= 0 || now.Sub(t.DeferredAt) <= t.Timeout.D()+triggerTimeoutGrace {
+			return
+		}
+		ev := activity.TriggerEvent{TriggerID: t.ID, TIID: ti.ID, Try: ti.TryNumber,
+			Error:   fmt.Sprintf("trigger timeout after %s (no triggerer reported it; enforced by the executor)", t.Timeout.D()),
+			FiredAt: now.UTC(), FiredBy: "executor"}
+		data, _ := json.Marshal(ev)
+		if err := e.q.PublishEvent(ctx, ti.ID, t.ID, data); err != nil {
+			e.log.Error("publish trigger timeout", "ti_id", ti.ID, "trigger_id", t.ID, "err", err)
+		}
+	})
+}
+
+// SendEvent records an external event that fires the "event" triggers
+// waiting on name (those that deferred at or before now, including ones no
+// triggerer runs yet).
+func (e *Executor) SendEvent(ctx context.Context, name string, payload any) (*activity.ExternalEvent, error) {
+	if err := activity.ValidateEventName(name); err != nil {
+		return nil, err
+	}
+	ev := &activity.ExternalEvent{Name: name, Payload: payload, SentAt: e.now().UTC()}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("%w: event payload: %w", activity.ErrInvalid, err)
+	}
+	if _, err := e.q.KV(queue.BucketExternalEvents).Put(ctx, queue.ExternalEventKey(name), data); err != nil {
+		return nil, fmt.Errorf("send event %s: %w", name, err)
+	}
+	e.log.Info("external event sent", "name", name)
+	return ev, nil
+}
+
+// handleSendEvent is POST /api/v1/events/{name}; the body, if any, is the
+// event's payload: any JSON value.
+func (e *Executor) handleSendEvent(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBody))
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	var payload any
+	if len(bytes.TrimSpace(data)) > 0 {
+		if !json.Valid(data) {
+			e.writeError(w, r, badRequest("body: the event payload must be JSON"))
+			return
+		}
+		if payload, err = execution.DecodeValue(data); err != nil {
+			e.writeError(w, r, badRequest("body: %v", err))
+			return
+		}
+	}
+	ev, err := e.SendEvent(r.Context(), r.PathValue("name"), payload)
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, ev)
+}

@@ -1,0 +1,69 @@
+package trigger
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// The built-in trigger kinds.
+const (
+	KindDateTime  = "datetime"
+	KindTimeDelta = "timedelta"
+	KindHTTP      = "http"
+	KindFile      = "file"
+	KindEvent     = "event"
+)
+
+// ErrInvalid is wrapped by every error Normalize returns: an unknown kind or
+// bad kwargs. The task that asked for such a trigger fails at defer time.
+var ErrInvalid = errors.New("invalid trigger")
+
+// Event is what a trigger reports once: a payload when it fired, or Err
+// when it could not (its timeout passed, it failed for good). A task
+// resumes into its next_method with Payload as the event, or into
+// "__fail__" with Err.
+type Event struct {
+	Payload any    `json:"payload,omitempty"`
+	Err     string `json:"error,omitempty"`
+}
+
+// ExternalEvents is where "event" triggers wait for named events that
+// operators send. Subscribe calls fn once with the payload of the first
+// event named name that was sent at or after since (at once when one was
+// sent already), unless cancel is called first.
+type ExternalEvents interface {
+	Subscribe(name string, since time.Time, fn func(payload any)) (cancel func())
+}
+
+// Env is what triggers get from their host (the triggerer).
+type Env struct {
+	// HTTPClient is used by "http" triggers (wrapped in a retrying client).
+	// Default http.DefaultClient.
+	HTTPClient *http.Client
+	// Events serves "event" triggers; nil makes them fail with an Err event.
+	Events ExternalEvents
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Normalize checks t as a task asked for it and returns its stored form.
+// See the package doc for the kinds and their kwargs.
+func Normalize(t activity.Trigger, now time.Time) (activity.Trigger, error) {
+	return normalize(t, now)
+}
+
+// Start starts a normalized trigger and calls fire exactly once with its
+// event, from another goroutine, unless stop is called first (stop is
+// idempotent and waits for nothing; after it returns fire is not called,
+// or is already running). Timer kinds use one runtime timer and no
+// goroutine while they wait; the others run one goroutine each. Start does
+// not apply t.Timeout: the host does.
+func Start(env *Env, t activity.Trigger, fire func(Event)) (stop func(), err error) {
+	return start(env, t, fire)
+}

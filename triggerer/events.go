@@ -1,0 +1,122 @@
+package triggerer
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// externalEvents serves "event" triggers from one watch of the
+// external_events bucket: a waiter fires on the first event of its name
+// sent at or after it deferred, including one sent before the triggerer
+// started it.
+type externalEvents struct {
+	kv  jetstream.KeyValue
+	log *slog.Logger
+
+	mu      sync.Mutex
+	last    map[string]activity.ExternalEvent
+	waiters map[string]map[*waiter]struct{}
+}
+
+type waiter struct {
+	since time.Time
+	fn    func(any)
+}
+
+func newExternalEvents(kv jetstream.KeyValue, log *slog.Logger) *externalEvents {
+	return &externalEvents{kv: kv, log: log, last: make(map[string]activity.ExternalEvent), waiters: make(map[string]map[*waiter]struct{})}
+}
+
+// start watches the bucket until runCtx ends; it returns once the current
+// events are loaded.
+func (x *externalEvents) start(ctx, runCtx context.Context, wg *sync.WaitGroup) error {
+	w, err := x.kv.WatchAll(runCtx)
+	if err != nil {
+		return err
+	}
+	ready := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { _ = w.Stop() }()
+		readyOnce := sync.OnceFunc(func() { close(ready) })
+		defer readyOnce()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					readyOnce()
+					continue
+				}
+				if e.Operation() == jetstream.KeyValuePut {
+					x.apply(e.Value())
+				}
+			}
+		}
+	}()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (x *externalEvents) apply(b []byte) {
+	var ev activity.ExternalEvent
+	if err := json.Unmarshal(b, &ev); err != nil || ev.Name == "" {
+		x.log.Warn("undecodable external event", "err", err)
+		return
+	}
+	x.mu.Lock()
+	x.last[ev.Name] = ev
+	var due []*waiter
+	for w := range x.waiters[ev.Name] {
+		if !ev.SentAt.Before(w.since) {
+			due = append(due, w)
+			delete(x.waiters[ev.Name], w)
+		}
+	}
+	if len(x.waiters[ev.Name]) == 0 {
+		delete(x.waiters, ev.Name)
+	}
+	x.mu.Unlock()
+	for _, w := range due {
+		go w.fn(ev.Payload)
+	}
+}
+
+// Subscribe implements trigger.ExternalEvents.
+func (x *externalEvents) Subscribe(name string, since time.Time, fn func(payload any)) (cancel func()) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if ev, ok := x.last[name]; ok && !ev.SentAt.Before(since) {
+		go fn(ev.Payload)
+		return func() {}
+	}
+	w := &waiter{since: since, fn: fn}
+	if x.waiters[name] == nil {
+		x.waiters[name] = make(map[*waiter]struct{})
+	}
+	x.waiters[name][w] = struct{}{}
+	return func() {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		delete(x.waiters[name], w)
+		if len(x.waiters[name]) == 0 {
+			delete(x.waiters, name)
+		}
+	}
+}

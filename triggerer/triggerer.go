@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
@@ -31,6 +32,7 @@ const (
 	DeadAfterDefault      = 15 * time.Second
 	PublishWorkersDefault = 8
 	fetchBatchMax         = 256
+	claimConcurrency      = 64
 	fetchWait             = time.Second
 )
 
@@ -499,9 +501,16 @@ func (tr *Triggerer) pullLoop(ctx context.Context, cons jetstream.Consumer) {
 			}
 			continue
 		}
+		// Claims are KV round trips: run a batch's concurrently.
+		var g errgroup.Group
+		g.SetLimit(claimConcurrency)
 		for m := range batch.Messages() {
-			tr.onNew(ctx, m)
+			g.Go(func() error {
+				tr.onNew(ctx, m)
+				return nil
+			})
 		}
+		_ = g.Wait()
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 			tr.log.Debug("fetch triggers", "err", err)
 		}

@@ -1,11 +1,11 @@
 # Builds every taskwire binary into one small image; docker-compose.yml runs
-# the executor, workers and the example Go SDK runtime from it.
+# the executor, workers, triggerers and the example Go SDK runtime from it.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -o /out/ ./cmd/executor ./cmd/worker ./examples/gotasks
+RUN CGO_ENABLED=0 go build -trimpath -o /out/ ./cmd/executor ./cmd/worker ./cmd/triggerer ./examples/gotasks
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # taskwire demo on one machine: the executor with its embedded NATS server, one
-# worker serving the "default" (command) and "go" (Go SDK) queues, and a few
-# example tasks. Prints each task's final state, then the task list.
+# worker serving the "default" (command) and "go" (Go SDK) queues, a
+# triggerer for deferred tasks, and a few example tasks. Prints each task's
+# final state, then the task list.
 #
 #   ./demo.sh            (needs only Go; ports: TASKWIRE_DEMO_API_PORT, TASKWIRE_DEMO_NATS_PORT)
 set -euo pipefail
@@ -19,7 +20,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "== building taskwire"
-go build -o "$work/bin/" ./cmd/executor ./cmd/worker ./examples/gotasks
+go build -o "$work/bin/" ./cmd/executor ./cmd/worker ./cmd/triggerer ./examples/gotasks
 export PATH="$work/bin:$PATH"
 export TASKWIRE_API_URL="http://127.0.0.1:$api_port"
 
@@ -37,6 +38,10 @@ echo "== starting a worker (queues default, go)"
 worker --nats-url "nats://127.0.0.1:$nats_port" --api-url "$TASKWIRE_API_URL" --queues default,go --concurrency 4 \
   --runtime "go=$work/bin/gotasks --comm {comm_addr} --logs {logs_addr}" --state-dir "$work/worker" \
   >"$work/worker.log" 2>&1 &
+pids+=($!)
+
+echo "== starting a triggerer"
+triggerer --nats-url "nats://127.0.0.1:$nats_port" >"$work/triggerer.log" 2>&1 &
 pids+=($!)
 
 executor variables set greeting "hello from a taskwire variable" >/dev/null
@@ -61,6 +66,19 @@ run "a Go SDK task pushing an XCom" --queue go --task push --dag-id demo --run-i
 run "a Go SDK task pulling it" --queue go --task pull --dag-id demo --run-id run1
 pull=$last
 run "a Go SDK task reading a variable and a connection" --queue go --task read_config --dag-id demo --run-id run1
+run "a Go SDK task deferring on a 1s timer; the triggerer resumes it" --queue go --task wait --dag-id demo --run-id run1 \
+  --param seconds=1
+run "a command task deferring until an external event" --queue default --task-id wait_for_event \
+  -- sh -c 'if [ -z "$TASKWIRE_NEXT_METHOD" ]; then
+    printf "{\"trigger\":\"event\",\"kwargs\":{\"name\":\"demo.go\"},\"next_method\":\"after\"}" > "$TASKWIRE_DEFER_FILE"
+  else echo "resumed into $TASKWIRE_NEXT_METHOD with event $TASKWIRE_EVENT"; fi' &
+waiter=$!
+until executor list --state deferred 2>/dev/null | grep -q wait_for_event; do sleep 0.1; done
+echo "(it is deferred; sending the external event demo.go)"
+executor event send demo.go '{"batch": 42}' >/dev/null
+wait "$waiter"
+echo "-- its log:"
+executor logs "$(head -n 1 "$work/submit.out")" | grep -E 'resumed|deferred' || true
 run "a command past its execution timeout" --queue default --task-id slow --timeout 1s -- sleep 30
 
 printf '\n== all task instances\n'

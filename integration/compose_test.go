@@ -21,9 +21,10 @@ type composeFile struct {
 	} `yaml:"services"`
 }
 
-// TestComposeServices runs docker-compose.yml's executor and worker commands,
-// flag for flag, as local processes, only with the compose network's names
-// replaced by local addresses, and runs a task through them.
+// TestComposeServices runs docker-compose.yml's executor, worker and
+// triggerer commands, flag for flag, as local processes, only with the
+// compose network's names replaced by local addresses, and runs tasks
+// through them, one of them deferring.
 func TestComposeServices(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join("..", "docker-compose.yml"))
 	if err != nil {
@@ -60,6 +61,16 @@ func TestComposeServices(t *testing.T) {
 	ex := testbin.Start(t, "executor", b.executor, nil, execArgs...)
 	waitHealthy(t, "http://"+apiAddr, ex)
 	testbin.Start(t, "worker", b.worker, nil, command("worker", b.worker)...)
+	for _, name := range []string{"triggerer-1", "triggerer-2"} {
+		// Each listens on its own port here, as on its own host there.
+		args := command(name, b.triggerer)
+		for i, a := range args {
+			if a == "0.0.0.0:9090" {
+				args[i] = testbin.FreeAddr(t)
+			}
+		}
+		testbin.Start(t, name, b.triggerer, nil, args...)
+	}
 
 	api, err := client.New(client.Config{URL: "http://" + apiAddr})
 	if err != nil {
@@ -68,6 +79,7 @@ func TestComposeServices(t *testing.T) {
 	for _, spec := range []activity.TaskSpec{
 		{Queue: "default", Entrypoint: sh("echo compose")},
 		{Queue: "go", Entrypoint: activity.Entrypoint{Task: "noop"}},
+		{Queue: "go", Entrypoint: activity.Entrypoint{Task: "wait"}, Params: map[string]any{"seconds": 0.2}},
 	} {
 		ti, err := api.Submit(t.Context(), spec)
 		if err != nil {

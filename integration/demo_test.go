@@ -42,12 +42,15 @@ func TestDemoScript(t *testing.T) {
 		"success (try 2)",                  // the flaky task
 		"failed (try 1: execution timeout", // the slow one
 		"value=42",                         // the XCom the pull task read
+		"deferred (try 1: waiting on timedelta)",
+		"deferred (try 1: waiting on event)",
+		`resumed into after with event {"name":"demo.go","payload":{"batch":42}}`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}
 	}
-	if n := strings.Count(s, "success (try 1)"); n != 4 {
-		t.Errorf("%d tasks succeeded on their first try, want 4 (hello, push, pull, read_config):\n%s", n, s)
+	if n := strings.Count(s, "success (try 1)"); n != 6 {
+		t.Errorf("%d tasks succeeded on their first try, want 6 (hello, push, pull, read_config, wait, wait_for_event):\n%s", n, s)
 	}
 }

@@ -1,0 +1,162 @@
+package executor
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/queue"
+)
+
+// deferred runs a submitted task and defers it on trig.
+func (f *fixture) deferred(trig activity.Trigger, timeout time.Duration) (*activity.TaskInstance, string) {
+	f.t.Helper()
+	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}},
+		ExecutionTimeout: activity.Duration(time.Hour)})
+	act, m := f.take("q")
+	_ = m.Ack()
+	req := runReq
+	req.ActivityID = act.ID
+	rr, err := f.ec.Run(f.t.Context(), act.Token, ti.ID, req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	trig.Timeout = activity.Duration(timeout)
+	err = f.ec.Task(ti.ID, rr.Token).State(f.t.Context(), execution.StateRequest{State: activity.StateDeferred,
+		Trigger: &trig, NextMethod: "resume", NextKwargs: map[string]any{"k": "v"}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.eventually("deferred", func(ti *activity.TaskInstance) bool { return ti.State == activity.StateDeferred }, ti.ID), rr.Token
+}
+
+func TestDeferPublishesTheNormalizedTrigger(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	ti, _ := f.deferred(activity.Trigger{Classpath: "taskwire.triggers.TimeDelta", Kwargs: map[string]any{"delta": "1h"}}, 0)
+	trig := ti.Trigger
+	if trig == nil || trig.ID != ti.ActivityID || trig.Kind != "timedelta" || trig.TIID != ti.ID || trig.Try != 1 || trig.DeferredAt.IsZero() {
+		t.Fatalf("recorded trigger %+v", trig)
+	}
+	if _, ok := trig.Kwargs["moment"].(string); !ok {
+		t.Errorf("timedelta not fixed to a moment at defer time: %v", trig.Kwargs)
+	}
+	cons, err := f.q.TriggerConsumer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got activity.Trigger
+	if err := json.Unmarshal(m.Data(), &got); err != nil || got.ID != trig.ID {
+		t.Fatalf("published trigger %s (%v), want %s", m.Data(), err, trig.ID)
+	}
+}
+
+func TestBadTriggerFailsAtDeferTime(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}},
+		RetryPolicy: activity.RetryPolicy{Retries: 3}})
+	act, m := f.take("q")
+	_ = m.Ack()
+	req := runReq
+	req.ActivityID = act.ID
+	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.ec.Task(ti.ID, rr.Token).State(t.Context(), execution.StateRequest{State: activity.StateDeferred,
+		Trigger: &activity.Trigger{Classpath: "datetime", Kwargs: map[string]any{"moment": "2030-01-02T03:04:05"}}, NextMethod: "resume"})
+	if !errors.Is(err, execution.ErrBadRequest) {
+		t.Fatalf("defer on a naive time: %v, want 400", err)
+	}
+	got := f.eventually("failed", func(ti *activity.TaskInstance) bool { return ti.State == activity.StateFailed }, ti.ID)
+	if got.TryNumber != 1 || got.Trigger != nil {
+		t.Errorf("after a bad trigger: try %d trigger %+v, want failed on try 1 with no trigger", got.TryNumber, got.Trigger)
+	}
+	cons, err := f.q.TriggerConsumer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := cons.Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
+		t.Fatalf("a bad trigger was published: %s", m.Data())
+	}
+}
+
+// An event delivered twice (a trigger run in two places, past the
+// de-duplication window) resumes its task once; an event of another
+// trigger is dropped.
+func TestEventResumesExactlyOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	ti, _ := f.deferred(activity.Trigger{Classpath: "event", Kwargs: map[string]any{"name": "x"}}, 0)
+	publish := func(msgID string, ev activity.TriggerEvent) {
+		b, _ := json.Marshal(ev)
+		if _, err := f.q.JetStream().Publish(t.Context(), queue.EventSubject(ti.ID), b, jetstream.WithMsgID(msgID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("stale", activity.TriggerEvent{TriggerID: "someone-else.9", TIID: ti.ID, Try: 1, Payload: "no"})
+	publish("first", activity.TriggerEvent{TriggerID: ti.Trigger.ID, TIID: ti.ID, Try: 1, Payload: "yes"})
+	publish("second", activity.TriggerEvent{TriggerID: ti.Trigger.ID, TIID: ti.ID, Try: 1, Payload: "again"})
+
+	act, m := f.take("q")
+	_ = m.Ack()
+	if act.NextMethod != "resume" || act.NextKwargs["event"] != "yes" || act.NextKwargs["k"] != "v" || act.TI.TryNumber != 1 {
+		t.Fatalf("resume activity %+v", act)
+	}
+	got := f.eventually("queued", func(ti *activity.TaskInstance) bool { return ti.State == activity.StateQueued }, ti.ID)
+	if got.TryNumber != 1 || got.Trigger != nil {
+		t.Errorf("resumed record: try %d trigger %+v", got.TryNumber, got.Trigger)
+	}
+	cons, err := f.q.ActivityConsumer(t.Context(), "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := cons.Next(jetstream.FetchMaxWait(500 * time.Millisecond)); err == nil {
+		t.Fatalf("a second resume activity: %s", m.Data())
+	}
+}
+
+// With no triggerer, the executor fails a trigger past its timeout.
+func TestTriggerTimeoutBackstop(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	ti, _ := f.deferred(activity.Trigger{Classpath: "event", Kwargs: map[string]any{"name": "never"}}, 100*time.Millisecond)
+	act, m := f.take("q")
+	_ = m.Ack()
+	if act.NextMethod != activity.FailMethod || act.TI.ID != ti.ID {
+		t.Fatalf("resume activity %+v, want %s", act, activity.FailMethod)
+	}
+	if msg, _ := act.NextKwargs["error"].(string); msg == "" {
+		t.Errorf("no error in next_kwargs %v", act.NextKwargs)
+	}
+}
+
+// execution_timeout counts running time: the resume activity carries what
+// is left of it.
+func TestResumeCarriesTheTimeoutLeft(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	ti, _ := f.deferred(activity.Trigger{Classpath: "event", Kwargs: map[string]any{"name": "x"}}, 0)
+	if ti.RunTime <= 0 {
+		t.Fatalf("run time %s after a deferral, want > 0", ti.RunTime.D())
+	}
+	ev, _ := json.Marshal(activity.TriggerEvent{TriggerID: ti.Trigger.ID, TIID: ti.ID, Try: 1})
+	if err := f.q.PublishEvent(t.Context(), ti.ID, ti.Trigger.ID, ev); err != nil {
+		t.Fatal(err)
+	}
+	act, m := f.take("q")
+	_ = m.Ack()
+	if want := time.Hour - ti.RunTime.D(); act.ExecutionTimeout.D() != want {
+		t.Errorf("resume timeout %s, want %s", act.ExecutionTimeout.D(), want)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -21,6 +22,15 @@ const (
 	EnvLogsAddr = "TASKWIRE_LOGS_ADDR"
 	EnvCodec    = "TASKWIRE_CODEC"
 )
+
+// Network is the network of a worker address: "unix" for an absolute path
+// (a unix socket), else "tcp" (HOST:PORT).
+func Network(addr string) string {
+	if filepath.IsAbs(addr) {
+		return "unix"
+	}
+	return "tcp"
+}
 
 // DialTimeoutDefault bounds connecting to the worker when Run's context has
 // no deadline.
@@ -180,7 +190,7 @@ func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
 	var d net.Dialer
 	lw := &logWriter{}
 	if logsAddr != "" {
-		lc, err := d.DialContext(dctx, "tcp", logsAddr)
+		lc, err := d.DialContext(dctx, Network(logsAddr), logsAddr)
 		if err != nil {
 			lw.err = err
 			fmt.Fprintf(os.Stderr, "taskwire sdk: logs to stderr: %v\n", err)
@@ -192,7 +202,7 @@ func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
 	handler := newLogHandler(lw, r.LogLevel)
 	sdkLog := slog.New(handler).With("logger", "taskwire.sdk")
 
-	nc, err := d.DialContext(dctx, "tcp", commAddr)
+	nc, err := d.DialContext(dctx, Network(commAddr), commAddr)
 	if err != nil {
 		return fmt.Errorf("connect to the worker: %w", err)
 	}

@@ -47,7 +47,17 @@ type Runtime struct {
 	Env map[string]string
 	// Dir is the runtime's working directory; default the worker's.
 	Dir string
+	// Socket is how the runtime reaches the worker: SocketTCP (default),
+	// loopback ports "127.0.0.1:PORT", or SocketUnix, unix sockets in a
+	// per-try directory, given as absolute paths.
+	Socket string
 }
+
+// Runtime sockets.
+const (
+	SocketTCP  = "tcp"
+	SocketUnix = "unix"
+)
 
 // sdk reports whether r is an SDK runtime (one that speaks the protocol).
 func (r Runtime) sdk() bool { return len(r.Command) > 0 }
@@ -67,8 +77,12 @@ type Config struct {
 	// shared by all queues. Default 4.
 	Concurrency int
 	// Runtimes maps a queue to its runtime; a queue with none uses the
-	// command runtime.
+	// command runtime, unless RequireRuntimes.
 	Runtimes map[string]Runtime
+	// RequireRuntimes refuses a served queue with no entry in Runtimes (a
+	// runtime file lists every queue; the zero Runtime is the command
+	// runtime).
+	RequireRuntimes bool
 	// Hostname reported to the executor; default os.Hostname().
 	Hostname string
 	// ID is the worker's id; default hostname-pid-random.
@@ -157,6 +171,9 @@ func (c Config) validate() error {
 			return configErr("queue %q listed twice", q)
 		}
 		seen[q] = true
+		if _, ok := c.Runtimes[q]; c.RequireRuntimes && !ok {
+			return configErr("queue %q has no runtime: give it one (runtime: command for plain executables)", q)
+		}
 	}
 	for q, rt := range c.Runtimes {
 		if !seen[q] {
@@ -174,10 +191,13 @@ func (c Config) validate() error {
 
 func (r Runtime) validate() error {
 	if !r.sdk() {
-		if r.Codec != protocol.CodecMsgpack || len(r.Env) > 0 || r.Dir != "" {
-			return errors.New("runtime has codec, env or dir but no command")
+		if r.Codec != protocol.CodecMsgpack || len(r.Env) > 0 || r.Dir != "" || r.Socket != "" {
+			return errors.New("runtime has codec, env, dir or socket but no command")
 		}
 		return nil
+	}
+	if r.Socket != "" && r.Socket != SocketTCP && r.Socket != SocketUnix {
+		return fmt.Errorf("socket %q: want %s or %s", r.Socket, SocketTCP, SocketUnix)
 	}
 	if strings.TrimSpace(r.Command[0]) == "" {
 		return errors.New("runtime command has an empty program")

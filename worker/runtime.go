@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,16 +25,11 @@ const requestTimeout = 60 * time.Second
 // ports (comm and logs), starts the runtime with their addresses, sends
 // StartupDetails once it connects, and answers its requests until it exits.
 func (j *job) runSDK(ctx context.Context) outcome {
-	commLn, err := net.Listen("tcp", "127.0.0.1:0")
+	commLn, logsLn, cleanup, err := j.listen()
 	if err != nil {
-		return retry("listen for runtime: %v", err)
+		return retry("%v", err)
 	}
-	defer commLn.Close()
-	logsLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return retry("listen for runtime logs: %v", err)
-	}
-	defer logsLn.Close()
+	defer cleanup()
 
 	comm, logs := commLn.Addr().String(), logsLn.Addr().String()
 	argv := make([]string, len(j.rt.Command))
@@ -63,6 +60,39 @@ func (j *job) runSDK(ctx context.Context) outcome {
 		return out
 	}
 	return j.serve(ctx, conn, p)
+}
+
+// listen opens the comm and logs listeners of a try: loopback TCP ports,
+// or unix sockets in a fresh directory only the worker's user can enter.
+func (j *job) listen() (comm, logs net.Listener, cleanup func(), err error) {
+	network, addr := "tcp", func(string) string { return "127.0.0.1:0" }
+	dir := ""
+	if j.rt.Socket == SocketUnix {
+		if dir, err = os.MkdirTemp("", "taskwire-rt-"); err != nil {
+			return nil, nil, nil, fmt.Errorf("runtime socket dir: %w", err)
+		}
+		network, addr = "unix", func(name string) string { return filepath.Join(dir, name) }
+	}
+	cleanup = func() {
+		if comm != nil {
+			comm.Close()
+		}
+		if logs != nil {
+			logs.Close()
+		}
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
+	}
+	if comm, err = net.Listen(network, addr("comm.sock")); err != nil {
+		cleanup()
+		return nil, nil, nil, fmt.Errorf("listen for runtime: %w", err)
+	}
+	if logs, err = net.Listen(network, addr("logs.sock")); err != nil {
+		cleanup()
+		return nil, nil, nil, fmt.Errorf("listen for runtime logs: %w", err)
+	}
+	return comm, logs, cleanup, nil
 }
 
 // handshake waits for the runtime to connect. When it does not, it returns
@@ -97,7 +127,9 @@ func (j *job) handshake(ctx context.Context, ln net.Listener, p *proc) (net.Conn
 	case <-p.done:
 		// It may have connected, sent all it had to say and exited at once:
 		// take a connection already queued before concluding.
-		_ = ln.(*net.TCPListener).SetDeadline(time.Now())
+		if dl, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
+			_ = dl.SetDeadline(time.Now())
+		}
 		if a := <-ch; a.err == nil {
 			return a.c, outcome{}, true
 		}

@@ -251,7 +251,17 @@ func sdkRuntime(t *testing.T, codec protocol.Codec, env map[string]string) Runti
 
 func TestSDKRuntimeAPI(t *testing.T) {
 	t.Parallel()
+	for _, socket := range []string{SocketTCP, SocketUnix} {
+		t.Run(socket, func(t *testing.T) {
+			t.Parallel()
+			testSDKRuntimeAPI(t, socket)
+		})
+	}
+}
+
+func testSDKRuntimeAPI(t *testing.T, socket string) {
 	rt := sdkRuntime(t, protocol.CodecMsgpack, nil)
+	rt.Socket = socket
 	h := newHarness(t, func(c *Config) { c.Runtimes = map[string]Runtime{"default": rt} })
 	h.api.vars["v1"] = "value-1"
 	h.api.conns["db"] = activity.Connection{ConnID: "db", ConnType: "postgres", Password: "pw-12345"}
@@ -570,6 +580,8 @@ func TestNewValidates(t *testing.T) {
 		{"runtime_for_unserved_queue", Config{Queue: qc, API: api, Queues: []string{"a"}, Runtimes: map[string]Runtime{"b": {Command: []string{"true"}}}}, "not served"},
 		{"runtime_missing_program", Config{Queue: qc, API: api, Queues: []string{"a"}, Runtimes: map[string]Runtime{"a": {Command: []string{"/no/such/runtime", "{comm_addr}"}}}}, "queue \"a\""},
 		{"runtime_env_without_command", Config{Queue: qc, API: api, Queues: []string{"a"}, Runtimes: map[string]Runtime{"a": {Env: map[string]string{"X": "1"}}}}, "no command"},
+		{"queue_without_runtime", Config{Queue: qc, API: api, Queues: []string{"a", "b"}, RequireRuntimes: true, Runtimes: map[string]Runtime{"a": {}}}, "queue \"b\" has no runtime"},
+		{"bad_socket", Config{Queue: qc, API: api, Queues: []string{"a"}, Runtimes: map[string]Runtime{"a": {Command: []string{"sh"}, Socket: "udp"}}}, "socket"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

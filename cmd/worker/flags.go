@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,11 @@ A queue's runtime is set with --runtime QUEUE=COMMAND (repeatable), COMMAND
 split on spaces, with {comm_addr} and {logs_addr} placeholders, e.g.
   --runtime 'go=./bin/gotasks --comm {comm_addr} --logs {logs_addr}'
 A queue without one runs entrypoint commands directly.
+
+Or give every queue's runtime in a YAML file with --config FILE (see the
+worker package's RuntimeFile): the worker then serves the file's queues (or
+--queues, each of which must be in the file) and refuses a queue without a
+runtime.
 `
 
 type options struct {
@@ -31,6 +37,7 @@ type options struct {
 	cfg                                        worker.Config
 	log                                        *slog.Logger
 	runtimes, codecs                           []string
+	configFile                                 string
 }
 
 func env(name, def string) string {
@@ -86,6 +93,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.cfg.Concurrency, "concurrency", envInt("TASKWIRE_CONCURRENCY", worker.ConcurrencyDefault), "tasks run at once (TASKWIRE_CONCURRENCY)")
 	rts, codecs := splitEnv("TASKWIRE_RUNTIMES", ";"), splitEnv("TASKWIRE_RUNTIME_CODECS", ",")
 	fs.Var(&rts, "runtime", "QUEUE=COMMAND, repeatable (TASKWIRE_RUNTIMES, ';'-separated)")
+	fs.StringVar(&o.configFile, "config", env("TASKWIRE_WORKER_CONFIG", ""), "YAML file giving each queue's runtime (TASKWIRE_WORKER_CONFIG)")
 	fs.Var(&codecs, "runtime-codec", "QUEUE=json|msgpack, repeatable (TASKWIRE_RUNTIME_CODECS, ','-separated)")
 	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", envDuration("TASKWIRE_HEARTBEAT_INTERVAL", worker.HeartbeatIntervalDefault), "task heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")
 	fs.DurationVar(&o.cfg.GracePeriod, "grace-period", envDuration("TASKWIRE_GRACE_PERIOD", worker.GracePeriodDefault), "on shutdown, time running tasks get to finish (TASKWIRE_GRACE_PERIOD)")
@@ -106,12 +114,47 @@ func parseFlags(args []string) (*options, error) {
 	if o.log, err = newLogger(*logLevel, *logFormat); err != nil {
 		return nil, err
 	}
-	for _, q := range strings.Split(*queues, ",") {
-		if q = strings.TrimSpace(q); q != "" {
-			o.cfg.Queues = append(o.cfg.Queues, q)
+	queuesGiven := false
+	fs.Visit(func(f *flag.Flag) { queuesGiven = queuesGiven || f.Name == "queues" })
+	if _, ok := os.LookupEnv("TASKWIRE_QUEUES"); ok {
+		queuesGiven = true
+	}
+	if queuesGiven || o.configFile == "" {
+		for _, q := range strings.Split(*queues, ",") {
+			if q = strings.TrimSpace(q); q != "" {
+				o.cfg.Queues = append(o.cfg.Queues, q)
+			}
 		}
 	}
 	o.runtimes, o.codecs = rts, codecs
+	if o.configFile != "" {
+		if len(rts) > 0 || len(codecs) > 0 {
+			return nil, fmt.Errorf("--config and --runtime/--runtime-codec: give the runtimes one way")
+		}
+		data, err := os.ReadFile(o.configFile)
+		if err != nil {
+			return nil, fmt.Errorf("--config: %w", err)
+		}
+		f, err := worker.ParseRuntimeFile(data)
+		if err != nil {
+			return nil, fmt.Errorf("--config %s: %w", o.configFile, err)
+		}
+		o.cfg.Runtimes, o.cfg.RequireRuntimes = f.Queues, true
+		if !queuesGiven {
+			for q := range f.Queues {
+				o.cfg.Queues = append(o.cfg.Queues, q)
+			}
+			slices.Sort(o.cfg.Queues)
+		} else {
+			// Serve only the queues asked for; the file may hold more.
+			for q := range o.cfg.Runtimes {
+				if !slices.Contains(o.cfg.Queues, q) {
+					delete(o.cfg.Runtimes, q)
+				}
+			}
+		}
+		return o, nil
+	}
 	if o.cfg.Runtimes, err = parseRuntimes(rts, codecs); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -53,5 +54,37 @@ func TestParseFlagsEnvFallback(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"--log-level", "loud"}); err == nil {
 		t.Error("bad log level accepted")
+	}
+}
+
+func TestParseFlagsConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/worker.yaml"
+	if err := os.WriteFile(file, []byte("queues:\n  default:\n    runtime: command\n  py:\n    command: python3 t.py --comm {comm_addr}\n    codec: json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseFlags([]string{"--config", file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.cfg.Queues, ",") != "default,py" || !o.cfg.RequireRuntimes || o.cfg.Runtimes["py"].Codec != protocol.CodecJSON {
+		t.Errorf("options = %+v", o.cfg)
+	}
+	// --queues picks from the file; a queue not in it is refused when the
+	// worker starts (worker.Config.RequireRuntimes).
+	o, err = parseFlags([]string{"--config", file, "--queues", "py,other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.cfg.Queues, ",") != "py,other" || len(o.cfg.Runtimes) != 1 {
+		t.Errorf("options = %+v", o.cfg)
+	}
+	for _, args := range [][]string{
+		{"--config", file, "--runtime", "x=y"},
+		{"--config", dir + "/missing.yaml"},
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("%q accepted", args)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/taskwire/taskwire/protocol"
+	"github.com/taskwire/taskwire/sdk"
 )
 
 var (
@@ -58,10 +59,10 @@ func main() {
 	if err != nil {
 		fail("codec: %v", err)
 	}
-	if logs, err = net.Dial("tcp", *logsAddr); err != nil {
+	if logs, err = net.Dial(sdk.Network(*logsAddr), *logsAddr); err != nil {
 		fail("dial logs: %v", err)
 	}
-	c, err := net.Dial("tcp", *comm)
+	c, err := net.Dial(sdk.Network(*comm), *comm)
 	if err != nil {
 		fail("dial comm: %v", err)
 	}

@@ -35,6 +35,7 @@ func (e *Executor) routePublic(mux *http.ServeMux) {
 	h("PUT /api/v1/connections/{id}", e.handleConnection)
 	h("DELETE /api/v1/connections/{id}", e.handleConnection)
 	h("POST /api/v1/events/{name}", e.handleSendEvent)
+	h("GET /api/v1/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleGetXCom)
 	h("/api/", func(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
 	})
@@ -359,4 +360,25 @@ func jsonValue(v any) ([]byte, error) {
 		return nil, badRequest("xcom value: %v", err)
 	}
 	return b, nil
+}
+
+// handleGetXCom is GET /api/v1/xcoms/{dag_id}/{run_id}/{task_id}/{key}
+// (?map_index=N, default -1): an XCom value, for operators.
+func (e *Executor) handleGetXCom(w http.ResponseWriter, r *http.Request) {
+	dag, run, task, key := r.PathValue("dag_id"), r.PathValue("run_id"), r.PathValue("task_id"), r.PathValue("key")
+	mapIndex := -1
+	if s := r.URL.Query().Get("map_index"); s != "" {
+		var err error
+		if mapIndex, err = strconv.Atoi(s); err != nil {
+			e.writeError(w, r, badRequest("map_index %q is not an integer", s))
+			return
+		}
+	}
+	ent, err := e.xcom.Get(r.Context(), xcomKey(dag, run, task, mapIndex, key))
+	if err != nil {
+		e.writeError(w, r, kvErr("xcom "+key+" of "+dag+"/"+run+"/"+task, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = fmt.Fprintf(w, `{"key":%q,"value":%s}`, key, ent.Value())
 }

@@ -1,11 +1,13 @@
 package integration
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/client"
 )
 
 func TestGoSDKTasksShareXCom(t *testing.T) {
@@ -22,6 +24,13 @@ func TestGoSDKTasksShareXCom(t *testing.T) {
 	}
 	if l := c.logs(pull.ID); !strings.Contains(l, "42") {
 		t.Errorf("pull logs lack the pulled value 42:\n%s", l)
+	}
+	// Operators read XComs through the public API.
+	if v, err := c.api.XCom(t.Context(), "etl", run, "push", "value"); err != nil || v != float64(42) {
+		t.Errorf("public xcom read: %v, %v; want 42", v, err)
+	}
+	if _, err := c.api.XCom(t.Context(), "etl", run, "push", "nope"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("missing xcom: %v, want not found", err)
 	}
 	// In another run, there is nothing to pull: the task fails.
 	other := c.wait(c.submit(activity.TaskSpec{Queue: "go", DagID: "etl", RunID: run + "-other", TaskID: "pull", Entrypoint: activity.Entrypoint{Task: "pull"}}).ID, 30*time.Second)

@@ -39,6 +39,7 @@ Commands:
   event send NAME [PAYLOAD]            send an external event to deferred tasks
   variables list|get|set|delete        manage variables
   connections list|get|set|delete      manage connections
+  xcom get DAG RUN TASK [KEY]          print an XCom value (JSON)
 
 Run "executor <command> -h" for a command's flags. Output is a table, or
 JSON with --json.
@@ -65,6 +66,7 @@ var commands = []command{
 	{"event", (*cli).event, 2},
 	{"variables", (*cli).variables, 2},
 	{"connections", (*cli).connections, 2},
+	{"xcom", (*cli).xcom, 2},
 }
 
 // cli is the process's outside world, replaced in tests.

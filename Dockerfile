@@ -1,11 +1,32 @@
 # Builds every taskwire binary into one small image; docker-compose.yml runs
 # the executor, workers, triggerers and the example Go SDK runtime from it.
+# The worker-python and worker-java targets add a language runtime and the
+# example tasks of that language.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -o /out/ ./cmd/executor ./cmd/worker ./cmd/triggerer ./examples/gotasks
+
+FROM eclipse-temurin:21-jdk AS javabuild
+WORKDIR /src
+COPY sdk/java sdk/java
+COPY examples/javatasks examples/javatasks
+RUN mkdir -p /out/java && javac -d /out/java $(find sdk/java/src -name '*.java') examples/javatasks/Tasks.java
+
+FROM python:3.12-slim-bookworm AS worker-python
+COPY --from=build /out/worker /usr/local/bin/
+COPY sdk/python /opt/taskwire/sdk/python
+COPY examples/pytasks /opt/taskwire/examples/pytasks
+USER 65534:65534
+ENTRYPOINT []
+
+FROM eclipse-temurin:21-jre AS worker-java
+COPY --from=build /out/worker /usr/local/bin/
+COPY --from=javabuild /out/java /opt/taskwire/java
+USER 65534:65534
+ENTRYPOINT []
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*

@@ -23,6 +23,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testbin.Cleanup()
+	cleanupJava()
 	os.Exit(code)
 }
 
@@ -111,6 +112,7 @@ type workerOpts struct {
 	name        string
 	queues      string // default "default,go"
 	concurrency int    // default 4
+	config      string // a runtime file (--config) instead of --runtime go=gotasks
 	extra       []string
 }
 
@@ -129,7 +131,10 @@ func (c *cluster) startWorker(o workerOpts) *testbin.Proc {
 	}
 	args := []string{"--nats-url", c.natsURL, "--api-url", c.apiURL, "--queues", o.queues,
 		"--concurrency", fmt.Sprint(o.concurrency)}
-	if slices.Contains(strings.Split(o.queues, ","), "go") {
+	switch {
+	case o.config != "":
+		args = append(args, "--config", o.config)
+	case slices.Contains(strings.Split(o.queues, ","), "go"):
 		args = append(args, "--runtime", "go="+c.bins.gotasks+" --comm {comm_addr} --logs {logs_addr}")
 	}
 	args = append(args, "--heartbeat-interval", "300ms", "--kill-grace", "1s", "--grace-period", "5s", "--log-level", "debug")

@@ -21,8 +21,8 @@ type composeFile struct {
 	} `yaml:"services"`
 }
 
-// TestComposeServices runs docker-compose.yml's executor, worker and
-// triggerer commands, flag for flag, as local processes, only with the
+// TestComposeServices runs docker-compose.yml's executor, workers (Go,
+// Python, Java) and triggerer commands, flag for flag, as local processes, only with the
 // compose network's names replaced by local addresses, and runs tasks
 // through them, one of them deferring.
 func TestComposeServices(t *testing.T) {
@@ -42,6 +42,8 @@ func TestComposeServices(t *testing.T) {
 		"0.0.0.0:8080", apiAddr,
 		"http://executor:8080", "http://"+apiAddr,
 		"gotasks ", b.gotasks+" ",
+		"/opt/taskwire/examples/pytasks/tasks.py", filepath.Join(repoRoot(t), "examples/pytasks/tasks.py"),
+		"/opt/taskwire/java", javaClasses(t),
 	)
 	command := func(service, bin string) []string {
 		cmd := cf.Services[service].Command
@@ -60,7 +62,9 @@ func TestComposeServices(t *testing.T) {
 	execArgs := command("executor", b.executor)
 	ex := testbin.Start(t, "executor", b.executor, nil, execArgs...)
 	waitHealthy(t, "http://"+apiAddr, ex)
-	testbin.Start(t, "worker", b.worker, nil, command("worker", b.worker)...)
+	for _, name := range []string{"worker", "worker-python", "worker-java"} {
+		testbin.Start(t, name, b.worker, nil, command(name, b.worker)...)
+	}
 	for _, name := range []string{"triggerer-1", "triggerer-2"} {
 		// Each listens on its own port here, as on its own host there.
 		args := command(name, b.triggerer)
@@ -80,6 +84,8 @@ func TestComposeServices(t *testing.T) {
 		{Queue: "default", Entrypoint: sh("echo compose")},
 		{Queue: "go", Entrypoint: activity.Entrypoint{Task: "noop"}},
 		{Queue: "go", Entrypoint: activity.Entrypoint{Task: "wait"}, Params: map[string]any{"seconds": 0.2}},
+		{Queue: "python", Entrypoint: activity.Entrypoint{Task: "noop"}},
+		{Queue: "java", Entrypoint: activity.Entrypoint{Task: "noop"}},
 	} {
 		ti, err := api.Submit(t.Context(), spec)
 		if err != nil {

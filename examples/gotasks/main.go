@@ -48,6 +48,8 @@ func main() {
 	r.Register("wait_event", waitEvent)
 	r.Register("wait_http", waitHTTP)
 	r.Register("wait_twice", waitTwice)
+	r.Register("extract", extract)
+	r.RegisterMethod("extract", "extracted", extracted)
 	for _, task := range []string{"wait", "wait_event", "wait_http"} {
 		r.RegisterMethod(task, "resume", resume)
 	}
@@ -249,4 +251,26 @@ func again(ctx context.Context, t *sdk.Task) error {
 		return t.XComPush(ctx, "rounds", 2)
 	}
 	return sdk.Fail(fmt.Errorf("next_kwargs.round is %v, want 1 or 2", t.NextKwargs()["round"]))
+}
+
+// extract is the first step of the polyglot pipeline (examples/polyglot):
+// it waits on a timer (params.seconds, default 0.5) as if for data to land,
+// then pushes XCom "value" = params.value (default 21).
+func extract(ctx context.Context, t *sdk.Task) error {
+	seconds, err := floatParam(t, "seconds", 0.5)
+	if err != nil {
+		return err
+	}
+	t.Logger().Info("waiting for the data to land", "seconds", seconds)
+	return t.Defer(ctx, "timedelta", map[string]any{"delta": seconds}, "extracted", nil, 0)
+}
+
+func extracted(ctx context.Context, t *sdk.Task) error {
+	v, err := floatParam(t, "value", 21)
+	if err != nil {
+		return err
+	}
+	n := int64(v)
+	t.Logger().Info("extracted", "value", n)
+	return t.XComPush(ctx, "value", n)
 }

@@ -1,0 +1,91 @@
+package io.taskwire.sdk;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.util.Map;
+
+/**
+ * Requests to the worker on one connection: each is numbered (from 1),
+ * written, and its answer read before the next request goes out. Calls from
+ * several threads are serialized.
+ */
+final class Client {
+    private final FrameConn conn;
+    private long nextId = 1;
+    private IOException broken; // why the connection is unusable
+    private boolean closed;
+
+    Client(FrameConn conn) {
+        this.conn = conn;
+    }
+
+    /** Ends the client: later calls fail (the task try is over). */
+    synchronized void close() {
+        closed = true;
+    }
+
+    /**
+     * Sends msg and returns the worker's answer (null for an empty one). An
+     * ErrorResponse becomes a TaskwireApiException; a lost connection or a
+     * protocol violation a TaskwireException. A message that cannot be
+     * encoded throws JsonException before anything is sent.
+     */
+    synchronized Map<String, Object> call(Map<String, Object> msg) {
+        String type = Protocol.type(msg);
+        if (closed) {
+            throw new TaskwireException(type + ": the task try is over");
+        }
+        if (broken != null) {
+            throw new TaskwireException(type + ": connection to the worker lost: " + broken.getMessage(), broken);
+        }
+        long id = nextId;
+        byte[] body = Protocol.encodeRequest(id, msg);
+        nextId++;
+        try {
+            conn.writeFrame(body);
+        } catch (ProtocolException e) {
+            // Too large: nothing was written.
+            throw new TaskwireException(type + ": " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw lost(type, e);
+        }
+        byte[] resp;
+        try {
+            resp = conn.readFrame();
+        } catch (IOException e) {
+            throw lost(type, e);
+        }
+        if (resp == null) {
+            throw lost(type, new EOFException("the worker closed the connection"));
+        }
+        Protocol.Response r;
+        try {
+            r = Protocol.decodeResponse(resp);
+        } catch (ProtocolException e) {
+            // The frame was read whole: the connection is still in step.
+            throw new TaskwireException(type + ": bad response from the worker: " + e.getMessage(), e);
+        }
+        if (r.id() != id) {
+            throw lost(type, new ProtocolException("response has id " + r.id() + ", want " + id));
+        }
+        if (r.error() != null) {
+            throw apiError(r.error());
+        }
+        if (Protocol.ERROR_RESPONSE.equals(Protocol.type(r.msg()))) {
+            throw apiError(r.msg());
+        }
+        return r.msg();
+    }
+
+    private TaskwireException lost(String type, IOException e) {
+        broken = e;
+        return new TaskwireException(type + ": connection to the worker lost: " + e.getMessage(), e);
+    }
+
+    private static TaskwireApiException apiError(Map<String, Object> e) {
+        Object error = e.get("error");
+        Object detail = e.get("detail");
+        return new TaskwireApiException(error instanceof String s ? s : String.valueOf(error),
+                detail instanceof Map ? Protocol.cast(detail) : null);
+    }
+}

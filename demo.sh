@@ -20,7 +20,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "== building taskwire"
-go build -o "$work/bin/" ./cmd/executor ./cmd/worker ./cmd/triggerer ./examples/gotasks
+go build -o "$work/bin/" ./cmd/executor ./cmd/worker ./cmd/triggerer ./examples/gotasks ./examples/polyglot
+echo "== compiling the Java SDK and examples/javatasks"
+javac -d "$work/java" --source-path sdk/java/src examples/javatasks/Tasks.java
 export PATH="$work/bin:$PATH"
 export TASKWIRE_API_URL="http://127.0.0.1:$api_port"
 
@@ -34,10 +36,21 @@ for _ in $(seq 1 100); do
 done
 executor list --limit 1 >/dev/null || { cat "$work/executor.log"; exit 1; }
 
-echo "== starting a worker (queues default, go)"
-worker --nats-url "nats://127.0.0.1:$nats_port" --api-url "$TASKWIRE_API_URL" --queues default,go --concurrency 4 \
-  --runtime "go=$work/bin/gotasks --comm {comm_addr} --logs {logs_addr}" --state-dir "$work/worker" \
-  >"$work/worker.log" 2>&1 &
+echo "== starting a worker (queues default, go, python, java; runtimes in $work/worker.yaml)"
+cat >"$work/worker.yaml" <<YAML
+queues:
+  default:
+    runtime: command
+  go:
+    command: ["$work/bin/gotasks", --comm, "{comm_addr}", --logs, "{logs_addr}"]
+  python:
+    command: [python3, "$PWD/examples/pytasks/tasks.py", --comm, "{comm_addr}", --logs, "{logs_addr}"]
+  java:
+    command: [java, -XX:TieredStopAtLevel=1, -cp, "$work/java", Tasks, --comm, "{comm_addr}", --logs, "{logs_addr}"]
+    codec: json
+YAML
+worker --nats-url "nats://127.0.0.1:$nats_port" --api-url "$TASKWIRE_API_URL" --concurrency 4 \
+  --config "$work/worker.yaml" --state-dir "$work/worker" >"$work/worker.log" 2>&1 &
 pids+=($!)
 
 echo "== starting a triggerer"
@@ -80,6 +93,9 @@ wait "$waiter"
 echo "-- its log:"
 executor logs "$(head -n 1 "$work/submit.out")" | grep -E 'resumed|deferred' || true
 run "a command past its execution timeout" --queue default --task-id slow --timeout 1s -- sleep 30
+
+printf '\n== a polyglot pipeline: extract (Go, defers on a timer) → transform (Python) → load (Java), by XCom\n'
+polyglot --run-id demo_run
 
 printf '\n== all task instances\n'
 executor list

@@ -43,6 +43,9 @@ func TestDemoScript(t *testing.T) {
 		"failed (try 1: execution timeout", // the slow one
 		"value=42",                         // the XCom the pull task read
 		"deferred (try 1: waiting on timedelta)",
+		"extract   go     success try 1  xcom value = 21",
+		"transform python success try 1  xcom return_value = 42",
+		`load      java   success try 1  xcom return_value = "loaded 42"`,
 		"deferred (try 1: waiting on event)",
 		`resumed into after with event {"name":"demo.go","payload":{"batch":42}}`,
 	} {

@@ -193,3 +193,52 @@ func rssOf(b *testing.B, pid int) int64 {
 	b.Fatal("no VmRSS")
 	return 0
 }
+
+// BenchmarkRuntimeStart measures what starting a task costs in each runtime:
+// a no-op task from queued to its outcome reported (worker pull, …/run,
+// process start, StartupDetails, the runtime's SucceedTask, the report), on
+// the executor's clock, one task at a time, beside fork+exec of a trivial
+// binary in the same run.
+//
+//	go test -run '^$' -bench RuntimeStart -benchtime 30x ./integration/
+func BenchmarkRuntimeStart(b *testing.B) {
+	c := newCluster(b, clusterOpts{})
+	// One slot per queue: with fewer slots than queues, an idle queue's pull
+	// holds a slot for up to --fetch-max-wait (the performance issue's subject).
+	c.startWorker(workerOpts{queues: "default,go,python,java", config: c.runtimeFile(b), concurrency: 4})
+	fe := rawForkExec(b, testbin.MustBuild(b, "./integration/testdata/stamp"), 100)
+	ctx := context.Background()
+	specs := []struct {
+		name string
+		spec activity.TaskSpec
+	}{
+		{"command", activity.TaskSpec{Queue: "default", Entrypoint: activity.Entrypoint{Command: []string{"true"}}}},
+		{"go", activity.TaskSpec{Queue: "go", Entrypoint: activity.Entrypoint{Task: "noop"}}},
+		{"python", activity.TaskSpec{Queue: "python", Entrypoint: activity.Entrypoint{Task: "noop"}}},
+		{"java", activity.TaskSpec{Queue: "java", Entrypoint: activity.Entrypoint{Task: "noop"}}},
+	}
+	for _, s := range specs {
+		b.Run(s.name, func(b *testing.B) {
+			costs := make([]time.Duration, 0, b.N)
+			for i := range b.N + 3 {
+				ti, err := c.api.Submit(ctx, s.spec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ti, err = c.api.Wait(ctx, ti.ID, nil)
+				if err != nil || ti.State != activity.StateSuccess {
+					b.Fatalf("%s noop: %v %+v", s.name, err, ti)
+				}
+				if i >= 3 { // warm-up
+					costs = append(costs, ti.EndDate.Sub(*ti.QueuedAt))
+				}
+			}
+			b.ReportMetric(ms(quantile(costs, 0.5)), "start_p50_ms")
+			b.ReportMetric(ms(quantile(costs, 0.99)), "start_p99_ms")
+			b.ReportMetric(float64(quantile(costs, 0.5))/float64(quantile(fe, 0.5)), "p50_per_forkexec")
+			b.ReportMetric(0, "ns/op")
+			b.Logf("%s: queued → outcome p50 %.1fms p99 %.1fms (%.1f× fork+exec p50 %.2fms)", s.name,
+				ms(quantile(costs, 0.5)), ms(quantile(costs, 0.99)), float64(quantile(costs, 0.5))/float64(quantile(fe, 0.5)), ms(quantile(fe, 0.5)))
+		})
+	}
+}

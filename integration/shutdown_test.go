@@ -75,3 +75,20 @@ func TestWorkerSIGTERMDrainsThenHandsBack(t *testing.T) {
 		}
 	}
 }
+
+// One slot, four queues: an idle queue's pull does not keep the others
+// waiting for long.
+func TestOneSlotManyQueues(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "qa,qb,qc,qd", concurrency: 1})
+	for _, q := range []string{"qd", "qc", "qb", "qa", "qd"} {
+		start := time.Now()
+		got := c.wait(c.submit(activity.TaskSpec{Queue: q, Entrypoint: sh("true")}).ID, 30*time.Second)
+		if got.State != activity.StateSuccess {
+			t.Fatalf("%s: %s (%s)", q, got.State, got.Reason)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("a task on %s took %s with the other queues idle; want well under the 5s fetch wait", q, d.Round(time.Millisecond))
+		}
+	}
+}

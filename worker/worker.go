@@ -200,6 +200,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	return err
 }
 
+// shortPollDefault is the pull expiry used while queues compete for slots.
+const shortPollDefault = 100 * time.Millisecond
+
 // acquire takes one slot, blocking until one is free or ctx ends.
 func (w *Worker) acquire(ctx context.Context) error {
 	select {
@@ -245,7 +248,14 @@ func (w *Worker) pullLoop(q string, c jetstream.Consumer) {
 			return
 		}
 		n := 1 + w.tryAcquire(w.batchMax-1)
-		err := w.fetch(ctx, q, c, n)
+		// A long poll on an idle queue holds its slots for FetchMaxWait.
+		// When too few slots are left for the other queues to poll too,
+		// poll briefly so they take turns instead of waiting that long.
+		wait := w.cfg.FetchMaxWait
+		if free := cap(w.slots) - len(w.slots); free < len(w.cfg.Queues)-1 {
+			wait = min(wait, shortPollDefault)
+		}
+		err := w.fetch(ctx, q, c, n, wait)
 		if err == nil || ctx.Err() != nil {
 			backoff = 100 * time.Millisecond
 			if ctx.Err() != nil {
@@ -267,8 +277,8 @@ func (w *Worker) pullLoop(q string, c jetstream.Consumer) {
 
 // fetch runs one pull request for up to n messages; it owns n slots and
 // hands one to each message's goroutine.
-func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n int) error {
-	fctx, cancel := context.WithTimeout(ctx, w.cfg.FetchMaxWait)
+func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n int, wait time.Duration) error {
+	fctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	batch, err := c.Fetch(n, jetstream.FetchContext(fctx))
 	if err != nil {

@@ -237,7 +237,7 @@ func (e *Executor) handleXCom(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, badRequest("xcom path needs dag_id, run_id, task_id and key"))
 		return
 	}
-	own, err := e.store.get(r.Context(), c.Subject)
+	own, err := e.store.identity(r.Context(), c.Subject)
 	if err != nil {
 		e.writeError(w, r, err)
 		return

@@ -26,17 +26,26 @@ var ErrConflict = errors.New("conflict")
 // errUnchanged aborts a mutation that leaves the record as it is.
 var errUnchanged = errors.New("unchanged")
 
-// store keeps task-instance records in KV and a read cache fed by a watch.
+// store keeps task-instance records in KV and a read cache fed by a watch
+// and by this executor's own writes.
 type store struct {
 	kv  jetstream.KeyValue
 	log *slog.Logger
 
 	mu    sync.RWMutex
-	cache map[string]*activity.TaskInstance
+	cache map[string]cachedRecord
+}
+
+// cachedRecord is a record as stored at a KV revision. ti is shared with
+// readers and never changed; a mutation decodes raw afresh.
+type cachedRecord struct {
+	ti  *activity.TaskInstance
+	raw []byte
+	rev uint64
 }
 
 func newStore(kv jetstream.KeyValue, log *slog.Logger) *store {
-	return &store{kv: kv, log: log, cache: make(map[string]*activity.TaskInstance)}
+	return &store{kv: kv, log: log, cache: make(map[string]cachedRecord)}
 }
 
 // watch feeds the cache until ctx is done. ready is closed once the initial
@@ -69,10 +78,12 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 }
 
 func (s *store) apply(e jetstream.KeyValueEntry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if e.Operation() != jetstream.KeyValuePut {
-		delete(s.cache, e.Key())
+		s.mu.Lock()
+		if old, ok := s.cache[e.Key()]; ok && old.rev < e.Revision() {
+			delete(s.cache, e.Key())
+		}
+		s.mu.Unlock()
 		return
 	}
 	ti, err := activity.UnmarshalRecord(e.Value())
@@ -80,21 +91,35 @@ func (s *store) apply(e jetstream.KeyValueEntry) {
 		s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)
 		return
 	}
-	if old, ok := s.cache[e.Key()]; ok && old.UpdatedAt.After(ti.UpdatedAt) {
-		return
-	}
-	s.cache[e.Key()] = ti
+	s.remember(ti, e.Value(), e.Revision())
 }
 
-// remember puts a record just written into the cache, so a read that follows
-// a write by this executor sees it without waiting for the watch.
-func (s *store) remember(ti *activity.TaskInstance) {
+// remember caches a record at revision rev unless a later one is cached, so
+// a read that follows a write by this executor sees it without waiting for
+// the watch.
+func (s *store) remember(ti *activity.TaskInstance, raw []byte, rev uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.cache[ti.ID]; ok && old.UpdatedAt.After(ti.UpdatedAt) {
+	if old, ok := s.cache[ti.ID]; ok && old.rev >= rev {
 		return
 	}
-	s.cache[ti.ID] = ti
+	s.cache[ti.ID] = cachedRecord{ti: ti, raw: raw, rev: rev}
+}
+
+func (s *store) cached(id string) (cachedRecord, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.cache[id]
+	return c, ok
+}
+
+// identity returns a record's immutable fields (ids, queue) from the cache,
+// or from KV when it is not cached yet.
+func (s *store) identity(ctx context.Context, id string) (*activity.TaskInstance, error) {
+	if c, ok := s.cached(id); ok {
+		return c.ti, nil
+	}
+	return s.get(ctx, id)
 }
 
 // get reads a record from KV (authoritative).
@@ -115,10 +140,11 @@ func (s *store) create(ctx context.Context, ti *activity.TaskInstance) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.kv.Create(ctx, ti.ID, b); err != nil {
+	rev, err := s.kv.Create(ctx, ti.ID, b)
+	if err != nil {
 		return fmt.Errorf("create task instance %s: %w", ti.ID, err)
 	}
-	s.remember(ti)
+	s.remember(ti, b, rev)
 	return nil
 }
 
@@ -126,8 +152,37 @@ func (s *store) create(ctx context.Context, ti *activity.TaskInstance) error {
 // conflicting writers. fn returning errUnchanged ends without a write; the
 // record is returned either way. Other errors abort.
 func (s *store) mutate(ctx context.Context, id string, fn func(*activity.TaskInstance) error) (*activity.TaskInstance, error) {
-	var last *activity.TaskInstance
-	_, err := queue.UpdateCAS(ctx, s.kv, id, func(old []byte) ([]byte, error) {
+	// Fast path: the cached record at its revision, one round trip. If the
+	// cache is behind, or fn refuses what may be a stale record, the
+	// authoritative path below decides.
+	if c, ok := s.cached(id); ok {
+		ti, err := activity.UnmarshalRecord(c.raw)
+		if err == nil {
+			err = fn(ti)
+			// errUnchanged or a refusal may come from a stale record: the
+			// authoritative path decides those.
+			if err == nil {
+				ti.UpdatedAt = time.Now().UTC()
+				b, merr := ti.MarshalRecord()
+				if merr != nil {
+					return nil, merr
+				}
+				rev, uerr := s.kv.Update(ctx, id, b, c.rev)
+				if uerr == nil {
+					s.remember(ti, b, rev)
+					return ti, nil
+				}
+				if !queue.IsConflict(uerr) {
+					return nil, fmt.Errorf("update task instance %s: %w", id, uerr)
+				}
+			}
+		}
+	}
+	var (
+		last    *activity.TaskInstance
+		lastRaw []byte
+	)
+	rev, err := queue.UpdateCAS(ctx, s.kv, id, func(old []byte) ([]byte, error) {
 		if old == nil {
 			return nil, fmt.Errorf("task instance %s: %w", id, ErrNotFound)
 		}
@@ -141,7 +196,8 @@ func (s *store) mutate(ctx context.Context, id string, fn func(*activity.TaskIns
 		}
 		ti.UpdatedAt = time.Now().UTC()
 		last = ti
-		return ti.MarshalRecord()
+		lastRaw, err = ti.MarshalRecord()
+		return lastRaw, err
 	})
 	if errors.Is(err, errUnchanged) {
 		return last, nil
@@ -149,7 +205,7 @@ func (s *store) mutate(ctx context.Context, id string, fn func(*activity.TaskIns
 	if err != nil {
 		return last, err
 	}
-	s.remember(last)
+	s.remember(last, lastRaw, rev)
 	return last, nil
 }
 
@@ -183,9 +239,9 @@ func (f Filter) match(ti *activity.TaskInstance) bool {
 func (s *store) list(f Filter) ([]*activity.TaskInstance, int) {
 	s.mu.RLock()
 	out := make([]*activity.TaskInstance, 0, 64)
-	for _, ti := range s.cache {
-		if f.match(ti) {
-			out = append(out, ti)
+	for _, c := range s.cache {
+		if f.match(c.ti) {
+			out = append(out, c.ti)
 		}
 	}
 	s.mu.RUnlock()
@@ -207,9 +263,9 @@ func (s *store) list(f Filter) ([]*activity.TaskInstance, int) {
 func (s *store) each(st activity.State, fn func(*activity.TaskInstance)) {
 	s.mu.RLock()
 	var sel []*activity.TaskInstance
-	for _, ti := range s.cache {
-		if ti.State == st {
-			sel = append(sel, ti)
+	for _, c := range s.cache {
+		if c.ti.State == st {
+			sel = append(sel, c.ti)
 		}
 	}
 	s.mu.RUnlock()

@@ -69,6 +69,11 @@ func UpdateCAS(ctx context.Context, kv jetstream.KeyValue, key string, mutate fu
 	}
 }
 
+// IsConflict reports whether err is a KV write refused because the key
+// was written meanwhile (kv.Create of an existing key, kv.Update at a
+// stale revision).
+func IsConflict(err error) bool { return isCASConflict(err) }
+
 func isCASConflict(err error) bool {
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return true

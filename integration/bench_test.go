@@ -83,12 +83,12 @@ func rawForkExec(b *testing.B, bin string, n int) []time.Duration {
 //
 //	go test -run '^$' -bench EndToEnd -benchtime 1000x ./integration/
 func BenchmarkEndToEnd(b *testing.B) {
-	c := newCluster(b, clusterOpts{})
+	c := newCluster(b, clusterOpts{logLevel: "info"})
 	concurrency := 8
 	if s := os.Getenv("TASKWIRE_BENCH_CONCURRENCY"); s != "" {
 		concurrency, _ = strconv.Atoi(s)
 	}
-	c.startWorker(workerOpts{concurrency: concurrency})
+	c.startWorker(workerOpts{concurrency: concurrency, extra: []string{"--log-level", "info"}})
 	stamp := testbin.MustBuild(b, "./integration/testdata/stamp")
 	dir := b.TempDir()
 	spec := activity.TaskSpec{Queue: "default", TaskID: "noop",

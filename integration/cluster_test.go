@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -56,6 +57,7 @@ type clusterOpts struct {
 	zombieThreshold string // executor --zombie-threshold, default 3s
 	ackWait         string // executor --activity-ack-wait
 	operatorToken   string
+	logLevel        string // executor --log-level, default debug
 }
 
 func newCluster(t testing.TB, o clusterOpts) *cluster {
@@ -74,7 +76,7 @@ func (c *cluster) startExecutor(o clusterOpts) {
 	}
 	addr := testbin.FreeAddr(c.t)
 	args := []string{"serve", "--nats-url", c.natsURL, "--listen", addr,
-		"--zombie-threshold", o.zombieThreshold, "--scan-interval", "200ms", "--log-level", "debug"}
+		"--zombie-threshold", o.zombieThreshold, "--scan-interval", "200ms", "--log-level", cmp.Or(o.logLevel, "debug")}
 	if o.ackWait != "" {
 		args = append(args, "--activity-ack-wait", o.ackWait)
 	}

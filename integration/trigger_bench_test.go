@@ -27,9 +27,9 @@ import (
 //
 //	go test -run '^$' -bench DeferralRoundTrip -benchtime 200x ./integration/
 func BenchmarkDeferralRoundTrip(b *testing.B) {
-	c := newCluster(b, clusterOpts{})
-	c.startWorker(workerOpts{})
-	c.startTriggerer(triggererOpts{})
+	c := newCluster(b, clusterOpts{logLevel: "info"})
+	c.startWorker(workerOpts{extra: []string{"--log-level", "info"}})
+	c.startTriggerer(triggererOpts{extra: []string{"--log-level", "info"}})
 	bin := testbin.MustBuild(b, "./integration/testdata/deferstamp")
 	dir := b.TempDir()
 	spec := activity.TaskSpec{Queue: "default", TaskID: "deferstamp",
@@ -202,10 +202,10 @@ func rssOf(b *testing.B, pid int) int64 {
 //
 //	go test -run '^$' -bench RuntimeStart -benchtime 30x ./integration/
 func BenchmarkRuntimeStart(b *testing.B) {
-	c := newCluster(b, clusterOpts{})
+	c := newCluster(b, clusterOpts{logLevel: "info"})
 	// One slot per queue: with fewer slots than queues, an idle queue's pull
 	// holds a slot for up to --fetch-max-wait (the performance issue's subject).
-	c.startWorker(workerOpts{queues: "default,go,python,java", config: c.runtimeFile(b), concurrency: 4})
+	c.startWorker(workerOpts{queues: "default,go,python,java", config: c.runtimeFile(b), concurrency: 4, extra: []string{"--log-level", "info"}})
 	fe := rawForkExec(b, testbin.MustBuild(b, "./integration/testdata/stamp"), 100)
 	ctx := context.Background()
 	specs := []struct {

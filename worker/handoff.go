@@ -131,13 +131,13 @@ func (w *Worker) executeTask(log *slog.Logger, q string, msg jetstream.Msg, et *
 		return
 	}
 
-	ackCtx, cancel := context.WithTimeout(w.hardCtx, 5*time.Second)
-	if err := msg.DoubleAck(ackCtx); err != nil {
-		// The executor has the task running; a redelivery is fenced by it
-		// (and by claim here). Liveness is the heartbeat from now on.
+	// The executor has the task running: from here its liveness is the
+	// heartbeat. The ack is not waited for: were it lost, the redelivery
+	// would be refused by …/run (409) and dropped, so the task need not
+	// wait a round trip to start.
+	if err := msg.Ack(); err != nil {
 		log.Warn("ack activity", "err", err)
 	}
-	cancel()
 	w.markHandedOff(et.ID)
 	w.supervise(log, q, et, rr, start)
 }

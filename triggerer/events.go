@@ -37,41 +37,11 @@ func newExternalEvents(kv jetstream.KeyValue, log *slog.Logger) *externalEvents 
 // start watches the bucket until runCtx ends; it returns once the current
 // events are loaded.
 func (x *externalEvents) start(ctx, runCtx context.Context, wg *sync.WaitGroup) error {
-	w, err := x.kv.WatchAll(runCtx)
-	if err != nil {
-		return err
-	}
-	ready := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer func() { _ = w.Stop() }()
-		readyOnce := sync.OnceFunc(func() { close(ready) })
-		defer readyOnce()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					readyOnce()
-					continue
-				}
-				if e.Operation() == jetstream.KeyValuePut {
-					x.apply(e.Value())
-				}
-			}
+	return watchKV(ctx, runCtx, wg, x.kv, func(e jetstream.KeyValueEntry) {
+		if e.Operation() == jetstream.KeyValuePut {
+			x.apply(e.Value())
 		}
-	}()
-	select {
-	case <-ready:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	})
 }
 
 func (x *externalEvents) apply(b []byte) {

@@ -376,14 +376,21 @@ func (tr *Triggerer) Stop(ctx context.Context) error {
 // watch starts a watch of every key of kv and returns once its initial
 // values are applied.
 func (tr *Triggerer) watch(ctx, runCtx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry)) error {
+	return watchKV(ctx, runCtx, &tr.wg, kv, apply)
+}
+
+// watchKV calls apply with every entry of kv, the current ones then every
+// change, from a goroutine counted in wg that ends with runCtx. It returns
+// once the current entries are applied.
+func watchKV(ctx, runCtx context.Context, wg *sync.WaitGroup, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry)) error {
 	w, err := kv.WatchAll(runCtx)
 	if err != nil {
 		return err
 	}
 	ready := make(chan struct{})
-	tr.wg.Add(1)
+	wg.Add(1)
 	go func() {
-		defer tr.wg.Done()
+		defer wg.Done()
 		defer func() { _ = w.Stop() }()
 		readyOnce := sync.OnceFunc(func() { close(ready) })
 		defer readyOnce()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taskwire/taskwire/executor"
+	"github.com/taskwire/taskwire/internal/flagenv"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -27,50 +27,30 @@ Runs the executor. With no --nats-url it embeds a NATS server with JetStream
 Every flag falls back to the TASKWIRE_* environment variable named in its help.
 `
 
-// serveEnv returns the environment variable name's value, or def.
-func serveEnv(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-func serveEnvDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
-}
-
 func serveCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), serveUsage); fs.PrintDefaults() }
 	var (
-		dataDir       = fs.String("data-dir", serveEnv("TASKWIRE_DATA_DIR", "taskwire-data"), "embedded NATS data directory (TASKWIRE_DATA_DIR)")
-		listen        = fs.String("listen", serveEnv("TASKWIRE_LISTEN", "127.0.0.1:8080"), "HTTP listen address of the APIs (TASKWIRE_LISTEN)")
-		natsURL       = fs.String("nats-url", serveEnv("TASKWIRE_NATS_URL", ""), "external NATS URL; empty embeds a server (TASKWIRE_NATS_URL)")
-		natsListen    = fs.String("nats-listen", serveEnv("TASKWIRE_NATS_LISTEN", "127.0.0.1:4222"), "embedded NATS listen address (TASKWIRE_NATS_LISTEN)")
-		natsUser      = fs.String("nats-user", serveEnv("TASKWIRE_NATS_USER", ""), "NATS user (TASKWIRE_NATS_USER)")
-		natsPassword  = fs.String("nats-password", serveEnv("TASKWIRE_NATS_PASSWORD", ""), "NATS password (TASKWIRE_NATS_PASSWORD)")
-		natsCreds     = fs.String("nats-creds", serveEnv("TASKWIRE_NATS_CREDS", ""), "NATS creds file (TASKWIRE_NATS_CREDS)")
-		natsCA        = fs.String("nats-tls-ca", serveEnv("TASKWIRE_NATS_TLS_CA", ""), "NATS TLS CA file (TASKWIRE_NATS_TLS_CA)")
-		natsCert      = fs.String("nats-tls-cert", serveEnv("TASKWIRE_NATS_TLS_CERT", ""), "NATS TLS client cert (TASKWIRE_NATS_TLS_CERT)")
-		natsKey       = fs.String("nats-tls-key", serveEnv("TASKWIRE_NATS_TLS_KEY", ""), "NATS TLS client key (TASKWIRE_NATS_TLS_KEY)")
+		dataDir       = fs.String("data-dir", flagenv.String("TASKWIRE_DATA_DIR", "taskwire-data"), "embedded NATS data directory (TASKWIRE_DATA_DIR)")
+		listen        = fs.String("listen", flagenv.String("TASKWIRE_LISTEN", "127.0.0.1:8080"), "HTTP listen address of the APIs (TASKWIRE_LISTEN)")
+		natsListen    = fs.String("nats-listen", flagenv.String("TASKWIRE_NATS_LISTEN", "127.0.0.1:4222"), "embedded NATS listen address (TASKWIRE_NATS_LISTEN)")
 		replicas      = fs.Int("replicas", 1, "stream and KV replicas (3 on a NATS cluster)")
-		operatorToken = fs.String("operator-token", serveEnv("TASKWIRE_OPERATOR_TOKEN", ""), "bearer token required on /api/ (TASKWIRE_OPERATOR_TOKEN)")
-		keyFile       = fs.String("signing-key-file", serveEnv("TASKWIRE_SIGNING_KEY_FILE", ""), "file with the task-token signing key, ≥ 32 bytes; default a key shared through NATS (TASKWIRE_SIGNING_KEY_FILE)")
-		zombie        = fs.Duration("zombie-threshold", serveEnvDuration("TASKWIRE_ZOMBIE_THRESHOLD", executor.ZombieThresholdDefault), "a running task with no heartbeat this long is a zombie (TASKWIRE_ZOMBIE_THRESHOLD)")
-		scan          = fs.Duration("scan-interval", serveEnvDuration("TASKWIRE_SCAN_INTERVAL", executor.ScanIntervalDefault), "how often zombies and timeouts are looked for (TASKWIRE_SCAN_INTERVAL)")
-		ackWait       = fs.Duration("activity-ack-wait", serveEnvDuration("TASKWIRE_ACTIVITY_ACK_WAIT", 30*time.Second), "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
-		logLevel      = fs.String("log-level", serveEnv("TASKWIRE_LOG_LEVEL", "info"), "debug, info, warn or error (TASKWIRE_LOG_LEVEL)")
-		logFormat     = fs.String("log-format", serveEnv("TASKWIRE_LOG_FORMAT", "text"), "text or json (TASKWIRE_LOG_FORMAT)")
+		operatorToken = fs.String("operator-token", flagenv.String("TASKWIRE_OPERATOR_TOKEN", ""), "bearer token required on /api/ (TASKWIRE_OPERATOR_TOKEN)")
+		keyFile       = fs.String("signing-key-file", flagenv.String("TASKWIRE_SIGNING_KEY_FILE", ""), "file with the task-token signing key, ≥ 32 bytes; default a key shared through NATS (TASKWIRE_SIGNING_KEY_FILE)")
+		zombie        = fs.Duration("zombie-threshold", flagenv.Duration("TASKWIRE_ZOMBIE_THRESHOLD", executor.ZombieThresholdDefault), "a running task with no heartbeat this long is a zombie (TASKWIRE_ZOMBIE_THRESHOLD)")
+		scan          = fs.Duration("scan-interval", flagenv.Duration("TASKWIRE_SCAN_INTERVAL", executor.ScanIntervalDefault), "how often zombies and timeouts are looked for (TASKWIRE_SCAN_INTERVAL)")
+		ackWait       = fs.Duration("activity-ack-wait", flagenv.Duration("TASKWIRE_ACTIVITY_ACK_WAIT", 30*time.Second), "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
 	)
+	var (
+		natsFlags flagenv.NATS
+		logFlags  flagenv.Log
+	)
+	natsFlags.Register(fs, "", "external NATS URL; empty embeds a server")
+	logFlags.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
 	}
-	log, err := newLogger(*logLevel, *logFormat)
+	log, err := logFlags.Logger()
 	if err != nil {
 		return usageErr(err)
 	}
@@ -82,7 +62,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		key = []byte(strings.TrimSpace(string(key)))
 	}
 
-	url := *natsURL
+	url := natsFlags.URL
 	if url == "" {
 		host, portS, err := net.SplitHostPort(*natsListen)
 		if err != nil {
@@ -94,7 +74,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		}
 		emb, err := queue.StartEmbedded(queue.EmbeddedConfig{
 			Host: host, Port: port, DataDir: filepath.Clean(*dataDir),
-			User: *natsUser, Password: *natsPassword, Logger: log.With("component", "nats"),
+			User: natsFlags.User, Password: natsFlags.Password, Logger: log.With("component", "nats"),
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded nats: %w", err)
@@ -103,10 +83,8 @@ func serveCmd(ctx context.Context, args []string) error {
 		url = emb.ClientURL()
 		log.Info("embedded NATS started", "url", url, "data_dir", *dataDir)
 	}
-	nc, err := queue.Connect(ctx, queue.ConnConfig{
-		URL: url, User: *natsUser, Password: *natsPassword, CredsFile: *natsCreds,
-		TLSCA: *natsCA, TLSCert: *natsCert, TLSKey: *natsKey, Name: "taskwire-executor", Logger: log,
-	})
+	natsFlags.URL = url
+	nc, err := queue.Connect(ctx, natsFlags.Conn("taskwire-executor", log))
 	if err != nil {
 		return err
 	}
@@ -154,20 +132,4 @@ func serveCmd(ctx context.Context, args []string) error {
 		log.Debug("drain nats", "err", derr)
 	}
 	return err
-}
-
-// newLogger makes the process's slog logger.
-func newLogger(level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

@@ -6,10 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
+	"github.com/taskwire/taskwire/internal/flagenv"
 	"github.com/taskwire/taskwire/protocol"
 	"github.com/taskwire/taskwire/worker"
 )
@@ -31,34 +30,13 @@ runtime.
 `
 
 type options struct {
-	natsURL, natsUser, natsPassword, natsCreds string
-	natsCA, natsCert, natsKey                  string
-	apiURL                                     string
-	cfg                                        worker.Config
-	log                                        *slog.Logger
-	runtimes, codecs                           []string
-	configFile                                 string
-}
-
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return d
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return n
-	}
-	return def
+	nats             flagenv.NATS
+	logs             flagenv.Log
+	apiURL           string
+	cfg              worker.Config
+	log              *slog.Logger
+	runtimes, codecs []string
+	configFile       string
 }
 
 // listFlag is a repeatable flag.
@@ -81,29 +59,22 @@ func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	o := &options{}
-	fs.StringVar(&o.natsURL, "nats-url", env("TASKWIRE_NATS_URL", "nats://127.0.0.1:4222"), "NATS URL (TASKWIRE_NATS_URL)")
-	fs.StringVar(&o.natsUser, "nats-user", env("TASKWIRE_NATS_USER", ""), "NATS user (TASKWIRE_NATS_USER)")
-	fs.StringVar(&o.natsPassword, "nats-password", env("TASKWIRE_NATS_PASSWORD", ""), "NATS password (TASKWIRE_NATS_PASSWORD)")
-	fs.StringVar(&o.natsCreds, "nats-creds", env("TASKWIRE_NATS_CREDS", ""), "NATS creds file (TASKWIRE_NATS_CREDS)")
-	fs.StringVar(&o.natsCA, "nats-tls-ca", env("TASKWIRE_NATS_TLS_CA", ""), "NATS TLS CA file (TASKWIRE_NATS_TLS_CA)")
-	fs.StringVar(&o.natsCert, "nats-tls-cert", env("TASKWIRE_NATS_TLS_CERT", ""), "NATS TLS client cert (TASKWIRE_NATS_TLS_CERT)")
-	fs.StringVar(&o.natsKey, "nats-tls-key", env("TASKWIRE_NATS_TLS_KEY", ""), "NATS TLS client key (TASKWIRE_NATS_TLS_KEY)")
-	fs.StringVar(&o.apiURL, "api-url", env("TASKWIRE_API_URL", "http://127.0.0.1:8080"), "executor URL serving the Execution API (TASKWIRE_API_URL)")
-	queues := fs.String("queues", env("TASKWIRE_QUEUES", "default"), "comma-separated queues to serve (TASKWIRE_QUEUES)")
-	fs.IntVar(&o.cfg.Concurrency, "concurrency", envInt("TASKWIRE_CONCURRENCY", worker.ConcurrencyDefault), "tasks run at once (TASKWIRE_CONCURRENCY)")
+	o.nats.Register(fs, "nats://127.0.0.1:4222", "NATS URL")
+	fs.StringVar(&o.apiURL, "api-url", flagenv.String("TASKWIRE_API_URL", "http://127.0.0.1:8080"), "executor URL serving the Execution API (TASKWIRE_API_URL)")
+	queues := fs.String("queues", flagenv.String("TASKWIRE_QUEUES", "default"), "comma-separated queues to serve (TASKWIRE_QUEUES)")
+	fs.IntVar(&o.cfg.Concurrency, "concurrency", flagenv.Int("TASKWIRE_CONCURRENCY", worker.ConcurrencyDefault), "tasks run at once (TASKWIRE_CONCURRENCY)")
 	rts, codecs := splitEnv("TASKWIRE_RUNTIMES", ";"), splitEnv("TASKWIRE_RUNTIME_CODECS", ",")
 	fs.Var(&rts, "runtime", "QUEUE=COMMAND, repeatable (TASKWIRE_RUNTIMES, ';'-separated)")
-	fs.StringVar(&o.configFile, "config", env("TASKWIRE_WORKER_CONFIG", ""), "YAML file giving each queue's runtime (TASKWIRE_WORKER_CONFIG)")
+	fs.StringVar(&o.configFile, "config", flagenv.String("TASKWIRE_WORKER_CONFIG", ""), "YAML file giving each queue's runtime (TASKWIRE_WORKER_CONFIG)")
 	fs.Var(&codecs, "runtime-codec", "QUEUE=json|msgpack, repeatable (TASKWIRE_RUNTIME_CODECS, ','-separated)")
-	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", envDuration("TASKWIRE_HEARTBEAT_INTERVAL", worker.HeartbeatIntervalDefault), "task heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")
-	fs.DurationVar(&o.cfg.GracePeriod, "grace-period", envDuration("TASKWIRE_GRACE_PERIOD", worker.GracePeriodDefault), "on shutdown, time running tasks get to finish (TASKWIRE_GRACE_PERIOD)")
-	fs.DurationVar(&o.cfg.KillGrace, "kill-grace", envDuration("TASKWIRE_KILL_GRACE", worker.KillGraceDefault), "SIGTERM to SIGKILL delay for a task's processes (TASKWIRE_KILL_GRACE)")
-	fs.DurationVar(&o.cfg.HandshakeTimeout, "handshake-timeout", envDuration("TASKWIRE_HANDSHAKE_TIMEOUT", worker.HandshakeTimeoutDefault), "time an SDK runtime has to connect (TASKWIRE_HANDSHAKE_TIMEOUT)")
-	fs.StringVar(&o.cfg.StateDir, "state-dir", env("TASKWIRE_STATE_DIR", ""), "directory recording running tasks' process groups, to kill orphans after a crash (TASKWIRE_STATE_DIR)")
-	fs.StringVar(&o.cfg.ID, "worker-id", env("TASKWIRE_WORKER_ID", ""), "worker id; default hostname-pid-random (TASKWIRE_WORKER_ID)")
-	fs.StringVar(&o.cfg.Hostname, "hostname", env("TASKWIRE_HOSTNAME", ""), "hostname reported to the executor; default the host's (TASKWIRE_HOSTNAME)")
-	logLevel := fs.String("log-level", env("TASKWIRE_LOG_LEVEL", "info"), "debug, info, warn or error (TASKWIRE_LOG_LEVEL)")
-	logFormat := fs.String("log-format", env("TASKWIRE_LOG_FORMAT", "text"), "text or json (TASKWIRE_LOG_FORMAT)")
+	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", flagenv.Duration("TASKWIRE_HEARTBEAT_INTERVAL", worker.HeartbeatIntervalDefault), "task heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")
+	fs.DurationVar(&o.cfg.GracePeriod, "grace-period", flagenv.Duration("TASKWIRE_GRACE_PERIOD", worker.GracePeriodDefault), "on shutdown, time running tasks get to finish (TASKWIRE_GRACE_PERIOD)")
+	fs.DurationVar(&o.cfg.KillGrace, "kill-grace", flagenv.Duration("TASKWIRE_KILL_GRACE", worker.KillGraceDefault), "SIGTERM to SIGKILL delay for a task's processes (TASKWIRE_KILL_GRACE)")
+	fs.DurationVar(&o.cfg.HandshakeTimeout, "handshake-timeout", flagenv.Duration("TASKWIRE_HANDSHAKE_TIMEOUT", worker.HandshakeTimeoutDefault), "time an SDK runtime has to connect (TASKWIRE_HANDSHAKE_TIMEOUT)")
+	fs.StringVar(&o.cfg.StateDir, "state-dir", flagenv.String("TASKWIRE_STATE_DIR", ""), "directory recording running tasks' process groups, to kill orphans after a crash (TASKWIRE_STATE_DIR)")
+	fs.StringVar(&o.cfg.ID, "worker-id", flagenv.String("TASKWIRE_WORKER_ID", ""), "worker id; default hostname-pid-random (TASKWIRE_WORKER_ID)")
+	fs.StringVar(&o.cfg.Hostname, "hostname", flagenv.String("TASKWIRE_HOSTNAME", ""), "hostname reported to the executor; default the host's (TASKWIRE_HOSTNAME)")
+	o.logs.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -111,7 +82,7 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var err error
-	if o.log, err = newLogger(*logLevel, *logFormat); err != nil {
+	if o.log, err = o.logs.Logger(); err != nil {
 		return nil, err
 	}
 	queuesGiven := false
@@ -193,29 +164,12 @@ func parseRuntimes(rts, codecs []string) (map[string]worker.Runtime, error) {
 	return out, nil
 }
 
-func newLogger(level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
-}
-
 // logEffective logs the configuration in use, without secrets.
 func (o *options) logEffective(id string) {
 	c := o.cfg
-	o.log.Info("worker config",
-		"worker_id", id, "nats_url", o.natsURL, "nats_user", o.natsUser,
-		"nats_password", o.natsPassword != "", "nats_creds", o.natsCreds, "nats_tls", o.natsCA != "" || o.natsCert != "",
+	o.log.Info("worker config", append([]any{"worker_id", id}, append(o.nats.LogAttrs(),
 		"api_url", o.apiURL, "queues", c.Queues, "concurrency", c.Concurrency,
 		"runtimes", o.runtimes, "runtime_codecs", o.codecs,
 		"heartbeat_interval", c.HeartbeatInterval, "grace_period", c.GracePeriod, "kill_grace", c.KillGrace,
-		"handshake_timeout", c.HandshakeTimeout, "state_dir", c.StateDir)
+		"handshake_timeout", c.HandshakeTimeout, "state_dir", c.StateDir)...)...)
 }

@@ -38,10 +38,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	log := o.log
-	nc, err := queue.Connect(ctx, queue.ConnConfig{
-		URL: o.natsURL, User: o.natsUser, Password: o.natsPassword, CredsFile: o.natsCreds,
-		TLSCA: o.natsCA, TLSCert: o.natsCert, TLSKey: o.natsKey, Name: "taskwire-worker", Logger: log,
-	})
+	nc, err := queue.Connect(ctx, o.nats.Conn("taskwire-worker", log))
 	if err != nil {
 		return err
 	}

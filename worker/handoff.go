@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,7 +23,10 @@ const nakDelay = 2 * time.Second
 // the pull loop added for it.
 func (w *Worker) handle(q string, msg jetstream.Msg) {
 	defer w.taskWG.Done()
-	defer w.release(1)
+	// The slot is given back as soon as the task's process is done (the
+	// report that follows needs none), or when handle returns.
+	freeSlot := sync.OnceFunc(func() { w.release(1) })
+	defer freeSlot()
 
 	act, err := activity.Decode(msg.Data())
 	if err == nil && act.Queue() != q {
@@ -49,7 +53,7 @@ func (w *Worker) handle(q string, msg jetstream.Msg) {
 
 	switch {
 	case act.ExecuteTask != nil:
-		w.executeTask(log, q, msg, act.ExecuteTask)
+		w.executeTask(log, q, msg, act.ExecuteTask, freeSlot)
 	case act.RunCallback != nil:
 		w.runCallback(log, q, msg, act.RunCallback)
 	}
@@ -97,7 +101,7 @@ func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
 
 // executeTask hands the activity over to the executor (PATCH …/run), acks it,
 // and supervises the task.
-func (w *Worker) executeTask(log *slog.Logger, q string, msg jetstream.Msg, et *activity.ExecuteTask) {
+func (w *Worker) executeTask(log *slog.Logger, q string, msg jetstream.Msg, et *activity.ExecuteTask, freeSlot func()) {
 	log = log.With("ti_id", et.TI.ID, "try_number", et.TI.TryNumber)
 	start := time.Now().UTC()
 
@@ -139,5 +143,5 @@ func (w *Worker) executeTask(log *slog.Logger, q string, msg jetstream.Msg, et *
 		log.Warn("ack activity", "err", err)
 	}
 	w.markHandedOff(et.ID)
-	w.supervise(log, q, et, rr, start)
+	w.supervise(log, q, et, rr, start, freeSlot)
 }

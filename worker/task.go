@@ -177,7 +177,7 @@ func tiEnv(ti activity.TI, q string) []string {
 
 // supervise runs a handed-off try: heartbeats it, enforces its timeout,
 // ships its logs and reports its final state.
-func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask, rr execution.RunResponse, start time.Time) {
+func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask, rr execution.RunResponse, start time.Time, freeSlot func()) {
 	w.running.Add(1)
 	defer w.running.Add(-1)
 
@@ -242,6 +242,7 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 	log.Info("task started", "hostname", w.cfg.Hostname)
 	tl.worker("info", fmt.Sprintf("starting try %d on host %s", ti.TryNumber, w.cfg.Hostname))
 	out := j.runSafely(ctx)
+	freeSlot()
 	hbStop()
 	hbWG.Wait()
 

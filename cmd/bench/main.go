@@ -1,0 +1,158 @@
+// Command bench measures taskwire beside the raw limits of the machine it
+// runs on, in one run: it starts an embedded cluster on 127.0.0.1 (NATS with
+// JetStream, an executor, workers and a triggerer, all in this process) and
+// reports throughput, dispatch latency, deferral round trips and triggerer
+// capacity, each beside its raw limit and the performance issue's target.
+//
+//	go run ./cmd/bench            # a table on stdout
+//	go run ./cmd/bench --json     # the same as JSON
+//
+// The binary re-executes itself as the task processes, the Go SDK runtime
+// and a triggerer child (see package internal/bench). Exit status: 0 when
+// every phase ran (targets missed included), 1 on a failure, 2 on bad
+// usage, 130 when interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/taskwire/taskwire/internal/bench"
+)
+
+func main() {
+	if mode := os.Getenv(bench.EnvMode); mode != "" {
+		os.Exit(child(mode, os.Args[1:]))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(ctx, err))
+}
+
+// usageError is bad usage: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func exitCode(ctx context.Context, err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	case ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "bench: interrupted:", err)
+		return 130
+	}
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	return 1
+}
+
+const usage = `usage: bench [flags]
+
+Starts an embedded taskwire cluster on 127.0.0.1 and measures it beside the
+raw limits of this machine, in the same run. Prints a table on stdout (JSON
+with --json) and a progress line on stderr when it is a terminal.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	var cfg bench.Config
+	fs.IntVar(&cfg.Tasks, "tasks", bench.TasksDefault, "no-op tasks per throughput phase (command, Go SDK)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", bench.ConcurrencyDefault, "slots of each worker")
+	fs.IntVar(&cfg.Workers, "workers", bench.WorkersDefault, "workers")
+	fs.IntVar(&cfg.Inflight, "inflight", bench.InflightDefault, "submit calls in flight in the throughput phases")
+	fs.IntVar(&cfg.LatencyTasks, "latency-tasks", bench.LatencyTasksDefault, "tasks whose dispatch latency is measured, one at a time")
+	fs.IntVar(&cfg.Deferrals, "deferrals", bench.DeferralsDefault, "deferral round trips measured, one at a time")
+	timers := fs.String("timers", joinInts(bench.TimersDefault), "comma-separated numbers of timers the triggerer is measured holding")
+	fs.IntVar(&cfg.LateTimers, "late-timers", bench.LateTimersDefault, "timers whose lateness is measured while the triggerer holds the others")
+	fs.DurationVar(&cfg.LateSpread, "late-spread", bench.LateSpreadDefault, "time over which the late timers are due")
+	fs.IntVar(&cfg.Samples, "samples", bench.SamplesDefault, "samples of each raw limit")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
+	logLevel := fs.String("log-level", "", "log the cluster's lines at this level and above on stderr (debug, info, warn, error); default none")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	var err error
+	if cfg.Timers, err = parseInts(*timers); err != nil {
+		return usageError{fmt.Errorf("--timers: %w", err)}
+	}
+	if *logLevel != "" {
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usageError{fmt.Errorf("--log-level: %w", err)}
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	}
+	if !*noProgress && isTerminal(stderr) {
+		cfg.Progress = stderr
+	}
+	r, err := bench.Run(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, bench.ErrConfig) {
+			return usageError{err}
+		}
+		return err
+	}
+	if *asJSON {
+		return r.WriteJSON(stdout)
+	}
+	return r.WriteTable(stdout)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}

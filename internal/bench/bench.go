@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// Run measures taskwire and the machine's raw limits (see the package doc)
+// and returns the report. It stops when ctx is done, and removes what it
+// made (temporary directories, child processes) before it returns. A task
+// that does not succeed fails the run (*TaskError).
+func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	dir, err := os.MkdirTemp(cfg.TempDir, "taskwire-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	defer func() {
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove temp dir: %w", rerr))
+		}
+	}()
+	prog := newProgress(cfg.Progress)
+	defer prog.close()
+
+	r := &Report{Machine: machine(), Config: RunConfig{
+		Tasks: cfg.Tasks, Concurrency: cfg.Concurrency, Workers: cfg.Workers, Inflight: cfg.Inflight,
+		LatencyTasks: cfg.LatencyTasks, Deferrals: cfg.Deferrals, Timers: cfg.Timers,
+		LateTimers: cfg.LateTimers, LateSpreadS: cfg.LateSpread.Seconds(), Samples: cfg.Samples,
+	}}
+	if err := runCluster(ctx, cfg, dir, prog, r); err != nil {
+		return nil, err
+	}
+	for i, n := range cfg.Timers {
+		var done atomic.Int64
+		prog.set(fmt.Sprintf("timers: %d held", n), n, counter(&done))
+		t, err := timers(ctx, cfg, filepath.Join(dir, fmt.Sprintf("timers-%d", i)), n, &done, func() {
+			prog.set(fmt.Sprintf("timers: %d late", cfg.LateTimers), cfg.LateTimers, counter(&done))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("triggerer holding %d timers: %w", n, err)
+		}
+		r.Timers = append(r.Timers, t)
+	}
+	r.Seconds = time.Since(began).Seconds()
+	r.finish()
+	return r, nil
+}
+
+// runCluster runs the phases that need the cluster, which it starts and
+// stops.
+func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *Report) (err error) {
+	prog.set("starting cluster", 1, nil)
+	c, err := startCluster(ctx, cfg, dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		prog.set("stopping cluster", 1, nil)
+		if serr := c.stop(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
+	stamps := filepath.Join(dir, "stamps")
+	if err := os.Mkdir(stamps, 0o755); err != nil {
+		return err
+	}
+
+	var done atomic.Int64
+	phase := func(name string, total int) *atomic.Int64 {
+		done.Store(0)
+		prog.set(name, total, counter(&done))
+		return &done
+	}
+	n := cfg.Samples
+	if r.Raw.JetStreamRTT, err = rawJetStream(ctx, c.observer, n, phase("raw: JetStream RTT", n)); err != nil {
+		return fmt.Errorf("raw JetStream round trip: %w", err)
+	}
+	fe, err := rawForkExec(ctx, cfg.Self, n, phase("raw: fork+exec", n))
+	if err != nil {
+		return fmt.Errorf("raw fork+exec: %w", err)
+	}
+	r.Raw.ForkExecPerSecond, r.Raw.ForkExec = perSecond(fe), summarize(fe)
+	iters, answered, err := rawHandshake(ctx, cfg.Self, n, phase("raw: Go SDK handshake", n))
+	if err != nil {
+		return fmt.Errorf("raw Go SDK handshake: %w", err)
+	}
+	r.Raw.HandshakePerSecond, r.Raw.Handshake = perSecond(iters), summarize(answered)
+
+	if r.Dispatch, err = dispatch(ctx, c, cfg.Self, stamps, cfg.LatencyTasks, phase("dispatch latency", cfg.LatencyTasks)); err != nil {
+		return fmt.Errorf("dispatch latency: %w", err)
+	}
+	tp := func(name string, spec activity.TaskSpec) (Throughput, error) {
+		base := c.tracker.ended.Load()
+		prog.set(name, cfg.Tasks, func() int { return int(c.tracker.ended.Load() - base) })
+		return throughput(ctx, c, spec, cfg.Tasks, cfg.Inflight)
+	}
+	if r.Command, err = tp("command tasks", commandSpec(cfg.Self, ModeNoop, "")); err != nil {
+		return fmt.Errorf("command throughput: %w", err)
+	}
+	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
+		return fmt.Errorf("Go SDK throughput: %w", err)
+	}
+	if r.Deferral, err = deferral(ctx, c, cfg.Self, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
+		return fmt.Errorf("deferral round trip: %w", err)
+	}
+	return nil
+}
+
+func counter(n *atomic.Int64) func() int { return func() int { return int(n.Load()) } }

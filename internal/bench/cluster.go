@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/executor"
+	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/triggerer"
+	"github.com/taskwire/taskwire/worker"
+)
+
+// Queues the bench's workers serve.
+const (
+	queueCommand = "default" // the command runtime
+	queueGo      = "go"      // the Go SDK runtime: the bench binary in ModeSDK
+	queueRaw     = "benchraw"
+)
+
+// stopTimeout bounds the cluster's shutdown.
+const stopTimeout = 30 * time.Second
+
+// cluster is an embedded NATS server, an executor serving HTTP on a
+// loopback port, workers and a triggerer, all in this process, each with
+// its own NATS connection as if they were processes; plus an observer
+// connection for the bench's own reads (the tracker, raw JetStream).
+type cluster struct {
+	log  *slog.Logger
+	emb  *queue.Embedded
+	conn []*nats.Conn
+
+	ex      *executor.Executor
+	srv     *http.Server
+	srvDone chan error
+	workers []*worker.Worker
+	trig    *triggerer.Triggerer
+
+	observer *queue.Client
+	tracker  *tracker
+	api      *client.Client
+	httpc    []*http.Client // to close idle connections at the end
+}
+
+// startCluster starts the cluster, its data under dir; on error, what was
+// started is stopped.
+func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err error) {
+	c := &cluster{log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, c.stop())
+		}
+	}()
+	c.emb, err = queue.StartEmbedded(queue.EmbeddedConfig{
+		Host: "127.0.0.1", Port: -1, DataDir: filepath.Join(dir, "nats"), Logger: c.log.With("component", "nats"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
+
+	// The executor, wired as cmd/executor's serve wires it.
+	exq, err := c.connect(ctx, "taskwire-executor")
+	if err != nil {
+		return nil, err
+	}
+	c.ex, err = executor.New(executor.Config{Queue: exq, Logger: c.log.With("component", "executor")})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ex.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start executor: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	url := "http://" + ln.Addr().String()
+	c.srv = &http.Server{Handler: c.ex.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	c.srvDone = make(chan error, 1)
+	go func() {
+		err := c.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		c.srvDone <- err
+	}()
+
+	// Workers, wired as cmd/worker wires them.
+	for i := range cfg.Workers {
+		wq, err := c.connect(ctx, "taskwire-worker")
+		if err != nil {
+			return nil, err
+		}
+		hc := c.httpClient(64)
+		api, err := execution.NewClient(execution.ClientConfig{URL: url, HTTPClient: hc, Logger: c.log.With("component", "execution-client")})
+		if err != nil {
+			return nil, err
+		}
+		w, err := worker.New(worker.Config{
+			Queue: wq, API: api, Queues: []string{queueCommand, queueGo}, Concurrency: cfg.Concurrency,
+			Runtimes: map[string]worker.Runtime{queueGo: {
+				Command: []string{cfg.Self, "--comm", worker.PlaceholderCommAddr, "--logs", worker.PlaceholderLogsAddr},
+				Env:     map[string]string{EnvMode: ModeSDK},
+			}},
+			ID:          fmt.Sprintf("bench-worker-%d", i),
+			GracePeriod: 5 * time.Second, KillGrace: time.Second,
+			Logger: c.log.With("component", "worker", "worker", i),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := w.Start(ctx); err != nil {
+			return nil, fmt.Errorf("start worker: %w", err)
+		}
+		c.workers = append(c.workers, w)
+	}
+
+	// The triggerer, wired as cmd/triggerer wires it (without metrics).
+	tq, err := c.connect(ctx, "taskwire-triggerer")
+	if err != nil {
+		return nil, err
+	}
+	c.trig, err = triggerer.New(triggerer.Config{Queue: tq, ID: "bench-triggerer", Logger: c.log.With("component", "triggerer")})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.trig.Start(ctx); err != nil {
+		c.trig = nil
+		return nil, fmt.Errorf("start triggerer: %w", err)
+	}
+
+	// The bench's own view: submissions through the public API, outcomes
+	// from a watch of the task_instances bucket.
+	if c.observer, err = c.connect(ctx, "taskwire-bench"); err != nil {
+		return nil, err
+	}
+	if c.tracker, err = startTracker(ctx, c.observer.KV(queue.BucketTaskInstances)); err != nil {
+		return nil, err
+	}
+	hc := c.httpClient(cfg.Inflight)
+	c.api, err = client.New(client.Config{URL: url, HTTPClient: hc})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// connect opens a NATS connection of its own and a queue client on it.
+func (c *cluster) connect(ctx context.Context, name string) (*queue.Client, error) {
+	nc, err := queue.Connect(ctx, queue.ConnConfig{URL: c.emb.ClientURL(), Name: name, Logger: c.log})
+	if err != nil {
+		return nil, err
+	}
+	c.conn = append(c.conn, nc)
+	q, err := queue.New(ctx, nc, queue.Config{Logger: c.log})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return q, nil
+}
+
+// httpClient is an HTTP client of its own keeping up to idle connections
+// to the executor; stop closes them.
+func (c *cluster) httpClient(idle int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = idle
+	hc := &http.Client{Transport: t}
+	c.httpc = append(c.httpc, hc)
+	return hc
+}
+
+// stop stops what was started, in the reverse order, within stopTimeout.
+func (c *cluster) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	var errs []error
+	for _, w := range c.workers {
+		if err := w.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop worker: %w", err))
+		}
+	}
+	if c.trig != nil {
+		if err := c.trig.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop triggerer: %w", err))
+		}
+	}
+	if c.tracker != nil {
+		c.tracker.stop()
+	}
+	if c.srv != nil {
+		if err := c.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop http: %w", err))
+		}
+		if err := <-c.srvDone; err != nil {
+			errs = append(errs, fmt.Errorf("http: %w", err))
+		}
+	}
+	if c.ex != nil {
+		if err := c.ex.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop executor: %w", err))
+		}
+	}
+	for _, hc := range c.httpc {
+		hc.CloseIdleConnections()
+	}
+	for _, nc := range c.conn {
+		nc.Close()
+	}
+	if c.emb != nil {
+		c.emb.Shutdown()
+	}
+	return errors.Join(errs...)
+}

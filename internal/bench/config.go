@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Defaults of Config's fields.
+const (
+	TasksDefault        = 1000
+	ConcurrencyDefault  = 8
+	WorkersDefault      = 1
+	InflightDefault     = 16
+	LatencyTasksDefault = 200
+	DeferralsDefault    = 200
+	LateTimersDefault   = 10_000
+	LateSpreadDefault   = 5 * time.Second
+	SamplesDefault      = 300
+)
+
+// TimersDefault are the timer counts the triggerer is measured at.
+var TimersDefault = []int{10_000, 100_000}
+
+// Child modes: the value of EnvMode in a re-executed bench binary.
+const (
+	// EnvMode names the mode of a re-executed bench binary; unset in the
+	// bench itself.
+	EnvMode = "TASKWIRE_BENCH_MODE"
+	// EnvStampDir is the directory ModeNoop and ModeDefer write their
+	// stamps to, in a file named by TASKWIRE_TI_ID (plus ".defer" or
+	// ".resume" for ModeDefer). Unset, ModeNoop writes nothing.
+	EnvStampDir = "TASKWIRE_BENCH_STAMP_DIR"
+
+	// ModeNoop exits at once, after writing its start time (Unix
+	// nanoseconds) to $TASKWIRE_BENCH_STAMP_DIR/$TASKWIRE_TI_ID when the
+	// directory is set.
+	ModeNoop = "noop"
+	// ModeSDK is a Go SDK runtime with one task, "noop", that succeeds.
+	ModeSDK = "sdk"
+	// ModeDefer is a command task that defers on an already-due timer and
+	// stamps the time it ends (<ti>.defer); resumed (TASKWIRE_NEXT_METHOD
+	// set), it stamps the time it starts (<ti>.resume).
+	ModeDefer = "defer"
+	// ModeTriggerer runs a triggerer against a NATS server (see
+	// RunTriggererChild).
+	ModeTriggerer = "triggerer"
+)
+
+// Config configures Run. The zero value of every field means its default.
+type Config struct {
+	// Self is the bench binary, re-executed for task processes, the Go SDK
+	// runtime and the triggerer child; its main must honour EnvMode.
+	// Default os.Executable().
+	Self string
+	// Tasks is the number of no-op tasks of each throughput phase (command
+	// and Go SDK). Default TasksDefault.
+	Tasks int
+	// Concurrency is each worker's slots. Default ConcurrencyDefault.
+	Concurrency int
+	// Workers is the number of in-process workers. Default WorkersDefault.
+	Workers int
+	// Inflight bounds the Submit calls in flight in the throughput phases.
+	// Default InflightDefault.
+	Inflight int
+	// LatencyTasks is the number of tasks whose dispatch latency is
+	// measured, one at a time, after a few not counted. Default
+	// LatencyTasksDefault.
+	LatencyTasks int
+	// Deferrals is the number of deferral round trips measured, one at a
+	// time, after a few not counted. Default DeferralsDefault.
+	Deferrals int
+	// Timers are the numbers of timers the triggerer is measured holding.
+	// Default TimersDefault.
+	Timers []int
+	// LateTimers is the number of timers, due over LateSpread, whose
+	// lateness is measured while the triggerer holds each of Timers.
+	// Default LateTimersDefault.
+	LateTimers int
+	// LateSpread is the time over which the LateTimers are due. Default
+	// LateSpreadDefault.
+	LateSpread time.Duration
+	// Samples is the number of samples of each raw limit. Default
+	// SamplesDefault.
+	Samples int
+	// TempDir is where the run's temporary directory is made (and removed);
+	// default os.TempDir().
+	TempDir string
+	// Progress, when set, receives a progress line redrawn in place (a
+	// terminal).
+	Progress io.Writer
+	// Logger receives the cluster's logs; default a logger that discards
+	// them.
+	Logger *slog.Logger
+}
+
+// ErrConfig is wrapped by the error of an invalid Config.
+var ErrConfig = errors.New("invalid bench config")
+
+// WithDefaults returns the config with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Self == "" {
+		if self, err := os.Executable(); err == nil {
+			c.Self = self
+		}
+	}
+	def := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	def(&c.Tasks, TasksDefault)
+	def(&c.Concurrency, ConcurrencyDefault)
+	def(&c.Workers, WorkersDefault)
+	def(&c.Inflight, InflightDefault)
+	def(&c.LatencyTasks, LatencyTasksDefault)
+	def(&c.Deferrals, DeferralsDefault)
+	def(&c.LateTimers, LateTimersDefault)
+	def(&c.Samples, SamplesDefault)
+	if len(c.Timers) == 0 {
+		c.Timers = TimersDefault
+	}
+	if c.LateSpread == 0 {
+		c.LateSpread = LateSpreadDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.Self == "" {
+		return fmt.Errorf("%w: no bench binary to re-execute", ErrConfig)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"tasks", c.Tasks}, {"concurrency", c.Concurrency}, {"workers", c.Workers},
+		{"inflight", c.Inflight}, {"latency tasks", c.LatencyTasks}, {"deferrals", c.Deferrals},
+		{"late timers", c.LateTimers}, {"samples", c.Samples},
+	} {
+		if f.v < 1 {
+			return fmt.Errorf("%w: %s %d: want at least 1", ErrConfig, f.name, f.v)
+		}
+	}
+	for _, n := range c.Timers {
+		if n < 1 {
+			return fmt.Errorf("%w: timers %d: want at least 1", ErrConfig, n)
+		}
+	}
+	if c.LateSpread < 0 {
+		return fmt.Errorf("%w: late spread %s is negative", ErrConfig, c.LateSpread)
+	}
+	return nil
+}
+
+// warmup is the number of runs not counted before n measured ones.
+func warmup(n int) int { return min(10, n/10+1) }

@@ -1,0 +1,200 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is what Run measured.
+type Report struct {
+	Machine  Machine    `json:"machine"`
+	Config   RunConfig  `json:"config"`
+	Raw      Raw        `json:"raw"`
+	Command  Throughput `json:"command"`
+	GoSDK    Throughput `json:"go_sdk"`
+	Dispatch Latency    `json:"dispatch"`
+	Deferral Latency    `json:"deferral"`
+	Timers   []Timers   `json:"timers"`
+	Ratios   Ratios     `json:"ratios"`
+	Targets  []Target   `json:"targets"`
+	// Seconds is the whole run, cluster start and stop included.
+	Seconds float64 `json:"seconds"`
+}
+
+// Machine describes where the run was.
+type Machine struct {
+	CPUs int    `json:"cpus"`
+	OS   string `json:"os"`
+	Arch string `json:"arch"`
+	Go   string `json:"go"`
+}
+
+// RunConfig is the sizes of the run.
+type RunConfig struct {
+	Tasks        int     `json:"tasks"`
+	Concurrency  int     `json:"concurrency"`
+	Workers      int     `json:"workers"`
+	Inflight     int     `json:"inflight"`
+	LatencyTasks int     `json:"latency_tasks"`
+	Deferrals    int     `json:"deferrals"`
+	Timers       []int   `json:"timers"`
+	LateTimers   int     `json:"late_timers"`
+	LateSpreadS  float64 `json:"late_spread_s"`
+	Samples      int     `json:"samples"`
+}
+
+// Ratios are figures over their raw limits.
+type Ratios struct {
+	// CommandPerForkExec is command tasks/s ÷ serial fork+exec/s.
+	CommandPerForkExec float64 `json:"command_per_fork_exec"`
+	// GoSDKPerHandshake is Go SDK tasks/s ÷ serial handshakes/s.
+	GoSDKPerHandshake float64 `json:"go_sdk_per_handshake"`
+	// DispatchP50PerRTT is dispatch p50 ÷ JetStream RTT p50.
+	DispatchP50PerRTT float64 `json:"dispatch_p50_per_jetstream_rtt_p50"`
+	// DispatchP99PerRTT is dispatch p99 ÷ JetStream RTT p99.
+	DispatchP99PerRTT float64 `json:"dispatch_p99_per_jetstream_rtt_p99"`
+	// DeferralP50PerRTT is deferral p50 ÷ JetStream RTT p50.
+	DeferralP50PerRTT float64 `json:"deferral_p50_per_jetstream_rtt_p50"`
+}
+
+// Target is a figure beside the performance issue's target for it.
+type Target struct {
+	Figure string  `json:"figure"`
+	Value  float64 `json:"value"`
+	// AtLeast: the value must be ≥ Limit; else ≤ Limit.
+	AtLeast bool    `json:"at_least"`
+	Limit   float64 `json:"limit"`
+	Unit    string  `json:"unit"`
+	Met     bool    `json:"met"`
+}
+
+func (t Target) String() string {
+	op, mark := "≤", "✗"
+	if t.AtLeast {
+		op = "≥"
+	}
+	if t.Met {
+		mark = "✓"
+	}
+	return fmt.Sprintf("%s %s %s %s", op, trimFloat(t.Limit), t.Unit, mark)
+}
+
+// The performance issue's targets.
+const (
+	targetCommandPerSecond = 600
+	targetGoSDKPerSecond   = 400
+	targetDispatchP50      = 3  // ms
+	targetDispatchP99      = 10 // ms
+	targetDeferralP50      = 10 // ms
+	targetDeferralP99      = 30 // ms
+	targetRSSTimers        = 100_000
+	targetRSSMiB           = 512
+	targetLatenessP99      = 100 // ms
+)
+
+// finish fills in the ratios and targets.
+func (r *Report) finish() {
+	r.Ratios = Ratios{
+		CommandPerForkExec: ratio(r.Command.PerSecond, r.Raw.ForkExecPerSecond),
+		GoSDKPerHandshake:  ratio(r.GoSDK.PerSecond, r.Raw.HandshakePerSecond),
+		DispatchP50PerRTT:  ratio(r.Dispatch.P50, r.Raw.JetStreamRTT.P50),
+		DispatchP99PerRTT:  ratio(r.Dispatch.P99, r.Raw.JetStreamRTT.P99),
+		DeferralP50PerRTT:  ratio(r.Deferral.P50, r.Raw.JetStreamRTT.P50),
+	}
+	atLeast := func(fig string, v, limit float64, unit string) Target {
+		return Target{Figure: fig, Value: v, AtLeast: true, Limit: limit, Unit: unit, Met: v >= limit}
+	}
+	atMost := func(fig string, v, limit float64, unit string) Target {
+		return Target{Figure: fig, Value: v, Limit: limit, Unit: unit, Met: v <= limit}
+	}
+	r.Targets = []Target{
+		atLeast("command_tasks_per_s", r.Command.PerSecond, targetCommandPerSecond, "/s"),
+		atLeast("go_sdk_tasks_per_s", r.GoSDK.PerSecond, targetGoSDKPerSecond, "/s"),
+		atMost("dispatch_p50_ms", r.Dispatch.P50, targetDispatchP50, "ms"),
+		atMost("dispatch_p99_ms", r.Dispatch.P99, targetDispatchP99, "ms"),
+		atMost("deferral_p50_ms", r.Deferral.P50, targetDeferralP50, "ms"),
+		atMost("deferral_p99_ms", r.Deferral.P99, targetDeferralP99, "ms"),
+	}
+	for _, t := range r.Timers {
+		if t.Timers == targetRSSTimers {
+			r.Targets = append(r.Targets, atMost(fmt.Sprintf("timers_%d_rss_mib", t.Timers), t.RSSMiB, targetRSSMiB, "MiB"))
+		}
+		r.Targets = append(r.Targets, atMost(fmt.Sprintf("timers_%d_lateness_p99_ms", t.Timers), t.Lateness.P99, targetLatenessP99, "ms"))
+	}
+}
+
+// target returns the target of figure, if any.
+func (r *Report) target(figure string) string {
+	for _, t := range r.Targets {
+		if t.Figure == figure {
+			return t.String()
+		}
+	}
+	return ""
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes the report as a table.
+func (r *Report) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	c := r.Config
+	fmt.Fprintf(&b, "taskwire bench: %d CPUs, %s/%s, %s; embedded NATS, executor, %d worker(s) × %d slots, triggerer, all in one process\n",
+		r.Machine.CPUs, r.Machine.OS, r.Machine.Arch, r.Machine.Go, c.Workers, c.Concurrency)
+	fmt.Fprintf(&b, "run took %.1fs\n\n", r.Seconds)
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "raw limit (same run)\tvalue\t")
+	fmt.Fprintf(tw, "JetStream publish → pull → ack, p50 / p99 (%d)\t%.2f / %.2f ms\t\n", r.Raw.JetStreamRTT.N, r.Raw.JetStreamRTT.P50, r.Raw.JetStreamRTT.P99)
+	fmt.Fprintf(tw, "fork+exec+wait of a no-op binary, serial (%d)\t%.0f/s, p50 %.2f ms\t\n", r.Raw.ForkExec.N, r.Raw.ForkExecPerSecond, r.Raw.ForkExec.P50)
+	fmt.Fprintf(tw, "Go SDK child: spawn → StartupDetails → SucceedTask answered → exit, serial (%d)\t%.0f/s, p50 %.2f ms to the answer\t\n",
+		r.Raw.Handshake.N, r.Raw.HandshakePerSecond, r.Raw.Handshake.P50)
+	fmt.Fprintln(tw, "\t\t")
+
+	fmt.Fprintln(tw, "figure\tvalue\ttarget\traw limit\tratio\t")
+	fmt.Fprintf(tw, "no-op command tasks/s (%d, first submit → last success)\t%.0f/s\t%s\tfork+exec %.0f/s\t%.2f×\t\n",
+		r.Command.Tasks, r.Command.PerSecond, r.target("command_tasks_per_s"), r.Raw.ForkExecPerSecond, r.Ratios.CommandPerForkExec)
+	fmt.Fprintf(tw, "no-op Go SDK tasks/s (%d, first submit → last success)\t%.0f/s\t%s\thandshake %.0f/s\t%.2f×\t\n",
+		r.GoSDK.Tasks, r.GoSDK.PerSecond, r.target("go_sdk_tasks_per_s"), r.Raw.HandshakePerSecond, r.Ratios.GoSDKPerHandshake)
+	fmt.Fprintf(tw, "dispatch latency p50 (%d, one at a time)\t%.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.1f×\t\n",
+		r.Dispatch.N, r.Dispatch.P50, r.target("dispatch_p50_ms"), r.Raw.JetStreamRTT.P50, r.Ratios.DispatchP50PerRTT)
+	fmt.Fprintf(tw, "dispatch latency p99\t%.2f ms\t%s\tJetStream RTT p99 %.2f ms\t%.1f×\t\n",
+		r.Dispatch.P99, r.target("dispatch_p99_ms"), r.Raw.JetStreamRTT.P99, r.Ratios.DispatchP99PerRTT)
+	fmt.Fprintf(tw, "dispatch latency max\t%.2f ms\t\t\t\t\n", r.Dispatch.Max)
+	fmt.Fprintf(tw, "deferral round trip p50 (%d, one at a time)\t%.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.1f×\t\n",
+		r.Deferral.N, r.Deferral.P50, r.target("deferral_p50_ms"), r.Raw.JetStreamRTT.P50, r.Ratios.DeferralP50PerRTT)
+	fmt.Fprintf(tw, "deferral round trip p99\t%.2f ms\t%s\t\t\t\n", r.Deferral.P99, r.target("deferral_p99_ms"))
+	for _, t := range r.Timers {
+		fmt.Fprintf(tw, "triggerer holding %d timers: RSS\t%.0f MiB\t%s\tclaimed at %.0f/s\t\t\n",
+			t.Timers, t.RSSMiB, r.target(fmt.Sprintf("timers_%d_rss_mib", t.Timers)), t.ClaimsPerSecond)
+		fmt.Fprintf(tw, "  lateness of %d more (due over %gs), p50 / p99 / max\t%.2f / %.2f / %.2f ms\t%s\t\t\t\n",
+			t.Lateness.N, c.LateSpreadS, t.Lateness.P50, t.Lateness.P99, t.Lateness.Max, r.target(fmt.Sprintf("timers_%d_lateness_p99_ms", t.Timers)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	b.WriteString(`
+dispatch latency: from just before Submit is called to the task process's start stamp (it includes the
+submit call itself). Deferral round trip: the deferring process's end stamp → the resumed process's start
+stamp (timer already due). Throughput ends at the executor's end_date of the last task to succeed. Timer
+lateness: fired_at − the timer's moment, while the triggerer (a child process) holds the timers above.
+`)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// trimFloat formats a limit without trailing zeros.
+func trimFloat(f float64) string { return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", f), "0"), ".") }
+
+func machine() Machine {
+	return Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()}
+}

@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// Throughput is the rate of no-op tasks run through the cluster.
+type Throughput struct {
+	Tasks int `json:"tasks"`
+	// Seconds is from the first Submit call to the last success recorded
+	// (the executor's end_date).
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"tasks_per_s"`
+}
+
+// commandSpec is a no-op command task: the bench binary in mode.
+func commandSpec(self, mode, stampDir string) activity.TaskSpec {
+	env := map[string]string{EnvMode: mode}
+	if stampDir != "" {
+		env[EnvStampDir] = stampDir
+	}
+	return activity.TaskSpec{Queue: queueCommand, TaskID: "bench_" + mode,
+		Entrypoint: activity.Entrypoint{Command: []string{self}, Env: env}}
+}
+
+// goSpec is a no-op task of the Go SDK runtime.
+func goSpec() activity.TaskSpec {
+	return activity.TaskSpec{Queue: queueGo, TaskID: "bench_sdk", Entrypoint: activity.Entrypoint{Task: "noop"}}
+}
+
+// throughput submits n tasks of spec, inflight Submit calls at a time, and
+// waits until every one has succeeded.
+func throughput(ctx context.Context, c *cluster, spec activity.TaskSpec, n, inflight int) (Throughput, error) {
+	ids := make([]string, n)
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(inflight)
+	for i := range n {
+		g.Go(func() error {
+			ti, err := c.api.Submit(gctx, spec)
+			if err != nil {
+				return fmt.Errorf("submit task %d: %w", i, err)
+			}
+			ids[i] = ti.ID
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Throughput{}, err
+	}
+	var last time.Time
+	for _, id := range ids {
+		ti, err := c.tracker.succeeded(ctx, id)
+		if err != nil {
+			return Throughput{}, err
+		}
+		if ti.EndDate == nil {
+			return Throughput{}, fmt.Errorf("task instance %s succeeded with no end date", id)
+		}
+		if ti.EndDate.After(last) {
+			last = *ti.EndDate
+		}
+	}
+	elapsed := last.Sub(start)
+	return Throughput{Tasks: n, Seconds: elapsed.Seconds(), PerSecond: float64(n) / elapsed.Seconds()}, nil
+}
+
+// dispatch measures, one task at a time, from just before Submit is called
+// to the start stamp of the task process (ModeNoop), for warmup(n) tasks
+// not counted and n counted.
+func dispatch(ctx context.Context, c *cluster, self, stampDir string, n int, done *atomic.Int64) (Latency, error) {
+	spec := commandSpec(self, ModeNoop, stampDir)
+	warm := warmup(n)
+	out := make([]time.Duration, 0, n)
+	for i := range warm + n {
+		before := time.Now()
+		ti, err := c.api.Submit(ctx, spec)
+		if err != nil {
+			return Latency{}, fmt.Errorf("submit: %w", err)
+		}
+		if _, err := c.tracker.succeeded(ctx, ti.ID); err != nil {
+			return Latency{}, err
+		}
+		started, err := readStamp(stampDir, ti.ID)
+		if err != nil {
+			return Latency{}, err
+		}
+		if i >= warm {
+			out = append(out, started.Sub(before))
+			done.Add(1)
+		}
+	}
+	return summarize(out), nil
+}
+
+// deferral measures, one task at a time, from the end of a ModeDefer
+// process (it defers on an already-due timer) to the start of its resumed
+// process, for warmup(n) tasks not counted and n counted.
+func deferral(ctx context.Context, c *cluster, self, stampDir string, n int, done *atomic.Int64) (Latency, error) {
+	spec := commandSpec(self, ModeDefer, stampDir)
+	warm := warmup(n)
+	out := make([]time.Duration, 0, n)
+	for i := range warm + n {
+		ti, err := c.api.Submit(ctx, spec)
+		if err != nil {
+			return Latency{}, fmt.Errorf("submit: %w", err)
+		}
+		if ti, err = c.tracker.succeeded(ctx, ti.ID); err != nil {
+			return Latency{}, err
+		}
+		if ti.TryNumber != 1 {
+			return Latency{}, fmt.Errorf("deferring task instance %s succeeded at try %d, want 1", ti.ID, ti.TryNumber)
+		}
+		deferred, err := readStamp(stampDir, ti.ID+".defer")
+		if err != nil {
+			return Latency{}, err
+		}
+		resumed, err := readStamp(stampDir, ti.ID+".resume")
+		if err != nil {
+			return Latency{}, err
+		}
+		if i >= warm {
+			out = append(out, resumed.Sub(deferred))
+			done.Add(1)
+		}
+	}
+	return summarize(out), nil
+}
+
+// readStamp reads a time written by a task process, in Unix nanoseconds.
+func readStamp(dir, name string) (time.Time, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stamp: %w", err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stamp %s: %w", name, err)
+	}
+	return time.Unix(0, n), nil
+}
+
+// WriteStamp writes now (Unix nanoseconds) to dir/name, for the child
+// modes.
+func WriteStamp(dir, name string, now time.Time) error {
+	return os.WriteFile(filepath.Join(dir, name), []byte(strconv.FormatInt(now.UnixNano(), 10)), 0o644)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -45,9 +46,13 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	for i, n := range cfg.Timers {
 		var done atomic.Int64
 		prog.set(fmt.Sprintf("timers: %d held", n), n, counter(&done))
-		t, err := timers(ctx, cfg, filepath.Join(dir, fmt.Sprintf("timers-%d", i)), n, &done, func() {
+		tdir := filepath.Join(dir, fmt.Sprintf("timers-%d", i))
+		t, err := timers(ctx, cfg, tdir, n, &done, func() {
 			prog.set(fmt.Sprintf("timers: %d late", cfg.LateTimers), cfg.LateTimers, counter(&done))
 		})
+		if rerr := os.RemoveAll(tdir); rerr != nil && err == nil {
+			err = rerr
+		}
 		if err != nil {
 			return nil, fmt.Errorf("triggerer holding %d timers: %w", n, err)
 		}
@@ -61,13 +66,13 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 // runCluster runs the phases that need the cluster, which it starts and
 // stops.
 func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *Report) (err error) {
-	prog.set("starting cluster", 1, nil)
+	prog.set("starting cluster", 0, nil)
 	c, err := startCluster(ctx, cfg, dir)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		prog.set("stopping cluster", 1, nil)
+		prog.set("stopping cluster", 0, nil)
 		if serr := c.stop(); serr != nil {
 			err = errors.Join(err, serr)
 		}
@@ -87,14 +92,21 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.Raw.JetStreamRTT, err = rawJetStream(ctx, c.observer, n, phase("raw: JetStream RTT", n)); err != nil {
 		return fmt.Errorf("raw JetStream round trip: %w", err)
 	}
-	fe, err := rawForkExec(ctx, cfg.Self, n, phase("raw: fork+exec", n))
+	fe, toMain, err := rawForkExecSelf(ctx, cfg.Self, stamps, n, phase("raw: fork+exec", n))
 	if err != nil {
 		return fmt.Errorf("raw fork+exec: %w", err)
 	}
-	r.Raw.ForkExecPerSecond, r.Raw.ForkExec = perSecond(fe), summarize(fe)
+	r.Raw.ForkExecPerSecond, r.Raw.ForkExec, r.Raw.ExecToMain = perSecond(fe), summarize(fe), summarize(toMain)
+	if tru, err := exec.LookPath("true"); err == nil {
+		fe, err := rawForkExec(n, phase("raw: fork+exec true", n), func(int) *exec.Cmd { return exec.CommandContext(ctx, tru) }, nil)
+		if err != nil {
+			return fmt.Errorf("raw fork+exec: %w", err)
+		}
+		r.Raw.TruePerSecond, r.Raw.True = perSecond(fe), summarize(fe)
+	}
 	iters, answered, err := rawHandshake(ctx, cfg.Self, n, phase("raw: Go SDK handshake", n))
 	if err != nil {
-		return fmt.Errorf("raw Go SDK handshake: %w", err)
+		return fmt.Errorf("raw go sdk handshake: %w", err)
 	}
 	r.Raw.HandshakePerSecond, r.Raw.Handshake = perSecond(iters), summarize(answered)
 
@@ -110,7 +122,7 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 		return fmt.Errorf("command throughput: %w", err)
 	}
 	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
-		return fmt.Errorf("Go SDK throughput: %w", err)
+		return fmt.Errorf("go sdk throughput: %w", err)
 	}
 	if r.Deferral, err = deferral(ctx, c, cfg.Self, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
 		return fmt.Errorf("deferral round trip: %w", err)

@@ -109,7 +109,7 @@ func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err 
 			Queue: wq, API: api, Queues: []string{queueCommand, queueGo}, Concurrency: cfg.Concurrency,
 			Runtimes: map[string]worker.Runtime{queueGo: {
 				Command: []string{cfg.Self, "--comm", worker.PlaceholderCommAddr, "--logs", worker.PlaceholderLogsAddr},
-				Env:     map[string]string{EnvMode: ModeSDK},
+				Env:     childEnv(ModeSDK),
 			}},
 			ID:          fmt.Sprintf("bench-worker-%d", i),
 			GracePeriod: 5 * time.Second, KillGrace: time.Second,

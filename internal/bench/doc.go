@@ -8,8 +8,9 @@
 // one after another:
 //
 //  1. Raw limits: JetStream publish → pull → ack round trips on a scratch
-//     queue; serial fork+exec of a trivial binary; and serial Go SDK
-//     handshakes (spawn → connect → StartupDetails read → SucceedTask
+//     queue; serial fork+exec of the bench binary in its no-op mode (and how
+//     long it takes to reach main), and of true(1) for scale; and serial Go
+//     SDK handshakes (spawn → connect → StartupDetails read → SucceedTask
 //     answered → exit) against a minimal protocol server of this package.
 //  2. Dispatch latency at a low rate, one task at a time: from just before
 //     Client.Submit is called to the start stamp the task process writes.
@@ -27,6 +28,13 @@
 // Every task process, the Go SDK runtime and the triggerer child are the
 // running binary itself (Config.Self), re-executed with EnvMode naming what
 // it should be (ModeNoop, ModeSDK, ModeDefer, ModeTriggerer): the binary's
-// main must switch on EnvMode before anything else. The timestamps compared
+// main must switch on EnvMode before anything else. Package initialization
+// runs before main all the same, and the bench binary links a NATS server,
+// the executor and the rest: it starts several times slower than a minimal
+// Go binary, which the report shows beside true(1). The timestamps compared
 // are all taken on this machine's clock.
+//
+// Outcomes are read from a watch of the task_instances bucket rather than
+// by polling the public API (client.Wait polls every 100ms), so that
+// waiting adds neither load nor delay to what is measured.
 package bench

@@ -74,9 +74,13 @@ func (p *progress) draw() {
 	fmt.Fprint(p.w, "\r\x1b[K"+progressLine(p.phase, done, p.total, time.Since(p.start)))
 }
 
-// progressLine renders one state of the progress line.
+// progressLine renders one state of the progress line; a phase with no
+// total has no bar.
 func progressLine(phase string, done, total int, elapsed time.Duration) string {
 	const width = 24
+	if total <= 0 {
+		return fmt.Sprintf("%-24s %.1fs", phase, elapsed.Seconds())
+	}
 	filled := 0
 	if total > 0 {
 		filled = min(width, done*width/total)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,16 @@ type Raw struct {
 	// ModeNoop; ForkExec the time of each.
 	ForkExecPerSecond float64 `json:"fork_exec_per_s"`
 	ForkExec          Latency `json:"fork_exec"`
+	// ExecToMain is, of the same runs, from just before the start to the
+	// time the child's main stamps: the part of a task's start that
+	// dispatch latency includes.
+	ExecToMain Latency `json:"exec_to_main"`
+	// TruePerSecond and True are the same for the system's true(1), a
+	// minimal binary, for scale: the bench binary links a NATS server, the
+	// executor and the rest, whose package initialization every task
+	// process pays. Absent when there is no true in $PATH.
+	TruePerSecond float64 `json:"true_per_s,omitempty"`
+	True          Latency `json:"true,omitzero"`
 	// HandshakePerSecond is serial Go SDK handshakes: the bench binary in
 	// ModeSDK spawned, connected, StartupDetails read, SucceedTask answered,
 	// exited. Handshake is spawn → SucceedTask answered.
@@ -63,25 +74,68 @@ func rawJetStream(ctx context.Context, q *queue.Client, n int, done *atomic.Int6
 // selfCommand is the bench binary in mode, killed with ctx.
 func selfCommand(ctx context.Context, self, mode string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, self, args...)
-	cmd.Env = append(os.Environ(), EnvMode+"="+mode)
+	cmd.Env = os.Environ()
+	for k, v := range childEnv(mode) {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	return cmd
 }
 
-// rawForkExec measures n serial fork+exec+wait of the bench binary in
-// ModeNoop.
-func rawForkExec(ctx context.Context, self string, n int, done *atomic.Int64) ([]time.Duration, error) {
+// childEnv is the environment added for the bench binary in mode. When the
+// binary is built with -race, its exit would otherwise sleep for a second
+// (the race detector's atexit_sleep_ms); the option means nothing to other
+// builds.
+func childEnv(mode string) map[string]string {
+	return map[string]string{
+		EnvMode:  mode,
+		"GORACE": strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0"),
+	}
+}
+
+// rawForkExec measures n serial fork+exec+wait of the commands cmd makes;
+// then, when it is not nil, calls after with each run's start time.
+func rawForkExec(n int, done *atomic.Int64, cmd func(i int) *exec.Cmd, after func(i int, start time.Time) error) ([]time.Duration, error) {
 	out := make([]time.Duration, 0, n)
-	for range n {
-		cmd := selfCommand(ctx, self, ModeNoop)
+	for i := range n {
+		c := cmd(i)
 		start := time.Now()
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("fork+exec %s: %w", self, err)
+		if err := c.Run(); err != nil {
+			return nil, fmt.Errorf("fork+exec %s: %w", c.Path, err)
 		}
 		out = append(out, time.Since(start))
+		if after != nil {
+			if err := after(i, start); err != nil {
+				return nil, err
+			}
+		}
 		done.Add(1)
 	}
 	return out, nil
 }
+
+// rawForkExecSelf measures n serial fork+exec+wait of the bench binary in
+// ModeNoop, and exec → main from the stamps it writes in stamps.
+func rawForkExecSelf(ctx context.Context, self, stamps string, n int, done *atomic.Int64) (runs, toMain []time.Duration, err error) {
+	toMain = make([]time.Duration, 0, n)
+	name := func(i int) string { return fmt.Sprintf("raw-%d", i) }
+	runs, err = rawForkExec(n, done, func(i int) *exec.Cmd {
+		cmd := selfCommand(ctx, self, ModeNoop)
+		cmd.Env = append(cmd.Env, EnvStampDir+"="+stamps, envTIID+"="+name(i))
+		return cmd
+	}, func(i int, start time.Time) error {
+		at, err := readStamp(stamps, name(i))
+		if err != nil {
+			return err
+		}
+		toMain = append(toMain, at.Sub(start))
+		return nil
+	})
+	return runs, toMain, err
+}
+
+// envTIID is the task instance id the worker gives a task process, which
+// ModeNoop names its stamp after.
+const envTIID = "TASKWIRE_TI_ID"
 
 // rawHandshake measures n serial Go SDK handshakes against a minimal
 // protocol server: the bench binary in ModeSDK is spawned with the server's

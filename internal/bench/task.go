@@ -26,7 +26,7 @@ type Throughput struct {
 
 // commandSpec is a no-op command task: the bench binary in mode.
 func commandSpec(self, mode, stampDir string) activity.TaskSpec {
-	env := map[string]string{EnvMode: mode}
+	env := childEnv(mode)
 	if stampDir != "" {
 		env[EnvStampDir] = stampDir
 	}

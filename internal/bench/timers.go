@@ -123,7 +123,7 @@ func timers(ctx context.Context, cfg Config, dir string, n int, done *atomic.Int
 			return Timers{}, child.exitError("triggerer child exited")
 		default:
 		}
-		batch, err := events.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		batch, err := events.Fetch(min(1000, late-len(lateness)), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return Timers{}, fmt.Errorf("fetch events: %w", err)
 		}

@@ -23,7 +23,7 @@ type tracker struct {
 	ended atomic.Int64 // terminal records seen
 
 	mu      sync.Mutex
-	seen    map[string]bool                    // ids whose terminal record came
+	seen    map[string]bool                   // ids whose terminal record came
 	records map[string]*activity.TaskInstance // terminal, not yet waited for
 	waiting map[string]chan *activity.TaskInstance
 

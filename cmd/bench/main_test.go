@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/taskwire/taskwire/internal/bench"
+)
+
+// TestMain makes the test binary a bench binary: re-executed with
+// bench.EnvMode set, it is a task process, the Go SDK runtime or the
+// triggerer child.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(bench.EnvMode); mode != "" {
+		os.Exit(child(mode, os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// tinyArgs run every phase at a tiny size.
+var tinyArgs = []string{"--tasks", "20", "--latency-tasks", "5", "--deferrals", "5",
+	"--timers", "200", "--late-timers", "200", "--late-spread", "250ms", "--samples", "10", "--no-progress"}
+
+// TestRun runs the whole bench at tiny sizes.
+func TestRun(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, append([]string{"--json"}, tinyArgs...), &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+
+	var r bench.Report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("decode report: %v\n%s", err, stdout.String())
+	}
+	if len(r.Timers) != 1 || r.Timers[0].Timers != 200 || r.Command.Tasks != 20 || r.Dispatch.N != 5 || r.Deferral.N != 5 {
+		t.Errorf("report sizes do not match the flags:\n%s", stdout.String())
+	}
+	if len(r.Targets) == 0 {
+		t.Error("no targets in the report")
+	}
+	// Every figure, every number of the report, is positive.
+	var doc any
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	walkNumbers(doc, "", func(path string, v float64) {
+		n++
+		if v <= 0 {
+			t.Errorf("%s = %v, want > 0", path, v)
+		}
+	})
+	if n < 40 {
+		t.Errorf("only %d numbers in the report", n)
+	}
+	assertCleanedUp(t, tmp)
+
+	var table bytes.Buffer
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"JetStream publish → pull → ack", "no-op command tasks/s", "no-op Go SDK tasks/s",
+		"dispatch latency p50", "deferral round trip p99", "triggerer holding 200 timers: RSS", "≥ 600/s", "≤ 100 ms"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("stderr not empty with --no-progress and no --log-level:\n%s", stderr.String())
+	}
+}
+
+// TestRunCancelled cancels the run in its command throughput phase, as
+// SIGINT does: it ends with the context's error, its temporary directory
+// removed and no child process left.
+func TestRunCancelled(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	runCtx, interrupt := context.WithCancel(ctx)
+	defer interrupt()
+	prog := &phaseWatch{phase: "command tasks", reached: interrupt}
+	_, err := bench.Run(runCtx, bench.Config{Tasks: 2000, LatencyTasks: 1, Deferrals: 1, Timers: []int{10},
+		LateTimers: 10, Samples: 2, Progress: prog})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if !prog.seen() {
+		t.Fatal("the command phase was never reached")
+	}
+	assertCleanedUp(t, tmp)
+}
+
+func TestUsage(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{{"--tasks", "-1"}, {"--timers", "10,x"}, {"--bogus"}, {"extra"}, {"--log-level", "loud"}} {
+		t.Run(strings.Join(args, "_"), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, args, &stdout, &stderr)
+			var ue usageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("run(%q) = %v, want a usage error", args, err)
+			}
+			if got := exitCode(ctx, err); got != 2 {
+				t.Errorf("exit code %d, want 2", got)
+			}
+		})
+	}
+}
+
+func TestParseInts(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int
+		err  bool
+	}{
+		{"10000,100000", []int{10000, 100000}, false},
+		{" 5 , 6 ,", []int{5, 6}, false},
+		{"", nil, false},
+		{"1,a", nil, true},
+	} {
+		got, err := parseInts(tc.in)
+		if (err != nil) != tc.err || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("parseInts(%q) = %v, %v; want %v (error %v)", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// walkNumbers calls fn with every number in a decoded JSON document.
+func walkNumbers(v any, path string, fn func(path string, v float64)) {
+	switch v := v.(type) {
+	case float64:
+		fn(path, v)
+	case map[string]any:
+		for k, e := range v {
+			walkNumbers(e, path+"."+k, fn)
+		}
+	case []any:
+		for i, e := range v {
+			walkNumbers(e, fmt.Sprintf("%s[%d]", path, i), fn)
+		}
+	}
+}
+
+// assertCleanedUp checks that the run left nothing in tmp (its TMPDIR)
+// and no child process of this one.
+func assertCleanedUp(t *testing.T, tmp string) {
+	t.Helper()
+	left, err := filepath.Glob(filepath.Join(tmp, "taskwire-bench-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("temporary directories left: %q", left)
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", os.Getpid()))
+	for _, f := range tasks {
+		if b, err := os.ReadFile(f); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			t.Errorf("child processes left: %s", b)
+		}
+	}
+}
+
+// phaseWatch is a progress writer that calls reached once a phase's line
+// is drawn.
+type phaseWatch struct {
+	phase   string
+	reached func()
+
+	mu  sync.Mutex
+	hit bool
+}
+
+func (p *phaseWatch) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte(p.phase)) {
+		p.mu.Lock()
+		p.hit = true
+		p.mu.Unlock()
+		p.reached()
+	}
+	return len(b), nil
+}
+
+func (p *phaseWatch) seen() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hit
+}

@@ -17,12 +17,12 @@ import (
 	"github.com/taskwire/taskwire/activity"
 )
 
-// failMethod is the next_method with which the executor resumes a task
-// whose trigger failed, ended without an event or passed its timeout
-// (Airflow's "__fail__"); next_kwargs["error"] says why. The worker ends
-// such a try itself, as up_for_retry with that reason, and starts no
-// process. The SDK exports the same name as sdk.FailMethod.
-const failMethod = "__fail__"
+// failMethod is activity.FailMethod, the next_method with which the
+// executor resumes a task whose trigger failed, ended without an event or
+// passed its timeout (Airflow's "__fail__"); next_kwargs["error"] says why.
+// The worker ends such a try itself, as up_for_retry with that reason, and
+// starts no process.
+const failMethod = activity.FailMethod
 
 // triggerFailedDefault is the reason of a __fail__ resume without an error.
 const triggerFailedDefault = "trigger failed"

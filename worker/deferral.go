@@ -35,9 +35,6 @@ const (
 	envEvent      = "TASKWIRE_EVENT"
 )
 
-// deferFileName is the name of the defer file in its per-try directory.
-const deferFileName = "defer.json"
-
 // maxDeferFileSize bounds a defer file; an activity is no larger either.
 const maxDeferFileSize = activity.MaxSizeDefault
 
@@ -165,14 +162,28 @@ func decodeError(err error) error {
 	return fmt.Errorf("not a valid defer request: %w", err)
 }
 
-// deferDir makes the per-try directory that holds a command's defer file
-// and returns the file's path, which does not exist yet.
-func deferDir() (dir, file string, err error) {
-	dir, err = os.MkdirTemp("", "taskwire-try-")
-	if err != nil {
-		return "", "", err
+// deferFile returns a fresh path for a command's defer file, which does not
+// exist yet, in a directory of the worker's own (made once: a directory per
+// try cost a mkdir and a rmdir on every task's hot path), and a func that
+// removes the file.
+func (w *Worker) deferFile(ti activity.TI) (file string, cleanup func(), err error) {
+	w.deferOnce.Do(func() { w.deferRoot, w.deferErr = os.MkdirTemp("", "taskwire-defer-") })
+	if w.deferErr != nil {
+		return "", nil, w.deferErr
 	}
-	return dir, filepath.Join(dir, deferFileName), nil
+	file = filepath.Join(w.deferRoot, fmt.Sprintf("%s.%d.%s.json", ti.ID, ti.TryNumber, uuid.NewString()[:8]))
+	return file, func() {
+		if err := os.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			w.log.Warn("remove defer file", "file", file, "err", err)
+		}
+	}, nil
+}
+
+// removeDeferRoot removes the defer files' directory once no task runs.
+func (w *Worker) removeDeferRoot() {
+	if w.deferRoot != "" {
+		_ = os.RemoveAll(w.deferRoot)
+	}
 }
 
 // resumeEnv returns the variables that tell a resumed command where to

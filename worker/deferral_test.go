@@ -83,10 +83,11 @@ EOF`
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dir := filepath.Dir(strings.TrimSpace(string(b))); !strings.Contains(dir, "taskwire-try-") {
-		t.Errorf("defer file in %s, want a per-try directory", dir)
-	} else if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("per-try directory %s left behind (%v)", dir, err)
+	file := strings.TrimSpace(string(b))
+	if dir, base := filepath.Dir(file), filepath.Base(file); !strings.Contains(dir, "taskwire-defer-") || !strings.HasPrefix(base, "ti-defer-file.1.") {
+		t.Errorf("defer file %s, want one named for the try in the worker's defer directory", file)
+	} else if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("defer file %s left behind (%v)", file, err)
 	}
 	h.waitLog("ti-defer-file", "deferral log line", event("worker", "deferred on trigger timedelta; will resume at resume"))
 

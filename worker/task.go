@@ -86,15 +86,11 @@ func (j *job) runCommand(ctx context.Context) outcome {
 		if err != nil {
 			return outcome{state: activity.StateFailed, reason: fmt.Sprintf("resume command: %v", err)}
 		}
-		dir, file, err := deferDir()
+		file, cleanup, err := j.w.deferFile(j.ti)
 		if err != nil {
-			return retry("create the try's directory: %v", err)
+			return retry("create the defer files' directory: %v", err)
 		}
-		defer func() {
-			if err := os.RemoveAll(dir); err != nil {
-				j.log.Warn("remove the try's directory", "dir", dir, "err", err)
-			}
-		}()
+		defer cleanup()
 		deferFile = file
 		extra = append(renv, envDeferFile+"="+file)
 	}

@@ -35,7 +35,13 @@ type Worker struct {
 	// slots is the semaphore of Concurrency shared by all queues: a token is
 	// taken before a pull and held by the activity's goroutine until it is
 	// done.
-	slots    chan struct{}
+	slots chan struct{}
+
+	// deferRoot holds the command runtime's defer files, made on first use.
+	deferOnce sync.Once
+	deferRoot string
+	deferErr  error
+
 	batchMax int // most slots one queue's pull may hold at once
 
 	running atomic.Int64
@@ -196,6 +202,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.taskCancel(errShutdown)
 	w.hardCancel()
 	w.closeStateDir()
+	w.removeDeferRoot()
 	w.log.Info("worker stopped")
 	return err
 }

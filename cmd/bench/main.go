@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Samples, "samples", bench.SamplesDefault, "samples of each raw limit")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster included) to `FILE`")
 	logLevel := fs.String("log-level", "", "log the cluster's lines at this level and above on stderr (debug, info, warn, error); default none")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -110,6 +112,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if !*noProgress && isTerminal(stderr) {
 		cfg.Progress = stderr
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {

@@ -86,6 +86,11 @@ func (s *store) apply(e jetstream.KeyValueEntry) {
 		s.mu.Unlock()
 		return
 	}
+	// Most updates are this executor's own writes, remembered already:
+	// decode only what is new.
+	if c, ok := s.cached(e.Key()); ok && c.rev >= e.Revision() {
+		return
+	}
 	ti, err := activity.UnmarshalRecord(e.Value())
 	if err != nil {
 		s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)

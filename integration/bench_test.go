@@ -190,3 +190,51 @@ func readStamp(b *testing.B, dir, id string) time.Time {
 	}
 	return time.Unix(0, n)
 }
+
+// BenchmarkEndToEndGoSDK runs b.N no-op Go-SDK tasks (examples/gotasks
+// "noop": runtime start, socket handshake, StartupDetails, SucceedTask)
+// through a real executor and worker and reports tasks/s, first submit to
+// last success.
+//
+//	go test -run '^$' -bench EndToEndGoSDK -benchtime 2000x ./integration/
+func BenchmarkEndToEndGoSDK(b *testing.B) {
+	c := newCluster(b, clusterOpts{logLevel: "info"})
+	c.startWorker(workerOpts{concurrency: 8, extra: []string{"--log-level", "info"}})
+	spec := activity.TaskSpec{Queue: "go", TaskID: "noop", Entrypoint: activity.Entrypoint{Task: "noop"}}
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for range b.N {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := c.api.Submit(ctx, spec); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for {
+		_, done, err := c.api.List(ctx, client.ListOpts{States: []activity.State{activity.StateSuccess}, Limit: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if done >= b.N {
+			break
+		}
+		if _, failed, _ := c.api.List(ctx, client.ListOpts{States: []activity.State{activity.StateFailed, activity.StateUpForRetry}, Limit: 1}); failed > 0 {
+			b.Fatalf("%d tasks failed", failed)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	rate := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(rate, "tasks/s")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("%d Go-SDK no-op tasks, worker concurrency 8: %.0f tasks/s (target ≥ 400/s)", b.N, rate)
+}

@@ -361,3 +361,45 @@ func TestStartRepublishesQueuedTasks(t *testing.T) {
 		t.Fatalf("a second copy of %s's activity is on the queue: %s", published.ID, msg.Data())
 	}
 }
+
+// A …/run that overtakes the record being stored (the activity is published
+// while the record is created) waits for it instead of answering 404.
+func TestMutateWaitsForACreateUnderWay(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	s := f.ex.store
+	spec := activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}}.WithDefaults(time.Now())
+	ti := activity.NewTaskInstance("01a20000-0000-7000-8000-0000000000aa", spec, time.Now())
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.creating[ti.ID] = done
+	s.mu.Unlock()
+	res := make(chan error, 1)
+	go func() {
+		_, err := s.mutate(t.Context(), ti.ID, func(r *activity.TaskInstance) error {
+			return r.SetState(activity.StateRunning, "", time.Now())
+		})
+		res <- err
+	}()
+	select {
+	case err := <-res:
+		t.Fatalf("mutate ended before the record was created: %v", err)
+	case <-time.After(100 * time.Millisecond): // it must still be waiting: a bound, not a wait for a condition
+	}
+	b, _ := ti.MarshalRecord()
+	rev, err := s.kv.Create(t.Context(), ti.ID, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.remember(ti, b, rev)
+	s.mu.Lock()
+	delete(s.creating, ti.ID)
+	s.mu.Unlock()
+	close(done)
+	if err := <-res; err != nil {
+		t.Fatalf("mutate after the create: %v", err)
+	}
+	if _, err := s.mutate(t.Context(), "01a20000-0000-7000-8000-0000000000bb", func(*activity.TaskInstance) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Errorf("mutate of a record never created: %v, want not found", err)
+	}
+}

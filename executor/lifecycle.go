@@ -39,10 +39,18 @@ func (e *Executor) Submit(ctx context.Context, spec activity.TaskSpec) (*activit
 	}
 	ti := activity.NewTaskInstance(id.String(), spec, e.now())
 	ti.NextActivityID()
-	if err := e.store.create(ctx, ti); err != nil {
+	// The record is stored while the activity is published (one round trip
+	// less before a worker has it): a …/run that overtakes the record
+	// waits for it (store.awaitCreate here; a worker retries a 404 on
+	// another executor).
+	created := e.store.createAsync(ctx, ti)
+	pubErr := e.publishExecute(ctx, ti)
+	if err := <-created; err != nil {
+		// Nothing is recorded: a published activity finds no record and is
+		// dropped by the worker that pulls it.
 		return nil, err
 	}
-	if err := e.publishExecute(ctx, ti); err != nil {
+	if err := pubErr; err != nil {
 		reason := "could not queue the activity: " + err.Error()
 		if _, ferr := e.store.mutate(context.WithoutCancel(ctx), ti.ID, func(r *activity.TaskInstance) error {
 			return r.SetState(activity.StateFailed, reason, e.now())

@@ -34,6 +34,8 @@ type store struct {
 
 	mu    sync.RWMutex
 	cache map[string]cachedRecord
+	// creating holds the records being created here, closed when stored.
+	creating map[string]chan struct{}
 }
 
 // cachedRecord is a record as stored at a KV revision. ti is shared with
@@ -45,7 +47,7 @@ type cachedRecord struct {
 }
 
 func newStore(kv jetstream.KeyValue, log *slog.Logger) *store {
-	return &store{kv: kv, log: log, cache: make(map[string]cachedRecord)}
+	return &store{kv: kv, log: log, cache: make(map[string]cachedRecord), creating: make(map[string]chan struct{})}
 }
 
 // watch feeds the cache until ctx is done. ready is closed once the initial
@@ -141,22 +143,79 @@ func (s *store) get(ctx context.Context, id string) (*activity.TaskInstance, err
 
 // create stores a new record; it fails if the id exists.
 func (s *store) create(ctx context.Context, ti *activity.TaskInstance) error {
-	b, err := ti.MarshalRecord()
-	if err != nil {
-		return err
+	return <-s.createAsync(ctx, ti)
+}
+
+// createAsync starts storing a new record and returns where its outcome
+// will be sent. From the call on, a mutation of the record that finds it
+// missing waits for the create to end first, so the record's activity may
+// be published while it is stored.
+func (s *store) createAsync(ctx context.Context, ti *activity.TaskInstance) <-chan error {
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.creating[ti.ID] = done
+	s.mu.Unlock()
+	out := make(chan error, 1)
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.creating, ti.ID)
+			s.mu.Unlock()
+			close(done)
+		}()
+		b, err := ti.MarshalRecord()
+		if err != nil {
+			out <- err
+			return
+		}
+		rev, err := s.kv.Create(ctx, ti.ID, b)
+		if err != nil {
+			out <- fmt.Errorf("create task instance %s: %w", ti.ID, err)
+			return
+		}
+		s.remember(ti, b, rev)
+		out <- nil
+	}()
+	return out
+}
+
+// createdMeanwhile reports whether a record found missing may exist now:
+// a create of it here was under way (it waits for its end) or has ended
+// (a create caches its record before it stops counting as under way).
+func (s *store) createdMeanwhile(ctx context.Context, id string) bool {
+	if s.awaitCreate(ctx, id) {
+		return true
 	}
-	rev, err := s.kv.Create(ctx, ti.ID, b)
-	if err != nil {
-		return fmt.Errorf("create task instance %s: %w", ti.ID, err)
+	_, ok := s.cached(id)
+	return ok
+}
+
+// awaitCreate waits until a create of id under way here ends; it reports
+// whether there was one.
+func (s *store) awaitCreate(ctx context.Context, id string) bool {
+	s.mu.RLock()
+	done := s.creating[id]
+	s.mu.RUnlock()
+	if done == nil {
+		return false
 	}
-	s.remember(ti, b, rev)
-	return nil
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return true
 }
 
 // mutate applies fn to the current record with compare-and-set, retrying on
 // conflicting writers. fn returning errUnchanged ends without a write; the
 // record is returned either way. Other errors abort.
 func (s *store) mutate(ctx context.Context, id string, fn func(*activity.TaskInstance) error) (*activity.TaskInstance, error) {
+	return s.mutateOnce(ctx, id, fn, true)
+}
+
+// mutateOnce is mutate; again allows one more attempt when the record is
+// missing but was being created here.
+func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.TaskInstance) error, again bool) (*activity.TaskInstance, error) {
 	// Fast path: the cached record at its revision, one round trip. If the
 	// cache is behind, or fn refuses what may be a stale record, the
 	// authoritative path below decides.
@@ -206,6 +265,10 @@ func (s *store) mutate(ctx context.Context, id string, fn func(*activity.TaskIns
 	})
 	if errors.Is(err, errUnchanged) {
 		return last, nil
+	}
+	if again && errors.Is(err, ErrNotFound) && s.createdMeanwhile(ctx, id) {
+		// Its activity overtook the record being stored: try again now.
+		return s.mutateOnce(ctx, id, fn, false)
 	}
 	if err != nil {
 		return last, err

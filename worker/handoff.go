@@ -19,6 +19,22 @@ import (
 // executor could not be reached.
 const nakDelay = 2 * time.Second
 
+// A …/run answered 404 is tried notFoundDeliveries times, notFoundDelay
+// apart, before the activity is dead-lettered.
+const (
+	notFoundDeliveries = 3
+	notFoundDelay      = 250 * time.Millisecond
+)
+
+// deliveries is how many times msg was delivered (1 when unknown).
+func deliveries(msg jetstream.Msg) uint64 {
+	md, err := msg.Metadata()
+	if err != nil {
+		return 1
+	}
+	return md.NumDelivered
+}
+
 // handle settles one pulled message. It owns one slot and the taskWG count
 // the pull loop added for it.
 func (w *Worker) handle(q string, msg jetstream.Msg) {
@@ -119,6 +135,13 @@ func (w *Worker) executeTask(log *slog.Logger, q string, msg jetstream.Msg, et *
 	case errors.Is(err, execution.ErrConflict):
 		log.Info("activity dropped: task instance is not queued or runs elsewhere", "err", err)
 		_ = msg.Ack()
+		return
+	case errors.Is(err, execution.ErrNotFound) && deliveries(msg) < notFoundDeliveries:
+		// The record may not be visible yet on the executor that answered
+		// (the activity is published while its record is stored): again
+		// shortly.
+		log.Info("task instance not found yet; activity will be redelivered", "delay", notFoundDelay)
+		_ = msg.NakWithDelay(notFoundDelay)
 		return
 	case errors.Is(err, execution.ErrUnauthorized), errors.Is(err, execution.ErrForbidden),
 		errors.Is(err, execution.ErrBadRequest), errors.Is(err, execution.ErrNotFound):

@@ -618,3 +618,22 @@ func TestReadLines(t *testing.T) {
 		})
 	}
 }
+
+// A …/run answered 404 is tried again shortly (the record may not be
+// visible yet on that executor), then dead-lettered.
+func TestRunNotFoundIsRetriedThenDeadLettered(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.execute("ti-missing", "default", activity.Entrypoint{Command: []string{"true"}}, fakeTI{runStatus: http.StatusNotFound}, nil)
+	cons, err := h.qc.ActivityConsumer(context.Background(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testbin.Eventually(t, waitTimeout, "the activity to be settled", func() bool {
+		info, err := cons.Info(context.Background())
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && h.api.runsOf("ti-missing") >= notFoundDeliveries
+	})
+	if n := h.api.runsOf("ti-missing"); n != notFoundDeliveries {
+		t.Errorf("run calls = %d, want %d", n, notFoundDeliveries)
+	}
+}

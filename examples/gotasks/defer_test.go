@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskwire/taskwire/internal/runtimetest"
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/protocol"
 )
@@ -20,12 +21,12 @@ func resumedAt(method string, kwargs map[string]any) func(*protocol.StartupDetai
 
 // deferred checks that the task deferred on trigger classpath with kwargs
 // (numbers compared as float64) and timeout, to resume at next.
-func deferred(classpath string, kwargs map[string]any, timeout, next string, check func(t *testing.T, nextKwargs map[string]any)) func(*testing.T, result) {
-	return func(t *testing.T, r result) {
+func deferred(classpath string, kwargs map[string]any, timeout, next string, check func(t *testing.T, nextKwargs map[string]any)) runtimetest.Check {
+	return func(t *testing.T, r runtimetest.Result) {
 		t.Helper()
-		d, ok := r.terminal.(protocol.DeferTask)
+		d, ok := r.Terminal.(protocol.DeferTask)
 		if !ok {
-			t.Fatalf("terminal %#v, want DeferTask\nlogs:\n%s", r.terminal, r.logs)
+			t.Fatalf("terminal %#v, want DeferTask\nlogs:\n%s", r.Terminal, r.Logs)
 		}
 		got := map[string]any{}
 		for k, v := range d.TriggerKwargs {
@@ -62,11 +63,11 @@ func round(n int) func(*testing.T, map[string]any) {
 }
 
 // pushed checks that the task succeeded after pushing XCom key = want.
-func pushed(key string, want any) func(*testing.T, result) {
-	return func(t *testing.T, r result) {
+func pushed(key string, want any) runtimetest.Check {
+	return func(t *testing.T, r runtimetest.Result) {
 		t.Helper()
-		succeeded(t, r)
-		for _, m := range r.requests {
+		runtimetest.Succeeded(t, r)
+		for _, m := range r.Requests {
 			if x, ok := m.(protocol.SetXCom); ok && x.Key == key {
 				if !reflect.DeepEqual(x.Value, want) {
 					t.Errorf("XCom %s = %#v, want %#v", key, x.Value, want)
@@ -74,16 +75,7 @@ func pushed(key string, want any) func(*testing.T, result) {
 				return
 			}
 		}
-		t.Errorf("no XCom %s pushed in %#v", key, r.requests)
-	}
-}
-
-func all(checks ...func(*testing.T, result)) func(*testing.T, result) {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		for _, c := range checks {
-			c(t, r)
-		}
+		t.Errorf("no XCom %s pushed in %#v", key, r.Requests)
 	}
 }
 
@@ -96,7 +88,7 @@ func TestDeferringTasks(t *testing.T) {
 		task   string
 		params map[string]any
 		resume func(*protocol.StartupDetails)
-		check  func(t *testing.T, r result)
+		check  runtimetest.Check
 	}{
 		{"wait", "wait", map[string]any{"seconds": 2.5}, nil,
 			deferred("timedelta", map[string]any{"delta": 2.5}, "", "resume", deferredAtNow)},
@@ -104,12 +96,12 @@ func TestDeferringTasks(t *testing.T) {
 			deferred("timedelta", map[string]any{"delta": 1.0}, "", "resume", deferredAtNow)},
 		{"wait_int_seconds", "wait", map[string]any{"seconds": int64(3)}, nil,
 			deferred("timedelta", map[string]any{"delta": 3.0}, "", "resume", nil)},
-		{"wait_bad_seconds", "wait", map[string]any{"seconds": "soon"}, nil, failed("params.seconds")},
+		{"wait_bad_seconds", "wait", map[string]any{"seconds": "soon"}, nil, runtimetest.Failed("params.seconds")},
 		{"wait_resume", "wait", nil, resumedAt("resume", resumeKwargs),
-			all(pushed("event", event), logged(`"event":"resumed"`, `"fired_at":"2026-11-22T08:00:01Z"`))},
+			runtimetest.All(pushed("event", event), runtimetest.Logged(`"event":"resumed"`, `"fired_at":"2026-11-22T08:00:01Z"`))},
 		{"wait_resume_no_event", "wait", nil, resumedAt("resume", map[string]any{"deferred_at": "x"}), pushed("event", nil)},
 		{"wait_trigger_failed", "wait", nil, resumedAt("__fail__", map[string]any{"error": "trigger timeout after 2s"}),
-			retried("trigger timeout after 2s")},
+			runtimetest.Retried("trigger timeout after 2s")},
 
 		{"wait_twice", "wait_twice", nil, nil, deferred("timedelta", map[string]any{"delta": 0.2}, "", "again", round(1))},
 		{"wait_twice_round1", "wait_twice", map[string]any{"seconds": 0.1}, resumedAt("again", map[string]any{"round": int64(1), "event": nil}),
@@ -118,20 +110,20 @@ func TestDeferringTasks(t *testing.T) {
 			deferred("timedelta", map[string]any{"delta": 0.2}, "", "again", round(2))},
 		{"wait_twice_round2", "wait_twice", nil, resumedAt("again", map[string]any{"round": int64(2)}), pushed("rounds", int64(2))},
 		{"wait_twice_round2_float", "wait_twice", nil, resumedAt("again", map[string]any{"round": 2.0}), pushed("rounds", int64(2))},
-		{"wait_twice_bad_round", "wait_twice", nil, resumedAt("again", map[string]any{"round": int64(7)}), failed("want 1 or 2")},
+		{"wait_twice_bad_round", "wait_twice", nil, resumedAt("again", map[string]any{"round": int64(7)}), runtimetest.Failed("want 1 or 2")},
 
 		{"wait_event", "wait_event", map[string]any{"name": "go", "timeout": 2.5}, nil,
 			deferred("event", map[string]any{"name": "go"}, "2.5s", "resume", deferredAtNow)},
 		{"wait_event_no_timeout", "wait_event", map[string]any{"name": "go"}, nil,
 			deferred("event", map[string]any{"name": "go"}, "", "resume", nil)},
-		{"wait_event_no_name", "wait_event", nil, nil, failed("params.name is required")},
+		{"wait_event_no_name", "wait_event", nil, nil, runtimetest.Failed("params.name is required")},
 		{"wait_event_resume", "wait_event", map[string]any{"name": "go"}, resumedAt("resume", resumeKwargs), pushed("event", event)},
 
 		{"wait_http", "wait_http", map[string]any{"url": "http://127.0.0.1:1/ready", "contains": "ok"}, nil,
 			deferred("http", map[string]any{"url": "http://127.0.0.1:1/ready", "interval": "50ms", "body_contains": "ok"}, "", "resume", deferredAtNow)},
 		{"wait_http_any_body", "wait_http", map[string]any{"url": "http://127.0.0.1:1/ready"}, nil,
 			deferred("http", map[string]any{"url": "http://127.0.0.1:1/ready", "interval": "50ms"}, "", "resume", nil)},
-		{"wait_http_no_url", "wait_http", nil, nil, failed("params.url is required")},
+		{"wait_http_no_url", "wait_http", nil, nil, runtimetest.Failed("params.url is required")},
 		{"wait_http_resume", "wait_http", map[string]any{"url": "u"}, resumedAt("resume", map[string]any{"event": "body"}), pushed("event", "body")},
 	}
 	for _, codec := range []protocol.Codec{protocol.CodecMsgpack, protocol.CodecJSON} {
@@ -142,13 +134,13 @@ func TestDeferringTasks(t *testing.T) {
 				if tt.resume != nil {
 					opts = append(opts, tt.resume)
 				}
-				r := runTask(t, bin, codec, tt.task, store{}, tt.params, false, opts...)
-				if r.err != nil {
-					t.Errorf("exit: %v\n%s", r.err, r.output)
+				r := runTask(t, bin, codec, tt.task, runtimetest.Store{}, tt.params, false, opts...)
+				if r.Err != nil {
+					t.Errorf("exit: %v\n%s", r.Err, r.Output)
 				}
 				tt.check(t, r)
-				if strings.Contains(r.output, "panic") {
-					t.Errorf("output:\n%s", r.output)
+				if strings.Contains(r.Output, "panic") {
+					t.Errorf("output:\n%s", r.Output)
 				}
 			})
 		}

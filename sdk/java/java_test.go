@@ -9,14 +9,12 @@
 package java_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskwire/taskwire/internal/runtimetest"
 	"github.com/taskwire/taskwire/protocol"
 )
 
@@ -234,22 +233,6 @@ func writeVectors(t *testing.T, dir string) {
 	}
 }
 
-// store is what the stand-in worker answers from.
-type store struct {
-	variables   map[string]string
-	connections map[string]protocol.ConnectionResult
-	xcoms       map[string]any // task_id/key
-}
-
-// result is what one run of the example runtime told the stand-in worker.
-type result struct {
-	terminal protocol.Message
-	requests []protocol.Message
-	logs     string
-	output   string
-	err      error
-}
-
 type runOpts struct {
 	classes    string // the class directory; the shared build's when ""
 	params     map[string]any
@@ -262,182 +245,43 @@ type runOpts struct {
 // runExample starts `java -cp CLASSES Tasks` for task against a stand-in
 // worker that speaks the protocol package's JSON codec on real sockets, and
 // waits for it to exit.
-func runExample(t *testing.T, task string, s store, o runOpts) result {
+func runExample(t *testing.T, task string, s runtimetest.Store, o runOpts) runtimetest.Result {
 	t.Helper()
 	cls := o.classes
 	if cls == "" {
 		cls = classes(t)
 	}
 	java := javaBin(t)
-	network, addr := "tcp", func(string) string { return "127.0.0.1:0" }
-	if o.unix {
-		dir, err := os.MkdirTemp("", "twj")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		network, addr = "unix", func(name string) string { return filepath.Join(dir, name) }
-	}
-	comm, err := net.Listen(network, addr("comm.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer comm.Close()
-	logs, err := net.Listen(network, addr("logs.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-
-	var res result
-	var wg sync.WaitGroup
-	var logBuf strings.Builder
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		c, err := logs.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		sc := bufio.NewScanner(c)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			logBuf.Write(sc.Bytes())
-			logBuf.WriteByte('\n')
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		c, err := comm.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		conn := protocol.NewConn(c, protocol.CodecJSON, 0)
-		sd := protocol.StartupDetails{
+	return runtimetest.Run(t, runtimetest.Config{
+		Codec: protocol.CodecJSON,
+		Startup: protocol.StartupDetails{
 			TI:         protocol.TaskInstance{ID: "ti-" + task, DagID: "etl", TaskID: task, RunID: "r1", MapIndex: -1, TryNumber: 1},
 			Context:    protocol.RunContext{MaxTries: 1, Queue: "java", Entrypoint: task, Params: o.params},
 			NextMethod: o.nextMethod, NextKwargs: o.nextKwargs,
 			StartDate: time.Now().UTC().Format(time.RFC3339Nano),
-		}
-		if err := conn.WriteResponse(0, sd, nil); err != nil {
-			t.Error(err)
-			return
-		}
-		for {
-			req, err := conn.ReadRequest()
-			if err != nil {
-				if !strings.Contains(err.Error(), "EOF") {
-					t.Errorf("read request: %v", err)
-				}
-				return
+		},
+		Store:   s,
+		Unix:    o.unix,
+		Timeout: time.Minute,
+		Run: func(ctx context.Context, comm, logs string) (string, error) {
+			cmd := exec.CommandContext(ctx, java, "-cp", cls, "Tasks")
+			cmd.Env = append(os.Environ(), "TASKWIRE_CODEC=json")
+			if o.viaEnv {
+				cmd.Env = append(cmd.Env, "TASKWIRE_COMM_ADDR="+comm, "TASKWIRE_LOGS_ADDR="+logs)
+			} else {
+				cmd.Args = append(cmd.Args, "--comm", comm, "--logs", logs)
 			}
-			res.requests = append(res.requests, req.Msg)
-			var msg protocol.Message = protocol.OKResponse{}
-			var errResp *protocol.ErrorResponse
-			switch m := req.Msg.(type) {
-			case protocol.SucceedTask, protocol.TaskState, protocol.RetryTask, protocol.DeferTask:
-				if res.terminal != nil {
-					t.Errorf("second terminal message %#v after %#v", m, res.terminal)
-				}
-				res.terminal = m
-			case protocol.GetVariable:
-				if v, ok := s.variables[m.Key]; ok {
-					msg = protocol.VariableResult{Key: m.Key, Value: v}
-				} else {
-					msg, errResp = nil, &protocol.ErrorResponse{Error: "not_found", Detail: map[string]any{"message": "variable " + m.Key + " not found"}}
-				}
-			case protocol.GetConnection:
-				if v, ok := s.connections[m.ConnID]; ok {
-					msg = v
-				} else {
-					msg, errResp = nil, &protocol.ErrorResponse{Error: "not_found", Detail: map[string]any{"message": "connection " + m.ConnID + " not found"}}
-				}
-			case protocol.GetXCom:
-				msg = protocol.XComResult{Key: m.Key, Value: s.xcoms[m.TaskID+"/"+m.Key]}
-			}
-			if err := conn.WriteResponse(req.ID, msg, errResp); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	}()
-
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, java, "-cp", cls, "Tasks")
-	cmd.Env = append(os.Environ(), "TASKWIRE_CODEC=json")
-	if o.viaEnv {
-		cmd.Env = append(cmd.Env, "TASKWIRE_COMM_ADDR="+comm.Addr().String(), "TASKWIRE_LOGS_ADDR="+logs.Addr().String())
-	} else {
-		cmd.Args = append(cmd.Args, "--comm", comm.Addr().String(), "--logs", logs.Addr().String())
-	}
-	out, err := cmd.CombinedOutput()
-	res.output, res.err = string(out), err
-	comm.Close()
-	logs.Close()
-	wg.Wait()
-	res.logs = logBuf.String()
-	return res
-}
-
-func succeeded(t *testing.T, r result) {
-	t.Helper()
-	if _, ok := r.terminal.(protocol.SucceedTask); !ok {
-		t.Errorf("terminal %#v, want SucceedTask\nlogs:\n%s", r.terminal, r.logs)
-	}
-}
-
-func retried(reason string) func(*testing.T, result) {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		if m, ok := r.terminal.(protocol.RetryTask); !ok || !strings.Contains(m.Reason, reason) {
-			t.Errorf("terminal %#v, want RetryTask with %q", r.terminal, reason)
-		}
-	}
-}
-
-func failed(reason string) func(*testing.T, result) {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		if m, ok := r.terminal.(protocol.TaskState); !ok || m.State != "failed" || !strings.Contains(m.Reason, reason) {
-			t.Errorf("terminal %#v, want TaskState failed with %q", r.terminal, reason)
-		}
-	}
-}
-
-func logged(parts ...string) func(*testing.T, result) {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		for _, p := range parts {
-			if !strings.Contains(r.logs, p) {
-				t.Errorf("logs lack %q:\n%s", p, r.logs)
-			}
-		}
-		for _, line := range strings.Split(strings.TrimSpace(r.logs), "\n") {
-			var rec map[string]any
-			if err := json.Unmarshal([]byte(line), &rec); err != nil {
-				t.Errorf("log line is not JSON: %v: %s", err, line)
-				continue
-			}
-			if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rec["timestamp"])); err != nil {
-				t.Errorf("log line timestamp: %v: %s", err, line)
-			}
-			switch rec["level"] {
-			case "debug", "info", "warning", "error":
-			default:
-				t.Errorf("log line level %v: %s", rec["level"], line)
-			}
-		}
-	}
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		},
+	})
 }
 
 // pushed checks that XCom key was pushed with want.
-func pushed(key string, want any) func(*testing.T, result) {
-	return func(t *testing.T, r result) {
+func pushed(key string, want any) runtimetest.Check {
+	return func(t *testing.T, r runtimetest.Result) {
 		t.Helper()
-		for _, m := range r.requests {
+		for _, m := range r.Requests {
 			if x, ok := m.(protocol.SetXCom); ok && x.Key == key {
 				if !reflect.DeepEqual(x.Value, want) {
 					t.Errorf("XCom %s = %#v, want %#v", key, x.Value, want)
@@ -448,78 +292,69 @@ func pushed(key string, want any) func(*testing.T, result) {
 				return
 			}
 		}
-		t.Errorf("no XCom %s pushed in %#v", key, r.requests)
-	}
-}
-
-func all(checks ...func(*testing.T, result)) func(*testing.T, result) {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		for _, c := range checks {
-			c(t, r)
-		}
+		t.Errorf("no XCom %s pushed in %#v", key, r.Requests)
 	}
 }
 
 // TestExampleTasks runs examples/javatasks as a worker would, against the
 // Go protocol package: what Java writes must decode strictly on the Go side.
 func TestExampleTasks(t *testing.T) {
-	full := store{
-		variables:   map[string]string{"greeting": "hello taskwire"},
-		connections: map[string]protocol.ConnectionResult{"db": {ConnID: "db", ConnType: "postgres", Host: "db.internal", Port: 5432, Login: "app", Password: "s3cret"}},
-		xcoms:       map[string]any{"push/value": int64(42), "transform/return_value": map[string]any{"rows": int64(3)}, "other/return_value": "x"},
+	full := runtimetest.Store{
+		Variables:   map[string]string{"greeting": "hello taskwire"},
+		Connections: map[string]protocol.ConnectionResult{"db": {ConnID: "db", ConnType: "postgres", Host: "db.internal", Port: 5432, Login: "app", Password: "s3cret"}},
+		XComs:       map[string]any{"push/value": int64(42), "transform/return_value": map[string]any{"rows": int64(3)}, "other/return_value": "x"},
 	}
 	event := map[string]any{"fired_at": "2026-11-22T08:00:01Z", "n": int64(3)}
 	tests := []struct {
 		name  string
 		task  string
-		store store
+		store runtimetest.Store
 		opts  runOpts
-		check func(*testing.T, result)
+		check runtimetest.Check
 	}{
-		{"noop", "noop", store{}, runOpts{}, all(succeeded, logged(`"event":"nothing to do"`, `"logger":"task"`))},
-		{"noop_env_unix", "noop", store{}, runOpts{unix: true, viaEnv: true}, succeeded},
-		{"read_config", "read_config", full, runOpts{unix: true}, all(succeeded, pushed("greeting", "hello taskwire"),
-			logged("hello taskwire", "db.internal", `"port":5432`), func(t *testing.T, r result) {
-				if strings.Contains(r.logs, "s3cret") {
+		{"noop", "noop", runtimetest.Store{}, runOpts{}, runtimetest.All(runtimetest.Succeeded, runtimetest.Logged(`"event":"nothing to do"`, `"logger":"task"`))},
+		{"noop_env_unix", "noop", runtimetest.Store{}, runOpts{unix: true, viaEnv: true}, runtimetest.Succeeded},
+		{"read_config", "read_config", full, runOpts{unix: true}, runtimetest.All(runtimetest.Succeeded, pushed("greeting", "hello taskwire"),
+			runtimetest.Logged("hello taskwire", "db.internal", `"port":5432`), func(t *testing.T, r runtimetest.Result) {
+				if strings.Contains(r.Logs, "s3cret") {
 					t.Error("the password was logged")
 				}
 			})},
-		{"read_config_missing", "read_config", store{}, runOpts{}, retried("not_found: variable greeting not found")},
-		{"push", "push", store{}, runOpts{}, all(succeeded, pushed("value", int64(42)), pushed("return_value", int64(42)), logged("pushed xcom"))},
-		{"pull", "pull", full, runOpts{}, all(succeeded, logged(`"value":42`))},
-		{"pull_nothing", "pull", store{}, runOpts{}, failed("want 42")},
-		{"fail", "fail", store{}, runOpts{}, all(retried("java.lang.IllegalStateException: failing on purpose"),
-			logged(`"level":"error"`, "\\tat Tasks."))},
-		{"wait", "wait", store{}, runOpts{params: map[string]any{"seconds": 2.5}}, deferred(2.5)},
-		{"wait_default", "wait", store{}, runOpts{}, deferred(1)},
-		{"wait_bad_seconds", "wait", store{}, runOpts{params: map[string]any{"seconds": "soon"}}, failed("params.seconds")},
-		{"wait_resume", "wait", store{}, runOpts{nextMethod: "resume", nextKwargs: map[string]any{"deferred_at": "x", "event": event}},
-			all(succeeded, pushed("return_value", event), logged(`"event":"resumed"`, `"fired_at":"2026-11-22T08:00:01Z"`))},
-		{"wait_trigger_failed", "wait", store{}, runOpts{nextMethod: "__fail__", nextKwargs: map[string]any{"error": "trigger timeout after 2s"}},
-			retried("trigger timeout after 2s")},
-		{"load", "load", full, runOpts{}, all(succeeded, pushed("return_value", `loaded {"rows":3}`), logged(`"event":"loaded"`))},
+		{"read_config_missing", "read_config", runtimetest.Store{}, runOpts{}, runtimetest.Retried("not_found: variable greeting not found")},
+		{"push", "push", runtimetest.Store{}, runOpts{}, runtimetest.All(runtimetest.Succeeded, pushed("value", int64(42)), pushed("return_value", int64(42)), runtimetest.Logged("pushed xcom"))},
+		{"pull", "pull", full, runOpts{}, runtimetest.All(runtimetest.Succeeded, runtimetest.Logged(`"value":42`))},
+		{"pull_nothing", "pull", runtimetest.Store{}, runOpts{}, runtimetest.Failed("want 42")},
+		{"fail", "fail", runtimetest.Store{}, runOpts{}, runtimetest.All(runtimetest.Retried("java.lang.IllegalStateException: failing on purpose"),
+			runtimetest.Logged(`"level":"error"`, "\\tat Tasks."))},
+		{"wait", "wait", runtimetest.Store{}, runOpts{params: map[string]any{"seconds": 2.5}}, deferred(2.5)},
+		{"wait_default", "wait", runtimetest.Store{}, runOpts{}, deferred(1)},
+		{"wait_bad_seconds", "wait", runtimetest.Store{}, runOpts{params: map[string]any{"seconds": "soon"}}, runtimetest.Failed("params.seconds")},
+		{"wait_resume", "wait", runtimetest.Store{}, runOpts{nextMethod: "resume", nextKwargs: map[string]any{"deferred_at": "x", "event": event}},
+			runtimetest.All(runtimetest.Succeeded, pushed("return_value", event), runtimetest.Logged(`"event":"resumed"`, `"fired_at":"2026-11-22T08:00:01Z"`))},
+		{"wait_trigger_failed", "wait", runtimetest.Store{}, runOpts{nextMethod: "__fail__", nextKwargs: map[string]any{"error": "trigger timeout after 2s"}},
+			runtimetest.Retried("trigger timeout after 2s")},
+		{"load", "load", full, runOpts{}, runtimetest.All(runtimetest.Succeeded, pushed("return_value", `loaded {"rows":3}`), runtimetest.Logged(`"event":"loaded"`))},
 		{"load_from", "load", full, runOpts{params: map[string]any{"from_task": "other"}}, pushed("return_value", "loaded x")},
-		{"unknown", "nope", store{}, runOpts{}, failed(`no task "nope"`)},
+		{"unknown", "nope", runtimetest.Store{}, runOpts{}, runtimetest.Failed(`no task "nope"`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := runExample(t, tt.task, tt.store, tt.opts)
-			if r.err != nil {
-				t.Errorf("exit: %v\n%s", r.err, r.output)
+			if r.Err != nil {
+				t.Errorf("exit: %v\n%s", r.Err, r.Output)
 			}
 			tt.check(t, r)
 		})
 	}
 }
 
-func deferred(seconds float64) func(*testing.T, result) {
-	return func(t *testing.T, r result) {
+func deferred(seconds float64) runtimetest.Check {
+	return func(t *testing.T, r runtimetest.Result) {
 		t.Helper()
-		d, ok := r.terminal.(protocol.DeferTask)
+		d, ok := r.Terminal.(protocol.DeferTask)
 		if !ok {
-			t.Fatalf("terminal %#v, want DeferTask\nlogs:\n%s", r.terminal, r.logs)
+			t.Fatalf("terminal %#v, want DeferTask\nlogs:\n%s", r.Terminal, r.Logs)
 		}
 		var delta float64
 		switch v := d.TriggerKwargs["delta"].(type) {
@@ -535,8 +370,8 @@ func deferred(seconds float64) func(*testing.T, result) {
 		if err != nil || time.Since(at) > time.Minute {
 			t.Errorf("next_kwargs %#v: deferred_at is not now (%v)", d.NextKwargs, err)
 		}
-		if len(r.requests) != 1 {
-			t.Errorf("requests %#v, want DeferTask alone", r.requests)
+		if len(r.Requests) != 1 {
+			t.Errorf("requests %#v, want DeferTask alone", r.Requests)
 		}
 	}
 }
@@ -556,11 +391,11 @@ func TestSourcePathBuild(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("javac: %v\n%s", err, out)
 	}
-	r := runExample(t, "push", store{}, runOpts{classes: dir})
-	if r.err != nil {
-		t.Errorf("exit: %v\n%s", r.err, r.output)
+	r := runExample(t, "push", runtimetest.Store{}, runOpts{classes: dir})
+	if r.Err != nil {
+		t.Errorf("exit: %v\n%s", r.Err, r.Output)
 	}
-	all(succeeded, pushed("return_value", int64(42)))(t, r)
+	runtimetest.All(runtimetest.Succeeded, pushed("return_value", int64(42)))(t, r)
 }
 
 // TestExampleRefusesMsgpack checks the runtime stops at once, with exit code

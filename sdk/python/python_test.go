@@ -6,22 +6,16 @@ package python_test
 // repository's Go protocol codec as the worker, in both codecs.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/taskwire/taskwire/internal/runtimetest"
 	"github.com/taskwire/taskwire/protocol"
 )
 
@@ -87,137 +81,32 @@ func TestPythonSDK(t *testing.T) {
 
 // pyResult is what one run of the example runtime told the Go worker.
 type pyResult struct {
-	requests []protocol.Message
-	terminal protocol.Message
-	logs     []map[string]any
-	exitErr  error
-	output   string
-}
-
-// pyStore answers requests.
-type pyStore struct {
-	variables   map[string]string
-	connections map[string]protocol.ConnectionResult
-	xcoms       map[string]any // task_id/key
+	runtimetest.Result
+	logs []map[string]any // the log lines, decoded
 }
 
 // runPy runs examples/pytasks/tasks.py for one try against a worker made
 // of protocol.Conn, on loopback TCP.
-func runPy(t *testing.T, codec protocol.Codec, sd protocol.StartupDetails, st pyStore) pyResult {
+func runPy(t *testing.T, codec protocol.Codec, sd protocol.StartupDetails, st runtimetest.Store) pyResult {
 	t.Helper()
 	root := moduleRoot(t)
 	py := python3(t)
-	comm, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	r := runtimetest.Run(t, runtimetest.Config{
+		Codec:   codec,
+		Startup: sd,
+		Store:   st,
+		Run: func(ctx context.Context, comm, logs string) (string, error) {
+			cmd := exec.CommandContext(ctx, py, filepath.Join(root, "examples", "pytasks", "tasks.py"),
+				"--comm", comm, "--logs", logs, "--codec", codec.String())
+			cmd.Env = pyEnv()
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		},
+	})
+	if r.Err != nil {
+		t.Errorf("tasks.py %s: %v\n%s", sd.Context.Entrypoint, r.Err, r.Output)
 	}
-	defer comm.Close()
-	logs, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-	if st.xcoms == nil {
-		st.xcoms = map[string]any{}
-	}
-
-	var res pyResult
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		c, err := logs.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		sc := bufio.NewScanner(c)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var rec map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-				t.Errorf("log line %q is not JSON: %v", sc.Bytes(), err)
-				continue
-			}
-			mu.Lock()
-			res.logs = append(res.logs, rec)
-			mu.Unlock()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		c, err := comm.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		conn := protocol.NewConn(c, codec, 0)
-		if err := conn.WriteResponse(0, sd, nil); err != nil {
-			t.Errorf("send StartupDetails: %v", err)
-			return
-		}
-		for want := 1; ; want++ {
-			req, err := conn.ReadRequest()
-			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					t.Errorf("read request: %v", err)
-				}
-				return
-			}
-			if req.ID != want {
-				t.Errorf("request id %d, want %d", req.ID, want)
-			}
-			mu.Lock()
-			res.requests = append(res.requests, req.Msg)
-			mu.Unlock()
-			var msg protocol.Message = protocol.OKResponse{}
-			var errResp *protocol.ErrorResponse
-			switch m := req.Msg.(type) {
-			case protocol.SucceedTask, protocol.RetryTask, protocol.TaskState, protocol.DeferTask:
-				mu.Lock()
-				res.terminal = m
-				mu.Unlock()
-			case protocol.GetVariable:
-				if v, ok := st.variables[m.Key]; ok {
-					msg = protocol.VariableResult{Key: m.Key, Value: v}
-				} else {
-					msg, errResp = nil, &protocol.ErrorResponse{Error: "not_found", Detail: map[string]any{"message": "variable " + m.Key + " not found"}}
-				}
-			case protocol.GetConnection:
-				if c, ok := st.connections[m.ConnID]; ok {
-					msg = c
-				} else {
-					msg, errResp = nil, &protocol.ErrorResponse{Error: "not_found"}
-				}
-			case protocol.SetXCom:
-				st.xcoms[m.TaskID+"/"+m.Key] = m.Value
-			case protocol.GetXCom:
-				msg = protocol.XComResult{Key: m.Key, Value: st.xcoms[m.TaskID+"/"+m.Key]}
-			}
-			if err := conn.WriteResponse(req.ID, msg, errResp); err != nil {
-				t.Errorf("answer %d: %v", req.ID, err)
-				return
-			}
-		}
-	}()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, py, filepath.Join(root, "examples", "pytasks", "tasks.py"),
-		"--comm", comm.Addr().String(), "--logs", logs.Addr().String(), "--codec", codec.String())
-	cmd.Env = pyEnv()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	res.exitErr = cmd.Run()
-	res.output = out.String()
-	comm.Close()
-	logs.Close()
-	wg.Wait()
-	if res.exitErr != nil {
-		t.Errorf("tasks.py %s: %v\n%s", sd.Context.Entrypoint, res.exitErr, res.output)
-	}
-	return res
+	return pyResult{Result: r, logs: r.Records(t)}
 }
 
 func startup(task string, params map[string]any) protocol.StartupDetails {
@@ -242,17 +131,17 @@ func TestPythonRuntimeWithGoWorker(t *testing.T) {
 		t.Run(codec.String(), func(t *testing.T) {
 			t.Parallel()
 			t.Run("push", func(t *testing.T) {
-				st := pyStore{}
+				st := runtimetest.Store{}
 				res := runPy(t, codec, startup("push", nil), st)
-				if _, ok := res.terminal.(protocol.SucceedTask); !ok {
-					t.Fatalf("terminal %#v\n%s", res.terminal, res.output)
+				if _, ok := res.Terminal.(protocol.SucceedTask); !ok {
+					t.Fatalf("terminal %#v\n%s", res.Terminal, res.Output)
 				}
 				want := []protocol.Message{
 					protocol.SetXCom{Type: "SetXCom", Key: "value", Value: int64(42), DagID: "polyglot", RunID: "run-1", TaskID: "push", MapIndex: ptr(-1)},
 					protocol.SetXCom{Type: "SetXCom", Key: "return_value", Value: int64(42), DagID: "polyglot", RunID: "run-1", TaskID: "push", MapIndex: ptr(-1)},
 				}
-				if !reflect.DeepEqual(res.requests[:2], want) {
-					t.Errorf("requests %#v\nwant %#v", res.requests[:2], want)
+				if !reflect.DeepEqual(res.Requests[:2], want) {
+					t.Errorf("requests %#v\nwant %#v", res.Requests[:2], want)
 				}
 				r := findLog(res.logs, "pushed xcom")
 				if r == nil || r["logger"] != "task" || r["level"] != "info" || r["value"] != float64(42) {
@@ -265,17 +154,17 @@ func TestPythonRuntimeWithGoWorker(t *testing.T) {
 				}
 			})
 			t.Run("read_config", func(t *testing.T) {
-				st := pyStore{
-					variables: map[string]string{"greeting": "héllo taskwire"},
-					connections: map[string]protocol.ConnectionResult{"db": {ConnID: "db", ConnType: "postgres", Host: "db.internal",
+				st := runtimetest.Store{
+					Variables: map[string]string{"greeting": "héllo taskwire"},
+					Connections: map[string]protocol.ConnectionResult{"db": {ConnID: "db", ConnType: "postgres", Host: "db.internal",
 						Port: 5432, Login: "etl", Password: "s3cret", Extra: map[string]any{"sslmode": "require"}}},
-					xcoms: map[string]any{},
+					XComs: map[string]any{},
 				}
 				res := runPy(t, codec, startup("read_config", nil), st)
-				if _, ok := res.terminal.(protocol.SucceedTask); !ok {
-					t.Fatalf("terminal %#v\n%s", res.terminal, res.output)
+				if _, ok := res.Terminal.(protocol.SucceedTask); !ok {
+					t.Fatalf("terminal %#v\n%s", res.Terminal, res.Output)
 				}
-				if got := st.xcoms["read_config/greeting"]; got != "héllo taskwire" {
+				if got := res.XComs["read_config/greeting"]; got != "héllo taskwire" {
 					t.Errorf("xcom greeting = %v", got)
 				}
 				if r := findLog(res.logs, "read config"); r == nil || r["host"] != "db.internal" || r["port"] != float64(5432) {
@@ -283,42 +172,42 @@ func TestPythonRuntimeWithGoWorker(t *testing.T) {
 				}
 			})
 			t.Run("fail", func(t *testing.T) {
-				res := runPy(t, codec, startup("fail", nil), pyStore{})
-				rt, ok := res.terminal.(protocol.RetryTask)
+				res := runPy(t, codec, startup("fail", nil), runtimetest.Store{})
+				rt, ok := res.Terminal.(protocol.RetryTask)
 				if !ok || !strings.Contains(rt.Reason, "ValueError: failing on purpose") || rt.EndDate == "" {
-					t.Fatalf("terminal %#v\n%s", res.terminal, res.output)
+					t.Fatalf("terminal %#v\n%s", res.Terminal, res.Output)
 				}
 			})
 			t.Run("wait", func(t *testing.T) {
-				res := runPy(t, codec, startup("wait", map[string]any{"seconds": 0.25}), pyStore{})
+				res := runPy(t, codec, startup("wait", map[string]any{"seconds": 0.25}), runtimetest.Store{})
 				want := protocol.DeferTask{Type: "DeferTask", Classpath: "timedelta", TriggerKwargs: map[string]any{"delta": 0.25}, NextMethod: "resume"}
-				if !reflect.DeepEqual(res.terminal, want) {
-					t.Fatalf("terminal %#v, want %#v\n%s", res.terminal, want, res.output)
+				if !reflect.DeepEqual(res.Terminal, want) {
+					t.Fatalf("terminal %#v, want %#v\n%s", res.Terminal, want, res.Output)
 				}
 				sd := startup("wait", nil)
 				sd.NextMethod = "resume"
 				sd.NextKwargs = map[string]any{"event": map[string]any{"moment": "2026-11-22T08:00:01Z", "n": int64(3)}}
-				st := pyStore{xcoms: map[string]any{}}
+				st := runtimetest.Store{XComs: map[string]any{}}
 				res = runPy(t, codec, sd, st)
-				if _, ok := res.terminal.(protocol.SucceedTask); !ok {
-					t.Fatalf("terminal %#v\n%s", res.terminal, res.output)
+				if _, ok := res.Terminal.(protocol.SucceedTask); !ok {
+					t.Fatalf("terminal %#v\n%s", res.Terminal, res.Output)
 				}
-				if got := st.xcoms["wait/return_value"]; !reflect.DeepEqual(got, sd.NextKwargs["event"]) {
+				if got := res.XComs["wait/return_value"]; !reflect.DeepEqual(got, sd.NextKwargs["event"]) {
 					t.Errorf("return_value %#v, want the event %#v", got, sd.NextKwargs["event"])
 				}
 			})
 			t.Run("transform", func(t *testing.T) {
-				st := pyStore{xcoms: map[string]any{"extract/value": int64(21)}}
+				st := runtimetest.Store{XComs: map[string]any{"extract/value": int64(21)}}
 				res := runPy(t, codec, startup("transform", map[string]any{"from_task": "extract"}), st)
-				if _, ok := res.terminal.(protocol.SucceedTask); !ok {
-					t.Fatalf("terminal %#v\n%s", res.terminal, res.output)
+				if _, ok := res.Terminal.(protocol.SucceedTask); !ok {
+					t.Fatalf("terminal %#v\n%s", res.Terminal, res.Output)
 				}
-				if got := st.xcoms["transform/return_value"]; got != int64(42) {
+				if got := res.XComs["transform/return_value"]; got != int64(42) {
 					t.Errorf("return_value %#v, want 42", got)
 				}
-				gx, ok := res.requests[0].(protocol.GetXCom)
+				gx, ok := res.Requests[0].(protocol.GetXCom)
 				if !ok || gx.TaskID != "extract" || gx.Key != "value" || gx.DagID != "polyglot" || gx.RunID != "run-1" || gx.MapIndex != nil {
-					t.Errorf("first request %#v", res.requests[0])
+					t.Errorf("first request %#v", res.Requests[0])
 				}
 			})
 		})

@@ -91,23 +91,9 @@ func parsePayload(s string) any {
 // readPayload reads the --file payload: JSON, or nothing (nil) when the
 // file is empty or blank.
 func (c *cli) readPayload(name string) (json.RawMessage, error) {
-	var r io.Reader
-	if name == "-" {
-		r = c.stdin
-	} else {
-		fh, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("--file: %w", err)
-		}
-		defer fh.Close()
-		r = fh
-	}
-	data, err := io.ReadAll(io.LimitReader(r, maxPayloadFile+1))
+	data, err := c.readInput("--file", name, maxPayloadFile)
 	if err != nil {
-		return nil, fmt.Errorf("--file %s: %w", name, err)
-	}
-	if len(data) > maxPayloadFile {
-		return nil, fmt.Errorf("--file %s: larger than %d bytes", name, maxPayloadFile)
+		return nil, err
 	}
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
@@ -115,6 +101,30 @@ func (c *cli) readPayload(name string) (json.RawMessage, error) {
 	}
 	if !json.Valid(data) {
 		return nil, fmt.Errorf("--file %s: the payload is not valid JSON", name)
+	}
+	return data, nil
+}
+
+// readInput reads the file name, or stdin for "-", of at most max bytes;
+// flag names the flag that gave it, for errors.
+func (c *cli) readInput(flag, name string, max int) ([]byte, error) {
+	var r io.Reader
+	if name == "-" {
+		r = c.stdin
+	} else {
+		fh, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		defer fh.Close()
+		r = fh
+	}
+	data, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flag, name, err)
+	}
+	if len(data) > max {
+		return nil, fmt.Errorf("%s %s: larger than %d bytes", flag, name, max)
 	}
 	return data, nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -217,23 +216,9 @@ func parseParams(p pairFlag) map[string]any {
 
 // readSpecs reads the -f file.
 func (c *cli) readSpecs(name string) ([]activity.TaskSpec, error) {
-	var r io.Reader
-	if name == "-" {
-		r = c.stdin
-	} else {
-		fh, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("-f: %w", err)
-		}
-		defer fh.Close()
-		r = fh
-	}
-	data, err := io.ReadAll(io.LimitReader(r, maxSpecFile+1))
+	data, err := c.readInput("-f", name, maxSpecFile)
 	if err != nil {
-		return nil, fmt.Errorf("-f %s: %w", name, err)
-	}
-	if len(data) > maxSpecFile {
-		return nil, fmt.Errorf("-f %s: larger than %d bytes", name, maxSpecFile)
+		return nil, err
 	}
 	specs, err := decodeSpecs(data, filepath.Ext(name))
 	if err != nil {

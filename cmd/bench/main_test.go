@@ -53,6 +53,9 @@ func TestRun(t *testing.T) {
 	if len(r.Targets) == 0 {
 		t.Error("no targets in the report")
 	}
+	if r.Config.TaskBin != "taskbin" {
+		t.Errorf("task processes were %q, want the built taskbin", r.Config.TaskBin)
+	}
 	// Every figure, every number of the report, is positive.
 	var doc any
 	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {

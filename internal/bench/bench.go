@@ -39,6 +39,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		Tasks: cfg.Tasks, Concurrency: cfg.Concurrency, Workers: cfg.Workers, Inflight: cfg.Inflight,
 		LatencyTasks: cfg.LatencyTasks, Deferrals: cfg.Deferrals, Timers: cfg.Timers,
 		LateTimers: cfg.LateTimers, LateSpreadS: cfg.LateSpread.Seconds(), Samples: cfg.Samples,
+		TaskBin: filepath.Base(cfg.TaskBin),
 	}}
 	if err := runCluster(ctx, cfg, dir, prog, r); err != nil {
 		return nil, err
@@ -92,7 +93,7 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.Raw.JetStreamRTT, err = rawJetStream(ctx, c.observer, n, phase("raw: JetStream RTT", n)); err != nil {
 		return fmt.Errorf("raw JetStream round trip: %w", err)
 	}
-	fe, toMain, err := rawForkExecSelf(ctx, cfg.Self, stamps, n, phase("raw: fork+exec", n))
+	fe, toMain, err := rawForkExecSelf(ctx, cfg.TaskBin, stamps, n, phase("raw: fork+exec", n))
 	if err != nil {
 		return fmt.Errorf("raw fork+exec: %w", err)
 	}
@@ -104,13 +105,13 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 		}
 		r.Raw.TruePerSecond, r.Raw.True = perSecond(fe), summarize(fe)
 	}
-	iters, answered, err := rawHandshake(ctx, cfg.Self, n, phase("raw: Go SDK handshake", n))
+	iters, answered, err := rawHandshake(ctx, cfg.TaskBin, n, phase("raw: Go SDK handshake", n))
 	if err != nil {
 		return fmt.Errorf("raw go sdk handshake: %w", err)
 	}
 	r.Raw.HandshakePerSecond, r.Raw.Handshake = perSecond(iters), summarize(answered)
 
-	if r.Dispatch, err = dispatch(ctx, c, cfg.Self, stamps, cfg.LatencyTasks, phase("dispatch latency", cfg.LatencyTasks)); err != nil {
+	if r.Dispatch, err = dispatch(ctx, c, cfg.TaskBin, stamps, cfg.LatencyTasks, phase("dispatch latency", cfg.LatencyTasks)); err != nil {
 		return fmt.Errorf("dispatch latency: %w", err)
 	}
 	tp := func(name string, spec activity.TaskSpec) (Throughput, error) {
@@ -118,13 +119,13 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 		prog.set(name, cfg.Tasks, func() int { return int(c.tracker.ended.Load() - base) })
 		return throughput(ctx, c, spec, cfg.Tasks, cfg.Inflight)
 	}
-	if r.Command, err = tp("command tasks", commandSpec(cfg.Self, ModeNoop, "")); err != nil {
+	if r.Command, err = tp("command tasks", commandSpec(cfg.TaskBin, ModeNoop, "")); err != nil {
 		return fmt.Errorf("command throughput: %w", err)
 	}
 	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
 		return fmt.Errorf("go sdk throughput: %w", err)
 	}
-	if r.Deferral, err = deferral(ctx, c, cfg.Self, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
+	if r.Deferral, err = deferral(ctx, c, cfg.TaskBin, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
 		return fmt.Errorf("deferral round trip: %w", err)
 	}
 	return nil

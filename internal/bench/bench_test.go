@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/internal/benchtask"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/queue"
 	"github.com/taskwire/taskwire/sdk"
@@ -246,7 +247,7 @@ func TestStamp(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	now := time.Now()
-	if err := WriteStamp(dir, "ti.defer", now); err != nil {
+	if err := benchtask.WriteStamp(dir, "ti.defer", now); err != nil {
 		t.Fatal(err)
 	}
 	got, err := readStamp(dir, "ti.defer")

@@ -108,7 +108,7 @@ func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err 
 		w, err := worker.New(worker.Config{
 			Queue: wq, API: api, Queues: []string{queueCommand, queueGo}, Concurrency: cfg.Concurrency,
 			Runtimes: map[string]worker.Runtime{queueGo: {
-				Command: []string{cfg.Self, "--comm", worker.PlaceholderCommAddr, "--logs", worker.PlaceholderLogsAddr},
+				Command: []string{cfg.TaskBin, "--comm", worker.PlaceholderCommAddr, "--logs", worker.PlaceholderLogsAddr},
 				Env:     childEnv(ModeSDK),
 			}},
 			ID:          fmt.Sprintf("bench-worker-%d", i),

@@ -150,9 +150,3 @@ func readStamp(dir, name string) (time.Time, error) {
 	}
 	return time.Unix(0, n), nil
 }
-
-// WriteStamp writes now (Unix nanoseconds) to dir/name, for the child
-// modes.
-func WriteStamp(dir, name string, now time.Time) error {
-	return os.WriteFile(filepath.Join(dir, name), []byte(strconv.FormatInt(now.UnixNano(), 10)), 0o644)
-}

@@ -60,6 +60,27 @@ func (c *Client) ActivityConsumer(ctx context.Context, queue string) (jetstream.
 	return cons, nil
 }
 
+// Doorbell subscribes to queue's doorbell (see [BellSubject]): bell gets a
+// value, without blocking, whenever an activity for queue has been stored,
+// so a full bell of capacity 1 means "there may be something to pull".
+// Redeliveries (a Nak, an expired AckWait) ring no bell. Unsubscribe with
+// the returned subscription.
+func (c *Client) Doorbell(queue string, bell chan<- struct{}) (*nats.Subscription, error) {
+	if err := ValidQueueName(queue); err != nil {
+		return nil, fmt.Errorf("doorbell: %w", err)
+	}
+	sub, err := c.nc.Subscribe(BellSubject(queue), func(*nats.Msg) {
+		select {
+		case bell <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("doorbell of %s: %w", queue, err)
+	}
+	return sub, nil
+}
+
 // maxDeliveriesAdvisory is the part of JetStream's max_deliver advisory we
 // read.
 type maxDeliveriesAdvisory struct {

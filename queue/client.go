@@ -151,8 +151,11 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Subjects:    []string{"activity.>"},
 			Retention:   jetstream.WorkQueuePolicy,
 			Duplicates:  DuplicatesWindowDefault,
-			Replicas:    r,
-			Storage:     st,
+			// Doorbells: a worker with more queues than free slots waits
+			// for one instead of holding a slot in a pull on an idle queue.
+			RePublish: &jetstream.RePublish{Source: "activity.>", Destination: "bell.>", HeadersOnly: true},
+			Replicas:  r,
+			Storage:   st,
 		},
 		{
 			Name:        StreamTriggers,

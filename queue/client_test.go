@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -233,5 +234,72 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 	}
 	if string(got.Data) != "poison" || got.Header.Get(queue.HeaderReason) != "max deliveries exceeded" {
 		t.Fatalf("dead letter = %q %v", got.Data, got.Header)
+	}
+}
+
+// TestDoorbell: a queue's bell rings after each of its activities is
+// stored (a no-wait pull right after the bell finds it), not for other
+// queues' activities, and carries no payload.
+func TestDoorbell(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, queue.Config{})
+	ctx := testContext(t)
+	cons, err := c.ActivityConsumer(ctx, "alpha")
+	if err != nil {
+		t.Fatalf("ActivityConsumer: %v", err)
+	}
+	bell := make(chan struct{}, 1)
+	sub, err := c.Doorbell("alpha", bell)
+	if err != nil {
+		t.Fatalf("Doorbell: %v", err)
+	}
+	defer sub.Unsubscribe()
+	raw, err := c.Conn().SubscribeSync("bell.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Unsubscribe()
+	if err := c.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		// Another queue's activity first: it must not ring alpha's bell.
+		if err := c.PublishActivity(ctx, "beta", fmt.Sprintf("b-%d", i), []byte("b")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PublishActivity(ctx, "alpha", fmt.Sprintf("a-%d", i), []byte("payload")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-bell:
+		case <-ctx.Done():
+			t.Fatalf("activity %d: no bell", i)
+		}
+		batch, err := cons.FetchNoWait(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if err := m.Ack(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n != 1 {
+			t.Fatalf("activity %d: the pull after its bell got %d messages (err %v), want 1", i, n, batch.Error())
+		}
+		for _, want := range []string{"bell.beta", "bell.alpha"} {
+			m, err := raw.NextMsg(testTimeout)
+			if err != nil {
+				t.Fatalf("activity %d: %s: %v", i, want, err)
+			}
+			if m.Subject != want || len(m.Data) != 0 || m.Header.Get("Nats-Sequence") == "" {
+				t.Fatalf("activity %d: bell %s with %d bytes and headers %v, want %s, headers only", i, m.Subject, len(m.Data), m.Header, want)
+			}
+		}
+	}
+	if _, err := c.Doorbell("Bad.Queue", bell); !errors.Is(err, queue.ErrInvalidQueue) {
+		t.Fatalf("Doorbell of a bad queue = %v, want ErrInvalidQueue", err)
 	}
 }

@@ -38,9 +38,9 @@ func main() {
 		os.Exit(child(mode, os.Args[1:]))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(exitCode(ctx, err))
+	code := exitCode(ctx, run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stop() // cancels ctx: after exitCode has looked at it
+	os.Exit(code)
 }
 
 // usageError is bad usage: exit status 2.
@@ -88,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	timers := fs.String("timers", joinInts(bench.TimersDefault), "comma-separated numbers of timers the triggerer is measured holding")
 	fs.IntVar(&cfg.LateTimers, "late-timers", bench.LateTimersDefault, "timers whose lateness is measured while the triggerer holds the others")
 	fs.DurationVar(&cfg.LateSpread, "late-spread", bench.LateSpreadDefault, "time over which the late timers are due")
+	fs.IntVar(&cfg.Queues, "queues", bench.QueuesDefault, "queues the many-queues phase spreads its tasks over")
+	fs.IntVar(&cfg.Backlog, "backlog", bench.BacklogDefault, "activities left pending on another queue during the backlog phase")
 	fs.IntVar(&cfg.Samples, "samples", bench.SamplesDefault, "samples of each raw limit")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")

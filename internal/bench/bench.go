@@ -39,6 +39,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		Tasks: cfg.Tasks, Concurrency: cfg.Concurrency, Workers: cfg.Workers, Inflight: cfg.Inflight,
 		LatencyTasks: cfg.LatencyTasks, Deferrals: cfg.Deferrals, Timers: cfg.Timers,
 		LateTimers: cfg.LateTimers, LateSpreadS: cfg.LateSpread.Seconds(), Samples: cfg.Samples,
+		Queues: cfg.Queues, Backlog: cfg.Backlog,
 		TaskBin: filepath.Base(cfg.TaskBin),
 	}}
 	if err := runCluster(ctx, cfg, dir, prog, r); err != nil {
@@ -127,6 +128,20 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	}
 	if r.Deferral, err = deferral(ctx, c, cfg.TaskBin, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
 		return fmt.Errorf("deferral round trip: %w", err)
+	}
+	base := c.tracker.ended.Load()
+	prog.set(fmt.Sprintf("command tasks over %d queues", cfg.Queues), cfg.Tasks, func() int { return int(c.tracker.ended.Load() - base) })
+	if r.ManyQueues, err = manyQueues(ctx, c, cfg, cfg.Queues); err != nil {
+		return fmt.Errorf("throughput over %d queues: %w", cfg.Queues, err)
+	}
+	// Last: the backlog stays in the stream until the cluster stops.
+	pub, err := publishBacklog(ctx, c.observer, cfg.Backlog, phase(fmt.Sprintf("backlog: publishing %d", cfg.Backlog), cfg.Backlog))
+	if err != nil {
+		return fmt.Errorf("backlog: %w", err)
+	}
+	r.Backlog = Backlog{Messages: cfg.Backlog, PublishSeconds: pub.Seconds()}
+	if r.Backlog.Command, err = tp("command tasks beside the backlog", commandSpec(cfg.TaskBin, ModeNoop, "")); err != nil {
+		return fmt.Errorf("command throughput beside the backlog: %w", err)
 	}
 	return nil
 }

@@ -22,6 +22,8 @@ const (
 	LateTimersDefault   = 10_000
 	LateSpreadDefault   = 5 * time.Second
 	SamplesDefault      = 300
+	QueuesDefault       = 100
+	BacklogDefault      = 1_000_000
 )
 
 // TimersDefault are the timer counts the triggerer is measured at.
@@ -78,6 +80,13 @@ type Config struct {
 	// LateSpread is the time over which the LateTimers are due. Default
 	// LateSpreadDefault.
 	LateSpread time.Duration
+	// Queues is the number of queues the many-queues phase spreads its
+	// Tasks over, all served by one worker. Default QueuesDefault.
+	Queues int
+	// Backlog is the number of activities left pending on a queue nobody
+	// serves while the command throughput phase runs again. Default
+	// BacklogDefault.
+	Backlog int
 	// Samples is the number of samples of each raw limit. Default
 	// SamplesDefault.
 	Samples int
@@ -118,6 +127,8 @@ func (c Config) WithDefaults() Config {
 	def(&c.Deferrals, DeferralsDefault)
 	def(&c.LateTimers, LateTimersDefault)
 	def(&c.Samples, SamplesDefault)
+	def(&c.Queues, QueuesDefault)
+	def(&c.Backlog, BacklogDefault)
 	if len(c.Timers) == 0 {
 		c.Timers = TimersDefault
 	}
@@ -140,7 +151,7 @@ func (c Config) validate() error {
 	}{
 		{"tasks", c.Tasks}, {"concurrency", c.Concurrency}, {"workers", c.Workers},
 		{"inflight", c.Inflight}, {"latency tasks", c.LatencyTasks}, {"deferrals", c.Deferrals},
-		{"late timers", c.LateTimers}, {"samples", c.Samples},
+		{"late timers", c.LateTimers}, {"samples", c.Samples}, {"queues", c.Queues}, {"backlog", c.Backlog},
 	} {
 		if f.v < 1 {
 			return fmt.Errorf("%w: %s %d: want at least 1", ErrConfig, f.name, f.v)

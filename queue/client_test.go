@@ -235,3 +235,54 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 		t.Fatalf("dead letter = %q %v", got.Data, got.Header)
 	}
 }
+
+// A bound client (a worker, a triggerer) never changes what the
+// provisioning client (the executor) set: not the activity ack wait, not
+// the stream replicas. When a worker creates a queue's consumer first, the
+// executor's first activity on that queue sets it to the executor's config.
+func TestBindKeepsTheExecutorsLayout(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	ctx := testContext(t)
+	owner, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{ActivityAckWait: 2 * time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.ActivityConsumer(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	bound, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{Bind: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ackWait := func(q string) time.Duration {
+		t.Helper()
+		cons, err := bound.ActivityConsumer(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Config.AckWait
+	}
+	if got := ackWait("a"); got != 2*time.Second {
+		t.Errorf("ack wait after a bound client took the consumer: %s, want the executor's 2s", got)
+	}
+	// The worker came first on queue b.
+	if got := ackWait("b"); got != queue.ActivityAckWaitDefault {
+		t.Errorf("ack wait of a consumer a bound client created: %s, want the default", got)
+	}
+	if err := owner.PublishActivity(ctx, "b", "b-1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := ackWait("b"); got != 2*time.Second {
+		t.Errorf("ack wait after the executor published on b: %s, want 2s", got)
+	}
+	// A bound client on an empty server creates what is missing.
+	s2 := natstest.RunServer(t)
+	if _, err := queue.New(ctx, natstest.Connect(t, s2), queue.Config{Bind: true, Logger: testLogger(t)}); err != nil {
+		t.Fatalf("bind on an empty server: %v", err)
+	}
+}

@@ -45,7 +45,7 @@ func (c *Client) PublishTrigger(ctx context.Context, triggerID string, data []by
 // TriggerConsumer creates or updates the durable pull consumer of new
 // triggers shared by all triggerers.
 func (c *Client) TriggerConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, StreamTriggers, jetstream.ConsumerConfig{
+	cons, err := c.consumer(ctx, StreamTriggers, jetstream.ConsumerConfig{
 		Durable:       TriggerConsumerName,
 		Description:   "taskwire triggerers",
 		FilterSubject: TriggerSubject,

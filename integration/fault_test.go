@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -60,5 +62,54 @@ func TestQueuesAreSeparate(t *testing.T) {
 		if ti.State != activity.StateSuccess || ti.WorkerID != want {
 			t.Errorf("task on %s: state %s worker %q, want success on %s", ti.Queue, ti.State, ti.WorkerID, want)
 		}
+	}
+}
+
+// Worker storm: 1,000 short tasks across three workers while a random
+// worker is SIGKILLed and restarted every 200–400ms. Every task succeeds
+// exactly once, by the executor's records and by the tasks' own side
+// effects.
+func TestWorkerStorm(t *testing.T) {
+	const n, workers = 1000, 3
+	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms", ackWait: "2s", logLevel: "info"})
+	start := func(i int) *testbin.Proc {
+		return c.startWorker(workerOpts{name: fmt.Sprintf("worker%d", i), concurrency: 8, extra: []string{"--log-level", "info"}})
+	}
+	ws := make([]*testbin.Proc, workers)
+	for i := range ws {
+		ws[i] = start(i)
+	}
+	out := c.path("runs")
+	began := time.Now()
+	stop := make(chan struct{})
+	killed := make(chan int)
+	go func() {
+		kills := 0
+		defer func() { killed <- kills }()
+		rng := rand.New(rand.NewPCG(1, 2))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(200+rng.IntN(200)) * time.Millisecond):
+			}
+			i := rng.IntN(workers)
+			ws[i].Kill()
+			kills++
+			ws[i] = start(i)
+		}
+	}()
+	ids := c.submitMany(n, func(i int) activity.TaskSpec {
+		return activity.TaskSpec{Queue: "default", TaskID: fmt.Sprintf("storm-%d", i), Entrypoint: sh("sleep 0.05; " + sideEffect(out)),
+			RetryPolicy: activity.RetryPolicy{Retries: 30, Delay: activity.Duration(20 * time.Millisecond)}}
+	})
+	c.waitFinished(n, 50*time.Second)
+	close(stop)
+	kills := <-killed
+	rep := checkSucceededOnce(t, c, ids, out)
+	t.Logf("%d tasks, %d workers SIGKILLed, %s: %d succeeded once, %d tries, %d reruns of a try whose worker died, 0 lost",
+		n, kills, time.Since(began).Round(time.Millisecond), rep.succeeded, rep.tries, rep.reruns)
+	if kills < 10 {
+		t.Errorf("only %d kills: the storm was too short to test anything", kills)
 	}
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -112,4 +113,68 @@ func TestWorkerStorm(t *testing.T) {
 	if kills < 10 {
 		t.Errorf("only %d kills: the storm was too short to test anything", kills)
 	}
+}
+
+// Triggerer loss: 2,000 deferred tasks held by two triggerers; one is
+// SIGKILLed and the event they wait for is sent at once. The survivor takes
+// the dead one's triggers over and every task resumes exactly once, all
+// within 60s of the kill.
+func TestTriggererLoss(t *testing.T) {
+	const n = 2000
+	c := newCluster(t, clusterOpts{logLevel: "info"})
+	for i := range 2 {
+		c.startWorker(workerOpts{name: fmt.Sprintf("worker%d", i), concurrency: 16, extra: []string{"--log-level", "info"}})
+	}
+	trigs := []*triggerer{
+		c.startTriggerer(triggererOpts{name: "trig-a", capacity: n, extra: []string{"--log-level", "info"}}),
+		c.startTriggerer(triggererOpts{name: "trig-b", capacity: n, extra: []string{"--log-level", "info"}}),
+	}
+	out := c.path("runs")
+	script := `if [ -z "$TASKWIRE_NEXT_METHOD" ]; then
+  printf '{"trigger":"event","kwargs":{"name":"release"},"next_method":"after"}' > "$TASKWIRE_DEFER_FILE"
+  exit 0
+fi
+` + sideEffect(out)
+	began := time.Now()
+	ids := c.submitMany(n, func(i int) activity.TaskSpec {
+		return activity.TaskSpec{Queue: "default", TaskID: fmt.Sprintf("deferred-%d", i), Entrypoint: sh(script)}
+	})
+	var held [2]int
+	testbin.Eventually(t, 60*time.Second, fmt.Sprintf("the two triggerers to hold %d triggers", n), func() bool {
+		for i, tr := range trigs {
+			h, err := tr.held()
+			if err != nil {
+				return false
+			}
+			held[i] = h
+		}
+		return held[0]+held[1] == n
+	})
+	t.Logf("%d tasks deferred in %s; trig-a holds %d, trig-b %d", n, time.Since(began).Round(time.Millisecond), held[0], held[1])
+	if held[0] == 0 || held[1] == 0 {
+		t.Fatalf("one triggerer holds all %d triggers; the test needs both to hold some", n)
+	}
+
+	trigs[0].Kill()
+	killed := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := c.api.SendEvent(ctx, "release", map[string]any{"go": true}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFinished(n, 60*time.Second)
+	t.Logf("all %d resumed and finished %s after trig-a (holding %d) was SIGKILLed", n, time.Since(killed).Round(time.Millisecond), held[0])
+	if d := time.Since(killed); d > 60*time.Second {
+		t.Errorf("resuming took %s, want within 60s", d)
+	}
+	rep := checkSucceededOnce(t, c, ids, out)
+	for _, ti := range c.records(ids) {
+		if ti.TryNumber != 1 || len(ti.Tries) != 1 || ti.NextMethod != "after" {
+			t.Fatalf("%s: try %d, %d tries, next_method %q: want one try resumed into after", ti.TaskID, ti.TryNumber, len(ti.Tries), ti.NextMethod)
+		}
+	}
+	if rep.reruns != 0 {
+		t.Errorf("%d resumed runs beyond one per task", rep.reruns)
+	}
+	c.waitHeld(trigs[1], 0, 10*time.Second)
 }

@@ -58,13 +58,19 @@ type clusterOpts struct {
 	ackWait         string // executor --activity-ack-wait
 	operatorToken   string
 	logLevel        string // executor --log-level, default debug
+	natsURL         string // NATS URLs (comma separated) to use instead of a server of the test's own
+	replicas        int    // executor --replicas, default 1
 }
 
 func newCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir()}
-	c.nats = natstest.RunServer(t)
-	c.natsURL = c.nats.ClientURL()
+	if o.natsURL != "" {
+		c.natsURL = o.natsURL
+	} else {
+		c.nats = natstest.RunServer(t)
+		c.natsURL = c.nats.ClientURL()
+	}
 	c.startExecutor(o)
 	return c
 }
@@ -82,6 +88,9 @@ func (c *cluster) startExecutor(o clusterOpts) {
 	}
 	if o.operatorToken != "" {
 		args = append(args, "--operator-token", o.operatorToken)
+	}
+	if o.replicas > 0 {
+		args = append(args, "--replicas", fmt.Sprint(o.replicas))
 	}
 	c.exec = testbin.Start(c.t, "executor", c.bins.executor, nil, args...)
 	c.apiURL = "http://" + addr

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/testbin"
 )
 
@@ -177,4 +178,46 @@ fi
 		t.Errorf("%d resumed runs beyond one per task", rep.reruns)
 	}
 	c.waitHeld(trigs[1], 0, 10*time.Second)
+}
+
+// Two executor replicas on one NATS serve at once, each called by its own
+// worker and given half the tasks; one is SIGKILLed mid-run and restarted
+// on its address. Every task succeeds exactly once, and every revision of
+// every record kept in the bucket decodes and follows the state graph.
+func TestExecutorReplicasAndRestart(t *testing.T) {
+	const n = 400
+	o := clusterOpts{zombieThreshold: "3s", ackWait: "3s", logLevel: "info"}
+	c := newCluster(t, o)
+	addrA := strings.TrimPrefix(c.apiURL, "http://")
+	_, urlB, apiB := c.runExecutor("executor-b", testbin.FreeAddr(t), o)
+	info := []string{"--log-level", "info"}
+	c.startWorker(workerOpts{name: "worker-a", concurrency: 8, extra: info})
+	c.startWorker(workerOpts{name: "worker-b", concurrency: 8, apiURL: urlB, extra: info})
+	c.submitAPIs = []*client.Client{c.api, apiB}
+
+	out := c.path("runs")
+	ids := c.submitMany(n, func(i int) activity.TaskSpec {
+		script := "sleep 0.05; " + sideEffect(out)
+		if i%10 == 0 {
+			// Fails its first try: retries cross the executors too.
+			script = `[ "$TASKWIRE_TRY_NUMBER" -gt 1 ] || exit 3; ` + script
+		}
+		return activity.TaskSpec{Queue: "default", TaskID: fmt.Sprintf("task-%d", i), Entrypoint: sh(script),
+			RetryPolicy: activity.RetryPolicy{Retries: 5, Delay: activity.Duration(100 * time.Millisecond)}}
+	})
+	c.api = apiB
+	testbin.Eventually(t, 30*time.Second, "a quarter of the tasks to succeed", func() bool {
+		got, err := c.count(activity.StateSuccess)
+		return err == nil && got >= n/4
+	})
+	done, _ := c.count(activity.StateSuccess)
+	c.exec.Kill()
+	t.Logf("executor-a SIGKILLed with %d/%d tasks done", done, n)
+	c.exec, _, _ = c.runExecutor("executor-a2", addrA, o)
+
+	c.waitFinished(n, 50*time.Second)
+	rep := checkSucceededOnce(t, c, ids, out)
+	revs := checkHistories(t, c, ids)
+	t.Logf("%d tasks on two executors, one restarted: %d succeeded once, %d tries, %d reruns, %d record revisions all legal, 0 lost",
+		n, rep.succeeded, rep.tries, rep.reruns, revs)
 }

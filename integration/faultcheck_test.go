@@ -10,17 +10,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/testbin"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // submitMany submits n tasks, spec(i) each, eight at a time, and returns
-// their ids in order.
+// their ids in order. With c.submitAPIs set it takes turns among them.
 func (c *cluster) submitMany(n int, spec func(i int) activity.TaskSpec) []string {
 	c.t.Helper()
+	apis := c.submitAPIs
+	if len(apis) == 0 {
+		apis = []*client.Client{c.api}
+	}
 	ids := make([]string, n)
 	g, ctx := errgroup.WithContext(context.Background())
 	g.SetLimit(8)
@@ -28,7 +35,7 @@ func (c *cluster) submitMany(n int, spec func(i int) activity.TaskSpec) []string
 		g.Go(func() error {
 			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			ti, err := c.api.Submit(sctx, spec(i))
+			ti, err := apis[i%len(apis)].Submit(sctx, spec(i))
 			if err != nil {
 				return fmt.Errorf("submit %d: %w", i, err)
 			}
@@ -173,4 +180,47 @@ func checkSucceededOnce(t *testing.T, c *cluster, ids []string, file string) onc
 		t.Fatalf("%d of %d tasks did not succeed exactly once", lost, len(ids))
 	}
 	return rep
+}
+
+// checkHistories checks every revision of each record that the
+// task_instances bucket keeps: it decodes, names its task instance, never
+// goes back a try, and changes state only along the state graph. It
+// returns how many revisions it checked.
+func checkHistories(t *testing.T, c *cluster, ids []string) int {
+	t.Helper()
+	js, err := jetstream.New(natstest.Connect(t, c.nats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, queue.BucketTaskInstances)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revisions := 0
+	for _, id := range ids {
+		hist, err := kv.History(ctx, id)
+		if err != nil {
+			t.Fatalf("history of %s: %v", id, err)
+		}
+		var prev *activity.TaskInstance
+		for _, e := range hist {
+			revisions++
+			ti, err := activity.UnmarshalRecord(e.Value())
+			if err != nil || ti.ID != id {
+				t.Fatalf("%s revision %d: corrupt record %q: %v", id, e.Revision(), e.Value(), err)
+			}
+			if prev != nil {
+				if ti.TryNumber < prev.TryNumber {
+					t.Errorf("%s revision %d: try %d after try %d", id, e.Revision(), ti.TryNumber, prev.TryNumber)
+				}
+				if ti.State != prev.State && !activity.CanTransition(prev.State, ti.State) {
+					t.Errorf("%s revision %d: illegal %s → %s", id, e.Revision(), prev.State, ti.State)
+				}
+			}
+			prev = ti
+		}
+	}
+	return revisions
 }

@@ -31,6 +31,17 @@ func (c *Client) PublishActivity(ctx context.Context, queue, msgID string, data 
 	if msgID == "" {
 		return fmt.Errorf("publish activity on %s: empty msg id", queue)
 	}
+	if !c.cfg.Bind {
+		// The first activity this provisioning client (the executor) puts
+		// on a queue sets the queue's consumer to its config: a worker may
+		// have created it first, with its defaults.
+		if _, ok := c.ownConsumers.Load(queue); !ok {
+			if _, err := c.ActivityConsumer(ctx, queue); err != nil {
+				return fmt.Errorf("publish activity %s: %w", msgID, err)
+			}
+			c.ownConsumers.Store(queue, true)
+		}
+	}
 	if _, err := c.js.Publish(ctx, ActivitySubject(queue), data, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("publish activity %s on %s: %w", msgID, queue, err)
 	}
@@ -38,12 +49,13 @@ func (c *Client) PublishActivity(ctx context.Context, queue, msgID string, data 
 }
 
 // ActivityConsumer creates or updates the durable pull consumer
-// "queue-<queue>" on activity.<queue>, shared by all workers of queue.
+// "queue-<queue>" on activity.<queue>, shared by all workers of queue. A
+// bound client (Config.Bind) takes an existing consumer as it is.
 func (c *Client) ActivityConsumer(ctx context.Context, queue string) (jetstream.Consumer, error) {
 	if err := ValidQueueName(queue); err != nil {
 		return nil, fmt.Errorf("activity consumer: %w", err)
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, StreamActivities, jetstream.ConsumerConfig{
+	cons, err := c.consumer(ctx, StreamActivities, jetstream.ConsumerConfig{
 		Durable:       ActivityConsumerName(queue),
 		Description:   "taskwire workers of queue " + queue,
 		FilterSubject: ActivitySubject(queue),

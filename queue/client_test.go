@@ -3,6 +3,8 @@ package queue_test
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -238,15 +240,15 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 }
 
 // TestDoorbell: a queue's bell rings after each of its activities is
-// stored (a no-wait pull right after the bell finds it), not for other
+// stored (the stream sequence it names can be read at once), not for other
 // queues' activities, and carries no payload.
 func TestDoorbell(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, queue.Config{})
 	ctx := testContext(t)
-	cons, err := c.ActivityConsumer(ctx, "alpha")
+	st, err := c.JetStream().Stream(ctx, queue.StreamActivities)
 	if err != nil {
-		t.Fatalf("ActivityConsumer: %v", err)
+		t.Fatal(err)
 	}
 	bell := make(chan struct{}, 1)
 	sub, err := c.Doorbell("alpha", bell)
@@ -275,31 +277,76 @@ func TestDoorbell(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("activity %d: no bell", i)
 		}
-		batch, err := cons.FetchNoWait(1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			if err := m.Ack(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if n != 1 {
-			t.Fatalf("activity %d: the pull after its bell got %d messages (err %v), want 1", i, n, batch.Error())
-		}
 		for _, want := range []string{"bell.beta", "bell.alpha"} {
 			m, err := raw.NextMsg(testTimeout)
 			if err != nil {
 				t.Fatalf("activity %d: %s: %v", i, want, err)
 			}
-			if m.Subject != want || len(m.Data) != 0 || m.Header.Get("Nats-Sequence") == "" {
-				t.Fatalf("activity %d: bell %s with %d bytes and headers %v, want %s, headers only", i, m.Subject, len(m.Data), m.Header, want)
+			if m.Subject != want || len(m.Data) != 0 {
+				t.Fatalf("activity %d: bell %s with %d bytes, want %s, headers only", i, m.Subject, len(m.Data), want)
+			}
+			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+			if err != nil {
+				t.Fatalf("activity %d: bell headers %v: %v", i, m.Header, err)
+			}
+			stored, err := st.GetMsg(ctx, seq)
+			if err != nil || stored.Subject != "activity."+strings.TrimPrefix(want, "bell.") {
+				t.Fatalf("activity %d: %s rang for seq %d, stored %v, %v", i, want, seq, stored, err)
 			}
 		}
 	}
 	if _, err := c.Doorbell("Bad.Queue", bell); !errors.Is(err, queue.ErrInvalidQueue) {
 		t.Fatalf("Doorbell of a bad queue = %v, want ErrInvalidQueue", err)
+	}
+}
+
+// A bound client (a worker, a triggerer) never changes what the
+// provisioning client (the executor) set: not the activity ack wait, not
+// the stream replicas. When a worker creates a queue's consumer first, the
+// executor's first activity on that queue sets it to the executor's config.
+func TestBindKeepsTheExecutorsLayout(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	ctx := testContext(t)
+	owner, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{ActivityAckWait: 2 * time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.ActivityConsumer(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	bound, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{Bind: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ackWait := func(q string) time.Duration {
+		t.Helper()
+		cons, err := bound.ActivityConsumer(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Config.AckWait
+	}
+	if got := ackWait("a"); got != 2*time.Second {
+		t.Errorf("ack wait after a bound client took the consumer: %s, want the executor's 2s", got)
+	}
+	// The worker came first on queue b.
+	if got := ackWait("b"); got != queue.ActivityAckWaitDefault {
+		t.Errorf("ack wait of a consumer a bound client created: %s, want the default", got)
+	}
+	if err := owner.PublishActivity(ctx, "b", "b-1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := ackWait("b"); got != 2*time.Second {
+		t.Errorf("ack wait after the executor published on b: %s, want 2s", got)
+	}
+	// A bound client on an empty server creates what is missing.
+	s2 := natstest.RunServer(t)
+	if _, err := queue.New(ctx, natstest.Connect(t, s2), queue.Config{Bind: true, Logger: testLogger(t)}); err != nil {
+		t.Fatalf("bind on an empty server: %v", err)
 	}
 }

@@ -187,7 +187,8 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Unlock()
 	defer close(w.stopped)
 
-	// Phase 1: no new pulls; messages pulled but not yet handled are Nak'd.
+	// Phase 1: no new pulls; a pull under way ends by its server-side
+	// expiry (at most FetchMaxWait) and what it still delivers is Nak'd.
 	w.pullCancel()
 	w.pullWG.Wait()
 	w.unsubscribeBells()
@@ -359,14 +360,20 @@ func (w *Worker) unsubscribeBells() {
 // message's goroutine as it comes. drained reports that the queue had no
 // more for this consumer: fewer than n came, or the last said none were
 // pending after it.
+//
+// The pull request ends when the server says so (its expiry, wait), never
+// by the client giving up first: a client-side deadline (FetchContext)
+// unsubscribes while the server may still be delivering, and a message
+// delivered into that gap sat unacknowledged, seen by no one, until the ack
+// wait ran out (30s by default; the triggerer-loss fault test found resumed
+// tasks waiting exactly that long). So stopping waits for the pull to end
+// (at most wait) and Naks whatever still arrives.
 func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n int, wait time.Duration) (drained bool, err error) {
 	var batch jetstream.MessageBatch
 	if wait == 0 {
 		batch, err = c.FetchNoWait(n)
 	} else {
-		fctx, cancel := context.WithTimeout(ctx, wait)
-		defer cancel()
-		batch, err = c.Fetch(n, jetstream.FetchContext(fctx))
+		batch, err = c.Fetch(n, jetstream.FetchMaxWait(wait))
 	}
 	if err != nil {
 		w.release(n)
@@ -387,7 +394,7 @@ func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n in
 		go w.handle(q, msg)
 	}
 	w.release(n - handed)
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+	if err := batch.Error(); err != nil {
 		return false, fmt.Errorf("fetch: %w", err)
 	}
 	return handed < n || pending == 0, nil

@@ -250,12 +250,11 @@ func TestDoorbell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bell := make(chan struct{}, 1)
-	sub, err := c.Doorbell("alpha", bell)
+	bell, err := c.Doorbell("alpha")
 	if err != nil {
 		t.Fatalf("Doorbell: %v", err)
 	}
-	defer sub.Unsubscribe()
+	defer bell.Close()
 	raw, err := c.Conn().SubscribeSync("bell.>")
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +272,7 @@ func TestDoorbell(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case <-bell:
+		case <-bell.C():
 		case <-ctx.Done():
 			t.Fatalf("activity %d: no bell", i)
 		}
@@ -293,9 +292,12 @@ func TestDoorbell(t *testing.T) {
 			if err != nil || stored.Subject != "activity."+strings.TrimPrefix(want, "bell.") {
 				t.Fatalf("activity %d: %s rang for seq %d, stored %v, %v", i, want, seq, stored, err)
 			}
+			if want == "bell.alpha" && bell.Seq() != seq {
+				t.Fatalf("activity %d: alpha's bell says seq %d, want %d", i, bell.Seq(), seq)
+			}
 		}
 	}
-	if _, err := c.Doorbell("Bad.Queue", bell); !errors.Is(err, queue.ErrInvalidQueue) {
+	if _, err := c.Doorbell("Bad.Queue"); !errors.Is(err, queue.ErrInvalidQueue) {
 		t.Fatalf("Doorbell of a bad queue = %v, want ErrInvalidQueue", err)
 	}
 }

@@ -556,9 +556,12 @@ func TestStateDirKillsOrphans(t *testing.T) {
 	h.execute("ti-rec", "default", activity.Entrypoint{Command: []string{"sh", "-c", `echo $$ > "$0"; exec sleep 300`, pidFile}},
 		fakeTI{}, func(et *activity.ExecuteTask) { et.ExecutionTimeout = activity.Duration(30 * time.Second) })
 	task := pidFromFile(t, pidFile)
-	if _, err := os.Stat(filepath.Join(dir, "pgid-"+strconv.Itoa(task))); err != nil {
-		t.Errorf("running task not recorded: %v", err)
-	}
+	// The worker records the process once it has started, which the task
+	// may beat in writing its pid file.
+	testbin.Eventually(t, waitTimeout, "running task recorded", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "pgid-"+strconv.Itoa(task)))
+		return err == nil
+	})
 }
 
 func TestNewValidates(t *testing.T) {

@@ -67,6 +67,15 @@ func (c *Client) ActivityConsumer(ctx context.Context, queue string) (jetstream.
 		MaxAckPending: activityMaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      c.cfg.Replicas,
+		// The consumer's state (what was delivered, acked) lives in
+		// memory, not in a file the server rewrites up to 10 times a second
+		// per consumer: with 100 busy queues those writes cost more than
+		// the tasks (see README, Measured). Losing it costs nothing that
+		// matters on a work-queue stream: acked activities are gone from
+		// the stream, the others are delivered again, and …/run refuses a
+		// second start. A server restart loses the consumer itself; the
+		// workers make it again (see worker's pull loop).
+		MemoryStorage: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("activity consumer %s: %w", queue, err)

@@ -352,3 +352,23 @@ func TestBindKeepsTheExecutorsLayout(t *testing.T) {
 		t.Fatalf("bind on an empty server: %v", err)
 	}
 }
+
+// TestActivityConsumerMovesToMemory: a queue's consumer made with its state
+// in a file (an earlier version) is made anew with its state in memory.
+func TestActivityConsumerMovesToMemory(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, queue.Config{})
+	ctx := testContext(t)
+	if _, err := c.JetStream().CreateConsumer(ctx, queue.StreamActivities, jetstream.ConsumerConfig{
+		Durable: queue.ActivityConsumerName("old"), FilterSubject: queue.ActivitySubject("old"), AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := c.ActivityConsumer(ctx, "old")
+	if err != nil {
+		t.Fatalf("ActivityConsumer over a file-state consumer: %v", err)
+	}
+	if !cons.CachedInfo().Config.MemoryStorage {
+		t.Fatalf("consumer config = %+v, want memory storage", cons.CachedInfo().Config)
+	}
+}

@@ -332,6 +332,14 @@ func (w *Worker) pullLoop(q string, c jetstream.Consumer, bell *queue.Bell) {
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 5*time.Second)
+		// The consumer may be gone: its state lives in the server's memory
+		// (see queue.Client.ActivityConsumer), so a NATS restart loses it.
+		// Make it again (or find it) before the next pull.
+		if again, err := w.cfg.Queue.ActivityConsumer(ctx, q); err == nil {
+			c = again
+		} else if ctx.Err() == nil {
+			log.Warn("activity consumer", "err", err)
+		}
 	}
 }
 

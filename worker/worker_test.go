@@ -664,3 +664,20 @@ func TestManyQueuesWaitForDoorbells(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerMadeAgain: the queue's consumer keeps its state in the
+// server's memory, so a NATS restart loses it; a worker whose consumer is
+// gone makes it again and goes on pulling.
+func TestConsumerMadeAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.execute("ti-before", "default", activity.Entrypoint{Command: []string{"true"}}, fakeTI{}, nil)
+	wantState(t, h.waitState("ti-before"), activity.StateSuccess, "")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := h.js.DeleteConsumer(ctx, queue.StreamActivities, queue.ActivityConsumerName("default")); err != nil {
+		t.Fatal(err)
+	}
+	h.execute("ti-after", "default", activity.Entrypoint{Command: []string{"true"}}, fakeTI{}, nil)
+	wantState(t, h.waitState("ti-after"), activity.StateSuccess, "")
+}

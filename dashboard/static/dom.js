@@ -49,10 +49,17 @@ export function ago(iso, now = Date.now()) {
   return h('time', { datetime: iso, title: t.toLocaleString() }, text);
 }
 
+// clock formats a time compactly: 14:03:07 today, 11-02 14:03:07 before,
+// with the full date and time as its title.
 export function clock(iso) {
   if (!iso || iso.startsWith('0001-')) return h('span', { class: 'muted' }, '—');
   const t = new Date(iso);
-  return h('time', { datetime: iso, title: t.toISOString() }, t.toLocaleString());
+  const pad = (n) => String(n).padStart(2, '0');
+  let text = `${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}`;
+  if (t.toDateString() !== new Date().toDateString()) {
+    text = `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ` + text;
+  }
+  return h('time', { datetime: iso, title: t.toString() }, text);
 }
 
 // span formats milliseconds: 850ms, 4.2s, 3m 04s, 2h 05m, 3d 4h.

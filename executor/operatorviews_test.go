@@ -62,6 +62,16 @@ func TestOperatorViewsNeedTheToken(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want 200", p, status, body)
 		}
 	}
+	// The dashboard's actions are refused without the token and change nothing.
+	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
+	for _, action := range []string{"cancel", "retry"} {
+		if status, body := f.call("POST", "/api/v1/task-instances/"+ti.ID+"/"+action, ""); status != http.StatusUnauthorized {
+			t.Errorf("%s without the token: %d %s, want 401", action, status, body)
+		}
+	}
+	if got, _ := f.ex.Get(t.Context(), ti.ID); got.State != activity.StateQueued {
+		t.Errorf("refused actions changed the task to %s", got.State)
+	}
 	// The dashboard's page holds no data and loads without the token; the
 	// API calls it makes need it.
 	if status, body := f.call("GET", "/", ""); status != http.StatusOK || !strings.Contains(string(body), "taskwire") {

@@ -179,10 +179,10 @@ func (w *lockedWriter) String() string {
 // task and retries a failed one, and shows the API's 404 for an unknown id.
 func TestDashboardInBrowser(t *testing.T) {
 	const token = "dash-secret"
+	b := startBrowser(t, 1440, 1000)
 	c := newCluster(t, clusterOpts{operatorToken: token, logLevel: "info"})
 	c.startWorker(workerOpts{})
 	c.startTriggerer(triggererOpts{name: "triggerer-1"})
-	b := startBrowser(t, 1440, 1000)
 
 	ok := c.submit(activity.TaskSpec{Queue: "default", DagID: "etl_daily", TaskID: "extract",
 		Entrypoint: sh(`echo "hello from the dashboard"; echo "rows=1200" >&2`)})

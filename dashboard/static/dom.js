@@ -33,8 +33,9 @@ export function fill(el, ...children) {
 export const states = ['queued', 'running', 'deferred', 'up_for_retry', 'success', 'failed', 'skipped', 'cancelled', 'removed'];
 export const terminal = new Set(['success', 'failed', 'skipped', 'removed', 'cancelled']);
 
-export function badge(state) {
-  return h('span', { class: 'badge s-' + (state || 'none'), title: state }, (state || '—').replaceAll('_', ' '));
+// badge shows a state in its colour; title (e.g. the reason) shows on hover.
+export function badge(state, title) {
+  return h('span', { class: 'badge s-' + (state || 'none'), title: title || state }, (state || '—').replaceAll('_', ' '));
 }
 
 // ago formats a time as "12s ago", with the exact time as its title.

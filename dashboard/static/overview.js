@@ -122,7 +122,7 @@ export function overview(params, ctx) {
     fill(tasksBody, list.map((t) => {
       const href = '#/ti/' + encodeURIComponent(t.id);
       return h('tr', { class: 'link-row', dataset: { id: t.id, state: t.state }, onclick: (e) => { if (!e.target.closest('a')) location.hash = href; } },
-        h('td', {}, badge(t.state)),
+        h('td', {}, badge(t.state, t.reason)),
         h('td', {}, h('a', { href, class: 'task-link' }, t.dag_id, h('span', { class: 'sep' }, ' / '), t.task_id, t.map_index >= 0 ? `[${t.map_index}]` : '')),
         h('td', { class: 'mono small', title: t.run_id }, t.run_id),
         h('td', {}, t.queue),

@@ -20,8 +20,10 @@ import (
 	"github.com/taskwire/taskwire/internal/testbin"
 )
 
-// screenshotEnv names the file the dashboard test writes a screenshot of
-// the overview to (a PNG), e.g. docs/dashboard.png; unset, it writes none.
+// screenshotEnv names the PNG file the dashboard test writes a screenshot
+// of the overview to, absolute or relative to the module root (e.g.
+// docs/dashboard.png), and beside it one of a task's page (…-task.png).
+// Unset, it writes none.
 const screenshotEnv = "TASKWIRE_SCREENSHOT"
 
 // browser is a headless Chromium driven through the DevTools protocol.

@@ -212,6 +212,14 @@ func (t *TaskClient) State(ctx context.Context, req StateRequest) error {
 	return t.do(ctx, "set state "+string(req.State), http.MethodPatch, t.tiPath("/state"), req, nil)
 }
 
+// GetState reads the task instance's own state and try (GET
+// task-instances/{id}/state).
+func (t *TaskClient) GetState(ctx context.Context) (TaskStateResponse, error) {
+	var out TaskStateResponse
+	err := t.do(ctx, "get state", http.MethodGet, t.tiPath("/state"), nil, &out)
+	return out, err
+}
+
 // Heartbeat tells the executor the try is alive. ErrConflict means the task
 // should be killed: it runs elsewhere or is no longer running.
 func (t *TaskClient) Heartbeat(ctx context.Context, req HeartbeatRequest) error {

@@ -5,7 +5,10 @@
 // Tasks: noop (succeeds), fail (returns an error), push (pushes XCom "value"
 // = 42), pull (pulls "value" from task push in the same run; fails unless it
 // is 42), read_config (reads variable "greeting" and connection "db" and
-// pushes them), sleep (sleeps 60s, or params.seconds, until cancelled) and
+// pushes them), leak_secrets (prints the password of connection "db", its
+// extra field "api_token" and variable "service_api_key" to its log, stdout
+// and stderr, then fails with the password in its error: the worker masks
+// them all as "***"), sleep (sleeps 60s, or params.seconds, until cancelled) and
 // panic.
 //
 // Deferring tasks, which free their worker slot while they wait:
@@ -30,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/taskwire/taskwire/sdk"
@@ -42,6 +46,7 @@ func main() {
 	r.Register("push", push)
 	r.Register("pull", pull)
 	r.Register("read_config", readConfig)
+	r.Register("leak_secrets", leakSecrets)
 	r.Register("sleep", sleep)
 	r.Register("panic", panicky)
 	r.Register("wait", wait)
@@ -103,6 +108,22 @@ func readConfig(ctx context.Context, t *sdk.Task) error {
 	return t.XComPush(ctx, "db", map[string]any{
 		"conn_id": conn.ConnID, "conn_type": conn.ConnType, "host": conn.Host, "port": conn.Port, "schema": conn.Schema, "login": conn.Login,
 	})
+}
+
+func leakSecrets(ctx context.Context, t *sdk.Task) error {
+	conn, err := t.Connection(ctx, "db")
+	if err != nil {
+		return err
+	}
+	key, err := t.Variable(ctx, "service_api_key")
+	if err != nil {
+		return err
+	}
+	token, _ := conn.Extra["api_token"].(string)
+	t.Logger().Info("connecting with password "+conn.Password, "password", conn.Password, "token", token, "key", key)
+	fmt.Println("stdout:", conn.Password, token, key)
+	fmt.Fprintln(os.Stderr, "stderr:", conn.Password, token, key)
+	return fmt.Errorf("login as %s with password %s refused", conn.Login, conn.Password)
 }
 
 func sleep(ctx context.Context, t *sdk.Task) error {

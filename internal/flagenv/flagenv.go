@@ -5,6 +5,8 @@
 package flagenv
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -70,6 +72,24 @@ func (n NATS) Conn(name string, log *slog.Logger) queue.ConnConfig {
 func (n NATS) LogAttrs() []any {
 	return []any{"nats_url", n.URL, "nats_user", n.User, "nats_password", n.Password != "",
 		"nats_creds", n.Creds, "nats_tls", n.CA != "" || n.Cert != ""}
+}
+
+// ClientTLS returns a TLS configuration trusting the CA certificates of the
+// PEM file caFile, for an https API whose certificate a private CA signed;
+// nil (the system's roots) when caFile is empty.
+func ClientTLS(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Log holds the log flags.

@@ -72,6 +72,11 @@ type Config struct {
 	ActivityMaxDeliver int
 	// LogMaxAge is how long task log lines are kept. Default 7 days.
 	LogMaxAge time.Duration
+	// Bind makes New look up the streams and buckets an executor created
+	// instead of creating or updating them, so a client whose NATS
+	// permissions allow no more (a worker limited to its queues) can start.
+	// New then fails when one is missing.
+	Bind bool
 	// Logger receives provisioning events. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -124,20 +129,30 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 		kvs:     make(map[string]jetstream.KeyValue),
 	}
 	for _, sc := range c.streamConfigs() {
-		s, err := js.CreateOrUpdateStream(ctx, sc)
+		var s jetstream.Stream
+		if cfg.Bind {
+			s, err = js.Stream(ctx, sc.Name)
+		} else {
+			s, err = js.CreateOrUpdateStream(ctx, sc)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("provision stream %s: %w", sc.Name, err)
 		}
 		c.streams[sc.Name] = s
 	}
 	for _, kc := range c.bucketConfigs() {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, kc)
+		var kv jetstream.KeyValue
+		if cfg.Bind {
+			kv, err = js.KeyValue(ctx, kc.Bucket)
+		} else {
+			kv, err = js.CreateOrUpdateKeyValue(ctx, kc)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("provision kv bucket %s: %w", kc.Bucket, err)
 		}
 		c.kvs[kc.Bucket] = kv
 	}
-	c.log.Debug("jetstream provisioned", "replicas", cfg.Replicas, "storage", cfg.Storage.String(),
+	c.log.Debug("jetstream provisioned", "bind", cfg.Bind, "replicas", cfg.Replicas, "storage", cfg.Storage.String(),
 		"streams", len(c.streams), "buckets", len(c.kvs))
 	return c, nil
 }

@@ -19,6 +19,7 @@ Every flag falls back to the TASKWIRE_* environment variable named in its help.
 type options struct {
 	nats   flagenv.NATS
 	logs   flagenv.Log
+	bind   bool
 	listen string
 	cfg    triggerer.Config
 	log    *slog.Logger
@@ -29,6 +30,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	o := &options{}
 	o.nats.Register(fs, "nats://127.0.0.1:4222", "NATS URL")
+	fs.BoolVar(&o.bind, "nats-bind", flagenv.Bool("TASKWIRE_NATS_BIND", false), flagenv.BindHelp)
 	fs.IntVar(&o.cfg.Capacity, "capacity", flagenv.Int("TASKWIRE_CAPACITY", triggerer.CapacityDefault), "most triggers held at once (TASKWIRE_CAPACITY)")
 	fs.StringVar(&o.cfg.ID, "id", flagenv.String("TASKWIRE_TRIGGERER_ID", ""), "triggerer id, [A-Za-z0-9_=-]; default hostname-pid-random (TASKWIRE_TRIGGERER_ID)")
 	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", flagenv.Duration("TASKWIRE_HEARTBEAT_INTERVAL", triggerer.HeartbeatIntervalDefault), "heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")
@@ -54,6 +56,6 @@ func parseFlags(args []string) (*options, error) {
 // logEffective logs the configuration in use, without secrets.
 func (o *options) logEffective(id string) {
 	c := o.cfg
-	o.log.Info("triggerer config", append([]any{"triggerer_id", id}, append(o.nats.LogAttrs(),
+	o.log.Info("triggerer config", append([]any{"triggerer_id", id}, append(o.nats.LogAttrs(), "nats_bind", o.bind,
 		"capacity", c.Capacity, "heartbeat_interval", c.HeartbeatInterval, "dead_after", c.DeadAfter, "listen", o.listen)...)...)
 }

@@ -32,6 +32,7 @@ runtime.
 type options struct {
 	nats             flagenv.NATS
 	logs             flagenv.Log
+	bind             bool
 	apiURL, apiCA    string
 	cfg              worker.Config
 	log              *slog.Logger
@@ -60,6 +61,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	o := &options{}
 	o.nats.Register(fs, "nats://127.0.0.1:4222", "NATS URL")
+	fs.BoolVar(&o.bind, "nats-bind", flagenv.Bool("TASKWIRE_NATS_BIND", false), flagenv.BindHelp)
 	fs.StringVar(&o.apiURL, "api-url", flagenv.String("TASKWIRE_API_URL", "http://127.0.0.1:8080"), "executor URL serving the Execution API (TASKWIRE_API_URL)")
 	fs.StringVar(&o.apiCA, "api-ca", flagenv.String("TASKWIRE_API_CA", ""), "PEM file of the CA that signed the executor's https certificate (TASKWIRE_API_CA)")
 	queues := fs.String("queues", flagenv.String("TASKWIRE_QUEUES", "default"), "comma-separated queues to serve (TASKWIRE_QUEUES)")
@@ -168,7 +170,7 @@ func parseRuntimes(rts, codecs []string) (map[string]worker.Runtime, error) {
 // logEffective logs the configuration in use, without secrets.
 func (o *options) logEffective(id string) {
 	c := o.cfg
-	o.log.Info("worker config", append([]any{"worker_id", id}, append(o.nats.LogAttrs(),
+	o.log.Info("worker config", append([]any{"worker_id", id}, append(o.nats.LogAttrs(), "nats_bind", o.bind,
 		"api_url", o.apiURL, "api_ca", o.apiCA, "queues", c.Queues, "concurrency", c.Concurrency,
 		"runtimes", o.runtimes, "runtime_codecs", o.codecs,
 		"heartbeat_interval", c.HeartbeatInterval, "grace_period", c.GracePeriod, "kill_grace", c.KillGrace,

@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string) error {
 			nc.Close()
 		}
 	}()
-	qc, err := queue.New(ctx, nc, queue.Config{Logger: log})
+	qc, err := queue.New(ctx, nc, queue.Config{Bind: o.bind, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,7 @@
 // {logs_addr}'), and it runs the task the try names.
 //
 // Tasks: noop (succeeds), fail (returns an error), push (pushes XCom "value"
-// = 42), pull (pulls "value" from task push in the same run; fails unless it
+// = 42, after params.delay seconds when given), pull (pulls "value" from task push in the same run; fails unless it
 // is 42), read_config (reads variable "greeting" and connection "db" and
 // pushes them), leak_secrets (prints the password of connection "db", its
 // extra field "api_token" and variable "service_api_key" to its log, stdout
@@ -72,6 +72,14 @@ func fail(ctx context.Context, t *sdk.Task) error {
 }
 
 func push(ctx context.Context, t *sdk.Task) error {
+	if d := seconds(t.Context().Params["delay"]); d > 0 {
+		t.Logger().Info("waiting before the push", "delay", d.String())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
 	if err := t.XComPush(ctx, "value", 42); err != nil {
 		return err
 	}
@@ -124,6 +132,17 @@ func leakSecrets(ctx context.Context, t *sdk.Task) error {
 	fmt.Println("stdout:", conn.Password, token, key)
 	fmt.Fprintln(os.Stderr, "stderr:", conn.Password, token, key)
 	return fmt.Errorf("login as %s with password %s refused", conn.Login, conn.Password)
+}
+
+// seconds reads a number of seconds from a param.
+func seconds(v any) time.Duration {
+	switch s := v.(type) {
+	case int64:
+		return time.Duration(s) * time.Second
+	case float64:
+		return time.Duration(s * float64(time.Second))
+	}
+	return 0
 }
 
 func sleep(ctx context.Context, t *sdk.Task) error {

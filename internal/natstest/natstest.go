@@ -17,6 +17,13 @@ const readyTimeout = 10 * time.Second
 // port, storing in t.TempDir(). It is shut down when the test ends.
 func RunServer(t testing.TB) *server.Server {
 	t.Helper()
+	return RunServerWith(t, nil)
+}
+
+// RunServerWith is RunServer with the options changed by configure (when
+// not nil) before the server starts: authentication, TLS, accounts.
+func RunServerWith(t testing.TB, configure func(*server.Options)) *server.Server {
+	t.Helper()
 	opts := &server.Options{
 		ServerName: "natstest",
 		Host:       "127.0.0.1",
@@ -25,6 +32,9 @@ func RunServer(t testing.TB) *server.Server {
 		StoreDir:   t.TempDir(),
 		NoLog:      true,
 		NoSigs:     true,
+	}
+	if configure != nil {
+		configure(opts)
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -214,7 +214,7 @@ func TestExhaustedDeliveriesFailTheTask(t *testing.T) {
 
 func TestExpiredAndRefreshedTokens(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, queue.Config{}, Config{ExecutionTokenTTL: time.Minute})
+	f := newFixture(t, queue.Config{}, Config{ExecutionTokenTTL: time.Minute, ZombieThreshold: time.Hour})
 	var mu sync.Mutex
 	now := time.Now().UTC()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }

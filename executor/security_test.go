@@ -176,7 +176,7 @@ func TestEarlierTryTokenIsRefused(t *testing.T) {
 // spent, so a long task's heartbeats keep it valid.
 func TestBadTokensAre401(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, queue.Config{}, Config{ExecutionTokenTTL: time.Minute})
+	f := newFixture(t, queue.Config{}, Config{ExecutionTokenTTL: time.Minute, ZombieThreshold: time.Hour})
 	var mu sync.Mutex
 	now := time.Now().UTC()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }

@@ -230,9 +230,11 @@ func TestNATSAuth(t *testing.T) {
 	}
 }
 
-// A worker limited by the NATS permissions of examples/nats/permissions.conf
-// runs the tasks of its queue, and can neither create nor pull from
-// another queue's consumer: the other queue's activity stays on the queue.
+// A worker and a triggerer limited by the NATS permissions of
+// examples/nats/permissions.conf run a deferring task of the worker's
+// queue, and the worker can neither create nor pull from another queue's
+// consumer, nor update streams, nor read a bucket: the other queue's
+// activity stays on the queue.
 func TestWorkerPermissions(t *testing.T) {
 	opts, err := server.ProcessConfigFile("../examples/nats/permissions.conf")
 	if err != nil {
@@ -242,13 +244,18 @@ func TestWorkerPermissions(t *testing.T) {
 		o.Users, o.Username, o.Password = opts.Users, "", ""
 	})
 	c := newCluster(t, clusterOpts{nats: ns, natsArgs: []string{"--nats-user", "executor", "--nats-password", "change-me-executor"}})
-	workerArgs := []string{"--nats-user", "worker_default", "--nats-password", "change-me-worker",
-		"--nats-inbox-prefix", "_INBOX_worker_default", "--nats-bind"}
-	// The cluster's NATS flags come first; the worker's own flags win.
-	c.startWorker(workerOpts{queues: "default", extra: workerArgs})
-	ti := c.wait(c.submit(activity.TaskSpec{Queue: "default", Entrypoint: sh("echo limited worker")}).ID, 30*time.Second)
-	if ti.State != activity.StateSuccess || !strings.Contains(c.logs(ti.ID), "limited worker") {
-		t.Fatalf("task on the worker's own queue: %s %s", ti.State, ti.Reason)
+	// The cluster's NATS flags come first; each process's own flags win.
+	c.startWorker(workerOpts{queues: "default", extra: []string{
+		"--nats-user", "worker_default", "--nats-password", "change-me-worker",
+		"--nats-inbox-prefix", "_INBOX_worker_default", "--nats-bind",
+		"--runtime", "default=" + c.bins.gotasks + " --comm {comm_addr} --logs {logs_addr}"}})
+	c.startTriggerer(triggererOpts{extra: []string{"--nats-user", "triggerer", "--nats-password", "change-me-triggerer",
+		"--nats-inbox-prefix", "_INBOX_triggerer", "--nats-bind"}})
+	spec := goTask("wait", map[string]any{"seconds": 0.2})
+	spec.Queue = "default"
+	ti := c.wait(c.submit(spec).ID, 30*time.Second)
+	if ti.State != activity.StateSuccess || len(ti.Tries) != 1 {
+		t.Fatalf("deferring task on the worker's own queue: %s %s\n%s", ti.State, ti.Reason, c.logs(ti.ID))
 	}
 
 	other := c.submit(activity.TaskSpec{Queue: "other", Entrypoint: sh("true")})

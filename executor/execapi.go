@@ -214,18 +214,29 @@ func (e *Executor) tryAuth(w http.ResponseWriter, r *http.Request) (*claims, *ac
 	if err != nil {
 		return nil, nil, err
 	}
+	over := func(own *activity.TaskInstance) error {
+		if own.TryNumber != c.Try {
+			return fmt.Errorf("%w: token is for try %d; task instance %s is at try %d", ErrTokenForeign, c.Try, own.ID, own.TryNumber)
+		}
+		if own.State.Terminal() || own.State == activity.StateUpForRetry {
+			return fmt.Errorf("%w: try %d of task instance %s is over (%s)", ErrTokenForeign, c.Try, own.ID, own.State)
+		}
+		return nil
+	}
 	own, err := e.store.identity(r.Context(), c.Subject)
+	if err == nil && over(own) != nil {
+		// The cache may lag another executor's write (a retry it started):
+		// refuse only on the authoritative record.
+		own, err = e.store.get(r.Context(), c.Subject)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, fmt.Errorf("%w: its task instance %s is gone", ErrTokenForeign, c.Subject)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if own.TryNumber != c.Try {
-		return nil, nil, fmt.Errorf("%w: token is for try %d; task instance %s is at try %d", ErrTokenForeign, c.Try, own.ID, own.TryNumber)
-	}
-	if own.State.Terminal() || own.State == activity.StateUpForRetry {
-		return nil, nil, fmt.Errorf("%w: try %d of task instance %s is over (%s)", ErrTokenForeign, c.Try, own.ID, own.State)
+	if err := over(own); err != nil {
+		return nil, nil, err
 	}
 	return c, own, nil
 }

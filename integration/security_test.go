@@ -19,6 +19,7 @@ import (
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/internal/testcert"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -336,5 +337,36 @@ func TestWorkerPermissions(t *testing.T) {
 	}
 	if got, _ := c.api.Get(t.Context(), other.ID); got.State != activity.StateQueued {
 		t.Errorf("other queue's task is %s, want queued", got.State)
+	}
+}
+
+// With no --nats-url the executor embeds NATS; with --nats-listen-tls-cert
+// that server requires TLS (and here a password) of every client over the
+// network, while the executor itself connects in process: a worker trusting
+// the CA runs a task, a client without TLS is refused.
+func TestEmbeddedNATSOverTLS(t *testing.T) {
+	ca := testcert.New(t)
+	cert := ca.Server(t, "nats")
+	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir()}
+	natsAddr, apiAddr := testbin.FreeAddr(t), testbin.FreeAddr(t)
+	auth := []string{"--nats-user", "taskwire", "--nats-password", "pw-embedded"}
+	c.exec = testbin.Start(t, "executor", c.bins.executor, nil, append([]string{"serve", "--data-dir", c.path("data"),
+		"--listen", apiAddr, "--nats-listen", natsAddr, "--nats-listen-tls-cert", cert.CertFile,
+		"--nats-listen-tls-key", cert.KeyFile, "--log-level", "debug"}, auth...)...)
+	c.apiURL, c.natsURL = "http://"+apiAddr, "nats://"+natsAddr
+	waitHealthy(t, c.apiURL, c.exec, nil)
+	var err error
+	if c.api, err = client.New(client.Config{URL: c.apiURL}); err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := nats.Connect(c.natsURL, nats.UserInfo("taskwire", "pw-embedded"), nats.Timeout(2*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("a client without TLS connected to the embedded NATS")
+	}
+	c.natsArgs = append([]string{"--nats-tls-ca", ca.CertFile}, auth...)
+	c.startWorker(workerOpts{queues: "default"})
+	ti := c.wait(c.submit(activity.TaskSpec{Queue: "default", Entrypoint: sh("echo over tls")}).ID, 30*time.Second)
+	if ti.State != activity.StateSuccess {
+		t.Fatalf("task through the embedded NATS over TLS: %s %s", ti.State, ti.Reason)
 	}
 }

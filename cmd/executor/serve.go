@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taskwire/taskwire/executor"
@@ -51,6 +52,8 @@ func serveCmd(ctx context.Context, args []string) error {
 	var (
 		dataDir       = fs.String("data-dir", flagenv.String("TASKWIRE_DATA_DIR", "taskwire-data"), "embedded NATS data directory (TASKWIRE_DATA_DIR)")
 		listen        = fs.String("listen", flagenv.String("TASKWIRE_LISTEN", "127.0.0.1:8080"), "HTTP listen address of the APIs (TASKWIRE_LISTEN)")
+		natsTLSCert   = fs.String("nats-listen-tls-cert", flagenv.String("TASKWIRE_NATS_LISTEN_TLS_CERT", ""), "PEM certificate making the embedded NATS require TLS of its clients; with --nats-listen-tls-key (TASKWIRE_NATS_LISTEN_TLS_CERT)")
+		natsTLSKey    = fs.String("nats-listen-tls-key", flagenv.String("TASKWIRE_NATS_LISTEN_TLS_KEY", ""), "PEM private key of --nats-listen-tls-cert (TASKWIRE_NATS_LISTEN_TLS_KEY)")
 		natsListen    = fs.String("nats-listen", flagenv.String("TASKWIRE_NATS_LISTEN", "127.0.0.1:4222"), "embedded NATS listen address (TASKWIRE_NATS_LISTEN)")
 		replicas      = fs.Int("replicas", 1, "stream and KV replicas (3 on a NATS cluster)")
 		operatorToken = fs.String("operator-token", flagenv.String("TASKWIRE_OPERATOR_TOKEN", ""), "bearer token required on /api/ (TASKWIRE_OPERATOR_TOKEN)")
@@ -97,7 +100,11 @@ func serveCmd(ctx context.Context, args []string) error {
 	}
 
 	url := natsFlags.URL
+	var inProcess nats.InProcessConnProvider
 	if url == "" {
+		if (*natsTLSCert == "") != (*natsTLSKey == "") {
+			return usageErr(errors.New("--nats-listen-tls-cert and --nats-listen-tls-key go together"))
+		}
 		host, portS, err := net.SplitHostPort(*natsListen)
 		if err != nil {
 			return usageErr(fmt.Errorf("--nats-listen %q: %w", *natsListen, err))
@@ -108,17 +115,23 @@ func serveCmd(ctx context.Context, args []string) error {
 		}
 		emb, err := queue.StartEmbedded(queue.EmbeddedConfig{
 			Host: host, Port: port, DataDir: filepath.Clean(*dataDir),
-			User: natsFlags.User, Password: natsFlags.Password, Logger: log.With("component", "nats"),
+			User: natsFlags.User, Password: natsFlags.Password, TLSCert: *natsTLSCert, TLSKey: *natsTLSKey,
+			Logger: log.With("component", "nats"),
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded nats: %w", err)
 		}
 		defer emb.Shutdown()
-		url = emb.ClientURL()
+		url, inProcess = emb.ClientURL(), emb.Server()
 		log.Info("embedded NATS started", "url", url, "data_dir", *dataDir)
 	}
 	natsFlags.URL = url
-	nc, err := queue.Connect(ctx, natsFlags.Conn("taskwire-executor", log))
+	connCfg := natsFlags.Conn("taskwire-executor", log)
+	if inProcess != nil {
+		// In process there is no TLS to speak: a tls:// URL would ask for it.
+		connCfg.InProcess, connCfg.URL = inProcess, strings.Replace(url, "tls://", "nats://", 1)
+	}
+	nc, err := queue.Connect(ctx, connCfg)
 	if err != nil {
 		return err
 	}

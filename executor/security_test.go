@@ -2,7 +2,6 @@ package executor
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -176,21 +175,18 @@ func TestEarlierTryTokenIsRefused(t *testing.T) {
 // spent, so a long task's heartbeats keep it valid.
 func TestBadTokensAre401(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, queue.Config{}, Config{ExecutionTokenTTL: time.Minute, ZombieThreshold: time.Hour})
-	var mu sync.Mutex
-	now := time.Now().UTC()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	f.ex.now, f.ex.tokens.now = clock, clock
+	clock := newTestClock()
+	f := newFixture(t, queue.Config{}, Config{ExecutionTokenTTL: time.Minute, ZombieThreshold: time.Hour}, clock.use)
 	ctx := t.Context()
 	ti, tc := f.running(taskSpec("q", "d", "r", "t"))
 
-	forger := tokens{key: []byte("another-key-another-key-another-k"), now: clock}
+	forger := tokens{key: []byte("another-key-another-key-another-k"), now: clock.Now}
 	forged, err := forger.issue(audExecution, ti.ID, 1, "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": ti.ID, "aud": audExecution,
-		"iss": issuer, "try": 1, "exp": clock().Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+		"iss": issuer, "try": 1, "exp": clock.Now().Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,9 +198,7 @@ func TestBadTokensAre401(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	now = now.Add(2 * time.Minute)
-	mu.Unlock()
+	clock.advance(2 * time.Minute)
 	k := execution.XComKey{DagID: "d", RunID: "r", TaskID: "t", Key: "k", MapIndex: -1}
 	for name, tok := range map[string]string{"forged": forged, "alg_none": none, "workload": workload, "expired": expired} {
 		t.Run(name, func(t *testing.T) {

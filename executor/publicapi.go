@@ -275,12 +275,7 @@ func (e *Executor) getConnection(ctx context.Context, id string) (activity.Conne
 	return c, nil
 }
 
-func redacted(c activity.Connection) activity.Connection {
-	if c.Password != "" {
-		c.Password = "***"
-	}
-	return c
-}
+func redacted(c activity.Connection) activity.Connection { return c.Redacted() }
 
 func (e *Executor) handleConnections(w http.ResponseWriter, r *http.Request) {
 	out := []activity.Connection{}

@@ -37,6 +37,18 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 		Password: "hunter2-pw", Extra: map[string]any{"api_token": "tok-XYZ"}})
 	put("/api/v1/variables/service_api_key", map[string]string{"value": "sk-live-123"})
 
+	// Operators see the connection redacted: password and sensitive extras.
+	resp, err := http.Get(f.srv.URL + "/api/v1/connections/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown activity.Connection
+	_ = json.NewDecoder(resp.Body).Decode(&shown)
+	resp.Body.Close()
+	if shown.Password != "***" || shown.Extra["api_token"] != "***" || shown.Login != "etl-user" {
+		t.Errorf("public API shows %+v, want password and api_token redacted", shown)
+	}
+
 	plain := []string{"hunter2-pw", "tok-XYZ", "etl-user", "db.internal", "sk-live-123", "postgres"}
 	for _, kv := range []struct{ bucket, key string }{{queue.BucketConnections, kvKey("db")}, {queue.BucketVariables, kvKey("service_api_key")}} {
 		ent, err := f.q.KV(kv.bucket).Get(ctx, kv.key)

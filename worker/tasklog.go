@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -60,34 +61,18 @@ func (l *taskLog) addMask(s string) {
 	l.replacer = strings.NewReplacer(pairs...)
 }
 
-// sensitiveNames are the parts of a name that make a variable, or a field
-// of a connection's extra, a secret to mask (Airflow's sensitive fields).
-var sensitiveNames = []string{"access_token", "api_key", "apikey", "authorization", "passphrase",
-	"passwd", "password", "private_key", "secret", "token", "keyfile_dict", "service_account"}
-
-// sensitiveName reports whether name names a secret.
-func sensitiveName(name string) bool {
-	name = strings.ToLower(name)
-	for _, s := range sensitiveNames {
-		if strings.Contains(name, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // addNamedMask masks v, or the strings inside it, when name (or, inside a
 // map, a key) names a secret, as Airflow's masker does with a connection's
 // extra and with variables.
 func (l *taskLog) addNamedMask(name string, v any) {
 	switch x := v.(type) {
 	case string:
-		if sensitiveName(name) {
+		if activity.SensitiveName(name) {
 			l.addMask(x)
 		}
 	case map[string]any:
 		for k, e := range x {
-			if sensitiveName(name) {
+			if activity.SensitiveName(name) {
 				k = name
 			}
 			l.addNamedMask(k, e)

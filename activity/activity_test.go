@@ -3,6 +3,7 @@ package activity
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +130,27 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoded activity rejected: %v", err)
 		}
 	})
+}
+
+func TestConnectionRedacted(t *testing.T) {
+	c := Connection{ConnID: "db", ConnType: "postgres", Login: "etl", Password: "pw", Extra: map[string]any{
+		"region": "eu-1", "API_Token": "tok", "oauth": map[string]any{"client_secret": "cs", "scope": "read"},
+		"private_keys": []any{"k1", map[string]any{"n": 1}}, "port": 5432,
+	}}
+	got := c.Redacted()
+	want := Connection{ConnID: "db", ConnType: "postgres", Login: "etl", Password: "***", Extra: map[string]any{
+		"region": "eu-1", "API_Token": "***", "oauth": map[string]any{"client_secret": "***", "scope": "read"},
+		"private_keys": []any{"***", map[string]any{"n": "***"}}, "port": 5432,
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Redacted() = %+v\nwant %+v", got, want)
+	}
+	if c.Password != "pw" || c.Extra["API_Token"] != "tok" {
+		t.Error("Redacted changed the connection it was called on")
+	}
+	for name, want := range map[string]bool{"db_password": true, "apikey": true, "Authorization": true, "greeting": false, "host": false} {
+		if SensitiveName(name) != want {
+			t.Errorf("SensitiveName(%q) = %v, want %v", name, !want, want)
+		}
+	}
 }

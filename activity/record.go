@@ -3,6 +3,7 @@ package activity
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -206,6 +207,64 @@ type Connection struct {
 	Password string         `json:"password,omitempty" yaml:"password,omitempty"`
 	Port     int            `json:"port,omitempty" yaml:"port,omitempty"`
 	Extra    map[string]any `json:"extra,omitempty" yaml:"extra,omitempty"`
+}
+
+// sensitiveNames are the parts of a name that make a variable, or a field
+// of a connection's extra, a secret (Airflow's sensitive field names).
+var sensitiveNames = []string{"access_token", "api_key", "apikey", "authorization", "passphrase",
+	"passwd", "password", "private_key", "secret", "token", "keyfile_dict", "service_account"}
+
+// SensitiveName reports whether a variable or an extra field of this name
+// holds a secret: its lower-cased name contains password, secret, token,
+// api_key, private_key, … as Airflow decides which values to mask.
+func SensitiveName(name string) bool {
+	name = strings.ToLower(name)
+	for _, s := range sensitiveNames {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Redacted returns c with its password and the values of its sensitive
+// extra fields (see SensitiveName), at any depth, replaced by "***".
+func (c Connection) Redacted() Connection {
+	if c.Password != "" {
+		c.Password = "***"
+	}
+	if c.Extra != nil {
+		c.Extra, _ = redactExtra("", c.Extra).(map[string]any)
+	}
+	return c
+}
+
+// redactExtra copies v with the values under sensitive names redacted.
+func redactExtra(name string, v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			child := k
+			if SensitiveName(name) {
+				child = name // everything under a secret is secret
+			}
+			out[k] = redactExtra(child, e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = redactExtra(name, e)
+		}
+		return out
+	case nil:
+		return nil
+	}
+	if SensitiveName(name) {
+		return "***"
+	}
+	return v
 }
 
 // Variable is a stored variable.

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,6 +33,10 @@ type Config struct {
 	// HTTPClient sends the requests; default a client with its own pooled
 	// transport. Its Timeout, if any, also cuts followed log streams.
 	HTTPClient *http.Client
+	// TLSConfig is the TLS configuration of the default client, e.g. the
+	// RootCAs of an executor serving https with a private CA; ignored when
+	// HTTPClient is set. Default the system's roots.
+	TLSConfig *tls.Config
 	// RequestTimeout bounds each call whose context has no deadline, except
 	// a followed log stream; default RequestTimeoutDefault.
 	RequestTimeout time.Duration
@@ -42,6 +47,9 @@ func (cfg Config) WithDefaults() Config {
 	if cfg.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 16
+		if cfg.TLSConfig != nil {
+			t.TLSClientConfig = cfg.TLSConfig.Clone()
+		}
 		cfg.HTTPClient = &http.Client{Transport: t}
 	}
 	if cfg.RequestTimeout <= 0 {

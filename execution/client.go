@@ -3,6 +3,7 @@ package execution
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,6 +65,10 @@ type ClientConfig struct {
 	URL string
 	// HTTPClient to use; default a pooled client with keep-alives.
 	HTTPClient *http.Client
+	// TLSConfig is the TLS configuration of the default client, e.g. the
+	// RootCAs of an executor serving https with a private CA; ignored when
+	// HTTPClient is set. Default the system's roots.
+	TLSConfig *tls.Config
 	// RetryMax bounds retries of a request on connection errors and 5xx; default 5.
 	RetryMax int
 	// RetryWaitMax caps the wait between retries; default 2s.
@@ -89,6 +94,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	} else {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 64
+		if cfg.TLSConfig != nil {
+			t.TLSClientConfig = cfg.TLSConfig.Clone()
+		}
 		hc.HTTPClient = &http.Client{Transport: t, Timeout: 30 * time.Second}
 	}
 	hc.RetryMax = 5
@@ -210,6 +218,14 @@ func (t *TaskClient) tiPath(suffix string) string {
 // State reports a new state (PATCH task-instances/{id}/state).
 func (t *TaskClient) State(ctx context.Context, req StateRequest) error {
 	return t.do(ctx, "set state "+string(req.State), http.MethodPatch, t.tiPath("/state"), req, nil)
+}
+
+// GetState reads the task instance's own state and try (GET
+// task-instances/{id}/state).
+func (t *TaskClient) GetState(ctx context.Context) (TaskStateResponse, error) {
+	var out TaskStateResponse
+	err := t.do(ctx, "get state", http.MethodGet, t.tiPath("/state"), nil, &out)
+	return out, err
 }
 
 // Heartbeat tells the executor the try is alive. ErrConflict means the task

@@ -47,6 +47,12 @@ type StateRequest struct {
 	NextKwargs map[string]any    `json:"next_kwargs,omitempty"`
 }
 
+// TaskStateResponse is the answer of GET task-instances/{id}/state.
+type TaskStateResponse struct {
+	State     activity.State `json:"state"`
+	TryNumber int            `json:"try_number"`
+}
+
 // HeartbeatRequest is the body of PUT task-instances/{id}/heartbeat.
 type HeartbeatRequest struct {
 	Hostname string `json:"hostname"`

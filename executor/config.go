@@ -24,6 +24,11 @@ type Config struct {
 	// SigningKey signs task tokens (HS256). Empty: a key shared by all
 	// executors on the NATS is read from, or created in, the config bucket.
 	SigningKey []byte
+	// SecretKey (at least 32 bytes of high-entropy material) seals
+	// connections and variables at rest with AES-256-GCM. Empty: a random
+	// key shared by all executors is read from, or created in, the config
+	// bucket (sealed still, but the key sits beside the data in NATS).
+	SecretKey []byte
 	// OperatorToken, when set, is required as a bearer token on /api/.
 	OperatorToken string
 	// WorkloadTokenTTL is how long an activity's workload token is good; default 7 days.
@@ -70,6 +75,9 @@ func (c Config) validate() error {
 	}
 	if len(c.SigningKey) > 0 && len(c.SigningKey) < 32 {
 		return errors.New("executor config: SigningKey must have at least 32 bytes")
+	}
+	if len(c.SecretKey) > 0 && len(c.SecretKey) < 32 {
+		return errors.New("executor config: SecretKey must have at least 32 bytes")
 	}
 	return nil
 }

@@ -18,4 +18,12 @@
 // NATS never corrupt a record: the loser of a race re-reads and re-checks.
 // Each executor keeps a read cache of all records fed by a KV watch; lists
 // and scans read it, every write goes to KV.
+//
+// Security: task tokens are HS256 JWTs (subject the task instance, a try
+// claim, an audience per kind) signed with a key shared through the config
+// bucket or given in Config.SigningKey; the public API needs
+// Config.OperatorToken when it is set. Connections and variables are sealed
+// at rest with AES-256-GCM (key from Config.SecretKey, else shared through
+// the config bucket), bound to their bucket and key, and returned to a task
+// only through its token; the public API redacts connection passwords.
 package executor

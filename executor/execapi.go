@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -18,6 +17,7 @@ import (
 func (e *Executor) routeExecution(mux *http.ServeMux) {
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/run", e.handleRun)
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/state", e.handleState)
+	mux.HandleFunc("GET /execution/task-instances/{id}/state", e.handleGetState)
 	mux.HandleFunc("PUT /execution/task-instances/{id}/heartbeat", e.handleHeartbeat)
 	mux.HandleFunc("GET /execution/connections/{id}", e.handleExecConnection)
 	mux.HandleFunc("GET /execution/variables/{key}", e.handleExecVariable)
@@ -191,8 +191,58 @@ func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 // kvKey encodes an arbitrary string as a KV key.
 func kvKey(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
+// handleGetState answers a task its own state and try.
+func (e *Executor) handleGetState(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := e.execAuth(w, r, id); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	ti, err := e.store.get(r.Context(), id)
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, execution.TaskStateResponse{State: ti.State, TryNumber: ti.TryNumber})
+}
+
+// tryAuth checks an execution token as execAuth does, and that its try is
+// the task instance's current try and not over: a token of a try that
+// ended (or of an earlier try) reads and writes nothing (403).
+func (e *Executor) tryAuth(w http.ResponseWriter, r *http.Request) (*claims, *activity.TaskInstance, error) {
+	c, err := e.execAuth(w, r, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	over := func(own *activity.TaskInstance) error {
+		if own.TryNumber != c.Try {
+			return fmt.Errorf("%w: token is for try %d; task instance %s is at try %d", ErrTokenForeign, c.Try, own.ID, own.TryNumber)
+		}
+		if own.State.Terminal() || own.State == activity.StateUpForRetry {
+			return fmt.Errorf("%w: try %d of task instance %s is over (%s)", ErrTokenForeign, c.Try, own.ID, own.State)
+		}
+		return nil
+	}
+	own, err := e.store.identity(r.Context(), c.Subject)
+	if err == nil && over(own) != nil {
+		// The cache may lag another executor's write (a retry it started):
+		// refuse only on the authoritative record.
+		own, err = e.store.get(r.Context(), c.Subject)
+	}
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w: its task instance %s is gone", ErrTokenForeign, c.Subject)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := over(own); err != nil {
+		return nil, nil, err
+	}
+	return c, own, nil
+}
+
 func (e *Executor) handleExecConnection(w http.ResponseWriter, r *http.Request) {
-	if _, err := e.execAuth(w, r, ""); err != nil {
+	if _, _, err := e.tryAuth(w, r); err != nil {
 		e.writeError(w, r, err)
 		return
 	}
@@ -205,7 +255,7 @@ func (e *Executor) handleExecConnection(w http.ResponseWriter, r *http.Request) 
 }
 
 func (e *Executor) handleExecVariable(w http.ResponseWriter, r *http.Request) {
-	if _, err := e.execAuth(w, r, ""); err != nil {
+	if _, _, err := e.tryAuth(w, r); err != nil {
 		e.writeError(w, r, err)
 		return
 	}
@@ -220,7 +270,7 @@ func xcomKey(dag, run, task string, mapIndex int, key string) string {
 // handleXCom serves XComs. A task may read XComs of its own DAG run, and
 // write or delete only its own.
 func (e *Executor) handleXCom(w http.ResponseWriter, r *http.Request) {
-	c, err := e.execAuth(w, r, "")
+	_, own, err := e.tryAuth(w, r)
 	if err != nil {
 		e.writeError(w, r, err)
 		return
@@ -235,11 +285,6 @@ func (e *Executor) handleXCom(w http.ResponseWriter, r *http.Request) {
 	}
 	if dag == "" || run == "" || task == "" || key == "" {
 		e.writeError(w, r, badRequest("xcom path needs dag_id, run_id, task_id and key"))
-		return
-	}
-	own, err := e.store.identity(r.Context(), c.Subject)
-	if err != nil {
-		e.writeError(w, r, err)
 		return
 	}
 	if own.DagID != dag || own.RunID != run {
@@ -292,6 +337,3 @@ func kvErr(what string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
-
-var _ = context.Background
-var _ = time.Second

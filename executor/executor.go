@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +25,7 @@ type Executor struct {
 	log    *slog.Logger
 	store  *store
 	tokens tokens
+	sealer *sealer
 	vars   jetstream.KeyValue
 	conns  jetstream.KeyValue
 	xcom   jetstream.KeyValue
@@ -69,12 +69,25 @@ func (e *Executor) Start(ctx context.Context) error {
 		return errors.New("executor: already started")
 	}
 	if len(e.tokens.key) == 0 {
-		key, err := e.sharedSigningKey(ctx)
+		key, err := e.sharedKey(ctx, signingKeyName)
 		if err != nil {
 			return err
 		}
 		e.tokens.key = key
 	}
+	secret := e.cfg.SecretKey
+	if len(secret) == 0 {
+		var err error
+		if secret, err = e.sharedSecretKey(ctx); err != nil {
+			return err
+		}
+		e.log.Warn("no secret key given: connections and variables are sealed with a key kept in the NATS config bucket; give one (executor serve --secret-key-file) to keep it apart from the data")
+	}
+	sl, err := newSealer(secret)
+	if err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
+	e.sealer = sl
 	runCtx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 
@@ -190,29 +203,4 @@ func (e *Executor) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
-}
-
-// sharedSigningKey reads the signing key from the config bucket, creating a
-// random one if none exists, so every executor on the NATS signs alike.
-func (e *Executor) sharedSigningKey(ctx context.Context) ([]byte, error) {
-	kv := e.q.KV(queue.BucketConfig)
-	for range 3 {
-		ent, err := kv.Get(ctx, signingKeyName)
-		if err == nil {
-			return ent.Value(), nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, fmt.Errorf("executor: read signing key: %w", err)
-		}
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, fmt.Errorf("executor: make signing key: %w", err)
-		}
-		if _, err := kv.Create(ctx, signingKeyName, key); err == nil {
-			return key, nil
-		} else if !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("executor: store signing key: %w", err)
-		}
-	}
-	return nil, errors.New("executor: signing key: lost the race three times")
 }

@@ -33,17 +33,34 @@ type fixture struct {
 	ec  *execution.Client
 }
 
-func newFixture(t *testing.T, qcfg queue.Config, cfg Config) *fixture {
+// newFixture starts an executor on a new NATS server; prepare, if given,
+// changes it before it starts (a test clock).
+func newFixture(t *testing.T, qcfg queue.Config, cfg Config, prepare ...func(*Executor)) *fixture {
 	t.Helper()
 	ns := natstest.RunServer(t)
 	qc, err := queue.New(t.Context(), natstest.Connect(t, ns), qcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startOn(t, qc, cfg)
+	return startOn(t, qc, cfg, prepare...)
 }
 
-func startOn(t *testing.T, qc *queue.Client, cfg Config) *fixture {
+// testClock is a clock a test moves by hand.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock() *testClock { return &testClock{now: time.Now().UTC()} }
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *testClock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// use makes the executor read the clock; pass it as a prepare func.
+func (c *testClock) use(e *Executor) { e.now, e.tokens.now = c.Now, c.Now }
+
+func startOn(t *testing.T, qc *queue.Client, cfg Config, prepare ...func(*Executor)) *fixture {
 	t.Helper()
 	cfg.Queue = qc
 	cfg.Logger = slog.New(slog.DiscardHandler)
@@ -53,6 +70,9 @@ func startOn(t *testing.T, qc *queue.Client, cfg Config) *fixture {
 	ex, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range prepare {
+		p(ex)
 	}
 	if err := ex.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -214,14 +234,9 @@ func TestExhaustedDeliveriesFailTheTask(t *testing.T) {
 
 func TestExpiredAndRefreshedTokens(t *testing.T) {
 	t.Parallel()
-	// The clock jumps 80s: a zombie threshold under that would let the
-	// scan fail the task between the jump and the next heartbeat.
-	f := newFixture(t, queue.Config{}, Config{ExecutionTokenTTL: time.Minute, ZombieThreshold: time.Hour})
-	var mu sync.Mutex
-	now := time.Now().UTC()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	f.ex.now, f.ex.tokens.now = clock, clock
+	clock := newTestClock()
+	f := newFixture(t, queue.Config{}, Config{ExecutionTokenTTL: time.Minute, ZombieThreshold: time.Hour}, clock.use)
+	advance := clock.advance
 
 	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
 	act, m := f.take("q")

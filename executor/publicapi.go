@@ -205,7 +205,7 @@ func withTry(line []byte, try int) []byte {
 
 func (e *Executor) handleVariables(w http.ResponseWriter, r *http.Request) {
 	out := []activity.Variable{}
-	err := e.eachKV(r.Context(), e.vars, func(b []byte) {
+	err := e.eachSealed(r.Context(), e.vars, func(b []byte) {
 		var v activity.Variable
 		if json.Unmarshal(b, &v) == nil {
 			out = append(out, v)
@@ -229,13 +229,13 @@ func (e *Executor) serveVariable(w http.ResponseWriter, r *http.Request) {
 	k := kvKey(key)
 	switch r.Method {
 	case http.MethodGet:
-		ent, err := e.vars.Get(r.Context(), k)
+		data, err := e.getSealed(r.Context(), e.vars, k)
 		if err != nil {
 			e.writeError(w, r, kvErr("variable "+key, err))
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(ent.Value())
+		_, _ = w.Write(data)
 	case http.MethodPut:
 		var body struct {
 			Key         string `json:"key,omitempty"`
@@ -248,7 +248,7 @@ func (e *Executor) serveVariable(w http.ResponseWriter, r *http.Request) {
 		}
 		v := activity.Variable{Key: key, Value: body.Value, Description: body.Description}
 		data, _ := json.Marshal(v)
-		if _, err := e.vars.Put(r.Context(), k, data); err != nil {
+		if err := e.putSealed(r.Context(), e.vars, k, data); err != nil {
 			e.writeError(w, r, fmt.Errorf("put variable: %w", err))
 			return
 		}
@@ -267,26 +267,21 @@ func (e *Executor) getConnection(ctx context.Context, id string) (activity.Conne
 	if id == "" {
 		return c, badRequest("connection id is empty")
 	}
-	ent, err := e.conns.Get(ctx, kvKey(id))
+	data, err := e.getSealed(ctx, e.conns, kvKey(id))
 	if err != nil {
 		return c, kvErr("connection "+id, err)
 	}
-	if err := json.Unmarshal(ent.Value(), &c); err != nil {
+	if err := json.Unmarshal(data, &c); err != nil {
 		return c, fmt.Errorf("decode connection %s: %w", id, err)
 	}
 	return c, nil
 }
 
-func redacted(c activity.Connection) activity.Connection {
-	if c.Password != "" {
-		c.Password = "***"
-	}
-	return c
-}
+func redacted(c activity.Connection) activity.Connection { return c.Redacted() }
 
 func (e *Executor) handleConnections(w http.ResponseWriter, r *http.Request) {
 	out := []activity.Connection{}
-	err := e.eachKV(r.Context(), e.conns, func(b []byte) {
+	err := e.eachSealed(r.Context(), e.conns, func(b []byte) {
 		var c activity.Connection
 		if json.Unmarshal(b, &c) == nil {
 			out = append(out, redacted(c))
@@ -324,7 +319,7 @@ func (e *Executor) handleConnection(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		data, _ := json.Marshal(c)
-		if _, err := e.conns.Put(r.Context(), kvKey(id), data); err != nil {
+		if err := e.putSealed(r.Context(), e.conns, kvKey(id), data); err != nil {
 			e.writeError(w, r, fmt.Errorf("put connection: %w", err))
 			return
 		}
@@ -351,6 +346,28 @@ func (e *Executor) eachKV(ctx context.Context, kv jetstream.KeyValue, fn func([]
 			continue
 		}
 		fn(ent.Value())
+	}
+	return nil
+}
+
+// eachSealed calls fn with every live value of a bucket of sealed values,
+// opened; a value that does not open is skipped with a warning.
+func (e *Executor) eachSealed(ctx context.Context, kv jetstream.KeyValue, fn func([]byte)) error {
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list keys: %w", err)
+	}
+	defer func() { _ = lister.Stop() }()
+	for k := range lister.Keys() {
+		data, err := e.getSealed(ctx, kv, k)
+		if errors.Is(err, ErrSealed) {
+			e.log.Warn("skipping a value that does not open", "bucket", kv.Bucket(), "err", err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		fn(data)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/flagenv"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/testbin"
 )
@@ -53,6 +55,10 @@ type cluster struct {
 	dir     string
 	// submitAPIs, when set, are the executors submitMany takes turns among.
 	submitAPIs []*client.Client
+	// natsArgs are the NATS client flags (credentials, TLS) of every
+	// process; apiCA, when set, is the CA of the executor's https.
+	natsArgs []string
+	apiCA    string
 }
 
 type clusterOpts struct {
@@ -62,17 +68,31 @@ type clusterOpts struct {
 	logLevel        string // executor --log-level, default debug
 	natsURL         string // NATS URLs (comma separated) to use instead of a server of the test's own
 	replicas        int    // executor --replicas, default 1
+	// nats is the server to run against, configured by the test (users,
+	// TLS, accounts); default a fresh open one.
+	nats *server.Server
+	// natsArgs are NATS client flags given to every process.
+	natsArgs []string
+	// apiCA makes the executor serve https (give --tls-cert and --tls-key
+	// in extra) and every client trust this CA file.
+	apiCA string
+	extra []string // more executor serve flags
 }
 
 func newCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir()}
-	if o.natsURL != "" {
+	switch {
+	case o.natsURL != "":
 		c.natsURL = o.natsURL
-	} else {
+	case o.nats != nil:
+		c.nats = o.nats
+		c.natsURL = c.nats.ClientURL()
+	default:
 		c.nats = natstest.RunServer(t)
 		c.natsURL = c.nats.ClientURL()
 	}
+	c.natsArgs, c.apiCA = o.natsArgs, o.apiCA
 	c.startExecutor(o)
 	return c
 }
@@ -100,25 +120,41 @@ func (c *cluster) runExecutor(name, addr string, o clusterOpts) (*testbin.Proc, 
 	if o.replicas > 0 {
 		args = append(args, "--replicas", fmt.Sprint(o.replicas))
 	}
+	args = append(append(args, c.natsArgs...), o.extra...)
 	p := testbin.Start(c.t, name, c.bins.executor, nil, args...)
 	url := "http://" + addr
-	waitHealthy(c.t, url, p)
-	api, err := client.New(client.Config{URL: url, Token: o.operatorToken})
+	var tc *tls.Config
+	if c.apiCA != "" {
+		url = "https://" + addr
+		var err error
+		if tc, err = flagenv.ClientTLS(c.apiCA); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	waitHealthy(c.t, url, p, tc)
+	api, err := client.New(client.Config{URL: url, Token: o.operatorToken, TLSConfig: tc})
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return p, url, api
 }
 
-func waitHealthy(t testing.TB, url string, p *testbin.Proc) {
+// waitHealthy waits for the executor's /healthz, over https trusting tc
+// when it is not nil.
+func waitHealthy(t testing.TB, url string, p *testbin.Proc, tc *tls.Config) {
 	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	if tc != nil {
+		hc.Transport = &http.Transport{TLSClientConfig: tc}
+		defer hc.CloseIdleConnections()
+	}
 	testbin.Eventually(t, 30*time.Second, "executor /healthz", func() bool {
 		select {
 		case <-p.Done():
 			t.Fatalf("executor exited: %v\n%s", p.Err(), p.Output())
 		default:
 		}
-		resp, err := http.Get(url + "/healthz")
+		resp, err := hc.Get(url + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -158,7 +194,10 @@ func (c *cluster) startWorker(o workerOpts) *testbin.Proc {
 		args = append(args, "--runtime", "go="+c.bins.gotasks+" --comm {comm_addr} --logs {logs_addr}")
 	}
 	args = append(args, "--heartbeat-interval", "300ms", "--kill-grace", "1s", "--grace-period", "5s", "--log-level", "debug")
-	args = append(args, o.extra...)
+	if c.apiCA != "" {
+		args = append(args, "--api-ca", c.apiCA)
+	}
+	args = append(append(args, c.natsArgs...), o.extra...)
 	return testbin.Start(c.t, o.name, c.bins.worker, nil, args...)
 }
 
@@ -190,7 +229,7 @@ func (c *cluster) startTriggerer(o triggererOpts) *triggerer {
 	addr := testbin.FreeAddr(c.t)
 	args := []string{"--nats-url", c.natsURL, "--capacity", fmt.Sprint(o.capacity), "--id", o.name,
 		"--heartbeat-interval", "300ms", "--dead-after", o.deadAfter, "--listen", addr, "--log-level", "debug"}
-	args = append(args, o.extra...)
+	args = append(append(args, c.natsArgs...), o.extra...)
 	p := testbin.Start(c.t, o.name, c.bins.triggerer, nil, args...)
 	tr := &triggerer{Proc: p, addr: addr}
 	testbin.Eventually(c.t, 30*time.Second, o.name+" /healthz", func() bool {

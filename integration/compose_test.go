@@ -61,7 +61,7 @@ func TestComposeServices(t *testing.T) {
 	}
 	execArgs := command("executor", b.executor)
 	ex := testbin.Start(t, "executor", b.executor, nil, execArgs...)
-	waitHealthy(t, "http://"+apiAddr, ex)
+	waitHealthy(t, "http://"+apiAddr, ex, nil)
 	for _, name := range []string{"worker", "worker-python", "worker-java"} {
 		testbin.Start(t, name, b.worker, nil, command(name, b.worker)...)
 	}

@@ -81,7 +81,9 @@ type Config struct {
 	// of the existing ACTIVITIES stream. Workers and triggerers bind; the
 	// executor, which owns the layout (replicas, activity ack wait),
 	// provisions. Without it a worker started with default settings would
-	// scale an R3 layout down to R1 and reset the executor's ack wait.
+	// scale an R3 layout down to R1 and reset the executor's ack wait; and
+	// a client whose NATS permissions allow no more (a worker limited to its
+	// queues) could not start.
 	Bind bool
 }
 

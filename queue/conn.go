@@ -27,6 +27,13 @@ type ConnConfig struct {
 	TLSCA string
 	// TLSCert and TLSKey are a PEM client certificate and key.
 	TLSCert, TLSKey string
+	// InboxPrefix replaces "_INBOX" as the prefix of the subjects replies
+	// come back on, so NATS permissions can give each user its own inboxes
+	// (subscribe "PREFIX.>") instead of every client's ("_INBOX.>").
+	InboxPrefix string
+	// InProcess, when set, connects to a server of this process (an
+	// [Embedded]'s Server) without the network, and so without TLS.
+	InProcess nats.InProcessConnProvider
 	// Name is the connection name shown in server monitoring.
 	Name string
 	// Logger receives connection events. Default slog.Default().
@@ -84,6 +91,12 @@ func Connect(ctx context.Context, cfg ConnConfig) (*nats.Conn, error) {
 	}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(cfg.InProcess))
+	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 	}
 	if cfg.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(cfg.TLSCA))

@@ -21,6 +21,10 @@ type EmbeddedConfig struct {
 	DataDir string
 	// User and Password, when set, are required of every client.
 	User, Password string
+	// TLSCert and TLSKey, PEM files, make the server require TLS of every
+	// client connecting over the network. Clients in this process connect
+	// through [Embedded.Server] (queue.ConnConfig.InProcess) without it.
+	TLSCert, TLSKey string
 	// Logger receives the server's log: notices, debug and trace lines at
 	// debug level, warnings at warn, errors at error. Default slog.Default().
 	Logger *slog.Logger
@@ -68,6 +72,13 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		Password: cfg.Password,
 		NoSigs:   true,
 	}
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey})
+		if err != nil {
+			return nil, fmt.Errorf("start embedded nats-server: tls: %w", err)
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSTimeout = tc, true, 2
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats-server: %w", err)
@@ -80,7 +91,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("start embedded nats-server on %s:%d: %w", host, port, ErrEmbeddedNotReady)
 	}
-	log.Info("embedded nats-server started", "url", srv.ClientURL(), "store_dir", srv.StoreDir())
+	log.Info("embedded nats-server started", "url", srv.ClientURL(), "store_dir", srv.StoreDir(), "tls", opts.TLS)
 	return &Embedded{srv: srv}, nil
 }
 

@@ -51,7 +51,11 @@
 //
 // Stdout and stderr lines (command runtimes) and the logs channel's JSON
 // lines (SDK runtimes) are shipped to the LOGS stream with the secrets the
-// task masked replaced by "***". The log is flushed before the final state is
+// task masked replaced by "***": values it named with MaskSecret, the
+// passwords and sensitive extra fields (names containing password, secret,
+// token, api_key, …) of the connections it read, and the values of the
+// variables with such names it read, as Airflow's secrets masker does. The
+// reason of a failed try is masked the same way. The log is flushed before the final state is
 // reported, so logs are stored by the time the state is visible.
 //
 // Heartbeats go every HeartbeatInterval; a 409 means the executor has

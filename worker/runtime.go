@@ -344,6 +344,7 @@ func (j *job) answer(ctx context.Context, msg protocol.Message) (protocol.Messag
 			return nil, apiError(err), nil, nil
 		}
 		j.tl.addMask(c.Password)
+		j.tl.addNamedMask("extra", c.Extra)
 		return protocol.ConnectionResult{Type: protocol.TypeConnectionResult, ConnID: c.ConnID, ConnType: c.ConnType,
 			Host: c.Host, Schema: c.Schema, Login: c.Login, Password: c.Password, Port: c.Port, Extra: c.Extra}, nil, nil, nil
 	case protocol.GetVariable:
@@ -351,6 +352,7 @@ func (j *job) answer(ctx context.Context, msg protocol.Message) (protocol.Messag
 		if err != nil {
 			return nil, apiError(err), nil, nil
 		}
+		j.tl.addNamedMask(m.Key, v.Value)
 		return protocol.VariableResult{Type: protocol.TypeVariableResult, Key: m.Key, Value: v.Value}, nil, nil, nil
 	case protocol.PutVariable:
 		if err := tc.PutVariable(rctx, m.Key, execution.VariableBody{Key: m.Key, Value: m.Value, Description: m.Description}); err != nil {

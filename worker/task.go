@@ -264,6 +264,9 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		log.Warn("task killed: heartbeat refused by the executor")
 		return
 	}
+	// A task's error may carry a secret it read: mask it before it is
+	// logged or stored as the try's reason.
+	out.reason = tl.maskString(out.reason)
 	tl.worker("info", fmt.Sprintf("try %d finished: %s", ti.TryNumber, describe(out)))
 	w.closeLog(log, tl)
 	w.report(log, tc, out)

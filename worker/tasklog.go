@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -16,8 +17,9 @@ const maskReplacement = "***"
 
 // taskLog ships a try's log lines to the LOGS stream as JSON objects
 // {"timestamp", "level", "event", "logger"}, masking the secrets the task
-// named with MaskSecret (and the passwords of connections it read) in every
-// later line. Safe for concurrent use.
+// named with MaskSecret, the passwords and sensitive extra fields of the
+// connections it read, and the values of the variables with sensitive
+// names it read, in every later line. Safe for concurrent use.
 type taskLog struct {
 	log *slog.Logger
 
@@ -57,6 +59,39 @@ func (l *taskLog) addMask(s string) {
 		pairs = append(pairs, m, maskReplacement)
 	}
 	l.replacer = strings.NewReplacer(pairs...)
+}
+
+// addNamedMask masks v, or the strings inside it, when name (or, inside a
+// map, a key) names a secret, as Airflow's masker does with a connection's
+// extra and with variables.
+func (l *taskLog) addNamedMask(name string, v any) {
+	switch x := v.(type) {
+	case string:
+		if activity.SensitiveName(name) {
+			l.addMask(x)
+		}
+	case map[string]any:
+		for k, e := range x {
+			if activity.SensitiveName(name) {
+				k = name
+			}
+			l.addNamedMask(k, e)
+		}
+	case []any:
+		for _, e := range x {
+			l.addNamedMask(name, e)
+		}
+	}
+}
+
+// maskString masks the secrets known so far in s.
+func (l *taskLog) maskString(s string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.replacer == nil {
+		return s
+	}
+	return l.replacer.Replace(s)
 }
 
 // mask masks every string in v; l.mu is held.

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/flagenv"
 )
 
 // apiURLDefault is where the CLI finds the executor when neither --api-url
@@ -110,18 +111,23 @@ func wantArgs(fs *flag.FlagSet, args []string, names ...string) error {
 
 // apiFlags are the flags of every command that calls the public API.
 type apiFlags struct {
-	url, token string
-	json       bool
+	url, token, ca string
+	json           bool
 }
 
 func (a *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.url, "api-url", apiURLDefault, "executor URL (TASKWIRE_API_URL)")
 	fs.StringVar(&a.token, "token", "", "operator token of the public API (TASKWIRE_OPERATOR_TOKEN)")
+	fs.StringVar(&a.ca, "api-ca", "", "PEM file of the CA that signed the executor's https certificate (TASKWIRE_API_CA)")
 	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table (TASKWIRE_JSON)")
 }
 
 func (a *apiFlags) client() (*client.Client, error) {
-	c, err := client.New(client.Config{URL: a.url, Token: a.token})
+	tc, err := flagenv.ClientTLS(a.ca)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("--api-ca: %w", err))
+	}
+	c, err := client.New(client.Config{URL: a.url, Token: a.token, TLSConfig: tc})
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("--api-url: %w", err))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taskwire/taskwire/executor"
@@ -27,18 +29,41 @@ Runs the executor. With no --nats-url it embeds a NATS server with JetStream
 Every flag falls back to the TASKWIRE_* environment variable named in its help.
 `
 
+// readKeyFile reads a key file (its content trimmed of surrounding
+// space); nil when path is empty.
+func readKeyFile(path, what string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	b = []byte(strings.TrimSpace(string(b)))
+	if len(b) < 32 {
+		return nil, usageErr(fmt.Errorf("%s file %s: want at least 32 bytes, got %d", what, path, len(b)))
+	}
+	return b, nil
+}
+
 func serveCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), serveUsage); fs.PrintDefaults() }
 	var (
 		dataDir       = fs.String("data-dir", flagenv.String("TASKWIRE_DATA_DIR", "taskwire-data"), "embedded NATS data directory (TASKWIRE_DATA_DIR)")
 		listen        = fs.String("listen", flagenv.String("TASKWIRE_LISTEN", "127.0.0.1:8080"), "HTTP listen address of the APIs (TASKWIRE_LISTEN)")
+		natsTLSCert   = fs.String("nats-listen-tls-cert", flagenv.String("TASKWIRE_NATS_LISTEN_TLS_CERT", ""), "PEM certificate making the embedded NATS require TLS of its clients; with --nats-listen-tls-key (TASKWIRE_NATS_LISTEN_TLS_CERT)")
+		natsTLSKey    = fs.String("nats-listen-tls-key", flagenv.String("TASKWIRE_NATS_LISTEN_TLS_KEY", ""), "PEM private key of --nats-listen-tls-cert (TASKWIRE_NATS_LISTEN_TLS_KEY)")
 		natsListen    = fs.String("nats-listen", flagenv.String("TASKWIRE_NATS_LISTEN", "127.0.0.1:4222"), "embedded NATS listen address (TASKWIRE_NATS_LISTEN)")
 		replicas      = fs.Int("replicas", 1, "stream and KV replicas (3 on a NATS cluster)")
 		operatorToken = fs.String("operator-token", flagenv.String("TASKWIRE_OPERATOR_TOKEN", ""), "bearer token required on /api/ (TASKWIRE_OPERATOR_TOKEN)")
 		keyFile       = fs.String("signing-key-file", flagenv.String("TASKWIRE_SIGNING_KEY_FILE", ""), "file with the task-token signing key, ≥ 32 bytes; default a key shared through NATS (TASKWIRE_SIGNING_KEY_FILE)")
 		zombie        = fs.Duration("zombie-threshold", flagenv.Duration("TASKWIRE_ZOMBIE_THRESHOLD", executor.ZombieThresholdDefault), "a running task with no heartbeat this long is a zombie (TASKWIRE_ZOMBIE_THRESHOLD)")
 		scan          = fs.Duration("scan-interval", flagenv.Duration("TASKWIRE_SCAN_INTERVAL", executor.ScanIntervalDefault), "how often zombies and timeouts are looked for (TASKWIRE_SCAN_INTERVAL)")
+		secretFile    = fs.String("secret-key-file", flagenv.String("TASKWIRE_SECRET_KEY_FILE", ""), "file with the key sealing connections and variables at rest, ≥ 32 bytes; default a key shared through NATS (TASKWIRE_SECRET_KEY_FILE)")
+		execTTL       = fs.Duration("execution-token-ttl", flagenv.Duration("TASKWIRE_EXECUTION_TOKEN_TTL", executor.ExecutionTokenTTLDefault), "life of a task try's execution token, refreshed on heartbeats when half spent (TASKWIRE_EXECUTION_TOKEN_TTL)")
+		tlsCert       = fs.String("tls-cert", flagenv.String("TASKWIRE_TLS_CERT", ""), "PEM certificate (chain) to serve the APIs over https; with --tls-key (TASKWIRE_TLS_CERT)")
+		tlsKey        = fs.String("tls-key", flagenv.String("TASKWIRE_TLS_KEY", ""), "PEM private key of --tls-cert (TASKWIRE_TLS_KEY)")
 		ackWait       = fs.Duration("activity-ack-wait", flagenv.Duration("TASKWIRE_ACTIVITY_ACK_WAIT", 30*time.Second), "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
 	)
 	var (
@@ -54,16 +79,32 @@ func serveCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	var key []byte
-	if *keyFile != "" {
-		if key, err = os.ReadFile(*keyFile); err != nil {
-			return fmt.Errorf("read signing key: %w", err)
+	key, err := readKeyFile(*keyFile, "signing key")
+	if err != nil {
+		return err
+	}
+	secret, err := readKeyFile(*secretFile, "secret key")
+	if err != nil {
+		return err
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return usageErr(errors.New("--tls-cert and --tls-key go together"))
+	}
+	var tlsConfig *tls.Config
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
-		key = []byte(strings.TrimSpace(string(key)))
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
 	url := natsFlags.URL
+	var inProcess nats.InProcessConnProvider
 	if url == "" {
+		if (*natsTLSCert == "") != (*natsTLSKey == "") {
+			return usageErr(errors.New("--nats-listen-tls-cert and --nats-listen-tls-key go together"))
+		}
 		host, portS, err := net.SplitHostPort(*natsListen)
 		if err != nil {
 			return usageErr(fmt.Errorf("--nats-listen %q: %w", *natsListen, err))
@@ -74,17 +115,23 @@ func serveCmd(ctx context.Context, args []string) error {
 		}
 		emb, err := queue.StartEmbedded(queue.EmbeddedConfig{
 			Host: host, Port: port, DataDir: filepath.Clean(*dataDir),
-			User: natsFlags.User, Password: natsFlags.Password, Logger: log.With("component", "nats"),
+			User: natsFlags.User, Password: natsFlags.Password, TLSCert: *natsTLSCert, TLSKey: *natsTLSKey,
+			Logger: log.With("component", "nats"),
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded nats: %w", err)
 		}
 		defer emb.Shutdown()
-		url = emb.ClientURL()
+		url, inProcess = emb.ClientURL(), emb.Server()
 		log.Info("embedded NATS started", "url", url, "data_dir", *dataDir)
 	}
 	natsFlags.URL = url
-	nc, err := queue.Connect(ctx, natsFlags.Conn("taskwire-executor", log))
+	connCfg := natsFlags.Conn("taskwire-executor", log)
+	if inProcess != nil {
+		// In process there is no TLS to speak: a tls:// URL would ask for it.
+		connCfg.InProcess, connCfg.URL = inProcess, strings.Replace(url, "tls://", "nats://", 1)
+	}
+	nc, err := queue.Connect(ctx, connCfg)
 	if err != nil {
 		return err
 	}
@@ -94,8 +141,8 @@ func serveCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	ex, err := executor.New(executor.Config{
-		Queue: qc, SigningKey: key, OperatorToken: *operatorToken,
-		ZombieThreshold: *zombie, ScanInterval: *scan, Logger: log,
+		Queue: qc, SigningKey: key, SecretKey: secret, OperatorToken: *operatorToken,
+		ExecutionTokenTTL: *execTTL, ZombieThreshold: *zombie, ScanInterval: *scan, Logger: log,
 	})
 	if err != nil {
 		return usageErr(err)
@@ -108,9 +155,13 @@ func serveCmd(ctx context.Context, args []string) error {
 		_ = ex.Stop(context.Background())
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
-	srv := &http.Server{Handler: ex.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("executor serving", "listen", ln.Addr().String(), "nats_url", url, "replicas", *replicas,
-		"zombie_threshold", *zombie, "operator_token", *operatorToken != "")
+	srv := &http.Server{Handler: ex.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	log.Info("executor serving", "listen", ln.Addr().String(), "https", tlsConfig != nil, "nats_url", url, "replicas", *replicas,
+		"zombie_threshold", *zombie, "execution_token_ttl", *execTTL, "operator_token", *operatorToken != "",
+		"signing_key_file", *keyFile != "", "secret_key_file", *secretFile != "")
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

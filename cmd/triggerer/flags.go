@@ -54,6 +54,5 @@ func parseFlags(args []string) (*options, error) {
 // logEffective logs the configuration in use, without secrets.
 func (o *options) logEffective(id string) {
 	c := o.cfg
-	o.log.Info("triggerer config", append([]any{"triggerer_id", id}, append(o.nats.LogAttrs(),
-		"capacity", c.Capacity, "heartbeat_interval", c.HeartbeatInterval, "dead_after", c.DeadAfter, "listen", o.listen)...)...)
+	o.log.Info("triggerer config", append([]any{"triggerer_id", id}, append(o.nats.LogAttrs(), "capacity", c.Capacity, "heartbeat_interval", c.HeartbeatInterval, "dead_after", c.DeadAfter, "listen", o.listen)...)...)
 }

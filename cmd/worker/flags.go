@@ -32,7 +32,7 @@ runtime.
 type options struct {
 	nats             flagenv.NATS
 	logs             flagenv.Log
-	apiURL           string
+	apiURL, apiCA    string
 	cfg              worker.Config
 	log              *slog.Logger
 	runtimes, codecs []string
@@ -61,6 +61,7 @@ func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	o.nats.Register(fs, "nats://127.0.0.1:4222", "NATS URL")
 	fs.StringVar(&o.apiURL, "api-url", flagenv.String("TASKWIRE_API_URL", "http://127.0.0.1:8080"), "executor URL serving the Execution API (TASKWIRE_API_URL)")
+	fs.StringVar(&o.apiCA, "api-ca", flagenv.String("TASKWIRE_API_CA", ""), "PEM file of the CA that signed the executor's https certificate (TASKWIRE_API_CA)")
 	queues := fs.String("queues", flagenv.String("TASKWIRE_QUEUES", "default"), "comma-separated queues to serve (TASKWIRE_QUEUES)")
 	fs.IntVar(&o.cfg.Concurrency, "concurrency", flagenv.Int("TASKWIRE_CONCURRENCY", worker.ConcurrencyDefault), "tasks run at once (TASKWIRE_CONCURRENCY)")
 	rts, codecs := splitEnv("TASKWIRE_RUNTIMES", ";"), splitEnv("TASKWIRE_RUNTIME_CODECS", ",")
@@ -167,8 +168,7 @@ func parseRuntimes(rts, codecs []string) (map[string]worker.Runtime, error) {
 // logEffective logs the configuration in use, without secrets.
 func (o *options) logEffective(id string) {
 	c := o.cfg
-	o.log.Info("worker config", append([]any{"worker_id", id}, append(o.nats.LogAttrs(),
-		"api_url", o.apiURL, "queues", c.Queues, "concurrency", c.Concurrency,
+	o.log.Info("worker config", append([]any{"worker_id", id}, append(o.nats.LogAttrs(), "api_url", o.apiURL, "api_ca", o.apiCA, "queues", c.Queues, "concurrency", c.Concurrency,
 		"runtimes", o.runtimes, "runtime_codecs", o.codecs,
 		"heartbeat_interval", c.HeartbeatInterval, "grace_period", c.GracePeriod, "kill_grace", c.KillGrace,
 		"handshake_timeout", c.HandshakeTimeout, "state_dir", c.StateDir)...)...)

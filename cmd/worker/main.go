@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/internal/flagenv"
 	"github.com/taskwire/taskwire/queue"
 	"github.com/taskwire/taskwire/worker"
 )
@@ -60,7 +61,11 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	api, err := execution.NewClient(execution.ClientConfig{URL: o.apiURL, Logger: log})
+	tc, err := flagenv.ClientTLS(o.apiCA)
+	if err != nil {
+		return fmt.Errorf("--api-ca: %w", err)
+	}
+	api, err := execution.NewClient(execution.ClientConfig{URL: o.apiURL, TLSConfig: tc, Logger: log})
 	if err != nil {
 		return err
 	}

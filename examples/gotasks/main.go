@@ -3,9 +3,12 @@
 // {logs_addr}'), and it runs the task the try names.
 //
 // Tasks: noop (succeeds), fail (returns an error), push (pushes XCom "value"
-// = 42), pull (pulls "value" from task push in the same run; fails unless it
+// = 42, after params.delay seconds when given), pull (pulls "value" from task push in the same run; fails unless it
 // is 42), read_config (reads variable "greeting" and connection "db" and
-// pushes them), sleep (sleeps 60s, or params.seconds, until cancelled) and
+// pushes them), leak_secrets (prints the password of connection "db", its
+// extra field "api_token" and variable "service_api_key" to its log, stdout
+// and stderr, then fails with the password in its error: the worker masks
+// them all as "***"), sleep (sleeps 60s, or params.seconds, until cancelled) and
 // panic.
 //
 // Deferring tasks, which free their worker slot while they wait:
@@ -30,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/taskwire/taskwire/sdk"
@@ -42,6 +46,7 @@ func main() {
 	r.Register("push", push)
 	r.Register("pull", pull)
 	r.Register("read_config", readConfig)
+	r.Register("leak_secrets", leakSecrets)
 	r.Register("sleep", sleep)
 	r.Register("panic", panicky)
 	r.Register("wait", wait)
@@ -67,6 +72,14 @@ func fail(ctx context.Context, t *sdk.Task) error {
 }
 
 func push(ctx context.Context, t *sdk.Task) error {
+	if d := seconds(t.Context().Params["delay"]); d > 0 {
+		t.Logger().Info("waiting before the push", "delay", d.String())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
 	if err := t.XComPush(ctx, "value", 42); err != nil {
 		return err
 	}
@@ -103,6 +116,33 @@ func readConfig(ctx context.Context, t *sdk.Task) error {
 	return t.XComPush(ctx, "db", map[string]any{
 		"conn_id": conn.ConnID, "conn_type": conn.ConnType, "host": conn.Host, "port": conn.Port, "schema": conn.Schema, "login": conn.Login,
 	})
+}
+
+func leakSecrets(ctx context.Context, t *sdk.Task) error {
+	conn, err := t.Connection(ctx, "db")
+	if err != nil {
+		return err
+	}
+	key, err := t.Variable(ctx, "service_api_key")
+	if err != nil {
+		return err
+	}
+	token, _ := conn.Extra["api_token"].(string)
+	t.Logger().Info("connecting with password "+conn.Password, "password", conn.Password, "token", token, "key", key)
+	fmt.Println("stdout:", conn.Password, token, key)
+	fmt.Fprintln(os.Stderr, "stderr:", conn.Password, token, key)
+	return fmt.Errorf("login as %s with password %s refused", conn.Login, conn.Password)
+}
+
+// seconds reads a number of seconds from a param.
+func seconds(v any) time.Duration {
+	switch s := v.(type) {
+	case int64:
+		return time.Duration(s) * time.Second
+	case float64:
+		return time.Duration(s * float64(time.Second))
+	}
+	return 0
 }
 
 func sleep(ctx context.Context, t *sdk.Task) error {

@@ -5,6 +5,8 @@
 package flagenv
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -41,14 +43,24 @@ func Int(name string, def int) int {
 	return def
 }
 
+// Bool returns the environment variable name as a boolean, or def when it
+// is unset or not a boolean.
+func Bool(name string, def bool) bool {
+	if b, err := strconv.ParseBool(os.Getenv(name)); err == nil {
+		return b
+	}
+	return def
+}
+
 // NATS holds the NATS connection flags.
 type NATS struct {
-	URL, User, Password, Creds, CA, Cert, Key string
+	URL, User, Password, Creds, CA, Cert, Key, Inbox string
 }
 
 // Register adds --nats-url (default defURL), --nats-user, --nats-password,
-// --nats-creds, --nats-tls-ca, --nats-tls-cert and --nats-tls-key to fs,
-// each falling back to its TASKWIRE_NATS_* variable. urlHelp describes
+// --nats-creds, --nats-tls-ca, --nats-tls-cert, --nats-tls-key and
+// --nats-inbox-prefix to fs, each falling back to its TASKWIRE_NATS_*
+// variable. urlHelp describes
 // --nats-url.
 func (n *NATS) Register(fs *flag.FlagSet, defURL, urlHelp string) {
 	fs.StringVar(&n.URL, "nats-url", String("TASKWIRE_NATS_URL", defURL), urlHelp+" (TASKWIRE_NATS_URL)")
@@ -58,18 +70,37 @@ func (n *NATS) Register(fs *flag.FlagSet, defURL, urlHelp string) {
 	fs.StringVar(&n.CA, "nats-tls-ca", String("TASKWIRE_NATS_TLS_CA", ""), "NATS TLS CA file (TASKWIRE_NATS_TLS_CA)")
 	fs.StringVar(&n.Cert, "nats-tls-cert", String("TASKWIRE_NATS_TLS_CERT", ""), "NATS TLS client cert (TASKWIRE_NATS_TLS_CERT)")
 	fs.StringVar(&n.Key, "nats-tls-key", String("TASKWIRE_NATS_TLS_KEY", ""), "NATS TLS client key (TASKWIRE_NATS_TLS_KEY)")
+	fs.StringVar(&n.Inbox, "nats-inbox-prefix", String("TASKWIRE_NATS_INBOX_PREFIX", ""), "prefix of reply subjects instead of _INBOX, for per-user NATS permissions (TASKWIRE_NATS_INBOX_PREFIX)")
 }
 
 // Conn is the connection configuration the flags give, for queue.Connect.
 func (n NATS) Conn(name string, log *slog.Logger) queue.ConnConfig {
 	return queue.ConnConfig{URL: n.URL, User: n.User, Password: n.Password, CredsFile: n.Creds,
-		TLSCA: n.CA, TLSCert: n.Cert, TLSKey: n.Key, Name: name, Logger: log}
+		TLSCA: n.CA, TLSCert: n.Cert, TLSKey: n.Key, InboxPrefix: n.Inbox, Name: name, Logger: log}
 }
 
 // LogAttrs describes the flags for a log line, without secrets.
 func (n NATS) LogAttrs() []any {
 	return []any{"nats_url", n.URL, "nats_user", n.User, "nats_password", n.Password != "",
-		"nats_creds", n.Creds, "nats_tls", n.CA != "" || n.Cert != ""}
+		"nats_creds", n.Creds, "nats_tls", n.CA != "" || n.Cert != "", "nats_inbox_prefix", n.Inbox}
+}
+
+// ClientTLS returns a TLS configuration trusting the CA certificates of the
+// PEM file caFile, for an https API whose certificate a private CA signed;
+// nil (the system's roots) when caFile is empty.
+func ClientTLS(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Log holds the log flags.

@@ -56,6 +56,17 @@ func RunServer(t testing.TB) *server.Server {
 	return Start(t, Options(t))
 }
 
+// RunServerWith is RunServer with the options changed by configure (when
+// not nil) before the server starts: authentication, TLS, accounts.
+func RunServerWith(t testing.TB, configure func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := Options(t)
+	if configure != nil {
+		configure(opts)
+	}
+	return Start(t, opts)
+}
+
 // Stop shuts s down and waits until it is.
 func Stop(s *server.Server) {
 	s.Shutdown()

@@ -214,15 +214,17 @@ func TestCommandTaskDefersAndTimeoutCountsRunningTimeOnly(t *testing.T) {
 	c.startWorker(workerOpts{})
 	c.startTriggerer(triggererOpts{})
 	out := c.path("out")
-	script := `sleep 0.7
+	// Two runs of 1s each (2s running, a second of margin for a loaded
+	// machine) under a 3s timeout, with a 2s deferral between them.
+	script := `sleep 1
 if [ -z "$TASKWIRE_NEXT_METHOD" ]; then
-  printf '{"trigger":"timedelta","kwargs":{"delta":"1s"},"next_method":"after","next_kwargs":{"n":1}}' > "$TASKWIRE_DEFER_FILE"
+  printf '{"trigger":"timedelta","kwargs":{"delta":"2s"},"next_method":"after","next_kwargs":{"n":1}}' > "$TASKWIRE_DEFER_FILE"
   exit 0
 fi
 echo "$TASKWIRE_NEXT_METHOD $TASKWIRE_TRY_NUMBER" >> ` + out + `
 echo "$TASKWIRE_EVENT" | grep -q moment`
 	submitted := time.Now()
-	ti := c.submit(activity.TaskSpec{Queue: "default", Entrypoint: sh(script), ExecutionTimeout: activity.Duration(1500 * time.Millisecond)})
+	ti := c.submit(activity.TaskSpec{Queue: "default", Entrypoint: sh(script), ExecutionTimeout: activity.Duration(3 * time.Second)})
 	got := c.wait(ti.ID, 30*time.Second)
 	if got.State != activity.StateSuccess || got.TryNumber != 1 {
 		t.Fatalf("%s on try %d (%s)\n%s", got.State, got.TryNumber, got.Reason, c.logs(ti.ID))
@@ -230,7 +232,7 @@ echo "$TASKWIRE_EVENT" | grep -q moment`
 	if b, _ := os.ReadFile(out); string(b) != "after 1\n" {
 		t.Fatalf("resumed runs %q, want one run of after on try 1", b)
 	}
-	if d := got.EndDate.Sub(submitted); d < 2*time.Second {
+	if d := got.EndDate.Sub(submitted); d < 3*time.Second {
 		t.Errorf("the task took %s from submit to end; the test needs it to outlast its timeout", d)
 	}
 }

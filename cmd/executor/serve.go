@@ -17,6 +17,7 @@ import (
 
 	"github.com/taskwire/taskwire/executor"
 	"github.com/taskwire/taskwire/internal/flagenv"
+	"github.com/taskwire/taskwire/internal/telemetry"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -39,6 +40,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		keyFile       = fs.String("signing-key-file", flagenv.String("TASKWIRE_SIGNING_KEY_FILE", ""), "file with the task-token signing key, ≥ 32 bytes; default a key shared through NATS (TASKWIRE_SIGNING_KEY_FILE)")
 		zombie        = fs.Duration("zombie-threshold", flagenv.Duration("TASKWIRE_ZOMBIE_THRESHOLD", executor.ZombieThresholdDefault), "a running task with no heartbeat this long is a zombie (TASKWIRE_ZOMBIE_THRESHOLD)")
 		scan          = fs.Duration("scan-interval", flagenv.Duration("TASKWIRE_SCAN_INTERVAL", executor.ScanIntervalDefault), "how often zombies and timeouts are looked for (TASKWIRE_SCAN_INTERVAL)")
+		lostAfter     = fs.Duration("lost-after", flagenv.Duration("TASKWIRE_LOST_AFTER", executor.LostAfterDefault), "a worker or triggerer silent this long is shown as lost (TASKWIRE_LOST_AFTER)")
 		ackWait       = fs.Duration("activity-ack-wait", flagenv.Duration("TASKWIRE_ACTIVITY_ACK_WAIT", 30*time.Second), "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
 	)
 	var (
@@ -93,9 +95,11 @@ func serveCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	reg := telemetry.NewRegistry(nc)
 	ex, err := executor.New(executor.Config{
 		Queue: qc, SigningKey: key, OperatorToken: *operatorToken,
-		ZombieThreshold: *zombie, ScanInterval: *scan, Logger: log,
+		ZombieThreshold: *zombie, ScanInterval: *scan, LostAfter: *lostAfter,
+		Metrics: executor.NewMetrics(reg), Logger: log,
 	})
 	if err != nil {
 		return usageErr(err)
@@ -108,9 +112,14 @@ func serveCmd(ctx context.Context, args []string) error {
 		_ = ex.Stop(context.Background())
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
-	srv := &http.Server{Handler: ex.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// /metrics and /readyz beside the APIs (and the executor's /healthz),
+	// outside /api/: no operator token, as Prometheus scrapes them.
+	mux := http.NewServeMux()
+	telemetry.Route(mux, reg, ex.Ready)
+	mux.Handle("/", ex.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("executor serving", "listen", ln.Addr().String(), "nats_url", url, "replicas", *replicas,
-		"zombie_threshold", *zombie, "operator_token", *operatorToken != "")
+		"zombie_threshold", *zombie, "lost_after", *lostAfter, "operator_token", *operatorToken != "")
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -205,7 +205,7 @@ func (s *store) queueStats(since time.Time, into map[string]*activity.QueueInfo)
 }
 
 // listQueues is GET /api/v1/queues: every queue with a consumer, a record
-// or a worker serving it.
+// or a worker serving it; workers counts the live ones.
 func (e *Executor) listQueues(w http.ResponseWriter, r *http.Request) {
 	pending, err := e.q.ActivityPending(r.Context())
 	if err != nil {
@@ -229,8 +229,8 @@ func (e *Executor) listQueues(w http.ResponseWriter, r *http.Request) {
 		get(q).Pending = n
 	}
 	for _, wi := range workers {
-		if wi.State == activity.MemberLost {
-			continue
+		if wi.State != activity.MemberLive {
+			continue // a draining or lost worker serves nothing
 		}
 		for _, q := range wi.Queues {
 			get(q).Workers++

@@ -58,6 +58,7 @@ type clusterOpts struct {
 	ackWait         string // executor --activity-ack-wait
 	operatorToken   string
 	logLevel        string // executor --log-level, default debug
+	extra           []string
 }
 
 func newCluster(t testing.TB, o clusterOpts) *cluster {
@@ -83,6 +84,7 @@ func (c *cluster) startExecutor(o clusterOpts) {
 	if o.operatorToken != "" {
 		args = append(args, "--operator-token", o.operatorToken)
 	}
+	args = append(args, o.extra...)
 	c.exec = testbin.Start(c.t, "executor", c.bins.executor, nil, args...)
 	c.apiURL = "http://" + addr
 	waitHealthy(c.t, c.apiURL, c.exec)

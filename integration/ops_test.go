@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,169 @@ func TestWorkerRegistry(t *testing.T) {
 	testbin.Eventually(t, 10*time.Second, "t1 lost", func() bool { return triggerer().State == activity.MemberLost })
 	if out, _, _ := c.cli("triggerers"); !strings.Contains(out, "t1") || !strings.Contains(out, "lost") {
 		t.Errorf("triggerers table:\n%s", out)
+	}
+}
+
+// TestLiveCLI: submit --wait prints the state changes as they happen and
+// exits with the outcome; submitting many from a file shows a progress bar
+// and a summary; logs --follow streams a running task's lines as the worker
+// publishes them, and ends when the task does.
+func TestLiveCLI(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default"})
+
+	out, errOut, code := c.cli("submit", "--wait", "--", "sh", "-c", "sleep 0.5; echo hello")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 4 || lines[1] != "queued" || !strings.HasPrefix(lines[2], "running (try 1 on ") || lines[3] != "success (try 1)" {
+		t.Errorf("submit --wait: exit %d\n%s%s", code, out, errOut)
+	}
+	out, _, code = c.cli("submit", "--wait", "--", "sh", "-c", "exit 3")
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if code != 1 || !strings.Contains(lines[len(lines)-1], "failed (try 1: exit code 3") {
+		t.Errorf("submit --wait of a failing task: exit %d\n%s", code, out)
+	}
+
+	specs := c.path("specs.json")
+	var list []activity.TaskSpec
+	for range 5 {
+		list = append(list, activity.TaskSpec{Queue: "default", Entrypoint: sh("true")})
+	}
+	b, _ := json.Marshal(list)
+	if err := os.WriteFile(specs, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = c.cli("submit", "-f", specs, "--wait")
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 11 || lines[10] != "5 finished: 5 success" ||
+		!strings.Contains(errOut, "submitting") || !strings.Contains(errOut, "5/5") ||
+		!strings.Contains(errOut, "submitted 5 task instances: 5 queue default") || !strings.Contains(errOut, "finished") {
+		t.Errorf("submit -f --wait: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+
+	release := c.path("release")
+	ti := c.submit(activity.TaskSpec{Queue: "default",
+		Entrypoint: sh("echo first; while [ ! -e " + release + " ]; do sleep 0.05; done; echo second")})
+	c.waitState(ti.ID, activity.StateRunning, 10*time.Second)
+	follow := testbin.Start(t, "logs", c.bins.executor, nil, "logs", ti.ID, "--follow", "--api-url", c.apiURL)
+	testbin.Eventually(t, 10*time.Second, "the first line, followed", func() bool { return strings.Contains(follow.Output(), "first") })
+	if strings.Contains(follow.Output(), "second") {
+		t.Fatalf("second line before the task wrote it:\n%s", follow.Output())
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-follow.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("logs --follow did not end with the task")
+	}
+	if follow.Err() != nil || !strings.Contains(follow.Output(), "second") {
+		t.Errorf("logs --follow: %v\n%s", follow.Err(), follow.Output())
+	}
+}
+
+// httpGet answers a GET's status and body.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric finds a sample line "name{labels} value" in a /metrics answer and
+// returns its value ("" when absent).
+func metric(body, series string) string {
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestMetricsAndHealth: the executor, a worker and a triggerer serve
+// /healthz, /readyz and /metrics, and a task that fails once and then
+// succeeds is counted: queued, started, finished by state, retries,
+// heartbeats, durations and dispatch latency.
+func TestMetricsAndHealth(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	workerAddr := testbin.FreeAddr(t)
+	c.startWorker(workerOpts{queues: "default", extra: []string{"--listen", workerAddr}})
+	tr := c.startTriggerer(triggererOpts{})
+	workerURL, trURL := "http://"+workerAddr, "http://"+tr.addr
+
+	for _, base := range []string{c.apiURL, workerURL, trURL} {
+		testbin.Eventually(t, 10*time.Second, base+"/readyz", func() bool {
+			code, body := httpGet(t, base+"/readyz")
+			return code == http.StatusOK && body == "ready\n"
+		})
+		if code, _ := httpGet(t, base+"/healthz"); code != http.StatusOK {
+			t.Errorf("%s/healthz: %d", base, code)
+		}
+	}
+
+	// Fails on try 1 after a few heartbeats (300ms apart), succeeds on try 2.
+	marker := c.path("tried")
+	ti := c.submit(activity.TaskSpec{Queue: "default",
+		Entrypoint:  sh("if [ ! -e " + marker + " ]; then touch " + marker + "; sleep 1; exit 1; fi"),
+		RetryPolicy: activity.RetryPolicy{Retries: 1, Delay: activity.Duration(50 * time.Millisecond)}})
+	if got := c.wait(ti.ID, 30*time.Second); got.State != activity.StateSuccess || got.TryNumber != 2 {
+		t.Fatalf("task: %s try %d (%s)", got.State, got.TryNumber, got.Reason)
+	}
+
+	_, ex := httpGet(t, c.apiURL+"/metrics")
+	for series, want := range map[string]string{
+		`taskwire_executor_activities_queued_total{queue="default",reason="submit"}`:          "1",
+		`taskwire_executor_activities_queued_total{queue="default",reason="retry"}`:           "1",
+		`taskwire_executor_activities_started_total{queue="default"}`:                         "2",
+		`taskwire_executor_activities_finished_total{queue="default",state="up_for_retry"}`:   "1",
+		`taskwire_executor_activities_finished_total{queue="default",state="success"}`:        "1",
+		`taskwire_executor_retries_total{queue="default"}`:                                    "1",
+		`taskwire_executor_task_duration_seconds_count{queue="default",state="success"}`:      "1",
+		`taskwire_executor_task_duration_seconds_count{queue="default",state="up_for_retry"}`: "1",
+		`taskwire_executor_dispatch_latency_seconds_count{queue="default"}`:                   "2",
+		`taskwire_nats_reconnects_total`:                                                      "0",
+		`taskwire_nats_connected`:                                                             "1",
+	} {
+		if got := metric(ex, series); got != want {
+			t.Errorf("executor %s = %q, want %q", series, got, want)
+		}
+	}
+	if n, _ := strconv.Atoi(metric(ex, "taskwire_executor_heartbeats_total")); n < 1 {
+		t.Errorf("executor heartbeats %q, want ≥ 1", metric(ex, "taskwire_executor_heartbeats_total"))
+	}
+	if metric(ex, "taskwire_executor_zombies_total") != "0" {
+		t.Errorf("executor zombies %q, want 0", metric(ex, "taskwire_executor_zombies_total"))
+	}
+
+	// The worker counts a try once it is reported: wait for the last one.
+	var wk string
+	testbin.Eventually(t, 10*time.Second, "worker metrics of both tries", func() bool {
+		_, wk = httpGet(t, workerURL+"/metrics")
+		return metric(wk, `taskwire_worker_tasks_finished_total{queue="default",state="success"}`) == "1"
+	})
+	for series, want := range map[string]string{
+		`taskwire_worker_tasks_started_total{queue="default"}`:                       "2",
+		`taskwire_worker_tasks_finished_total{queue="default",state="up_for_retry"}`: "1",
+		`taskwire_worker_task_duration_seconds_count{queue="default"}`:               "2",
+		`taskwire_worker_running`: "0",
+		`taskwire_nats_connected`: "1",
+	} {
+		if got := metric(wk, series); got != want {
+			t.Errorf("worker %s = %q, want %q", series, got, want)
+		}
+	}
+	for _, series := range []string{"taskwire_worker_task_heartbeats_total", "taskwire_worker_registry_heartbeats_total"} {
+		if n, _ := strconv.Atoi(metric(wk, series)); n < 1 {
+			t.Errorf("worker %s = %q, want ≥ 1", series, metric(wk, series))
+		}
+	}
+	_, tm := httpGet(t, trURL+"/metrics")
+	if metric(tm, "taskwire_triggerer_triggers_held") != "0" || metric(tm, "taskwire_nats_reconnects_total") != "0" {
+		t.Errorf("triggerer metrics:\n%s", tm)
 	}
 }

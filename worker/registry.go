@@ -100,11 +100,13 @@ func (w *Worker) startRegistry(ctx context.Context) error {
 	if err := w.register(ctx); err != nil {
 		return err
 	}
-	watcher, err := w.registry.Watch(ctx, queue.DrainKey(w.cfg.ID), jetstream.UpdatesOnly())
+	// The watch lives as long as the worker, not as Start's ctx.
+	regCtx, cancel := context.WithCancel(context.Background())
+	watcher, err := w.registry.Watch(regCtx, queue.DrainKey(w.cfg.ID), jetstream.UpdatesOnly())
 	if err != nil {
+		cancel()
 		return fmt.Errorf("watch drain requests: %w", err)
 	}
-	regCtx, cancel := context.WithCancel(context.Background())
 	w.regCancel = cancel
 	w.regWG.Add(1)
 	go func() {

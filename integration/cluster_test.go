@@ -51,6 +51,8 @@ type cluster struct {
 	exec    *testbin.Proc
 	api     *client.Client
 	dir     string
+	// submitAPIs, when set, are the executors submitMany takes turns among.
+	submitAPIs []*client.Client
 }
 
 type clusterOpts struct {
@@ -58,24 +60,36 @@ type clusterOpts struct {
 	ackWait         string // executor --activity-ack-wait
 	operatorToken   string
 	logLevel        string // executor --log-level, default debug
+	natsURL         string // NATS URLs (comma separated) to use instead of a server of the test's own
+	replicas        int    // executor --replicas, default 1
 	extra           []string
 }
 
 func newCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir()}
-	c.nats = natstest.RunServer(t)
-	c.natsURL = c.nats.ClientURL()
+	if o.natsURL != "" {
+		c.natsURL = o.natsURL
+	} else {
+		c.nats = natstest.RunServer(t)
+		c.natsURL = c.nats.ClientURL()
+	}
 	c.startExecutor(o)
 	return c
 }
 
 func (c *cluster) startExecutor(o clusterOpts) {
 	c.t.Helper()
+	c.exec, c.apiURL, c.api = c.runExecutor("executor", testbin.FreeAddr(c.t), o)
+}
+
+// runExecutor starts an executor process listening on addr and waits
+// until it is healthy; it returns the process, its API URL and a client.
+func (c *cluster) runExecutor(name, addr string, o clusterOpts) (*testbin.Proc, string, *client.Client) {
+	c.t.Helper()
 	if o.zombieThreshold == "" {
 		o.zombieThreshold = "3s"
 	}
-	addr := testbin.FreeAddr(c.t)
 	args := []string{"serve", "--nats-url", c.natsURL, "--listen", addr,
 		"--zombie-threshold", o.zombieThreshold, "--scan-interval", "200ms", "--log-level", cmp.Or(o.logLevel, "debug")}
 	if o.ackWait != "" {
@@ -84,15 +98,18 @@ func (c *cluster) startExecutor(o clusterOpts) {
 	if o.operatorToken != "" {
 		args = append(args, "--operator-token", o.operatorToken)
 	}
+	if o.replicas > 0 {
+		args = append(args, "--replicas", fmt.Sprint(o.replicas))
+	}
 	args = append(args, o.extra...)
-	c.exec = testbin.Start(c.t, "executor", c.bins.executor, nil, args...)
-	c.apiURL = "http://" + addr
-	waitHealthy(c.t, c.apiURL, c.exec)
-	api, err := client.New(client.Config{URL: c.apiURL, Token: o.operatorToken})
+	p := testbin.Start(c.t, name, c.bins.executor, nil, args...)
+	url := "http://" + addr
+	waitHealthy(c.t, url, p)
+	api, err := client.New(client.Config{URL: url, Token: o.operatorToken})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.api = api
+	return p, url, api
 }
 
 func waitHealthy(t testing.TB, url string, p *testbin.Proc) {
@@ -117,6 +134,7 @@ type workerOpts struct {
 	queues      string // default "default,go"
 	concurrency int    // default 4
 	config      string // a runtime file (--config) instead of --runtime go=gotasks
+	apiURL      string // the executor to call, default the cluster's
 	extra       []string
 }
 
@@ -133,7 +151,7 @@ func (c *cluster) startWorker(o workerOpts) *testbin.Proc {
 	if o.name == "" {
 		o.name = "worker"
 	}
-	args := []string{"--nats-url", c.natsURL, "--api-url", c.apiURL, "--queues", o.queues,
+	args := []string{"--nats-url", c.natsURL, "--api-url", cmp.Or(o.apiURL, c.apiURL), "--queues", o.queues,
 		"--concurrency", fmt.Sprint(o.concurrency)}
 	switch {
 	case o.config != "":

@@ -1,12 +1,16 @@
 package integration
 
 import (
+	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/testbin"
 )
 
@@ -64,4 +68,159 @@ func TestQueuesAreSeparate(t *testing.T) {
 			t.Errorf("task on %s: state %s worker %q, want success on %s", ti.Queue, ti.State, ti.WorkerID, want)
 		}
 	}
+}
+
+// Worker storm: 1,000 short tasks across three workers while a random
+// worker is SIGKILLed and restarted every 200–400ms. Every task succeeds
+// exactly once, by the executor's records and by the tasks' own side
+// effects.
+func TestWorkerStorm(t *testing.T) {
+	const n, workers = 1000, 3
+	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms", ackWait: "2s", logLevel: "info"})
+	start := func(i int) *testbin.Proc {
+		return c.startWorker(workerOpts{name: fmt.Sprintf("worker%d", i), concurrency: 8, extra: []string{"--log-level", "info"}})
+	}
+	ws := make([]*testbin.Proc, workers)
+	for i := range ws {
+		ws[i] = start(i)
+	}
+	out := c.path("runs")
+	began := time.Now()
+	stop := make(chan struct{})
+	killed := make(chan int)
+	go func() {
+		kills := 0
+		defer func() { killed <- kills }()
+		rng := rand.New(rand.NewPCG(1, 2))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(200+rng.IntN(200)) * time.Millisecond):
+			}
+			i := rng.IntN(workers)
+			ws[i].Kill()
+			kills++
+			ws[i] = start(i)
+		}
+	}()
+	ids := c.submitMany(n, func(i int) activity.TaskSpec {
+		return activity.TaskSpec{Queue: "default", TaskID: fmt.Sprintf("storm-%d", i), Entrypoint: sh("sleep 0.05; " + sideEffect(out)),
+			RetryPolicy: activity.RetryPolicy{Retries: 30, Delay: activity.Duration(20 * time.Millisecond)}}
+	})
+	c.waitFinished(n, 50*time.Second)
+	close(stop)
+	kills := <-killed
+	rep := checkSucceededOnce(t, c, ids, out)
+	t.Logf("%d tasks, %d workers SIGKILLed, %s: %d succeeded once, %d tries, %d reruns of a try whose worker died, 0 lost",
+		n, kills, time.Since(began).Round(time.Millisecond), rep.succeeded, rep.tries, rep.reruns)
+	if kills < 10 {
+		t.Errorf("only %d kills: the storm was too short to test anything", kills)
+	}
+}
+
+// Triggerer loss: 2,000 deferred tasks held by two triggerers; one is
+// SIGKILLed and the event they wait for is sent at once. The survivor takes
+// the dead one's triggers over and every task resumes exactly once, all
+// within 60s of the kill.
+func TestTriggererLoss(t *testing.T) {
+	const n = 2000
+	c := newCluster(t, clusterOpts{logLevel: "info"})
+	for i := range 2 {
+		c.startWorker(workerOpts{name: fmt.Sprintf("worker%d", i), concurrency: 16, extra: []string{"--log-level", "info"}})
+	}
+	trigs := []*triggerer{
+		c.startTriggerer(triggererOpts{name: "trig-a", capacity: n, extra: []string{"--log-level", "info"}}),
+		c.startTriggerer(triggererOpts{name: "trig-b", capacity: n, extra: []string{"--log-level", "info"}}),
+	}
+	out := c.path("runs")
+	script := `if [ -z "$TASKWIRE_NEXT_METHOD" ]; then
+  printf '{"trigger":"event","kwargs":{"name":"release"},"next_method":"after"}' > "$TASKWIRE_DEFER_FILE"
+  exit 0
+fi
+` + sideEffect(out)
+	began := time.Now()
+	ids := c.submitMany(n, func(i int) activity.TaskSpec {
+		return activity.TaskSpec{Queue: "default", TaskID: fmt.Sprintf("deferred-%d", i), Entrypoint: sh(script)}
+	})
+	var held [2]int
+	testbin.Eventually(t, 60*time.Second, fmt.Sprintf("the two triggerers to hold %d triggers", n), func() bool {
+		for i, tr := range trigs {
+			h, err := tr.held()
+			if err != nil {
+				return false
+			}
+			held[i] = h
+		}
+		return held[0]+held[1] == n
+	})
+	t.Logf("%d tasks deferred in %s; trig-a holds %d, trig-b %d", n, time.Since(began).Round(time.Millisecond), held[0], held[1])
+	if held[0] == 0 || held[1] == 0 {
+		t.Fatalf("one triggerer holds all %d triggers; the test needs both to hold some", n)
+	}
+
+	trigs[0].Kill()
+	killed := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := c.api.SendEvent(ctx, "release", map[string]any{"go": true}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFinished(n, 60*time.Second)
+	t.Logf("all %d resumed and finished %s after trig-a (holding %d) was SIGKILLed", n, time.Since(killed).Round(time.Millisecond), held[0])
+	if d := time.Since(killed); d > 60*time.Second {
+		t.Errorf("resuming took %s, want within 60s", d)
+	}
+	rep := checkSucceededOnce(t, c, ids, out)
+	for _, ti := range c.records(ids) {
+		if ti.TryNumber != 1 || len(ti.Tries) != 1 || ti.NextMethod != "after" {
+			t.Fatalf("%s: try %d, %d tries, next_method %q: want one try resumed into after", ti.TaskID, ti.TryNumber, len(ti.Tries), ti.NextMethod)
+		}
+	}
+	if rep.reruns != 0 {
+		t.Errorf("%d resumed runs beyond one per task", rep.reruns)
+	}
+	c.waitHeld(trigs[1], 0, 10*time.Second)
+}
+
+// Two executor replicas on one NATS serve at once, each called by its own
+// worker and given half the tasks; one is SIGKILLed mid-run and restarted
+// on its address. Every task succeeds exactly once, and every revision of
+// every record kept in the bucket decodes and follows the state graph.
+func TestExecutorReplicasAndRestart(t *testing.T) {
+	const n = 400
+	o := clusterOpts{zombieThreshold: "3s", ackWait: "3s", logLevel: "info"}
+	c := newCluster(t, o)
+	addrA := strings.TrimPrefix(c.apiURL, "http://")
+	_, urlB, apiB := c.runExecutor("executor-b", testbin.FreeAddr(t), o)
+	info := []string{"--log-level", "info"}
+	c.startWorker(workerOpts{name: "worker-a", concurrency: 8, extra: info})
+	c.startWorker(workerOpts{name: "worker-b", concurrency: 8, apiURL: urlB, extra: info})
+	c.submitAPIs = []*client.Client{c.api, apiB}
+
+	out := c.path("runs")
+	ids := c.submitMany(n, func(i int) activity.TaskSpec {
+		script := "sleep 0.05; " + sideEffect(out)
+		if i%10 == 0 {
+			// Fails its first try: retries cross the executors too.
+			script = `[ "$TASKWIRE_TRY_NUMBER" -gt 1 ] || exit 3; ` + script
+		}
+		return activity.TaskSpec{Queue: "default", TaskID: fmt.Sprintf("task-%d", i), Entrypoint: sh(script),
+			RetryPolicy: activity.RetryPolicy{Retries: 5, Delay: activity.Duration(100 * time.Millisecond)}}
+	})
+	c.api = apiB
+	testbin.Eventually(t, 30*time.Second, "a quarter of the tasks to succeed", func() bool {
+		got, err := c.count(activity.StateSuccess)
+		return err == nil && got >= n/4
+	})
+	done, _ := c.count(activity.StateSuccess)
+	c.exec.Kill()
+	t.Logf("executor-a SIGKILLed with %d/%d tasks done", done, n)
+	c.exec, _, _ = c.runExecutor("executor-a2", addrA, o)
+
+	c.waitFinished(n, 50*time.Second)
+	rep := checkSucceededOnce(t, c, ids, out)
+	revs := checkHistories(t, c, ids)
+	t.Logf("%d tasks on two executors, one restarted: %d succeeded once, %d tries, %d reruns, %d record revisions all legal, 0 lost",
+		n, rep.succeeded, rep.tries, rep.reruns, revs)
 }

@@ -33,6 +33,17 @@ func (c *Client) PublishActivity(ctx context.Context, queue, msgID string, data 
 	if msgID == "" {
 		return fmt.Errorf("publish activity on %s: empty msg id", queue)
 	}
+	if !c.cfg.Bind {
+		// The first activity this provisioning client (the executor) puts
+		// on a queue sets the queue's consumer to its config: a worker may
+		// have created it first, with its defaults.
+		if _, ok := c.ownConsumers.Load(queue); !ok {
+			if _, err := c.ActivityConsumer(ctx, queue); err != nil {
+				return fmt.Errorf("publish activity %s: %w", msgID, err)
+			}
+			c.ownConsumers.Store(queue, true)
+		}
+	}
 	if _, err := c.js.Publish(ctx, ActivitySubject(queue), data, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("publish activity %s on %s: %w", msgID, queue, err)
 	}
@@ -40,12 +51,13 @@ func (c *Client) PublishActivity(ctx context.Context, queue, msgID string, data 
 }
 
 // ActivityConsumer creates or updates the durable pull consumer
-// "queue-<queue>" on activity.<queue>, shared by all workers of queue.
+// "queue-<queue>" on activity.<queue>, shared by all workers of queue. A
+// bound client (Config.Bind) takes an existing consumer as it is.
 func (c *Client) ActivityConsumer(ctx context.Context, queue string) (jetstream.Consumer, error) {
 	if err := ValidQueueName(queue); err != nil {
 		return nil, fmt.Errorf("activity consumer: %w", err)
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, StreamActivities, jetstream.ConsumerConfig{
+	cons, err := c.consumer(ctx, StreamActivities, jetstream.ConsumerConfig{
 		Durable:       ActivityConsumerName(queue),
 		Description:   "taskwire workers of queue " + queue,
 		FilterSubject: ActivitySubject(queue),
@@ -60,6 +72,27 @@ func (c *Client) ActivityConsumer(ctx context.Context, queue string) (jetstream.
 		return nil, fmt.Errorf("activity consumer %s: %w", queue, err)
 	}
 	return cons, nil
+}
+
+// Doorbell subscribes to queue's doorbell (see [BellSubject]): bell gets a
+// value, without blocking, whenever an activity for queue has been stored,
+// so a full bell of capacity 1 means "there may be something to pull".
+// Redeliveries (a Nak, an expired AckWait) ring no bell. Unsubscribe with
+// the returned subscription.
+func (c *Client) Doorbell(queue string, bell chan<- struct{}) (*nats.Subscription, error) {
+	if err := ValidQueueName(queue); err != nil {
+		return nil, fmt.Errorf("doorbell: %w", err)
+	}
+	sub, err := c.nc.Subscribe(BellSubject(queue), func(*nats.Msg) {
+		select {
+		case bell <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("doorbell of %s: %w", queue, err)
+	}
+	return sub, nil
 }
 
 // maxDeliveriesAdvisory is the part of JetStream's max_deliver advisory we
@@ -127,13 +160,16 @@ func (c *Client) PublishDeadLetter(ctx context.Context, queue string, data []byt
 }
 
 // ActivityPending returns, per queue with a consumer, how many activities
-// wait undelivered (the consumer's NumPending): one request for all queues.
+// wait for a worker: the consumer's NumPending (not yet delivered) plus its
+// NumAckPending (delivered but not yet handed off to a task, which includes
+// those a stopping or draining worker gave back with a Nak and that wait
+// for redelivery). One request for all queues.
 func (c *Client) ActivityPending(ctx context.Context) (map[string]int, error) {
 	lister := c.stream(StreamActivities).ListConsumers(ctx)
 	out := map[string]int{}
 	for info := range lister.Info() {
 		if q, ok := strings.CutPrefix(info.Name, activityConsumerPrefix); ok {
-			out[q] = int(info.NumPending)
+			out[q] = int(info.NumPending) + info.NumAckPending
 		}
 	}
 	if err := lister.Err(); err != nil {

@@ -2,9 +2,11 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -108,6 +110,13 @@ type Config struct {
 	LogMaxAge time.Duration
 	// Logger receives provisioning events. Default slog.Default().
 	Logger *slog.Logger
+	// Bind makes New take the streams, buckets and consumers that exist as
+	// they are, creating only what is missing, and adopt the replica count
+	// of the existing ACTIVITIES stream. Workers and triggerers bind; the
+	// executor, which owns the layout (replicas, activity ack wait),
+	// provisions. Without it a worker started with default settings would
+	// scale an R3 layout down to R1 and reset the executor's ack wait.
+	Bind bool
 }
 
 // WithDefaults returns a copy of cfg with zero fields set to their defaults.
@@ -139,6 +148,9 @@ type Client struct {
 	log     *slog.Logger
 	streams map[string]jetstream.Stream
 	kvs     map[string]jetstream.KeyValue
+	// ownConsumers holds the queues whose activity consumer this
+	// provisioning client has set to its config (see PublishActivity).
+	ownConsumers sync.Map
 }
 
 // New provisions every stream and bucket (creating or updating them, so a
@@ -156,6 +168,13 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 		log:     cfg.Logger,
 		streams: make(map[string]jetstream.Stream),
 		kvs:     make(map[string]jetstream.KeyValue),
+	}
+	if cfg.Bind {
+		if err := c.bind(ctx); err != nil {
+			return nil, err
+		}
+		c.log.Debug("jetstream bound", "replicas", c.cfg.Replicas, "streams", len(c.streams), "buckets", len(c.kvs))
+		return c, nil
 	}
 	for _, sc := range c.streamConfigs() {
 		s, err := js.CreateOrUpdateStream(ctx, sc)
@@ -176,6 +195,59 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// bind looks up every stream and bucket, creating the missing ones with
+// c.cfg, and adopts the replica count of ACTIVITIES for the consumers it
+// may create.
+func (c *Client) bind(ctx context.Context) error {
+	for _, sc := range c.streamConfigs() {
+		s, err := c.js.Stream(ctx, sc.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			s, err = c.js.CreateStream(ctx, sc)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				s, err = c.js.Stream(ctx, sc.Name)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("bind stream %s: %w", sc.Name, err)
+		}
+		c.streams[sc.Name] = s
+	}
+	if r := c.streams[StreamActivities].CachedInfo().Config.Replicas; r > 0 {
+		c.cfg.Replicas = r
+	}
+	for _, kc := range c.bucketConfigs() {
+		kv, err := c.js.KeyValue(ctx, kc.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = c.js.CreateKeyValue(ctx, kc)
+			if errors.Is(err, jetstream.ErrBucketExists) {
+				kv, err = c.js.KeyValue(ctx, kc.Bucket)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("bind kv bucket %s: %w", kc.Bucket, err)
+		}
+		c.kvs[kc.Bucket] = kv
+	}
+	return nil
+}
+
+// consumer creates or updates the durable consumer cc on stream; a bound
+// client (Config.Bind) takes an existing one as it is and only creates a
+// missing one.
+func (c *Client) consumer(ctx context.Context, stream string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if !c.cfg.Bind {
+		return c.js.CreateOrUpdateConsumer(ctx, stream, cc)
+	}
+	cons, err := c.js.Consumer(ctx, stream, cc.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = c.js.CreateConsumer(ctx, stream, cc)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			cons, err = c.js.Consumer(ctx, stream, cc.Durable)
+		}
+	}
+	return cons, err
+}
+
 func (c *Client) streamConfigs() []jetstream.StreamConfig {
 	r, st := c.cfg.Replicas, c.cfg.Storage
 	return []jetstream.StreamConfig{
@@ -185,8 +257,11 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Subjects:    []string{"activity.>"},
 			Retention:   jetstream.WorkQueuePolicy,
 			Duplicates:  DuplicatesWindowDefault,
-			Replicas:    r,
-			Storage:     st,
+			// Doorbells: a worker with more queues than free slots waits
+			// for one instead of holding a slot in a pull on an idle queue.
+			RePublish: &jetstream.RePublish{Source: "activity.>", Destination: "bell.>", HeadersOnly: true},
+			Replicas:  r,
+			Storage:   st,
 		},
 		{
 			Name:        StreamTriggers,

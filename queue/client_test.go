@@ -2,6 +2,9 @@ package queue_test
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -233,5 +236,117 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 	}
 	if string(got.Data) != "poison" || got.Header.Get(queue.HeaderReason) != "max deliveries exceeded" {
 		t.Fatalf("dead letter = %q %v", got.Data, got.Header)
+	}
+}
+
+// TestDoorbell: a queue's bell rings after each of its activities is
+// stored (the stream sequence it names can be read at once), not for other
+// queues' activities, and carries no payload.
+func TestDoorbell(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, queue.Config{})
+	ctx := testContext(t)
+	st, err := c.JetStream().Stream(ctx, queue.StreamActivities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bell := make(chan struct{}, 1)
+	sub, err := c.Doorbell("alpha", bell)
+	if err != nil {
+		t.Fatalf("Doorbell: %v", err)
+	}
+	defer sub.Unsubscribe()
+	raw, err := c.Conn().SubscribeSync("bell.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Unsubscribe()
+	if err := c.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		// Another queue's activity first: it must not ring alpha's bell.
+		if err := c.PublishActivity(ctx, "beta", fmt.Sprintf("b-%d", i), []byte("b")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PublishActivity(ctx, "alpha", fmt.Sprintf("a-%d", i), []byte("payload")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-bell:
+		case <-ctx.Done():
+			t.Fatalf("activity %d: no bell", i)
+		}
+		for _, want := range []string{"bell.beta", "bell.alpha"} {
+			m, err := raw.NextMsg(testTimeout)
+			if err != nil {
+				t.Fatalf("activity %d: %s: %v", i, want, err)
+			}
+			if m.Subject != want || len(m.Data) != 0 {
+				t.Fatalf("activity %d: bell %s with %d bytes, want %s, headers only", i, m.Subject, len(m.Data), want)
+			}
+			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+			if err != nil {
+				t.Fatalf("activity %d: bell headers %v: %v", i, m.Header, err)
+			}
+			stored, err := st.GetMsg(ctx, seq)
+			if err != nil || stored.Subject != "activity."+strings.TrimPrefix(want, "bell.") {
+				t.Fatalf("activity %d: %s rang for seq %d, stored %v, %v", i, want, seq, stored, err)
+			}
+		}
+	}
+	if _, err := c.Doorbell("Bad.Queue", bell); !errors.Is(err, queue.ErrInvalidQueue) {
+		t.Fatalf("Doorbell of a bad queue = %v, want ErrInvalidQueue", err)
+	}
+}
+
+// A bound client (a worker, a triggerer) never changes what the
+// provisioning client (the executor) set: not the activity ack wait, not
+// the stream replicas. When a worker creates a queue's consumer first, the
+// executor's first activity on that queue sets it to the executor's config.
+func TestBindKeepsTheExecutorsLayout(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	ctx := testContext(t)
+	owner, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{ActivityAckWait: 2 * time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.ActivityConsumer(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	bound, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{Bind: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ackWait := func(q string) time.Duration {
+		t.Helper()
+		cons, err := bound.ActivityConsumer(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Config.AckWait
+	}
+	if got := ackWait("a"); got != 2*time.Second {
+		t.Errorf("ack wait after a bound client took the consumer: %s, want the executor's 2s", got)
+	}
+	// The worker came first on queue b.
+	if got := ackWait("b"); got != queue.ActivityAckWaitDefault {
+		t.Errorf("ack wait of a consumer a bound client created: %s, want the default", got)
+	}
+	if err := owner.PublishActivity(ctx, "b", "b-1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := ackWait("b"); got != 2*time.Second {
+		t.Errorf("ack wait after the executor published on b: %s, want 2s", got)
+	}
+	// A bound client on an empty server creates what is missing.
+	s2 := natstest.RunServer(t)
+	if _, err := queue.New(ctx, natstest.Connect(t, s2), queue.Config{Bind: true, Logger: testLogger(t)}); err != nil {
+		t.Fatalf("bind on an empty server: %v", err)
 	}
 }

@@ -51,6 +51,11 @@ func validToken(what, s string) error {
 // ActivitySubject is the subject activities for queue are published on.
 func ActivitySubject(queue string) string { return "activity." + queue }
 
+// BellSubject is the subject of queue's doorbell: the server republishes
+// there the headers of every activity it stores on ActivitySubject(queue)
+// (the ACTIVITIES stream's RePublish), after storing it.
+func BellSubject(queue string) string { return "bell." + queue }
+
 // DeadLetterSubject is the subject dead letters of queue are published on.
 func DeadLetterSubject(queue string) string { return "deadletter." + queue }
 

@@ -18,9 +18,12 @@ const (
 	// EventConsumerName is the durable consumer shared by all executors.
 	EventConsumerName = "executors"
 	// TriggerAckWaitDefault is how long a pulled trigger may stay
-	// unacknowledged (a triggerer that died between pull and claim) before
-	// JetStream hands it to another triggerer.
-	TriggerAckWaitDefault = 30 * time.Second
+	// unacknowledged (a triggerer that died between pull and claim, or a
+	// delivery lost when the connection to NATS broke) before JetStream
+	// hands it out again. A claim is one KV create, acked at once, and a
+	// second delivery finds the claim taken, so this can be short; at 30s a
+	// NATS restart held deferred tasks up for 30s.
+	TriggerAckWaitDefault = 5 * time.Second
 	// EventAckWaitDefault is the same for fired events and executors.
 	EventAckWaitDefault = 30 * time.Second
 )
@@ -43,7 +46,8 @@ func (c *Client) PublishTrigger(ctx context.Context, triggerID string, data []by
 }
 
 // TriggerConsumer creates or updates the durable pull consumer of new
-// triggers shared by all triggerers.
+// triggers shared by all triggerers (theirs alone, so even a bound client
+// sets it).
 func (c *Client) TriggerConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, StreamTriggers, jetstream.ConsumerConfig{
 		Durable:       TriggerConsumerName,

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/taskwire/taskwire/queue"
@@ -76,6 +77,8 @@ type Worker struct {
 	hardCtx    context.Context
 	hardCancel context.CancelFunc
 
+	bellSubs []*nats.Subscription // doorbells of the queues, when several
+
 	pullWG sync.WaitGroup // pull loops
 	taskWG sync.WaitGroup // one per pulled message, until it is settled
 }
@@ -138,12 +141,31 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.lock = lock
 	}
 
+	// Queues that compete for slots wait for their doorbell when idle
+	// rather than hold a slot in a pull (see pullLoop); one queue never
+	// competes.
+	bells := make(map[string]chan struct{}, len(w.cfg.Queues))
+	if len(w.cfg.Queues) > 1 {
+		for _, q := range w.cfg.Queues {
+			bells[q] = make(chan struct{}, 1)
+			sub, err := w.cfg.Queue.Doorbell(q, bells[q])
+			if err != nil {
+				w.unsubscribeBells()
+				w.closeStateDir()
+				w.abortStart()
+				return err
+			}
+			w.bellSubs = append(w.bellSubs, sub)
+		}
+	}
+
 	w.pullCtx, w.pullCancel = context.WithCancel(context.Background())
 	w.taskCtx, w.taskCancel = context.WithCancelCause(context.Background())
 	w.hardCtx, w.hardCancel = context.WithCancel(context.Background())
 	w.startedAt = time.Now().UTC()
 	w.registry = w.cfg.Queue.KV(queue.BucketWorkers)
 	if err := w.startRegistry(ctx); err != nil {
+		w.unsubscribeBells()
 		w.pullCancel()
 		w.taskCancel(nil)
 		w.hardCancel()
@@ -153,7 +175,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	for _, q := range w.cfg.Queues {
 		w.pullWG.Add(1)
-		go w.pullLoop(q, consumers[q])
+		go w.pullLoop(q, consumers[q], bells[q])
 	}
 	w.log.Info("worker started", "queues", w.cfg.Queues, "concurrency", w.cfg.Concurrency, "hostname", w.cfg.Hostname)
 	return nil
@@ -190,9 +212,11 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Unlock()
 	defer close(w.stopped)
 
-	// Phase 1: no new pulls; messages pulled but not yet handled are Nak'd.
+	// Phase 1: no new pulls; a pull under way ends by its server-side
+	// expiry (at most FetchMaxWait) and what it still delivers is Nak'd.
 	w.pullCancel()
 	w.pullWG.Wait()
+	w.unsubscribeBells()
 
 	// Phase 2: let running tasks finish.
 	idle := make(chan struct{})
@@ -232,8 +256,17 @@ func (w *Worker) Stop(ctx context.Context) error {
 	return err
 }
 
-// shortPollDefault is the pull expiry used while queues compete for slots.
-const shortPollDefault = 100 * time.Millisecond
+// bellPullWait is the expiry of a pull made on a doorbell. The pull
+// returns as soon as a message comes; it waits at all because the server
+// counts a stored message as pending for a consumer a moment after it
+// rings the bell (another goroutine of its), so a no-wait pull right after
+// the bell can find nothing.
+const bellPullWait = 100 * time.Millisecond
+
+// bellBackstop is how long a queue waiting for its doorbell waits at most
+// before it pulls anyway: activities made available again without being
+// stored anew (a Nak, an expired AckWait) ring no bell.
+const bellBackstop = 2 * time.Second
 
 // acquire takes one slot, blocking until one is free or ctx ends.
 func (w *Worker) acquire(ctx context.Context) error {
@@ -267,31 +300,49 @@ func (w *Worker) release(n int) {
 
 // pullLoop pulls q's activities while slots are free. A pull holds the slots
 // it asks for; each message arriving takes one of them over at once, and the
-// unused ones are given back when the pull request ends (after at most
-// FetchMaxWait). One pull holds at most Concurrency/len(Queues) slots, so
-// an idle queue cannot keep the others from pulling.
-func (w *Worker) pullLoop(q string, c jetstream.Consumer) {
+// unused ones are given back when the pull request ends. One pull holds at
+// most Concurrency/len(Queues) slots.
+//
+// While every queue can poll at once (free slots ≥ queues), a pull waits up
+// to FetchMaxWait for messages: the lowest latency, one pull request per
+// batch. When queues compete for slots (more queues than free slots: a
+// worker of 100 queues and 8 slots, or a busy one), a pull that waited on
+// an idle queue would keep its slot from the others; so then q's pulls wait
+// only for what is there (or, after a ring, bellPullWait for what rang)
+// and, once q is drained, q waits for its doorbell, holding no slot, before
+// it pulls again.
+func (w *Worker) pullLoop(q string, c jetstream.Consumer, bell <-chan struct{}) {
 	defer w.pullWG.Done()
 	ctx := w.pullCtx
 	log := w.log.With("queue", q)
 	backoff := 100 * time.Millisecond
+	rung := false // the last wait for q's doorbell ended with a ring
 	for {
 		if err := w.acquire(ctx); err != nil {
 			return
 		}
 		n := 1 + w.tryAcquire(w.batchMax-1)
-		// A long poll on an idle queue holds its slots for FetchMaxWait.
-		// When too few slots are left for the other queues to poll too,
-		// poll briefly so they take turns instead of waiting that long.
 		wait := w.cfg.FetchMaxWait
-		if free := cap(w.slots) - len(w.slots); free < len(w.cfg.Queues)-1 {
-			wait = min(wait, shortPollDefault)
+		contended := bell != nil && cap(w.slots)-len(w.slots) < len(w.cfg.Queues)-1
+		if contended {
+			// After a ring, wait a little for what rang; else (the first
+			// pull, the backstop) take only what is there.
+			wait = 0
+			if rung {
+				wait = bellPullWait
+			}
 		}
-		err := w.fetch(ctx, q, c, n, wait)
-		if err == nil || ctx.Err() != nil {
+		drained, err := w.fetch(ctx, q, c, n, wait)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
 			backoff = 100 * time.Millisecond
-			if ctx.Err() != nil {
-				return
+			rung = false
+			if contended && drained {
+				if rung, err = w.waitBell(ctx, bell); err != nil {
+					return
+				}
 			}
 			continue
 		}
@@ -307,18 +358,58 @@ func (w *Worker) pullLoop(q string, c jetstream.Consumer) {
 	}
 }
 
-// fetch runs one pull request for up to n messages; it owns n slots and
-// hands one to each message's goroutine.
-func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n int, wait time.Duration) error {
-	fctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	batch, err := c.Fetch(n, jetstream.FetchContext(fctx))
+// waitBell waits for bell, at most bellBackstop, and reports whether it
+// rang; it fails only when ctx ends.
+func (w *Worker) waitBell(ctx context.Context, bell <-chan struct{}) (rang bool, err error) {
+	t := time.NewTimer(bellBackstop)
+	defer t.Stop()
+	select {
+	case <-bell:
+		return true, nil
+	case <-t.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// unsubscribeBells ends the doorbell subscriptions.
+func (w *Worker) unsubscribeBells() {
+	for _, sub := range w.bellSubs {
+		_ = sub.Unsubscribe()
+	}
+	w.bellSubs = nil
+}
+
+// fetch runs one pull request for up to n messages, waiting up to wait for
+// them (0: only those there now); it owns n slots and hands one to each
+// message's goroutine as it comes. drained reports that the queue had no
+// more for this consumer: fewer than n came, or the last said none were
+// pending after it.
+//
+// The pull request ends when the server says so (its expiry, wait), never
+// by the client giving up first: a client-side deadline (FetchContext)
+// unsubscribes while the server may still be delivering, and a message
+// delivered into that gap sat unacknowledged, seen by no one, until the ack
+// wait ran out (30s by default; the triggerer-loss fault test found resumed
+// tasks waiting exactly that long). So stopping waits for the pull to end
+// (at most wait) and Naks whatever still arrives.
+func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n int, wait time.Duration) (drained bool, err error) {
+	var batch jetstream.MessageBatch
+	if wait == 0 {
+		batch, err = c.FetchNoWait(n)
+	} else {
+		batch, err = c.Fetch(n, jetstream.FetchMaxWait(wait))
+	}
 	if err != nil {
 		w.release(n)
-		return fmt.Errorf("fetch: %w", err)
+		return false, fmt.Errorf("fetch: %w", err)
 	}
-	handed := 0
+	handed, pending := 0, uint64(1)
 	for msg := range batch.Messages() {
+		if md, err := msg.Metadata(); err == nil {
+			pending = md.NumPending
+		}
 		if ctx.Err() != nil {
 			// Stopping: give it back at once for another worker.
 			_ = msg.Nak()
@@ -329,10 +420,10 @@ func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n in
 		go w.handle(q, msg)
 	}
 	w.release(n - handed)
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("fetch: %w", err)
+	if err := batch.Error(); err != nil {
+		return false, fmt.Errorf("fetch: %w", err)
 	}
-	return nil
+	return handed < n || pending == 0, nil
 }
 
 // claim marks activity id as being handled here; it reports false (and

@@ -638,3 +638,27 @@ func TestRunNotFoundIsRetriedThenDeadLettered(t *testing.T) {
 		t.Errorf("run calls = %d, want %d", n, notFoundDeliveries)
 	}
 }
+
+// TestManyQueuesWaitForDoorbells: one slot, 30 queues. An idle queue waits
+// for its doorbell instead of holding the slot in a pull, so a task on any
+// queue starts at once; with the slot passed round the queues' pulls
+// instead, a task would wait for the others' pulls to expire (up to 30 ×
+// 100 ms), and with a doorbell missed, for the backstop (2 s).
+func TestManyQueuesWaitForDoorbells(t *testing.T) {
+	t.Parallel()
+	queues := make([]string, 30)
+	for i := range queues {
+		queues[i] = fmt.Sprintf("q%02d", i)
+	}
+	h := newHarness(t, func(c *Config) { c.Queues, c.Concurrency = queues, 1 })
+	const limit = time.Second
+	for i := range 20 {
+		id := fmt.Sprintf("ti-bell-%d", i)
+		start := time.Now()
+		h.execute(id, queues[(i*7)%len(queues)], activity.Entrypoint{Command: []string{"true"}}, fakeTI{}, nil)
+		wantState(t, h.waitState(id), activity.StateSuccess, "")
+		if d := time.Since(start); d > limit {
+			t.Errorf("task %d on %s took %s to run, want < %s", i, queues[(i*7)%len(queues)], d, limit)
+		}
+	}
+}

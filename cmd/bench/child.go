@@ -7,61 +7,20 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/taskwire/taskwire/internal/bench"
-	"github.com/taskwire/taskwire/sdk"
+	"github.com/taskwire/taskwire/internal/benchtask"
 )
-
-// Environment the worker gives a command task (see package worker).
-const (
-	envTIID       = "TASKWIRE_TI_ID"
-	envDeferFile  = "TASKWIRE_DEFER_FILE"
-	envNextMethod = "TASKWIRE_NEXT_METHOD"
-)
-
-// deferSpec defers on an already-due timer, resuming at "resume".
-const deferSpec = `{"trigger":"timedelta","kwargs":{"delta":0},"next_method":"resume"}`
 
 // child runs the bench binary re-executed in mode and returns its exit
-// status.
+// status: a task process or the Go SDK runtime when no task binary could be
+// built (see taskBin), or the triggerer child.
 func child(mode string, args []string) int {
-	switch mode {
-	case bench.ModeNoop:
-		now := time.Now()
-		if dir := os.Getenv(bench.EnvStampDir); dir != "" {
-			if err := bench.WriteStamp(dir, os.Getenv(envTIID), now); err != nil {
-				fmt.Fprintln(os.Stderr, "bench noop:", err)
-				return 1
-			}
-		}
-		return 0
-	case bench.ModeDefer:
-		now := time.Now()
-		dir, ti := os.Getenv(bench.EnvStampDir), os.Getenv(envTIID)
-		if os.Getenv(envNextMethod) != "" {
-			if err := bench.WriteStamp(dir, ti+".resume", now); err != nil {
-				fmt.Fprintln(os.Stderr, "bench defer:", err)
-				return 1
-			}
-			return 0
-		}
-		if err := os.WriteFile(os.Getenv(envDeferFile), []byte(deferSpec), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "bench defer:", err)
-			return 1
-		}
-		if err := bench.WriteStamp(dir, ti+".defer", time.Now()); err != nil {
-			fmt.Fprintln(os.Stderr, "bench defer:", err)
-			return 1
-		}
-		return 0
-	case bench.ModeSDK:
-		r := sdk.New()
-		r.Register("noop", func(context.Context, *sdk.Task) error { return nil })
-		r.Main() // exits
-		return 1
-	case bench.ModeTriggerer:
+	if mode == bench.ModeTriggerer {
 		return triggererChild(args)
+	}
+	if status, ok := benchtask.Run(mode); ok {
+		return status
 	}
 	fmt.Fprintf(os.Stderr, "bench: %s=%q: unknown mode\n", bench.EnvMode, mode)
 	return 2

@@ -7,8 +7,11 @@
 //	go run ./cmd/bench            # a table on stdout
 //	go run ./cmd/bench --json     # the same as JSON
 //
-// The binary re-executes itself as the task processes, the Go SDK runtime
-// and a triggerer child (see package internal/bench). Exit status: 0 when
+// Its task processes and Go SDK runtime are cmd/bench/taskbin, a small
+// binary it builds with the go command on start (run it from the module's
+// directory); with --task-bin self, or when that build fails, it
+// re-executes itself for them, as it always does for its triggerer child
+// (see package internal/bench). Exit status: 0 when
 // every phase ran (targets missed included), 1 on a failure, 2 on bad
 // usage, 130 when interrupted.
 package main
@@ -35,9 +38,9 @@ func main() {
 		os.Exit(child(mode, os.Args[1:]))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(exitCode(ctx, err))
+	code := exitCode(ctx, run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stop() // cancels ctx: after exitCode has looked at it
+	os.Exit(code)
 }
 
 // usageError is bad usage: exit status 2.
@@ -85,10 +88,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	timers := fs.String("timers", joinInts(bench.TimersDefault), "comma-separated numbers of timers the triggerer is measured holding")
 	fs.IntVar(&cfg.LateTimers, "late-timers", bench.LateTimersDefault, "timers whose lateness is measured while the triggerer holds the others")
 	fs.DurationVar(&cfg.LateSpread, "late-spread", bench.LateSpreadDefault, "time over which the late timers are due")
+	fs.IntVar(&cfg.Queues, "queues", bench.QueuesDefault, "queues the many-queues phase spreads its tasks over")
+	fs.IntVar(&cfg.Backlog, "backlog", bench.BacklogDefault, "activities left pending on another queue during the backlog phase")
 	fs.IntVar(&cfg.Samples, "samples", bench.SamplesDefault, "samples of each raw limit")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster included) to `FILE`")
+	taskBin := fs.String("task-bin", "", "binary run as the task processes and Go SDK runtime: a path, \"self\" for this binary, or empty to build cmd/bench/taskbin")
 	logLevel := fs.String("log-level", "", "log the cluster's lines at this level and above on stderr (debug, info, warn, error); default none")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -123,6 +129,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	switch *taskBin {
+	case "self":
+	case "":
+		dir, err := os.MkdirTemp("", "taskwire-bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if cfg.TaskBin, err = buildTaskBin(ctx, dir); err != nil {
+			fmt.Fprintf(stderr, "bench: %v; the bench binary itself runs the tasks (slower to start)\n", err)
+		}
+	default:
+		cfg.TaskBin = *taskBin
 	}
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {

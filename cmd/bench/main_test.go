@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 
 // tinyArgs run every phase at a tiny size.
 var tinyArgs = []string{"--tasks", "20", "--latency-tasks", "5", "--deferrals", "5",
-	"--timers", "200", "--late-timers", "200", "--late-spread", "250ms", "--samples", "10", "--no-progress"}
+	"--timers", "200", "--late-timers", "200", "--late-spread", "250ms", "--samples", "10", "--queues", "5", "--backlog", "300", "--no-progress"}
 
 // TestRun runs the whole bench at tiny sizes.
 func TestRun(t *testing.T) {
@@ -47,11 +47,15 @@ func TestRun(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		t.Fatalf("decode report: %v\n%s", err, stdout.String())
 	}
-	if len(r.Timers) != 1 || r.Timers[0].Timers != 200 || r.Command.Tasks != 20 || r.Dispatch.N != 5 || r.Deferral.N != 5 {
+	if len(r.Timers) != 1 || r.Timers[0].Timers != 200 || r.Command.Tasks != 20 || r.Dispatch.N != 5 || r.Deferral.N != 5 ||
+		r.ManyQueues.Tasks != 20 || r.Backlog.Messages != 300 || r.Backlog.Command.Tasks != 20 {
 		t.Errorf("report sizes do not match the flags:\n%s", stdout.String())
 	}
 	if len(r.Targets) == 0 {
 		t.Error("no targets in the report")
+	}
+	if r.Config.TaskBin != "taskbin" {
+		t.Errorf("task processes were %q, want the built taskbin", r.Config.TaskBin)
 	}
 	// Every figure, every number of the report, is positive.
 	var doc any
@@ -75,7 +79,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"JetStream publish → pull → ack", "no-op command tasks/s", "no-op Go SDK tasks/s",
-		"dispatch latency p50", "deferral round trip p99", "triggerer holding 200 timers: RSS", "≥ 600/s", "≤ 100 ms"} {
+		"dispatch latency p50", "deferral round trip p99", "over 5 queues", "beside 300 pending", "triggerer holding 200 timers: RSS", "≥ 600/s", "≤ 100 ms"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	qc, err := queue.New(ctx, nc, queue.Config{Logger: log})
+	qc, err := queue.New(ctx, nc, queue.Config{Logger: log, Bind: true})
 	if err != nil {
 		return err
 	}

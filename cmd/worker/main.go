@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string) error {
 			nc.Close()
 		}
 	}()
-	qc, err := queue.New(ctx, nc, queue.Config{Logger: log})
+	qc, err := queue.New(ctx, nc, queue.Config{Logger: log, Bind: true})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,8 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		Tasks: cfg.Tasks, Concurrency: cfg.Concurrency, Workers: cfg.Workers, Inflight: cfg.Inflight,
 		LatencyTasks: cfg.LatencyTasks, Deferrals: cfg.Deferrals, Timers: cfg.Timers,
 		LateTimers: cfg.LateTimers, LateSpreadS: cfg.LateSpread.Seconds(), Samples: cfg.Samples,
+		Queues: cfg.Queues, Backlog: cfg.Backlog,
+		TaskBin: filepath.Base(cfg.TaskBin),
 	}}
 	if err := runCluster(ctx, cfg, dir, prog, r); err != nil {
 		return nil, err
@@ -92,7 +94,7 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.Raw.JetStreamRTT, err = rawJetStream(ctx, c.observer, n, phase("raw: JetStream RTT", n)); err != nil {
 		return fmt.Errorf("raw JetStream round trip: %w", err)
 	}
-	fe, toMain, err := rawForkExecSelf(ctx, cfg.Self, stamps, n, phase("raw: fork+exec", n))
+	fe, toMain, err := rawForkExecSelf(ctx, cfg.TaskBin, stamps, n, phase("raw: fork+exec", n))
 	if err != nil {
 		return fmt.Errorf("raw fork+exec: %w", err)
 	}
@@ -104,13 +106,13 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 		}
 		r.Raw.TruePerSecond, r.Raw.True = perSecond(fe), summarize(fe)
 	}
-	iters, answered, err := rawHandshake(ctx, cfg.Self, n, phase("raw: Go SDK handshake", n))
+	iters, answered, err := rawHandshake(ctx, cfg.TaskBin, n, phase("raw: Go SDK handshake", n))
 	if err != nil {
 		return fmt.Errorf("raw go sdk handshake: %w", err)
 	}
 	r.Raw.HandshakePerSecond, r.Raw.Handshake = perSecond(iters), summarize(answered)
 
-	if r.Dispatch, err = dispatch(ctx, c, cfg.Self, stamps, cfg.LatencyTasks, phase("dispatch latency", cfg.LatencyTasks)); err != nil {
+	if r.Dispatch, err = dispatch(ctx, c, cfg.TaskBin, stamps, cfg.LatencyTasks, phase("dispatch latency", cfg.LatencyTasks)); err != nil {
 		return fmt.Errorf("dispatch latency: %w", err)
 	}
 	tp := func(name string, spec activity.TaskSpec) (Throughput, error) {
@@ -118,14 +120,28 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 		prog.set(name, cfg.Tasks, func() int { return int(c.tracker.ended.Load() - base) })
 		return throughput(ctx, c, spec, cfg.Tasks, cfg.Inflight)
 	}
-	if r.Command, err = tp("command tasks", commandSpec(cfg.Self, ModeNoop, "")); err != nil {
+	if r.Command, err = tp("command tasks", commandSpec(cfg.TaskBin, ModeNoop, "")); err != nil {
 		return fmt.Errorf("command throughput: %w", err)
 	}
 	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
 		return fmt.Errorf("go sdk throughput: %w", err)
 	}
-	if r.Deferral, err = deferral(ctx, c, cfg.Self, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
+	if r.Deferral, err = deferral(ctx, c, cfg.TaskBin, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
 		return fmt.Errorf("deferral round trip: %w", err)
+	}
+	base := c.tracker.ended.Load()
+	prog.set(fmt.Sprintf("command tasks over %d queues", cfg.Queues), cfg.Tasks, func() int { return int(c.tracker.ended.Load() - base) })
+	if r.ManyQueues, err = manyQueues(ctx, c, cfg, cfg.Queues); err != nil {
+		return fmt.Errorf("throughput over %d queues: %w", cfg.Queues, err)
+	}
+	// Last: the backlog stays in the stream until the cluster stops.
+	pub, err := publishBacklog(ctx, c.observer, cfg.Backlog, phase(fmt.Sprintf("backlog: publishing %d", cfg.Backlog), cfg.Backlog))
+	if err != nil {
+		return fmt.Errorf("backlog: %w", err)
+	}
+	r.Backlog = Backlog{Messages: cfg.Backlog, PublishSeconds: pub.Seconds()}
+	if r.Backlog.Command, err = tp("command tasks beside the backlog", commandSpec(cfg.TaskBin, ModeNoop, "")); err != nil {
+		return fmt.Errorf("command throughput beside the backlog: %w", err)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/internal/benchtask"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/queue"
 	"github.com/taskwire/taskwire/sdk"
@@ -162,10 +163,12 @@ func testReport() *Report {
 		Config:  RunConfig{Tasks: 1000, Concurrency: 8, Workers: 1, Timers: []int{10_000, 100_000}, LateSpreadS: 5},
 		Raw: Raw{JetStreamRTT: Latency{N: 300, P50: 0.5, P99: 1, Max: 2}, ForkExecPerSecond: 800, ForkExec: Latency{N: 300, P50: 1.2},
 			HandshakePerSecond: 500, Handshake: Latency{N: 300, P50: 2}},
-		Command:  Throughput{Tasks: 1000, Seconds: 2, PerSecond: 500},
-		GoSDK:    Throughput{Tasks: 1000, Seconds: 2, PerSecond: 450},
-		Dispatch: Latency{N: 200, P50: 2, P99: 12, Max: 15},
-		Deferral: Latency{N: 200, P50: 9, P99: 20, Max: 25},
+		Command:    Throughput{Tasks: 1000, Seconds: 2, PerSecond: 500},
+		GoSDK:      Throughput{Tasks: 1000, Seconds: 2, PerSecond: 450},
+		Dispatch:   Latency{N: 200, P50: 2, P99: 12, Max: 15},
+		Deferral:   Latency{N: 200, P50: 9, P99: 20, Max: 25},
+		ManyQueues: Throughput{Tasks: 1000, Seconds: 2.5, PerSecond: 400},
+		Backlog:    Backlog{Messages: 1000, PublishSeconds: 0.1, Command: Throughput{Tasks: 1000, Seconds: 2.5, PerSecond: 350}},
 		Timers: []Timers{
 			{Timers: 10_000, RSSMiB: 46, ClaimsPerSecond: 15_000, Lateness: Latency{N: 10_000, P50: 0.1, P99: 1, Max: 5}},
 			{Timers: 100_000, RSSMiB: 600, ClaimsPerSecond: 20_000, Lateness: Latency{N: 10_000, P50: 0.1, P99: 150, Max: 200}},
@@ -178,7 +181,8 @@ func testReport() *Report {
 func TestFinish(t *testing.T) {
 	t.Parallel()
 	r := testReport()
-	wantRatios := Ratios{CommandPerForkExec: 0.625, GoSDKPerHandshake: 0.9, DispatchP50PerRTT: 4, DispatchP99PerRTT: 12, DeferralP50PerRTT: 18}
+	wantRatios := Ratios{CommandPerForkExec: 0.625, GoSDKPerHandshake: 0.9, DispatchP50PerRTT: 4, DispatchP99PerRTT: 12, DeferralP50PerRTT: 18,
+		ManyQueuesPerCommand: 0.8, BacklogPerCommand: 0.7}
 	if r.Ratios != wantRatios {
 		t.Errorf("ratios = %+v, want %+v", r.Ratios, wantRatios)
 	}
@@ -186,6 +190,7 @@ func TestFinish(t *testing.T) {
 		"command_tasks_per_s": false, "go_sdk_tasks_per_s": true, "dispatch_p50_ms": true, "dispatch_p99_ms": false,
 		"deferral_p50_ms": true, "deferral_p99_ms": true, "timers_10000_lateness_p99_ms": true,
 		"timers_100000_rss_mib": false, "timers_100000_lateness_p99_ms": false,
+		"many_queues_per_command": true, "backlog_per_command": false,
 	}
 	got := map[string]bool{}
 	for _, tg := range r.Targets {
@@ -246,7 +251,7 @@ func TestStamp(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	now := time.Now()
-	if err := WriteStamp(dir, "ti.defer", now); err != nil {
+	if err := benchtask.WriteStamp(dir, "ti.defer", now); err != nil {
 		t.Fatal(err)
 	}
 	got, err := readStamp(dir, "ti.defer")

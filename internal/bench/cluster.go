@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,6 +43,7 @@ type cluster struct {
 	ex      *executor.Executor
 	srv     *http.Server
 	srvDone chan error
+	url     string // the executor's
 	workers []*worker.Worker
 	trig    *triggerer.Triggerer
 
@@ -94,32 +96,11 @@ func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err 
 		c.srvDone <- err
 	}()
 
-	// Workers, wired as cmd/worker wires them.
+	c.url = url
 	for i := range cfg.Workers {
-		wq, err := c.connect(ctx, "taskwire-worker")
+		w, err := c.startWorker(ctx, cfg, fmt.Sprintf("bench-worker-%d", i), []string{queueCommand, queueGo})
 		if err != nil {
 			return nil, err
-		}
-		hc := c.httpClient(64)
-		api, err := execution.NewClient(execution.ClientConfig{URL: url, HTTPClient: hc, Logger: c.log.With("component", "execution-client")})
-		if err != nil {
-			return nil, err
-		}
-		w, err := worker.New(worker.Config{
-			Queue: wq, API: api, Queues: []string{queueCommand, queueGo}, Concurrency: cfg.Concurrency,
-			Runtimes: map[string]worker.Runtime{queueGo: {
-				Command: []string{cfg.Self, "--comm", worker.PlaceholderCommAddr, "--logs", worker.PlaceholderLogsAddr},
-				Env:     childEnv(ModeSDK),
-			}},
-			ID:          fmt.Sprintf("bench-worker-%d", i),
-			GracePeriod: 5 * time.Second, KillGrace: time.Second,
-			Logger: c.log.With("component", "worker", "worker", i),
-		})
-		if err != nil {
-			return nil, err
-		}
-		if err := w.Start(ctx); err != nil {
-			return nil, fmt.Errorf("start worker: %w", err)
 		}
 		c.workers = append(c.workers, w)
 	}
@@ -152,6 +133,41 @@ func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err 
 		return nil, err
 	}
 	return c, nil
+}
+
+// startWorker starts a worker, wired as cmd/worker wires it, serving
+// queues: queueGo with the Go SDK runtime (the task binary in ModeSDK),
+// the others with the command runtime. The caller stops it.
+func (c *cluster) startWorker(ctx context.Context, cfg Config, id string, queues []string) (*worker.Worker, error) {
+	wq, err := c.connect(ctx, "taskwire-worker")
+	if err != nil {
+		return nil, err
+	}
+	hc := c.httpClient(64)
+	api, err := execution.NewClient(execution.ClientConfig{URL: c.url, HTTPClient: hc, Logger: c.log.With("component", "execution-client")})
+	if err != nil {
+		return nil, err
+	}
+	runtimes := map[string]worker.Runtime{}
+	if slices.Contains(queues, queueGo) {
+		runtimes[queueGo] = worker.Runtime{
+			Command: []string{cfg.TaskBin, "--comm", worker.PlaceholderCommAddr, "--logs", worker.PlaceholderLogsAddr},
+			Env:     childEnv(ModeSDK),
+		}
+	}
+	w, err := worker.New(worker.Config{
+		Queue: wq, API: api, Queues: queues, Concurrency: cfg.Concurrency, Runtimes: runtimes,
+		ID:          id,
+		GracePeriod: 5 * time.Second, KillGrace: time.Second,
+		Logger: c.log.With("component", "worker", "worker", id),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start worker %s: %w", id, err)
+	}
+	return w, nil
 }
 
 // connect opens a NATS connection of its own and a queue client on it.

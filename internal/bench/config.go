@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/taskwire/taskwire/internal/benchtask"
 )
 
 // Defaults of Config's fields.
@@ -20,42 +22,37 @@ const (
 	LateTimersDefault   = 10_000
 	LateSpreadDefault   = 5 * time.Second
 	SamplesDefault      = 300
+	QueuesDefault       = 100
+	BacklogDefault      = 1_000_000
 )
 
 // TimersDefault are the timer counts the triggerer is measured at.
 var TimersDefault = []int{10_000, 100_000}
 
-// Child modes: the value of EnvMode in a re-executed bench binary.
+// Child modes: the value of EnvMode in a re-executed bench binary or in the
+// task binary (see package internal/benchtask).
 const (
-	// EnvMode names the mode of a re-executed bench binary; unset in the
-	// bench itself.
-	EnvMode = "TASKWIRE_BENCH_MODE"
-	// EnvStampDir is the directory ModeNoop and ModeDefer write their
-	// stamps to, in a file named by TASKWIRE_TI_ID (plus ".defer" or
-	// ".resume" for ModeDefer). Unset, ModeNoop writes nothing.
-	EnvStampDir = "TASKWIRE_BENCH_STAMP_DIR"
-
-	// ModeNoop exits at once, after writing its start time (Unix
-	// nanoseconds) to $TASKWIRE_BENCH_STAMP_DIR/$TASKWIRE_TI_ID when the
-	// directory is set.
-	ModeNoop = "noop"
-	// ModeSDK is a Go SDK runtime with one task, "noop", that succeeds.
-	ModeSDK = "sdk"
-	// ModeDefer is a command task that defers on an already-due timer and
-	// stamps the time it ends (<ti>.defer); resumed (TASKWIRE_NEXT_METHOD
-	// set), it stamps the time it starts (<ti>.resume).
-	ModeDefer = "defer"
+	EnvMode     = benchtask.EnvMode
+	EnvStampDir = benchtask.EnvStampDir
+	ModeNoop    = benchtask.ModeNoop
+	ModeSDK     = benchtask.ModeSDK
+	ModeDefer   = benchtask.ModeDefer
 	// ModeTriggerer runs a triggerer against a NATS server (see
-	// RunTriggererChild).
+	// RunTriggererChild); only the bench binary has it.
 	ModeTriggerer = "triggerer"
 )
 
 // Config configures Run. The zero value of every field means its default.
 type Config struct {
-	// Self is the bench binary, re-executed for task processes, the Go SDK
-	// runtime and the triggerer child; its main must honour EnvMode.
-	// Default os.Executable().
+	// Self is the bench binary, re-executed for the triggerer child; its
+	// main must honour EnvMode. Default os.Executable().
 	Self string
+	// TaskBin is the binary run as the task processes and the Go SDK
+	// runtime, in ModeNoop, ModeDefer and ModeSDK: cmd/bench/taskbin, whose
+	// start costs what a small Go binary's does. Default Self, which
+	// handles those modes too but starts slower (it links the whole
+	// cluster); the report says which was used.
+	TaskBin string
 	// Tasks is the number of no-op tasks of each throughput phase (command
 	// and Go SDK). Default TasksDefault.
 	Tasks int
@@ -83,6 +80,13 @@ type Config struct {
 	// LateSpread is the time over which the LateTimers are due. Default
 	// LateSpreadDefault.
 	LateSpread time.Duration
+	// Queues is the number of queues the many-queues phase spreads its
+	// Tasks over, all served by one worker. Default QueuesDefault.
+	Queues int
+	// Backlog is the number of activities left pending on a queue nobody
+	// serves while the command throughput phase runs again. Default
+	// BacklogDefault.
+	Backlog int
 	// Samples is the number of samples of each raw limit. Default
 	// SamplesDefault.
 	Samples int
@@ -107,6 +111,9 @@ func (c Config) WithDefaults() Config {
 			c.Self = self
 		}
 	}
+	if c.TaskBin == "" {
+		c.TaskBin = c.Self
+	}
 	def := func(p *int, d int) {
 		if *p == 0 {
 			*p = d
@@ -120,6 +127,8 @@ func (c Config) WithDefaults() Config {
 	def(&c.Deferrals, DeferralsDefault)
 	def(&c.LateTimers, LateTimersDefault)
 	def(&c.Samples, SamplesDefault)
+	def(&c.Queues, QueuesDefault)
+	def(&c.Backlog, BacklogDefault)
 	if len(c.Timers) == 0 {
 		c.Timers = TimersDefault
 	}
@@ -142,7 +151,7 @@ func (c Config) validate() error {
 	}{
 		{"tasks", c.Tasks}, {"concurrency", c.Concurrency}, {"workers", c.Workers},
 		{"inflight", c.Inflight}, {"latency tasks", c.LatencyTasks}, {"deferrals", c.Deferrals},
-		{"late timers", c.LateTimers}, {"samples", c.Samples},
+		{"late timers", c.LateTimers}, {"samples", c.Samples}, {"queues", c.Queues}, {"backlog", c.Backlog},
 	} {
 		if f.v < 1 {
 			return fmt.Errorf("%w: %s %d: want at least 1", ErrConfig, f.name, f.v)

@@ -20,9 +20,13 @@ type Report struct {
 	GoSDK    Throughput `json:"go_sdk"`
 	Dispatch Latency    `json:"dispatch"`
 	Deferral Latency    `json:"deferral"`
-	Timers   []Timers   `json:"timers"`
-	Ratios   Ratios     `json:"ratios"`
-	Targets  []Target   `json:"targets"`
+	// ManyQueues is the command throughput phase with its tasks spread over
+	// Config.Queues queues.
+	ManyQueues Throughput `json:"many_queues"`
+	Backlog    Backlog    `json:"backlog"`
+	Timers     []Timers   `json:"timers"`
+	Ratios     Ratios     `json:"ratios"`
+	Targets    []Target   `json:"targets"`
 	// Seconds is the whole run, cluster start and stop included.
 	Seconds float64 `json:"seconds"`
 }
@@ -47,6 +51,11 @@ type RunConfig struct {
 	LateTimers   int     `json:"late_timers"`
 	LateSpreadS  float64 `json:"late_spread_s"`
 	Samples      int     `json:"samples"`
+	Queues       int     `json:"queues"`
+	Backlog      int     `json:"backlog"`
+	// TaskBin is the binary run as the task processes and the Go SDK
+	// runtime.
+	TaskBin string `json:"task_bin"`
 }
 
 // Ratios are figures over their raw limits.
@@ -61,6 +70,11 @@ type Ratios struct {
 	DispatchP99PerRTT float64 `json:"dispatch_p99_per_jetstream_rtt_p99"`
 	// DeferralP50PerRTT is deferral p50 ÷ JetStream RTT p50.
 	DeferralP50PerRTT float64 `json:"deferral_p50_per_jetstream_rtt_p50"`
+	// ManyQueuesPerCommand is many-queues tasks/s ÷ command tasks/s (one
+	// queue).
+	ManyQueuesPerCommand float64 `json:"many_queues_per_command"`
+	// BacklogPerCommand is command tasks/s beside the backlog ÷ without it.
+	BacklogPerCommand float64 `json:"backlog_per_command"`
 }
 
 // Target is a figure beside the performance issue's target for it.
@@ -100,16 +114,19 @@ const (
 	targetRSSTimers        = 100_000
 	targetRSSMiB           = 512
 	targetLatenessP99      = 100 // ms
+	targetQueuesRatio      = 0.8 // of the one-queue throughput: "within 20%"
 )
 
 // finish fills in the ratios and targets.
 func (r *Report) finish() {
 	r.Ratios = Ratios{
-		CommandPerForkExec: ratio(r.Command.PerSecond, r.Raw.ForkExecPerSecond),
-		GoSDKPerHandshake:  ratio(r.GoSDK.PerSecond, r.Raw.HandshakePerSecond),
-		DispatchP50PerRTT:  ratio(r.Dispatch.P50, r.Raw.JetStreamRTT.P50),
-		DispatchP99PerRTT:  ratio(r.Dispatch.P99, r.Raw.JetStreamRTT.P99),
-		DeferralP50PerRTT:  ratio(r.Deferral.P50, r.Raw.JetStreamRTT.P50),
+		CommandPerForkExec:   ratio(r.Command.PerSecond, r.Raw.ForkExecPerSecond),
+		GoSDKPerHandshake:    ratio(r.GoSDK.PerSecond, r.Raw.HandshakePerSecond),
+		DispatchP50PerRTT:    ratio(r.Dispatch.P50, r.Raw.JetStreamRTT.P50),
+		DispatchP99PerRTT:    ratio(r.Dispatch.P99, r.Raw.JetStreamRTT.P99),
+		DeferralP50PerRTT:    ratio(r.Deferral.P50, r.Raw.JetStreamRTT.P50),
+		ManyQueuesPerCommand: ratio(r.ManyQueues.PerSecond, r.Command.PerSecond),
+		BacklogPerCommand:    ratio(r.Backlog.Command.PerSecond, r.Command.PerSecond),
 	}
 	atLeast := func(fig string, v, limit float64, unit string) Target {
 		return Target{Figure: fig, Value: v, AtLeast: true, Limit: limit, Unit: unit, Met: v >= limit}
@@ -124,6 +141,8 @@ func (r *Report) finish() {
 		atMost("dispatch_p99_ms", r.Dispatch.P99, targetDispatchP99, "ms"),
 		atMost("deferral_p50_ms", r.Deferral.P50, targetDeferralP50, "ms"),
 		atMost("deferral_p99_ms", r.Deferral.P99, targetDeferralP99, "ms"),
+		atLeast("many_queues_per_command", r.Ratios.ManyQueuesPerCommand, targetQueuesRatio, "×"),
+		atLeast("backlog_per_command", r.Ratios.BacklogPerCommand, targetQueuesRatio, "×"),
 	}
 	for _, t := range r.Timers {
 		if t.Timers == targetRSSTimers {
@@ -156,12 +175,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	c := r.Config
 	fmt.Fprintf(&b, "taskwire bench: %d CPUs, %s/%s, %s; embedded NATS, executor, workers × slots %d × %d, triggerer, all in one process\n",
 		r.Machine.CPUs, r.Machine.OS, r.Machine.Arch, r.Machine.Go, c.Workers, c.Concurrency)
-	fmt.Fprintf(&b, "run took %.1fs\n\n", r.Seconds)
+	fmt.Fprintf(&b, "task processes: %s\nrun took %.1fs\n\n", c.TaskBin, r.Seconds)
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "raw limit, same run\tsamples\tvalue")
 	fmt.Fprintf(tw, "JetStream publish → pull → ack, p50 / p99\t%d\t%.2f / %.2f ms\n", r.Raw.JetStreamRTT.N, r.Raw.JetStreamRTT.P50, r.Raw.JetStreamRTT.P99)
-	fmt.Fprintf(tw, "fork+exec+wait of the bench binary in noop mode, serial\t%d\t%s/s, p50 %.2f ms\n", r.Raw.ForkExec.N, thousands(r.Raw.ForkExecPerSecond), r.Raw.ForkExec.P50)
+	fmt.Fprintf(tw, "fork+exec+wait of the task binary in noop mode, serial\t%d\t%s/s, p50 %.2f ms\n", r.Raw.ForkExec.N, thousands(r.Raw.ForkExecPerSecond), r.Raw.ForkExec.P50)
 	fmt.Fprintf(tw, "  of which exec → its main, p50 / p99\t%d\t%.2f / %.2f ms\n", r.Raw.ExecToMain.N, r.Raw.ExecToMain.P50, r.Raw.ExecToMain.P99)
 	if r.Raw.True.N > 0 {
 		fmt.Fprintf(tw, "  for scale: fork+exec+wait of true(1), serial\t%d\t%s/s, p50 %.2f ms\n", r.Raw.True.N, thousands(r.Raw.TruePerSecond), r.Raw.True.P50)
@@ -179,6 +198,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		r.Command.Tasks, thousands(r.Command.PerSecond), r.target("command_tasks_per_s"), thousands(r.Raw.ForkExecPerSecond), r.Ratios.CommandPerForkExec)
 	fmt.Fprintf(tw, "no-op Go SDK tasks/s (%d tasks)\t%s/s\t%s\thandshake %s/s\t%.2f×\n",
 		r.GoSDK.Tasks, thousands(r.GoSDK.PerSecond), r.target("go_sdk_tasks_per_s"), thousands(r.Raw.HandshakePerSecond), r.Ratios.GoSDKPerHandshake)
+	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
+		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
+	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
+		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
 	fmt.Fprintf(tw, "dispatch latency p50 (%d tasks, one at a time)\t%.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.1f×\n",
 		r.Dispatch.N, r.Dispatch.P50, r.target("dispatch_p50_ms"), r.Raw.JetStreamRTT.P50, r.Ratios.DispatchP50PerRTT)
 	fmt.Fprintf(tw, "dispatch latency p99\t%.2f ms\t%s\tJetStream RTT p99 %.2f ms\t%.1f×\n",
@@ -196,14 +219,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	b.WriteString(`
-dispatch latency: from just before Submit is called to the task process's start stamp (it includes the
+	fmt.Fprintf(&b, "\nMany queues: the command phase's tasks round robin over %d queues, all served by one more worker of\n"+
+		"the same slots. Backlog: %s activities published (in %.1fs) on a queue nobody serves, its consumer\n"+
+		"created, then the command phase run again on its own queue.\n", c.Queues, thousands(float64(r.Backlog.Messages)), r.Backlog.PublishSeconds)
+	b.WriteString(`dispatch latency: from just before Submit is called to the task process's start stamp (it includes the
 submit call itself). Deferral round trip: the deferring process's end stamp → the resumed process's start
 stamp (timer already due). Throughput ends at the executor's end_date of the last task to succeed. Timer
 lateness: fired_at − the timer's moment, while the triggerer (a child process) holds the timers above.
-Every task process is the bench binary itself, whose start costs more than a minimal binary's (it links
-the NATS server, the executor and the rest, and initializes them): compare the fork+exec rows. Its
-exec → main is part of every dispatch latency and deferral round trip.
+Every task process is the task binary above (cmd/bench/taskbin when it could be built, else the bench
+binary itself, which starts slower: compare the fork+exec rows); its exec → main is part of every
+dispatch latency and deferral round trip.
 `)
 	_, err := io.WriteString(w, b.String())
 	return err

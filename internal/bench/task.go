@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -22,6 +23,11 @@ type Throughput struct {
 	// (the executor's end_date).
 	Seconds   float64 `json:"seconds"`
 	PerSecond float64 `json:"tasks_per_s"`
+	// CPUMillisPerTask is the CPU time (user + system) the bench process —
+	// NATS, executor, workers, triggerer and client, not the task
+	// processes — spent per task in the phase: less at the mercy of other
+	// load on the machine than the rate is.
+	CPUMillisPerTask float64 `json:"cpu_ms_per_task"`
 }
 
 // commandSpec is a no-op command task: the bench binary in mode.
@@ -42,13 +48,19 @@ func goSpec() activity.TaskSpec {
 // throughput submits n tasks of spec, inflight Submit calls at a time, and
 // waits until every one has succeeded.
 func throughput(ctx context.Context, c *cluster, spec activity.TaskSpec, n, inflight int) (Throughput, error) {
+	return throughputOf(ctx, c, func(int) activity.TaskSpec { return spec }, n, inflight)
+}
+
+// throughputOf is throughput with task i's spec spec(i).
+func throughputOf(ctx context.Context, c *cluster, spec func(i int) activity.TaskSpec, n, inflight int) (Throughput, error) {
 	ids := make([]string, n)
+	cpu0 := processCPU()
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(inflight)
 	for i := range n {
 		g.Go(func() error {
-			ti, err := c.api.Submit(gctx, spec)
+			ti, err := c.api.Submit(gctx, spec(i))
 			if err != nil {
 				return fmt.Errorf("submit task %d: %w", i, err)
 			}
@@ -72,8 +84,19 @@ func throughput(ctx context.Context, c *cluster, spec activity.TaskSpec, n, infl
 			last = *ti.EndDate
 		}
 	}
+	cpu := processCPU() - cpu0
 	elapsed := last.Sub(start)
-	return Throughput{Tasks: n, Seconds: elapsed.Seconds(), PerSecond: float64(n) / elapsed.Seconds()}, nil
+	return Throughput{Tasks: n, Seconds: elapsed.Seconds(), PerSecond: float64(n) / elapsed.Seconds(),
+		CPUMillisPerTask: float64(cpu.Microseconds()) / 1000 / float64(n)}, nil
+}
+
+// processCPU is the CPU time, user and system, this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // dispatch measures, one task at a time, from just before Submit is called
@@ -149,10 +172,4 @@ func readStamp(dir, name string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("stamp %s: %w", name, err)
 	}
 	return time.Unix(0, n), nil
-}
-
-// WriteStamp writes now (Unix nanoseconds) to dir/name, for the child
-// modes.
-func WriteStamp(dir, name string, now time.Time) error {
-	return os.WriteFile(filepath.Join(dir, name), []byte(strconv.FormatInt(now.UnixNano(), 10)), 0o644)
 }

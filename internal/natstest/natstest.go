@@ -3,6 +3,9 @@
 package natstest
 
 import (
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,14 +13,16 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// readyTimeout bounds how long RunServer waits for the server.
+// readyTimeout bounds how long a server may take to accept connections.
 const readyTimeout = 10 * time.Second
 
-// RunServer starts a nats-server with JetStream on 127.0.0.1 and a random
-// port, storing in t.TempDir(). It is shut down when the test ends.
-func RunServer(t testing.TB) *server.Server {
+// Options are the options RunServer uses: JetStream on, 127.0.0.1, a random
+// port, storing in t.TempDir(). Change them and pass them to Start, e.g. to
+// restart a server on its port and store after setting Port to the port it
+// got (see Port).
+func Options(t testing.TB) *server.Options {
 	t.Helper()
-	opts := &server.Options{
+	return &server.Options{
 		ServerName: "natstest",
 		Host:       "127.0.0.1",
 		Port:       -1,
@@ -26,19 +31,135 @@ func RunServer(t testing.TB) *server.Server {
 		NoLog:      true,
 		NoSigs:     true,
 	}
+}
+
+// Start starts a server with opts and waits until it accepts connections.
+// It is shut down when the test ends (Shutdown twice is fine).
+func Start(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
 	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("natstest: new server: %v", err)
 	}
 	s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
+	t.Cleanup(func() { Stop(s) })
 	if !s.ReadyForConnections(readyTimeout) {
-		t.Fatalf("natstest: server not ready after %s", readyTimeout)
+		t.Fatalf("natstest: server %s not ready after %s", opts.ServerName, readyTimeout)
 	}
 	return s
+}
+
+// RunServer starts a nats-server with JetStream on 127.0.0.1 and a random
+// port, storing in t.TempDir(). It is shut down when the test ends.
+func RunServer(t testing.TB) *server.Server {
+	t.Helper()
+	return Start(t, Options(t))
+}
+
+// Stop shuts s down and waits until it is.
+func Stop(s *server.Server) {
+	s.Shutdown()
+	s.WaitForShutdown()
+}
+
+// Port is the client port s listens on.
+func Port(s *server.Server) int { return s.Addr().(*net.TCPAddr).Port }
+
+// Cluster is a NATS cluster of embedded servers with JetStream.
+type Cluster struct {
+	Servers []*server.Server
+	// Opts are the servers' options, to restart one with Start.
+	Opts []*server.Options
+}
+
+// URLs is the client URLs of every server, comma separated, as
+// --nats-url takes them.
+func (c *Cluster) URLs() string {
+	urls := make([]string, len(c.Opts))
+	for i, o := range c.Opts {
+		urls[i] = fmt.Sprintf("nats://127.0.0.1:%d", o.Port)
+	}
+	return strings.Join(urls, ",")
+}
+
+// RunCluster starts n servers (n ≥ 3 for JetStream replication) clustered
+// over routes on 127.0.0.1, each storing in its own t.TempDir(), and waits
+// until JetStream has a meta leader that every server follows.
+func RunCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	ports := freePorts(t, 2*n)
+	routes := make([]string, n)
+	for i := range n {
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[n+i])
+	}
+	c := &Cluster{}
+	for i := range n {
+		o := Options(t)
+		o.ServerName = fmt.Sprintf("n%d", i)
+		o.Port = ports[i]
+		o.Cluster = server.ClusterOpts{Name: "natstest", Host: "127.0.0.1", Port: ports[n+i]}
+		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		c.Opts = append(c.Opts, o)
+	}
+	for _, o := range c.Opts {
+		s, err := server.NewServer(o)
+		if err != nil {
+			t.Fatalf("natstest: new server %s: %v", o.ServerName, err)
+		}
+		s.Start()
+		t.Cleanup(func() { Stop(s) })
+		c.Servers = append(c.Servers, s)
+	}
+	for _, s := range c.Servers {
+		if !s.ReadyForConnections(readyTimeout) {
+			t.Fatalf("natstest: server %s not ready after %s", s.Name(), readyTimeout)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !c.jetStreamReady() {
+		if time.Now().After(deadline) {
+			t.Fatal("natstest: the JetStream cluster has no meta leader after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return c
+}
+
+// jetStreamReady reports whether a meta leader is elected and every running
+// server knows it.
+func (c *Cluster) jetStreamReady() bool {
+	leader := false
+	for _, s := range c.Servers {
+		if !s.Running() {
+			continue
+		}
+		if !s.JetStreamIsCurrent() {
+			return false
+		}
+		leader = leader || s.JetStreamIsLeader()
+	}
+	return leader
+}
+
+// freePorts returns n distinct ports free on 127.0.0.1 a moment ago.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("natstest: free port: %v", err)
+		}
+		lns = append(lns, ln)
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return ports
 }
 
 // Connect connects to s; the connection is closed when the test ends.

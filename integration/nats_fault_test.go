@@ -1,0 +1,164 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/internal/testbin"
+	"github.com/taskwire/taskwire/queue"
+)
+
+// mixedSpec is task i of a run that mixes plain tasks with tasks that defer
+// on a 1s timer first; each records its (final) run in out.
+func mixedSpec(out string) func(i int) activity.TaskSpec {
+	deferring := `if [ -z "$TASKWIRE_NEXT_METHOD" ]; then
+  printf '{"trigger":"timedelta","kwargs":{"delta":"1s"},"next_method":"after"}' > "$TASKWIRE_DEFER_FILE"
+  exit 0
+fi
+` + sideEffect(out)
+	return func(i int) activity.TaskSpec {
+		script := "sleep 0.1; " + sideEffect(out)
+		if i%3 == 0 {
+			script = deferring
+		}
+		return activity.TaskSpec{Queue: "default", TaskID: fmt.Sprintf("task-%d", i), Entrypoint: sh(script),
+			RetryPolicy: activity.RetryPolicy{Retries: 5, Delay: activity.Duration(100 * time.Millisecond)}}
+	}
+}
+
+// procsLogged waits until every process has logged want.
+func procsLogged(t *testing.T, want string, ps ...*testbin.Proc) {
+	t.Helper()
+	for _, p := range ps {
+		testbin.Eventually(t, 30*time.Second, p.Name+" to log "+want, func() bool { return strings.Contains(p.Output(), want) })
+	}
+}
+
+// NATS restart: the NATS server (file storage) stops and starts again on
+// its port during a run of plain and deferring tasks. The executor, the
+// workers and the triggerer reconnect by themselves and every task
+// succeeds exactly once.
+func TestNATSRestart(t *testing.T) {
+	const n = 300
+	opts := natstest.Options(t)
+	ns := natstest.Start(t, opts)
+	opts.Port = natstest.Port(ns)
+	c := newCluster(t, clusterOpts{natsURL: ns.ClientURL(), zombieThreshold: "3s", ackWait: "3s", logLevel: "info"})
+	procs := []*testbin.Proc{c.exec}
+	for i := range 2 {
+		procs = append(procs, c.startWorker(workerOpts{name: fmt.Sprintf("worker%d", i), concurrency: 8, extra: []string{"--log-level", "info"}}))
+	}
+	procs = append(procs, c.startTriggerer(triggererOpts{extra: []string{"--log-level", "info"}}).Proc)
+	defer stopAll(procs)
+
+	out := c.path("runs")
+	spec := mixedSpec(out)
+	ids := c.submitMany(n/2, spec)
+	testbin.Eventually(t, 30*time.Second, "a third of the tasks to finish", func() bool {
+		got, err := c.count(activity.StateSuccess)
+		return err == nil && got >= n/6
+	})
+	running, _ := c.count(activity.StateRunning, activity.StateQueued, activity.StateDeferred, activity.StateUpForRetry)
+	natstest.Stop(ns)
+	down := time.Now()
+	procsLogged(t, "nats disconnected", procs...)
+	ns = natstest.Start(t, opts)
+	t.Logf("NATS down for %s with %d tasks unfinished", time.Since(down).Round(time.Millisecond), running)
+	procsLogged(t, "nats reconnected", procs...)
+
+	more := c.submitMany(n/2, func(i int) activity.TaskSpec { return spec(n/2 + i) })
+	ids = append(ids, more...)
+	c.waitFinished(n, 50*time.Second)
+	rep := checkSucceededOnce(t, c, ids, out)
+	t.Logf("%d tasks across a NATS restart: %d succeeded once, %d tries, %d reruns, 0 lost", n, rep.succeeded, rep.tries, rep.reruns)
+}
+
+// stopAll stops processes (before the NATS server they use, which a test's
+// cleanup would stop first).
+func stopAll(ps []*testbin.Proc) {
+	for _, p := range ps {
+		p.Stop(10 * time.Second)
+	}
+}
+
+// NATS cluster: three embedded servers, streams and buckets at 3 replicas;
+// the server leading the task-instance bucket is killed during a run.
+// Progress continues and every task succeeds exactly once.
+func TestNATSClusterNodeLoss(t *testing.T) {
+	const n = 300
+	nc3 := natstest.RunCluster(t, 3)
+	c := newCluster(t, clusterOpts{natsURL: nc3.URLs(), replicas: 3, zombieThreshold: "3s", ackWait: "3s", logLevel: "info"})
+	procs := []*testbin.Proc{c.exec}
+	for i := range 2 {
+		procs = append(procs, c.startWorker(workerOpts{name: fmt.Sprintf("worker%d", i), concurrency: 8, extra: []string{"--log-level", "info"}}))
+	}
+	procs = append(procs, c.startTriggerer(triggererOpts{extra: []string{"--log-level", "info"}}).Proc)
+	defer stopAll(procs)
+
+	out := c.path("runs")
+	ids := c.submitMany(n, mixedSpec(out))
+	testbin.Eventually(t, 30*time.Second, "a third of the tasks to finish", func() bool {
+		got, err := c.count(activity.StateSuccess)
+		return err == nil && got >= n/3
+	})
+	victim := -1
+	for i, s := range nc3.Servers {
+		if s.JetStreamIsStreamLeader("$G", "KV_"+queue.BucketTaskInstances) {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		t.Fatal("no server leads the task_instances bucket")
+	}
+	done, _ := c.count(activity.StateSuccess)
+	natstest.Stop(nc3.Servers[victim])
+	killed := time.Now()
+	t.Logf("killed %s (leader of KV_%s) with %d/%d tasks done", nc3.Servers[victim].Name(), queue.BucketTaskInstances, done, n)
+	c.waitFinished(n, 50*time.Second)
+	t.Logf("the rest finished %s after the kill", time.Since(killed).Round(time.Millisecond))
+	rep := checkSucceededOnce(t, c, ids, out)
+	t.Logf("%d tasks across the loss of one of 3 nodes: %d succeeded once, %d tries, %d reruns, 0 lost", n, rep.succeeded, rep.tries, rep.reruns)
+
+	// Nothing scaled the layout down: every stream and consumer is still R3.
+	var live string
+	for i, o := range nc3.Opts {
+		if i != victim {
+			live = fmt.Sprintf("nats://127.0.0.1:%d", o.Port)
+		}
+	}
+	conn, err := nats.Connect(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	js, err := jetstream.New(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, name := range []string{queue.StreamActivities, queue.StreamTriggers, queue.StreamEvents, "KV_" + queue.BucketTaskInstances} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := s.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("stream %s has %d replicas, want 3", name, r)
+		}
+	}
+	cons, err := js.Consumer(ctx, queue.StreamActivities, queue.ActivityConsumerName("default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cons.CachedInfo().Config.Replicas; r != 3 && r != 0 {
+		t.Errorf("consumer of queue default has %d replicas, want 3", r)
+	}
+}

@@ -24,10 +24,10 @@ import (
 
 // routeRegistry adds the registry routes through h (operator auth).
 func (e *Executor) routeRegistry(h func(string, http.HandlerFunc)) {
-	h("GET /api/v1/workers", e.listWorkers)
-	h("POST /api/v1/workers/{id}/drain", e.drainWorker)
-	h("GET /api/v1/triggerers", e.listTriggerers)
-	h("GET /api/v1/queues", e.listQueues)
+	h("GET /api/v1/workers", e.handleWorkers)
+	h("POST /api/v1/workers/{id}/drain", e.handleDrainWorker)
+	h("GET /api/v1/triggerers", e.handleTriggerers)
+	h("GET /api/v1/queues", e.handleQueues)
 }
 
 // kvEntries returns every live entry of kv by key, read with one watch.
@@ -65,10 +65,10 @@ func (e *Executor) liveness(at time.Time, now time.Time, state string) string {
 	return state
 }
 
-// registeredWorkers returns the workers in the registry, sorted by id, with
+// listWorkers returns the workers in the registry, sorted by id, with
 // their state as the executor sees it: lost when silent for LostAfter,
 // draining when a drain was asked for.
-func (e *Executor) registeredWorkers(ctx context.Context) ([]activity.WorkerInfo, error) {
+func (e *Executor) listWorkers(ctx context.Context) ([]activity.WorkerInfo, error) {
 	ents, err := kvEntries(ctx, e.workers)
 	if err != nil {
 		return nil, err
@@ -96,9 +96,9 @@ func (e *Executor) registeredWorkers(ctx context.Context) ([]activity.WorkerInfo
 	return out, nil
 }
 
-// listWorkers is GET /api/v1/workers.
-func (e *Executor) listWorkers(w http.ResponseWriter, r *http.Request) {
-	ws, err := e.registeredWorkers(r.Context())
+// handleWorkers is GET /api/v1/workers.
+func (e *Executor) handleWorkers(w http.ResponseWriter, r *http.Request) {
+	ws, err := e.listWorkers(r.Context())
 	if err != nil {
 		e.writeError(w, r, err)
 		return
@@ -106,10 +106,10 @@ func (e *Executor) listWorkers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"workers": ws})
 }
 
-// drainWorker is POST /api/v1/workers/{id}/drain: the worker, watching its
+// handleDrainWorker is POST /api/v1/workers/{id}/drain: the worker, watching its
 // drain key, stops pulling and finishes its running tasks. 202 with the
 // worker; 404 for a worker not in the registry.
-func (e *Executor) drainWorker(w http.ResponseWriter, r *http.Request) {
+func (e *Executor) handleDrainWorker(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := queue.ValidWorkerID(id); err != nil {
 		e.writeError(w, r, fmt.Errorf("worker %q: %w", id, ErrNotFound))
@@ -149,8 +149,8 @@ type triggererBeat struct {
 	StartedAt time.Time `json:"started_at"`
 }
 
-// listTriggerers is GET /api/v1/triggerers.
-func (e *Executor) listTriggerers(w http.ResponseWriter, r *http.Request) {
+// handleTriggerers is GET /api/v1/triggerers.
+func (e *Executor) handleTriggerers(w http.ResponseWriter, r *http.Request) {
 	ents, err := kvEntries(r.Context(), e.triggerers)
 	if err != nil {
 		e.writeError(w, r, err)
@@ -204,15 +204,15 @@ func (s *store) queueStats(since time.Time, into map[string]*activity.QueueInfo)
 	}
 }
 
-// listQueues is GET /api/v1/queues: every queue with a consumer, a record
+// handleQueues is GET /api/v1/queues: every queue with a consumer, a record
 // or a worker serving it; workers counts the live ones.
-func (e *Executor) listQueues(w http.ResponseWriter, r *http.Request) {
+func (e *Executor) handleQueues(w http.ResponseWriter, r *http.Request) {
 	pending, err := e.q.ActivityPending(r.Context())
 	if err != nil {
 		e.writeError(w, r, err)
 		return
 	}
-	workers, err := e.registeredWorkers(r.Context())
+	workers, err := e.listWorkers(r.Context())
 	if err != nil {
 		e.writeError(w, r, err)
 		return

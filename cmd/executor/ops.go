@@ -42,6 +42,10 @@ func (c *cli) workers(ctx context.Context, args []string) error {
 		if a.json {
 			return printJSON(c.stdout, wi)
 		}
+		if wi.State == activity.MemberLost {
+			fmt.Fprintf(c.stdout, "%s lost: no heartbeat for %s; nothing to drain\n", wi.ID, since(time.Now(), wi.LastHeartbeat))
+			return nil
+		}
 		fmt.Fprintf(c.stdout, "%s %s: stops pulling and finishes its %d running task(s)\n", wi.ID, wi.State, wi.Running)
 		return nil
 	}

@@ -32,6 +32,7 @@ func opsAPI(t *testing.T) string {
 	drained := w1
 	drained.State = activity.MemberDraining
 	mux.Handle("POST /api/v1/workers/w1/drain", answer(202, drained))
+	mux.Handle("POST /api/v1/workers/w2/drain", answer(202, w2))
 	mux.Handle("POST /api/v1/workers/{id}/drain", answer(404, map[string]string{"error": "not_found", "detail": "worker nope: not found"}))
 	mux.Handle("GET /api/v1/triggerers", answer(200, map[string]any{"triggerers": []activity.TriggererInfo{
 		{ID: "t1", Hostname: "host-c", Held: 12, State: activity.MemberLive, StartedAt: now.Add(-time.Hour), LastHeartbeat: now}}}))
@@ -54,6 +55,7 @@ func TestOpsCommands(t *testing.T) {
 		{[]string{"workers", "--json"}, 0, []string{`"workers": [`, `"free_slots": 3`, `"state": "lost"`}},
 		{[]string{"workers", "drain", "w1"}, 0, []string{"w1 draining: stops pulling and finishes its 1 running task(s)"}},
 		{[]string{"workers", "drain", "w1", "--json"}, 0, []string{`"state": "draining"`}},
+		{[]string{"workers", "drain", "w2"}, 0, []string{"w2 lost: no heartbeat for 1m0s; nothing to drain"}},
 		{[]string{"workers", "drain", "nope"}, 2, []string{"404", "worker nope: not found"}},
 		{[]string{"workers", "drain"}, 2, []string{"want 1 argument"}},
 		{[]string{"workers", "bogus"}, 2, []string{`unknown argument "bogus"`}},

@@ -22,8 +22,10 @@ import (
 // heartbeat is older than Config.LostAfter is shown as lost until its entry
 // expires, so a worker that died is seen dead, not silently dropped.
 
-// routeRegistry adds the registry routes through h (operator auth).
+// routeRegistry adds the operators' live views through h (operator auth):
+// the registry routes, and the watch of a task instance (watch.go).
 func (e *Executor) routeRegistry(h func(string, http.HandlerFunc)) {
+	h("GET /api/v1/task-instances/{id}/watch", e.handleWatch)
 	h("GET /api/v1/workers", e.handleWorkers)
 	h("POST /api/v1/workers/{id}/drain", e.handleDrainWorker)
 	h("GET /api/v1/triggerers", e.handleTriggerers)

@@ -242,6 +242,38 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+func TestRetry(t *testing.T) {
+	t.Parallel()
+	c := serve(t, "tok", map[string]http.HandlerFunc{
+		"POST /api/v1/task-instances/{id}/retry": func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.Header.Get("Authorization") != "Bearer tok":
+				writeError(w, 401, "unauthorized", "the public API needs the operator token")
+			case r.PathValue("id") == "ok":
+				writeError(w, 409, "conflict", "task instance is success: only a failed task can be retried")
+			case r.PathValue("id") == "gone":
+				writeError(w, 404, "not_found", "task instance gone: not found")
+			default:
+				writeJSON(w, 202, activity.TaskInstance{ID: r.PathValue("id"), State: activity.StateQueued, TryNumber: 2})
+			}
+		},
+	})
+	ctx := testContext(t)
+	ti, err := c.Retry(ctx, "fa/iled")
+	if err != nil || ti.ID != "fa/iled" || ti.State != activity.StateQueued || ti.TryNumber != 2 {
+		t.Errorf("Retry = %+v, %v", ti, err)
+	}
+	if _, err := c.Retry(ctx, "ok"); !errors.Is(err, client.ErrConflict) || !strings.Contains(err.Error(), "only a failed task") {
+		t.Errorf("Retry of a succeeded task: %v, want ErrConflict with the reason", err)
+	}
+	if _, err := c.Retry(ctx, "gone"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("Retry of an unknown task: %v, want ErrNotFound", err)
+	}
+	if _, err := c.Retry(ctx, ""); !errors.Is(err, client.ErrBadRequest) {
+		t.Errorf("Retry of an empty id: %v, want ErrBadRequest", err)
+	}
+}
+
 // sequence answers GET task-instances/{id} with one canned answer per call,
 // repeating the last.
 type sequence struct {

@@ -100,6 +100,20 @@ func (c *Client) Cancel(ctx context.Context, id string) (*activity.TaskInstance,
 	return nil, fmt.Errorf("cancel task instance %s: %w", id, err)
 }
 
+// Retry starts a new try of the failed task instance id (POST …/retry) and
+// returns it, queued again with its try number one higher. A task in any
+// other state is ErrConflict; an unknown id ErrNotFound.
+func (c *Client) Retry(ctx context.Context, id string) (*activity.TaskInstance, error) {
+	p, err := pathID("task instance id", id)
+	if err == nil {
+		var ti activity.TaskInstance
+		if err = c.do(ctx, http.MethodPost, "/task-instances/"+p+"/retry", nil, nil, &ti); err == nil {
+			return &ti, nil
+		}
+	}
+	return nil, fmt.Errorf("retry task instance %s: %w", id, err)
+}
+
 // Wait follows the task instance id until it is in a terminal state
 // (activity.State.Terminal) and returns it: through Watch, so that every
 // state is seen as it happens, and, should the stream fail or end early (an

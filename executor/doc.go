@@ -5,12 +5,13 @@
 // records a queued task instance in the task_instances KV bucket and
 // publishes an ExecuteTask activity on activity.<queue>. It serves the
 // Execution API under /execution/ to workers, acting for one task try per
-// JWT, and the public API under /api/v1/ to operators. It runs retries with
-// exponential backoff as JetStream scheduled messages (so a restart loses no
-// timer), queues RunCallback activities when a task reaches a state with a
-// callback, fails tasks whose activity exhausted its JetStream deliveries,
-// and finds zombies (running tasks with no heartbeat) and tasks past their
-// execution timeout.
+// JWT, the public API under /api/v1/ to operators (who may also retry a
+// failed task as a new try), and the web dashboard (package dashboard) at /.
+// It runs retries with exponential backoff as JetStream scheduled messages
+// (so a restart loses no timer), queues RunCallback activities when a task
+// reaches a state with a callback, fails tasks whose activity exhausted its
+// JetStream deliveries, and finds zombies (running tasks with no heartbeat)
+// and tasks past their execution timeout.
 //
 // Every change of a record is a compare-and-set on its KV revision checked
 // against the state graph of package activity, so several executors on one

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/taskwire/taskwire/dashboard"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -205,12 +206,14 @@ func (e *Executor) Stop(ctx context.Context) error {
 	}
 }
 
-// Handler serves the public API (/api/v1/), the Execution API (/execution/)
-// and /healthz.
+// Handler serves the public API (/api/v1/), the Execution API (/execution/),
+// /healthz, and the web dashboard at / and /ui/ (package dashboard; its
+// page needs no token, the API calls it makes do).
 func (e *Executor) Handler() http.Handler {
 	mux := http.NewServeMux()
 	e.routeExecution(mux)
 	e.routePublic(mux)
+	mux.Handle("/", dashboard.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))

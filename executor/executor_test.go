@@ -214,7 +214,9 @@ func TestExhaustedDeliveriesFailTheTask(t *testing.T) {
 
 func TestExpiredAndRefreshedTokens(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, queue.Config{}, Config{ExecutionTokenTTL: time.Minute})
+	// The clock jumps 80s: a zombie threshold under that would let the
+	// scan fail the task between the jump and the next heartbeat.
+	f := newFixture(t, queue.Config{}, Config{ExecutionTokenTTL: time.Minute, ZombieThreshold: time.Hour})
 	var mu sync.Mutex
 	now := time.Now().UTC()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }

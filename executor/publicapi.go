@@ -25,6 +25,7 @@ func (e *Executor) routePublic(mux *http.ServeMux) {
 	h("GET /api/v1/task-instances", e.handleList)
 	h("GET /api/v1/task-instances/{id}", e.handleGet)
 	h("POST /api/v1/task-instances/{id}/cancel", e.handleCancel)
+	h("POST /api/v1/task-instances/{id}/retry", e.handleRetry)
 	h("GET /api/v1/task-instances/{id}/logs", e.handleLogs)
 	h("GET /api/v1/variables", e.handleVariables)
 	h("GET /api/v1/variables/{key}", e.serveVariable)

@@ -312,7 +312,13 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Fatalf("task: %s try %d (%s)", got.State, got.TryNumber, got.Reason)
 	}
 
-	_, ex := httpGet(t, c.apiURL+"/metrics")
+	// The executor counts the end once its write is done; the wait may see
+	// the record a moment before.
+	var ex string
+	testbin.Eventually(t, 10*time.Second, "executor metrics of the success", func() bool {
+		_, ex = httpGet(t, c.apiURL+"/metrics")
+		return metric(ex, `taskwire_executor_activities_finished_total{queue="default",state="success"}`) == "1"
+	})
 	for series, want := range map[string]string{
 		`taskwire_executor_activities_queued_total{queue="default",reason="submit"}`:          "1",
 		`taskwire_executor_activities_queued_total{queue="default",reason="retry"}`:           "1",

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,6 +69,15 @@ func (c *Client) ActivityConsumer(ctx context.Context, queue string) (jetstream.
 		MaxAckPending: activityMaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      c.cfg.Replicas,
+		// The consumer's state (what was delivered, acked) lives in
+		// memory, not in a file the server rewrites up to 10 times a second
+		// per consumer: with 100 busy queues those writes cost more than
+		// the tasks (see README, Measured). Losing it costs nothing that
+		// matters on a work-queue stream: acked activities are gone from
+		// the stream, the others are delivered again, and …/run refuses a
+		// second start. A server restart loses the consumer itself; the
+		// workers make it again (see worker's pull loop).
+		MemoryStorage: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("activity consumer %s: %w", queue, err)
@@ -74,25 +85,47 @@ func (c *Client) ActivityConsumer(ctx context.Context, queue string) (jetstream.
 	return cons, nil
 }
 
-// Doorbell subscribes to queue's doorbell (see [BellSubject]): bell gets a
-// value, without blocking, whenever an activity for queue has been stored,
-// so a full bell of capacity 1 means "there may be something to pull".
-// Redeliveries (a Nak, an expired AckWait) ring no bell. Unsubscribe with
-// the returned subscription.
-func (c *Client) Doorbell(queue string, bell chan<- struct{}) (*nats.Subscription, error) {
+// Bell is a queue's doorbell (see [BellSubject]): it rings after each
+// activity for the queue is stored. Redeliveries (a Nak, an expired
+// AckWait) ring no bell.
+type Bell struct {
+	c   chan struct{}
+	seq atomic.Uint64
+	sub *nats.Subscription
+}
+
+// C has a value, without blocking the ringer, whenever the bell has rung
+// since it was last read: "there may be something to pull".
+func (b *Bell) C() <-chan struct{} { return b.c }
+
+// Seq is the highest stream sequence the bell has rung for: a ring for an
+// activity already pulled can be told from a new one by it.
+func (b *Bell) Seq() uint64 { return b.seq.Load() }
+
+// Close unsubscribes.
+func (b *Bell) Close() error { return b.sub.Unsubscribe() }
+
+// Doorbell subscribes to queue's doorbell.
+func (c *Client) Doorbell(queue string) (*Bell, error) {
 	if err := ValidQueueName(queue); err != nil {
 		return nil, fmt.Errorf("doorbell: %w", err)
 	}
-	sub, err := c.nc.Subscribe(BellSubject(queue), func(*nats.Msg) {
+	b := &Bell{c: make(chan struct{}, 1)}
+	sub, err := c.nc.Subscribe(BellSubject(queue), func(m *nats.Msg) {
+		if seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64); err == nil {
+			for cur := b.seq.Load(); seq > cur && !b.seq.CompareAndSwap(cur, seq); cur = b.seq.Load() {
+			}
+		}
 		select {
-		case bell <- struct{}{}:
+		case b.c <- struct{}{}:
 		default:
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("doorbell of %s: %w", queue, err)
 	}
-	return sub, nil
+	b.sub = sub
+	return b, nil
 }
 
 // maxDeliveriesAdvisory is the part of JetStream's max_deliver advisory we

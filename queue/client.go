@@ -236,6 +236,22 @@ func (c *Client) bind(ctx context.Context) error {
 // missing one.
 func (c *Client) consumer(ctx context.Context, stream string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	if !c.cfg.Bind {
+		cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, cc)
+		if err == nil {
+			return cons, nil
+		}
+		// A consumer's storage cannot be updated: one made by an earlier
+		// version with its state in a file is made anew (what it had
+		// delivered and not acked is delivered again).
+		old, ierr := c.js.Consumer(ctx, stream, cc.Durable)
+		if ierr != nil || old.CachedInfo().Config.MemoryStorage == cc.MemoryStorage {
+			return nil, err
+		}
+		c.log.Warn("consumer storage changed: making the consumer anew", "stream", stream, "consumer", cc.Durable,
+			"memory_storage", cc.MemoryStorage)
+		if derr := c.js.DeleteConsumer(ctx, stream, cc.Durable); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) {
+			return nil, errors.Join(err, derr)
+		}
 		return c.js.CreateOrUpdateConsumer(ctx, stream, cc)
 	}
 	cons, err := c.js.Consumer(ctx, stream, cc.Durable)

@@ -250,12 +250,11 @@ func TestDoorbell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bell := make(chan struct{}, 1)
-	sub, err := c.Doorbell("alpha", bell)
+	bell, err := c.Doorbell("alpha")
 	if err != nil {
 		t.Fatalf("Doorbell: %v", err)
 	}
-	defer sub.Unsubscribe()
+	defer bell.Close()
 	raw, err := c.Conn().SubscribeSync("bell.>")
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +272,7 @@ func TestDoorbell(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case <-bell:
+		case <-bell.C():
 		case <-ctx.Done():
 			t.Fatalf("activity %d: no bell", i)
 		}
@@ -293,9 +292,12 @@ func TestDoorbell(t *testing.T) {
 			if err != nil || stored.Subject != "activity."+strings.TrimPrefix(want, "bell.") {
 				t.Fatalf("activity %d: %s rang for seq %d, stored %v, %v", i, want, seq, stored, err)
 			}
+			if want == "bell.alpha" && bell.Seq() != seq {
+				t.Fatalf("activity %d: alpha's bell says seq %d, want %d", i, bell.Seq(), seq)
+			}
 		}
 	}
-	if _, err := c.Doorbell("Bad.Queue", bell); !errors.Is(err, queue.ErrInvalidQueue) {
+	if _, err := c.Doorbell("Bad.Queue"); !errors.Is(err, queue.ErrInvalidQueue) {
 		t.Fatalf("Doorbell of a bad queue = %v, want ErrInvalidQueue", err)
 	}
 }
@@ -348,5 +350,25 @@ func TestBindKeepsTheExecutorsLayout(t *testing.T) {
 	s2 := natstest.RunServer(t)
 	if _, err := queue.New(ctx, natstest.Connect(t, s2), queue.Config{Bind: true, Logger: testLogger(t)}); err != nil {
 		t.Fatalf("bind on an empty server: %v", err)
+	}
+}
+
+// TestActivityConsumerMovesToMemory: a queue's consumer made with its state
+// in a file (an earlier version) is made anew with its state in memory.
+func TestActivityConsumerMovesToMemory(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, queue.Config{})
+	ctx := testContext(t)
+	if _, err := c.JetStream().CreateConsumer(ctx, queue.StreamActivities, jetstream.ConsumerConfig{
+		Durable: queue.ActivityConsumerName("old"), FilterSubject: queue.ActivitySubject("old"), AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := c.ActivityConsumer(ctx, "old")
+	if err != nil {
+		t.Fatalf("ActivityConsumer over a file-state consumer: %v", err)
+	}
+	if !cons.CachedInfo().Config.MemoryStorage {
+		t.Fatalf("consumer config = %+v, want memory storage", cons.CachedInfo().Config)
 	}
 }

@@ -131,7 +131,7 @@ type heartbeat struct {
 	Held     int       `json:"held"`
 	At       time.Time `json:"at"`
 	// StartedAt is when the triggerer started, for operators.
-	StartedAt time.Time `json:"started_at,omitzero"`
+	StartedAt time.Time `json:"started_at"`
 }
 
 // cached is what the claims watch knows of a trigger.
@@ -577,7 +577,8 @@ func (tr *Triggerer) maintainLoop(ctx context.Context) {
 func (tr *Triggerer) beat(ctx context.Context) error {
 	host, _ := os.Hostname()
 	held := tr.Held()
-	hb := heartbeat{ID: tr.cfg.ID, Hostname: host, Capacity: tr.cfg.Capacity, Held: held, At: time.Now().UTC(), StartedAt: tr.started.UTC()}
+	hb := heartbeat{ID: tr.cfg.ID, Hostname: host, Capacity: tr.cfg.Capacity, Held: held,
+		At: time.Now().UTC(), StartedAt: tr.started.UTC()}
 	if _, err := tr.hb.Put(ctx, tr.cfg.ID, mustJSON(hb)); err != nil {
 		return fmt.Errorf("triggerer: heartbeat: %w", err)
 	}

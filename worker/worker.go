@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/taskwire/taskwire/queue"
@@ -77,7 +76,7 @@ type Worker struct {
 	hardCtx    context.Context
 	hardCancel context.CancelFunc
 
-	bellSubs []*nats.Subscription // doorbells of the queues, when several
+	bells []*queue.Bell // doorbells of the queues, when several
 
 	pullWG sync.WaitGroup // pull loops
 	taskWG sync.WaitGroup // one per pulled message, until it is settled
@@ -144,18 +143,18 @@ func (w *Worker) Start(ctx context.Context) error {
 	// Queues that compete for slots wait for their doorbell when idle
 	// rather than hold a slot in a pull (see pullLoop); one queue never
 	// competes.
-	bells := make(map[string]chan struct{}, len(w.cfg.Queues))
+	bells := make(map[string]*queue.Bell, len(w.cfg.Queues))
 	if len(w.cfg.Queues) > 1 {
 		for _, q := range w.cfg.Queues {
-			bells[q] = make(chan struct{}, 1)
-			sub, err := w.cfg.Queue.Doorbell(q, bells[q])
+			b, err := w.cfg.Queue.Doorbell(q)
 			if err != nil {
-				w.unsubscribeBells()
+				w.closeBells()
 				w.closeStateDir()
 				w.abortStart()
 				return err
 			}
-			w.bellSubs = append(w.bellSubs, sub)
+			bells[q] = b
+			w.bells = append(w.bells, b)
 		}
 	}
 
@@ -165,7 +164,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.startedAt = time.Now().UTC()
 	w.registry = w.cfg.Queue.KV(queue.BucketWorkers)
 	if err := w.startRegistry(ctx); err != nil {
-		w.unsubscribeBells()
+		w.closeBells()
 		w.pullCancel()
 		w.taskCancel(nil)
 		w.hardCancel()
@@ -216,7 +215,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	// expiry (at most FetchMaxWait) and what it still delivers is Nak'd.
 	w.pullCancel()
 	w.pullWG.Wait()
-	w.unsubscribeBells()
+	w.closeBells()
 
 	// Phase 2: let running tasks finish.
 	idle := make(chan struct{})
@@ -311,12 +310,13 @@ func (w *Worker) release(n int) {
 // only for what is there (or, after a ring, bellPullWait for what rang)
 // and, once q is drained, q waits for its doorbell, holding no slot, before
 // it pulls again.
-func (w *Worker) pullLoop(q string, c jetstream.Consumer, bell <-chan struct{}) {
+func (w *Worker) pullLoop(q string, c jetstream.Consumer, bell *queue.Bell) {
 	defer w.pullWG.Done()
 	ctx := w.pullCtx
 	log := w.log.With("queue", q)
 	backoff := 100 * time.Millisecond
-	rung := false // the last wait for q's doorbell ended with a ring
+	rung := false   // the last wait for q's doorbell ended with a ring
+	var seen uint64 // the highest stream sequence pulled here from q
 	for {
 		if err := w.acquire(ctx); err != nil {
 			return
@@ -332,7 +332,8 @@ func (w *Worker) pullLoop(q string, c jetstream.Consumer, bell <-chan struct{}) 
 				wait = bellPullWait
 			}
 		}
-		drained, err := w.fetch(ctx, q, c, n, wait)
+		drained, last, err := w.fetch(ctx, q, c, n, wait)
+		seen = max(seen, last)
 		if ctx.Err() != nil {
 			return
 		}
@@ -340,7 +341,7 @@ func (w *Worker) pullLoop(q string, c jetstream.Consumer, bell <-chan struct{}) 
 			backoff = 100 * time.Millisecond
 			rung = false
 			if contended && drained {
-				if rung, err = w.waitBell(ctx, bell); err != nil {
+				if rung, err = w.waitBell(ctx, bell, seen); err != nil {
 					return
 				}
 			}
@@ -355,37 +356,50 @@ func (w *Worker) pullLoop(q string, c jetstream.Consumer, bell <-chan struct{}) 
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 5*time.Second)
+		// The consumer may be gone: its state lives in the server's memory
+		// (see queue.Client.ActivityConsumer), so a NATS restart loses it.
+		// Make it again (or find it) before the next pull.
+		if again, err := w.cfg.Queue.ActivityConsumer(ctx, q); err == nil {
+			c = again
+		} else if ctx.Err() == nil {
+			log.Warn("activity consumer", "err", err)
+		}
 	}
 }
 
-// waitBell waits for bell, at most bellBackstop, and reports whether it
-// rang; it fails only when ctx ends.
-func (w *Worker) waitBell(ctx context.Context, bell <-chan struct{}) (rang bool, err error) {
+// waitBell waits, at most bellBackstop, for bell to ring for an activity
+// past stream sequence seen (a ring for one already pulled is no news),
+// and reports whether it rang; it fails only when ctx ends.
+func (w *Worker) waitBell(ctx context.Context, bell *queue.Bell, seen uint64) (rang bool, err error) {
 	t := time.NewTimer(bellBackstop)
 	defer t.Stop()
-	select {
-	case <-bell:
-		return true, nil
-	case <-t.C:
-		return false, nil
-	case <-ctx.Done():
-		return false, ctx.Err()
+	for {
+		select {
+		case <-bell.C():
+			if bell.Seq() > seen {
+				return true, nil
+			}
+		case <-t.C:
+			return false, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
 }
 
-// unsubscribeBells ends the doorbell subscriptions.
-func (w *Worker) unsubscribeBells() {
-	for _, sub := range w.bellSubs {
-		_ = sub.Unsubscribe()
+// closeBells ends the doorbell subscriptions.
+func (w *Worker) closeBells() {
+	for _, b := range w.bells {
+		_ = b.Close()
 	}
-	w.bellSubs = nil
+	w.bells = nil
 }
 
 // fetch runs one pull request for up to n messages, waiting up to wait for
 // them (0: only those there now); it owns n slots and hands one to each
 // message's goroutine as it comes. drained reports that the queue had no
 // more for this consumer: fewer than n came, or the last said none were
-// pending after it.
+// pending after it; last is the highest stream sequence that came.
 //
 // The pull request ends when the server says so (its expiry, wait), never
 // by the client giving up first: a client-side deadline (FetchContext)
@@ -394,7 +408,7 @@ func (w *Worker) unsubscribeBells() {
 // wait ran out (30s by default; the triggerer-loss fault test found resumed
 // tasks waiting exactly that long). So stopping waits for the pull to end
 // (at most wait) and Naks whatever still arrives.
-func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n int, wait time.Duration) (drained bool, err error) {
+func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n int, wait time.Duration) (drained bool, last uint64, err error) {
 	var batch jetstream.MessageBatch
 	if wait == 0 {
 		batch, err = c.FetchNoWait(n)
@@ -403,12 +417,12 @@ func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n in
 	}
 	if err != nil {
 		w.release(n)
-		return false, fmt.Errorf("fetch: %w", err)
+		return false, 0, fmt.Errorf("fetch: %w", err)
 	}
 	handed, pending := 0, uint64(1)
 	for msg := range batch.Messages() {
 		if md, err := msg.Metadata(); err == nil {
-			pending = md.NumPending
+			pending, last = md.NumPending, max(last, md.Sequence.Stream)
 		}
 		if ctx.Err() != nil {
 			// Stopping: give it back at once for another worker.
@@ -421,9 +435,9 @@ func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n in
 	}
 	w.release(n - handed)
 	if err := batch.Error(); err != nil {
-		return false, fmt.Errorf("fetch: %w", err)
+		return false, last, fmt.Errorf("fetch: %w", err)
 	}
-	return handed < n || pending == 0, nil
+	return handed < n || pending == 0, last, nil
 }
 
 // claim marks activity id as being handled here; it reports false (and

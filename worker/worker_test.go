@@ -556,9 +556,12 @@ func TestStateDirKillsOrphans(t *testing.T) {
 	h.execute("ti-rec", "default", activity.Entrypoint{Command: []string{"sh", "-c", `echo $$ > "$0"; exec sleep 300`, pidFile}},
 		fakeTI{}, func(et *activity.ExecuteTask) { et.ExecutionTimeout = activity.Duration(30 * time.Second) })
 	task := pidFromFile(t, pidFile)
-	if _, err := os.Stat(filepath.Join(dir, "pgid-"+strconv.Itoa(task))); err != nil {
-		t.Errorf("running task not recorded: %v", err)
-	}
+	// The worker records the process once it has started, which the task
+	// may beat in writing its pid file.
+	testbin.Eventually(t, waitTimeout, "running task recorded", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "pgid-"+strconv.Itoa(task)))
+		return err == nil
+	})
 }
 
 func TestNewValidates(t *testing.T) {
@@ -661,4 +664,21 @@ func TestManyQueuesWaitForDoorbells(t *testing.T) {
 			t.Errorf("task %d on %s took %s to run, want < %s", i, queues[(i*7)%len(queues)], d, limit)
 		}
 	}
+}
+
+// TestConsumerMadeAgain: the queue's consumer keeps its state in the
+// server's memory, so a NATS restart loses it; a worker whose consumer is
+// gone makes it again and goes on pulling.
+func TestConsumerMadeAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.execute("ti-before", "default", activity.Entrypoint{Command: []string{"true"}}, fakeTI{}, nil)
+	wantState(t, h.waitState("ti-before"), activity.StateSuccess, "")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := h.js.DeleteConsumer(ctx, queue.StreamActivities, queue.ActivityConsumerName("default")); err != nil {
+		t.Fatal(err)
+	}
+	h.execute("ti-after", "default", activity.Entrypoint{Command: []string{"true"}}, fakeTI{}, nil)
+	wantState(t, h.waitState("ti-after"), activity.StateSuccess, "")
 }

@@ -42,7 +42,8 @@ func queueNames(n int) []string {
 
 // manyQueues runs the command throughput phase with its tasks spread round
 // robin over n queues, all served by one more worker of the same
-// concurrency (the cluster's other workers serve none of them).
+// concurrency (the cluster's other workers serve none of them), after one
+// task per queue not counted.
 func manyQueues(ctx context.Context, c *cluster, cfg Config, n int) (_ Throughput, err error) {
 	qs := queueNames(n)
 	w, err := c.startWorker(ctx, cfg, "bench-worker-queues", qs)
@@ -57,11 +58,18 @@ func manyQueues(ctx context.Context, c *cluster, cfg Config, n int) (_ Throughpu
 		}
 	}()
 	base := commandSpec(cfg.TaskBin, ModeNoop, "")
-	return throughputOf(ctx, c, func(i int) activity.TaskSpec {
+	spec := func(i int) activity.TaskSpec {
 		s := base
 		s.Queue = qs[i%len(qs)]
 		return s
-	}, cfg.Tasks, cfg.Inflight)
+	}
+	// Not counted: one task per queue first, so that what is measured is
+	// the steady state, not the executor setting up each queue's consumer
+	// on its first activity there.
+	if _, err := throughputOf(ctx, c, spec, len(qs), cfg.Inflight); err != nil {
+		return Throughput{}, fmt.Errorf("warm-up: %w", err)
+	}
+	return throughputOf(ctx, c, spec, cfg.Tasks, cfg.Inflight)
 }
 
 // publishBacklog publishes n activities on queueBacklog, whose consumer it

@@ -202,6 +202,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
 	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
 		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
+	fmt.Fprintf(tw, "cluster CPU per task: command / Go SDK / over %d queues / beside the backlog\t%.2f / %.2f / %.2f / %.2f ms\t\t\t\n",
+		c.Queues, r.Command.CPUMillisPerTask, r.GoSDK.CPUMillisPerTask, r.ManyQueues.CPUMillisPerTask, r.Backlog.Command.CPUMillisPerTask)
 	fmt.Fprintf(tw, "dispatch latency p50 (%d tasks, one at a time)\t%.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.1f×\n",
 		r.Dispatch.N, r.Dispatch.P50, r.target("dispatch_p50_ms"), r.Raw.JetStreamRTT.P50, r.Ratios.DispatchP50PerRTT)
 	fmt.Fprintf(tw, "dispatch latency p99\t%.2f ms\t%s\tJetStream RTT p99 %.2f ms\t%.1f×\n",
@@ -219,7 +221,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(&b, "\nMany queues: the command phase's tasks round robin over %d queues, all served by one more worker of\n"+
+	fmt.Fprintf(&b, "\nCluster CPU: user + system time of the bench process (NATS, executor, workers, triggerer, client; not\n"+
+		"the task processes) per task of the phase, less at the mercy of other load than the rates are.\n"+
+		"Many queues: the command phase's tasks round robin over %d queues, all served by one more worker of\n"+
 		"the same slots. Backlog: %s activities published (in %.1fs) on a queue nobody serves, its consumer\n"+
 		"created, then the command phase run again on its own queue.\n", c.Queues, thousands(float64(r.Backlog.Messages)), r.Backlog.PublishSeconds)
 	b.WriteString(`dispatch latency: from just before Submit is called to the task process's start stamp (it includes the

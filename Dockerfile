@@ -29,7 +29,8 @@ USER 65534:65534
 ENTRYPOINT []
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+# curl for the compose healthchecks (GET /readyz).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /usr/local/bin/
 USER 65534:65534
 ENTRYPOINT []

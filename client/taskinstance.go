@@ -114,31 +114,37 @@ func (c *Client) Retry(ctx context.Context, id string) (*activity.TaskInstance, 
 	return nil, fmt.Errorf("retry task instance %s: %w", id, err)
 }
 
-// Wait polls the task instance id every WaitPollInterval until it is in a
-// terminal state (activity.State.Terminal) and returns it. onChange, when not
-// nil, is called with the first answer and with every answer whose state or
-// try number differs from the one before, the terminal one included; it runs
-// on the caller's goroutine.
+// Wait follows the task instance id until it is in a terminal state
+// (activity.State.Terminal) and returns it: through Watch, so that every
+// state is seen as it happens, and, should the stream fail or end early (an
+// older executor, a restart), by polling every WaitPollInterval. onChange,
+// when not nil, is called with the first record and with every one whose
+// state or try number differs from the one before, the terminal one
+// included; it runs on the caller's goroutine.
 //
 // Temporary errors (transport errors, 5xx) are ridden out for up to 10s; any
 // other error, or ctx ending, ends the wait. A task that is not finished
 // keeps running when the wait ends.
 func (c *Client) Wait(ctx context.Context, id string, onChange func(*activity.TaskInstance)) (*activity.TaskInstance, error) {
+	var last *activity.TaskInstance
+	seen := func(ti *activity.TaskInstance) {
+		if onChange != nil && (last == nil || ti.State != last.State || ti.TryNumber != last.TryNumber) {
+			onChange(ti)
+		}
+		last = ti
+	}
+	if ti, err := c.Watch(ctx, id, seen); err == nil {
+		return ti, nil
+	}
 	t := time.NewTicker(WaitPollInterval)
 	defer t.Stop()
-	var (
-		last         *activity.TaskInstance
-		failingSince time.Time
-	)
+	var failingSince time.Time
 	for {
 		ti, err := c.Get(ctx, id)
 		switch {
 		case err == nil:
 			failingSince = time.Time{}
-			if onChange != nil && (last == nil || ti.State != last.State || ti.TryNumber != last.TryNumber) {
-				onChange(ti)
-			}
-			last = ti
+			seen(ti)
 			if ti.State.Terminal() {
 				return ti, nil
 			}

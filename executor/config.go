@@ -15,6 +15,9 @@ const (
 	ZombieThresholdDefault   = 30 * time.Second
 	ScanIntervalDefault      = 2 * time.Second
 	MaxBodyDefault           = 4 << 20
+	// LostAfterDefault: three missed heartbeats at the workers' and
+	// triggerers' default interval of 5s.
+	LostAfterDefault = 15 * time.Second
 )
 
 // Config configures an Executor. The zero value of each field means its default.
@@ -43,6 +46,11 @@ type Config struct {
 	ScanInterval time.Duration
 	// MaxBody bounds request bodies in bytes; default 4 MiB.
 	MaxBody int64
+	// LostAfter: a worker or triggerer whose last heartbeat is older than
+	// this is shown as lost (until its registry entry expires); default 15s.
+	LostAfter time.Duration
+	// Metrics, when set, counts activities, tries, heartbeats and zombies.
+	Metrics *Metrics
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -59,6 +67,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ScanInterval <= 0 {
 		c.ScanInterval = ScanIntervalDefault
+	}
+	if c.LostAfter <= 0 {
+		c.LostAfter = LostAfterDefault
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = MaxBodyDefault

@@ -121,6 +121,7 @@ func (e *Executor) onEvent(ctx context.Context, m jetstream.Msg) {
 	for attempt := 1; ; attempt++ {
 		err := e.publishExecute(ctx, ti)
 		if err == nil {
+			e.metrics.onQueued(ti.Queue, "resume")
 			break
 		}
 		if attempt == 5 || ctx.Err() != nil {

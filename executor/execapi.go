@@ -68,7 +68,9 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, badRequest("run needs hostname and worker_id"))
 		return
 	}
+	started := false
 	ti, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
+		started = false
 		if ti.TryNumber != c.Try || (c.Activity != "" && ti.ActivityID != c.Activity) {
 			return fmt.Errorf("%w: stale activity %s (try %d); current is %s (try %d)", ErrConflict, c.Activity, c.Try, ti.ActivityID, ti.TryNumber)
 		}
@@ -79,11 +81,15 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 			return fmt.Errorf("%w: task instance is %s, not queued", ErrConflict, ti.State)
 		}
 		ti.Hostname, ti.PID, ti.WorkerID = req.Hostname, req.PID, req.WorkerID
+		started = true
 		return ti.SetState(activity.StateRunning, "", e.now())
 	})
 	if err != nil {
 		e.writeError(w, r, err)
 		return
+	}
+	if started && ti.StartDate != nil {
+		e.metrics.onStarted(ti, *ti.StartDate)
 	}
 	tok, err := e.tokens.issue(audExecution, ti.ID, ti.TryNumber, "", e.cfg.ExecutionTokenTTL)
 	if err != nil {
@@ -140,6 +146,7 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.log.Debug("task state", "ti_id", id, "try", ti.TryNumber, "state", ti.State, "reason", ti.Reason)
+	e.metrics.onEnded(ti)
 	if invalid != nil {
 		// The task failed at defer time; the worker hears why.
 		e.afterTry(r.Context(), ti)
@@ -185,6 +192,7 @@ func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, err)
 		return
 	}
+	e.metrics.onHeartbeat()
 	w.WriteHeader(http.StatusNoContent)
 }
 

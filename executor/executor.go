@@ -29,10 +29,15 @@ type Executor struct {
 	vars   jetstream.KeyValue
 	conns  jetstream.KeyValue
 	xcom   jetstream.KeyValue
-	now    func() time.Time
+	// workers and triggerers are the registries (registry_api.go).
+	workers    jetstream.KeyValue
+	triggerers jetstream.KeyValue
+	metrics    *Metrics
+	now        func() time.Time
 
 	mu       sync.Mutex
 	started  bool
+	stopping bool
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -46,14 +51,17 @@ func New(cfg Config) (*Executor, error) {
 	}
 	cfg = cfg.withDefaults()
 	e := &Executor{
-		cfg:   cfg,
-		q:     cfg.Queue,
-		log:   cfg.Logger,
-		store: newStore(cfg.Queue.KV(queue.BucketTaskInstances), cfg.Logger),
-		vars:  cfg.Queue.KV(queue.BucketVariables),
-		conns: cfg.Queue.KV(queue.BucketConnections),
-		xcom:  cfg.Queue.KV(queue.BucketXCom),
-		now:   func() time.Time { return time.Now().UTC() },
+		cfg:        cfg,
+		q:          cfg.Queue,
+		log:        cfg.Logger,
+		store:      newStore(cfg.Queue.KV(queue.BucketTaskInstances), cfg.Logger),
+		vars:       cfg.Queue.KV(queue.BucketVariables),
+		conns:      cfg.Queue.KV(queue.BucketConnections),
+		xcom:       cfg.Queue.KV(queue.BucketXCom),
+		workers:    cfg.Queue.KV(queue.BucketWorkers),
+		triggerers: cfg.Queue.KV(queue.BucketTriggerers),
+		metrics:    cfg.Metrics,
+		now:        func() time.Time { return time.Now().UTC() },
 	}
 	e.tokens = tokens{key: cfg.SigningKey, now: e.now}
 	return e, nil
@@ -166,6 +174,24 @@ func (e *Executor) Start(ctx context.Context) error {
 	return nil
 }
 
+// Ready says why the executor cannot serve yet, or nil: it is started (its
+// record cache loaded, its consumers running), not stopping, and connected
+// to NATS.
+func (e *Executor) Ready() error {
+	e.mu.Lock()
+	started, stopping := e.started, e.stopping
+	e.mu.Unlock()
+	switch {
+	case !started:
+		return errors.New("executor not started")
+	case stopping:
+		return errors.New("executor stopping")
+	case !e.q.Conn().IsConnected():
+		return fmt.Errorf("nats: %s", e.q.Conn().Status())
+	}
+	return nil
+}
+
 // Stop stops the background work and waits for it. Idempotent.
 func (e *Executor) Stop(ctx context.Context) error {
 	e.mu.Lock()
@@ -174,6 +200,9 @@ func (e *Executor) Stop(ctx context.Context) error {
 	if !started {
 		return nil
 	}
+	e.mu.Lock()
+	e.stopping = true
+	e.mu.Unlock()
 	e.stopOnce.Do(func() {
 		for _, f := range e.stops {
 			f()

@@ -59,6 +59,7 @@ func (e *Executor) Submit(ctx context.Context, spec activity.TaskSpec) (*activit
 		}
 		return nil, fmt.Errorf("submit %s: %w", ti.ID, err)
 	}
+	e.metrics.onQueued(ti.Queue, "submit")
 	e.log.Debug("task queued", "ti_id", ti.ID, "queue", ti.Queue, "dag_id", ti.DagID, "task_id", ti.TaskID)
 	return ti, nil
 }
@@ -172,13 +173,16 @@ func (e *Executor) onRetryTimer(ctx context.Context, m jetstream.Msg) {
 // Repeating it is harmless: a record already queued for try+1 is published
 // again under the same message id.
 func (e *Executor) requeue(ctx context.Context, id string, try int) error {
+	changed := false
 	ti, err := e.store.mutate(ctx, id, func(ti *activity.TaskInstance) error {
+		changed = false
 		switch {
 		case ti.State == activity.StateUpForRetry && ti.TryNumber == try:
 			if err := ti.NewTry(e.now()); err != nil {
 				return err
 			}
 			ti.NextActivityID()
+			changed = true
 			return nil
 		case ti.State == activity.StateQueued && ti.TryNumber == try+1:
 			return errUnchanged
@@ -192,7 +196,13 @@ func (e *Executor) requeue(ctx context.Context, id string, try int) error {
 	if err != nil {
 		return err
 	}
-	return e.publishExecute(ctx, ti)
+	if err := e.publishExecute(ctx, ti); err != nil {
+		return err
+	}
+	if changed {
+		e.metrics.onQueued(ti.Queue, "retry")
+	}
+	return nil
 }
 
 var errStale = errors.New("stale")
@@ -241,6 +251,9 @@ func (e *Executor) Cancel(ctx context.Context, id, reason string) (*activity.Tas
 		}
 		return ti.SetState(activity.StateCancelled, reason, e.now())
 	})
+	if err == nil {
+		e.metrics.onEnded(ti)
+	}
 	if err == nil && triggerID != "" {
 		// The triggerer running it stops.
 		e.retireClaim(context.WithoutCancel(ctx), triggerID)
@@ -257,8 +270,8 @@ func (e *Executor) Get(ctx context.Context, id string) (*activity.TaskInstance, 
 func (e *Executor) List(f Filter) ([]*activity.TaskInstance, int) { return e.store.list(f) }
 
 // failRunning ends a running try that the executor gave up on (zombie,
-// timeout) if it is still the try it looked at.
-func (e *Executor) failRunning(ctx context.Context, id string, try int, stillBad func(*activity.TaskInstance) bool, reason string) {
+// timeout) if it is still the try it looked at, and reports whether it did.
+func (e *Executor) failRunning(ctx context.Context, id string, try int, stillBad func(*activity.TaskInstance) bool, reason string) bool {
 	ti, err := e.store.mutate(ctx, id, func(ti *activity.TaskInstance) error {
 		if ti.State != activity.StateRunning || ti.TryNumber != try || !stillBad(ti) {
 			return errStale
@@ -266,14 +279,16 @@ func (e *Executor) failRunning(ctx context.Context, id string, try int, stillBad
 		return e.endTry(ti, activity.StateUpForRetry, reason)
 	})
 	if errors.Is(err, errStale) || errors.Is(err, ErrNotFound) {
-		return
+		return false
 	}
 	if err != nil {
 		e.log.Error("fail running task", "ti_id", id, "reason", reason, "err", err)
-		return
+		return false
 	}
 	e.log.Warn("task try failed by executor", "ti_id", id, "try", try, "reason", reason, "state", ti.State)
+	e.metrics.onEnded(ti)
 	e.afterTry(ctx, ti)
+	return true
 }
 
 // republishQueued publishes again the activity of every queued task
@@ -328,8 +343,10 @@ func (e *Executor) scan(ctx context.Context) {
 	e.store.each(activity.StateRunning, func(ti *activity.TaskInstance) {
 		switch {
 		case zombie(ti):
-			e.failRunning(ctx, ti.ID, ti.TryNumber, zombie,
-				fmt.Sprintf("zombie: no heartbeat from %s for %s", ti.Hostname, now.Sub(*ti.HeartbeatAt).Round(100*time.Millisecond)))
+			if e.failRunning(ctx, ti.ID, ti.TryNumber, zombie,
+				fmt.Sprintf("zombie: no heartbeat from %s for %s", ti.Hostname, now.Sub(*ti.HeartbeatAt).Round(100*time.Millisecond))) {
+				e.metrics.onZombie()
+			}
 		case timedOut(ti):
 			e.failRunning(ctx, ti.ID, ti.TryNumber, timedOut,
 				fmt.Sprintf("execution timeout after %s", ti.ExecutionTimeout.D()))

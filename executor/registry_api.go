@@ -5,50 +5,100 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
 )
 
-// triggererLostAfter: a triggerer whose heartbeat is older than this is
-// shown as lost. It is the triggerers' own default dead-after
-// (triggerer.DeadAfterDefault), past which the others take its triggers.
-const triggererLostAfter = 15 * time.Second
+// The operators' view of the cluster: the worker registry (GET
+// /api/v1/workers, POST /api/v1/workers/{id}/drain), the triggerers (GET
+// /api/v1/triggerers) and the queues (GET /api/v1/queues). Workers and
+// triggerers write their own heartbeats to KV buckets with a TTL; one whose
+// heartbeat is older than Config.LostAfter is shown as lost until its entry
+// expires, so a worker that died is seen dead, not silently dropped.
 
-// rateWindow is the window of the queues' finished and failed counts.
-const rateWindow = time.Minute
-
-// routeRegistry adds the operator views of workers, triggerers and queues
-// to the public API; h wraps each handler in the operator auth.
+// routeRegistry adds the operators' live views through h (operator auth):
+// the registry routes, and the watch of a task instance (watch.go).
 func (e *Executor) routeRegistry(h func(string, http.HandlerFunc)) {
+	h("GET /api/v1/task-instances/{id}/watch", e.handleWatch)
 	h("GET /api/v1/workers", e.handleWorkers)
+	h("POST /api/v1/workers/{id}/drain", e.handleDrainWorker)
 	h("GET /api/v1/triggerers", e.handleTriggerers)
 	h("GET /api/v1/queues", e.handleQueues)
 }
 
-// workerInfo is a worker as the public API shows it.
-type workerInfo struct {
-	ID            string    `json:"id"`
-	Hostname      string    `json:"hostname"`
-	Version       string    `json:"version"`
-	Queues        []string  `json:"queues"`
-	Concurrency   int       `json:"concurrency"`
-	FreeSlots     int       `json:"free_slots"`
-	Running       int       `json:"running"`
-	Runtimes      []string  `json:"runtimes"`
-	State         string    `json:"state"` // live, draining or lost
-	StartedAt     time.Time `json:"started_at"`
-	LastHeartbeat time.Time `json:"last_heartbeat"`
+// kvEntries returns every live entry of kv by key, read with one watch.
+func kvEntries(ctx context.Context, kv jetstream.KeyValue) (map[string][]byte, error) {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", kv.Bucket(), err)
+	}
+	defer func() { _ = w.Stop() }()
+	out := map[string][]byte{}
+	for {
+		select {
+		case ent, ok := <-w.Updates():
+			if !ok {
+				return out, nil
+			}
+			if ent == nil {
+				return out, nil // the initial values are all in
+			}
+			out[ent.Key()] = ent.Value()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read %s: %w", kv.Bucket(), ctx.Err())
+		}
+	}
 }
 
-// listWorkers returns the workers known to the cluster. Workers do not
-// register themselves yet, so none is known: the list is empty.
-func (e *Executor) listWorkers(context.Context) ([]workerInfo, error) {
-	return []workerInfo{}, nil
+// liveness is the state of a member whose last heartbeat was at.
+func (e *Executor) liveness(at time.Time, now time.Time, state string) string {
+	if now.Sub(at) > e.cfg.LostAfter {
+		return activity.MemberLost
+	}
+	if state == "" {
+		return activity.MemberLive
+	}
+	return state
 }
 
+// listWorkers returns the workers in the registry, sorted by id, with
+// their state as the executor sees it: lost when silent for LostAfter,
+// draining when a drain was asked for.
+func (e *Executor) listWorkers(ctx context.Context) ([]activity.WorkerInfo, error) {
+	ents, err := kvEntries(ctx, e.workers)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	out := []activity.WorkerInfo{}
+	for key, val := range ents {
+		id, drain, ok := queue.ParseWorkerKey(key)
+		if !ok || drain {
+			continue
+		}
+		var wi activity.WorkerInfo
+		if err := json.Unmarshal(val, &wi); err != nil {
+			e.log.Warn("undecodable worker registry entry", "worker_id", id, "err", err)
+			continue
+		}
+		wi.ID = id
+		if _, asked := ents[queue.DrainKey(id)]; asked && wi.State == activity.MemberLive {
+			wi.State = activity.MemberDraining
+		}
+		wi.State = e.liveness(wi.LastHeartbeat, now, wi.State)
+		out = append(out, wi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// handleWorkers is GET /api/v1/workers.
 func (e *Executor) handleWorkers(w http.ResponseWriter, r *http.Request) {
 	ws, err := e.listWorkers(r.Context())
 	if err != nil {
@@ -58,19 +108,42 @@ func (e *Executor) handleWorkers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"workers": ws})
 }
 
-// triggererInfo is a triggerer as the public API shows it.
-type triggererInfo struct {
-	ID            string    `json:"id"`
-	Hostname      string    `json:"hostname"`
-	Held          int       `json:"held"`
-	State         string    `json:"state"` // live or lost
-	StartedAt     time.Time `json:"started_at"`
-	LastHeartbeat time.Time `json:"last_heartbeat"`
+// handleDrainWorker is POST /api/v1/workers/{id}/drain: the worker, watching its
+// drain key, stops pulling and finishes its running tasks. 202 with the
+// worker; 404 for a worker not in the registry.
+func (e *Executor) handleDrainWorker(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := queue.ValidWorkerID(id); err != nil {
+		e.writeError(w, r, fmt.Errorf("worker %q: %w", id, ErrNotFound))
+		return
+	}
+	ent, err := e.workers.Get(r.Context(), queue.WorkerKey(id))
+	if err != nil {
+		e.writeError(w, r, kvErr("worker "+id, err))
+		return
+	}
+	var wi activity.WorkerInfo
+	if err := json.Unmarshal(ent.Value(), &wi); err != nil {
+		e.writeError(w, r, fmt.Errorf("decode worker %s: %w", id, err))
+		return
+	}
+	now := e.now()
+	if _, err := e.workers.Put(r.Context(), queue.DrainKey(id), []byte(now.Format(time.RFC3339Nano))); err != nil {
+		e.writeError(w, r, fmt.Errorf("drain worker %s: %w", id, err))
+		return
+	}
+	wi.ID = id
+	if wi.State == activity.MemberLive {
+		wi.State = activity.MemberDraining
+	}
+	wi.State = e.liveness(wi.LastHeartbeat, now, wi.State)
+	e.log.Info("worker drain requested", "worker_id", id, "state", wi.State)
+	writeJSON(w, http.StatusAccepted, wi)
 }
 
-// triggererHeartbeat is the entry a triggerer writes in the triggerers
-// bucket (package triggerer).
-type triggererHeartbeat struct {
+// triggererBeat is the triggerers bucket's heartbeat as the triggerer
+// package writes it (only the fields shown to operators).
+type triggererBeat struct {
 	ID        string    `json:"id"`
 	Hostname  string    `json:"hostname"`
 	Held      int       `json:"held"`
@@ -78,110 +151,105 @@ type triggererHeartbeat struct {
 	StartedAt time.Time `json:"started_at"`
 }
 
-// listTriggerers reads the triggerers' heartbeats. A triggerer that stopped
-// cleanly deleted its own; one whose heartbeat is older than
-// triggererLostAfter is lost (the bucket forgets it after an hour).
-func (e *Executor) listTriggerers(ctx context.Context) ([]triggererInfo, error) {
-	out := []triggererInfo{}
-	now := e.now()
-	err := e.eachKV(ctx, e.q.KV(queue.BucketTriggerers), func(b []byte) {
-		var hb triggererHeartbeat
-		if json.Unmarshal(b, &hb) != nil || hb.ID == "" {
-			return
-		}
-		t := triggererInfo{ID: hb.ID, Hostname: hb.Hostname, Held: hb.Held, State: "live",
-			StartedAt: hb.StartedAt, LastHeartbeat: hb.At}
-		if now.Sub(hb.At) > triggererLostAfter {
-			t.State = "lost"
-		}
-		out = append(out, t)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list triggerers: %w", err)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
-}
-
+// handleTriggerers is GET /api/v1/triggerers.
 func (e *Executor) handleTriggerers(w http.ResponseWriter, r *http.Request) {
-	ts, err := e.listTriggerers(r.Context())
+	ents, err := kvEntries(r.Context(), e.triggerers)
 	if err != nil {
 		e.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"triggerers": ts})
-}
-
-// queueInfo is a queue as the public API shows it.
-type queueInfo struct {
-	Name     string `json:"name"`
-	Pending  int    `json:"pending"`
-	Running  int    `json:"running"`
-	Deferred int    `json:"deferred"`
-	Workers  int    `json:"workers"`
-	// FinishedLastMinute counts the task instances that reached a terminal
-	// state in the last minute, the failed ones included.
-	FinishedLastMinute int `json:"finished_last_minute"`
-	FailedLastMinute   int `json:"failed_last_minute"`
-}
-
-// listQueues counts the executor's records per queue: pending (queued),
-// running and deferred now, and finished and failed in the last minute.
-// A queue is listed once a task was submitted to it or a worker serves it.
-func (e *Executor) listQueues(ctx context.Context) ([]queueInfo, error) {
-	byName := map[string]*queueInfo{}
-	get := func(name string) *queueInfo {
-		q := byName[name]
-		if q == nil {
-			q = &queueInfo{Name: name}
-			byName[name] = q
-		}
-		return q
-	}
-	since := e.now().Add(-rateWindow)
-	for _, st := range activity.States {
-		e.store.each(st, func(ti *activity.TaskInstance) {
-			q := get(ti.Queue)
-			switch {
-			case st == activity.StateQueued:
-				q.Pending++
-			case st == activity.StateRunning:
-				q.Running++
-			case st == activity.StateDeferred:
-				q.Deferred++
-			case st.Terminal() && ti.EndDate != nil && ti.EndDate.After(since):
-				q.FinishedLastMinute++
-				if st == activity.StateFailed {
-					q.FailedLastMinute++
-				}
-			}
-		})
-	}
-	ws, err := e.listWorkers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range ws {
-		if w.State == "lost" {
+	now := e.now()
+	out := []activity.TriggererInfo{}
+	for key, val := range ents {
+		var hb triggererBeat
+		if err := json.Unmarshal(val, &hb); err != nil {
+			e.log.Warn("undecodable triggerer heartbeat", "triggerer_id", key, "err", err)
 			continue
 		}
-		for _, name := range w.Queues {
-			get(name).Workers++
-		}
+		out = append(out, activity.TriggererInfo{ID: key, Hostname: hb.Hostname, Held: hb.Held,
+			State: e.liveness(hb.At, now, ""), StartedAt: hb.StartedAt, LastHeartbeat: hb.At})
 	}
-	out := make([]queueInfo, 0, len(byName))
-	for _, q := range byName {
-		out = append(out, *q)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	writeJSON(w, http.StatusOK, map[string]any{"triggerers": out})
 }
 
+// queueStats counts, per queue, the cached records running and deferred and
+// the tries that ended since since: finished (success, failed, skipped,
+// removed, cancelled) and, of those, failed.
+func (s *store) queueStats(since time.Time, into map[string]*activity.QueueInfo) {
+	get := func(q string) *activity.QueueInfo {
+		qi := into[q]
+		if qi == nil {
+			qi = &activity.QueueInfo{Name: q}
+			into[q] = qi
+		}
+		return qi
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, c := range s.cache {
+		ti := c.ti
+		switch {
+		case ti.State == activity.StateRunning:
+			get(ti.Queue).Running++
+		case ti.State == activity.StateDeferred:
+			get(ti.Queue).Deferred++
+		case ti.State.Terminal():
+			qi := get(ti.Queue)
+			if ti.EndDate != nil && !ti.EndDate.Before(since) {
+				qi.FinishedLastMinute++
+				if ti.State == activity.StateFailed {
+					qi.FailedLastMinute++
+				}
+			}
+		}
+	}
+}
+
+// handleQueues is GET /api/v1/queues: every queue with a consumer, a record
+// or a worker serving it; workers counts the live ones.
 func (e *Executor) handleQueues(w http.ResponseWriter, r *http.Request) {
-	qs, err := e.listQueues(r.Context())
+	pending, err := e.q.ActivityPending(r.Context())
 	if err != nil {
 		e.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": qs})
+	workers, err := e.listWorkers(r.Context())
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	qs := map[string]*activity.QueueInfo{}
+	e.store.queueStats(e.now().Add(-time.Minute), qs)
+	get := func(q string) *activity.QueueInfo {
+		if qs[q] == nil {
+			qs[q] = &activity.QueueInfo{Name: q}
+		}
+		return qs[q]
+	}
+	for q, n := range pending {
+		get(q).Pending = n
+	}
+	for _, wi := range workers {
+		if wi.State != activity.MemberLive {
+			continue // a draining or lost worker serves nothing
+		}
+		for _, q := range wi.Queues {
+			get(q).Workers++
+		}
+	}
+	out := make([]activity.QueueInfo, 0, len(qs))
+	for _, qi := range qs {
+		out = append(out, *qi)
+	}
+	slices.SortFunc(out, func(a, b activity.QueueInfo) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
 }

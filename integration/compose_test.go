@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,9 @@ func TestComposeServices(t *testing.T) {
 		"/opt/taskwire/examples/pytasks/tasks.py", filepath.Join(repoRoot(t), "examples/pytasks/tasks.py"),
 		"/opt/taskwire/java", javaClasses(t),
 	)
+	// Each service's /metrics, /healthz and /readyz address: 0.0.0.0:9090
+	// becomes a port of its own here, as each service has its own host there.
+	probes := map[string]string{"executor": apiAddr}
 	command := func(service, bin string) []string {
 		cmd := cf.Services[service].Command
 		if len(cmd) < 2 {
@@ -54,6 +58,10 @@ func TestComposeServices(t *testing.T) {
 		for i, a := range cmd[1:] {
 			if a == "/data" && i > 0 {
 				a = t.TempDir()
+			}
+			if a == "0.0.0.0:9090" {
+				a = testbin.FreeAddr(t)
+				probes[service] = a
 			}
 			args = append(args, local.Replace(a))
 		}
@@ -66,14 +74,7 @@ func TestComposeServices(t *testing.T) {
 		testbin.Start(t, name, b.worker, nil, command(name, b.worker)...)
 	}
 	for _, name := range []string{"triggerer-1", "triggerer-2"} {
-		// Each listens on its own port here, as on its own host there.
-		args := command(name, b.triggerer)
-		for i, a := range args {
-			if a == "0.0.0.0:9090" {
-				args[i] = testbin.FreeAddr(t)
-			}
-		}
-		testbin.Start(t, name, b.triggerer, nil, args...)
+		testbin.Start(t, name, b.triggerer, nil, command(name, b.triggerer)...)
 	}
 
 	api, err := client.New(client.Config{URL: "http://" + apiAddr})
@@ -96,6 +97,20 @@ func TestComposeServices(t *testing.T) {
 		cancel()
 		if err != nil || ti.State != activity.StateSuccess {
 			t.Fatalf("%s task: %v %+v", spec.Queue, err, ti)
+		}
+	}
+	for _, name := range []string{"executor", "worker", "worker-python", "worker-java", "triggerer-1", "triggerer-2"} {
+		addr := probes[name]
+		if addr == "" {
+			t.Errorf("service %s serves no /readyz", name)
+			continue
+		}
+		testbin.Eventually(t, 10*time.Second, name+" /readyz", func() bool {
+			code, _ := httpGet(t, "http://"+addr+"/readyz")
+			return code == http.StatusOK
+		})
+		if code, body := httpGet(t, "http://"+addr+"/metrics"); code != http.StatusOK || !strings.Contains(body, "taskwire_nats_connected 1") {
+			t.Errorf("%s /metrics: %d", name, code)
 		}
 	}
 }

@@ -37,6 +37,9 @@ func TestWorkerKilledMidTask(t *testing.T) {
 	if !strings.Contains(got.Tries[0].Reason, "zombie") {
 		t.Errorf("try 1 reason %q, want a zombie", got.Tries[0].Reason)
 	}
+	if _, m := httpGet(t, c.apiURL+"/metrics"); metric(m, "taskwire_executor_zombies_total") != "1" {
+		t.Errorf("executor zombies_total %q, want 1", metric(m, "taskwire_executor_zombies_total"))
+	}
 	b, _ := os.ReadFile(out)
 	if string(b) != "done 2\n" {
 		t.Fatalf("side effects %q, want exactly one run of try 2", b)

@@ -21,7 +21,9 @@ const HeaderReason = "Taskwire-Reason"
 const maxDeliveriesAdvisorySubject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamActivities + ".>"
 
 // ActivityConsumerName is the durable consumer shared by the workers of queue.
-func ActivityConsumerName(queue string) string { return "queue-" + queue }
+func ActivityConsumerName(queue string) string { return activityConsumerPrefix + queue }
+
+const activityConsumerPrefix = "queue-"
 
 // PublishActivity publishes data on activity.<queue> with Nats-Msg-Id msgID,
 // so a repeated publish within the duplicates window is stored once, and
@@ -188,4 +190,23 @@ func (c *Client) PublishDeadLetter(ctx context.Context, queue string, data []byt
 		return fmt.Errorf("publish dead letter on %s: %w", queue, err)
 	}
 	return nil
+}
+
+// ActivityPending returns, per queue with a consumer, how many activities
+// wait for a worker: the consumer's NumPending (not yet delivered) plus its
+// NumAckPending (delivered but not yet handed off to a task, which includes
+// those a stopping or draining worker gave back with a Nak and that wait
+// for redelivery). One request for all queues.
+func (c *Client) ActivityPending(ctx context.Context) (map[string]int, error) {
+	lister := c.stream(StreamActivities).ListConsumers(ctx)
+	out := map[string]int{}
+	for info := range lister.Info() {
+		if q, ok := strings.CutPrefix(info.Name, activityConsumerPrefix); ok {
+			out[q] = int(info.NumPending) + info.NumAckPending
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("list activity consumers: %w", err)
+	}
+	return out, nil
 }

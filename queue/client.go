@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,10 +35,43 @@ const (
 	BucketTriggers = "triggers"
 	// BucketTriggerers holds each triggerer's heartbeat, keyed by its id.
 	BucketTriggerers = "triggerers"
+	// BucketWorkers is the worker registry: each worker's entry under
+	// [WorkerKey] (rewritten every heartbeat) and an operator's drain
+	// request under [DrainKey]. Entries of workers gone for
+	// [WorkerRegistryTTL] expire.
+	BucketWorkers = "workers"
 	// BucketExternalEvents holds the last event sent under each name, for
 	// "event" triggers.
 	BucketExternalEvents = "external_events"
 )
+
+// WorkerRegistryTTL is how long a worker's registry entry outlives its
+// last heartbeat: a worker that died is listed as lost that long.
+const WorkerRegistryTTL = time.Hour
+
+// Key prefixes of the workers bucket.
+const (
+	workerKeyPrefix = "worker."
+	drainKeyPrefix  = "drain."
+)
+
+// WorkerKey is the workers-bucket key of worker id's entry.
+func WorkerKey(id string) string { return workerKeyPrefix + id }
+
+// DrainKey is the workers-bucket key of a drain request for worker id.
+func DrainKey(id string) string { return drainKeyPrefix + id }
+
+// ParseWorkerKey splits a workers-bucket key into the worker id and
+// whether it is a drain request; ok is false for any other key.
+func ParseWorkerKey(key string) (id string, drain, ok bool) {
+	if id, ok := strings.CutPrefix(key, workerKeyPrefix); ok && id != "" {
+		return id, false, true
+	}
+	if id, ok := strings.CutPrefix(key, drainKeyPrefix); ok && id != "" {
+		return id, true, true
+	}
+	return "", false, false
+}
 
 // Defaults for [Config].
 const (
@@ -308,6 +342,7 @@ func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
 		{Bucket: BucketTriggers, Description: "taskwire trigger claims", Replicas: r, Storage: st},
 		// Heartbeats of triggerers gone for an hour are garbage.
 		{Bucket: BucketTriggerers, Description: "taskwire triggerer heartbeats", TTL: time.Hour, Replicas: r, Storage: st},
+		{Bucket: BucketWorkers, Description: "taskwire worker registry", TTL: WorkerRegistryTTL, Replicas: r, Storage: st},
 		{Bucket: BucketExternalEvents, Description: "taskwire external events, the last per name", Replicas: r, Storage: st},
 	}
 }

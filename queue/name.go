@@ -64,3 +64,18 @@ func TimerSubject(kind string) string { return "timer." + kind }
 
 // timerScheduleSubject holds the pending schedule of one timer.
 func timerScheduleSubject(kind, id string) string { return "timer.schedule." + kind + "." + id }
+
+// ValidWorkerID checks a worker id: 1 to 128 of [A-Za-z0-9_=.-], so that it
+// is a key of the workers bucket.
+func ValidWorkerID(id string) error {
+	if id == "" || len(id) > 128 {
+		return fmt.Errorf("%w: worker id %q: want 1 to 128 characters", ErrInvalidToken, id)
+	}
+	for i, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '=' || r == '.'
+		if !ok {
+			return fmt.Errorf("%w: worker id %q has %q at %d: use [A-Za-z0-9_=.-]", ErrInvalidToken, id, r, i)
+		}
+	}
+	return nil
+}

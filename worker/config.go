@@ -87,7 +87,8 @@ type Config struct {
 	Hostname string
 	// ID is the worker's id; default hostname-pid-random.
 	ID string
-	// HeartbeatInterval between heartbeats of each running task; default 5s.
+	// HeartbeatInterval between heartbeats of each running task, and of the
+	// worker's registry entry; default 5s.
 	HeartbeatInterval time.Duration
 	// GracePeriod is how long Stop lets running tasks finish before it kills
 	// them and reports them up_for_retry; default 30s.
@@ -106,6 +107,11 @@ type Config struct {
 	// that a restarted worker kills the orphans of one that was SIGKILLed.
 	// Only one worker may use a StateDir at a time.
 	StateDir string
+	// Version is reported in the worker registry; default the binary's
+	// module version from its build info.
+	Version string
+	// Metrics, when set, counts tasks, durations and heartbeats.
+	Metrics *Metrics
 	// Logger for the worker's own logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -146,6 +152,9 @@ func (c Config) WithDefaults() Config {
 	if c.FetchMaxWait <= 0 {
 		c.FetchMaxWait = FetchMaxWaitDefault
 	}
+	if c.Version == "" {
+		c.Version = buildVersion()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -161,6 +170,9 @@ func (c Config) validate() error {
 	}
 	if len(c.Queues) == 0 {
 		return configErr("at least one queue is required")
+	}
+	if err := queue.ValidWorkerID(c.ID); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	seen := map[string]bool{}
 	for _, q := range c.Queues {

@@ -236,6 +236,10 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 	}()
 
 	log.Info("task started", "hostname", w.cfg.Hostname)
+	qm := w.qm[q]
+	if qm != nil {
+		qm.started.Inc()
+	}
 	tl.worker("info", fmt.Sprintf("starting try %d on host %s", ti.TryNumber, w.cfg.Hostname))
 	out := j.runSafely(ctx)
 	freeSlot()
@@ -267,6 +271,12 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 	// A task's error may carry a secret it read: mask it before it is
 	// logged or stored as the try's reason.
 	out.reason = tl.maskString(out.reason)
+	if qm != nil {
+		qm.duration.Observe(time.Since(start).Seconds())
+		if c := qm.finished[out.state]; c != nil {
+			c.Inc()
+		}
+	}
 	tl.worker("info", fmt.Sprintf("try %d finished: %s", ti.TryNumber, describe(out)))
 	w.closeLog(log, tl)
 	w.report(log, tc, out)
@@ -328,6 +338,9 @@ func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.
 		cancel()
 		switch {
 		case err == nil:
+			if w.cfg.Metrics != nil {
+				w.cfg.Metrics.heartbeats.Inc()
+			}
 		case errors.Is(err, execution.ErrConflict):
 			onConflict()
 			return

@@ -46,7 +46,17 @@ type Worker struct {
 
 	batchMax int // most slots one queue's pull may hold at once
 
-	running atomic.Int64
+	running  atomic.Int64
+	draining atomic.Bool
+
+	// The registry entry (see registry.go).
+	registry  jetstream.KeyValue
+	runtimes  []string
+	startedAt time.Time
+	regCancel context.CancelFunc
+	regWG     sync.WaitGroup
+
+	qm map[string]*queueMetrics // per-queue metrics, read-only after New
 
 	mu         sync.Mutex
 	started    bool
@@ -86,6 +96,8 @@ func New(cfg Config) (*Worker, error) {
 		stopped:    make(chan struct{}),
 		active:     map[string]bool{},
 		inProgress: inProgressIntervalDefault,
+		runtimes:   cfg.runtimeNames(),
+		qm:         cfg.Metrics.forQueues(cfg.Queues),
 	}
 	return w, nil
 }
@@ -149,6 +161,17 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.pullCtx, w.pullCancel = context.WithCancel(context.Background())
 	w.taskCtx, w.taskCancel = context.WithCancelCause(context.Background())
 	w.hardCtx, w.hardCancel = context.WithCancel(context.Background())
+	w.startedAt = time.Now().UTC()
+	w.registry = w.cfg.Queue.KV(queue.BucketWorkers)
+	if err := w.startRegistry(ctx); err != nil {
+		w.closeBells()
+		w.pullCancel()
+		w.taskCancel(nil)
+		w.hardCancel()
+		w.closeStateDir()
+		w.abortStart()
+		return fmt.Errorf("worker registry: %w", err)
+	}
 	for _, q := range w.cfg.Queues {
 		w.pullWG.Add(1)
 		go w.pullLoop(q, consumers[q], bells[q])
@@ -225,6 +248,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 	w.taskCancel(errShutdown)
 	w.hardCancel()
+	w.stopRegistry()
 	w.closeStateDir()
 	w.removeDeferRoot()
 	w.log.Info("worker stopped")

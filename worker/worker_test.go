@@ -584,6 +584,7 @@ func TestNewValidates(t *testing.T) {
 		{"runtime_missing_program", Config{Queue: qc, API: api, Queues: []string{"a"}, Runtimes: map[string]Runtime{"a": {Command: []string{"/no/such/runtime", "{comm_addr}"}}}}, "queue \"a\""},
 		{"runtime_env_without_command", Config{Queue: qc, API: api, Queues: []string{"a"}, Runtimes: map[string]Runtime{"a": {Env: map[string]string{"X": "1"}}}}, "no command"},
 		{"queue_without_runtime", Config{Queue: qc, API: api, Queues: []string{"a", "b"}, RequireRuntimes: true, Runtimes: map[string]Runtime{"a": {}}}, "queue \"b\" has no runtime"},
+		{"bad_worker_id", Config{Queue: qc, API: api, Queues: []string{"a"}, ID: "a b"}, "worker id"},
 		{"bad_socket", Config{Queue: qc, API: api, Queues: []string{"a"}, Runtimes: map[string]Runtime{"a": {Command: []string{"sh"}, Socket: "udp"}}}, "socket"},
 	}
 	for _, c := range cases {

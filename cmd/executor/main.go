@@ -1,7 +1,8 @@
 // Command executor is taskwire's executor (executor serve) and its operator
-// CLI: submit, get, list, logs, cancel, event, variables and connections talk
-// to a running executor's public API. Every flag falls back to the TASKWIRE_*
-// environment variable named in its help; see executor <command> -h.
+// CLI: submit, get, list, logs, cancel, event, variables, connections, xcom,
+// workers, triggerers and queues talk to a running executor's public API.
+// Every flag falls back to the TASKWIRE_* environment variable named in its
+// help; see executor <command> -h.
 package main
 
 import (
@@ -40,6 +41,9 @@ Commands:
   variables list|get|set|delete        manage variables
   connections list|get|set|delete      manage connections
   xcom get DAG RUN TASK [KEY]          print an XCom value (JSON)
+  workers [drain ID]                   list workers (live, draining, lost); drain one
+  triggerers                           list triggerers (live, lost) and the triggers held
+  queues                               per queue: pending, running, deferred, workers, last minute
 
 Run "executor <command> -h" for a command's flags. Output is a table, or
 JSON with --json.
@@ -67,6 +71,9 @@ var commands = []command{
 	{"variables", (*cli).variables, 2},
 	{"connections", (*cli).connections, 2},
 	{"xcom", (*cli).xcom, 2},
+	{"workers", (*cli).workers, 2},
+	{"triggerers", (*cli).triggerers, 2},
+	{"queues", (*cli).queues, 2},
 }
 
 // cli is the process's outside world, replaced in tests.

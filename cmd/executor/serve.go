@@ -19,6 +19,7 @@ import (
 
 	"github.com/taskwire/taskwire/executor"
 	"github.com/taskwire/taskwire/internal/flagenv"
+	"github.com/taskwire/taskwire/internal/telemetry"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -64,6 +65,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		execTTL       = fs.Duration("execution-token-ttl", flagenv.Duration("TASKWIRE_EXECUTION_TOKEN_TTL", executor.ExecutionTokenTTLDefault), "life of a task try's execution token, refreshed on heartbeats when half spent (TASKWIRE_EXECUTION_TOKEN_TTL)")
 		tlsCert       = fs.String("tls-cert", flagenv.String("TASKWIRE_TLS_CERT", ""), "PEM certificate (chain) to serve the APIs over https; with --tls-key (TASKWIRE_TLS_CERT)")
 		tlsKey        = fs.String("tls-key", flagenv.String("TASKWIRE_TLS_KEY", ""), "PEM private key of --tls-cert (TASKWIRE_TLS_KEY)")
+		lostAfter     = fs.Duration("lost-after", flagenv.Duration("TASKWIRE_LOST_AFTER", executor.LostAfterDefault), "a worker or triggerer silent this long is shown as lost (TASKWIRE_LOST_AFTER)")
 		ackWait       = fs.Duration("activity-ack-wait", flagenv.Duration("TASKWIRE_ACTIVITY_ACK_WAIT", 30*time.Second), "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
 	)
 	var (
@@ -140,9 +142,11 @@ func serveCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	reg := telemetry.NewRegistry(nc)
 	ex, err := executor.New(executor.Config{
 		Queue: qc, SigningKey: key, SecretKey: secret, OperatorToken: *operatorToken,
-		ExecutionTokenTTL: *execTTL, ZombieThreshold: *zombie, ScanInterval: *scan, Logger: log,
+		ExecutionTokenTTL: *execTTL, ZombieThreshold: *zombie, ScanInterval: *scan, LostAfter: *lostAfter,
+		Metrics: executor.NewMetrics(reg), Logger: log,
 	})
 	if err != nil {
 		return usageErr(err)
@@ -155,12 +159,17 @@ func serveCmd(ctx context.Context, args []string) error {
 		_ = ex.Stop(context.Background())
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
-	srv := &http.Server{Handler: ex.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
+	// /metrics and /readyz beside the APIs (and the executor's /healthz),
+	// outside /api/: no operator token, as Prometheus scrapes them.
+	mux := http.NewServeMux()
+	telemetry.Route(mux, reg, ex.Ready)
+	mux.Handle("/", ex.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
 	log.Info("executor serving", "listen", ln.Addr().String(), "https", tlsConfig != nil, "nats_url", url, "replicas", *replicas,
-		"zombie_threshold", *zombie, "execution_token_ttl", *execTTL, "operator_token", *operatorToken != "",
+		"zombie_threshold", *zombie, "lost_after", *lostAfter, "execution_token_ttl", *execTTL, "operator_token", *operatorToken != "",
 		"signing_key_file", *keyFile != "", "secret_key_file", *secretFile != "")
 
 	g, gctx := errgroup.WithContext(ctx)

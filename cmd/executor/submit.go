@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"golang.org/x/sync/errgroup"
 	"gopkg.in/yaml.v3"
 
@@ -33,6 +34,10 @@ empty.
 With --wait it prints each state change as it happens and exits 0 when the
 task instance ends in success or skipped, 1 when it ends failed, cancelled or
 removed. Interrupting the wait leaves the task running.
+
+Submitting several (-f with a list) shows a progress bar on stderr and a
+summary by queue; with --wait, a bar of those finished, then each one's final
+state and a summary by state.
 
 --param K=V takes V as JSON when it is valid JSON (3, true, [1,2], "s"), else
 as a string. The identity flags (--dag-id, --task-id, --run-id) deliberately
@@ -313,10 +318,19 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	many := len(o.specs) > 1
+	var bar *progressbar.ProgressBar
+	if many {
+		bar = c.newBar(len(o.specs), "submitting")
+	}
 	tis := make([]*activity.TaskInstance, 0, len(o.specs))
 	for i, spec := range o.specs {
 		ti, err := api.Submit(ctx, spec)
 		if err != nil {
+			if bar != nil {
+				_ = bar.Exit()
+				fmt.Fprintln(c.stderr)
+			}
 			if i > 0 {
 				return fmt.Errorf("%w (the %d task instance(s) before were queued)", err, i)
 			}
@@ -326,9 +340,19 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		if !o.api.json {
 			fmt.Fprintln(c.stdout, ti.ID)
 		}
+		if bar != nil {
+			_ = bar.Add(1)
+		}
+	}
+	if many {
+		fmt.Fprintf(c.stderr, "submitted %d task instances: %s\n", len(tis), countBy(tis, func(ti *activity.TaskInstance) string { return "queue " + ti.Queue }))
 	}
 	if o.wait {
-		if tis, err = c.waitAll(ctx, api, tis, o.api.json); err != nil {
+		wait := c.waitAll
+		if many {
+			wait = c.waitMany
+		}
+		if tis, err = wait(ctx, api, tis, o.api.json); err != nil {
 			return err
 		}
 	}
@@ -353,6 +377,71 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 // succeeded reports whether a finished task instance counts as a success.
 func succeeded(s activity.State) bool {
 	return s == activity.StateSuccess || s == activity.StateSkipped
+}
+
+// newBar returns a progress bar of n steps on stderr.
+func (c *cli) newBar(n int, what string) *progressbar.ProgressBar {
+	return progressbar.NewOptions(n,
+		progressbar.OptionSetWriter(c.stderr),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionSetPredictTime(false),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }),
+	)
+}
+
+// countBy says how many task instances fall under each key, e.g.
+// "3 queue default, 2 queue go", in key order.
+func countBy(tis []*activity.TaskInstance, key func(*activity.TaskInstance) string) string {
+	n := map[string]int{}
+	for _, ti := range tis {
+		n[key(ti)]++
+	}
+	parts := make([]string, 0, len(n))
+	for _, k := range sortedKeys(n) {
+		parts = append(parts, fmt.Sprintf("%d %s", n[k], k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// waitMany waits for many task instances: a progress bar of those finished
+// on stderr instead of every state change, then each one's final state (on
+// stdout, unless JSON goes there) and a summary by state.
+func (c *cli) waitMany(ctx context.Context, api *client.Client, tis []*activity.TaskInstance, jsonOut bool) ([]*activity.TaskInstance, error) {
+	bar := c.newBar(len(tis), "finished")
+	final := make([]*activity.TaskInstance, len(tis))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i, ti := range tis {
+		g.Go(func() error {
+			f, err := api.Wait(gctx, ti.ID, nil)
+			if err == nil {
+				final[i] = f
+				_ = bar.Add(1)
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		_ = bar.Exit()
+		fmt.Fprintln(c.stderr)
+		if ctx.Err() != nil {
+			fmt.Fprintln(c.stderr, "executor: stopped waiting; the task instance(s) keep running (executor cancel ID stops one)")
+			return nil, &exitError{code: 130}
+		}
+		return nil, err
+	}
+	out := c.stdout
+	if jsonOut {
+		out = c.stderr
+	}
+	for _, ti := range final {
+		fmt.Fprintf(out, "%s %s\n", ti.ID, describe(ti))
+	}
+	fmt.Fprintf(out, "%d finished: %s\n", len(final), countBy(final, func(ti *activity.TaskInstance) string { return string(ti.State) }))
+	return final, nil
 }
 
 // waitAll waits for every task instance to finish, printing their state

@@ -33,7 +33,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.cfg.ID, "id", flagenv.String("TASKWIRE_TRIGGERER_ID", ""), "triggerer id, [A-Za-z0-9_=-]; default hostname-pid-random (TASKWIRE_TRIGGERER_ID)")
 	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", flagenv.Duration("TASKWIRE_HEARTBEAT_INTERVAL", triggerer.HeartbeatIntervalDefault), "heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")
 	fs.DurationVar(&o.cfg.DeadAfter, "dead-after", flagenv.Duration("TASKWIRE_DEAD_AFTER", triggerer.DeadAfterDefault), "silence after which another triggerer's triggers are taken over (TASKWIRE_DEAD_AFTER)")
-	fs.StringVar(&o.listen, "listen", flagenv.String("TASKWIRE_LISTEN", ""), "HOST:PORT serving /metrics and /healthz; empty for none (TASKWIRE_LISTEN)")
+	fs.StringVar(&o.listen, "listen", flagenv.String("TASKWIRE_LISTEN", ""), "HOST:PORT serving /metrics, /healthz and /readyz; empty for none (TASKWIRE_LISTEN)")
 	o.logs.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err

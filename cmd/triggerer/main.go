@@ -10,17 +10,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/taskwire/taskwire/internal/telemetry"
 	"github.com/taskwire/taskwire/queue"
 	"github.com/taskwire/taskwire/triggerer"
 )
@@ -52,36 +49,40 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := telemetry.NewRegistry(nc)
 	o.cfg.Queue, o.cfg.Logger, o.cfg.Metrics = qc, log, triggerer.NewMetrics(reg)
 	tr, err := triggerer.New(o.cfg)
 	if err != nil {
 		return err
 	}
 
-	var srv *http.Server
+	var (
+		srv     *telemetry.Server
+		started atomic.Bool
+	)
 	if o.listen != "" {
-		ln, err := net.Listen("tcp", o.listen)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", o.listen, err)
-		}
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "ok: %s holds %d triggers\n", tr.ID(), tr.Held())
 		})
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server", "err", err)
+		telemetry.Route(mux, reg, telemetry.NATSReady(nc), func() error {
+			if !started.Load() {
+				return errors.New("triggerer not started")
 			}
-		}()
-		log.Info("serving metrics", "listen", ln.Addr().String())
+			return nil
+		})
+		if srv, err = telemetry.Listen(o.listen, mux, log); err != nil {
+			return err
+		}
+		log.Info("serving metrics", "listen", srv.Addr())
 	}
 	if err := tr.Start(ctx); err != nil {
+		if srv != nil {
+			_ = srv.Shutdown(context.Background())
+		}
 		return err
 	}
+	started.Store(true)
 	o.logEffective(tr.ID())
 	// Say how many triggers are held when it changes.
 	t := time.NewTicker(o.cfg.HeartbeatInterval)

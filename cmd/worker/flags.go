@@ -33,6 +33,7 @@ type options struct {
 	nats             flagenv.NATS
 	logs             flagenv.Log
 	apiURL, apiCA    string
+	listen           string
 	cfg              worker.Config
 	log              *slog.Logger
 	runtimes, codecs []string
@@ -75,6 +76,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.cfg.StateDir, "state-dir", flagenv.String("TASKWIRE_STATE_DIR", ""), "directory recording running tasks' process groups, to kill orphans after a crash (TASKWIRE_STATE_DIR)")
 	fs.StringVar(&o.cfg.ID, "worker-id", flagenv.String("TASKWIRE_WORKER_ID", ""), "worker id; default hostname-pid-random (TASKWIRE_WORKER_ID)")
 	fs.StringVar(&o.cfg.Hostname, "hostname", flagenv.String("TASKWIRE_HOSTNAME", ""), "hostname reported to the executor; default the host's (TASKWIRE_HOSTNAME)")
+	fs.StringVar(&o.listen, "listen", flagenv.String("TASKWIRE_LISTEN", ""), "HOST:PORT serving /metrics, /healthz and /readyz; empty for none (TASKWIRE_LISTEN)")
 	o.logs.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -171,5 +173,5 @@ func (o *options) logEffective(id string) {
 	o.log.Info("worker config", append([]any{"worker_id", id}, append(o.nats.LogAttrs(), "api_url", o.apiURL, "api_ca", o.apiCA, "queues", c.Queues, "concurrency", c.Concurrency,
 		"runtimes", o.runtimes, "runtime_codecs", o.codecs,
 		"heartbeat_interval", c.HeartbeatInterval, "grace_period", c.GracePeriod, "kill_grace", c.KillGrace,
-		"handshake_timeout", c.HandshakeTimeout, "state_dir", c.StateDir)...)...)
+		"handshake_timeout", c.HandshakeTimeout, "state_dir", c.StateDir, "listen", o.listen)...)...)
 }

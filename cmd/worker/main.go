@@ -8,15 +8,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/flagenv"
+	"github.com/taskwire/taskwire/internal/telemetry"
 	"github.com/taskwire/taskwire/queue"
 	"github.com/taskwire/taskwire/worker"
 )
@@ -69,14 +73,42 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	o.cfg.Queue, o.cfg.API, o.cfg.Logger = qc, api, log
+	reg := telemetry.NewRegistry(nc)
+	o.cfg.Queue, o.cfg.API, o.cfg.Logger, o.cfg.Metrics = qc, api, log, worker.NewMetrics(reg)
 	w, err := worker.New(o.cfg)
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: worker.MetricRunning,
+		Help: "Tasks and callbacks running on this worker."}, func() float64 { return float64(w.Running()) }))
+	var started atomic.Bool
+	if o.listen != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", telemetry.Healthz)
+		telemetry.Route(mux, reg, telemetry.NATSReady(nc), func() error {
+			if !started.Load() {
+				return errors.New("worker not started")
+			}
+			if w.Draining() {
+				return errors.New("worker draining")
+			}
+			return nil
+		})
+		srv, err := telemetry.Listen(o.listen, mux, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		log.Info("serving metrics", "listen", srv.Addr())
+	}
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
+	started.Store(true)
 	o.logEffective(w.ID())
 	<-ctx.Done()
 	log.Info("shutting down", "grace_period", o.cfg.GracePeriod)

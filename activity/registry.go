@@ -1,0 +1,58 @@
+package activity
+
+import "time"
+
+// States of a worker or triggerer in the registry, as operators see them.
+const (
+	// MemberLive heartbeats and takes work.
+	MemberLive = "live"
+	// MemberDraining was put in maintenance: it takes no new work and
+	// finishes what it runs.
+	MemberDraining = "draining"
+	// MemberLost has not heartbeated for longer than the executor's lost
+	// threshold. It stays listed (as lost) until its registry entry expires.
+	MemberLost = "lost"
+)
+
+// WorkerInfo is a worker's entry in the worker registry: what it serves and
+// how busy it is, written by the worker on every registry heartbeat.
+type WorkerInfo struct {
+	ID       string   `json:"id"`
+	Hostname string   `json:"hostname"`
+	Version  string   `json:"version"`
+	Queues   []string `json:"queues"`
+	// Concurrency is the worker's number of slots; FreeSlots those not
+	// running a task; Running the tasks and callbacks running.
+	Concurrency int `json:"concurrency"`
+	FreeSlots   int `json:"free_slots"`
+	Running     int `json:"running"`
+	// Runtimes says each queue's runtime as "QUEUE=PROGRAM", PROGRAM being
+	// "command" for the command runtime.
+	Runtimes      []string  `json:"runtimes"`
+	State         string    `json:"state"`
+	StartedAt     time.Time `json:"started_at"`
+	LastHeartbeat time.Time `json:"last_heartbeat"`
+}
+
+// TriggererInfo is a triggerer as the registry shows it.
+type TriggererInfo struct {
+	ID            string    `json:"id"`
+	Hostname      string    `json:"hostname"`
+	Held          int       `json:"held"`
+	State         string    `json:"state"`
+	StartedAt     time.Time `json:"started_at"`
+	LastHeartbeat time.Time `json:"last_heartbeat"`
+}
+
+// QueueInfo is one queue's load: activities waiting in JetStream, task
+// instances running and deferred, the workers serving it, and the tries
+// that ended in the last minute.
+type QueueInfo struct {
+	Name               string `json:"name"`
+	Pending            int    `json:"pending"`
+	Running            int    `json:"running"`
+	Deferred           int    `json:"deferred"`
+	Workers            int    `json:"workers"`
+	FinishedLastMinute int    `json:"finished_last_minute"`
+	FailedLastMinute   int    `json:"failed_last_minute"`
+}

@@ -333,23 +333,6 @@ func (e *Executor) handleConnection(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// eachKV calls fn with every live value of a bucket.
-func (e *Executor) eachKV(ctx context.Context, kv jetstream.KeyValue, fn func([]byte)) error {
-	lister, err := kv.ListKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("list keys: %w", err)
-	}
-	defer func() { _ = lister.Stop() }()
-	for k := range lister.Keys() {
-		ent, err := kv.Get(ctx, k)
-		if err != nil {
-			continue
-		}
-		fn(ent.Value())
-	}
-	return nil
-}
-
 // eachSealed calls fn with every live value of a bucket of sealed values,
 // opened; a value that does not open is skipped with a warning.
 func (e *Executor) eachSealed(ctx context.Context, kv jetstream.KeyValue, fn func([]byte)) error {

@@ -183,7 +183,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	const token = "dash-secret"
 	b := startBrowser(t, 1440, 1000)
 	c := newCluster(t, clusterOpts{operatorToken: token, logLevel: "info"})
-	c.startWorker(workerOpts{})
+	c.startWorker(workerOpts{extra: []string{"--worker-id", "dash-worker"}})
 	c.startTriggerer(triggererOpts{name: "triggerer-1"})
 
 	ok := c.submit(activity.TaskSpec{Queue: "default", DagID: "etl_daily", TaskID: "extract",
@@ -232,6 +232,9 @@ echo "second try running"; while [ ! -f ` + gate + ` ]; do sleep 0.05; done; ech
 		b.do("see task "+ti.TaskID, chromedp.WaitVisible(chromedp.CSS(`#tasks tr[data-id="`+ti.ID+`"]`)))
 	}
 	b.waitFor("the triggerer live", `!!document.querySelector('#triggerers tr[data-triggerer="triggerer-1"] .s-live')`)
+	b.waitFor("the worker live, with its queues", `(() => {
+		const r = document.querySelector('#workers tr[data-worker="dash-worker"]');
+		return r && r.querySelector('.s-live') && r.textContent.includes('default') && r.textContent.includes('go'); })()`)
 	b.waitFor("the default queue with its running task", `(() => {
 		const r = document.querySelector('#queues tr[data-queue="default"]');
 		return r && r.children[2].textContent === '2'; })()`)

@@ -145,10 +145,30 @@ func (e *Executor) retireClaim(ctx context.Context, triggerID string) {
 	}
 }
 
+// republishFailed publishes again the triggers whose publish failed, while
+// their task still waits on them.
+func (e *Executor) republishFailed(ctx context.Context) {
+	e.unpublished.Range(func(k, v any) bool {
+		id, t := k.(string), v.(*activity.Trigger)
+		if c, ok := e.store.cached(id); !ok || c.ti.State != activity.StateDeferred || c.ti.Trigger == nil || c.ti.Trigger.ID != t.ID {
+			e.unpublished.Delete(id)
+			return true
+		}
+		if err := e.publishTrigger(ctx, t); err != nil {
+			e.log.Warn("publish trigger again", "ti_id", id, "trigger_id", t.ID, "err", err)
+			return ctx.Err() == nil
+		}
+		e.log.Info("trigger published after a failed attempt", "ti_id", id, "trigger_id", t.ID)
+		e.unpublished.Delete(id)
+		return true
+	})
+}
+
 // scanDeferred is the timeout backstop: a deferred task whose trigger is
 // past its timeout (and grace) gets the failure event a triggerer would
 // have published. Both publish under the trigger id, so only one counts.
 func (e *Executor) scanDeferred(ctx context.Context, now time.Time) {
+	e.republishFailed(ctx)
 	e.store.each(activity.StateDeferred, func(ti *activity.TaskInstance) {
 		t := ti.Trigger
 		if t == nil || t.Timeout <= 0 || now.Sub(t.DeferredAt) <= t.Timeout.D()+triggerTimeoutGrace {

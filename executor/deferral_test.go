@@ -160,3 +160,29 @@ func TestResumeCarriesTheTimeoutLeft(t *testing.T) {
 		t.Errorf("resume timeout %s, want %s", act.ExecutionTimeout.D(), want)
 	}
 }
+
+// A trigger whose publish fails (NATS away, here its stream gone) is
+// published again by the scan once it can be, not left until a restart.
+func TestFailedTriggerPublishIsRetried(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{ScanInterval: 50 * time.Millisecond})
+	if err := f.q.JetStream().DeleteStream(t.Context(), queue.StreamTriggers); err != nil {
+		t.Fatal(err)
+	}
+	ti, _ := f.deferred(activity.Trigger{Classpath: "timedelta", Kwargs: map[string]any{"delta": "1h"}}, 0)
+	if _, err := queue.New(t.Context(), f.q.Conn(), queue.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := f.q.TriggerConsumer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("the trigger whose publish failed was not published again: %v", err)
+	}
+	var got activity.Trigger
+	if err := json.Unmarshal(m.Data(), &got); err != nil || got.ID != ti.Trigger.ID {
+		t.Fatalf("published trigger %s (%v), want %s", m.Data(), err, ti.Trigger.ID)
+	}
+}

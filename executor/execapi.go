@@ -155,8 +155,9 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 	}
 	if ti.State == activity.StateDeferred {
 		if err := e.publishTrigger(context.WithoutCancel(r.Context()), ti.Trigger); err != nil {
-			// A restart republishes it; say so now.
-			e.log.Error("publish trigger", "ti_id", ti.ID, "trigger_id", ti.Trigger.ID, "err", err)
+			// The scan publishes it again (and a restart would).
+			e.log.Error("publish trigger; the scan will try again", "ti_id", ti.ID, "trigger_id", ti.Trigger.ID, "err", err)
+			e.unpublished.Store(ti.ID, ti.Trigger)
 		}
 	}
 	e.afterTry(r.Context(), ti)

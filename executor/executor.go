@@ -34,6 +34,9 @@ type Executor struct {
 	triggerers jetstream.KeyValue
 	metrics    *Metrics
 	now        func() time.Time
+	// unpublished holds the triggers (by task-instance id) whose publish
+	// failed, NATS being away: the scan publishes them again.
+	unpublished sync.Map
 
 	mu       sync.Mutex
 	started  bool

@@ -116,22 +116,13 @@ func (e *Executor) onEvent(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	e.log.Debug("task resumed", "ti_id", ti.ID, "trigger_id", ev.TriggerID, "next_method", ti.NextMethod, "fired_by", ev.FiredBy)
-	// The record is queued now: publish until it is out (a restart
-	// republishes queued tasks too).
-	for attempt := 1; ; attempt++ {
-		err := e.publishExecute(ctx, ti)
-		if err == nil {
-			e.metrics.onQueued(ti.Queue, "resume")
-			break
-		}
-		if attempt == 5 || ctx.Err() != nil {
-			e.log.Error("publish resumed task", "ti_id", ti.ID, "err", err)
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
-		}
+	// The record is queued now: its activity must go out, if not now then
+	// from the scan (and a restart republishes queued tasks too).
+	if err := e.publishExecute(ctx, ti); err != nil {
+		e.log.Error("publish resumed task; the scan will try again", "ti_id", ti.ID, "err", err)
+		e.unpublished.Store(ti.ID, unpublished{activityID: ti.ActivityID})
+	} else {
+		e.metrics.onQueued(ti.Queue, "resume")
 	}
 	_ = m.Ack()
 	e.retireClaim(ctx, ev.TriggerID)
@@ -145,20 +136,38 @@ func (e *Executor) retireClaim(ctx context.Context, triggerID string) {
 	}
 }
 
-// republishFailed publishes again the triggers whose publish failed, while
-// their task still waits on them.
+// unpublished is what a task waits on that could not be published: the
+// trigger of a deferred task, or the activity of a queued one.
+type unpublished struct {
+	trigger    *activity.Trigger // while the task is deferred on it
+	activityID string            // while the task is queued for it
+}
+
+// republishFailed publishes again what could not be published, while its
+// task still waits on it; a restart does the same for every task
+// (republishQueued, republishDeferred).
 func (e *Executor) republishFailed(ctx context.Context) {
 	e.unpublished.Range(func(k, v any) bool {
-		id, t := k.(string), v.(*activity.Trigger)
-		if c, ok := e.store.cached(id); !ok || c.ti.State != activity.StateDeferred || c.ti.Trigger == nil || c.ti.Trigger.ID != t.ID {
+		id, u := k.(string), v.(unpublished)
+		c, ok := e.store.cached(id)
+		var err error
+		switch {
+		case !ok:
+			e.unpublished.Delete(id)
+			return true
+		case u.trigger != nil && c.ti.State == activity.StateDeferred && c.ti.Trigger != nil && c.ti.Trigger.ID == u.trigger.ID:
+			err = e.publishTrigger(ctx, u.trigger)
+		case u.activityID != "" && c.ti.State == activity.StateQueued && c.ti.ActivityID == u.activityID:
+			err = e.publishExecute(ctx, c.ti)
+		default: // the task moved on
 			e.unpublished.Delete(id)
 			return true
 		}
-		if err := e.publishTrigger(ctx, t); err != nil {
-			e.log.Warn("publish trigger again", "ti_id", id, "trigger_id", t.ID, "err", err)
+		if err != nil {
+			e.log.Warn("publish again", "ti_id", id, "err", err)
 			return ctx.Err() == nil
 		}
-		e.log.Info("trigger published after a failed attempt", "ti_id", id, "trigger_id", t.ID)
+		e.log.Info("published after a failed attempt", "ti_id", id, "trigger", u.trigger != nil, "activity_id", u.activityID)
 		e.unpublished.Delete(id)
 		return true
 	})
@@ -168,7 +177,6 @@ func (e *Executor) republishFailed(ctx context.Context) {
 // past its timeout (and grace) gets the failure event a triggerer would
 // have published. Both publish under the trigger id, so only one counts.
 func (e *Executor) scanDeferred(ctx context.Context, now time.Time) {
-	e.republishFailed(ctx)
 	e.store.each(activity.StateDeferred, func(ti *activity.TaskInstance) {
 		t := ti.Trigger
 		if t == nil || t.Timeout <= 0 || now.Sub(t.DeferredAt) <= t.Timeout.D()+triggerTimeoutGrace {

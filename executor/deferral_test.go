@@ -186,3 +186,27 @@ func TestFailedTriggerPublishIsRetried(t *testing.T) {
 		t.Fatalf("published trigger %s (%v), want %s", m.Data(), err, ti.Trigger.ID)
 	}
 }
+
+// A resumed task whose activity cannot be published (here its stream is
+// gone) is queued, and the scan publishes its activity once it can.
+func TestFailedResumePublishIsRetried(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{ScanInterval: 50 * time.Millisecond})
+	ti, _ := f.deferred(activity.Trigger{Classpath: "event", Kwargs: map[string]any{"name": "x"}}, 0)
+	if err := f.q.JetStream().DeleteStream(t.Context(), queue.StreamActivities); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(activity.TriggerEvent{TriggerID: ti.Trigger.ID, TIID: ti.ID, Try: 1, Payload: "yes"})
+	if _, err := f.q.JetStream().Publish(t.Context(), queue.EventSubject(ti.ID), b, jetstream.WithMsgID("ev")); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("queued", func(ti *activity.TaskInstance) bool { return ti.State == activity.StateQueued }, ti.ID)
+	if _, err := queue.New(t.Context(), f.q.Conn(), queue.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	act, m := f.take("q")
+	_ = m.Ack()
+	if act.TI.ID != ti.ID || act.NextMethod != "resume" {
+		t.Fatalf("activity %+v, want the resume of %s", act, ti.ID)
+	}
+}

@@ -157,7 +157,7 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 		if err := e.publishTrigger(context.WithoutCancel(r.Context()), ti.Trigger); err != nil {
 			// The scan publishes it again (and a restart would).
 			e.log.Error("publish trigger; the scan will try again", "ti_id", ti.ID, "trigger_id", ti.Trigger.ID, "err", err)
-			e.unpublished.Store(ti.ID, ti.Trigger)
+			e.unpublished.Store(ti.ID, unpublished{trigger: ti.Trigger})
 		}
 	}
 	e.afterTry(r.Context(), ti)

@@ -34,9 +34,10 @@ type Executor struct {
 	triggerers jetstream.KeyValue
 	metrics    *Metrics
 	now        func() time.Time
-	// unpublished holds the triggers (by task-instance id) whose publish
-	// failed, NATS being away: the scan publishes them again.
-	unpublished sync.Map
+	// unpublished holds, by task-instance id, what could not be published
+	// (NATS away) for a task that waits on it: the scan publishes it again
+	// (see republishFailed).
+	unpublished sync.Map // string → unpublished
 
 	mu       sync.Mutex
 	started  bool

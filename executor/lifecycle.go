@@ -197,6 +197,9 @@ func (e *Executor) requeue(ctx context.Context, id string, try int) error {
 		return err
 	}
 	if err := e.publishExecute(ctx, ti); err != nil {
+		// Queued now, so no longer found by the retry scan: the scan
+		// publishes it again.
+		e.unpublished.Store(ti.ID, unpublished{activityID: ti.ActivityID})
 		return err
 	}
 	if changed {
@@ -329,8 +332,9 @@ func (e *Executor) scanLoop(ctx context.Context) {
 	}
 }
 
-// scan finds zombies, tasks past their execution timeout, and retries whose
-// timer is overdue.
+// scan finds zombies, tasks past their execution timeout, deferred tasks
+// past their trigger's timeout, retries whose timer is overdue, and
+// publishes again what could not be published.
 func (e *Executor) scan(ctx context.Context) {
 	now := e.now()
 	zombie := func(ti *activity.TaskInstance) bool {
@@ -353,6 +357,7 @@ func (e *Executor) scan(ctx context.Context) {
 		}
 	})
 	e.scanDeferred(ctx, now)
+	e.republishFailed(ctx)
 	e.store.each(activity.StateUpForRetry, func(ti *activity.TaskInstance) {
 		if ti.RetryAt != nil && now.Sub(*ti.RetryAt) > retryTimerGrace {
 			if err := e.requeue(ctx, ti.ID, ti.TryNumber); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -201,6 +202,10 @@ func TestFailedResumePublishIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.eventually("queued", func(ti *activity.TaskInstance) bool { return ti.State == activity.StateQueued }, ti.ID)
+	testbin.Eventually(t, 10*time.Second, "the resume's publish failed", func() bool {
+		_, failed := f.ex.unpublished.Load(ti.ID)
+		return failed
+	})
 	if _, err := queue.New(t.Context(), f.q.Conn(), queue.Config{}); err != nil {
 		t.Fatal(err)
 	}

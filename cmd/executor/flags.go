@@ -134,6 +134,21 @@ func (a *apiFlags) client() (*client.Client, error) {
 	return c, nil
 }
 
+// apiCommand parses args of a command with the API flags a registered in
+// fs, checks its positional arguments against names, and returns them with
+// a client of the public API.
+func (c *cli) apiCommand(fs *flag.FlagSet, a *apiFlags, args []string, names ...string) (*client.Client, []string, error) {
+	pos, _, err := c.parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := wantArgs(fs, pos, names...); err != nil {
+		return nil, nil, err
+	}
+	api, err := a.client()
+	return api, pos, err
+}
+
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -23,14 +23,7 @@ func (c *cli) get(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("get", getUsage)
 	var a apiFlags
 	a.register(fs)
-	pos, _, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	api, err := a.client()
+	api, pos, err := c.apiCommand(fs, &a, args, "ID")
 	if err != nil {
 		return err
 	}
@@ -284,14 +277,7 @@ func (c *cli) cancel(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("cancel", cancelUsage)
 	var a apiFlags
 	a.register(fs)
-	pos, _, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	api, err := a.client()
+	api, pos, err := c.apiCommand(fs, &a, args, "ID")
 	if err != nil {
 		return err
 	}

@@ -87,14 +87,7 @@ func (c *cli) triggerers(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("triggerers", triggerersUsage)
 	var a apiFlags
 	a.register(fs)
-	pos, _, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	api, err := a.client()
+	api, _, err := c.apiCommand(fs, &a, args)
 	if err != nil {
 		return err
 	}
@@ -128,14 +121,7 @@ func (c *cli) queues(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("queues", queuesUsage)
 	var a apiFlags
 	a.register(fs)
-	pos, _, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	api, err := a.client()
+	api, _, err := c.apiCommand(fs, &a, args)
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func TestNATSRestart(t *testing.T) {
 	natstest.Stop(ns)
 	down := time.Now()
 	procsLogged(t, "nats disconnected", procs...)
-	ns = natstest.Start(t, opts)
+	natstest.Start(t, opts) // on the same port and store
 	t.Logf("NATS down for %s with %d tasks unfinished", time.Since(down).Round(time.Millisecond), running)
 	procsLogged(t, "nats reconnected", procs...)
 

@@ -114,7 +114,7 @@ func TestWorkerStorm(t *testing.T) {
 	rep := checkSucceededOnce(t, c, ids, out)
 	t.Logf("%d tasks, %d workers SIGKILLed, %s: %d succeeded once, %d tries, %d reruns of a try whose worker died, 0 lost",
 		n, kills, time.Since(began).Round(time.Millisecond), rep.succeeded, rep.tries, rep.reruns)
-	if kills < 10 {
+	if kills < 5 {
 		t.Errorf("only %d kills: the storm was too short to test anything", kills)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/testbin"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // A worker SIGKILLed mid-task: the executor notices the lost heartbeat, the
@@ -175,6 +176,12 @@ fi
 	for _, ti := range c.records(ids) {
 		if ti.TryNumber != 1 || len(ti.Tries) != 1 || ti.NextMethod != "after" {
 			t.Fatalf("%s: try %d, %d tries, next_method %q: want one try resumed into after", ti.TaskID, ti.TryNumber, len(ti.Tries), ti.NextMethod)
+		}
+		// The activities' ack wait here is 30s: a resume activity that
+		// reached a worker no longer listening (a pull the client gave up
+		// on) waited exactly that long before it ran.
+		if ti.QueuedAt != nil && ti.EndDate != nil && ti.EndDate.Sub(*ti.QueuedAt) >= queue.ActivityAckWaitDefault {
+			t.Errorf("%s: resumed %s after it was queued again: it waited out the ack wait", ti.TaskID, ti.EndDate.Sub(*ti.QueuedAt).Round(time.Millisecond))
 		}
 	}
 	if rep.reruns != 0 {

@@ -64,8 +64,8 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, err)
 		return
 	}
-	if req.Hostname == "" || req.WorkerID == "" {
-		e.writeError(w, r, badRequest("run needs hostname and worker_id"))
+	if err := checkRun(&req); err != nil {
+		e.writeError(w, r, err)
 		return
 	}
 	started := false
@@ -102,6 +102,29 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// checkRun checks a …/run body.
+func checkRun(req *execution.RunRequest) error {
+	if req.Hostname == "" || req.WorkerID == "" {
+		return badRequest("run needs hostname and worker_id")
+	}
+	return nil
+}
+
+// checkState checks a …/state body: a state a worker may set, and for
+// deferred the trigger and where to resume.
+func checkState(req *execution.StateRequest) error {
+	switch req.State {
+	case activity.StateSuccess, activity.StateFailed, activity.StateSkipped, activity.StateUpForRetry, activity.StateRemoved:
+	case activity.StateDeferred:
+		if req.Trigger == nil || req.Trigger.Classpath == "" || req.NextMethod == "" {
+			return badRequest("deferred needs a trigger with a classpath and a next_method")
+		}
+	default:
+		return badRequest("a worker cannot set state %q", req.State)
+	}
+	return nil
+}
+
 func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	c, err := e.execAuth(w, r, id)
@@ -114,15 +137,8 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, err)
 		return
 	}
-	switch req.State {
-	case activity.StateSuccess, activity.StateFailed, activity.StateSkipped, activity.StateUpForRetry, activity.StateRemoved:
-	case activity.StateDeferred:
-		if req.Trigger == nil || req.Trigger.Classpath == "" || req.NextMethod == "" {
-			e.writeError(w, r, badRequest("deferred needs a trigger with a classpath and a next_method"))
-			return
-		}
-	default:
-		e.writeError(w, r, badRequest("a worker cannot set state %q", req.State))
+	if err := checkState(&req); err != nil {
+		e.writeError(w, r, err)
 		return
 	}
 	var invalid error

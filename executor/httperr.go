@@ -22,24 +22,30 @@ func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
 }
 
-// writeError maps typed errors to HTTP statuses, in this one place.
-func (e *Executor) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// statusOf maps a typed error to its HTTP status and error code, in this
+// one place.
+func statusOf(err error) (status int, code string) {
 	var mbe *http.MaxBytesError
-	status, code := http.StatusInternalServerError, "internal"
 	switch {
 	case errors.As(err, &mbe):
-		status, code = http.StatusRequestEntityTooLarge, "too_large"
+		return http.StatusRequestEntityTooLarge, "too_large"
 	case errors.Is(err, ErrTokenForeign):
-		status, code = http.StatusForbidden, "forbidden"
+		return http.StatusForbidden, "forbidden"
 	case errors.Is(err, ErrTokenInvalid), errors.Is(err, errUnauthorized):
-		status, code = http.StatusUnauthorized, "unauthorized"
+		return http.StatusUnauthorized, "unauthorized"
 	case errors.Is(err, ErrNotFound):
-		status, code = http.StatusNotFound, "not_found"
+		return http.StatusNotFound, "not_found"
 	case errors.Is(err, activity.ErrIllegalTransition), errors.Is(err, ErrConflict):
-		status, code = http.StatusConflict, "conflict"
+		return http.StatusConflict, "conflict"
 	case errors.Is(err, activity.ErrInvalid), errors.Is(err, errBadRequest), errors.Is(err, activity.ErrUnknownState):
-		status, code = http.StatusBadRequest, "bad_request"
+		return http.StatusBadRequest, "bad_request"
 	}
+	return http.StatusInternalServerError, "internal"
+}
+
+// writeError answers err with its status (statusOf) and an ErrorBody.
+func (e *Executor) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := statusOf(err)
 	if status == http.StatusInternalServerError {
 		e.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -62,6 +68,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	if err != nil {
 		return err
 	}
+	return decodeJSON(data, v)
+}
+
+// decodeJSON decodes one JSON value from data into v, refusing an empty
+// body, unknown fields and trailing data.
+func decodeJSON(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return badRequest("empty body: want a JSON object")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -237,11 +238,7 @@ func (e *Executor) serveVariable(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(data)
 	case http.MethodPut:
-		var body struct {
-			Key         string `json:"key,omitempty"`
-			Value       string `json:"value"`
-			Description string `json:"description,omitempty"`
-		}
+		var body execution.VariableBody
 		if err := decodeBody(w, r, e.cfg.MaxBody, &body); err != nil {
 			e.writeError(w, r, err)
 			return

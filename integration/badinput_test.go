@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
@@ -170,5 +172,151 @@ func TestMalformedInputIsRejected(t *testing.T) {
 	})
 	if msg == nil || !strings.Contains(msg.Header.Get("Taskwire-Reason"), "invalid activity") {
 		t.Fatalf("dead letter = %+v, want the malformed activity with its reason", msg)
+	}
+}
+
+// Malformed activities interleaved with real tasks on a queue served by one
+// worker with one slot: each is moved to the dead-letter stream with its
+// reason, untouched, and the real tasks behind them all run.
+func TestMalformedActivitiesAreDeadLetteredAndNeverBlock(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	qc, err := queue.New(t.Context(), natstest.Connect(t, c.nats), queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A real activity, for a queue no worker serves, with a forged token.
+	c.submit(activity.TaskSpec{Queue: "idle", Entrypoint: sh("true")})
+	forged := *activityOf(t, qc, "idle")
+	forged.Token, forged.Queue = "forged.token.value", "default"
+	forgedData, err := activity.Activity{Kind: activity.KindExecuteTask, ExecuteTask: &forged}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noise := make([]byte, 64<<10)
+	rng := rand.New(rand.NewPCG(6, 6))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	bad := []struct {
+		data   []byte
+		reason string
+	}{
+		{[]byte("not json at all"), "malformed activity"},
+		{[]byte(`{}`), "malformed activity"},
+		{[]byte(`{"kind":"Nope"}`), "malformed activity"},
+		{[]byte(`{"kind":"ExecuteTask"}`), "malformed activity"},
+		{[]byte(`{"kind":"ExecuteTask","execute_task":{"id":1}}`), "malformed activity"},
+		{noise, "malformed activity"},
+		{forgedData, "run refused"},
+	}
+	c.startWorker(workerOpts{concurrency: 1})
+	out := c.path("runs")
+	var ids []string
+	for i, b := range bad {
+		if err := qc.PublishActivity(t.Context(), "default", fmt.Sprintf("garbage-%d", i), b.data); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.submit(activity.TaskSpec{Queue: "default", Entrypoint: sh(sideEffect(out))}).ID)
+	}
+	for _, id := range ids {
+		if got := c.wait(id, 30*time.Second); got.State != activity.StateSuccess {
+			t.Fatalf("task behind the garbage: %s (%s)", got.State, got.Reason)
+		}
+	}
+	checkSucceededOnce(t, c, ids, out)
+
+	dl, err := qc.JetStream().Stream(t.Context(), queue.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var letters []*jetstream.RawStreamMsg
+	testbin.Eventually(t, 10*time.Second, "every malformed activity to be dead-lettered", func() bool {
+		info, err := dl.Info(t.Context())
+		if err != nil || info.State.Msgs < uint64(len(bad)) {
+			return false
+		}
+		letters = letters[:0]
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+			m, err := dl.GetMsg(t.Context(), seq)
+			if err != nil {
+				return false
+			}
+			letters = append(letters, m)
+		}
+		return true
+	})
+	if len(letters) != len(bad) {
+		t.Fatalf("%d dead letters, want %d", len(letters), len(bad))
+	}
+	for _, b := range bad {
+		found := false
+		for _, m := range letters {
+			if bytes.Equal(m.Data, b.data) {
+				found = true
+				if r := m.Header.Get(queue.HeaderReason); !strings.Contains(r, b.reason) {
+					t.Errorf("dead letter %.40q: reason %q, want it to say %q", b.data, r, b.reason)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%.40q was not dead-lettered as it was", b.data)
+		}
+	}
+	cons, err := qc.JetStream().Consumer(t.Context(), queue.StreamActivities, queue.ActivityConsumerName("default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumPending != 0 || info.NumAckPending != 0 {
+		t.Errorf("queue default: %d pending, %d unacked; want it empty", info.NumPending, info.NumAckPending)
+	}
+}
+
+// A poisoned task SIGKILLs the worker that runs it, on every try. Workers
+// are restarted as they die; the task stops after its retries, failed with a
+// reason naming the lost heartbeat, and a healthy task after it runs.
+func TestPoisonedTaskStopsAfterItsRetries(t *testing.T) {
+	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms"})
+	w := c.startWorker(workerOpts{name: "worker0"})
+	restarts := 0
+	poison := c.submit(activity.TaskSpec{Queue: "default", TaskID: "poison", Entrypoint: sh(`kill -9 $PPID; sleep 5`),
+		RetryPolicy: activity.RetryPolicy{Retries: 2, Delay: activity.Duration(50 * time.Millisecond)}})
+	var got *activity.TaskInstance
+	testbin.Eventually(t, 45*time.Second, "the poisoned task to fail", func() bool {
+		select {
+		case <-w.Done():
+			restarts++
+			w = c.startWorker(workerOpts{name: fmt.Sprintf("worker%d", restarts)})
+		default:
+		}
+		ti, err := c.api.Get(t.Context(), poison.ID)
+		got = ti
+		return err == nil && ti.State.Terminal()
+	})
+	t.Logf("poisoned task: %s on try %d after killing %d workers: %s", got.State, got.TryNumber, restarts, got.Reason)
+	if got.State != activity.StateFailed || got.TryNumber != 3 || len(got.Tries) != 3 {
+		t.Fatalf("%s on try %d (%d tries), want failed after 3 tries", got.State, got.TryNumber, len(got.Tries))
+	}
+	for _, tr := range got.Tries {
+		if !strings.Contains(tr.Reason, "zombie") || !strings.Contains(tr.Reason, "heartbeat") {
+			t.Errorf("try %d reason %q, want the lost heartbeat named", tr.TryNumber, tr.Reason)
+		}
+	}
+	if !strings.Contains(got.Reason, "heartbeat") {
+		t.Errorf("final reason %q, want the lost heartbeat named", got.Reason)
+	}
+	if restarts < 3 {
+		t.Errorf("%d workers killed, want one per try (3)", restarts)
+	}
+	select {
+	case <-w.Done():
+		w = c.startWorker(workerOpts{name: "last"})
+	default:
+	}
+	if ok := c.wait(c.submit(activity.TaskSpec{Queue: "default", Entrypoint: sh("true")}).ID, 30*time.Second); ok.State != activity.StateSuccess {
+		t.Fatalf("a healthy task after the poisoned one: %s (%s)", ok.State, ok.Reason)
 	}
 }

@@ -47,7 +47,7 @@ func procsLogged(t *testing.T, want string, ps ...*testbin.Proc) {
 // workers and the triggerer reconnect by themselves and every task
 // succeeds exactly once.
 func TestNATSRestart(t *testing.T) {
-	const n = 300
+	const n, outage = 300, 8 * time.Second
 	opts := natstest.Options(t)
 	ns := natstest.Start(t, opts)
 	opts.Port = natstest.Port(ns)
@@ -70,7 +70,10 @@ func TestNATSRestart(t *testing.T) {
 	natstest.Stop(ns)
 	down := time.Now()
 	procsLogged(t, "nats disconnected", procs...)
-	ns = natstest.Start(t, opts)
+	// The outage itself: long enough that tasks end, heartbeat and call
+	// the executor while NATS is away.
+	<-time.After(outage - time.Since(down))
+	natstest.Start(t, opts) // on the same port and store
 	t.Logf("NATS down for %s with %d tasks unfinished", time.Since(down).Round(time.Millisecond), running)
 	procsLogged(t, "nats reconnected", procs...)
 

@@ -156,7 +156,8 @@ type Client struct {
 }
 
 // New provisions every stream and bucket (creating or updating them, so a
-// restart or a second process is fine) and returns a Client.
+// restart or a second process is fine), or with Config.Bind binds to them,
+// and returns a Client.
 func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 	cfg = cfg.WithDefaults()
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(requestTimeoutDefault))

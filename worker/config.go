@@ -21,7 +21,7 @@ const (
 	GracePeriodDefault       = 30 * time.Second
 	KillGraceDefault         = 5 * time.Second
 	HandshakeTimeoutDefault  = 30 * time.Second
-	FetchMaxWaitDefault      = 5 * time.Second
+	FetchMaxWaitDefault      = time.Second
 	// ReportTimeoutDefault bounds reporting a final state (with the client's
 	// own retries) so that Stop is bounded even when the executor is down.
 	ReportTimeoutDefault = 30 * time.Second
@@ -101,7 +101,9 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// FetchMaxWait is how long one pull request waits for messages before it
 	// is renewed; messages are handed over as soon as they arrive, so this
-	// only bounds how long an idle pull holds its slots. Default 5s.
+	// only bounds how long an idle pull holds its slots, and how long Stop
+	// waits for the pull under way to end (the server ends it, so that no
+	// message is delivered after the worker stopped listening). Default 1s.
 	FetchMaxWait time.Duration
 	// StateDir, when set, records the process group of every running task so
 	// that a restarted worker kills the orphans of one that was SIGKILLed.

@@ -11,9 +11,11 @@
 // not use are given back when the request expires (Config.FetchMaxWait). So
 // nothing is pulled without a slot to run it, and nothing waits on a timer.
 // With fewer slots than queues, a queue may wait up to FetchMaxWait for a
-// pull of another to give its slot back. Stop cancels pending pulls; a
-// message the server sent just as its pull was cancelled is redelivered after
-// the consumer's AckWait.
+// pull of another to give its slot back. A pull ends when the server
+// expires it, never by the client giving up first, so no message reaches a
+// worker that stopped listening (it would sit unacknowledged for the
+// consumer's AckWait); Stop lets the pulls under way end that way (at most
+// FetchMaxWait) and Naks what they still deliver.
 //
 // # Hand-off
 //

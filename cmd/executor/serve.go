@@ -56,7 +56,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		natsTLSCert   = fs.String("nats-listen-tls-cert", flagenv.String("TASKWIRE_NATS_LISTEN_TLS_CERT", ""), "PEM certificate making the embedded NATS require TLS of its clients; with --nats-listen-tls-key (TASKWIRE_NATS_LISTEN_TLS_CERT)")
 		natsTLSKey    = fs.String("nats-listen-tls-key", flagenv.String("TASKWIRE_NATS_LISTEN_TLS_KEY", ""), "PEM private key of --nats-listen-tls-cert (TASKWIRE_NATS_LISTEN_TLS_KEY)")
 		natsListen    = fs.String("nats-listen", flagenv.String("TASKWIRE_NATS_LISTEN", "127.0.0.1:4222"), "embedded NATS listen address (TASKWIRE_NATS_LISTEN)")
-		replicas      = fs.Int("replicas", 1, "stream and KV replicas (3 on a NATS cluster)")
+		replicas      = fs.Int("replicas", flagenv.Int("TASKWIRE_REPLICAS", 1), "stream and KV replicas, 3 on a NATS cluster (TASKWIRE_REPLICAS)")
 		operatorToken = fs.String("operator-token", flagenv.String("TASKWIRE_OPERATOR_TOKEN", ""), "bearer token required on /api/ (TASKWIRE_OPERATOR_TOKEN)")
 		keyFile       = fs.String("signing-key-file", flagenv.String("TASKWIRE_SIGNING_KEY_FILE", ""), "file with the task-token signing key, ≥ 32 bytes; default a key shared through NATS (TASKWIRE_SIGNING_KEY_FILE)")
 		zombie        = fs.Duration("zombie-threshold", flagenv.Duration("TASKWIRE_ZOMBIE_THRESHOLD", executor.ZombieThresholdDefault), "a running task with no heartbeat this long is a zombie (TASKWIRE_ZOMBIE_THRESHOLD)")

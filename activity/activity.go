@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind names an activity kind, AIP-72's queue_activity(kind, context).
@@ -130,16 +132,38 @@ func invalid(format string, args ...any) error {
 // ValidateQueue checks a queue name: [a-z0-9_-]{1,64}.
 func ValidateQueue(q string) error {
 	if !onlyOf(q, 64, queueByte) {
-		return invalid("queue %q must match [a-z0-9_-]{1,64}", q)
+		return invalid("queue %q must match [a-z0-9_-]{1,64}", CutValue(q))
 	}
 	return nil
 }
 
 func validateID(field, v string) error {
 	if !onlyOf(v, 250, idByte) {
-		return invalid("%s %q must be 1-250 characters of [A-Za-z0-9_.:+@-]", field, v)
+		return invalid("%s %q must be 1-250 characters of [A-Za-z0-9_.:+@-]", field, CutValue(v))
+	}
+	// A path segment "." or ".." would be cleaned out of the URLs the id
+	// goes in, and "a..b" is an empty token of the subjects and keys
+	// built from it.
+	if v == "." || v == ".." || strings.Contains(v, "..") {
+		return invalid("%s %q must not be \".\" or \"..\" nor contain \"..\"", field, v)
 	}
 	return nil
+}
+
+// valueEchoMax bounds a value quoted back in a validation error.
+const valueEchoMax = 200
+
+// CutValue cuts v to 200 bytes for an error message, saying how
+// long it was.
+func CutValue(v string) string {
+	if len(v) <= valueEchoMax {
+		return v
+	}
+	cut := valueEchoMax
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", v[:cut], len(v))
 }
 
 func (e Entrypoint) validate() error {
@@ -347,7 +371,7 @@ func (a Activity) Validate() error {
 		}
 		return c.Entrypoint.validate()
 	default:
-		return invalid("unknown kind %q", a.Kind)
+		return invalid("unknown kind %q", CutValue(string(a.Kind)))
 	}
 }
 

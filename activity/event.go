@@ -55,12 +55,12 @@ const maxEventNameLen = 200
 // [A-Za-z0-9_.:-].
 func ValidateEventName(name string) error {
 	if name == "" || len(name) > maxEventNameLen {
-		return invalid("event name %q must be 1-%d characters", name, maxEventNameLen)
+		return invalid("event name %q must be 1-%d characters", CutValue(name), maxEventNameLen)
 	}
 	for _, r := range name {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == ':' || r == '-'
 		if !ok {
-			return invalid("event name %q: character %q not allowed, use [A-Za-z0-9_.:-]", name, r)
+			return invalid("event name %q: character %q not allowed, use [A-Za-z0-9_.:-]", CutValue(name), r)
 		}
 	}
 	return nil

@@ -93,7 +93,7 @@ func (s State) Valid() bool {
 func ParseState(s string) (State, error) {
 	st := State(s)
 	if !st.Valid() {
-		return "", fmt.Errorf("%w %q", ErrUnknownState, s)
+		return "", fmt.Errorf("%w %q", ErrUnknownState, CutValue(s))
 	}
 	return st, nil
 }

@@ -183,5 +183,9 @@ func pathID(what, id string) (string, error) {
 	if id == "" {
 		return "", fmt.Errorf("%w: empty %s", ErrBadRequest, what)
 	}
+	// An HTTP server cleans "." and ".." out of a path, escaped or not.
+	if id == "." || id == ".." {
+		return "", fmt.Errorf("%w: %s %q cannot be a URL path segment", ErrBadRequest, what, id)
+	}
 	return url.PathEscape(id), nil
 }

@@ -15,6 +15,12 @@ var (
 	ErrForbidden    = errors.New("forbidden")    // 403
 	ErrNotFound     = errors.New("not found")    // 404
 	ErrConflict     = errors.New("conflict")     // 409: e.g. cancelling a finished task
+	// ErrTooLarge: 413, a body or value over a limit the detail names (it
+	// matches ErrBadRequest too).
+	ErrTooLarge = errors.New("too large")
+	// ErrStorageFull: 507, the executor's storage is full; try again once
+	// an operator freed space (it matches no other sentinel).
+	ErrStorageFull = errors.New("storage full")
 )
 
 // APIError is an error answer of the public API: its HTTP status and the
@@ -36,7 +42,9 @@ func (e *APIError) Error() string {
 // the matching status.
 func (e *APIError) Is(target error) bool {
 	switch e.Status {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+	case http.StatusRequestEntityTooLarge:
+		return target == ErrBadRequest || target == ErrTooLarge
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
 		return target == ErrBadRequest
 	case http.StatusUnauthorized:
 		return target == ErrUnauthorized
@@ -46,6 +54,8 @@ func (e *APIError) Is(target error) bool {
 		return target == ErrNotFound
 	case http.StatusConflict:
 		return target == ErrConflict
+	case http.StatusInsufficientStorage:
+		return target == ErrStorageFull
 	}
 	return false
 }

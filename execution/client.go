@@ -28,6 +28,9 @@ var (
 	ErrForbidden    = errors.New("forbidden")
 	ErrNotFound     = errors.New("not found")
 	ErrConflict     = errors.New("conflict")
+	// ErrTooLarge: 413, a body or value over a limit the detail names (it
+	// matches ErrBadRequest too); not retried.
+	ErrTooLarge = errors.New("too large")
 )
 
 // APIError is an error answer of the API.
@@ -45,7 +48,9 @@ func (e *APIError) Error() string {
 // Is matches the sentinel of the status.
 func (e *APIError) Is(target error) bool {
 	switch e.Status {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+	case http.StatusRequestEntityTooLarge:
+		return target == ErrBadRequest || target == ErrTooLarge
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
 		return target == ErrBadRequest
 	case http.StatusUnauthorized:
 		return target == ErrUnauthorized
@@ -264,6 +269,17 @@ type XComKey struct {
 	MapIndex                  int
 }
 
+// check refuses a key with a part an HTTP server would clean out of the
+// path ("." or "..") or an empty one, before any request is sent.
+func (k XComKey) check() error {
+	for _, p := range [][2]string{{"dag_id", k.DagID}, {"run_id", k.RunID}, {"task_id", k.TaskID}, {"key", k.Key}} {
+		if p[1] == "" || p[1] == "." || p[1] == ".." {
+			return fmt.Errorf("%w: xcom %s %q cannot be a URL path segment", ErrBadRequest, p[0], p[1])
+		}
+	}
+	return nil
+}
+
 func (k XComKey) path() string {
 	return "/xcoms/" + url.PathEscape(k.DagID) + "/" + url.PathEscape(k.RunID) + "/" +
 		url.PathEscape(k.TaskID) + "/" + url.PathEscape(k.Key) + "?map_index=" + strconv.Itoa(k.MapIndex)
@@ -275,6 +291,9 @@ func (k XComKey) path() string {
 func (t *TaskClient) XCom(ctx context.Context, k XComKey) (any, error) {
 	var out struct {
 		Value json.RawMessage `json:"value"`
+	}
+	if err := k.check(); err != nil {
+		return nil, err
 	}
 	if err := t.do(ctx, "get xcom", http.MethodGet, k.path(), nil, &out); err != nil {
 		return nil, err
@@ -324,10 +343,16 @@ func numbers(v any) any {
 
 // SetXCom writes an XCom of the task itself.
 func (t *TaskClient) SetXCom(ctx context.Context, k XComKey, value any) error {
+	if err := k.check(); err != nil {
+		return err
+	}
 	return t.do(ctx, "set xcom", http.MethodPost, k.path(), XComBody{Value: value}, nil)
 }
 
 // DeleteXCom removes an XCom of the task itself.
 func (t *TaskClient) DeleteXCom(ctx context.Context, k XComKey) error {
+	if err := k.check(); err != nil {
+		return err
+	}
 	return t.do(ctx, "delete xcom", http.MethodDelete, k.path(), nil, nil)
 }

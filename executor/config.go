@@ -44,7 +44,8 @@ type Config struct {
 	ZombieThreshold time.Duration
 	// ScanInterval is how often zombies and timeouts are looked for; default 2s.
 	ScanInterval time.Duration
-	// MaxBody bounds request bodies in bytes; default 4 MiB.
+	// MaxBody bounds request bodies in bytes; default 4 MiB or the NATS
+	// max payload, whichever is smaller.
 	MaxBody int64
 	// LostAfter: a worker or triggerer whose last heartbeat is older than
 	// this is shown as lost (until its registry entry expires); default 15s.
@@ -72,7 +73,11 @@ func (c Config) withDefaults() Config {
 		c.LostAfter = LostAfterDefault
 	}
 	if c.MaxBody <= 0 {
+		// What NATS cannot take in one message is refused at the door.
 		c.MaxBody = MaxBodyDefault
+		if mp := c.Queue.MaxPayload(); mp > 0 && mp < c.MaxBody {
+			c.MaxBody = mp
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

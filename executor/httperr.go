@@ -11,6 +11,7 @@ import (
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/queue"
 )
 
 var (
@@ -27,8 +28,12 @@ func badRequest(format string, args ...any) error {
 func statusOf(err error) (status int, code string) {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe), errors.Is(err, queue.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, queue.ErrStorageFull):
+		return http.StatusInsufficientStorage, "storage_full"
+	case errors.Is(err, ErrStorageUnavailable):
+		return http.StatusServiceUnavailable, "storage_unavailable"
 	case errors.Is(err, ErrTokenForeign):
 		return http.StatusForbidden, "forbidden"
 	case errors.Is(err, ErrTokenInvalid), errors.Is(err, errUnauthorized):
@@ -45,6 +50,7 @@ func statusOf(err error) (status int, code string) {
 
 // writeError answers err with its status (statusOf) and an ErrorBody.
 func (e *Executor) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = e.explain(err)
 	status, code := statusOf(err)
 	if status == http.StatusInternalServerError {
 		e.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -52,7 +58,10 @@ func (e *Executor) writeError(w http.ResponseWriter, r *http.Request, err error)
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="taskwire"`)
 	}
-	writeJSON(w, status, execution.ErrorBody{Error: code, Detail: err.Error()})
+	if status == http.StatusServiceUnavailable || status == http.StatusInsufficientStorage {
+		w.Header().Set("Retry-After", "10")
+	}
+	writeJSON(w, status, execution.ErrorBody{Error: code, Detail: cutDetail(err.Error())})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

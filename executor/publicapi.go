@@ -11,13 +11,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
-	"github.com/taskwire/taskwire/queue"
 )
 
 func (e *Executor) routePublic(mux *http.ServeMux) {
@@ -28,6 +26,7 @@ func (e *Executor) routePublic(mux *http.ServeMux) {
 	h("POST /api/v1/task-instances/{id}/cancel", e.handleCancel)
 	h("POST /api/v1/task-instances/{id}/retry", e.handleRetry)
 	h("GET /api/v1/task-instances/{id}/logs", e.handleLogs)
+	h("POST /api/v1/logs/purge", e.handlePurgeLogs)
 	h("GET /api/v1/variables", e.handleVariables)
 	h("GET /api/v1/variables/{key}", e.serveVariable)
 	h("PUT /api/v1/variables/{key}", e.serveVariable)
@@ -111,83 +110,6 @@ func (e *Executor) handleCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ti)
-}
-
-// handleLogs answers a task's log lines as NDJSON; with follow=true it
-// streams until the task is finished and its lines are drained.
-func (e *Executor) handleLogs(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := e.store.get(r.Context(), id); err != nil {
-		e.writeError(w, r, err)
-		return
-	}
-	try := 0
-	if s := r.URL.Query().Get("try"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			e.writeError(w, r, badRequest("try %q: want a number ≥ 1", s))
-			return
-		}
-		try = n
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	flusher, _ := w.(http.Flusher)
-	write := func(l queue.LogLine) error {
-		_, err := w.Write(append(withTry(l.Data, l.Try), '\n'))
-		return err
-	}
-	if r.URL.Query().Get("follow") != "true" {
-		lines, err := e.q.ReadLogs(r.Context(), id, try)
-		if err != nil {
-			e.writeError(w, r, err)
-			return
-		}
-		for _, l := range lines {
-			if write(l) != nil {
-				return
-			}
-		}
-		return
-	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	go func() {
-		// Ends the follow once the task is finished: the worker stores a
-		// try's logs before it reports the try's state.
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if ti, err := e.store.get(ctx, id); err == nil && ti.State.Terminal() {
-				select {
-				case <-ctx.Done():
-				case <-time.After(500 * time.Millisecond):
-				}
-				cancel()
-				return
-			}
-		}
-	}()
-	w.WriteHeader(http.StatusOK)
-	if flusher != nil {
-		flusher.Flush()
-	}
-	err := e.q.FollowLogs(ctx, id, try, func(l queue.LogLine) error {
-		if err := write(l); err != nil {
-			return err
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, context.Canceled) {
-		e.log.Debug("follow logs ended", "ti_id", id, "err", err)
-	}
 }
 
 // withTry adds "try" to a JSON object log line.

@@ -119,6 +119,9 @@ type Config struct {
 	// a client whose NATS permissions allow no more (a worker limited to its
 	// queues) could not start.
 	Bind bool
+	// Limits bounds what each stream and bucket may hold (see [Limits]).
+	// A bound client takes the per-try log limit from the LOGS stream.
+	Limits Limits
 }
 
 // WithDefaults returns a copy of cfg with zero fields set to their defaults.
@@ -172,22 +175,24 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 		streams: make(map[string]jetstream.Stream),
 		kvs:     make(map[string]jetstream.KeyValue),
 	}
+	c.resolveLimits(ctx)
 	if cfg.Bind {
 		if err := c.bind(ctx); err != nil {
 			return nil, err
 		}
+		c.adoptLogPerTry()
 		c.log.Debug("jetstream bound", "replicas", c.cfg.Replicas, "streams", len(c.streams), "buckets", len(c.kvs))
 		return c, nil
 	}
 	for _, sc := range c.streamConfigs() {
-		s, err := js.CreateOrUpdateStream(ctx, sc)
+		s, err := c.provisionStream(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("provision stream %s: %w", sc.Name, err)
 		}
 		c.streams[sc.Name] = s
 	}
 	for _, kc := range c.bucketConfigs() {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, kc)
+		kv, err := c.provisionBucket(ctx, kc)
 		if err != nil {
 			return nil, fmt.Errorf("provision kv bucket %s: %w", kc.Bucket, err)
 		}
@@ -269,7 +274,7 @@ func (c *Client) consumer(ctx context.Context, stream string, cc jetstream.Consu
 
 func (c *Client) streamConfigs() []jetstream.StreamConfig {
 	r, st := c.cfg.Replicas, c.cfg.Storage
-	return []jetstream.StreamConfig{
+	scs := []jetstream.StreamConfig{
 		{
 			Name:        StreamActivities,
 			Description: "taskwire activities, one subject per queue",
@@ -330,11 +335,15 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Storage:     st,
 		},
 	}
+	for i := range scs {
+		c.limitStream(&scs[i])
+	}
+	return scs
 }
 
 func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
 	r, st := c.cfg.Replicas, c.cfg.Storage
-	return []jetstream.KeyValueConfig{
+	kcs := []jetstream.KeyValueConfig{
 		{Bucket: BucketTaskInstances, Description: "taskwire task-instance records", History: TaskInstanceHistoryDefault, Replicas: r, Storage: st},
 		{Bucket: BucketXCom, Description: "taskwire xcom values", Replicas: r, Storage: st},
 		{Bucket: BucketVariables, Description: "taskwire variables", Replicas: r, Storage: st},
@@ -346,6 +355,10 @@ func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
 		{Bucket: BucketWorkers, Description: "taskwire worker registry", TTL: WorkerRegistryTTL, Replicas: r, Storage: st},
 		{Bucket: BucketExternalEvents, Description: "taskwire external events, the last per name", Replicas: r, Storage: st},
 	}
+	for i := range kcs {
+		c.limitBucket(&kcs[i])
+	}
+	return kcs
 }
 
 // Conn is the NATS connection the client was created with.

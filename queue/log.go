@@ -74,6 +74,8 @@ type LogWriter struct {
 	futures []jetstream.PubAckFuture
 	err     error // first failure, sticky
 	closed  bool
+	// trunc enforces the per-try byte limit (logtruncate.go).
+	trunc truncation
 
 	stop chan struct{}
 	done chan struct{}
@@ -88,6 +90,7 @@ func NewLogWriter(c *Client, tiID string, try int) *LogWriter {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	w.trunc.limit = c.cfg.Limits.LogPerTry
 	if err := validLog(tiID, try); err != nil {
 		w.err = fmt.Errorf("log writer: %w", err)
 		close(w.done)
@@ -126,6 +129,9 @@ func (w *LogWriter) Write(line []byte) error {
 		return w.err
 	}
 	if len(line) == 0 {
+		return nil
+	}
+	if line = w.trunc.admit(line); line == nil {
 		return nil
 	}
 	if len(w.buf) > 0 && len(w.buf)+len(line)+1 > LogFlushSizeDefault {
@@ -187,6 +193,9 @@ func (w *LogWriter) Close(ctx context.Context) error {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if tail := w.trunc.summary(); tail != nil && w.err == nil {
+		w.buf = append(append(w.buf, tail...), '\n')
+	}
 	w.flushLocked()
 	for len(w.futures) > 0 {
 		f := w.futures[0]
@@ -246,53 +255,16 @@ func (c *Client) logConsumer(ctx context.Context, filter string) (jetstream.Cons
 }
 
 // ReadLogs returns the log lines of tiID's try (of all tries when try is 0)
-// stored when it is called, in the order they were published.
+// stored when it is called, in the order they were published. It holds the
+// whole log: use [Client.EachLog] for a log of any size.
 func (c *Client) ReadLogs(ctx context.Context, tiID string, try int) ([]LogLine, error) {
-	filter, err := logFilter(tiID, try)
-	if err != nil {
-		return nil, fmt.Errorf("read logs: %w", err)
-	}
-	last, err := c.stream(StreamLogs).GetLastMsgForSubject(ctx, filter)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read logs of %s: last sequence: %w", filter, err)
-	}
-	cons, err := c.logConsumer(ctx, filter)
-	if err != nil {
-		return nil, fmt.Errorf("read logs of %s: %w", filter, err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("read logs of %s: %w", filter, err)
-	}
-	defer it.Stop()
 	var lines []LogLine
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return nil, fmt.Errorf("read logs of %s: %w", filter, err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return nil, fmt.Errorf("read logs of %s: %w", filter, err)
-		}
-		if meta.Sequence.Stream > last.Sequence {
-			return lines, nil
-		}
-		err = splitLogMsg(msg.Subject(), msg.Data(), func(l LogLine) error {
-			lines = append(lines, l)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read logs: %w", err)
-		}
-		// NumPending 0: the last message was removed (max age) meanwhile.
-		if meta.Sequence.Stream >= last.Sequence || meta.NumPending == 0 {
-			return lines, nil
-		}
-	}
+	err := c.EachLog(ctx, tiID, try, LogReadOpts{}, func(l LogLine) error {
+		l.Data = bytes.Clone(l.Data)
+		lines = append(lines, l)
+		return nil
+	})
+	return lines, err
 }
 
 // FollowLogs calls fn with every log line of tiID's try (of all tries when

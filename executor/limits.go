@@ -1,0 +1,45 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// ErrStorageUnavailable is the error of a write refused because the
+// executor's storage is known to be full (see StorageCheck): the request is
+// answered 503 at once rather than after JetStream's own timeout.
+var ErrStorageUnavailable = errors.New("storage unavailable")
+
+// detailMax bounds an error answer's detail.
+const (
+	detailMax = 2 << 10
+)
+
+// truncateValue cuts s to 200 bytes for an error message.
+func truncateValue(s string) string { return activity.CutValue(s) }
+
+// cutDetail bounds an error answer's detail.
+func cutDetail(s string) string {
+	if len(s) <= detailMax {
+		return s
+	}
+	cut := detailMax
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(cut)"
+}
+
+// explain names the limit of an oversize body and classifies JetStream's
+// refusals (too large, storage full) for statusOf.
+func (e *Executor) explain(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("request body exceeds the limit of %d bytes: %w", mbe.Limit, err)
+	}
+	return e.q.Classify(err)
+}

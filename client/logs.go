@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -36,7 +37,26 @@ type LogLine struct {
 // lines are drained, or ctx is done (then it returns ctx's error). An error
 // from fn stops the stream and is returned as is.
 func (c *Client) Logs(ctx context.Context, id string, try int, follow bool, fn func(LogLine) error) error {
-	err := c.logs(ctx, id, try, follow, fn)
+	return c.LogsWith(ctx, id, LogsOpts{Try: try, Follow: follow}, fn)
+}
+
+// LogsOpts are the options of [Client.LogsWith].
+type LogsOpts struct {
+	// Try is the try whose lines are read; 0 means every try.
+	Try int
+	// Follow keeps streaming new lines until the task instance is
+	// finished and its lines are drained.
+	Follow bool
+	// Tail, when > 0, reads only the last Tail lines stored (not with
+	// Follow).
+	Tail int
+}
+
+// LogsWith is Logs with options. A read that is not followed has no overall
+// deadline (a big log may take minutes): it fails only when no data came
+// for the client's RequestTimeout.
+func (c *Client) LogsWith(ctx context.Context, id string, opts LogsOpts, fn func(LogLine) error) error {
+	err := c.logs(ctx, id, opts, fn)
 	var fe fnError
 	if errors.As(err, &fe) {
 		return fe.err
@@ -52,7 +72,8 @@ type fnError struct{ err error }
 
 func (e fnError) Error() string { return e.err.Error() }
 
-func (c *Client) logs(ctx context.Context, id string, try int, follow bool, fn func(LogLine) error) error {
+func (c *Client) logs(ctx context.Context, id string, opts LogsOpts, fn func(LogLine) error) error {
+	try, follow := opts.Try, opts.Follow
 	p, err := pathID("task instance id", id)
 	if err != nil {
 		return err
@@ -64,11 +85,18 @@ func (c *Client) logs(ctx context.Context, id string, try int, follow bool, fn f
 	if try > 0 {
 		q.Set("try", strconv.Itoa(try))
 	}
+	if opts.Tail < 0 {
+		return fmt.Errorf("%w: tail %d is negative", ErrBadRequest, opts.Tail)
+	}
+	if opts.Tail > 0 {
+		q.Set("tail", strconv.Itoa(opts.Tail))
+	}
+	var idle *idleTimer
 	if follow {
 		q.Set("follow", "true")
 	} else {
 		var cancel context.CancelFunc
-		ctx, cancel = c.withTimeout(ctx)
+		ctx, idle, cancel = c.withIdleTimeout(ctx)
 		defer cancel()
 	}
 	resp, err := c.send(ctx, http.MethodGet, "/task-instances/"+p+"/logs", q, nil, "application/x-ndjson")
@@ -76,7 +104,11 @@ func (c *Client) logs(ctx context.Context, id string, try int, follow bool, fn f
 		return err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	var body io.Reader = resp.Body
+	if idle != nil {
+		body = idle.reader(resp.Body)
+	}
+	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLogLine)
 	for sc.Scan() {
 		b := bytes.TrimSpace(sc.Bytes())

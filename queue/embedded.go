@@ -25,6 +25,9 @@ type EmbeddedConfig struct {
 	// client connecting over the network. Clients in this process connect
 	// through [Embedded.Server] (queue.ConnConfig.InProcess) without it.
 	TLSCert, TLSKey string
+	// MaxStore is the most JetStream stores on disk, in bytes. Default
+	// nats-server's: 75% of the disk space free at start.
+	MaxStore int64
 	// Logger receives the server's log: notices, debug and trace lines at
 	// debug level, warnings at warn, errors at error. Default slog.Default().
 	Logger *slog.Logger
@@ -72,6 +75,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		Password: cfg.Password,
 		NoSigs:   true,
 	}
+	if cfg.MaxStore > 0 {
+		opts.JetStreamMaxStore = cfg.MaxStore
+	}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey})
 		if err != nil {
@@ -97,6 +103,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 
 // ClientURL is the URL clients connect to.
 func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+
+// MaxStore is the most JetStream stores on disk, in bytes.
+func (e *Embedded) MaxStore() int64 { return e.srv.JetStreamConfig().MaxStore }
 
 // Server is the underlying nats-server.
 func (e *Embedded) Server() *server.Server { return e.srv }

@@ -33,7 +33,7 @@ type Limits struct {
 	// are dropped and one line says so; the task is not failed for it.
 	// Default the smaller of Logs/4 and LogPerTryDefault.
 	LogPerTry int64
-	// Queue bounds each of ACTIVITIES, TRIGGERS, EVENTS and TIMERS: a
+	// Queue bounds each of ACTIVITIES, TRIGGERS and EVENTS: a
 	// submit beyond it is refused (nothing queued is dropped). Default 5%
 	// of Budget each.
 	Queue int64
@@ -118,9 +118,12 @@ func (c *Client) limitStream(sc *jetstream.StreamConfig) {
 		sc.Metadata = map[string]string{logPerTryMetadata: strconv.FormatInt(l.LogPerTry, 10)}
 	case StreamDeadLetter:
 		sc.MaxBytes, sc.Discard = maxBytes(l.DeadLetter), jetstream.DiscardOld
-	case StreamActivities, StreamTriggers, StreamEvents, StreamTimers:
+	case StreamActivities, StreamTriggers, StreamEvents:
 		// Work queues: refuse the new, never drop what is queued.
 		sc.MaxBytes, sc.Discard = maxBytes(l.Queue), jetstream.DiscardNew
+		// TIMERS has no byte limit: message schedules cannot refuse the new
+		// (nats-server) and dropping the old would lose a retry; it holds
+		// one small message per task waiting for a retry or a timeout.
 	}
 }
 

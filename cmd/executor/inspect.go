@@ -186,18 +186,28 @@ func stateNames() string {
 }
 
 const logsUsage = `usage: executor logs ID [flags]
+       executor logs purge --older-than D | --task ID | --all
 
 Prints a task instance's log lines as "timestamp level logger event key=value...",
-those of every try unless --try; --follow streams new lines until the task
-instance is finished. --json prints the lines as the API sends them (NDJSON).
+those of every try unless --try; --tail N prints only the last N lines;
+--follow streams new lines until the task instance is finished. --json prints
+the lines as the API sends them (NDJSON). A log of any size streams: the read
+fails only when no data comes for 30s.
+
+logs purge removes stored log lines: those older than D (e.g. 72h), those of
+one task instance, or all.
 `
 
 func (c *cli) logs(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "purge" {
+		return c.logsPurge(ctx, args[1:])
+	}
 	fs := c.newFlagSet("logs", logsUsage)
 	var a apiFlags
 	a.register(fs)
 	try := fs.Int("try", 0, "try number; 0 means every try")
 	follow := fs.Bool("follow", false, "keep streaming until the task instance is finished")
+	tail := fs.Int("tail", 0, "print only the last N lines; 0 means all")
 	pos, _, err := c.parse(fs, args)
 	if err != nil {
 		return err
@@ -208,12 +218,15 @@ func (c *cli) logs(ctx context.Context, args []string) error {
 	if *try < 0 {
 		return usagef("logs: --try %d: want 0 or more", *try)
 	}
+	if *tail < 0 || (*tail > 0 && *follow) {
+		return usagef("logs: --tail %d: want 0 or more, and not with --follow", *tail)
+	}
 	api, err := a.client()
 	if err != nil {
 		return err
 	}
 	prevTry := 0
-	return api.Logs(ctx, pos[0], *try, *follow, func(l client.LogLine) error {
+	return api.LogsWith(ctx, pos[0], client.LogsOpts{Try: *try, Follow: *follow, Tail: *tail}, func(l client.LogLine) error {
 		if a.json {
 			_, err := fmt.Fprintf(c.stdout, "%s\n", l.Raw)
 			return err

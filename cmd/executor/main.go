@@ -35,7 +35,8 @@ Commands:
   submit [flags] [-- CMD [ARGS...]]    queue a task instance; --wait follows it to its end
   get ID                               show a task instance and its tries
   list [--state S,S] [--queue Q]       list task instances, newest first
-  logs ID [--try N] [--follow]         print a task instance's logs
+  logs ID [--try N] [--tail N] [--follow]  print a task instance's logs
+  logs purge --older-than D|--task ID|--all  remove stored log lines
   cancel ID                            cancel a task instance
   event send NAME [PAYLOAD]            send an external event to deferred tasks
   variables list|get|set|delete        manage variables

@@ -68,6 +68,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		lostAfter     = fs.Duration("lost-after", flagenv.Duration("TASKWIRE_LOST_AFTER", executor.LostAfterDefault), "a worker or triggerer silent this long is shown as lost (TASKWIRE_LOST_AFTER)")
 		ackWait       = fs.Duration("activity-ack-wait", flagenv.Duration("TASKWIRE_ACTIVITY_ACK_WAIT", 30*time.Second), "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
 	)
+	lf := registerLimitFlags(fs)
 	var (
 		natsFlags flagenv.NATS
 		logFlags  flagenv.Log
@@ -116,6 +117,7 @@ func serveCmd(ctx context.Context, args []string) error {
 			return usageErr(fmt.Errorf("--nats-listen %q: bad port", *natsListen))
 		}
 		emb, err := queue.StartEmbedded(queue.EmbeddedConfig{
+			MaxStore: lf.budget,
 			Host: host, Port: port, DataDir: filepath.Clean(*dataDir),
 			User: natsFlags.User, Password: natsFlags.Password, TLSCert: *natsTLSCert, TLSKey: *natsTLSKey,
 			Logger: log.With("component", "nats"),
@@ -125,6 +127,9 @@ func serveCmd(ctx context.Context, args []string) error {
 		}
 		defer emb.Shutdown()
 		url, inProcess = emb.ClientURL(), emb.Server()
+		if lf.budget <= 0 {
+			lf.budget = emb.MaxStore()
+		}
 		log.Info("embedded NATS started", "url", url, "data_dir", *dataDir)
 	}
 	natsFlags.URL = url
@@ -138,10 +143,11 @@ func serveCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	qc, err := queue.New(ctx, nc, queue.Config{Replicas: *replicas, ActivityAckWait: *ackWait, Logger: log})
+	qc, err := queue.New(ctx, nc, queue.Config{Replicas: *replicas, ActivityAckWait: *ackWait, Limits: lf.limits(), Logger: log})
 	if err != nil {
 		return err
 	}
+	logLimits(log, qc.EffectiveLimits())
 	reg := telemetry.NewRegistry(nc)
 	ex, err := executor.New(executor.Config{
 		Queue: qc, SigningKey: key, SecretKey: secret, OperatorToken: *operatorToken,

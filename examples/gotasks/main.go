@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/taskwire/taskwire/sdk"
@@ -80,7 +81,12 @@ func push(ctx context.Context, t *sdk.Task) error {
 		case <-time.After(d):
 		}
 	}
-	if err := t.XComPush(ctx, "value", 42); err != nil {
+	var value any = 42
+	if n, ok := number(t.Context().Params["bytes"]); ok && n > 0 {
+		// A value of that many bytes: a test of the size limits.
+		value = strings.Repeat("x", int(n))
+	}
+	if err := t.XComPush(ctx, "value", value); err != nil {
 		return err
 	}
 	t.Logger().Info("pushed xcom", "key", "value", "value", 42)

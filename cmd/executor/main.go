@@ -32,6 +32,7 @@ http://127.0.0.1:8080) with the operator token --token (TASKWIRE_OPERATOR_TOKEN)
 
 Commands:
   serve [flags]                        run the executor (embedded NATS unless --nats-url)
+  init --dir DIR [--host HOST]         write a secure setup: operator token, NATS credentials, worker config
   submit [flags] [-- CMD [ARGS...]]    queue a task instance; --wait follows it to its end
   get ID                               show a task instance and its tries
   list [--state S,S] [--queue Q]       list task instances, newest first
@@ -63,6 +64,7 @@ type command struct {
 
 var commands = []command{
 	{"serve", func(_ *cli, ctx context.Context, args []string) error { return serveCmd(ctx, args) }, 1},
+	{"init", (*cli).init, 2},
 	{"submit", (*cli).submit, 2},
 	{"get", (*cli).get, 2},
 	{"list", (*cli).list, 2},

@@ -69,6 +69,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		ackWait       = fs.Duration("activity-ack-wait", flagenv.Duration("TASKWIRE_ACTIVITY_ACK_WAIT", 30*time.Second), "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
 	)
 	lf := registerLimitFlags(fs)
+	insecure := fs.Bool("insecure", flagenv.Bool("TASKWIRE_INSECURE", false), "serve off loopback without an operator token or NATS authentication (TASKWIRE_INSECURE)")
 	var (
 		natsFlags flagenv.NATS
 		logFlags  flagenv.Log
@@ -81,6 +82,16 @@ func serveCmd(ctx context.Context, args []string) error {
 	log, err := logFlags.Logger()
 	if err != nil {
 		return usageErr(err)
+	}
+	exp := exposure{listen: *listen, natsListen: *natsListen, operatorToken: *operatorToken != "",
+		embedded: natsFlags.URL == "", natsUser: natsFlags.User != "" && natsFlags.Password != ""}
+	warnings := exp.problems()
+	if len(warnings) > 0 && !*insecure {
+		return usageErr(fmt.Errorf("refusing to start: %s. Run \"executor init --dir DIR\" for a token and NATS credentials, or give --insecure to serve open anyway",
+			strings.Join(warnings, "; ")))
+	}
+	for _, w := range warnings {
+		log.Warn("insecure setup (--insecure)", "problem", w)
 	}
 	key, err := readKeyFile(*keyFile, "signing key")
 	if err != nil {
@@ -168,7 +179,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	// /metrics and /readyz beside the APIs (and the executor's /healthz),
 	// outside /api/: no operator token, as Prometheus scrapes them.
 	mux := http.NewServeMux()
-	telemetry.Route(mux, reg, ex.Ready)
+	telemetry.RouteWarning(mux, reg, warnings, ex.Ready)
 	mux.Handle("/", ex.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
 	if tlsConfig != nil {

@@ -50,6 +50,12 @@ type Config struct {
 	// LostAfter: a worker or triggerer whose last heartbeat is older than
 	// this is shown as lost (until its registry entry expires); default 15s.
 	LostAfter time.Duration
+	// StorageCheck, when set, is called every second; while it fails, new
+	// work (submits, XCom, variable and connection writes) is answered 507
+	// at once and Executor.StorageReady fails. State updates of running
+	// tasks still go through. Serve sets it to a free-disk check of the
+	// embedded NATS's store.
+	StorageCheck func() error
 	// Metrics, when set, counts activities, tries, heartbeats and zombies.
 	Metrics *Metrics
 	// Logger; default slog.Default().

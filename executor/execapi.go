@@ -24,7 +24,7 @@ func (e *Executor) routeExecution(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /execution/variables/{key}", e.handleExecVariable)
 	mux.HandleFunc("DELETE /execution/variables/{key}", e.handleExecVariable)
 	mux.HandleFunc("GET /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleXCom)
-	mux.HandleFunc("POST /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleXCom)
+	mux.HandleFunc("POST /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.needStorage(e.handleXCom))
 	mux.HandleFunc("DELETE /execution/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleXCom)
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,6 +39,8 @@ type Executor struct {
 	// (NATS away) for a task that waits on it: the scan publishes it again
 	// (see republishFailed).
 	unpublished sync.Map // string → unpublished
+	// storage is the last StorageCheck's answer (storage.go).
+	storage atomic.Pointer[storageState]
 
 	mu       sync.Mutex
 	started  bool
@@ -165,7 +168,11 @@ func (e *Executor) Start(ctx context.Context) error {
 		return fmt.Errorf("executor: consume trigger events: %w", err)
 	}
 
-	e.wg.Add(1)
+	e.wg.Add(2)
+	go func() {
+		defer e.wg.Done()
+		e.watchStorage(runCtx)
+	}()
 	go func() {
 		defer e.wg.Done()
 		e.republishQueued(runCtx)

@@ -30,10 +30,8 @@ func statusOf(err error) (status int, code string) {
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, queue.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large"
-	case errors.Is(err, queue.ErrStorageFull):
+	case errors.Is(err, queue.ErrStorageFull), errors.Is(err, ErrStorageUnavailable):
 		return http.StatusInsufficientStorage, "storage_full"
-	case errors.Is(err, ErrStorageUnavailable):
-		return http.StatusServiceUnavailable, "storage_unavailable"
 	case errors.Is(err, ErrTokenForeign):
 		return http.StatusForbidden, "forbidden"
 	case errors.Is(err, ErrTokenInvalid), errors.Is(err, errUnauthorized):

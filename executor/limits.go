@@ -9,9 +9,9 @@ import (
 	"github.com/taskwire/taskwire/activity"
 )
 
-// ErrStorageUnavailable is the error of a write refused because the
-// executor's storage is known to be full (see StorageCheck): the request is
-// answered 503 at once rather than after JetStream's own timeout.
+// ErrStorageUnavailable (answered 507) is the error of a write refused because the
+// executor's storage is known to be full (see Config.StorageCheck): the request is
+// answered at once rather than after JetStream's own timeout.
 var ErrStorageUnavailable = errors.New("storage unavailable")
 
 // detailMax bounds an error answer's detail.

@@ -20,7 +20,7 @@ import (
 
 func (e *Executor) routePublic(mux *http.ServeMux) {
 	h := func(pattern string, fn http.HandlerFunc) { mux.Handle(pattern, e.operatorAuth(fn)) }
-	h("POST /api/v1/activities", e.handleSubmit)
+	h("POST /api/v1/activities", e.needStorage(e.handleSubmit))
 	h("GET /api/v1/task-instances", e.handleList)
 	h("GET /api/v1/task-instances/{id}", e.handleGet)
 	h("POST /api/v1/task-instances/{id}/cancel", e.handleCancel)
@@ -29,11 +29,11 @@ func (e *Executor) routePublic(mux *http.ServeMux) {
 	h("POST /api/v1/logs/purge", e.handlePurgeLogs)
 	h("GET /api/v1/variables", e.handleVariables)
 	h("GET /api/v1/variables/{key}", e.serveVariable)
-	h("PUT /api/v1/variables/{key}", e.serveVariable)
+	h("PUT /api/v1/variables/{key}", e.needStorage(e.serveVariable))
 	h("DELETE /api/v1/variables/{key}", e.serveVariable)
 	h("GET /api/v1/connections", e.handleConnections)
 	h("GET /api/v1/connections/{id}", e.handleConnection)
-	h("PUT /api/v1/connections/{id}", e.handleConnection)
+	h("PUT /api/v1/connections/{id}", e.needStorage(e.handleConnection))
 	h("DELETE /api/v1/connections/{id}", e.handleConnection)
 	h("POST /api/v1/events/{name}", e.handleSendEvent)
 	h("GET /api/v1/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleGetXCom)

@@ -69,6 +69,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		ackWait       = fs.Duration("activity-ack-wait", flagenv.Duration("TASKWIRE_ACTIVITY_ACK_WAIT", 30*time.Second), "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
 	)
 	lf := registerLimitFlags(fs)
+	minFreeFlag := fs.Int64("min-free-disk", int64(flagenv.Int("TASKWIRE_MIN_FREE_DISK", 0)), "bytes kept free on the embedded NATS's disk: below it new work is refused (507) until space is freed; 0: 2% of the disk, 16 MiB to 1 GiB (TASKWIRE_MIN_FREE_DISK)")
 	insecure := fs.Bool("insecure", flagenv.Bool("TASKWIRE_INSECURE", false), "serve off loopback without an operator token or NATS authentication (TASKWIRE_INSECURE)")
 	var (
 		natsFlags flagenv.NATS
@@ -115,6 +116,7 @@ func serveCmd(ctx context.Context, args []string) error {
 
 	url := natsFlags.URL
 	var inProcess nats.InProcessConnProvider
+	var storageCheck func() error
 	if url == "" {
 		if (*natsTLSCert == "") != (*natsTLSKey == "") {
 			return usageErr(errors.New("--nats-listen-tls-cert and --nats-listen-tls-key go together"))
@@ -129,7 +131,7 @@ func serveCmd(ctx context.Context, args []string) error {
 		}
 		emb, err := queue.StartEmbedded(queue.EmbeddedConfig{
 			MaxStore: lf.budget,
-			Host: host, Port: port, DataDir: filepath.Clean(*dataDir),
+			Host:     host, Port: port, DataDir: filepath.Clean(*dataDir),
 			User: natsFlags.User, Password: natsFlags.Password, TLSCert: *natsTLSCert, TLSKey: *natsTLSKey,
 			Logger: log.With("component", "nats"),
 		})
@@ -141,6 +143,8 @@ func serveCmd(ctx context.Context, args []string) error {
 		if lf.budget <= 0 {
 			lf.budget = emb.MaxStore()
 		}
+		minFree := *minFreeFlag
+		storageCheck = func() error { return emb.CheckDisk(minFree) }
 		log.Info("embedded NATS started", "url", url, "data_dir", *dataDir)
 	}
 	natsFlags.URL = url
@@ -163,7 +167,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	ex, err := executor.New(executor.Config{
 		Queue: qc, SigningKey: key, SecretKey: secret, OperatorToken: *operatorToken,
 		ExecutionTokenTTL: *execTTL, ZombieThreshold: *zombie, ScanInterval: *scan, LostAfter: *lostAfter,
-		Metrics: executor.NewMetrics(reg), Logger: log,
+		StorageCheck: storageCheck, Metrics: executor.NewMetrics(reg), Logger: log,
 	})
 	if err != nil {
 		return usageErr(err)
@@ -179,7 +183,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	// /metrics and /readyz beside the APIs (and the executor's /healthz),
 	// outside /api/: no operator token, as Prometheus scrapes them.
 	mux := http.NewServeMux()
-	telemetry.RouteWarning(mux, reg, warnings, ex.Ready)
+	telemetry.RouteWarning(mux, reg, warnings, ex.Ready, ex.StorageReady)
 	mux.Handle("/", ex.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
 	if tlsConfig != nil {

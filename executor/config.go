@@ -50,6 +50,16 @@ type Config struct {
 	// LostAfter: a worker or triggerer whose last heartbeat is older than
 	// this is shown as lost (until its registry entry expires); default 15s.
 	LostAfter time.Duration
+	// RecordRetention is how long a finished task-instance record is kept
+	// after its last change; older ones are exported (RecordExportDir) and
+	// deleted. Default 30 days; negative keeps every record.
+	RecordRetention time.Duration
+	// RecordExportDir, when set, receives each record before its deletion,
+	// one JSON line in task-instances-YYYY-MM-DD.jsonl.
+	RecordExportDir string
+	// RetentionInterval is how often old records are looked for; default
+	// 10m.
+	RetentionInterval time.Duration
 	// StorageCheck, when set, is called every second; while it fails, new
 	// work (submits, XCom, variable and connection writes) is answered 507
 	// at once and Executor.StorageReady fails. State updates of running
@@ -74,6 +84,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ScanInterval <= 0 {
 		c.ScanInterval = ScanIntervalDefault
+	}
+	if c.RecordRetention == 0 {
+		c.RecordRetention = RecordRetentionDefault
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = RetentionIntervalDefault
 	}
 	if c.LostAfter <= 0 {
 		c.LostAfter = LostAfterDefault

@@ -168,10 +168,14 @@ func (e *Executor) Start(ctx context.Context) error {
 		return fmt.Errorf("executor: consume trigger events: %w", err)
 	}
 
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go func() {
 		defer e.wg.Done()
 		e.watchStorage(runCtx)
+	}()
+	go func() {
+		defer e.wg.Done()
+		e.retentionLoop(runCtx)
 	}()
 	go func() {
 		defer e.wg.Done()

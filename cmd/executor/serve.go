@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -70,6 +71,9 @@ func serveCmd(ctx context.Context, args []string) error {
 	)
 	lf := registerLimitFlags(fs)
 	minFreeFlag := fs.Int64("min-free-disk", int64(flagenv.Int("TASKWIRE_MIN_FREE_DISK", 0)), "bytes kept free on the embedded NATS's disk: below it new work is refused (507) until space is freed; 0: 2% of the disk, 16 MiB to 1 GiB (TASKWIRE_MIN_FREE_DISK)")
+	retention := fs.Duration("record-retention", flagenv.Duration("TASKWIRE_RECORD_RETENTION", executor.RecordRetentionDefault), "finished task-instance records are exported and deleted this long after their last change; negative keeps them all (TASKWIRE_RECORD_RETENTION)")
+	exportDir := fs.String("record-export-dir", flagenv.String("TASKWIRE_RECORD_EXPORT_DIR", ""), "directory receiving each record before its deletion, as JSON lines; default DATA_DIR/exports (TASKWIRE_RECORD_EXPORT_DIR)")
+	retentionInterval := fs.Duration("retention-interval", flagenv.Duration("TASKWIRE_RETENTION_INTERVAL", executor.RetentionIntervalDefault), "how often old records are looked for (TASKWIRE_RETENTION_INTERVAL)")
 	insecure := fs.Bool("insecure", flagenv.Bool("TASKWIRE_INSECURE", false), "serve off loopback without an operator token or NATS authentication (TASKWIRE_INSECURE)")
 	var (
 		natsFlags flagenv.NATS
@@ -167,6 +171,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	ex, err := executor.New(executor.Config{
 		Queue: qc, SigningKey: key, SecretKey: secret, OperatorToken: *operatorToken,
 		ExecutionTokenTTL: *execTTL, ZombieThreshold: *zombie, ScanInterval: *scan, LostAfter: *lostAfter,
+		RecordRetention: *retention, RecordExportDir: cmp.Or(*exportDir, filepath.Join(*dataDir, "exports")), RetentionInterval: *retentionInterval,
 		StorageCheck: storageCheck, Metrics: executor.NewMetrics(reg), Logger: log,
 	})
 	if err != nil {

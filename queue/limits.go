@@ -213,11 +213,6 @@ func classify(err error) error {
 // write for lack of space, so callers can branch with errors.Is.
 func ClassifyStorage(err error) error { return classify(err) }
 
-// errorf is fmt.Errorf with the "no space" condition kept matchable.
-func errorf(format string, args ...any) error {
-	return classify(fmt.Errorf(format, args...))
-}
-
 // errCodeStorageReservation is JetStream's "insufficient storage resources
 // available": the limits asked for exceed what the server has left to
 // reserve.

@@ -190,15 +190,16 @@ func (c *Client) firstLogSince(ctx context.Context, t time.Time, last uint64) (u
 	if err != nil {
 		return 0, err
 	}
-	for msg := range msgs.Messages() {
-		meta, err := msg.Metadata()
-		if err != nil {
+	msg, ok := <-msgs.Messages()
+	if !ok {
+		if err := msgs.Error(); err != nil {
 			return 0, err
 		}
-		return meta.Sequence.Stream, nil
+		return last + 1, nil
 	}
-	if err := msgs.Error(); err != nil {
+	meta, err := msg.Metadata()
+	if err != nil {
 		return 0, err
 	}
-	return last + 1, nil
+	return meta.Sequence.Stream, nil
 }

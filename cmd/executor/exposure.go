@@ -21,10 +21,10 @@ func loopback(addr string) bool {
 
 // exposure is what serve would open to the network unprotected.
 type exposure struct {
-	listen, natsListen         string
-	operatorToken              bool
-	embedded                   bool
-	natsUser, natsTLS, allowed bool
+	listen, natsListen string
+	operatorToken      bool
+	embedded           bool
+	natsUser           bool
 }
 
 // problems lists what is open off loopback without protection: the public

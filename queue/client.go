@@ -175,6 +175,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 		streams: make(map[string]jetstream.Stream),
 		kvs:     make(map[string]jetstream.KeyValue),
 	}
+	given := cfg.Limits
 	c.resolveLimits(ctx)
 	if cfg.Bind {
 		if err := c.bind(ctx); err != nil {
@@ -184,19 +185,8 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 		c.log.Debug("jetstream bound", "replicas", c.cfg.Replicas, "streams", len(c.streams), "buckets", len(c.kvs))
 		return c, nil
 	}
-	for _, sc := range c.streamConfigs() {
-		s, err := c.provisionStream(ctx, sc)
-		if err != nil {
-			return nil, fmt.Errorf("provision stream %s: %w", sc.Name, err)
-		}
-		c.streams[sc.Name] = s
-	}
-	for _, kc := range c.bucketConfigs() {
-		kv, err := c.provisionBucket(ctx, kc)
-		if err != nil {
-			return nil, fmt.Errorf("provision kv bucket %s: %w", kc.Bucket, err)
-		}
-		c.kvs[kc.Bucket] = kv
+	if err := c.provisionWithin(ctx, given); err != nil {
+		return nil, err
 	}
 	c.log.Debug("jetstream provisioned", "replicas", cfg.Replicas, "storage", cfg.Storage.String(),
 		"streams", len(c.streams), "buckets", len(c.kvs))

@@ -3,6 +3,9 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -44,4 +47,26 @@ func (e *Embedded) CheckDisk(minFree int64) error {
 		return fmt.Errorf("%w: %d bytes free on the disk of %s, below the %d kept free; free some space", ErrDiskLow, free, dir, minFree)
 	}
 	return nil
+}
+
+// defaultMaxStore is 75% of the free space on dataDir's disk plus the bytes
+// under dataDir/jetstream; 0 when the disk cannot be read.
+func defaultMaxStore(dataDir string) int64 {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return 0
+	}
+	free, _, err := DiskFree(dataDir)
+	if err != nil {
+		return 0
+	}
+	var used int64
+	_ = filepath.WalkDir(filepath.Join(dataDir, "jetstream"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, ierr := d.Info(); ierr == nil {
+				used += info.Size()
+			}
+		}
+		return nil
+	})
+	return free/4*3 + used
 }

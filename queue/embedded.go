@@ -26,7 +26,9 @@ type EmbeddedConfig struct {
 	// through [Embedded.Server] (queue.ConnConfig.InProcess) without it.
 	TLSCert, TLSKey string
 	// MaxStore is the most JetStream stores on disk, in bytes. Default
-	// nats-server's: 75% of the disk space free at start.
+	// 75% of the disk space free at start plus what the store holds
+	// already (nats-server's own default counts only the free space, so
+	// it would shrink at every restart as the store grows).
 	MaxStore int64
 	// Logger receives the server's log: notices, debug and trace lines at
 	// debug level, warnings at warn, errors at error. Default slog.Default().
@@ -77,6 +79,8 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if cfg.MaxStore > 0 {
 		opts.JetStreamMaxStore = cfg.MaxStore
+	} else if ms := defaultMaxStore(cfg.DataDir); ms > 0 {
+		opts.JetStreamMaxStore = ms
 	}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey})

@@ -223,10 +223,50 @@ func isReservationErr(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStorageReservation
 }
 
+// provision creates or updates every stream and bucket with c.cfg.
+func (c *Client) provision(ctx context.Context) error {
+	for _, sc := range c.streamConfigs() {
+		s, err := c.provisionStream(ctx, sc)
+		if err != nil {
+			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
+		}
+		c.streams[sc.Name] = s
+	}
+	for _, kc := range c.bucketConfigs() {
+		kv, err := c.provisionBucket(ctx, kc)
+		if err != nil {
+			return fmt.Errorf("provision kv bucket %s: %w", kc.Bucket, err)
+		}
+		c.kvs[kc.Bucket] = kv
+	}
+	return nil
+}
+
+// budgetMin is the least budget provisionWithin halves down to.
+const budgetMin int64 = 16 << 20
+
+// provisionWithin provisions, halving the budget while the server cannot
+// reserve the limits (an external NATS whose store is smaller than the
+// budget assumed) and the caller did not set it; the limits the caller set
+// (given) are kept as they are.
+func (c *Client) provisionWithin(ctx context.Context, given Limits) error {
+	for {
+		err := c.provision(ctx)
+		if err == nil || !isReservationErr(err) || given.Budget > 0 || c.cfg.Limits.Budget/2 < budgetMin {
+			return err
+		}
+		l := given
+		l.Budget = c.cfg.Limits.Budget / 2
+		c.log.Warn("storage limits do not fit the server's store: halving the budget; set it (--storage-budget)",
+			"budget", l.Budget, "err", err)
+		c.cfg.Limits = l.WithDefaults()
+	}
+}
+
 // provisionStream creates or updates sc. When the server cannot reserve
-// sc's byte limit (a store smaller than at the last start: the disk filled
-// meanwhile), an existing stream is kept as it is, with a warning, rather
-// than refusing to start: refusing would leave the data unreachable.
+// sc's byte limit and the stream exists (the store shrank since: the disk
+// filled), the stream is kept as it is with a warning: refusing to start
+// would leave its data unreachable.
 func (c *Client) provisionStream(ctx context.Context, sc jetstream.StreamConfig) (jetstream.Stream, error) {
 	s, err := c.js.CreateOrUpdateStream(ctx, sc)
 	if err == nil || !isReservationErr(err) {
@@ -234,7 +274,7 @@ func (c *Client) provisionStream(ctx context.Context, sc jetstream.StreamConfig)
 	}
 	old, oerr := c.js.Stream(ctx, sc.Name)
 	if oerr != nil {
-		return nil, fmt.Errorf("%w (its byte limit %d does not fit the server's store: set a smaller storage budget)", err, sc.MaxBytes)
+		return nil, err
 	}
 	c.log.Warn("stream byte limit does not fit the server's store: keeping the stream's limit", "stream", sc.Name,
 		"max_bytes", sc.MaxBytes, "kept_max_bytes", old.CachedInfo().Config.MaxBytes, "err", err)
@@ -249,7 +289,7 @@ func (c *Client) provisionBucket(ctx context.Context, kc jetstream.KeyValueConfi
 	}
 	old, oerr := c.js.KeyValue(ctx, kc.Bucket)
 	if oerr != nil {
-		return nil, fmt.Errorf("%w (its byte limit %d does not fit the server's store: set a smaller storage budget)", err, kc.MaxBytes)
+		return nil, err
 	}
 	c.log.Warn("bucket byte limit does not fit the server's store: keeping the bucket's limit", "bucket", kc.Bucket,
 		"max_bytes", kc.MaxBytes, "err", err)

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -135,5 +138,24 @@ func TestEachLogTailAndPurge(t *testing.T) {
 	}
 	if n, err := c.PurgeLogs(ctx, queue.PurgeLogsOpts{OlderThan: time.Millisecond}); err != nil || n != 1 {
 		t.Errorf("purge older than 1ms = %d, %v; want 1", n, err)
+	}
+}
+
+// Limits larger than the server's store (an external NATS smaller than the
+// budget) are halved until they fit, not refused.
+func TestLimitsFitASmallStore(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServerWith(t, func(o *server.Options) { o.JetStreamMaxStore = 64 << 20 })
+	// No budget given and none in the account: BudgetDefault (8 GiB).
+	c, err := queue.New(testContext(t), natstest.Connect(t, s), queue.Config{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("New with a budget over the store: %v", err)
+	}
+	info, err := c.JetStream().Stream(testContext(t), queue.StreamLogs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mb := info.CachedInfo().Config.MaxBytes; mb <= 0 || mb > 64<<20 {
+		t.Errorf("LOGS max bytes %d, want a limit that fits 64 MiB", mb)
 	}
 }

@@ -272,6 +272,9 @@ func apiError(err error) *protocol.ErrorResponse {
 		code = "not_found"
 	case errors.Is(err, execution.ErrForbidden), errors.Is(err, execution.ErrUnauthorized):
 		code = "forbidden"
+	case errors.Is(err, execution.ErrTooLarge):
+		// Before bad_request, which it matches too.
+		code = "too_large"
 	case errors.Is(err, execution.ErrBadRequest):
 		code = "bad_request"
 	}

@@ -12,7 +12,8 @@ class APIError(TaskwireError):
     """An ErrorResponse from the worker to one request.
 
     ``error`` is its short machine name ("not_found", "forbidden",
-    "bad_request", "api_error", ...), ``detail`` the map the worker sent
+    "bad_request", "too_large" (a value over a size limit the message
+    names), "api_error", ...), ``detail`` the map the worker sent
     with it ("message" usually explains). Requests raise NotFound, a
     subclass, for "not_found".
     """

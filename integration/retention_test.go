@@ -4,14 +4,20 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/testbin"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // Issue 17, item 6 (retention): finished records past the retention are
@@ -66,4 +72,71 @@ func TestFinishedRecordsAreExportedThenDeleted(t *testing.T) {
 	if _, ok := exported[waiting.ID]; ok {
 		t.Errorf("the queued task was exported")
 	}
+}
+
+// TestRecordRetentionFigure measures the executor's start (time to /readyz)
+// and RSS with TASKWIRE_RECORDS_N finished records, half of them past the
+// 30-day retention, before and after the retention deleted those. It is a
+// figure for README, skipped unless TASKWIRE_RECORDS_N is set:
+//
+//	TASKWIRE_RECORDS_N=20000 go test -count=1 -run TestRecordRetentionFigure -v ./integration
+func TestRecordRetentionFigure(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("TASKWIRE_RECORDS_N"))
+	if n <= 0 {
+		t.Skip("set TASKWIRE_RECORDS_N")
+	}
+	ns := natstest.RunServer(t)
+	qc, err := queue.New(t.Context(), natstest.Connect(t, ns), queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := qc.KV(queue.BucketTaskInstances)
+	now := time.Now().UTC()
+	g, ctx := errgroup.WithContext(t.Context())
+	g.SetLimit(32)
+	for i := range n {
+		g.Go(func() error {
+			at := now.Add(-time.Hour)
+			if i%2 == 0 {
+				at = now.Add(-40 * 24 * time.Hour)
+			}
+			spec := activity.TaskSpec{Queue: "default", Entrypoint: sh("echo a task of some typical size"), RetryPolicy: activity.RetryPolicy{Retries: 2}}.WithDefaults(at)
+			ti := activity.NewTaskInstance(fmt.Sprintf("ti-%07d", i), spec, at)
+			if err := ti.SetState(activity.StateRunning, "", at); err != nil {
+				return err
+			}
+			if err := ti.SetState(activity.StateSuccess, "", at); err != nil {
+				return err
+			}
+			b, err := ti.MarshalRecord()
+			if err != nil {
+				return err
+			}
+			_, err = kv.Put(ctx, ti.ID, b)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	start := func(name string) (*testbin.Proc, time.Duration, int) {
+		addr := testbin.FreeAddr(t)
+		t0 := time.Now()
+		p := testbin.Start(t, name, buildAll(t).executor, nil, "serve", "--nats-url", ns.ClientURL(), "--listen", addr,
+			"--record-export-dir", t.TempDir(), "--log-level", "info")
+		testbin.Eventually(t, 5*time.Minute, name+" ready", func() bool {
+			st, _ := httpGet(t, "http://"+addr+"/readyz")
+			return st == 200
+		})
+		return p, time.Since(t0), vmKB(t, p.Cmd.Process.Pid, "VmRSS")
+	}
+	p, took, rss := start("executor-1")
+	t.Logf("%d finished records (%d past 30 days): ready in %s, RSS %d MB", n, n/2, took.Round(time.Millisecond), rss>>10)
+	testbin.Eventually(t, 5*time.Minute, "old records deleted", func() bool {
+		st, err := kv.Status(context.Background())
+		return err == nil && st.Values() <= uint64(n-n/2)
+	})
+	p.Stop(10 * time.Second)
+	_, took, rss = start("executor-2")
+	t.Logf("after retention, %d records: ready in %s, RSS %d MB", n-n/2, took.Round(time.Millisecond), rss>>10)
 }

@@ -119,11 +119,15 @@ func TestRecordRetentionFigure(t *testing.T) {
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
+	bin := buildAll(t).executor
+	var api *client.Client
 	start := func(name string) (*testbin.Proc, time.Duration, int) {
 		addr := testbin.FreeAddr(t)
+		api, _ = client.New(client.Config{URL: "http://" + addr})
 		t0 := time.Now()
-		p := testbin.Start(t, name, buildAll(t).executor, nil, "serve", "--nats-url", ns.ClientURL(), "--listen", addr,
+		p := testbin.Start(t, name, bin, nil, "serve", "--nats-url", ns.ClientURL(), "--listen", addr,
 			"--record-export-dir", t.TempDir(), "--log-level", "info")
+		waitHealthy(t, "http://"+addr, p, nil)
 		testbin.Eventually(t, 5*time.Minute, name+" ready", func() bool {
 			st, _ := httpGet(t, "http://"+addr+"/readyz")
 			return st == 200
@@ -133,8 +137,8 @@ func TestRecordRetentionFigure(t *testing.T) {
 	p, took, rss := start("executor-1")
 	t.Logf("%d finished records (%d past 30 days): ready in %s, RSS %d MB", n, n/2, took.Round(time.Millisecond), rss>>10)
 	testbin.Eventually(t, 5*time.Minute, "old records deleted", func() bool {
-		st, err := kv.Status(context.Background())
-		return err == nil && st.Values() <= uint64(n-n/2)
+		_, total, err := api.List(context.Background(), client.ListOpts{Limit: 1})
+		return err == nil && total == n-n/2
 	})
 	p.Stop(10 * time.Second)
 	_, took, rss = start("executor-2")

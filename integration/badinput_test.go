@@ -30,7 +30,7 @@ func activityOf(t *testing.T, qc *queue.Client, q string) *activity.ExecuteTask 
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := cons.JetStream().Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -312,7 +312,7 @@ func TestWorkerPermissions(t *testing.T) {
 		t.Error("the worker pulled from queue other's consumer")
 	}
 	cctx, cancel = context.WithTimeout(t.Context(), time.Second)
-	if _, err := wq.KV(queue.BucketConnections).Get(cctx, "any"); err == nil || errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := wq.Bucket(queue.BucketConnections).JetStream().Get(cctx, "any"); err == nil || errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Errorf("the worker read the connections bucket: %v", err)
 	}
 	cancel()

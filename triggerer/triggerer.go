@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taskwire/taskwire/activity"
@@ -196,8 +195,8 @@ type Triggerer struct {
 	cfg Config
 	log *slog.Logger
 	q   *queue.Client
-	kv  jetstream.KeyValue // claims
-	hb  jetstream.KeyValue // heartbeats
+	kv  queue.Bucket // claims
+	hb  queue.Bucket // heartbeats
 	env *trigger.Env
 	ext *externalEvents
 
@@ -236,8 +235,8 @@ func New(cfg Config) (*Triggerer, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("triggerer_id", cfg.ID),
 		q:       cfg.Queue,
-		kv:      cfg.Queue.KV(queue.BucketTriggers),
-		hb:      cfg.Queue.KV(queue.BucketTriggerers),
+		kv:      cfg.Queue.Bucket(queue.BucketTriggers),
+		hb:      cfg.Queue.Bucket(queue.BucketTriggerers),
 		claims:  make(map[string]cached),
 		running: make(map[string]*run),
 		seen:    make(map[string]time.Time),
@@ -245,7 +244,7 @@ func New(cfg Config) (*Triggerer, error) {
 		kick:    make(chan struct{}, 1),
 		outCh:   make(chan struct{}, 1),
 	}
-	tr.ext = newExternalEvents(cfg.Queue.KV(queue.BucketExternalEvents), tr.log)
+	tr.ext = newExternalEvents(cfg.Queue.Bucket(queue.BucketExternalEvents), tr.log)
 	tr.env = &trigger.Env{HTTPClient: cfg.HTTPClient, Events: tr.ext, Logger: tr.log}
 	return tr, nil
 }
@@ -377,14 +376,14 @@ func (tr *Triggerer) Stop(ctx context.Context) error {
 
 // watch starts a watch of every key of kv and returns once its initial
 // values are applied.
-func (tr *Triggerer) watch(ctx, runCtx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry)) error {
+func (tr *Triggerer) watch(ctx, runCtx context.Context, kv queue.Bucket, apply func(queue.Entry)) error {
 	return watchKV(ctx, runCtx, &tr.wg, kv, apply)
 }
 
 // watchKV calls apply with every entry of kv, the current ones then every
 // change, from a goroutine counted in wg that ends with runCtx. It returns
 // once the current entries are applied.
-func watchKV(ctx, runCtx context.Context, wg *sync.WaitGroup, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry)) error {
+func watchKV(ctx, runCtx context.Context, wg *sync.WaitGroup, kv queue.Bucket, apply func(queue.Entry)) error {
 	w, err := kv.WatchAll(runCtx)
 	if err != nil {
 		return err
@@ -404,7 +403,7 @@ func watchKV(ctx, runCtx context.Context, wg *sync.WaitGroup, kv jetstream.KeyVa
 				if !ok {
 					return
 				}
-				if e == nil {
+				if e.CaughtUp() {
 					readyOnce()
 					continue
 				}
@@ -420,20 +419,20 @@ func watchKV(ctx, runCtx context.Context, wg *sync.WaitGroup, kv jetstream.KeyVa
 	}
 }
 
-func (tr *Triggerer) applyHeartbeat(e jetstream.KeyValueEntry) {
+func (tr *Triggerer) applyHeartbeat(e queue.Entry) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
+	if !e.IsPut() {
 		tr.seen[e.Key()] = time.Time{} // said goodbye: dead at once
 		return
 	}
 	tr.seen[e.Key()] = time.Now()
 }
 
-func (tr *Triggerer) applyClaim(e jetstream.KeyValueEntry) {
+func (tr *Triggerer) applyClaim(e queue.Entry) {
 	id := e.Key()
 	var c claim
-	isPut := e.Operation() == jetstream.KeyValuePut
+	isPut := e.IsPut()
 	if isPut {
 		if err := json.Unmarshal(e.Value(), &c); err != nil {
 			tr.log.Warn("undecodable trigger claim", "trigger_id", id, "err", err)
@@ -487,7 +486,7 @@ func (tr *Triggerer) free() int {
 	return tr.cfg.Capacity - len(tr.running)
 }
 
-func (tr *Triggerer) pullLoop(ctx context.Context, cons jetstream.Consumer) {
+func (tr *Triggerer) pullLoop(ctx context.Context, cons queue.Consumer) {
 	for ctx.Err() == nil {
 		n := tr.free()
 		if n <= 0 {
@@ -499,7 +498,7 @@ func (tr *Triggerer) pullLoop(ctx context.Context, cons jetstream.Consumer) {
 			}
 			continue
 		}
-		batch, err := cons.Fetch(min(n, fetchBatchMax), jetstream.FetchMaxWait(fetchWait))
+		batch, err := cons.Fetch(min(n, fetchBatchMax), fetchWait)
 		if err != nil {
 			if ctx.Err() == nil {
 				tr.log.Warn("fetch triggers", "err", err)
@@ -513,21 +512,21 @@ func (tr *Triggerer) pullLoop(ctx context.Context, cons jetstream.Consumer) {
 		// Claims are KV round trips: run a batch's concurrently.
 		var g errgroup.Group
 		g.SetLimit(claimConcurrency)
-		for m := range batch.Messages() {
+		for m := range batch.All() {
 			g.Go(func() error {
 				tr.onNew(ctx, m)
 				return nil
 			})
 		}
 		_ = g.Wait()
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+		if err := batch.Err(); err != nil && !errors.Is(err, queue.ErrNoMessages) && ctx.Err() == nil {
 			tr.log.Debug("fetch triggers", "err", err)
 		}
 	}
 }
 
 // onNew claims a trigger from TRIGGERS and starts it.
-func (tr *Triggerer) onNew(ctx context.Context, m jetstream.Msg) {
+func (tr *Triggerer) onNew(ctx context.Context, m queue.Delivery) {
 	if tr.isStopping() {
 		_ = m.Nak() // for another triggerer, now
 		return
@@ -542,7 +541,7 @@ func (tr *Triggerer) onNew(ctx context.Context, m jetstream.Msg) {
 	switch {
 	case err == nil:
 		tr.startRun(t, rev)
-	case errors.Is(err, jetstream.ErrKeyExists):
+	case errors.Is(err, queue.ErrKeyExists):
 		// Delivered again: someone holds it, or it waits to be adopted.
 		tr.kickAdopt()
 	default:
@@ -802,7 +801,7 @@ func (tr *Triggerer) publish(ctx context.Context, f firedEvent) {
 	f.r.mu.Lock()
 	rev := f.r.rev
 	f.r.mu.Unlock()
-	if err := tr.kv.Delete(ctx, t.ID, jetstream.LastRevision(rev)); err != nil && ctx.Err() == nil {
+	if err := tr.kv.DeleteAt(ctx, t.ID, rev); err != nil && ctx.Err() == nil {
 		tr.log.Debug("retire trigger claim", "trigger_id", t.ID, "err", err)
 	}
 	tr.log.Info("trigger fired", "trigger_id", t.ID, "ti_id", t.TIID, "kind", t.Kind, "error", f.ev.Error)

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taskwire/taskwire/executor"
@@ -102,7 +101,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	}
 
 	url := natsFlags.URL
-	var inProcess nats.InProcessConnProvider
+	var inProcess queue.InProcessServer
 	if url == "" {
 		if (*natsTLSCert == "") != (*natsTLSKey == "") {
 			return usageErr(errors.New("--nats-listen-tls-cert and --nats-listen-tls-key go together"))

@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/taskwire/taskwire/execution"
@@ -47,20 +46,8 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(_ *nats.Conn) { close(closed) })
-	defer func() {
-		// Phase 4 of shutdown: drain the connection (flushes log lines).
-		if err := nc.Drain(); err != nil {
-			nc.Close()
-			return
-		}
-		select {
-		case <-closed:
-		case <-time.After(10 * time.Second):
-			nc.Close()
-		}
-	}()
+	// Phase 4 of shutdown: drain the connection (flushes log lines).
+	defer queue.Drain(nc, 10*time.Second)
 	qc, err := queue.New(ctx, nc, queue.Config{Logger: log, Bind: true})
 	if err != nil {
 		return err

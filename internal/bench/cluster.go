@@ -124,7 +124,7 @@ func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err 
 	if c.observer, err = c.connect(ctx, "taskwire-bench"); err != nil {
 		return nil, err
 	}
-	if c.tracker, err = startTracker(ctx, c.observer.KV(queue.BucketTaskInstances)); err != nil {
+	if c.tracker, err = startTracker(ctx, c.observer.Bucket(queue.BucketTaskInstances)); err != nil {
 		return nil, err
 	}
 	hc := c.httpClient(cfg.Inflight)

@@ -58,7 +58,7 @@ func rawJetStream(ctx context.Context, q *queue.Client, n int, done *atomic.Int6
 		if err := q.PublishActivity(ctx, queueRaw, fmt.Sprintf("raw-%s-%d", run, i), []byte("x")); err != nil {
 			return Latency{}, err
 		}
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		msg, err := cons.JetStream().Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
 			return Latency{}, fmt.Errorf("pull raw activity: %w", err)
 		}

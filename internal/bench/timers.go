@@ -123,11 +123,11 @@ func timers(ctx context.Context, cfg Config, dir string, n int, done *atomic.Int
 			return Timers{}, child.exitError("triggerer child exited")
 		default:
 		}
-		batch, err := events.Fetch(min(1000, late-len(lateness)), jetstream.FetchMaxWait(time.Second))
+		batch, err := events.Fetch(min(1000, late-len(lateness)), time.Second)
 		if err != nil {
 			return Timers{}, fmt.Errorf("fetch events: %w", err)
 		}
-		for m := range batch.Messages() {
+		for m := range batch.All() {
 			_ = m.Ack()
 			ev, err := activity.DecodeTriggerEvent(m.Data())
 			if err != nil {
@@ -144,7 +144,7 @@ func timers(ctx context.Context, cfg Config, dir string, n int, done *atomic.Int
 			lateness = append(lateness, ev.FiredAt.Sub(moment(i)))
 			done.Add(1)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		if err := batch.Err(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return Timers{}, fmt.Errorf("fetch events: %w", err)
 		}
 	}

@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/flagenv"
 	"github.com/taskwire/taskwire/internal/telemetry"
@@ -66,8 +64,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: worker.MetricRunning,
-		Help: "Tasks and callbacks running on this worker."}, func() float64 { return float64(w.Running()) }))
+	reg.MustRegister(w.RunningGauge())
 	var started atomic.Bool
 	if o.listen != "" {
 		mux := http.NewServeMux()

@@ -76,7 +76,7 @@ type command struct {
 }
 
 var commands = []command{
-	{"serve", func(_ *cli, ctx context.Context, args []string) error { return serveCmd(ctx, args) }, 1},
+	{"serve", func(c *cli, ctx context.Context, args []string) error { return serveCmd(ctx, args, c.lookupEnv) }, 1},
 	{"submit", (*cli).submit, 2},
 	{"get", (*cli).get, 2},
 	{"list", (*cli).list, 2},

@@ -150,3 +150,16 @@ func TestParseMixesFlagsAndArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestServeBadEnv: executor serve with a bad TASKWIRE_* value stops at
+// start, exit status 2, naming the variable; nothing is started.
+func TestServeBadEnv(t *testing.T) {
+	t.Parallel()
+	tc := newTestCLI(map[string]string{"TASKWIRE_SCAN_INTERVAL": "abc", "TASKWIRE_DATA_DIR": t.TempDir()})
+	if code := tc.runCLI(t, "serve"); code != 2 {
+		t.Fatalf("exit %d, want 2; stderr %s", code, tc.errOut.String())
+	}
+	if !strings.Contains(tc.errOut.String(), `TASKWIRE_SCAN_INTERVAL="abc" (for --scan-interval)`) {
+		t.Errorf("stderr %q does not name the variable", tc.errOut.String())
+	}
+}

@@ -2,11 +2,9 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -32,30 +30,10 @@ func (c *cli) newFlagSet(name, u string) *flag.FlagSet {
 	return fs
 }
 
-// envNameRE finds the environment variable a flag falls back to: its help
-// names it in parentheses, so the help and the binding cannot disagree.
-var envNameRE = regexp.MustCompile(`\((TASKWIRE_[A-Z0-9_]+)\)`)
-
-// applyEnv sets every flag of fs not in given whose help names a
-// TASKWIRE_* variable from that variable, when it is set and not empty:
-// the command line wins over the environment, the environment over the
-// built-in default.
+// applyEnv sets the flags of fs not in given from the TASKWIRE_* variable
+// their help names (see flagenv.Apply).
 func (c *cli) applyEnv(fs *flag.FlagSet, given map[string]bool) error {
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		m := envNameRE.FindStringSubmatch(f.Usage)
-		if m == nil || given[f.Name] {
-			return
-		}
-		v, ok := c.lookupEnv(m[1])
-		if !ok || v == "" {
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q (for --%s): %v", m[1], v, f.Name, err))
-		}
-	})
-	return errors.Join(errs...)
+	return flagenv.Apply(fs, given, c.lookupEnv)
 }
 
 // parse parses args, which may mix flags and positional arguments ("get ID
@@ -93,8 +71,7 @@ func (c *cli) parseHead(fs *flag.FlagSet, args []string) (pos []string, given ma
 
 // afterParse applies the environment to the flags not given.
 func (c *cli) afterParse(fs *flag.FlagSet) (map[string]bool, error) {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	given := flagenv.Given(fs)
 	if err := c.applyEnv(fs, given); err != nil {
 		return nil, usageErr(err)
 	}

@@ -46,26 +46,26 @@ func readKeyFile(path, what string) ([]byte, error) {
 	return b, nil
 }
 
-func serveCmd(ctx context.Context, args []string) error {
+func serveCmd(ctx context.Context, args []string, lookupEnv func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), serveUsage); fs.PrintDefaults() }
 	var (
-		dataDir       = fs.String("data-dir", flagenv.String("TASKWIRE_DATA_DIR", "taskwire-data"), "embedded NATS data directory (TASKWIRE_DATA_DIR)")
-		listen        = fs.String("listen", flagenv.String("TASKWIRE_LISTEN", "127.0.0.1:8080"), "HTTP listen address of the APIs (TASKWIRE_LISTEN)")
-		natsTLSCert   = fs.String("nats-listen-tls-cert", flagenv.String("TASKWIRE_NATS_LISTEN_TLS_CERT", ""), "PEM certificate making the embedded NATS require TLS of its clients; with --nats-listen-tls-key (TASKWIRE_NATS_LISTEN_TLS_CERT)")
-		natsTLSKey    = fs.String("nats-listen-tls-key", flagenv.String("TASKWIRE_NATS_LISTEN_TLS_KEY", ""), "PEM private key of --nats-listen-tls-cert (TASKWIRE_NATS_LISTEN_TLS_KEY)")
-		natsListen    = fs.String("nats-listen", flagenv.String("TASKWIRE_NATS_LISTEN", "127.0.0.1:4222"), "embedded NATS listen address (TASKWIRE_NATS_LISTEN)")
-		replicas      = fs.Int("replicas", flagenv.Int("TASKWIRE_REPLICAS", 1), "stream and KV replicas, 3 on a NATS cluster (TASKWIRE_REPLICAS)")
-		operatorToken = fs.String("operator-token", flagenv.String("TASKWIRE_OPERATOR_TOKEN", ""), "bearer token required on /api/ (TASKWIRE_OPERATOR_TOKEN)")
-		keyFile       = fs.String("signing-key-file", flagenv.String("TASKWIRE_SIGNING_KEY_FILE", ""), "file with the task-token signing key, ≥ 32 bytes; default a key shared through NATS (TASKWIRE_SIGNING_KEY_FILE)")
-		zombie        = fs.Duration("zombie-threshold", flagenv.Duration("TASKWIRE_ZOMBIE_THRESHOLD", executor.ZombieThresholdDefault), "a running task with no heartbeat this long is a zombie (TASKWIRE_ZOMBIE_THRESHOLD)")
-		scan          = fs.Duration("scan-interval", flagenv.Duration("TASKWIRE_SCAN_INTERVAL", executor.ScanIntervalDefault), "how often zombies and timeouts are looked for (TASKWIRE_SCAN_INTERVAL)")
-		secretFile    = fs.String("secret-key-file", flagenv.String("TASKWIRE_SECRET_KEY_FILE", ""), "file with the key sealing connections and variables at rest, ≥ 32 bytes; default a key shared through NATS (TASKWIRE_SECRET_KEY_FILE)")
-		execTTL       = fs.Duration("execution-token-ttl", flagenv.Duration("TASKWIRE_EXECUTION_TOKEN_TTL", executor.ExecutionTokenTTLDefault), "life of a task try's execution token, refreshed on heartbeats when half spent (TASKWIRE_EXECUTION_TOKEN_TTL)")
-		tlsCert       = fs.String("tls-cert", flagenv.String("TASKWIRE_TLS_CERT", ""), "PEM certificate (chain) to serve the APIs over https; with --tls-key (TASKWIRE_TLS_CERT)")
-		tlsKey        = fs.String("tls-key", flagenv.String("TASKWIRE_TLS_KEY", ""), "PEM private key of --tls-cert (TASKWIRE_TLS_KEY)")
-		lostAfter     = fs.Duration("lost-after", flagenv.Duration("TASKWIRE_LOST_AFTER", executor.LostAfterDefault), "a worker or triggerer silent this long is shown as lost (TASKWIRE_LOST_AFTER)")
-		ackWait       = fs.Duration("activity-ack-wait", flagenv.Duration("TASKWIRE_ACTIVITY_ACK_WAIT", 30*time.Second), "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
+		dataDir       = fs.String("data-dir", "taskwire-data", "embedded NATS data directory (TASKWIRE_DATA_DIR)")
+		listen        = fs.String("listen", "127.0.0.1:8080", "HTTP listen address of the APIs (TASKWIRE_LISTEN)")
+		natsTLSCert   = fs.String("nats-listen-tls-cert", "", "PEM certificate making the embedded NATS require TLS of its clients; with --nats-listen-tls-key (TASKWIRE_NATS_LISTEN_TLS_CERT)")
+		natsTLSKey    = fs.String("nats-listen-tls-key", "", "PEM private key of --nats-listen-tls-cert (TASKWIRE_NATS_LISTEN_TLS_KEY)")
+		natsListen    = fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS listen address (TASKWIRE_NATS_LISTEN)")
+		replicas      = fs.Int("replicas", 1, "stream and KV replicas, 3 on a NATS cluster (TASKWIRE_REPLICAS)")
+		operatorToken = fs.String("operator-token", "", "bearer token required on /api/ (TASKWIRE_OPERATOR_TOKEN)")
+		keyFile       = fs.String("signing-key-file", "", "file with the task-token signing key, ≥ 32 bytes; default a key shared through NATS (TASKWIRE_SIGNING_KEY_FILE)")
+		zombie        = fs.Duration("zombie-threshold", executor.ZombieThresholdDefault, "a running task with no heartbeat this long is a zombie (TASKWIRE_ZOMBIE_THRESHOLD)")
+		scan          = fs.Duration("scan-interval", executor.ScanIntervalDefault, "how often zombies and timeouts are looked for (TASKWIRE_SCAN_INTERVAL)")
+		secretFile    = fs.String("secret-key-file", "", "file with the key sealing connections and variables at rest, ≥ 32 bytes; default a key shared through NATS (TASKWIRE_SECRET_KEY_FILE)")
+		execTTL       = fs.Duration("execution-token-ttl", executor.ExecutionTokenTTLDefault, "life of a task try's execution token, refreshed on heartbeats when half spent (TASKWIRE_EXECUTION_TOKEN_TTL)")
+		tlsCert       = fs.String("tls-cert", "", "PEM certificate (chain) to serve the APIs over https; with --tls-key (TASKWIRE_TLS_CERT)")
+		tlsKey        = fs.String("tls-key", "", "PEM private key of --tls-cert (TASKWIRE_TLS_KEY)")
+		lostAfter     = fs.Duration("lost-after", executor.LostAfterDefault, "a worker or triggerer silent this long is shown as lost (TASKWIRE_LOST_AFTER)")
+		ackWait       = fs.Duration("activity-ack-wait", 30*time.Second, "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
 	)
 	var (
 		natsFlags flagenv.NATS
@@ -73,7 +73,7 @@ func serveCmd(ctx context.Context, args []string) error {
 	)
 	natsFlags.Register(fs, "", "external NATS URL; empty embeds a server")
 	logFlags.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := flagenv.Parse(fs, args, lookupEnv); err != nil {
 		return usageErr(err)
 	}
 	log, err := logFlags.Logger()

@@ -115,16 +115,6 @@ func (e *Executor) handleDrainWorker(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, wi)
 }
 
-// triggererBeat is the triggerers bucket's heartbeat as the triggerer
-// package writes it (only the fields shown to operators).
-type triggererBeat struct {
-	ID        string    `json:"id"`
-	Hostname  string    `json:"hostname"`
-	Held      int       `json:"held"`
-	At        time.Time `json:"at"`
-	StartedAt time.Time `json:"started_at"`
-}
-
 // handleTriggerers is GET /api/v1/triggerers.
 func (e *Executor) handleTriggerers(w http.ResponseWriter, r *http.Request) {
 	ents, err := e.triggerers.Entries(r.Context())
@@ -135,7 +125,7 @@ func (e *Executor) handleTriggerers(w http.ResponseWriter, r *http.Request) {
 	now := e.now()
 	out := []activity.TriggererInfo{}
 	for key, val := range ents {
-		var hb triggererBeat
+		var hb activity.TriggererHeartbeat
 		if err := json.Unmarshal(val, &hb); err != nil {
 			e.log.Warn("undecodable triggerer heartbeat", "triggerer_id", key, "err", err)
 			continue

@@ -211,7 +211,7 @@ func TestLostClaimStopsTheRun(t *testing.T) {
 	}
 	b, _ := json.Marshal(claim{Owner: "someone-else", Trigger: trig})
 	// Someone else's heartbeat, so a does not take it back.
-	hb, _ := json.Marshal(heartbeat{ID: "someone-else", At: time.Now()})
+	hb, _ := json.Marshal(activity.TriggererHeartbeat{ID: "someone-else", At: time.Now()})
 	if _, err := f.q.Bucket(queue.BucketTriggerers).JetStream().Put(t.Context(), "someone-else", hb); err != nil {
 		t.Fatal(err)
 	}

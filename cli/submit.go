@@ -352,7 +352,20 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		if many {
 			wait = c.waitMany
 		}
-		if tis, err = wait(ctx, api, tis, o.api.json); err != nil {
+		// Meanwhile, say so if no live worker serves a queue waited on.
+		stderr, locked := c.stderr, &lockedWriter{w: c.stderr}
+		c.stderr = locked
+		wctx, stop := context.WithCancel(ctx)
+		warned, submitted := make(chan struct{}), tis
+		go func() {
+			defer close(warned)
+			c.warnUnserved(wctx, api, submitted, locked)
+		}()
+		tis, err = wait(ctx, api, tis, o.api.json)
+		stop()
+		<-warned
+		c.stderr = stderr
+		if err != nil {
 			return err
 		}
 	}

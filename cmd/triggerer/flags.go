@@ -30,6 +30,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	o := &options{}
 	o.nats.Register(fs, "nats://127.0.0.1:4222", "NATS URL")
+	o.nats.RegisterConnectTimeout(fs)
 	fs.IntVar(&o.cfg.Capacity, "capacity", triggerer.CapacityDefault, "most triggers held at once (TASKWIRE_CAPACITY)")
 	fs.StringVar(&o.cfg.ID, "id", "", "triggerer id, [A-Za-z0-9_=-]; default hostname-pid-random (TASKWIRE_TRIGGERER_ID)")
 	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", triggerer.HeartbeatIntervalDefault, "heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")

@@ -61,6 +61,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	o := &options{}
 	o.nats.Register(fs, "nats://127.0.0.1:4222", "NATS URL")
+	o.nats.RegisterConnectTimeout(fs)
 	fs.StringVar(&o.apiURL, "api-url", "http://127.0.0.1:8080", "executor URL serving the Execution API (TASKWIRE_API_URL)")
 	fs.StringVar(&o.apiCA, "api-ca", "", "PEM file of the CA that signed the executor's https certificate (TASKWIRE_API_CA)")
 	queues := fs.String("queues", "default", "comma-separated queues to serve (TASKWIRE_QUEUES)")

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"time"
 
 	"github.com/taskwire/taskwire/queue"
 )
@@ -56,7 +57,10 @@ func Apply(fs *flag.FlagSet, given map[string]bool, lookupEnv func(string) (stri
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q (for --%s): %v", m[1], v, f.Name, err))
+			if f.DefValue != "" {
+				err = fmt.Errorf("%w; want a value like the default, %q", err, f.DefValue)
+			}
+			errs = append(errs, fmt.Errorf("%s=%q (for --%s): %w", m[1], v, f.Name, err))
 		}
 	})
 	return errors.Join(errs...)
@@ -65,6 +69,15 @@ func Apply(fs *flag.FlagSet, given map[string]bool, lookupEnv func(string) (stri
 // NATS holds the NATS connection flags.
 type NATS struct {
 	URL, User, Password, Creds, CA, Cert, Key, Inbox string
+	// ConnectTimeout bounds the retries of the first connect (see
+	// RegisterConnectTimeout); 0 retries until stopped.
+	ConnectTimeout time.Duration
+}
+
+// RegisterConnectTimeout adds --connect-timeout to fs, for the services
+// that wait for NATS at start (queue.ConnectRetry).
+func (n *NATS) RegisterConnectTimeout(fs *flag.FlagSet) {
+	fs.DurationVar(&n.ConnectTimeout, "connect-timeout", 0, "at start, how long to keep retrying while NATS is unreachable before exiting; 0 retries until stopped (TASKWIRE_CONNECT_TIMEOUT)")
 }
 
 // Register adds --nats-url (default defURL), --nats-user, --nats-password,
@@ -92,7 +105,7 @@ func (n NATS) Conn(name string, log *slog.Logger) queue.ConnConfig {
 // LogAttrs describes the flags for a log line, without secrets.
 func (n NATS) LogAttrs() []any {
 	return []any{"nats_url", n.URL, "nats_user", n.User, "nats_password", n.Password != "",
-		"nats_creds", n.Creds, "nats_tls", n.CA != "" || n.Cert != "", "nats_inbox_prefix", n.Inbox}
+		"nats_creds", n.Creds, "nats_tls", n.CA != "" || n.Cert != "", "nats_inbox_prefix", n.Inbox, "connect_timeout", n.ConnectTimeout}
 }
 
 // ClientTLS returns a TLS configuration trusting the CA certificates of the

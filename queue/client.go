@@ -322,8 +322,8 @@ func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
 // Conn is the NATS connection the client was created with.
 func (c *Client) Conn() *nats.Conn { return c.nc }
 
-// JetStream is the client's JetStream context, for tests and tools that
-// inspect the broker itself. Services use the domain operations: the
+// JetStream is the client's JetStream context, for tests that
+// inspect the broker itself. Everything else uses the domain operations: the
 // layering test (internal/layering) keeps them from using it.
 func (c *Client) JetStream() jetstream.JetStream { return c.js }
 

@@ -5,6 +5,7 @@ import (
 	"iter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -135,3 +136,7 @@ func (s *Subscription) Stop() { s.cc.Stop() }
 // inspect or pull directly. Services use the methods above: the layering
 // test (internal/layering) keeps them from using it.
 func (c Consumer) JetStream() jetstream.Consumer { return c.c }
+
+// ErrTimeout is a batch's Err when its pull ended with fewer messages than
+// asked for because its wait ran out.
+var ErrTimeout = nats.ErrTimeout

@@ -26,6 +26,8 @@
 //	timer.go               scheduled timers
 //	registry.go            keys of the worker registry
 //	log.go                 task log lines
+//	bulk.go                many activities or triggers at once (backlogs, benchmarks)
+//	connretry.go           waiting for NATS at start ([ConnectRetry])
 //	embedded.go            the in-process server
 //
 // The hot path costs what it did with raw JetStream: a [Delivery] and an
@@ -33,9 +35,8 @@
 // sentinels under taskwire's names ([ErrKeyNotFound], ...), so no
 // translation or allocation is added; only a [Watcher] adds a goroutine
 // (it forwards entries as taskwire's type). The raw escape hatches
-// (Client.JetStream, Consumer.JetStream, Bucket.JetStream) are for tests
-// and the bench harness; internal/layering fails when a service uses them
-// or imports nats.go.
+// (Client.JetStream, Consumer.JetStream, Bucket.JetStream) are for tests;
+// internal/layering fails when other code uses them or imports nats.go.
 //
 // Subjects:
 //

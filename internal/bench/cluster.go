@@ -11,8 +11,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/executor"
@@ -38,7 +36,7 @@ const stopTimeout = 30 * time.Second
 type cluster struct {
 	log  *slog.Logger
 	emb  *queue.Embedded
-	conn []*nats.Conn
+	conn []*queue.Conn
 
 	ex      *executor.Executor
 	srv     *http.Server

@@ -8,12 +8,13 @@
 //   - Only queue speaks NATS: no package imports github.com/nats-io/nats.go
 //     (or its jetstream package) in non-test code, and none calls the raw
 //     escape hatches (Client.JetStream, Consumer.JetStream, Bucket.JetStream),
-//     except queue and this allowlist:
-//     internal/natstest (real NATS servers for tests) and internal/bench
-//     (it measures raw JetStream round trips, the yardstick taskwire's own
-//     figures are compared with). Test files (_test.go) are allowed too:
-//     tests inspect and fault the broker from outside. nats-server is
-//     imported only by queue (the embedded server) and internal/natstest.
+//     except queue and internal/natstest (real NATS servers for tests).
+//     Even the benchmark (internal/bench), which measures raw JetStream
+//     round trips as the yardstick of taskwire's own figures, goes through
+//     queue (Consumer.Fetch, PublishActivities, PublishTriggers). Test
+//     files (_test.go) are allowed: tests inspect and fault the broker from
+//     outside. nats-server is imported only by queue (the embedded server)
+//     and internal/natstest.
 //   - protocol is a leaf: it imports no taskwire package.
 //   - activity (the domain) imports no taskwire package.
 //   - cmd/* only wires: a binary imports the standard library and taskwire

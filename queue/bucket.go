@@ -63,9 +63,9 @@ func (b Bucket) Update(ctx context.Context, key string, val []byte, rev uint64) 
 	return b.kv.Update(ctx, key, val, rev)
 }
 
-// Delete deletes key's value; deleting a key without one is not an error
-// of its own ([ErrKeyNotFound] is returned only by some servers: callers
-// that do not care use errors.Is).
+// Delete deletes key's value (it writes a delete marker, which watches
+// report). Callers that may delete a key without a value ignore
+// [ErrKeyNotFound] with errors.Is.
 func (b Bucket) Delete(ctx context.Context, key string) error {
 	return b.kv.Delete(ctx, key)
 }

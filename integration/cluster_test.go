@@ -26,7 +26,6 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testbin.Cleanup()
-	cleanupJava()
 	os.Exit(code)
 }
 

@@ -43,8 +43,8 @@ func TestComposeServices(t *testing.T) {
 		"0.0.0.0:8080", apiAddr,
 		"http://executor:8080", "http://"+apiAddr,
 		"gotasks ", b.gotasks+" ",
-		"/opt/taskwire/examples/pytasks/tasks.py", filepath.Join(repoRoot(t), "examples/pytasks/tasks.py"),
-		"/opt/taskwire/java", javaClasses(t),
+		"python=python3 /opt/taskwire/examples/pytasks/tasks.py", "python="+testbin.Python(t)+" "+filepath.Join(repoRoot(t), "examples/pytasks/tasks.py"),
+		"/opt/taskwire/java/classes:/opt/taskwire/java/taskwire-sdk.jar", testbin.JavaTasksClasspath(t),
 	)
 	// Each service's /metrics, /healthz and /readyz address: 0.0.0.0:9090
 	// becomes a port of its own here, as each service has its own host there.

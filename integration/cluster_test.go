@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,7 +24,23 @@ import (
 	"github.com/taskwire/taskwire/internal/testbin"
 )
 
+// parallelDefault is how many tests run at once when go test is given no
+// -parallel: most of them wait on processes, timers and the network more
+// than they compute, so more than the 2 cores' default (GOMAXPROCS). The
+// tests that load the machine or measure time do not call t.Parallel and
+// run first, alone.
+const parallelDefault = "4"
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		if err := flag.Set("test.parallel", parallelDefault); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
 	code := m.Run()
 	testbin.Cleanup()
 	os.Exit(code)

@@ -282,6 +282,7 @@ func TestMalformedActivitiesAreDeadLetteredAndNeverBlock(t *testing.T) {
 // are restarted as they die; the task stops after its retries, failed with a
 // reason naming the lost heartbeat, and a healthy task after it runs.
 func TestPoisonedTaskStopsAfterItsRetries(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms"})
 	w := c.startWorker(workerOpts{name: "worker0"})
 	restarts := 0

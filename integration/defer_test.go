@@ -167,6 +167,7 @@ func TestDeferredTaskHoldsNoSlot(t *testing.T) {
 // SIGKILL the triggerer holding deferred tasks: another takes them over and
 // every task resumes exactly once. SIGTERM hands triggers back at once.
 func TestTriggererFailover(t *testing.T) {
+	t.Parallel()
 	const n = 20
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{concurrency: 8})

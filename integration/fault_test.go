@@ -81,7 +81,7 @@ func TestQueuesAreSeparate(t *testing.T) {
 // exactly once, by the executor's records and by the tasks' own side
 // effects.
 func TestWorkerStorm(t *testing.T) {
-	t.Parallel()
+	loadsMachine(t)
 	const n, workers = 1000, 3
 	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms", ackWait: "2s", logLevel: "info"})
 	start := func(i int) *testbin.Proc {
@@ -131,7 +131,6 @@ func TestWorkerStorm(t *testing.T) {
 // the dead one's triggers over and every task resumes exactly once, all
 // within 60s of the kill.
 func TestTriggererLoss(t *testing.T) {
-	t.Parallel()
 	const n = 2000
 	c := newCluster(t, clusterOpts{logLevel: "info"})
 	for i := range 2 {
@@ -202,7 +201,7 @@ fi
 // on its address. Every task succeeds exactly once, and every revision of
 // every record kept in the bucket decodes and follows the state graph.
 func TestExecutorReplicasAndRestart(t *testing.T) {
-	t.Parallel()
+	loadsMachine(t)
 	const n = 400
 	o := clusterOpts{zombieThreshold: "3s", ackWait: "3s", logLevel: "info"}
 	c := newCluster(t, o)

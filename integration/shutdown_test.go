@@ -15,7 +15,6 @@ import (
 // group) and reports it for retry; another worker then runs that retry.
 // Nothing is lost and nothing runs twice.
 func TestWorkerSIGTERMDrainsThenHandsBack(t *testing.T) {
-	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	w1 := c.startWorker(workerOpts{name: "worker1", extra: []string{"--grace-period", "2s"}})
 

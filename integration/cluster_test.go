@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,28 +24,16 @@ import (
 	"github.com/taskwire/taskwire/internal/testbin"
 )
 
-// How the tests share the machine (2 cores, often shared): most wait on
-// processes, timers and the network more than they compute, and call
-// t.Parallel, up to parallelDefault at once when go test is given no
-// -parallel (its default, GOMAXPROCS, would be 2). The tests that load the
-// machine with thousands of tasks or restart NATS call loadsMachine: they
-// run in parallel with the others but one at a time. The tests that measure
-// time (a kill grace, a zombie threshold, a token's 2s life, a fetch wait),
-// race a signal, or need the machine to themselves (2,000 deferred tasks
-// against a 60s deadline) call neither: go test runs them first, alone.
+// How the tests share the machine (2 cores, often shared with other work):
+// most of them wait on processes, timers and the network more than they
+// compute, and call t.Parallel, up to parallelDefault at once when go test
+// is given no -parallel (its default, GOMAXPROCS, would be 2). The others
+// call nothing, so go test runs them first, one at a time, with the machine
+// to themselves: those that measure time (a kill grace, a zombie threshold,
+// a token's 2s life, a fetch wait) or race a signal, those that kill their
+// NATS server, and those that push thousands of tasks against a deadline
+// (TestWorkerStorm, TestTriggererLoss), which fail when they share the CPU.
 const parallelDefault = "6"
-
-// heavy is held by the one running test that loads the machine.
-var heavy sync.Mutex
-
-// loadsMachine marks t as a test that loads the machine: it runs in
-// parallel with the light tests, but not with another such test.
-func loadsMachine(t *testing.T) {
-	t.Helper()
-	t.Parallel()
-	heavy.Lock()
-	t.Cleanup(heavy.Unlock) // the first cleanup registered runs last
-}
 
 func TestMain(m *testing.M) {
 	flag.Parse()

@@ -81,7 +81,6 @@ func TestQueuesAreSeparate(t *testing.T) {
 // exactly once, by the executor's records and by the tasks' own side
 // effects.
 func TestWorkerStorm(t *testing.T) {
-	loadsMachine(t)
 	const n, workers = 1000, 3
 	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms", ackWait: "2s", logLevel: "info"})
 	start := func(i int) *testbin.Proc {
@@ -201,7 +200,7 @@ fi
 // on its address. Every task succeeds exactly once, and every revision of
 // every record kept in the bucket decodes and follows the state graph.
 func TestExecutorReplicasAndRestart(t *testing.T) {
-	loadsMachine(t)
+	t.Parallel()
 	const n = 400
 	o := clusterOpts{zombieThreshold: "3s", ackWait: "3s", logLevel: "info"}
 	c := newCluster(t, o)

@@ -106,10 +106,7 @@ func TestComposeServices(t *testing.T) {
 			t.Errorf("service %s serves no /readyz", name)
 			continue
 		}
-		testbin.Eventually(t, 10*time.Second, name+" /readyz", func() bool {
-			code, _ := httpGet(t, "http://"+addr+"/readyz")
-			return code == http.StatusOK
-		})
+		testbin.Eventually(t, 10*time.Second, name+" /readyz", func() bool { return ready("http://" + addr + "/readyz") })
 		if code, body := httpGet(t, "http://"+addr+"/metrics"); code != http.StatusOK || !strings.Contains(body, "taskwire_nats_connected 1") {
 			t.Errorf("%s /metrics: %d", name, code)
 		}

@@ -30,7 +30,8 @@ import (
 // is given no -parallel (its default, GOMAXPROCS, would be 2). The others
 // call nothing, so go test runs them first, one at a time, with the machine
 // to themselves: those that measure time (a kill grace, a zombie threshold,
-// a token's 2s life, a fetch wait) or race a signal, those that kill their
+// a token's 2s life, a fetch wait, running time against a 3s execution
+// timeout) or race a signal, those that kill their
 // NATS server, and those that push thousands of tasks against a deadline
 // (TestWorkerStorm, TestTriggererLoss), which fail when they share the CPU.
 const parallelDefault = "6"

@@ -218,7 +218,6 @@ func TestTriggererFailover(t *testing.T) {
 // counts running time only: 2 × 0.7s of running fits in 1.5s although the
 // task takes far longer from start to end.
 func TestCommandTaskDefersAndTimeoutCountsRunningTimeOnly(t *testing.T) {
-	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	c.startTriggerer(triggererOpts{})

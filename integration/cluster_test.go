@@ -31,7 +31,7 @@ import (
 // call nothing, so go test runs them first, one at a time, with the machine
 // to themselves: those that measure time (a kill grace, a zombie threshold,
 // a token's 2s life, a fetch wait, running time against a 3s execution
-// timeout) or race a signal, those that kill their
+// timeout, a 1s lost-after) or race a signal, those that kill their
 // NATS server, and those that push thousands of tasks against a deadline
 // (TestWorkerStorm, TestTriggererLoss), which fail when they share the CPU.
 const parallelDefault = "6"

@@ -86,7 +86,6 @@ func (c *cluster) queueInfo(name string) activity.QueueInfo {
 // running a task (it finishes the task, pulls nothing more, says so), shows
 // the queues, and answers unknown worker ids with 404.
 func TestWorkerRegistry(t *testing.T) {
-	t.Parallel()
 	c := newCluster(t, clusterOpts{extra: []string{"--lost-after", "1s"}})
 	wa := c.startWorker(workerOpts{name: "wa", queues: "default", concurrency: 1, extra: []string{"--worker-id", "wa"}})
 	wb := c.startWorker(workerOpts{name: "wb", extra: []string{"--worker-id", "wb"}})

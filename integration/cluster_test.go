@@ -34,7 +34,7 @@ import (
 // timeout, a 1s lost-after) or race a signal, those that kill their
 // NATS server, and those that push thousands of tasks against a deadline
 // (TestWorkerStorm, TestTriggererLoss), which fail when they share the CPU.
-const parallelDefault = "6"
+const parallelDefault = "4"
 
 func TestMain(m *testing.M) {
 	flag.Parse()

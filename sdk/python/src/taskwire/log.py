@@ -9,11 +9,15 @@ exception's traceback under "exception". An extra field named "timestamp",
 ("event_"), so it cannot hide the record's own field.
 """
 
+from __future__ import annotations
+
 import datetime as _dt
 import json
 import logging
+import socket
 import sys
 import threading
+from typing import Any, Dict, Optional, TextIO, Union
 
 from .protocol import rfc3339
 
@@ -26,7 +30,7 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) |
 _RESERVED = ("timestamp", "level", "event", "logger")
 
 
-def level_name(levelno):
+def level_name(levelno: int) -> str:
     """The wire name of a logging level."""
     if levelno < logging.INFO:
         return "debug"
@@ -41,13 +45,13 @@ class LogWriter(object):
     """Writes lines to the logs socket, and to stderr (which the worker also
     captures) when there is none or once it fails."""
 
-    def __init__(self, sock=None, fallback=None):
+    def __init__(self, sock: Optional[socket.socket] = None, fallback: Optional[TextIO] = None) -> None:
         self.sock = sock
-        self.error = None
+        self.error: Optional[OSError] = None
         self._fallback = fallback
         self._lock = threading.Lock()
 
-    def write(self, data):
+    def write(self, data: Union[str, bytes]) -> None:
         if isinstance(data, str):
             data = data.encode("utf-8", "replace")
         with self._lock:
@@ -64,7 +68,7 @@ class LogWriter(object):
             except (OSError, ValueError):
                 pass
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             if self.sock is not None:
                 try:
@@ -79,14 +83,14 @@ class LogWriter(object):
 class JSONLineHandler(logging.Handler):
     """A logging.Handler writing records as the worker's JSON lines."""
 
-    def __init__(self, writer, level=logging.NOTSET):
+    def __init__(self, writer: LogWriter, level: int = logging.NOTSET) -> None:
         super().__init__(level)
         self.writer = writer
 
-    def format_record(self, record):
+    def format_record(self, record: logging.LogRecord) -> Dict[str, Any]:
         """Return the record as the dict of its JSON line."""
         ts = _dt.datetime.fromtimestamp(record.created, _dt.timezone.utc)
-        rec = {
+        rec: Dict[str, Any] = {
             "timestamp": rfc3339(ts),
             "level": level_name(record.levelno),
             "event": record.getMessage(),
@@ -106,10 +110,10 @@ class JSONLineHandler(logging.Handler):
             rec["stack"] = record.stack_info
         return rec
 
-    def formatException(self, ei):
+    def formatException(self, ei: Any) -> str:
         return logging.Formatter().formatException(ei)
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         try:
             line = json.dumps(self.format_record(record), ensure_ascii=False, default=_default,
                               separators=(",", ":"))
@@ -118,7 +122,7 @@ class JSONLineHandler(logging.Handler):
             self.handleError(record)
 
 
-def _default(v):
+def _default(v: Any) -> Any:
     if isinstance(v, _dt.datetime):
         return rfc3339(v)
     if isinstance(v, (bytes, bytearray)):

@@ -5,6 +5,10 @@ import static io.taskwire.sdk.Check.eq;
 import static io.taskwire.sdk.Check.fails;
 import static io.taskwire.sdk.Check.isTrue;
 
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import java.util.concurrent.TimeUnit;
+
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -15,26 +19,29 @@ import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
 
-final class JsonTests {
-    private JsonTests() {}
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class JsonTests {
 
     // ------------------------------------------------------------- strings
 
-    static void testEscapesLikeGo() {
+    @Test
+    void testEscapesLikeGo() {
         String s = "q\" b\\ n\n r\r t\t bs\b ff\f c1\u0001 c1f\u001f del\u007f";
         String want = "\"q\\\" b\\\\ n\\n r\\r t\\t bs\\b ff\\f c1\\u0001 c1f\\u001f del\u007f\"";
         eq(want, Json.write(s), "escapes");
         eq(want, Json.write(s, false), "escapes without html");
     }
 
-    static void testHtmlEscaping() {
+    @Test
+    void testHtmlEscaping() {
         eq("\"\\u003ca href=\\\"x\\\"\\u003e\\u0026\\u003c/a\\u003e\"", Json.write("<a href=\"x\">&</a>"), "html escaped");
         eq("\"<a>&</a>\"", Json.write("<a>&</a>", false), "html raw");
         eq("\"\\u2028\\u2029\"", Json.write("\u2028\u2029", false), "line separators always escaped");
         eq("<>&", Json.parse("\"\\u003c\\u003e\\u0026\""), "parse html escapes");
     }
 
-    static void testUnicodeRawUtf8() {
+    @Test
+    void testUnicodeRawUtf8() {
         String s = "h\u00e9llo w\u00f6rld \u2713 \u65e5\u672c \ud83d\ude00";
         byte[] b = Json.writeBytes(s, true);
         bytesEq(("\"" + s + "\"").getBytes(StandardCharsets.UTF_8), b, "raw utf-8");
@@ -44,7 +51,8 @@ final class JsonTests {
         eq("\"\\ufffd\ud83d\ude00\"", Json.write("\ud83d\ud83d\ude00"), "high then pair");
     }
 
-    static void testSurrogatePairEscapes() {
+    @Test
+    void testSurrogatePairEscapes() {
         eq("\ud83d\ude00", Json.parse("\"\\ud83d\\ude00\""), "pair");
         eq("\ud83d\ude00", Json.parse("\"\\uD83D\\uDE00\""), "pair upper case");
         eq("x\ufffd", Json.parse("\"x\\ud83d\""), "lone high at end");
@@ -56,14 +64,16 @@ final class JsonTests {
         eq("\b\f\n\r\t\"\\", Json.parse("\"\\b\\f\\n\\r\\t\\\"\\\\\""), "short escapes");
     }
 
-    static void testInvalidUtf8BecomesReplacement() {
+    @Test
+    void testInvalidUtf8BecomesReplacement() {
         byte[] b = {'"', 'a', (byte) 0xff, 'b', '"'};
         eq("a\ufffdb", Json.parse(b), "invalid utf-8");
     }
 
     // ------------------------------------------------------------- numbers
 
-    static void testParseNumbers() {
+    @Test
+    void testParseNumbers() {
         eq(0L, Json.parse("0"), "0");
         eq(0L, Json.parse("-0"), "-0");
         eq(-42L, Json.parse("-42"), "-42");
@@ -82,7 +92,8 @@ final class JsonTests {
         fails(JsonException.class, "out of range", () -> Json.parse("-1e400"), "negative overflow");
     }
 
-    static void testFormatDoublesLikeGo() {
+    @Test
+    void testFormatDoublesLikeGo() {
         Object[][] cases = {
             {0.0, "0"}, {-0.0, "-0"}, {1.0, "1"}, {-1.0, "-1"}, {0.1, "0.1"}, {0.25, "0.25"}, {17.5, "17.5"},
             {1.0 / 3, "0.3333333333333333"}, {2.0 / 3, "0.6666666666666666"}, {123456789.0, "123456789"},
@@ -104,7 +115,8 @@ final class JsonTests {
         fails(JsonException.class, "Infinity", () -> Json.write(Float.NEGATIVE_INFINITY), "-Inf float");
     }
 
-    static void testDoublesRoundTrip() {
+    @Test
+    void testDoublesRoundTrip() {
         Random r = new Random(42);
         for (int i = 0; i < 4000; i++) {
             double d = Double.longBitsToDouble(r.nextLong());
@@ -122,7 +134,8 @@ final class JsonTests {
         }
     }
 
-    static void testWriteIntegers() {
+    @Test
+    void testWriteIntegers() {
         eq("[1,-2,3,4,5,18446744073709551616,9223372036854775807]",
                 Json.write(List.of(1, (short) -2, (byte) 3, 4L, new java.util.concurrent.atomic.AtomicLong(5),
                         java.math.BigInteger.ONE.shiftLeft(64), Long.MAX_VALUE)), "integers");
@@ -130,7 +143,8 @@ final class JsonTests {
 
     // ------------------------------------------------------------- structure
 
-    static void testNestingAndOrder() {
+    @Test
+    void testNestingAndOrder() {
         String text = "{\"z\":1,\"a\":[true,false,null,{\"y\":\"x\",\"b\":[]},{}],\"m\":{\"k\":[[1.5]]}}";
         Object v = Json.parse(text);
         isTrue(v instanceof LinkedHashMap, "object is a LinkedHashMap");
@@ -143,7 +157,8 @@ final class JsonTests {
         eq(l, Json.parse("[1,null,\"x\"]"), "list");
     }
 
-    static void testDepthLimit() {
+    @Test
+    void testDepthLimit() {
         String ok = "[".repeat(Json.MAX_DEPTH) + "]".repeat(Json.MAX_DEPTH);
         eq(ok, Json.write(Json.parse(ok)), "depth " + Json.MAX_DEPTH);
         String deep = "[".repeat(Json.MAX_DEPTH + 1) + "]".repeat(Json.MAX_DEPTH + 1);
@@ -156,7 +171,8 @@ final class JsonTests {
         fails(JsonException.class, "cycle", () -> Json.write(cycle), "cycle");
     }
 
-    static void testRejectsMalformed() {
+    @Test
+    void testRejectsMalformed() {
         String[] bad = {
             "", " ", "[1,]", "[,1]", "{\"a\":1,}", "{,}", "[1 2]", "{a:1}", "{'a':1}", "{\"a\" 1}", "{\"a\":}", "{\"a\"",
             "\"abc", "\"\\x\"", "\"\\u12G4\"", "\"\\u12\"", "\"\\u00e\"", "\"a\u0001\"", "\"a\nb\"", "01", "-01", "1.", ".5",
@@ -177,7 +193,8 @@ final class JsonTests {
 
     record Point(int x, String label, List<Integer> tags) {}
 
-    static void testWriteJavaTypes() {
+    @Test
+    void testWriteJavaTypes() {
         Map<Object, Object> m = new LinkedHashMap<>();
         m.put("s", new StringBuilder("sb"));
         m.put(7, 'c');

@@ -1,6 +1,8 @@
 """The runtime: registered tasks, the connection to the worker, and the run
 of one task try."""
 
+from __future__ import annotations
+
 import argparse
 import logging
 import os
@@ -8,12 +10,19 @@ import socket
 import sys
 import threading
 import traceback
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import protocol
 from .client import Client
 from .context import FAIL_METHOD, Context
 from .errors import Fail, Skip, TaskDeferred
 from .log import JSONLineHandler, LogWriter
+
+TaskFunc = Callable[[Context], Any]
+"""A task's code: called with the try's Context; what it returns is pushed
+as XCom "return_value"."""
+
+_F = TypeVar("_F", bound=TaskFunc)
 
 __all__ = ["App", "serve_one", "dial", "ENV_COMM_ADDR", "ENV_LOGS_ADDR", "ENV_CODEC", "DIAL_TIMEOUT_DEFAULT",
            "MAX_REASON_LEN"]
@@ -34,7 +43,7 @@ _TRIGGER_FAILED_DEFAULT = "trigger failed"
 sdk_log = logging.getLogger("taskwire.sdk")
 
 
-def dial(addr, timeout=DIAL_TIMEOUT_DEFAULT):
+def dial(addr: str, timeout: Optional[float] = DIAL_TIMEOUT_DEFAULT) -> socket.socket:
     """Connect to a worker address: an absolute path is a unix socket, else
     HOST:PORT over TCP ("127.0.0.1:41234", "[::1]:41234")."""
     if os.path.isabs(addr):
@@ -83,35 +92,35 @@ class App(object):
       tries remain.
     """
 
-    def __init__(self, log_level=logging.INFO, request_timeout=None):
+    def __init__(self, log_level: int = logging.INFO, request_timeout: Optional[float] = None) -> None:
         #: The level of the task's logger ("task"); other loggers log at INFO
         #: unless configured otherwise.
         self.log_level = log_level
         self.request_timeout = request_timeout
-        self._tasks = {}
-        self._methods = {}
+        self._tasks: Dict[str, TaskFunc] = {}
+        self._methods: Dict[Tuple[str, str], TaskFunc] = {}
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------- registering
 
-    def task(self, task_id):
+    def task(self, task_id: str) -> Callable[[_F], _F]:
         """Decorator registering fn(ctx) as the code of task task_id."""
-        def deco(fn):
+        def deco(fn: _F) -> _F:
             self.register(task_id, fn)
             return fn
         return deco
 
-    def method(self, task_id, method):
+    def method(self, task_id: str, method: str) -> Callable[[_F], _F]:
         """Decorator registering fn(ctx) as the code task task_id resumes at
         when a trigger it deferred on fires with next_method method. A resumed
         task without a method of that name runs its task function, which can
         branch on ctx.next_method."""
-        def deco(fn):
+        def deco(fn: _F) -> _F:
             self.register_method(task_id, method, fn)
             return fn
         return deco
 
-    def register(self, task_id, fn):
+    def register(self, task_id: str, fn: TaskFunc) -> None:
         if not task_id or not callable(fn):
             raise ValueError("register needs a task id and a function")
         with self._lock:
@@ -119,7 +128,7 @@ class App(object):
                 raise ValueError("task %r registered twice" % task_id)
             self._tasks[task_id] = fn
 
-    def register_method(self, task_id, method, fn):
+    def register_method(self, task_id: str, method: str, fn: TaskFunc) -> None:
         if not task_id or not method or not callable(fn):
             raise ValueError("register_method needs a task id, a method and a function")
         if method == FAIL_METHOD:
@@ -130,11 +139,11 @@ class App(object):
             self._methods[(task_id, method)] = fn
 
     @property
-    def tasks(self):
+    def tasks(self) -> List[str]:
         with self._lock:
             return sorted(self._tasks)
 
-    def lookup(self, name, method=""):
+    def lookup(self, name: str, method: str = "") -> TaskFunc:
         """Return the function to run for task name resumed at method ("" on a
         first run), or raise Fail saying what is missing."""
         with self._lock:
@@ -148,7 +157,7 @@ class App(object):
 
     # -------------------------------------------------------------- running
 
-    def main(self, argv=None):
+    def main(self, argv: Optional[Sequence[str]] = None) -> None:
         """Run the task the worker asks for and exit the process: 0 once the
         outcome was reported, 1 when it could not be, 2 on bad arguments.
         The addresses come from --comm and --logs, else TASKWIRE_COMM_ADDR and
@@ -156,7 +165,7 @@ class App(object):
         (msgpack by default)."""
         sys.exit(self._main(argv))
 
-    def _main(self, argv=None):
+    def _main(self, argv: Optional[Sequence[str]] = None) -> Union[int, str, None]:
         p = argparse.ArgumentParser(description="taskwire Python task runtime")
         p.add_argument("--comm", default=os.environ.get(ENV_COMM_ADDR, ""),
                        help="worker's comm address (env %s)" % ENV_COMM_ADDR)
@@ -183,7 +192,8 @@ class App(object):
             return 1
         return 0
 
-    def run(self, comm_addr, logs_addr="", codec=protocol.MSGPACK, install_logging=True):
+    def run(self, comm_addr: str, logs_addr: str = "", codec: Union[protocol.Codec, str, None] = protocol.MSGPACK,
+            install_logging: bool = True) -> protocol.Message:
         """Connect to the worker at comm_addr (requests) and logs_addr (log
         lines; "" or unreachable means stderr), run the one task try it
         starts, and return its terminal message once the worker has
@@ -198,7 +208,7 @@ class App(object):
             try:
                 writer.sock = dial(logs_addr)
             except (OSError, ValueError) as e:
-                writer.error = e
+                writer.error = e if isinstance(e, OSError) else OSError(str(e))
                 print("taskwire sdk: logs to stderr: %s" % e, file=sys.stderr)
         restore = self._install_logging(writer) if install_logging else None
         try:
@@ -216,7 +226,7 @@ class App(object):
                 restore()
             writer.close()
 
-    def _install_logging(self, writer):
+    def _install_logging(self, writer: LogWriter) -> Callable[[], None]:
         root = logging.getLogger()
         task_log = logging.getLogger("task")
         handler = JSONLineHandler(writer)
@@ -225,14 +235,14 @@ class App(object):
         root.setLevel(logging.INFO)
         task_log.setLevel(self.log_level)
 
-        def restore():
+        def restore() -> None:
             root.removeHandler(handler)
             root.setLevel(saved[0])
             task_log.setLevel(saved[1])
         return restore
 
 
-def serve_one(app, conn, client=None):
+def serve_one(app: App, conn: protocol.Conn, client: Optional[Client] = None) -> Optional[protocol.Message]:
     """Serve one task try on conn: read StartupDetails (id 0), run the task
     it names, report the outcome with one terminal message, and return that
     message once the worker has acknowledged it (None when the worker closed
@@ -254,7 +264,7 @@ def serve_one(app, conn, client=None):
     name = startup["ti_context"]["entrypoint"] or startup["ti"]["task_id"]
     method = startup.get("next_method") or ""
 
-    outcome = None  # ("success", value) | exception
+    outcome: Union[_Returned, BaseException]  # what the task did
     if method == FAIL_METHOD:
         # The worker normally ends such a try itself; end it the same way.
         err = ctx.next_kwargs.get("error")
@@ -286,11 +296,11 @@ def serve_one(app, conn, client=None):
 class _Returned(object):
     __slots__ = ("value",)
 
-    def __init__(self, value):
+    def __init__(self, value: Any) -> None:
         self.value = value
 
 
-def _run_task(fn, ctx):
+def _run_task(fn: TaskFunc, ctx: Context) -> Union[_Returned, BaseException]:
     """Run fn(ctx) and push its return value; return _Returned or the
     exception it raised (TaskDeferred included)."""
     try:
@@ -302,7 +312,7 @@ def _run_task(fn, ctx):
         return e
 
 
-def _terminal(ctx, name, outcome):
+def _terminal(ctx: Context, name: str, outcome: Union[_Returned, BaseException]) -> protocol.Message:
     now = protocol.rfc3339()
     if isinstance(outcome, _Returned):
         return protocol.message("SucceedTask", end_date=now)
@@ -321,7 +331,7 @@ def _terminal(ctx, name, outcome):
     return protocol.message("RetryTask", end_date=now, reason=_truncate(tb.rstrip("\n")))
 
 
-def _truncate(s):
+def _truncate(s: str) -> str:
     """Bound a reason; a long traceback keeps its end, where the error is."""
     if len(s) <= MAX_REASON_LEN:
         return s

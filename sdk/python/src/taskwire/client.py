@@ -1,11 +1,14 @@
 """Requests to the worker over one comm connection."""
 
+from __future__ import annotations
+
 import socket
 import threading
 import time
+from typing import Any, Mapping, Optional
 
 from .errors import APIError, WorkerGone
-from .protocol import ProtocolError
+from .protocol import Conn, Message, ProtocolError
 
 __all__ = ["Client", "REQUEST_TIMEOUT_DEFAULT"]
 
@@ -21,17 +24,17 @@ class Client(object):
     request that timed out) is dropped.
     """
 
-    def __init__(self, conn, timeout=REQUEST_TIMEOUT_DEFAULT):
+    def __init__(self, conn: Conn, timeout: float = REQUEST_TIMEOUT_DEFAULT) -> None:
         self.conn = conn
         self.timeout = timeout
         self._next = 1
         self._lock = threading.Lock()
-        self._broken = None
+        self._broken: Optional[BaseException] = None
 
-    def next_id(self):
+    def next_id(self) -> int:
         return self._next
 
-    def call(self, msg, timeout=None):
+    def call(self, msg: Mapping[str, Any], timeout: Optional[float] = None) -> Optional[Message]:
         """Send msg and return the answer's msg (None for an empty answer).
 
         Raises APIError (NotFound for "not_found") for an ErrorResponse,

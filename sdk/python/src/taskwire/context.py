@@ -1,14 +1,19 @@
 """The running task try, as a task function sees it."""
 
-import collections
+from __future__ import annotations
+
 import datetime as _dt
 import logging
 import numbers
 import re
 import threading
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, NoReturn, Optional, Union
 
-from .errors import NotFound, TaskDeferred
-from .protocol import message
+from .errors import NotFound, TaskDeferred, WorkerGone
+from .protocol import Message, message
+
+if TYPE_CHECKING:
+    from .client import Client
 
 __all__ = ["Context", "TaskInstance", "RunContext", "Connection", "FAIL_METHOD", "go_duration"]
 
@@ -18,11 +23,26 @@ __all__ = ["Context", "TaskInstance", "RunContext", "Connection", "FAIL_METHOD",
 # be registered or deferred to.
 FAIL_METHOD = "__fail__"
 
-TaskInstance = collections.namedtuple("TaskInstance", "id dag_id task_id run_id map_index try_number")
-TaskInstance.__doc__ = "The identity of the task try a process runs."
 
-RunContext = collections.namedtuple("RunContext", "max_tries queue entrypoint params")
-RunContext.__doc__ = "What the executor tells a task about its run."
+class TaskInstance(NamedTuple):
+    """The identity of the task try a process runs."""
+
+    id: str
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int
+    try_number: int
+
+
+class RunContext(NamedTuple):
+    """What the executor tells a task about its run."""
+
+    max_tries: int
+    queue: str
+    entrypoint: str
+    params: Dict[str, Any]
+
 
 _MISSING = object()
 
@@ -35,7 +55,8 @@ class Connection(object):
     FIELDS = ("conn_id", "conn_type", "host", "port", "login", "password", "schema", "extra")
     __slots__ = FIELDS
 
-    def __init__(self, conn_id="", conn_type="", host="", port=0, login="", password="", schema="", extra=None):
+    def __init__(self, conn_id: str = "", conn_type: str = "", host: str = "", port: int = 0, login: str = "",
+                 password: str = "", schema: str = "", extra: Optional[Mapping[str, Any]] = None) -> None:
         self.conn_id = conn_id
         self.conn_type = conn_type
         self.host = host
@@ -46,27 +67,28 @@ class Connection(object):
         self.extra = dict(extra or {})
 
     @classmethod
-    def from_message(cls, m):
-        return cls(**{f: m.get(f) for f in cls.FIELDS if m.get(f) is not None})
+    def from_message(cls, m: Mapping[str, Any]) -> Connection:
+        kw: Dict[str, Any] = {f: m.get(f) for f in cls.FIELDS if m.get(f) is not None}
+        return cls(**kw)
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {f: getattr(self, f) for f in self.FIELDS}
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Any:
         if key not in self.FIELDS:
             raise KeyError(key)
         return getattr(self, key)
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key, default) if key in self.FIELDS else default
 
-    def keys(self):
+    def keys(self) -> List[str]:
         return list(self.FIELDS)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Connection) and self.to_dict() == other.to_dict()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         d = self.to_dict()
         if d["password"]:
             d["password"] = "***"
@@ -80,29 +102,29 @@ class Context(object):
     they raise APIError (NotFound for "not_found") when the worker answers
     with an error."""
 
-    def __init__(self, startup, client, logger=None):
+    def __init__(self, startup: Mapping[str, Any], client: Client, logger: Optional[logging.Logger] = None) -> None:
         self.startup = startup
         self._client = client
         self._lock = threading.Lock()
         self._deferred = False
         #: The DeferTask message the worker accepted, once the task deferred.
-        self.defer_message = None
+        self.defer_message: Optional[Message] = None
         ti = startup["ti"]
         self.ti = TaskInstance(ti["id"], ti["dag_id"], ti["task_id"], ti["run_id"], ti["map_index"], ti["try_number"])
         rc = startup["ti_context"]
         self.params = dict(rc.get("params") or {})
         self.run_context = RunContext(rc["max_tries"], rc["queue"], rc["entrypoint"], self.params)
         #: The method the task resumes at after a deferral: "" on a first run.
-        self.next_method = startup.get("next_method") or ""
+        self.next_method: str = startup.get("next_method") or ""
         #: The kwargs for next_method, with the trigger's event under "event".
         self.next_kwargs = dict(startup.get("next_kwargs") or {})
         #: When the try started, an RFC 3339 string.
-        self.start_date = startup.get("start_date") or ""
+        self.start_date: str = startup.get("start_date") or ""
         #: The task's logger (logging.getLogger("task")), shipped to the task's log.
         self.log = logger or logging.getLogger("task")
 
     @property
-    def event(self):
+    def event(self) -> Any:
         """The payload of the trigger event the task resumed with
         (next_kwargs["event"]): None on a first run or when the trigger sent
         none. Numbers pass through JSON on their way: an integer may arrive
@@ -110,26 +132,26 @@ class Context(object):
         return self.next_kwargs.get("event")
 
     @property
-    def task_id(self):
+    def task_id(self) -> str:
         return self.ti.task_id
 
     @property
-    def deferred(self):
+    def deferred(self) -> bool:
         """Whether the worker accepted a deferral of this try."""
         with self._lock:
             return self._deferred
 
-    def _call(self, type, **fields):
+    def _call(self, type: str, **fields: Any) -> Optional[Message]:
         return self._client.call(message(type, **fields))
 
-    def _ok(self, type, **fields):
+    def _ok(self, type: str, **fields: Any) -> None:
         m = self._call(type, **fields)
         if m is not None and m.get("type") != "OKResponse":
             raise _unexpected(type, m)
 
     # ----------------------------------------------------------- variables
 
-    def variable(self, key, default=_MISSING):
+    def variable(self, key: str, default: Any = _MISSING) -> Any:
         """Return the value of the variable key. Raises NotFound when there is
         none, unless default is given."""
         try:
@@ -142,13 +164,13 @@ class Context(object):
             raise _unexpected("GetVariable", m)
         return m["value"]
 
-    def set_variable(self, key, value, description=None):
+    def set_variable(self, key: str, value: str, description: Optional[str] = None) -> None:
         """Set the variable key to the string value."""
         self._ok("PutVariable", key=key, value=value, description=description or "")
 
     # ---------------------------------------------------------- connection
 
-    def connection(self, conn_id):
+    def connection(self, conn_id: str) -> Connection:
         """Return the Connection conn_id. Raises NotFound when there is none."""
         m = self._call("GetConnection", conn_id=conn_id)
         if m is None or m.get("type") != "ConnectionResult":
@@ -157,7 +179,7 @@ class Context(object):
 
     # --------------------------------------------------------------- xcoms
 
-    def xcom_push(self, key, value):
+    def xcom_push(self, key: str, value: Any) -> None:
         """Store value as the XCom key of this task try. value must be
         JSON-like: None, bool, int, float, str, list/tuple, dict with str keys
         (bytes travel as msgpack bin, or base64 in JSON)."""
@@ -165,7 +187,8 @@ class Context(object):
         self._ok("SetXCom", key=key, value=value, dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
                  map_index=ti.map_index)
 
-    def xcom_pull(self, task_id=None, key="return_value", dag_id=None, run_id=None, map_index=None, default=None):
+    def xcom_pull(self, task_id: Optional[str] = None, key: str = "return_value", dag_id: Optional[str] = None,
+                  run_id: Optional[str] = None, map_index: Optional[int] = None, default: Any = None) -> Any:
         """Return the XCom key of task task_id (this task by default) in the
         same DAG run (or dag_id/run_id), or default when there is none."""
         ti = self.ti
@@ -179,7 +202,7 @@ class Context(object):
         v = m.get("value")
         return default if v is None else v
 
-    def xcom_delete(self, key):
+    def xcom_delete(self, key: str) -> None:
         """Delete the XCom key of this task try."""
         ti = self.ti
         self._ok("DeleteXCom", key=key, dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
@@ -187,11 +210,13 @@ class Context(object):
 
     # -------------------------------------------------------------- others
 
-    def mask_secret(self, value, name=None):
+    def mask_secret(self, value: object, name: Optional[str] = None) -> None:
         """Ask the worker to mask value in the task's logs from now on."""
         self._ok("MaskSecret", value=str(value), name=name or "")
 
-    def defer(self, trigger, kwargs=None, method=None, next_kwargs=None, timeout=None):
+    def defer(self, trigger: str, kwargs: Optional[Mapping[str, Any]] = None, method: Optional[str] = None,
+              next_kwargs: Optional[Mapping[str, Any]] = None,
+              timeout: Union[float, _dt.timedelta, str, None] = None) -> NoReturn:
         """Suspend the task until the trigger fires, freeing the worker slot.
 
         trigger is a trigger classpath ("timedelta", "datetime", "http",
@@ -226,9 +251,7 @@ class Context(object):
         raise TaskDeferred(trigger, method)
 
 
-def _unexpected(req, m):
-    from .errors import WorkerGone
-
+def _unexpected(req: str, m: Optional[Mapping[str, Any]]) -> WorkerGone:
     got = "nothing" if m is None else m.get("type")
     return WorkerGone("unexpected answer from the worker to %s: %s" % (req, got))
 
@@ -237,7 +260,7 @@ def _unexpected(req, m):
 _DURATION = re.compile("^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$")
 
 
-def _timeout(t):
+def _timeout(t: Union[float, _dt.timedelta, str, None]) -> str:
     if t is None or t == "":
         return ""
     if isinstance(t, str):
@@ -255,11 +278,11 @@ def _timeout(t):
     return go_duration(ns) if ns > 0 else ""
 
 
-def go_duration(ns):
+def go_duration(ns: Union[int, float]) -> str:
     """Format a number of nanoseconds as Go's time.Duration.String does:
     "1h2m3.5s", "1m30s", "500ms", "1.5µs", "0s"."""
-    ns = int(ns)
-    neg, u = ns < 0, abs(ns)
+    n = int(ns)
+    neg, u = n < 0, abs(n)
     if u == 0:
         return "0s"
     if u < 10 ** 9:
@@ -281,7 +304,7 @@ def go_duration(ns):
     return "-" + s if neg else s
 
 
-def _frac(v, prec):
+def _frac(v: int, prec: int) -> str:
     ip, fp = divmod(v, 10 ** prec)
     f = ("%0*d" % (prec, fp)).rstrip("0")
     return "%d.%s" % (ip, f) if f else "%d" % ip

@@ -5,6 +5,10 @@ import static io.taskwire.sdk.Check.eq;
 import static io.taskwire.sdk.Check.fails;
 import static io.taskwire.sdk.Check.isTrue;
 
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import java.util.concurrent.TimeUnit;
+
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -19,8 +23,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 
 /** The runtime against an in-process fake worker on real sockets. */
-final class RuntimeTests {
-    private RuntimeTests() {}
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class RuntimeTests {
 
     /** Runs rt against w (started here) and waits for both ends to finish. */
     static FakeWorker run(TaskRuntime rt, FakeWorker w) throws Exception {
@@ -38,7 +42,8 @@ final class RuntimeTests {
         return ProtocolTests.map(kv);
     }
 
-    static void testSuccessWithReturnValue() throws Exception {
+    @Test
+    void testSuccessWithReturnValue() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> List.of(1, "two", map("three", 3.5))), w);
             eq(List.of("SetXCom", "SucceedTask"), w.types(), "requests");
@@ -56,14 +61,16 @@ final class RuntimeTests {
         }
     }
 
-    static void testNullReturnPushesNothing() throws Exception {
+    @Test
+    void testNullReturnPushesNothing() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> null), w);
             eq(List.of("SucceedTask"), w.types(), "requests");
         }
     }
 
-    static void testVariableAndConnection() throws Exception {
+    @Test
+    void testVariableAndConnection() throws Exception {
         AtomicReference<Object[]> got = new AtomicReference<>();
         try (FakeWorker w = new FakeWorker()) {
             w.variables.put("greeting", "hello taskwire");
@@ -102,7 +109,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testXComPushPull() throws Exception {
+    @Test
+    void testXComPushPull() throws Exception {
         AtomicReference<List<Object>> got = new AtomicReference<>();
         try (FakeWorker w = new FakeWorker()) {
             w.xcoms.put("upstream/value", 42L);
@@ -135,7 +143,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testLogLines() throws Exception {
+    @Test
+    void testLogLines() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> {
                 ctx.log().info("hello <world>", "rows", 12, "ratio", 0.5, "tags", List.of("a"), "event", "shadow", "odd");
@@ -174,7 +183,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testDebugLevel() throws Exception {
+    @Test
+    void testDebugLevel() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> {
                 ctx.log().debug("shown at debug");
@@ -184,7 +194,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testExceptionRetriesWithStackInLogs() throws Exception {
+    @Test
+    void testExceptionRetriesWithStackInLogs() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> {
                 throw new IllegalStateException("failing on purpose");
@@ -201,7 +212,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testCheckedExceptionAndErrorRetry() throws Exception {
+    @Test
+    void testCheckedExceptionAndErrorRetry() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> {
                 throw new IOException("disk on fire");
@@ -216,7 +228,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testFailAndSkip() throws Exception {
+    @Test
+    void testFailAndSkip() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> {
                 throw new Fail("bad input");
@@ -240,7 +253,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testDefer() throws Exception {
+    @Test
+    void testDefer() throws Exception {
         AtomicBoolean after = new AtomicBoolean();
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> {
@@ -262,7 +276,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testDeferSwallowedIsStillDeferred() throws Exception {
+    @Test
+    void testDeferSwallowedIsStillDeferred() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> {
                 try {
@@ -278,7 +293,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testDeferRejectedRetries() throws Exception {
+    @Test
+    void testDeferRejectedRetries() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             w.errors.put("DeferTask", Protocol.errorResponse("bad_request", Map.of("message", "unknown trigger")));
             run(one("t", ctx -> ctx.defer("nope", null, "resume")), w);
@@ -287,7 +303,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testDeferArguments() throws Exception {
+    @Test
+    void testDeferArguments() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> {
                 fails(IllegalArgumentException.class, "reserved", () -> ctx.defer("x", null, "__fail__"), "reserved method");
@@ -299,7 +316,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testResumeIntoRegisteredMethod() throws Exception {
+    @Test
+    void testResumeIntoRegisteredMethod() throws Exception {
         AtomicReference<Object[]> got = new AtomicReference<>();
         Map<String, Object> event = map("fired_at", "2026-11-22T08:00:01Z", "n", 3);
         try (FakeWorker w = new FakeWorker()) {
@@ -322,7 +340,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testResumeFallsBackToMainEntry() throws Exception {
+    @Test
+    void testResumeFallsBackToMainEntry() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             w.nextMethod = "later";
             w.nextKwargs = map("event", "ping");
@@ -331,7 +350,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testFailMethodRetriesWithoutUserCode() throws Exception {
+    @Test
+    void testFailMethodRetriesWithoutUserCode() throws Exception {
         AtomicBoolean ran = new AtomicBoolean();
         try (FakeWorker w = new FakeWorker()) {
             w.nextMethod = "__fail__";
@@ -353,7 +373,8 @@ final class RuntimeTests {
         fails(IllegalArgumentException.class, "reserved", () -> new TaskRuntime().registerMethod("t", "__fail__", ctx -> null), "register __fail__");
     }
 
-    static void testUnknownTaskFails() throws Exception {
+    @Test
+    void testUnknownTaskFails() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             w.task = "nope";
             w.entrypoint = "nope";
@@ -368,7 +389,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testEntrypointSelection() throws Exception {
+    @Test
+    void testEntrypointSelection() throws Exception {
         TaskRuntime rt = new TaskRuntime().register("by_entry", ctx -> "entry:" + ctx.taskName()).register("by_id", ctx -> "id:" + ctx.taskName());
         try (FakeWorker w = new FakeWorker()) {
             w.task = "by_id";
@@ -385,7 +407,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testContextAccessors() throws Exception {
+    @Test
+    void testContextAccessors() throws Exception {
         AtomicReference<TaskContext> got = new AtomicReference<>();
         try (FakeWorker w = new FakeWorker()) {
             w.params = map("seconds", 2.5, "name", "x");
@@ -408,7 +431,8 @@ final class RuntimeTests {
         fails(TaskwireException.class, "try is over", () -> c.variable("x"), "requests after the end");
     }
 
-    static void testConcurrentRequests() throws Exception {
+    @Test
+    void testConcurrentRequests() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             w.variables.put("v", "1");
             run(one("t", ctx -> {
@@ -442,7 +466,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testUnixSockets() throws Exception {
+    @Test
+    void testUnixSockets() throws Exception {
         try (FakeWorker w = new FakeWorker(true)) {
             isTrue(w.commAddr().startsWith("/"), "unix address " + w.commAddr());
             w.variables.put("greeting", "hi");
@@ -456,7 +481,8 @@ final class RuntimeTests {
     }
 
     @SuppressWarnings("try")
-    static void testLogsFallBackToStderr() throws Exception {
+    @Test
+    void testLogsFallBackToStderr() throws Exception {
         PrintStream old = System.err;
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         try (FakeWorker w = new FakeWorker(); FakeWorker dead = new FakeWorker()) {
@@ -480,7 +506,8 @@ final class RuntimeTests {
         contains(err, "\"event\":\"to stderr\"", "line on stderr");
     }
 
-    static void testBadFirstFrame() throws Exception {
+    @Test
+    void testBadFirstFrame() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             w.firstFrame = Protocol.encodeResponse(1, Protocol.okResponse(), null);
             w.start();
@@ -498,13 +525,15 @@ final class RuntimeTests {
         }
     }
 
-    static void testConnectFailure() {
+    @Test
+    void testConnectFailure() {
         fails(IOException.class, "connect to 127.0.0.1:1", () -> new TaskRuntime().run("127.0.0.1:1", null), "refused");
         fails(IOException.class, "want HOST:PORT", () -> new TaskRuntime().run("nonsense", null), "bad address");
         fails(IOException.class, "connect to /nonexistent/comm.sock", () -> new TaskRuntime().run("/nonexistent/comm.sock", null), "no socket");
     }
 
-    static void testMainArguments() throws Exception {
+    @Test
+    void testMainArguments() throws Exception {
         Map<String, String> env = new HashMap<>();
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         PrintStream err = new PrintStream(buf, true, StandardCharsets.UTF_8);
@@ -535,7 +564,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testWorkerGoneMidTask() throws Exception {
+    @Test
+    void testWorkerGoneMidTask() throws Exception {
         AtomicReference<Throwable> got = new AtomicReference<>();
         try (FakeWorker w = new FakeWorker()) {
             w.firstFrame = Protocol.encodeResponse(0, Protocol.startupDetails(w.ti(), 1, "q", "t", null, null, null, "s"), null);
@@ -567,7 +597,8 @@ final class RuntimeTests {
         }
     }
 
-    static void testReasonTruncated() throws Exception {
+    @Test
+    void testReasonTruncated() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> {
                 throw new Fail("x".repeat(100_000));

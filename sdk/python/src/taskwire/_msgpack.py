@@ -20,8 +20,11 @@ Maps are written in the dict's own order (dicts keep insertion order); sort
 them first for a canonical encoding.
 """
 
+from __future__ import annotations
+
 import datetime as _dt
 import struct
+from typing import Any, Dict, List, NoReturn, Optional
 
 __all__ = ["packb", "unpackb", "PackError", "UnpackError", "MAX_DEPTH"]
 
@@ -29,6 +32,8 @@ __all__ = ["packb", "unpackb", "PackError", "UnpackError", "MAX_DEPTH"]
 # nested arrays cannot exhaust the interpreter's stack (the recursion limit
 # is 1000 frames by default).
 MAX_DEPTH = 200
+
+_Str = str  # for _Reader, whose method str hides the type
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
@@ -49,7 +54,7 @@ class UnpackError(ValueError):
 # ---------------------------------------------------------------- encoding
 
 
-def packb(obj):
+def packb(obj: Any) -> bytes:
     """Return the msgpack encoding of obj as bytes.
 
     obj may hold None, bool, int (-2**63 .. 2**64-1), float, str, bytes,
@@ -61,7 +66,7 @@ def packb(obj):
     return bytes(out)
 
 
-def _pack(obj, out, depth):
+def _pack(obj: Any, out: bytearray, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise PackError("value nested deeper than %d" % MAX_DEPTH)
     if obj is None:
@@ -103,7 +108,7 @@ def _pack(obj, out, depth):
         raise PackError("cannot encode %s as msgpack" % type(obj).__name__)
 
 
-def _pack_int(n, out):
+def _pack_int(n: int, out: bytearray) -> None:
     if n >= 0:
         if n <= 0x7F:
             out.append(n)
@@ -134,7 +139,7 @@ def _pack_int(n, out):
         raise PackError("integer %d does not fit 64 bits" % n)
 
 
-def _pack_len(n, out, fix, fixmax, c8, c16, c32):
+def _pack_len(n: int, out: bytearray, fix: Optional[int], fixmax: int, c8: Optional[int], c16: int, c32: int) -> None:
     if fix is not None and n < fixmax:
         out.append(fix | n)
     elif c8 is not None and n <= 0xFF:
@@ -149,7 +154,7 @@ def _pack_len(n, out, fix, fixmax, c8, c16, c32):
         raise PackError("length %d does not fit 32 bits" % n)
 
 
-def _pack_timestamp(t, out):
+def _pack_timestamp(t: _dt.datetime, out: bytearray) -> None:
     if t.tzinfo is None:
         t = t.replace(tzinfo=_dt.timezone.utc)
     delta = t - _EPOCH
@@ -167,7 +172,7 @@ def _pack_timestamp(t, out):
 # ---------------------------------------------------------------- decoding
 
 
-def unpackb(data):
+def unpackb(data: bytes) -> Any:
     """Decode one msgpack value that fills data exactly.
 
     Integers become int, float32 and float64 float, str str, bin bytes,
@@ -187,31 +192,31 @@ def unpackb(data):
 class _Reader(object):
     __slots__ = ("b", "off")
 
-    def __init__(self, b):
+    def __init__(self, b: bytes) -> None:
         self.b = b
         self.off = 0
 
-    def fail(self, what):
+    def fail(self, what: _Str) -> NoReturn:
         raise UnpackError("msgpack at byte %d: %s" % (self.off, what))
 
-    def take(self, n):
+    def take(self, n: int) -> bytes:
         if n > len(self.b) - self.off:
             self.fail("unexpected end of data (want %d more bytes, have %d)" % (n, len(self.b) - self.off))
         s = self.b[self.off:self.off + n]
         self.off += n
         return s
 
-    def uint(self, size):
+    def uint(self, size: int) -> int:
         return int.from_bytes(self.take(size), "big")
 
-    def length(self, size, per_item):
+    def length(self, size: int, per_item: int) -> int:
         n = self.uint(size)
         # Never allocate more than the remaining input can fill.
         if n * per_item > len(self.b) - self.off:
             self.fail("length %d exceeds the %d bytes left" % (n, len(self.b) - self.off))
         return n
 
-    def value(self, depth):
+    def value(self, depth: int) -> Any:
         if depth > MAX_DEPTH:
             self.fail("nested deeper than %d" % MAX_DEPTH)
         c = self.take(1)[0]
@@ -254,21 +259,21 @@ class _Reader(object):
         self.off -= 1
         self.fail("invalid code 0x%02x" % c)
 
-    def str(self, n):
+    def str(self, n: int) -> str:
         return self.take(n).decode("utf-8", "surrogateescape")
 
-    def array(self, n, depth):
+    def array(self, n: int, depth: int) -> List[Any]:
         if n > len(self.b) - self.off:
             self.fail("array of %d exceeds the %d bytes left" % (n, len(self.b) - self.off))
-        a = []
+        a: List[Any] = []
         for _ in range(n):
             a.append(self.value(depth + 1))
         return a
 
-    def map(self, n, depth):
+    def map(self, n: int, depth: int) -> Dict[_Str, Any]:
         if 2 * n > len(self.b) - self.off:
             self.fail("map of %d exceeds the %d bytes left" % (n, len(self.b) - self.off))
-        m = {}
+        m: Dict[_Str, Any] = {}
         for _ in range(n):
             k = self.value(depth + 1)
             if not isinstance(k, str):
@@ -276,7 +281,7 @@ class _Reader(object):
             m[k] = self.value(depth + 1)
         return m
 
-    def ext(self, n):
+    def ext(self, n: int) -> _dt.datetime:
         t = int.from_bytes(self.take(1), "big", signed=True)
         d = self.take(n)
         if t != -1:

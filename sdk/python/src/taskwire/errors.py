@@ -1,6 +1,10 @@
 """The exceptions of the task SDK: how a task ends other than by returning,
 and what requests to the worker raise."""
 
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
 __all__ = ["TaskwireError", "APIError", "NotFound", "WorkerGone", "TaskDeferred", "Skip", "Fail"]
 
 
@@ -17,21 +21,21 @@ class APIError(TaskwireError):
     subclass, for "not_found".
     """
 
-    def __init__(self, error, detail=None):
+    def __init__(self, error: Optional[str], detail: Optional[Mapping[str, Any]] = None) -> None:
         self.error = error or ""
         self.detail = dict(detail or {})
         msg = self.detail.get("message")
         super().__init__("%s: %s" % (self.error, msg) if isinstance(msg, str) and msg else self.error)
 
     @property
-    def code(self):
+    def code(self) -> str:
         """The same as ``error``."""
         return self.error
 
     @staticmethod
-    def from_response(err):
+    def from_response(err: Mapping[str, Any]) -> APIError:
         """Return the APIError (NotFound for "not_found") of an ErrorResponse map."""
-        code = err.get("error") or ""
+        code = str(err.get("error") or "")
         cls = NotFound if code == "not_found" else APIError
         return cls(code, err.get("detail"))
 
@@ -50,7 +54,7 @@ class TaskDeferred(BaseException):
     catch it (it derives from BaseException, so ``except Exception`` lets it
     through)."""
 
-    def __init__(self, trigger, method):
+    def __init__(self, trigger: str, method: str) -> None:
         super().__init__("task deferred: until %s fires, then %s" % (trigger, method))
         self.trigger = trigger
         self.method = method
@@ -59,7 +63,7 @@ class TaskDeferred(BaseException):
 class Skip(TaskwireError):
     """Raise to end the try as skipped, with a reason."""
 
-    def __init__(self, reason=""):
+    def __init__(self, reason: object = "") -> None:
         super().__init__(reason)
         self.reason = str(reason)
 
@@ -68,6 +72,6 @@ class Fail(TaskwireError):
     """Raise to fail the try without a retry, whatever tries remain. reason
     may be a string or an exception."""
 
-    def __init__(self, reason="task failed"):
+    def __init__(self, reason: object = "task failed") -> None:
         super().__init__(reason)
         self.reason = str(reason) if reason is not None else "task failed"

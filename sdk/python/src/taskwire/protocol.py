@@ -21,6 +21,8 @@ message gives the same bytes in Go and Python. Decoded messages are checked
 against the same shapes and filled in: a missing field holds its zero value.
 """
 
+from __future__ import annotations
+
 import base64
 import datetime as _dt
 import json
@@ -30,8 +32,24 @@ import socket
 import struct
 import threading
 import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union
 
 from . import _msgpack
+
+Message = Dict[str, Any]
+"""A message: a dict whose "type" names it, its fields in wire order."""
+
+
+class Reader(Protocol):
+    """What read_frame reads from: a binary stream."""
+
+    def read(self, n: int, /) -> bytes: ...
+
+
+class Writer(Protocol):
+    """What write_frame writes to: a binary stream."""
+
+    def write(self, b: bytes, /) -> Any: ...
 
 __all__ = [
     "MAX_FRAME_SIZE_DEFAULT", "ProtocolError", "FrameTooLarge", "Codec", "MSGPACK", "JSON",
@@ -49,7 +67,7 @@ class ProtocolError(Exception):
     friends). ``id`` is the frame's id when the frame was read whole and its
     id is known, else None: the stream may still be usable then."""
 
-    def __init__(self, message, id=None):
+    def __init__(self, message: str, id: Optional[int] = None) -> None:
         super().__init__(message)
         self.id = id
 
@@ -61,7 +79,7 @@ class FrameTooLarge(ProtocolError):
 # ------------------------------------------------------------------ framing
 
 
-def frame(body, max_size=MAX_FRAME_SIZE_DEFAULT):
+def frame(body: bytes, max_size: Optional[int] = MAX_FRAME_SIZE_DEFAULT) -> bytes:
     """Return body with its 4-byte big-endian length in front."""
     if max_size and len(body) > max_size:
         raise FrameTooLarge("frame too large: %d bytes, the limit is %d" % (len(body), max_size))
@@ -70,12 +88,12 @@ def frame(body, max_size=MAX_FRAME_SIZE_DEFAULT):
     return struct.pack(">I", len(body)) + bytes(body)
 
 
-def write_frame(stream, body, max_size=MAX_FRAME_SIZE_DEFAULT):
+def write_frame(stream: Writer, body: bytes, max_size: Optional[int] = MAX_FRAME_SIZE_DEFAULT) -> None:
     """Write body as one frame to a file-like object with write()."""
     stream.write(frame(body, max_size))
 
 
-def read_frame(stream, max_size=MAX_FRAME_SIZE_DEFAULT):
+def read_frame(stream: Reader, max_size: Optional[int] = MAX_FRAME_SIZE_DEFAULT) -> Optional[bytes]:
     """Read one frame from a file-like object with read() and return its body.
 
     Returns None when the stream ends cleanly before a frame; raises
@@ -90,14 +108,14 @@ def read_frame(stream, max_size=MAX_FRAME_SIZE_DEFAULT):
     return _read_exact(stream, n, allow_eof=False)
 
 
-def _check_size(n, max_size):
+def _check_size(n: int, max_size: Optional[int]) -> None:
     if max_size is None or max_size <= 0:
         max_size = MAX_FRAME_SIZE_DEFAULT
     if n > max_size:
         raise FrameTooLarge("frame too large: %d bytes, the limit is %d" % (n, max_size))
 
 
-def _read_exact(stream, n, allow_eof):
+def _read_exact(stream: Reader, n: int, allow_eof: bool) -> Optional[bytes]:
     buf = bytearray()
     while len(buf) < n:
         chunk = stream.read(n - len(buf))
@@ -118,35 +136,37 @@ class Codec(object):
 
     name = ""
 
-    def encode(self, value):
+    def encode(self, value: Any) -> bytes:
         raise NotImplementedError
 
-    def decode(self, body):
+    def decode(self, body: bytes) -> Any:
         raise NotImplementedError
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<taskwire codec %s>" % self.name
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
     # Request and response bodies.
 
-    def encode_request(self, id, msg):
+    def encode_request(self, id: int, msg: Optional[Mapping[str, Any]]) -> bytes:
         """Encode the request body [id, msg]."""
         if msg is None:
             raise ValueError("encode request %d: nil message" % id)
         return self.encode([id, msg])
 
-    def encode_response(self, id, msg, error=None):
+    def encode_response(self, id: int, msg: Optional[Mapping[str, Any]],
+                        error: Optional[Mapping[str, Any]] = None) -> bytes:
         """Encode the response body [id, msg, error]; msg and error may be None."""
+        err: Optional[Message] = None
         if error is not None:
-            error = dict(error)
-            error["type"] = "ErrorResponse"
-            error = normalize(error)
-        return self.encode([id, msg, error])
+            e = dict(error)
+            e["type"] = "ErrorResponse"
+            err = normalize(e)
+        return self.encode([id, msg, err])
 
-    def decode_request(self, body):
+    def decode_request(self, body: bytes) -> Request:
         """Decode a request body into a Request, checking the message."""
         arr = self._decode_array(body)
         id = _frame_id(arr[0])
@@ -156,14 +176,14 @@ class Codec(object):
             raise ProtocolError("malformed frame: request %d: msg is nil" % id, id)
         return Request(id, _decode_message(arr[1], id))
 
-    def decode_response(self, body):
+    def decode_response(self, body: bytes) -> Response:
         """Decode a response body into a Response, checking its parts."""
         arr = self._decode_array(body)
         id = _frame_id(arr[0])
-        msg = None
+        msg: Optional[Message] = None
         if arr[1] is not None:
             msg = _decode_message(arr[1], id)
-        err = None
+        err: Optional[Message] = None
         if len(arr) == 3 and arr[2] is not None:
             e = arr[2]
             if not isinstance(e, dict):
@@ -176,7 +196,7 @@ class Codec(object):
             err = _decode_message(e, id)
         return Response(id, msg, err)
 
-    def _decode_array(self, body):
+    def _decode_array(self, body: bytes) -> List[Any]:
         v = self.decode(body)
         if not isinstance(v, list):
             raise ProtocolError("malformed frame: body is %s, want an array" % _kind(v))
@@ -188,13 +208,13 @@ class Codec(object):
 class _MsgpackCodec(Codec):
     name = "msgpack"
 
-    def encode(self, value):
+    def encode(self, value: Any) -> bytes:
         try:
             return _msgpack.packb(value)
         except _msgpack.PackError as e:
             raise TypeError("msgpack: %s" % e) from None
 
-    def decode(self, body):
+    def decode(self, body: bytes) -> Any:
         try:
             return _msgpack.unpackb(body)
         except _msgpack.UnpackError as e:
@@ -204,12 +224,12 @@ class _MsgpackCodec(Codec):
 class _JSONCodec(Codec):
     name = "json"
 
-    def encode(self, value):
-        out = []
+    def encode(self, value: Any) -> bytes:
+        out: List[str] = []
         _json_encode(value, out, 0)
         return "".join(out).encode("utf-8")
 
-    def decode(self, body):
+    def decode(self, body: bytes) -> Any:
         try:
             text = bytes(body).decode("utf-8")
         except UnicodeDecodeError as e:
@@ -224,7 +244,7 @@ MSGPACK = _MsgpackCodec()
 JSON = _JSONCodec()
 
 
-def parse_codec(name):
+def parse_codec(name: Union[Codec, str, None]) -> Codec:
     """Return the codec named "msgpack" or "json"; "" or None mean msgpack."""
     if isinstance(name, Codec):
         return name
@@ -238,14 +258,14 @@ def parse_codec(name):
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
-def _json_int(s):
+def _json_int(s: str) -> Union[int, float]:
     n = int(s)
     if _INT64_MIN <= n <= _INT64_MAX:
         return n
     return float(s)  # as Go does for integers beyond int64
 
 
-def _json_float(s):
+def _json_float(s: str) -> Union[int, float]:
     # JSON does not tell 1.0 from 1: an integral value is an integer (as the
     # Go codec decodes it).
     f = float(s)
@@ -256,14 +276,14 @@ def _json_float(s):
     return f
 
 
-def _json_constant(s):
+def _json_constant(s: str) -> Any:
     raise ValueError("invalid JSON constant %s" % s)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _json_str(s):
+def _json_str(s: str) -> str:
     # As Go's encoding/json with SetEscapeHTML(false): raw UTF-8, the usual
     # short escapes, \u00XX for other controls, and U+2028/U+2029 escaped.
     out = json.dumps(s, ensure_ascii=False)
@@ -274,7 +294,7 @@ def _json_str(s):
     return out
 
 
-def _go_float(f):
+def _go_float(f: float) -> str:
     """Format f as Go's encoding/json writes a float64."""
     if not math.isfinite(f):
         raise ValueError("json: unsupported value: %r" % f)
@@ -284,8 +304,8 @@ def _go_float(f):
     neg = r.startswith("-")
     if neg:
         r = r[1:]
-    mant, _, exp = r.partition("e")
-    exp = int(exp) if exp else 0
+    mant, _, exps = r.partition("e")
+    exp = int(exps) if exps else 0
     ip, _, fp = mant.partition(".")
     digits = ip + fp
     point = len(ip) + exp  # digits before the decimal point
@@ -308,7 +328,7 @@ def _go_float(f):
     return "-" + s if neg else s
 
 
-def _json_encode(v, out, depth):
+def _json_encode(v: Any, out: List[str], depth: int) -> None:
     if depth > _msgpack.MAX_DEPTH:
         raise TypeError("json: value nested deeper than %d" % _msgpack.MAX_DEPTH)
     if v is None:
@@ -351,7 +371,7 @@ def _json_encode(v, out, depth):
         raise TypeError("cannot encode %s as JSON" % type(v).__name__)
 
 
-def rfc3339(t=None):
+def rfc3339(t: Optional[_dt.datetime] = None) -> str:
     """Format an aware datetime (naive means UTC; None means now) in UTC as Go's
     time.RFC3339Nano does: "2026-11-22T08:15:30.123456Z"."""
     if t is None:
@@ -371,7 +391,10 @@ def rfc3339(t=None):
 # "any" (a JSON-like value), "map" (a dict of JSON-like values), or a nested
 # struct (a tuple of fields). A field is (name, kind, omitempty).
 
-TASK_INSTANCE = (
+# A struct's fields: (name, kind, omitempty); kind is a str or a nested struct.
+Spec = Tuple[Tuple[str, Any, bool], ...]
+
+TASK_INSTANCE: Spec = (
     ("id", "str", False),
     ("dag_id", "str", False),
     ("task_id", "str", False),
@@ -380,7 +403,7 @@ TASK_INSTANCE = (
     ("try_number", "int", False),
 )
 
-RUN_CONTEXT = (
+RUN_CONTEXT: Spec = (
     ("max_tries", "int", False),
     ("queue", "str", False),
     ("entrypoint", "str", False),
@@ -391,7 +414,7 @@ _T = ("type", "str", False)
 
 # MESSAGE_TYPES maps each message type to its fields, in wire order
 # (protocol/message.go).
-MESSAGE_TYPES = {
+MESSAGE_TYPES: Dict[str, Spec] = {
     "StartupDetails": (_T, ("ti", TASK_INSTANCE, False), ("ti_context", RUN_CONTEXT, False),
                        ("next_method", "str", True), ("next_kwargs", "map", True), ("start_date", "str", False)),
     "ConnectionResult": (_T, ("conn_id", "str", False), ("conn_type", "str", False), ("host", "str", True),
@@ -418,10 +441,10 @@ MESSAGE_TYPES = {
     "MaskSecret": (_T, ("value", "str", False), ("name", "str", True)),
 }
 
-_ZERO = {"str": "", "int": 0, "intptr": None, "any": None, "map": None}
+_ZERO: Dict[str, Any] = {"str": "", "int": 0, "intptr": None, "any": None, "map": None}
 
 
-def message(type, **fields):
+def message(type: str, **fields: Any) -> Message:
     """Build a message of type from keyword fields, in wire order.
 
     Unknown fields raise TypeError; empty optional fields are left out; the
@@ -434,21 +457,21 @@ def message(type, **fields):
     return normalize(fields)
 
 
-def normalize(msg):
+def normalize(msg: Mapping[str, Any]) -> Message:
     """Return msg (a dict with a known "type") laid out as the wire has it:
     fields in struct order, zero values for missing ones, empty optional
     fields left out, keys of "any" values sorted. Unknown fields raise
     TypeError."""
     t = msg.get("type")
-    spec = MESSAGE_TYPES.get(t)
-    if spec is None:
+    spec = MESSAGE_TYPES.get(t) if isinstance(t, str) else None
+    if spec is None or not isinstance(t, str):
         raise ValueError("unknown message type %r" % (t,))
     return _layout(spec, msg, t, strict=True)
 
 
-def _layout(spec, src, path, strict):
+def _layout(spec: Spec, src: Mapping[str, Any], path: str, strict: bool) -> Message:
     known = set()
-    out = {}
+    out: Message = {}
     for name, kind, omitempty in spec:
         known.add(name)
         v = src.get(name)
@@ -482,7 +505,7 @@ def _layout(spec, src, path, strict):
     return out
 
 
-def sort_keys(v):
+def sort_keys(v: Any) -> Any:
     """Return v with the keys of every map in it sorted (Go's order for
     maps), and tuples as lists."""
     if isinstance(v, dict):
@@ -495,7 +518,7 @@ def sort_keys(v):
     return v
 
 
-def _kind(v):
+def _kind(v: Any) -> str:
     if v is None:
         return "nil"
     if isinstance(v, bool):
@@ -515,20 +538,20 @@ def _kind(v):
     return type(v).__name__
 
 
-def _frame_id(v):
+def _frame_id(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not _INT64_MIN <= v <= _INT64_MAX:
         raise ProtocolError("malformed frame: id is %s, want an integer" % _kind(v))
     return v
 
 
-def validate(msg, id=None):
+def validate(msg: Any, id: Optional[int] = None) -> Message:
     """Check a decoded msg against its type's shape and return it laid out
     with zero values for missing fields (unknown fields are dropped, as newer
     peers may add fields). Raises ProtocolError."""
     return _decode_message(msg, id)
 
 
-def _decode_message(v, id):
+def _decode_message(v: Any, id: Optional[int]) -> Message:
     if not isinstance(v, dict):
         raise ProtocolError("malformed frame: msg is %s, want a map" % _kind(v), id)
     if "type" not in v:
@@ -542,8 +565,8 @@ def _decode_message(v, id):
     return _check(spec, v, t, id)
 
 
-def _check(spec, src, path, id):
-    out = {}
+def _check(spec: Spec, src: Mapping[str, Any], path: str, id: Optional[int]) -> Message:
+    out: Message = {}
     for name, kind, _ in spec:
         v = src.get(name)
         p = path + "." + name
@@ -571,11 +594,11 @@ class Request(object):
 
     __slots__ = ("id", "msg")
 
-    def __init__(self, id, msg):
+    def __init__(self, id: int, msg: Message) -> None:
         self.id = id
         self.msg = msg
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Request(%r, %r)" % (self.id, self.msg)
 
 
@@ -584,12 +607,12 @@ class Response(object):
 
     __slots__ = ("id", "msg", "error")
 
-    def __init__(self, id, msg, error=None):
+    def __init__(self, id: int, msg: Optional[Message], error: Optional[Message] = None) -> None:
         self.id = id
         self.msg = msg
         self.error = error
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Response(%r, %r, %r)" % (self.id, self.msg, self.error)
 
 
@@ -606,7 +629,8 @@ class Conn(object):
     body (ProtocolError with an id) consumed the whole frame.
     """
 
-    def __init__(self, sock, codec=MSGPACK, max_frame=MAX_FRAME_SIZE_DEFAULT):
+    def __init__(self, sock: socket.socket, codec: Union[Codec, str, None] = MSGPACK,
+                 max_frame: Optional[int] = MAX_FRAME_SIZE_DEFAULT) -> None:
         self.sock = sock
         self.codec = parse_codec(codec)
         self.max_frame = max_frame if max_frame and max_frame > 0 else MAX_FRAME_SIZE_DEFAULT
@@ -614,24 +638,25 @@ class Conn(object):
         self._rlock = threading.Lock()
         self._wlock = threading.Lock()
 
-    def close(self):
+    def close(self) -> None:
         try:
             self.sock.close()
         except OSError:
             pass
 
-    def write_body(self, body):
+    def write_body(self, body: bytes) -> None:
         data = frame(body, self.max_frame)
         with self._wlock:
             self.sock.sendall(data)
 
-    def write_request(self, id, msg):
+    def write_request(self, id: int, msg: Mapping[str, Any]) -> None:
         self.write_body(self.codec.encode_request(id, msg))
 
-    def write_response(self, id, msg, error=None):
+    def write_response(self, id: int, msg: Optional[Mapping[str, Any]],
+                       error: Optional[Mapping[str, Any]] = None) -> None:
         self.write_body(self.codec.encode_response(id, msg, error))
 
-    def read_body(self, timeout=None):
+    def read_body(self, timeout: Optional[float] = None) -> Optional[bytes]:
         """Read one frame's body. Returns None at a clean end of stream.
         Raises socket.timeout (TimeoutError) after timeout seconds (None:
         no limit), keeping what was read for the next call."""
@@ -662,10 +687,10 @@ class Conn(object):
                     raise ProtocolError("unexpected end of stream inside a frame")
                 self._buf += chunk
 
-    def read_request(self, timeout=None):
+    def read_request(self, timeout: Optional[float] = None) -> Optional[Request]:
         body = self.read_body(timeout)
         return None if body is None else self.codec.decode_request(body)
 
-    def read_response(self, timeout=None):
+    def read_response(self, timeout: Optional[float] = None) -> Optional[Response]:
         body = self.read_body(timeout)
         return None if body is None else self.codec.decode_response(body)

@@ -5,6 +5,10 @@ import static io.taskwire.sdk.Check.eq;
 import static io.taskwire.sdk.Check.fails;
 import static io.taskwire.sdk.Check.isTrue;
 
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import java.util.concurrent.TimeUnit;
+
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
@@ -23,8 +27,8 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Stream;
 
-final class ProtocolTests {
-    private ProtocolTests() {}
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class ProtocolTests {
 
     /** The message types the worker sends: their frames are responses [id, msg, error]. */
     static final Set<String> RESPONSES = Set.of("StartupDetails", "ConnectionResult", "VariableResult", "XComResult",
@@ -83,15 +87,14 @@ final class ProtocolTests {
     }
 
     static Path golden() {
-        isTrue(SdkTests.goldenDir != null && Files.isDirectory(SdkTests.goldenDir),
-                "golden frames not found: pass --golden protocol/testdata/json");
-        return SdkTests.goldenDir;
+        return TestData.golden();
     }
 
     // ------------------------------------------------------- golden vectors
 
     /** Every golden frame of the Go protocol package decodes and re-encodes to the same bytes. */
-    static void testGoldenFramesReencodeIdentically() throws IOException {
+    @Test
+    void testGoldenFramesReencodeIdentically() throws IOException {
         Set<String> seen = new TreeSet<>();
         for (Path p : files(golden(), ".json.bin")) {
             String name = p.getFileName().toString().replace(".json.bin", "");
@@ -103,7 +106,8 @@ final class ProtocolTests {
     }
 
     /** The messages of golden_test.go, built with Protocol's builders, encode to the golden bytes. */
-    static void testBuildersMatchGoldenFrames() throws IOException {
+    @Test
+    void testBuildersMatchGoldenFrames() throws IOException {
         Map<String, byte[]> built = new LinkedHashMap<>();
         String run = "scheduled__2026-11-22T00:00:00+00:00";
         String end = "2026-11-22T08:16:02.5Z";
@@ -148,7 +152,8 @@ final class ProtocolTests {
     }
 
     /** StartupDetails of the golden frame decodes into the fields Go wrote. */
-    static void testGoldenStartupDetailsDecodes() throws IOException {
+    @Test
+    void testGoldenStartupDetailsDecodes() throws IOException {
         byte[] b = body(Files.readAllBytes(golden().resolve("StartupDetails.json.bin")));
         StartupDetails sd = StartupDetails.parse(Protocol.decodeResponse(b).msg());
         eq(new TaskInstance("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", "etl", "transform", "scheduled__2026-11-22T00:00:00+00:00", -1, 2),
@@ -165,11 +170,9 @@ final class ProtocolTests {
     }
 
     /** Frames Go's protocol package wrote for java_test.go (tricky strings and numbers) re-encode identically. */
-    static void testGoVectorFramesReencodeIdentically() throws IOException {
-        if (SdkTests.vectorsDir == null) {
-            return;
-        }
-        List<Path> fs = files(SdkTests.vectorsDir, ".json.bin");
+    @Test
+    void testGoVectorFramesReencodeIdentically() throws IOException {
+        List<Path> fs = files(TestData.goVectors(), ".json.bin");
         isTrue(fs.size() >= 4, "vector frames found: " + fs.size());
         for (Path p : fs) {
             // request-GetVariable-3.json.bin / response-XComResult-1.json.bin
@@ -184,14 +187,12 @@ final class ProtocolTests {
     }
 
     /** JSON values Go's encoding/json wrote (one a line) re-encode identically. */
-    static void testGoVectorValuesReencodeIdentically() throws IOException {
-        if (SdkTests.vectorsDir == null) {
-            return;
-        }
+    @Test
+    void testGoVectorValuesReencodeIdentically() throws IOException {
         int n = 0;
         for (String file : new String[] {"values_html.jsonl", "values_nohtml.jsonl"}) {
             boolean html = file.equals("values_html.jsonl");
-            for (String line : Files.readAllLines(SdkTests.vectorsDir.resolve(file), StandardCharsets.UTF_8)) {
+            for (String line : Files.readAllLines(TestData.goVectors().resolve(file), StandardCharsets.UTF_8)) {
                 eq(line, Json.write(Json.parse(line), html), file + " line " + n);
                 n++;
             }
@@ -200,7 +201,8 @@ final class ProtocolTests {
     }
 
     /** Durations as Go's time.Duration.String writes them. */
-    static void testGoDurations() throws IOException {
+    @Test
+    void testGoDurations() throws IOException {
         eq("1m30s", GoDuration.format(Duration.ofSeconds(90)), "90s");
         eq("1h0m0s", GoDuration.format(Duration.ofHours(1)), "1h");
         eq("1.5s", GoDuration.format(Duration.ofMillis(1500)), "1.5s");
@@ -211,10 +213,7 @@ final class ProtocolTests {
         eq("0s", GoDuration.format(Duration.ZERO), "0");
         eq("26h3m4.000000005s", GoDuration.format(Duration.ofSeconds(26 * 3600 + 184, 5)), "long");
         fails(IllegalArgumentException.class, "too long", () -> GoDuration.format(Duration.ofDays(365L * 300)), "overflow");
-        if (SdkTests.vectorsDir == null) {
-            return;
-        }
-        List<String> lines = Files.readAllLines(SdkTests.vectorsDir.resolve("durations.txt"), StandardCharsets.UTF_8);
+        List<String> lines = Files.readAllLines(TestData.goVectors().resolve("durations.txt"), StandardCharsets.UTF_8);
         for (String line : lines) {
             String[] f = line.split(" ", 2);
             eq(f[1], GoDuration.format(Long.parseLong(f[0])), "duration " + f[0] + "ns");
@@ -224,7 +223,8 @@ final class ProtocolTests {
 
     // ---------------------------------------------------------------- frames
 
-    static void testFrameLimits() throws IOException {
+    @Test
+    void testFrameLimits() throws IOException {
         byte[] huge = {(byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, 1, 2};
         fails(ProtocolException.class, "frame too large", () -> reader(huge).readFrame(), "4 GiB header");
         int max = FrameConn.MAX_FRAME_SIZE_DEFAULT;
@@ -246,7 +246,8 @@ final class ProtocolTests {
         eq(Arrays.toString(new byte[] {0, 0, 1, 44}), Arrays.toString(Arrays.copyOf(f, 4)), "big-endian length");
     }
 
-    static void testDecodeRejectsMalformedBodies() {
+    @Test
+    void testDecodeRejectsMalformedBodies() {
         String[][] badResponses = {
             {"{}", "want an array"}, {"[1]", "want 2 or 3"}, {"[1,null,null,null]", "want 2 or 3"}, {"[\"1\",null]", "id is a string"},
             {"[1.5,null]", "id is a number"}, {"[1,{}]", "msg type is null"}, {"[1,{\"type\":3}]", "msg type is an integer"},
@@ -260,7 +261,8 @@ final class ProtocolTests {
         fails(ProtocolException.class, "msg is null", () -> Protocol.decodeRequest(b("[1,null]")), "request without msg");
     }
 
-    static void testDecodeAcceptsWhatGoAccepts() throws IOException {
+    @Test
+    void testDecodeAcceptsWhatGoAccepts() throws IOException {
         Protocol.Response r = Protocol.decodeResponse(b("[4,{\"type\":\"OKResponse\"}]"));
         eq(4L, r.id(), "id");
         eq(null, r.error(), "no trailing error");

@@ -71,11 +71,16 @@ func decodeBody(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	return decodeJSON(data, v)
 }
 
-// decodeJSON decodes one JSON value from data into v, refusing an empty
-// body, unknown fields and trailing data.
+// decodeJSON decodes one JSON object from data into v, refusing an empty
+// body, another JSON value (null would decode as an empty object), unknown
+// fields and trailing data.
 func decodeJSON(data []byte, v any) error {
-	if len(bytes.TrimSpace(data)) == 0 {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
 		return badRequest("empty body: want a JSON object")
+	}
+	if data[0] != '{' {
+		return badRequest("body: want a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

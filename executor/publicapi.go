@@ -20,7 +20,7 @@ import (
 	"github.com/taskwire/taskwire/queue"
 )
 
-func (e *Executor) routePublic(mux *http.ServeMux) {
+func (e *Executor) routePublic(mux router) {
 	h := func(pattern string, fn http.HandlerFunc) { mux.Handle(pattern, e.operatorAuth(fn)) }
 	h("POST /api/v1/activities", e.handleSubmit)
 	h("GET /api/v1/task-instances", e.handleList)
@@ -274,6 +274,18 @@ func (e *Executor) getConnection(ctx context.Context, id string) (activity.Conne
 	return c, nil
 }
 
+// checkConnection checks the body of PUT connections/{id}: a conn_type,
+// and the path's id as conn_id (filled in when left out).
+func checkConnection(id string, c *activity.Connection) error {
+	if c.ConnID == "" {
+		c.ConnID = id
+	}
+	if c.ConnID != id || c.ConnType == "" {
+		return badRequest("connection needs conn_type, and conn_id equal to the path's")
+	}
+	return nil
+}
+
 func redacted(c activity.Connection) activity.Connection { return c.Redacted() }
 
 func (e *Executor) handleConnections(w http.ResponseWriter, r *http.Request) {
@@ -308,11 +320,8 @@ func (e *Executor) handleConnection(w http.ResponseWriter, r *http.Request) {
 			e.writeError(w, r, err)
 			return
 		}
-		if c.ConnID == "" {
-			c.ConnID = id
-		}
-		if c.ConnID != id || c.ConnType == "" {
-			e.writeError(w, r, badRequest("connection needs conn_type, and conn_id equal to the path's"))
+		if err := checkConnection(id, &c); err != nil {
+			e.writeError(w, r, err)
 			return
 		}
 		data, _ := json.Marshal(c)

@@ -424,7 +424,7 @@ func probeRequest(t *testing.T, key string, sch *jsonschema.Schema, example any,
 		agree("without "+k, without)
 	}
 	for _, k := range schemaProperties(sch) {
-		for _, v := range []any{true, 12345, "x", []any{}, map[string]any{}} {
+		for _, v := range []any{nil, true, 12345, "x", "", []any{}, map[string]any{}} {
 			agree(fmt.Sprintf("%s=%v", k, v), with(obj, k, v))
 		}
 	}

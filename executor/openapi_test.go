@@ -661,3 +661,44 @@ func (c *schemaCmp) compareStruct(where string, sch map[string]any, typ reflect.
 		}
 	}
 }
+
+// TestAPIFuzzFindings keeps fixed what schemathesis found
+// (integration.TestSchemathesis).
+func TestAPIFuzzFindings(t *testing.T) {
+	f := newFixture(t, queue.Config{}, Config{})
+	do := func(method, path, body string) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, f.srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		// An id that is no NATS key was a 500 (update cas: invalid key).
+		{"cancel-id-no-key", "POST", "/api/v1/task-instances/F%C2%A0%C2%8B4%F2%A7%90%97/cancel", "", 404},
+		{"retry-id-no-key", "POST", "/api/v1/task-instances/a%20b/retry", "", 404},
+		{"get-id-no-key", "GET", "/api/v1/task-instances/a%20b", "", 404},
+		// null decoded as an empty object: a variable stored from nothing.
+		{"null-body", "PUT", "/api/v1/variables/k", "null", 400},
+		{"array-body", "PUT", "/api/v1/variables/k", "[]", 400},
+		// A null duration was refused as the invalid duration "".
+		{"null-duration", "POST", "/api/v1/activities", `{"queue":"q","command":["true"],"retry_delay":null,"execution_timeout":null}`, 201},
+		// Empty ids take their defaults.
+		{"empty-ids", "POST", "/api/v1/activities", `{"queue":"q","command":["true"],"dag_id":"","task_id":"","run_id":""}`, 201},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := do(tc.method, tc.path, tc.body); got != tc.want {
+				t.Errorf("%s %s %s: %d, want %d", tc.method, tc.path, tc.body, got, tc.want)
+			}
+		})
+	}
+}

@@ -666,6 +666,7 @@ func (c *schemaCmp) compareStruct(where string, sch map[string]any, typ reflect.
 // (integration.TestSchemathesis).
 func TestAPIFuzzFindings(t *testing.T) {
 	f := newFixture(t, queue.Config{}, Config{})
+	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"true"}}})
 	do := func(method, path, body string) int {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), method, f.srv.URL+path, strings.NewReader(body))
@@ -690,6 +691,9 @@ func TestAPIFuzzFindings(t *testing.T) {
 		// null decoded as an empty object: a variable stored from nothing.
 		{"null-body", "PUT", "/api/v1/variables/k", "null", 400},
 		{"array-body", "PUT", "/api/v1/variables/k", "[]", 400},
+		// A follow that is no boolean was read as false.
+		{"logs-follow-null", "GET", "/api/v1/task-instances/" + ti.ID + "/logs?follow=null", "", 400},
+		{"logs-follow-false", "GET", "/api/v1/task-instances/" + ti.ID + "/logs?follow=false", "", 200},
 		// A null duration was refused as the invalid duration "".
 		{"null-duration", "POST", "/api/v1/activities", `{"queue":"q","command":["true"],"retry_delay":null,"execution_timeout":null}`, 201},
 		// Empty ids take their defaults.

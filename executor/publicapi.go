@@ -114,7 +114,8 @@ func (e *Executor) handleCancel(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleLogs answers a task's log lines as NDJSON; with follow=true it
-// streams until the task is finished and its lines are drained.
+// streams until the task is finished and its lines are drained. A follow
+// that is not a boolean is refused (400).
 func (e *Executor) handleLogs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := e.store.get(r.Context(), id); err != nil {
@@ -130,13 +131,22 @@ func (e *Executor) handleLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		try = n
 	}
+	follow := false
+	switch s := strings.ToLower(r.URL.Query().Get("follow")); s {
+	case "true", "1":
+		follow = true
+	case "", "false", "0":
+	default:
+		e.writeError(w, r, badRequest("follow %q: want true or false", s))
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	flusher, _ := w.(http.Flusher)
 	write := func(l queue.LogLine) error {
 		_, err := w.Write(append(withTry(l.Data, l.Try), '\n'))
 		return err
 	}
-	if r.URL.Query().Get("follow") != "true" {
+	if !follow {
 		lines, err := e.q.ReadLogs(r.Context(), id, try)
 		if err != nil {
 			e.writeError(w, r, err)

@@ -13,7 +13,18 @@ venv="$root/.venv"
 python=${PYTHON:-python3}
 
 if [ ! -x "$venv/bin/python" ]; then
-	"$python" -m venv "$venv"
+	if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
+		# Debian and Ubuntu keep venv (and its pip) in a package of its own.
+		rm -rf "$venv"
+		if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+			echo "schemathesis.sh: installing python3-venv" >&2
+			apt-get update -qq >&2 && apt-get install -y -qq python3-venv >&2
+		fi
+		"$python" -m venv "$venv" || {
+			echo "schemathesis.sh: cannot create $venv: install Python's venv module (Debian: apt-get install python3-venv)" >&2
+			exit 1
+		}
+	fi
 fi
 have=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)
 if [ "$have" != "$SCHEMATHESIS_VERSION" ]; then

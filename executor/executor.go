@@ -234,6 +234,7 @@ func (e *Executor) routes() *routeMux {
 	e.routeExecution(mux)
 	e.routePublic(mux)
 	mux.HandleFunc("GET /api/v1/openapi.json", e.handleOpenAPI)
+	mux.HandleFunc("/execution/", e.apiFallback(mux))
 	mux.Handle("/", dashboard.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)

@@ -16,6 +16,8 @@ import (
 var (
 	errBadRequest   = errors.New("bad request")
 	errUnauthorized = errors.New("unauthorized")
+	// errMethodNotAllowed: the path has routes, none for the method.
+	errMethodNotAllowed = errors.New("method not allowed")
 )
 
 func badRequest(format string, args ...any) error {
@@ -35,6 +37,8 @@ func statusOf(err error) (status int, code string) {
 		return http.StatusUnauthorized, "unauthorized"
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, "not_found"
+	case errors.Is(err, errMethodNotAllowed):
+		return http.StatusMethodNotAllowed, "method_not_allowed"
 	case errors.Is(err, activity.ErrIllegalTransition), errors.Is(err, ErrConflict):
 		return http.StatusConflict, "conflict"
 	case errors.Is(err, activity.ErrInvalid), errors.Is(err, errBadRequest), errors.Is(err, activity.ErrUnknownState):

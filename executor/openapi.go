@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 
 	"gopkg.in/yaml.v3"
@@ -105,6 +107,38 @@ func (e *Executor) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 type router interface {
 	Handle(pattern string, h http.Handler)
 	HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request))
+	Handler(r *http.Request) (h http.Handler, pattern string)
+}
+
+// apiFallbacks are the catch-all patterns of the APIs (apiFallback).
+var apiFallbacks = []string{"/api/", "/execution/"}
+
+// apiMethods are the methods the API's routes use.
+var apiMethods = []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete}
+
+// apiFallback answers what no route of /api/ takes: 405 with the Allow
+// header when the path has routes for other methods (as ServeMux does,
+// which this catch-all would otherwise shadow), else 404.
+func (e *Executor) apiFallback(mux router) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range apiMethods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" && !slices.Contains(apiFallbacks, pattern) {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			if slices.Contains(allow, http.MethodGet) {
+				allow = append(allow, http.MethodHead)
+			}
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			e.writeError(w, r, fmt.Errorf("%s %s: %w (allowed: %s)", r.Method, r.URL.Path, errMethodNotAllowed, strings.Join(allow, ", ")))
+			return
+		}
+		e.writeError(w, r, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
+	}
 }
 
 // routeMux is an http.ServeMux that remembers the patterns registered on

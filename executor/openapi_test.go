@@ -145,10 +145,6 @@ var apiOps = map[string]apiOp{
 	},
 }
 
-// apiFallback is the /api/ catch-all that answers unknown API paths with
-// a JSON 404; it is no operation.
-const apiFallback = "/api/"
-
 // openapiDoc returns the served document, decoded.
 func openapiDoc(t *testing.T) map[string]any {
 	t.Helper()
@@ -192,8 +188,8 @@ func TestOpenAPIRoutes(t *testing.T) {
 		if !strings.HasPrefix(path, "/api/") && !strings.HasPrefix(path, "/execution/") {
 			continue // the dashboard, /healthz
 		}
-		if p == apiFallback {
-			continue
+		if slices.Contains(apiFallbacks, p) {
+			continue // 404 or 405 for what no route takes; no operation
 		}
 		if !hasMethod {
 			t.Errorf("route %q has no method: register each method (e.g. \"GET %s\") and document it", p, p)
@@ -667,6 +663,7 @@ func (c *schemaCmp) compareStruct(where string, sch map[string]any, typ reflect.
 func TestAPIFuzzFindings(t *testing.T) {
 	f := newFixture(t, queue.Config{}, Config{})
 	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"true"}}})
+	var last *http.Response
 	do := func(method, path, body string) int {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), method, f.srv.URL+path, strings.NewReader(body))
@@ -678,12 +675,18 @@ func TestAPIFuzzFindings(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		last = resp
 		return resp.StatusCode
 	}
 	for _, tc := range []struct {
 		name, method, path, body string
 		want                     int
 	}{
+		// The /api/ catch-all shadowed ServeMux's 405 with a 404.
+		{"api-wrong-method", "DELETE", "/api/v1/task-instances/x", "", 405},
+		{"api-no-route", "GET", "/api/v1/nothing", "", 404},
+		{"execution-wrong-method", "PATCH", "/execution/variables/k", "", 405},
+		{"execution-no-route", "GET", "/execution/nothing", "", 404},
 		// An id that is no NATS key was a 500 (update cas: invalid key).
 		{"cancel-id-no-key", "POST", "/api/v1/task-instances/F%C2%A0%C2%8B4%F2%A7%90%97/cancel", "", 404},
 		{"retry-id-no-key", "POST", "/api/v1/task-instances/a%20b/retry", "", 404},
@@ -702,6 +705,12 @@ func TestAPIFuzzFindings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := do(tc.method, tc.path, tc.body); got != tc.want {
 				t.Errorf("%s %s %s: %d, want %d", tc.method, tc.path, tc.body, got, tc.want)
+			}
+			if tc.want == 405 && last.Header.Get("Allow") == "" {
+				t.Errorf("%s %s: 405 without an Allow header", tc.method, tc.path)
+			}
+			if ct := last.Header.Get("Content-Type"); tc.want >= 400 && ct != "application/json" {
+				t.Errorf("%s %s: %d answered as %q, want an ErrorBody", tc.method, tc.path, tc.want, ct)
 			}
 		})
 	}

@@ -39,9 +39,7 @@ func (e *Executor) routePublic(mux router) {
 	h("POST /api/v1/events/{name}", e.handleSendEvent)
 	h("GET /api/v1/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleGetXCom)
 	e.routeRegistry(h)
-	h("/api/", func(w http.ResponseWriter, r *http.Request) {
-		e.writeError(w, r, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
-	})
+	h("/api/", e.apiFallback(mux))
 }
 
 // operatorAuth requires the operator token when one is configured.

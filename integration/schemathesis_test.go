@@ -23,7 +23,7 @@ const schemathesisExamples = 10
 
 // schemathesisChecks are the checks run on every answer.
 const schemathesisChecks = "not_a_server_error,status_code_conformance,content_type_conformance," +
-	"response_headers_conformance,response_schema_conformance,negative_data_rejection"
+	"response_headers_conformance,response_schema_conformance,negative_data_rejection,unsupported_method,allow_header_conformance"
 
 // TestSchemathesis fuzzes a live executor (the real binary on a real NATS
 // server) from its own OpenAPI document with schemathesis, installed

@@ -14,6 +14,7 @@ import (
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -84,6 +85,17 @@ func TestSchemathesis(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A worker and a triggerer, so the registry's answers have entries and
+	// the drain of a worker reaches one.
+	const workerID = "fuzz-worker"
+	c.startWorker(workerOpts{name: workerID, queues: "fuzzw", extra: []string{"--worker-id", workerID}})
+	c.startTriggerer(triggererOpts{name: "fuzz-triggerer"})
+	testbin.Eventually(t, 30*time.Second, "worker and triggerer registered", func() bool {
+		ws, werr := c.api.Workers(ctx)
+		ts, terr := c.api.Triggerers(ctx)
+		return werr == nil && terr == nil && len(ws) == 1 && len(ts) == 1
+	})
+
 	n := schemathesisExamples
 	if s := os.Getenv("TASKWIRE_SCHEMATHESIS_EXAMPLES"); s != "" {
 		if n, err = strconv.Atoi(s); err != nil || n < 1 {
@@ -124,9 +136,13 @@ include-operation-id = "getTaskInstanceLogs"
 parameters = { "query.follow" = "false" }
 
 [[operations]]
+include-operation-id = "drainWorker"
+parameters = { "path.id" = %s }
+
+[[operations]]
 include-path-regex = "^/execution/xcoms/"
 parameters = { "path.dag_id" = %s, "path.run_id" = %s, "path.task_id" = %s }
-`, q(operatorToken), q(actQ.Token), q(rr.Token), q(running.ID), q(ending.ID), q("Bearer "+rrE.Token), q(queued.ID),
+`, q(operatorToken), q(actQ.Token), q(rr.Token), q(running.ID), q(ending.ID), q("Bearer "+rrE.Token), q(queued.ID), q(workerID),
 		q(running.DagID), q(running.RunID), q(running.TaskID))
 	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)

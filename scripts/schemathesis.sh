@@ -10,7 +10,19 @@ SCHEMATHESIS_VERSION=4.32.5
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv"
-python=${PYTHON:-python3}
+# schemathesis 4 needs Python 3.11 or newer: the first such of $PYTHON,
+# python3, python3.13, python3.12, python3.11.
+python=
+for p in ${PYTHON:-} python3 python3.13 python3.12 python3.11; do
+	if command -v "$p" >/dev/null && "$p" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+		python=$p
+		break
+	fi
+done
+if [ -z "$python" ]; then
+	echo "schemathesis.sh: schemathesis $SCHEMATHESIS_VERSION needs Python ≥ 3.11 (set PYTHON to one)" >&2
+	exit 1
+fi
 
 if [ ! -x "$venv/bin/python" ]; then
 	if ! "$python" -m venv "$venv" >/dev/null 2>&1; then

@@ -24,6 +24,12 @@ if [ -z "$python" ]; then
 	exit 1
 fi
 
+# One installer at a time: go test runs packages in parallel, and other
+# test tools install into the same .venv/ (take this lock there too).
+if command -v flock >/dev/null; then
+	exec 9>"$root/.venv.lock"
+	flock 9
+fi
 if [ ! -x "$venv/bin/python" ]; then
 	if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
 		# Debian and Ubuntu keep venv (and its pip) in a package of its own.
@@ -37,6 +43,10 @@ if [ ! -x "$venv/bin/python" ]; then
 			exit 1
 		}
 	fi
+fi
+if ! "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+	echo "schemathesis.sh: $venv has Python $("$venv/bin/python" -V 2>&1); schemathesis needs ≥ 3.11: remove $venv and run again" >&2
+	exit 1
 fi
 have=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)
 if [ "$have" != "$SCHEMATHESIS_VERSION" ]; then

@@ -2,7 +2,7 @@
 # Installs schemathesis (pinned) into the repo's .venv/ and runs it:
 #   scripts/schemathesis.sh --install-only
 #   scripts/schemathesis.sh run http://127.0.0.1:8080/api/v1/openapi.json [st options…]
-# The executor's schemathesis test (executor/schemathesis_test.go) calls it
+# The suite's schemathesis test (integration/schemathesis_test.go) calls it
 # with --install-only and then runs .venv/bin/st itself.
 set -euo pipefail
 
@@ -52,6 +52,7 @@ have=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("s
 if [ "$have" != "$SCHEMATHESIS_VERSION" ]; then
 	"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
 fi
+exec 9>&- # the lock is for installing only
 if [ "${1:-}" = "--install-only" ]; then
 	echo "$venv/bin/st"
 	exit 0

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/taskwire/taskwire/queue"
@@ -36,6 +37,15 @@ func (e *Executor) handleLogs(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, err)
 		return
 	}
+	follow := false
+	switch s := strings.ToLower(q.Get("follow")); s {
+	case "true", "1":
+		follow = true
+	case "", "false", "0":
+	default:
+		e.writeError(w, r, badRequest("follow %q: want true or false", truncateValue(s)))
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	flusher, _ := w.(http.Flusher)
 	unflushed := 0
@@ -52,7 +62,7 @@ func (e *Executor) handleLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}
-	if q.Get("follow") != "true" {
+	if !follow {
 		err := e.q.EachLog(r.Context(), id, try, queue.LogReadOpts{Tail: tail}, write)
 		if err != nil && !wrote {
 			e.writeError(w, r, err)

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/taskwire/taskwire/queue"
 )
 
 // Defaults of the record retention (Config.RecordRetention,
@@ -86,14 +84,14 @@ func (e *Executor) cleanRecords(ctx context.Context, now time.Time) (int, error)
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		if err := queue.PurgeKeyAt(ctx, e.store.kv, r.id, r.rev); err != nil {
+		if err := e.store.kv.PurgeAt(ctx, r.id, r.rev); err != nil {
 			// Changed meanwhile (retried), or NATS away: kept for now.
 			e.log.Debug("record retention: kept", "ti_id", r.id, "err", err)
 			continue
 		}
 		n++
 	}
-	if err := queue.PurgeMarkers(ctx, e.store.kv, markerRetention); err != nil {
+	if err := e.store.kv.PurgeMarkers(ctx, markerRetention); err != nil {
 		return n, err
 	}
 	return n, nil

@@ -90,7 +90,7 @@ func TestRecordRetentionFigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv := qc.KV(queue.BucketTaskInstances)
+	kv := qc.Bucket(queue.BucketTaskInstances)
 	now := time.Now().UTC()
 	g, ctx := errgroup.WithContext(t.Context())
 	g.SetLimit(32)

@@ -112,6 +112,7 @@ var apiOps = map[string]apiOp{
 		resp:  map[string]reflect.Type{"200": typeOf[activity.Connection]()},
 	},
 	"DELETE /api/v1/connections/{id}":                           {},
+	"POST /api/v1/logs/purge":                                   {req: typeOf[PurgeLogsRequest](), check: body[PurgeLogsRequest](nil), resp: map[string]reflect.Type{"200": typeOf[PurgeLogsResponse]()}},
 	"POST /api/v1/events/{name}":                                {resp: map[string]reflect.Type{"202": typeOf[activity.ExternalEvent]()}},
 	"GET /api/v1/xcoms/{dag_id}/{run_id}/{task_id}/{key}":       {resp: map[string]reflect.Type{"200": typeOf[xcomAnswer]()}},
 	"GET /api/v1/workers":                                       {resp: map[string]reflect.Type{"200": typeOf[workerList]()}},

@@ -56,8 +56,8 @@ type Decision int
 const (
 	// Wait: not decided yet, an upstream has still to end.
 	Wait Decision = iota
-	// Run: the rule passed, queue the task instance.
-	Run
+	// Pass: the rule passed, queue the task instance.
+	Pass
 	// Skip: move it to skipped without running it.
 	Skip
 	// UpstreamFailed: move it to upstream_failed without running it.
@@ -68,8 +68,8 @@ func (d Decision) String() string {
 	switch d {
 	case Wait:
 		return "wait"
-	case Run:
-		return "run"
+	case Pass:
+		return "pass"
 	case Skip:
 		return "skip"
 	case UpstreamFailed:
@@ -118,7 +118,7 @@ func (c *Counts) Add(s activity.State) {
 // whether the rule passed.
 func (r TriggerRule) Decide(c Counts) Decision {
 	if c.Upstream == 0 || r == Always {
-		return Run
+		return Pass
 	}
 	done := c.Done() >= c.Upstream
 	failed := c.Failed+c.UpstreamFailed > 0
@@ -133,18 +133,18 @@ func (r TriggerRule) Decide(c Counts) Decision {
 		case c.Skipped > 0:
 			return Skip
 		case c.Success >= live:
-			return Run
+			return Pass
 		}
 	case AllFailed:
 		switch {
 		case c.Success+c.Skipped > 0:
 			return Skip
 		case c.Failed+c.UpstreamFailed >= live:
-			return Run
+			return Pass
 		}
 	case AllDone:
 		if done {
-			return Run
+			return Pass
 		}
 	case OneSuccess:
 		switch {
@@ -153,28 +153,28 @@ func (r TriggerRule) Decide(c Counts) Decision {
 		case done && c.Success == 0:
 			return UpstreamFailed
 		case c.Success > 0:
-			return Run
+			return Pass
 		}
 	case OneFailed:
 		switch {
 		case done && !failed:
 			return Skip
 		case failed:
-			return Run
+			return Pass
 		}
 	case OneDone:
 		switch {
 		case done && c.Failed+c.Success == 0:
 			return Skip
 		case c.Failed+c.Success > 0:
-			return Run
+			return Pass
 		}
 	case NoneFailed:
 		switch {
 		case failed:
 			return UpstreamFailed
 		case c.Success+c.Skipped >= live:
-			return Run
+			return Pass
 		}
 	case NoneFailedMinOneSuccess:
 		switch {
@@ -183,21 +183,21 @@ func (r TriggerRule) Decide(c Counts) Decision {
 		case c.Skipped >= live:
 			return Skip
 		case c.Success+c.Skipped >= live:
-			return Run
+			return Pass
 		}
 	case NoneSkipped:
 		switch {
 		case c.Skipped > 0:
 			return Skip
 		case done:
-			return Run
+			return Pass
 		}
 	case AllSkipped:
 		switch {
 		case c.Success+c.Failed+c.UpstreamFailed > 0:
 			return Skip
 		case c.Skipped >= live:
-			return Run
+			return Pass
 		}
 	}
 	return Wait

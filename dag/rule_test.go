@@ -19,7 +19,7 @@ var stateOf = map[byte]activity.State{
 	'y': activity.StateUpForRetry, 'S': StateScheduled,
 }
 
-var decisionOf = map[byte]Decision{'W': Wait, 'R': Run, 'S': Skip, 'U': UpstreamFailed}
+var decisionOf = map[byte]Decision{'W': Wait, 'R': Pass, 'S': Skip, 'U': UpstreamFailed}
 
 func counts(states string) Counts {
 	var c Counts
@@ -78,10 +78,10 @@ func TestDecideSingleAndMore(t *testing.T) {
 		ups  string
 		want Decision
 	}{
-		{AllSuccess, "", Run},
-		{AllFailed, "", Run},
-		{OneSuccess, "", Run},
-		{AllSuccess, "s", Run},
+		{AllSuccess, "", Pass},
+		{AllFailed, "", Pass},
+		{OneSuccess, "", Pass},
+		{AllSuccess, "s", Pass},
 		{AllSuccess, "f", UpstreamFailed},
 		{AllSuccess, "c", UpstreamFailed}, // cancelled counts as failed
 		{AllSuccess, "k", Skip},
@@ -90,24 +90,24 @@ func TestDecideSingleAndMore(t *testing.T) {
 		{AllSuccess, "S", Wait},
 		{AllSuccess, "d", Wait},
 		{AllSuccess, "y", Wait}, // up_for_retry has not ended
-		{AllSuccess, "sss", Run},
+		{AllSuccess, "sss", Pass},
 		{AllSuccess, "ssP", Wait},
 		{AllSuccess, "ssf", UpstreamFailed},
 		{AllSuccess, "Pyf", UpstreamFailed}, // fails without waiting for the others
-		{AllDone, "sfk", Run},
+		{AllDone, "sfk", Pass},
 		{AllDone, "sfy", Wait},
-		{OneFailed, "PPf", Run},
-		{OneSuccess, "PPs", Run},
+		{OneFailed, "PPf", Pass},
+		{OneSuccess, "PPs", Pass},
 		{OneSuccess, "kkk", Skip},
 		{OneSuccess, "kfk", UpstreamFailed},
-		{NoneFailedMinOneSuccess, "kks", Run},
+		{NoneFailedMinOneSuccess, "kks", Pass},
 		{NoneFailedMinOneSuccess, "kkk", Skip},
-		{NoneFailed, "kkk", Run},
+		{NoneFailed, "kkk", Pass},
 		{AllSkipped, "kkP", Wait},
-		{NoneSkipped, "sfu", Run},
+		{NoneSkipped, "sfu", Pass},
 		{OneDone, "uuu", Skip},
 		{OneDone, "uuP", Wait},
-		{Always, "fff", Run},
+		{Always, "fff", Pass},
 	}
 	for _, tt := range tests {
 		if got := tt.rule.Decide(counts(tt.ups)); got != tt.want {

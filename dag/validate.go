@@ -316,6 +316,13 @@ func (d *DAG) validate(l lines) error {
 			ps.add(fmt.Sprintf("tasks[%d].depends_on", i), "cycle: %s", strings.Join(cyc, " → "))
 		}
 	}
+	if len(ps.list) == 0 {
+		for i := range d.Tasks {
+			if d.Tasks[i].TriggerRule == "" {
+				d.Tasks[i].TriggerRule = d.DefaultArgs.TriggerRule
+			}
+		}
+	}
 	if len(ps.list) > 0 {
 		sort.SliceStable(ps.list, func(i, j int) bool {
 			li, lj := ps.list[i].Line, ps.list[j].Line

@@ -33,7 +33,9 @@ type Executor struct {
 	workers    jetstream.KeyValue
 	triggerers jetstream.KeyValue
 	metrics    *Metrics
-	now        func() time.Time
+	// dags is the scheduler side: DAGs and their runs (dagrun*.go).
+	dags *dags
+	now  func() time.Time
 	// unpublished holds, by task-instance id, what could not be published
 	// (NATS away) for a task that waits on it: the scan publishes it again
 	// (see republishFailed).
@@ -100,6 +102,9 @@ func (e *Executor) Start(ctx context.Context) error {
 		return fmt.Errorf("executor: %w", err)
 	}
 	e.sealer = sl
+	if err := e.startDags(ctx); err != nil {
+		return err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 
@@ -170,6 +175,7 @@ func (e *Executor) Start(ctx context.Context) error {
 		defer e.wg.Done()
 		e.republishQueued(runCtx)
 		e.republishDeferred(runCtx)
+		e.scanRuns(runCtx)
 		e.scanLoop(runCtx)
 	}()
 	e.started = true

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/taskwire/taskwire/dag"
 	"github.com/taskwire/taskwire/queue"
@@ -34,20 +33,8 @@ type dags struct {
 	dropEnds atomic.Bool
 }
 
-// DagRecord is a DAG as stored: its current document and version, and
-// whether it is paused.
-type DagRecord struct {
-	DagID     string    `json:"dag_id"`
-	Version   int       `json:"version"`
-	Paused    bool      `json:"is_paused"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	DAG       *dag.DAG  `json:"dag"`
-	// NextRunAt is when the schedule's next run is due (nil: none).
-	NextRunAt *time.Time `json:"next_dagrun_at,omitempty"`
-	// LastScheduled is the logical date of the schedule's latest run.
-	LastScheduled *time.Time `json:"last_scheduled,omitempty"`
-}
+// DagRecord is a DAG as stored (dag.Record).
+type DagRecord = dag.Record
 
 // startDags provisions the DAG buckets.
 func (e *Executor) startDags(ctx context.Context) error {

@@ -5,11 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"time"
 
-	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/dag"
-	"github.com/taskwire/taskwire/execution"
 )
 
 func (e *Executor) routeDags(h func(string, http.HandlerFunc)) {
@@ -26,19 +23,13 @@ func (e *Executor) routeDags(h func(string, http.HandlerFunc)) {
 	h("POST /api/v1/dags/{dag_id}/runs/{run_id}/clear", e.handleClearRun)
 }
 
-// DagProblemsBody is the 400 answer to an invalid DAG: every problem.
-type DagProblemsBody struct {
-	execution.ErrorBody
-	Problems []dag.Problem `json:"problems"`
-}
 
 // writeDagError answers a DAG validation error with its problems, and
 // anything else as writeError does.
 func (e *Executor) writeDagError(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *dag.ValidationError
 	if errors.As(err, &ve) {
-		writeJSON(w, http.StatusBadRequest, DagProblemsBody{
-			ErrorBody: execution.ErrorBody{Error: "bad_request", Detail: ve.Error()}, Problems: ve.Problems})
+		writeJSON(w, http.StatusBadRequest, dag.ProblemsBody{Error: "bad_request", Detail: ve.Error(), Problems: ve.Problems})
 		return
 	}
 	e.writeError(w, r, err)
@@ -71,35 +62,8 @@ func (e *Executor) handleGetDag(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
-// DagSummary is a DAG in the list: what the DAGs page shows.
-type DagSummary struct {
-	DagID     string     `json:"dag_id"`
-	Version   int        `json:"version"`
-	Paused    bool       `json:"is_paused"`
-	Schedule  string     `json:"schedule,omitempty"`
-	Timezone  string     `json:"timezone,omitempty"`
-	Tasks     int        `json:"tasks"`
-	NextRunAt *time.Time `json:"next_dagrun_at,omitempty"`
-	UpdatedAt time.Time  `json:"updated_at"`
-	// LastRuns are the latest runs' states, the latest first (at most 10).
-	LastRuns []RunSummary `json:"last_runs"`
-}
 
-// RunSummary is a run without its task instances.
-type RunSummary struct {
-	RunID       string       `json:"run_id"`
-	State       dag.RunState `json:"state"`
-	RunType     string       `json:"run_type"`
-	LogicalDate time.Time    `json:"logical_date"`
-	StartDate   *time.Time   `json:"start_date,omitempty"`
-	EndDate     *time.Time   `json:"end_date,omitempty"`
-	DagVersion  int          `json:"dag_version"`
-}
 
-func summarize(r *dag.Run) RunSummary {
-	return RunSummary{RunID: r.RunID, State: r.State, RunType: r.RunType, LogicalDate: r.LogicalDate,
-		StartDate: r.StartDate, EndDate: r.EndDate, DagVersion: r.DagVersion}
-}
 
 func (e *Executor) handleListDags(w http.ResponseWriter, r *http.Request) {
 	recs, err := e.ListDags(r.Context())
@@ -107,11 +71,11 @@ func (e *Executor) handleListDags(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, err)
 		return
 	}
-	out := make([]DagSummary, 0, len(recs))
+	out := make([]dag.Summary, 0, len(recs))
 	for _, rec := range recs {
-		s := DagSummary{DagID: rec.DagID, Version: rec.Version, Paused: rec.Paused, Schedule: rec.DAG.Schedule,
+		s := dag.Summary{DagID: rec.DagID, Version: rec.Version, Paused: rec.Paused, Schedule: rec.DAG.Schedule,
 			Timezone: rec.DAG.Timezone, Tasks: len(rec.DAG.Tasks), NextRunAt: rec.NextRunAt, UpdatedAt: rec.UpdatedAt,
-			LastRuns: []RunSummary{}}
+			LastRuns: []dag.RunSummary{}}
 		runs, err := e.ListRuns(r.Context(), rec.DagID)
 		if err != nil {
 			e.writeError(w, r, err)
@@ -121,7 +85,7 @@ func (e *Executor) handleListDags(w http.ResponseWriter, r *http.Request) {
 			if i == 10 {
 				break
 			}
-			s.LastRuns = append(s.LastRuns, summarize(run))
+			s.LastRuns = append(s.LastRuns, run.Summary())
 		}
 		out = append(out, s)
 	}
@@ -202,7 +166,7 @@ func (e *Executor) handleListRuns(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, err)
 		return
 	}
-	out := make([]RunView, 0, len(runs))
+	out := make([]dag.RunView, 0, len(runs))
 	withTIs := r.URL.Query().Get("task_instances") == "true"
 	for _, run := range runs {
 		v := e.runView(r.Context(), run)
@@ -223,16 +187,9 @@ func (e *Executor) handleGetRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, e.runView(r.Context(), run))
 }
 
-// ClearRequest is the body of POST …/runs/{run_id}/clear.
-type ClearRequest struct {
-	// TaskIDs to clear; none clears every task.
-	TaskIDs []string `json:"task_ids,omitempty"`
-	// Downstream clears every task downstream of them too.
-	Downstream bool `json:"include_downstream,omitempty"`
-}
 
 func (e *Executor) handleClearRun(w http.ResponseWriter, r *http.Request) {
-	var req ClearRequest
+	var req dag.ClearRequest
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBody))
 	if err != nil {
 		e.writeError(w, r, err)
@@ -254,48 +211,15 @@ func (e *Executor) handleClearRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// RunView is a run as the API shows it: its task instances with their
-// live states.
-type RunView struct {
-	DagID       string         `json:"dag_id"`
-	RunID       string         `json:"run_id"`
-	State       dag.RunState   `json:"state"`
-	RunType     string         `json:"run_type"`
-	LogicalDate time.Time      `json:"logical_date"`
-	Conf        map[string]any `json:"conf,omitempty"`
-	DagVersion  int            `json:"dag_version"`
-	QueuedAt    time.Time      `json:"queued_at"`
-	StartDate   *time.Time     `json:"start_date,omitempty"`
-	EndDate     *time.Time     `json:"end_date,omitempty"`
-	// Edges are the DAG's dependencies, [upstream, downstream] task ids.
-	Edges         [][2]string    `json:"edges,omitempty"`
-	TaskInstances []RunTIView    `json:"task_instances"`
-	Cleared       int            `json:"cleared,omitempty"`
-	Counts        map[string]int `json:"counts,omitempty"`
-}
 
-// RunTIView is one task instance of a run.
-type RunTIView struct {
-	TaskID    string         `json:"task_id"`
-	MapIndex  int            `json:"map_index"`
-	State     activity.State `json:"state"`
-	TIID      string         `json:"ti_id,omitempty"`
-	TryNumber int            `json:"try_number,omitempty"`
-	Queue     string         `json:"queue,omitempty"`
-	StartDate *time.Time     `json:"start_date,omitempty"`
-	EndDate   *time.Time     `json:"end_date,omitempty"`
-	Reason    string         `json:"reason,omitempty"`
-	// Mapped is set on the instances of a mapped task.
-	Mapped bool `json:"mapped,omitempty"`
-}
 
 // runView shows run with its instances in DAG order; a scheduled
 // instance shows its task-instance record's live state (queued, running,
 // …), an undecided one "none".
-func (e *Executor) runView(ctx context.Context, run *dag.Run) RunView {
-	v := RunView{DagID: run.DagID, RunID: run.RunID, State: run.State, RunType: run.RunType,
+func (e *Executor) runView(ctx context.Context, run *dag.Run) dag.RunView {
+	v := dag.RunView{DagID: run.DagID, RunID: run.RunID, State: run.State, RunType: run.RunType,
 		LogicalDate: run.LogicalDate, Conf: run.Conf, DagVersion: run.DagVersion, QueuedAt: run.QueuedAt,
-		StartDate: run.StartDate, EndDate: run.EndDate, TaskInstances: []RunTIView{}, Counts: map[string]int{}}
+		StartDate: run.StartDate, EndDate: run.EndDate, TaskInstances: []dag.RunTI{}, Counts: map[string]int{}}
 	var order []string
 	if d, err := e.dagVersion(ctx, run.DagID, run.DagVersion); err == nil {
 		for _, t := range d.Tasks {
@@ -317,7 +241,7 @@ func (e *Executor) runView(ctx context.Context, run *dag.Run) RunView {
 		}
 		for _, in := range tr.Instances {
 			st, ti := e.instanceState(in)
-			tv := RunTIView{TaskID: id, MapIndex: in.MapIndex, State: st, TIID: in.TIID, TryNumber: in.Try,
+			tv := dag.RunTI{TaskID: id, MapIndex: in.MapIndex, State: st, TIID: in.TIID, TryNumber: in.Try,
 				Reason: in.Reason, Mapped: tr.Expanded}
 			if ti != nil {
 				tv.TryNumber, tv.Queue, tv.StartDate, tv.EndDate = ti.TryNumber, ti.Queue, ti.StartDate, ti.EndDate

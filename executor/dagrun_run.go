@@ -17,14 +17,7 @@ import (
 )
 
 // TriggerRequest is the body of POST /api/v1/dags/{dag_id}/runs.
-type TriggerRequest struct {
-	// RunID names the run; the same run_id again returns the existing
-	// run. Default "manual__<logical date>".
-	RunID string         `json:"run_id,omitempty"`
-	Conf  map[string]any `json:"conf,omitempty"`
-	// LogicalDate defaults to now.
-	LogicalDate *time.Time `json:"logical_date,omitempty"`
-}
+type TriggerRequest = dag.TriggerRequest
 
 // queueParallelism bounds the task instances one evaluation queues at once.
 const queueParallelism = 32

@@ -118,11 +118,11 @@ func jsonOrYAMLID(doc string, id *string) error {
 	return nil
 }
 
-func (f *fixture) waitRun(dagID, runID string, cond func(RunView) bool) RunView {
+func (f *fixture) waitRun(dagID, runID string, cond func(dag.RunView) bool) dag.RunView {
 	f.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		var v RunView
+		var v dag.RunView
 		st := f.api("GET", "/api/v1/dags/"+dagID+"/runs/"+runID, nil, &v)
 		if st == http.StatusOK && cond(v) {
 			return v
@@ -134,7 +134,7 @@ func (f *fixture) waitRun(dagID, runID string, cond func(RunView) bool) RunView 
 	}
 }
 
-func tiStates(v RunView) string {
+func tiStates(v dag.RunView) string {
 	var s []string
 	for _, ti := range v.TaskInstances {
 		if ti.MapIndex >= 0 {
@@ -154,7 +154,7 @@ func TestDagDiamond(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, queue.Config{}, Config{})
 	f.putDag(diamondDAG)
-	var v RunView
+	var v dag.RunView
 	if st := f.api("POST", "/api/v1/dags/diamond/runs", []byte(`{"run_id":"r1","conf":{"k":"v"}}`), &v); st != http.StatusCreated {
 		t.Fatalf("trigger: %d", st)
 	}
@@ -191,7 +191,7 @@ func TestDagDiamond(t *testing.T) {
 	if fmt.Sprint(seen) != fmt.Sprint(want) {
 		t.Fatalf("activities %v, want %v", seen, want)
 	}
-	v = f.waitRun("diamond", "r1", func(v RunView) bool { return v.State.Finished() })
+	v = f.waitRun("diamond", "r1", func(v dag.RunView) bool { return v.State.Finished() })
 	if got, want := tiStates(v), "a=success b=failed c[0]=success c[1]=success c[2]=success d=success e=upstream_failed"; got != want {
 		t.Fatalf("states\n got %s\nwant %s", got, want)
 	}
@@ -245,7 +245,7 @@ tasks:
 				f.finish(act, activity.StateSuccess, nil)
 			}
 		}
-		v := f.waitRun("m100", tc.run, func(v RunView) bool { return v.State.Finished() })
+		v := f.waitRun("m100", tc.run, func(v dag.RunView) bool { return v.State.Finished() })
 		if string(v.State) != tc.want {
 			t.Fatalf("%s: run %s, want %s (%s)", tc.run, v.State, tc.want, tiStates(v))
 		}
@@ -327,7 +327,7 @@ func TestDagTwoExecutorsQueueOnce(t *testing.T) {
 			t.Errorf("%s queued %d times", id, n)
 		}
 	}
-	v := f1.waitRun("fan", "r", func(v RunView) bool { return v.State.Finished() })
+	v := f1.waitRun("fan", "r", func(v dag.RunView) bool { return v.State.Finished() })
 	if v.State != dag.RunSuccess {
 		t.Fatalf("run %s: %s", v.State, tiStates(v))
 	}
@@ -366,7 +366,7 @@ func TestDagEndLostInCrash(t *testing.T) {
 	if again := f2.tryTake("q", 300*time.Millisecond); again != nil {
 		t.Fatalf("queued again: %+v", again.TI)
 	}
-	if v := f2.waitRun("crash", "r", func(v RunView) bool { return v.State.Finished() }); v.State != dag.RunSuccess {
+	if v := f2.waitRun("crash", "r", func(v dag.RunView) bool { return v.State.Finished() }); v.State != dag.RunSuccess {
 		t.Fatalf("run %s", v.State)
 	}
 }
@@ -376,7 +376,7 @@ func TestDagEndLostInCrash(t *testing.T) {
 func TestDagAPIRefusals(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, queue.Config{}, Config{})
-	var pb DagProblemsBody
+	var pb dag.ProblemsBody
 	st := f.api("PUT", "/api/v1/dags/bad", []byte("dag_id: bad\ntasks:\n  - {task_id: a, queue: q, command: [true], depends_on: [nope]}\n  - {task_id: a, queue: q, command: [true], trigger_rule: sometimes}\n"), &pb)
 	if st != http.StatusBadRequest || len(pb.Problems) != 3 {
 		t.Fatalf("invalid dag: %d %+v", st, pb)

@@ -1,6 +1,6 @@
 // Command executor is taskwire's executor (executor serve) and its operator
 // CLI: submit, get, list, logs, cancel, event, variables, connections, xcom,
-// workers, triggerers and queues talk to a running executor's public API.
+// workers, triggerers, queues, dags and runs talk to a running executor's public API.
 // Every flag falls back to the TASKWIRE_* environment variable named in its
 // help; see executor <command> -h.
 package main
@@ -44,6 +44,8 @@ Commands:
   workers [drain ID]                   list workers (live, draining, lost); drain one
   triggerers                           list triggerers (live, lost) and the triggers held
   queues                               per queue: pending, running, deferred, workers, last minute
+  dags apply -f FILE|list|get|pause|unpause|delete   manage DAGs
+  runs trigger DAG [--wait]|get|list|clear            trigger and follow DAG runs
 
 Run "executor <command> -h" for a command's flags. Output is a table, or
 JSON with --json.
@@ -74,6 +76,8 @@ var commands = []command{
 	{"workers", (*cli).workers, 2},
 	{"triggerers", (*cli).triggerers, 2},
 	{"queues", (*cli).queues, 2},
+	{"dags", (*cli).dags, 2},
+	{"runs", (*cli).runs, 2},
 }
 
 // cli is the process's outside world, replaced in tests.

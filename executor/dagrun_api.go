@@ -23,7 +23,6 @@ func (e *Executor) routeDags(h func(string, http.HandlerFunc)) {
 	h("POST /api/v1/dags/{dag_id}/runs/{run_id}/clear", e.handleClearRun)
 }
 
-
 // writeDagError answers a DAG validation error with its problems, and
 // anything else as writeError does.
 func (e *Executor) writeDagError(w http.ResponseWriter, r *http.Request, err error) {
@@ -61,9 +60,6 @@ func (e *Executor) handleGetDag(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, rec)
 }
-
-
-
 
 func (e *Executor) handleListDags(w http.ResponseWriter, r *http.Request) {
 	recs, err := e.ListDags(r.Context())
@@ -187,7 +183,6 @@ func (e *Executor) handleGetRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, e.runView(r.Context(), run))
 }
 
-
 func (e *Executor) handleClearRun(w http.ResponseWriter, r *http.Request) {
 	var req dag.ClearRequest
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBody))
@@ -210,8 +205,6 @@ func (e *Executor) handleClearRun(w http.ResponseWriter, r *http.Request) {
 	v.Cleared = n
 	writeJSON(w, http.StatusOK, v)
 }
-
-
 
 // runView shows run with its instances in DAG order; a scheduled
 // instance shows its task-instance record's live state (queued, running,

@@ -138,7 +138,7 @@ func (c *cli) runs(ctx context.Context, args []string) error {
 }
 
 // runPoll is how often --wait reads the run.
-const runPoll = 200 * time.Millisecond
+const runPoll = 100 * time.Millisecond
 
 // followRun prints every state change of the run's task instances until
 // the run ends, with a progress bar of the instances done; it fails (exit

@@ -207,7 +207,7 @@ func (d *DAG) validate(l lines) error {
 		}
 	}
 	if d.Schedule != "" {
-		if _, err := d.ParseSchedule(); err != nil {
+		if _, err := d.ParsedSchedule(); err != nil {
 			ps.add("schedule", "%v", err)
 		}
 	}

@@ -136,6 +136,16 @@ func (e *Executor) Start(ctx context.Context) error {
 		return fmt.Errorf("executor: consume retry timers: %w", err)
 	}
 	e.stops = append(e.stops, cc.Stop)
+	sc, err := e.q.ConsumeTimers(ctx, timerSchedule, func(m jetstream.Msg) {
+		e.onScheduleTimer(runCtx, m.Ack, func() error { return m.NakWithDelay(time.Second) }, m.Term, m.Data())
+	})
+	if err != nil {
+		cc.Stop()
+		cancel()
+		e.wg.Wait()
+		return fmt.Errorf("executor: consume schedule timers: %w", err)
+	}
+	e.stops = append(e.stops, sc.Stop)
 	unsub, err := e.q.OnMaxDeliveries(func(stream string, seq uint64) {
 		e.wg.Add(1)
 		go func() {

@@ -361,6 +361,7 @@ func (e *Executor) scan(ctx context.Context) {
 	e.scanDeferred(ctx, now)
 	e.republishFailed(ctx)
 	e.scanRuns(ctx)
+	e.scanSchedules(ctx)
 	e.store.each(activity.StateUpForRetry, func(ti *activity.TaskInstance) {
 		if ti.RetryAt != nil && now.Sub(*ti.RetryAt) > retryTimerGrace {
 			if err := e.requeue(ctx, ti.ID, ti.TryNumber); err != nil {

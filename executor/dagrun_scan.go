@@ -24,7 +24,7 @@ func activeMarker(now time.Time) []byte { return []byte(now.UTC().Format(time.RF
 // ended without the run hearing of it is applied — both idempotent, so a
 // replica doing the same at the same time changes nothing twice.
 func (e *Executor) scanRuns(ctx context.Context) {
-	if e.dags == nil {
+	if e.dags == nil || e.dags.dropEnds.Load() {
 		return
 	}
 	runs := e.dags.store.Runs()

@@ -3,7 +3,6 @@ package dag
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 
@@ -449,39 +448,31 @@ func (d *DAG) Task(id string) *Task {
 	return nil
 }
 
-// topo returns the tasks upstream first (a valid DAG has no cycle); ties
-// keep document order.
+// topo returns the tasks upstream first (a valid DAG has no cycle): a
+// depth-first order from the tasks in document order, each task after its
+// upstreams, in O(tasks + edges).
 func (d *DAG) topo() []*Task {
-	indeg := make(map[string]int, len(d.Tasks))
-	down := make(map[string][]string, len(d.Tasks))
-	for _, t := range d.Tasks {
-		indeg[t.TaskID] += 0
-		for _, up := range t.DependsOn {
-			indeg[t.TaskID]++
-			down[up] = append(down[up], t.TaskID)
-		}
-	}
 	pos := make(map[string]int, len(d.Tasks))
 	for i, t := range d.Tasks {
 		pos[t.TaskID] = i
 	}
-	var ready []string
-	for _, t := range d.Tasks {
-		if indeg[t.TaskID] == 0 {
-			ready = append(ready, t.TaskID)
-		}
-	}
+	done := make([]bool, len(d.Tasks))
 	out := make([]*Task, 0, len(d.Tasks))
-	for len(ready) > 0 {
-		sort.Slice(ready, func(i, j int) bool { return pos[ready[i]] < pos[ready[j]] })
-		id := ready[0]
-		ready = ready[1:]
-		out = append(out, &d.Tasks[pos[id]])
-		for _, dn := range down[id] {
-			if indeg[dn]--; indeg[dn] == 0 {
-				ready = append(ready, dn)
+	var visit func(i int)
+	visit = func(i int) {
+		if done[i] {
+			return
+		}
+		done[i] = true
+		for _, up := range d.Tasks[i].DependsOn {
+			if j, ok := pos[up]; ok {
+				visit(j)
 			}
 		}
+		out = append(out, &d.Tasks[i])
+	}
+	for i := range d.Tasks {
+		visit(i)
 	}
 	return out
 }

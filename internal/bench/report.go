@@ -26,9 +26,9 @@ type Report struct {
 	// DAG is the DAG-run phases (dag.go).
 	DAG     DagFigures `json:"dag"`
 	Backlog Backlog    `json:"backlog"`
-	Timers     []Timers   `json:"timers"`
-	Ratios     Ratios     `json:"ratios"`
-	Targets    []Target   `json:"targets"`
+	Timers  []Timers   `json:"timers"`
+	Ratios  Ratios     `json:"ratios"`
+	Targets []Target   `json:"targets"`
 	// Seconds is the whole run, cluster start and stop included.
 	Seconds float64 `json:"seconds"`
 }

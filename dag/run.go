@@ -54,13 +54,15 @@ type Run struct {
 	Tasks map[string]*TaskRun `json:"tasks"`
 }
 
-// TaskRun is one task's part of a run.
+// TaskRun is one task's part of a run. The record's keys are short: a
+// fan-in rewrites it once per batch of ends, and its size is most of
+// that cost.
 type TaskRun struct {
 	// Expanded is set once a mapped task was expanded: Instances then hold
 	// map indexes 0..n-1 (none for an empty expansion). Before, and for a
 	// task that is not mapped, there is one instance with map index -1.
-	Expanded  bool       `json:"expanded,omitempty"`
-	Instances []Instance `json:"instances"`
+	Expanded  bool       `json:"x,omitempty"`
+	Instances []Instance `json:"i"`
 }
 
 // Instance is one task instance in a run record. Its State is StateNone
@@ -69,15 +71,19 @@ type TaskRun struct {
 // state); and the instance's final state (success, failed, skipped,
 // upstream_failed, removed, cancelled) once it ended.
 type Instance struct {
-	MapIndex int            `json:"map_index"`
-	State    activity.State `json:"state,omitempty"`
-	TIID     string         `json:"ti_id,omitempty"`
+	MapIndex int            `json:"m"`
+	State    activity.State `json:"s,omitempty"`
+	// Gen is the run's clear count when the instance was scheduled: its
+	// TIID is InstanceID(dag, run, task, map index, Gen).
+	Gen int `json:"g,omitempty"`
+	// TIID is not stored: UnmarshalRun and Evaluate fill it in.
+	TIID string `json:"-"`
 	// Try is the try number the instance's last task-instance record
 	// reached: a clear starts from it.
-	Try    int    `json:"try,omitempty"`
-	Reason string `json:"reason,omitempty"`
+	Try    int    `json:"t,omitempty"`
+	Reason string `json:"r,omitempty"`
 	// Param is the element a mapped instance was made for.
-	Param any `json:"param,omitempty"`
+	Param any `json:"p,omitempty"`
 }
 
 // NewRun makes the record of a new run of d (at version) in state running
@@ -104,6 +110,13 @@ func UnmarshalRun(b []byte) (*Run, error) {
 	}
 	if r.Tasks == nil {
 		r.Tasks = map[string]*TaskRun{}
+	}
+	for id, tr := range r.Tasks {
+		for i := range tr.Instances {
+			if in := &tr.Instances[i]; in.State != StateNone {
+				in.TIID = InstanceID(r.DagID, r.RunID, id, in.MapIndex, in.Gen)
+			}
+		}
 	}
 	return &r, nil
 }
@@ -195,7 +208,7 @@ func (r *Run) Evaluate(d *DAG, src ExpandSource, now time.Time) Evaluation {
 	}
 	for _, ref := range Admit(d, r, candidates) {
 		in := r.Instance(ref.TaskID, ref.MapIndex)
-		in.State = StateScheduled
+		in.State, in.Gen = StateScheduled, r.Clears
 		in.TIID = InstanceID(r.DagID, r.RunID, ref.TaskID, ref.MapIndex, r.Clears)
 		ev.Ready = append(ev.Ready, ref)
 		ev.Changed = true

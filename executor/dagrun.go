@@ -26,6 +26,11 @@ type dags struct {
 	// batches groups the ends of one run's task instances that arrive
 	// while an evaluation of the run is under way (see runEnded).
 	batches map[string]*runBatch
+	// runs caches, by run key, the decoded record of each run this
+	// executor applied ends to, at its revision: the next batch updates it
+	// at that revision without reading and decoding it again (a replica
+	// that wrote meanwhile makes the update fail, and the batch re-reads).
+	runs map[string]cachedRun
 
 	// dropEnds, set by tests, makes this executor forget task ends before
 	// its runs hear of them: what a crash right after the end was
@@ -42,7 +47,7 @@ func (e *Executor) startDags(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
-	e.dags = &dags{store: st, versions: map[string]*dag.DAG{}, batches: map[string]*runBatch{}}
+	e.dags = &dags{store: st, versions: map[string]*dag.DAG{}, batches: map[string]*runBatch{}, runs: map[string]cachedRun{}}
 	return nil
 }
 
@@ -285,4 +290,30 @@ func (e *Executor) SetFaultDropRunEnds(drop bool) {
 	if e.dags != nil {
 		e.dags.dropEnds.Store(drop)
 	}
+}
+
+// cachedRun is a decoded run record at its KV revision.
+type cachedRun struct {
+	run *dag.Run
+	rev uint64
+}
+
+// takeRun removes and returns the cached record of a run: its user owns
+// it (and puts it back with putRun once written).
+func (ds *dags) takeRun(key string) (cachedRun, bool) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	c, ok := ds.runs[key]
+	delete(ds.runs, key)
+	return c, ok
+}
+
+func (ds *dags) putRun(key string, r *dag.Run, rev uint64) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if r.State.Finished() {
+		delete(ds.runs, key)
+		return
+	}
+	ds.runs[key] = cachedRun{run: r, rev: rev}
 }

@@ -241,12 +241,16 @@ func (e *Executor) runEnded(ctx context.Context, dagID, runID string, end runEnd
 // compare-and-set re-reads the record and finds the ends applied and the
 // downstream decided: each task instance is queued once.
 func (e *Executor) applyEnds(ctx context.Context, dagID, runID string, ends []runEnd) error {
+	key := queue.DagRunKey(dagID, runID)
+	if done, err := e.applyEndsCached(ctx, key, ends); done || err != nil {
+		return err
+	}
 	var (
 		run *dag.Run
 		d   *dag.DAG
 		ev  dag.Evaluation
 	)
-	_, err := e.dags.store.Runs().Mutate(ctx, queue.DagRunKey(dagID, runID), func(old []byte) ([]byte, error) {
+	rev, err := e.dags.store.Runs().Mutate(ctx, key, func(old []byte) ([]byte, error) {
 		if old == nil {
 			return nil, errNoRun
 		}
@@ -276,11 +280,52 @@ func (e *Executor) applyEnds(ctx context.Context, dagID, runID string, ends []ru
 	if err != nil {
 		return err
 	}
-	e.queueReady(ctx, d, run, ev.Ready)
-	if ev.Ended {
-		e.runFinished(ctx, d, run)
-	}
+	e.afterEvaluation(ctx, d, run, ev)
+	e.dags.putRun(key, run, rev)
 	return nil
+}
+
+// applyEndsCached is applyEnds on the cached record at its revision: no
+// read, no decode. It reports whether it applied them; when it did not
+// (nothing cached, an end it cannot place, another writer meanwhile) the
+// caller takes the authoritative path.
+func (e *Executor) applyEndsCached(ctx context.Context, key string, ends []runEnd) (bool, error) {
+	c, ok := e.dags.takeRun(key)
+	if !ok {
+		return false, nil
+	}
+	r := c.run
+	for _, en := range ends {
+		if !r.End(en.taskID, en.mapIndex, en.tiID, en.state, en.try, en.reason) {
+			return false, nil // maybe stale (a clear elsewhere): read afresh
+		}
+	}
+	d, err := e.dagVersion(ctx, r.DagID, r.DagVersion)
+	if err != nil {
+		return false, nil
+	}
+	ev := r.Evaluate(d, e.expandSource(ctx, r), e.now())
+	b, err := r.Marshal()
+	if err != nil {
+		return false, err
+	}
+	rev, err := e.dags.store.Runs().Update(ctx, key, b, c.rev)
+	if err != nil {
+		// Another writer, or NATS away: the authoritative path decides.
+		return false, nil
+	}
+	e.afterEvaluation(ctx, d, r, ev)
+	e.dags.putRun(key, r, rev)
+	return true, nil
+}
+
+// afterEvaluation queues what an evaluation made ready and ends the run
+// if it ended.
+func (e *Executor) afterEvaluation(ctx context.Context, d *dag.DAG, r *dag.Run, ev dag.Evaluation) {
+	e.queueReady(ctx, d, r, ev.Ready)
+	if ev.Ended {
+		e.runFinished(ctx, d, r)
+	}
 }
 
 // expandSource reads an upstream's XCom for a mapped task's expansion:

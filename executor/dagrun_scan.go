@@ -107,8 +107,8 @@ func (e *Executor) repairRun(ctx context.Context, r *dag.Run) {
 	}
 	if len(ends) > 0 {
 		e.log.Info("dag runs scan: applying task ends the run missed", "dag_id", r.DagID, "run_id", r.RunID, "count", len(ends))
-		if err := e.applyEnds(ctx, r.DagID, r.RunID, ends); err != nil {
-			e.log.Warn("dag runs scan: apply ends", "dag_id", r.DagID, "run_id", r.RunID, "err", err)
+		for _, en := range ends {
+			e.runEnded(ctx, r.DagID, r.RunID, en)
 		}
 	}
 }

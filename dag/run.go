@@ -99,9 +99,6 @@ func NewRun(d *DAG, version int, runID, runType string, logicalDate time.Time, c
 	return r
 }
 
-// Marshal encodes the record for KV.
-func (r *Run) Marshal() ([]byte, error) { return json.Marshal(r) }
-
 // UnmarshalRun decodes a stored run record.
 func UnmarshalRun(b []byte) (*Run, error) {
 	var r Run
@@ -155,6 +152,16 @@ type Evaluation struct {
 	Ended bool
 }
 
+// undecided reports whether an instance of the task is still StateNone.
+func (tr *TaskRun) undecided() bool {
+	for _, in := range tr.Instances {
+		if in.State == StateNone {
+			return true
+		}
+	}
+	return false
+}
+
 // Evaluate decides every undecided task instance it can: it expands
 // mapped tasks whose upstreams allow them to run (asking src for the
 // values), moves instances to skipped or upstream_failed as their trigger
@@ -176,7 +183,7 @@ func (r *Run) Evaluate(d *DAG, src ExpandSource, now time.Time) Evaluation {
 	var candidates []Ref
 	for _, t := range order {
 		tr := r.Tasks[t.TaskID]
-		if tr == nil {
+		if tr == nil || !tr.undecided() {
 			continue
 		}
 		c := r.counts(t)
@@ -319,6 +326,13 @@ func (r *Run) counts(t *Task) Counts {
 // task (one with no downstream) failed or is upstream_failed, else
 // success (Airflow's rule).
 func (r *Run) outcome(d *DAG) (RunState, bool) {
+	for _, tr := range r.Tasks {
+		for _, in := range tr.Instances {
+			if !Ended(in.State) {
+				return "", false
+			}
+		}
+	}
 	hasDown := map[string]bool{}
 	for _, t := range d.Tasks {
 		for _, up := range t.DependsOn {

@@ -31,6 +31,8 @@ type dags struct {
 	// at that revision without reading and decoding it again (a replica
 	// that wrote meanwhile makes the update fail, and the batch re-reads).
 	runs map[string]cachedRun
+	// wg counts the goroutines applying ends (runEnded); Stop waits for them.
+	wg sync.WaitGroup
 
 	// dropEnds, set by tests, makes this executor forget task ends before
 	// its runs hear of them: what a crash right after the end was
@@ -316,4 +318,11 @@ func (ds *dags) putRun(key string, r *dag.Run, rev uint64) {
 		return
 	}
 	ds.runs[key] = cachedRun{run: r, rev: rev}
+}
+
+// stopDags waits for the evaluations under way.
+func (e *Executor) stopDags() {
+	if e.dags != nil {
+		e.dags.wg.Wait()
+	}
 }

@@ -207,6 +207,7 @@ func (e *Executor) runEnded(ctx context.Context, dagID, runID string, end runEnd
 	ds := e.dags
 	key := queue.DagRunKey(dagID, runID)
 	ds.mu.Lock()
+	defer ds.mu.Unlock()
 	b := ds.batches[key]
 	if b == nil {
 		b = &runBatch{}
@@ -214,10 +215,24 @@ func (e *Executor) runEnded(ctx context.Context, dagID, runID string, end runEnd
 	}
 	b.pending = append(b.pending, end)
 	if b.busy {
-		ds.mu.Unlock()
 		return
 	}
+	// One goroutine per run applies the batches, so the call that recorded
+	// the end (a worker's state report) does not wait for it: the end is
+	// recorded already, and a crash before the run hears of it is repaired
+	// by the scan.
 	b.busy = true
+	ds.wg.Add(1)
+	go func() {
+		defer ds.wg.Done()
+		e.drainEnds(context.WithoutCancel(ctx), dagID, runID, key, b)
+	}()
+}
+
+// drainEnds applies the batches of ends of one run until none is left.
+func (e *Executor) drainEnds(ctx context.Context, dagID, runID, key string, b *runBatch) {
+	ds := e.dags
+	ds.mu.Lock()
 	for {
 		ends := b.pending
 		b.pending = nil

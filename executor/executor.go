@@ -230,7 +230,7 @@ func (e *Executor) Stop(ctx context.Context) error {
 		e.cancel()
 	})
 	done := make(chan struct{})
-	go func() { e.wg.Wait(); close(done) }()
+	go func() { e.wg.Wait(); e.stopDags(); close(done) }()
 	select {
 	case <-done:
 		return nil

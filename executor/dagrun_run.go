@@ -192,9 +192,10 @@ type runBatch struct {
 	busy    bool
 }
 
-// dagTaskEnded is called when a task instance reached a final state:
-// if it belongs to a DAG run, its run records the end and queues the
-// downstream task instances that became ready, before this returns.
+// dagTaskEnded is called when a task instance reached a final state: if
+// it belongs to a DAG run, the end goes to the run's evaluator (runEnded),
+// which records it and queues the downstream task instances that became
+// ready.
 func (e *Executor) dagTaskEnded(ctx context.Context, ti *activity.TaskInstance) {
 	if ti.DagRun == nil || !ti.State.Terminal() || e.dags == nil || e.dags.dropEnds.Load() {
 		return

@@ -58,7 +58,7 @@ func (f *fixture) tryTake(q string, wait time.Duration) *activity.ExecuteTask {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(wait))
+	batch, err := cons.JetStream().Fetch(1, jetstream.FetchMaxWait(wait))
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -146,7 +146,7 @@ func (r *Records) Put(ctx context.Context, key string, val []byte) error {
 // Mutate is [UpdateCAS] on the bucket: mutate gets the current value (nil
 // when absent) and returns the new one; conflicts are retried.
 func (r *Records) Mutate(ctx context.Context, key string, mutate func(old []byte) ([]byte, error)) (uint64, error) {
-	return UpdateCAS(ctx, r.kv, key, mutate)
+	return UpdateCAS(ctx, Bucket{kv: r.kv}, key, mutate)
 }
 
 // Delete removes a record (and its history with purge); a missing record

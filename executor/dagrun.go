@@ -181,6 +181,9 @@ func (e *Executor) SetDagPaused(ctx context.Context, dagID string, paused bool) 
 	if err != nil {
 		return nil, err
 	}
+	if !dag.ValidDagID(dagID) {
+		return nil, fmt.Errorf("dag %q: %w", dagID, ErrNotFound)
+	}
 	var rec *DagRecord
 	_, err = ds.store.Dags().Mutate(ctx, queue.DagKey(dagID), func(old []byte) ([]byte, error) {
 		if old == nil {

@@ -618,6 +618,9 @@ func (e *Executor) ClearRun(ctx context.Context, dagID, runID string, taskIDs []
 	if err != nil {
 		return nil, 0, err
 	}
+	if !dag.ValidDagID(dagID) {
+		return nil, 0, fmt.Errorf("dag %q: %w", dagID, ErrNotFound)
+	}
 	var (
 		run     *dag.Run
 		d       *dag.DAG

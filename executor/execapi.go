@@ -324,6 +324,11 @@ func (e *Executor) handleXCom(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		ent, err := e.xcom.Get(r.Context(), k)
 		if err != nil {
+			if mapped, ok := e.mappedXComJSON(r.Context(), dag, run, task, mapIndex, key); ok {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = fmt.Fprintf(w, `{"key":%q,"value":%s}`, key, mapped)
+				return
+			}
 			e.writeError(w, r, kvErr("xcom "+key, err))
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,6 +26,9 @@ type proc struct {
 	grace     time.Duration
 	stateFile string
 	stderr    *tail
+	// lastOut is the last non-empty line printed on stdout: a DAG-run
+	// command task's return value (see returnValue).
+	lastOut atomic.Pointer[string]
 
 	done     chan struct{} // closed once the process was reaped and its output read
 	exitErr  error
@@ -70,7 +74,12 @@ func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID 
 	go func() {
 		defer p.wg.Done()
 		defer readers.Done()
-		readLines(outR, func(line string) { tl.output("stdout", line) })
+		readLines(outR, func(line string) {
+			if strings.TrimSpace(line) != "" {
+				p.lastOut.Store(&line)
+			}
+			tl.output("stdout", line)
+		})
 	}()
 	go func() {
 		defer p.wg.Done()

@@ -59,6 +59,8 @@ type job struct {
 	startup protocol.StartupDetails
 	// tc acts for the try; nil for callbacks, which get no API access.
 	tc *execution.TaskClient
+	// dagRun is the DAG run of the try, if any (dagrun.go).
+	dagRun *activity.DagRun
 }
 
 // run runs the job to its end; it kills the process when ctx ends. An
@@ -111,7 +113,7 @@ func (j *job) runCommand(ctx context.Context) outcome {
 	out, err := readDeferFile(deferFile)
 	switch {
 	case errors.Is(err, errNoDeferFile):
-		return j.exitOutcome(p, nil)
+		return j.returnValue(ctx, p, j.exitOutcome(p, nil))
 	case err != nil:
 		// A programming error of the command: retrying cannot fix it.
 		reason := fmt.Sprintf("bad defer file (%s): %v", envDeferFile, err)
@@ -209,14 +211,16 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 	}
 	j := &job{
 		w: w, log: log, tl: tl, rt: w.cfg.Runtimes[q], entry: et.Entrypoint, ti: ti, tc: tc,
-		env: append(tiEnv(ti, q),
+		env: append(append(tiEnv(ti, q),
 			"TASKWIRE_MAX_TRIES="+strconv.Itoa(rr.MaxTries),
-			"TASKWIRE_PARAMS="+string(params)),
+			"TASKWIRE_PARAMS="+string(params)), dagRunEnv(et.DagRun)...),
+		dagRun: et.DagRun,
 		startup: protocol.StartupDetails{
 			Type: protocol.TypeStartupDetails,
 			TI: protocol.TaskInstance{ID: ti.ID, DagID: ti.DagID, TaskID: ti.TaskID, RunID: ti.RunID,
 				MapIndex: ti.MapIndex, TryNumber: ti.TryNumber},
-			Context:    protocol.RunContext{MaxTries: rr.MaxTries, Queue: q, Entrypoint: et.Entrypoint.Task, Params: et.Params},
+			Context: protocol.RunContext{MaxTries: rr.MaxTries, Queue: q, Entrypoint: et.Entrypoint.Task, Params: et.Params,
+				DagRun: protocolDagRun(ti.DagID, et.DagRun)},
 			NextMethod: nextMethod,
 			NextKwargs: nextKwargs,
 			StartDate:  start.Format(time.RFC3339Nano),

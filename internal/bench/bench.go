@@ -123,6 +123,14 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.Command, err = tp("command tasks", commandSpec(cfg.TaskBin, ModeNoop, "")); err != nil {
 		return fmt.Errorf("command throughput: %w", err)
 	}
+	dagProg := func(name string, total int) func(int) {
+		var n atomic.Int64
+		prog.set(name, total, counter(&n))
+		return func(v int) { n.Store(int64(v)) }
+	}
+	if r.DAG, err = dagPhases(ctx, c, cfg, dagProg); err != nil {
+		return fmt.Errorf("dag runs: %w", err)
+	}
 	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
 		return fmt.Errorf("go sdk throughput: %w", err)
 	}

@@ -23,10 +23,12 @@ type Report struct {
 	// ManyQueues is the command throughput phase with its tasks spread over
 	// Config.Queues queues.
 	ManyQueues Throughput `json:"many_queues"`
-	Backlog    Backlog    `json:"backlog"`
-	Timers     []Timers   `json:"timers"`
-	Ratios     Ratios     `json:"ratios"`
-	Targets    []Target   `json:"targets"`
+	// DAG is the DAG-run phases (dag.go).
+	DAG     DagFigures `json:"dag"`
+	Backlog Backlog    `json:"backlog"`
+	Timers  []Timers   `json:"timers"`
+	Ratios  Ratios     `json:"ratios"`
+	Targets []Target   `json:"targets"`
 	// Seconds is the whole run, cluster start and stop included.
 	Seconds float64 `json:"seconds"`
 }
@@ -75,6 +77,9 @@ type Ratios struct {
 	ManyQueuesPerCommand float64 `json:"many_queues_per_command"`
 	// BacklogPerCommand is command tasks/s beside the backlog ÷ without it.
 	BacklogPerCommand float64 `json:"backlog_per_command"`
+	// DagFanPerCommand is the fan-out/fan-in DAG's tasks/s ÷ the same
+	// number of command tasks submitted flat.
+	DagFanPerCommand float64 `json:"dag_fan_per_command"`
 }
 
 // Target is a figure beside the performance issue's target for it.
@@ -115,6 +120,9 @@ const (
 	targetRSSMiB           = 512
 	targetLatenessP99      = 100 // ms
 	targetQueuesRatio      = 0.8 // of the one-queue throughput: "within 20%"
+	targetDagFanRatio      = 0.9 // of the flat throughput
+	targetDagStepP50       = 2   // ms
+	targetDagStepP99       = 10  // ms
 )
 
 // finish fills in the ratios and targets.
@@ -127,6 +135,7 @@ func (r *Report) finish() {
 		DeferralP50PerRTT:    ratio(r.Deferral.P50, r.Raw.JetStreamRTT.P50),
 		ManyQueuesPerCommand: ratio(r.ManyQueues.PerSecond, r.Command.PerSecond),
 		BacklogPerCommand:    ratio(r.Backlog.Command.PerSecond, r.Command.PerSecond),
+		DagFanPerCommand:     ratio(r.DAG.FanPerSecond, r.Command.PerSecond),
 	}
 	atLeast := func(fig string, v, limit float64, unit string) Target {
 		return Target{Figure: fig, Value: v, AtLeast: true, Limit: limit, Unit: unit, Met: v >= limit}
@@ -143,6 +152,9 @@ func (r *Report) finish() {
 		atMost("deferral_p99_ms", r.Deferral.P99, targetDeferralP99, "ms"),
 		atLeast("many_queues_per_command", r.Ratios.ManyQueuesPerCommand, targetQueuesRatio, "×"),
 		atLeast("backlog_per_command", r.Ratios.BacklogPerCommand, targetQueuesRatio, "×"),
+		atLeast("dag_fan_per_command", r.Ratios.DagFanPerCommand, targetDagFanRatio, "×"),
+		atMost("dag_step_p50_ms", r.DAG.StepScheduling.P50, targetDagStepP50, "ms"),
+		atMost("dag_step_p99_ms", r.DAG.StepScheduling.P99, targetDagStepP99, "ms"),
 	}
 	for _, t := range r.Timers {
 		if t.Timers == targetRSSTimers {
@@ -202,6 +214,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
 	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
 		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
+	fmt.Fprintf(tw, "DAG 1 → %d → 1 no-op command tasks/s (trigger → run end)\t%s/s\t%s\tflat %s/s\t%.2f×\n",
+		r.DAG.FanTasks-2, thousands(r.DAG.FanPerSecond), r.target("dag_fan_per_command"), thousands(r.Command.PerSecond), r.Ratios.DagFanPerCommand)
+	fmt.Fprintf(tw, "DAG chain of %d: step scheduling p50 / p99 (upstream end_date → downstream queued_at)\t%.2f / %.2f ms\t%s, %s\t\t\n",
+		r.DAG.ChainSteps, r.DAG.StepScheduling.P50, r.DAG.StepScheduling.P99, r.target("dag_step_p50_ms"), r.target("dag_step_p99_ms"))
+	fmt.Fprintf(tw, "  step to the downstream running, p50 / p99 (→ its start_date: + publish, pull, …/run)\t%.2f / %.2f ms\t\t\t\n",
+		r.DAG.StepToRunning.P50, r.DAG.StepToRunning.P99)
 	fmt.Fprintf(tw, "cluster CPU per task: command / Go SDK / over %d queues / beside the backlog\t%.2f / %.2f / %.2f / %.2f ms\t\t\t\n",
 		c.Queues, r.Command.CPUMillisPerTask, r.GoSDK.CPUMillisPerTask, r.ManyQueues.CPUMillisPerTask, r.Backlog.Command.CPUMillisPerTask)
 	fmt.Fprintf(tw, "dispatch latency p50 (%d tasks, one at a time)\t%.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.1f×\n",

@@ -137,7 +137,9 @@ func (c *Client) do(ctx context.Context, op, method, path, token string, in, out
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	req.Header.Set(HeaderVersion, APIVersion)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -15,6 +15,7 @@ import (
 )
 
 func (e *Executor) routeExecution(mux *http.ServeMux) {
+	mux.HandleFunc("GET /execution/health", handleExecHealth)
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/run", e.handleRun)
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/state", e.handleState)
 	mux.HandleFunc("GET /execution/task-instances/{id}/state", e.handleGetState)
@@ -45,6 +46,12 @@ func (e *Executor) execAuth(w http.ResponseWriter, r *http.Request, tiID string)
 		}
 	}
 	return c, nil
+}
+
+// handleExecHealth is GET /execution/health, as Airflow's: no token; a
+// worker that lost the Execution API probes it to know when to pull again.
+func handleExecHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
 }
 
 func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
@@ -98,7 +105,8 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, execution.RunResponse{
 		TI: ti.Key(), MaxTries: ti.MaxTries, ShouldRetry: ti.CanRetry(),
-		NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs, ExecutionTimeout: remainingTimeout(ti), Token: tok,
+		NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs, ExecutionTimeout: remainingTimeout(ti),
+		ZombieThreshold: activity.Duration(e.cfg.ZombieThreshold), Token: tok,
 	})
 }
 

@@ -9,8 +9,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -32,28 +30,10 @@ func (e *Executor) routeRegistry(h func(string, http.HandlerFunc)) {
 	h("GET /api/v1/queues", e.handleQueues)
 }
 
-// kvEntries returns every live entry of kv by key, read with one watch.
-func kvEntries(ctx context.Context, kv jetstream.KeyValue) (map[string][]byte, error) {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", kv.Bucket(), err)
-	}
-	defer func() { _ = w.Stop() }()
-	out := map[string][]byte{}
-	for {
-		select {
-		case ent, ok := <-w.Updates():
-			if !ok {
-				return out, nil
-			}
-			if ent == nil {
-				return out, nil // the initial values are all in
-			}
-			out[ent.Key()] = ent.Value()
-		case <-ctx.Done():
-			return nil, fmt.Errorf("read %s: %w", kv.Bucket(), ctx.Err())
-		}
-	}
+// kvEntries returns every live entry of bucket by key (complete while
+// entries are rewritten: see queue.Client.Snapshot).
+func (e *Executor) kvEntries(ctx context.Context, bucket string) (map[string][]byte, error) {
+	return e.q.Snapshot(ctx, bucket)
 }
 
 // liveness is the state of a member whose last heartbeat was at.
@@ -71,7 +51,7 @@ func (e *Executor) liveness(at time.Time, now time.Time, state string) string {
 // their state as the executor sees it: lost when silent for LostAfter,
 // draining when a drain was asked for.
 func (e *Executor) listWorkers(ctx context.Context) ([]activity.WorkerInfo, error) {
-	ents, err := kvEntries(ctx, e.workers)
+	ents, err := e.kvEntries(ctx, queue.BucketWorkers)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +133,7 @@ type triggererBeat struct {
 
 // handleTriggerers is GET /api/v1/triggerers.
 func (e *Executor) handleTriggerers(w http.ResponseWriter, r *http.Request) {
-	ents, err := kvEntries(r.Context(), e.triggerers)
+	ents, err := e.kvEntries(r.Context(), queue.BucketTriggerers)
 	if err != nil {
 		e.writeError(w, r, err)
 		return

@@ -33,10 +33,10 @@ import (
 // answer does not say (the executor's default).
 const zombieThresholdAssumed = 30 * time.Second
 
-// apiMarginMin is the least margin between the worker's kill and the
-// executor's zombie threshold, beyond the kill grace; the margin is a sixth
-// of the threshold when that is more.
-const apiMarginMin = 2 * time.Second
+// apiMarginMin is the least margin between the end of the worker's kill
+// and the executor's zombie threshold; the margin is a tenth of the
+// threshold when that is more.
+const apiMarginMin = 250 * time.Millisecond
 
 // apiProbeInterval is how often a worker that lost the API probes it.
 const apiProbeInterval = time.Second
@@ -46,34 +46,33 @@ const apiProbeTimeout = 5 * time.Second
 
 // APIUnreachableError is the cause with which a try is killed when none of
 // its heartbeats reached the executor for Limit: the executor may fail it
-// as a zombie after Threshold and start the next try.
+// as a zombie after Threshold and start the next try. Its process group
+// gets SIGTERM, then SIGKILL after Grace (the kill grace, at most a sixth
+// of Threshold).
 type APIUnreachableError struct {
-	Limit, Threshold time.Duration
+	Limit, Threshold, Grace time.Duration
 }
 
 func (e *APIUnreachableError) Error() string {
 	return fmt.Sprintf("no heartbeat reached the Execution API for %s (the executor's zombie threshold is %s)", e.Limit, e.Threshold)
 }
 
-// apiLimit is how long a try may go without an accepted heartbeat when the
-// executor's zombie threshold is z: z less the kill grace and a margin of
-// max(2s, z/6) — 20s for the defaults (30s, 5s). A kill grace too long for
-// z is cut to a quarter of z, with a warning, rather than risk two tries.
-func (w *Worker) apiLimit(log *slog.Logger, z time.Duration) time.Duration {
+// apiLimit returns, for the executor's zombie threshold z, how long a try
+// may go without an accepted heartbeat and the kill grace to kill it
+// with: z less a margin of max(z/10, 250ms) less the grace, which is the
+// worker's kill grace cut to z/6 — 22s and 5s for the defaults (30s, 5s);
+// 2.2s and 500ms for 3s and a kill grace of 1s.
+func (w *Worker) apiLimit(log *slog.Logger, z time.Duration) (limit, grace time.Duration) {
 	if z <= 0 {
 		z = zombieThresholdAssumed
 	}
-	l := z - w.cfg.KillGrace - max(apiMarginMin, z/6)
-	if l < z/4 {
-		log.Warn("kill grace too long for the executor's zombie threshold: a try that loses the Execution API is killed after a quarter of the threshold",
-			"zombie_threshold", z, "kill_grace", w.cfg.KillGrace)
-		l = z / 4
-	}
-	if l < 2*w.cfg.HeartbeatInterval {
+	grace = min(w.cfg.KillGrace, z/6)
+	limit = max(z/2, z-max(apiMarginMin, z/10)-grace)
+	if limit < 2*w.cfg.HeartbeatInterval {
 		log.Warn("heartbeat interval too long for the executor's zombie threshold: one lost heartbeat may kill a try",
-			"zombie_threshold", z, "heartbeat_interval", w.cfg.HeartbeatInterval, "limit", l)
+			"zombie_threshold", z, "heartbeat_interval", w.cfg.HeartbeatInterval, "limit", limit)
 	}
-	return l
+	return limit, grace
 }
 
 // apiReach says whether the Execution API answers, as the worker's last

@@ -231,9 +231,11 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 	if threshold <= 0 {
 		threshold = zombieThresholdAssumed
 	}
-	limit := w.apiLimit(log, threshold)
+	limit, grace := w.apiLimit(log, threshold)
 	watchdog := time.AfterFunc(limit-time.Since(runSent), func() {
-		cancel(&APIUnreachableError{Limit: limit, Threshold: threshold})
+		ue := &APIUnreachableError{Limit: limit, Threshold: threshold, Grace: grace}
+		w.noteAPI(ue) // stop pulling, if no failed call said so yet
+		cancel(ue)
 	})
 
 	var conflict atomic.Bool
@@ -247,7 +249,7 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 			cancel(errHeartbeatConflict)
 		}, func(sent time.Time) {
 			watchdog.Reset(limit - time.Since(sent))
-		})
+		}, min(max(2*w.cfg.HeartbeatInterval, 10*time.Second), max(w.cfg.HeartbeatInterval, limit/3)))
 	}()
 
 	log.Info("task started", "hostname", w.cfg.Hostname)
@@ -344,8 +346,11 @@ func (w *Worker) closeLog(log *slog.Logger, tl *taskLog) {
 
 // heartbeat tells the executor every HeartbeatInterval that the try is alive
 // until ctx ends; onConflict is called (once) when the executor refuses.
-// onBeat is called with the time each accepted heartbeat was sent.
-func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.TaskClient, onConflict func(), onBeat func(sent time.Time)) {
+// onBeat is called with the time each accepted heartbeat was sent. One
+// heartbeat waits at most timeout: a third of the try's limit without
+// one (see apireach.go), so that a worker that lost the API knows it,
+// and stops pulling, well before it must kill the try.
+func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.TaskClient, onConflict func(), onBeat func(sent time.Time), timeout time.Duration) {
 	t := time.NewTicker(w.cfg.HeartbeatInterval)
 	defer t.Stop()
 	req := execution.HeartbeatRequest{Hostname: w.cfg.Hostname, PID: os.Getpid(), WorkerID: w.cfg.ID}
@@ -355,7 +360,7 @@ func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.
 			return
 		case <-t.C:
 		}
-		hctx, cancel := context.WithTimeout(ctx, max(2*w.cfg.HeartbeatInterval, 10*time.Second))
+		hctx, cancel := context.WithTimeout(ctx, timeout)
 		sent := time.Now()
 		err := tc.Heartbeat(hctx, req)
 		cancel()

@@ -68,9 +68,9 @@ func TestSplitBrainAPICutWorkerKillsItsTry(t *testing.T) {
 	cut := c.startWorker(workerOpts{name: "worker-cut", queues: "default", ns: ns, extra: []string{"--worker-id", "cut"}})
 	testbin.Eventually(t, 30*time.Second, "the namespaced worker to be live", func() bool { return workerState(c, "cut") == activity.MemberLive })
 
-	// Try 1 writes a line every 100ms for a minute; later tries for 2s.
+	// Try 1 writes a line every 100ms for five minutes; later tries for 2s.
 	out := c.path("side-effects")
-	script := fmt.Sprintf(`n=600; [ "$TASKWIRE_TRY_NUMBER" -gt 1 ] && n=20
+	script := fmt.Sprintf(`n=3000; [ "$TASKWIRE_TRY_NUMBER" -gt 1 ] && n=20
 i=0; while [ $i -lt $n ]; do echo "$TASKWIRE_TRY_NUMBER $(date +%%s.%%N)" >> %s; sleep 0.1; i=$((i+1)); done`, out)
 	ti := c.submit(activity.TaskSpec{Queue: "default", Entrypoint: sh(script),
 		RetryPolicy: activity.RetryPolicy{Retries: 2, Delay: activity.Duration(100 * time.Millisecond)}})
@@ -92,7 +92,7 @@ i=0; while [ $i -lt $n ]; do echo "$TASKWIRE_TRY_NUMBER $(date +%%s.%%N)" >> %s;
 	// The retry starts on the healthy worker, once the executor has failed
 	// try 1 as a zombie (zombie threshold after its last heartbeat).
 	var try2 *activity.TaskInstance
-	testbin.Eventually(t, 2*time.Minute, "try 2 to run", func() bool {
+	testbin.Eventually(t, 4*time.Minute, "try 2 to run", func() bool {
 		got, err := c.api.Get(context.Background(), ti.ID)
 		if err != nil {
 			return false

@@ -198,6 +198,8 @@ type Fleet struct {
 	Throughput        Throughput `json:"throughput"`
 	// DistinctWorkers is how many workers ran at least one of the tasks.
 	DistinctWorkers int `json:"distinct_workers"`
+	// Retried counts the tasks that needed more than one try.
+	Retried int `json:"retried"`
 	// WarningsIdle are the warnings and errors the workers logged while
 	// idle; Warnings in the whole phase.
 	WarningsIdle int64 `json:"warnings_idle"`
@@ -364,7 +366,11 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 	base := c.tracker.ended.Load()
 	prog.set(fmt.Sprintf("fleet of %d: %d tasks", n, tasks), tasks, func() int { return int(c.tracker.ended.Load() - base) })
 	e1, t1 := processCPU(), time.Now()
-	if r.Throughput, err = throughput(ctx, c, commandSpec(cfg.TaskBin, ModeNoop, ""), tasks, cfg.Inflight); err != nil {
+	// Retried (and counted) rather than fatal: on a machine saturated by
+	// a thousand workers a try can miss its heartbeats.
+	spec := commandSpec(cfg.TaskBin, ModeNoop, "")
+	spec.RetryPolicy = activity.RetryPolicy{Retries: 2, Delay: activity.Duration(100 * time.Millisecond)}
+	if r.Throughput, err = throughput(ctx, c, spec, tasks, cfg.Inflight); err != nil {
 		return r, err
 	}
 	r.ExecutorLoadCores = (processCPU() - e1).Seconds() / time.Since(t1).Seconds()
@@ -373,6 +379,9 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 	for _, ti := range tis {
 		if ti.State == activity.StateSuccess && ti.WorkerID != "" {
 			used[ti.WorkerID] = true
+		}
+		if ti.TryNumber > 1 {
+			r.Retried++
 		}
 	}
 	r.DistinctWorkers = len(used)

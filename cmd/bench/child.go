@@ -66,6 +66,7 @@ func fleetChild(args []string) int {
 		}
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	}
+	cfg.Warnings = slog.NewTextHandler(os.Stderr, nil)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := bench.RunFleetChild(ctx, cfg, os.Stdin, os.Stdout); err != nil {

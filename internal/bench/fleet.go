@@ -62,27 +62,44 @@ type FleetChildConfig struct {
 	// Logger receives the workers' logs (each record counts toward the
 	// warnings when at level Warn or above); default one that discards.
 	Logger *slog.Logger
+	// Warnings, when set, receives the first fleetWarningsShown warnings.
+	Warnings slog.Handler
 }
 
 // countingHandler counts the records at level Warn and above.
 type countingHandler struct {
 	slog.Handler
-	n *atomic.Int64
+	n    *atomic.Int64
+	show slog.Handler // the first fleetWarningsShown go here too
 }
+
+// fleetWarningsShown is how many of the workers' warnings the fleet child
+// writes on its stderr (the bench's), so that a count has its reasons.
+const fleetWarningsShown = 10
 
 func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelWarn {
-		h.n.Add(1)
+		if h.n.Add(1) <= fleetWarningsShown && h.show != nil {
+			_ = h.show.Handle(ctx, r)
+		}
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
 func (h countingHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return countingHandler{h.Handler.WithAttrs(as), h.n}
+	var show slog.Handler
+	if h.show != nil {
+		show = h.show.WithAttrs(as)
+	}
+	return countingHandler{h.Handler.WithAttrs(as), h.n, show}
 }
 
 func (h countingHandler) WithGroup(g string) slog.Handler {
-	return countingHandler{h.Handler.WithGroup(g), h.n}
+	var show slog.Handler
+	if h.show != nil {
+		show = h.show.WithGroup(g)
+	}
+	return countingHandler{h.Handler.WithGroup(g), h.n, show}
 }
 
 func (h countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
@@ -99,7 +116,7 @@ func RunFleetChild(ctx context.Context, cfg FleetChildConfig, stdin io.Reader, s
 		base = slog.New(slog.DiscardHandler)
 	}
 	var warns atomic.Int64
-	log := slog.New(countingHandler{base.Handler(), &warns})
+	log := slog.New(countingHandler{base.Handler(), &warns, cfg.Warnings})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {

@@ -37,7 +37,8 @@ func (c *Client) DrainRequested(ctx context.Context, id string) (bool, error) {
 // 296 of 300). So Snapshot first asks the stream which keys exist (one
 // request; the server answers from its index under one lock), then reads
 // the watch until each of them has come (as a value or a deletion); one
-// still missing when the watch is caught up is read alone.
+// still missing when the watch is caught up (or has read twice as many
+// entries as there are keys) is read alone.
 func (c *Client) Snapshot(ctx context.Context, bucket string) (map[string][]byte, error) {
 	kv := c.KV(bucket)
 	prefix := "$KV." + bucket + "."
@@ -62,8 +63,12 @@ func (c *Client) Snapshot(ctx context.Context, bucket string) (map[string][]byte
 		return nil, fmt.Errorf("read %s: %w", bucket, err)
 	}
 	defer func() { _ = w.Stop() }()
-	caughtUp := false
-	for len(want) > 0 && !caughtUp {
+	// Read on until caught up, or for twice the keys' number of entries
+	// (rewrites arrive faster than the watch reads them): what is still
+	// missing then is read alone.
+	caughtUp, budget := false, 2*len(want)+100
+	for len(want) > 0 && !caughtUp && budget > 0 {
+		budget--
 		select {
 		case ent, ok := <-w.Updates():
 			if !ok {

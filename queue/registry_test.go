@@ -1,9 +1,11 @@
 package queue_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -16,7 +18,8 @@ import (
 func TestSnapshotIsCompleteWhileEntriesAreRewritten(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, queue.Config{})
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
 	kv := c.KV(queue.BucketWorkers)
 	const n = 300
 	for i := range n {
@@ -43,7 +46,7 @@ func TestSnapshotIsCompleteWhileEntriesAreRewritten(t *testing.T) {
 		close(stop)
 		wg.Wait()
 	}()
-	for round := range 30 {
+	for round := range 15 {
 		got, err := c.Snapshot(ctx, queue.BucketWorkers)
 		if err != nil {
 			t.Fatal(err)

@@ -24,7 +24,8 @@ import (
 func TestWorkerBehindNAT(t *testing.T) {
 	inner, router := netns.NewBehindNAT(t)
 	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr })
-	c := newCluster(t, clusterOpts{nats: srv, listen: freeAddrOn(t, router.HostAddr)})
+	const token = "nat-test" // off loopback: secure by default
+	c := newCluster(t, clusterOpts{nats: srv, listen: freeAddrOn(t, router.HostAddr), operatorToken: token})
 	c.startTriggerer(triggererOpts{})
 	metrics := net.JoinHostPort(inner.Addr, "9091")
 	w := c.startWorker(workerOpts{name: "worker-nat", ns: inner, extra: []string{"--worker-id", "nat", "--listen", metrics}})
@@ -69,7 +70,7 @@ func TestWorkerBehindNAT(t *testing.T) {
 	ti := c.submit(activity.TaskSpec{Queue: "default",
 		Entrypoint: sh("echo first; while [ ! -e " + release + " ]; do sleep 0.05; done; echo second")})
 	c.waitState(ti.ID, activity.StateRunning, 20*time.Second)
-	follow := testbin.Start(t, "logs", c.bins.executor, nil, "logs", ti.ID, "--follow", "--api-url", c.apiURL)
+	follow := testbin.Start(t, "logs", c.bins.executor, nil, "logs", ti.ID, "--follow", "--api-url", c.apiURL, "--token", token)
 	testbin.Eventually(t, 20*time.Second, "the first line, followed", func() bool { return strings.Contains(follow.Output(), "first") })
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)

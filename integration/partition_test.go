@@ -62,7 +62,8 @@ func workerState(c *cluster, id string) string {
 func TestSplitBrainAPICutWorkerKillsItsTry(t *testing.T) {
 	ns := netns.New(t)
 	const zombie = 8 * time.Second
-	c := nsCluster(t, ns, clusterOpts{zombieThreshold: zombie.String(), logLevel: "info"})
+	// Off loopback, so with an operator token (secure by default).
+	c := nsCluster(t, ns, clusterOpts{zombieThreshold: zombie.String(), logLevel: "info", operatorToken: "partition-test"})
 	_, apiPort, _ := net.SplitHostPort(strings.TrimPrefix(c.apiURL, "http://"))
 
 	cut := c.startWorker(workerOpts{name: "worker-cut", queues: "default", ns: ns, extra: []string{"--worker-id", "cut"}})

@@ -175,6 +175,15 @@ i=0; while [ $i -lt $n ]; do echo "$TASKWIRE_TRY_NUMBER $(date +%%s.%%N)" >> %s;
 	// so the next task can only go there).
 	lift()
 	testbin.Eventually(t, 20*time.Second, "the worker to be live again", func() bool { return workerState(c, "cut") == activity.MemberLive })
+
+	// Idle, it finds out by itself too (a probe per heartbeat interval
+	// when it called nothing), before it pulls anything.
+	lift = ns.DropTCPTo(apiPort)
+	testbin.Eventually(t, 20*time.Second, "the idle cut worker to show as api-unreachable", func() bool {
+		return workerState(c, "cut") == activity.MemberAPIUnreachable
+	})
+	lift()
+	testbin.Eventually(t, 20*time.Second, "the worker to be live once more", func() bool { return workerState(c, "cut") == activity.MemberLive })
 	if _, err := c.api.DrainWorker(context.Background(), "ok"); err != nil {
 		t.Fatal(err)
 	}

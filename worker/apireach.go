@@ -27,7 +27,9 @@ import (
 //     activity it pulled could not start, and would wait for a redelivery
 //     instead of running on a worker beside it), probes GET
 //     /execution/health every apiProbeInterval, and pulls again once it
-//     answers. Its registry entry says "api-unreachable" meanwhile.
+//     answers. Its registry entry says "api-unreachable" meanwhile. An
+//     idle worker, which calls nothing, probes once per heartbeat
+//     interval, so it finds out before it pulls.
 
 // zombieThresholdAssumed is the executor's zombie threshold when its …/run
 // answer does not say (the executor's default).
@@ -84,12 +86,20 @@ type apiReach struct {
 	lastErr string
 	up      chan struct{} // closed while reachable
 	wake    chan struct{} // cap 1: start probing
+	lastOK  time.Time     // the last call that reached it (monotonic)
+}
+
+// quietFor is how long ago a call last reached the API.
+func (a *apiReach) quietFor() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return time.Since(a.lastOK)
 }
 
 func newAPIReach() *apiReach {
 	up := make(chan struct{})
 	close(up)
-	return &apiReach{up: up, wake: make(chan struct{}, 1)}
+	return &apiReach{up: up, wake: make(chan struct{}, 1), lastOK: time.Now()}
 }
 
 // state reports whether the API is unreachable, since when and why.
@@ -117,6 +127,9 @@ func (a *apiReach) note(err error) (changed, down bool) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err == nil {
+		a.lastOK = time.Now()
+	}
 	switch {
 	case err == nil && a.down:
 		a.down = false
@@ -156,33 +169,61 @@ func (w *Worker) noteAPI(err error) {
 	}
 }
 
-// probeLoop probes the API while it is unreachable, until ctx ends.
+// probeLoop probes the API every apiProbeInterval while it is
+// unreachable, and once per HeartbeatInterval when nothing else said it
+// answers (an idle worker calls nothing: without this it would learn
+// that it lost the API only from the next activity's …/run, and would
+// show as live meanwhile), until ctx ends.
 func (w *Worker) probeLoop(ctx context.Context) {
+	quiet := time.NewTicker(w.cfg.HeartbeatInterval)
+	defer quiet.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.api.wake:
-		}
-		t := time.NewTicker(apiProbeInterval)
-		for down, _, _ := w.api.state(); down; down, _, _ = w.api.state() {
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			pctx, cancel := context.WithTimeout(ctx, apiProbeTimeout)
-			err := w.cfg.API.Health(pctx)
-			cancel()
-			if ctx.Err() != nil {
-				t.Stop()
+			if !w.probeUntilUp(ctx) {
 				return
 			}
-			w.noteAPI(err)
+		case <-quiet.C:
+			if down, _, _ := w.api.state(); down || w.api.quietFor() < w.cfg.HeartbeatInterval {
+				continue
+			}
+			if !w.probe(ctx, max(w.cfg.HeartbeatInterval, 2*time.Second)) {
+				return
+			}
 		}
-		t.Stop()
 	}
+}
+
+// probeUntilUp probes every apiProbeInterval until the API answers; it
+// reports false when ctx ended first.
+func (w *Worker) probeUntilUp(ctx context.Context) bool {
+	t := time.NewTicker(apiProbeInterval)
+	defer t.Stop()
+	for down, _, _ := w.api.state(); down; down, _, _ = w.api.state() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		if !w.probe(ctx, apiProbeTimeout) {
+			return false
+		}
+	}
+	return true
+}
+
+// probe asks GET /execution/health once; it reports false when ctx ended.
+func (w *Worker) probe(ctx context.Context, timeout time.Duration) bool {
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	err := w.cfg.API.Health(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return false
+	}
+	w.noteAPI(err)
+	return true
 }
 
 // waitAPI blocks while the API is unreachable; it fails only when ctx ends.

@@ -189,7 +189,8 @@ func (w *Worker) probeLoop(ctx context.Context) {
 			if down, _, _ := w.api.state(); down || w.api.quietFor() < w.cfg.HeartbeatInterval {
 				continue
 			}
-			if !w.probe(ctx, max(w.cfg.HeartbeatInterval, 2*time.Second)) {
+			// As long as a …/run may take: a busy executor is not lost.
+			if !w.probe(ctx, w.runTimeout()) {
 				return
 			}
 		}

@@ -122,10 +122,19 @@ func (w *Worker) executeTask(log *slog.Logger, q string, msg jetstream.Msg, et *
 	start := time.Now().UTC()
 
 	if down, _, _ := w.api.state(); down {
-		// Pulled just before the API was found unreachable: another
-		// worker may reach it, so give it back at once.
-		_ = msg.Nak()
-		return
+		// Pulled just before the API was found unreachable. Give it back
+		// only if the API does not come back soon: every give-back spends
+		// one of the activity's JetStream deliveries, and a worker that
+		// blinked (a slow answer on a busy machine) would spend them all.
+		stop := w.keepAlive(msg)
+		wctx, cancel := context.WithTimeout(w.taskCtx, w.runTimeout())
+		err := w.waitAPI(wctx)
+		cancel()
+		stop()
+		if err != nil {
+			_ = msg.Nak()
+			return
+		}
 	}
 	stopKeepAlive := w.keepAlive(msg)
 	rctx, cancel := context.WithTimeout(w.taskCtx, w.runTimeout())

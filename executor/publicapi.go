@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/queue"
@@ -251,7 +249,7 @@ func (e *Executor) serveVariable(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, v)
 	case http.MethodDelete:
-		if err := e.vars.Delete(r.Context(), k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		if err := e.vars.Delete(r.Context(), k); err != nil && !errors.Is(err, queue.ErrKeyNotFound) {
 			e.writeError(w, r, fmt.Errorf("delete variable: %w", err))
 			return
 		}
@@ -322,7 +320,7 @@ func (e *Executor) handleConnection(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, redacted(c))
 	case http.MethodDelete:
-		if err := e.conns.Delete(r.Context(), kvKey(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		if err := e.conns.Delete(r.Context(), kvKey(id)); err != nil && !errors.Is(err, queue.ErrKeyNotFound) {
 			e.writeError(w, r, fmt.Errorf("delete connection: %w", err))
 			return
 		}
@@ -332,16 +330,15 @@ func (e *Executor) handleConnection(w http.ResponseWriter, r *http.Request) {
 
 // eachSealed calls fn with every live value of a bucket of sealed values,
 // opened; a value that does not open is skipped with a warning.
-func (e *Executor) eachSealed(ctx context.Context, kv jetstream.KeyValue, fn func([]byte)) error {
-	lister, err := kv.ListKeys(ctx)
+func (e *Executor) eachSealed(ctx context.Context, kv queue.Bucket, fn func([]byte)) error {
+	keys, err := kv.Keys(ctx)
 	if err != nil {
-		return fmt.Errorf("list keys: %w", err)
+		return err
 	}
-	defer func() { _ = lister.Stop() }()
-	for k := range lister.Keys() {
+	for _, k := range keys {
 		data, err := e.getSealed(ctx, kv, k)
 		if errors.Is(err, ErrSealed) {
-			e.log.Warn("skipping a value that does not open", "bucket", kv.Bucket(), "err", err)
+			e.log.Warn("skipping a value that does not open", "bucket", kv.Name(), "err", err)
 			continue
 		}
 		if err != nil {

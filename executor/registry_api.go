@@ -30,12 +30,6 @@ func (e *Executor) routeRegistry(h func(string, http.HandlerFunc)) {
 	h("GET /api/v1/queues", e.handleQueues)
 }
 
-// kvEntries returns every live entry of bucket by key (complete while
-// entries are rewritten: see queue.Client.Snapshot).
-func (e *Executor) kvEntries(ctx context.Context, bucket string) (map[string][]byte, error) {
-	return e.q.Snapshot(ctx, bucket)
-}
-
 // liveness is the state of a member whose last heartbeat was at.
 func (e *Executor) liveness(at time.Time, now time.Time, state string) string {
 	if now.Sub(at) > e.cfg.LostAfter {
@@ -51,7 +45,7 @@ func (e *Executor) liveness(at time.Time, now time.Time, state string) string {
 // their state as the executor sees it: lost when silent for LostAfter,
 // draining when a drain was asked for.
 func (e *Executor) listWorkers(ctx context.Context) ([]activity.WorkerInfo, error) {
-	ents, err := e.kvEntries(ctx, queue.BucketWorkers)
+	ents, err := e.workers.Entries(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -121,19 +115,9 @@ func (e *Executor) handleDrainWorker(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, wi)
 }
 
-// triggererBeat is the triggerers bucket's heartbeat as the triggerer
-// package writes it (only the fields shown to operators).
-type triggererBeat struct {
-	ID        string    `json:"id"`
-	Hostname  string    `json:"hostname"`
-	Held      int       `json:"held"`
-	At        time.Time `json:"at"`
-	StartedAt time.Time `json:"started_at"`
-}
-
 // handleTriggerers is GET /api/v1/triggerers.
 func (e *Executor) handleTriggerers(w http.ResponseWriter, r *http.Request) {
-	ents, err := e.kvEntries(r.Context(), queue.BucketTriggerers)
+	ents, err := e.triggerers.Entries(r.Context())
 	if err != nil {
 		e.writeError(w, r, err)
 		return
@@ -141,7 +125,7 @@ func (e *Executor) handleTriggerers(w http.ResponseWriter, r *http.Request) {
 	now := e.now()
 	out := []activity.TriggererInfo{}
 	for key, val := range ents {
-		var hb triggererBeat
+		var hb activity.TriggererHeartbeat
 		if err := json.Unmarshal(val, &hb); err != nil {
 			e.log.Warn("undecodable triggerer heartbeat", "triggerer_id", key, "err", err)
 			continue

@@ -15,12 +15,12 @@ import (
 // Lists of the worker registry are complete while every worker rewrites
 // its entry: the executor's GET /api/v1/workers came back a few short of
 // 1,000 (and of 100) with a watch's "initial values done".
-func TestSnapshotIsCompleteWhileEntriesAreRewritten(t *testing.T) {
+func TestEntriesAreCompleteWhileRewritten(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, queue.Config{})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	kv := c.KV(queue.BucketWorkers)
+	kv := c.Bucket(queue.BucketWorkers)
 	const n = 300
 	for i := range n {
 		if _, err := kv.Put(ctx, queue.WorkerKey(fmt.Sprintf("w%d", i)), []byte("beat")); err != nil {
@@ -47,7 +47,7 @@ func TestSnapshotIsCompleteWhileEntriesAreRewritten(t *testing.T) {
 		wg.Wait()
 	}()
 	for round := range 15 {
-		got, err := c.Snapshot(ctx, queue.BucketWorkers)
+		got, err := kv.Entries(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func TestActivityConsumerMaxWaiting(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ActivityConsumer over a consumer of 512 waiting pulls: %v", err)
 	}
-	if got := cons.CachedInfo().Config.MaxWaiting; got != queue.ActivityMaxWaiting {
+	if got := cons.JetStream().CachedInfo().Config.MaxWaiting; got != queue.ActivityMaxWaiting {
 		t.Fatalf("MaxWaiting %d, want %d", got, queue.ActivityMaxWaiting)
 	}
 }

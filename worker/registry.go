@@ -10,8 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -106,7 +104,7 @@ func (w *Worker) register(ctx context.Context) error {
 // same id, writes the first entry and starts the heartbeat (which also
 // looks for drain requests) and the Execution API probe.
 func (w *Worker) startRegistry(ctx context.Context) error {
-	if err := w.registry.Delete(ctx, queue.DrainKey(w.cfg.ID)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := w.registry.Delete(ctx, queue.DrainKey(w.cfg.ID)); err != nil && !errors.Is(err, queue.ErrKeyNotFound) {
 		return fmt.Errorf("clear drain request: %w", err)
 	}
 	if err := w.register(ctx); err != nil {

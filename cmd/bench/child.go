@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -48,25 +47,11 @@ func triggererChild(args []string) int {
 }
 
 func fleetChild(args []string) int {
-	fs := flag.NewFlagSet("bench fleet", flag.ContinueOnError)
-	var cfg bench.FleetChildConfig
-	fs.StringVar(&cfg.NATSURL, "nats-url", "", "NATS URL")
-	fs.StringVar(&cfg.APIURL, "api-url", "", "Execution API URL")
-	fs.IntVar(&cfg.Workers, "workers", 0, "workers")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 1, "slots of each worker")
-	logLevel := fs.String("log-level", "", "log the workers' lines at this level and above on stderr")
-	if err := fs.Parse(args); err != nil {
+	cfg, err := bench.ParseFleetChildArgs(args, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench fleet:", err)
 		return 2
 	}
-	if *logLevel != "" {
-		var lv slog.Level
-		if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
-			fmt.Fprintln(os.Stderr, "bench fleet:", err)
-			return 2
-		}
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	}
-	cfg.Warnings = slog.NewTextHandler(os.Stderr, nil)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := bench.RunFleetChild(ctx, cfg, os.Stdin, os.Stdout); err != nil {

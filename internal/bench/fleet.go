@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -64,6 +65,31 @@ type FleetChildConfig struct {
 	Logger *slog.Logger
 	// Warnings, when set, receives the first fleetWarningsShown warnings.
 	Warnings slog.Handler
+}
+
+// ParseFleetChildArgs parses ModeFleet's command line; the workers' first
+// warnings, and with --log-level their logs, go to stderr.
+func ParseFleetChildArgs(args []string, stderr io.Writer) (FleetChildConfig, error) {
+	fs := flag.NewFlagSet("bench fleet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg FleetChildConfig
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "NATS URL")
+	fs.StringVar(&cfg.APIURL, "api-url", "", "Execution API URL")
+	fs.IntVar(&cfg.Workers, "workers", 0, "workers")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 1, "slots of each worker")
+	logLevel := fs.String("log-level", "", "log the workers' lines at this level and above on stderr")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if *logLevel != "" {
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
+			return cfg, fmt.Errorf("--log-level: %w", err)
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	}
+	cfg.Warnings = slog.NewTextHandler(stderr, nil)
+	return cfg, nil
 }
 
 // countingHandler counts the records at level Warn and above.

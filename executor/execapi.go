@@ -13,7 +13,7 @@ import (
 	"github.com/taskwire/taskwire/queue"
 )
 
-func (e *Executor) routeExecution(mux *http.ServeMux) {
+func (e *Executor) routeExecution(mux router) {
 	mux.HandleFunc("GET /execution/health", handleExecHealth)
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/run", e.handleRun)
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/state", e.handleState)
@@ -50,7 +50,12 @@ func (e *Executor) execAuth(w http.ResponseWriter, r *http.Request, tiID string)
 // handleExecHealth is GET /execution/health, as Airflow's: no token; a
 // worker that lost the Execution API probes it to know when to pull again.
 func handleExecHealth(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
+	writeJSON(w, http.StatusOK, healthBody{Status: "healthy"})
+}
+
+// healthBody is GET /execution/health's answer.
+type healthBody struct {
+	Status string `json:"status"`
 }
 
 func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {

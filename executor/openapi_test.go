@@ -83,6 +83,7 @@ const connPathID = "x"
 
 var apiOps = map[string]apiOp{
 	"GET /api/v1/openapi.json": {},
+	"GET /execution/health":    {resp: map[string]reflect.Type{"200": typeOf[healthBody]()}},
 	// DAGs and runs: documented without their body schemas yet.
 	"GET /api/v1/dags":                               {},
 	"GET /api/v1/dags/{dag_id}":                      {},

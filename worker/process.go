@@ -24,6 +24,7 @@ type proc struct {
 	cmd       *exec.Cmd
 	pgid      int
 	grace     time.Duration
+	termGrace time.Duration // when set (by terminateFor), replaces grace
 	stateFile string
 	stderr    *tail
 	// lastOut is the last non-empty line printed on stdout: a DAG-run
@@ -123,6 +124,19 @@ func (p *proc) terminate() {
 	p.termOnce.Do(func() { close(p.term) })
 }
 
+// terminateFor is terminate with the cause of the kill: a try killed
+// because the Execution API is unreachable gets the shorter grace that
+// its cause carries (see APIUnreachableError).
+func (p *proc) terminateFor(cause error) {
+	p.termOnce.Do(func() {
+		var ue *APIUnreachableError
+		if errors.As(cause, &ue) && ue.Grace > 0 && ue.Grace < p.grace {
+			p.termGrace = ue.Grace
+		}
+		close(p.term)
+	})
+}
+
 // killer carries out terminate.
 func (p *proc) killer() {
 	defer p.wg.Done()
@@ -132,7 +146,11 @@ func (p *proc) killer() {
 	case <-p.term:
 	}
 	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
-	t := time.NewTimer(p.grace)
+	grace := p.grace
+	if p.termGrace > 0 {
+		grace = p.termGrace // written before term was closed
+	}
+	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-p.done:
@@ -154,7 +172,7 @@ func (p *proc) waitOrKill(ctx context.Context) (killed error) {
 	case <-p.done:
 	case <-ctx.Done():
 		killed = context.Cause(ctx)
-		p.terminate()
+		p.terminateFor(killed)
 	}
 	p.wait()
 	return killed

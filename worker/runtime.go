@@ -175,8 +175,9 @@ func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
 				if killed == nil {
 					killed = context.Cause(ctx)
 				}
+				cause := killed
 				mu.Unlock()
-				p.terminate()
+				p.terminateFor(cause)
 				ctxDone = nil
 			case <-termCh:
 				t := time.NewTimer(j.w.cfg.KillGrace)

@@ -175,7 +175,8 @@ func tiEnv(ti activity.TI, q string) []string {
 
 // supervise runs a handed-off try: heartbeats it, enforces its timeout,
 // ships its logs and reports its final state.
-func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask, rr execution.RunResponse, start time.Time, freeSlot func()) {
+// runSent is when the …/run was sent, on the monotonic clock.
+func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask, rr execution.RunResponse, start, runSent time.Time, freeSlot func()) {
 	w.running.Add(1)
 	defer w.running.Add(-1)
 
@@ -227,6 +228,20 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		},
 	}
 
+	// The try dies before the executor may call it a zombie: killed when
+	// no heartbeat (nor the …/run, sent at start) reached the executor for
+	// the limit (see apireach.go).
+	threshold := rr.ZombieThreshold.D()
+	if threshold <= 0 {
+		threshold = zombieThresholdAssumed
+	}
+	limit, grace := w.apiLimit(log, threshold)
+	watchdog := time.AfterFunc(limit-time.Since(runSent), func() {
+		ue := &APIUnreachableError{Limit: limit, Threshold: threshold, Grace: grace}
+		w.noteAPI(ue) // stop pulling, if no failed call said so yet
+		cancel(ue)
+	})
+
 	var conflict atomic.Bool
 	hbCtx, hbStop := context.WithCancel(ctx)
 	var hbWG sync.WaitGroup
@@ -236,7 +251,9 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		w.heartbeat(hbCtx, log, tc, func() {
 			conflict.Store(true)
 			cancel(errHeartbeatConflict)
-		})
+		}, func(sent time.Time) {
+			watchdog.Reset(limit - time.Since(sent))
+		}, min(max(2*w.cfg.HeartbeatInterval, 10*time.Second), max(w.cfg.HeartbeatInterval, limit/3)))
 	}()
 
 	log.Info("task started", "hostname", w.cfg.Hostname)
@@ -249,12 +266,18 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 	freeSlot()
 	hbStop()
 	hbWG.Wait()
+	watchdog.Stop()
 
 	if out.killed != nil {
 		var te *TimeoutError
+		var ue *APIUnreachableError
 		switch {
 		case errors.Is(out.killed, errHeartbeatConflict):
 			tl.worker("error", "killed: "+errHeartbeatConflict.Error())
+		case errors.As(out.killed, &ue):
+			log.Warn("task killed: its heartbeats could not reach the Execution API", "limit", ue.Limit, "zombie_threshold", ue.Threshold)
+			tl.worker("error", "killed: "+ue.Error())
+			out = retry("killed: %v", ue)
 		case errors.As(out.killed, &te):
 			tl.worker("error", "killed: execution timeout")
 			out = retry("%s", te.Error())
@@ -327,7 +350,11 @@ func (w *Worker) closeLog(log *slog.Logger, tl *taskLog) {
 
 // heartbeat tells the executor every HeartbeatInterval that the try is alive
 // until ctx ends; onConflict is called (once) when the executor refuses.
-func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.TaskClient, onConflict func()) {
+// onBeat is called with the time each accepted heartbeat was sent. One
+// heartbeat waits at most timeout: a third of the try's limit without
+// one (see apireach.go), so that a worker that lost the API knows it,
+// and stops pulling, well before it must kill the try.
+func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.TaskClient, onConflict func(), onBeat func(sent time.Time), timeout time.Duration) {
 	t := time.NewTicker(w.cfg.HeartbeatInterval)
 	defer t.Stop()
 	req := execution.HeartbeatRequest{Hostname: w.cfg.Hostname, PID: os.Getpid(), WorkerID: w.cfg.ID}
@@ -337,11 +364,16 @@ func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.
 			return
 		case <-t.C:
 		}
-		hctx, cancel := context.WithTimeout(ctx, max(2*w.cfg.HeartbeatInterval, 10*time.Second))
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		sent := time.Now()
 		err := tc.Heartbeat(hctx, req)
 		cancel()
+		if ctx.Err() == nil {
+			w.noteAPI(err)
+		}
 		switch {
 		case err == nil:
+			onBeat(sent)
 			if w.cfg.Metrics != nil {
 				w.cfg.Metrics.heartbeats.Inc()
 			}

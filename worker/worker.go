@@ -76,6 +76,9 @@ type Worker struct {
 
 	bells []*queue.Bell // doorbells of the queues, when several
 
+	api     *apiReach     // whether the Execution API answers (apireach.go)
+	regKick chan struct{} // cap 1: write the registry entry now
+
 	pullWG sync.WaitGroup // pull loops
 	taskWG sync.WaitGroup // one per pulled message, until it is settled
 }
@@ -96,6 +99,8 @@ func New(cfg Config) (*Worker, error) {
 		inProgress: inProgressIntervalDefault,
 		runtimes:   cfg.runtimeNames(),
 		qm:         cfg.Metrics.forQueues(cfg.Queues),
+		api:        newAPIReach(),
+		regKick:    make(chan struct{}, 1),
 	}
 	return w, nil
 }
@@ -316,6 +321,11 @@ func (w *Worker) pullLoop(q string, c queue.Consumer, bell *queue.Bell) {
 	rung := false   // the last wait for q's doorbell ended with a ring
 	var seen uint64 // the highest stream sequence pulled here from q
 	for {
+		// A worker that cannot reach the Execution API could start
+		// nothing it pulled: it leaves the activities to workers that can.
+		if err := w.waitAPI(ctx); err != nil {
+			return
+		}
 		if err := w.acquire(ctx); err != nil {
 			return
 		}

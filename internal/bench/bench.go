@@ -40,8 +40,18 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		LatencyTasks: cfg.LatencyTasks, Deferrals: cfg.Deferrals, Timers: cfg.Timers,
 		LateTimers: cfg.LateTimers, LateSpreadS: cfg.LateSpread.Seconds(), Samples: cfg.Samples,
 		Queues: cfg.Queues, Backlog: cfg.Backlog,
+		Fleet: cfg.Fleet, FleetConcurrency: cfg.FleetConcurrency, FleetOnly: cfg.FleetOnly,
 		TaskBin: filepath.Base(cfg.TaskBin),
 	}}
+	if len(cfg.Fleet) > 0 {
+		if r.Fleet, err = fleets(ctx, cfg, dir, prog); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.FleetOnly {
+		r.Seconds = time.Since(began).Seconds()
+		return r, nil
+	}
 	if err := runCluster(ctx, cfg, dir, prog, r); err != nil {
 		return nil, err
 	}

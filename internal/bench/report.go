@@ -27,8 +27,10 @@ type Report struct {
 	DAG     DagFigures `json:"dag"`
 	Backlog Backlog    `json:"backlog"`
 	Timers  []Timers   `json:"timers"`
-	Ratios  Ratios     `json:"ratios"`
-	Targets []Target   `json:"targets"`
+	// Fleet is the fleet phase at each size (bench --fleet).
+	Fleet   []Fleet  `json:"fleet,omitempty"`
+	Ratios  Ratios   `json:"ratios"`
+	Targets []Target `json:"targets"`
 	// Seconds is the whole run, cluster start and stop included.
 	Seconds float64 `json:"seconds"`
 }
@@ -55,6 +57,11 @@ type RunConfig struct {
 	Samples      int     `json:"samples"`
 	Queues       int     `json:"queues"`
 	Backlog      int     `json:"backlog"`
+	// Fleet and FleetConcurrency are the fleet phase's sizes; FleetOnly
+	// says the other phases did not run.
+	Fleet            []int `json:"fleet,omitempty"`
+	FleetConcurrency int   `json:"fleet_concurrency,omitempty"`
+	FleetOnly        bool  `json:"fleet_only,omitempty"`
 	// TaskBin is the binary run as the task processes and the Go SDK
 	// runtime.
 	TaskBin string `json:"task_bin"`
@@ -188,6 +195,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "taskwire bench: %d CPUs, %s/%s, %s; embedded NATS, executor, workers × slots %d × %d, triggerer, all in one process\n",
 		r.Machine.CPUs, r.Machine.OS, r.Machine.Arch, r.Machine.Go, c.Workers, c.Concurrency)
 	fmt.Fprintf(&b, "task processes: %s\nrun took %.1fs\n\n", c.TaskBin, r.Seconds)
+	if c.FleetOnly {
+		if err := r.writeFleet(&b); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "raw limit, same run\tsamples\tvalue")
@@ -252,6 +266,12 @@ Every task process is the task binary above (cmd/bench/taskbin when it could be 
 binary itself, which starts slower: compare the fork+exec rows); its exec → main is part of every
 dispatch latency and deferral round trip.
 `)
+	if len(r.Fleet) > 0 {
+		b.WriteString("\n")
+		if err := r.writeFleet(&b); err != nil {
+			return err
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -278,4 +298,26 @@ func trimFloat(f float64) string {
 
 func machine() Machine {
 	return Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()}
+}
+
+// writeFleet writes the fleet phase's table.
+func (r *Report) writeFleet(b *strings.Builder) error {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "simulated workers\tall listed after\tlist p50 / max (short)\texecutor CPU idle / load\tworkers' CPU idle\ttasks/s (tasks)\tworkers used\tretried\twarnings idle / all")
+	for _, f := range r.Fleet {
+		fmt.Fprintf(tw, "%s\t%.1f s\t%.1f / %.1f ms (%d)\t%.2f / %.2f cores\t%.2f cores\t%s/s (%d)\t%d of %d\t%d\t%d / %d\n",
+			thousands(float64(f.Workers)), f.ListedSeconds, f.ListP50Millis, f.ListMaxMillis, f.ListShort,
+			f.ExecutorIdleCores, f.ExecutorLoadCores, f.FleetIdleCores, thousands(f.Throughput.PerSecond), f.Throughput.Tasks,
+			f.DistinctWorkers, f.Workers, f.Retried, f.WarningsIdle, f.Warnings)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(b, "\nFleet: that many workers of %d slot(s), each with its own NATS connection, Execution API client and\n"+
+		"registry heartbeat (every 5s), all in one child process, against a fresh executor with embedded NATS in\n"+
+		"the bench process (whose CPU is the executor's column). Listed: from the child's start until GET\n"+
+		"/api/v1/workers lists them all live. Idle: %s with no task; list latency sampled then (short: lists\n"+
+		"missing a worker). Load: no-op command tasks, at least 3 per worker; workers used ran at least one.\n",
+		r.Config.FleetConcurrency, fleetIdleWindow)
+	return nil
 }

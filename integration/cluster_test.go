@@ -170,6 +170,7 @@ type workerOpts struct {
 	config      string // a runtime file (--config) instead of --runtime go=gotasks
 	apiURL      string // the executor to call, default the cluster's
 	extra       []string
+	env         []string // more environment for the worker (and so its tasks)
 }
 
 // startWorker starts a worker serving the command runtime and the Go SDK
@@ -198,7 +199,7 @@ func (c *cluster) startWorker(o workerOpts) *testbin.Proc {
 		args = append(args, "--api-ca", c.apiCA)
 	}
 	args = append(append(args, c.natsArgs...), o.extra...)
-	return testbin.Start(c.t, o.name, c.bins.worker, nil, args...)
+	return testbin.Start(c.t, o.name, c.bins.worker, o.env, args...)
 }
 
 type triggererOpts struct {

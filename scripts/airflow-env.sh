@@ -55,7 +55,7 @@ cflag=()
   "apache-airflow==$airflow_version" \
   "apache-airflow-core==$airflow_core_version" \
   "apache-airflow-task-sdk==$task_sdk_version" \
-  psycopg2-binary pytest >&2
+  psycopg2-binary asyncpg pytest >&2
 # The integration package, editable: a change to its source needs no reinstall.
 "${pip[@]}" install "${cflag[@]}" --no-deps -e "$pkg" >&2
 

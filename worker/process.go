@@ -33,13 +33,14 @@ type proc struct {
 	wg       sync.WaitGroup // the reaper, the killer and the output readers
 }
 
-// startProcess starts argv in its own process group, with its stdout and
+// startProcess starts argv in its own session and process group (session.go),
+// with its stdout and
 // stderr shipped line by line to tl.
 func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID string) (*proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -83,8 +84,8 @@ func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID 
 	go func() {
 		defer p.wg.Done()
 		p.exitErr = cmd.Wait()
-		// Whatever the task left in its group dies with it.
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		// Whatever the task left in its group or session dies with it.
+		killTree(p.pgid, syscall.SIGKILL)
 		rd := make(chan struct{})
 		go func() {
 			readers.Wait()
@@ -122,13 +123,13 @@ func (p *proc) killer() {
 		return
 	case <-p.term:
 	}
-	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
+	killTree(p.pgid, syscall.SIGTERM)
 	t := time.NewTimer(p.grace)
 	defer t.Stop()
 	select {
 	case <-p.done:
 	case <-t.C:
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		killTree(p.pgid, syscall.SIGKILL)
 	}
 }
 

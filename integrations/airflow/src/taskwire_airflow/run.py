@@ -5,8 +5,12 @@ the executor put in the activity) with the workload's JSON in
 TASKWIRE_AIRFLOW_WORKLOAD. It hands the workload to Airflow's own runner
 (``BaseExecutor.run_workload``: the Task SDK's supervisor, which forks the
 task and talks to Airflow's API server with the workload's token) and exits
-with its exit code, so taskwire's record of the try says whether the task
-process succeeded. The supervisor's and the task's logs go to stdout, which
+0 when the try succeeded (or deferred, or skipped) and 1 when it failed, so
+taskwire's record of the try matches Airflow's. Airflow's supervisor returns
+the task process's exit code, which is 0 also for a task that raised and
+reported its failure; the try's final state is read from the supervisor's
+own "finished" log record (its final_state field), falling back to the exit
+code when the record is absent. The supervisor's and the task's logs go to stdout, which
 the taskwire worker ships to taskwire's log stream.
 """
 
@@ -41,12 +45,43 @@ def main() -> int:
     # As Airflow's execute_workload does: no database here, JSON logs on stdout.
     dispose_orm(do_log=False)
     configure_logging(output=sys.stdout.buffer, json_output=True)
+    final = _capture_final_state()
     rc = BaseExecutor.run_workload(
         workload,
         subprocess_logs_to_stdout=True,
         proctitle=f"airflow supervisor (taskwire): {workload.display_name}",
     )
-    return int(rc or 0)
+    return exit_code(int(rc or 0), final.get("state"))
+
+
+#: Airflow's final states of a try that mean the process did its job.
+_OK_STATES = frozenset({"success", "skipped", "deferred", "up_for_reschedule"})
+
+
+def exit_code(rc: int, final_state: str | None) -> int:
+    """The runner's exit code for the supervisor's rc and the try's final state."""
+    if rc != 0:
+        return rc
+    if final_state is None or final_state in _OK_STATES:
+        return 0
+    return 1
+
+
+def _capture_final_state() -> dict[str, str]:
+    """Record the final_state of the supervisor's log records (structlog)."""
+    import structlog
+
+    seen: dict[str, str] = {}
+
+    def capture(logger, method_name, event_dict):
+        v = event_dict.get("final_state")
+        if v is not None:
+            seen["state"] = str(getattr(v, "value", v))
+        return event_dict
+
+    cfg = structlog.get_config()
+    structlog.configure(processors=[capture, *cfg["processors"]])
+    return seen
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def task_spec(workload: Any, workload_json: str, settings: Settings, server_url:
             "dag_id": safe_id(ident["dag_id"], "airflow"),
             "task_id": safe_id(ident["task_id"], "task"),
             "run_id": safe_id(ident["run_id"], "run"),
-            "map_index": ident["map_index"],
+            "map_index": -1 if ident["map_index"] is None else ident["map_index"],
             "queue": queue_name(q, settings.default_queue),
         }
     else:

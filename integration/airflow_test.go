@@ -65,8 +65,9 @@ type airflow struct {
 
 // startAirflow starts PostgreSQL, migrates Airflow's database, and starts
 // Airflow's API server, DAG processor and scheduler with TaskwireExecutor
-// pointed at the taskwire executor at twURL.
-func startAirflow(t testing.TB, venv, twURL string) *airflow {
+// pointed at the taskwire executor at twURL. extraEnv overrides settings
+// (a later entry of a variable wins).
+func startAirflow(t testing.TB, venv, twURL string, extraEnv ...string) *airflow {
 	t.Helper()
 	root := repoRoot(t)
 	dir := t.TempDir()
@@ -120,6 +121,7 @@ func startAirflow(t testing.TB, venv, twURL string) *airflow {
 		"AIRFLOW__TASKWIRE__WATCH_RETRY_SECONDS=0.5",
 		"TW_TEST_SIGNALS=" + a.signals,
 	}
+	a.env = append(a.env, extraEnv...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -152,6 +154,25 @@ func startAirflow(t testing.TB, venv, twURL string) *airflow {
 func (a *airflow) start(name string, args ...string) *testbin.Proc {
 	a.t.Helper()
 	return testbin.Start(a.t, name, filepath.Join(a.venv, "bin", "airflow"), a.env, args...)
+}
+
+// startForkserver starts a taskwire_airflow fork server (Airflow imported
+// once, a fork per workload) and returns the worker environment that sends
+// workloads to it.
+func (a *airflow) startForkserver(name string) []string {
+	a.t.Helper()
+	sock := filepath.Join(a.dir, name+".sock")
+	p := testbin.Start(a.t, name, filepath.Join(a.venv, "bin", "python"), a.env,
+		"-m", "taskwire_airflow.forkserver", "--socket", sock)
+	testbin.Eventually(a.t, 3*time.Minute, name+" ready", func() bool {
+		select {
+		case <-p.Done():
+			a.t.Fatalf("%s exited: %v\n%s", name, p.Err(), p.Output())
+		default:
+		}
+		return strings.Contains(p.Output(), "ready on")
+	})
+	return append(slices.Clone(a.env), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock)
 }
 
 // workerEnv is what taskwire's workers need to run Airflow's workloads: the
@@ -335,8 +356,11 @@ func TestAirflowExecutor(t *testing.T) {
 	venv := airflowVenv(t)
 	c := newCluster(t, clusterOpts{zombieThreshold: "5s", logLevel: "info"})
 	af := startAirflow(t, venv, c.apiURL)
+	// The "default" and "kill" queues' workers hand workloads to a fork
+	// server; the "other" queue's worker runs each in a fresh process.
 	wenv := af.workerEnv()
-	c.startWorker(workerOpts{name: "worker-default", queues: "default", concurrency: 4, env: wenv})
+	fenv := af.startForkserver("forkserver")
+	c.startWorker(workerOpts{name: "worker-default", queues: "default", concurrency: 4, env: fenv})
 	c.startWorker(workerOpts{name: "worker-other", queues: "other", concurrency: 4, env: wenv})
 	af.waitDags("tw_three", "tw_kill", "tw_adopt")
 
@@ -365,7 +389,7 @@ func TestAirflowExecutor(t *testing.T) {
 
 	t.Run("worker SIGKILLed mid-task", func(t *testing.T) {
 		stateDir := t.TempDir()
-		kw := c.startWorker(workerOpts{name: "worker-kill", queues: "kill", concurrency: 1, env: wenv,
+		kw := c.startWorker(workerOpts{name: "worker-kill", queues: "kill", concurrency: 1, env: fenv,
 			extra: []string{"--state-dir", stateDir}})
 		run := af.trigger("tw_kill")
 		pid, err := strconv.Atoi(af.waitFile("kill-started", 3*time.Minute))
@@ -376,7 +400,7 @@ func TestAirflowExecutor(t *testing.T) {
 		kw.Kill()
 		// A new worker on the same state directory kills what the dead one
 		// left running, and serves the retry.
-		c.startWorker(workerOpts{name: "worker-kill-2", queues: "kill", concurrency: 1, env: wenv,
+		c.startWorker(workerOpts{name: "worker-kill-2", queues: "kill", concurrency: 1, env: fenv,
 			extra: []string{"--state-dir", stateDir}})
 		af.waitRun("tw_kill", run, 4*time.Minute)
 		if ti := af.tis("tw_kill", run)["hang_first"]; ti.State != "success" || ti.TryNumber != 2 {

@@ -89,3 +89,17 @@ def tw_adopt():
 tw_three()
 tw_kill()
 tw_adopt()
+
+
+@dag(dag_id="tw_bench", schedule=None, start_date=datetime(2024, 1, 1), catchup=False, max_active_tasks=64)
+def tw_bench():
+    """100 no-op tasks: scheduler queued → task process started (integration/airflow_bench_test.go)."""
+
+    @task(queue="default")
+    def noop(i):
+        return None
+
+    noop.expand(i=list(range(100)))
+
+
+tw_bench()

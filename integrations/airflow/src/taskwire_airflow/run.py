@@ -17,12 +17,46 @@ the taskwire worker ships to taskwire's log stream.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from taskwire_airflow.spec import WORKLOAD_ENV
 
+#: The fork server's unix socket, when the worker's machine runs one.
+FORKSERVER_ENV = "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET"
+
 
 def main() -> int:
+    path = os.environ.get(FORKSERVER_ENV)
+    if path:
+        rc = via_forkserver(path)
+        if rc is not None:
+            return rc
+    return run_in_process()
+
+
+def via_forkserver(path: str) -> int | None:
+    """Run the workload in a child of the fork server; None when it does not answer."""
+    from taskwire_airflow.forkserver import recv_exit, send_request
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        print(f"taskwire_airflow.run: fork server {path}: {e}; running the workload here", file=sys.stderr)
+        s.close()
+        return None
+    with s:
+        send_request(s, dict(os.environ), [0, 1, 2])
+        try:
+            return recv_exit(s)
+        except (EOFError, OSError) as e:
+            print(f"taskwire_airflow.run: the fork server's child ended without an exit code: {e}", file=sys.stderr)
+            return 1
+
+
+def run_in_process() -> int:
+    """Decode the workload from the environment and run it with Airflow's runner."""
     data = os.environ.pop(WORKLOAD_ENV, None)
     if not data:
         print(f"taskwire_airflow.run: {WORKLOAD_ENV} is not set", file=sys.stderr)

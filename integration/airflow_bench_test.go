@@ -26,15 +26,16 @@ func BenchmarkAirflowQueuedToStart(b *testing.B) {
 			}
 			af := startAirflow(b, venv, c.apiURL, env...)
 			if executor == "taskwire" {
+				fenv, _ := af.startForkserver("forkserver")
 				c.startWorker(workerOpts{name: "worker", queues: "default", concurrency: parallelism,
-					env: af.startForkserver("forkserver"), extra: []string{"--log-level", "warn"}})
+					env: fenv, extra: []string{"--log-level", "warn"}})
 			}
 			af.waitDags("tw_bench")
 			b.ResetTimer()
 			var lat []time.Duration
 			for range b.N {
 				run := af.trigger("tw_bench")
-				af.waitRun("tw_bench", run, 15*time.Minute)
+				af.waitRun("tw_bench", run, 40*time.Minute)
 				lat = append(lat, af.queuedToStart("tw_bench", run)...)
 			}
 			b.StopTimer()

@@ -158,8 +158,8 @@ func (a *airflow) start(name string, args ...string) *testbin.Proc {
 
 // startForkserver starts a taskwire_airflow fork server (Airflow imported
 // once, a fork per workload) and returns the worker environment that sends
-// workloads to it.
-func (a *airflow) startForkserver(name string) []string {
+// workloads to it, and the server.
+func (a *airflow) startForkserver(name string) ([]string, *testbin.Proc) {
 	a.t.Helper()
 	sock := filepath.Join(a.dir, name+".sock")
 	p := testbin.Start(a.t, name, filepath.Join(a.venv, "bin", "python"), a.env,
@@ -172,7 +172,7 @@ func (a *airflow) startForkserver(name string) []string {
 		}
 		return strings.Contains(p.Output(), "ready on")
 	})
-	return append(slices.Clone(a.env), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock)
+	return append(slices.Clone(a.env), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock), p
 }
 
 // workerEnv is what taskwire's workers need to run Airflow's workloads: the
@@ -359,7 +359,7 @@ func TestAirflowExecutor(t *testing.T) {
 	// The "default" and "kill" queues' workers hand workloads to a fork
 	// server; the "other" queue's worker runs each in a fresh process.
 	wenv := af.workerEnv()
-	fenv := af.startForkserver("forkserver")
+	fenv, fs := af.startForkserver("forkserver")
 	c.startWorker(workerOpts{name: "worker-default", queues: "default", concurrency: 4, env: fenv})
 	c.startWorker(workerOpts{name: "worker-other", queues: "other", concurrency: 4, env: wenv})
 	af.waitDags("tw_three", "tw_kill", "tw_adopt")
@@ -385,6 +385,10 @@ func TestAirflowExecutor(t *testing.T) {
 			"double":  {"try 1 success on other"},
 			"flaky":   {"try 1 failed on default", "try 2 success on default"},
 		})
+		// The "default" queue's three tries ran in the fork server's children.
+		if n := strings.Count(fs.Output(), "workload in child"); n != 3 {
+			t.Errorf("the fork server ran %d workloads, want 3\n%s", n, fs.Output())
+		}
 	})
 
 	t.Run("worker SIGKILLed mid-task", func(t *testing.T) {

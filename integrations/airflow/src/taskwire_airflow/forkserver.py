@@ -172,6 +172,7 @@ def serve(path: str) -> None:
         for fd in fds:
             os.close(fd)
         conn.close()
+        print(f"taskwire_airflow.forkserver: workload in child {pid}", flush=True)
 
 
 def main() -> None:

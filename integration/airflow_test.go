@@ -115,7 +115,9 @@ func startAirflow(t testing.TB, venv, twURL string, extraEnv ...string) *airflow
 		"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5",
 		// A scheduler that died is noticed within seconds, and its tries
 		// adopted by the next one soon after it starts.
-		"AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD=5",
+		// (Not below Airflow's 30 s default on a loaded machine: a scheduler
+		// whose own heartbeat is late then takes itself for dead.)
+		"AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD=30",
 		"AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL=3",
 		"AIRFLOW__TASKWIRE__API_URL=" + twURL,
 		"AIRFLOW__TASKWIRE__WATCH_RETRY_SECONDS=0.5",
@@ -148,6 +150,13 @@ func startAirflow(t testing.TB, venv, twURL string, extraEnv ...string) *airflow
 	a.start("airflow-dag-processor", "dag-processor")
 	a.scheduler = a.start("airflow-scheduler", "scheduler")
 	return a
+}
+
+// with returns a to be used by the (sub)test t: its helpers fail t.
+func (a *airflow) with(t testing.TB) *airflow {
+	b := *a
+	b.t = t
+	return &b
 }
 
 // start runs `airflow <args>` as a process stopped at cleanup.
@@ -365,6 +374,7 @@ func TestAirflowExecutor(t *testing.T) {
 	af.waitDags("tw_three", "tw_kill", "tw_adopt")
 
 	t.Run("three tasks on two queues, one retried", func(t *testing.T) {
+		af := af.with(t)
 		run := af.trigger("tw_three")
 		af.waitRun("tw_three", run, 4*time.Minute)
 		tis := af.tis("tw_three", run)
@@ -392,6 +402,7 @@ func TestAirflowExecutor(t *testing.T) {
 	})
 
 	t.Run("worker SIGKILLed mid-task", func(t *testing.T) {
+		af := af.with(t)
 		stateDir := t.TempDir()
 		kw := c.startWorker(workerOpts{name: "worker-kill", queues: "kill", concurrency: 1, env: fenv,
 			extra: []string{"--state-dir", stateDir}})
@@ -419,6 +430,7 @@ func TestAirflowExecutor(t *testing.T) {
 	})
 
 	t.Run("scheduler restarted mid-run adopts the running tasks", func(t *testing.T) {
+		af := af.with(t)
 		run := af.trigger("tw_adopt")
 		af.waitFile("adopt-a-started", 3*time.Minute)
 		af.waitFile("adopt-b-started", 3*time.Minute)

@@ -19,7 +19,7 @@ func BenchmarkAirflowQueuedToStart(b *testing.B) {
 	venv := airflowVenv(b)
 	for _, executor := range []string{"taskwire", "local"} {
 		b.Run(executor, func(b *testing.B) {
-			c := newCluster(b, clusterOpts{logLevel: "warn"})
+			c := newCluster(b, clusterOpts{logLevel: "warn", zombieThreshold: "30s"})
 			env := []string{fmt.Sprintf("AIRFLOW__CORE__PARALLELISM=%d", parallelism)}
 			if executor == "local" {
 				env = append(env, "AIRFLOW__CORE__EXECUTOR=LocalExecutor")

@@ -9,15 +9,20 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -o /out/ ./cmd/executor ./cmd/worker ./cmd/triggerer ./examples/gotasks
 
-FROM eclipse-temurin:21-jdk AS javabuild
+FROM maven:3.9-eclipse-temurin-21 AS javabuild
 WORKDIR /src
 COPY sdk/java sdk/java
+COPY protocol/testdata protocol/testdata
 COPY examples/javatasks examples/javatasks
-RUN mkdir -p /out/java && javac -d /out/java $(find sdk/java/src -name '*.java') examples/javatasks/Tasks.java
+# The SDK's jar (its JUnit tests run here too), then the example against it.
+RUN mvn -q -B -f sdk/java package && mkdir -p /out/java \
+ && cp sdk/java/target/taskwire-sdk.jar /out/java/ \
+ && javac -cp /out/java/taskwire-sdk.jar -d /out/java/classes examples/javatasks/Tasks.java
 
 FROM python:3.12-slim-bookworm AS worker-python
 COPY --from=build /out/worker /usr/local/bin/
-COPY sdk/python /opt/taskwire/sdk/python
+COPY sdk/python /tmp/sdk-python
+RUN pip install --no-cache-dir /tmp/sdk-python && rm -rf /tmp/sdk-python
 COPY examples/pytasks /opt/taskwire/examples/pytasks
 USER 65534:65534
 ENTRYPOINT []

@@ -4,9 +4,17 @@
 # triggerer for deferred tasks, and a few example tasks. Prints each task's
 # final state, then the task list.
 #
-#   ./demo.sh            (needs only Go; ports: TASKWIRE_DEMO_API_PORT, TASKWIRE_DEMO_NATS_PORT)
+#   ./demo.sh            (ports: TASKWIRE_DEMO_API_PORT, TASKWIRE_DEMO_NATS_PORT)
+#
+# Needs Go, python3 and a JDK with Maven (what is missing is installed with
+# apt-get): the Python tasks run with the Python SDK installed as a package in
+# .venv/, the Java tasks with the Java SDK's jar (mvn -f sdk/java package),
+# both made here when missing or out of date (scripts/setup/*.sh, as
+# ./test.sh does).
 set -euo pipefail
 cd "$(dirname "$0")"
+export PATH="$PATH:/usr/local/go/bin"
+. scripts/lib.sh
 
 api_port=${TASKWIRE_DEMO_API_PORT:-18080}
 nats_port=${TASKWIRE_DEMO_NATS_PORT:-14222}
@@ -19,10 +27,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+echo "== the Python SDK in .venv/ (pip install ./sdk/python)"
+. scripts/setup/20-python.sh
+echo "== the Java SDK's jar (mvn -f sdk/java package)"
+. scripts/setup/30-java.sh
+jar=$TASKWIRE_TEST_JAVA_SDK_JAR
 echo "== building taskwire"
 go build -o "$work/bin/" ./cmd/executor ./cmd/worker ./cmd/triggerer ./examples/gotasks ./examples/polyglot
-echo "== compiling the Java SDK and examples/javatasks"
-javac -d "$work/java" --source-path sdk/java/src examples/javatasks/Tasks.java
+echo "== compiling examples/javatasks against the jar"
+javac -cp "$jar" -d "$work/java" examples/javatasks/Tasks.java
 export PATH="$work/bin:$PATH"
 export TASKWIRE_API_URL="http://127.0.0.1:$api_port"
 
@@ -44,9 +57,9 @@ queues:
   go:
     command: ["$work/bin/gotasks", --comm, "{comm_addr}", --logs, "{logs_addr}"]
   python:
-    command: [python3, "$PWD/examples/pytasks/tasks.py", --comm, "{comm_addr}", --logs, "{logs_addr}"]
+    command: ["$PWD/.venv/bin/python", "$PWD/examples/pytasks/tasks.py", --comm, "{comm_addr}", --logs, "{logs_addr}"]
   java:
-    command: [java, -XX:TieredStopAtLevel=1, -cp, "$work/java", Tasks, --comm, "{comm_addr}", --logs, "{logs_addr}"]
+    command: [java, -XX:TieredStopAtLevel=1, -cp, "$work/java:$jar", Tasks, --comm, "{comm_addr}", --logs, "{logs_addr}"]
     codec: json
 YAML
 worker --nats-url "nats://127.0.0.1:$nats_port" --api-url "$TASKWIRE_API_URL" --concurrency 4 \

@@ -34,6 +34,19 @@ type WorkerInfo struct {
 	LastHeartbeat time.Time `json:"last_heartbeat"`
 }
 
+// TriggererHeartbeat is a triggerer's entry in the triggerers bucket,
+// written by the triggerer every heartbeat interval and read by the other
+// triggerers (liveness) and the executor (GET /api/v1/triggerers).
+type TriggererHeartbeat struct {
+	ID       string    `json:"id"`
+	Hostname string    `json:"hostname,omitempty"`
+	Capacity int       `json:"capacity"`
+	Held     int       `json:"held"`
+	At       time.Time `json:"at"`
+	// StartedAt is when the triggerer started, for operators.
+	StartedAt time.Time `json:"started_at"`
+}
+
 // TriggererInfo is a triggerer as the registry shows it.
 type TriggererInfo struct {
 	ID            string    `json:"id"`

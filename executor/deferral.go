@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/queue"
@@ -76,7 +74,7 @@ func (e *Executor) republishDeferred(ctx context.Context) {
 // once (compare-and-set on the record, which must still be deferred on this
 // very trigger), then an ExecuteTask with next_method, next_kwargs and the
 // event. An event of a trigger the task no longer waits on is dropped.
-func (e *Executor) onEvent(ctx context.Context, m jetstream.Msg) {
+func (e *Executor) onEvent(ctx context.Context, m queue.Delivery) {
 	ev, err := activity.DecodeTriggerEvent(m.Data())
 	if err != nil {
 		e.log.Warn("drop undecodable trigger event", "subject", m.Subject(), "err", err)
@@ -131,7 +129,7 @@ func (e *Executor) onEvent(ctx context.Context, m jetstream.Msg) {
 // retireClaim removes a trigger's claim, so a triggerer still running it
 // stops.
 func (e *Executor) retireClaim(ctx context.Context, triggerID string) {
-	if err := e.q.KV(queue.BucketTriggers).Delete(ctx, triggerID); err != nil && ctx.Err() == nil {
+	if err := e.q.Bucket(queue.BucketTriggers).Delete(ctx, triggerID); err != nil && ctx.Err() == nil {
 		e.log.Debug("retire trigger claim", "trigger_id", triggerID, "err", err)
 	}
 }
@@ -204,7 +202,7 @@ func (e *Executor) SendEvent(ctx context.Context, name string, payload any) (*ac
 	if err != nil {
 		return nil, fmt.Errorf("%w: event payload: %w", activity.ErrInvalid, err)
 	}
-	if _, err := e.q.KV(queue.BucketExternalEvents).Put(ctx, queue.ExternalEventKey(name), data); err != nil {
+	if _, err := e.q.Bucket(queue.BucketExternalEvents).Put(ctx, queue.ExternalEventKey(name), data); err != nil {
 		return nil, fmt.Errorf("send event %s: %w", name, err)
 	}
 	e.log.Info("external event sent", "name", name)

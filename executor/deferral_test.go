@@ -51,7 +51,7 @@ func TestDeferPublishesTheNormalizedTrigger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	m, err := cons.JetStream().Next(jetstream.FetchMaxWait(5 * time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestBadTriggerFailsAtDeferTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := cons.Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
+	if m, err := cons.JetStream().Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
 		t.Fatalf("a bad trigger was published: %s", m.Data())
 	}
 }
@@ -122,7 +122,7 @@ func TestEventResumesExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := cons.Next(jetstream.FetchMaxWait(500 * time.Millisecond)); err == nil {
+	if m, err := cons.JetStream().Next(jetstream.FetchMaxWait(500 * time.Millisecond)); err == nil {
 		t.Fatalf("a second resume activity: %s", m.Data())
 	}
 }
@@ -178,7 +178,7 @@ func TestFailedTriggerPublishIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+	m, err := cons.JetStream().Next(jetstream.FetchMaxWait(10 * time.Second))
 	if err != nil {
 		t.Fatalf("the trigger whose publish failed was not published again: %v", err)
 	}

@@ -8,13 +8,12 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/queue"
 )
 
-func (e *Executor) routeExecution(mux *http.ServeMux) {
+func (e *Executor) routeExecution(mux router) {
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/run", e.handleRun)
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/state", e.handleState)
 	mux.HandleFunc("GET /execution/task-instances/{id}/state", e.handleGetState)
@@ -347,7 +346,7 @@ func (e *Executor) handleXCom(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	case http.MethodDelete:
-		if err := e.xcom.Delete(r.Context(), k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		if err := e.xcom.Delete(r.Context(), k); err != nil && !errors.Is(err, queue.ErrKeyNotFound) {
 			e.writeError(w, r, fmt.Errorf("delete xcom: %w", err))
 			return
 		}
@@ -357,7 +356,7 @@ func (e *Executor) handleXCom(w http.ResponseWriter, r *http.Request) {
 
 // kvErr names a missing key as ErrNotFound.
 func kvErr(what string, err error) error {
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) || errors.Is(err, jetstream.ErrInvalidKey) {
+	if errors.Is(err, queue.ErrKeyNotFound) || errors.Is(err, queue.ErrKeyDeleted) || errors.Is(err, queue.ErrInvalidKey) {
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	return fmt.Errorf("%s: %w", what, err)

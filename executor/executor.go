@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/dashboard"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -26,12 +24,12 @@ type Executor struct {
 	store  *store
 	tokens tokens
 	sealer *sealer
-	vars   jetstream.KeyValue
-	conns  jetstream.KeyValue
-	xcom   jetstream.KeyValue
+	vars   queue.Bucket
+	conns  queue.Bucket
+	xcom   queue.Bucket
 	// workers and triggerers are the registries (registry_api.go).
-	workers    jetstream.KeyValue
-	triggerers jetstream.KeyValue
+	workers    queue.Bucket
+	triggerers queue.Bucket
 	metrics    *Metrics
 	now        func() time.Time
 	// unpublished holds, by task-instance id, what could not be published
@@ -58,12 +56,12 @@ func New(cfg Config) (*Executor, error) {
 		cfg:        cfg,
 		q:          cfg.Queue,
 		log:        cfg.Logger,
-		store:      newStore(cfg.Queue.KV(queue.BucketTaskInstances), cfg.Logger),
-		vars:       cfg.Queue.KV(queue.BucketVariables),
-		conns:      cfg.Queue.KV(queue.BucketConnections),
-		xcom:       cfg.Queue.KV(queue.BucketXCom),
-		workers:    cfg.Queue.KV(queue.BucketWorkers),
-		triggerers: cfg.Queue.KV(queue.BucketTriggerers),
+		store:      newStore(cfg.Queue.Bucket(queue.BucketTaskInstances), cfg.Logger),
+		vars:       cfg.Queue.Bucket(queue.BucketVariables),
+		conns:      cfg.Queue.Bucket(queue.BucketConnections),
+		xcom:       cfg.Queue.Bucket(queue.BucketXCom),
+		workers:    cfg.Queue.Bucket(queue.BucketWorkers),
+		triggerers: cfg.Queue.Bucket(queue.BucketTriggerers),
 		metrics:    cfg.Metrics,
 		now:        func() time.Time { return time.Now().UTC() },
 	}
@@ -124,7 +122,7 @@ func (e *Executor) Start(ctx context.Context) error {
 		return ctx.Err()
 	}
 
-	cc, err := e.q.ConsumeTimers(ctx, timerRetry, func(m jetstream.Msg) { e.onRetryTimer(runCtx, m) })
+	cc, err := e.q.ConsumeTimers(ctx, timerRetry, func(m queue.Delivery) { e.onRetryTimer(runCtx, m) })
 	if err != nil {
 		cancel()
 		e.wg.Wait()
@@ -145,16 +143,9 @@ func (e *Executor) Start(ctx context.Context) error {
 		return fmt.Errorf("executor: max-deliveries advisories: %w", err)
 	}
 	e.stops = append(e.stops, unsub)
-	evCons, err := e.q.EventConsumer(ctx)
+	ec, err := e.q.ConsumeEvents(ctx, func(m queue.Delivery) { e.onEvent(runCtx, m) })
 	if err == nil {
-		var ec jetstream.ConsumeContext
-		ec, err = evCons.Consume(func(m jetstream.Msg) { e.onEvent(runCtx, m) },
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				e.log.Warn("trigger event consumer", "err", err)
-			}))
-		if err == nil {
-			e.stops = append(e.stops, ec.Stop)
-		}
+		e.stops = append(e.stops, ec.Stop)
 	}
 	if err != nil {
 		for _, f := range e.stops {
@@ -190,10 +181,8 @@ func (e *Executor) Ready() error {
 		return errors.New("executor not started")
 	case stopping:
 		return errors.New("executor stopping")
-	case !e.q.Conn().IsConnected():
-		return fmt.Errorf("nats: %s", e.q.Conn().Status())
 	}
-	return nil
+	return e.q.Connected()
 }
 
 // Stop stops the background work and waits for it. Idempotent.
@@ -226,10 +215,15 @@ func (e *Executor) Stop(ctx context.Context) error {
 // Handler serves the public API (/api/v1/), the Execution API (/execution/),
 // /healthz, and the web dashboard at / and /ui/ (package dashboard; its
 // page needs no token, the API calls it makes do).
-func (e *Executor) Handler() http.Handler {
-	mux := http.NewServeMux()
+func (e *Executor) Handler() http.Handler { return e.routes().ServeMux }
+
+// routes registers every route (the OpenAPI test lists them).
+func (e *Executor) routes() *routeMux {
+	mux := newRouteMux()
 	e.routeExecution(mux)
 	e.routePublic(mux)
+	mux.HandleFunc("GET /api/v1/openapi.json", e.handleOpenAPI)
+	mux.HandleFunc("/execution/", e.apiFallback(mux))
 	mux.Handle("/", dashboard.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)

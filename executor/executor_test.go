@@ -98,7 +98,7 @@ func (f *fixture) take(q string) (*activity.ExecuteTask, jetstream.Msg) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := cons.JetStream().Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestExhaustedDeliveriesFailTheTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond))
+	batch, err := cons.JetStream().Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestStartRepublishesQueuedTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg, err := cons.Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
+	if msg, err := cons.JetStream().Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
 		t.Fatalf("a second copy of %s's activity is on the queue: %s", published.ID, msg.Data())
 	}
 }

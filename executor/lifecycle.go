@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
@@ -150,7 +148,7 @@ func (e *Executor) scheduleRetry(ctx context.Context, ti *activity.TaskInstance)
 }
 
 // onRetryTimer starts the next try of an up_for_retry task.
-func (e *Executor) onRetryTimer(ctx context.Context, m jetstream.Msg) {
+func (e *Executor) onRetryTimer(ctx context.Context, m queue.Delivery) {
 	var rt retryTimer
 	if err := json.Unmarshal(m.Data(), &rt); err != nil || rt.ID == "" {
 		e.log.Warn("drop undecodable retry timer", "err", err)
@@ -375,7 +373,7 @@ func (e *Executor) onMaxDeliveries(ctx context.Context, seq uint64) {
 		e.log.Warn("read activity that exhausted its deliveries", "seq", seq, "err", err)
 		return
 	}
-	qname := strings.TrimPrefix(msg.Subject, "activity.")
+	qname := msg.Queue
 	reason := "activity exhausted its JetStream deliveries without a worker accepting it"
 	a, derr := activity.Decode(msg.Data)
 	switch {

@@ -9,8 +9,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -32,30 +30,6 @@ func (e *Executor) routeRegistry(h func(string, http.HandlerFunc)) {
 	h("GET /api/v1/queues", e.handleQueues)
 }
 
-// kvEntries returns every live entry of kv by key, read with one watch.
-func kvEntries(ctx context.Context, kv jetstream.KeyValue) (map[string][]byte, error) {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", kv.Bucket(), err)
-	}
-	defer func() { _ = w.Stop() }()
-	out := map[string][]byte{}
-	for {
-		select {
-		case ent, ok := <-w.Updates():
-			if !ok {
-				return out, nil
-			}
-			if ent == nil {
-				return out, nil // the initial values are all in
-			}
-			out[ent.Key()] = ent.Value()
-		case <-ctx.Done():
-			return nil, fmt.Errorf("read %s: %w", kv.Bucket(), ctx.Err())
-		}
-	}
-}
-
 // liveness is the state of a member whose last heartbeat was at.
 func (e *Executor) liveness(at time.Time, now time.Time, state string) string {
 	if now.Sub(at) > e.cfg.LostAfter {
@@ -71,7 +45,7 @@ func (e *Executor) liveness(at time.Time, now time.Time, state string) string {
 // their state as the executor sees it: lost when silent for LostAfter,
 // draining when a drain was asked for.
 func (e *Executor) listWorkers(ctx context.Context) ([]activity.WorkerInfo, error) {
-	ents, err := kvEntries(ctx, e.workers)
+	ents, err := e.workers.Entries(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -141,19 +115,9 @@ func (e *Executor) handleDrainWorker(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, wi)
 }
 
-// triggererBeat is the triggerers bucket's heartbeat as the triggerer
-// package writes it (only the fields shown to operators).
-type triggererBeat struct {
-	ID        string    `json:"id"`
-	Hostname  string    `json:"hostname"`
-	Held      int       `json:"held"`
-	At        time.Time `json:"at"`
-	StartedAt time.Time `json:"started_at"`
-}
-
 // handleTriggerers is GET /api/v1/triggerers.
 func (e *Executor) handleTriggerers(w http.ResponseWriter, r *http.Request) {
-	ents, err := kvEntries(r.Context(), e.triggerers)
+	ents, err := e.triggerers.Entries(r.Context())
 	if err != nil {
 		e.writeError(w, r, err)
 		return
@@ -161,7 +125,7 @@ func (e *Executor) handleTriggerers(w http.ResponseWriter, r *http.Request) {
 	now := e.now()
 	out := []activity.TriggererInfo{}
 	for key, val := range ents {
-		var hb triggererBeat
+		var hb activity.TriggererHeartbeat
 		if err := json.Unmarshal(val, &hb); err != nil {
 			e.log.Warn("undecodable triggerer heartbeat", "triggerer_id", key, "err", err)
 			continue

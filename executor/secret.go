@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -85,17 +83,17 @@ func (s *sealer) open(bucket, key string, data []byte) ([]byte, error) {
 }
 
 // getSealed reads and opens key of kv.
-func (e *Executor) getSealed(ctx context.Context, kv jetstream.KeyValue, key string) ([]byte, error) {
+func (e *Executor) getSealed(ctx context.Context, kv queue.Bucket, key string) ([]byte, error) {
 	ent, err := kv.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	return e.sealer.open(kv.Bucket(), key, ent.Value())
+	return e.sealer.open(kv.Name(), key, ent.Value())
 }
 
 // putSealed seals and writes value under key of kv.
-func (e *Executor) putSealed(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) error {
-	_, err := kv.Put(ctx, key, e.sealer.seal(kv.Bucket(), key, value))
+func (e *Executor) putSealed(ctx context.Context, kv queue.Bucket, key string, value []byte) error {
+	_, err := kv.Put(ctx, key, e.sealer.seal(kv.Name(), key, value))
 	return err
 }
 
@@ -108,20 +106,20 @@ func (e *Executor) sharedSecretKey(ctx context.Context) ([]byte, error) {
 // sharedKey reads a random 32-byte key from the config bucket, creating it
 // if it does not exist.
 func (e *Executor) sharedKey(ctx context.Context, name string) ([]byte, error) {
-	kv := e.q.KV(queue.BucketConfig)
+	kv := e.q.Bucket(queue.BucketConfig)
 	for range 3 {
 		ent, err := kv.Get(ctx, name)
 		if err == nil {
 			return ent.Value(), nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		if !errors.Is(err, queue.ErrKeyNotFound) {
 			return nil, fmt.Errorf("executor: read %s: %w", name, err)
 		}
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
 		if _, err := kv.Create(ctx, name, key); err == nil {
 			return key, nil
-		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		} else if !errors.Is(err, queue.ErrKeyExists) {
 			return nil, fmt.Errorf("executor: store %s: %w", name, err)
 		}
 	}

@@ -51,7 +51,7 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 
 	plain := []string{"hunter2-pw", "tok-XYZ", "etl-user", "db.internal", "sk-live-123", "postgres"}
 	for _, kv := range []struct{ bucket, key string }{{queue.BucketConnections, kvKey("db")}, {queue.BucketVariables, kvKey("service_api_key")}} {
-		ent, err := f.q.KV(kv.bucket).Get(ctx, kv.key)
+		ent, err := f.q.Bucket(kv.bucket).Get(ctx, kv.key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	// A value stored in plain text before sealing is still read, and
 	// sealed when next written.
 	legacy, _ := json.Marshal(activity.Connection{ConnID: "old", ConnType: "http", Password: "legacy-pw"})
-	if _, err := f.q.KV(queue.BucketConnections).Put(ctx, kvKey("old"), legacy); err != nil {
+	if _, err := f.q.Bucket(queue.BucketConnections).JetStream().Put(ctx, kvKey("old"), legacy); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := f.ex.getConnection(ctx, "old"); err != nil || c.Password != "legacy-pw" {

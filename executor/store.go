@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -29,7 +27,7 @@ var errUnchanged = errors.New("unchanged")
 // store keeps task-instance records in KV and a read cache fed by a watch
 // and by this executor's own writes.
 type store struct {
-	kv  jetstream.KeyValue
+	kv  queue.Bucket
 	log *slog.Logger
 
 	mu    sync.RWMutex
@@ -46,7 +44,7 @@ type cachedRecord struct {
 	rev uint64
 }
 
-func newStore(kv jetstream.KeyValue, log *slog.Logger) *store {
+func newStore(kv queue.Bucket, log *slog.Logger) *store {
 	return &store{kv: kv, log: log, cache: make(map[string]cachedRecord), creating: make(map[string]chan struct{})}
 }
 
@@ -67,7 +65,7 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 			if !ok {
 				return nil
 			}
-			if e == nil {
+			if e.CaughtUp() {
 				if !loaded {
 					loaded = true
 					close(ready)
@@ -79,8 +77,8 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 	}
 }
 
-func (s *store) apply(e jetstream.KeyValueEntry) {
-	if e.Operation() != jetstream.KeyValuePut {
+func (s *store) apply(e queue.Entry) {
+	if !e.IsPut() {
 		s.mu.Lock()
 		if old, ok := s.cache[e.Key()]; ok && old.rev < e.Revision() {
 			delete(s.cache, e.Key())
@@ -132,7 +130,7 @@ func (s *store) identity(ctx context.Context, id string) (*activity.TaskInstance
 // get reads a record from KV (authoritative).
 func (s *store) get(ctx context.Context, id string) (*activity.TaskInstance, error) {
 	e, err := s.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+	if errors.Is(err, queue.ErrKeyNotFound) || errors.Is(err, queue.ErrInvalidKey) {
 		return nil, fmt.Errorf("task instance %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
@@ -265,6 +263,10 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 	})
 	if errors.Is(err, errUnchanged) {
 		return last, nil
+	}
+	if errors.Is(err, queue.ErrInvalidKey) {
+		// No record has an id that is no key (found by fuzzing: a 500).
+		return nil, fmt.Errorf("task instance %s: %w", id, ErrNotFound)
 	}
 	if again && errors.Is(err, ErrNotFound) && s.createdMeanwhile(ctx, id) {
 		// Its activity overtook the record being stored: try again now.

@@ -3,9 +3,8 @@ package executor
 import (
 	"net/http"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // handleWatch is GET /api/v1/task-instances/{id}/watch: the record now, then
@@ -19,7 +18,7 @@ func (e *Executor) handleWatch(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, err)
 		return
 	}
-	watcher, err := e.store.kv.Watch(r.Context(), id)
+	watcher, err := e.store.kv.Watch(r.Context(), id, queue.WatchOpts{})
 	if err != nil {
 		e.writeError(w, r, err)
 		return
@@ -39,10 +38,10 @@ func (e *Executor) handleWatch(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			if ent == nil {
+			if ent.CaughtUp() {
 				continue // the current value is in
 			}
-			if ent.Operation() != jetstream.KeyValuePut {
+			if !ent.IsPut() {
 				return // purged: nothing more will come
 			}
 			if _, err := w.Write(append(ent.Value(), '\n')); err != nil {

@@ -30,7 +30,7 @@ func activityOf(t *testing.T, qc *queue.Client, q string) *activity.ExecuteTask 
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := cons.JetStream().Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +47,7 @@ func activityOf(t *testing.T, qc *queue.Client, q string) *activity.ExecuteTask 
 }
 
 func TestTokensActOnlyForTheirTask(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	qc, err := queue.New(t.Context(), natstest.Connect(t, c.nats), queue.Config{})
 	if err != nil {
@@ -110,6 +111,7 @@ func TestTokensActOnlyForTheirTask(t *testing.T) {
 }
 
 func TestMalformedInputIsRejected(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	ctx := t.Context()
@@ -179,6 +181,7 @@ func TestMalformedInputIsRejected(t *testing.T) {
 // worker with one slot: each is moved to the dead-letter stream with its
 // reason, untouched, and the real tasks behind them all run.
 func TestMalformedActivitiesAreDeadLetteredAndNeverBlock(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	qc, err := queue.New(t.Context(), natstest.Connect(t, c.nats), queue.Config{})
 	if err != nil {
@@ -279,6 +282,7 @@ func TestMalformedActivitiesAreDeadLetteredAndNeverBlock(t *testing.T) {
 // are restarted as they die; the task stops after its retries, failed with a
 // reason naming the lost heartbeat, and a healthy task after it runs.
 func TestPoisonedTaskStopsAfterItsRetries(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms"})
 	w := c.startWorker(workerOpts{name: "worker0"})
 	restarts := 0

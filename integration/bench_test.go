@@ -50,7 +50,7 @@ func rawJetStream(b *testing.B, c *cluster, n int) []time.Duration {
 		if err := qc.PublishActivity(ctx, "rawbench", fmt.Sprintf("raw-%d", i), []byte("x")); err != nil {
 			b.Fatal(err)
 		}
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		msg, err := cons.JetStream().Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
 			b.Fatal(err)
 		}

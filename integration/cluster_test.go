@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,10 +24,30 @@ import (
 	"github.com/taskwire/taskwire/internal/testbin"
 )
 
+// How the tests share the machine (2 cores, often shared with other work):
+// most of them wait on processes, timers and the network more than they
+// compute, and call t.Parallel, up to parallelDefault at once when go test
+// is given no -parallel (its default, GOMAXPROCS, would be 2). The others
+// call nothing, so go test runs them first, one at a time, with the machine
+// to themselves: those that measure time (a kill grace, a zombie threshold,
+// a token's 2s life, a fetch wait, running time against a 3s execution
+// timeout, a 1s lost-after) or race a signal, those that kill their
+// NATS server, and those that push thousands of tasks against a deadline
+// (TestWorkerStorm, TestTriggererLoss), which fail when they share the CPU.
+const parallelDefault = "4"
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		if err := flag.Set("test.parallel", parallelDefault); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
 	code := m.Run()
 	testbin.Cleanup()
-	cleanupJava()
 	os.Exit(code)
 }
 

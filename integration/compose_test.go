@@ -27,6 +27,7 @@ type composeFile struct {
 // compose network's names replaced by local addresses, and runs tasks
 // through them, one of them deferring.
 func TestComposeServices(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +44,8 @@ func TestComposeServices(t *testing.T) {
 		"0.0.0.0:8080", apiAddr,
 		"http://executor:8080", "http://"+apiAddr,
 		"gotasks ", b.gotasks+" ",
-		"/opt/taskwire/examples/pytasks/tasks.py", filepath.Join(repoRoot(t), "examples/pytasks/tasks.py"),
-		"/opt/taskwire/java", javaClasses(t),
+		"python=python3 /opt/taskwire/examples/pytasks/tasks.py", "python="+testbin.Python(t)+" "+filepath.Join(repoRoot(t), "examples/pytasks/tasks.py"),
+		"/opt/taskwire/java/classes:/opt/taskwire/java/taskwire-sdk.jar", testbin.JavaTasksClasspath(t),
 	)
 	// Each service's /metrics, /healthz and /readyz address: 0.0.0.0:9090
 	// becomes a port of its own here, as each service has its own host there.
@@ -105,10 +106,7 @@ func TestComposeServices(t *testing.T) {
 			t.Errorf("service %s serves no /readyz", name)
 			continue
 		}
-		testbin.Eventually(t, 10*time.Second, name+" /readyz", func() bool {
-			code, _ := httpGet(t, "http://"+addr+"/readyz")
-			return code == http.StatusOK
-		})
+		testbin.Eventually(t, 10*time.Second, name+" /readyz", func() bool { return ready("http://" + addr + "/readyz") })
 		if code, body := httpGet(t, "http://"+addr+"/metrics"); code != http.StatusOK || !strings.Contains(body, "taskwire_nats_connected 1") {
 			t.Errorf("%s /metrics: %d", name, code)
 		}

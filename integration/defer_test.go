@@ -32,6 +32,7 @@ func checkResumedOnce(t *testing.T, c *cluster, ti *activity.TaskInstance) {
 }
 
 func TestDeferOnTimedeltaResumesIntoNextMethod(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	c.startTriggerer(triggererOpts{})
@@ -48,6 +49,7 @@ func TestDeferOnTimedeltaResumesIntoNextMethod(t *testing.T) {
 }
 
 func TestDeferTwice(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	c.startTriggerer(triggererOpts{})
@@ -59,6 +61,7 @@ func TestDeferTwice(t *testing.T) {
 }
 
 func TestExternalEventBeforeAndAfterTheTriggerStarts(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	ctx := t.Context()
@@ -88,6 +91,7 @@ func TestExternalEventBeforeAndAfterTheTriggerStarts(t *testing.T) {
 }
 
 func TestHTTPTrigger(t *testing.T) {
+	t.Parallel()
 	var ready atomic.Bool
 	var polls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -114,6 +118,7 @@ func TestHTTPTrigger(t *testing.T) {
 }
 
 func TestTriggerTimeoutFailsTheTask(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	c.startTriggerer(triggererOpts{})
@@ -129,6 +134,7 @@ func TestTriggerTimeoutFailsTheTask(t *testing.T) {
 
 // With no triggerer at all, the executor enforces trigger timeouts.
 func TestTriggerTimeoutWithoutTriggerer(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	ti := c.submit(goTask("wait_event", map[string]any{"name": "never", "timeout": 0.5}))
@@ -141,6 +147,7 @@ func TestTriggerTimeoutWithoutTriggerer(t *testing.T) {
 // A deferred task holds no worker slot: with one slot, another task runs
 // while the first waits; cancelling the deferred task stops its trigger.
 func TestDeferredTaskHoldsNoSlot(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{concurrency: 1})
 	tr := c.startTriggerer(triggererOpts{})
@@ -160,6 +167,7 @@ func TestDeferredTaskHoldsNoSlot(t *testing.T) {
 // SIGKILL the triggerer holding deferred tasks: another takes them over and
 // every task resumes exactly once. SIGTERM hands triggers back at once.
 func TestTriggererFailover(t *testing.T) {
+	t.Parallel()
 	const n = 20
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{concurrency: 8})
@@ -240,6 +248,7 @@ echo "$TASKWIRE_EVENT" | grep -q moment`
 // An unknown trigger kind fails the task at defer time with a clear reason,
 // and no retry.
 func TestUnknownTriggerFailsAtDeferTime(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	script := `printf '{"trigger":"sundial","kwargs":{},"next_method":"after"}' > "$TASKWIRE_DEFER_FILE"`

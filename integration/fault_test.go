@@ -20,6 +20,7 @@ import (
 // task runs again as a new try on another worker and succeeds exactly once,
 // and the orphaned child process does not live on.
 func TestWorkerKilledMidTask(t *testing.T) {
+	t.Parallel()
 	// A frozen worker's open pull requests still take activities (try 2's
 	// may go there) which JetStream hands out again after the ack wait.
 	c := newCluster(t, clusterOpts{zombieThreshold: "2s", ackWait: "3s"})
@@ -51,6 +52,7 @@ func TestWorkerKilledMidTask(t *testing.T) {
 }
 
 func TestQueuesAreSeparate(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{name: "wa", queues: "qa", extra: []string{"--worker-id", "worker-a"}})
 	c.startWorker(workerOpts{name: "wb", queues: "qb", extra: []string{"--worker-id", "worker-b"}})
@@ -198,6 +200,7 @@ fi
 // on its address. Every task succeeds exactly once, and every revision of
 // every record kept in the bucket decodes and follows the state graph.
 func TestExecutorReplicasAndRestart(t *testing.T) {
+	t.Parallel()
 	const n = 400
 	o := clusterOpts{zombieThreshold: "3s", ackWait: "3s", logLevel: "info"}
 	c := newCluster(t, o)

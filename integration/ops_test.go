@@ -206,6 +206,7 @@ func TestWorkerRegistry(t *testing.T) {
 // and a summary; logs --follow streams a running task's lines as the worker
 // publishes them, and ends when the task does.
 func TestLiveCLI(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default"})
 
@@ -262,13 +263,28 @@ func TestLiveCLI(t *testing.T) {
 // httpGet answers a GET's status and body.
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	code, body, err := tryGet(url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return code, body
+}
+
+// ready reports whether url answers 200 with "ready\n"; a process that does
+// not listen yet (it may be slow to start on a busy machine) is not ready.
+func ready(url string) bool {
+	code, body, err := tryGet(url)
+	return err == nil && code == http.StatusOK && body == "ready\n"
+}
+
+func tryGet(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // metric finds a sample line "name{labels} value" in a /metrics answer and
@@ -287,6 +303,7 @@ func metric(body, series string) string {
 // succeeds is counted: queued, started, finished by state, retries,
 // heartbeats, durations and dispatch latency.
 func TestMetricsAndHealth(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, clusterOpts{})
 	workerAddr := testbin.FreeAddr(t)
 	c.startWorker(workerOpts{queues: "default", extra: []string{"--listen", workerAddr}})
@@ -294,10 +311,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	workerURL, trURL := "http://"+workerAddr, "http://"+tr.addr
 
 	for _, base := range []string{c.apiURL, workerURL, trURL} {
-		testbin.Eventually(t, 10*time.Second, base+"/readyz", func() bool {
-			code, body := httpGet(t, base+"/readyz")
-			return code == http.StatusOK && body == "ready\n"
-		})
+		testbin.Eventually(t, 10*time.Second, base+"/readyz", func() bool { return ready(base + "/readyz") })
 		if code, _ := httpGet(t, base+"/healthz"); code != http.StatusOK {
 			t.Errorf("%s/healthz: %d", base, code)
 		}

@@ -30,6 +30,7 @@ import (
 // and in the reason of its failed try, when a task prints the secrets it
 // fetched.
 func TestSecretsSealedAndMasked(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "secret.key")
 	if err := os.WriteFile(keyFile, []byte("an operator's secret key of at least 32 bytes\n"), 0o600); err != nil {
@@ -128,6 +129,7 @@ func TestLongTaskTokenRefreshed(t *testing.T) {
 // client trusting only the system's roots, a plain-http client and a
 // client without the token are refused.
 func TestAPIOverTLS(t *testing.T) {
+	t.Parallel()
 	ca := testcert.New(t)
 	srv := ca.Server(t, "executor")
 	c := newCluster(t, clusterOpts{apiCA: ca.CertFile, operatorToken: "op-token-1",
@@ -176,6 +178,7 @@ func TestAPIOverTLS(t *testing.T) {
 // and a deferring task runs through the executor, a worker and a
 // triggerer; a client without the credentials is refused.
 func TestNATSAuth(t *testing.T) {
+	t.Parallel()
 	type setup struct {
 		configure func(*server.Options)
 		args      []string // NATS flags of every process
@@ -237,6 +240,7 @@ func TestNATSAuth(t *testing.T) {
 // consumer, nor update streams, nor read a bucket: the other queue's
 // activity stays on the queue.
 func TestWorkerPermissions(t *testing.T) {
+	t.Parallel()
 	opts, err := server.ProcessConfigFile("../examples/nats/permissions.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +316,7 @@ func TestWorkerPermissions(t *testing.T) {
 		t.Error("the worker pulled from queue other's consumer")
 	}
 	cctx, cancel = context.WithTimeout(t.Context(), time.Second)
-	if _, err := wq.KV(queue.BucketConnections).Get(cctx, "any"); err == nil || errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := wq.Bucket(queue.BucketConnections).JetStream().Get(cctx, "any"); err == nil || errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Errorf("the worker read the connections bucket: %v", err)
 	}
 	cancel()
@@ -347,6 +351,7 @@ func TestWorkerPermissions(t *testing.T) {
 // network, while the executor itself connects in process: a worker trusting
 // the CA runs a task, a client without TLS is refused.
 func TestEmbeddedNATSOverTLS(t *testing.T) {
+	t.Parallel()
 	ca := testcert.New(t)
 	cert := ca.Server(t, "nats")
 	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir()}

@@ -145,7 +145,7 @@ func benchTimers(b *testing.B, n int) {
 	lateness := make([]time.Duration, 0, late)
 	deadline := time.Now().Add(2 * time.Minute)
 	for len(lateness) < late && time.Now().Before(deadline) {
-		batch, err := evCons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		batch, err := evCons.JetStream().Fetch(1000, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			b.Fatal(err)
 		}

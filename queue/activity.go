@@ -55,9 +55,9 @@ func (c *Client) PublishActivity(ctx context.Context, queue, msgID string, data 
 // ActivityConsumer creates or updates the durable pull consumer
 // "queue-<queue>" on activity.<queue>, shared by all workers of queue. A
 // bound client (Config.Bind) takes an existing consumer as it is.
-func (c *Client) ActivityConsumer(ctx context.Context, queue string) (jetstream.Consumer, error) {
+func (c *Client) ActivityConsumer(ctx context.Context, queue string) (Consumer, error) {
 	if err := ValidQueueName(queue); err != nil {
-		return nil, fmt.Errorf("activity consumer: %w", err)
+		return Consumer{}, fmt.Errorf("activity consumer: %w", err)
 	}
 	cons, err := c.consumer(ctx, StreamActivities, jetstream.ConsumerConfig{
 		Durable:       ActivityConsumerName(queue),
@@ -80,9 +80,9 @@ func (c *Client) ActivityConsumer(ctx context.Context, queue string) (jetstream.
 		MemoryStorage: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("activity consumer %s: %w", queue, err)
+		return Consumer{}, fmt.Errorf("activity consumer %s: %w", queue, err)
 	}
-	return cons, nil
+	return Consumer{c: cons}, nil
 }
 
 // Bell is a queue's doorbell (see [BellSubject]): it rings after each
@@ -160,14 +160,27 @@ func (c *Client) OnMaxDeliveries(fn func(stream string, seq uint64)) (unsubscrib
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
+// StoredActivity is an activity as stored in the ACTIVITIES stream.
+type StoredActivity struct {
+	// Queue is the queue it was published to.
+	Queue string
+	// Data is the encoded activity.
+	Data []byte
+	// MsgID is the Nats-Msg-Id it was published with.
+	MsgID string
+}
+
+// ErrMsgNotFound: no message is stored at that sequence.
+var ErrMsgNotFound = jetstream.ErrMsgNotFound
+
 // GetActivityBySeq reads the activity stored at stream sequence seq. It
-// returns an error wrapping jetstream.ErrMsgNotFound when there is none.
-func (c *Client) GetActivityBySeq(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+// returns an error wrapping [ErrMsgNotFound] when there is none.
+func (c *Client) GetActivityBySeq(ctx context.Context, seq uint64) (StoredActivity, error) {
 	msg, err := c.stream(StreamActivities).GetMsg(ctx, seq)
 	if err != nil {
-		return nil, fmt.Errorf("get activity at seq %d: %w", seq, err)
+		return StoredActivity{}, fmt.Errorf("get activity at seq %d: %w", seq, err)
 	}
-	return msg, nil
+	return StoredActivity{Queue: strings.TrimPrefix(msg.Subject, "activity."), Data: msg.Data, MsgID: msg.Header.Get(jetstream.MsgIDHeader)}, nil
 }
 
 // DeleteActivity removes the activity stored at stream sequence seq.

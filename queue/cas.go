@@ -19,13 +19,13 @@ var ErrCASConflict = errors.New("queue: compare-and-set conflict")
 
 // UpdateCAS reads key, calls mutate with its value (nil when absent or
 // deleted) and writes the result only if key was not written meanwhile:
-// kv.Create when it was absent, kv.Update at the read revision otherwise.
+// Create when it was absent, Update at the read revision otherwise.
 // On a conflict it reads again and retries, up to 20 attempts, then fails
 // with an error wrapping [ErrCASConflict]. An error from mutate aborts
 // UpdateCAS and is returned as is. It returns the revision written.
 //
 // mutate may be called several times and must not keep old.
-func UpdateCAS(ctx context.Context, kv jetstream.KeyValue, key string, mutate func(old []byte) ([]byte, error)) (uint64, error) {
+func UpdateCAS(ctx context.Context, kv Bucket, key string, mutate func(old []byte) ([]byte, error)) (uint64, error) {
 	for attempt := 1; ; attempt++ {
 		var (
 			old []byte
@@ -33,7 +33,7 @@ func UpdateCAS(ctx context.Context, kv jetstream.KeyValue, key string, mutate fu
 		)
 		entry, err := kv.Get(ctx, key)
 		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case errors.Is(err, ErrKeyNotFound):
 		case err != nil:
 			return 0, fmt.Errorf("update cas %s: get: %w", key, err)
 		default:

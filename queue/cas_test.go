@@ -14,7 +14,7 @@ func TestUpdateCASConcurrentCounter(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, queue.Config{})
 	ctx := testContext(t)
-	kv := c.KV(queue.BucketTaskInstances)
+	kv := c.Bucket(queue.BucketTaskInstances)
 
 	const goroutines, increments = 4, 50
 	increment := func(old []byte) ([]byte, error) {
@@ -54,7 +54,7 @@ func TestUpdateCASMutateError(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, queue.Config{})
 	ctx := testContext(t)
-	kv := c.KV(queue.BucketTaskInstances)
+	kv := c.Bucket(queue.BucketTaskInstances)
 
 	rev, err := queue.UpdateCAS(ctx, kv, "ti", func(old []byte) ([]byte, error) {
 		if old != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +22,7 @@ const (
 	StreamDeadLetter = "DEADLETTER"
 )
 
-// Key-value bucket names, for [Client.KV].
+// Key-value bucket names, for [Client.Bucket].
 const (
 	BucketTaskInstances = "task_instances"
 	BucketXCom          = "xcom"
@@ -44,34 +43,6 @@ const (
 	// "event" triggers.
 	BucketExternalEvents = "external_events"
 )
-
-// WorkerRegistryTTL is how long a worker's registry entry outlives its
-// last heartbeat: a worker that died is listed as lost that long.
-const WorkerRegistryTTL = time.Hour
-
-// Key prefixes of the workers bucket.
-const (
-	workerKeyPrefix = "worker."
-	drainKeyPrefix  = "drain."
-)
-
-// WorkerKey is the workers-bucket key of worker id's entry.
-func WorkerKey(id string) string { return workerKeyPrefix + id }
-
-// DrainKey is the workers-bucket key of a drain request for worker id.
-func DrainKey(id string) string { return drainKeyPrefix + id }
-
-// ParseWorkerKey splits a workers-bucket key into the worker id and
-// whether it is a drain request; ok is false for any other key.
-func ParseWorkerKey(key string) (id string, drain, ok bool) {
-	if id, ok := strings.CutPrefix(key, workerKeyPrefix); ok && id != "" {
-		return id, false, true
-	}
-	if id, ok := strings.CutPrefix(key, drainKeyPrefix); ok && id != "" {
-		return id, true, true
-	}
-	return "", false, false
-}
 
 // Defaults for [Config].
 const (
@@ -351,18 +322,24 @@ func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
 // Conn is the NATS connection the client was created with.
 func (c *Client) Conn() *nats.Conn { return c.nc }
 
-// JetStream is the client's JetStream context.
+// JetStream is the client's JetStream context, for tests that
+// inspect the broker itself. Everything else uses the domain operations: the
+// layering test (internal/layering) keeps them from using it.
 func (c *Client) JetStream() jetstream.JetStream { return c.js }
 
-// KV returns one of the provisioned buckets, named by a Bucket constant.
-// It panics for any other name: that is a programming error.
-func (c *Client) KV(bucket string) jetstream.KeyValue {
-	kv, ok := c.kvs[bucket]
+// Bucket returns one of the provisioned buckets, named by a Bucket
+// constant. It panics for any other name: that is a programming error.
+func (c *Client) Bucket(name string) Bucket {
+	kv, ok := c.kvs[name]
 	if !ok {
-		panic(fmt.Sprintf("queue: unknown kv bucket %q", bucket))
+		panic(fmt.Sprintf("queue: unknown kv bucket %q", name))
 	}
-	return kv
+	return Bucket{kv: kv}
 }
+
+// Connected reports nil while the client's connection to NATS is up, and
+// why it is not otherwise.
+func (c *Client) Connected() error { return ConnReady(c.nc) }
 
 // stream returns a provisioned stream handle.
 func (c *Client) stream(name string) jetstream.Stream { return c.streams[name] }

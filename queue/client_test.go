@@ -23,7 +23,7 @@ func TestNewIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first New: %v", err)
 	}
-	if _, err := c1.KV(queue.BucketXCom).Put(ctx, "k", []byte("v")); err != nil {
+	if _, err := c1.Bucket(queue.BucketXCom).Put(ctx, "k", []byte("v")); err != nil {
 		t.Fatalf("put: %v", err)
 	}
 	// A second process provisioning the same layout, then a restart of the
@@ -35,7 +35,7 @@ func TestNewIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("third New: %v", err)
 	}
-	e, err := c3.KV(queue.BucketXCom).Get(ctx, "k")
+	e, err := c3.Bucket(queue.BucketXCom).Get(ctx, "k")
 	if err != nil || string(e.Value()) != "v" {
 		t.Fatalf("get after re-provisioning = %v, %v; want v", e, err)
 	}
@@ -63,7 +63,7 @@ func TestNewIsIdempotent(t *testing.T) {
 	if got := st.CachedInfo().Config; got.Retention != jetstream.WorkQueuePolicy || got.Duplicates != 2*time.Minute {
 		t.Errorf("ACTIVITIES retention %v duplicates %v, want workqueue 2m", got.Retention, got.Duplicates)
 	}
-	kvs, err := c3.KV(queue.BucketTaskInstances).Status(ctx)
+	kvs, err := c3.Bucket(queue.BucketTaskInstances).JetStream().Status(ctx)
 	if err != nil {
 		t.Fatalf("kv status: %v", err)
 	}
@@ -80,7 +80,7 @@ func TestKVUnknownBucketPanics(t *testing.T) {
 			t.Fatal("KV(unknown) did not panic")
 		}
 	}()
-	c.KV("nope")
+	c.Bucket("nope")
 }
 
 func TestPublishActivityDeduplicates(t *testing.T) {
@@ -128,13 +128,13 @@ func TestActivityConsumerGetsOnlyItsQueue(t *testing.T) {
 	if _, err := c.ActivityConsumer(ctx, "alpha"); err != nil {
 		t.Fatalf("second ActivityConsumer: %v", err)
 	}
-	info := cons.CachedInfo()
+	info := cons.JetStream().CachedInfo()
 	if info.Name != "queue-alpha" || info.Config.FilterSubject != "activity.alpha" ||
 		info.Config.AckPolicy != jetstream.AckExplicitPolicy || info.Config.MaxDeliver != 5 ||
 		info.Config.AckWait != 30*time.Second {
 		t.Fatalf("consumer config = %+v", info.Config)
 	}
-	batch, err := cons.Fetch(10, jetstream.FetchMaxWait(500*time.Millisecond))
+	batch, err := cons.JetStream().Fetch(10, jetstream.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
@@ -185,7 +185,7 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 		mu         sync.Mutex
 		deliveries int
 	)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	cc, err := cons.JetStream().Consume(func(m jetstream.Msg) {
 		mu.Lock()
 		deliveries++
 		mu.Unlock()
@@ -214,8 +214,8 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetActivityBySeq: %v", err)
 	}
-	if string(msg.Data) != "poison" || msg.Subject != "activity.flaky" || msg.Header.Get("Nats-Msg-Id") != "act-1" {
-		t.Fatalf("GetActivityBySeq = %s %q %v", msg.Subject, msg.Data, msg.Header)
+	if string(msg.Data) != "poison" || msg.Queue != "flaky" || msg.MsgID != "act-1" {
+		t.Fatalf("GetActivityBySeq = %+v", msg)
 	}
 	if err := c.PublishDeadLetter(ctx, "flaky", msg.Data, "max deliveries\nexceeded"); err != nil {
 		t.Fatalf("PublishDeadLetter: %v", err)
@@ -327,7 +327,7 @@ func TestBindKeepsTheExecutorsLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := cons.Info(ctx)
+		info, err := cons.JetStream().Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,7 +368,7 @@ func TestActivityConsumerMovesToMemory(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ActivityConsumer over a file-state consumer: %v", err)
 	}
-	if !cons.CachedInfo().Config.MemoryStorage {
-		t.Fatalf("consumer config = %+v, want memory storage", cons.CachedInfo().Config)
+	if !cons.JetStream().CachedInfo().Config.MemoryStorage {
+		t.Fatalf("consumer config = %+v, want memory storage", cons.JetStream().CachedInfo().Config)
 	}
 }

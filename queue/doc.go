@@ -10,9 +10,33 @@
 // [Connect] dials a NATS server with reconnect-forever semantics,
 // [StartEmbedded] runs nats-server in-process for single-binary setups, and
 // [New] provisions every stream and bucket idempotently and returns a
-// [Client] through which the rest of taskwire publishes activities, timers,
-// dead letters and logs, and reads and writes key-value state. [UpdateCAS]
-// is the compare-and-set loop used for task-instance records.
+// [Client]. The rest of taskwire never imports nats.go: like river's
+// riverdriver keeps pgx out of river's core, queue hands out taskwire's
+// own types and the services speak in their words. One concept per file:
+//
+//	conn.go, connstate.go  connecting, readiness, metrics, draining ([Conn])
+//	client.go              provisioning streams and buckets ([Client])
+//	bucket.go, cas.go      key-value records: [Bucket], [Entry], [Watcher],
+//	                       compare-and-set ([UpdateCAS], [IsConflict])
+//	delivery.go            pulled and pushed messages: [Consumer], [Batch],
+//	                       [Delivery] (Ack, Nak, InProgress, Term), [Subscription]
+//	activity.go            activities: publish, consumers, doorbells, dead
+//	                       letters, max-deliveries advisories, pending counts
+//	trigger.go             triggers and fired events
+//	timer.go               scheduled timers
+//	registry.go            keys of the worker registry
+//	log.go                 task log lines
+//	bulk.go                many activities or triggers at once (backlogs, benchmarks)
+//	connretry.go           waiting for NATS at start ([ConnectRetry])
+//	embedded.go            the in-process server
+//
+// The hot path costs what it did with raw JetStream: a [Delivery] and an
+// [Entry] are one-word values around nats.go's own, errors are nats.go's
+// sentinels under taskwire's names ([ErrKeyNotFound], ...), so no
+// translation or allocation is added; only a [Watcher] adds a goroutine
+// (it forwards entries as taskwire's type). The raw escape hatches
+// (Client.JetStream, Consumer.JetStream, Bucket.JetStream) are for tests;
+// internal/layering fails when other code uses them or imports nats.go.
 //
 // Subjects:
 //

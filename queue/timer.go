@@ -59,7 +59,7 @@ func ceilSecond(t time.Time) time.Time {
 // "timers-<kind>" on timer.<kind> (explicit ack) and calls handler for every
 // due timer until the returned ConsumeContext is stopped. The handler must
 // Ack (or Nak) each message.
-func (c *Client) ConsumeTimers(ctx context.Context, kind string, handler func(jetstream.Msg)) (jetstream.ConsumeContext, error) {
+func (c *Client) ConsumeTimers(ctx context.Context, kind string, handler func(Delivery)) (*Subscription, error) {
 	if err := ValidQueueName(kind); err != nil {
 		return nil, fmt.Errorf("consume timers: kind: %w", err)
 	}
@@ -74,11 +74,9 @@ func (c *Client) ConsumeTimers(ctx context.Context, kind string, handler func(je
 	if err != nil {
 		return nil, fmt.Errorf("timer consumer %s: %w", kind, err)
 	}
-	cc, err := cons.Consume(handler, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		c.log.Warn("timer consumer error", "kind", kind, "err", err)
-	}))
+	sub, err := c.consume(cons, "timer consumer error", handler, "kind", kind)
 	if err != nil {
 		return nil, fmt.Errorf("consume timers %s: %w", kind, err)
 	}
-	return cc, nil
+	return sub, nil
 }

@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -18,7 +16,7 @@ type delivery struct {
 func consumeTimers(t *testing.T, c *queue.Client, kind string) <-chan delivery {
 	t.Helper()
 	got := make(chan delivery, 10)
-	cc, err := c.ConsumeTimers(testContext(t), kind, func(m jetstream.Msg) {
+	cc, err := c.ConsumeTimers(testContext(t), kind, func(m queue.Delivery) {
 		now := time.Now()
 		if err := m.Ack(); err != nil {
 			t.Errorf("Ack: %v", err)

@@ -48,7 +48,7 @@ func (c *Client) PublishTrigger(ctx context.Context, triggerID string, data []by
 // TriggerConsumer creates or updates the durable pull consumer of new
 // triggers shared by all triggerers (theirs alone, so even a bound client
 // sets it).
-func (c *Client) TriggerConsumer(ctx context.Context) (jetstream.Consumer, error) {
+func (c *Client) TriggerConsumer(ctx context.Context) (Consumer, error) {
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, StreamTriggers, jetstream.ConsumerConfig{
 		Durable:       TriggerConsumerName,
 		Description:   "taskwire triggerers",
@@ -60,9 +60,9 @@ func (c *Client) TriggerConsumer(ctx context.Context) (jetstream.Consumer, error
 		Replicas:      c.cfg.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("trigger consumer: %w", err)
+		return Consumer{}, fmt.Errorf("trigger consumer: %w", err)
 	}
-	return cons, nil
+	return Consumer{c: cons}, nil
 }
 
 // PublishEvent publishes a fired trigger's event for task instance tiID
@@ -84,7 +84,7 @@ func (c *Client) PublishEvent(ctx context.Context, tiID, triggerID string, data 
 
 // EventConsumer creates or updates the durable pull consumer of fired
 // trigger events shared by all executors.
-func (c *Client) EventConsumer(ctx context.Context) (jetstream.Consumer, error) {
+func (c *Client) EventConsumer(ctx context.Context) (Consumer, error) {
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
 		Durable:       EventConsumerName,
 		Description:   "taskwire executors resuming deferred tasks",
@@ -96,9 +96,33 @@ func (c *Client) EventConsumer(ctx context.Context) (jetstream.Consumer, error) 
 		Replicas:      c.cfg.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("event consumer: %w", err)
+		return Consumer{}, fmt.Errorf("event consumer: %w", err)
 	}
-	return cons, nil
+	return Consumer{c: cons}, nil
+}
+
+// ConsumeEvents calls handler for every fired trigger event (see
+// [Client.EventConsumer]) until the returned Subscription is stopped; the
+// handler must settle each delivery. Errors of the consumer are logged.
+func (c *Client) ConsumeEvents(ctx context.Context, handler func(Delivery)) (*Subscription, error) {
+	cons, err := c.EventConsumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.consume(cons.c, "trigger event consumer", handler)
+}
+
+// consume pushes cons's messages to handler, logging consumer errors under
+// what.
+func (c *Client) consume(cons jetstream.Consumer, what string, handler func(Delivery), attrs ...any) (*Subscription, error) {
+	cc, err := cons.Consume(func(m jetstream.Msg) { handler(Delivery{m: m}) },
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			c.log.Warn(what, append(attrs, "err", err)...)
+		}))
+	if err != nil {
+		return nil, err
+	}
+	return &Subscription{cc: cc}, nil
 }
 
 // ExternalEventKey is the external_events bucket key of event name (names

@@ -16,6 +16,11 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${TASKWIRE_AIRFLOW_VENV:-$root/.venv-airflow}"
 py="${TASKWIRE_AIRFLOW_PYTHON:-python3.11}"
+# Debian bookworm's python3 is 3.11 without a python3.11 name on some images.
+if ! command -v "$py" >/dev/null && [ -z "${TASKWIRE_AIRFLOW_PYTHON:-}" ] &&
+   python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+  py=python3
+fi
 
 # The pins. Bump together, then regenerate the constraints file with
 #   scripts/airflow-env.sh --freeze

@@ -7,9 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // externalEvents serves "event" triggers from one watch of the
@@ -17,7 +16,7 @@ import (
 // sent at or after it deferred, including one sent before the triggerer
 // started it.
 type externalEvents struct {
-	kv  jetstream.KeyValue
+	kv  queue.Bucket
 	log *slog.Logger
 
 	mu      sync.Mutex
@@ -30,15 +29,15 @@ type waiter struct {
 	fn    func(any)
 }
 
-func newExternalEvents(kv jetstream.KeyValue, log *slog.Logger) *externalEvents {
+func newExternalEvents(kv queue.Bucket, log *slog.Logger) *externalEvents {
 	return &externalEvents{kv: kv, log: log, last: make(map[string]activity.ExternalEvent), waiters: make(map[string]map[*waiter]struct{})}
 }
 
 // start watches the bucket until runCtx ends; it returns once the current
 // events are loaded.
 func (x *externalEvents) start(ctx, runCtx context.Context, wg *sync.WaitGroup) error {
-	return watchKV(ctx, runCtx, wg, x.kv, func(e jetstream.KeyValueEntry) {
-		if e.Operation() == jetstream.KeyValuePut {
+	return watchKV(ctx, runCtx, wg, x.kv, func(e queue.Entry) {
+		if e.IsPut() {
 			x.apply(e.Value())
 		}
 	})

@@ -39,7 +39,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, q: q, ev: ev}
+	return &fixture{t: t, q: q, ev: ev.JetStream()}
 }
 
 func (f *fixture) start(id string, capacity int) *Triggerer {
@@ -107,7 +107,7 @@ func TestFiresPublishesAndRetires(t *testing.T) {
 		t.Errorf("fired at %s, before its moment %s", ev.FiredAt, moment)
 	}
 	eventually(t, "the claim to be retired", func() bool {
-		_, err := f.q.KV(queue.BucketTriggers).Get(t.Context(), trig.ID)
+		_, err := f.q.Bucket(queue.BucketTriggers).JetStream().Get(t.Context(), trig.ID)
 		return errors.Is(err, jetstream.ErrKeyNotFound)
 	})
 	eventually(t, "no trigger held", func() bool { return tr.Held() == 0 })
@@ -131,7 +131,7 @@ func TestExternalEventSentBeforeTheTriggerStarts(t *testing.T) {
 	trig := f.publish("event", map[string]any{"name": "go"}, 0)
 	sent := activity.ExternalEvent{Name: "go", Payload: "now", SentAt: time.Now().UTC()}
 	b, _ := json.Marshal(sent)
-	if _, err := f.q.KV(queue.BucketExternalEvents).Put(t.Context(), queue.ExternalEventKey("go"), b); err != nil {
+	if _, err := f.q.Bucket(queue.BucketExternalEvents).JetStream().Put(t.Context(), queue.ExternalEventKey("go"), b); err != nil {
 		t.Fatal(err)
 	}
 	f.start("t1", 10)
@@ -168,7 +168,7 @@ func TestCapacityBoundsClaims(t *testing.T) {
 		break
 	}
 	b, _ := json.Marshal(activity.ExternalEvent{Name: name, SentAt: time.Now().UTC()})
-	if _, err := f.q.KV(queue.BucketExternalEvents).Put(t.Context(), queue.ExternalEventKey(name), b); err != nil {
+	if _, err := f.q.Bucket(queue.BucketExternalEvents).JetStream().Put(t.Context(), queue.ExternalEventKey(name), b); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.next(10 * time.Second); err != nil {
@@ -204,15 +204,15 @@ func TestLostClaimStopsTheRun(t *testing.T) {
 	a := f.start("a", 100)
 	trig := f.publish("event", map[string]any{"name": "x"}, 0)
 	eventually(t, "a to hold it", func() bool { return a.Held() == 1 })
-	kv := f.q.KV(queue.BucketTriggers)
+	kv := f.q.Bucket(queue.BucketTriggers).JetStream()
 	e, err := kv.Get(t.Context(), trig.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(claim{Owner: "someone-else", Trigger: trig})
 	// Someone else's heartbeat, so a does not take it back.
-	hb, _ := json.Marshal(heartbeat{ID: "someone-else", At: time.Now()})
-	if _, err := f.q.KV(queue.BucketTriggerers).Put(t.Context(), "someone-else", hb); err != nil {
+	hb, _ := json.Marshal(activity.TriggererHeartbeat{ID: "someone-else", At: time.Now()})
+	if _, err := f.q.Bucket(queue.BucketTriggerers).JetStream().Put(t.Context(), "someone-else", hb); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := kv.Update(t.Context(), trig.ID, b, e.Revision()); err != nil {

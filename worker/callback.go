@@ -7,10 +7,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/protocol"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // runCallback runs a RunCallback activity's entrypoint in its queue's
@@ -18,7 +17,7 @@ import (
 // call, and an SDK runtime's API requests are refused. Its log lines go to
 // the try it concerns. The message is kept alive while it runs and acked
 // when it is done, failed or not; one killed by Stop is Nak'd to run again.
-func (w *Worker) runCallback(log *slog.Logger, q string, msg jetstream.Msg, cb *activity.RunCallback) {
+func (w *Worker) runCallback(log *slog.Logger, q string, msg queue.Delivery, cb *activity.RunCallback) {
 	w.running.Add(1)
 	defer w.running.Add(-1)
 	log = log.With("ti_id", cb.TI.ID, "try_number", cb.TI.TryNumber, "callback", cb.On)

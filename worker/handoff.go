@@ -9,10 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // nakDelay is how long an activity waits before redelivery when the
@@ -27,17 +26,17 @@ const (
 )
 
 // deliveries is how many times msg was delivered (1 when unknown).
-func deliveries(msg jetstream.Msg) uint64 {
-	md, err := msg.Metadata()
-	if err != nil {
+func deliveries(msg queue.Delivery) uint64 {
+	info, ok := msg.Info()
+	if !ok {
 		return 1
 	}
-	return md.NumDelivered
+	return info.Delivered
 }
 
 // handle settles one pulled message. It owns one slot and the taskWG count
 // the pull loop added for it.
-func (w *Worker) handle(q string, msg jetstream.Msg) {
+func (w *Worker) handle(q string, msg queue.Delivery) {
 	defer w.taskWG.Done()
 	// The slot is given back as soon as the task's process is done (the
 	// report that follows needs none), or when handle returns.
@@ -77,7 +76,7 @@ func (w *Worker) handle(q string, msg jetstream.Msg) {
 
 // deadLetter records msg on the dead-letter subject and terminates it. If the
 // record cannot be written the message is Nak'd so that it is not lost.
-func (w *Worker) deadLetter(log *slog.Logger, q string, msg jetstream.Msg, reason string) {
+func (w *Worker) deadLetter(log *slog.Logger, q string, msg queue.Delivery, reason string) {
 	ctx, cancel := context.WithTimeout(w.hardCtx, 10*time.Second)
 	defer cancel()
 	if err := w.cfg.Queue.PublishDeadLetter(ctx, q, msg.Data(), reason); err != nil {
@@ -93,7 +92,7 @@ func (w *Worker) deadLetter(log *slog.Logger, q string, msg jetstream.Msg, reaso
 
 // keepAlive sends InProgress for msg every inProgress interval until the
 // returned stop function is called.
-func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
+func (w *Worker) keepAlive(msg queue.Delivery) (stop func()) {
 	done := make(chan struct{})
 	exited := make(chan struct{})
 	go func() {
@@ -117,7 +116,7 @@ func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
 
 // executeTask hands the activity over to the executor (PATCH …/run), acks it,
 // and supervises the task.
-func (w *Worker) executeTask(log *slog.Logger, q string, msg jetstream.Msg, et *activity.ExecuteTask, freeSlot func()) {
+func (w *Worker) executeTask(log *slog.Logger, q string, msg queue.Delivery, et *activity.ExecuteTask, freeSlot func()) {
 	log = log.With("ti_id", et.TI.ID, "try_number", et.TI.TryNumber)
 	start := time.Now().UTC()
 

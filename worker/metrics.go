@@ -13,9 +13,16 @@ const (
 	MetricTaskDuration      = "taskwire_worker_task_duration_seconds"
 	MetricTaskHeartbeats    = "taskwire_worker_task_heartbeats_total"
 	MetricRegistryHeartbeat = "taskwire_worker_registry_heartbeats_total"
-	// MetricRunning is registered by cmd/worker, reading Worker.Running.
+	// MetricRunning is Worker.Running (see Worker.RunningGauge).
 	MetricRunning = "taskwire_worker_running"
 )
+
+// RunningGauge is a gauge of w's running tasks and callbacks, read when
+// scraped, for the binary to register.
+func (w *Worker) RunningGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricRunning,
+		Help: "Tasks and callbacks running on this worker."}, func() float64 { return float64(w.Running()) })
+}
 
 // Metrics are the worker's Prometheus metrics. Their per-queue series are
 // resolved once in New, so a task only touches atomic counters.

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -94,7 +92,7 @@ func (w *Worker) register(ctx context.Context) error {
 // startRegistry clears a drain request left for an earlier worker of the
 // same id, writes the first entry and starts the heartbeat and drain watch.
 func (w *Worker) startRegistry(ctx context.Context) error {
-	if err := w.registry.Delete(ctx, queue.DrainKey(w.cfg.ID)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := w.registry.Delete(ctx, queue.DrainKey(w.cfg.ID)); err != nil && !errors.Is(err, queue.ErrKeyNotFound) {
 		return fmt.Errorf("clear drain request: %w", err)
 	}
 	if err := w.register(ctx); err != nil {
@@ -102,7 +100,7 @@ func (w *Worker) startRegistry(ctx context.Context) error {
 	}
 	// The watch lives as long as the worker, not as Start's ctx.
 	regCtx, cancel := context.WithCancel(context.Background())
-	watcher, err := w.registry.Watch(regCtx, queue.DrainKey(w.cfg.ID), jetstream.UpdatesOnly())
+	watcher, err := w.registry.Watch(regCtx, queue.DrainKey(w.cfg.ID), queue.WatchOpts{UpdatesOnly: true})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("watch drain requests: %w", err)
@@ -118,7 +116,7 @@ func (w *Worker) startRegistry(ctx context.Context) error {
 }
 
 // registryLoop heartbeats the entry and acts on drain requests until ctx ends.
-func (w *Worker) registryLoop(ctx context.Context, drains <-chan jetstream.KeyValueEntry) {
+func (w *Worker) registryLoop(ctx context.Context, drains <-chan queue.Entry) {
 	t := time.NewTicker(w.cfg.HeartbeatInterval)
 	defer t.Stop()
 	drained := false
@@ -131,7 +129,7 @@ func (w *Worker) registryLoop(ctx context.Context, drains <-chan jetstream.KeyVa
 				drains = nil
 				continue
 			}
-			if ent == nil || ent.Operation() != jetstream.KeyValuePut || !w.draining.CompareAndSwap(false, true) {
+			if ent.CaughtUp() || !ent.IsPut() || !w.draining.CompareAndSwap(false, true) {
 				continue
 			}
 			w.log.Info("draining: an operator asked; stopped pulling, finishing the running tasks", "running", w.Running())

@@ -25,7 +25,7 @@ func TestRegistryAndDrain(t *testing.T) {
 	t.Parallel()
 	m := NewMetrics(prometheus.NewRegistry())
 	h := newHarness(t, func(c *Config) { c.ID, c.Concurrency, c.Metrics = "w-drain", 2, m })
-	kv := h.qc.KV(queue.BucketWorkers)
+	kv := h.qc.Bucket(queue.BucketWorkers).JetStream()
 	entry := func() activity.WorkerInfo {
 		t.Helper()
 		e, err := kv.Get(context.Background(), queue.WorkerKey("w-drain"))

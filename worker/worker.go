@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -50,7 +48,7 @@ type Worker struct {
 	draining atomic.Bool
 
 	// The registry entry (see registry.go).
-	registry  jetstream.KeyValue
+	registry  queue.Bucket
 	runtimes  []string
 	startedAt time.Time
 	regCancel context.CancelFunc
@@ -119,7 +117,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.started = true
 	w.mu.Unlock()
 
-	consumers := make(map[string]jetstream.Consumer, len(w.cfg.Queues))
+	consumers := make(map[string]queue.Consumer, len(w.cfg.Queues))
 	for _, q := range w.cfg.Queues {
 		c, err := w.cfg.Queue.ActivityConsumer(ctx, q)
 		if err != nil {
@@ -127,8 +125,8 @@ func (w *Worker) Start(ctx context.Context) error {
 			return fmt.Errorf("activity consumer for queue %s: %w", q, err)
 		}
 		consumers[q] = c
-		if info := c.CachedInfo(); info != nil && info.Config.AckWait > 0 {
-			w.inProgress = min(w.inProgress, info.Config.AckWait/3)
+		if ackWait := c.AckWait(); ackWait > 0 {
+			w.inProgress = min(w.inProgress, ackWait/3)
 		}
 	}
 	if w.cfg.StateDir != "" {
@@ -162,7 +160,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.taskCtx, w.taskCancel = context.WithCancelCause(context.Background())
 	w.hardCtx, w.hardCancel = context.WithCancel(context.Background())
 	w.startedAt = time.Now().UTC()
-	w.registry = w.cfg.Queue.KV(queue.BucketWorkers)
+	w.registry = w.cfg.Queue.Bucket(queue.BucketWorkers)
 	if err := w.startRegistry(ctx); err != nil {
 		w.closeBells()
 		w.pullCancel()
@@ -310,7 +308,7 @@ func (w *Worker) release(n int) {
 // only for what is there (or, after a ring, bellPullWait for what rang)
 // and, once q is drained, q waits for its doorbell, holding no slot, before
 // it pulls again.
-func (w *Worker) pullLoop(q string, c jetstream.Consumer, bell *queue.Bell) {
+func (w *Worker) pullLoop(q string, c queue.Consumer, bell *queue.Bell) {
 	defer w.pullWG.Done()
 	ctx := w.pullCtx
 	log := w.log.With("queue", q)
@@ -408,21 +406,16 @@ func (w *Worker) closeBells() {
 // wait ran out (30s by default; the triggerer-loss fault test found resumed
 // tasks waiting exactly that long). So stopping waits for the pull to end
 // (at most wait) and Naks whatever still arrives.
-func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n int, wait time.Duration) (drained bool, last uint64, err error) {
-	var batch jetstream.MessageBatch
-	if wait == 0 {
-		batch, err = c.FetchNoWait(n)
-	} else {
-		batch, err = c.Fetch(n, jetstream.FetchMaxWait(wait))
-	}
+func (w *Worker) fetch(ctx context.Context, q string, c queue.Consumer, n int, wait time.Duration) (drained bool, last uint64, err error) {
+	batch, err := c.Fetch(n, wait)
 	if err != nil {
 		w.release(n)
 		return false, 0, fmt.Errorf("fetch: %w", err)
 	}
 	handed, pending := 0, uint64(1)
-	for msg := range batch.Messages() {
-		if md, err := msg.Metadata(); err == nil {
-			pending, last = md.NumPending, max(last, md.Sequence.Stream)
+	for msg := range batch.All() {
+		if info, ok := msg.Info(); ok {
+			pending, last = info.Pending, max(last, info.StreamSeq)
 		}
 		if ctx.Err() != nil {
 			// Stopping: give it back at once for another worker.
@@ -434,7 +427,7 @@ func (w *Worker) fetch(ctx context.Context, q string, c jetstream.Consumer, n in
 		go w.handle(q, msg)
 	}
 	w.release(n - handed)
-	if err := batch.Error(); err != nil {
+	if err := batch.Err(); err != nil {
 		return false, last, fmt.Errorf("fetch: %w", err)
 	}
 	return handed < n || pending == 0, last, nil

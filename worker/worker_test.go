@@ -460,7 +460,7 @@ func TestRunConflictDropsActivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	testbin.Eventually(t, waitTimeout, "activity acked", func() bool {
-		info, err := cons.Info(context.Background())
+		info, err := cons.JetStream().Info(context.Background())
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	})
 	if n := h.api.runsOf("ti-taken"); n != 1 {
@@ -511,7 +511,7 @@ func TestRunCallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	testbin.Eventually(t, waitTimeout, "callbacks acked", func() bool {
-		info, err := cons.Info(context.Background())
+		info, err := cons.JetStream().Info(context.Background())
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	})
 	if h.api.runsOf("ti-cb") != 0 || len(h.api.statesOf("ti-cb")) != 0 {
@@ -634,7 +634,7 @@ func TestRunNotFoundIsRetriedThenDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	testbin.Eventually(t, waitTimeout, "the activity to be settled", func() bool {
-		info, err := cons.Info(context.Background())
+		info, err := cons.JetStream().Info(context.Background())
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && h.api.runsOf("ti-missing") >= notFoundDeliveries
 	})
 	if n := h.api.runsOf("ti-missing"); n != notFoundDeliveries {

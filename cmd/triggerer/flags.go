@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/taskwire/taskwire/internal/flagenv"
 	"github.com/taskwire/taskwire/triggerer"
@@ -29,13 +30,14 @@ func parseFlags(args []string) (*options, error) {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	o := &options{}
 	o.nats.Register(fs, "nats://127.0.0.1:4222", "NATS URL")
-	fs.IntVar(&o.cfg.Capacity, "capacity", flagenv.Int("TASKWIRE_CAPACITY", triggerer.CapacityDefault), "most triggers held at once (TASKWIRE_CAPACITY)")
-	fs.StringVar(&o.cfg.ID, "id", flagenv.String("TASKWIRE_TRIGGERER_ID", ""), "triggerer id, [A-Za-z0-9_=-]; default hostname-pid-random (TASKWIRE_TRIGGERER_ID)")
-	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", flagenv.Duration("TASKWIRE_HEARTBEAT_INTERVAL", triggerer.HeartbeatIntervalDefault), "heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")
-	fs.DurationVar(&o.cfg.DeadAfter, "dead-after", flagenv.Duration("TASKWIRE_DEAD_AFTER", triggerer.DeadAfterDefault), "silence after which another triggerer's triggers are taken over (TASKWIRE_DEAD_AFTER)")
-	fs.StringVar(&o.listen, "listen", flagenv.String("TASKWIRE_LISTEN", ""), "HOST:PORT serving /metrics, /healthz and /readyz; empty for none (TASKWIRE_LISTEN)")
+	o.nats.RegisterConnectTimeout(fs)
+	fs.IntVar(&o.cfg.Capacity, "capacity", triggerer.CapacityDefault, "most triggers held at once (TASKWIRE_CAPACITY)")
+	fs.StringVar(&o.cfg.ID, "id", "", "triggerer id, [A-Za-z0-9_=-]; default hostname-pid-random (TASKWIRE_TRIGGERER_ID)")
+	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", triggerer.HeartbeatIntervalDefault, "heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")
+	fs.DurationVar(&o.cfg.DeadAfter, "dead-after", triggerer.DeadAfterDefault, "silence after which another triggerer's triggers are taken over (TASKWIRE_DEAD_AFTER)")
+	fs.StringVar(&o.listen, "listen", "", "HOST:PORT serving /metrics, /healthz and /readyz; empty for none (TASKWIRE_LISTEN)")
 	o.logs.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := flagenv.Parse(fs, args, os.LookupEnv); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {

@@ -40,8 +40,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	log := o.log
-	nc, err := queue.Connect(ctx, o.nats.Conn("taskwire-triggerer", log))
+	nc, err := queue.ConnectRetry(ctx, o.nats.Conn("taskwire-triggerer", log), o.nats.ConnectTimeout)
 	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped before NATS could be reached", "err", err)
+			return nil
+		}
 		return err
 	}
 	defer nc.Close()

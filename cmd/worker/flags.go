@@ -61,24 +61,25 @@ func parseFlags(args []string) (*options, error) {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	o := &options{}
 	o.nats.Register(fs, "nats://127.0.0.1:4222", "NATS URL")
-	fs.StringVar(&o.apiURL, "api-url", flagenv.String("TASKWIRE_API_URL", "http://127.0.0.1:8080"), "executor URL serving the Execution API (TASKWIRE_API_URL)")
-	fs.StringVar(&o.apiCA, "api-ca", flagenv.String("TASKWIRE_API_CA", ""), "PEM file of the CA that signed the executor's https certificate (TASKWIRE_API_CA)")
-	queues := fs.String("queues", flagenv.String("TASKWIRE_QUEUES", "default"), "comma-separated queues to serve (TASKWIRE_QUEUES)")
-	fs.IntVar(&o.cfg.Concurrency, "concurrency", flagenv.Int("TASKWIRE_CONCURRENCY", worker.ConcurrencyDefault), "tasks run at once (TASKWIRE_CONCURRENCY)")
+	o.nats.RegisterConnectTimeout(fs)
+	fs.StringVar(&o.apiURL, "api-url", "http://127.0.0.1:8080", "executor URL serving the Execution API (TASKWIRE_API_URL)")
+	fs.StringVar(&o.apiCA, "api-ca", "", "PEM file of the CA that signed the executor's https certificate (TASKWIRE_API_CA)")
+	queues := fs.String("queues", "default", "comma-separated queues to serve (TASKWIRE_QUEUES)")
+	fs.IntVar(&o.cfg.Concurrency, "concurrency", worker.ConcurrencyDefault, "tasks run at once (TASKWIRE_CONCURRENCY)")
 	rts, codecs := splitEnv("TASKWIRE_RUNTIMES", ";"), splitEnv("TASKWIRE_RUNTIME_CODECS", ",")
 	fs.Var(&rts, "runtime", "QUEUE=COMMAND, repeatable (TASKWIRE_RUNTIMES, ';'-separated)")
-	fs.StringVar(&o.configFile, "config", flagenv.String("TASKWIRE_WORKER_CONFIG", ""), "YAML file giving each queue's runtime (TASKWIRE_WORKER_CONFIG)")
+	fs.StringVar(&o.configFile, "config", "", "YAML file giving each queue's runtime (TASKWIRE_WORKER_CONFIG)")
 	fs.Var(&codecs, "runtime-codec", "QUEUE=json|msgpack, repeatable (TASKWIRE_RUNTIME_CODECS, ','-separated)")
-	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", flagenv.Duration("TASKWIRE_HEARTBEAT_INTERVAL", worker.HeartbeatIntervalDefault), "task heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")
-	fs.DurationVar(&o.cfg.GracePeriod, "grace-period", flagenv.Duration("TASKWIRE_GRACE_PERIOD", worker.GracePeriodDefault), "on shutdown, time running tasks get to finish (TASKWIRE_GRACE_PERIOD)")
-	fs.DurationVar(&o.cfg.KillGrace, "kill-grace", flagenv.Duration("TASKWIRE_KILL_GRACE", worker.KillGraceDefault), "SIGTERM to SIGKILL delay for a task's processes (TASKWIRE_KILL_GRACE)")
-	fs.DurationVar(&o.cfg.HandshakeTimeout, "handshake-timeout", flagenv.Duration("TASKWIRE_HANDSHAKE_TIMEOUT", worker.HandshakeTimeoutDefault), "time an SDK runtime has to connect (TASKWIRE_HANDSHAKE_TIMEOUT)")
-	fs.StringVar(&o.cfg.StateDir, "state-dir", flagenv.String("TASKWIRE_STATE_DIR", ""), "directory recording running tasks' process groups, to kill orphans after a crash (TASKWIRE_STATE_DIR)")
-	fs.StringVar(&o.cfg.ID, "worker-id", flagenv.String("TASKWIRE_WORKER_ID", ""), "worker id; default hostname-pid-random (TASKWIRE_WORKER_ID)")
-	fs.StringVar(&o.cfg.Hostname, "hostname", flagenv.String("TASKWIRE_HOSTNAME", ""), "hostname reported to the executor; default the host's (TASKWIRE_HOSTNAME)")
-	fs.StringVar(&o.listen, "listen", flagenv.String("TASKWIRE_LISTEN", ""), "HOST:PORT serving /metrics, /healthz and /readyz; empty for none (TASKWIRE_LISTEN)")
+	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", worker.HeartbeatIntervalDefault, "task heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")
+	fs.DurationVar(&o.cfg.GracePeriod, "grace-period", worker.GracePeriodDefault, "on shutdown, time running tasks get to finish (TASKWIRE_GRACE_PERIOD)")
+	fs.DurationVar(&o.cfg.KillGrace, "kill-grace", worker.KillGraceDefault, "SIGTERM to SIGKILL delay for a task's processes (TASKWIRE_KILL_GRACE)")
+	fs.DurationVar(&o.cfg.HandshakeTimeout, "handshake-timeout", worker.HandshakeTimeoutDefault, "time an SDK runtime has to connect (TASKWIRE_HANDSHAKE_TIMEOUT)")
+	fs.StringVar(&o.cfg.StateDir, "state-dir", "", "directory recording running tasks' process groups, to kill orphans after a crash (TASKWIRE_STATE_DIR)")
+	fs.StringVar(&o.cfg.ID, "worker-id", "", "worker id; default hostname-pid-random (TASKWIRE_WORKER_ID)")
+	fs.StringVar(&o.cfg.Hostname, "hostname", "", "hostname reported to the executor; default the host's (TASKWIRE_HOSTNAME)")
+	fs.StringVar(&o.listen, "listen", "", "HOST:PORT serving /metrics, /healthz and /readyz; empty for none (TASKWIRE_LISTEN)")
 	o.logs.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := flagenv.Parse(fs, args, os.LookupEnv); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -88,11 +89,7 @@ func parseFlags(args []string) (*options, error) {
 	if o.log, err = o.logs.Logger(); err != nil {
 		return nil, err
 	}
-	queuesGiven := false
-	fs.Visit(func(f *flag.Flag) { queuesGiven = queuesGiven || f.Name == "queues" })
-	if _, ok := os.LookupEnv("TASKWIRE_QUEUES"); ok {
-		queuesGiven = true
-	}
+	queuesGiven := flagenv.Given(fs)["queues"] // by flag or TASKWIRE_QUEUES
 	if queuesGiven || o.configFile == "" {
 		for _, q := range strings.Split(*queues, ",") {
 			if q = strings.TrimSpace(q); q != "" {

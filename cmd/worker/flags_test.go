@@ -88,3 +88,13 @@ func TestParseFlagsConfigFile(t *testing.T) {
 		}
 	}
 }
+
+// TestParseFlagsBadEnv: a bad TASKWIRE_* value stops the worker at start
+// with the variable named.
+func TestParseFlagsBadEnv(t *testing.T) {
+	t.Setenv("TASKWIRE_GRACE_PERIOD", "abc")
+	_, err := parseFlags(nil)
+	if err == nil || !strings.Contains(err.Error(), `TASKWIRE_GRACE_PERIOD="abc"`) {
+		t.Fatalf("err = %v, want one naming TASKWIRE_GRACE_PERIOD=\"abc\"", err)
+	}
+}

@@ -15,9 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/flagenv"
 	"github.com/taskwire/taskwire/internal/telemetry"
@@ -43,24 +40,16 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	log := o.log
-	nc, err := queue.Connect(ctx, o.nats.Conn("taskwire-worker", log))
+	nc, err := queue.ConnectRetry(ctx, o.nats.Conn("taskwire-worker", log), o.nats.ConnectTimeout)
 	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped before NATS could be reached", "err", err)
+			return nil
+		}
 		return err
 	}
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(_ *nats.Conn) { close(closed) })
-	defer func() {
-		// Phase 4 of shutdown: drain the connection (flushes log lines).
-		if err := nc.Drain(); err != nil {
-			nc.Close()
-			return
-		}
-		select {
-		case <-closed:
-		case <-time.After(10 * time.Second):
-			nc.Close()
-		}
-	}()
+	// Phase 4 of shutdown: drain the connection (flushes log lines).
+	defer queue.Drain(nc, 10*time.Second)
 	qc, err := queue.New(ctx, nc, queue.Config{Logger: log, Bind: true})
 	if err != nil {
 		return err
@@ -79,8 +68,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: worker.MetricRunning,
-		Help: "Tasks and callbacks running on this worker."}, func() float64 { return float64(w.Running()) }))
+	reg.MustRegister(w.RunningGauge())
 	var started atomic.Bool
 	if o.listen != "" {
 		mux := http.NewServeMux()

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A task runtime built with the Python SDK (sdk/python): the worker starts it
-per task try and it runs the task the try names.
+"""A task runtime built with the Python SDK (sdk/python, installed as a
+package: pip install ./sdk/python): the worker starts it per task try and it
+runs the task the try names.
 
     python3 examples/pytasks/tasks.py --comm {comm_addr} --logs {logs_addr} [--codec json]
 
@@ -26,12 +27,7 @@ Tasks:
   "extract") and returns it doubled (the polyglot pipeline's middle step).
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sdk", "python"))
-
-import taskwire  # noqa: E402
+import taskwire
 
 app = taskwire.App()
 

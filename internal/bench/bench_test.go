@@ -293,7 +293,7 @@ func TestTracker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv := q.KV(queue.BucketTaskInstances)
+	kv := q.Bucket(queue.BucketTaskInstances).JetStream()
 	put := func(id string, st activity.State, reason string) {
 		t.Helper()
 		ti := &activity.TaskInstance{ID: id, State: st, Reason: reason}
@@ -306,7 +306,7 @@ func TestTracker(t *testing.T) {
 		}
 	}
 	put("before", activity.StateSuccess, "") // ended before the tracker started: loaded
-	tr, err := startTracker(ctx, kv)
+	tr, err := startTracker(ctx, q.Bucket(queue.BucketTaskInstances))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/executor"
@@ -38,7 +36,7 @@ const stopTimeout = 30 * time.Second
 type cluster struct {
 	log  *slog.Logger
 	emb  *queue.Embedded
-	conn []*nats.Conn
+	conn []*queue.Conn
 
 	ex      *executor.Executor
 	srv     *http.Server
@@ -124,7 +122,7 @@ func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err 
 	if c.observer, err = c.connect(ctx, "taskwire-bench"); err != nil {
 		return nil, err
 	}
-	if c.tracker, err = startTracker(ctx, c.observer.KV(queue.BucketTaskInstances)); err != nil {
+	if c.tracker, err = startTracker(ctx, c.observer.Bucket(queue.BucketTaskInstances)); err != nil {
 		return nil, err
 	}
 	hc := c.httpClient(cfg.Inflight)

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -90,37 +88,12 @@ func publishBacklog(ctx context.Context, q *queue.Client, n int, done *atomic.In
 	if err != nil {
 		return 0, err
 	}
-	js := q.JetStream()
-	subject := queue.ActivitySubject(queueBacklog)
 	start := time.Now()
-	window := make(chan jetstream.PubAckFuture, backlogWindow)
-	wait := func(f jetstream.PubAckFuture) error {
-		select {
-		case <-f.Ok():
-			done.Add(1)
-			return nil
-		case err := <-f.Err():
-			return fmt.Errorf("publish backlog: %w", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	for i := range n {
-		if len(window) == cap(window) {
-			if err := wait(<-window); err != nil {
-				return 0, err
-			}
-		}
-		f, err := js.PublishAsync(subject, data, jetstream.WithMsgID(fmt.Sprintf("backlog-%d", i)))
-		if err != nil {
-			return 0, fmt.Errorf("publish backlog: %w", err)
-		}
-		window <- f
-	}
-	for len(window) > 0 {
-		if err := wait(<-window); err != nil {
-			return 0, err
-		}
+	err = q.PublishActivities(ctx, queueBacklog, n, backlogWindow,
+		func(i int) (string, []byte) { return fmt.Sprintf("backlog-%d", i), data },
+		func() { done.Add(1) })
+	if err != nil {
+		return 0, fmt.Errorf("publish backlog: %w", err)
 	}
 	return time.Since(start), nil
 }

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/protocol"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -58,12 +56,19 @@ func rawJetStream(ctx context.Context, q *queue.Client, n int, done *atomic.Int6
 		if err := q.PublishActivity(ctx, queueRaw, fmt.Sprintf("raw-%s-%d", run, i), []byte("x")); err != nil {
 			return Latency{}, err
 		}
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		batch, err := cons.Fetch(1, 5*time.Second)
 		if err != nil {
 			return Latency{}, fmt.Errorf("pull raw activity: %w", err)
 		}
-		if err := msg.DoubleAck(ctx); err != nil {
-			return Latency{}, fmt.Errorf("ack raw activity: %w", err)
+		got := 0
+		for msg := range batch.All() {
+			got++
+			if err := msg.DoubleAck(ctx); err != nil {
+				return Latency{}, fmt.Errorf("ack raw activity: %w", err)
+			}
+		}
+		if got == 0 {
+			return Latency{}, fmt.Errorf("pull raw activity: none in 5s: %v", batch.Err())
 		}
 		out = append(out, time.Since(start))
 		done.Add(1)

@@ -13,12 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
@@ -42,8 +38,10 @@ type Timers struct {
 const (
 	childStartTimeout = 30 * time.Second
 	publishTimeout    = 2 * time.Minute
-	holdTimeout       = 5 * time.Minute
-	firedTimeout      = time.Minute // after the last late timer is due
+	// publishWindow bounds the triggers awaiting their acknowledgement.
+	publishWindow = 1024
+	holdTimeout   = 5 * time.Minute
+	firedTimeout  = time.Minute // after the last late timer is due
 )
 
 // timers measures a triggerer child holding n timers: a fresh embedded NATS
@@ -80,14 +78,10 @@ func timers(ctx context.Context, cfg Config, dir string, n int, done *atomic.Int
 		return Timers{}, err
 	}
 	defer child.kill()
-	pub, err := newPublisher(nc)
-	if err != nil {
-		return Timers{}, err
-	}
 
 	start := time.Now()
 	hour := start.Add(time.Hour)
-	if err := pub.triggers(ctx, "hold", n, func(int) time.Time { return hour }); err != nil {
+	if err := publishTriggers(ctx, q, "hold", n, func(int) time.Time { return hour }); err != nil {
 		return Timers{}, err
 	}
 	if err := child.waitHeld(ctx, n, done); err != nil {
@@ -106,7 +100,7 @@ func timers(ctx context.Context, cfg Config, dir string, n int, done *atomic.Int
 	lead := time.Second + time.Duration(late)*200*time.Microsecond
 	base := time.Now().Add(lead)
 	moment := func(i int) time.Time { return base.Add(time.Duration(i) * spread / time.Duration(late)) }
-	if err := pub.triggers(ctx, "late", late, moment); err != nil {
+	if err := publishTriggers(ctx, q, "late", late, moment); err != nil {
 		return Timers{}, err
 	}
 	lateness := make([]time.Duration, 0, late)
@@ -123,11 +117,11 @@ func timers(ctx context.Context, cfg Config, dir string, n int, done *atomic.Int
 			return Timers{}, child.exitError("triggerer child exited")
 		default:
 		}
-		batch, err := events.Fetch(min(1000, late-len(lateness)), jetstream.FetchMaxWait(time.Second))
+		batch, err := events.Fetch(min(1000, late-len(lateness)), time.Second)
 		if err != nil {
 			return Timers{}, fmt.Errorf("fetch events: %w", err)
 		}
-		for m := range batch.Messages() {
+		for m := range batch.All() {
 			_ = m.Ack()
 			ev, err := activity.DecodeTriggerEvent(m.Data())
 			if err != nil {
@@ -144,7 +138,7 @@ func timers(ctx context.Context, cfg Config, dir string, n int, done *atomic.Int
 			lateness = append(lateness, ev.FiredAt.Sub(moment(i)))
 			done.Add(1)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		if err := batch.Err(); err != nil && !errors.Is(err, queue.ErrTimeout) {
 			return Timers{}, fmt.Errorf("fetch events: %w", err)
 		}
 	}
@@ -152,79 +146,24 @@ func timers(ctx context.Context, cfg Config, dir string, n int, done *atomic.Int
 		Lateness: summarize(lateness)}, nil
 }
 
-// publisher publishes triggers asynchronously, as many at once as
-// JetStream allows.
-type publisher struct {
-	js     jetstream.JetStream
-	failed atomic.Int64
-	mu     sync.Mutex
-	first  error
-}
-
-func newPublisher(nc *nats.Conn) (*publisher, error) {
-	p := &publisher{}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
-		p.failed.Add(1)
-		p.mu.Lock()
-		if p.first == nil {
-			p.first = err
-		}
-		p.mu.Unlock()
-	}))
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	p.js = js
-	return p, nil
-}
-
-// triggers publishes count datetime triggers named prefix-i.1, due at
-// moment(i), and waits until JetStream has them all.
-func (p *publisher) triggers(ctx context.Context, prefix string, count int, moment func(i int) time.Time) error {
+// publishTriggers publishes count datetime triggers named prefix-i.1, due
+// at moment(i), and waits until JetStream has them all.
+func publishTriggers(ctx context.Context, q *queue.Client, prefix string, count int, moment func(i int) time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
 	now := time.Now().UTC()
-	for i := range count {
+	var encodeErr error
+	err := q.PublishTriggers(ctx, count, publishWindow, func(i int) (string, []byte) {
 		t := activity.Trigger{ID: fmt.Sprintf("%s-%d.1", prefix, i), Classpath: "datetime", Kind: "datetime",
 			Kwargs: map[string]any{"moment": moment(i).UTC().Format(time.RFC3339Nano)},
 			TIID:   fmt.Sprintf("%s-%d", prefix, i), Try: 1, DeferredAt: now}
 		data, err := json.Marshal(t)
-		if err != nil {
-			return err
+		if err != nil && encodeErr == nil {
+			encodeErr = err
 		}
-		for {
-			_, err := p.js.PublishAsync(queue.TriggerSubject, data, jetstream.WithMsgID(t.ID))
-			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				if err := p.complete(ctx); err != nil {
-					return err
-				}
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("publish trigger %s: %w", t.ID, err)
-			}
-			break
-		}
-	}
-	if err := p.complete(ctx); err != nil {
-		return err
-	}
-	if n := p.failed.Load(); n > 0 {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return fmt.Errorf("%d triggers not published: %w", n, p.first)
-	}
-	return nil
-}
-
-// complete waits until every publish so far is acknowledged.
-func (p *publisher) complete(ctx context.Context) error {
-	select {
-	case <-p.js.PublishAsyncComplete():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(publishTimeout):
-		return fmt.Errorf("publishing triggers: not acknowledged after %s", publishTimeout)
-	}
+		return t.ID, data
+	}, nil)
+	return errors.Join(encodeErr, err)
 }
 
 // triggererChild is the bench binary in ModeTriggerer. It reports on

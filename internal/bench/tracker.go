@@ -7,9 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // errTrackerStopped is returned by wait once the watch has ended.
@@ -33,7 +32,7 @@ type tracker struct {
 
 // startTracker watches kv until stop; it returns once the watch has
 // delivered the bucket's current records.
-func startTracker(ctx context.Context, kv jetstream.KeyValue) (*tracker, error) {
+func startTracker(ctx context.Context, kv queue.Bucket) (*tracker, error) {
 	wctx, cancel := context.WithCancel(context.Background())
 	w, err := kv.WatchAll(wctx)
 	if err != nil {
@@ -60,14 +59,14 @@ func startTracker(ctx context.Context, kv jetstream.KeyValue) (*tracker, error) 
 				if !ok {
 					return
 				}
-				if e == nil {
+				if e.CaughtUp() {
 					if !loaded {
 						loaded = true
 						close(ready)
 					}
 					continue
 				}
-				if e.Operation() != jetstream.KeyValuePut {
+				if !e.IsPut() {
 					continue
 				}
 				if ti, err := activity.UnmarshalRecord(e.Value()); err == nil && ti.State.Terminal() {

@@ -12,10 +12,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/taskwire/taskwire/queue"
 )
 
 // Metric names common to the binaries.
@@ -27,18 +28,18 @@ const (
 // NewRegistry returns a registry with the Go runtime and process collectors
 // and, for nc, the NATS reconnect counter and connected gauge (read from the
 // connection's own statistics when scraped: nothing on the hot path).
-func NewRegistry(nc *nats.Conn) *prometheus.Registry {
+func NewRegistry(nc *queue.Conn) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if nc != nil {
 		reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricNATSReconnects,
 				Help: "Times the NATS connection was re-established."},
-				func() float64 { return float64(nc.Stats().Reconnects) }),
+				func() float64 { return float64(queue.ConnReconnects(nc)) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricNATSConnected,
 				Help: "1 while connected to NATS, else 0."},
 				func() float64 {
-					if nc.IsConnected() {
+					if queue.ConnConnected(nc) {
 						return 1
 					}
 					return 0
@@ -52,13 +53,8 @@ func NewRegistry(nc *nats.Conn) *prometheus.Registry {
 type ReadyFunc func() error
 
 // NATSReady is a ReadyFunc: ready while nc is connected.
-func NATSReady(nc *nats.Conn) ReadyFunc {
-	return func() error {
-		if !nc.IsConnected() {
-			return fmt.Errorf("nats: %s", nc.Status())
-		}
-		return nil
-	}
+func NATSReady(nc *queue.Conn) ReadyFunc {
+	return func() error { return queue.ConnReady(nc) }
 }
 
 // Healthz answers "ok": the process is up and serving.

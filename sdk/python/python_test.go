@@ -1,9 +1,9 @@
+// Package python_test: TestPythonRuntimeWithGoWorker drives the example runtime
+// (examples/pytasks/tasks.py) with the installed Python SDK (the taskwire
+// package in ./test.sh's venv, $TASKWIRE_TEST_PYTHON) against this
+// repository's Go protocol codec as the worker, in both codecs. The SDK's
+// own tests are pytest tests (sdk/python/tests), run by ./test.sh.
 package python_test
-
-// The Python task SDK (sdk/python) is tested from go test, so CI runs it:
-// TestPythonSDK runs its unittest suite, and TestPythonRuntimeWithGoWorker
-// drives the example runtime (examples/pytasks/tasks.py) with this
-// repository's Go protocol codec as the worker, in both codecs.
 
 import (
 	"context"
@@ -16,38 +16,9 @@ import (
 	"time"
 
 	"github.com/taskwire/taskwire/internal/runtimetest"
+	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/protocol"
 )
-
-// moduleRoot returns the directory of go.mod, walking up from here.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
-// python3 returns the interpreter's path. The SDK's tests are part of the
-// suite: a machine without python3 fails them rather than skipping them.
-func python3(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatalf("python3 is needed to test the Python SDK: %v", err)
-	}
-	return p
-}
 
 // pyEnv is the environment of the Python processes: no bytecode files in
 // the repository, no worker addresses inherited.
@@ -62,23 +33,6 @@ func pyEnv() []string {
 	return append(env, "PYTHONDONTWRITEBYTECODE=1")
 }
 
-func TestPythonSDK(t *testing.T) {
-	root := moduleRoot(t)
-	py := python3(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, py, "-m", "unittest", "discover", "-s", filepath.Join("sdk", "python", "tests"), "-v")
-	cmd.Dir = root
-	cmd.Env = pyEnv()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("python3 -m unittest discover -s sdk/python/tests -v: %v\n%s", err, out)
-	}
-	if testing.Verbose() {
-		t.Logf("%s", out)
-	}
-}
-
 // pyResult is what one run of the example runtime told the Go worker.
 type pyResult struct {
 	runtimetest.Result
@@ -89,8 +43,11 @@ type pyResult struct {
 // of protocol.Conn, on loopback TCP.
 func runPy(t *testing.T, codec protocol.Codec, sd protocol.StartupDetails, st runtimetest.Store) pyResult {
 	t.Helper()
-	root := moduleRoot(t)
-	py := python3(t)
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	py := testbin.Python(t)
 	r := runtimetest.Run(t, runtimetest.Config{
 		Codec:   codec,
 		Startup: sd,

@@ -7,17 +7,13 @@ import json
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SDK_DIR = os.path.dirname(HERE)
-REPO_ROOT = os.path.dirname(os.path.dirname(SDK_DIR))
-if SDK_DIR not in sys.path:
-    sys.path.insert(0, SDK_DIR)
+from taskwire import protocol
 
-from taskwire import protocol  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 
 TERMINALS = ("SucceedTask", "TaskState", "RetryTask", "DeferTask")
 

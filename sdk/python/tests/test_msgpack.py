@@ -6,7 +6,6 @@ import math
 import struct
 import unittest
 
-import fakeworker  # noqa: F401  (puts the SDK on sys.path)
 from taskwire import _msgpack as mp
 
 

@@ -1,0 +1,217 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors of key-value operations, matched with errors.Is. They are
+// JetStream's own sentinels under taskwire's names, so an error that came
+// through nats.go matches without a translation on the hot path.
+var (
+	// ErrKeyNotFound: the key has no value (never written, or deleted).
+	ErrKeyNotFound = jetstream.ErrKeyNotFound
+	// ErrKeyDeleted: the key's last operation was a delete.
+	ErrKeyDeleted = jetstream.ErrKeyDeleted
+	// ErrKeyExists: Create of a key that has a value.
+	ErrKeyExists = jetstream.ErrKeyExists
+	// ErrInvalidKey: the key is not a valid key (empty, or not a valid
+	// NATS subject token sequence).
+	ErrInvalidKey = jetstream.ErrInvalidKey
+)
+
+// Bucket is one of taskwire's key-value buckets (records, xcom, variables,
+// connections, config, trigger claims, heartbeats, the worker registry,
+// external events), named by a Bucket constant and got with
+// [Client.Bucket]. Every write returns the revision written; Update and
+// DeleteAt are compare-and-set at a revision (see also [UpdateCAS]). The
+// zero Bucket is not usable.
+type Bucket struct {
+	kv jetstream.KeyValue
+}
+
+// Name is the bucket's name.
+func (b Bucket) Name() string { return b.kv.Bucket() }
+
+// Get reads key's current value; [ErrKeyNotFound] when it has none.
+func (b Bucket) Get(ctx context.Context, key string) (Entry, error) {
+	e, err := b.kv.Get(ctx, key)
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{e: e}, nil
+}
+
+// Put writes val under key whatever was there.
+func (b Bucket) Put(ctx context.Context, key string, val []byte) (uint64, error) {
+	return b.kv.Put(ctx, key, val)
+}
+
+// Create writes val under key only if key has no value; [ErrKeyExists]
+// (see [IsConflict]) otherwise.
+func (b Bucket) Create(ctx context.Context, key string, val []byte) (uint64, error) {
+	return b.kv.Create(ctx, key, val)
+}
+
+// Update writes val under key only if key is still at revision rev; a
+// conflict otherwise (see [IsConflict]).
+func (b Bucket) Update(ctx context.Context, key string, val []byte, rev uint64) (uint64, error) {
+	return b.kv.Update(ctx, key, val, rev)
+}
+
+// Delete deletes key's value (it writes a delete marker, which watches
+// report). Callers that may delete a key without a value ignore
+// [ErrKeyNotFound] with errors.Is.
+func (b Bucket) Delete(ctx context.Context, key string) error {
+	return b.kv.Delete(ctx, key)
+}
+
+// DeleteAt deletes key's value only if key is still at revision rev; a
+// conflict otherwise (see [IsConflict]).
+func (b Bucket) DeleteAt(ctx context.Context, key string, rev uint64) error {
+	return b.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+}
+
+// Keys returns the key of every live value.
+func (b Bucket) Keys(ctx context.Context) ([]string, error) {
+	l, err := b.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list keys of %s: %w", b.Name(), err)
+	}
+	defer func() { _ = l.Stop() }()
+	var keys []string
+	for k := range l.Keys() {
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// Entries returns every live value by key, read with one watch.
+func (b Bucket) Entries(ctx context.Context) (map[string][]byte, error) {
+	w, err := b.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", b.Name(), err)
+	}
+	defer func() { _ = w.Stop() }()
+	out := map[string][]byte{}
+	for {
+		select {
+		case ent, ok := <-w.Updates():
+			if !ok || ent == nil {
+				return out, nil // nil: the initial values are all in
+			}
+			out[ent.Key()] = ent.Value()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read %s: %w", b.Name(), ctx.Err())
+		}
+	}
+}
+
+// WatchOpts are options of [Bucket.Watch]. The zero value watches the
+// current values, then every change.
+type WatchOpts struct {
+	// UpdatesOnly skips the current values: only changes from now on.
+	UpdatesOnly bool
+}
+
+// Watch reports the current value of every key matching keys (a key, or
+// a pattern with NATS wildcards, ">" for all), then a marker (an Entry
+// whose CaughtUp is true; not sent with UpdatesOnly), then every change,
+// until ctx ends or the Watcher is stopped.
+func (b Bucket) Watch(ctx context.Context, keys string, opts WatchOpts) (*Watcher, error) {
+	var jo []jetstream.WatchOpt
+	if opts.UpdatesOnly {
+		jo = append(jo, jetstream.UpdatesOnly())
+	}
+	kw, err := b.kv.Watch(ctx, keys, jo...)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s %s: %w", b.Name(), keys, err)
+	}
+	w := &Watcher{kw: kw, c: make(chan Entry), done: make(chan struct{}), exited: make(chan struct{})}
+	go w.forward(ctx)
+	return w, nil
+}
+
+// WatchAll is Watch of every key.
+func (b Bucket) WatchAll(ctx context.Context) (*Watcher, error) {
+	return b.Watch(ctx, ">", WatchOpts{})
+}
+
+// Entry is a key's value at a revision, or a deletion of it as a watch
+// reports it. The zero Entry is a watch's caught-up marker.
+type Entry struct {
+	e jetstream.KeyValueEntry
+}
+
+// CaughtUp reports that e is a watch's marker: every value present when
+// the watch began has been reported before it.
+func (e Entry) CaughtUp() bool { return e.e == nil }
+
+// Key is the entry's key.
+func (e Entry) Key() string { return e.e.Key() }
+
+// Value is the value written (nil for a deletion).
+func (e Entry) Value() []byte { return e.e.Value() }
+
+// Revision is the revision of the write.
+func (e Entry) Revision() uint64 { return e.e.Revision() }
+
+// Created is when the write was made.
+func (e Entry) Created() time.Time { return e.e.Created() }
+
+// IsPut reports that e is a value, not a delete or purge.
+func (e Entry) IsPut() bool { return e.e.Operation() == jetstream.KeyValuePut }
+
+// Watcher is a running watch of a bucket (see [Bucket.Watch]).
+type Watcher struct {
+	kw     jetstream.KeyWatcher
+	c      chan Entry
+	done   chan struct{}
+	exited chan struct{}
+	once   sync.Once
+}
+
+// Updates delivers the watch's entries; it is closed when the watch ends.
+func (w *Watcher) Updates() <-chan Entry { return w.c }
+
+// Stop ends the watch and waits until Updates is closed. It is idempotent.
+func (w *Watcher) Stop() error {
+	w.once.Do(func() { close(w.done) })
+	err := w.kw.Stop()
+	<-w.exited
+	return err
+}
+
+func (w *Watcher) forward(ctx context.Context) {
+	defer close(w.exited)
+	defer close(w.c)
+	in := w.kw.Updates()
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-ctx.Done():
+			return
+		case e, ok := <-in:
+			if !ok {
+				return
+			}
+			select {
+			case w.c <- Entry{e: e}:
+			case <-w.done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// JetStream is the bucket as nats.go's jetstream sees it, for tests that
+// inspect it directly. Services use the methods above: the layering test
+// (internal/layering) keeps them from using it.
+func (b Bucket) JetStream() jetstream.KeyValue { return b.kv }

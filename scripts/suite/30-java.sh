@@ -1,0 +1,1 @@
+suite junit mvn_plain -f sdk/java package

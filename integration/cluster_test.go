@@ -196,7 +196,8 @@ type workerOpts struct {
 	apiURL      string // the executor to call, default the cluster's
 	extra       []string
 	// ns runs the worker in this network namespace.
-	ns *netns.NS
+	ns  *netns.NS
+	env []string // more environment for the worker (and so its tasks)
 }
 
 // startWorker starts a worker serving the command runtime and the Go SDK
@@ -227,9 +228,9 @@ func (c *cluster) startWorker(o workerOpts) *testbin.Proc {
 	args = append(append(args, c.natsArgs...), o.extra...)
 	if o.ns != nil {
 		bin, args := o.ns.Command(c.bins.worker, args...)
-		return testbin.Start(c.t, o.name, bin, nil, args...)
+		return testbin.Start(c.t, o.name, bin, o.env, args...)
 	}
-	return testbin.Start(c.t, o.name, c.bins.worker, nil, args...)
+	return testbin.Start(c.t, o.name, c.bins.worker, o.env, args...)
 }
 
 type triggererOpts struct {

@@ -38,13 +38,14 @@ type proc struct {
 	wg       sync.WaitGroup // the reaper, the killer and the output readers
 }
 
-// startProcess starts argv in its own process group, with its stdout and
+// startProcess starts argv in its own session and process group (session.go),
+// with its stdout and
 // stderr shipped line by line to tl.
 func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID string) (*proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -93,8 +94,8 @@ func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID 
 	go func() {
 		defer p.wg.Done()
 		p.exitErr = cmd.Wait()
-		// Whatever the task left in its group dies with it.
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		// Whatever the task left in its group or session dies with it.
+		killTree(p.pgid, syscall.SIGKILL)
 		rd := make(chan struct{})
 		go func() {
 			readers.Wait()
@@ -145,7 +146,7 @@ func (p *proc) killer() {
 		return
 	case <-p.term:
 	}
-	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
+	killTree(p.pgid, syscall.SIGTERM)
 	grace := p.grace
 	if p.termGrace > 0 {
 		grace = p.termGrace // written before term was closed
@@ -155,7 +156,7 @@ func (p *proc) killer() {
 	select {
 	case <-p.done:
 	case <-t.C:
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		killTree(p.pgid, syscall.SIGKILL)
 	}
 }
 

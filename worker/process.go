@@ -34,8 +34,8 @@ type proc struct {
 }
 
 // startProcess starts argv in its own process group, with its stdout and
-// stderr shipped line by line to tl.
-func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID string) (*proc, error) {
+// stderr lines given to output ("stdout" or "stderr", the line).
+func (w *Worker) startProcess(argv, env []string, dir string, output func(stream, line string), tiID string) (*proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = dir
@@ -70,14 +70,14 @@ func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID 
 	go func() {
 		defer p.wg.Done()
 		defer readers.Done()
-		readLines(outR, func(line string) { tl.output("stdout", line) })
+		readLines(outR, func(line string) { output("stdout", line) })
 	}()
 	go func() {
 		defer p.wg.Done()
 		defer readers.Done()
 		readLines(errR, func(line string) {
 			p.stderr.add(line)
-			tl.output("stderr", line)
+			output("stderr", line)
 		})
 	}()
 	go func() {

@@ -59,6 +59,8 @@ type job struct {
 	startup protocol.StartupDetails
 	// tc acts for the try; nil for callbacks, which get no API access.
 	tc *execution.TaskClient
+	// pool is the queue's warm processes, nil in cold mode.
+	pool *warmPool
 }
 
 // run runs the job to its end; it kills the process when ctx ends. An
@@ -68,6 +70,8 @@ func (j *job) run(ctx context.Context) outcome {
 	switch {
 	case len(j.entry.Command) > 0:
 		return j.runCommand(ctx)
+	case j.rt.sdk() && j.pool != nil:
+		return j.runWarm(ctx)
 	case j.rt.sdk():
 		return j.runSDK(ctx)
 	}
@@ -94,7 +98,7 @@ func (j *job) runCommand(ctx context.Context) outcome {
 		deferFile = file
 		extra = append(renv, envDeferFile+"="+file)
 	}
-	p, err := j.w.startProcess(j.entry.Command, j.processEnv(false, extra), "", j.tl, j.ti.ID)
+	p, err := j.w.startProcess(j.entry.Command, j.processEnv(false, extra), "", j.tl.output, j.ti.ID)
 	if err != nil {
 		return retry("start command: %v", err)
 	}
@@ -208,7 +212,7 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		params = []byte("{}")
 	}
 	j := &job{
-		w: w, log: log, tl: tl, rt: w.cfg.Runtimes[q], entry: et.Entrypoint, ti: ti, tc: tc,
+		w: w, log: log, tl: tl, rt: w.cfg.Runtimes[q], entry: et.Entrypoint, ti: ti, tc: tc, pool: w.pools[q],
 		env: append(tiEnv(ti, q),
 			"TASKWIRE_MAX_TRIES="+strconv.Itoa(rr.MaxTries),
 			"TASKWIRE_PARAMS="+string(params)),

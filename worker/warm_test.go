@@ -175,3 +175,26 @@ func TestWarmDeferAndResume(t *testing.T) {
 	wantState(t, h.waitState("ti-d2"), activity.StateSuccess, "")
 	h.waitLog("ti-d2", "resumed line", event("task", "resumed with 1"))
 }
+
+func TestWarmIdleTimeout(t *testing.T) {
+	t.Parallel()
+	h := warmHarness(t, Warm{Processes: 1, TasksPerProcess: 2, IdleTimeout: 300 * time.Millisecond})
+	pidOf := func(id string) int {
+		wantState(t, h.waitState(id), activity.StateSuccess, "")
+		h.waitLog(id, "noop line", event("task", "noop"))
+		for _, r := range h.logsOf(id) {
+			if pid, ok := r["pid"].(float64); ok {
+				return int(pid)
+			}
+		}
+		t.Fatalf("%s: no pid logged", id)
+		return 0
+	}
+	h.execute("ti-i1", "warm", activity.Entrypoint{Task: "noop"}, fakeTI{}, nil)
+	first := pidOf("ti-i1")
+	testbin.Eventually(t, waitTimeout, "idle process ended", func() bool { return !testbin.Alive(first) })
+	h.execute("ti-i2", "warm", activity.Entrypoint{Task: "noop"}, fakeTI{}, nil)
+	if second := pidOf("ti-i2"); second == first {
+		t.Errorf("second task ran in the idle process %d", first)
+	}
+}

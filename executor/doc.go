@@ -26,4 +26,11 @@
 // at rest with AES-256-GCM (key from Config.SecretKey, else shared through
 // the config bucket), bound to their bucket and key, and returned to a task
 // only through its token; the public API redacts connection passwords.
+//
+// Both APIs are described by an OpenAPI 3.1 document, openapi.yaml,
+// embedded and served at GET /api/v1/openapi.json (OpenAPI). openapi_test.go
+// keeps it true: every route registered is documented and every documented
+// operation registered, and every body schema matches the Go type its
+// handler decodes or answers; integration.TestSchemathesis fuzzes a live
+// executor from it.
 package executor

@@ -13,7 +13,7 @@ import (
 	"github.com/taskwire/taskwire/queue"
 )
 
-func (e *Executor) routeExecution(mux *http.ServeMux) {
+func (e *Executor) routeExecution(mux router) {
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/run", e.handleRun)
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/state", e.handleState)
 	mux.HandleFunc("GET /execution/task-instances/{id}/state", e.handleGetState)

@@ -215,10 +215,15 @@ func (e *Executor) Stop(ctx context.Context) error {
 // Handler serves the public API (/api/v1/), the Execution API (/execution/),
 // /healthz, and the web dashboard at / and /ui/ (package dashboard; its
 // page needs no token, the API calls it makes do).
-func (e *Executor) Handler() http.Handler {
-	mux := http.NewServeMux()
+func (e *Executor) Handler() http.Handler { return e.routes().ServeMux }
+
+// routes registers every route (the OpenAPI test lists them).
+func (e *Executor) routes() *routeMux {
+	mux := newRouteMux()
 	e.routeExecution(mux)
 	e.routePublic(mux)
+	mux.HandleFunc("GET /api/v1/openapi.json", e.handleOpenAPI)
+	mux.HandleFunc("/execution/", e.apiFallback(mux))
 	mux.Handle("/", dashboard.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)

@@ -16,6 +16,8 @@ import (
 var (
 	errBadRequest   = errors.New("bad request")
 	errUnauthorized = errors.New("unauthorized")
+	// errMethodNotAllowed: the path has routes, none for the method.
+	errMethodNotAllowed = errors.New("method not allowed")
 )
 
 func badRequest(format string, args ...any) error {
@@ -35,6 +37,8 @@ func statusOf(err error) (status int, code string) {
 		return http.StatusUnauthorized, "unauthorized"
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, "not_found"
+	case errors.Is(err, errMethodNotAllowed):
+		return http.StatusMethodNotAllowed, "method_not_allowed"
 	case errors.Is(err, activity.ErrIllegalTransition), errors.Is(err, ErrConflict):
 		return http.StatusConflict, "conflict"
 	case errors.Is(err, activity.ErrInvalid), errors.Is(err, errBadRequest), errors.Is(err, activity.ErrUnknownState):
@@ -71,11 +75,16 @@ func decodeBody(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	return decodeJSON(data, v)
 }
 
-// decodeJSON decodes one JSON value from data into v, refusing an empty
-// body, unknown fields and trailing data.
+// decodeJSON decodes one JSON object from data into v, refusing an empty
+// body, another JSON value (null would decode as an empty object), unknown
+// fields and trailing data.
 func decodeJSON(data []byte, v any) error {
-	if len(bytes.TrimSpace(data)) == 0 {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
 		return badRequest("empty body: want a JSON object")
+	}
+	if data[0] != '{' {
+		return badRequest("body: want a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

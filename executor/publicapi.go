@@ -18,7 +18,7 @@ import (
 	"github.com/taskwire/taskwire/queue"
 )
 
-func (e *Executor) routePublic(mux *http.ServeMux) {
+func (e *Executor) routePublic(mux router) {
 	h := func(pattern string, fn http.HandlerFunc) { mux.Handle(pattern, e.operatorAuth(fn)) }
 	h("POST /api/v1/activities", e.handleSubmit)
 	h("GET /api/v1/task-instances", e.handleList)
@@ -37,9 +37,7 @@ func (e *Executor) routePublic(mux *http.ServeMux) {
 	h("POST /api/v1/events/{name}", e.handleSendEvent)
 	h("GET /api/v1/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleGetXCom)
 	e.routeRegistry(h)
-	h("/api/", func(w http.ResponseWriter, r *http.Request) {
-		e.writeError(w, r, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
-	})
+	h("/api/", e.apiFallback(mux))
 }
 
 // operatorAuth requires the operator token when one is configured.
@@ -112,7 +110,8 @@ func (e *Executor) handleCancel(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleLogs answers a task's log lines as NDJSON; with follow=true it
-// streams until the task is finished and its lines are drained.
+// streams until the task is finished and its lines are drained. A follow
+// that is not a boolean is refused (400).
 func (e *Executor) handleLogs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := e.store.get(r.Context(), id); err != nil {
@@ -128,13 +127,22 @@ func (e *Executor) handleLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		try = n
 	}
+	follow := false
+	switch s := strings.ToLower(r.URL.Query().Get("follow")); s {
+	case "true", "1":
+		follow = true
+	case "", "false", "0":
+	default:
+		e.writeError(w, r, badRequest("follow %q: want true or false", s))
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	flusher, _ := w.(http.Flusher)
 	write := func(l queue.LogLine) error {
 		_, err := w.Write(append(withTry(l.Data, l.Try), '\n'))
 		return err
 	}
-	if r.URL.Query().Get("follow") != "true" {
+	if !follow {
 		lines, err := e.q.ReadLogs(r.Context(), id, try)
 		if err != nil {
 			e.writeError(w, r, err)
@@ -272,6 +280,18 @@ func (e *Executor) getConnection(ctx context.Context, id string) (activity.Conne
 	return c, nil
 }
 
+// checkConnection checks the body of PUT connections/{id}: a conn_type,
+// and the path's id as conn_id (filled in when left out).
+func checkConnection(id string, c *activity.Connection) error {
+	if c.ConnID == "" {
+		c.ConnID = id
+	}
+	if c.ConnID != id || c.ConnType == "" {
+		return badRequest("connection needs conn_type, and conn_id equal to the path's")
+	}
+	return nil
+}
+
 func redacted(c activity.Connection) activity.Connection { return c.Redacted() }
 
 func (e *Executor) handleConnections(w http.ResponseWriter, r *http.Request) {
@@ -306,11 +326,8 @@ func (e *Executor) handleConnection(w http.ResponseWriter, r *http.Request) {
 			e.writeError(w, r, err)
 			return
 		}
-		if c.ConnID == "" {
-			c.ConnID = id
-		}
-		if c.ConnID != id || c.ConnType == "" {
-			e.writeError(w, r, badRequest("connection needs conn_type, and conn_id equal to the path's"))
+		if err := checkConnection(id, &c); err != nil {
+			e.writeError(w, r, err)
 			return
 		}
 		data, _ := json.Marshal(c)

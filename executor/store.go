@@ -264,6 +264,10 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 	if errors.Is(err, errUnchanged) {
 		return last, nil
 	}
+	if errors.Is(err, queue.ErrInvalidKey) {
+		// No record has an id that is no key (found by fuzzing: a 500).
+		return nil, fmt.Errorf("task instance %s: %w", id, ErrNotFound)
+	}
 	if again && errors.Is(err, ErrNotFound) && s.createdMeanwhile(ctx, id) {
 		// Its activity overtook the record being stored: try again now.
 		return s.mutateOnce(ctx, id, fn, false)

@@ -444,7 +444,8 @@ func (wp *warmPool) reapIdle() {
 }
 
 // acquire returns a comm connection of a live process with room, the task
-// counted in; it waits up to HandshakeTimeout for one.
+// counted in. It waits while the pool's slots are all running tasks, and
+// up to HandshakeTimeout when no process has connected.
 func (wp *warmPool) acquire(ctx context.Context) (warmConn, error) {
 	if err := wp.ensure(); err != nil {
 		return warmConn{}, err
@@ -459,11 +460,32 @@ func (wp *warmPool) acquire(ctx context.Context) (warmConn, error) {
 			}
 			wc.c.Close()
 		case <-t.C:
-			return warmConn{}, fmt.Errorf("no warm runtime process of queue %s had room within %s", wp.q, wp.w.cfg.HandshakeTimeout)
+			if wp.busy() {
+				// Every slot runs a task: wait for one to end.
+				t.Reset(wp.w.cfg.HandshakeTimeout)
+				continue
+			}
+			return warmConn{}, fmt.Errorf("no warm runtime process of queue %s connected within %s", wp.q, wp.w.cfg.HandshakeTimeout)
 		case <-ctx.Done():
 			return warmConn{}, context.Cause(ctx)
 		}
 	}
+}
+
+// busy reports whether a live process runs tasks (so a slot will come
+// free), as opposed to none having connected.
+func (wp *warmPool) busy() bool {
+	wp.mu.Lock()
+	defer wp.mu.Unlock()
+	for p := range wp.live {
+		p.mu.Lock()
+		n := p.running
+		p.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // stop ends every process of the pool and waits for them; call it once no

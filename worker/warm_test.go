@@ -15,10 +15,13 @@ import (
 )
 
 // warmHarness serves queue "warm" with the warm Go SDK test runtime.
-func warmHarness(t *testing.T, warm Warm) *harness {
+func warmHarness(t *testing.T, warm Warm, mods ...func(*Config)) *harness {
 	t.Helper()
 	bin := testbin.MustBuild(t, "./worker/testdata/warmruntime")
 	return newHarness(t, func(c *Config) {
+		for _, m := range mods {
+			m(c)
+		}
 		c.Queues = []string{"warm"}
 		c.Concurrency = 8
 		c.Runtimes = map[string]Runtime{"warm": {Command: []string{bin, "--comm", "{comm_addr}", "--logs", "{logs_addr}"},
@@ -197,4 +200,16 @@ func TestWarmIdleTimeout(t *testing.T) {
 	if second := pidOf("ti-i2"); second == first {
 		t.Errorf("second task ran in the idle process %d", first)
 	}
+}
+
+// A task waiting for a slot of a busy warm pool waits past HandshakeTimeout.
+func TestWarmWaitsForBusySlot(t *testing.T) {
+	t.Parallel()
+	h := warmHarness(t, Warm{Processes: 1, TasksPerProcess: 1}, func(c *Config) { c.HandshakeTimeout = 500 * time.Millisecond })
+	h.execute("ti-w1", "warm", activity.Entrypoint{Task: "block"}, fakeTI{},
+		func(et *activity.ExecuteTask) { et.ExecutionTimeout = activity.Duration(2 * time.Second) })
+	h.waitStarted("ti-w1")
+	h.execute("ti-w2", "warm", activity.Entrypoint{Task: "noop"}, fakeTI{}, nil)
+	wantState(t, h.waitState("ti-w1"), activity.StateUpForRetry, "execution timeout after 2s")
+	wantState(t, h.waitState("ti-w2"), activity.StateSuccess, "")
 }

@@ -39,9 +39,9 @@ type proc struct {
 }
 
 // startProcess starts argv in its own session and process group (session.go),
-// with its stdout and
-// stderr shipped line by line to tl.
-func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID string) (*proc, error) {
+// with its stdout and stderr lines given to output ("stdout" or "stderr", the
+// line).
+func (w *Worker) startProcess(argv, env []string, dir string, output func(stream, line string), tiID string) (*proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = dir
@@ -80,7 +80,7 @@ func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID 
 			if strings.TrimSpace(line) != "" {
 				p.lastOut.Store(&line)
 			}
-			tl.output("stdout", line)
+			output("stdout", line)
 		})
 	}()
 	go func() {
@@ -88,7 +88,7 @@ func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID 
 		defer readers.Done()
 		readLines(errR, func(line string) {
 			p.stderr.add(line)
-			tl.output("stderr", line)
+			output("stderr", line)
 		})
 	}()
 	go func() {

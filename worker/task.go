@@ -61,6 +61,8 @@ type job struct {
 	tc *execution.TaskClient
 	// dagRun is the DAG run of the try, if any (dagrun.go).
 	dagRun *activity.DagRun
+	// pool is the queue's warm processes, nil in cold mode.
+	pool *warmPool
 }
 
 // run runs the job to its end; it kills the process when ctx ends. An
@@ -70,6 +72,8 @@ func (j *job) run(ctx context.Context) outcome {
 	switch {
 	case len(j.entry.Command) > 0:
 		return j.runCommand(ctx)
+	case j.rt.sdk() && j.pool != nil:
+		return j.runWarm(ctx)
 	case j.rt.sdk():
 		return j.runSDK(ctx)
 	}
@@ -96,7 +100,7 @@ func (j *job) runCommand(ctx context.Context) outcome {
 		deferFile = file
 		extra = append(renv, envDeferFile+"="+file)
 	}
-	p, err := j.w.startProcess(j.entry.Command, j.processEnv(false, extra), "", j.tl, j.ti.ID)
+	p, err := j.w.startProcess(j.entry.Command, j.processEnv(false, extra), "", j.tl.output, j.ti.ID)
 	if err != nil {
 		return retry("start command: %v", err)
 	}
@@ -211,7 +215,7 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		params = []byte("{}")
 	}
 	j := &job{
-		w: w, log: log, tl: tl, rt: w.cfg.Runtimes[q], entry: et.Entrypoint, ti: ti, tc: tc,
+		w: w, log: log, tl: tl, rt: w.cfg.Runtimes[q], entry: et.Entrypoint, ti: ti, tc: tc, pool: w.pools[q],
 		env: append(append(tiEnv(ti, q),
 			"TASKWIRE_MAX_TRIES="+strconv.Itoa(rr.MaxTries),
 			"TASKWIRE_PARAMS="+string(params)), dagRunEnv(et.DagRun)...),

@@ -56,6 +56,8 @@ type Worker struct {
 
 	qm map[string]*queueMetrics // per-queue metrics, read-only after New
 
+	pools map[string]*warmPool // warm queues' processes, read-only after New
+
 	mu         sync.Mutex
 	started    bool
 	stopping   bool
@@ -101,6 +103,12 @@ func New(cfg Config) (*Worker, error) {
 		qm:         cfg.Metrics.forQueues(cfg.Queues),
 		api:        newAPIReach(),
 		regKick:    make(chan struct{}, 1),
+		pools:      map[string]*warmPool{},
+	}
+	for q, rt := range cfg.Runtimes {
+		if rt.sdk() && rt.Warm != nil {
+			w.pools[q] = newWarmPool(w, q, rt)
+		}
 	}
 	return w, nil
 }
@@ -174,6 +182,11 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.closeStateDir()
 		w.abortStart()
 		return fmt.Errorf("worker registry: %w", err)
+	}
+	for q, pool := range w.pools {
+		if err := pool.start(); err != nil {
+			w.log.Error("start warm runtimes; they are started again when a task needs one", "queue", q, "err", err)
+		}
 	}
 	for _, q := range w.cfg.Queues {
 		w.pullWG.Add(1)
@@ -250,6 +263,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 		}
 	}
 	w.taskCancel(errShutdown)
+	for _, pool := range w.pools {
+		pool.stop()
+	}
 	w.hardCancel()
 	w.stopRegistry()
 	w.closeStateDir()

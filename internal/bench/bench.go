@@ -144,6 +144,14 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
 		return fmt.Errorf("go sdk throughput: %w", err)
 	}
+	r.Warm.Go = &WarmRuntime{}
+	if r.Warm.Go.Throughput, err = tp("warm Go SDK tasks", goWarmSpec()); err != nil {
+		return fmt.Errorf("warm go sdk throughput: %w", err)
+	}
+	wl := phase("warm Go SDK latency", cfg.LatencyTasks)
+	if r.Warm.Go.Latency, err = oneAtATime(ctx, c, goWarmSpec(), cfg.LatencyTasks, func() { wl.Add(1) }); err != nil {
+		return fmt.Errorf("warm go sdk latency: %w", err)
+	}
 	if r.Deferral, err = deferral(ctx, c, cfg.TaskBin, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
 		return fmt.Errorf("deferral round trip: %w", err)
 	}

@@ -13,13 +13,15 @@ import (
 
 // Report is what Run measured.
 type Report struct {
-	Machine  Machine    `json:"machine"`
-	Config   RunConfig  `json:"config"`
-	Raw      Raw        `json:"raw"`
-	Command  Throughput `json:"command"`
-	GoSDK    Throughput `json:"go_sdk"`
-	Dispatch Latency    `json:"dispatch"`
-	Deferral Latency    `json:"deferral"`
+	Machine Machine    `json:"machine"`
+	Config  RunConfig  `json:"config"`
+	Raw     Raw        `json:"raw"`
+	Command Throughput `json:"command"`
+	GoSDK   Throughput `json:"go_sdk"`
+	// Warm is the warm-mode phase (worker warm runtimes).
+	Warm     Warm    `json:"warm"`
+	Dispatch Latency `json:"dispatch"`
+	Deferral Latency `json:"deferral"`
 	// ManyQueues is the command throughput phase with its tasks spread over
 	// Config.Queues queues.
 	ManyQueues Throughput `json:"many_queues"`
@@ -87,6 +89,8 @@ type Ratios struct {
 	// DagFanPerCommand is the fan-out/fan-in DAG's tasks/s ÷ the same
 	// number of command tasks submitted flat.
 	DagFanPerCommand float64 `json:"dag_fan_per_command"`
+	// WarmGoPerCommand is warm Go SDK tasks/s ÷ cold command tasks/s.
+	WarmGoPerCommand float64 `json:"warm_go_per_command"`
 }
 
 // Target is a figure beside the performance issue's target for it.
@@ -130,6 +134,7 @@ const (
 	targetDagFanRatio      = 0.9 // of the flat throughput
 	targetDagStepP50       = 2   // ms
 	targetDagStepP99       = 10  // ms
+	targetWarmPerCommand   = 5   // warm SDK tasks/s ÷ cold command tasks/s
 )
 
 // finish fills in the ratios and targets.
@@ -143,6 +148,9 @@ func (r *Report) finish() {
 		ManyQueuesPerCommand: ratio(r.ManyQueues.PerSecond, r.Command.PerSecond),
 		BacklogPerCommand:    ratio(r.Backlog.Command.PerSecond, r.Command.PerSecond),
 		DagFanPerCommand:     ratio(r.DAG.FanPerSecond, r.Command.PerSecond),
+	}
+	if r.Warm.Go != nil {
+		r.Ratios.WarmGoPerCommand = ratio(r.Warm.Go.PerSecond, r.Command.PerSecond)
 	}
 	atLeast := func(fig string, v, limit float64, unit string) Target {
 		return Target{Figure: fig, Value: v, AtLeast: true, Limit: limit, Unit: unit, Met: v >= limit}
@@ -162,6 +170,9 @@ func (r *Report) finish() {
 		atLeast("dag_fan_per_command", r.Ratios.DagFanPerCommand, targetDagFanRatio, "×"),
 		atMost("dag_step_p50_ms", r.DAG.StepScheduling.P50, targetDagStepP50, "ms"),
 		atMost("dag_step_p99_ms", r.DAG.StepScheduling.P99, targetDagStepP99, "ms"),
+	}
+	if r.Warm.Go != nil {
+		r.Targets = append(r.Targets, atLeast("warm_go_per_command", r.Ratios.WarmGoPerCommand, targetWarmPerCommand, "×"))
 	}
 	for _, t := range r.Timers {
 		if t.Timers == targetRSSTimers {
@@ -224,6 +235,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		r.Command.Tasks, thousands(r.Command.PerSecond), r.target("command_tasks_per_s"), thousands(r.Raw.ForkExecPerSecond), r.Ratios.CommandPerForkExec)
 	fmt.Fprintf(tw, "no-op Go SDK tasks/s (%d tasks)\t%s/s\t%s\thandshake %s/s\t%.2f×\n",
 		r.GoSDK.Tasks, thousands(r.GoSDK.PerSecond), r.target("go_sdk_tasks_per_s"), thousands(r.Raw.HandshakePerSecond), r.Ratios.GoSDKPerHandshake)
+	if g := r.Warm.Go; g != nil {
+		fmt.Fprintf(tw, "no-op warm Go SDK tasks/s (%d tasks)\t%s/s\t%s\tcold command %s/s\t%.2f×\n",
+			g.Tasks, thousands(g.PerSecond), r.target("warm_go_per_command"), thousands(r.Command.PerSecond), r.Ratios.WarmGoPerCommand)
+		fmt.Fprintf(tw, "warm Go SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t\t\t\n",
+			g.Latency.N, g.CPUMillisPerTask, g.Latency.P50, g.Latency.P99)
+	}
 	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
 		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
 	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",

@@ -39,3 +39,13 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /out/ /usr/local/bin/
 USER 65534:65534
 ENTRYPOINT []
+
+# taskwire as Airflow's executor (docker-compose.airflow.yml): Apache
+# Airflow's own image, pinned as scripts/airflow-env.sh pins it, plus the
+# taskwire-airflow package (TaskwireExecutor for the scheduler, the workload
+# runner for workers) and taskwire's worker binary, so the same image runs
+# Airflow's services and the taskwire workers that run Airflow's tasks.
+FROM apache/airflow:3.3.2-python3.11 AS airflow
+COPY --from=build /out/worker /usr/local/bin/
+COPY --chown=airflow:root integrations/airflow /opt/taskwire/integrations/airflow
+RUN pip install --no-cache-dir --no-deps /opt/taskwire/integrations/airflow

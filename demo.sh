@@ -114,3 +114,10 @@ printf '\n== all task instances\n'
 executor list
 printf '\n== logs of the pull task (the XCom value it pulled)\n'
 executor logs "$pull"
+
+printf '\n== the same pipeline as a DAG (examples/polyglot/dag.yaml): the executor runs each step when its upstream succeeded; publish is mapped over 3 targets\n'
+executor dags apply -f examples/polyglot/dag.yaml
+executor runs trigger polyglot --run-id demo_dag --conf '{"source": "demo"}' --wait 2>/dev/null
+executor runs get polyglot demo_dag
+printf -- '-- publish'"'"'s XCom, the list of its 3 instances'"'"' return values:\n'
+executor xcom get polyglot demo_dag publish

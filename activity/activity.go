@@ -281,6 +281,8 @@ type ExecuteTask struct {
 	ExecutionTimeout Duration       `json:"execution_timeout,omitempty"`
 	Retry            RetryPolicy    `json:"retry_policy"`
 	QueuedAt         time.Time      `json:"queued_at"`
+	// DagRun is the DAG run the task instance belongs to, if any.
+	DagRun *DagRun `json:"dag_run,omitempty"`
 }
 
 // RunCallback asks a worker to run a callback about a task instance. It

@@ -59,6 +59,8 @@ type TaskInstance struct {
 	ExecutionTimeout Duration       `json:"execution_timeout,omitempty"`
 	Retry            RetryPolicy    `json:"retry_policy"`
 	Callbacks        Callbacks      `json:"callbacks,omitempty"`
+	// DagRun is the DAG run that queued the instance, if any.
+	DagRun *DagRun `json:"dag_run,omitempty"`
 
 	NextMethod string         `json:"next_method,omitempty"`
 	NextKwargs map[string]any `json:"next_kwargs,omitempty"`

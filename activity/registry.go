@@ -12,6 +12,11 @@ const (
 	// MemberLost has not heartbeated for longer than the executor's lost
 	// threshold. It stays listed (as lost) until its registry entry expires.
 	MemberLost = "lost"
+	// MemberAPIUnreachable is a worker that reaches NATS (it heartbeats
+	// here) but not the Execution API: it pulls nothing until it reaches
+	// it again, and kills its running tries before the executor's zombie
+	// threshold.
+	MemberAPIUnreachable = "api-unreachable"
 )
 
 // WorkerInfo is a worker's entry in the worker registry: what it serves and
@@ -32,6 +37,10 @@ type WorkerInfo struct {
 	State         string    `json:"state"`
 	StartedAt     time.Time `json:"started_at"`
 	LastHeartbeat time.Time `json:"last_heartbeat"`
+	// APIUnreachableSince and APIError say, while the worker cannot reach
+	// the Execution API, since when and the last error.
+	APIUnreachableSince *time.Time `json:"api_unreachable_since,omitempty"`
+	APIError            string     `json:"api_error,omitempty"`
 }
 
 // TriggererHeartbeat is a triggerer's entry in the triggerers bucket,

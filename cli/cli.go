@@ -61,6 +61,8 @@ Commands:
   workers [drain ID]                   list workers (live, draining, lost); drain one
   triggerers                           list triggerers (live, lost) and the triggers held
   queues                               per queue: pending, running, deferred, workers, last minute
+  dags apply -f FILE|list|get|pause|unpause|delete   manage DAGs
+  runs trigger DAG [--wait]|get|list|clear            trigger and follow DAG runs
 
 Run "executor <command> -h" for a command's flags. Output is a table, or
 JSON with --json.
@@ -92,6 +94,8 @@ var commands = []command{
 	{"workers", (*cli).workers, 2},
 	{"triggerers", (*cli).triggerers, 2},
 	{"queues", (*cli).queues, 2},
+	{"dags", (*cli).dags, 2},
+	{"runs", (*cli).runs, 2},
 }
 
 // cli is the process's outside world, replaced in tests.

@@ -13,10 +13,13 @@ import (
 const workersUsage = `usage: executor workers [flags]
        executor workers drain ID [flags]
 
-Lists the workers in the registry: live, draining (put in maintenance) and
-lost (no heartbeat for the executor's --lost-after; listed until their entry
+Lists the workers in the registry: live, draining (put in maintenance),
+api-unreachable (it reaches NATS but not the Execution API: it pulls nothing
+until it does, and kills its tries before the zombie threshold) and lost (no
+heartbeat for the executor's --lost-after; listed until their entry
 expires). "drain ID" makes a worker stop pulling and finish its running
-tasks; it says so in its log and shows as draining.
+tasks (it reads the request on its next registry heartbeat); it says so in
+its log and shows as draining.
 `
 
 func (c *cli) workers(ctx context.Context, args []string) error {

@@ -122,7 +122,18 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 
 type retryLogger struct{ l *slog.Logger }
 
-func (r retryLogger) Error(msg string, kv ...any) { r.l.Warn(msg, kv...) }
+// Error logs a failed request as a warning, but a request its caller
+// cancelled (a heartbeat in flight when its task ended) at debug level:
+// under load that is most of them, and not news.
+func (r retryLogger) Error(msg string, kv ...any) {
+	for i := 1; i < len(kv); i += 2 {
+		if err, ok := kv[i].(error); ok && errors.Is(err, context.Canceled) {
+			r.l.Debug(msg, kv...)
+			return
+		}
+	}
+	r.l.Warn(msg, kv...)
+}
 func (r retryLogger) Info(msg string, kv ...any)  { r.l.Debug(msg, kv...) }
 func (r retryLogger) Debug(msg string, kv ...any) { r.l.Debug(msg, kv...) }
 func (r retryLogger) Warn(msg string, kv ...any)  { r.l.Warn(msg, kv...) }
@@ -142,7 +153,9 @@ func (c *Client) do(ctx context.Context, op, method, path, token string, in, out
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	req.Header.Set(HeaderVersion, APIVersion)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

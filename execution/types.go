@@ -32,6 +32,12 @@ type RunResponse struct {
 	NextMethod       string            `json:"next_method,omitempty"`
 	NextKwargs       map[string]any    `json:"next_kwargs,omitempty"`
 	ExecutionTimeout activity.Duration `json:"execution_timeout,omitempty"`
+	// ZombieThreshold is the executor's: a try with no heartbeat for this
+	// long may be failed as a zombie and retried elsewhere. The worker kills
+	// a try it could not heartbeat for a margin less than this, so that two
+	// tries never run at once (see the worker package). Zero from an
+	// executor that does not say: the worker assumes the default, 30s.
+	ZombieThreshold activity.Duration `json:"zombie_threshold,omitempty"`
 	// Token is the execution token for every further call of this try.
 	Token string `json:"token"`
 }

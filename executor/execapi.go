@@ -14,6 +14,7 @@ import (
 )
 
 func (e *Executor) routeExecution(mux router) {
+	mux.HandleFunc("GET /execution/health", handleExecHealth)
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/run", e.handleRun)
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/state", e.handleState)
 	mux.HandleFunc("GET /execution/task-instances/{id}/state", e.handleGetState)
@@ -44,6 +45,17 @@ func (e *Executor) execAuth(w http.ResponseWriter, r *http.Request, tiID string)
 		}
 	}
 	return c, nil
+}
+
+// handleExecHealth is GET /execution/health, as Airflow's: no token; a
+// worker that lost the Execution API probes it to know when to pull again.
+func handleExecHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, healthBody{Status: "healthy"})
+}
+
+// healthBody is GET /execution/health's answer.
+type healthBody struct {
+	Status string `json:"status"`
 }
 
 func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +109,8 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, execution.RunResponse{
 		TI: ti.Key(), MaxTries: ti.MaxTries, ShouldRetry: ti.CanRetry(),
-		NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs, ExecutionTimeout: remainingTimeout(ti), Token: tok,
+		NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs, ExecutionTimeout: remainingTimeout(ti),
+		ZombieThreshold: activity.Duration(e.cfg.ZombieThreshold), Token: tok,
 	})
 }
 
@@ -324,6 +337,11 @@ func (e *Executor) handleXCom(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		ent, err := e.xcom.Get(r.Context(), k)
 		if err != nil {
+			if mapped, ok := e.mappedXComJSON(r.Context(), dag, run, task, mapIndex, key); ok {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = fmt.Fprintf(w, `{"key":%q,"value":%s}`, key, mapped)
+				return
+			}
 			e.writeError(w, r, kvErr("xcom "+key, err))
 			return
 		}

@@ -32,7 +32,9 @@ type Executor struct {
 	workers    queue.Bucket
 	triggerers queue.Bucket
 	metrics    *Metrics
-	now        func() time.Time
+	// dags is the scheduler side: DAGs and their runs (dagrun*.go).
+	dags *dags
+	now  func() time.Time
 	// unpublished holds, by task-instance id, what could not be published
 	// (NATS away) for a task that waits on it: the scan publishes it again
 	// (see republishFailed).
@@ -101,6 +103,9 @@ func (e *Executor) Start(ctx context.Context) error {
 		return fmt.Errorf("executor: %w", err)
 	}
 	e.sealer = sl
+	if err := e.startDags(ctx); err != nil {
+		return err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 
@@ -132,6 +137,16 @@ func (e *Executor) Start(ctx context.Context) error {
 		return fmt.Errorf("executor: consume retry timers: %w", err)
 	}
 	e.stops = append(e.stops, cc.Stop)
+	sc, err := e.q.ConsumeTimers(ctx, timerSchedule, func(m queue.Delivery) {
+		e.onScheduleTimer(runCtx, m.Ack, func() error { return m.NakWithDelay(time.Second) }, m.Term, m.Data())
+	})
+	if err != nil {
+		cc.Stop()
+		cancel()
+		e.wg.Wait()
+		return fmt.Errorf("executor: consume schedule timers: %w", err)
+	}
+	e.stops = append(e.stops, sc.Stop)
 	unsub, err := e.q.OnMaxDeliveries(func(stream string, seq uint64) {
 		e.wg.Add(1)
 		go func() {
@@ -172,6 +187,7 @@ func (e *Executor) Start(ctx context.Context) error {
 		defer e.wg.Done()
 		e.republishQueued(runCtx)
 		e.republishDeferred(runCtx)
+		e.scanRuns(runCtx)
 		e.scanLoop(runCtx)
 	}()
 	e.started = true
@@ -214,7 +230,7 @@ func (e *Executor) Stop(ctx context.Context) error {
 		e.cancel()
 	})
 	done := make(chan struct{})
-	go func() { e.wg.Wait(); close(done) }()
+	go func() { e.wg.Wait(); e.stopDags(); close(done) }()
 	select {
 	case <-done:
 		return nil

@@ -76,7 +76,7 @@ func (e *Executor) publishExecute(ctx context.Context, ti *activity.TaskInstance
 	a := activity.Activity{Kind: activity.KindExecuteTask, ExecuteTask: &activity.ExecuteTask{
 		ID: ti.ActivityID, Token: tok, TI: ti.Key(), Queue: ti.Queue, Entrypoint: ti.Entrypoint,
 		Params: ti.Params, NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs,
-		ExecutionTimeout: remainingTimeout(ti), Retry: ti.Retry, QueuedAt: queuedAt,
+		ExecutionTimeout: remainingTimeout(ti), Retry: ti.Retry, QueuedAt: queuedAt, DagRun: ti.DagRun,
 	}}
 	data, err := a.Marshal()
 	if err != nil {
@@ -128,6 +128,7 @@ func (e *Executor) afterTry(ctx context.Context, ti *activity.TaskInstance) {
 	case activity.StateFailed:
 		e.queueCallback(ctx, ti, "on_failure", ti.Callbacks.OnFailure)
 	}
+	e.dagTaskEnded(ctx, ti)
 }
 
 type retryTimer struct {
@@ -254,6 +255,7 @@ func (e *Executor) Cancel(ctx context.Context, id, reason string) (*activity.Tas
 	})
 	if err == nil {
 		e.metrics.onEnded(ti)
+		e.dagTaskEnded(ctx, ti)
 	}
 	if err == nil && triggerID != "" {
 		// The triggerer running it stops.
@@ -356,6 +358,8 @@ func (e *Executor) scan(ctx context.Context) {
 	})
 	e.scanDeferred(ctx, now)
 	e.republishFailed(ctx)
+	e.scanRuns(ctx)
+	e.scanSchedules(ctx)
 	e.store.each(activity.StateUpForRetry, func(ti *activity.TaskInstance) {
 		if ti.RetryAt != nil && now.Sub(*ti.RetryAt) > retryTimerGrace {
 			if err := e.requeue(ctx, ti.ID, ti.TryNumber); err != nil {

@@ -83,6 +83,19 @@ const connPathID = "x"
 
 var apiOps = map[string]apiOp{
 	"GET /api/v1/openapi.json": {},
+	"GET /execution/health":    {resp: map[string]reflect.Type{"200": typeOf[healthBody]()}},
+	// DAGs and runs: documented without their body schemas yet.
+	"GET /api/v1/dags":                               {},
+	"GET /api/v1/dags/{dag_id}":                      {},
+	"PUT /api/v1/dags/{dag_id}":                      {},
+	"DELETE /api/v1/dags/{dag_id}":                   {},
+	"PATCH /api/v1/dags/{dag_id}":                    {},
+	"POST /api/v1/dags/{dag_id}/pause":               {},
+	"POST /api/v1/dags/{dag_id}/unpause":             {},
+	"POST /api/v1/dags/{dag_id}/runs":                {},
+	"GET /api/v1/dags/{dag_id}/runs":                 {},
+	"GET /api/v1/dags/{dag_id}/runs/{run_id}":        {},
+	"POST /api/v1/dags/{dag_id}/runs/{run_id}/clear": {},
 	"POST /api/v1/activities": {
 		req: typeOf[activity.TaskSpec](),
 		check: body(func(s *activity.TaskSpec) error {

@@ -37,6 +37,7 @@ func (e *Executor) routePublic(mux router) {
 	h("POST /api/v1/events/{name}", e.handleSendEvent)
 	h("GET /api/v1/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleGetXCom)
 	e.routeRegistry(h)
+	e.routeDags(h)
 	h("/api/", e.apiFallback(mux))
 }
 
@@ -302,6 +303,11 @@ func (e *Executor) handleGetXCom(w http.ResponseWriter, r *http.Request) {
 	}
 	ent, err := e.xcom.Get(r.Context(), xcomKey(dag, run, task, mapIndex, key))
 	if err != nil {
+		if mapped, ok := e.mappedXComJSON(r.Context(), dag, run, task, mapIndex, key); ok {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = fmt.Fprintf(w, `{"key":%q,"value":%s}`, key, mapped)
+			return
+		}
 		e.writeError(w, r, kvErr("xcom "+key+" of "+dag+"/"+run+"/"+task, err))
 		return
 	}

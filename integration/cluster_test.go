@@ -21,6 +21,7 @@ import (
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/flagenv"
 	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/internal/netns"
 	"github.com/taskwire/taskwire/internal/testbin"
 )
 
@@ -98,6 +99,9 @@ type clusterOpts struct {
 	// in extra) and every client trust this CA file.
 	apiCA string
 	extra []string // more executor serve flags
+	// listen is the executor's address, default a free one on 127.0.0.1
+	// (a test with network namespaces gives one on their veth).
+	listen string
 }
 
 func newCluster(t testing.TB, o clusterOpts) *cluster {
@@ -120,7 +124,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 
 func (c *cluster) startExecutor(o clusterOpts) {
 	c.t.Helper()
-	c.exec, c.apiURL, c.api = c.runExecutor("executor", testbin.FreeAddr(c.t), o)
+	c.exec, c.apiURL, c.api = c.runExecutor("executor", cmp.Or(o.listen, testbin.FreeAddr(c.t)), o)
 }
 
 // runExecutor starts an executor process listening on addr and waits
@@ -191,6 +195,9 @@ type workerOpts struct {
 	config      string // a runtime file (--config) instead of --runtime go=gotasks
 	apiURL      string // the executor to call, default the cluster's
 	extra       []string
+	// ns runs the worker in this network namespace.
+	ns  *netns.NS
+	env []string // more environment for the worker (and so its tasks)
 }
 
 // startWorker starts a worker serving the command runtime and the Go SDK
@@ -219,7 +226,11 @@ func (c *cluster) startWorker(o workerOpts) *testbin.Proc {
 		args = append(args, "--api-ca", c.apiCA)
 	}
 	args = append(append(args, c.natsArgs...), o.extra...)
-	return testbin.Start(c.t, o.name, c.bins.worker, nil, args...)
+	if o.ns != nil {
+		bin, args := o.ns.Command(c.bins.worker, args...)
+		return testbin.Start(c.t, o.name, bin, o.env, args...)
+	}
+	return testbin.Start(c.t, o.name, c.bins.worker, o.env, args...)
 }
 
 type triggererOpts struct {

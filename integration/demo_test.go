@@ -49,6 +49,9 @@ func TestDemoScript(t *testing.T) {
 		`load      java   success try 1  xcom return_value = "loaded 42"`,
 		"deferred (try 1: waiting on event)",
 		`resumed into after with event {"name":"demo.go","payload":{"batch":42}}`,
+		"dag polyglot stored: version 1, 4 task(s)",
+		"run demo_dag of polyglot: success",
+		`published 2: {\"target\":\"dashboard\"} from {\"source\":\"demo\"}`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)

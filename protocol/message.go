@@ -43,6 +43,18 @@ type RunContext struct {
 	Queue      string         `json:"queue" msgpack:"queue"`
 	Entrypoint string         `json:"entrypoint" msgpack:"entrypoint"` // the task the runtime runs (SDK runtimes)
 	Params     map[string]any `json:"params,omitempty" msgpack:"params,omitempty"`
+	// DagRun is the DAG run the task instance belongs to (Airflow's
+	// ti_context.dag_run); nil for a task submitted alone.
+	DagRun *DagRun `json:"dag_run,omitempty" msgpack:"dag_run,omitempty"`
+}
+
+// DagRun is a task's DAG run. LogicalDate is RFC 3339.
+type DagRun struct {
+	DagID       string         `json:"dag_id" msgpack:"dag_id"`
+	RunID       string         `json:"run_id" msgpack:"run_id"`
+	LogicalDate string         `json:"logical_date" msgpack:"logical_date"`
+	RunType     string         `json:"run_type,omitempty" msgpack:"run_type,omitempty"`
+	Conf        map[string]any `json:"conf,omitempty" msgpack:"conf,omitempty"`
 }
 
 // StartupDetails is the first frame the worker sends, with id 0.

@@ -67,6 +67,10 @@ func (c *Client) ActivityConsumer(ctx context.Context, queue string) (Consumer, 
 		AckWait:       c.cfg.ActivityAckWait,
 		MaxDeliver:    c.cfg.ActivityMaxDeliver,
 		MaxAckPending: activityMaxAckPending,
+		// Every worker of the queue keeps one pull waiting on it: the
+		// server's default (512) refused the pulls of the 513th worker on
+		// ("Exceeded MaxWaiting"), which retried in a storm of warnings.
+		MaxWaiting:    ActivityMaxWaiting,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      c.cfg.Replicas,
 		// The consumer's state (what was delivered, acked) lives in

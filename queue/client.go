@@ -56,6 +56,10 @@ const (
 	// TaskInstanceHistoryDefault is how many revisions of a task-instance
 	// record the task_instances bucket keeps.
 	TaskInstanceHistoryDefault = 5
+	// ActivityMaxWaiting bounds the pull requests waiting on one queue's
+	// consumer: one per worker serving the queue (see README, "10,000
+	// workers").
+	ActivityMaxWaiting = 16_384
 	// activityMaxAckPending bounds unacknowledged activities per queue.
 	activityMaxAckPending = 100_000
 	// requestTimeoutDefault bounds a JetStream request whose context has no
@@ -209,15 +213,19 @@ func (c *Client) consumer(ctx context.Context, stream string, cc jetstream.Consu
 		if err == nil {
 			return cons, nil
 		}
-		// A consumer's storage cannot be updated: one made by an earlier
-		// version with its state in a file is made anew (what it had
-		// delivered and not acked is delivered again).
+		// A consumer's storage and MaxWaiting cannot be updated: one made
+		// by an earlier version with its state in a file, or with the
+		// server's default MaxWaiting, is made anew (what it had delivered
+		// and not acked is delivered again).
 		old, ierr := c.js.Consumer(ctx, stream, cc.Durable)
-		if ierr != nil || old.CachedInfo().Config.MemoryStorage == cc.MemoryStorage {
+		if ierr != nil {
 			return nil, err
 		}
-		c.log.Warn("consumer storage changed: making the consumer anew", "stream", stream, "consumer", cc.Durable,
-			"memory_storage", cc.MemoryStorage)
+		if oc := old.CachedInfo().Config; oc.MemoryStorage == cc.MemoryStorage && (cc.MaxWaiting == 0 || oc.MaxWaiting == cc.MaxWaiting) {
+			return nil, err
+		}
+		c.log.Warn("consumer storage or max waiting changed: making the consumer anew", "stream", stream, "consumer", cc.Durable,
+			"memory_storage", cc.MemoryStorage, "max_waiting", cc.MaxWaiting)
 		if derr := c.js.DeleteConsumer(ctx, stream, cc.Durable); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) {
 			return nil, errors.Join(err, derr)
 		}
@@ -337,7 +345,7 @@ func (c *Client) Bucket(name string) Bucket {
 	if !ok {
 		panic(fmt.Sprintf("queue: unknown kv bucket %q", name))
 	}
-	return Bucket{kv: kv}
+	return Bucket{kv: kv, js: c.js}
 }
 
 // Connected reports nil while the client's connection to NATS is up, and

@@ -1,6 +1,9 @@
 package queue
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -31,4 +34,20 @@ func ParseWorkerKey(key string) (id string, drain, ok bool) {
 		return id, true, true
 	}
 	return "", false, false
+}
+
+// DrainRequested reports whether an operator asked worker id to drain (its
+// drain key is in the workers bucket). A worker asks on every registry
+// heartbeat: one direct get, where a watch per worker would be a consumer
+// per worker on the bucket's stream (1,000 workers were the server's
+// limit of consumers per stream).
+func (c *Client) DrainRequested(ctx context.Context, id string) (bool, error) {
+	_, err := c.Bucket(BucketWorkers).Get(ctx, DrainKey(id))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrKeyNotFound), errors.Is(err, ErrKeyDeleted):
+		return false, nil
+	}
+	return false, fmt.Errorf("read drain request of worker %s: %w", id, err)
 }

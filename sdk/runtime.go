@@ -5,11 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -163,6 +165,17 @@ func (r *Runtime) Main() {
 		os.Exit(2)
 	}
 	r.Codec = codec
+	if n := os.Getenv(protocol.EnvWarmTasks); n != "" {
+		slots, err := strconv.Atoi(n)
+		if err == nil {
+			err = r.RunWarm(context.Background(), *comm, *logs, slots)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "taskwire sdk:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if err := r.Run(context.Background(), *comm, *logs); err != nil {
 		fmt.Fprintln(os.Stderr, "taskwire sdk:", err)
 		os.Exit(1)
@@ -199,13 +212,17 @@ func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
 			lw.w = lc
 		}
 	}
-	handler := newLogHandler(lw, r.LogLevel)
-	sdkLog := slog.New(handler).With("logger", "taskwire.sdk")
-
 	nc, err := d.DialContext(dctx, Network(commAddr), commAddr)
 	if err != nil {
 		return fmt.Errorf("connect to the worker: %w", err)
 	}
+	return r.serve(ctx, nc, func(protocol.StartupDetails) (io.Writer, func()) { return lw, func() {} })
+}
+
+// serve runs the task the worker names in StartupDetails on nc and reports
+// its outcome. openLogs gives the task's log writer once StartupDetails is
+// read, and what ends it before the connection is closed.
+func (r *Runtime) serve(ctx context.Context, nc net.Conn, openLogs func(protocol.StartupDetails) (io.Writer, func())) error {
 	defer nc.Close()
 	// Closing the socket is the only way to stop a blocked read.
 	stopClose := context.AfterFunc(ctx, func() { nc.Close() })
@@ -223,6 +240,9 @@ func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
 	if !ok || first.ID != 0 {
 		return fmt.Errorf("first frame from the worker is %s with id %d, want StartupDetails with id 0", typeName(first.Msg), first.ID)
 	}
+	lw, closeLogs := openLogs(startup)
+	handler := newLogHandler(lw, r.LogLevel)
+	sdkLog := slog.New(handler).With("logger", "taskwire.sdk")
 
 	taskCtx, cancelTask := context.WithCancelCause(ctx)
 	defer cancelTask(context.Canceled)
@@ -232,6 +252,7 @@ func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
 		nc.Close()
 		<-cl.done
 	}()
+	defer closeLogs()
 
 	t := &Task{startup: startup, client: cl, logger: slog.New(handler).With("logger", "task")}
 	name := startup.Context.Entrypoint
@@ -271,6 +292,7 @@ func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
 	// The outcome is reported even when ctx is done: give it a moment of its own.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RequestTimeoutDefault)
 	defer cancel()
+	closeLogs()
 	if _, err := cl.call(sctx, msg); err != nil {
 		return fmt.Errorf("report %s: %w", msg.MessageType(), err)
 	}

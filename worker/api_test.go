@@ -26,7 +26,8 @@ type fakeAPI struct {
 	vars       map[string]string
 	xcoms      map[string]any
 	conns      map[string]activity.Connection
-	stateCh    chan string // ti id of each state call
+	stateCh    chan string         // ti id of each state call
+	varTokens  map[string][]string // variable key → Authorization of each read
 }
 
 type fakeTI struct {
@@ -43,7 +44,7 @@ func newFakeAPI(t testing.TB) *fakeAPI {
 	f := &fakeAPI{
 		t: t, tis: map[string]fakeTI{}, runs: map[string]int{}, heartbeats: map[string]int{},
 		states: map[string][]execution.StateRequest{}, vars: map[string]string{}, xcoms: map[string]any{},
-		conns: map[string]activity.Connection{}, stateCh: make(chan string, 100),
+		conns: map[string]activity.Connection{}, stateCh: make(chan string, 100), varTokens: map[string][]string{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/run", f.run)
@@ -148,6 +149,7 @@ func (f *fakeAPI) heartbeat(w http.ResponseWriter, r *http.Request) {
 func (f *fakeAPI) getVar(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	v, ok := f.vars[r.PathValue("key")]
+	f.varTokens[r.PathValue("key")] = append(f.varTokens[r.PathValue("key")], r.Header.Get("Authorization"))
 	f.mu.Unlock()
 	if !ok {
 		apiErr(w, http.StatusNotFound, "not_found")

@@ -51,6 +51,10 @@ type Runtime struct {
 	// loopback ports "127.0.0.1:PORT", or SocketUnix, unix sockets in a
 	// per-try directory, given as absolute paths.
 	Socket string
+	// Warm, when set, runs the queue's tasks in warm processes of this
+	// runtime, each serving many tasks (see the package documentation);
+	// nil is cold mode, a process per try.
+	Warm *Warm
 }
 
 // Runtime sockets.
@@ -205,10 +209,15 @@ func (c Config) validate() error {
 
 func (r Runtime) validate() error {
 	if !r.sdk() {
-		if r.Codec != protocol.CodecMsgpack || len(r.Env) > 0 || r.Dir != "" || r.Socket != "" {
-			return errors.New("runtime has codec, env, dir or socket but no command")
+		if r.Codec != protocol.CodecMsgpack || len(r.Env) > 0 || r.Dir != "" || r.Socket != "" || r.Warm != nil {
+			return errors.New("runtime has codec, env, dir, socket or warm but no command")
 		}
 		return nil
+	}
+	if r.Warm != nil {
+		if err := r.Warm.validate(); err != nil {
+			return fmt.Errorf("warm: %w", err)
+		}
 	}
 	if r.Socket != "" && r.Socket != SocketTCP && r.Socket != SocketUnix {
 		return fmt.Errorf("socket %q: want %s or %s", r.Socket, SocketTCP, SocketUnix)

@@ -110,6 +110,58 @@
 // none); and TASKWIRE_EVENT, the JSON of next_kwargs["event"] (empty when
 // absent). A command that defers again writes the defer file again.
 //
+// # Warm mode
+//
+// A queue whose Runtime has Warm set runs its tasks in warm processes: the
+// worker starts Warm.Processes runtime processes ahead of any task (with
+// TASKWIRE_WARM_TASKS=Warm.TasksPerProcess in their environment, the
+// addresses substituted as in cold mode) and gives each many tasks, up to
+// TasksPerProcess at once. Cold mode (a process per try) stays the default.
+//
+// The wire is the cold protocol, unchanged, once per task: a warm process
+// keeps TasksPerProcess connections open to the comm address, each waiting
+// for a StartupDetails frame. The worker gives a task one idle connection of
+// a process with room, sends StartupDetails on it and answers its requests
+// with the try's own token, exactly as in cold mode, so per-task requests,
+// masking, heartbeats, deferral and final messages need nothing new. Once
+// the task's terminal message is answered, the runtime closes that
+// connection and opens another for the next task. Its logs go on a
+// connection of their own to the logs address, whose first line is a
+// protocol.LogStreamHeader naming the try (golden vector in
+// protocol/testdata/log_stream_header.jsonl); the runtime closes it before
+// it reports the outcome, and the worker flushes the try's log once it
+// ended. Stdout and stderr of a warm process belong to no task: they go to
+// the worker's own log.
+//
+// Supervision, per task and per process:
+//
+//   - A process that dies fails only the tasks it was running, each
+//     reported up_for_retry with a reason naming the crash ("warm runtime
+//     process 4242 crashed: killed by signal killed, stderr tail: …"), and
+//     is replaced (after a back-off when processes die before serving a
+//     task).
+//   - A task cancelled (execution timeout, heartbeat refused, shutdown) has
+//     its connection half-closed by the worker: the runtime cancels that
+//     task's context. If its connection is not closed within KillGrace, the
+//     worker kills the whole process; its other tasks are reported
+//     up_for_retry with "warm runtime process N was killed: task X did not
+//     stop within …".
+//   - A protocol error on one task's connection kills the process too (its
+//     state is unknown), its other tasks retried with the reason.
+//   - A process is recycled (given no more tasks, ended once its running
+//     ones are done, replaced at once) after MaxTasks tasks, or when its
+//     resident memory is above MaxRSS after one of its tasks ended. One
+//     that ran nothing for IdleTimeout is ended and started again when a
+//     task needs one.
+//
+// What a warm process shares between its tasks: its memory, globals,
+// caches, open files and environment (the try's TASKWIRE_* variables and
+// the entrypoint's env are not set in it: StartupDetails carries the try).
+// A task that corrupts global state, leaks memory or blocks its cancel
+// harms its siblings. Prefer cold mode for untrusted or
+// memory-hungry tasks, for tasks that set process-wide state, and when one
+// task's crash must never touch another.
+//
 // # Stop
 //
 // Stop stops pulling, lets running tasks finish for GracePeriod, then kills

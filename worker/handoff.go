@@ -120,15 +120,36 @@ func (w *Worker) executeTask(log *slog.Logger, q string, msg queue.Delivery, et 
 	log = log.With("ti_id", et.TI.ID, "try_number", et.TI.TryNumber)
 	start := time.Now().UTC()
 
+	if down, _, _ := w.api.state(); down {
+		// Pulled just before the API was found unreachable. Give it back
+		// only if the API does not come back soon: every give-back spends
+		// one of the activity's JetStream deliveries, and a worker that
+		// blinked (a slow answer on a busy machine) would spend them all.
+		stop := w.keepAlive(msg)
+		wctx, cancel := context.WithTimeout(w.taskCtx, w.runTimeout())
+		err := w.waitAPI(wctx)
+		cancel()
+		stop()
+		if err != nil {
+			_ = msg.Nak()
+			return
+		}
+	}
 	stopKeepAlive := w.keepAlive(msg)
-	rr, err := w.cfg.API.Run(w.taskCtx, et.Token, et.TI.ID, execution.RunRequest{
+	rctx, cancel := context.WithTimeout(w.taskCtx, w.runTimeout())
+	runSent := time.Now() // monotonic, unlike start
+	rr, err := w.cfg.API.Run(rctx, et.Token, et.TI.ID, execution.RunRequest{
 		Hostname:   w.cfg.Hostname,
 		PID:        os.Getpid(),
 		WorkerID:   w.cfg.ID,
 		ActivityID: et.ID,
 		StartDate:  start,
 	})
+	cancel()
 	stopKeepAlive()
+	if w.taskCtx.Err() == nil {
+		w.noteAPI(err)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, execution.ErrConflict):
@@ -152,6 +173,13 @@ func (w *Worker) executeTask(log *slog.Logger, q string, msg queue.Delivery, et 
 			_ = msg.Nak()
 			return
 		}
+		if execution.Unreachable(err) {
+			// This worker stops pulling until the API answers again;
+			// another may start the task now.
+			log.Warn("hand-off failed: execution API unreachable; activity given back", "err", err)
+			_ = msg.Nak()
+			return
+		}
 		log.Warn("hand-off failed; activity will be redelivered", "err", err, "delay", nakDelay)
 		_ = msg.NakWithDelay(nakDelay)
 		return
@@ -165,5 +193,11 @@ func (w *Worker) executeTask(log *slog.Logger, q string, msg queue.Delivery, et 
 		log.Warn("ack activity", "err", err)
 	}
 	w.markHandedOff(et.ID)
-	w.supervise(log, q, et, rr, start, freeSlot)
+	w.supervise(log, q, et, rr, start, runSent, freeSlot)
+}
+
+// runTimeout bounds one …/run call (with the client's retries): an
+// executor that does not answer in that time is taken as unreachable.
+func (w *Worker) runTimeout() time.Duration {
+	return max(2*w.cfg.HeartbeatInterval, 10*time.Second)
 }

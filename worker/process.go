@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -23,8 +24,12 @@ type proc struct {
 	cmd       *exec.Cmd
 	pgid      int
 	grace     time.Duration
+	termGrace time.Duration // when set (by terminateFor), replaces grace
 	stateFile string
 	stderr    *tail
+	// lastOut is the last non-empty line printed on stdout: a DAG-run
+	// command task's return value (see returnValue).
+	lastOut atomic.Pointer[string]
 
 	done     chan struct{} // closed once the process was reaped and its output read
 	exitErr  error
@@ -33,13 +38,14 @@ type proc struct {
 	wg       sync.WaitGroup // the reaper, the killer and the output readers
 }
 
-// startProcess starts argv in its own process group, with its stdout and
-// stderr shipped line by line to tl.
-func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID string) (*proc, error) {
+// startProcess starts argv in its own session and process group (session.go),
+// with its stdout and stderr lines given to output ("stdout" or "stderr", the
+// line).
+func (w *Worker) startProcess(argv, env []string, dir string, output func(stream, line string), tiID string) (*proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -70,21 +76,26 @@ func (w *Worker) startProcess(argv, env []string, dir string, tl *taskLog, tiID 
 	go func() {
 		defer p.wg.Done()
 		defer readers.Done()
-		readLines(outR, func(line string) { tl.output("stdout", line) })
+		readLines(outR, func(line string) {
+			if strings.TrimSpace(line) != "" {
+				p.lastOut.Store(&line)
+			}
+			output("stdout", line)
+		})
 	}()
 	go func() {
 		defer p.wg.Done()
 		defer readers.Done()
 		readLines(errR, func(line string) {
 			p.stderr.add(line)
-			tl.output("stderr", line)
+			output("stderr", line)
 		})
 	}()
 	go func() {
 		defer p.wg.Done()
 		p.exitErr = cmd.Wait()
-		// Whatever the task left in its group dies with it.
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		// Whatever the task left in its group or session dies with it.
+		killTree(p.pgid, syscall.SIGKILL)
 		rd := make(chan struct{})
 		go func() {
 			readers.Wait()
@@ -114,6 +125,19 @@ func (p *proc) terminate() {
 	p.termOnce.Do(func() { close(p.term) })
 }
 
+// terminateFor is terminate with the cause of the kill: a try killed
+// because the Execution API is unreachable gets the shorter grace that
+// its cause carries (see APIUnreachableError).
+func (p *proc) terminateFor(cause error) {
+	p.termOnce.Do(func() {
+		var ue *APIUnreachableError
+		if errors.As(cause, &ue) && ue.Grace > 0 && ue.Grace < p.grace {
+			p.termGrace = ue.Grace
+		}
+		close(p.term)
+	})
+}
+
 // killer carries out terminate.
 func (p *proc) killer() {
 	defer p.wg.Done()
@@ -122,13 +146,17 @@ func (p *proc) killer() {
 		return
 	case <-p.term:
 	}
-	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
-	t := time.NewTimer(p.grace)
+	killTree(p.pgid, syscall.SIGTERM)
+	grace := p.grace
+	if p.termGrace > 0 {
+		grace = p.termGrace // written before term was closed
+	}
+	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-p.done:
 	case <-t.C:
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		killTree(p.pgid, syscall.SIGKILL)
 	}
 }
 
@@ -145,7 +173,7 @@ func (p *proc) waitOrKill(ctx context.Context) (killed error) {
 	case <-p.done:
 	case <-ctx.Done():
 		killed = context.Cause(ctx)
-		p.terminate()
+		p.terminateFor(killed)
 	}
 	p.wait()
 	return killed

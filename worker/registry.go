@@ -64,12 +64,23 @@ func (w *Worker) info(now time.Time) activity.WorkerInfo {
 	if w.Draining() {
 		state = activity.MemberDraining
 	}
-	return activity.WorkerInfo{
+	wi := activity.WorkerInfo{
 		ID: w.cfg.ID, Hostname: w.cfg.Hostname, Version: w.cfg.Version,
 		Queues: w.cfg.Queues, Concurrency: w.cfg.Concurrency,
 		FreeSlots: max(0, w.cfg.Concurrency-running), Running: running,
 		Runtimes: w.runtimes, State: state, StartedAt: w.startedAt, LastHeartbeat: now,
 	}
+	if down, since, lastErr := w.api.state(); down {
+		wi.State, wi.APIUnreachableSince, wi.APIError = activity.MemberAPIUnreachable, &since, lastErr
+	}
+	return wi
+}
+
+// APIReachable reports whether the worker's last calls reached the
+// Execution API; while not, it pulls nothing.
+func (w *Worker) APIReachable() bool {
+	down, _, _ := w.api.state()
+	return !down
 }
 
 // register writes the worker's entry.
@@ -90,7 +101,8 @@ func (w *Worker) register(ctx context.Context) error {
 }
 
 // startRegistry clears a drain request left for an earlier worker of the
-// same id, writes the first entry and starts the heartbeat and drain watch.
+// same id, writes the first entry and starts the heartbeat (which also
+// looks for drain requests) and the Execution API probe.
 func (w *Worker) startRegistry(ctx context.Context) error {
 	if err := w.registry.Delete(ctx, queue.DrainKey(w.cfg.ID)); err != nil && !errors.Is(err, queue.ErrKeyNotFound) {
 		return fmt.Errorf("clear drain request: %w", err)
@@ -98,25 +110,26 @@ func (w *Worker) startRegistry(ctx context.Context) error {
 	if err := w.register(ctx); err != nil {
 		return err
 	}
-	// The watch lives as long as the worker, not as Start's ctx.
+	// The loops live as long as the worker, not as Start's ctx.
 	regCtx, cancel := context.WithCancel(context.Background())
-	watcher, err := w.registry.Watch(regCtx, queue.DrainKey(w.cfg.ID), queue.WatchOpts{UpdatesOnly: true})
-	if err != nil {
-		cancel()
-		return fmt.Errorf("watch drain requests: %w", err)
-	}
 	w.regCancel = cancel
-	w.regWG.Add(1)
+	w.regWG.Add(2)
 	go func() {
 		defer w.regWG.Done()
-		defer func() { _ = watcher.Stop() }()
-		w.registryLoop(regCtx, watcher.Updates())
+		w.registryLoop(regCtx)
+	}()
+	go func() {
+		defer w.regWG.Done()
+		w.probeLoop(regCtx)
 	}()
 	return nil
 }
 
-// registryLoop heartbeats the entry and acts on drain requests until ctx ends.
-func (w *Worker) registryLoop(ctx context.Context, drains <-chan queue.Entry) {
+// registryLoop heartbeats the entry and acts on drain requests until ctx
+// ends. A drain request is read with one get per heartbeat, not watched:
+// a watch is a consumer on the bucket's stream, and a stream has room for
+// 1,000 of them.
+func (w *Worker) registryLoop(ctx context.Context) {
 	t := time.NewTicker(w.cfg.HeartbeatInterval)
 	defer t.Stop()
 	drained := false
@@ -124,17 +137,18 @@ func (w *Worker) registryLoop(ctx context.Context, drains <-chan queue.Entry) {
 		select {
 		case <-ctx.Done():
 			return
-		case ent, ok := <-drains:
-			if !ok {
-				drains = nil
-				continue
-			}
-			if ent.CaughtUp() || !ent.IsPut() || !w.draining.CompareAndSwap(false, true) {
-				continue
-			}
-			w.log.Info("draining: an operator asked; stopped pulling, finishing the running tasks", "running", w.Running())
-			w.pullCancel()
+		case <-w.regKick:
 		case <-t.C:
+		}
+		if !w.Draining() {
+			asked, err := w.cfg.Queue.DrainRequested(ctx, w.cfg.ID)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				w.log.Warn("read drain request", "err", err)
+			case asked && w.draining.CompareAndSwap(false, true):
+				w.log.Info("draining: an operator asked; stopped pulling, finishing the running tasks", "running", w.Running())
+				w.pullCancel()
+			}
 		}
 		if w.Draining() && !drained && w.Running() == 0 {
 			drained = true

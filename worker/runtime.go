@@ -25,7 +25,7 @@ const requestTimeout = 60 * time.Second
 // ports (comm and logs), starts the runtime with their addresses, sends
 // StartupDetails once it connects, and answers its requests until it exits.
 func (j *job) runSDK(ctx context.Context) outcome {
-	commLn, logsLn, cleanup, err := j.listen()
+	commLn, logsLn, cleanup, err := listenRuntime(j.rt.Socket)
 	if err != nil {
 		return retry("%v", err)
 	}
@@ -41,7 +41,7 @@ func (j *job) runSDK(ctx context.Context) outcome {
 		"TASKWIRE_LOGS_ADDR=" + logs,
 		"TASKWIRE_CODEC=" + j.rt.Codec.String(),
 	})
-	p, err := j.w.startProcess(argv, env, j.rt.Dir, j.tl, j.ti.ID)
+	p, err := j.w.startProcess(argv, env, j.rt.Dir, j.tl.output, j.ti.ID)
 	if err != nil {
 		return retry("start runtime: %v", err)
 	}
@@ -62,12 +62,13 @@ func (j *job) runSDK(ctx context.Context) outcome {
 	return j.serve(ctx, conn, p)
 }
 
-// listen opens the comm and logs listeners of a try: loopback TCP ports,
-// or unix sockets in a fresh directory only the worker's user can enter.
-func (j *job) listen() (comm, logs net.Listener, cleanup func(), err error) {
+// listenRuntime opens the comm and logs listeners of a runtime process:
+// loopback TCP ports, or unix sockets in a fresh directory only the
+// worker's user can enter.
+func listenRuntime(socket string) (comm, logs net.Listener, cleanup func(), err error) {
 	network, addr := "tcp", func(string) string { return "127.0.0.1:0" }
 	dir := ""
-	if j.rt.Socket == SocketUnix {
+	if socket == SocketUnix {
 		if dir, err = os.MkdirTemp("", "taskwire-rt-"); err != nil {
 			return nil, nil, nil, fmt.Errorf("runtime socket dir: %w", err)
 		}
@@ -175,8 +176,9 @@ func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
 				if killed == nil {
 					killed = context.Cause(ctx)
 				}
+				cause := killed
 				mu.Unlock()
-				p.terminate()
+				p.terminateFor(cause)
 				ctxDone = nil
 			case <-termCh:
 				t := time.NewTimer(j.w.cfg.KillGrace)

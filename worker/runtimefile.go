@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -27,6 +29,14 @@ import (
 //	    env: {PYTHONUNBUFFERED: "1"}
 //	    dir: /srv/tasks
 //	    socket: unix                # tcp (default) or unix
+//	  go-warm:
+//	    command: ./bin/gotasks
+//	    warm:                       # warm mode: processes started ahead, reused
+//	      processes: 2              # default 1
+//	      tasks_per_process: 4      # at once in one process; default 1
+//	      max_tasks: 1000           # recycle after this many; default no limit
+//	      max_rss: 512MiB           # recycle above; bytes, KiB, MiB or GiB
+//	      idle_timeout: 10m         # stop after idling this long; default never
 //
 // A command given as a string is split on spaces; give a list to keep
 // spaces in an argument.
@@ -45,6 +55,58 @@ type runtimeYAML struct {
 	Env     map[string]string `yaml:"env"`
 	Dir     string            `yaml:"dir"`
 	Socket  string            `yaml:"socket"`
+	Warm    *warmYAML         `yaml:"warm"`
+}
+
+type warmYAML struct {
+	Processes       int    `yaml:"processes"`
+	TasksPerProcess int    `yaml:"tasks_per_process"`
+	MaxTasks        int    `yaml:"max_tasks"`
+	MaxRSS          string `yaml:"max_rss"`
+	IdleTimeout     string `yaml:"idle_timeout"`
+}
+
+func (y warmYAML) warm() (*Warm, error) {
+	w := &Warm{Processes: y.Processes, TasksPerProcess: y.TasksPerProcess, MaxTasks: y.MaxTasks}
+	if y.MaxRSS != "" {
+		n, err := parseBytes(y.MaxRSS)
+		if err != nil {
+			return nil, fmt.Errorf("warm: max_rss: %w", err)
+		}
+		w.MaxRSS = n
+	}
+	if y.IdleTimeout != "" {
+		d, err := time.ParseDuration(y.IdleTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("warm: idle_timeout: %w", err)
+		}
+		w.IdleTimeout = d
+	}
+	if err := w.validate(); err != nil {
+		return nil, fmt.Errorf("warm: %w", err)
+	}
+	return w, nil
+}
+
+// parseBytes reads a size: a number of bytes, or one followed by KiB, MiB
+// or GiB.
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	num := strings.TrimSpace(s)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if v, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want a size like 512MiB", s)
+	}
+	return n * mult, nil
 }
 
 // ParseRuntimeFile decodes a runtime file, refusing unknown fields and
@@ -90,8 +152,8 @@ func (y runtimeYAML) runtime() (Runtime, error) {
 	}
 	switch y.Runtime {
 	case "command":
-		if len(argv) > 0 || y.Codec != "" || len(y.Env) > 0 || y.Dir != "" || y.Socket != "" {
-			return Runtime{}, errors.New("runtime: command takes no command, codec, env, dir or socket (the activity names the executable)")
+		if len(argv) > 0 || y.Codec != "" || len(y.Env) > 0 || y.Dir != "" || y.Socket != "" || y.Warm != nil {
+			return Runtime{}, errors.New("runtime: command takes no command, codec, env, dir, socket or warm (the activity names the executable)")
 		}
 		return Runtime{}, nil
 	case "", "sdk":
@@ -102,6 +164,13 @@ func (y runtimeYAML) runtime() (Runtime, error) {
 		return Runtime{}, errors.New("no command: give the command that starts the runtime, or runtime: command")
 	}
 	rt := Runtime{Command: argv, Env: y.Env, Dir: y.Dir, Socket: y.Socket}
+	if y.Warm != nil {
+		w, err := y.Warm.warm()
+		if err != nil {
+			return Runtime{}, err
+		}
+		rt.Warm = w
+	}
 	if y.Codec != "" {
 		c, err := protocol.ParseCodec(y.Codec)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/taskwire/taskwire/protocol"
 )
@@ -22,6 +23,9 @@ queues:
     env: {PYTHONUNBUFFERED: "1"}
     dir: /tmp
     socket: unix
+  warm:
+    command: ./gotasks
+    warm: {processes: 2, tasks_per_process: 4, max_tasks: 1000, max_rss: 512MiB, idle_timeout: 10m}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +35,8 @@ queues:
 		"go":      {Command: []string{"./gotasks", "--comm", "{comm_addr}", "--logs", "{logs_addr}"}},
 		"python": {Command: []string{"python3", "my tasks.py", "--comm", "{comm_addr}"}, Codec: protocol.CodecJSON,
 			Env: map[string]string{"PYTHONUNBUFFERED": "1"}, Dir: "/tmp", Socket: SocketUnix},
+		"warm": {Command: []string{"./gotasks"}, Warm: &Warm{Processes: 2, TasksPerProcess: 4, MaxTasks: 1000,
+			MaxRSS: 512 << 20, IdleTimeout: 10 * time.Minute}},
 	}
 	if !reflect.DeepEqual(f.Queues, want) {
 		t.Errorf("got %+v\nwant %+v", f.Queues, want)
@@ -47,6 +53,11 @@ func TestParseRuntimeFileRefuses(t *testing.T) {
 		{"bad codec", "queues:\n  q:\n    command: x\n    codec: xml\n", "xml"},
 		{"bad command type", "queues:\n  q:\n    command: {a: b}\n", "string or a list"},
 		{"not yaml", "queues: [", "runtime file"},
+		{"warm command runtime", "queues:\n  q:\n    runtime: command\n    warm: {processes: 1}\n", "takes no command"},
+		{"warm bad rss", "queues:\n  q:\n    command: x\n    warm: {max_rss: lots}\n", "max_rss"},
+		{"warm bad idle", "queues:\n  q:\n    command: x\n    warm: {idle_timeout: 10}\n", "idle_timeout"},
+		{"warm negative", "queues:\n  q:\n    command: x\n    warm: {processes: -1}\n", "negative"},
+		{"warm unknown", "queues:\n  q:\n    command: x\n    warm: {procs: 1}\n", "procs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseRuntimeFile([]byte(tc.yaml))

@@ -44,7 +44,8 @@ func (w *Worker) closeStateDir() {
 	}
 }
 
-// killOrphans kills the process groups a previous worker recorded.
+// killOrphans kills the process groups (and the rest of their sessions: see
+// session.go) a previous worker recorded.
 func (w *Worker) killOrphans(dir string) {
 	files, _ := filepath.Glob(filepath.Join(dir, "pgid-*"))
 	for _, f := range files {
@@ -67,12 +68,14 @@ func (w *Worker) killOrphans(dir string) {
 		// process with that pid but another start time means the group is
 		// gone and the number reused: leave it alone.
 		if st, ok := procStartTime(pgid); !ok || st == start {
-			if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
+			alive := syscall.Kill(-pgid, 0) == nil || len(sessionMembers(pgid)) > 0
+			killTree(pgid, syscall.SIGKILL)
+			if alive {
 				ti := ""
 				if len(fields) > 2 {
 					ti = fields[2]
 				}
-				w.log.Warn("killed orphaned task process group of a previous worker", "pgid", pgid, "ti_id", ti)
+				w.log.Warn("killed orphaned task processes of a previous worker", "pgid", pgid, "ti_id", ti)
 			}
 		}
 		_ = os.Remove(f)

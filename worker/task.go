@@ -59,6 +59,10 @@ type job struct {
 	startup protocol.StartupDetails
 	// tc acts for the try; nil for callbacks, which get no API access.
 	tc *execution.TaskClient
+	// dagRun is the DAG run of the try, if any (dagrun.go).
+	dagRun *activity.DagRun
+	// pool is the queue's warm processes, nil in cold mode.
+	pool *warmPool
 }
 
 // run runs the job to its end; it kills the process when ctx ends. An
@@ -68,6 +72,8 @@ func (j *job) run(ctx context.Context) outcome {
 	switch {
 	case len(j.entry.Command) > 0:
 		return j.runCommand(ctx)
+	case j.rt.sdk() && j.pool != nil:
+		return j.runWarm(ctx)
 	case j.rt.sdk():
 		return j.runSDK(ctx)
 	}
@@ -94,7 +100,7 @@ func (j *job) runCommand(ctx context.Context) outcome {
 		deferFile = file
 		extra = append(renv, envDeferFile+"="+file)
 	}
-	p, err := j.w.startProcess(j.entry.Command, j.processEnv(false, extra), "", j.tl, j.ti.ID)
+	p, err := j.w.startProcess(j.entry.Command, j.processEnv(false, extra), "", j.tl.output, j.ti.ID)
 	if err != nil {
 		return retry("start command: %v", err)
 	}
@@ -111,7 +117,7 @@ func (j *job) runCommand(ctx context.Context) outcome {
 	out, err := readDeferFile(deferFile)
 	switch {
 	case errors.Is(err, errNoDeferFile):
-		return j.exitOutcome(p, nil)
+		return j.returnValue(ctx, p, j.exitOutcome(p, nil))
 	case err != nil:
 		// A programming error of the command: retrying cannot fix it.
 		reason := fmt.Sprintf("bad defer file (%s): %v", envDeferFile, err)
@@ -173,7 +179,8 @@ func tiEnv(ti activity.TI, q string) []string {
 
 // supervise runs a handed-off try: heartbeats it, enforces its timeout,
 // ships its logs and reports its final state.
-func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask, rr execution.RunResponse, start time.Time, freeSlot func()) {
+// runSent is when the …/run was sent, on the monotonic clock.
+func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask, rr execution.RunResponse, start, runSent time.Time, freeSlot func()) {
 	w.running.Add(1)
 	defer w.running.Add(-1)
 
@@ -208,20 +215,36 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		params = []byte("{}")
 	}
 	j := &job{
-		w: w, log: log, tl: tl, rt: w.cfg.Runtimes[q], entry: et.Entrypoint, ti: ti, tc: tc,
-		env: append(tiEnv(ti, q),
+		w: w, log: log, tl: tl, rt: w.cfg.Runtimes[q], entry: et.Entrypoint, ti: ti, tc: tc, pool: w.pools[q],
+		env: append(append(tiEnv(ti, q),
 			"TASKWIRE_MAX_TRIES="+strconv.Itoa(rr.MaxTries),
-			"TASKWIRE_PARAMS="+string(params)),
+			"TASKWIRE_PARAMS="+string(params)), dagRunEnv(et.DagRun)...),
+		dagRun: et.DagRun,
 		startup: protocol.StartupDetails{
 			Type: protocol.TypeStartupDetails,
 			TI: protocol.TaskInstance{ID: ti.ID, DagID: ti.DagID, TaskID: ti.TaskID, RunID: ti.RunID,
 				MapIndex: ti.MapIndex, TryNumber: ti.TryNumber},
-			Context:    protocol.RunContext{MaxTries: rr.MaxTries, Queue: q, Entrypoint: et.Entrypoint.Task, Params: et.Params},
+			Context: protocol.RunContext{MaxTries: rr.MaxTries, Queue: q, Entrypoint: et.Entrypoint.Task, Params: et.Params,
+				DagRun: protocolDagRun(ti.DagID, et.DagRun)},
 			NextMethod: nextMethod,
 			NextKwargs: nextKwargs,
 			StartDate:  start.Format(time.RFC3339Nano),
 		},
 	}
+
+	// The try dies before the executor may call it a zombie: killed when
+	// no heartbeat (nor the …/run, sent at start) reached the executor for
+	// the limit (see apireach.go).
+	threshold := rr.ZombieThreshold.D()
+	if threshold <= 0 {
+		threshold = zombieThresholdAssumed
+	}
+	limit, grace := w.apiLimit(log, threshold)
+	watchdog := time.AfterFunc(limit-time.Since(runSent), func() {
+		ue := &APIUnreachableError{Limit: limit, Threshold: threshold, Grace: grace}
+		w.noteAPI(ue) // stop pulling, if no failed call said so yet
+		cancel(ue)
+	})
 
 	var conflict atomic.Bool
 	hbCtx, hbStop := context.WithCancel(ctx)
@@ -232,7 +255,9 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		w.heartbeat(hbCtx, log, tc, func() {
 			conflict.Store(true)
 			cancel(errHeartbeatConflict)
-		})
+		}, func(sent time.Time) {
+			watchdog.Reset(limit - time.Since(sent))
+		}, min(max(2*w.cfg.HeartbeatInterval, 10*time.Second), max(w.cfg.HeartbeatInterval, limit/3)))
 	}()
 
 	log.Info("task started", "hostname", w.cfg.Hostname)
@@ -245,12 +270,18 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 	freeSlot()
 	hbStop()
 	hbWG.Wait()
+	watchdog.Stop()
 
 	if out.killed != nil {
 		var te *TimeoutError
+		var ue *APIUnreachableError
 		switch {
 		case errors.Is(out.killed, errHeartbeatConflict):
 			tl.worker("error", "killed: "+errHeartbeatConflict.Error())
+		case errors.As(out.killed, &ue):
+			log.Warn("task killed: its heartbeats could not reach the Execution API", "limit", ue.Limit, "zombie_threshold", ue.Threshold)
+			tl.worker("error", "killed: "+ue.Error())
+			out = retry("killed: %v", ue)
 		case errors.As(out.killed, &te):
 			tl.worker("error", "killed: execution timeout")
 			out = retry("%s", te.Error())
@@ -323,7 +354,11 @@ func (w *Worker) closeLog(log *slog.Logger, tl *taskLog) {
 
 // heartbeat tells the executor every HeartbeatInterval that the try is alive
 // until ctx ends; onConflict is called (once) when the executor refuses.
-func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.TaskClient, onConflict func()) {
+// onBeat is called with the time each accepted heartbeat was sent. One
+// heartbeat waits at most timeout: a third of the try's limit without
+// one (see apireach.go), so that a worker that lost the API knows it,
+// and stops pulling, well before it must kill the try.
+func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.TaskClient, onConflict func(), onBeat func(sent time.Time), timeout time.Duration) {
 	t := time.NewTicker(w.cfg.HeartbeatInterval)
 	defer t.Stop()
 	req := execution.HeartbeatRequest{Hostname: w.cfg.Hostname, PID: os.Getpid(), WorkerID: w.cfg.ID}
@@ -333,11 +368,16 @@ func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.
 			return
 		case <-t.C:
 		}
-		hctx, cancel := context.WithTimeout(ctx, max(2*w.cfg.HeartbeatInterval, 10*time.Second))
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		sent := time.Now()
 		err := tc.Heartbeat(hctx, req)
 		cancel()
+		if ctx.Err() == nil {
+			w.noteAPI(err)
+		}
 		switch {
 		case err == nil:
+			onBeat(sent)
 			if w.cfg.Metrics != nil {
 				w.cfg.Metrics.heartbeats.Inc()
 			}

@@ -56,6 +56,8 @@ type Worker struct {
 
 	qm map[string]*queueMetrics // per-queue metrics, read-only after New
 
+	pools map[string]*warmPool // warm queues' processes, read-only after New
+
 	mu         sync.Mutex
 	started    bool
 	stopping   bool
@@ -75,6 +77,9 @@ type Worker struct {
 	hardCancel context.CancelFunc
 
 	bells []*queue.Bell // doorbells of the queues, when several
+
+	api     *apiReach     // whether the Execution API answers (apireach.go)
+	regKick chan struct{} // cap 1: write the registry entry now
 
 	pullWG sync.WaitGroup // pull loops
 	taskWG sync.WaitGroup // one per pulled message, until it is settled
@@ -96,6 +101,14 @@ func New(cfg Config) (*Worker, error) {
 		inProgress: inProgressIntervalDefault,
 		runtimes:   cfg.runtimeNames(),
 		qm:         cfg.Metrics.forQueues(cfg.Queues),
+		api:        newAPIReach(),
+		regKick:    make(chan struct{}, 1),
+		pools:      map[string]*warmPool{},
+	}
+	for q, rt := range cfg.Runtimes {
+		if rt.sdk() && rt.Warm != nil {
+			w.pools[q] = newWarmPool(w, q, rt)
+		}
 	}
 	return w, nil
 }
@@ -169,6 +182,11 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.closeStateDir()
 		w.abortStart()
 		return fmt.Errorf("worker registry: %w", err)
+	}
+	for q, pool := range w.pools {
+		if err := pool.start(); err != nil {
+			w.log.Error("start warm runtimes; they are started again when a task needs one", "queue", q, "err", err)
+		}
 	}
 	for _, q := range w.cfg.Queues {
 		w.pullWG.Add(1)
@@ -245,6 +263,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 		}
 	}
 	w.taskCancel(errShutdown)
+	for _, pool := range w.pools {
+		pool.stop()
+	}
 	w.hardCancel()
 	w.stopRegistry()
 	w.closeStateDir()
@@ -316,6 +337,11 @@ func (w *Worker) pullLoop(q string, c queue.Consumer, bell *queue.Bell) {
 	rung := false   // the last wait for q's doorbell ended with a ring
 	var seen uint64 // the highest stream sequence pulled here from q
 	for {
+		// A worker that cannot reach the Execution API could start
+		// nothing it pulled: it leaves the activities to workers that can.
+		if err := w.waitAPI(ctx); err != nil {
+			return
+		}
 		if err := w.acquire(ctx); err != nil {
 			return
 		}

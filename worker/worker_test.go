@@ -682,3 +682,48 @@ func TestConsumerMadeAgain(t *testing.T) {
 	h.execute("ti-after", "default", activity.Entrypoint{Command: []string{"true"}}, fakeTI{}, nil)
 	wantState(t, h.waitState("ti-after"), activity.StateSuccess, "")
 }
+
+// A task's process that moved into a group of its own (as Airflow's
+// supervisor moves its task process) is still in the task's session: a
+// later worker on the same state directory kills it too.
+func TestStateDirKillsOrphansInOtherGroups(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// The child moves into a process group of its own, as Airflow's supervisor's task process does.
+	leader := exec.Command("python3", "-c", `import os, sys, time
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    time.sleep(300)
+    os._exit(0)
+open(sys.argv[1] + ".tmp", "w").write(str(pid) + "\n")
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(300)`, pidFile)
+	leader.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := leader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sid := leader.Process.Pid
+	start, _ := procStartTime(sid)
+	child := pidFromFile(t, pidFile)
+	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
+	if pg, _ := syscall.Getpgid(child); pg == sid {
+		t.Fatalf("the child stayed in the leader's group %d", sid)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pgid-"+strconv.Itoa(sid)), fmt.Appendf(nil, "%d %d ti-old\n", sid, start), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The leader dies as a task's runner dies with its worker; its child lives on.
+	_ = leader.Process.Kill()
+	_ = leader.Wait()
+	if err := syscall.Kill(child, 0); err != nil {
+		t.Fatalf("child gone before the worker started: %v", err)
+	}
+	newHarness(t, func(c *Config) { c.StateDir, c.GracePeriod = dir, 100*time.Millisecond })
+	testbin.Eventually(t, waitTimeout, "the orphan in another group killed", func() bool {
+		_, ok := procSession(child) // gone, or a zombie of its reaper
+		st, _ := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat")
+		return !ok || strings.Contains(string(st), ") Z ")
+	})
+}

@@ -19,6 +19,9 @@ func child(mode string, args []string) int {
 	if mode == bench.ModeTriggerer {
 		return triggererChild(args)
 	}
+	if mode == bench.ModeFleet {
+		return fleetChild(args)
+	}
 	if status, ok := benchtask.Run(mode); ok {
 		return status
 	}
@@ -38,6 +41,21 @@ func triggererChild(args []string) int {
 	defer stop()
 	if err := bench.RunTriggererChild(ctx, cfg, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench triggerer:", err)
+		return 1
+	}
+	return 0
+}
+
+func fleetChild(args []string) int {
+	cfg, err := bench.ParseFleetChildArgs(args, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench fleet:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := bench.RunFleetChild(ctx, cfg, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench fleet:", err)
 		return 1
 	}
 	return 0

@@ -91,6 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Queues, "queues", bench.QueuesDefault, "queues the many-queues phase spreads its tasks over")
 	fs.IntVar(&cfg.Backlog, "backlog", bench.BacklogDefault, "activities left pending on another queue during the backlog phase")
 	fs.IntVar(&cfg.Samples, "samples", bench.SamplesDefault, "samples of each raw limit")
+	fleet := fs.String("fleet", "", "comma-separated numbers of simulated workers (e.g. 100,1000) the fleet phase runs, each against a fresh executor; none by default (1,000 take minutes)")
+	fs.IntVar(&cfg.FleetConcurrency, "fleet-concurrency", 1, "slots of each simulated worker")
+	fs.BoolVar(&cfg.FleetOnly, "fleet-only", false, "run the fleet phase alone")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster included) to `FILE`")
@@ -108,6 +111,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var err error
 	if cfg.Timers, err = parseInts(*timers); err != nil {
 		return usageError{fmt.Errorf("--timers: %w", err)}
+	}
+	if cfg.Fleet, err = parseInts(*fleet); err != nil {
+		return usageError{fmt.Errorf("--fleet: %w", err)}
 	}
 	if *logLevel != "" {
 		var lv slog.Level

@@ -206,3 +206,40 @@ func (p *phaseWatch) seen() bool {
 	defer p.mu.Unlock()
 	return p.hit
 }
+
+// TestRunFleet runs the fleet phase alone with a few simulated workers:
+// every one is listed, every list is complete, every worker runs tasks,
+// and none logs a warning.
+func TestRunFleet(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, []string{"--json", "--fleet", "5", "--fleet-only", "--tasks", "20", "--no-progress"}, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var r bench.Report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("decode report: %v\n%s", err, stdout.String())
+	}
+	if len(r.Fleet) != 1 {
+		t.Fatalf("fleet phases %d, want 1:\n%s", len(r.Fleet), stdout.String())
+	}
+	f := r.Fleet[0]
+	if f.Workers != 5 || f.DistinctWorkers != 5 || f.ListShort != 0 || f.Warnings != 0 || f.Throughput.Tasks != 20 ||
+		f.ListedSeconds <= 0 || f.ExecutorIdleCores <= 0 || f.Throughput.PerSecond <= 0 {
+		t.Errorf("fleet of 5: %+v", f)
+	}
+	if r.Command.Tasks != 0 {
+		t.Errorf("--fleet-only ran the command phase too")
+	}
+	var table bytes.Buffer
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "simulated workers") || strings.Contains(table.String(), "JetStream publish") {
+		t.Errorf("fleet-only table:\n%s", table.String())
+	}
+	assertCleanedUp(t, tmp)
+}

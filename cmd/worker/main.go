@@ -80,6 +80,9 @@ func run(ctx context.Context, args []string) error {
 			if w.Draining() {
 				return errors.New("worker draining")
 			}
+			if !w.APIReachable() {
+				return errors.New("execution API unreachable: not pulling")
+			}
 			return nil
 		})
 		srv, err := telemetry.Listen(o.listen, mux, log)

@@ -56,6 +56,7 @@ async function json(method, path, query) {
 }
 
 const ti = (id) => '/task-instances/' + encodeURIComponent(id);
+const dag = (id) => '/dags/' + encodeURIComponent(id);
 
 export const api = {
   queues: () => json('GET', '/queues'),
@@ -66,6 +67,12 @@ export const api = {
   cancel: (id) => json('POST', ti(id) + '/cancel'),
   retry: (id) => json('POST', ti(id) + '/retry'),
   drain: (id) => json('POST', '/workers/' + encodeURIComponent(id) + '/drain'),
+  dags: () => json('GET', '/dags'),
+  dag: (id) => json('GET', dag(id)),
+  pauseDag: (id, paused) => json('POST', dag(id) + (paused ? '/pause' : '/unpause')),
+  triggerRun: (id) => json('POST', dag(id) + '/runs'),
+  dagRuns: (id) => json('GET', dag(id) + '/runs', { task_instances: 'true' }),
+  dagRun: (id, runID) => json('GET', dag(id) + '/runs/' + encodeURIComponent(runID)),
   // logs answers the parsed NDJSON lines of one try (0: every try).
   logs: async (id, tryNumber) => {
     const text = await request('GET', ti(id) + '/logs', { try: tryNumber || undefined });

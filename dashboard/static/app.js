@@ -4,6 +4,7 @@ import { APIError, setToken, token } from './api.js';
 import { fill, h } from './dom.js';
 import { overview } from './overview.js';
 import { taskView } from './task.js';
+import { dagsView, dagView, runView } from './dags.js';
 
 const refreshEvery = 2000;
 const main = document.getElementById('main');
@@ -93,8 +94,15 @@ function route() {
   if (view && view.stop) view.stop();
   clearFlash();
   let m;
+  const ctx = { flash, failed, refresh: tick };
   if ((m = path.match(/^\/ti\/(.+)$/))) {
-    view = taskView(decodeURIComponent(m[1]), { flash, failed, refresh: tick });
+    view = taskView(decodeURIComponent(m[1]), ctx);
+  } else if ((m = path.match(/^\/dags\/([^/]+)\/runs\/(.+)$/))) {
+    view = runView(decodeURIComponent(m[1]), decodeURIComponent(m[2]), ctx);
+  } else if ((m = path.match(/^\/dags\/([^/]+)$/))) {
+    view = dagView(decodeURIComponent(m[1]), ctx);
+  } else if (path === '/dags') {
+    view = dagsView(ctx);
   } else {
     view = overview(params, { flash, failed, refresh: tick });
   }

@@ -40,8 +40,18 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		LatencyTasks: cfg.LatencyTasks, Deferrals: cfg.Deferrals, Timers: cfg.Timers,
 		LateTimers: cfg.LateTimers, LateSpreadS: cfg.LateSpread.Seconds(), Samples: cfg.Samples,
 		Queues: cfg.Queues, Backlog: cfg.Backlog,
+		Fleet: cfg.Fleet, FleetConcurrency: cfg.FleetConcurrency, FleetOnly: cfg.FleetOnly,
 		TaskBin: filepath.Base(cfg.TaskBin),
 	}}
+	if len(cfg.Fleet) > 0 {
+		if r.Fleet, err = fleets(ctx, cfg, dir, prog); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.FleetOnly {
+		r.Seconds = time.Since(began).Seconds()
+		return r, nil
+	}
 	if err := runCluster(ctx, cfg, dir, prog, r); err != nil {
 		return nil, err
 	}
@@ -123,8 +133,24 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.Command, err = tp("command tasks", commandSpec(cfg.TaskBin, ModeNoop, "")); err != nil {
 		return fmt.Errorf("command throughput: %w", err)
 	}
+	dagProg := func(name string, total int) func(int) {
+		var n atomic.Int64
+		prog.set(name, total, counter(&n))
+		return func(v int) { n.Store(int64(v)) }
+	}
+	if r.DAG, err = dagPhases(ctx, c, cfg, dagProg); err != nil {
+		return fmt.Errorf("dag runs: %w", err)
+	}
 	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
 		return fmt.Errorf("go sdk throughput: %w", err)
+	}
+	r.Warm.Go = &WarmRuntime{}
+	if r.Warm.Go.Throughput, err = tp("warm Go SDK tasks", goWarmSpec()); err != nil {
+		return fmt.Errorf("warm go sdk throughput: %w", err)
+	}
+	wl := phase("warm Go SDK latency", cfg.LatencyTasks)
+	if r.Warm.Go.Latency, err = oneAtATime(ctx, c, goWarmSpec(), cfg.LatencyTasks, func() { wl.Add(1) }); err != nil {
+		return fmt.Errorf("warm go sdk latency: %w", err)
 	}
 	if r.Deferral, err = deferral(ctx, c, cfg.TaskBin, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
 		return fmt.Errorf("deferral round trip: %w", err)

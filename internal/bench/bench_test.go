@@ -151,6 +151,8 @@ func testReport() *Report {
 		Deferral:   Latency{N: 200, P50: 9, P99: 20, Max: 25},
 		ManyQueues: Throughput{Tasks: 1000, Seconds: 2.5, PerSecond: 400},
 		Backlog:    Backlog{Messages: 1000, PublishSeconds: 0.1, Command: Throughput{Tasks: 1000, Seconds: 2.5, PerSecond: 350}},
+		DAG:        DagFigures{FanTasks: 1000, FanSeconds: 2.5, FanPerSecond: 400, ChainSteps: 100, StepScheduling: Latency{N: 99, P50: 1, P99: 12}},
+		Warm:       Warm{Go: &WarmRuntime{Throughput: Throughput{Tasks: 1000, Seconds: 0.4, PerSecond: 2500}}},
 		Timers: []Timers{
 			{Timers: 10_000, RSSMiB: 46, ClaimsPerSecond: 15_000, Lateness: Latency{N: 10_000, P50: 0.1, P99: 1, Max: 5}},
 			{Timers: 100_000, RSSMiB: 600, ClaimsPerSecond: 20_000, Lateness: Latency{N: 10_000, P50: 0.1, P99: 150, Max: 200}},
@@ -164,7 +166,7 @@ func TestFinish(t *testing.T) {
 	t.Parallel()
 	r := testReport()
 	wantRatios := Ratios{CommandPerForkExec: 0.625, GoSDKPerHandshake: 0.9, DispatchP50PerRTT: 4, DispatchP99PerRTT: 12, DeferralP50PerRTT: 18,
-		ManyQueuesPerCommand: 0.8, BacklogPerCommand: 0.7}
+		ManyQueuesPerCommand: 0.8, BacklogPerCommand: 0.7, DagFanPerCommand: 0.8, WarmGoPerCommand: 5}
 	if r.Ratios != wantRatios {
 		t.Errorf("ratios = %+v, want %+v", r.Ratios, wantRatios)
 	}
@@ -173,6 +175,7 @@ func TestFinish(t *testing.T) {
 		"deferral_p50_ms": true, "deferral_p99_ms": true, "timers_10000_lateness_p99_ms": true,
 		"timers_100000_rss_mib": false, "timers_100000_lateness_p99_ms": false,
 		"many_queues_per_command": true, "backlog_per_command": false,
+		"dag_fan_per_command": false, "dag_step_p50_ms": true, "dag_step_p99_ms": false, "warm_go_per_command": true,
 	}
 	got := map[string]bool{}
 	for _, tg := range r.Targets {

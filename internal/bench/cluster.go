@@ -96,7 +96,7 @@ func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err 
 
 	c.url = url
 	for i := range cfg.Workers {
-		w, err := c.startWorker(ctx, cfg, fmt.Sprintf("bench-worker-%d", i), []string{queueCommand, queueGo})
+		w, err := c.startWorker(ctx, cfg, fmt.Sprintf("bench-worker-%d", i), []string{queueCommand, queueGo, queueGoWarm})
 		if err != nil {
 			return nil, err
 		}
@@ -151,6 +151,13 @@ func (c *cluster) startWorker(ctx context.Context, cfg Config, id string, queues
 		runtimes[queueGo] = worker.Runtime{
 			Command: []string{cfg.TaskBin, "--comm", worker.PlaceholderCommAddr, "--logs", worker.PlaceholderLogsAddr},
 			Env:     childEnv(ModeSDK),
+		}
+	}
+	if slices.Contains(queues, queueGoWarm) {
+		runtimes[queueGoWarm] = worker.Runtime{
+			Command: []string{cfg.TaskBin, "--comm", worker.PlaceholderCommAddr, "--logs", worker.PlaceholderLogsAddr},
+			Env:     childEnv(ModeSDK),
+			Warm:    &worker.Warm{Processes: 1, TasksPerProcess: cfg.Concurrency},
 		}
 	}
 	w, err := worker.New(worker.Config{

@@ -90,6 +90,14 @@ type Config struct {
 	// Samples is the number of samples of each raw limit. Default
 	// SamplesDefault.
 	Samples int
+	// Fleet are the numbers of simulated workers the fleet phase runs
+	// (see fleet.go), e.g. 100 and 1,000; none by default (1,000 workers
+	// take about a minute to start on 2 cores).
+	Fleet []int
+	// FleetConcurrency is each simulated worker's slots; default 1.
+	FleetConcurrency int
+	// FleetOnly runs the fleet phase alone.
+	FleetOnly bool
 	// TempDir is where the run's temporary directory is made (and removed);
 	// default os.TempDir().
 	TempDir string
@@ -129,6 +137,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.Samples, SamplesDefault)
 	def(&c.Queues, QueuesDefault)
 	def(&c.Backlog, BacklogDefault)
+	def(&c.FleetConcurrency, 1)
 	if len(c.Timers) == 0 {
 		c.Timers = TimersDefault
 	}
@@ -156,6 +165,14 @@ func (c Config) validate() error {
 		if f.v < 1 {
 			return fmt.Errorf("%w: %s %d: want at least 1", ErrConfig, f.name, f.v)
 		}
+	}
+	for _, n := range c.Fleet {
+		if n < 1 {
+			return fmt.Errorf("%w: fleet %d: want at least 1 worker", ErrConfig, n)
+		}
+	}
+	if c.FleetOnly && len(c.Fleet) == 0 {
+		return fmt.Errorf("%w: fleet only, but no fleet size", ErrConfig)
 	}
 	for _, n := range c.Timers {
 		if n < 1 {

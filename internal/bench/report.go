@@ -13,20 +13,26 @@ import (
 
 // Report is what Run measured.
 type Report struct {
-	Machine  Machine    `json:"machine"`
-	Config   RunConfig  `json:"config"`
-	Raw      Raw        `json:"raw"`
-	Command  Throughput `json:"command"`
-	GoSDK    Throughput `json:"go_sdk"`
-	Dispatch Latency    `json:"dispatch"`
-	Deferral Latency    `json:"deferral"`
+	Machine Machine    `json:"machine"`
+	Config  RunConfig  `json:"config"`
+	Raw     Raw        `json:"raw"`
+	Command Throughput `json:"command"`
+	GoSDK   Throughput `json:"go_sdk"`
+	// Warm is the warm-mode phase (worker warm runtimes).
+	Warm     Warm    `json:"warm"`
+	Dispatch Latency `json:"dispatch"`
+	Deferral Latency `json:"deferral"`
 	// ManyQueues is the command throughput phase with its tasks spread over
 	// Config.Queues queues.
 	ManyQueues Throughput `json:"many_queues"`
-	Backlog    Backlog    `json:"backlog"`
-	Timers     []Timers   `json:"timers"`
-	Ratios     Ratios     `json:"ratios"`
-	Targets    []Target   `json:"targets"`
+	// DAG is the DAG-run phases (dag.go).
+	DAG     DagFigures `json:"dag"`
+	Backlog Backlog    `json:"backlog"`
+	Timers  []Timers   `json:"timers"`
+	// Fleet is the fleet phase at each size (bench --fleet).
+	Fleet   []Fleet  `json:"fleet,omitempty"`
+	Ratios  Ratios   `json:"ratios"`
+	Targets []Target `json:"targets"`
 	// Seconds is the whole run, cluster start and stop included.
 	Seconds float64 `json:"seconds"`
 }
@@ -53,6 +59,11 @@ type RunConfig struct {
 	Samples      int     `json:"samples"`
 	Queues       int     `json:"queues"`
 	Backlog      int     `json:"backlog"`
+	// Fleet and FleetConcurrency are the fleet phase's sizes; FleetOnly
+	// says the other phases did not run.
+	Fleet            []int `json:"fleet,omitempty"`
+	FleetConcurrency int   `json:"fleet_concurrency,omitempty"`
+	FleetOnly        bool  `json:"fleet_only,omitempty"`
 	// TaskBin is the binary run as the task processes and the Go SDK
 	// runtime.
 	TaskBin string `json:"task_bin"`
@@ -75,6 +86,11 @@ type Ratios struct {
 	ManyQueuesPerCommand float64 `json:"many_queues_per_command"`
 	// BacklogPerCommand is command tasks/s beside the backlog ÷ without it.
 	BacklogPerCommand float64 `json:"backlog_per_command"`
+	// DagFanPerCommand is the fan-out/fan-in DAG's tasks/s ÷ the same
+	// number of command tasks submitted flat.
+	DagFanPerCommand float64 `json:"dag_fan_per_command"`
+	// WarmGoPerCommand is warm Go SDK tasks/s ÷ cold command tasks/s.
+	WarmGoPerCommand float64 `json:"warm_go_per_command"`
 }
 
 // Target is a figure beside the performance issue's target for it.
@@ -115,6 +131,10 @@ const (
 	targetRSSMiB           = 512
 	targetLatenessP99      = 100 // ms
 	targetQueuesRatio      = 0.8 // of the one-queue throughput: "within 20%"
+	targetDagFanRatio      = 0.9 // of the flat throughput
+	targetDagStepP50       = 2   // ms
+	targetDagStepP99       = 10  // ms
+	targetWarmPerCommand   = 5   // warm SDK tasks/s ÷ cold command tasks/s
 )
 
 // finish fills in the ratios and targets.
@@ -127,6 +147,10 @@ func (r *Report) finish() {
 		DeferralP50PerRTT:    ratio(r.Deferral.P50, r.Raw.JetStreamRTT.P50),
 		ManyQueuesPerCommand: ratio(r.ManyQueues.PerSecond, r.Command.PerSecond),
 		BacklogPerCommand:    ratio(r.Backlog.Command.PerSecond, r.Command.PerSecond),
+		DagFanPerCommand:     ratio(r.DAG.FanPerSecond, r.Command.PerSecond),
+	}
+	if r.Warm.Go != nil {
+		r.Ratios.WarmGoPerCommand = ratio(r.Warm.Go.PerSecond, r.Command.PerSecond)
 	}
 	atLeast := func(fig string, v, limit float64, unit string) Target {
 		return Target{Figure: fig, Value: v, AtLeast: true, Limit: limit, Unit: unit, Met: v >= limit}
@@ -143,6 +167,12 @@ func (r *Report) finish() {
 		atMost("deferral_p99_ms", r.Deferral.P99, targetDeferralP99, "ms"),
 		atLeast("many_queues_per_command", r.Ratios.ManyQueuesPerCommand, targetQueuesRatio, "×"),
 		atLeast("backlog_per_command", r.Ratios.BacklogPerCommand, targetQueuesRatio, "×"),
+		atLeast("dag_fan_per_command", r.Ratios.DagFanPerCommand, targetDagFanRatio, "×"),
+		atMost("dag_step_p50_ms", r.DAG.StepScheduling.P50, targetDagStepP50, "ms"),
+		atMost("dag_step_p99_ms", r.DAG.StepScheduling.P99, targetDagStepP99, "ms"),
+	}
+	if r.Warm.Go != nil {
+		r.Targets = append(r.Targets, atLeast("warm_go_per_command", r.Ratios.WarmGoPerCommand, targetWarmPerCommand, "×"))
 	}
 	for _, t := range r.Timers {
 		if t.Timers == targetRSSTimers {
@@ -176,6 +206,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "taskwire bench: %d CPUs, %s/%s, %s; embedded NATS, executor, workers × slots %d × %d, triggerer, all in one process\n",
 		r.Machine.CPUs, r.Machine.OS, r.Machine.Arch, r.Machine.Go, c.Workers, c.Concurrency)
 	fmt.Fprintf(&b, "task processes: %s\nrun took %.1fs\n\n", c.TaskBin, r.Seconds)
+	if c.FleetOnly {
+		if err := r.writeFleet(&b); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "raw limit, same run\tsamples\tvalue")
@@ -198,10 +235,22 @@ func (r *Report) WriteTable(w io.Writer) error {
 		r.Command.Tasks, thousands(r.Command.PerSecond), r.target("command_tasks_per_s"), thousands(r.Raw.ForkExecPerSecond), r.Ratios.CommandPerForkExec)
 	fmt.Fprintf(tw, "no-op Go SDK tasks/s (%d tasks)\t%s/s\t%s\thandshake %s/s\t%.2f×\n",
 		r.GoSDK.Tasks, thousands(r.GoSDK.PerSecond), r.target("go_sdk_tasks_per_s"), thousands(r.Raw.HandshakePerSecond), r.Ratios.GoSDKPerHandshake)
+	if g := r.Warm.Go; g != nil {
+		fmt.Fprintf(tw, "no-op warm Go SDK tasks/s (%d tasks)\t%s/s\t%s\tcold command %s/s\t%.2f×\n",
+			g.Tasks, thousands(g.PerSecond), r.target("warm_go_per_command"), thousands(r.Command.PerSecond), r.Ratios.WarmGoPerCommand)
+		fmt.Fprintf(tw, "warm Go SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t\t\t\n",
+			g.Latency.N, g.CPUMillisPerTask, g.Latency.P50, g.Latency.P99)
+	}
 	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
 		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
 	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
 		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
+	fmt.Fprintf(tw, "DAG 1 → %d → 1 no-op command tasks/s (trigger → run end)\t%s/s\t%s\tflat %s/s\t%.2f×\n",
+		r.DAG.FanTasks-2, thousands(r.DAG.FanPerSecond), r.target("dag_fan_per_command"), thousands(r.Command.PerSecond), r.Ratios.DagFanPerCommand)
+	fmt.Fprintf(tw, "DAG chain of %d: step scheduling p50 / p99 (upstream end_date → downstream queued_at)\t%.2f / %.2f ms\t%s, %s\t\t\n",
+		r.DAG.ChainSteps, r.DAG.StepScheduling.P50, r.DAG.StepScheduling.P99, r.target("dag_step_p50_ms"), r.target("dag_step_p99_ms"))
+	fmt.Fprintf(tw, "  step to the downstream running, p50 / p99 (→ its start_date: + publish, pull, …/run)\t%.2f / %.2f ms\t\t\t\n",
+		r.DAG.StepToRunning.P50, r.DAG.StepToRunning.P99)
 	fmt.Fprintf(tw, "cluster CPU per task: command / Go SDK / over %d queues / beside the backlog\t%.2f / %.2f / %.2f / %.2f ms\t\t\t\n",
 		c.Queues, r.Command.CPUMillisPerTask, r.GoSDK.CPUMillisPerTask, r.ManyQueues.CPUMillisPerTask, r.Backlog.Command.CPUMillisPerTask)
 	fmt.Fprintf(tw, "dispatch latency p50 (%d tasks, one at a time)\t%.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.1f×\n",
@@ -234,6 +283,12 @@ Every task process is the task binary above (cmd/bench/taskbin when it could be 
 binary itself, which starts slower: compare the fork+exec rows); its exec → main is part of every
 dispatch latency and deferral round trip.
 `)
+	if len(r.Fleet) > 0 {
+		b.WriteString("\n")
+		if err := r.writeFleet(&b); err != nil {
+			return err
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -260,4 +315,26 @@ func trimFloat(f float64) string {
 
 func machine() Machine {
 	return Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()}
+}
+
+// writeFleet writes the fleet phase's table.
+func (r *Report) writeFleet(b *strings.Builder) error {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "simulated workers\tall listed after\tlist p50 / max (short)\texecutor CPU idle / load\tworkers' CPU idle\ttasks/s (tasks)\tworkers used\tretried\twarnings idle / all")
+	for _, f := range r.Fleet {
+		fmt.Fprintf(tw, "%s\t%.1f s\t%.1f / %.1f ms (%d)\t%.2f / %.2f cores\t%.2f cores\t%s/s (%d)\t%d of %d\t%d\t%d / %d\n",
+			thousands(float64(f.Workers)), f.ListedSeconds, f.ListP50Millis, f.ListMaxMillis, f.ListShort,
+			f.ExecutorIdleCores, f.ExecutorLoadCores, f.FleetIdleCores, thousands(f.Throughput.PerSecond), f.Throughput.Tasks,
+			f.DistinctWorkers, f.Workers, f.Retried, f.WarningsIdle, f.Warnings)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(b, "\nFleet: that many workers of %d slot(s), each with its own NATS connection, Execution API client and\n"+
+		"registry heartbeat (every 5s), all in one child process, against a fresh executor with embedded NATS in\n"+
+		"the bench process (whose CPU is the executor's column). Listed: from the child's start until GET\n"+
+		"/api/v1/workers lists them all live. Idle: %s with no task; list latency sampled then (short: lists\n"+
+		"missing a worker). Load: no-op command tasks, at least 3 per worker; workers used ran at least one.\n",
+		r.Config.FleetConcurrency, fleetIdleWindow)
+	return nil
 }

@@ -2,6 +2,9 @@
 # (sdk/python) installed as a package, each redone only when its files
 # changed. Tests find the venv's python through $TASKWIRE_TEST_PYTHON.
 need python3 python3
+# One installer at a time in .venv/ (scripts/schemathesis.sh takes the same lock).
+exec 9>.venv.lock
+if command -v flock >/dev/null; then flock 9; fi
 if [ ! -x .venv/bin/python ]; then
   echo "python3 -m venv .venv"
   if ! python3 -m venv .venv 2>/dev/null; then
@@ -21,5 +24,6 @@ if [ "$(cat .venv/.sdk-python.sha 2>/dev/null)" != "$(tree_hash sdk/python/pypro
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation --force-reinstall ./sdk/python
   tree_hash sdk/python/pyproject.toml sdk/python/README.md sdk/python/src >.venv/.sdk-python.sha
 fi
+exec 9>&-
 .venv/bin/python -c 'import sys, taskwire; print(".venv/bin/python", sys.version.split()[0], "taskwire", taskwire.__version__)'
 export TASKWIRE_TEST_PYTHON="$PWD/.venv/bin/python"

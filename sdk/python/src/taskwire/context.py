@@ -114,6 +114,11 @@ class Context(object):
         rc = startup["ti_context"]
         self.params = dict(rc.get("params") or {})
         self.run_context = RunContext(rc["max_tries"], rc["queue"], rc["entrypoint"], self.params)
+        #: The DAG run (dag_id, run_id, logical_date, run_type, conf), or
+        #: None for a task submitted alone.
+        self.dag_run = dict(rc["dag_run"]) if rc.get("dag_run") else None
+        #: The DAG run's conf ({} when none).
+        self.conf = dict((self.dag_run or {}).get("conf") or {})
         #: The method the task resumes at after a deferral: "" on a first run.
         self.next_method: str = startup.get("next_method") or ""
         #: The kwargs for next_method, with the trigger's event under "event".

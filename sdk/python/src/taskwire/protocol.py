@@ -408,6 +408,9 @@ RUN_CONTEXT: Spec = (
     ("queue", "str", False),
     ("entrypoint", "str", False),
     ("params", "map", True),
+    # The DAG run (dag_id, run_id, logical_date, run_type, conf); absent
+    # for a task submitted alone.
+    ("dag_run", "map", True),
 )
 
 _T = ("type", "str", False)

@@ -1,0 +1,242 @@
+package dag
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+
+func mustParse(t *testing.T, doc string) *DAG {
+	t.Helper()
+	d, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func refs(rs []Ref) string {
+	var s []string
+	for _, r := range rs {
+		if r.MapIndex >= 0 {
+			s = append(s, fmt.Sprintf("%s[%d]", r.TaskID, r.MapIndex))
+		} else {
+			s = append(s, r.TaskID)
+		}
+	}
+	return strings.Join(s, ",")
+}
+
+func end(t *testing.T, r *Run, task string, mi int, st activity.State) {
+	t.Helper()
+	in := r.Instance(task, mi)
+	if in == nil || !r.End(task, mi, in.TIID, st, 1, "") {
+		t.Fatalf("end %s[%d] %s: refused (instance %+v)", task, mi, st, in)
+	}
+}
+
+func states(r *Run) string {
+	var s []string
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		tr := r.Tasks[id]
+		for _, in := range tr.Instances {
+			st := string(in.State)
+			if st == "" {
+				st = "none"
+			}
+			if in.MapIndex >= 0 {
+				s = append(s, fmt.Sprintf("%s[%d]=%s", id, in.MapIndex, st))
+			} else {
+				s = append(s, id+"="+st)
+			}
+		}
+	}
+	return strings.Join(s, " ")
+}
+
+func TestEvaluateDiamond(t *testing.T) {
+	t.Parallel()
+	d := mustParse(t, diamond)
+	r := NewRun(d, 1, "r1", RunTypeManual, t0, nil, t0)
+	src := func(task, key string) (any, error) {
+		if task != "a" || key != ReturnValueKey {
+			return nil, fmt.Errorf("unexpected xcom %s %s", task, key)
+		}
+		return []any{1.0, 2.0, 3.0}, nil
+	}
+	steps := []struct {
+		end   func()
+		ready string
+		want  string
+		state RunState
+	}{
+		{nil, "a", "a=scheduled b=none c=none d=none e=none", RunRunning},
+		{func() { end(t, r, "a", -1, activity.StateSuccess) }, "b,c[0],c[1],c[2]",
+			"a=success b=scheduled c[0]=scheduled c[1]=scheduled c[2]=scheduled d=none e=none", RunRunning},
+		{func() { end(t, r, "b", -1, activity.StateFailed) }, "",
+			"a=success b=failed c[0]=scheduled c[1]=scheduled c[2]=scheduled d=none e=upstream_failed", RunRunning},
+		{func() { end(t, r, "c", 1, activity.StateSuccess); end(t, r, "c", 0, activity.StateSuccess) }, "",
+			"a=success b=failed c[0]=success c[1]=success c[2]=scheduled d=none e=upstream_failed", RunRunning},
+		{func() { end(t, r, "c", 2, activity.StateSuccess) }, "d",
+			"a=success b=failed c[0]=success c[1]=success c[2]=success d=scheduled e=upstream_failed", RunRunning},
+		{func() { end(t, r, "d", -1, activity.StateSuccess) }, "",
+			"a=success b=failed c[0]=success c[1]=success c[2]=success d=success e=upstream_failed", RunFailed},
+	}
+	for i, s := range steps {
+		if s.end != nil {
+			s.end()
+		}
+		ev := r.Evaluate(d, src, t0)
+		if got := refs(ev.Ready); got != s.ready {
+			t.Fatalf("step %d: ready %q, want %q", i, got, s.ready)
+		}
+		if got := states(r); got != s.want {
+			t.Fatalf("step %d: states\n got %s\nwant %s", i, got, s.want)
+		}
+		if r.State != s.state || ev.Ended != s.state.Finished() {
+			t.Fatalf("step %d: run %s (ended %v), want %s", i, r.State, ev.Ended, s.state)
+		}
+		// A second evaluation of the same record decides nothing again:
+		// what another replica would find after losing the compare-and-set.
+		if again := r.Evaluate(d, src, t0); again.Changed || len(again.Ready) > 0 {
+			t.Fatalf("step %d: second evaluation changed %+v", i, again)
+		}
+	}
+	if r.Tasks["c"].Instances[1].Param != 2.0 {
+		t.Fatalf("c[1] param %v", r.Tasks["c"].Instances[1].Param)
+	}
+	// Ends are applied once: a repeat or a stale id is refused.
+	in := r.Instance("d", -1)
+	if r.End("d", -1, in.TIID, activity.StateFailed, 1, "") {
+		t.Fatal("second end of d accepted")
+	}
+}
+
+func TestEvaluateMapping(t *testing.T) {
+	t.Parallel()
+	doc := `dag_id: m
+max_map_length: 5
+tasks:
+  - {task_id: a, queue: q, command: [true]}
+  - {task_id: c, queue: q, command: [true], expand: {n: {from: a}}}
+  - {task_id: d, queue: q, command: [true], depends_on: [c]}
+  - {task_id: e, queue: q, command: [true], depends_on: [c], trigger_rule: all_done}
+`
+	tests := []struct {
+		name   string
+		value  any
+		err    error
+		cState activity.State
+		reason string
+		dState activity.State
+		eState activity.State
+	}{
+		{"over_cap", []any{1, 2, 3, 4, 5, 6}, nil, activity.StateFailed, "6 elements exceeds the map size limit of 5", StateUpstreamFailed, StateScheduled},
+		{"not_a_list", "x", nil, activity.StateFailed, "is not a list", StateUpstreamFailed, StateScheduled},
+		{"missing", nil, errors.New("no xcom"), activity.StateFailed, "no xcom", StateUpstreamFailed, StateScheduled},
+		{"empty", []any{}, nil, activity.StateSkipped, "empty list", activity.StateSkipped, StateScheduled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := mustParse(t, doc)
+			r := NewRun(d, 1, "r", RunTypeManual, t0, nil, t0)
+			src := func(string, string) (any, error) { return tt.value, tt.err }
+			r.Evaluate(d, src, t0)
+			end(t, r, "a", -1, activity.StateSuccess)
+			r.Evaluate(d, src, t0)
+			c := r.Tasks["c"].Instances
+			if len(c) != 1 || c[0].State != tt.cState || !strings.Contains(c[0].Reason, tt.reason) {
+				t.Fatalf("c %+v, want %s with %q", c, tt.cState, tt.reason)
+			}
+			if got := r.Instance("d", -1).State; got != tt.dState {
+				t.Fatalf("d %s, want %s", got, tt.dState)
+			}
+			if got := r.Instance("e", -1).State; got != tt.eState {
+				t.Fatalf("e %s, want %s", got, tt.eState)
+			}
+		})
+	}
+}
+
+func TestEvaluateLiteralMapAndAdmission(t *testing.T) {
+	t.Parallel()
+	d := mustParse(t, `dag_id: l
+max_active_tasks: 2
+tasks:
+  - {task_id: m, queue: q, command: [true], expand: {x: [a, b, c]}}
+  - {task_id: z, queue: q, command: [true], priority_weight: 10}
+`)
+	r := NewRun(d, 1, "r", RunTypeManual, t0, nil, t0)
+	ev := r.Evaluate(d, nil, t0)
+	if got := refs(ev.Ready); got != "z,m[0]" {
+		t.Fatalf("ready %q (priority z first, 2 at most)", got)
+	}
+	end(t, r, "m", 0, activity.StateSuccess)
+	if got := refs(r.Evaluate(d, nil, t0).Ready); got != "m[1]" {
+		t.Fatalf("ready %q", got)
+	}
+	end(t, r, "z", -1, activity.StateSuccess)
+	end(t, r, "m", 1, activity.StateSuccess)
+	if got := refs(r.Evaluate(d, nil, t0).Ready); got != "m[2]" {
+		t.Fatalf("ready %q", got)
+	}
+	end(t, r, "m", 2, activity.StateSuccess)
+	if ev := r.Evaluate(d, nil, t0); !ev.Ended || r.State != RunSuccess {
+		t.Fatalf("run %s", r.State)
+	}
+}
+
+func TestClear(t *testing.T) {
+	t.Parallel()
+	d := mustParse(t, diamond)
+	r := NewRun(d, 1, "r", RunTypeManual, t0, nil, t0)
+	src := func(string, string) (any, error) { return []any{1.0}, nil }
+	r.Evaluate(d, src, t0)
+	end(t, r, "a", -1, activity.StateSuccess)
+	r.Evaluate(d, src, t0)
+	end(t, r, "b", -1, activity.StateFailed)
+	end(t, r, "c", 0, activity.StateSuccess)
+	r.Evaluate(d, src, t0)
+	end(t, r, "d", -1, activity.StateSuccess)
+	r.Evaluate(d, src, t0)
+	if r.State != RunFailed {
+		t.Fatalf("run %s", r.State)
+	}
+	oldB := r.Instance("b", -1).TIID
+	n, err := r.Clear(d, []string{"b"}, true, t0)
+	if err != nil || n != 3 { // b, d, e
+		t.Fatalf("clear: %d %v", n, err)
+	}
+	if r.State != RunRunning {
+		t.Fatalf("run %s after clear", r.State)
+	}
+	ev := r.Evaluate(d, src, t0)
+	if refs(ev.Ready) != "b" {
+		t.Fatalf("ready %q", refs(ev.Ready))
+	}
+	b := r.Instance("b", -1)
+	if b.TIID == oldB || b.Try != 1 {
+		t.Fatalf("cleared b %+v (old id %s)", b, oldB)
+	}
+	if _, err := r.Clear(d, []string{"b"}, false, t0); !errors.Is(err, ErrActive) {
+		t.Fatalf("clear of a scheduled task: %v", err)
+	}
+	if _, err := r.Clear(d, []string{"nope"}, false, t0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("clear of an unknown task: %v", err)
+	}
+}
+
+func TestInstanceIDStable(t *testing.T) {
+	t.Parallel()
+	a := InstanceID("d", "r", "t", 3, 0)
+	if a != InstanceID("d", "r", "t", 3, 0) || a == InstanceID("d", "r", "t", 3, 1) || a == InstanceID("d", "r", "t", 2, 0) {
+		t.Fatal("instance ids not stable and distinct")
+	}
+}

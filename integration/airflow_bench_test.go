@@ -1,0 +1,73 @@
+package integration
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkAirflowQueuedToStart measures, for 100 tasks of one DAG run, the
+// time from Airflow's scheduler queueing a task instance (queued_when) to
+// its task process starting (start_date, sent by Airflow's supervisor as the
+// process starts), under TaskwireExecutor and under Airflow's LocalExecutor,
+// on the same machine with the same parallelism. The Edge executor's workers
+// poll every 5 s by default: that is the reference.
+//
+//	go test -run '^$' -bench BenchmarkAirflowQueuedToStart -benchtime 1x -timeout 30m ./integration
+func BenchmarkAirflowQueuedToStart(b *testing.B) {
+	const parallelism = 8
+	venv := airflowVenv(b)
+	for _, executor := range []string{"taskwire", "local"} {
+		b.Run(executor, func(b *testing.B) {
+			c := newCluster(b, clusterOpts{logLevel: "warn", zombieThreshold: "30s"})
+			env := []string{fmt.Sprintf("AIRFLOW__CORE__PARALLELISM=%d", parallelism)}
+			if executor == "local" {
+				env = append(env, "AIRFLOW__CORE__EXECUTOR=LocalExecutor")
+			}
+			af := startAirflow(b, venv, c.apiURL, env...)
+			if executor == "taskwire" {
+				fenv, _ := af.startForkserver("forkserver")
+				c.startWorker(workerOpts{name: "worker", queues: "default", concurrency: parallelism,
+					env: fenv, extra: []string{"--log-level", "warn"}})
+			}
+			af.waitDags("tw_bench")
+			b.ResetTimer()
+			var lat []time.Duration
+			for range b.N {
+				run := af.trigger("tw_bench")
+				af.waitRun("tw_bench", run, 40*time.Minute)
+				lat = append(lat, af.queuedToStart("tw_bench", run)...)
+			}
+			b.StopTimer()
+			if len(lat) != 100*b.N {
+				b.Fatalf("%d latencies, want %d", len(lat), 100*b.N)
+			}
+			b.ReportMetric(ms(quantile(lat, 0.5)), "p50_ms")
+			b.ReportMetric(ms(quantile(lat, 0.99)), "p99_ms")
+			b.Logf("%s: queued → task process started over %d tasks (parallelism %d): p50 %.0f ms, p99 %.0f ms",
+				executor, len(lat), parallelism, ms(quantile(lat, 0.5)), ms(quantile(lat, 0.99)))
+		})
+	}
+}
+
+// queuedToStart is start_date - queued_when of every task instance of a run.
+func (a *airflow) queuedToStart(dagID, runID string) []time.Duration {
+	a.t.Helper()
+	var got struct {
+		TIs []struct {
+			Queued *time.Time `json:"queued_when"`
+			Start  *time.Time `json:"start_date"`
+		} `json:"task_instances"`
+	}
+	if err := a.call("GET", "/api/v2/dags/"+dagID+"/dagRuns/"+runID+"/taskInstances?limit=1000", nil, &got); err != nil {
+		a.t.Fatal(err)
+	}
+	var ds []time.Duration
+	for _, ti := range got.TIs {
+		if ti.Queued == nil || ti.Start == nil {
+			a.t.Fatalf("a task instance without queued_when or start_date: %+v", ti)
+		}
+		ds = append(ds, ti.Start.Sub(*ti.Queued))
+	}
+	return ds
+}

@@ -1,0 +1,461 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/testbin"
+)
+
+// The Airflow test runs the real, pinned Apache Airflow (scripts/airflow-env.sh)
+// with taskwire as its executor: Airflow's scheduler, API server and DAG
+// processor, PostgreSQL (scripts/airflow-pg.sh), and taskwire's executor and
+// workers, all as processes on 127.0.0.1. It does not skip: without the
+// Airflow venv it builds one (TASKWIRE_AIRFLOW_VENV names a prepared one).
+
+// airflowVenv returns the Airflow virtualenv, made (or checked: the script
+// is idempotent and fast when it is ready) by scripts/airflow-env.sh.
+func airflowVenv(t testing.TB) string {
+	t.Helper()
+	if v := os.Getenv("TASKWIRE_AIRFLOW_VENV"); v != "" {
+		if _, err := os.Stat(filepath.Join(v, "bin", "airflow")); err != nil {
+			t.Fatalf("TASKWIRE_AIRFLOW_VENV=%s has no bin/airflow: %v", v, err)
+		}
+		return v
+	}
+	root := repoRoot(t)
+	cmd := exec.Command(filepath.Join(root, "scripts", "airflow-env.sh"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("scripts/airflow-env.sh: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+// airflow is a running Airflow deployment whose executor is taskwire.
+type airflow struct {
+	t         testing.TB
+	venv      string
+	dir       string
+	signals   string
+	env       []string
+	url       string
+	scheduler *testbin.Proc
+	http      *http.Client
+}
+
+// startAirflow starts PostgreSQL, migrates Airflow's database, and starts
+// Airflow's API server, DAG processor and scheduler with TaskwireExecutor
+// pointed at the taskwire executor at twURL. extraEnv overrides settings
+// (a later entry of a variable wins).
+func startAirflow(t testing.TB, venv, twURL string, extraEnv ...string) *airflow {
+	t.Helper()
+	root := repoRoot(t)
+	dir := t.TempDir()
+	a := &airflow{t: t, venv: venv, dir: dir, signals: filepath.Join(dir, "signals"), http: &http.Client{Timeout: 30 * time.Second}}
+	if err := os.MkdirAll(a.signals, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.http.CloseIdleConnections)
+
+	pgDir := filepath.Join(dir, "pg")
+	pgScript := filepath.Join(root, "scripts", "airflow-pg.sh")
+	var stderr bytes.Buffer
+	cmd := exec.Command(pgScript, "start", pgDir)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("start PostgreSQL: %v\n%s", err, stderr.String())
+	}
+	dbURL := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if out, err := exec.Command(pgScript, "stop", pgDir).CombinedOutput(); err != nil {
+			t.Errorf("stop PostgreSQL: %v\n%s", err, out)
+		}
+	})
+
+	apiAddr := testbin.FreeAddr(t)
+	_, port, _ := strings.Cut(apiAddr, ":")
+	a.url = "http://" + apiAddr
+	a.env = []string{
+		"PATH=" + filepath.Join(venv, "bin") + ":" + os.Getenv("PATH"),
+		"AIRFLOW_HOME=" + filepath.Join(dir, "home"),
+		"AIRFLOW__CORE__DAGS_FOLDER=" + filepath.Join(root, "integration", "testdata", "airflow", "dags"),
+		"AIRFLOW__CORE__LOAD_EXAMPLES=False",
+		"AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False",
+		"AIRFLOW__CORE__EXECUTOR=taskwire_airflow.executor.TaskwireExecutor",
+		"AIRFLOW__CORE__EXECUTION_API_SERVER_URL=" + a.url + "/execution/",
+		"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True",
+		"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=" + dbURL,
+		"AIRFLOW__API__HOST=127.0.0.1",
+		"AIRFLOW__API__PORT=" + port,
+		"AIRFLOW__API__WORKERS=1",
+		"AIRFLOW__API__SECRET_KEY=taskwire-integration-test",
+		"AIRFLOW__API_AUTH__JWT_SECRET=taskwire-integration-test-jwt-secret-0123456789",
+		"AIRFLOW__LOGGING__BASE_LOG_FOLDER=" + filepath.Join(dir, "logs"),
+		"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5",
+		// A scheduler that died is noticed within seconds, and its tries
+		// adopted by the next one soon after it starts.
+		// (Not below Airflow's 30 s default on a loaded machine: a scheduler
+		// whose own heartbeat is late then takes itself for dead.)
+		"AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD=30",
+		"AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL=3",
+		"AIRFLOW__TASKWIRE__API_URL=" + twURL,
+		"AIRFLOW__TASKWIRE__WATCH_RETRY_SECONDS=0.5",
+		"TW_TEST_SIGNALS=" + a.signals,
+	}
+	a.env = append(a.env, extraEnv...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	migrate := exec.CommandContext(ctx, filepath.Join(venv, "bin", "airflow"), "db", "migrate")
+	migrate.Env = append(os.Environ(), a.env...)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("airflow db migrate: %v\n%s", err, out)
+	}
+
+	api := a.start("airflow-api-server", "api-server")
+	testbin.Eventually(t, 3*time.Minute, "Airflow's API server", func() bool {
+		select {
+		case <-api.Done():
+			t.Fatalf("Airflow's API server exited: %v\n%s", api.Err(), api.Output())
+		default:
+		}
+		resp, err := a.http.Get(a.url + "/api/v2/monitor/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	a.start("airflow-dag-processor", "dag-processor")
+	a.scheduler = a.start("airflow-scheduler", "scheduler")
+	return a
+}
+
+// with returns a to be used by the (sub)test t: its helpers fail t.
+func (a *airflow) with(t testing.TB) *airflow {
+	b := *a
+	b.t = t
+	return &b
+}
+
+// start runs `airflow <args>` as a process stopped at cleanup.
+func (a *airflow) start(name string, args ...string) *testbin.Proc {
+	a.t.Helper()
+	return testbin.Start(a.t, name, filepath.Join(a.venv, "bin", "airflow"), a.env, args...)
+}
+
+// startForkserver starts a taskwire_airflow fork server (Airflow imported
+// once, a fork per workload) and returns the worker environment that sends
+// workloads to it, and the server.
+func (a *airflow) startForkserver(name string) ([]string, *testbin.Proc) {
+	a.t.Helper()
+	sock := filepath.Join(a.dir, name+".sock")
+	p := testbin.Start(a.t, name, filepath.Join(a.venv, "bin", "python"), a.env,
+		"-m", "taskwire_airflow.forkserver", "--socket", sock)
+	testbin.Eventually(a.t, 3*time.Minute, name+" ready", func() bool {
+		select {
+		case <-p.Done():
+			a.t.Fatalf("%s exited: %v\n%s", name, p.Err(), p.Output())
+		default:
+		}
+		return strings.Contains(p.Output(), "ready on")
+	})
+	return append(slices.Clone(a.env), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock), p
+}
+
+// workerEnv is what taskwire's workers need to run Airflow's workloads: the
+// venv's python3 first on PATH (the workload command), Airflow's settings.
+func (a *airflow) workerEnv() []string { return a.env }
+
+// call does one request to Airflow's REST API (the all-admins auth manager
+// needs no token) and decodes the answer into out.
+func (a *airflow) call(method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.url+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
+
+// waitDags waits until the DAG processor has parsed the DAGs.
+func (a *airflow) waitDags(ids ...string) {
+	a.t.Helper()
+	testbin.Eventually(a.t, 3*time.Minute, "Airflow's DAGs parsed", func() bool {
+		for _, id := range ids {
+			if err := a.call("GET", "/api/v2/dags/"+id, nil, nil); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// trigger starts a DAG run and returns its run id.
+func (a *airflow) trigger(dagID string) string {
+	a.t.Helper()
+	var run struct {
+		RunID string `json:"dag_run_id"`
+	}
+	if err := a.call("POST", "/api/v2/dags/"+dagID+"/dagRuns", map[string]any{"logical_date": nil}, &run); err != nil {
+		a.t.Fatal(err)
+	}
+	return run.RunID
+}
+
+// airflowTI is a task instance as Airflow's REST API answers it.
+type airflowTI struct {
+	TaskID    string `json:"task_id"`
+	State     string `json:"state"`
+	TryNumber int    `json:"try_number"`
+	Queue     string `json:"queue"`
+	ID        string `json:"id"`
+}
+
+func (a *airflow) tis(dagID, runID string) map[string]airflowTI {
+	a.t.Helper()
+	var got struct {
+		TIs []airflowTI `json:"task_instances"`
+	}
+	if err := a.call("GET", "/api/v2/dags/"+dagID+"/dagRuns/"+runID+"/taskInstances", nil, &got); err != nil {
+		a.t.Fatal(err)
+	}
+	m := map[string]airflowTI{}
+	for _, ti := range got.TIs {
+		m[ti.TaskID] = ti
+	}
+	return m
+}
+
+// waitRun waits until the DAG run ends and requires it to have succeeded.
+func (a *airflow) waitRun(dagID, runID string, timeout time.Duration) {
+	a.t.Helper()
+	var state string
+	testbin.Eventually(a.t, timeout, "DAG run "+dagID+" "+runID+" to end", func() bool {
+		var run struct {
+			State string `json:"state"`
+		}
+		if err := a.call("GET", "/api/v2/dags/"+dagID+"/dagRuns/"+runID, nil, &run); err != nil {
+			a.t.Logf("dag run: %v", err)
+			return false
+		}
+		state = run.State
+		return state == "success" || state == "failed"
+	})
+	if state != "success" {
+		a.t.Fatalf("DAG run %s %s ended %s; task instances: %+v", dagID, runID, state, a.tis(dagID, runID))
+	}
+}
+
+// waitFile waits for a file the tasks write and returns its contents.
+func (a *airflow) waitFile(name string, timeout time.Duration) string {
+	a.t.Helper()
+	var b []byte
+	testbin.Eventually(a.t, timeout, "task signal "+name, func() bool {
+		var err error
+		b, err = os.ReadFile(filepath.Join(a.signals, name))
+		return err == nil
+	})
+	return string(b)
+}
+
+// airflowTries are taskwire's task instances of an Airflow DAG, by Airflow
+// task id, each list in Airflow try order.
+func airflowTries(t testing.TB, api *client.Client, dagID string) map[string][]*activity.TaskInstance {
+	t.Helper()
+	tis, _, err := api.List(context.Background(), client.ListOpts{DagID: dagID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][]*activity.TaskInstance{}
+	for _, ti := range tis {
+		m[ti.TaskID] = append(m[ti.TaskID], ti)
+	}
+	for _, l := range m {
+		slices.SortFunc(l, func(x, y *activity.TaskInstance) int { return airflowTry(x) - airflowTry(y) })
+	}
+	return m
+}
+
+// airflowTry is Airflow's try number that a taskwire task instance ran.
+func airflowTry(ti *activity.TaskInstance) int {
+	ident, _ := ti.Params["airflow"].(map[string]any)
+	n, _ := ident["try_number"].(float64)
+	return int(n)
+}
+
+// waitTries waits until taskwire's tries of dagID are want (Airflow may see
+// a try end a moment before taskwire does: the task reports to Airflow's API
+// server before its process exits).
+func waitTries(t testing.TB, api *client.Client, dagID string, want map[string][]string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tw := airflowTries(t, api, dagID)
+		var bad []string
+		for id, w := range want {
+			if got := states(tw[id]); !slices.Equal(got, w) {
+				bad = append(bad, fmt.Sprintf("taskwire's %s: %v, want %v", id, got, w))
+			}
+		}
+		if len(bad) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Error(strings.Join(bad, "\n"))
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func states(l []*activity.TaskInstance) []string {
+	var s []string
+	for _, ti := range l {
+		s = append(s, fmt.Sprintf("try %d %s on %s", airflowTry(ti), ti.State, ti.Queue))
+	}
+	return s
+}
+
+func TestAirflowExecutor(t *testing.T) {
+	venv := airflowVenv(t)
+	c := newCluster(t, clusterOpts{zombieThreshold: "5s", logLevel: "info"})
+	af := startAirflow(t, venv, c.apiURL)
+	// The "default" and "kill" queues' workers hand workloads to a fork
+	// server; the "other" queue's worker runs each in a fresh process.
+	wenv := af.workerEnv()
+	fenv, fs := af.startForkserver("forkserver")
+	c.startWorker(workerOpts{name: "worker-default", queues: "default", concurrency: 4, env: fenv})
+	c.startWorker(workerOpts{name: "worker-other", queues: "other", concurrency: 4, env: wenv})
+	af.waitDags("tw_three", "tw_kill", "tw_adopt")
+
+	t.Run("three tasks on two queues, one retried", func(t *testing.T) {
+		af := af.with(t)
+		run := af.trigger("tw_three")
+		af.waitRun("tw_three", run, 4*time.Minute)
+		tis := af.tis("tw_three", run)
+		want := map[string]struct {
+			queue string
+			try   int
+		}{"extract": {"default", 1}, "double": {"other", 1}, "flaky": {"default", 2}}
+		for id, w := range want {
+			ti := tis[id]
+			if ti.State != "success" || ti.TryNumber != w.try || ti.Queue != w.queue {
+				t.Errorf("Airflow's %s: %+v, want success on try %d on queue %s", id, ti, w.try, w.queue)
+			}
+		}
+		// taskwire ran each Airflow try once, on the task's queue, and
+		// recorded how it ended: Airflow's failed first try of flaky failed.
+		waitTries(t, c.api, "tw_three", map[string][]string{
+			"extract": {"try 1 success on default"},
+			"double":  {"try 1 success on other"},
+			"flaky":   {"try 1 failed on default", "try 2 success on default"},
+		})
+		// The "default" queue's three tries ran in the fork server's children.
+		if n := strings.Count(fs.Output(), "workload in child"); n != 3 {
+			t.Errorf("the fork server ran %d workloads, want 3\n%s", n, fs.Output())
+		}
+	})
+
+	t.Run("worker SIGKILLed mid-task", func(t *testing.T) {
+		af := af.with(t)
+		stateDir := t.TempDir()
+		kw := c.startWorker(workerOpts{name: "worker-kill", queues: "kill", concurrency: 1, env: fenv,
+			extra: []string{"--state-dir", stateDir}})
+		run := af.trigger("tw_kill")
+		pid, err := strconv.Atoi(af.waitFile("kill-started", 3*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+		kw.Kill()
+		// A new worker on the same state directory kills what the dead one
+		// left running, and serves the retry.
+		c.startWorker(workerOpts{name: "worker-kill-2", queues: "kill", concurrency: 1, env: fenv,
+			extra: []string{"--state-dir", stateDir}})
+		af.waitRun("tw_kill", run, 4*time.Minute)
+		if ti := af.tis("tw_kill", run)["hang_first"]; ti.State != "success" || ti.TryNumber != 2 {
+			t.Errorf("Airflow's hang_first: %+v, want success on try 2", ti)
+		}
+		waitTries(t, c.api, "tw_kill", map[string][]string{
+			"hang_first": {"try 1 failed on kill", "try 2 success on kill"},
+		})
+		testbin.Eventually(t, time.Minute, "the killed worker's task process to be gone", func() bool {
+			return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+		})
+	})
+
+	t.Run("scheduler restarted mid-run adopts the running tasks", func(t *testing.T) {
+		af := af.with(t)
+		run := af.trigger("tw_adopt")
+		af.waitFile("adopt-a-started", 3*time.Minute)
+		af.waitFile("adopt-b-started", 3*time.Minute)
+		testbin.Eventually(t, time.Minute, "both tasks running in Airflow", func() bool {
+			tis := af.tis("tw_adopt", run)
+			return tis["held_a"].State == "running" && tis["held_b"].State == "running"
+		})
+		af.scheduler.Kill()
+		af.scheduler = af.start("airflow-scheduler-2", "scheduler")
+		sched := af.scheduler
+		testbin.Eventually(t, 3*time.Minute, "the new scheduler to adopt both tries", func() bool {
+			return strings.Count(sched.Output(), "adopted <TaskInstance: tw_adopt.") >= 2
+		})
+		if err := os.WriteFile(filepath.Join(af.signals, "adopt-release"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		af.waitRun("tw_adopt", run, 3*time.Minute)
+		for _, id := range []string{"held_a", "held_b"} {
+			if ti := af.tis("tw_adopt", run)[id]; ti.State != "success" || ti.TryNumber != 1 {
+				t.Errorf("Airflow's %s: %+v, want success on its first try (adopted, not reset)", id, ti)
+			}
+		}
+		waitTries(t, c.api, "tw_adopt", map[string][]string{
+			"held_a": {"try 1 success on default"},
+			"held_b": {"try 1 success on other"},
+		})
+	})
+}

@@ -1,0 +1,122 @@
+"""The worker side: run one Airflow workload as a taskwire task.
+
+A taskwire worker starts ``python3 -m taskwire_airflow.run`` (the command
+the executor put in the activity) with the workload's JSON in
+TASKWIRE_AIRFLOW_WORKLOAD. It hands the workload to Airflow's own runner
+(``BaseExecutor.run_workload``: the Task SDK's supervisor, which forks the
+task and talks to Airflow's API server with the workload's token) and exits
+0 when the try succeeded (or deferred, or skipped) and 1 when it failed, so
+taskwire's record of the try matches Airflow's. Airflow's supervisor returns
+the task process's exit code, which is 0 also for a task that raised and
+reported its failure; the try's final state is read from the supervisor's
+own "finished" log record (its final_state field), falling back to the exit
+code when the record is absent. The supervisor's and the task's logs go to stdout, which
+the taskwire worker ships to taskwire's log stream.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from taskwire_airflow.spec import WORKLOAD_ENV
+
+#: The fork server's unix socket, when the worker's machine runs one.
+FORKSERVER_ENV = "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET"
+
+
+def main() -> int:
+    path = os.environ.get(FORKSERVER_ENV)
+    if path:
+        rc = via_forkserver(path)
+        if rc is not None:
+            return rc
+    return run_in_process()
+
+
+def via_forkserver(path: str) -> int | None:
+    """Run the workload in a child of the fork server; None when it does not answer."""
+    from taskwire_airflow.forkserver import recv_exit, send_request
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        print(f"taskwire_airflow.run: fork server {path}: {e}; running the workload here", file=sys.stderr)
+        s.close()
+        return None
+    with s:
+        send_request(s, dict(os.environ), [0, 1, 2])
+        try:
+            return recv_exit(s)
+        except (EOFError, OSError) as e:
+            print(f"taskwire_airflow.run: the fork server's child ended without an exit code: {e}", file=sys.stderr)
+            return 1
+
+
+def run_in_process() -> int:
+    """Decode the workload from the environment and run it with Airflow's runner."""
+    data = os.environ.pop(WORKLOAD_ENV, None)
+    if not data:
+        print(f"taskwire_airflow.run: {WORKLOAD_ENV} is not set", file=sys.stderr)
+        return 2
+
+    from pydantic import TypeAdapter
+
+    from airflow.executors import workloads
+
+    try:
+        workload = TypeAdapter(workloads.All).validate_json(data)
+    except Exception as e:  # a bad workload: say what, fail the try
+        print(f"taskwire_airflow.run: bad workload JSON: {e}", file=sys.stderr)
+        return 2
+
+    from airflow.executors.base_executor import BaseExecutor
+    from airflow.sdk.log import configure_logging
+    from airflow.settings import dispose_orm
+
+    # As Airflow's execute_workload does: no database here, JSON logs on stdout.
+    dispose_orm(do_log=False)
+    configure_logging(output=sys.stdout.buffer, json_output=True)
+    final = _capture_final_state()
+    rc = BaseExecutor.run_workload(
+        workload,
+        subprocess_logs_to_stdout=True,
+        proctitle=f"airflow supervisor (taskwire): {workload.display_name}",
+    )
+    return exit_code(int(rc or 0), final.get("state"))
+
+
+#: Airflow's final states of a try that mean the process did its job.
+_OK_STATES = frozenset({"success", "skipped", "deferred", "up_for_reschedule"})
+
+
+def exit_code(rc: int, final_state: str | None) -> int:
+    """The runner's exit code for the supervisor's rc and the try's final state."""
+    if rc != 0:
+        return rc
+    if final_state is None or final_state in _OK_STATES:
+        return 0
+    return 1
+
+
+def _capture_final_state() -> dict[str, str]:
+    """Record the final_state of the supervisor's log records (structlog)."""
+    import structlog
+
+    seen: dict[str, str] = {}
+
+    def capture(logger, method_name, event_dict):
+        v = event_dict.get("final_state")
+        if v is not None:
+            seen["state"] = str(getattr(v, "value", v))
+        return event_dict
+
+    cfg = structlog.get_config()
+    structlog.configure(processors=[capture, *cfg["processors"]])
+    return seen
+
+
+if __name__ == "__main__":
+    sys.exit(main())

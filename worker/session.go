@@ -47,20 +47,30 @@ func sessionMembers(sid int) []int {
 
 // procSession returns field 6 (session) of /proc/<pid>/stat.
 func procSession(pid int) (int, bool) {
+	f, ok := procStatField(pid, 6)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.Atoi(f)
+	return v, err == nil
+}
+
+// procStatField returns field n (numbered from 1, as in proc(5)) of
+// /proc/<pid>/stat, n ≥ 3: the fields after the command name, which is read
+// up to its last ')' since it may hold spaces and parentheses.
+func procStatField(pid, n int) (string, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, false
+		return "", false
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, false
+		return "", false
 	}
-	// fields[0] is field 3 (state): ppid, pgrp, session follow.
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 4 {
-		return 0, false
+	fields := strings.Fields(s[i+1:]) // fields[0] is field 3 (state)
+	if len(fields) < n-2 {
+		return "", false
 	}
-	v, err := strconv.Atoi(fields[3])
-	return v, err == nil
+	return fields[n-3], true
 }

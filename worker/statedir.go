@@ -103,22 +103,12 @@ func (w *Worker) forgetProcess(f string) {
 	}
 }
 
-// procStartTime returns field 22 of /proc/<pid>/stat.
+// procStartTime returns field 22 (start time) of /proc/<pid>/stat.
 func procStartTime(pid int) (uint64, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
+	f, ok := procStatField(pid, 22)
+	if !ok {
 		return 0, false
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state); start time is field 22.
-	if len(fields) < 20 {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(fields[19], 10, 64)
+	v, err := strconv.ParseUint(f, 10, 64)
 	return v, err == nil
 }

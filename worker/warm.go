@@ -98,6 +98,9 @@ type warmProc struct {
 	killedWhy string
 	// streams are the tasks waiting for their log stream, by "ti_id/try".
 	streams map[string]*warmStream
+	// logsDone is closed when acceptLogs has returned: every log stream the
+	// process opened has been read to its end.
+	logsDone chan struct{}
 }
 
 // warmStream is the log stream of one task of a warm process.
@@ -177,7 +180,7 @@ func (wp *warmPool) spawnLocked() error {
 		"TASKWIRE_CODEC="+wp.rt.Codec.String(), "TASKWIRE_QUEUE="+wp.q,
 		protocol.EnvWarmTasks+"="+strconv.Itoa(wp.cfg.TasksPerProcess))
 	p := &warmProc{pool: wp, started: time.Now(), commLn: commLn, logsLn: logsLn, cleanup: cleanup,
-		idleSince: time.Now(), streams: map[string]*warmStream{}}
+		idleSince: time.Now(), streams: map[string]*warmStream{}, logsDone: make(chan struct{})}
 	var plog *slog.Logger
 	output := func(stream, line string) {
 		plog.Info("warm runtime output", "stream", stream, "line", line)
@@ -213,6 +216,7 @@ func (p *warmProc) acceptComm() {
 // acceptLogs routes each log stream to its task by its header line.
 func (p *warmProc) acceptLogs() {
 	defer p.pool.procs.Done()
+	defer close(p.logsDone)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -270,6 +274,17 @@ func (p *warmProc) watch() {
 	defer p.pool.procs.Done()
 	p.p.wait()
 	p.commLn.Close()
+	// A task's log stream may still wait in the listener's backlog (the
+	// process dialed it, wrote its lines and exited before the worker
+	// accepted it): accept what is queued, then close.
+	grace := p.pool.w.cfg.KillGrace
+	if dl, ok := p.logsLn.(interface{ SetDeadline(time.Time) error }); ok {
+		_ = dl.SetDeadline(time.Now().Add(min(grace, time.Second)))
+		select {
+		case <-p.logsDone:
+		case <-time.After(grace):
+		}
+	}
 	p.logsLn.Close()
 	p.cleanup()
 	wp := p.pool
@@ -653,7 +668,7 @@ func (j *job) serveWarm(ctx context.Context, c net.Conn, p *warmProc, s *warmStr
 	ts := time.NewTimer(grace)
 	select {
 	case <-s.done:
-	case <-p.p.done:
+	case <-p.logsDone: // the process is gone and its log streams were read
 	case <-ts.C:
 		if s.seen {
 			j.tl.worker("warning", fmt.Sprintf("log stream still open %s after the task ended", grace))

@@ -129,7 +129,7 @@ func (b Bucket) Entries(ctx context.Context) (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", b.Name(), err)
 	}
-	defer func() { _ = w.Stop() }()
+	defer func() { _ = stopWatch(w) }()
 	caughtUp, budget := false, 2*len(want)+100
 	for len(want) > 0 && !caughtUp && budget > 0 {
 		budget--
@@ -235,9 +235,32 @@ func (w *Watcher) Updates() <-chan Entry { return w.c }
 // Stop ends the watch and waits until Updates is closed. It is idempotent.
 func (w *Watcher) Stop() error {
 	w.once.Do(func() { close(w.done) })
-	err := w.kw.Stop()
 	<-w.exited
-	return err
+	return stopWatch(w.kw)
+}
+
+// stopWatch stops a nats.go key watcher and reads what it still delivers
+// until its channel closes. Its message handler sends each entry into a
+// 256-entry channel while holding the watcher's lock, and the channel is
+// closed (under that lock) only after the handler returns: a watcher
+// stopped with a full channel that nobody reads keeps its subscription's
+// goroutine blocked forever (goleak caught it in the queue tests). The
+// read is bounded so a connection that never reports the close cannot
+// hang the caller.
+func stopWatch(kw jetstream.KeyWatcher) error {
+	err := kw.Stop()
+	bound := time.NewTimer(5 * time.Second)
+	defer bound.Stop()
+	for {
+		select {
+		case _, ok := <-kw.Updates():
+			if !ok {
+				return err
+			}
+		case <-bound.C:
+			return err
+		}
+	}
 }
 
 func (w *Watcher) forward(ctx context.Context) {

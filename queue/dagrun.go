@@ -185,7 +185,7 @@ func (r *Records) Watch(ctx context.Context, key string, fn func(val []byte, rev
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", key, err)
 	}
-	defer func() { _ = w.Stop() }()
+	defer func() { _ = stopWatch(w) }()
 	for {
 		select {
 		case <-ctx.Done():

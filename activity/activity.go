@@ -99,6 +99,14 @@ type TaskSpec struct {
 	Entrypoint       `yaml:",inline"`
 	RetryPolicy      `yaml:",inline"`
 	Callbacks        Callbacks `json:"callbacks,omitempty" yaml:"callbacks,omitempty"`
+	// Pool names the pool whose slots the task takes while queued to a
+	// worker, running (and deferred, if the pool counts deferred tasks);
+	// empty means default_pool. PoolSlots is how many (default 1).
+	Pool      string `json:"pool,omitempty" yaml:"pool,omitempty"`
+	PoolSlots int    `json:"pool_slots,omitempty" yaml:"pool_slots,omitempty"`
+	// PriorityWeight orders the tasks waiting for admission: the highest
+	// first, ties first come first served. Default 1.
+	PriorityWeight *int `json:"priority_weight,omitempty" yaml:"priority_weight,omitempty"`
 }
 
 // onlyOf reports whether s is 1 to max bytes, each allowed. (A regexp
@@ -199,6 +207,14 @@ func (s *TaskSpec) Validate() error {
 	if s.ExecutionTimeout < 0 || s.Delay < 0 || s.MaxDelay < 0 {
 		return invalid("durations must not be negative")
 	}
+	if s.Pool != "" {
+		if err := ValidatePool(s.Pool); err != nil {
+			return err
+		}
+	}
+	if s.PoolSlots < 0 || s.PoolSlots > PoolSlotsMax {
+		return invalid("pool_slots %d out of range 1-%d", s.PoolSlots, PoolSlotsMax)
+	}
 	for name, cb := range map[string]*Callback{"on_success": s.Callbacks.OnSuccess, "on_failure": s.Callbacks.OnFailure, "on_retry": s.Callbacks.OnRetry} {
 		if cb == nil {
 			continue
@@ -233,6 +249,9 @@ func (s TaskSpec) WithDefaults(now time.Time) TaskSpec {
 	if s.MapIndex == nil {
 		m := -1
 		s.MapIndex = &m
+	}
+	if s.PoolSlots == 0 {
+		s.PoolSlots = 1
 	}
 	return s
 }

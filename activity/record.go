@@ -61,6 +61,12 @@ type TaskInstance struct {
 	Callbacks        Callbacks      `json:"callbacks,omitempty"`
 	// DagRun is the DAG run that queued the instance, if any.
 	DagRun *DagRun `json:"dag_run,omitempty"`
+	// Pool, PoolSlots and PriorityWeight are admission's (see TaskSpec).
+	Pool           string `json:"pool,omitempty"`
+	PoolSlots      int    `json:"pool_slots,omitempty"`
+	PriorityWeight int    `json:"priority_weight,omitempty"`
+	// IdempotencyKey is the key the instance was submitted with, if any.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 
 	NextMethod string         `json:"next_method,omitempty"`
 	NextKwargs map[string]any `json:"next_kwargs,omitempty"`
@@ -103,11 +109,27 @@ func NewTaskInstance(id string, s TaskSpec, now time.Time) *TaskInstance {
 		State: StateQueued, TryNumber: 1, MaxTries: s.Retries + 1,
 		Entrypoint: s.Entrypoint, Params: s.Params, ExecutionTimeout: s.ExecutionTimeout,
 		Retry: s.RetryPolicy, Callbacks: s.Callbacks,
+		Pool: s.Pool, PoolSlots: s.PoolSlots, PriorityWeight: 1,
 		QueuedAt: &now, UpdatedAt: now,
 		Tries: []Try{{TryNumber: 1, State: StateQueued}},
 	}
+	if s.PriorityWeight != nil {
+		ti.PriorityWeight = *s.PriorityWeight
+	}
 	return ti
 }
+
+// PoolName is the pool the instance takes slots of: default_pool when it
+// names none.
+func (ti *TaskInstance) PoolName() string {
+	if ti.Pool == "" {
+		return DefaultPool
+	}
+	return ti.Pool
+}
+
+// Slots is how many slots of its pool the instance takes (at least 1).
+func (ti *TaskInstance) Slots() int { return max(ti.PoolSlots, 1) }
 
 // Key returns the instance's identity for its current try.
 func (ti *TaskInstance) Key() TI {

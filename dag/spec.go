@@ -36,6 +36,9 @@ func (d *DAG) TaskSpec(t *Task, r *Run, in *Instance) activity.TaskSpec {
 	spec.Exponential = deref(firstPtr(t.RetryExponential, a.RetryExponential))
 	spec.MaxDelay = deref(firstPtr(t.MaxRetryDelay, a.MaxRetryDelay))
 	spec.ExecutionTimeout = deref(firstPtr(t.ExecutionTimeout, a.ExecutionTimeout))
+	spec.Pool = first(t.Pool, a.Pool)
+	spec.PoolSlots = deref(firstPtr(t.PoolSlots, a.PoolSlots))
+	spec.PriorityWeight = firstPtr(t.PriorityWeight, a.PriorityWeight)
 	if spec.Callbacks.OnSuccess == nil {
 		spec.Callbacks.OnSuccess = a.Callbacks.OnSuccess
 	}

@@ -273,6 +273,9 @@ func (d *DAG) validate(l lines) error {
 		if t.PoolSlots != nil && *t.PoolSlots < 1 {
 			ps.add(f+".pool_slots", "must be at least 1")
 		}
+		if t.Pool != "" && activity.ValidatePool(t.Pool) != nil {
+			ps.add(f+".pool", "%q must be 1-250 characters of [A-Za-z0-9_-]", activity.CutValue(t.Pool))
+		}
 		validateCallbacks(ps, f+".callbacks", t.Callbacks)
 		seen := map[string]bool{}
 		for _, up := range t.DependsOn {
@@ -359,6 +362,9 @@ func validateDefaults(ps *problems, a *TaskDefaults) {
 	}
 	if a.PoolSlots != nil && *a.PoolSlots < 1 {
 		ps.add("default_args.pool_slots", "must be at least 1")
+	}
+	if a.Pool != "" && activity.ValidatePool(a.Pool) != nil {
+		ps.add("default_args.pool", "%q must be 1-250 characters of [A-Za-z0-9_-]", activity.CutValue(a.Pool))
 	}
 	validateCallbacks(ps, "default_args.callbacks", a.Callbacks)
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/dashboard"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -34,7 +35,9 @@ type Executor struct {
 	metrics    *Metrics
 	// dags is the scheduler side: DAGs and their runs (dagrun*.go).
 	dags *dags
-	now  func() time.Time
+	// pools is admission to pools of slots (pools.go).
+	pools *pools
+	now   func() time.Time
 	// unpublished holds, by task-instance id, what could not be published
 	// (NATS away) for a task that waits on it: the scan publishes it again
 	// (see republishFailed).
@@ -71,6 +74,15 @@ func New(cfg Config) (*Executor, error) {
 		now:        func() time.Time { return time.Now().UTC() },
 	}
 	e.tokens = tokens{key: cfg.SigningKey, now: e.now}
+	e.pools = newPools(cfg.Queue.Bucket(queue.BucketPools), e.store, cfg.Logger)
+	e.pools.publish = func(ctx context.Context, ti *activity.TaskInstance) error {
+		err := e.publishAdmitted(ctx, ti)
+		if err != nil {
+			e.unpublished.Store(ti.ID, unpublished{activityID: ti.ActivityID})
+		}
+		return err
+	}
+	e.store.observe, e.store.forget = e.pools.observe, e.pools.forget
 	return e, nil
 }
 
@@ -109,8 +121,28 @@ func (e *Executor) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 
-	ready := make(chan struct{})
+	poolsReady := make(chan struct{})
 	watchErr := make(chan error, 1)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := e.pools.watch(runCtx, poolsReady); err != nil {
+			watchErr <- err
+		}
+	}()
+	select {
+	case <-poolsReady:
+	case err := <-watchErr:
+		cancel()
+		e.wg.Wait()
+		return err
+	case <-ctx.Done():
+		cancel()
+		e.wg.Wait()
+		return ctx.Err()
+	}
+
+	ready := make(chan struct{})
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -174,10 +206,14 @@ func (e *Executor) Start(ctx context.Context) error {
 		return fmt.Errorf("executor: consume trigger events: %w", err)
 	}
 
-	e.wg.Add(3)
+	e.wg.Add(4)
 	go func() {
 		defer e.wg.Done()
 		e.watchStorage(runCtx)
+	}()
+	go func() {
+		defer e.wg.Done()
+		e.pools.run(runCtx)
 	}()
 	go func() {
 		defer e.wg.Done()

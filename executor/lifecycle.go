@@ -27,15 +27,25 @@ const (
 // Submit is queue_activity(ExecuteTask): it records a queued task instance
 // for spec and publishes its activity. Invalid specs give activity.ErrInvalid.
 func (e *Executor) Submit(ctx context.Context, spec activity.TaskSpec) (*activity.TaskInstance, error) {
-	spec = spec.WithDefaults(e.now())
-	if err := spec.Validate(); err != nil {
-		return nil, err
-	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, fmt.Errorf("submit: new id: %w", err)
 	}
-	ti := activity.NewTaskInstance(id.String(), spec, e.now())
+	return e.submit(ctx, spec, id.String(), "")
+}
+
+func (e *Executor) submit(ctx context.Context, spec activity.TaskSpec, id, idemKey string) (*activity.TaskInstance, error) {
+	spec = spec.WithDefaults(e.now())
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if spec.Pool != "" {
+		if _, exists, _ := e.pools.limit(spec.Pool); !exists && spec.Pool != activity.DefaultPool {
+			return nil, badRequest("pool %q does not exist (executor pools set %s --slots N makes it)", spec.Pool, spec.Pool)
+		}
+	}
+	ti := activity.NewTaskInstance(id, spec, e.now())
+	ti.IdempotencyKey = idemKey
 	ti.NextActivityID()
 	// The record is stored while the activity is published (one round trip
 	// less before a worker has it): a …/run that overtakes the record
@@ -62,9 +72,20 @@ func (e *Executor) Submit(ctx context.Context, spec activity.TaskSpec) (*activit
 	return ti, nil
 }
 
-// publishExecute publishes the ExecuteTask activity of ti's current dispatch.
-// It is idempotent: the activity id is the JetStream message id.
+// publishExecute publishes the ExecuteTask activity of ti's current dispatch
+// if its pool admits it now; otherwise the dispatch waits for admission
+// (pools.go), which publishes it. It is idempotent: the activity id is the
+// JetStream message id.
 func (e *Executor) publishExecute(ctx context.Context, ti *activity.TaskInstance) error {
+	if !e.pools.mayPublish(ti) {
+		return nil
+	}
+	return e.publishAdmitted(ctx, ti)
+}
+
+// publishAdmitted publishes the ExecuteTask activity of ti's current
+// dispatch, which its pool admitted.
+func (e *Executor) publishAdmitted(ctx context.Context, ti *activity.TaskInstance) error {
 	tok, err := e.tokens.issue(audWorkload, ti.ID, ti.TryNumber, ti.ActivityID, e.cfg.WorkloadTokenTTL)
 	if err != nil {
 		return err

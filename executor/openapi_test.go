@@ -68,6 +68,9 @@ type (
 	triggererList struct {
 		Triggerers []activity.TriggererInfo `json:"triggerers" oa:"nonnull"`
 	}
+	poolList struct {
+		Pools []activity.Pool `json:"pools" oa:"nonnull"`
+	}
 	queueList struct {
 		Queues []activity.QueueInfo `json:"queues" oa:"nonnull"`
 	}
@@ -102,8 +105,15 @@ var apiOps = map[string]apiOp{
 			d := s.WithDefaults(time.Now())
 			return d.Validate()
 		}),
-		resp: map[string]reflect.Type{"201": typeOf[activity.TaskInstance]()},
+		resp: map[string]reflect.Type{"200": typeOf[activity.TaskInstance](), "201": typeOf[activity.TaskInstance]()},
 	},
+	"GET /api/v1/pools":        {resp: map[string]reflect.Type{"200": typeOf[poolList]()}},
+	"GET /api/v1/pools/{name}": {resp: map[string]reflect.Type{"200": typeOf[activity.Pool]()}},
+	"PUT /api/v1/pools/{name}": {
+		req: typeOf[PoolBody](), check: body(func(b *PoolBody) error { return b.validate() }),
+		resp: map[string]reflect.Type{"200": typeOf[activity.Pool]()},
+	},
+	"DELETE /api/v1/pools/{name}":             {},
 	"GET /api/v1/task-instances":              {resp: map[string]reflect.Type{"200": typeOf[taskInstanceList]()}},
 	"GET /api/v1/task-instances/{id}":         {resp: map[string]reflect.Type{"200": typeOf[activity.TaskInstance]()}},
 	"POST /api/v1/task-instances/{id}/cancel": {resp: map[string]reflect.Type{"200": typeOf[activity.TaskInstance]()}},

@@ -38,6 +38,7 @@ func (e *Executor) routePublic(mux router) {
 	h("GET /api/v1/xcoms/{dag_id}/{run_id}/{task_id}/{key}", e.handleGetXCom)
 	e.routeRegistry(h)
 	e.routeDags(h)
+	e.routePools(h)
 	h("/api/", e.apiFallback(mux))
 }
 
@@ -59,12 +60,25 @@ func (e *Executor) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, err)
 		return
 	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		ti, created, err := e.SubmitIdempotent(r.Context(), key, spec)
+		if err != nil {
+			e.writeError(w, r, err)
+			return
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		writeJSON(w, status, e.withAdmission(ti))
+		return
+	}
 	ti, err := e.Submit(r.Context(), spec)
 	if err != nil {
 		e.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, ti)
+	writeJSON(w, http.StatusCreated, e.withAdmission(ti))
 }
 
 func (e *Executor) handleGet(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +87,7 @@ func (e *Executor) handleGet(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ti)
+	writeJSON(w, http.StatusOK, e.withAdmission(ti))
 }
 
 func (e *Executor) handleList(w http.ResponseWriter, r *http.Request) {
@@ -98,6 +112,9 @@ func (e *Executor) handleList(w http.ResponseWriter, r *http.Request) {
 		f.Limit = n
 	}
 	tis, total := e.store.list(f)
+	for i, ti := range tis {
+		tis[i] = e.withAdmission(ti)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"task_instances": tis, "total": total})
 }
 

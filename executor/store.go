@@ -34,6 +34,10 @@ type store struct {
 	cache map[string]cachedRecord
 	// creating holds the records being created here, closed when stored.
 	creating map[string]chan struct{}
+	// observe, when set, is told of every record cached (under mu: it
+	// must not call the store), and forget of every record deleted.
+	observe func(*activity.TaskInstance)
+	forget  func(id string)
 }
 
 // cachedRecord is a record as stored at a KV revision. ti is shared with
@@ -84,6 +88,9 @@ func (s *store) apply(e queue.Entry) {
 			delete(s.cache, e.Key())
 		}
 		s.mu.Unlock()
+		if s.forget != nil {
+			s.forget(e.Key())
+		}
 		return
 	}
 	// Most updates are this executor's own writes, remembered already:
@@ -109,6 +116,9 @@ func (s *store) remember(ti *activity.TaskInstance, raw []byte, rev uint64) {
 		return
 	}
 	s.cache[ti.ID] = cachedRecord{ti: ti, raw: raw, rev: rev}
+	if s.observe != nil {
+		s.observe(ti)
+	}
 }
 
 func (s *store) cached(id string) (cachedRecord, bool) {

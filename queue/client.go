@@ -42,6 +42,14 @@ const (
 	// BucketExternalEvents holds the last event sent under each name, for
 	// "event" triggers.
 	BucketExternalEvents = "external_events"
+	// BucketPools holds each pool's record (its slots and the task
+	// instances holding them), changed by compare-and-set only.
+	BucketPools = "pools"
+	// BucketIdempotency maps each submit's Idempotency-Key (hashed) to the
+	// task instance it made, for IdempotencyKeyTTL.
+	BucketIdempotency = "idempotency_keys"
+	// IdempotencyKeyTTL is how long an Idempotency-Key is remembered.
+	IdempotencyKeyTTL = 24 * time.Hour
 )
 
 // Defaults for [Config].
@@ -323,6 +331,8 @@ func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
 		{Bucket: BucketTriggerers, Description: "taskwire triggerer heartbeats", TTL: time.Hour, Replicas: r, Storage: st},
 		{Bucket: BucketWorkers, Description: "taskwire worker registry", TTL: WorkerRegistryTTL, Replicas: r, Storage: st},
 		{Bucket: BucketExternalEvents, Description: "taskwire external events, the last per name", Replicas: r, Storage: st},
+		{Bucket: BucketPools, Description: "taskwire pools and their slot holders", Replicas: r, Storage: st},
+		{Bucket: BucketIdempotency, Description: "taskwire submit idempotency keys", TTL: IdempotencyKeyTTL, Replicas: r, Storage: st},
 	}
 	for i := range kcs {
 		c.limitBucket(&kcs[i])

@@ -1,0 +1,597 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/queue"
+)
+
+// Pools: admission of task instances to named pools of slots.
+//
+// Design (README, "Pools"): each pool is one record in the pools KV bucket
+// holding its slot count and its holders, the task instances admitted to
+// it (by id, with the dispatch they were admitted for and their slots).
+// Every executor replica runs the same admission pass on a pool: it reads
+// the record, drops the holders whose task no longer holds a slot (ended,
+// up for retry, deferred without include_deferred, or at a later
+// dispatch), adds the waiting task instances in priority order while
+// slots are open, and writes the record with compare-and-set at the
+// revision it read. Only the replica whose write wins publishes the
+// ExecuteTask activities of the instances it added; a loser reads again
+// and finds them holders. So the sum of the holders' slots never exceeds
+// the pool's slots, whatever the number of replicas, and a task is only
+// published while it holds its slots.
+//
+// A task instance holds its slots from its admission until its record
+// leaves the states that hold them (queued and running, and deferred when
+// the pool includes deferred tasks); every replica sees that on its
+// record watch and runs the pass, which is how a freed slot goes to the
+// next waiting task at once.
+
+// poolAdmissionPoll is how often every pool is passed over even when
+// nothing changed (holders whose record never arrived expire, a holder
+// admitted by a replica that stopped before publishing is published).
+const poolAdmissionPoll = time.Second
+
+// poolHolderOrphanAfter is how long a holder whose task-instance record is
+// not known here keeps its slots (a record being created elsewhere, or
+// one deleted by retention).
+const poolHolderOrphanAfter = time.Minute
+
+// poolRepublishAfter is how long after its admission a holder still queued
+// at its dispatch is published again (its admitter may have stopped
+// before publishing; a duplicate is dropped by JetStream or refused by
+// …/run).
+const poolRepublishAfter = 15 * time.Second
+
+// poolRecord is a pool as stored in the pools bucket.
+type poolRecord struct {
+	Slots           int                   `json:"slots"`
+	IncludeDeferred bool                  `json:"include_deferred,omitempty"`
+	Description     string                `json:"description,omitempty"`
+	Holders         map[string]poolHolder `json:"holders,omitempty"`
+}
+
+// poolHolder is a task instance admitted to a pool.
+type poolHolder struct {
+	Dispatch int       `json:"d"`
+	Slots    int       `json:"s"`
+	Since    time.Time `json:"t"`
+}
+
+func (r *poolRecord) occupied() int {
+	n := 0
+	for _, h := range r.Holders {
+		n += h.Slots
+	}
+	return n
+}
+
+type cachedPool struct {
+	rec *poolRecord
+	rev uint64
+}
+
+// pools keeps the pool records (a watch of the pools bucket), an index of
+// the active task instances by pool (fed by the record store), and runs
+// the admission passes.
+type pools struct {
+	kv      queue.Bucket
+	log     *slog.Logger
+	store   *store
+	publish func(context.Context, *activity.TaskInstance) error
+	onAdmit func(pool string, waited time.Duration)
+	now     func() time.Time
+
+	mu   sync.Mutex
+	recs map[string]cachedPool
+	// active holds, by pool, the queued, running and deferred task
+	// instances of the pool as last seen.
+	active map[string]map[string]*activity.TaskInstance
+	dirty  map[string]bool
+	// republished holds "id.dispatch" of the holders published again.
+	republished map[string]bool
+	// wasLimited holds the pools seen with a limit: when one has none any
+	// more (deleted default_pool, slots -1) its waiting tasks are published.
+	wasLimited map[string]bool
+	kick       chan struct{}
+}
+
+func newPools(kv queue.Bucket, s *store, log *slog.Logger) *pools {
+	return &pools{
+		kv: kv, log: log, store: s, now: func() time.Time { return time.Now().UTC() },
+		recs: map[string]cachedPool{}, active: map[string]map[string]*activity.TaskInstance{},
+		dirty: map[string]bool{}, republished: map[string]bool{}, wasLimited: map[string]bool{}, kick: make(chan struct{}, 1),
+	}
+}
+
+// holdsSlot reports whether ti, at its current dispatch, counts against
+// its pool.
+func holdsSlot(ti *activity.TaskInstance, includeDeferred bool) bool {
+	switch ti.State {
+	case activity.StateQueued, activity.StateRunning:
+		return true
+	case activity.StateDeferred:
+		return includeDeferred
+	}
+	return false
+}
+
+// observe is called by the store for every record it caches (under its
+// lock: it only updates the index and wakes the pass).
+func (p *pools) observe(ti *activity.TaskInstance) {
+	name := ti.PoolName()
+	active := ti.State == activity.StateQueued || ti.State == activity.StateRunning || ti.State == activity.StateDeferred
+	p.mu.Lock()
+	m := p.active[name]
+	prev, had := m[ti.ID]
+	switch {
+	case active:
+		if m == nil {
+			m = map[string]*activity.TaskInstance{}
+			p.active[name] = m
+		}
+		m[ti.ID] = ti
+	case had:
+		delete(m, ti.ID)
+	}
+	changed := active != had || (had && (prev.State != ti.State || prev.Dispatch != ti.Dispatch))
+	_, limited := p.recs[name]
+	if changed && limited {
+		p.dirty[name] = true
+	}
+	p.mu.Unlock()
+	if changed && limited {
+		p.wake()
+	}
+}
+
+// forget drops a deleted record from the index.
+func (p *pools) forget(id string) {
+	p.mu.Lock()
+	for name, m := range p.active {
+		if _, ok := m[id]; ok {
+			delete(m, id)
+			p.dirty[name] = true
+		}
+	}
+	p.mu.Unlock()
+	p.wake()
+}
+
+func (p *pools) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// limit returns the cached record of a pool that limits its tasks; ok is
+// false for default_pool while it is not set (no limit). A named pool
+// that does not exist is a limit of zero slots (its tasks wait).
+func (p *pools) limit(name string) (rec *poolRecord, exists, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, exists := p.recs[name]
+	switch {
+	case exists:
+		return c.rec, true, c.rec.Slots >= 0
+	case name == activity.DefaultPool:
+		return nil, false, false
+	}
+	return &poolRecord{}, false, true
+}
+
+// mayPublish reports whether ti's current dispatch may be published now:
+// its pool has no limit, or ti holds its slots. When not, ti waits for an
+// admission pass (which its record's arrival in the store sets off).
+func (p *pools) mayPublish(ti *activity.TaskInstance) bool {
+	rec, _, limited := p.limit(ti.PoolName())
+	if !limited {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h, ok := rec.Holders[ti.ID]
+	return ok && h.Dispatch == ti.Dispatch
+}
+
+// waitingReason says why a queued task instance is not published yet, or
+// "" when it is (admitted, or its pool has no limit).
+func (p *pools) waitingReason(ti *activity.TaskInstance) string {
+	if ti.State != activity.StateQueued {
+		return ""
+	}
+	name := ti.PoolName()
+	rec, exists, limited := p.limit(name)
+	if !limited {
+		return ""
+	}
+	if !exists {
+		return fmt.Sprintf("waiting for pool %s, which does not exist", name)
+	}
+	p.mu.Lock()
+	h, ok := rec.Holders[ti.ID]
+	p.mu.Unlock()
+	if ok && h.Dispatch == ti.Dispatch {
+		return ""
+	}
+	return fmt.Sprintf("waiting for pool %s (%d of %d slots open, needs %d)", name, max(rec.Slots-rec.occupied(), 0), rec.Slots, ti.Slots())
+}
+
+// watch keeps recs current until ctx ends; ready is closed once loaded.
+func (p *pools) watch(ctx context.Context, ready chan<- struct{}) error {
+	w, err := p.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch pools: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	loaded := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e.CaughtUp() {
+				if !loaded {
+					loaded = true
+					close(ready)
+				}
+				continue
+			}
+			p.applyEntry(e)
+		}
+	}
+}
+
+func (p *pools) applyEntry(e queue.Entry) {
+	name := e.Key()
+	if !e.IsPut() {
+		p.mu.Lock()
+		if c, ok := p.recs[name]; ok && c.rev < e.Revision() {
+			delete(p.recs, name)
+		}
+		p.dirty[name] = true
+		p.mu.Unlock()
+		p.wake()
+		return
+	}
+	var rec poolRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		p.log.Warn("skip undecodable pool", "pool", name, "err", err)
+		return
+	}
+	p.remember(name, &rec, e.Revision())
+	p.wake()
+}
+
+func (p *pools) remember(name string, rec *poolRecord, rev uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.recs[name]; ok && c.rev >= rev {
+		return
+	}
+	p.recs[name] = cachedPool{rec: rec, rev: rev}
+	p.dirty[name] = true
+	if rec.Slots >= 0 {
+		p.wasLimited[name] = true
+	}
+}
+
+// run runs admission passes until ctx ends: on every change, and every
+// poolAdmissionPoll over every pool.
+func (p *pools) run(ctx context.Context) {
+	t := time.NewTicker(poolAdmissionPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+		case <-t.C:
+			p.mu.Lock()
+			for name := range p.recs {
+				p.dirty[name] = true
+			}
+			p.dirty[activity.DefaultPool] = true
+			p.mu.Unlock()
+		}
+		p.mu.Lock()
+		names := make([]string, 0, len(p.dirty))
+		for name := range p.dirty {
+			names = append(names, name)
+		}
+		clear(p.dirty)
+		p.mu.Unlock()
+		for _, name := range names {
+			if ctx.Err() != nil {
+				return
+			}
+			if err := p.pass(ctx, name); err != nil && ctx.Err() == nil {
+				p.log.Warn("pool admission pass", "pool", name, "err", err)
+				p.mu.Lock()
+				p.dirty[name] = true
+				p.mu.Unlock()
+			}
+		}
+	}
+}
+
+// pass runs admission on one pool (see the design above).
+func (p *pools) pass(ctx context.Context, name string) error {
+	p.mu.Lock()
+	c, exists := p.recs[name]
+	tis := make([]*activity.TaskInstance, 0, len(p.active[name]))
+	for _, ti := range p.active[name] {
+		tis = append(tis, ti)
+	}
+	unlimited := (!exists && name == activity.DefaultPool) || (exists && c.rec.Slots < 0)
+	released := unlimited && p.wasLimited[name]
+	if unlimited {
+		delete(p.wasLimited, name)
+	}
+	p.mu.Unlock()
+	if released {
+		// No limit any more: publish what waited (holders again too,
+		// which JetStream de-duplicates).
+		for _, ti := range tis {
+			if ti.State == activity.StateQueued && ti.Dispatch > 0 {
+				p.publishOne(ctx, ti)
+			}
+		}
+	}
+	if !exists || unlimited {
+		return nil
+	}
+	// Newest first decides the order: highest weight, then first queued.
+	sort.Slice(tis, func(i, j int) bool {
+		a, b := tis[i], tis[j]
+		if a.PriorityWeight != b.PriorityWeight {
+			return a.PriorityWeight > b.PriorityWeight
+		}
+		if a.QueuedAt != nil && b.QueuedAt != nil && !a.QueuedAt.Equal(*b.QueuedAt) {
+			return a.QueuedAt.Before(*b.QueuedAt)
+		}
+		return a.ID < b.ID
+	})
+	rec, rev := c.rec, c.rev
+	for attempt := 0; ; attempt++ {
+		next, admitted, changed := p.admit(rec, tis)
+		if !changed {
+			p.republish(ctx, next)
+			return nil
+		}
+		b, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		nrev, err := p.kv.Update(ctx, name, b, rev)
+		if err == nil {
+			p.remember(name, next, nrev)
+			for _, ti := range admitted {
+				p.publishOne(ctx, ti)
+				if p.onAdmit != nil && ti.QueuedAt != nil {
+					p.onAdmit(name, p.now().Sub(*ti.QueuedAt))
+				}
+			}
+			return nil
+		}
+		if !queue.IsConflict(err) || attempt >= 50 {
+			return fmt.Errorf("update pool %s: %w", name, err)
+		}
+		ent, gerr := p.kv.Get(ctx, name)
+		if errors.Is(gerr, queue.ErrKeyNotFound) {
+			return nil // deleted meanwhile
+		}
+		if gerr != nil {
+			return fmt.Errorf("read pool %s: %w", name, gerr)
+		}
+		var fresh poolRecord
+		if err := json.Unmarshal(ent.Value(), &fresh); err != nil {
+			return fmt.Errorf("decode pool %s: %w", name, err)
+		}
+		rec, rev = &fresh, ent.Revision()
+		p.remember(name, rec, rev)
+	}
+}
+
+// admit computes the next record of a pool: holders that no longer hold a
+// slot released, then waiting instances (tis, in admission order) added
+// while they fit. It returns the instances added.
+func (p *pools) admit(rec *poolRecord, tis []*activity.TaskInstance) (*poolRecord, []*activity.TaskInstance, bool) {
+	now := p.now()
+	next := *rec
+	next.Holders = make(map[string]poolHolder, len(rec.Holders))
+	changed := false
+	for id, h := range rec.Holders {
+		c, ok := p.store.cached(id)
+		switch {
+		case !ok && now.Sub(h.Since) > poolHolderOrphanAfter:
+			changed = true
+			continue
+		case !ok, c.ti.Dispatch < h.Dispatch:
+			// Not known here yet, or behind the admitter: keep.
+		case c.ti.Dispatch > h.Dispatch || !holdsSlot(c.ti, rec.IncludeDeferred):
+			changed = true
+			continue
+		}
+		next.Holders[id] = h
+	}
+	open := next.Slots - next.occupied()
+	var admitted []*activity.TaskInstance
+	for _, ti := range tis {
+		if open <= 0 {
+			break
+		}
+		if ti.State != activity.StateQueued || ti.Dispatch == 0 {
+			continue
+		}
+		if h, ok := next.Holders[ti.ID]; ok && h.Dispatch >= ti.Dispatch {
+			continue
+		}
+		// The index may be behind the store: decide on the cached record.
+		if c, ok := p.store.cached(ti.ID); ok {
+			if c.ti.State != activity.StateQueued || c.ti.Dispatch != ti.Dispatch {
+				continue
+			}
+			ti = c.ti
+		}
+		if ti.Slots() > open {
+			continue // a smaller one further down may fit (as Airflow does)
+		}
+		next.Holders[ti.ID] = poolHolder{Dispatch: ti.Dispatch, Slots: ti.Slots(), Since: now}
+		open -= ti.Slots()
+		admitted = append(admitted, ti)
+		changed = true
+	}
+	return &next, admitted, changed
+}
+
+// republish publishes again the holders still queued at their dispatch
+// long after their admission, once each (their admitter may have stopped
+// before it published them).
+func (p *pools) republish(ctx context.Context, rec *poolRecord) {
+	now := p.now()
+	for id, h := range rec.Holders {
+		if now.Sub(h.Since) < poolRepublishAfter {
+			continue
+		}
+		c, ok := p.store.cached(id)
+		if !ok || c.ti.State != activity.StateQueued || c.ti.Dispatch != h.Dispatch {
+			continue
+		}
+		k := fmt.Sprintf("%s.%d", id, h.Dispatch)
+		p.mu.Lock()
+		done := p.republished[k]
+		p.republished[k] = true
+		if len(p.republished) > 100_000 {
+			clear(p.republished)
+		}
+		p.mu.Unlock()
+		if !done {
+			p.publishOne(ctx, c.ti)
+		}
+	}
+}
+
+func (p *pools) publishOne(ctx context.Context, ti *activity.TaskInstance) {
+	if err := p.publish(ctx, ti); err != nil {
+		p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", ti.ID, "err", err)
+	}
+}
+
+// status is the API view of a pool.
+func (p *pools) status(name string) (activity.Pool, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, exists := p.recs[name]
+	out := activity.Pool{Name: name, Slots: -1}
+	if exists {
+		out.Slots, out.IncludeDeferred, out.Description = c.rec.Slots, c.rec.IncludeDeferred, c.rec.Description
+	} else if name != activity.DefaultPool {
+		return out, false
+	}
+	for _, ti := range p.active[name] {
+		held := !exists || out.Slots < 0
+		if exists {
+			if h, ok := c.rec.Holders[ti.ID]; ok && h.Dispatch == ti.Dispatch {
+				held = true
+			}
+		}
+		switch {
+		case !held && ti.State == activity.StateQueued:
+			out.Waiting++
+			out.WaitingSlots += ti.Slots()
+			continue
+		case !held:
+			if ti.State == activity.StateDeferred {
+				out.Deferred++
+			}
+			continue
+		case ti.State == activity.StateQueued:
+			out.Queued++
+		case ti.State == activity.StateRunning:
+			out.Running++
+		case ti.State == activity.StateDeferred:
+			out.Deferred++
+			if !c.rec.IncludeDeferred {
+				continue
+			}
+		}
+	}
+	if exists {
+		out.Occupied = c.rec.occupied()
+	} else {
+		out.Occupied = out.Queued + out.Running
+	}
+	out.Open = -1
+	if out.Slots >= 0 {
+		out.Open = max(out.Slots-out.Occupied, 0)
+	}
+	return out, true
+}
+
+// names lists the pools: every stored one, and default_pool.
+func (p *pools) names() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := []string{activity.DefaultPool}
+	for name := range p.recs {
+		if name != activity.DefaultPool {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out[1:])
+	return out
+}
+
+// set creates or changes a pool's settings, keeping its holders.
+func (p *pools) set(ctx context.Context, name string, slots int, includeDeferred bool, description string) error {
+	_, err := queue.UpdateCAS(ctx, p.kv, name, func(old []byte) ([]byte, error) {
+		var rec poolRecord
+		if old != nil {
+			if err := json.Unmarshal(old, &rec); err != nil {
+				return nil, err
+			}
+		}
+		rec.Slots, rec.IncludeDeferred, rec.Description = slots, includeDeferred, description
+		return json.Marshal(&rec)
+	})
+	if err == nil {
+		p.mu.Lock()
+		p.dirty[name] = true
+		p.mu.Unlock()
+		p.wake()
+	}
+	return err
+}
+
+// remove deletes a pool. Its tasks wait until it is made again (those of
+// default_pool run without limit).
+func (p *pools) remove(ctx context.Context, name string) error {
+	ent, err := p.kv.Get(ctx, name)
+	if errors.Is(err, queue.ErrKeyNotFound) {
+		return fmt.Errorf("pool %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("read pool %s: %w", name, err)
+	}
+	if err := p.kv.DeleteAt(ctx, name, ent.Revision()); err != nil {
+		if queue.IsConflict(err) {
+			return p.remove(ctx, name) // changed meanwhile (a pass): again
+		}
+		return fmt.Errorf("delete pool %s: %w", name, err)
+	}
+	return nil
+}

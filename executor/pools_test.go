@@ -1,0 +1,253 @@
+package executor
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+		"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/queue"
+)
+
+// setPool sets a pool through the public API.
+func (f *fixture) setPool(name string, slots int, includeDeferred bool) activity.Pool {
+	f.t.Helper()
+	b, _ := json.Marshal(map[string]any{"slots": slots, "include_deferred": includeDeferred})
+	req, _ := http.NewRequestWithContext(f.t.Context(), http.MethodPut, f.srv.URL+"/api/v1/pools/"+name, bytes.NewReader(b))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		f.t.Fatalf("PUT pool %s: %s", name, resp.Status)
+	}
+	var p activity.Pool
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+func (f *fixture) pool(name string) activity.Pool {
+	f.t.Helper()
+	resp, err := http.Get(f.srv.URL + "/api/v1/pools/" + name)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p activity.Pool
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+// start runs an activity as a worker would and returns its task token.
+func (f *fixture) start(act *activity.ExecuteTask) string {
+	f.t.Helper()
+	req := runReq
+	req.ActivityID = act.ID
+	rr, err := f.ec.Run(f.t.Context(), act.Token, act.TI.ID, req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return rr.Token
+}
+
+func (f *fixture) end(id, token string) {
+	f.t.Helper()
+	if err := f.ec.Task(id, token).State(f.t.Context(), execution.StateRequest{State: activity.StateSuccess}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) waitPool(name string, cond func(activity.Pool) bool) activity.Pool {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p := f.pool(name)
+		if cond(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("timed out waiting on pool %s: %+v", name, p)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var poolCmd = activity.Entrypoint{Command: []string{"x"}}
+
+// Two executor replicas admit tasks of one pool: never more than its
+// slots are handed out, waiting tasks say so, a finished task's slot goes
+// to the next, and a resize takes effect at once.
+func TestPoolLimitAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	ns := natstest.RunServer(t)
+	newQ := func() *queue.Client {
+		qc, err := queue.New(t.Context(), natstest.Connect(t, ns), queue.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return qc
+	}
+	a, b := startOn(t, newQ(), Config{}), startOn(t, newQ(), Config{})
+	if _, err := a.ex.Submit(t.Context(), activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "db"}); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("submit to a pool that does not exist: %v", err)
+	}
+	a.setPool("db", 2, false)
+	b.waitPool("db", func(p activity.Pool) bool { return p.Slots == 2 })
+	var ids []string
+	for i := range 6 {
+		f := a
+		if i%2 == 1 {
+			f = b
+		}
+		ids = append(ids, f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "db"}).ID)
+	}
+	running := map[string]string{}
+	for range 2 {
+		act := a.tryTake("q", 5*time.Second)
+		if act == nil {
+			t.Fatal("fewer than 2 activities published for a pool of 2")
+		}
+		running[act.TI.ID] = a.start(act)
+	}
+	if act := a.tryTake("q", 300*time.Millisecond); act != nil {
+		t.Fatalf("a third activity published for a pool of 2: %s", act.TI.ID)
+	}
+	p := b.waitPool("db", func(p activity.Pool) bool { return p.Running == 2 && p.Waiting == 4 })
+	if p.Occupied != 2 || p.Open != 0 || p.WaitingSlots != 4 {
+		t.Errorf("pool %+v", p)
+	}
+	waiting := 0
+	for _, id := range ids {
+		if _, ok := running[id]; ok {
+			continue
+		}
+		resp, err := http.Get(b.srv.URL + "/api/v1/task-instances/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ti activity.TaskInstance
+		_ = json.NewDecoder(resp.Body).Decode(&ti)
+		resp.Body.Close()
+		if ti.State == activity.StateQueued && strings.Contains(ti.Reason, "waiting for pool db") {
+			waiting++
+		}
+	}
+	if waiting != 4 {
+		t.Errorf("%d task instances say they wait for pool db, want 4", waiting)
+	}
+	// A finished task's slot goes to the next one.
+	for id, tok := range running {
+		b.end(id, tok)
+		delete(running, id)
+		break
+	}
+	act := a.tryTake("q", 5*time.Second)
+	if act == nil {
+		t.Fatal("no activity after a slot was freed")
+	}
+	running[act.TI.ID] = a.start(act)
+	if act := a.tryTake("q", 300*time.Millisecond); act != nil {
+		t.Fatalf("an activity beyond the pool's slots: %s", act.TI.ID)
+	}
+	// Resizing takes effect at once.
+	b.setPool("db", 4, false)
+	for range 2 {
+		act := a.tryTake("q", 5*time.Second)
+		if act == nil {
+			t.Fatal("no activity after the pool grew")
+		}
+		running[act.TI.ID] = a.start(act)
+	}
+	if act := a.tryTake("q", 300*time.Millisecond); act != nil {
+		t.Fatalf("an activity beyond the grown pool's slots: %s", act.TI.ID)
+	}
+	a.waitPool("db", func(p activity.Pool) bool { return p.Running == 4 && p.Waiting == 1 && p.Occupied == 4 })
+	for id, tok := range running {
+		a.end(id, tok)
+	}
+	act = a.tryTake("q", 5*time.Second)
+	if act == nil {
+		t.Fatal("the last task was not admitted")
+	}
+	a.end(act.TI.ID, a.start(act))
+	a.waitPool("db", func(p activity.Pool) bool { return p.Occupied == 0 && p.Waiting == 0 && p.Running == 0 })
+}
+
+// Among tasks waiting for a pool the highest priority_weight goes first,
+// ties first come first served.
+func TestPoolPriority(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	f.setPool("one", 1, false)
+	f.waitPool("one", func(p activity.Pool) bool { return p.Slots == 1 })
+	low, high := 1, 10
+	first := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "one", PriorityWeight: &low})
+	act := f.tryTake("q", 5*time.Second)
+	if act == nil || act.TI.ID != first.ID {
+		t.Fatalf("first activity %+v, want %s", act, first.ID)
+	}
+	tok := f.start(act)
+	var lows []string
+	for range 50 {
+		lows = append(lows, f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "one", PriorityWeight: &low}).ID)
+	}
+	hi := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "one", PriorityWeight: &high})
+	f.waitPool("one", func(p activity.Pool) bool { return p.Waiting == 51 })
+	f.end(first.ID, tok)
+	act = f.tryTake("q", 5*time.Second)
+	if act == nil || act.TI.ID != hi.ID {
+		t.Fatalf("after the first: %+v, want the high-priority %s", act, hi.ID)
+	}
+	f.end(act.TI.ID, f.start(act))
+	// Then the low ones, first come first served.
+	for i := range 3 {
+		act = f.tryTake("q", 5*time.Second)
+		if act == nil || act.TI.ID != lows[i] {
+			t.Fatalf("low %d: %+v, want %s", i, act, lows[i])
+		}
+		f.end(act.TI.ID, f.start(act))
+	}
+}
+
+// A deferred task gives its slot back unless the pool includes deferred
+// tasks.
+func TestPoolDeferralFreesSlot(t *testing.T) {
+	t.Parallel()
+	for _, include := range []bool{false, true} {
+		f := newFixture(t, queue.Config{}, Config{})
+		f.setPool("p", 1, include)
+		f.waitPool("p", func(p activity.Pool) bool { return p.Slots == 1 })
+		d := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "p"})
+		act := f.tryTake("q", 5*time.Second)
+		tok := f.start(act)
+		err := f.ec.Task(d.ID, tok).State(t.Context(), execution.StateRequest{State: activity.StateDeferred,
+			Trigger: &activity.Trigger{Classpath: "airflow.triggers.temporal.TimeDeltaTrigger", Kwargs: map[string]any{"delta": "1h"}}, NextMethod: "done"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "p"})
+		act = f.tryTake("q", time.Second)
+		switch {
+		case !include && (act == nil || act.TI.ID != other.ID):
+			t.Errorf("include_deferred=false: a deferred task kept its slot (%+v)", act)
+		case include && act != nil:
+			t.Errorf("include_deferred=true: a task was admitted while the deferred one holds the slot")
+		}
+		if include {
+			p := f.waitPool("p", func(p activity.Pool) bool { return p.Deferred == 1 && p.Waiting == 1 })
+			if p.Occupied != 1 {
+				t.Errorf("pool %+v", p)
+			}
+		}
+	}
+}

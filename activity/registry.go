@@ -70,11 +70,14 @@ type TriggererInfo struct {
 // instances running and deferred, the workers serving it, and the tries
 // that ended in the last minute.
 type QueueInfo struct {
-	Name               string `json:"name"`
-	Pending            int    `json:"pending"`
-	Running            int    `json:"running"`
-	Deferred           int    `json:"deferred"`
-	Workers            int    `json:"workers"`
-	FinishedLastMinute int    `json:"finished_last_minute"`
-	FailedLastMinute   int    `json:"failed_last_minute"`
+	Name     string `json:"name"`
+	Pending  int    `json:"pending"`
+	Running  int    `json:"running"`
+	Deferred int    `json:"deferred"`
+	// Waiting counts the task instances queued to it that wait for
+	// admission (their pool, or another limit), not published yet.
+	Waiting            int `json:"waiting"`
+	Workers            int `json:"workers"`
+	FinishedLastMinute int `json:"finished_last_minute"`
+	FailedLastMinute   int `json:"failed_last_minute"`
 }

@@ -61,6 +61,7 @@ Commands:
   workers [drain ID]                   list workers (live, draining, lost); drain one
   triggerers                           list triggerers (live, lost) and the triggers held
   queues                               per queue: pending, running, deferred, workers, last minute
+  pools [set NAME --slots N|delete NAME]   list pools (slots, open, waiting); set or delete one
   dags apply -f FILE|list|get|pause|unpause|delete   manage DAGs
   runs trigger DAG [--wait]|get|list|clear            trigger and follow DAG runs
 
@@ -94,6 +95,7 @@ var commands = []command{
 	{"workers", (*cli).workers, 2},
 	{"triggerers", (*cli).triggerers, 2},
 	{"queues", (*cli).queues, 2},
+	{"pools", (*cli).pools, 2},
 	{"dags", (*cli).dags, 2},
 	{"runs", (*cli).runs, 2},
 }

@@ -116,7 +116,8 @@ func (c *cli) triggerers(ctx context.Context, args []string) error {
 const queuesUsage = `usage: executor queues [flags]
 
 Shows each queue: activities pending in JetStream (not yet pulled), task
-instances running and deferred, live workers serving it, and the task
+instances waiting for admission (their pool has no open slot; see executor
+pools), running and deferred, live workers serving it, and the task
 instances that finished (and failed) in the last minute.
 `
 
@@ -139,9 +140,9 @@ func (c *cli) queues(ctx context.Context, args []string) error {
 		return printJSON(c.stdout, map[string]any{"queues": qs})
 	}
 	tw := newTable(c.stdout)
-	row(tw, "QUEUE", "PENDING", "RUNNING", "DEFERRED", "WORKERS", "FINISHED/MIN", "FAILED/MIN")
+	row(tw, "QUEUE", "PENDING", "WAITING", "RUNNING", "DEFERRED", "WORKERS", "FINISHED/MIN", "FAILED/MIN")
 	for _, q := range qs {
-		row(tw, q.Name, strconv.Itoa(q.Pending), strconv.Itoa(q.Running), strconv.Itoa(q.Deferred),
+		row(tw, q.Name, strconv.Itoa(q.Pending), strconv.Itoa(q.Waiting), strconv.Itoa(q.Running), strconv.Itoa(q.Deferred),
 			strconv.Itoa(q.Workers), strconv.Itoa(q.FinishedLastMinute), strconv.Itoa(q.FailedLastMinute))
 	}
 	return tw.Flush()

@@ -82,6 +82,8 @@ type submitOpts struct {
 	api   apiFlags
 	wait  bool
 	specs []activity.TaskSpec
+	// idemKey is --idempotency-key: the same key submits once.
+	idemKey string
 }
 
 // specFlags are the flags that make a TaskSpec.
@@ -93,6 +95,8 @@ type specFlags struct {
 	timeout                           time.Duration
 	env, params                       pairFlag
 	file                              string
+	pool                              string
+	poolSlots, priorityWeight         int
 }
 
 func (c *cli) parseSubmit(args []string) (*submitOpts, error) {
@@ -113,6 +117,10 @@ func (c *cli) parseSubmit(args []string) (*submitOpts, error) {
 	fs.Var(&f.env, "env", "`K=V` environment variable of the task (repeatable)")
 	fs.Var(&f.params, "param", "`K=V` param of the task, V JSON or a string (repeatable)")
 	fs.StringVar(&f.file, "f", "", "JSON or YAML `FILE` of a TaskSpec or a list of them; \"-\" reads stdin")
+	fs.StringVar(&f.pool, "pool", "", "`POOL` whose slots the task takes (executor pools); default default_pool")
+	fs.IntVar(&f.poolSlots, "pool-slots", 0, "slots of the pool the task takes; 0 means 1")
+	fs.IntVar(&f.priorityWeight, "priority-weight", 1, "order among tasks waiting for their pool: the highest first")
+	fs.StringVar(&o.idemKey, "idempotency-key", "", "`KEY` that makes the submit happen once: a repeat prints the same task instance id (kept 24h)")
 	fs.BoolVar(&o.wait, "wait", false, "print state changes until the task instance is finished; exit 1 unless it succeeded")
 	command, given, err := c.parseHead(fs, args)
 	if err != nil {
@@ -174,6 +182,14 @@ func (f *specFlags) apply(s *activity.TaskSpec, given map[string]bool, params ma
 		s.Task, s.Command = f.task, nil
 	} else if s.Task == "" && len(s.Command) == 0 {
 		s.Task = f.task
+	}
+	str("pool", &s.Pool, f.pool)
+	if given["pool-slots"] || s.PoolSlots == 0 {
+		s.PoolSlots = f.poolSlots
+	}
+	if given["priority-weight"] {
+		w := f.priorityWeight
+		s.PriorityWeight = &w
 	}
 	if given["retries"] || s.Retries == 0 {
 		s.Retries = f.retries
@@ -325,7 +341,15 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 	}
 	tis := make([]*activity.TaskInstance, 0, len(o.specs))
 	for i, spec := range o.specs {
-		ti, err := api.Submit(ctx, spec)
+		var ti *activity.TaskInstance
+		switch {
+		case o.idemKey != "" && many:
+			ti, err = api.SubmitIdempotent(ctx, fmt.Sprintf("%s#%d", o.idemKey, i+1), spec)
+		case o.idemKey != "":
+			ti, err = api.SubmitIdempotent(ctx, o.idemKey, spec)
+		default:
+			ti, err = api.Submit(ctx, spec)
+		}
 		if err != nil {
 			if bar != nil {
 				_ = bar.Exit()

@@ -104,6 +104,11 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 // send sends one request and returns the response of a 2xx answer, its body
 // open; any other answer is returned as an *APIError.
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, in any, accept string) (*http.Response, error) {
+	return c.sendHeader(ctx, method, path, query, in, accept, nil)
+}
+
+// sendHeader is send with extra request headers.
+func (c *Client) sendHeader(ctx context.Context, method, path string, query url.Values, in any, accept string, hdr http.Header) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -127,6 +132,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -160,9 +168,18 @@ func decodeError(resp *http.Response) error {
 // do sends a request with the default deadline and decodes a JSON answer
 // into out (when not nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	return c.doQueryHeader(ctx, method, path, query, in, out, nil)
+}
+
+// doHeader is do with extra request headers.
+func (c *Client) doHeader(ctx context.Context, method, path string, in, out any, hdr http.Header) error {
+	return c.doQueryHeader(ctx, method, path, nil, in, out, hdr)
+}
+
+func (c *Client) doQueryHeader(ctx context.Context, method, path string, query url.Values, in, out any, hdr http.Header) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.send(ctx, method, path, query, in, "application/json")
+	resp, err := c.sendHeader(ctx, method, path, query, in, "application/json", hdr)
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,15 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/taskwire/taskwire/activity"
 )
@@ -19,15 +22,45 @@ const WaitPollInterval = 100 * time.Millisecond
 // restarting) before returning the last one.
 const waitErrorBudget = 10 * time.Second
 
+// submitAttempts is how many times Submit sends one logical submit when
+// the answer is lost or the executor is away: its Idempotency-Key makes a
+// repeat return the first attempt's task instance.
+const submitAttempts = 3
+
 // Submit queues a task instance for spec (POST /activities) and returns it,
 // queued. The server fills the ids spec leaves out (see
 // activity.TaskSpec.WithDefaults); an invalid spec is ErrBadRequest.
+//
+// Submit sends a new Idempotency-Key with each call and tries again, with
+// the same key, when the request fails in transit or the executor answers
+// 5xx (up to 3 attempts): a retry never queues a second task instance.
 func (c *Client) Submit(ctx context.Context, spec activity.TaskSpec) (*activity.TaskInstance, error) {
-	var ti activity.TaskInstance
-	if err := c.do(ctx, http.MethodPost, "/activities", nil, spec, &ti); err != nil {
-		return nil, fmt.Errorf("submit to queue %s: %w", spec.Queue, err)
+	return c.SubmitIdempotent(ctx, uuid.NewString(), spec)
+}
+
+// SubmitIdempotent is Submit under a key the caller chooses: the first
+// submit with key queues the task instance, a later one with the same
+// spec returns it, one with another spec is ErrConflict (for 24 hours).
+func (c *Client) SubmitIdempotent(ctx context.Context, key string, spec activity.TaskSpec) (*activity.TaskInstance, error) {
+	hdr := http.Header{"Idempotency-Key": {key}}
+	var err error
+	for attempt := 1; ; attempt++ {
+		var ti activity.TaskInstance
+		err = c.doHeader(ctx, http.MethodPost, "/activities", spec, &ti, hdr)
+		if err == nil {
+			return &ti, nil
+		}
+		var ae *APIError
+		retryable := ctx.Err() == nil && (!errors.As(err, &ae) || ae.Status >= 500 && ae.Status != http.StatusInsufficientStorage)
+		if !retryable || attempt == submitAttempts {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
 	}
-	return &ti, nil
+	return nil, fmt.Errorf("submit to queue %s: %w", spec.Queue, err)
 }
 
 // Get returns the task instance id; ErrNotFound when there is none.

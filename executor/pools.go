@@ -542,6 +542,31 @@ func (p *pools) status(name string) (activity.Pool, bool) {
 	return out, true
 }
 
+// waitingByQueue counts the task instances waiting for admission by queue.
+func (p *pools) waitingByQueue() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for name, m := range p.active {
+		c, exists := p.recs[name]
+		if (!exists && name == activity.DefaultPool) || (exists && c.rec.Slots < 0) {
+			continue
+		}
+		for _, ti := range m {
+			if ti.State != activity.StateQueued {
+				continue
+			}
+			if exists {
+				if h, ok := c.rec.Holders[ti.ID]; ok && h.Dispatch == ti.Dispatch {
+					continue
+				}
+			}
+			out[ti.Queue]++
+		}
+	}
+	return out
+}
+
 // names lists the pools: every stored one, and default_pool.
 func (p *pools) names() []string {
 	p.mu.Lock()

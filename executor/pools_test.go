@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-		"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/queue"

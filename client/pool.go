@@ -1,0 +1,65 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// PoolSettings are what SetPool sets.
+type PoolSettings struct {
+	// Slots is how many slots the pool's tasks may take at once; -1 means
+	// no limit.
+	Slots           int    `json:"slots"`
+	IncludeDeferred bool   `json:"include_deferred,omitempty"`
+	Description     string `json:"description,omitempty"`
+}
+
+// Pools lists the pools with their counts, default_pool first (GET /pools).
+func (c *Client) Pools(ctx context.Context) ([]activity.Pool, error) {
+	var out struct {
+		Pools []activity.Pool `json:"pools"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/pools", nil, nil, &out); err != nil {
+		return nil, fmt.Errorf("list pools: %w", err)
+	}
+	return out.Pools, nil
+}
+
+// Pool returns one pool; ErrNotFound when there is none.
+func (c *Client) Pool(ctx context.Context, name string) (*activity.Pool, error) {
+	p, err := pathID("pool name", name)
+	if err == nil {
+		var out activity.Pool
+		if err = c.do(ctx, http.MethodGet, "/pools/"+p, nil, nil, &out); err == nil {
+			return &out, nil
+		}
+	}
+	return nil, fmt.Errorf("get pool %s: %w", name, err)
+}
+
+// SetPool creates a pool or changes its settings (PUT /pools/{name}).
+func (c *Client) SetPool(ctx context.Context, name string, s PoolSettings) (*activity.Pool, error) {
+	p, err := pathID("pool name", name)
+	if err == nil {
+		var out activity.Pool
+		if err = c.do(ctx, http.MethodPut, "/pools/"+p, nil, s, &out); err == nil {
+			return &out, nil
+		}
+	}
+	return nil, fmt.Errorf("set pool %s: %w", name, err)
+}
+
+// DeletePool deletes a pool; ErrNotFound when there is none.
+func (c *Client) DeletePool(ctx context.Context, name string) error {
+	p, err := pathID("pool name", name)
+	if err == nil {
+		err = c.do(ctx, http.MethodDelete, "/pools/"+p, nil, nil, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("delete pool %s: %w", name, err)
+	}
+	return nil
+}

@@ -107,6 +107,9 @@ type TaskSpec struct {
 	// PriorityWeight orders the tasks waiting for admission: the highest
 	// first, ties first come first served. Default 1.
 	PriorityWeight *int `json:"priority_weight,omitempty" yaml:"priority_weight,omitempty"`
+	// MaxActiveTisPerDag, when positive, bounds how many instances of this
+	// task (dag_id, task_id) across all runs are admitted at once.
+	MaxActiveTisPerDag int `json:"max_active_tis_per_dag,omitempty" yaml:"max_active_tis_per_dag,omitempty"`
 }
 
 // onlyOf reports whether s is 1 to max bytes, each allowed. (A regexp
@@ -211,6 +214,9 @@ func (s *TaskSpec) Validate() error {
 		if err := ValidatePool(s.Pool); err != nil {
 			return err
 		}
+	}
+	if s.MaxActiveTisPerDag < 0 || s.MaxActiveTisPerDag > PoolSlotsMax {
+		return invalid("max_active_tis_per_dag %d out of range 0-%d", s.MaxActiveTisPerDag, PoolSlotsMax)
 	}
 	if s.PoolSlots < 0 || s.PoolSlots > PoolSlotsMax {
 		return invalid("pool_slots %d out of range 1-%d", s.PoolSlots, PoolSlotsMax)

@@ -65,6 +65,9 @@ type TaskInstance struct {
 	Pool           string `json:"pool,omitempty"`
 	PoolSlots      int    `json:"pool_slots,omitempty"`
 	PriorityWeight int    `json:"priority_weight,omitempty"`
+	// MaxActiveTisPerDag bounds the admitted instances of the task across
+	// runs (0: no bound).
+	MaxActiveTisPerDag int `json:"max_active_tis_per_dag,omitempty"`
 	// IdempotencyKey is the key the instance was submitted with, if any.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 
@@ -109,7 +112,7 @@ func NewTaskInstance(id string, s TaskSpec, now time.Time) *TaskInstance {
 		State: StateQueued, TryNumber: 1, MaxTries: s.Retries + 1,
 		Entrypoint: s.Entrypoint, Params: s.Params, ExecutionTimeout: s.ExecutionTimeout,
 		Retry: s.RetryPolicy, Callbacks: s.Callbacks,
-		Pool: s.Pool, PoolSlots: s.PoolSlots, PriorityWeight: 1,
+		Pool: s.Pool, PoolSlots: s.PoolSlots, PriorityWeight: 1, MaxActiveTisPerDag: s.MaxActiveTisPerDag,
 		QueuedAt: &now, UpdatedAt: now,
 		Tries: []Try{{TryNumber: 1, State: StateQueued}},
 	}

@@ -76,7 +76,10 @@ type QueueInfo struct {
 	Deferred int    `json:"deferred"`
 	// Waiting counts the task instances queued to it that wait for
 	// admission (their pool, or another limit), not published yet.
-	Waiting            int `json:"waiting"`
+	Waiting int `json:"waiting"`
+	// MaxRunning, when positive, bounds the task instances of the queue
+	// admitted at once (queued to a worker or running), across all workers.
+	MaxRunning         int `json:"max_running,omitempty"`
 	Workers            int `json:"workers"`
 	FinishedLastMinute int `json:"finished_last_minute"`
 	FailedLastMinute   int `json:"failed_last_minute"`

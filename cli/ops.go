@@ -114,6 +114,12 @@ func (c *cli) triggerers(ctx context.Context, args []string) error {
 }
 
 const queuesUsage = `usage: executor queues [flags]
+       executor queues set NAME --max-running N
+
+set bounds how many task instances of the queue are admitted at once
+(queued to a worker or running) across all workers; 0 removes the bound.
+Task instances beyond it wait (queued, reason "waiting for queue NAME's
+max_running"), highest priority_weight first.
 
 Shows each queue: activities pending in JetStream (not yet pulled), task
 instances waiting for admission (their pool has no open slot; see executor
@@ -125,7 +131,36 @@ func (c *cli) queues(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("queues", queuesUsage)
 	var a apiFlags
 	a.register(fs)
-	api, _, err := c.apiCommand(fs, &a, args)
+	maxRunning := fs.Int("max-running", 0, "max running task instances of the queue (set); 0 removes the bound")
+	pos, given, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 && pos[0] == "set" {
+		if err := wantArgs(fs, pos[1:], "NAME"); err != nil {
+			return err
+		}
+		if !given["max-running"] {
+			return usagef("queues set: --max-running N is required (0 removes the bound)")
+		}
+		api, err := a.client()
+		if err != nil {
+			return err
+		}
+		qi, err := api.SetQueueMaxRunning(ctx, pos[1], *maxRunning)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return printJSON(c.stdout, qi)
+		}
+		fmt.Fprintf(c.stdout, "queue %s: max_running %s\n", qi.Name, slotsText(qi.MaxRunning-boolInt(qi.MaxRunning == 0)))
+		return nil
+	}
+	if err := wantArgs(fs, pos); err != nil {
+		return err
+	}
+	api, err := a.client()
 	if err != nil {
 		return err
 	}
@@ -140,9 +175,9 @@ func (c *cli) queues(ctx context.Context, args []string) error {
 		return printJSON(c.stdout, map[string]any{"queues": qs})
 	}
 	tw := newTable(c.stdout)
-	row(tw, "QUEUE", "PENDING", "WAITING", "RUNNING", "DEFERRED", "WORKERS", "FINISHED/MIN", "FAILED/MIN")
+	row(tw, "QUEUE", "PENDING", "WAITING", "RUNNING", "MAX RUNNING", "DEFERRED", "WORKERS", "FINISHED/MIN", "FAILED/MIN")
 	for _, q := range qs {
-		row(tw, q.Name, strconv.Itoa(q.Pending), strconv.Itoa(q.Waiting), strconv.Itoa(q.Running), strconv.Itoa(q.Deferred),
+		row(tw, q.Name, strconv.Itoa(q.Pending), strconv.Itoa(q.Waiting), strconv.Itoa(q.Running), slotsText(q.MaxRunning-boolInt(q.MaxRunning == 0)), strconv.Itoa(q.Deferred),
 			strconv.Itoa(q.Workers), strconv.Itoa(q.FinishedLastMinute), strconv.Itoa(q.FailedLastMinute))
 	}
 	return tw.Flush()
@@ -154,4 +189,11 @@ func since(now, t time.Time) string {
 		return ""
 	}
 	return max(now.Sub(t), 0).Round(time.Second).String()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -63,3 +63,17 @@ func (c *Client) DeletePool(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// SetQueueMaxRunning bounds the task instances of queue admitted at once
+// (queued to a worker or running) across all workers; 0 removes the
+// bound (PUT /queues/{name}).
+func (c *Client) SetQueueMaxRunning(ctx context.Context, queue string, n int) (*activity.QueueInfo, error) {
+	p, err := pathID("queue", queue)
+	if err == nil {
+		var out activity.QueueInfo
+		if err = c.do(ctx, http.MethodPut, "/queues/"+p, nil, map[string]int{"max_running": n}, &out); err == nil {
+			return &out, nil
+		}
+	}
+	return nil, fmt.Errorf("set queue %s max_running: %w", queue, err)
+}

@@ -67,8 +67,10 @@ type TaskDefaults struct {
 	PriorityWeight   *int               `json:"priority_weight,omitempty" yaml:"priority_weight,omitempty"`
 	Pool             string             `json:"pool,omitempty" yaml:"pool,omitempty"`
 	PoolSlots        *int               `json:"pool_slots,omitempty" yaml:"pool_slots,omitempty"`
-	Env              map[string]string  `json:"env,omitempty" yaml:"env,omitempty"`
-	Callbacks        activity.Callbacks `json:"callbacks,omitzero" yaml:"callbacks,omitempty"`
+	// MaxActiveTisPerDag bounds the admitted instances of a task across runs.
+	MaxActiveTisPerDag *int               `json:"max_active_tis_per_dag,omitempty" yaml:"max_active_tis_per_dag,omitempty"`
+	Env                map[string]string  `json:"env,omitempty" yaml:"env,omitempty"`
+	Callbacks          activity.Callbacks `json:"callbacks,omitzero" yaml:"callbacks,omitempty"`
 }
 
 // Task is one task of a DAG.
@@ -92,9 +94,12 @@ type Task struct {
 	TriggerRule    TriggerRule `json:"trigger_rule,omitempty" yaml:"trigger_rule,omitempty"`
 	PriorityWeight *int        `json:"priority_weight,omitempty" yaml:"priority_weight,omitempty"`
 	// Pool and PoolSlots name the pool the task takes slots of (admission).
-	Pool      string             `json:"pool,omitempty" yaml:"pool,omitempty"`
-	PoolSlots *int               `json:"pool_slots,omitempty" yaml:"pool_slots,omitempty"`
-	Callbacks activity.Callbacks `json:"callbacks,omitzero" yaml:"callbacks,omitempty"`
+	Pool      string `json:"pool,omitempty" yaml:"pool,omitempty"`
+	PoolSlots *int   `json:"pool_slots,omitempty" yaml:"pool_slots,omitempty"`
+	// MaxActiveTisPerDag bounds how many instances of the task, across all
+	// runs of the DAG, are admitted at once.
+	MaxActiveTisPerDag *int               `json:"max_active_tis_per_dag,omitempty" yaml:"max_active_tis_per_dag,omitempty"`
+	Callbacks          activity.Callbacks `json:"callbacks,omitzero" yaml:"callbacks,omitempty"`
 	// Expand maps the task: one task instance per element of a literal
 	// list or of an upstream's XCom, with the element as a parameter under
 	// the expand's only key.

@@ -39,6 +39,7 @@ func (d *DAG) TaskSpec(t *Task, r *Run, in *Instance) activity.TaskSpec {
 	spec.Pool = first(t.Pool, a.Pool)
 	spec.PoolSlots = deref(firstPtr(t.PoolSlots, a.PoolSlots))
 	spec.PriorityWeight = firstPtr(t.PriorityWeight, a.PriorityWeight)
+	spec.MaxActiveTisPerDag = deref(firstPtr(t.MaxActiveTisPerDag, a.MaxActiveTisPerDag))
 	if spec.Callbacks.OnSuccess == nil {
 		spec.Callbacks.OnSuccess = a.Callbacks.OnSuccess
 	}

@@ -273,6 +273,9 @@ func (d *DAG) validate(l lines) error {
 		if t.PoolSlots != nil && *t.PoolSlots < 1 {
 			ps.add(f+".pool_slots", "must be at least 1")
 		}
+		if t.MaxActiveTisPerDag != nil && *t.MaxActiveTisPerDag < 0 {
+			ps.add(f+".max_active_tis_per_dag", "must not be negative")
+		}
 		if t.Pool != "" && activity.ValidatePool(t.Pool) != nil {
 			ps.add(f+".pool", "%q must be 1-250 characters of [A-Za-z0-9_-]", activity.CutValue(t.Pool))
 		}

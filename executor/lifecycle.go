@@ -40,7 +40,7 @@ func (e *Executor) submit(ctx context.Context, spec activity.TaskSpec, id, idemK
 		return nil, err
 	}
 	if spec.Pool != "" {
-		if _, exists, _ := e.pools.limit(spec.Pool); !exists && spec.Pool != activity.DefaultPool {
+		if !e.pools.poolExists(spec.Pool) {
 			return nil, badRequest("pool %q does not exist (executor pools set %s --slots N makes it)", spec.Pool, spec.Pool)
 		}
 	}

@@ -113,7 +113,11 @@ var apiOps = map[string]apiOp{
 		req: typeOf[PoolBody](), check: body(func(b *PoolBody) error { return b.validate() }),
 		resp: map[string]reflect.Type{"200": typeOf[activity.Pool]()},
 	},
-	"DELETE /api/v1/pools/{name}":             {},
+	"DELETE /api/v1/pools/{name}": {},
+	"PUT /api/v1/queues/{name}": {
+		req: typeOf[QueueBody](), check: body(func(b *QueueBody) error { return b.validate() }),
+		resp: map[string]reflect.Type{"200": typeOf[activity.QueueInfo]()},
+	},
 	"GET /api/v1/task-instances":              {resp: map[string]reflect.Type{"200": typeOf[taskInstanceList]()}},
 	"GET /api/v1/task-instances/{id}":         {resp: map[string]reflect.Type{"200": typeOf[activity.TaskInstance]()}},
 	"POST /api/v1/task-instances/{id}/cancel": {resp: map[string]reflect.Type{"200": typeOf[activity.TaskInstance]()}},

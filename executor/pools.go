@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,31 +126,103 @@ func holdsSlot(ti *activity.TaskInstance, includeDeferred bool) bool {
 	return false
 }
 
+// Admission keys. A task instance is admitted under each of its keys in
+// turn, each a record of the pools bucket: its pool, then (with
+// max_active_tis_per_dag) its task's key, then its queue's (when the queue
+// has a max_running). Its activity is published once it holds all of them.
+const (
+	queueKeyPrefix = "queue."
+	taskKeyPrefix  = "task."
+)
+
+func queueLimitKey(q string) string { return queueKeyPrefix + q }
+
+func taskLimitKey(dagID, taskID string) string {
+	return taskKeyPrefix + kvKey(dagID) + "." + kvKey(taskID)
+}
+
+// limitKeys are ti's admission keys, in the order it takes them.
+func limitKeys(ti *activity.TaskInstance) []string {
+	keys := make([]string, 0, 3)
+	keys = append(keys, ti.PoolName())
+	if ti.MaxActiveTisPerDag > 0 {
+		keys = append(keys, taskLimitKey(ti.DagID, ti.TaskID))
+	}
+	return append(keys, queueLimitKey(ti.Queue))
+}
+
+// describeKey names an admission key for a person.
+func describeKey(key string, ti *activity.TaskInstance) string {
+	switch {
+	case strings.HasPrefix(key, queueKeyPrefix):
+		return "queue " + ti.Queue + "'s max_running"
+	case strings.HasPrefix(key, taskKeyPrefix):
+		return fmt.Sprintf("max_active_tis_per_dag of %s.%s", ti.DagID, ti.TaskID)
+	}
+	return "pool " + key
+}
+
+// limitOf returns the record that limits key for ti (a task key's record
+// may not exist yet: ti's own bound stands for it). ok is false when key
+// sets no limit. Call with mu held.
+func (p *pools) limitOf(key string, ti *activity.TaskInstance) (rec *poolRecord, exists, ok bool) {
+	c, exists := p.recs[key]
+	if exists {
+		return c.rec, true, c.rec.Slots >= 0
+	}
+	switch {
+	case strings.HasPrefix(key, queueKeyPrefix), key == activity.DefaultPool:
+		return nil, false, false
+	case strings.HasPrefix(key, taskKeyPrefix):
+		if ti == nil || ti.MaxActiveTisPerDag <= 0 {
+			return nil, false, false
+		}
+		return &poolRecord{Slots: ti.MaxActiveTisPerDag}, false, true
+	}
+	return &poolRecord{}, false, true // a named pool that does not exist
+}
+
+// heldAt reports whether ti holds key at its current dispatch, or key sets
+// no limit. Call with mu held.
+func (p *pools) heldAt(key string, ti *activity.TaskInstance) bool {
+	rec, _, limited := p.limitOf(key, ti)
+	if !limited {
+		return true
+	}
+	h, ok := rec.Holders[ti.ID]
+	return ok && h.Dispatch == ti.Dispatch
+}
+
 // observe is called by the store for every record it caches (under its
 // lock: it only updates the index and wakes the pass).
 func (p *pools) observe(ti *activity.TaskInstance) {
-	name := ti.PoolName()
 	active := ti.State == activity.StateQueued || ti.State == activity.StateRunning || ti.State == activity.StateDeferred
+	wake := false
 	p.mu.Lock()
-	m := p.active[name]
-	prev, had := m[ti.ID]
-	switch {
-	case active:
-		if m == nil {
-			m = map[string]*activity.TaskInstance{}
-			p.active[name] = m
+	for _, key := range limitKeys(ti) {
+		m := p.active[key]
+		prev, had := m[ti.ID]
+		switch {
+		case active:
+			if m == nil {
+				m = map[string]*activity.TaskInstance{}
+				p.active[key] = m
+			}
+			m[ti.ID] = ti
+		case had:
+			delete(m, ti.ID)
+			if len(m) == 0 {
+				delete(p.active, key)
+			}
 		}
-		m[ti.ID] = ti
-	case had:
-		delete(m, ti.ID)
-	}
-	changed := active != had || (had && (prev.State != ti.State || prev.Dispatch != ti.Dispatch))
-	_, limited := p.recs[name]
-	if changed && limited {
-		p.dirty[name] = true
+		changed := active != had || (had && (prev.State != ti.State || prev.Dispatch != ti.Dispatch))
+		if _, _, limited := p.limitOf(key, ti); changed && limited {
+			p.dirty[key] = true
+			wake = true
+		}
 	}
 	p.mu.Unlock()
-	if changed && limited {
+	if wake {
 		p.wake()
 	}
 }
@@ -174,57 +247,58 @@ func (p *pools) wake() {
 	}
 }
 
-// limit returns the cached record of a pool that limits its tasks; ok is
-// false for default_pool while it is not set (no limit). A named pool
-// that does not exist is a limit of zero slots (its tasks wait).
-func (p *pools) limit(name string) (rec *poolRecord, exists, ok bool) {
+// poolExists reports whether a pool may be named at submit: it is stored,
+// or it is default_pool.
+func (p *pools) poolExists(name string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c, exists := p.recs[name]
-	switch {
-	case exists:
-		return c.rec, true, c.rec.Slots >= 0
-	case name == activity.DefaultPool:
-		return nil, false, false
-	}
-	return &poolRecord{}, false, true
+	_, ok := p.recs[name]
+	return ok || name == activity.DefaultPool
 }
 
 // mayPublish reports whether ti's current dispatch may be published now:
-// its pool has no limit, or ti holds its slots. When not, ti waits for an
-// admission pass (which its record's arrival in the store sets off).
+// it holds every admission key that sets a limit. When not, ti waits for
+// the admission passes (which its record's arrival in the store sets off).
 func (p *pools) mayPublish(ti *activity.TaskInstance) bool {
-	rec, _, limited := p.limit(ti.PoolName())
-	if !limited {
-		return true
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	h, ok := rec.Holders[ti.ID]
-	return ok && h.Dispatch == ti.Dispatch
+	for _, key := range limitKeys(ti) {
+		if !p.heldAt(key, ti) {
+			return false
+		}
+	}
+	return true
 }
 
 // waitingReason says why a queued task instance is not published yet, or
-// "" when it is (admitted, or its pool has no limit).
+// "" when it is (admitted, or nothing limits it).
 func (p *pools) waitingReason(ti *activity.TaskInstance) string {
 	if ti.State != activity.StateQueued {
 		return ""
 	}
-	name := ti.PoolName()
-	rec, exists, limited := p.limit(name)
-	if !limited {
-		return ""
-	}
-	if !exists {
-		return fmt.Sprintf("waiting for pool %s, which does not exist", name)
-	}
 	p.mu.Lock()
-	h, ok := rec.Holders[ti.ID]
-	p.mu.Unlock()
-	if ok && h.Dispatch == ti.Dispatch {
-		return ""
+	defer p.mu.Unlock()
+	for _, key := range limitKeys(ti) {
+		if p.heldAt(key, ti) {
+			continue
+		}
+		rec, exists, _ := p.limitOf(key, ti)
+		if !exists && !strings.HasPrefix(key, taskKeyPrefix) {
+			return fmt.Sprintf("waiting for pool %s, which does not exist", key)
+		}
+		return fmt.Sprintf("waiting for %s (%d of %d slots open, needs %d)", describeKey(key, ti),
+			max(rec.Slots-rec.occupied(), 0), rec.Slots, slotsUnder(key, ti))
 	}
-	return fmt.Sprintf("waiting for pool %s (%d of %d slots open, needs %d)", name, max(rec.Slots-rec.occupied(), 0), rec.Slots, ti.Slots())
+	return ""
+}
+
+// slotsUnder is how many slots ti takes under key: its pool_slots in its
+// pool, one under the other keys.
+func slotsUnder(key string, ti *activity.TaskInstance) int {
+	if key == ti.PoolName() {
+		return ti.Slots()
+	}
+	return 1
 }
 
 // watch keeps recs current until ctx ends; ready is closed once loaded.
@@ -328,7 +402,7 @@ func (p *pools) run(ctx context.Context) {
 	}
 }
 
-// pass runs admission on one pool (see the design above).
+// pass runs admission under one key (see the design above).
 func (p *pools) pass(ctx context.Context, name string) error {
 	p.mu.Lock()
 	c, exists := p.recs[name]
@@ -336,25 +410,33 @@ func (p *pools) pass(ctx context.Context, name string) error {
 	for _, ti := range p.active[name] {
 		tis = append(tis, ti)
 	}
-	unlimited := (!exists && name == activity.DefaultPool) || (exists && c.rec.Slots < 0)
-	released := unlimited && p.wasLimited[name]
-	if unlimited {
+	var rec *poolRecord
+	var limited bool
+	var any *activity.TaskInstance
+	if len(tis) > 0 {
+		any = tis[0]
+	}
+	rec, _, limited = p.limitOf(name, any)
+	released := !limited && p.wasLimited[name]
+	if !limited {
 		delete(p.wasLimited, name)
 	}
 	p.mu.Unlock()
 	if released {
-		// No limit any more: publish what waited (holders again too,
-		// which JetStream de-duplicates).
+		// No limit any more: publish what waited (and may go now).
 		for _, ti := range tis {
 			if ti.State == activity.StateQueued && ti.Dispatch > 0 {
 				p.publishOne(ctx, ti)
 			}
 		}
 	}
-	if !exists || unlimited {
+	if !limited || (!exists && len(tis) == 0) {
 		return nil
 	}
-	// Newest first decides the order: highest weight, then first queued.
+	if !exists && !strings.HasPrefix(name, taskKeyPrefix) {
+		return nil // a pool that does not exist: its tasks wait
+	}
+	// The order of admission: highest weight, then first queued.
 	sort.Slice(tis, func(i, j int) bool {
 		a, b := tis[i], tis[j]
 		if a.PriorityWeight != b.PriorityWeight {
@@ -365,9 +447,9 @@ func (p *pools) pass(ctx context.Context, name string) error {
 		}
 		return a.ID < b.ID
 	})
-	rec, rev := c.rec, c.rev
+	rev := c.rev // 0: a task key's record is created by its first pass
 	for attempt := 0; ; attempt++ {
-		next, admitted, changed := p.admit(rec, tis)
+		next, admitted, changed := p.admit(name, rec, tis)
 		if !changed {
 			p.republish(ctx, next)
 			return nil
@@ -376,40 +458,62 @@ func (p *pools) pass(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		nrev, err := p.kv.Update(ctx, name, b, rev)
+		var nrev uint64
+		if rev == 0 {
+			nrev, err = p.kv.Create(ctx, name, b)
+		} else {
+			nrev, err = p.kv.Update(ctx, name, b, rev)
+		}
 		if err == nil {
 			p.remember(name, next, nrev)
+			wake := false
 			for _, ti := range admitted {
-				p.publishOne(ctx, ti)
-				if p.onAdmit != nil && ti.QueuedAt != nil {
-					p.onAdmit(name, p.now().Sub(*ti.QueuedAt))
+				if p.mayPublish(ti) {
+					p.publishOne(ctx, ti)
+					if p.onAdmit != nil && ti.QueuedAt != nil {
+						p.onAdmit(name, p.now().Sub(*ti.QueuedAt))
+					}
+					continue
 				}
+				// Its next key's pass admits it further.
+				p.mu.Lock()
+				for _, key := range limitKeys(ti) {
+					if !p.heldAt(key, ti) {
+						p.dirty[key] = true
+						wake = true
+					}
+				}
+				p.mu.Unlock()
+			}
+			if wake {
+				p.wake()
 			}
 			return nil
 		}
 		if !queue.IsConflict(err) || attempt >= 50 {
-			return fmt.Errorf("update pool %s: %w", name, err)
+			return fmt.Errorf("update admission record %s: %w", name, err)
 		}
 		ent, gerr := p.kv.Get(ctx, name)
 		if errors.Is(gerr, queue.ErrKeyNotFound) {
 			return nil // deleted meanwhile
 		}
 		if gerr != nil {
-			return fmt.Errorf("read pool %s: %w", name, gerr)
+			return fmt.Errorf("read admission record %s: %w", name, gerr)
 		}
 		var fresh poolRecord
 		if err := json.Unmarshal(ent.Value(), &fresh); err != nil {
-			return fmt.Errorf("decode pool %s: %w", name, err)
+			return fmt.Errorf("decode admission record %s: %w", name, err)
 		}
 		rec, rev = &fresh, ent.Revision()
 		p.remember(name, rec, rev)
 	}
 }
 
-// admit computes the next record of a pool: holders that no longer hold a
-// slot released, then waiting instances (tis, in admission order) added
-// while they fit. It returns the instances added.
-func (p *pools) admit(rec *poolRecord, tis []*activity.TaskInstance) (*poolRecord, []*activity.TaskInstance, bool) {
+// admit computes the next record under key: holders that no longer hold a
+// slot released, then waiting instances (tis, in admission order) that
+// hold their earlier keys added while they fit. It returns the instances
+// added.
+func (p *pools) admit(key string, rec *poolRecord, tis []*activity.TaskInstance) (*poolRecord, []*activity.TaskInstance, bool) {
 	now := p.now()
 	next := *rec
 	next.Holders = make(map[string]poolHolder, len(rec.Holders))
@@ -427,6 +531,15 @@ func (p *pools) admit(rec *poolRecord, tis []*activity.TaskInstance) (*poolRecor
 			continue
 		}
 		next.Holders[id] = h
+	}
+	if strings.HasPrefix(key, taskKeyPrefix) {
+		// The bound is the task's, as its newest instance says.
+		for _, ti := range tis {
+			if ti.MaxActiveTisPerDag > 0 && ti.MaxActiveTisPerDag != next.Slots {
+				next.Slots, changed = ti.MaxActiveTisPerDag, true
+			}
+			break
+		}
 	}
 	open := next.Slots - next.occupied()
 	var admitted []*activity.TaskInstance
@@ -447,15 +560,34 @@ func (p *pools) admit(rec *poolRecord, tis []*activity.TaskInstance) (*poolRecor
 			}
 			ti = c.ti
 		}
-		if ti.Slots() > open {
+		if !p.holdsBefore(key, ti) {
+			continue
+		}
+		n := slotsUnder(key, ti)
+		if n > open {
 			continue // a smaller one further down may fit (as Airflow does)
 		}
-		next.Holders[ti.ID] = poolHolder{Dispatch: ti.Dispatch, Slots: ti.Slots(), Since: now}
-		open -= ti.Slots()
+		next.Holders[ti.ID] = poolHolder{Dispatch: ti.Dispatch, Slots: n, Since: now}
+		open -= n
 		admitted = append(admitted, ti)
 		changed = true
 	}
 	return &next, admitted, changed
+}
+
+// holdsBefore reports whether ti holds every key it takes before key.
+func (p *pools) holdsBefore(key string, ti *activity.TaskInstance) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range limitKeys(ti) {
+		if k == key {
+			return true
+		}
+		if !p.heldAt(k, ti) {
+			return false
+		}
+	}
+	return true
 }
 
 // republish publishes again the holders still queued at their dispatch
@@ -486,6 +618,9 @@ func (p *pools) republish(ctx context.Context, rec *poolRecord) {
 }
 
 func (p *pools) publishOne(ctx context.Context, ti *activity.TaskInstance) {
+	if !p.mayPublish(ti) {
+		return
+	}
 	if err := p.publish(ctx, ti); err != nil {
 		p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", ti.ID, "err", err)
 	}
@@ -547,21 +682,20 @@ func (p *pools) waitingByQueue() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := map[string]int{}
-	for name, m := range p.active {
-		c, exists := p.recs[name]
-		if (!exists && name == activity.DefaultPool) || (exists && c.rec.Slots < 0) {
+	for key, m := range p.active {
+		if !strings.HasPrefix(key, queueKeyPrefix) {
 			continue
 		}
 		for _, ti := range m {
 			if ti.State != activity.StateQueued {
 				continue
 			}
-			if exists {
-				if h, ok := c.rec.Holders[ti.ID]; ok && h.Dispatch == ti.Dispatch {
-					continue
+			for _, k := range limitKeys(ti) {
+				if !p.heldAt(k, ti) {
+					out[ti.Queue]++
+					break
 				}
 			}
-			out[ti.Queue]++
 		}
 	}
 	return out
@@ -573,7 +707,7 @@ func (p *pools) names() []string {
 	defer p.mu.Unlock()
 	out := []string{activity.DefaultPool}
 	for name := range p.recs {
-		if name != activity.DefaultPool {
+		if name != activity.DefaultPool && !strings.Contains(name, ".") {
 			out = append(out, name)
 		}
 	}

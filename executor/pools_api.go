@@ -1,8 +1,10 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/taskwire/taskwire/activity"
 )
@@ -34,6 +36,70 @@ func (e *Executor) routePools(h func(string, http.HandlerFunc)) {
 	h("GET /api/v1/pools/{name}", e.handlePool)
 	h("PUT /api/v1/pools/{name}", e.needStorage(e.handlePutPool))
 	h("DELETE /api/v1/pools/{name}", e.handleDeletePool)
+	h("PUT /api/v1/queues/{name}", e.needStorage(e.handlePutQueue))
+}
+
+// QueueBody is the body of PUT /api/v1/queues/{name}.
+type QueueBody struct {
+	// MaxRunning bounds the task instances of the queue admitted at once
+	// (queued to a worker or running), across all workers; 0 removes the
+	// bound.
+	MaxRunning *int `json:"max_running"`
+}
+
+func (b *QueueBody) validate() error {
+	if b.MaxRunning == nil {
+		return badRequest("max_running is required (0 removes the bound)")
+	}
+	if n := *b.MaxRunning; n < 0 || n > activity.PoolSlotsMax {
+		return badRequest("max_running %d out of range 0-%d", n, activity.PoolSlotsMax)
+	}
+	return nil
+}
+
+// handlePutQueue is PUT /api/v1/queues/{name}: the queue's max_running.
+func (e *Executor) handlePutQueue(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := activity.ValidateQueue(name); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	var body QueueBody
+	if err := decodeBody(w, r, e.cfg.MaxBody, &body); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	if err := body.validate(); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	var err error
+	if *body.MaxRunning == 0 {
+		if err = e.pools.remove(r.Context(), queueLimitKey(name)); errors.Is(err, ErrNotFound) {
+			err = nil
+		}
+	} else {
+		err = e.pools.set(r.Context(), queueLimitKey(name), *body.MaxRunning, false, "")
+	}
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	e.log.Info("queue max_running set", "queue", name, "max_running", *body.MaxRunning)
+	writeJSON(w, http.StatusOK, activity.QueueInfo{Name: name, MaxRunning: *body.MaxRunning, Waiting: e.pools.waitingByQueue()[name]})
+}
+
+// queueMaxRunning returns each queue's max_running.
+func (p *pools) queueMaxRunning() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for key, c := range p.recs {
+		if q, ok := strings.CutPrefix(key, queueKeyPrefix); ok && c.rec.Slots >= 0 {
+			out[q] = c.rec.Slots
+		}
+	}
+	return out
 }
 
 // Pools lists every pool with its counts, default_pool first.

@@ -251,3 +251,115 @@ func TestPoolDeferralFreesSlot(t *testing.T) {
 		}
 	}
 }
+
+func (f *fixture) put(path string, body any) int {
+	f.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(f.t.Context(), http.MethodPut, f.srv.URL+path, bytes.NewReader(b))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// takeN takes activities of q until none comes within 300ms (after the
+// first n, each within 5s) and returns them.
+func (f *fixture) takeN(q string, n int) []*activity.ExecuteTask {
+	f.t.Helper()
+	var out []*activity.ExecuteTask
+	for {
+		wait := 300 * time.Millisecond
+		if len(out) < n {
+			wait = 5 * time.Second
+		}
+		act := f.tryTake(q, wait)
+		if act == nil {
+			return out
+		}
+		out = append(out, act)
+	}
+}
+
+// A queue's max_running and a task's max_active_tis_per_dag bound
+// admission like a pool, and together with a pool a task needs all.
+func TestQueueAndTaskLimits(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	if st := f.put("/api/v1/queues/lq", map[string]int{"max_running": 2}); st != http.StatusOK {
+		t.Fatalf("PUT queue: %d", st)
+	}
+	if st := f.put("/api/v1/queues/lq", map[string]int{"max_running": -1}); st != http.StatusBadRequest {
+		t.Errorf("PUT queue max_running -1: %d, want 400", st)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.ex.pools.queueMaxRunning()["lq"] != 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 4 {
+		f.submit(activity.TaskSpec{Queue: "lq", Entrypoint: poolCmd})
+	}
+	acts := f.takeN("lq", 2)
+	if len(acts) != 2 {
+		t.Fatalf("%d activities for a queue of max_running 2", len(acts))
+	}
+	f.end(acts[0].TI.ID, f.start(acts[0]))
+	if got := f.takeN("lq", 1); len(got) != 1 {
+		t.Fatalf("%d activities after one of the queue's tasks ended, want 1", len(got))
+	}
+	if n := f.ex.pools.waitingByQueue()["lq"]; n != 1 {
+		t.Errorf("%d waiting on queue lq, want 1", n)
+	}
+	// Removing the bound releases the rest.
+	if st := f.put("/api/v1/queues/lq", map[string]int{"max_running": 0}); st != http.StatusOK {
+		t.Fatalf("PUT queue: %d", st)
+	}
+	if got := f.takeN("lq", 1); len(got) != 1 {
+		t.Fatalf("%d activities after the bound was removed, want 1", len(got))
+	}
+
+	// max_active_tis_per_dag: one instance of d.t across runs.
+	var ids []string
+	for i := range 3 {
+		ti := f.submit(activity.TaskSpec{Queue: "tq", DagID: "d", TaskID: "t", RunID: "r" + string(rune('1'+i)), Entrypoint: poolCmd, MaxActiveTisPerDag: 1})
+		ids = append(ids, ti.ID)
+	}
+	other := f.submit(activity.TaskSpec{Queue: "tq", DagID: "d", TaskID: "u", Entrypoint: poolCmd})
+	got := f.takeN("tq", 2)
+	if len(got) != 2 {
+		t.Fatalf("%d activities, want one of d.t and d.u", len(got))
+	}
+	var tAct *activity.ExecuteTask
+	for _, a := range got {
+		if a.TI.TaskID == "t" {
+			tAct = a
+		} else if a.TI.ID != other.ID {
+			t.Errorf("unexpected activity %s", a.TI.ID)
+		}
+	}
+	if tAct == nil {
+		t.Fatal("no instance of d.t admitted")
+	}
+	ti, _ := f.ex.Get(t.Context(), ids[1])
+	if why := f.ex.withAdmission(ti).Reason; !strings.Contains(why, "max_active_tis_per_dag of d.t") {
+		t.Errorf("waiting reason %q", why)
+	}
+	f.end(tAct.TI.ID, f.start(tAct))
+	if got := f.takeN("tq", 1); len(got) != 1 || got[0].TI.TaskID != "t" {
+		t.Fatalf("after d.t's instance ended: %d activities, want the next of d.t", len(got))
+	}
+
+	// A pool and a queue bound together: the smaller wins.
+	f.setPool("p1", 1, false)
+	if st := f.put("/api/v1/queues/pq", map[string]int{"max_running": 5}); st != http.StatusOK {
+		t.Fatalf("PUT queue: %d", st)
+	}
+	f.waitPool("p1", func(p activity.Pool) bool { return p.Slots == 1 })
+	for range 3 {
+		f.submit(activity.TaskSpec{Queue: "pq", Entrypoint: poolCmd, Pool: "p1"})
+	}
+	if got := f.takeN("pq", 1); len(got) != 1 {
+		t.Fatalf("%d activities through a pool of 1 and a queue of 5", len(got))
+	}
+}

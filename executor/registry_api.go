@@ -197,6 +197,9 @@ func (e *Executor) handleQueues(w http.ResponseWriter, r *http.Request) {
 	for q, n := range e.pools.waitingByQueue() {
 		get(q).Waiting = n
 	}
+	for q, n := range e.pools.queueMaxRunning() {
+		get(q).MaxRunning = n
+	}
 	for _, wi := range workers {
 		if wi.State != activity.MemberLive {
 			continue // a draining or lost worker serves nothing

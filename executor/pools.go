@@ -89,7 +89,6 @@ type pools struct {
 	log     *slog.Logger
 	store   *store
 	publish func(context.Context, *activity.TaskInstance) error
-	onAdmit func(pool string, waited time.Duration)
 	now     func() time.Time
 
 	mu   sync.Mutex
@@ -104,13 +103,22 @@ type pools struct {
 	// more (deleted default_pool, slots -1) its waiting tasks are published.
 	wasLimited map[string]bool
 	kick       chan struct{}
+	// freedAt holds, by key, when a holder's record was first seen to give
+	// its slots back since the key's last pass; latencies the last
+	// admissionSamples times from there to the next admitted task's
+	// publish (admission latency).
+	freedAt   map[string]time.Time
+	latencies []time.Duration
 }
+
+// admissionSamples bounds the admission latencies kept.
+const admissionSamples = 10_000
 
 func newPools(kv queue.Bucket, s *store, log *slog.Logger) *pools {
 	return &pools{
 		kv: kv, log: log, store: s, now: func() time.Time { return time.Now().UTC() },
 		recs: map[string]cachedPool{}, active: map[string]map[string]*activity.TaskInstance{},
-		dirty: map[string]bool{}, republished: map[string]bool{}, wasLimited: map[string]bool{}, kick: make(chan struct{}, 1),
+		dirty: map[string]bool{}, republished: map[string]bool{}, wasLimited: map[string]bool{}, freedAt: map[string]time.Time{}, kick: make(chan struct{}, 1),
 	}
 }
 
@@ -216,9 +224,14 @@ func (p *pools) observe(ti *activity.TaskInstance) {
 			}
 		}
 		changed := active != had || (had && (prev.State != ti.State || prev.Dispatch != ti.Dispatch))
-		if _, _, limited := p.limitOf(key, ti); changed && limited {
+		if rec, _, limited := p.limitOf(key, ti); changed && limited {
 			p.dirty[key] = true
 			wake = true
+			if had && holdsSlot(prev, rec.IncludeDeferred) && (!holdsSlot(ti, rec.IncludeDeferred) || ti.Dispatch != prev.Dispatch) {
+				if _, ok := p.freedAt[key]; !ok {
+					p.freedAt[key] = time.Now()
+				}
+			}
 		}
 	}
 	p.mu.Unlock()
@@ -417,6 +430,8 @@ func (p *pools) pass(ctx context.Context, name string) error {
 		any = tis[0]
 	}
 	rec, _, limited = p.limitOf(name, any)
+	freed, wasFreed := p.freedAt[name]
+	delete(p.freedAt, name)
 	released := !limited && p.wasLimited[name]
 	if !limited {
 		delete(p.wasLimited, name)
@@ -470,8 +485,9 @@ func (p *pools) pass(ctx context.Context, name string) error {
 			for _, ti := range admitted {
 				if p.mayPublish(ti) {
 					p.publishOne(ctx, ti)
-					if p.onAdmit != nil && ti.QueuedAt != nil {
-						p.onAdmit(name, p.now().Sub(*ti.QueuedAt))
+					if wasFreed {
+						p.sample(time.Since(freed))
+						wasFreed = false
 					}
 					continue
 				}
@@ -507,6 +523,25 @@ func (p *pools) pass(ctx context.Context, name string) error {
 		rec, rev = &fresh, ent.Revision()
 		p.remember(name, rec, rev)
 	}
+}
+
+func (p *pools) sample(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.latencies) >= admissionSamples {
+		p.latencies = p.latencies[1:]
+	}
+	p.latencies = append(p.latencies, d)
+}
+
+// admissionLatencies returns the admission latencies sampled (oldest
+// first) and forgets them.
+func (p *pools) admissionLatencies() []time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.latencies
+	p.latencies = nil
+	return out
 }
 
 // admit computes the next record under key: holders that no longer hold a

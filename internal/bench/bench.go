@@ -133,6 +133,17 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.Command, err = tp("command tasks", commandSpec(cfg.TaskBin, ModeNoop, "")); err != nil {
 		return fmt.Errorf("command throughput: %w", err)
 	}
+	slots := cfg.Workers * cfg.Concurrency
+	if err := setBenchPool(ctx, c, slots); err != nil {
+		return err
+	}
+	pooled := commandSpec(cfg.TaskBin, ModeNoop, "")
+	pooled.Pool = benchPool
+	c.ex.AdmissionLatencies() // only this phase's
+	if r.Pool.Throughput, err = tp(fmt.Sprintf("command tasks through a pool of %d", slots), pooled); err != nil {
+		return fmt.Errorf("pool throughput: %w", err)
+	}
+	r.Pool.Slots, r.Pool.Admission = slots, summarize(c.ex.AdmissionLatencies())
 	dagProg := func(name string, total int) func(int) {
 		var n atomic.Int64
 		prog.set(name, total, counter(&n))

@@ -25,6 +25,9 @@ type Report struct {
 	// ManyQueues is the command throughput phase with its tasks spread over
 	// Config.Queues queues.
 	ManyQueues Throughput `json:"many_queues"`
+	// Pool is the command throughput phase through a pool whose slots are
+	// the workers' (pool.go).
+	Pool PoolFigures `json:"pool"`
 	// DAG is the DAG-run phases (dag.go).
 	DAG     DagFigures `json:"dag"`
 	Backlog Backlog    `json:"backlog"`
@@ -91,6 +94,9 @@ type Ratios struct {
 	DagFanPerCommand float64 `json:"dag_fan_per_command"`
 	// WarmGoPerCommand is warm Go SDK tasks/s ÷ cold command tasks/s.
 	WarmGoPerCommand float64 `json:"warm_go_per_command"`
+	// PoolPerCommand is command tasks/s through a pool with slots = the
+	// workers' ÷ without a pool.
+	PoolPerCommand float64 `json:"pool_per_command"`
 }
 
 // Target is a figure beside the performance issue's target for it.
@@ -132,6 +138,8 @@ const (
 	targetLatenessP99      = 100 // ms
 	targetQueuesRatio      = 0.8 // of the one-queue throughput: "within 20%"
 	targetDagFanRatio      = 0.9 // of the flat throughput
+	targetPoolRatio        = 0.9 // of the throughput without a pool
+	targetAdmissionP50     = 2.0 // ms, slot freed → next waiting task published
 	targetDagStepP50       = 2   // ms
 	targetDagStepP99       = 10  // ms
 	targetWarmPerCommand   = 5   // warm SDK tasks/s ÷ cold command tasks/s
@@ -148,6 +156,7 @@ func (r *Report) finish() {
 		ManyQueuesPerCommand: ratio(r.ManyQueues.PerSecond, r.Command.PerSecond),
 		BacklogPerCommand:    ratio(r.Backlog.Command.PerSecond, r.Command.PerSecond),
 		DagFanPerCommand:     ratio(r.DAG.FanPerSecond, r.Command.PerSecond),
+		PoolPerCommand:       ratio(r.Pool.PerSecond, r.Command.PerSecond),
 	}
 	if r.Warm.Go != nil {
 		r.Ratios.WarmGoPerCommand = ratio(r.Warm.Go.PerSecond, r.Command.PerSecond)
@@ -170,6 +179,11 @@ func (r *Report) finish() {
 		atLeast("dag_fan_per_command", r.Ratios.DagFanPerCommand, targetDagFanRatio, "×"),
 		atMost("dag_step_p50_ms", r.DAG.StepScheduling.P50, targetDagStepP50, "ms"),
 		atMost("dag_step_p99_ms", r.DAG.StepScheduling.P99, targetDagStepP99, "ms"),
+	}
+	if r.Pool.Tasks > 0 {
+		r.Targets = append(r.Targets,
+			atLeast("pool_per_command", r.Ratios.PoolPerCommand, targetPoolRatio, "×"),
+			atMost("admission_p50_ms", r.Pool.Admission.P50, targetAdmissionP50, "ms"))
 	}
 	if r.Warm.Go != nil {
 		r.Targets = append(r.Targets, atLeast("warm_go_per_command", r.Ratios.WarmGoPerCommand, targetWarmPerCommand, "×"))
@@ -243,6 +257,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
 		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
+	if r.Pool.Tasks > 0 {
+		fmt.Fprintf(tw, "command tasks/s through a pool of %d slots (= worker slots)\t%s/s\t%s\twithout a pool %s/s\t%.2f×\n",
+			r.Pool.Slots, thousands(r.Pool.PerSecond), r.target("pool_per_command"), thousands(r.Command.PerSecond), r.Ratios.PoolPerCommand)
+		fmt.Fprintf(tw, "admission latency p50 / p99 (slot freed → next task published; %d samples)\t%.2f / %.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.2f×\n",
+			r.Pool.Admission.N, r.Pool.Admission.P50, r.Pool.Admission.P99, r.target("admission_p50_ms"), r.Raw.JetStreamRTT.P50, ratio(r.Pool.Admission.P50, r.Raw.JetStreamRTT.P50))
+	}
 	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
 		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
 	fmt.Fprintf(tw, "DAG 1 → %d → 1 no-op command tasks/s (trigger → run end)\t%s/s\t%s\tflat %s/s\t%.2f×\n",

@@ -83,6 +83,7 @@ func New(cfg Config) (*Executor, error) {
 		return err
 	}
 	e.store.observe, e.store.forget = e.pools.observe, e.pools.forget
+	e.metrics.setPools(e.Pools)
 	return e, nil
 }
 

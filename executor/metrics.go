@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,10 @@ const (
 	MetricHeartbeats         = "taskwire_executor_heartbeats_total"
 	MetricRetries            = "taskwire_executor_retries_total"
 	MetricZombies            = "taskwire_executor_zombies_total"
+	// MetricPoolSlots is each pool's slots by state: total (-1: no
+	// limit), occupied (held by admitted tasks), open, and waiting (wanted
+	// by the tasks waiting for admission).
+	MetricPoolSlots = "taskwire_pool_slots"
 )
 
 // Metrics are the executor's Prometheus metrics. Each counts what this
@@ -28,6 +33,39 @@ type Metrics struct {
 	queued, started, finished, retries *prometheus.CounterVec
 	duration, dispatch                 *prometheus.HistogramVec
 	heartbeats, zombies                prometheus.Counter
+	// pools reads the pools at scrape time (set by the executor).
+	pools atomic.Pointer[func() []activity.Pool]
+}
+
+// poolCollector collects MetricPoolSlots at scrape time.
+type poolCollector struct{ m *Metrics }
+
+var poolSlotsDesc = prometheus.NewDesc(MetricPoolSlots,
+	"Slots of each pool by state: total (-1: no limit), occupied (held by admitted tasks), open, waiting (wanted by tasks waiting for admission).",
+	[]string{"pool", "state"}, nil)
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- poolSlotsDesc }
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.m.pools.Load()
+	if f == nil {
+		return
+	}
+	for _, p := range (*f)() {
+		for _, v := range []struct {
+			state string
+			n     int
+		}{{"total", p.Slots}, {"occupied", p.Occupied}, {"open", p.Open}, {"waiting", p.WaitingSlots}} {
+			ch <- prometheus.MustNewConstMetric(poolSlotsDesc, prometheus.GaugeValue, float64(v.n), p.Name, v.state)
+		}
+	}
+}
+
+// setPools makes the pool gauges read f.
+func (m *Metrics) setPools(f func() []activity.Pool) {
+	if m != nil {
+		m.pools.Store(&f)
+	}
 }
 
 var durationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
@@ -53,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		zombies: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricZombies,
 			Help: "Running tries failed as zombies (no heartbeat within the zombie threshold)."}),
 	}
-	reg.MustRegister(m.queued, m.started, m.finished, m.retries, m.duration, m.dispatch, m.heartbeats, m.zombies)
+	reg.MustRegister(m.queued, m.started, m.finished, m.retries, m.duration, m.dispatch, m.heartbeats, m.zombies, poolCollector{m})
 	return m
 }
 

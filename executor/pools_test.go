@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/natstest"
@@ -361,5 +363,46 @@ func TestQueueAndTaskLimits(t *testing.T) {
 	}
 	if got := f.takeN("pq", 1); len(got) != 1 {
 		t.Fatalf("%d activities through a pool of 1 and a queue of 5", len(got))
+	}
+}
+
+// taskwire_pool_slots shows each pool's slots by state.
+func TestPoolSlotsMetric(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	f := newFixture(t, queue.Config{}, Config{Metrics: NewMetrics(reg)})
+	f.setPool("m", 2, false)
+	f.waitPool("m", func(p activity.Pool) bool { return p.Slots == 2 })
+	for range 3 {
+		f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "m"})
+	}
+	f.waitPool("m", func(p activity.Pool) bool { return p.Occupied == 2 && p.Waiting == 1 })
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != MetricPoolSlots {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var pool, state string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "pool":
+					pool = l.GetValue()
+				case "state":
+					state = l.GetValue()
+				}
+			}
+			got[pool+"/"+state] = m.GetGauge().GetValue()
+		}
+	}
+	want := map[string]float64{"m/total": 2, "m/occupied": 2, "m/open": 0, "m/waiting": 1, "default_pool/total": -1}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s{%s} = %v, want %v (all: %v)", MetricPoolSlots, k, got[k], v, got)
+		}
 	}
 }

@@ -238,7 +238,10 @@ echo "second try running"; while [ ! -f ` + gate + ` ]; do sleep 0.05; done; ech
 		return r && r.querySelector('.s-live') && r.textContent.includes('default') && r.textContent.includes('go'); })()`)
 	b.waitFor("the default queue with its running task", `(() => {
 		const r = document.querySelector('#queues tr[data-queue="default"]');
-		return r && r.children[2].textContent === '2'; })()`)
+		return r && r.children[3].textContent === '2'; })()`)
+	b.waitFor("the pools, default_pool without a limit", `(() => {
+		const r = document.querySelector('#pools tr[data-pool="default_pool"]');
+		return r && r.children[1].textContent === '∞'; })()`)
 	if got := b.text(`#tasks tr[data-id="` + flaky.ID + `"] .badge`); got != "failed" {
 		t.Errorf("flaky task's state in the list: %q, want failed", got)
 	}
@@ -320,7 +323,7 @@ echo "second try running"; while [ ! -f ` + gate + ` ]; do sleep 0.05; done; ech
 	b.waitFor("the queues' counts", `(() => {
 		const r = document.querySelector('#queues tr[data-queue="default"]');
 		const g = document.querySelector('#queues tr[data-queue="gpu"]');
-		return r && Number(r.children[5].textContent) >= 5 && r.children[6].textContent === '1' &&
+		return r && Number(r.children[6].textContent) >= 5 && r.children[7].textContent === '1' &&
 			g && g.children[1].textContent === '1'; })()`)
 	b.screenshot("")
 

@@ -60,6 +60,7 @@ const dag = (id) => '/dags/' + encodeURIComponent(id);
 
 export const api = {
   queues: () => json('GET', '/queues'),
+  pools: () => json('GET', '/pools'),
   workers: () => json('GET', '/workers'),
   triggerers: () => json('GET', '/triggerers'),
   taskInstances: (filter) => json('GET', '/task-instances', filter),

@@ -23,6 +23,7 @@ export function overview(params, ctx) {
 
   const summary = h('div', { class: 'cards', id: 'summary' });
   const queuesBody = h('tbody');
+  const poolsBody = h('tbody');
   const workersBody = h('tbody');
   const triggerersBody = h('tbody');
   const tasksBody = h('tbody');
@@ -47,8 +48,9 @@ export function overview(params, ctx) {
   const el = h('div', { class: 'overview' },
     summary,
     h('div', { class: 'grid' },
-      section('Queues', 'queues', ['Queue', 'Pending', 'Running', 'Deferred', 'Workers', 'Done/min', 'Failed/min'], queuesBody, 'num'),
+      section('Queues', 'queues', ['Queue', 'Pending', 'Waiting', 'Running', 'Deferred', 'Workers', 'Done/min', 'Failed/min'], queuesBody, 'num'),
       section('Triggerers', 'triggerers', ['Triggerer', 'Host', 'Held', 'State', 'Heartbeat', 'Up since'], triggerersBody)),
+    section('Pools', 'pools', ['Pool', 'Slots', 'Open', 'Running', 'Queued', 'Deferred', 'Waiting'], poolsBody, 'num'),
     section('Workers', 'workers', ['Worker', 'Host', 'Version', 'Queues', 'Slots', 'Runtimes', 'State', 'Heartbeat', 'Up since', ''], workersBody),
     h('section', { class: 'panel', id: 'tasks' },
       h('div', { class: 'panel-head' },
@@ -66,11 +68,12 @@ export function overview(params, ctx) {
   renderQueueOptions();
 
   async function refresh() {
-    const [qs, ws, ts, tis] = await Promise.allSettled([
+    const [qs, ws, ts, tis, ps] = await Promise.allSettled([
       api.queues(), api.workers(), api.triggerers(),
       api.taskInstances({ state: filter.state, queue: filter.queue, dag_id: filter.dag_id, limit: filter.limit }),
+      api.pools(),
     ]);
-    for (const r of [qs, ws, ts, tis]) {
+    for (const r of [qs, ws, ts, tis, ps]) {
       if (r.status === 'rejected' && !ctx.failed(r.reason)) throw r.reason;
     }
     const now = Date.now();
@@ -86,9 +89,14 @@ export function overview(params, ctx) {
         renderQueueOptions();
       }
     }
-    rows(queuesBody, qs, queues, 7, 'No queues yet: submit a task.', (q) => h('tr', { dataset: { queue: q.name } },
+    const pools = ps.value ? ps.value.pools || [] : null;
+    const limit = (n) => (n < 0 ? h('td', { class: 'num muted' }, '∞') : num(n));
+    rows(poolsBody, ps, pools, 7, 'No pools.', (p) => h('tr', { dataset: { pool: p.name }, title: p.description || '' },
+      h('td', {}, p.name), limit(p.slots), limit(p.open), num(p.running), num(p.queued), num(p.deferred),
+      num(p.waiting, p.waiting > 0 ? 'warn' : '')));
+    rows(queuesBody, qs, queues, 8, 'No queues yet: submit a task.', (q) => h('tr', { dataset: { queue: q.name } },
       h('td', {}, h('a', { href: '#/?queue=' + encodeURIComponent(q.name), title: 'Show its tasks' }, q.name)),
-      num(q.pending), num(q.running), num(q.deferred), num(q.workers, q.workers === 0 && q.pending > 0 ? 'warn' : ''),
+      num(q.pending), num(q.waiting || 0, q.waiting > 0 ? 'warn' : ''), num(q.running), num(q.deferred), num(q.workers, q.workers === 0 && q.pending > 0 ? 'warn' : ''),
       num(q.finished_last_minute), num(q.failed_last_minute, q.failed_last_minute > 0 ? 'bad' : '')));
     rows(triggerersBody, ts, triggerers, 6, 'No triggerer is running: deferred tasks wait.', (t) => h('tr', { class: t.state, dataset: { triggerer: t.id } },
       h('td', { class: 'mono' }, t.id), h('td', {}, t.hostname), num(t.held), h('td', {}, badge(t.state)),

@@ -68,6 +68,9 @@ type (
 	triggererList struct {
 		Triggerers []activity.TriggererInfo `json:"triggerers" oa:"nonnull"`
 	}
+	rateLimitList struct {
+		Limits []activity.RateLimit `json:"limits" oa:"nonnull"`
+	}
 	poolList struct {
 		Pools []activity.Pool `json:"pools" oa:"nonnull"`
 	}
@@ -114,6 +117,12 @@ var apiOps = map[string]apiOp{
 		resp: map[string]reflect.Type{"200": typeOf[activity.Pool]()},
 	},
 	"DELETE /api/v1/pools/{name}": {},
+	"GET /api/v1/limits":          {resp: map[string]reflect.Type{"200": typeOf[rateLimitList]()}},
+	"PUT /api/v1/limits/{key}": {
+		req: typeOf[RateLimitBody](), check: body(func(b *RateLimitBody) error { return b.validate() }),
+		resp: map[string]reflect.Type{"200": typeOf[activity.RateLimit]()},
+	},
+	"DELETE /api/v1/limits/{key}": {},
 	"PUT /api/v1/queues/{name}": {
 		req: typeOf[QueueBody](), check: body(func(b *QueueBody) error { return b.validate() }),
 		resp: map[string]reflect.Type{"200": typeOf[activity.QueueInfo]()},

@@ -39,6 +39,7 @@ func (e *Executor) routePublic(mux router) {
 	e.routeRegistry(h)
 	e.routeDags(h)
 	e.routePools(h)
+	e.routeRateLimits(h)
 	h("/api/", e.apiFallback(mux))
 }
 

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,9 +49,19 @@ const (
 	// BucketIdempotency maps each submit's Idempotency-Key (hashed) to the
 	// task instance it made, for IdempotencyKeyTTL.
 	BucketIdempotency = "idempotency_keys"
+	// BucketRateLimits holds the rate limits of polling triggers
+	// ([RateLimitKey]) and their shared token buckets ([RateStateKey]).
+	BucketRateLimits = "rate_limits"
 	// IdempotencyKeyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyKeyTTL = 24 * time.Hour
 )
+
+// RateLimitKey is the key of rate key k's limit in [BucketRateLimits].
+func RateLimitKey(k string) string { return "limit." + base64.RawURLEncoding.EncodeToString([]byte(k)) }
+
+// RateStateKey is the key of rate key k's token bucket in
+// [BucketRateLimits].
+func RateStateKey(k string) string { return "state." + base64.RawURLEncoding.EncodeToString([]byte(k)) }
 
 // Defaults for [Config].
 const (
@@ -332,6 +343,7 @@ func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
 		{Bucket: BucketWorkers, Description: "taskwire worker registry", TTL: WorkerRegistryTTL, Replicas: r, Storage: st},
 		{Bucket: BucketExternalEvents, Description: "taskwire external events, the last per name", Replicas: r, Storage: st},
 		{Bucket: BucketPools, Description: "taskwire pools and their slot holders", Replicas: r, Storage: st},
+		{Bucket: BucketRateLimits, Description: "taskwire rate limits of polling triggers and their token buckets", Replicas: r, Storage: st},
 		{Bucket: BucketIdempotency, Description: "taskwire submit idempotency keys", TTL: IdempotencyKeyTTL, Replicas: r, Storage: st},
 	}
 	for i := range kcs {

@@ -28,6 +28,9 @@ const (
 	kwBody         = "body"
 	kwHeaders      = "headers"
 	kwInterval     = "interval"
+	// kwRateKey names the rate limit the polls count against; default the
+	// URL's host (host:port).
+	kwRateKey = "rate_key"
 )
 
 // Defaults and limits of the http kind.
@@ -62,6 +65,7 @@ type httpSpec struct {
 	body         string
 	headers      map[string]string // canonical keys
 	interval     time.Duration
+	rateKey      string // "" means the URL's host
 }
 
 func parseHTTP(kw map[string]any) (httpSpec, error) {
@@ -127,7 +131,27 @@ func parseHTTP(kw map[string]any) (httpSpec, error) {
 	if s.interval, err = intervalArg(kind, kw, httpIntervalDefault); err != nil {
 		return s, err
 	}
+	if v := kw[kwRateKey]; v != nil {
+		if s.rateKey, err = stringArg(kind, kwRateKey, v); err != nil {
+			return s, err
+		}
+		if err := activity.ValidateRateKey(s.rateKey); err != nil {
+			return s, kwargError(kind, kwRateKey, v, "is not a rate key: 1-250 characters of [A-Za-z0-9_.:@-]")
+		}
+	}
 	return s, nil
+}
+
+// rateKeyOf is the rate key of an http trigger: rate_key, else the URL's
+// host (with its port when it has one).
+func (s httpSpec) rateKeyOf() string {
+	if s.rateKey != "" {
+		return s.rateKey
+	}
+	if u, err := url.Parse(s.url); err == nil {
+		return u.Host
+	}
+	return ""
 }
 
 // unwrapURLError drops the *url.Error wrapper, which repeats the URL.
@@ -225,6 +249,9 @@ func (s httpSpec) kwargs() map[string]any {
 	if s.body != "" {
 		kw[kwBody] = s.body
 	}
+	if s.rateKey != "" {
+		kw[kwRateKey] = s.rateKey
+	}
 	if len(s.headers) > 0 {
 		h := make(map[string]any, len(s.headers))
 		for k, v := range s.headers {
@@ -264,8 +291,13 @@ func startHTTP(env *Env, t activity.Trigger, fire func(Event)) (func(), error) {
 		spec: s,
 		log:  env.Logger.With("trigger_id", t.ID, "kind", KindHTTP),
 	}
+	hc := keepIdleClient(env.HTTPClient)
+	if env.Limiter != nil {
+		// Every request counts against the rate key, retries included.
+		hc.Transport = limitedTransport{rt: hc.Transport, limiter: env.Limiter, key: s.rateKeyOf()}
+	}
 	h.client = &retryablehttp.Client{
-		HTTPClient:   keepIdleClient(env.HTTPClient),
+		HTTPClient:   hc,
 		Logger:       leveledLogger{h.log},
 		RetryWaitMin: httpRetryWaitMin,
 		RetryWaitMax: min(httpRetryWaitMax, s.interval),
@@ -384,6 +416,22 @@ func keepIdleClient(c *http.Client) *http.Client {
 	}
 	cc.Transport = keepIdleTransport{rt}
 	return &cc
+}
+
+// limitedTransport makes each request wait for its rate key's limit.
+type limitedTransport struct {
+	rt      http.RoundTripper
+	limiter Limiter
+	key     string
+}
+
+func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	release, err := t.limiter.Acquire(r.Context(), t.key)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return t.rt.RoundTrip(r)
 }
 
 // keepIdleTransport hides its RoundTripper's CloseIdleConnections.

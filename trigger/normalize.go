@@ -25,7 +25,7 @@ type kindDef struct {
 var kinds = map[string]kindDef{
 	KindDateTime:  {keys: []string{kwMoment}, normalize: normalizeDateTime},
 	KindTimeDelta: {keys: []string{kwDelta, kwMoment}, normalize: normalizeTimeDelta},
-	KindHTTP: {keys: []string{kwURL, kwMethod, kwStatus, kwBodyContains, kwBody, kwHeaders, kwInterval},
+	KindHTTP: {keys: []string{kwURL, kwMethod, kwStatus, kwBodyContains, kwBody, kwHeaders, kwInterval, kwRateKey},
 		normalize: normalizeHTTP},
 	KindFile:  {keys: []string{kwPath, kwInterval}, normalize: normalizeFile},
 	KindEvent: {keys: []string{kwName}, normalize: normalizeEvent},

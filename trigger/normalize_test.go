@@ -118,7 +118,7 @@ var normalizeCases = []normalizeCase{
 	{name: "http_interval_short_seconds", classpath: "http", kwargs: map[string]any{"url": "http://h/", "interval": 0.001}, wantErr: "shorter than the minimum"},
 	{name: "http_head_body_contains", classpath: "http", kwargs: map[string]any{"url": "http://h/", "method": "HEAD", "body_contains": "x"}, wantErr: "HEAD response has no body"},
 	{name: "http_unknown_kwarg", classpath: "http", kwargs: map[string]any{"url": "http://h/", "endpoint": "/x"},
-		wantErr: `http: unknown kwarg "endpoint" (want body, body_contains, headers, interval, method, status, url)`},
+		wantErr: `http: unknown kwarg "endpoint" (want body, body_contains, headers, interval, method, rate_key, status, url)`},
 
 	// file
 	{name: "file_defaults", classpath: "file", kwargs: map[string]any{"path": "/data/in/ready"},

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -50,6 +51,16 @@ type Env struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Limiter, when set, paces the requests of polling triggers by rate
+	// key (shared by all triggerers: the triggerer's is in KV).
+	Limiter Limiter
+}
+
+// Limiter paces requests by rate key. Acquire waits until a request under
+// key may go (or ctx ends); the request calls release when it is done. A
+// key without a limit goes at once.
+type Limiter interface {
+	Acquire(ctx context.Context, key string) (release func(), err error)
 }
 
 // Normalize checks t as a task asked for it and returns its stored form.

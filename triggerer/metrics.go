@@ -14,6 +14,9 @@ const (
 	MetricTriggersHeld  = "taskwire_triggerer_triggers_held"
 	MetricTriggersFired = "taskwire_triggerer_triggers_fired_total"
 	MetricTimerLateness = "taskwire_triggerer_timer_lateness_seconds"
+	// MetricRateLimited counts the requests of polling triggers that had
+	// to wait for their rate key's limit.
+	MetricRateLimited = "taskwire_rate_limited_total"
 )
 
 // Metrics are the triggerer's Prometheus metrics.
@@ -21,7 +24,10 @@ type Metrics struct {
 	held     prometheus.Gauge
 	firedCnt *prometheus.CounterVec
 	lateness prometheus.Histogram
+	limited  *prometheus.CounterVec
 }
+
+func (m *Metrics) rateLimited(key string) { m.limited.WithLabelValues(key).Inc() }
 
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -33,8 +39,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: MetricTimerLateness,
 			Help:    "How late datetime and timedelta triggers fired after their moment.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricRateLimited,
+			Help: "Requests of polling triggers that waited for their rate key's limit, by key."}, []string{"key"}),
 	}
-	reg.MustRegister(m.held, m.firedCnt, m.lateness)
+	reg.MustRegister(m.held, m.firedCnt, m.lateness, m.limited)
 	return m
 }
 

@@ -25,6 +25,8 @@ type Triggerer struct {
 	hb  queue.Bucket // heartbeats
 	env *trigger.Env
 	ext *externalEvents
+	// limits paces polling triggers by rate key (ratelimit.go).
+	limits *rateLimiter
 
 	mu      sync.Mutex
 	claims  map[string]cached
@@ -71,7 +73,11 @@ func New(cfg Config) (*Triggerer, error) {
 		outCh:   make(chan struct{}, 1),
 	}
 	tr.ext = newExternalEvents(cfg.Queue.Bucket(queue.BucketExternalEvents), tr.log)
-	tr.env = &trigger.Env{HTTPClient: cfg.HTTPClient, Events: tr.ext, Logger: tr.log}
+	tr.limits = newRateLimiter(cfg.Queue.Bucket(queue.BucketRateLimits), tr.log)
+	if cfg.Metrics != nil {
+		tr.limits.onLimit = cfg.Metrics.rateLimited
+	}
+	tr.env = &trigger.Env{HTTPClient: cfg.HTTPClient, Events: tr.ext, Logger: tr.log, Limiter: tr.limits}
 	return tr, nil
 }
 
@@ -105,6 +111,19 @@ func (tr *Triggerer) Start(ctx context.Context) error {
 	tr.started = time.Now()
 	tr.mu.Unlock()
 
+	limitsReady := make(chan struct{})
+	tr.wg.Add(1)
+	go func() {
+		defer tr.wg.Done()
+		if err := tr.limits.run(runCtx, limitsReady); err != nil {
+			tr.log.Error("rate limits: polling triggers go unpaced", "err", err)
+		}
+	}()
+	select {
+	case <-limitsReady:
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
 	if err := tr.ext.start(ctx, runCtx, &tr.wg); err != nil {
 		return fail(fmt.Errorf("triggerer: watch external events: %w", err))
 	}

@@ -62,6 +62,7 @@ Commands:
   triggerers                           list triggerers (live, lost) and the triggers held
   queues                               per queue: pending, running, deferred, workers, last minute
   pools [set NAME --slots N|delete NAME]   list pools (slots, open, waiting); set or delete one
+  limits [set KEY --rps R [--concurrent C]|delete KEY]   rate limits of polling triggers
   dags apply -f FILE|list|get|pause|unpause|delete   manage DAGs
   runs trigger DAG [--wait]|get|list|clear            trigger and follow DAG runs
 
@@ -96,6 +97,7 @@ var commands = []command{
 	{"triggerers", (*cli).triggerers, 2},
 	{"queues", (*cli).queues, 2},
 	{"pools", (*cli).pools, 2},
+	{"limits", (*cli).limits, 2},
 	{"dags", (*cli).dags, 2},
 	{"runs", (*cli).runs, 2},
 }

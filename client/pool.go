@@ -77,3 +77,41 @@ func (c *Client) SetQueueMaxRunning(ctx context.Context, queue string, n int) (*
 	}
 	return nil, fmt.Errorf("set queue %s max_running: %w", queue, err)
 }
+
+// RateLimits lists the rate limits of polling triggers (GET /limits).
+func (c *Client) RateLimits(ctx context.Context) ([]activity.RateLimit, error) {
+	var out struct {
+		Limits []activity.RateLimit `json:"limits"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/limits", nil, nil, &out); err != nil {
+		return nil, fmt.Errorf("list rate limits: %w", err)
+	}
+	return out.Limits, nil
+}
+
+// SetRateLimit limits the requests of polling triggers under key to rps
+// per second and, when concurrent > 0, that many in flight, across all
+// triggerers (PUT /limits/{key}).
+func (c *Client) SetRateLimit(ctx context.Context, key string, rps float64, concurrent int) (*activity.RateLimit, error) {
+	p, err := pathID("rate key", key)
+	if err == nil {
+		var out activity.RateLimit
+		body := map[string]any{"rps": rps, "concurrent": concurrent}
+		if err = c.do(ctx, http.MethodPut, "/limits/"+p, nil, body, &out); err == nil {
+			return &out, nil
+		}
+	}
+	return nil, fmt.Errorf("set rate limit %s: %w", key, err)
+}
+
+// DeleteRateLimit removes key's rate limit; ErrNotFound when there is none.
+func (c *Client) DeleteRateLimit(ctx context.Context, key string) error {
+	p, err := pathID("rate key", key)
+	if err == nil {
+		err = c.do(ctx, http.MethodDelete, "/limits/"+p, nil, nil, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("delete rate limit %s: %w", key, err)
+	}
+	return nil
+}

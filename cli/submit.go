@@ -553,6 +553,12 @@ func describe(ti *activity.TaskInstance) string {
 		case ti.TryNumber > 1:
 			detail = fmt.Sprintf("try %d", ti.TryNumber)
 		}
+		if strings.HasPrefix(ti.Reason, "waiting for ") {
+			if detail != "" {
+				detail += ": "
+			}
+			detail += ti.Reason
+		}
 	case activity.StateRunning:
 		detail = fmt.Sprintf("try %d", ti.TryNumber)
 		if ti.Hostname != "" {

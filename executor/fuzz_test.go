@@ -92,3 +92,20 @@ func FuzzXComBody(f *testing.F) {
 		return err
 	})
 }
+
+func FuzzPoolBody(f *testing.F) {
+	fuzzBody(f, append(commonSeeds,
+		`{"slots":5}`, `{"slots":-1,"include_deferred":true,"description":"d"}`, `{"slots":-2}`,
+		`{"slots":1e99}`, `{"slots":null}`, `{"slots":3,"description":null}`,
+	), func(b *PoolBody) error { return b.validate() })
+}
+
+func FuzzQueueBody(f *testing.F) {
+	fuzzBody(f, append(commonSeeds, `{"max_running":10}`, `{"max_running":0}`, `{"max_running":-1}`, `{"max_running":1.5}`),
+		func(b *QueueBody) error { return b.validate() })
+}
+
+func FuzzRateLimitBody(f *testing.F) {
+	fuzzBody(f, append(commonSeeds, `{"rps":20,"concurrent":5}`, `{"rps":0}`, `{"rps":-1}`, `{"rps":1e308}`, `{"rps":0.5}`),
+		func(b *RateLimitBody) error { return b.validate() })
+}

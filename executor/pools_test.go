@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/dag"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/queue"
@@ -405,4 +406,41 @@ func TestPoolSlotsMetric(t *testing.T) {
 			t.Errorf("%s{%s} = %v, want %v (all: %v)", MetricPoolSlots, k, got[k], v, got)
 		}
 	}
+}
+
+// DAG tasks take their pool, pool_slots, priority_weight and
+// max_active_tis_per_dag from the DAG file: three parallel tasks in a pool
+// of 1 run one at a time, the heaviest first, and the run succeeds. (The
+// pool has 0 slots until all three wait: admission orders those waiting,
+// not those still to come.)
+func TestDagTasksInAPool(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	f.setPool("dagpool", 0, false)
+	f.waitPool("dagpool", func(p activity.Pool) bool { return p.Slots == 0 })
+	f.putDag(`dag_id: pooled
+default_args: {pool: dagpool, queue: dq}
+tasks:
+  - {task_id: a, command: [true], priority_weight: 1}
+  - {task_id: b, command: [true], priority_weight: 5}
+  - {task_id: c, command: [true], priority_weight: 3, max_active_tis_per_dag: 1}
+`)
+	if st := f.api("POST", "/api/v1/dags/pooled/runs", []byte(`{"run_id":"r1"}`), nil); st != http.StatusCreated {
+		t.Fatalf("trigger: %d", st)
+	}
+	f.waitPool("dagpool", func(p activity.Pool) bool { return p.Waiting == 3 })
+	f.setPool("dagpool", 1, false)
+	var order []string
+	for range 3 {
+		acts := f.takeN("dq", 1)
+		if len(acts) != 1 {
+			t.Fatalf("%d activities at once through a pool of 1 (after %v)", len(acts), order)
+		}
+		order = append(order, acts[0].TI.TaskID)
+		f.finish(acts[0], activity.StateSuccess, nil)
+	}
+	if got := strings.Join(order, ","); got != "b,c,a" {
+		t.Errorf("order %s, want b,c,a (highest priority_weight first)", got)
+	}
+	f.waitRun("pooled", "r1", func(v dag.RunView) bool { return v.State == dag.RunSuccess })
 }

@@ -451,20 +451,9 @@ func (p *pools) pass(ctx context.Context, name string) error {
 	if !exists && !strings.HasPrefix(name, taskKeyPrefix) {
 		return nil // a pool that does not exist: its tasks wait
 	}
-	// The order of admission: highest weight, then first queued.
-	sort.Slice(tis, func(i, j int) bool {
-		a, b := tis[i], tis[j]
-		if a.PriorityWeight != b.PriorityWeight {
-			return a.PriorityWeight > b.PriorityWeight
-		}
-		if a.QueuedAt != nil && b.QueuedAt != nil && !a.QueuedAt.Equal(*b.QueuedAt) {
-			return a.QueuedAt.Before(*b.QueuedAt)
-		}
-		return a.ID < b.ID
-	})
 	rev := c.rev // 0: a task key's record is created by its first pass
 	for attempt := 0; ; attempt++ {
-		next, admitted, changed := p.admit(name, rec, tis)
+		next, admitted, changed := p.admit(name, rec)
 		if !changed {
 			p.republish(ctx, next)
 			return nil
@@ -548,7 +537,7 @@ func (p *pools) admissionLatencies() []time.Duration {
 // slot released, then waiting instances (tis, in admission order) that
 // hold their earlier keys added while they fit. It returns the instances
 // added.
-func (p *pools) admit(key string, rec *poolRecord, tis []*activity.TaskInstance) (*poolRecord, []*activity.TaskInstance, bool) {
+func (p *pools) admit(key string, rec *poolRecord) (*poolRecord, []*activity.TaskInstance, bool) {
 	now := p.now()
 	next := *rec
 	next.Holders = make(map[string]poolHolder, len(rec.Holders))
@@ -567,6 +556,22 @@ func (p *pools) admit(key string, rec *poolRecord, tis []*activity.TaskInstance)
 		}
 		next.Holders[id] = h
 	}
+	// The waiting instances are read after the holders were judged: a
+	// task seen ended above was seen after every instance queued before it
+	// ended (the store tells the index of a record after caching it), so
+	// none of those is missed. In admission order: highest weight, then
+	// first queued.
+	tis := p.indexed(key)
+	sort.Slice(tis, func(i, j int) bool {
+		a, b := tis[i], tis[j]
+		if a.PriorityWeight != b.PriorityWeight {
+			return a.PriorityWeight > b.PriorityWeight
+		}
+		if a.QueuedAt != nil && b.QueuedAt != nil && !a.QueuedAt.Equal(*b.QueuedAt) {
+			return a.QueuedAt.Before(*b.QueuedAt)
+		}
+		return a.ID < b.ID
+	})
 	if strings.HasPrefix(key, taskKeyPrefix) {
 		// The bound is the task's, as its newest instance says.
 		for _, ti := range tis {
@@ -608,6 +613,17 @@ func (p *pools) admit(key string, rec *poolRecord, tis []*activity.TaskInstance)
 		changed = true
 	}
 	return &next, admitted, changed
+}
+
+// indexed returns the active instances under key.
+func (p *pools) indexed(key string) []*activity.TaskInstance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tis := make([]*activity.TaskInstance, 0, len(p.active[key]))
+	for _, ti := range p.active[key] {
+		tis = append(tis, ti)
+	}
+	return tis
 }
 
 // holdsBefore reports whether ti holds every key it takes before key.

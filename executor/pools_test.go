@@ -209,7 +209,14 @@ func TestPoolPriority(t *testing.T) {
 	f.end(first.ID, tok)
 	act = f.tryTake("q", 5*time.Second)
 	if act == nil || act.TI.ID != hi.ID {
-		t.Fatalf("after the first: %+v, want the high-priority %s", act, hi.ID)
+		idx := -1
+		for i, id := range lows {
+			if act != nil && id == act.TI.ID {
+				idx = i
+			}
+		}
+		p := f.pool("one")
+		t.Fatalf("after the first: low %d (%v), want the high-priority %s; pool %+v; rec %+v", idx, act != nil, hi.ID, p, f.ex.pools.recs["one"].rec.Holders)
 	}
 	f.end(act.TI.ID, f.start(act))
 	// Then the low ones, first come first served.

@@ -111,6 +111,7 @@ func parseFlags(args []string) (*options, error) {
 			return nil, fmt.Errorf("--config %s: %w", o.configFile, err)
 		}
 		o.cfg.Runtimes, o.cfg.RequireRuntimes = f.Queues, true
+		o.cfg.Services = f.Services
 		if !queuesGiven {
 			for q := range f.Queues {
 				o.cfg.Queues = append(o.cfg.Queues, q)

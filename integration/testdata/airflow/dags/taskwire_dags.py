@@ -109,11 +109,13 @@ tw_bench()
 def tw_nat():
     """A task on the queue of the worker behind NAT (outbound only)."""
 
-    @task(queue="other")
+    # Retries: on a loaded machine Airflow's API server can answer a try's
+    # first call after the Task SDK's timeout (the try then fails).
+    @task(queue="other", retries=2, retry_delay=timedelta(seconds=1))
     def give():
         return "pulled through the NAT"
 
-    @task(queue="nat")
+    @task(queue="nat", retries=2, retry_delay=timedelta(seconds=1))
     def behind_nat(x):
         # Where this task's connections to Airflow's API server come from:
         # the namespace's private address, not one the API server can dial.

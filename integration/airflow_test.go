@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -196,6 +197,46 @@ func (a *airflow) startForkserver(name string) ([]string, *testbin.Proc) {
 		return strings.Contains(p.Output(), "ready on")
 	})
 	return append(a.workerEnv(), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock), p
+}
+
+// startForkserverWorker starts a worker serving queue whose worker.yaml
+// runs a taskwire_airflow fork server as a service (started, restarted
+// and stopped by the worker), and waits until the fork server is ready. It
+// returns the environment that sends workloads to that fork server, and
+// the worker (whose output holds the fork server's).
+func (a *airflow) startForkserverWorker(c *cluster, name, queue string) ([]string, *testbin.Proc) {
+	a.t.Helper()
+	sock := filepath.Join(a.dir, name+".sock")
+	cfg := filepath.Join(a.dir, name+".yaml")
+	yaml := fmt.Sprintf("queues:\n  %s: {runtime: command}\nservices:\n  airflow-forkserver:\n"+
+		"    command: [%q, -m, taskwire_airflow.forkserver, --socket, %q]\n    restart_delay: 200ms\n",
+		queue, filepath.Join(a.venv, "bin", "python"), sock)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		a.t.Fatal(err)
+	}
+	env := append(a.workerEnv(), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock)
+	w := c.startWorker(workerOpts{name: name, queues: queue, concurrency: 4, config: cfg, env: env})
+	testbin.Eventually(a.t, 3*time.Minute, name+"'s fork server ready", func() bool {
+		select {
+		case <-w.Done():
+			a.t.Fatalf("%s exited: %v\n%s", name, w.Err(), w.Output())
+		default:
+		}
+		return strings.Contains(w.Output(), "ready on")
+	})
+	return env, w
+}
+
+// servicePid is the pid of the start-th start of a worker's service, from
+// the worker's log; 0 when it has not started that often.
+func servicePid(w *testbin.Proc, service string, start int) int {
+	re := regexp.MustCompile(`msg="service started" service=` + regexp.QuoteMeta(service) + ` pid=(\d+) start=` + strconv.Itoa(start) + `\b`)
+	m := re.FindStringSubmatch(w.Output())
+	if m == nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(m[1])
+	return pid
 }
 
 // workerEnv is what taskwire's workers need to run Airflow's workloads: the
@@ -417,11 +458,11 @@ func TestAirflowExecutor(t *testing.T) {
 	af := startAirflowOn(t, router.HostAddr, venv, c.apiURL, "AIRFLOW__TASKWIRE__TOKEN="+token,
 		"AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS=taskwire_airflow.log_config.LOGGING_CONFIG")
 	// The "default" and "kill" queues' workers hand workloads to a fork
-	// server; the "other" and "nat" queues' workers run each in a fresh
-	// process.
+	// server, which the "default" queue's worker runs as a service of its
+	// worker.yaml; the "other" and "nat" queues' workers run each in a
+	// fresh process.
 	wenv := af.workerEnv()
-	fenv, fs := af.startForkserver("forkserver")
-	c.startWorker(workerOpts{name: "worker-default", queues: "default", concurrency: 4, env: fenv})
+	fenv, wd := af.startForkserverWorker(c, "worker-default", "default")
 	c.startWorker(workerOpts{name: "worker-other", queues: "other", concurrency: 4, env: wenv})
 	c.startWorker(workerOpts{name: "worker-nat", queues: "nat", concurrency: 2, env: wenv, ns: inner,
 		extra: []string{"--worker-id", "nat"}})
@@ -450,8 +491,8 @@ func TestAirflowExecutor(t *testing.T) {
 			"flaky":   {"try 1 failed on default", "try 2 success on default"},
 		})
 		// The "default" queue's three tries ran in the fork server's children.
-		if n := strings.Count(fs.Output(), "workload in child"); n != 3 {
-			t.Errorf("the fork server ran %d workloads, want 3\n%s", n, fs.Output())
+		if n := strings.Count(wd.Output(), "workload in child"); n != 3 {
+			t.Errorf("the fork server ran %d workloads, want 3\n%s", n, wd.Output())
 		}
 
 		// Airflow's REST API (so its UI) shows each try's own log, read
@@ -503,6 +544,23 @@ func TestAirflowExecutor(t *testing.T) {
 		}
 	})
 
+	t.Run("the fork server, crashed, is restarted by its worker", func(t *testing.T) {
+		first := servicePid(wd, "airflow-forkserver", 1)
+		if first == 0 {
+			t.Fatalf("no start of the fork server in the worker's log:\n%s", wd.Output())
+		}
+		if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		testbin.Eventually(t, 3*time.Minute, "the worker to restart its fork server", func() bool {
+			return servicePid(wd, "airflow-forkserver", 2) != 0 && strings.Count(wd.Output(), "ready on") == 2
+		})
+		if second := servicePid(wd, "airflow-forkserver", 2); second == first || !testbin.Alive(second) {
+			t.Fatalf("the restarted fork server: pid %d (the crashed one %d), alive %v", second, first, testbin.Alive(second))
+		}
+		// The next subtest's workloads on "default" run in its children.
+	})
+
 	t.Run("a deadline callback runs on a worker", func(t *testing.T) {
 		af := af.with(t)
 		run := af.trigger("tw_deadline")
@@ -520,6 +578,12 @@ func TestAirflowExecutor(t *testing.T) {
 		})
 		if kind, _ := cb[0].Params["airflow"].(map[string]any)["kind"].(string); kind != "ExecuteCallback" || cb[0].Queue != "default" {
 			t.Errorf("taskwire's callback task: %s on %s, params %v", cb[0].State, cb[0].Queue, cb[0].Params)
+		}
+		// The callback and the run's task ran in the restarted fork server's
+		// children.
+		_, afterRestart, _ := strings.Cut(wd.Output(), "start=2")
+		if n := strings.Count(afterRestart, "workload in child"); n != 2 {
+			t.Errorf("the restarted fork server ran %d workloads, want 2 (the callback and outlast)", n)
 		}
 		// Airflow recorded the callback's success from the executor's event.
 		sched := af.scheduler

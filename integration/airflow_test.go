@@ -126,6 +126,9 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 		"AIRFLOW__API_AUTH__JWT_SECRET=taskwire-integration-test-jwt-secret-0123456789",
 		"AIRFLOW__LOGGING__BASE_LOG_FOLDER=" + filepath.Join(dir, "logs"),
 		"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5",
+		// A loaded machine's API server can take tens of seconds to
+		// answer a try's first call (the Task SDK's default is 5 s).
+		"AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=60",
 		// A scheduler that died is noticed within seconds, and its tries
 		// adopted by the next one soon after it starts.
 		// (Not below Airflow's 30 s default on a loaded machine: a scheduler

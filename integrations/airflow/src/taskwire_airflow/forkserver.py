@@ -142,6 +142,14 @@ def serve(path: str) -> None:
     import airflow.sdk.execution_time.supervisor  # noqa: F401
     import airflow.sdk.execution_time.task_runner  # noqa: F401
     import airflow.sdk.log  # noqa: F401
+    from airflow.sdk.api import client as api_client
+    from taskwire_airflow.run import workload_adapter
+
+    workload_adapter()
+    # The Execution API client's TLS context (certifi's CAs: tens of
+    # milliseconds to load), cached by the Task SDK: built here, every
+    # child has it.
+    api_client.Client._get_ssl_context_cached(api_client.API_SSL_CA_FILE_PATH, api_client.API_SSL_CERT_PATH)
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     try:

@@ -62,12 +62,8 @@ def run_in_process() -> int:
         print(f"taskwire_airflow.run: {WORKLOAD_ENV} is not set", file=sys.stderr)
         return 2
 
-    from pydantic import TypeAdapter
-
-    from airflow.executors import workloads
-
     try:
-        workload = TypeAdapter(workloads.All).validate_json(data)
+        workload = workload_adapter().validate_json(data)
     except Exception as e:  # a bad workload: say what, fail the try
         print(f"taskwire_airflow.run: bad workload JSON: {e}", file=sys.stderr)
         return 2
@@ -86,6 +82,22 @@ def run_in_process() -> int:
         proctitle=f"airflow supervisor (taskwire): {workload.display_name}",
     )
     return exit_code(int(rc or 0), final.get("state"))
+
+
+_adapter = None
+
+
+def workload_adapter():
+    """pydantic's validator of Airflow's workloads, built once (building it
+    costs tens of milliseconds; the fork server builds it before it forks)."""
+    global _adapter
+    if _adapter is None:
+        from pydantic import TypeAdapter
+
+        from airflow.executors import workloads
+
+        _adapter = TypeAdapter(workloads.All)
+    return _adapter
 
 
 #: Airflow's final states of a try that mean the process did its job.

@@ -25,51 +25,13 @@ other process of its session (Airflow's task process among them) and exits.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
-import struct
 import sys
 import threading
 
-_HEADER = struct.Struct("!I")
-
-
-def send_request(sock: socket.socket, env: dict[str, str], fds: list[int]) -> None:
-    body = json.dumps({"env": env}).encode()
-    socket.send_fds(sock, [_HEADER.pack(len(body))], fds)
-    sock.sendall(body)
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
-    return buf
-
-
-def recv_request(sock: socket.socket) -> tuple[dict[str, str], list[int]]:
-    head, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, 3)
-    if len(head) < _HEADER.size:
-        head += _recv_exact(sock, _HEADER.size - len(head))
-    (n,) = _HEADER.unpack(head)
-    if n > 64 << 20:
-        raise ValueError(f"request of {n} bytes")
-    msg = json.loads(_recv_exact(sock, n))
-    return msg["env"], list(fds)
-
-
-def send_exit(sock: socket.socket, code: int) -> None:
-    sock.sendall(_HEADER.pack(code & 0xFFFFFFFF))
-
-
-def recv_exit(sock: socket.socket) -> int:
-    (code,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
-    return code - (1 << 32) if code >= 1 << 31 else code
+from taskwire_airflow._wire import recv_exit, recv_request, send_exit, send_request  # noqa: F401
 
 
 def _session_members(sid: int) -> list[int]:

@@ -233,7 +233,7 @@ func (a *airflow) startForkserverWorker(c *cluster, name, queue string) ([]strin
 // servicePid is the pid of the start-th start of a worker's service, from
 // the worker's log; 0 when it has not started that often.
 func servicePid(w *testbin.Proc, service string, start int) int {
-	re := regexp.MustCompile(`msg="service started" service=` + regexp.QuoteMeta(service) + ` pid=(\d+) start=` + strconv.Itoa(start) + `\b`)
+	re := regexp.MustCompile(`msg="service started" .*\bservice=` + regexp.QuoteMeta(service) + ` pid=(\d+) start=` + strconv.Itoa(start) + `\b`)
 	m := re.FindStringSubmatch(w.Output())
 	if m == nil {
 		return 0

@@ -122,6 +122,14 @@ services:
 	if !reflect.DeepEqual(f.Services, want) {
 		t.Errorf("services: %+v\nwant %+v", f.Services, want)
 	}
+	// The one docker-compose.airflow.yml's worker uses.
+	data, err := os.ReadFile(filepath.Join("..", "integrations", "airflow", "worker.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := ParseRuntimeFile(data); err != nil || len(f.Services) != 1 || f.Services[0].Name != "airflow-forkserver" {
+		t.Errorf("integrations/airflow/worker.yaml: %+v, %v", f, err)
+	}
 	for _, bad := range []string{
 		"queues: {a: {runtime: command}}\nservices: {s: {env: {A: b}}}",
 		"queues: {a: {runtime: command}}\nservices: {s: {command: x, restart_delay: soon}}",

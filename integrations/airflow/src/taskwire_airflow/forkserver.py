@@ -25,6 +25,7 @@ other process of its session (Airflow's task process among them) and exits.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import socket
@@ -112,6 +113,12 @@ def serve(path: str) -> None:
     # milliseconds to load), cached by the Task SDK: built here, every
     # child has it.
     api_client.Client._get_ssl_context_cached(api_client.API_SSL_CA_FILE_PATH, api_client.API_SSL_CERT_PATH)
+
+    # What is loaded now moves out of the collector's reach: a child's
+    # collections then do not write to (so copy) the pages it shares with
+    # this process (CPython's advice for pre-forking servers).
+    gc.collect()
+    gc.freeze()
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     try:

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/taskwire/taskwire/protocol"
@@ -69,7 +70,10 @@ type warmPool struct {
 	live     map[*warmProc]bool
 	stopping bool
 	failures int // processes in a row that died before serving a task
-	janitor  chan struct{}
+	// waiting counts the tasks in acquire; no process is reaped as idle
+	// while one waits.
+	waiting atomic.Int32
+	janitor chan struct{}
 }
 
 // warmConn is a comm connection a warm process opened and waits on for a
@@ -360,6 +364,14 @@ func (p *warmProc) retire(why string, replace bool) {
 		return
 	}
 	p.retiring = true
+	p.mu.Unlock()
+	p.retired(why, replace)
+}
+
+// retired ends the process that was just marked retiring: at once when it
+// runs no task, else when its last task ends (release).
+func (p *warmProc) retired(why string, replace bool) {
+	p.mu.Lock()
 	idle := p.running == 0
 	p.mu.Unlock()
 	p.pool.log.Debug("retiring warm runtime", "pid", p.p.pgid, "reason", why)
@@ -442,18 +454,26 @@ func (wp *warmPool) reapIdle() {
 			return
 		case <-t.C:
 		}
+		// A task waiting in acquire keeps every process: it may wait for
+		// one that is still starting (and so has run nothing yet). The
+		// processes are marked retiring under wp.mu, so acquire's ensure
+		// either runs before (waiting is counted: nothing is reaped) or
+		// after (it starts a replacement).
 		wp.mu.Lock()
 		var idle []*warmProc
-		for p := range wp.live {
-			p.mu.Lock()
-			if p.running == 0 && !p.retiring && time.Since(p.idleSince) > wp.cfg.IdleTimeout {
-				idle = append(idle, p)
+		if wp.waiting.Load() == 0 {
+			for p := range wp.live {
+				p.mu.Lock()
+				if p.running == 0 && !p.retiring && time.Since(p.idleSince) > wp.cfg.IdleTimeout {
+					p.retiring = true
+					idle = append(idle, p)
+				}
+				p.mu.Unlock()
 			}
-			p.mu.Unlock()
 		}
 		wp.mu.Unlock()
 		for _, p := range idle {
-			p.retire("idle_timeout", false)
+			p.retired("idle_timeout", false)
 		}
 	}
 }
@@ -462,6 +482,8 @@ func (wp *warmPool) reapIdle() {
 // counted in. It waits while the pool's slots are all running tasks, and
 // up to HandshakeTimeout when no process has connected.
 func (wp *warmPool) acquire(ctx context.Context) (warmConn, error) {
+	wp.waiting.Add(1)
+	defer wp.waiting.Add(-1)
 	if err := wp.ensure(); err != nil {
 		return warmConn{}, err
 	}

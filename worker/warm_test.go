@@ -287,12 +287,17 @@ func TestWarmIdleTimeout(t *testing.T) {
 // A task waiting for a slot of a busy warm pool waits past HandshakeTimeout.
 func TestWarmWaitsForBusySlot(t *testing.T) {
 	forEachWarmRuntime(t, func(t *testing.T, sdk string) {
-		h := warmHarness(t, sdk, Warm{Processes: 1, TasksPerProcess: 1}, func(c *Config) { c.HandshakeTimeout = 500 * time.Millisecond })
+		// An interpreter or a JVM may take longer than 500ms to connect.
+		handshake, timeout := 500*time.Millisecond, 2*time.Second
+		if sdk != "go" {
+			handshake, timeout = 3*time.Second, 5*time.Second
+		}
+		h := warmHarness(t, sdk, Warm{Processes: 1, TasksPerProcess: 1}, func(c *Config) { c.HandshakeTimeout = handshake })
 		h.execute("ti-w1", "warm", activity.Entrypoint{Task: "block"}, fakeTI{},
-			func(et *activity.ExecuteTask) { et.ExecutionTimeout = activity.Duration(2 * time.Second) })
+			func(et *activity.ExecuteTask) { et.ExecutionTimeout = activity.Duration(timeout) })
 		h.waitStarted("ti-w1")
 		h.execute("ti-w2", "warm", activity.Entrypoint{Task: "noop"}, fakeTI{}, nil)
-		wantState(t, h.waitState("ti-w1"), activity.StateUpForRetry, "execution timeout after 2s")
+		wantState(t, h.waitState("ti-w1"), activity.StateUpForRetry, "execution timeout after "+timeout.String())
 		wantState(t, h.waitState("ti-w2"), activity.StateSuccess, "")
 	})
 }

@@ -121,7 +121,7 @@ class AsyncClient(object):
         self.codec = codec
         self.timeout = timeout
         self._next = 1
-        self._pending: Dict[int, asyncio.Future] = {}
+        self._pending: Dict[int, "asyncio.Future[protocol.Response]"] = {}
         self._broken: Optional[BaseException] = None
 
     async def read_loop(self, on_end: Any) -> None:
@@ -144,9 +144,9 @@ class AsyncClient(object):
                         continue
                     err = e
                     break
-                f = self._pending.pop(resp.id, None)
-                if f is not None and not f.done():
-                    f.set_result(resp)
+                pf = self._pending.pop(resp.id, None)
+                if pf is not None and not pf.done():
+                    pf.set_result(resp)
         except (OSError, protocol.ProtocolError) as e:
             err = e
         except asyncio.CancelledError:
@@ -176,7 +176,7 @@ class AsyncClient(object):
             self._broken = e
             raise WorkerGone("send %s to the worker: %s" % (msg.get("type"), e)) from e
         try:
-            resp = await asyncio.wait_for(f, self.timeout if timeout is None else timeout)
+            resp: protocol.Response = await asyncio.wait_for(f, self.timeout if timeout is None else timeout)
         except asyncio.TimeoutError:
             self._pending.pop(id, None)
             raise TimeoutError("no answer from the worker to %s (request %d)" % (msg.get("type"), id)) from None
@@ -192,7 +192,8 @@ class AsyncClient(object):
                                "warm process: in an async def task use the awaitable methods (await "
                                "ctx.avariable(...), await ctx.adefer(...)) ")
         fut = asyncio.run_coroutine_threadsafe(self.acall(msg, timeout), self.loop)
-        return fut.result()
+        out: Optional[protocol.Message] = fut.result()
+        return out
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -251,11 +252,11 @@ class _Warm(object):
         startup = first.msg
         client = AsyncClient(self.loop, reader, writer, self.codec, self.app.request_timeout or 120.0)
         lw = await self.open_logs(startup)
-        token = _current_writer.set(lw)
-        ctx = Context(startup, client)
+        token: "Optional[contextvars.Token[Optional[LogWriter]]]" = _current_writer.set(lw)
+        ctx = Context(startup, client)  # type: ignore[arg-type]  # a Client in all it uses
         cancelled = threading.Event()
         ctx._cancel_event = cancelled
-        run: Optional[asyncio.Future] = None
+        run: "Optional[asyncio.Future[Any]]" = None
 
         def on_end() -> None:
             cancelled.set()
@@ -289,15 +290,23 @@ class _Warm(object):
                     else:
                         cv = contextvars.copy_context()
                         run = self.loop.run_in_executor(self.pool, cv.run, fn, ctx)
+                    if cancelled.is_set() and is_async:
+                        run.cancel()  # cancelled before it started
                     outcome = await _outcome(run, ctx)
                 if ctx.deferred:
                     if not isinstance(outcome, TaskDeferred):
                         sdk_log.warning("task deferred, then did something else: ignored",
                                         extra={"task_id": name, "err": repr(outcome)})
                     return
+                if cancelled.is_set():
+                    # The worker cancelled the try and closed its side: it
+                    # takes no terminal message any more.
+                    sdk_log.info("try cancelled by the worker", extra={"task_id": name, "outcome": repr(outcome)})
+                    return
                 msg = _rt()._terminal(ctx, name, outcome)
-            _current_writer.reset(token)
-            token = None
+            if token is not None:
+                _current_writer.reset(token)
+                token = None
             lw.close()
             await client.acall(msg)
         finally:
@@ -333,7 +342,7 @@ def _rt() -> Any:
     return runtime
 
 
-async def _outcome(run: asyncio.Future, ctx: Context) -> Any:
+async def _outcome(run: "asyncio.Future[Any]", ctx: Context) -> Any:
     """Await the task and push its return value: the _Returned value or
     the exception it raised (cancellation included)."""
     R = _rt()._Returned

@@ -523,6 +523,11 @@ public final class TaskRuntime {
             }
             return Protocol.taskState("failed", now(), reason(reason));
         }
+        if (ctx.isCancelled()) {
+            // A warm try the worker cancelled: it takes no terminal message any more.
+            sdkLog.info("try cancelled by the worker", "task_id", name, "outcome", err.toString());
+            return Protocol.retryTask(now(), reason(err.toString()));
+        }
         sdkLog.error("task raised " + err.getClass().getName(), err, "task_id", name);
         return Protocol.retryTask(now(), reason(err.toString()));
     }

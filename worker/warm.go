@@ -309,8 +309,18 @@ func (p *warmProc) watch() {
 		wp.log.Debug("warm runtime ended", "pid", p.p.pgid, "status", p.p.exitStatus())
 		return
 	}
-	wp.log.Warn("warm runtime ended", "pid", p.p.pgid, "status", p.p.exitStatus(), "killed", why,
-		"stderr_tail", p.p.stderr.String())
+	if why == "" && p.p.exitCode() == 0 {
+		// The SDKs' warm runtimes return only once the worker stops
+		// taking their connections: a clean exit of one that was not
+		// retired is a runtime that does not serve warm mode (an SDK
+		// without it runs one try and exits).
+		wp.log.Error("warm runtime exited by itself: does its SDK serve warm mode ("+protocol.EnvWarmTasks+")? "+
+			"The Go, Python and Java SDKs do; else remove warm: from the queue's runtime",
+			"pid", p.p.pgid, "served", served, "stderr_tail", p.p.stderr.String())
+	} else {
+		wp.log.Warn("warm runtime ended", "pid", p.p.pgid, "status", p.p.exitStatus(), "killed", why,
+			"stderr_tail", p.p.stderr.String())
+	}
 	if failures > 0 {
 		// A runtime that dies at once would be restarted in a loop: back off.
 		t := time.NewTimer(min(time.Duration(failures)*500*time.Millisecond, 10*time.Second))
@@ -631,39 +641,9 @@ func (j *job) serveWarm(ctx context.Context, c net.Conn, p *warmProc, s *warmStr
 		}
 	}()
 
-	var final *outcome
-	var protoErr error
-	if err := conn.WriteResponse(0, j.startup, nil); err != nil && !endOfStream(err) {
-		protoErr = fmt.Errorf("send StartupDetails: %w", err)
-	}
-	for protoErr == nil {
-		req, err := conn.ReadRequest()
-		if err != nil {
-			if !endOfStream(err) {
-				protoErr = err
-			}
-			break
-		}
-		resp, errResp, term, err := j.answer(ctx, req.Msg)
-		if err != nil {
-			protoErr = err
-			break
-		}
-		if term != nil {
-			if final == nil {
-				final = term
-				// The runtime closes the connection once the task
-				// returned; one that keeps it open is not waited for.
-				_ = c.SetReadDeadline(time.Now().Add(grace))
-			} else {
-				errResp = badRequest("the task already sent its final message")
-				resp = nil
-			}
-		}
-		if err := conn.WriteResponse(req.ID, resp, errResp); err != nil && !endOfStream(err) {
-			j.log.Debug("answer warm runtime", "err", err)
-		}
-	}
+	// The runtime closes the connection once the task returned; one that
+	// keeps it open after the final message is not waited for.
+	final, protoErr := j.exchange(ctx, conn, func() { _ = c.SetReadDeadline(time.Now().Add(grace)) })
 	if protoErr != nil {
 		// The connection is the process's: a protocol error may have left
 		// it in any state, so the process goes, its other tasks retried.

@@ -24,11 +24,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/taskwire/taskwire/internal/bench"
 )
@@ -98,6 +101,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster included) to `FILE`")
 	taskBin := fs.String("task-bin", "", "binary run as the task processes and Go SDK runtime: a path, \"self\" for this binary, or empty to build cmd/bench/taskbin")
+	python := fs.String("python", "", "python with which the warm phase runs Python SDK tasks (this checkout's sdk/python/src on its PYTHONPATH); default .venv/bin/python when it exists; \"none\" skips them")
+	javaJar := fs.String("java-sdk-jar", "", "Java SDK jar with which the warm phase runs Java SDK tasks; default sdk/java/target/taskwire-sdk.jar when it exists and java is on $PATH; \"none\" skips them")
+	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; two file descriptors each in the bench and in the runtime); none by default")
+	fs.DurationVar(&cfg.SleepFor, "sleep-for", 5*time.Second, "each sleeper's wait")
 	logLevel := fs.String("log-level", "", "log the cluster's lines at this level and above on stderr (debug, info, warn, error); default none")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -150,6 +157,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		cfg.TaskBin = *taskBin
 	}
+	cfg.Python, cfg.PythonPath, cfg.JavaSDKJar = sdkRuntimes(*python, *javaJar)
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, bench.ErrConfig) {
@@ -194,4 +202,40 @@ func joinInts(ns []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ",")
+}
+
+// sdkRuntimes resolves the --python and --java-sdk-jar flags: the checkout's
+// venv and jar by default, when they exist.
+func sdkRuntimes(python, jar string) (py, pyPath, javaJar string) {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	switch python {
+	case "none":
+	case "":
+		if _, err := os.Stat(filepath.Join(".venv", "bin", "python")); err == nil {
+			py = abs(filepath.Join(".venv", "bin", "python"))
+		}
+	default:
+		py = python
+	}
+	if st, err := os.Stat(filepath.Join("sdk", "python", "src", "taskwire")); err == nil && st.IsDir() && py != "" {
+		pyPath = abs(filepath.Join("sdk", "python", "src"))
+	}
+	switch jar {
+	case "none":
+	case "":
+		def := filepath.Join("sdk", "java", "target", "taskwire-sdk.jar")
+		if _, err := os.Stat(def); err == nil {
+			if _, err := exec.LookPath("java"); err == nil {
+				javaJar = abs(def)
+			}
+		}
+	default:
+		javaJar = abs(jar)
+	}
+	return py, pyPath, javaJar
 }

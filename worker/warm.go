@@ -73,7 +73,11 @@ type warmPool struct {
 	// waiting counts the tasks in acquire; no process is reaped as idle
 	// while one waits.
 	waiting atomic.Int32
-	janitor chan struct{}
+
+	// For the metrics (WarmCollector): processes recycled by reason,
+	// crashed, and killed by the worker.
+	recycledMaxTasks, recycledMaxRSS, recycledIdle, crashes, kills atomic.Int64
+	janitor                                                        chan struct{}
 }
 
 // warmConn is a comm connection a warm process opened and waits on for a
@@ -309,6 +313,9 @@ func (p *warmProc) watch() {
 		wp.log.Debug("warm runtime ended", "pid", p.p.pgid, "status", p.p.exitStatus())
 		return
 	}
+	if why == "" {
+		wp.crashes.Add(1)
+	}
 	if why == "" && p.p.exitCode() == 0 {
 		// The SDKs' warm runtimes return only once the worker stops
 		// taking their connections: a clean exit of one that was not
@@ -356,6 +363,7 @@ func (p *warmProc) kill(why string) {
 	p.mu.Lock()
 	if p.killedWhy == "" {
 		p.killedWhy = why
+		p.pool.kills.Add(1)
 	}
 	p.retiring = true
 	p.mu.Unlock()
@@ -394,6 +402,25 @@ func (p *warmProc) retired(why string, replace bool) {
 	}
 }
 
+func (p *warmProc) isRetiring() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.retiring
+}
+
+// counts returns the pool's live processes and the tasks they run.
+func (wp *warmPool) counts() (procs, tasks int) {
+	wp.mu.Lock()
+	defer wp.mu.Unlock()
+	for p := range wp.live {
+		procs++
+		p.mu.Lock()
+		tasks += p.running
+		p.mu.Unlock()
+	}
+	return procs, tasks
+}
+
 // take gives the process one more task, when it is not retiring.
 func (p *warmProc) take() bool {
 	p.mu.Lock()
@@ -412,6 +439,7 @@ func (p *warmProc) take() bool {
 	full := p.pool.cfg.MaxTasks > 0 && p.served >= p.pool.cfg.MaxTasks
 	p.mu.Unlock()
 	if full {
+		p.pool.recycledMaxTasks.Add(1)
 		p.retire(fmt.Sprintf("served max_tasks %d", p.pool.cfg.MaxTasks), true)
 	}
 	return true
@@ -421,7 +449,8 @@ func (p *warmProc) take() bool {
 // MaxRSS, and ends a retiring one once it has no task left.
 func (p *warmProc) release() {
 	if m := p.pool.cfg.MaxRSS; m > 0 {
-		if rss, err := processRSS(p.p.pgid); err == nil && rss > m {
+		if rss, err := processRSS(p.p.pgid); err == nil && rss > m && !p.isRetiring() {
+			p.pool.recycledMaxRSS.Add(1)
 			p.retire(fmt.Sprintf("rss %d above max_rss %d", rss, m), true)
 		}
 	}
@@ -483,6 +512,7 @@ func (wp *warmPool) reapIdle() {
 		}
 		wp.mu.Unlock()
 		for _, p := range idle {
+			wp.recycledIdle.Add(1)
 			p.retired("idle_timeout", false)
 		}
 	}

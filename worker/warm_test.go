@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,6 +149,12 @@ func TestWarmCrashFailsOnlyItsTasks(t *testing.T) {
 		// The process is replaced: the next task runs.
 		h.execute("ti-after", "warm", activity.Entrypoint{Task: "noop"}, fakeTI{}, nil)
 		wantState(t, h.waitState("ti-after"), activity.StateSuccess, "")
+		if got := warmMetric(t, h.w, MetricWarmCrashes, ""); got != 1 {
+			t.Errorf("%s = %v, want 1", MetricWarmCrashes, got)
+		}
+		testbin.Eventually(t, waitTimeout, "one process, no task running", func() bool {
+			return warmMetric(t, h.w, MetricWarmProcesses, "") == 1 && warmMetric(t, h.w, MetricWarmTasks, "") == 0
+		})
 	})
 }
 
@@ -181,6 +188,9 @@ func TestWarmCancelOneAmongSeveral(t *testing.T) {
 			wantState(t, h.waitState(id), activity.StateUpForRetry, want)
 		}
 		testbin.Eventually(t, waitTimeout, "process gone", func() bool { return !testbin.Alive(pid) })
+		if k, c := warmMetric(t, h.w, MetricWarmKills, ""), warmMetric(t, h.w, MetricWarmCrashes, ""); k != 1 || c != 0 {
+			t.Errorf("%s = %v, %s = %v; want 1 kill, no crash", MetricWarmKills, k, MetricWarmCrashes, c)
+		}
 	})
 }
 
@@ -209,6 +219,9 @@ func TestWarmRecycleAfterMaxTasks(t *testing.T) {
 			if c > 2 {
 				t.Errorf("process %v ran %d tasks, above max_tasks 2", pid, c)
 			}
+		}
+		if got := warmMetric(t, h.w, MetricWarmRecycles, "max_tasks"); got < 3 {
+			t.Errorf("%s{reason=max_tasks} = %v, want ≥ 3 for %d tasks", MetricWarmRecycles, got, n)
 		}
 	})
 }
@@ -277,6 +290,9 @@ func TestWarmIdleTimeout(t *testing.T) {
 		h.execute("ti-i1", "warm", activity.Entrypoint{Task: "noop"}, fakeTI{}, nil)
 		first := pidOf("ti-i1")
 		testbin.Eventually(t, waitTimeout, "idle process ended", func() bool { return !testbin.Alive(first) })
+		if got := warmMetric(t, h.w, MetricWarmRecycles, "idle_timeout"); got < 1 {
+			t.Errorf("%s{reason=idle_timeout} = %v, want ≥ 1", MetricWarmRecycles, got)
+		}
 		h.execute("ti-i2", "warm", activity.Entrypoint{Task: "noop"}, fakeTI{}, nil)
 		if second := pidOf("ti-i2"); second == first {
 			t.Errorf("second task ran in the idle process %d", first)
@@ -300,4 +316,35 @@ func TestWarmWaitsForBusySlot(t *testing.T) {
 		wantState(t, h.waitState("ti-w1"), activity.StateUpForRetry, "execution timeout after "+timeout.String())
 		wantState(t, h.waitState("ti-w2"), activity.StateSuccess, "")
 	})
+}
+
+// warmMetric returns the value of the warm metric name of queue "warm"
+// (and reason, when given) that w's WarmCollector reports.
+func warmMetric(t *testing.T, w *Worker, name, reason string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(w.WarmCollector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if (l.GetName() == "queue" && l.GetValue() != "warm") || (l.GetName() == "reason" && l.GetValue() != reason) {
+					continue metrics
+				}
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s{queue=warm,reason=%q}", name, reason)
+	return 0
 }

@@ -24,9 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -157,7 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		cfg.TaskBin = *taskBin
 	}
-	cfg.Python, cfg.PythonPath, cfg.JavaSDKJar = sdkRuntimes(*python, *javaJar)
+	cfg.Python, cfg.PythonPath, cfg.JavaSDKJar = bench.SDKRuntimes(*python, *javaJar)
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, bench.ErrConfig) {
@@ -202,40 +200,4 @@ func joinInts(ns []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ",")
-}
-
-// sdkRuntimes resolves the --python and --java-sdk-jar flags: the checkout's
-// venv and jar by default, when they exist.
-func sdkRuntimes(python, jar string) (py, pyPath, javaJar string) {
-	abs := func(p string) string {
-		if a, err := filepath.Abs(p); err == nil {
-			return a
-		}
-		return p
-	}
-	switch python {
-	case "none":
-	case "":
-		if _, err := os.Stat(filepath.Join(".venv", "bin", "python")); err == nil {
-			py = abs(filepath.Join(".venv", "bin", "python"))
-		}
-	default:
-		py = python
-	}
-	if st, err := os.Stat(filepath.Join("sdk", "python", "src", "taskwire")); err == nil && st.IsDir() && py != "" {
-		pyPath = abs(filepath.Join("sdk", "python", "src"))
-	}
-	switch jar {
-	case "none":
-	case "":
-		def := filepath.Join("sdk", "java", "target", "taskwire-sdk.jar")
-		if _, err := os.Stat(def); err == nil {
-			if _, err := exec.LookPath("java"); err == nil {
-				javaJar = abs(def)
-			}
-		}
-	default:
-		javaJar = abs(jar)
-	}
-	return py, pyPath, javaJar
 }

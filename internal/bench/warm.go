@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -227,4 +228,42 @@ func pidOf(arg string) int {
 		}
 	}
 	return 0
+}
+
+// SDKRuntimes resolves cmd/bench's --python and --java-sdk-jar flags into
+// Config.Python, PythonPath and JavaSDKJar: "" means the checkout's venv and
+// jar (paths relative to the working directory) when they exist, "none"
+// none.
+func SDKRuntimes(python, jar string) (py, pyPath, javaJar string) {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	switch python {
+	case "none":
+	case "":
+		if _, err := os.Stat(filepath.Join(".venv", "bin", "python")); err == nil {
+			py = abs(filepath.Join(".venv", "bin", "python"))
+		}
+	default:
+		py = python
+	}
+	if st, err := os.Stat(filepath.Join("sdk", "python", "src", "taskwire")); err == nil && st.IsDir() && py != "" {
+		pyPath = abs(filepath.Join("sdk", "python", "src"))
+	}
+	switch jar {
+	case "none":
+	case "":
+		def := filepath.Join("sdk", "java", "target", "taskwire-sdk.jar")
+		if _, err := os.Stat(def); err == nil {
+			if _, err := exec.LookPath("java"); err == nil {
+				javaJar = abs(def)
+			}
+		}
+	default:
+		javaJar = abs(jar)
+	}
+	return py, pyPath, javaJar
 }

@@ -231,39 +231,63 @@ func pidOf(arg string) int {
 }
 
 // SDKRuntimes resolves cmd/bench's --python and --java-sdk-jar flags into
-// Config.Python, PythonPath and JavaSDKJar: "" means the checkout's venv and
-// jar (paths relative to the working directory) when they exist, "none"
-// none.
+// Config.Python, PythonPath and JavaSDKJar: "" means the checkout's
+// .venv/bin/python and sdk/java/target/taskwire-sdk.jar (the checkout is
+// the directory with go.mod at or above the working directory) when they
+// exist, "none" none. PythonPath is the checkout's sdk/python/src, so the
+// Python runtime runs this tree's SDK.
 func SDKRuntimes(python, jar string) (py, pyPath, javaJar string) {
-	abs := func(p string) string {
-		if a, err := filepath.Abs(p); err == nil {
-			return a
+	root := moduleRoot()
+	at := func(parts ...string) string {
+		if root == "" {
+			return ""
+		}
+		p := filepath.Join(append([]string{root}, parts...)...)
+		if _, err := os.Stat(p); err != nil {
+			return ""
 		}
 		return p
 	}
 	switch python {
 	case "none":
 	case "":
-		if _, err := os.Stat(filepath.Join(".venv", "bin", "python")); err == nil {
-			py = abs(filepath.Join(".venv", "bin", "python"))
-		}
+		py = at(".venv", "bin", "python")
 	default:
 		py = python
 	}
-	if st, err := os.Stat(filepath.Join("sdk", "python", "src", "taskwire")); err == nil && st.IsDir() && py != "" {
-		pyPath = abs(filepath.Join("sdk", "python", "src"))
+	if py != "" {
+		pyPath = at("sdk", "python", "src")
 	}
 	switch jar {
 	case "none":
 	case "":
-		def := filepath.Join("sdk", "java", "target", "taskwire-sdk.jar")
-		if _, err := os.Stat(def); err == nil {
-			if _, err := exec.LookPath("java"); err == nil {
-				javaJar = abs(def)
-			}
+		if _, err := exec.LookPath("java"); err == nil {
+			javaJar = at("sdk", "java", "target", "taskwire-sdk.jar")
 		}
 	default:
-		javaJar = abs(jar)
+		if a, err := filepath.Abs(jar); err == nil {
+			jar = a
+		}
+		javaJar = jar
 	}
 	return py, pyPath, javaJar
+}
+
+// moduleRoot is the nearest directory at or above the working directory
+// with a go.mod, or "".
+func moduleRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return ""
+		}
+		dir = up
+	}
 }

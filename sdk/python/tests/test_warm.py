@@ -10,10 +10,12 @@ import threading
 import time
 import unittest
 
-from fakeworker import FakeWorker
+import os
+
+from fakeworker import REPO_ROOT, FakeWorker
 import taskwire
 from taskwire import protocol as P
-from taskwire.warm import run_warm
+from taskwire.warm import log_stream_header, run_warm
 
 CODEC = P.MSGPACK
 
@@ -266,6 +268,13 @@ class TestWarm(unittest.TestCase):
         w.runtime.join(10)
         self.assertFalse(w.runtime.is_alive(), "run_warm still running after the worker closed its listener")
         self.assertEqual(w.err, [])
+
+
+class TestLogStreamHeader(unittest.TestCase):
+    def test_golden_vector(self):
+        with open(os.path.join(REPO_ROOT, "protocol", "testdata", "log_stream_header.jsonl"), "rb") as f:
+            want = f.read()
+        self.assertEqual(log_stream_header("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", 2), want)
 
 
 class TestColdAsync(unittest.TestCase):

@@ -43,7 +43,7 @@ from .context import FAIL_METHOD, Context
 from .errors import APIError, Fail, TaskDeferred, WorkerGone
 from .log import JSONLineHandler, LogWriter
 
-__all__ = ["ENV_WARM_TASKS", "run_warm", "AsyncClient"]
+__all__ = ["ENV_WARM_TASKS", "run_warm", "AsyncClient", "log_stream_header"]
 
 # ENV_WARM_TASKS is the number of task slots of a warm runtime (Go's
 # protocol.EnvWarmTasks); the worker sets it in warm mode only.
@@ -327,14 +327,20 @@ class _Warm(object):
         try:
             from .runtime import dial
             sock = await self.loop.run_in_executor(None, dial, self.logs_addr)
-            hdr = json.dumps({"ti_id": startup["ti"]["id"], "try_number": startup["ti"]["try_number"]},
-                             separators=(",", ":")) + "\n"
-            sock.sendall(hdr.encode("utf-8"))
+            sock.sendall(log_stream_header(startup["ti"]["id"], startup["ti"]["try_number"]))
             lw.sock = sock
         except (OSError, ValueError) as e:
             lw.error = e if isinstance(e, OSError) else OSError(str(e))
             print("taskwire sdk: logs to stderr: %s" % e, file=sys.stderr)
         return lw
+
+
+def log_stream_header(ti_id: str, try_number: int) -> bytes:
+    """The first line of a try's log stream (Go's protocol.LogStreamHeader,
+    golden vector protocol/testdata/log_stream_header.jsonl), newline
+    included."""
+    return (json.dumps({"ti_id": ti_id, "try_number": try_number}, ensure_ascii=False, separators=(",", ":"))
+            + "\n").encode("utf-8")
 
 
 def _rt() -> Any:

@@ -343,6 +343,18 @@ public final class TaskRuntime {
         }
     }
 
+    /**
+     * The first line (without its newline) of try ti's log stream in a warm
+     * runtime: Go's protocol.LogStreamHeader, golden vector
+     * protocol/testdata/log_stream_header.jsonl.
+     */
+    static String logStreamHeader(TaskInstance ti) {
+        Map<String, Object> h = new LinkedHashMap<>();
+        h.put("ti_id", ti.id());
+        h.put("try_number", (long) ti.tryNumber());
+        return Json.write(h);
+    }
+
     /** The log stream of try sd, standard error when it cannot be opened. */
     private static LogSink warmLogs(String logsAddr, StartupDetails sd) {
         if (logsAddr == null || logsAddr.isEmpty()) {
@@ -350,10 +362,7 @@ public final class TaskRuntime {
         }
         try {
             LogSink s = new LogSink(connect(logsAddr), System.err);
-            Map<String, Object> h = new LinkedHashMap<>();
-            h.put("ti_id", sd.ti().id());
-            h.put("try_number", (long) sd.ti().tryNumber());
-            s.writeLine(Json.write(h));
+            s.writeLine(logStreamHeader(sd.ti()));
             return s;
         } catch (IOException e) {
             System.err.println("taskwire sdk: logs to stderr: " + e);

@@ -254,6 +254,13 @@ class WarmTests {
     }
 
     @Test
+    void testLogStreamHeaderIsTheGoldenVector() throws Exception {
+        String want = java.nio.file.Files.readString(TestData.protocolTestdata().resolve("log_stream_header.jsonl"), StandardCharsets.UTF_8);
+        eq(want, TaskRuntime.logStreamHeader(new TaskInstance("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", "d", "t", "r", -1, 2)) + "\n",
+                "log stream header");
+    }
+
+    @Test
     void testRetiredRuntimeReturns() throws Exception {
         try (FakeWarmWorker w = new FakeWarmWorker(app(), 2)) {
             eq("SucceedTask", Protocol.type(w.start("ti-1", "api").await()), "ti-1");

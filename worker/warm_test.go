@@ -235,8 +235,12 @@ func TestWarmTokenAndMaskPerTask(t *testing.T) {
 			h.api.vars[id] = "secret-of-" + id
 		}
 		h.api.mu.Unlock()
-		for _, id := range ids {
-			h.execute(id, "warm", activity.Entrypoint{Task: "api"}, fakeTI{}, nil)
+		for i, id := range ids {
+			task := "api"
+			if sdk == "python" && i%2 == 1 {
+				task = "apisync" // a plain def task, on the runtime's thread pool
+			}
+			h.execute(id, "warm", activity.Entrypoint{Task: task}, fakeTI{}, nil)
 		}
 		for _, id := range ids {
 			wantState(t, h.waitState(id), activity.StateSuccess, "")

@@ -152,7 +152,14 @@
 //     ones are done, replaced at once) after MaxTasks tasks, or when its
 //     resident memory is above MaxRSS after one of its tasks ended. One
 //     that ran nothing for IdleTimeout is ended and started again when a
-//     task needs one.
+//     task needs one. No process is ended for idleness while a task waits
+//     for a slot (it may wait for a process that is still starting).
+//   - A process that exits by itself with status 0 is a runtime whose SDK
+//     does not serve warm mode (the Go, Python and Java SDKs do): it is
+//     logged at error level, naming the fix, each time it is replaced.
+//
+// Worker.WarmCollector exports each warm queue's live processes, tasks
+// running, recycles by reason, crashes and kills.
 //
 // What a warm process shares between its tasks: its memory, globals,
 // caches, open files and environment (the try's TASKWIRE_* variables and

@@ -198,44 +198,7 @@ func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
 		}
 	}()
 
-	var final *outcome
-	var protoErr error
-	startup := j.startup
-	if err := conn.WriteResponse(0, startup, nil); err != nil && !endOfStream(err) {
-		protoErr = fmt.Errorf("send StartupDetails: %w", err)
-	}
-	for protoErr == nil {
-		req, err := conn.ReadRequest()
-		if err != nil {
-			if !endOfStream(err) {
-				protoErr = err
-			}
-			break
-		}
-		resp, errResp, term, err := j.answer(ctx, req.Msg)
-		if err != nil {
-			protoErr = err
-			break
-		}
-		if term != nil {
-			if final == nil {
-				final = term
-				termOnce.Do(func() { close(terminal) })
-			} else {
-				errResp = &protocol.ErrorResponse{Type: protocol.TypeErrorResponse, Error: "bad_request",
-					Detail: map[string]any{"message": "the task already sent its final message"}}
-				resp = nil
-			}
-		}
-		if err := conn.WriteResponse(req.ID, resp, errResp); err != nil {
-			if !endOfStream(err) {
-				j.log.Debug("answer runtime", "err", err)
-			}
-			if final != nil {
-				break
-			}
-		}
-	}
+	final, protoErr := j.exchange(ctx, conn, func() { termOnce.Do(func() { close(terminal) }) })
 	if protoErr != nil {
 		j.tl.worker("error", "protocol error: "+protoErr.Error())
 		p.terminate()
@@ -258,6 +221,47 @@ func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
 		return outcome{killed: k}
 	}
 	return j.exitOutcome(p, nil)
+}
+
+// exchange sends the try's StartupDetails on conn and answers the runtime's
+// requests until the connection ends or breaks the protocol; it returns the
+// outcome the terminal message reported (nil: none came) and the protocol
+// error. onFinal is called when the terminal message arrives. Cold and warm
+// tries share it: only what surrounds the connection differs.
+func (j *job) exchange(ctx context.Context, conn *protocol.Conn, onFinal func()) (final *outcome, protoErr error) {
+	if err := conn.WriteResponse(0, j.startup, nil); err != nil && !endOfStream(err) {
+		return nil, fmt.Errorf("send StartupDetails: %w", err)
+	}
+	for {
+		req, err := conn.ReadRequest()
+		if err != nil {
+			if !endOfStream(err) {
+				protoErr = err
+			}
+			return final, protoErr
+		}
+		resp, errResp, term, err := j.answer(ctx, req.Msg)
+		if err != nil {
+			return final, err
+		}
+		if term != nil {
+			if final == nil {
+				final = term
+				onFinal()
+			} else {
+				errResp = badRequest("the task already sent its final message")
+				resp = nil
+			}
+		}
+		if err := conn.WriteResponse(req.ID, resp, errResp); err != nil {
+			if !endOfStream(err) {
+				j.log.Debug("answer runtime", "err", err)
+			}
+			if final != nil {
+				return final, nil
+			}
+		}
+	}
 }
 
 // endOfStream reports whether err only says that the connection ended.

@@ -41,6 +41,9 @@ func (j *job) runSDK(ctx context.Context) outcome {
 		"TASKWIRE_LOGS_ADDR=" + logs,
 		"TASKWIRE_CODEC=" + j.rt.Codec.String(),
 	})
+	if j.rt.Airflow != nil {
+		env = append(env, j.rt.Airflow.env()...)
+	}
 	p, err := j.w.startProcess(argv, env, j.rt.Dir, j.tl.output, j.ti.ID)
 	if err != nil {
 		return retry("start runtime: %v", err)
@@ -149,8 +152,63 @@ func (j *job) handshake(ctx context.Context, ln net.Listener, p *proc) (net.Conn
 // serve sends StartupDetails and answers the runtime's requests until it
 // closes the connection, then waits for the process.
 func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
-	defer c.Close()
+	if j.rt.Airflow != nil {
+		return j.serveWith(ctx, c, p, j.airflowLoop)
+	}
+	return j.serveWith(ctx, c, p, j.taskwireLoop)
+}
+
+// serveLoop speaks one dialect on a runtime's connection: it sends the
+// startup message, then reads and answers requests until the stream ends
+// or fails (its error is a protocol error). It calls final with the try's
+// outcome when a terminal message arrives; final returns false when one
+// already did.
+type serveLoop func(ctx context.Context, c net.Conn, final func(outcome) bool) error
+
+// taskwireLoop is the serveLoop of taskwire's own dialect.
+func (j *job) taskwireLoop(ctx context.Context, c net.Conn, final func(outcome) bool) error {
 	conn := protocol.NewConn(c, j.rt.Codec, protocol.MaxFrameSizeDefault)
+	if err := conn.WriteResponse(0, j.startup, nil); err != nil && !endOfStream(err) {
+		return fmt.Errorf("send StartupDetails: %w", err)
+	}
+	for {
+		req, err := conn.ReadRequest()
+		if err != nil {
+			if !endOfStream(err) {
+				return err
+			}
+			return nil
+		}
+		resp, errResp, term, err := j.answer(ctx, req.Msg)
+		if err != nil {
+			return err
+		}
+		ended := false
+		if term != nil {
+			if final(*term) {
+				ended = true
+			} else {
+				errResp = &protocol.ErrorResponse{Type: protocol.TypeErrorResponse, Error: "bad_request",
+					Detail: map[string]any{"message": "the task already sent its final message"}}
+				resp = nil
+			}
+		}
+		if err := conn.WriteResponse(req.ID, resp, errResp); err != nil {
+			if !endOfStream(err) {
+				j.log.Debug("answer runtime", "err", err)
+			}
+			if ended {
+				return nil
+			}
+		}
+	}
+}
+
+// serveWith runs loop on the runtime's connection c, kills the process
+// when ctx ends or when it lingers after its final message, and waits for
+// it.
+func (j *job) serveWith(ctx context.Context, c net.Conn, p *proc, loop serveLoop) outcome {
+	defer c.Close()
 
 	// watcher kills the process when ctx ends or when it lingers after its
 	// terminal message, and stops reading once the process is gone.
@@ -199,43 +257,14 @@ func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
 	}()
 
 	var final *outcome
-	var protoErr error
-	startup := j.startup
-	if err := conn.WriteResponse(0, startup, nil); err != nil && !endOfStream(err) {
-		protoErr = fmt.Errorf("send StartupDetails: %w", err)
-	}
-	for protoErr == nil {
-		req, err := conn.ReadRequest()
-		if err != nil {
-			if !endOfStream(err) {
-				protoErr = err
-			}
-			break
+	protoErr := loop(ctx, c, func(out outcome) bool {
+		if final != nil {
+			return false
 		}
-		resp, errResp, term, err := j.answer(ctx, req.Msg)
-		if err != nil {
-			protoErr = err
-			break
-		}
-		if term != nil {
-			if final == nil {
-				final = term
-				termOnce.Do(func() { close(terminal) })
-			} else {
-				errResp = &protocol.ErrorResponse{Type: protocol.TypeErrorResponse, Error: "bad_request",
-					Detail: map[string]any{"message": "the task already sent its final message"}}
-				resp = nil
-			}
-		}
-		if err := conn.WriteResponse(req.ID, resp, errResp); err != nil {
-			if !endOfStream(err) {
-				j.log.Debug("answer runtime", "err", err)
-			}
-			if final != nil {
-				break
-			}
-		}
-	}
+		final = &out
+		termOnce.Do(func() { close(terminal) })
+		return true
+	})
 	if protoErr != nil {
 		j.tl.worker("error", "protocol error: "+protoErr.Error())
 		p.terminate()

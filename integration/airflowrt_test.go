@@ -1,0 +1,117 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// The airflow runtime: tasks of an Airflow DAG file (testdata/airflowrt/dags)
+// run unchanged by Airflow's own task runner from the pinned
+// apache-airflow-task-sdk, on a taskwire worker that speaks Airflow's
+// dialect to it. It does not skip: without the Airflow venv it builds one
+// (airflowVenv).
+
+// airflowRuntimeFile writes a worker runtime file with an "airflow" queue
+// over the test DAG folder.
+func (c *cluster) airflowRuntimeFile(t testing.TB) string {
+	t.Helper()
+	root := repoRoot(t)
+	venv := airflowVenv(t)
+	home := c.path("airflow-home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`queues:
+  default:
+    runtime: command
+  airflow:
+    runtime: airflow
+    python: %q
+    dags_folder: %q
+    env:
+      AIRFLOW_HOME: %q
+      AIRFLOW__CORE__LOAD_EXAMPLES: "False"
+      PYTHONPATH: %q
+`, filepath.Join(venv, "bin", "python"), filepath.Join(root, "integration", "testdata", "airflowrt", "dags"),
+		home, filepath.Join(root, "sdk", "python", "src"))
+	path := c.path("worker-airflow.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestAirflowRuntime(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	ctx := t.Context()
+	if _, err := c.api.SetVariable(ctx, "greeting", "hello airflow", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.api.SetConnection(ctx, activity.Connection{ConnID: "warehouse", ConnType: "postgres", Host: "db.internal",
+		Port: 5432, Login: "etl", Password: "s3cret-pw", Extra: map[string]any{"sslmode": "require"}}); err != nil {
+		t.Fatal(err)
+	}
+	const run = "manual__2026-12-01T00:00:00+00:00"
+	spec := func(task string, retries int) activity.TaskSpec {
+		return activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: run, TaskID: task,
+			RetryPolicy: activity.RetryPolicy{Retries: retries, Delay: activity.Duration(100 * time.Millisecond)},
+			Entrypoint:  activity.Entrypoint{Task: task}}
+	}
+	finish := func(task string, retries int, want activity.State) (*activity.TaskInstance, string) {
+		t.Helper()
+		ti := c.wait(c.submit(spec(task, retries)).ID, 3*time.Minute)
+		logs := c.logs(ti.ID)
+		if ti.State != want {
+			t.Fatalf("%s: %s (%s), want %s\n%s", task, ti.State, ti.Reason, want, logs)
+		}
+		return ti, logs
+	}
+
+	t.Run("xcom", func(t *testing.T) {
+		finish("produce", 0, activity.StateSuccess)
+		_, logs := finish("consume", 0, activity.StateSuccess)
+		if !strings.Contains(logs, "consumed n=41") {
+			t.Errorf("consume did not read produce's value:\n%s", logs)
+		}
+		if v, err := c.api.XCom(ctx, "twrt", run, "consume", "return_value"); err != nil || fmt.Sprint(v) != "42" {
+			t.Errorf("consume's return_value %v (%v), want 42", v, err)
+		}
+	})
+	t.Run("bash", func(t *testing.T) {
+		_, logs := finish("bash", 0, activity.StateSuccess)
+		if !strings.Contains(logs, "bash says 42") {
+			t.Errorf("bash logs lack its output:\n%s", logs)
+		}
+	})
+	t.Run("variable_and_connection", func(t *testing.T) {
+		_, logs := finish("read_config", 0, activity.StateSuccess)
+		for _, want := range []string{"greeting=hello airflow", "host=db.internal", "login=etl", "sslmode"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("read_config logs lack %q:\n%s", want, logs)
+			}
+		}
+		if strings.Contains(logs, "s3cret-pw") {
+			t.Errorf("the connection's password is in the logs:\n%s", logs)
+		}
+	})
+	t.Run("retry_then_fail", func(t *testing.T) {
+		ti, logs := finish("boom", 1, activity.StateFailed)
+		if ti.TryNumber != 2 {
+			t.Errorf("boom ended on try %d, want 2 (retried once)", ti.TryNumber)
+		}
+		if !strings.Contains(logs, "failing on purpose") || !strings.Contains(logs, "ValueError") || !strings.Contains(logs, "twrt.py") {
+			t.Errorf("boom logs lack the exception with its traceback:\n%s", logs)
+		}
+	})
+	t.Run("skip", func(t *testing.T) {
+		finish("skip_me", 0, activity.StateSkipped)
+	})
+}

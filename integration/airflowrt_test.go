@@ -114,4 +114,50 @@ func TestAirflowRuntime(t *testing.T) {
 	t.Run("skip", func(t *testing.T) {
 		finish("skip_me", 0, activity.StateSkipped)
 	})
+	t.Run("every_request", func(t *testing.T) {
+		_, logs := finish("every_request", 0, activity.StateSuccess)
+		for _, want := range []string{
+			"request SetRenderedFields: NoneType", "rendered-value",
+			"request SetRenderedMapIndex: NoneType", "rendered map index: label-7",
+			"request ValidateInletsAndOutlets: InactiveAssetsResult",
+			"request GetDagRunState: DagRunStateResult",
+			"request GetXComCount: XComCountResponse",
+			"request GetXComSequenceSlice: XComSequenceSliceResult",
+			"request GetVariable: ErrorResponse ErrorType.VARIABLE_NOT_FOUND",
+			"request GetConnection: ErrorResponse ErrorType.CONNECTION_NOT_FOUND",
+			"request PutVariable: NoneType",
+			"request GetDagRun: refused API_SERVER_ERROR", "taskwire does not support GetDagRun",
+			"request SkipDownstreamTasks: refused API_SERVER_ERROR",
+			"token is ***",
+		} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("every_request logs lack %q:\n%s", want, logs)
+			}
+		}
+		if strings.Contains(logs, "tok-123456") {
+			t.Errorf("a MaskSecret value is in the logs:\n%s", logs)
+		}
+		if v, err := c.api.Variable(ctx, "written_by_airflow"); err != nil || v.Value != "yes" {
+			t.Errorf("variable written by PutVariable: %+v, %v", v, err)
+		}
+	})
+}
+
+// A deferrable sensor defers on Airflow's DateTimeTrigger, which taskwire's
+// triggerer runs as its built-in datetime trigger, and resumes.
+func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	c.startTriggerer(triggererOpts{})
+	ti := c.wait(c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: "manual__defer", TaskID: "wait_async",
+		Entrypoint: activity.Entrypoint{Task: "wait_async"}}).ID, 3*time.Minute)
+	logs := c.logs(ti.ID)
+	if ti.State != activity.StateSuccess || ti.NextMethod != "execute_complete" || ti.TryNumber != 1 {
+		t.Fatalf("wait_async: %s (%s) next_method %q try %d, want success resumed at execute_complete on try 1\n%s",
+			ti.State, ti.Reason, ti.NextMethod, ti.TryNumber, logs)
+	}
+	if !strings.Contains(logs, "deferred on trigger taskwire.triggers.DateTime") {
+		t.Errorf("wait_async logs lack the deferral:\n%s", logs)
+	}
 }

@@ -390,6 +390,19 @@ func (j *job) answerAirflow(ctx context.Context, m protocol.Map) (protocol.Airfl
 			return apiFailure(err), nil
 		}
 		return protocol.AirflowResponse{Body: protocol.Map{{Key: "key", Value: k.Key}, {Key: "value", Value: v}, {Key: "type", Value: "XComResult"}}}, nil
+	case "GetXComCount", "GetXComSequenceItem", "GetXComSequenceSlice":
+		// A mapped task's XComs, read whole: the Execution API answers
+		// map_index -1 of a mapped task with the list of its values.
+		k := execution.XComKey{DagID: m.Str("dag_id"), RunID: m.Str("run_id"), TaskID: m.Str("task_id"), Key: m.Str("key"), MapIndex: -1}
+		v, err := tc.XCom(rctx, k)
+		if err != nil && !errors.Is(err, execution.ErrNotFound) {
+			return apiFailure(err), nil
+		}
+		list, ok := v.([]any)
+		if !ok && err == nil {
+			list = []any{v}
+		}
+		return xcomSequence(typ, m, list), nil
 	case "SetXCom", "DeleteXCom":
 		k := execution.XComKey{DagID: ti.DagID, RunID: ti.RunID, TaskID: ti.TaskID, Key: m.Str("key"), MapIndex: ti.MapIndex}
 		if m.Str("dag_id") != ti.DagID || m.Str("run_id") != ti.RunID || m.Str("task_id") != ti.TaskID {
@@ -409,6 +422,65 @@ func (j *job) answerAirflow(ctx context.Context, m protocol.Map) (protocol.Airfl
 		return protocol.AirflowResponse{}, nil
 	}
 	return unsupported(typ, "no such operation in taskwire's Execution API"), nil
+}
+
+// xcomSequence answers GetXComCount, GetXComSequenceItem and
+// GetXComSequenceSlice from the values of a (mapped) task's XCom.
+func xcomSequence(typ string, m protocol.Map, list []any) protocol.AirflowResponse {
+	switch typ {
+	case "GetXComCount":
+		return protocol.AirflowResponse{Body: protocol.Map{{Key: "len", Value: len(list)}, {Key: "type", Value: "XComCountResponse"}}}
+	case "GetXComSequenceItem":
+		i, _ := m.Int("offset")
+		if i < 0 {
+			i += len(list)
+		}
+		if i < 0 || i >= len(list) {
+			return protocol.AirflowResponse{Body: airflowError("XCOM_NOT_FOUND", map[string]any{
+				"dag_id": m.Str("dag_id"), "run_id": m.Str("run_id"), "task_id": m.Str("task_id"), "key": m.Str("key"), "offset": i})}
+		}
+		return protocol.AirflowResponse{Body: protocol.Map{{Key: "root", Value: list[i]}, {Key: "type", Value: "XComSequenceIndexResult"}}}
+	}
+	opt := func(k string) *int {
+		if n, ok := m.Int(k); ok {
+			return &n
+		}
+		return nil
+	}
+	out := []any{}
+	for _, i := range pySlice(len(list), opt("start"), opt("stop"), opt("step")) {
+		out = append(out, list[i])
+	}
+	return protocol.AirflowResponse{Body: protocol.Map{{Key: "root", Value: out}, {Key: "type", Value: "XComSequenceSliceResult"}}}
+}
+
+// pySlice returns the indexes of Python's seq[start:stop:step] over n items.
+func pySlice(n int, start, stop, step *int) []int {
+	st := 1
+	if step != nil && *step != 0 {
+		st = *step
+	}
+	norm := func(p *int, def, lo, hi int) int {
+		if p == nil {
+			return def
+		}
+		v := *p
+		if v < 0 {
+			v += n
+		}
+		return min(max(v, lo), hi)
+	}
+	var idx []int
+	if st > 0 {
+		for i := norm(start, 0, 0, n); i < norm(stop, n, 0, n); i += st {
+			idx = append(idx, i)
+		}
+	} else {
+		for i := norm(start, n-1, -1, n-1); i > norm(stop, -1, -1, n-1); i += st {
+			idx = append(idx, i)
+		}
+	}
+	return idx
 }
 
 // airflowConnection is a ConnectionResult body as Airflow's supervisor

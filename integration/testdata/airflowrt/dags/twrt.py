@@ -53,3 +53,44 @@ with DAG("twrt", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.
         return None
 
     noop()
+
+    from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
+
+    DateTimeSensorAsync(
+        task_id="wait_async",
+        target_time="{{ (macros.datetime.now(macros.dateutil.tz.UTC) + macros.timedelta(seconds=2)).isoformat() }}",
+    )
+
+    @task
+    def every_request(ti=None):
+        """Sends the requests ordinary operators send, straight through the
+        runner's own channel: each is answered, none kills the try."""
+        from airflow.sdk.exceptions import AirflowRuntimeError
+        from airflow.sdk.execution_time import comms as c
+        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+        here = dict(dag_id=ti.dag_id, run_id=ti.run_id)
+        requests = [
+            c.SetRenderedFields(rendered_fields={"templated": "rendered-value"}),
+            c.SetRenderedMapIndex(rendered_map_index="label-7"),
+            c.ValidateInletsAndOutlets(ti_id=ti.id),
+            c.GetDagRunState(**here),
+            c.GetXComCount(key="return_value", task_id="produce", **here),
+            c.GetXComSequenceSlice(key="return_value", task_id="produce", start=None, stop=None, step=None, **here),
+            c.GetVariable(key="no-such-variable"),
+            c.GetConnection(conn_id="no-such-connection"),
+            c.PutVariable(key="written_by_airflow", value="yes", description=None),
+            c.MaskSecret(value={"api_token": "tok-123456"}, name=None),
+            c.GetDagRun(**here),
+            c.GetTICount(dag_id=ti.dag_id),
+            c.SkipDownstreamTasks(tasks=["x"]),
+        ]
+        for msg in requests:
+            try:
+                resp = SUPERVISOR_COMMS.send(msg)
+                print(f"request {msg.type}: {type(resp).__name__} {getattr(resp, 'error', '')}".rstrip())
+            except AirflowRuntimeError as e:
+                print(f"request {msg.type}: refused {e.error.error.value} {e.error.detail}")
+        print("token is tok-123456")
+
+    every_request()

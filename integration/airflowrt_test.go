@@ -75,6 +75,12 @@ func TestAirflowRuntime(t *testing.T) {
 		return ti, logs
 	}
 
+	t.Run("cli", func(t *testing.T) {
+		out, errOut, code := c.cli("submit", "--wait", "--queue", "airflow", "--dag-id", "twrt", "--task-id", "noop", "--run-id", run)
+		if code != 0 || !strings.Contains(out, "success") {
+			t.Fatalf("executor submit --queue airflow --task-id noop: exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
 	t.Run("xcom", func(t *testing.T) {
 		finish("produce", 0, activity.StateSuccess)
 		_, logs := finish("consume", 0, activity.StateSuccess)

@@ -21,7 +21,6 @@ import (
 // over the test DAG folder.
 func (c *cluster) airflowRuntimeFile(t testing.TB) string {
 	t.Helper()
-	root := repoRoot(t)
 	venv := airflowVenv(t)
 	home := c.path("airflow-home")
 	if err := os.MkdirAll(home, 0o755); err != nil {
@@ -38,13 +37,34 @@ func (c *cluster) airflowRuntimeFile(t testing.TB) string {
       AIRFLOW_HOME: %q
       AIRFLOW__CORE__LOAD_EXAMPLES: "False"
       PYTHONPATH: %q
-`, filepath.Join(venv, "bin", "python"), filepath.Join(root, "integration", "testdata", "airflowrt", "dags"),
-		home, filepath.Join(root, "sdk", "python", "src"))
+`, filepath.Join(venv, "bin", "python"), airflowDags(t), home, airflowPythonPath(t))
 	path := c.path("worker-airflow.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+func airflowDags(t testing.TB) string {
+	return filepath.Join(repoRoot(t), "integration", "testdata", "airflowrt", "dags")
+}
+
+// airflowPythonPath is the taskwire Python SDK (the shims) and the DAG
+// folder (its trigger module).
+func airflowPythonPath(t testing.TB) string {
+	return filepath.Join(repoRoot(t), "sdk", "python", "src") + string(os.PathListSeparator) + airflowDags(t)
+}
+
+// startPythonTriggerer starts a triggerer with the Python trigger runtime.
+func (c *cluster) startPythonTriggerer(t testing.TB, name string) *triggerer {
+	t.Helper()
+	home := c.path("airflow-home-" + name)
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return c.startTriggerer(triggererOpts{name: name,
+		extra: []string{"--python-triggers", filepath.Join(airflowVenv(t), "bin", "python") + " -m taskwire.airflow_triggers"},
+		env:   []string{"PYTHONPATH=" + airflowPythonPath(t), "AIRFLOW_HOME=" + home, "AIRFLOW__CORE__LOAD_EXAMPLES=False"}})
 }
 
 func TestAirflowRuntime(t *testing.T) {
@@ -165,5 +185,45 @@ func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
 	}
 	if !strings.Contains(logs, "deferred on trigger taskwire.triggers.DateTime") {
 		t.Errorf("wait_async logs lack the deferral:\n%s", logs)
+	}
+}
+
+// A task defers on a trigger class of the DAG folder (not built into
+// taskwire): a triggerer runs it in its Python trigger runtime. That
+// triggerer is SIGKILLed while it holds the trigger; the other takes it
+// over, and the task resumes once.
+func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	a := c.startPythonTriggerer(t, "trig-a")
+	signal := c.path("signal")
+	if _, err := c.api.SetVariable(t.Context(), "signal_path", signal, ""); err != nil {
+		t.Fatal(err)
+	}
+	ti := c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: "manual__failover", TaskID: "wait_file",
+		Entrypoint: activity.Entrypoint{Task: "wait_file"}})
+	deferred := c.waitState(ti.ID, activity.StateDeferred, 3*time.Minute)
+	if deferred.Trigger == nil || deferred.Trigger.Kind != "airflow" {
+		t.Fatalf("wait_file deferred on %+v, want an airflow trigger", deferred.Trigger)
+	}
+	c.waitHeld(a, 1, 30*time.Second)
+	b := c.startPythonTriggerer(t, "trig-b")
+	a.Kill()
+	c.waitHeld(b, 1, 60*time.Second)
+	if err := os.WriteFile(signal, []byte("hello-failover\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := c.wait(ti.ID, 3*time.Minute)
+	logs := c.logs(got.ID)
+	if got.State != activity.StateSuccess || got.TryNumber != 1 || got.NextMethod != "done" {
+		t.Fatalf("wait_file: %s (%s) try %d next_method %q, want success on try 1 resumed at done\n%s",
+			got.State, got.Reason, got.TryNumber, got.NextMethod, logs)
+	}
+	if n := strings.Count(logs, `"event":"resumed: file said hello-failover"`); n != 1 {
+		t.Errorf("wait_file resumed %d times, want once:\n%s", n, logs)
+	}
+	if v, err := c.api.XCom(t.Context(), "twrt", "manual__failover", "wait_file", "return_value"); err != nil || v != "hello-failover" {
+		t.Errorf("wait_file's return_value %v (%v)", v, err)
 	}
 }

@@ -49,7 +49,8 @@ func TestAirflowTrigger(t *testing.T) {
 		t.Errorf("TimeDeltaTrigger → %s %v", cp, kw)
 	}
 	in := map[string]any{"x": int64(1)}
-	if cp, kw := airflowTrigger("dags.triggers.Custom", in); cp != "dags.triggers.Custom" || !reflect.DeepEqual(kw, in) {
+	if cp, kw := airflowTrigger("dags.triggers.Custom", in); cp != "taskwire.triggers.Airflow" ||
+		!reflect.DeepEqual(kw, map[string]any{"classpath": "dags.triggers.Custom", "kwargs": in}) {
 		t.Errorf("custom → %s %v", cp, kw)
 	}
 }

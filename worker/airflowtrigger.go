@@ -25,9 +25,10 @@ var (
 )
 
 // airflowTrigger maps the trigger of an Airflow DeferTask to what taskwire's
-// triggerer runs: a standard time trigger to the built-in datetime kind;
-// anything else unchanged (the executor refuses a classpath no triggerer
-// can run).
+// triggerer runs: a standard time trigger to the built-in timer kinds;
+// any other class (provider triggers, a DAG folder's own) to the "airflow"
+// kind, which a triggerer runs in its Python trigger runtime with Airflow's
+// own trigger class and kwargs.
 func airflowTrigger(classpath string, kwargs map[string]any) (string, map[string]any) {
 	cp := strings.ToLower(strings.TrimSpace(classpath))
 	switch {
@@ -40,7 +41,10 @@ func airflowTrigger(classpath string, kwargs map[string]any) (string, map[string
 			return "taskwire.triggers.TimeDelta", map[string]any{"delta": d.String()}
 		}
 	}
-	return classpath, kwargs
+	if kwargs == nil {
+		kwargs = map[string]any{}
+	}
+	return "taskwire.triggers.Airflow", map[string]any{"classpath": classpath, "kwargs": kwargs}
 }
 
 // serdeData returns the __data__ of a serde value of one of classes.

@@ -94,3 +94,19 @@ with DAG("twrt", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.
         print("token is tok-123456")
 
     every_request()
+
+    from airflow.sdk import BaseOperator
+    from twrt_triggers import FileAppearsTrigger
+
+    class WaitForFile(BaseOperator):
+        """Defers on the DAG folder's own trigger class, waiting for the file
+        the variable signal_path names."""
+
+        def execute(self, context):
+            self.defer(trigger=FileAppearsTrigger(Variable.get("signal_path")), method_name="done")
+
+        def done(self, context, event=None):
+            print(f"resumed: file said {event['content']}")
+            return event["content"]
+
+    WaitForFile(task_id="wait_file")

@@ -63,6 +63,14 @@ async def _run(tid: str, classpath: str, kwargs: Any) -> None:
                 pass
 
 
+def _forget(tasks: dict[str, asyncio.Task[None]], tid: str) -> Any:
+    def done(task: asyncio.Task[None]) -> None:
+        if tasks.get(tid) is task:
+            del tasks[tid]
+
+    return done
+
+
 async def _main() -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=16 << 20)
@@ -78,7 +86,7 @@ async def _main() -> None:
         if op == "start" and tid not in tasks:
             task = asyncio.create_task(_run(tid, msg.get("classpath", ""), msg.get("kwargs")))
             tasks[tid] = task
-            task.add_done_callback(lambda _t, tid=tid: tasks.pop(tid, None))
+            task.add_done_callback(_forget(tasks, tid))
         elif op == "stop" and tid in tasks:
             tasks.pop(tid).cancel()
     for task in list(tasks.values()):

@@ -18,8 +18,9 @@ import (
 // BenchmarkAirflowRuntimeStart measures a no-op task's start cost,
 // queued → success (queued_at to end_date as the executor records them),
 // run one at a time: an Airflow @task run by Airflow's own task runner in
-// the airflow runtime, beside a no-op task of taskwire's Python SDK, and
-// beside the bare start of each interpreter (python -c pass).
+// the airflow runtime, beside a no-op task of taskwire's Python SDK, beside
+// the bare start of each interpreter (python -c pass) and beside the import
+// of Airflow's task runner alone (what every Airflow task process pays).
 //
 //	go test -run '^$' -bench BenchmarkAirflowRuntimeStart -benchtime 20x -timeout 30m ./integration
 func BenchmarkAirflowRuntimeStart(b *testing.B) {
@@ -55,11 +56,17 @@ func BenchmarkAirflowRuntimeStart(b *testing.B) {
 		}
 		report(b, k.name, lat)
 	}
-	for _, k := range []struct{ name, python string }{{"bare_airflow_venv_python", venvPy}, {"bare_python", testbin.Python(b)}} {
+	for _, k := range []struct{ name, python, code string }{
+		{"bare_airflow_venv_python", venvPy, "pass"},
+		{"import_airflow_task_runner", venvPy, "from airflow.sdk.execution_time import task_runner"},
+		{"bare_python", testbin.Python(b), "pass"},
+	} {
 		var lat []time.Duration
 		for range b.N {
 			t0 := time.Now()
-			if out, err := exec.Command(k.python, "-c", "pass").CombinedOutput(); err != nil {
+			cmd := exec.Command(k.python, "-c", k.code)
+			cmd.Env = append(os.Environ(), "AIRFLOW_HOME="+c.path("airflow-home"))
+			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("%s: %v %s", k.python, err, out)
 			}
 			lat = append(lat, time.Since(t0))

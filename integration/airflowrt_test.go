@@ -89,6 +89,9 @@ func TestAirflowRuntime(t *testing.T) {
 		t.Helper()
 		ti := c.wait(c.submit(spec(task, retries)).ID, 3*time.Minute)
 		logs := c.logs(ti.ID)
+		if os.Getenv("AIRFLOWRT_DEBUG") != "" {
+			t.Logf("%s queued %s started %s ended %s\n%s", task, ti.QueuedAt, ti.StartDate, ti.EndDate, logs)
+		}
 		if ti.State != want {
 			t.Fatalf("%s: %s (%s), want %s\n%s", task, ti.State, ti.Reason, want, logs)
 		}
@@ -97,6 +100,9 @@ func TestAirflowRuntime(t *testing.T) {
 
 	t.Run("cli", func(t *testing.T) {
 		out, errOut, code := c.cli("submit", "--wait", "--queue", "airflow", "--dag-id", "twrt", "--task-id", "noop", "--run-id", run)
+		if os.Getenv("AIRFLOWRT_DEBUG") != "" {
+			t.Logf("%s", out)
+		}
 		if code != 0 || !strings.Contains(out, "success") {
 			t.Fatalf("executor submit --queue airflow --task-id noop: exit %d\n%s\n%s", code, out, errOut)
 		}

@@ -275,7 +275,7 @@ func (j *job) maskAirflow(v any, name string) {
 	}
 }
 
-// endDate is a terminal message's end_date, for the try's log.
+// airflowReason is m[key] when it is a non-empty string, else fallback.
 func airflowReason(m protocol.Map, key, fallback string) string {
 	if s := m.Str(key); s != "" {
 		return s

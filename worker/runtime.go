@@ -239,11 +239,11 @@ func (j *job) serveWith(ctx context.Context, c net.Conn, p *proc, loop serveLoop
 				p.terminateFor(cause)
 				ctxDone = nil
 			case <-termCh:
-				t := time.NewTimer(j.w.cfg.KillGrace)
+				t := time.NewTimer(j.overtime())
 				defer t.Stop()
 				linger, termCh = t.C, nil
 			case <-linger:
-				j.tl.worker("warning", fmt.Sprintf("runtime still running %s after its final message: killing it", j.w.cfg.KillGrace))
+				j.tl.worker("warning", fmt.Sprintf("runtime still running %s after its final message: killing it", j.overtime()))
 				p.terminate()
 				linger = nil
 			case <-p.done:
@@ -287,6 +287,20 @@ func (j *job) serveWith(ctx context.Context, c net.Conn, p *proc, loop serveLoop
 		return outcome{killed: k}
 	}
 	return j.exitOutcome(p, nil)
+}
+
+// airflowOvertime is how long Airflow's runner may go on after its final
+// state (its finalize: callbacks, listeners, rendered fields), as Airflow's
+// supervisor allows ([core] task_success_overtime, 20s).
+const airflowOvertime = 20 * time.Second
+
+// overtime is how long a runtime may run after its final message before
+// it is killed: the kill grace, or Airflow's overtime for its runner.
+func (j *job) overtime() time.Duration {
+	if j.rt.Airflow != nil {
+		return max(j.w.cfg.KillGrace, airflowOvertime)
+	}
+	return j.w.cfg.KillGrace
 }
 
 // endOfStream reports whether err only says that the connection ended.

@@ -27,9 +27,9 @@ var kinds = map[string]kindDef{
 	KindTimeDelta: {keys: []string{kwDelta, kwMoment}, normalize: normalizeTimeDelta},
 	KindHTTP: {keys: []string{kwURL, kwMethod, kwStatus, kwBodyContains, kwBody, kwHeaders, kwInterval},
 		normalize: normalizeHTTP},
-	KindFile:  {keys: []string{kwPath, kwInterval}, normalize: normalizeFile},
+	KindFile:    {keys: []string{kwPath, kwInterval}, normalize: normalizeFile},
 	KindAirflow: {keys: []string{"classpath", "kwargs"}, normalize: normalizeAirflow},
-	KindEvent: {keys: []string{kwName}, normalize: normalizeEvent},
+	KindEvent:   {keys: []string{kwName}, normalize: normalizeEvent},
 }
 
 // kindOrder lists the kinds for error messages and docs.

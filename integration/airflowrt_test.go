@@ -233,3 +233,27 @@ func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
 		t.Errorf("wait_file's return_value %v (%v)", v, err)
 	}
 }
+
+// A taskwire DAG run mixing command tasks and an Airflow task: gen and the
+// mapped sq are shell commands, total (queue airflow) is an Airflow @task
+// run by Airflow's runner, reading sq's XCom list, a mapped upstream's,
+// through Airflow's lazy sequence (GetXComCount, GetXComSequenceSlice/Item).
+func TestAirflowRuntimeInDagRun(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	c.applyDag(`dag_id: twmix
+tasks:
+  - {task_id: gen, queue: default, command: [sh, -c, 'echo "[0,1,2,3]"']}
+  - {task_id: sq, queue: default, command: [sh, -c, 'echo $((TASKWIRE_MAP_INDEX * 2))'], expand: {n: {from: gen}}}
+  - {task_id: total, queue: airflow, depends_on: [sq], task: total}
+`)
+	out, code := c.dagCLI(5*time.Minute, "runs", "trigger", "twmix", "--run-id", "mix", "--wait")
+	if code != 0 {
+		t.Fatalf("runs trigger --wait: exit %d\n%s", code, out)
+	}
+	xo, _ := c.dagCLI(30*time.Second, "xcom", "get", "twmix", "mix", "total")
+	if strings.TrimSpace(xo) != "12" {
+		t.Errorf("total's return_value %q, want 12 (0+2+4+6)", xo)
+	}
+}

@@ -42,6 +42,13 @@
 // defer file (see Deferral). A malformed or unexpected frame
 // fails the try ("protocol error: …") and kills the process.
 //
+// The airflow runtime (Runtime.Airflow, airflow.go) runs Airflow's own task
+// runner through the Python SDK's taskwire.airflow_runtime shim and speaks
+// Airflow's dialect of the protocol to it (protocol/airflow.go): every
+// request type of the pinned Task SDK gets an answer (from the Execution
+// API, stored in the try's log, or Airflow's error response); only
+// undecodable frames are protocol errors.
+//
 // Every task runs as the leader of its own process group, with
 // Pdeathsig=SIGKILL. Killing it sends SIGTERM to the group, then SIGKILL
 // after KillGrace; members left in the group when the leader exits are

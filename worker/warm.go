@@ -673,7 +673,7 @@ func (j *job) serveWarm(ctx context.Context, c net.Conn, p *warmProc, s *warmStr
 
 	// The runtime closes the connection once the task returned; one that
 	// keeps it open after the final message is not waited for.
-	final, protoErr := j.exchange(ctx, conn, func() { _ = c.SetReadDeadline(time.Now().Add(grace)) })
+	final, protoErr := j.exchange(ctx, conn, func(outcome) { _ = c.SetReadDeadline(time.Now().Add(grace)) })
 	if protoErr != nil {
 		// The connection is the process's: a protocol error may have left
 		// it in any state, so the process goes, its other tasks retried.

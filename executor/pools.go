@@ -711,9 +711,6 @@ func (p *pools) status(name string) (activity.Pool, bool) {
 			out.Running++
 		case ti.State == activity.StateDeferred:
 			out.Deferred++
-			if !c.rec.IncludeDeferred {
-				continue
-			}
 		}
 	}
 	if exists {

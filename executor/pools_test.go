@@ -451,3 +451,22 @@ tasks:
 	}
 	f.waitRun("pooled", "r1", func(v dag.RunView) bool { return v.State == dag.RunSuccess })
 }
+
+// default_pool, which has no record until it is set, lists a deferred
+// task of its own (GET /api/v1/pools answered a closed connection: a nil
+// record was read).
+func TestDefaultPoolWithDeferredTask(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd})
+	act := f.tryTake("q", 5*time.Second)
+	tok := f.start(act)
+	if err := f.ec.Task(ti.ID, tok).State(t.Context(), execution.StateRequest{State: activity.StateDeferred,
+		Trigger: &activity.Trigger{Classpath: "airflow.triggers.temporal.TimeDeltaTrigger", Kwargs: map[string]any{"delta": "1h"}}, NextMethod: "done"}); err != nil {
+		t.Fatal(err)
+	}
+	p := f.waitPool(activity.DefaultPool, func(p activity.Pool) bool { return p.Deferred == 1 })
+	if p.Slots != -1 || p.Open != -1 {
+		t.Errorf("default_pool %+v, want no limit", p)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/dag"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -50,6 +51,11 @@ func (e *Executor) startDags(ctx context.Context) error {
 		return fmt.Errorf("executor: %w", err)
 	}
 	e.dags = &dags{store: st, versions: map[string]*dag.DAG{}, batches: map[string]*runBatch{}, runs: map[string]cachedRun{}}
+	// Another replica's task end: this executor evaluates the run too, so
+	// that two ends evaluated at once by two replicas, each before seeing
+	// the other's, still decide their downstream (the run record's
+	// compare-and-set makes the decision count once).
+	e.store.onEnded = func(ti *activity.TaskInstance) { e.dagTaskEnded(context.Background(), ti) }
 	return nil
 }
 

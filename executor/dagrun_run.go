@@ -244,7 +244,7 @@ func (e *Executor) drainEnds(ctx context.Context, dagID, runID, key string, b *r
 			return
 		}
 		ds.mu.Unlock()
-		if err := e.applyEnds(ctx, dagID, runID, ends); err != nil {
+		if err := e.applyEnds(ctx, dagID, runID, ends, false); err != nil {
 			// The scan applies them again from the task-instance records.
 			e.log.Error("dag run: record task ends", "dag_id", dagID, "run_id", runID, "ends", len(ends), "err", err)
 		}
@@ -252,87 +252,94 @@ func (e *Executor) drainEnds(ctx context.Context, dagID, runID, key string, b *r
 	}
 }
 
-// applyEnds records ends in the run and evaluates it in one
-// compare-and-set, then queues what became ready. A replica that lost the
-// compare-and-set re-reads the record and finds the ends applied and the
-// downstream decided: each task instance is queued once.
-func (e *Executor) applyEnds(ctx context.Context, dagID, runID string, ends []runEnd) error {
+// applyEnds brings the run up to date with its task instances' ends
+// (ends, and every end the record cache knows of) and evaluates it. Ends
+// alone are not written: the task-instance records hold them. Only when
+// the evaluation decides something (a downstream scheduled, skipped or
+// upstream_failed, a mapped task expanded, the run ended) is the run
+// record written, by compare-and-set at the revision it was read at, so a
+// fan-in of n upstreams costs the run record one write, not one per batch
+// of ends. A replica that loses the compare-and-set re-reads the record
+// and finds the downstream decided: each task instance is queued once.
+//
+// With persist, the ends are written even when nothing was decided (the
+// scan does that, so the record does not lag its task instances long).
+func (e *Executor) applyEnds(ctx context.Context, dagID, runID string, ends []runEnd, persist bool) error {
+	ds := e.dags
 	key := queue.DagRunKey(dagID, runID)
-	if done, err := e.applyEndsCached(ctx, key, ends); done || err != nil {
-		return err
-	}
-	var (
-		run *dag.Run
-		d   *dag.DAG
-		ev  dag.Evaluation
-	)
-	rev, err := e.dags.store.Runs().Mutate(ctx, key, func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, errNoRun
+	c, cached := ds.takeRun(key)
+	for attempt := 0; ; attempt++ {
+		if !cached {
+			b, rev, err := ds.store.Runs().Get(ctx, key)
+			if errors.Is(err, queue.ErrRecordNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			r, err := dag.UnmarshalRun(b)
+			if err != nil {
+				return err
+			}
+			c = cachedRun{run: r, rev: rev}
 		}
-		r, err := dag.UnmarshalRun(old)
-		if err != nil {
-			return nil, err
+		r := c.run
+		if r.State.Finished() {
+			return nil
 		}
-		changed := false
+		applied, stale := 0, false
 		for _, en := range ends {
+			if !r.Knows(en.taskID, en.mapIndex, en.tiID) {
+				stale = true // a clear elsewhere, or a stale end
+				continue
+			}
 			if r.End(en.taskID, en.mapIndex, en.tiID, en.state, en.try, en.reason) {
-				changed = true
+				applied++
 			}
 		}
-		if !changed {
-			return nil, errUnchanged
+		if stale && cached {
+			cached = false // maybe our copy is the stale one: read afresh
+			continue
 		}
-		if d, err = e.dagVersion(ctx, r.DagID, r.DagVersion); err != nil {
-			return nil, err
+		applied += r.ApplyEnds(e.liveEnd)
+		d, err := e.dagVersion(ctx, r.DagID, r.DagVersion)
+		if err != nil {
+			return err
 		}
-		ev = r.Evaluate(d, e.expandSource(ctx, r), e.now())
-		run = r
-		return r.Marshal()
-	})
-	if errors.Is(err, errUnchanged) || errors.Is(err, errNoRun) {
+		ev := r.Evaluate(d, e.expandSource(ctx, r), e.now())
+		if !ev.Changed && (!persist || applied == 0) {
+			ds.putRun(key, r, c.rev)
+			return nil
+		}
+		b, err := r.Marshal()
+		if err != nil {
+			return err
+		}
+		rev, err := ds.store.Runs().Update(ctx, key, b, c.rev)
+		if err != nil {
+			if queue.IsConflict(err) && attempt < runCASAttemptsMax {
+				cached = false // another writer: decide again on its record
+				continue
+			}
+			return err
+		}
+		e.afterEvaluation(ctx, d, r, ev)
+		ds.putRun(key, r, rev)
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	e.afterEvaluation(ctx, d, run, ev)
-	e.dags.putRun(key, run, rev)
-	return nil
 }
 
-// applyEndsCached is applyEnds on the cached record at its revision: no
-// read, no decode. It reports whether it applied them; when it did not
-// (nothing cached, an end it cannot place, another writer meanwhile) the
-// caller takes the authoritative path.
-func (e *Executor) applyEndsCached(ctx context.Context, key string, ends []runEnd) (bool, error) {
-	c, ok := e.dags.takeRun(key)
-	if !ok {
-		return false, nil
+// runCASAttemptsMax bounds applyEnds' compare-and-set attempts.
+const runCASAttemptsMax = 50
+
+// liveEnd is the end of a task-instance record as the record cache (fed
+// by every replica's writes) knows it.
+func (e *Executor) liveEnd(tiID string) (activity.State, int, string, bool) {
+	c, ok := e.store.cached(tiID)
+	if !ok || !c.ti.State.Terminal() {
+		return "", 0, "", false
 	}
-	r := c.run
-	for _, en := range ends {
-		if !r.End(en.taskID, en.mapIndex, en.tiID, en.state, en.try, en.reason) {
-			return false, nil // maybe stale (a clear elsewhere): read afresh
-		}
-	}
-	d, err := e.dagVersion(ctx, r.DagID, r.DagVersion)
-	if err != nil {
-		return false, nil
-	}
-	ev := r.Evaluate(d, e.expandSource(ctx, r), e.now())
-	b, err := r.Marshal()
-	if err != nil {
-		return false, err
-	}
-	rev, err := e.dags.store.Runs().Update(ctx, key, b, c.rev)
-	if err != nil {
-		// Another writer, or NATS away: the authoritative path decides.
-		return false, nil
-	}
-	e.afterEvaluation(ctx, d, r, ev)
-	e.dags.putRun(key, r, rev)
-	return true, nil
+	return c.ti.State, c.ti.TryNumber, c.ti.Reason, true
 }
 
 // afterEvaluation queues what an evaluation made ready and ends the run
@@ -638,6 +645,7 @@ func (e *Executor) ClearRun(ctx context.Context, dagID, runID string, taskIDs []
 		if d, err = e.dagVersion(ctx, dagID, r.DagVersion); err != nil {
 			return nil, err
 		}
+		r.ApplyEnds(e.liveEnd)
 		if cleared, err = r.Clear(d, taskIDs, downstream, e.now()); err != nil {
 			if errors.Is(err, dag.ErrActive) {
 				return nil, fmt.Errorf("%w: %w", ErrConflict, err)

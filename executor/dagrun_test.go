@@ -422,3 +422,71 @@ func TestDagAPIRefusals(t *testing.T) {
 		t.Fatalf("run of a deleted dag: %d", st)
 	}
 }
+
+// TestDagEndsWriteRunOnDecisions: in a 1 → 20 → 1 fan, the ends of the
+// middle tasks decide nothing until the last of them, so the run record
+// is written for the run's creation, the fan-out, the fan-in and the
+// run's end — not once per end.
+func TestDagEndsWriteRunOnDecisions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{ScanInterval: time.Hour})
+	var b strings.Builder
+	b.WriteString("dag_id: fanw\ntasks:\n  - {task_id: a, queue: q, command: [true]}\n")
+	var mids []string
+	for i := range 20 {
+		fmt.Fprintf(&b, "  - {task_id: b%d, queue: q, command: [true], depends_on: [a]}\n", i)
+		mids = append(mids, fmt.Sprintf("b%d", i))
+	}
+	fmt.Fprintf(&b, "  - {task_id: z, queue: q, command: [true], depends_on: [%s]}\n", strings.Join(mids, ", "))
+	f.putDag(b.String())
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		writes int
+	)
+	watching := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		close(watching)
+		_ = f.ex.dags.store.Runs().Watch(ctx, queue.DagRunKey("fanw", "r"), func(val []byte, _ uint64) bool {
+			mu.Lock()
+			writes++
+			mu.Unlock()
+			return true
+		})
+	}()
+	<-watching
+	f.api("POST", "/api/v1/dags/fanw/runs", []byte(`{"run_id":"r"}`), nil)
+	for range 22 {
+		act := f.tryTake("q", 5*time.Second)
+		if act == nil {
+			t.Fatal("an activity did not come")
+		}
+		f.finish(act, activity.StateSuccess, nil)
+	}
+	v := f.waitRun("fanw", "r", func(v dag.RunView) bool { return v.State.Finished() })
+	if v.State != dag.RunSuccess {
+		t.Fatalf("run %s: %s", v.State, tiStates(v))
+	}
+	r, err := f.ex.GetRun(t.Context(), "fanw", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, tr := range r.Tasks { // the ends are in the record once it ended
+		for _, in := range tr.Instances {
+			if in.State != activity.StateSuccess {
+				t.Errorf("stored %s[%d] = %s", id, in.MapIndex, in.State)
+			}
+		}
+	}
+	cancel()
+	<-watched
+	mu.Lock()
+	defer mu.Unlock()
+	// The watch may miss the creation if it started late; 4 is the most.
+	if writes < 2 || writes > 4 {
+		t.Fatalf("run record written %d times for 22 ends, want at most 4 (creation, fan-out, fan-in, end)", writes)
+	}
+}

@@ -34,6 +34,11 @@ type store struct {
 	cache map[string]cachedRecord
 	// creating holds the records being created here, closed when stored.
 	creating map[string]chan struct{}
+	// onEnded, when set, is called (on the watch's goroutine) with a
+	// record of a DAG run's task instance that the watch saw end and that
+	// this executor did not write: another replica's end, which the DAG
+	// run evaluation of this one must hear of too (dagTaskEnded).
+	onEnded func(*activity.TaskInstance)
 }
 
 // cachedRecord is a record as stored at a KV revision. ti is shared with
@@ -72,31 +77,41 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 				}
 				continue
 			}
-			s.apply(e)
+			if ti := s.apply(e); ti != nil && loaded && s.onEnded != nil {
+				s.onEnded(ti)
+			}
 		}
 	}
 }
 
-func (s *store) apply(e queue.Entry) {
+// apply caches a watched entry. It returns the record when it is a DAG
+// run's task instance that ended with this entry (and the cache had it
+// not ended): an end this executor learns of from the watch.
+func (s *store) apply(e queue.Entry) *activity.TaskInstance {
 	if !e.IsPut() {
 		s.mu.Lock()
 		if old, ok := s.cache[e.Key()]; ok && old.rev < e.Revision() {
 			delete(s.cache, e.Key())
 		}
 		s.mu.Unlock()
-		return
+		return nil
 	}
 	// Most updates are this executor's own writes, remembered already:
 	// decode only what is new.
-	if c, ok := s.cached(e.Key()); ok && c.rev >= e.Revision() {
-		return
+	c, had := s.cached(e.Key())
+	if had && c.rev >= e.Revision() {
+		return nil
 	}
 	ti, err := activity.UnmarshalRecord(e.Value())
 	if err != nil {
 		s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)
-		return
+		return nil
 	}
 	s.remember(ti, e.Value(), e.Revision())
+	if ti.DagRun != nil && ti.State.Terminal() && (!had || !c.ti.State.Terminal()) {
+		return ti
+	}
+	return nil
 }
 
 // remember caches a record at revision rev unless a later one is cached, so

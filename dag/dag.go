@@ -39,7 +39,8 @@ type DAG struct {
 	// Catchup makes a schedule create the runs it missed (since StartDate,
 	// or while the executor was down); default false: only the latest.
 	Catchup bool `json:"catchup,omitempty" yaml:"catchup,omitempty"`
-	// MaxActiveRuns bounds the runs queued or running at once; 0 is no bound.
+	// MaxActiveRuns bounds the runs running at once (more wait queued,
+	// oldest first); 0 is no bound.
 	MaxActiveRuns int `json:"max_active_runs,omitempty" yaml:"max_active_runs,omitempty"`
 	// MaxActiveTasks bounds the task instances of one run queued or
 	// running at once; 0 is no bound.

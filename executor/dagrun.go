@@ -234,6 +234,9 @@ func (e *Executor) DeleteDag(ctx context.Context, dagID string) error {
 	if err := ds.store.Dags().Delete(ctx, queue.DagKey(dagID), true); err != nil {
 		return err
 	}
+	if err := ds.store.Runs().Delete(ctx, queue.DagSlotsKey(dagID), true); err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		rs     *queue.Records
 		filter string

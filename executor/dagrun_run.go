@@ -83,13 +83,9 @@ func (e *Executor) createRun(ctx context.Context, rec *DagRecord, runID, runType
 	r := dag.NewRun(d, rec.Version, runID, runType, ld, conf, now)
 	var ev dag.Evaluation
 	if d.MaxActiveRuns > 0 {
-		active, err := ds.store.Runs().Keys(ctx, "active."+rec.DagID+".*")
-		if err != nil {
-			return nil, false, err
-		}
-		if len(active) >= d.MaxActiveRuns {
-			r.State, r.StartDate = dag.RunQueued, nil
-		}
+		// Stored queued; it runs once it holds one of the DAG's slots
+		// (startRun), which two replicas cannot both take.
+		r.State, r.StartDate = dag.RunQueued, nil
 	}
 	if r.State == dag.RunRunning {
 		ev = r.Evaluate(d, e.expandSource(ctx, r), now)
@@ -116,6 +112,11 @@ func (e *Executor) createRun(ctx context.Context, rec *DagRecord, runID, runType
 	e.queueReady(ctx, d, r, ev.Ready)
 	if ev.Ended {
 		e.runFinished(ctx, d, r)
+	}
+	if r.State == dag.RunQueued && e.startRun(ctx, rec.DagID, runID) {
+		if started, err := e.GetRun(ctx, rec.DagID, runID); err == nil {
+			r = started
+		}
 	}
 	return r, true, nil
 }
@@ -492,6 +493,10 @@ func (e *Executor) runFinished(ctx context.Context, d *dag.DAG, r *dag.Run) {
 	}
 	e.queueRunCallback(ctx, d, r, on, cb)
 	if d.MaxActiveRuns > 0 {
+		if err := e.releaseRunSlot(ctx, r.DagID, r.RunID); err != nil {
+			// The next start that finds the slots full takes it back.
+			e.log.Warn("dag run: give back its max_active_runs slot", "dag_id", r.DagID, "run_id", r.RunID, "err", err)
+		}
 		e.startQueuedRuns(ctx, r.DagID)
 	}
 }
@@ -575,11 +580,11 @@ func (e *Executor) startRun(ctx context.Context, dagID, runID string) bool {
 			return nil, err
 		}
 		if d.MaxActiveRuns > 0 {
-			n, err := e.runningRuns(ctx, dagID)
+			ok, err := e.takeRunSlot(ctx, dagID, r.RunID, d.MaxActiveRuns)
 			if err != nil {
 				return nil, err
 			}
-			if n >= d.MaxActiveRuns {
+			if !ok {
 				return nil, errUnchanged
 			}
 		}
@@ -595,26 +600,6 @@ func (e *Executor) startRun(ctx context.Context, dagID, runID string) bool {
 		e.runFinished(ctx, d, run)
 	}
 	return true
-}
-
-// runningRuns counts a DAG's runs in state running.
-func (e *Executor) runningRuns(ctx context.Context, dagID string) (int, error) {
-	keys, err := e.dags.store.Runs().Keys(ctx, "active."+dagID+".*")
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, k := range keys {
-		runID, ok := runIDOfKey(k)
-		if !ok {
-			continue
-		}
-		r, err := e.GetRun(ctx, dagID, runID)
-		if err == nil && r.State == dag.RunRunning {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // ClearRun clears task instances of a run (all with no task ids; with
@@ -655,8 +640,18 @@ func (e *Executor) ClearRun(ctx context.Context, dagID, runID string, taskIDs []
 			}
 			return nil, err
 		}
+		run, ev = r, dag.Evaluation{}
+		if d.MaxActiveRuns > 0 {
+			ok, err := e.takeRunSlot(ctx, dagID, runID, d.MaxActiveRuns)
+			if err != nil {
+				return nil, err
+			}
+			if !ok { // it waits queued for a slot, as a new run would
+				r.State, r.StartDate = dag.RunQueued, nil
+				return r.Marshal()
+			}
+		}
 		ev = r.Evaluate(d, e.expandSource(ctx, r), e.now())
-		run = r
 		return r.Marshal()
 	})
 	if err != nil {

@@ -490,3 +490,69 @@ func TestDagEndsWriteRunOnDecisions(t *testing.T) {
 		t.Fatalf("run record written %d times for 22 ends, want at most 4 (creation, fan-out, fan-in, end)", writes)
 	}
 }
+
+// TestDagMaxActiveRunsTwoExecutors: ten runs of a DAG with
+// max_active_runs 1 are triggered at once through two executor replicas;
+// at no time does more than one run, and every run ends in turn.
+func TestDagMaxActiveRunsTwoExecutors(t *testing.T) {
+	t.Parallel()
+	f1 := newFixture(t, queue.Config{}, Config{})
+	f2 := startOn(t, f1.q, Config{})
+	f1.putDag("dag_id: one\nmax_active_runs: 1\ntasks:\n  - {task_id: a, queue: q, command: [true]}\n")
+	const runs = 10
+	var wg sync.WaitGroup
+	for i := range runs {
+		f := []*fixture{f1, f2}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"run_id":"r%d"}`, i)
+			if st := f.api("POST", "/api/v1/dags/one/runs", []byte(body), nil); st != http.StatusCreated {
+				t.Errorf("trigger r%d: %d", i, st)
+			}
+		}()
+	}
+	wg.Wait()
+	running := func() (n int, done int, states string) {
+		var list struct {
+			DagRuns []dag.RunView `json:"dag_runs"`
+		}
+		if st := f1.api("GET", "/api/v1/dags/one/runs", nil, &list); st != http.StatusOK {
+			t.Fatalf("list runs: %d", st)
+		}
+		for _, v := range list.DagRuns {
+			switch {
+			case v.State == dag.RunRunning:
+				n++
+			case v.State.Finished():
+				done++
+			}
+			states += v.RunID + "=" + string(v.State) + " "
+		}
+		return n, done, states
+	}
+	seen := map[string]bool{}
+	for len(seen) < runs {
+		if n, _, states := running(); n > 1 {
+			t.Fatalf("%d runs running with max_active_runs 1: %s", n, states)
+		}
+		act := f1.tryTake("q", 5*time.Second)
+		if act == nil {
+			_, done, states := running()
+			t.Fatalf("no activity after %d runs (%d done): %s", len(seen), done, states)
+		}
+		if seen[act.TI.RunID] {
+			t.Fatalf("run %s queued its task twice", act.TI.RunID)
+		}
+		seen[act.TI.RunID] = true
+		if n, _, states := running(); n != 1 {
+			t.Fatalf("%d runs running while one's task runs: %s", n, states)
+		}
+		f1.finish(act, activity.StateSuccess, nil)
+	}
+	for i := range runs {
+		if v := f1.waitRun("one", fmt.Sprintf("r%d", i), func(v dag.RunView) bool { return v.State.Finished() }); v.State != dag.RunSuccess {
+			t.Fatalf("run r%d: %s", i, v.State)
+		}
+	}
+}

@@ -296,16 +296,6 @@ func (e *Executor) dagVersion(ctx context.Context, dagID string, v int) (*dag.DA
 	return d, nil
 }
 
-// SetFaultDropRunEnds is fault injection for tests: with drop, this
-// executor records task ends without telling their DAG runs, which is
-// what an executor that died right after recording each end leaves
-// behind; the start-up or periodic scan of an executor finishes it.
-func (e *Executor) SetFaultDropRunEnds(drop bool) {
-	if e.dags != nil {
-		e.dags.dropEnds.Store(drop)
-	}
-}
-
 // cachedRun is a decoded run record at its KV revision.
 type cachedRun struct {
 	run *dag.Run

@@ -230,7 +230,7 @@ func TestDagTwoExecutorsQueueOnce(t *testing.T) {
 // which runs once.
 func TestDagExecutorKilledBetweenEndAndQueueing(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOpts{logLevel: "info", extra: []string{"--fault-drop-run-ends"}})
+	c := newCluster(t, clusterOpts{logLevel: "info", env: []string{"TASKWIRE_TEST_FAULT_DROP_RUN_ENDS=true"}})
 	c.startWorker(workerOpts{queues: "default"})
 	marks := c.path("marks")
 	c.applyDag(fmt.Sprintf(`dag_id: crash

@@ -239,6 +239,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "DAG 1 → %d → 1 no-op command tasks/s (trigger → run end)\t%s/s\t%s\tflat %s/s\t%.2f×\n",
 		r.DAG.FanTasks-2, thousands(r.DAG.FanPerSecond), r.target("dag_fan_per_command"), thousands(r.Command.PerSecond), r.Ratios.DagFanPerCommand)
+	fmt.Fprintf(tw, "  cluster CPU per task: the DAG / flat command tasks\t%.2f / %.2f ms\t\t\t\n",
+		r.DAG.FanCPUMillisPerTask, r.Command.CPUMillisPerTask)
 	fmt.Fprintf(tw, "DAG chain of %d: step scheduling p50 / p99 (upstream end_date → downstream queued_at)\t%.2f / %.2f ms\t%s, %s\t\t\n",
 		r.DAG.ChainSteps, r.DAG.StepScheduling.P50, r.DAG.StepScheduling.P99, r.target("dag_step_p50_ms"), r.target("dag_step_p99_ms"))
 	fmt.Fprintf(tw, "  step to the downstream running, p50 / p99 (→ its start_date: + publish, pull, …/run)\t%.2f / %.2f ms\t\t\t\n",

@@ -28,21 +28,17 @@ downstream of them) run again as new tries; the run is running again.
 `
 
 func (c *cli) runs(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, runsUsage)
-		return &exitError{code: 2}
+	sub, args, fs, a, err := c.apiSubcommand("runs", runsUsage, args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := c.newFlagSet("runs "+sub, runsUsage)
-	var a apiFlags
-	a.register(fs)
 	switch sub {
 	case "trigger":
 		runID := fs.String("run-id", "", "the run's id (default manual__<logical date>)")
 		conf := fs.String("conf", "", "the run's conf, a JSON object")
 		ld := fs.String("logical-date", "", "the run's logical date, RFC 3339 (default now)")
 		wait := fs.Bool("wait", false, "follow the run to its end; exit 0 only if it succeeded")
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID")
 		if err != nil {
 			return err
 		}
@@ -75,7 +71,7 @@ func (c *cli) runs(ctx context.Context, args []string) error {
 		}
 		return c.followRun(ctx, v, a.json, func() (*dag.RunView, error) { return api.DagRun(ctx, v.DagID, v.RunID) })
 	case "get":
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID", "RUN_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID", "RUN_ID")
 		if err != nil {
 			return err
 		}
@@ -89,7 +85,7 @@ func (c *cli) runs(ctx context.Context, args []string) error {
 		c.printRun(v)
 		return nil
 	case "list":
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID")
 		if err != nil {
 			return err
 		}
@@ -113,7 +109,7 @@ func (c *cli) runs(ctx context.Context, args []string) error {
 	case "clear":
 		tasks := fs.String("task", "", "comma-separated task ids to clear (default all)")
 		down := fs.Bool("downstream", false, "clear every task downstream of them too")
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID", "RUN_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID", "RUN_ID")
 		if err != nil {
 			return err
 		}

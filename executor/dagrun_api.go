@@ -45,11 +45,7 @@ func (e *Executor) handlePutDag(w http.ResponseWriter, r *http.Request) {
 		e.writeDagError(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if changed {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, rec)
+	writeJSON(w, createdStatus(changed), rec)
 }
 
 func (e *Executor) handleGetDag(w http.ResponseWriter, r *http.Request) {
@@ -128,27 +124,16 @@ func (e *Executor) pause(w http.ResponseWriter, r *http.Request, paused bool) {
 
 func (e *Executor) handleTriggerRun(w http.ResponseWriter, r *http.Request) {
 	var req TriggerRequest
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBody))
-	if err != nil {
+	if err := e.decodeOptionalBody(w, r, &req); err != nil {
 		e.writeError(w, r, err)
 		return
-	}
-	if len(data) > 0 {
-		if err := decodeJSON(data, &req); err != nil {
-			e.writeError(w, r, err)
-			return
-		}
 	}
 	run, created, err := e.TriggerRun(r.Context(), r.PathValue("dag_id"), req)
 	if err != nil {
 		e.writeError(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, e.runView(r.Context(), run))
+	writeJSON(w, createdStatus(created), e.runView(r.Context(), run))
 }
 
 func (e *Executor) handleListRuns(w http.ResponseWriter, r *http.Request) {
@@ -185,16 +170,9 @@ func (e *Executor) handleGetRun(w http.ResponseWriter, r *http.Request) {
 
 func (e *Executor) handleClearRun(w http.ResponseWriter, r *http.Request) {
 	var req dag.ClearRequest
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBody))
-	if err != nil {
+	if err := e.decodeOptionalBody(w, r, &req); err != nil {
 		e.writeError(w, r, err)
 		return
-	}
-	if len(data) > 0 {
-		if err := decodeJSON(data, &req); err != nil {
-			e.writeError(w, r, err)
-			return
-		}
 	}
 	run, n, err := e.ClearRun(r.Context(), r.PathValue("dag_id"), r.PathValue("run_id"), req.TaskIDs, req.Downstream)
 	if err != nil {
@@ -250,4 +228,23 @@ func (e *Executor) runView(ctx context.Context, run *dag.Run) dag.RunView {
 		}
 	}
 	return v
+}
+
+// createdStatus is 201 for a request that made something, else 200 (the
+// same document again, an existing run_id).
+func createdStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+// decodeOptionalBody decodes a JSON body into v; an empty body leaves v
+// as it is (every field is optional).
+func (e *Executor) decodeOptionalBody(w http.ResponseWriter, r *http.Request, v any) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBody))
+	if err != nil || len(data) == 0 {
+		return err
+	}
+	return decodeJSON(data, v)
 }

@@ -53,7 +53,7 @@ type DAG struct {
 	// OnSuccess and OnFailure run as RunCallback activities when a run ends.
 	OnSuccess *activity.Callback `json:"on_success_callback,omitempty" yaml:"on_success_callback,omitempty"`
 	OnFailure *activity.Callback `json:"on_failure_callback,omitempty" yaml:"on_failure_callback,omitempty"`
-	Tasks     []Task             `json:"tasks" yaml:"tasks"`
+	Tasks     []Task             `json:"tasks" yaml:"tasks" oa:"nonnull"`
 }
 
 // TaskDefaults are default_args: what a task leaves unset is taken from here.

@@ -95,15 +95,13 @@ func (e *Executor) handleDeleteDag(w http.ResponseWriter, r *http.Request) {
 // handlePatchDag is PATCH /api/v1/dags/{dag_id} {"is_paused": bool}, as
 // Airflow's REST API.
 func (e *Executor) handlePatchDag(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Paused *bool `json:"is_paused"`
-	}
+	var body patchDagBody
 	if err := decodeBody(w, r, e.cfg.MaxBody, &body); err != nil {
 		e.writeError(w, r, err)
 		return
 	}
-	if body.Paused == nil {
-		e.writeError(w, r, badRequest("body needs is_paused"))
+	if err := checkPatchDag(&body); err != nil {
+		e.writeError(w, r, err)
 		return
 	}
 	e.pause(w, r, *body.Paused)
@@ -124,7 +122,11 @@ func (e *Executor) pause(w http.ResponseWriter, r *http.Request, paused bool) {
 
 func (e *Executor) handleTriggerRun(w http.ResponseWriter, r *http.Request) {
 	var req TriggerRequest
-	if err := e.decodeOptionalBody(w, r, &req); err != nil {
+	err := e.decodeOptionalBody(w, r, &req)
+	if err == nil {
+		err = checkTrigger(&req)
+	}
+	if err != nil {
 		e.writeError(w, r, err)
 		return
 	}
@@ -247,4 +249,25 @@ func (e *Executor) decodeOptionalBody(w http.ResponseWriter, r *http.Request, v 
 		return err
 	}
 	return decodeJSON(data, v)
+}
+
+// patchDagBody is the body of PATCH /api/v1/dags/{dag_id}.
+type patchDagBody struct {
+	Paused *bool `json:"is_paused"`
+}
+
+func checkPatchDag(b *patchDagBody) error {
+	if b.Paused == nil {
+		return badRequest("body needs is_paused")
+	}
+	return nil
+}
+
+// checkTrigger checks a trigger body's run_id (the rest is checked by
+// its decoding).
+func checkTrigger(req *TriggerRequest) error {
+	if req.RunID != "" && !validRunID(req.RunID) {
+		return badRequest("run_id %q must be 1-250 characters of [A-Za-z0-9_.:+@-]", req.RunID)
+	}
+	return nil
 }

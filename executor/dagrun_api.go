@@ -20,6 +20,7 @@ func (e *Executor) routeDags(h func(string, http.HandlerFunc)) {
 	h("POST /api/v1/dags/{dag_id}/runs", e.handleTriggerRun)
 	h("GET /api/v1/dags/{dag_id}/runs", e.handleListRuns)
 	h("GET /api/v1/dags/{dag_id}/runs/{run_id}", e.handleGetRun)
+	h("GET /api/v1/dags/{dag_id}/runs/{run_id}/watch", e.handleWatchRun)
 	h("POST /api/v1/dags/{dag_id}/runs/{run_id}/clear", e.handleClearRun)
 }
 

@@ -556,3 +556,71 @@ func TestDagMaxActiveRunsTwoExecutors(t *testing.T) {
 		}
 	}
 }
+
+// TestDagWatchRun: the run watch sends the run's view at once and again
+// as its task instances change, without polling, and ends with the run.
+func TestDagWatchRun(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{ScanInterval: time.Hour})
+	f.putDag("dag_id: watched\ntasks:\n  - {task_id: a, queue: q, command: [true]}\n  - {task_id: b, queue: q, command: [true], depends_on: [a]}\n")
+	f.api("POST", "/api/v1/dags/watched/runs", []byte(`{"run_id":"r"}`), nil)
+	req, err := http.NewRequestWithContext(t.Context(), "GET", f.srv.URL+"/api/v1/dags/watched/runs/r/watch", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("watch: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	views := make(chan dag.RunView, 100)
+	go func() {
+		defer close(views)
+		dec := json.NewDecoder(resp.Body)
+		for {
+			var v dag.RunView
+			if dec.Decode(&v) != nil {
+				return
+			}
+			views <- v
+		}
+	}()
+	next := func(what string, cond func(dag.RunView) bool) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case v, ok := <-views:
+				if !ok {
+					t.Fatalf("stream ended before %s", what)
+				}
+				if cond(v) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no view with %s", what)
+			}
+		}
+	}
+	next("a queued", func(v dag.RunView) bool { return v.State == dag.RunRunning && v.TaskInstances[0].State == activity.StateQueued })
+	f.finish(f.tryTake("q", 5*time.Second), activity.StateSuccess, nil)
+	next("a success and b queued", func(v dag.RunView) bool {
+		return v.TaskInstances[0].State == activity.StateSuccess && v.TaskInstances[1].State == activity.StateQueued
+	})
+	f.finish(f.tryTake("q", 5*time.Second), activity.StateSuccess, nil)
+	next("the run's success", func(v dag.RunView) bool { return v.State == dag.RunSuccess })
+	select {
+	case _, ok := <-views:
+		if ok {
+			t.Fatal("a view after the run ended")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream did not end with the run")
+	}
+	if st := f.api("GET", "/api/v1/dags/watched/runs/nope/watch", nil, nil); st != http.StatusNotFound {
+		t.Fatalf("watch of no run: %d", st)
+	}
+}

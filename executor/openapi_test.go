@@ -96,19 +96,20 @@ var apiOps = map[string]apiOp{
 	// DAGs and runs. PUT's body is a YAML (or JSON) document checked by
 	// dag.Parse (described as application/yaml: YAML's scalars are not
 	// JSON's types, so the JSON probes do not apply).
-	"GET /api/v1/dags":               {resp: map[string]reflect.Type{"200": typeOf[dagList]()}},
-	"GET /api/v1/dags/{dag_id}":      {resp: map[string]reflect.Type{"200": typeOf[dag.Record]()}},
-	"PUT /api/v1/dags/{dag_id}":      {resp: map[string]reflect.Type{"200": typeOf[dag.Record](), "201": typeOf[dag.Record]()}},
-	"DELETE /api/v1/dags/{dag_id}":   {},
-	"PATCH /api/v1/dags/{dag_id}":    {req: typeOf[patchDagBody](), check: body(checkPatchDag), resp: map[string]reflect.Type{"200": typeOf[dag.Record]()}},
+	"GET /api/v1/dags":                   {resp: map[string]reflect.Type{"200": typeOf[dagList]()}},
+	"GET /api/v1/dags/{dag_id}":          {resp: map[string]reflect.Type{"200": typeOf[dag.Record]()}},
+	"PUT /api/v1/dags/{dag_id}":          {resp: map[string]reflect.Type{"200": typeOf[dag.Record](), "201": typeOf[dag.Record]()}},
+	"DELETE /api/v1/dags/{dag_id}":       {},
+	"PATCH /api/v1/dags/{dag_id}":        {req: typeOf[patchDagBody](), check: body(checkPatchDag), resp: map[string]reflect.Type{"200": typeOf[dag.Record]()}},
 	"POST /api/v1/dags/{dag_id}/pause":   {resp: map[string]reflect.Type{"200": typeOf[dag.Record]()}},
 	"POST /api/v1/dags/{dag_id}/unpause": {resp: map[string]reflect.Type{"200": typeOf[dag.Record]()}},
 	"POST /api/v1/dags/{dag_id}/runs": {
 		req: typeOf[dag.TriggerRequest](), check: body(checkTrigger),
 		resp: map[string]reflect.Type{"200": typeOf[dag.RunView](), "201": typeOf[dag.RunView]()},
 	},
-	"GET /api/v1/dags/{dag_id}/runs":          {resp: map[string]reflect.Type{"200": typeOf[runList]()}},
-	"GET /api/v1/dags/{dag_id}/runs/{run_id}": {resp: map[string]reflect.Type{"200": typeOf[dag.RunView]()}},
+	"GET /api/v1/dags/{dag_id}/runs":                {resp: map[string]reflect.Type{"200": typeOf[runList]()}},
+	"GET /api/v1/dags/{dag_id}/runs/{run_id}":       {resp: map[string]reflect.Type{"200": typeOf[dag.RunView]()}},
+	"GET /api/v1/dags/{dag_id}/runs/{run_id}/watch": {},
 	"POST /api/v1/dags/{dag_id}/runs/{run_id}/clear": {
 		req: typeOf[dag.ClearRequest](), check: body[dag.ClearRequest](nil),
 		resp: map[string]reflect.Type{"200": typeOf[dag.RunView]()},

@@ -39,6 +39,29 @@ type store struct {
 	// this executor did not write: another replica's end, which the DAG
 	// run evaluation of this one must hear of too (dagTaskEnded).
 	onEnded func(*activity.TaskInstance)
+	// listeners are called (under mu: they must not block) with every
+	// record cached, this executor's writes and the watch's.
+	listeners    map[int]func(*activity.TaskInstance)
+	nextListener int
+}
+
+// subscribe calls fn with every record the cache takes from now on (under
+// the cache's lock: fn must not block or call the store); the returned
+// function stops it.
+func (s *store) subscribe(fn func(*activity.TaskInstance)) (unsubscribe func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listeners == nil {
+		s.listeners = map[int]func(*activity.TaskInstance){}
+	}
+	id := s.nextListener
+	s.nextListener++
+	s.listeners[id] = fn
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.listeners, id)
+	}
 }
 
 // cachedRecord is a record as stored at a KV revision. ti is shared with
@@ -124,6 +147,9 @@ func (s *store) remember(ti *activity.TaskInstance, raw []byte, rev uint64) {
 		return
 	}
 	s.cache[ti.ID] = cachedRecord{ti: ti, raw: raw, rev: rev}
+	for _, fn := range s.listeners {
+		fn(ti)
+	}
 }
 
 func (s *store) cached(id string) (cachedRecord, bool) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -54,6 +55,11 @@ type DAG struct {
 	OnSuccess *activity.Callback `json:"on_success_callback,omitempty" yaml:"on_success_callback,omitempty"`
 	OnFailure *activity.Callback `json:"on_failure_callback,omitempty" yaml:"on_failure_callback,omitempty"`
 	Tasks     []Task             `json:"tasks" yaml:"tasks" oa:"nonnull"`
+
+	// order caches topo's answer: a stored DAG version does not change,
+	// and every evaluation of its runs walks it.
+	orderOnce sync.Once
+	order     []*Task
 }
 
 // TaskDefaults are default_args: what a task leaves unset is taken from here.

@@ -513,8 +513,14 @@ func (d *DAG) Task(id string) *Task {
 
 // topo returns the tasks upstream first (a valid DAG has no cycle): a
 // depth-first order from the tasks in document order, each task after its
-// upstreams, in O(tasks + edges).
+// upstreams, in O(tasks + edges) once per DAG value (its Tasks must not
+// change after the first call).
 func (d *DAG) topo() []*Task {
+	d.orderOnce.Do(func() { d.order = d.topoOrder() })
+	return d.order
+}
+
+func (d *DAG) topoOrder() []*Task {
 	pos := make(map[string]int, len(d.Tasks))
 	for i, t := range d.Tasks {
 		pos[t.TaskID] = i

@@ -32,6 +32,10 @@ type dags struct {
 	// at that revision without reading and decoding it again (a replica
 	// that wrote meanwhile makes the update fail, and the batch re-reads).
 	runs map[string]cachedRun
+	// floors holds, by run key, the revision the scan last wrote a run at:
+	// a copy of an older revision is not cached again (it may lack the
+	// ends the scan applied).
+	floors map[string]uint64
 	// wg counts the goroutines applying ends (runEnded); Stop waits for them.
 	wg sync.WaitGroup
 
@@ -50,7 +54,8 @@ func (e *Executor) startDags(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
-	e.dags = &dags{store: st, versions: map[string]*dag.DAG{}, batches: map[string]*runBatch{}, runs: map[string]cachedRun{}}
+	e.dags = &dags{store: st, versions: map[string]*dag.DAG{}, batches: map[string]*runBatch{}, runs: map[string]cachedRun{},
+		floors: map[string]uint64{}}
 	// Another replica's task end: this executor evaluates the run too, so
 	// that two ends evaluated at once by two replicas, each before seeing
 	// the other's, still decide their downstream (the run record's
@@ -317,9 +322,24 @@ func (ds *dags) putRun(key string, r *dag.Run, rev uint64) {
 	defer ds.mu.Unlock()
 	if r.State.Finished() {
 		delete(ds.runs, key)
+		delete(ds.floors, key)
+		return
+	}
+	if rev < ds.floors[key] {
 		return
 	}
 	ds.runs[key] = cachedRun{run: r, rev: rev}
+}
+
+// raiseFloor drops the cached copy of a run and keeps copies older than
+// rev from being cached again.
+func (ds *dags) raiseFloor(key string, rev uint64) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	delete(ds.runs, key)
+	if r, done := ds.floors[key]; !done || rev > r {
+		ds.floors[key] = rev
+	}
 }
 
 // stopDags waits for the evaluations under way.

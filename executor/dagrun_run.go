@@ -263,12 +263,23 @@ func (e *Executor) drainEnds(ctx context.Context, dagID, runID, key string, b *r
 // of ends. A replica that loses the compare-and-set re-reads the record
 // and finds the downstream decided: each task instance is queued once.
 //
-// With persist, the ends are written even when nothing was decided (the
-// scan does that, so the record does not lag its task instances long).
+// The cached copy belongs to the run's batch goroutine (drainEnds): every
+// end this executor hears of, its own and (through the record watch)
+// other replicas', passes through it, so the copy has them all applied
+// and only a copy read afresh needs the record cache's ends applied.
+//
+// With persist (the scan), the ends are written even when nothing was
+// decided, so the record does not lag its task instances long; the scan
+// reads afresh and, when it writes, drops the batch goroutine's copy and
+// keeps older copies from being cached again (they may lack the ends it
+// applied), so the batch goroutine reads afresh next.
 func (e *Executor) applyEnds(ctx context.Context, dagID, runID string, ends []runEnd, persist bool) error {
 	ds := e.dags
 	key := queue.DagRunKey(dagID, runID)
 	c, cached := ds.takeRun(key)
+	if persist {
+		cached = false
+	}
 	for attempt := 0; ; attempt++ {
 		if !cached {
 			b, rev, err := ds.store.Runs().Get(ctx, key)
@@ -302,14 +313,18 @@ func (e *Executor) applyEnds(ctx context.Context, dagID, runID string, ends []ru
 			cached = false // maybe our copy is the stale one: read afresh
 			continue
 		}
-		applied += r.ApplyEnds(e.liveEnd)
+		if !cached {
+			applied += r.ApplyEnds(e.liveEnd)
+		}
 		d, err := e.dagVersion(ctx, r.DagID, r.DagVersion)
 		if err != nil {
 			return err
 		}
 		ev := r.Evaluate(d, e.expandSource(ctx, r), e.now())
 		if !ev.Changed && (!persist || applied == 0) {
-			ds.putRun(key, r, c.rev)
+			if !persist {
+				ds.putRun(key, r, c.rev)
+			}
 			return nil
 		}
 		b, err := r.Marshal()
@@ -324,8 +339,12 @@ func (e *Executor) applyEnds(ctx context.Context, dagID, runID string, ends []ru
 			}
 			return err
 		}
+		if persist && !r.State.Finished() {
+			ds.raiseFloor(key, rev)
+		} else {
+			ds.putRun(key, r, rev)
+		}
 		e.afterEvaluation(ctx, d, r, ev)
-		ds.putRun(key, r, rev)
 		return nil
 	}
 }

@@ -98,7 +98,12 @@ func runDag(ctx context.Context, c *cluster, d *dag.DAG, set func(int)) (*dag.Ru
 	if err != nil {
 		return nil, 0, fmt.Errorf("trigger %s: %w", d.DagID, err)
 	}
-	t := time.NewTicker(200 * time.Millisecond) // the run's end_date is the executor's: polling adds nothing to it
+	// The run's end_date is the executor's: polling adds nothing to it. Each
+	// poll reads the whole run (1,000 task instances, ≈ 5 ms of the
+	// cluster's CPU), so it polls once a second: at 200 ms the observer
+	// cost the DAG phase ≈ 2.5 ms of CPU per task, which the flat phase
+	// does not pay.
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for !v.State.Finished() {
 		select {

@@ -605,7 +605,9 @@ func TestDagWatchRun(t *testing.T) {
 			}
 		}
 	}
-	next("a queued", func(v dag.RunView) bool { return v.State == dag.RunRunning && v.TaskInstances[0].State == activity.StateQueued })
+	next("a queued", func(v dag.RunView) bool {
+		return v.State == dag.RunRunning && v.TaskInstances[0].State == activity.StateQueued
+	})
 	f.finish(f.tryTake("q", 5*time.Second), activity.StateSuccess, nil)
 	next("a success and b queued", func(v dag.RunView) bool {
 		return v.TaskInstances[0].State == activity.StateSuccess && v.TaskInstances[1].State == activity.StateQueued

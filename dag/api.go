@@ -125,5 +125,5 @@ func (t RunTI) Done() bool {
 type ProblemsBody struct {
 	Error    string    `json:"error"`
 	Detail   string    `json:"detail"`
-	Problems []Problem `json:"problems"`
+	Problems []Problem `json:"problems" oa:"nonnull"`
 }

@@ -685,8 +685,3 @@ func (e *Executor) ClearRun(ctx context.Context, dagID, runID string, taskIDs []
 	}
 	return run, cleared, nil
 }
-
-func runIDOfKey(k string) (string, bool) {
-	_, runID, ok := queue.ParseRunKey(k)
-	return runID, ok
-}

@@ -626,3 +626,52 @@ func TestDagWatchRun(t *testing.T) {
 		t.Fatalf("watch of no run: %d", st)
 	}
 }
+
+// TestDagTwoExecutorsEachOneEnd: two upstreams of a fan-in end at the same
+// moment, each recorded by another executor replica; whichever evaluates
+// last (having seen the other's end through its record watch) queues the
+// downstream, exactly once — ten runs over.
+func TestDagTwoExecutorsEachOneEnd(t *testing.T) {
+	t.Parallel()
+	f1 := newFixture(t, queue.Config{}, Config{ScanInterval: time.Hour})
+	f2 := startOn(t, f1.q, Config{ScanInterval: time.Hour})
+	f1.putDag("dag_id: pair\ntasks:\n  - {task_id: a, queue: q, command: [true]}\n" +
+		"  - {task_id: b, queue: q, command: [true], depends_on: [a]}\n  - {task_id: c, queue: q, command: [true], depends_on: [a]}\n" +
+		"  - {task_id: d, queue: q, command: [true], depends_on: [b, c]}\n")
+	for i := range 10 {
+		runID := fmt.Sprintf("r%d", i)
+		f1.api("POST", "/api/v1/dags/pair/runs", []byte(`{"run_id":"`+runID+`"}`), nil)
+		a := f1.tryTake("q", 5*time.Second)
+		if a == nil || a.TI.TaskID != "a" {
+			t.Fatalf("%s: first activity %+v", runID, a)
+		}
+		f1.finish(a, activity.StateSuccess, nil)
+		x, y := f1.tryTake("q", 5*time.Second), f1.tryTake("q", 5*time.Second)
+		if x == nil || y == nil {
+			t.Fatalf("%s: b and c not both queued", runID)
+		}
+		var wg sync.WaitGroup
+		for _, p := range []struct {
+			f   *fixture
+			act *activity.ExecuteTask
+		}{{f1, x}, {f2, y}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.f.finish(p.act, activity.StateSuccess, nil)
+			}()
+		}
+		wg.Wait()
+		d := f1.tryTake("q", 10*time.Second)
+		if d == nil || d.TI.TaskID != "d" {
+			t.Fatalf("%s: after b and c: %+v", runID, d)
+		}
+		if again := f1.tryTake("q", 200*time.Millisecond); again != nil {
+			t.Fatalf("%s: %s queued again", runID, again.TI.TaskID)
+		}
+		f1.finish(d, activity.StateSuccess, nil)
+		if v := f1.waitRun("pair", runID, func(v dag.RunView) bool { return v.State.Finished() }); v.State != dag.RunSuccess {
+			t.Fatalf("%s: %s: %s", runID, v.State, tiStates(v))
+		}
+	}
+}

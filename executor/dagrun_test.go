@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -81,6 +82,12 @@ func (f *fixture) finish(act *activity.ExecuteTask, st activity.State, returnVal
 	req := runReq
 	req.ActivityID = act.ID
 	rr, err := f.ec.Run(f.t.Context(), act.Token, act.TI.ID, req)
+	// An activity queued by another replica may overtake its record's
+	// write to this one: a worker retries the 404 (worker/handoff.go).
+	for deadline := time.Now().Add(5 * time.Second); errors.Is(err, execution.ErrNotFound) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		rr, err = f.ec.Run(f.t.Context(), act.Token, act.TI.ID, req)
+	}
 	if err != nil {
 		f.t.Fatalf("run %s: %v", act.TI.TaskID, err)
 	}

@@ -239,6 +239,7 @@ type triggererOpts struct {
 	capacity  int    // default 1000
 	deadAfter string // default 1500ms
 	extra     []string
+	env       []string // more environment for the triggerer (and its Python trigger runtime)
 }
 
 // triggerer is a running triggerer process and its /healthz address.
@@ -263,7 +264,7 @@ func (c *cluster) startTriggerer(o triggererOpts) *triggerer {
 	args := []string{"--nats-url", c.natsURL, "--capacity", fmt.Sprint(o.capacity), "--id", o.name,
 		"--heartbeat-interval", "300ms", "--dead-after", o.deadAfter, "--listen", addr, "--log-level", "debug"}
 	args = append(append(args, c.natsArgs...), o.extra...)
-	p := testbin.Start(c.t, o.name, c.bins.triggerer, nil, args...)
+	p := testbin.Start(c.t, o.name, c.bins.triggerer, o.env, args...)
 	tr := &triggerer{Proc: p, addr: addr}
 	testbin.Eventually(c.t, 30*time.Second, o.name+" /healthz", func() bool {
 		select {

@@ -37,15 +37,68 @@ import (
 //	      max_tasks: 1000           # recycle after this many; default no limit
 //	      max_rss: 512MiB           # recycle above; bytes, KiB, MiB or GiB
 //	      idle_timeout: 10m         # stop after idling this long; default never
+//	  airflow:
+//	    runtime: airflow            # Airflow's own task runner (see AirflowRuntime)
+//	    python: .venv-airflow/bin/python   # default python3
+//	    dags_folder: /srv/dags      # required
+//	    env: {AIRFLOW_HOME: /srv/airflow}
+//
+//	services:                     # helper processes beside the tasks (Service)
+//	  airflow-forkserver:
+//	    command: [python3, -m, taskwire_airflow.forkserver, --socket, /run/taskwire/airflow.sock]
+//	    env: {AIRFLOW_HOME: /srv/airflow}
+//	    dir: /srv/airflow
+//	    restart_delay: 1s         # first wait before a restart; default 1s
 //
 // A command given as a string is split on spaces; give a list to keep
 // spaces in an argument.
 type RuntimeFile struct {
 	Queues map[string]Runtime
+	// Services, by name.
+	Services []Service
 }
 
 type runtimeFileYAML struct {
-	Queues map[string]runtimeYAML `yaml:"queues"`
+	Queues   map[string]runtimeYAML `yaml:"queues"`
+	Services map[string]serviceYAML `yaml:"services"`
+}
+
+type serviceYAML struct {
+	Command      yaml.Node         `yaml:"command"`
+	Env          map[string]string `yaml:"env"`
+	Dir          string            `yaml:"dir"`
+	RestartDelay string            `yaml:"restart_delay"`
+}
+
+func (y serviceYAML) service(name string) (Service, error) {
+	argv, err := commandArgv(y.Command)
+	if err != nil {
+		return Service{}, err
+	}
+	s := Service{Name: name, Command: argv, Env: y.Env, Dir: y.Dir}
+	if y.RestartDelay != "" {
+		if s.RestartDelay, err = time.ParseDuration(y.RestartDelay); err != nil {
+			return Service{}, fmt.Errorf("restart_delay: %w", err)
+		}
+	}
+	return s, s.validate()
+}
+
+// commandArgv is a command given as a string (split on spaces) or a list.
+func commandArgv(n yaml.Node) ([]string, error) {
+	var argv []string
+	switch n.Kind {
+	case 0:
+	case yaml.ScalarNode:
+		argv = strings.Fields(n.Value)
+	case yaml.SequenceNode:
+		if err := n.Decode(&argv); err != nil {
+			return nil, fmt.Errorf("command: %w", err)
+		}
+	default:
+		return nil, errors.New("command: want a string or a list of strings")
+	}
+	return argv, nil
 }
 
 type runtimeYAML struct {
@@ -56,6 +109,9 @@ type runtimeYAML struct {
 	Dir     string            `yaml:"dir"`
 	Socket  string            `yaml:"socket"`
 	Warm    *warmYAML         `yaml:"warm"`
+	// runtime: airflow
+	Python     string `yaml:"python"`
+	DagsFolder string `yaml:"dags_folder"`
 }
 
 type warmYAML struct {
@@ -134,23 +190,39 @@ func ParseRuntimeFile(data []byte) (*RuntimeFile, error) {
 		}
 		out.Queues[q] = rt
 	}
+	svcNames := make([]string, 0, len(raw.Services))
+	for n := range raw.Services {
+		svcNames = append(svcNames, n)
+	}
+	sort.Strings(svcNames)
+	for _, n := range svcNames {
+		svc, err := raw.Services[n].service(n)
+		if err != nil {
+			return nil, fmt.Errorf("%w: runtime file: service %q: %w", ErrConfig, n, err)
+		}
+		out.Services = append(out.Services, svc)
+	}
 	return out, nil
 }
 
 func (y runtimeYAML) runtime() (Runtime, error) {
-	var argv []string
-	switch y.Command.Kind {
-	case 0:
-	case yaml.ScalarNode:
-		argv = strings.Fields(y.Command.Value)
-	case yaml.SequenceNode:
-		if err := y.Command.Decode(&argv); err != nil {
-			return Runtime{}, fmt.Errorf("command: %w", err)
-		}
-	default:
-		return Runtime{}, errors.New("command: want a string or a list of strings")
+	argv, err := commandArgv(y.Command)
+	if err != nil {
+		return Runtime{}, err
+	}
+	if y.Runtime != "airflow" && (y.Python != "" || y.DagsFolder != "") {
+		return Runtime{}, errors.New("python and dags_folder are for runtime: airflow")
 	}
 	switch y.Runtime {
+	case "airflow":
+		if len(argv) > 0 || y.Codec != "" || y.Warm != nil {
+			return Runtime{}, errors.New("runtime: airflow takes no command, codec or warm (it runs Airflow's task runner through taskwire's shim)")
+		}
+		if y.DagsFolder == "" {
+			return Runtime{}, errors.New("runtime: airflow needs dags_folder")
+		}
+		return Runtime{Command: AirflowCommand(y.Python), Env: y.Env, Dir: y.Dir, Socket: y.Socket,
+			Airflow: &AirflowRuntime{Python: y.Python, DagsFolder: y.DagsFolder}}, nil
 	case "command":
 		if len(argv) > 0 || y.Codec != "" || len(y.Env) > 0 || y.Dir != "" || y.Socket != "" || y.Warm != nil {
 			return Runtime{}, errors.New("runtime: command takes no command, codec, env, dir, socket or warm (the activity names the executable)")
@@ -158,7 +230,7 @@ func (y runtimeYAML) runtime() (Runtime, error) {
 		return Runtime{}, nil
 	case "", "sdk":
 	default:
-		return Runtime{}, fmt.Errorf("runtime %q: want command, or sdk (the default) with a command", y.Runtime)
+		return Runtime{}, fmt.Errorf("runtime %q: want command, airflow, or sdk (the default) with a command", y.Runtime)
 	}
 	if len(argv) == 0 {
 		return Runtime{}, errors.New("no command: give the command that starts the runtime, or runtime: command")

@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/taskwire/taskwire/internal/bench"
 )
@@ -99,6 +100,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster included) to `FILE`")
 	taskBin := fs.String("task-bin", "", "binary run as the task processes and Go SDK runtime: a path, \"self\" for this binary, or empty to build cmd/bench/taskbin")
+	python := fs.String("python", "", "python with which the warm phase runs Python SDK tasks (this checkout's sdk/python/src on its PYTHONPATH); default .venv/bin/python when it exists; \"none\" skips them")
+	javaJar := fs.String("java-sdk-jar", "", "Java SDK jar with which the warm phase runs Java SDK tasks; default sdk/java/target/taskwire-sdk.jar when it exists and java is on $PATH; \"none\" skips them")
+	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; two file descriptors each in the bench and in the runtime); none by default")
+	fs.DurationVar(&cfg.SleepFor, "sleep-for", 5*time.Second, "each sleeper's wait")
 	logLevel := fs.String("log-level", "", "log the cluster's lines at this level and above on stderr (debug, info, warn, error); default none")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -151,6 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		cfg.TaskBin = *taskBin
 	}
+	cfg.Python, cfg.PythonPath, cfg.JavaSDKJar = bench.SDKRuntimes(*python, *javaJar)
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, bench.ErrConfig) {

@@ -158,6 +158,21 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.Warm.Go.Latency, err = oneAtATime(ctx, c, goWarmSpec(), cfg.LatencyTasks, func() { wl.Add(1) }); err != nil {
 		return fmt.Errorf("warm go sdk latency: %w", err)
 	}
+	if cfg.Python != "" {
+		if r.Warm.Python, err = warmSDK(ctx, c, cfg, "Python", queuePyWarm, tp, phase); err != nil {
+			return err
+		}
+	}
+	if cfg.JavaSDKJar != "" {
+		if r.Warm.Java, err = warmSDK(ctx, c, cfg, "Java", queueJavaWarm, tp, phase); err != nil {
+			return err
+		}
+	}
+	if cfg.Sleepers > 0 {
+		if r.Warm.Sleepers, err = sleepers(ctx, c, cfg, dir, phase(fmt.Sprintf("%d sleeping Python tasks", cfg.Sleepers), cfg.Sleepers)); err != nil {
+			return fmt.Errorf("sleepers: %w", err)
+		}
+	}
 	if r.Deferral, err = deferral(ctx, c, cfg.TaskBin, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
 		return fmt.Errorf("deferral round trip: %w", err)
 	}

@@ -136,6 +136,8 @@ const (
 	targetDagStepP50       = 2   // ms
 	targetDagStepP99       = 10  // ms
 	targetWarmPerCommand   = 5   // warm SDK tasks/s ÷ cold command tasks/s
+	targetWarmP50          = 5   // ms, warm Python/Java no-op queued → success, one at a time
+	targetWarmP99          = 15  // ms
 )
 
 // finish fills in the ratios and targets.
@@ -174,6 +176,14 @@ func (r *Report) finish() {
 	}
 	if r.Warm.Go != nil {
 		r.Targets = append(r.Targets, atLeast("warm_go_per_command", r.Ratios.WarmGoPerCommand, targetWarmPerCommand, "×"))
+	}
+	if w := r.Warm.Python; w != nil {
+		r.Targets = append(r.Targets, atMost("warm_python_p50_ms", w.Latency.P50, targetWarmP50, "ms"),
+			atMost("warm_python_p99_ms", w.Latency.P99, targetWarmP99, "ms"))
+	}
+	if w := r.Warm.Java; w != nil {
+		r.Targets = append(r.Targets, atMost("warm_java_p50_ms", w.Latency.P50, targetWarmP50, "ms"),
+			atMost("warm_java_p99_ms", w.Latency.P99, targetWarmP99, "ms"))
 	}
 	for _, t := range r.Timers {
 		if t.Timers == targetRSSTimers {
@@ -306,6 +316,24 @@ func (r *Report) writeOtherRows(tw io.Writer) {
 		fmt.Fprintf(tw, "warm Go SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t\t\t\n",
 			g.Latency.N, g.CPUMillisPerTask, g.Latency.P50, g.Latency.P99)
 	}
+	for _, w := range []struct {
+		name string
+		r    *WarmRuntime
+	}{{"Python (async def)", r.Warm.Python}, {"Java", r.Warm.Java}} {
+		if w.r == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "no-op warm %s SDK tasks/s (%d tasks)\t%s/s\t\tcold command %s/s\t%.2f×\n",
+			w.name, w.r.Tasks, thousands(w.r.PerSecond), thousands(r.Command.PerSecond), ratio(w.r.PerSecond, r.Command.PerSecond))
+		fmt.Fprintf(tw, "warm %s SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t%s, %s\t\t\n",
+			w.name, w.r.Latency.N, w.r.CPUMillisPerTask, w.r.Latency.P50, w.r.Latency.P99, r.target(warmTargetName(w.r, r, "p50")), r.target(warmTargetName(w.r, r, "p99")))
+	}
+	if s := r.Warm.Sleepers; s != nil {
+		fmt.Fprintf(tw, "%s async def Python tasks awaiting %gs at once, one warm process: all done in\t%.1f s\t\t\t\n",
+			thousands(float64(s.Tasks)), s.SleepS, s.Seconds)
+		fmt.Fprintf(tw, "  RSS: bench process (cluster + worker) peak / Python runtime\t%.0f / %.0f MiB\t\t\t\n",
+			s.WorkerRSSMiB, s.RuntimeRSSMiB)
+	}
 	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
 		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
 	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
@@ -356,4 +384,14 @@ func (r *Report) writeFleet(b *strings.Builder) error {
 		"missing a worker). Load: no-op command tasks, at least 3 per worker; workers used ran at least one.\n",
 		r.Config.FleetConcurrency, fleetIdleWindow)
 	return nil
+}
+
+// warmTargetName is the target figure of a warm runtime's latency quantile
+// q ("p50", "p99").
+func warmTargetName(w *WarmRuntime, r *Report, q string) string {
+	sdk := "java"
+	if w == r.Warm.Python {
+		sdk = "python"
+	}
+	return "warm_" + sdk + "_" + q + "_ms"
 }

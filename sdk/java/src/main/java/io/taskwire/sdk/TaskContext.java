@@ -24,11 +24,27 @@ public final class TaskContext {
     private final Client client;
     private final TaskLogger log;
     private volatile boolean deferred;
+    private volatile boolean cancelled;
 
     TaskContext(StartupDetails sd, Client client, TaskLogger log) {
         this.sd = sd;
         this.client = client;
         this.log = log;
+    }
+
+    /**
+     * Whether the worker cancelled the try (a warm runtime: timeout, kill
+     * or shutdown). The task's thread is interrupted then too; a task should
+     * return soon after, or its whole process is killed after the worker's
+     * kill grace. In cold mode the worker ends the process instead, and this
+     * stays false.
+     */
+    public boolean isCancelled() {
+        return cancelled;
+    }
+
+    void cancel() {
+        cancelled = true;
     }
 
     /** The task try: task-instance id, DAG, task, run, map index, try number. */

@@ -82,7 +82,8 @@ func New(cfg Config) (*Executor, error) {
 		}
 		return err
 	}
-	e.store.observe, e.store.forget = e.pools.observe, e.pools.forget
+	e.store.subscribe(e.pools.observe)
+	e.store.forget = e.pools.forget
 	e.metrics.setPools(e.Pools)
 	return e, nil
 }

@@ -34,10 +34,36 @@ type store struct {
 	cache map[string]cachedRecord
 	// creating holds the records being created here, closed when stored.
 	creating map[string]chan struct{}
-	// observe, when set, is told of every record cached (under mu: it
-	// must not call the store), and forget of every record deleted.
-	observe func(*activity.TaskInstance)
-	forget  func(id string)
+	// forget, when set, is told of every record deleted.
+	forget func(id string)
+	// onEnded, when set, is called (on the watch's goroutine) with a
+	// record of a DAG run's task instance that the watch saw end and that
+	// this executor did not write: another replica's end, which the DAG
+	// run evaluation of this one must hear of too (dagTaskEnded).
+	onEnded func(*activity.TaskInstance)
+	// listeners are called (under mu: they must not block) with every
+	// record cached, this executor's writes and the watch's.
+	listeners    map[int]func(*activity.TaskInstance)
+	nextListener int
+}
+
+// subscribe calls fn with every record the cache takes from now on (under
+// the cache's lock: fn must not block or call the store); the returned
+// function stops it.
+func (s *store) subscribe(fn func(*activity.TaskInstance)) (unsubscribe func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listeners == nil {
+		s.listeners = map[int]func(*activity.TaskInstance){}
+	}
+	id := s.nextListener
+	s.nextListener++
+	s.listeners[id] = fn
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.listeners, id)
+	}
 }
 
 // cachedRecord is a record as stored at a KV revision. ti is shared with
@@ -76,12 +102,17 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 				}
 				continue
 			}
-			s.apply(e)
+			if ti := s.apply(e); ti != nil && loaded && s.onEnded != nil {
+				s.onEnded(ti)
+			}
 		}
 	}
 }
 
-func (s *store) apply(e queue.Entry) {
+// apply caches a watched entry. It returns the record when it is a DAG
+// run's task instance that ended with this entry (and the cache had it
+// not ended): an end this executor learns of from the watch.
+func (s *store) apply(e queue.Entry) *activity.TaskInstance {
 	if !e.IsPut() {
 		s.mu.Lock()
 		if old, ok := s.cache[e.Key()]; ok && old.rev < e.Revision() {
@@ -91,19 +122,24 @@ func (s *store) apply(e queue.Entry) {
 		if s.forget != nil {
 			s.forget(e.Key())
 		}
-		return
+		return nil
 	}
 	// Most updates are this executor's own writes, remembered already:
 	// decode only what is new.
-	if c, ok := s.cached(e.Key()); ok && c.rev >= e.Revision() {
-		return
+	c, had := s.cached(e.Key())
+	if had && c.rev >= e.Revision() {
+		return nil
 	}
 	ti, err := activity.UnmarshalRecord(e.Value())
 	if err != nil {
 		s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)
-		return
+		return nil
 	}
 	s.remember(ti, e.Value(), e.Revision())
+	if ti.DagRun != nil && ti.State.Terminal() && (!had || !c.ti.State.Terminal()) {
+		return ti
+	}
+	return nil
 }
 
 // remember caches a record at revision rev unless a later one is cached, so
@@ -116,8 +152,8 @@ func (s *store) remember(ti *activity.TaskInstance, raw []byte, rev uint64) {
 		return
 	}
 	s.cache[ti.ID] = cachedRecord{ti: ti, raw: raw, rev: rev}
-	if s.observe != nil {
-		s.observe(ti)
+	for _, fn := range s.listeners {
+		fn(ti)
 	}
 }
 

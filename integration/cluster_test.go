@@ -99,6 +99,7 @@ type clusterOpts struct {
 	// in extra) and every client trust this CA file.
 	apiCA string
 	extra []string // more executor serve flags
+	env   []string // more executor environment (KEY=VALUE)
 	// listen is the executor's address, default a free one on 127.0.0.1
 	// (a test with network namespaces gives one on their veth).
 	listen string
@@ -146,7 +147,7 @@ func (c *cluster) runExecutor(name, addr string, o clusterOpts) (*testbin.Proc, 
 		args = append(args, "--replicas", fmt.Sprint(o.replicas))
 	}
 	args = append(append(args, c.natsArgs...), o.extra...)
-	p := testbin.Start(c.t, name, c.bins.executor, nil, args...)
+	p := testbin.Start(c.t, name, c.bins.executor, o.env, args...)
 	url := "http://" + addr
 	var tc *tls.Config
 	if c.apiCA != "" {

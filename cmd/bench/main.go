@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fleet := fs.String("fleet", "", "comma-separated numbers of simulated workers (e.g. 100,1000) the fleet phase runs, each against a fresh executor; none by default (1,000 take minutes)")
 	fs.IntVar(&cfg.FleetConcurrency, "fleet-concurrency", 1, "slots of each simulated worker")
 	fs.BoolVar(&cfg.FleetOnly, "fleet-only", false, "run the fleet phase alone")
+	fs.BoolVar(&cfg.DagOnly, "dag-only", false, "stop after the DAG-run phases (the raw limits, dispatch latency and flat command phase they are compared with run first)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster included) to `FILE`")

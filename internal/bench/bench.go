@@ -41,7 +41,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		LateTimers: cfg.LateTimers, LateSpreadS: cfg.LateSpread.Seconds(), Samples: cfg.Samples,
 		Queues: cfg.Queues, Backlog: cfg.Backlog,
 		Fleet: cfg.Fleet, FleetConcurrency: cfg.FleetConcurrency, FleetOnly: cfg.FleetOnly,
-		TaskBin: filepath.Base(cfg.TaskBin),
+		DagOnly: cfg.DagOnly, TaskBin: filepath.Base(cfg.TaskBin),
 	}}
 	if len(cfg.Fleet) > 0 {
 		if r.Fleet, err = fleets(ctx, cfg, dir, prog); err != nil {
@@ -56,6 +56,9 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		return nil, err
 	}
 	for i, n := range cfg.Timers {
+		if cfg.DagOnly {
+			break
+		}
 		var done atomic.Int64
 		prog.set(fmt.Sprintf("timers: %d held", n), n, counter(&done))
 		tdir := filepath.Join(dir, fmt.Sprintf("timers-%d", i))
@@ -151,6 +154,9 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	}
 	if r.DAG, err = dagPhases(ctx, c, cfg, dagProg); err != nil {
 		return fmt.Errorf("dag runs: %w", err)
+	}
+	if cfg.DagOnly {
+		return nil
 	}
 	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
 		return fmt.Errorf("go sdk throughput: %w", err)

@@ -98,6 +98,10 @@ type Config struct {
 	FleetConcurrency int
 	// FleetOnly runs the fleet phase alone.
 	FleetOnly bool
+	// DagOnly stops after the DAG-run phases (the raw limits, dispatch
+	// latency and flat command throughput they are compared with run
+	// first).
+	DagOnly bool
 	// Python, when set, is a python interpreter with which the warm phase
 	// also runs Python SDK tasks; PythonPath is put in its PYTHONPATH (the
 	// checkout's sdk/python/src, so the SDK of this tree is measured).
@@ -187,6 +191,9 @@ func (c Config) validate() error {
 		if n < 1 {
 			return fmt.Errorf("%w: fleet %d: want at least 1 worker", ErrConfig, n)
 		}
+	}
+	if c.FleetOnly && c.DagOnly {
+		return errors.New("bench: --fleet-only and --dag-only exclude each other")
 	}
 	if c.FleetOnly && len(c.Fleet) == 0 {
 		return fmt.Errorf("%w: fleet only, but no fleet size", ErrConfig)

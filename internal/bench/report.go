@@ -67,6 +67,7 @@ type RunConfig struct {
 	Fleet            []int `json:"fleet,omitempty"`
 	FleetConcurrency int   `json:"fleet_concurrency,omitempty"`
 	FleetOnly        bool  `json:"fleet_only,omitempty"`
+	DagOnly          bool  `json:"dag_only,omitempty"`
 	// TaskBin is the binary run as the task processes and the Go SDK
 	// runtime.
 	TaskBin string `json:"task_bin"`
@@ -257,48 +258,24 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "figure\tvalue\ttarget\traw limit\tratio")
 	fmt.Fprintf(tw, "no-op command tasks/s (%d tasks)\t%s/s\t%s\tfork+exec %s/s\t%.2f×\n",
 		r.Command.Tasks, thousands(r.Command.PerSecond), r.target("command_tasks_per_s"), thousands(r.Raw.ForkExecPerSecond), r.Ratios.CommandPerForkExec)
-	fmt.Fprintf(tw, "no-op Go SDK tasks/s (%d tasks)\t%s/s\t%s\thandshake %s/s\t%.2f×\n",
-		r.GoSDK.Tasks, thousands(r.GoSDK.PerSecond), r.target("go_sdk_tasks_per_s"), thousands(r.Raw.HandshakePerSecond), r.Ratios.GoSDKPerHandshake)
-	if g := r.Warm.Go; g != nil {
-		fmt.Fprintf(tw, "no-op warm Go SDK tasks/s (%d tasks)\t%s/s\t%s\tcold command %s/s\t%.2f×\n",
-			g.Tasks, thousands(g.PerSecond), r.target("warm_go_per_command"), thousands(r.Command.PerSecond), r.Ratios.WarmGoPerCommand)
-		fmt.Fprintf(tw, "warm Go SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t\t\t\n",
-			g.Latency.N, g.CPUMillisPerTask, g.Latency.P50, g.Latency.P99)
+	if !c.DagOnly {
+		r.writeOtherRows(tw)
 	}
-	for _, w := range []struct {
-		name string
-		r    *WarmRuntime
-	}{{"Python (async def)", r.Warm.Python}, {"Java", r.Warm.Java}} {
-		if w.r == nil {
-			continue
-		}
-		fmt.Fprintf(tw, "no-op warm %s SDK tasks/s (%d tasks)\t%s/s\t\tcold command %s/s\t%.2f×\n",
-			w.name, w.r.Tasks, thousands(w.r.PerSecond), thousands(r.Command.PerSecond), ratio(w.r.PerSecond, r.Command.PerSecond))
-		fmt.Fprintf(tw, "warm %s SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t%s, %s\t\t\n",
-			w.name, w.r.Latency.N, w.r.CPUMillisPerTask, w.r.Latency.P50, w.r.Latency.P99, r.target(warmTargetName(w.r, r, "p50")), r.target(warmTargetName(w.r, r, "p99")))
-	}
-	if s := r.Warm.Sleepers; s != nil {
-		fmt.Fprintf(tw, "%s async def Python tasks awaiting %gs at once, one warm process: all done in\t%.1f s\t\t\t\n",
-			thousands(float64(s.Tasks)), s.SleepS, s.Seconds)
-		fmt.Fprintf(tw, "  RSS: bench process (cluster + worker) peak / Python runtime\t%.0f / %.0f MiB\t\t\t\n",
-			s.WorkerRSSMiB, s.RuntimeRSSMiB)
-	}
-	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
-		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
-	if r.Pool.Tasks > 0 {
-		fmt.Fprintf(tw, "command tasks/s through a pool of %d slots (= worker slots)\t%s/s\t%s\twithout a pool %s/s\t%.2f×\n",
-			r.Pool.Slots, thousands(r.Pool.PerSecond), r.target("pool_per_command"), thousands(r.Command.PerSecond), r.Ratios.PoolPerCommand)
-		fmt.Fprintf(tw, "admission latency p50 / p99 (slot freed → next task published; %d samples)\t%.2f / %.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.2f×\n",
-			r.Pool.Admission.N, r.Pool.Admission.P50, r.Pool.Admission.P99, r.target("admission_p50_ms"), r.Raw.JetStreamRTT.P50, ratio(r.Pool.Admission.P50, r.Raw.JetStreamRTT.P50))
-	}
-	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
-		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
 	fmt.Fprintf(tw, "DAG 1 → %d → 1 no-op command tasks/s (trigger → run end)\t%s/s\t%s\tflat %s/s\t%.2f×\n",
 		r.DAG.FanTasks-2, thousands(r.DAG.FanPerSecond), r.target("dag_fan_per_command"), thousands(r.Command.PerSecond), r.Ratios.DagFanPerCommand)
+	fmt.Fprintf(tw, "  cluster CPU per task: the DAG / flat command tasks\t%.2f / %.2f ms\t\t\t\n",
+		r.DAG.FanCPUMillisPerTask, r.Command.CPUMillisPerTask)
 	fmt.Fprintf(tw, "DAG chain of %d: step scheduling p50 / p99 (upstream end_date → downstream queued_at)\t%.2f / %.2f ms\t%s, %s\t\t\n",
 		r.DAG.ChainSteps, r.DAG.StepScheduling.P50, r.DAG.StepScheduling.P99, r.target("dag_step_p50_ms"), r.target("dag_step_p99_ms"))
 	fmt.Fprintf(tw, "  step to the downstream running, p50 / p99 (→ its start_date: + publish, pull, …/run)\t%.2f / %.2f ms\t\t\t\n",
 		r.DAG.StepToRunning.P50, r.DAG.StepToRunning.P99)
+	if c.DagOnly {
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	fmt.Fprintf(tw, "cluster CPU per task: command / Go SDK / over %d queues / beside the backlog\t%.2f / %.2f / %.2f / %.2f ms\t\t\t\n",
 		c.Queues, r.Command.CPUMillisPerTask, r.GoSDK.CPUMillisPerTask, r.ManyQueues.CPUMillisPerTask, r.Backlog.Command.CPUMillisPerTask)
 	fmt.Fprintf(tw, "dispatch latency p50 (%d tasks, one at a time)\t%.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.1f×\n",
@@ -339,6 +316,48 @@ dispatch latency and deferral round trip.
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeOtherRows writes the throughput rows between the flat command
+// row and the DAG rows (left out with DagOnly).
+func (r *Report) writeOtherRows(tw io.Writer) {
+	c := r.Config
+	fmt.Fprintf(tw, "no-op Go SDK tasks/s (%d tasks)\t%s/s\t%s\thandshake %s/s\t%.2f×\n",
+		r.GoSDK.Tasks, thousands(r.GoSDK.PerSecond), r.target("go_sdk_tasks_per_s"), thousands(r.Raw.HandshakePerSecond), r.Ratios.GoSDKPerHandshake)
+	if g := r.Warm.Go; g != nil {
+		fmt.Fprintf(tw, "no-op warm Go SDK tasks/s (%d tasks)\t%s/s\t%s\tcold command %s/s\t%.2f×\n",
+			g.Tasks, thousands(g.PerSecond), r.target("warm_go_per_command"), thousands(r.Command.PerSecond), r.Ratios.WarmGoPerCommand)
+		fmt.Fprintf(tw, "warm Go SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t\t\t\n",
+			g.Latency.N, g.CPUMillisPerTask, g.Latency.P50, g.Latency.P99)
+	}
+	for _, w := range []struct {
+		name string
+		r    *WarmRuntime
+	}{{"Python (async def)", r.Warm.Python}, {"Java", r.Warm.Java}} {
+		if w.r == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "no-op warm %s SDK tasks/s (%d tasks)\t%s/s\t\tcold command %s/s\t%.2f×\n",
+			w.name, w.r.Tasks, thousands(w.r.PerSecond), thousands(r.Command.PerSecond), ratio(w.r.PerSecond, r.Command.PerSecond))
+		fmt.Fprintf(tw, "warm %s SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t%s, %s\t\t\n",
+			w.name, w.r.Latency.N, w.r.CPUMillisPerTask, w.r.Latency.P50, w.r.Latency.P99, r.target(warmTargetName(w.r, r, "p50")), r.target(warmTargetName(w.r, r, "p99")))
+	}
+	if s := r.Warm.Sleepers; s != nil {
+		fmt.Fprintf(tw, "%s async def Python tasks awaiting %gs at once, one warm process: all done in\t%.1f s\t\t\t\n",
+			thousands(float64(s.Tasks)), s.SleepS, s.Seconds)
+		fmt.Fprintf(tw, "  RSS: bench process (cluster + worker) peak / Python runtime\t%.0f / %.0f MiB\t\t\t\n",
+			s.WorkerRSSMiB, s.RuntimeRSSMiB)
+	}
+	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
+		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
+	if r.Pool.Tasks > 0 {
+		fmt.Fprintf(tw, "command tasks/s through a pool of %d slots (= worker slots)\t%s/s\t%s\twithout a pool %s/s\t%.2f×\n",
+			r.Pool.Slots, thousands(r.Pool.PerSecond), r.target("pool_per_command"), thousands(r.Command.PerSecond), r.Ratios.PoolPerCommand)
+		fmt.Fprintf(tw, "admission latency p50 / p99 (slot freed → next task published; %d samples)\t%.2f / %.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.2f×\n",
+			r.Pool.Admission.N, r.Pool.Admission.P50, r.Pool.Admission.P99, r.target("admission_p50_ms"), r.Raw.JetStreamRTT.P50, ratio(r.Pool.Admission.P50, r.Raw.JetStreamRTT.P50))
+	}
+	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
+		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
 }
 
 // thousands formats f rounded to an integer, with commas between

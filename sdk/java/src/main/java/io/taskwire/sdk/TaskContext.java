@@ -77,6 +77,19 @@ public final class TaskContext {
         return sd.params();
     }
 
+    /**
+     * The DAG run the task instance belongs to (run id, logical date, run
+     * type, conf), or null for a task submitted alone.
+     */
+    public DagRun dagRun() {
+        return sd.dagRun();
+    }
+
+    /** The DAG run's conf (read-only; empty when none, or for a task submitted alone). */
+    public Map<String, Object> conf() {
+        return sd.dagRun() == null ? Map.of() : sd.dagRun().conf();
+    }
+
     /** The method the task resumes at after a deferral; "" on a first run. */
     public String nextMethod() {
         return sd.nextMethod();

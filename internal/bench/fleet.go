@@ -418,14 +418,23 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 	}
 	r.ExecutorLoadCores = (processCPU() - e1).Seconds() / time.Since(t1).Seconds()
 	used := map[string]bool{}
-	tis, _ := c.ex.List(executor.Filter{})
-	for _, ti := range tis {
-		if ti.State == activity.StateSuccess && ti.WorkerID != "" {
-			used[ti.WorkerID] = true
+	for f := (executor.Filter{}); ; {
+		page, err := c.ex.List(ctx, f)
+		if err != nil {
+			return r, err
 		}
-		if ti.TryNumber > 1 {
-			r.Retried++
+		for _, ti := range page.TIs {
+			if ti.State == activity.StateSuccess && ti.WorkerID != "" {
+				used[ti.WorkerID] = true
+			}
+			if ti.TryNumber > 1 {
+				r.Retried++
+			}
 		}
+		if page.Next == "" {
+			break
+		}
+		f.Cursor = page.Next
 	}
 	r.DistinctWorkers = len(used)
 	r.Warnings = f.warns.Load()

@@ -55,6 +55,7 @@ type (
 	taskInstanceList struct {
 		TaskInstances []activity.TaskInstance `json:"task_instances" oa:"nonnull"`
 		Total         int                     `json:"total"`
+		NextCursor    string                  `json:"next_cursor,omitempty"`
 	}
 	variableList struct {
 		Variables []activity.Variable `json:"variables" oa:"nonnull"`

@@ -133,3 +133,42 @@ func (b Bucket) Previous(ctx context.Context, key string, rev uint64) (val []byt
 	}
 	return best.Value(), true, nil
 }
+
+// PutMany writes n values (kv(i) returns the i-th key and value) without
+// waiting for each acknowledgement before the next, at most window
+// awaiting theirs at once: a restore, a backfill, a benchmark. It returns
+// once every one is acknowledged, or at the first error.
+func (b Bucket) PutMany(ctx context.Context, n, window int, kv func(i int) (key string, val []byte)) error {
+	pending := make(chan jetstream.PubAckFuture, max(window, 1))
+	wait := func(f jetstream.PubAckFuture) error {
+		select {
+		case <-f.Ok():
+			return nil
+		case err := <-f.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	prefix := "$KV." + b.Name() + "."
+	for i := range n {
+		key, val := kv(i)
+		if len(pending) == cap(pending) {
+			if err := wait(<-pending); err != nil {
+				return fmt.Errorf("put many in %s: %w", b.Name(), err)
+			}
+		}
+		f, err := b.js.PublishAsync(prefix+key, val)
+		if err != nil {
+			return fmt.Errorf("put many in %s: %w", b.Name(), err)
+		}
+		pending <- f
+	}
+	close(pending)
+	for f := range pending {
+		if err := wait(f); err != nil {
+			return fmt.Errorf("put many in %s: %w", b.Name(), err)
+		}
+	}
+	return nil
+}

@@ -74,4 +74,14 @@ func TestScanReadsRevisionRanges(t *testing.T) {
 			t.Errorf("Latest(%s, %d) = %v, %v; want %v", tc.key, tc.rev, ok, err, tc.want)
 		}
 	}
+	// PutMany: 100 more, each readable.
+	if err := b.PutMany(ctx, 100, 16, func(i int) (string, []byte) { return fmt.Sprintf("m%03d", i), []byte{byte(i)} }); err != nil {
+		t.Fatal(err)
+	}
+	if _, last, err := b.Bounds(ctx); err != nil || last != 152 {
+		t.Errorf("after PutMany: last %d, %v; want 152", last, err)
+	}
+	if e, err := b.Get(ctx, "m099"); err != nil || e.Value()[0] != 99 {
+		t.Errorf("Get(m099) = %v, %v", e, err)
+	}
 }

@@ -22,6 +22,9 @@ func child(mode string, args []string) int {
 	if mode == bench.ModeFleet {
 		return fleetChild(args)
 	}
+	if mode == bench.ModeRecords {
+		return bench.RecordsChildMain(args)
+	}
 	if status, ok := benchtask.Run(mode); ok {
 		return status
 	}

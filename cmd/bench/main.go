@@ -94,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fleet := fs.String("fleet", "", "comma-separated numbers of simulated workers (e.g. 100,1000) the fleet phase runs, each against a fresh executor; none by default (1,000 take minutes)")
 	fs.IntVar(&cfg.FleetConcurrency, "fleet-concurrency", 1, "slots of each simulated worker")
 	fs.BoolVar(&cfg.FleetOnly, "fleet-only", false, "run the fleet phase alone")
+	records := fs.String("records", "", "comma-separated ascending numbers of finished task-instance records (e.g. 100000,1000000) an executor is started on, for its RSS and time to ready; none by default")
+	fs.BoolVar(&cfg.RecordsOnly, "records-only", false, "run the records phase alone")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster included) to `FILE`")
@@ -114,6 +116,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Fleet, err = parseInts(*fleet); err != nil {
 		return usageError{fmt.Errorf("--fleet: %w", err)}
+	}
+	if cfg.Records, err = parseInts(*records); err != nil {
+		return usageError{fmt.Errorf("--records: %w", err)}
 	}
 	if *logLevel != "" {
 		var lv slog.Level

@@ -31,8 +31,9 @@ const ModeRecords = "records"
 // ready: "ready SECONDS HEAP_BYTES LIST_MS".
 const StatusRecordsReady = "ready "
 
-// recordsWindow bounds the record writes awaiting their acknowledgement.
-const recordsWindow = 4096
+// recordsWindow bounds the record writes awaiting their acknowledgement
+// (below nats.go's 4,000 async publishes outstanding).
+const recordsWindow = 1024
 
 // Records is the records phase at one size: an executor started on that
 // many finished task-instance records.

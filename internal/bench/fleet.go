@@ -243,11 +243,21 @@ type Fleet struct {
 	DistinctWorkers int `json:"distinct_workers"`
 	// Retried counts the tasks that needed more than one try.
 	Retried int `json:"retried"`
+	// MaxStartSeconds is the longest time a task waited from queued to
+	// its (last) try's start; LateStarts counts those that waited
+	// fleetLateStart or more (a delivery lost until its ack wait ran out
+	// would wait 30 s).
+	MaxStartSeconds float64 `json:"max_start_s"`
+	LateStarts      int     `json:"late_starts"`
 	// WarningsIdle are the warnings and errors the workers logged while
 	// idle; Warnings in the whole phase.
 	WarningsIdle int64 `json:"warnings_idle"`
 	Warnings     int64 `json:"warnings"`
 }
+
+// fleetLateStart is the wait from queued to start that Fleet.LateStarts
+// counts.
+const fleetLateStart = 10 * time.Second
 
 // fleetChild is the running fleet process and its last stat line.
 type fleetChild struct {
@@ -429,6 +439,13 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 			}
 			if ti.TryNumber > 1 {
 				r.Retried++
+			}
+			if ti.QueuedAt != nil && ti.StartDate != nil {
+				w := ti.StartDate.Sub(*ti.QueuedAt)
+				r.MaxStartSeconds = max(r.MaxStartSeconds, w.Seconds())
+				if w >= fleetLateStart {
+					r.LateStarts++
+				}
 			}
 		}
 		if page.Next == "" {

@@ -54,6 +54,9 @@ type Records struct {
 	// ListMillis is GET-equivalent List of the newest 100 successes, then
 	// the next page, summed.
 	ListMillis float64 `json:"list_ms"`
+	// Error is why the executor could not start on this many (the phase
+	// stops at the first such size).
+	Error string `json:"error,omitempty"`
 }
 
 // records runs the records phase: a fresh embedded NATS under dir, then for
@@ -96,7 +99,11 @@ func records(ctx context.Context, cfg Config, dir string, prog *progress) ([]Rec
 		r.WriteSeconds = time.Since(t0).Seconds()
 		prog.set(fmt.Sprintf("records: executor on %d", n), 0, nil)
 		if err := recordsChild(ctx, cfg, emb.ClientURL(), &r); err != nil {
-			return nil, fmt.Errorf("executor on %d records: %w", n, err)
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			r.Error = err.Error()
+			return append(out, r), nil
 		}
 		out = append(out, r)
 	}
@@ -135,7 +142,8 @@ func finishedRecord(i int, base time.Time) []byte {
 func recordsChild(ctx context.Context, cfg Config, natsURL string, r *Records) error {
 	cmd := exec.CommandContext(ctx, cfg.Self, "--nats-url", natsURL)
 	cmd.Env = append(os.Environ(), EnvMode+"="+ModeRecords)
-	cmd.Stderr = os.Stderr
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -166,7 +174,8 @@ func recordsChild(ctx context.Context, cfg Config, natsURL string, r *Records) e
 		r.RSSMB = float64(rss) / (1 << 20)
 		return nil
 	}
-	return errors.Join(errors.New("records child ended before it was ready"), sc.Err())
+	_ = cmd.Wait()
+	return errors.Join(fmt.Errorf("executor child ended before it was ready: %s", strings.TrimSpace(stderr.String())), sc.Err())
 }
 
 // RecordsChildMain is the bench binary's main in ModeRecords: it parses

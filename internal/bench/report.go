@@ -362,6 +362,10 @@ func (r *Report) writeRecords(b *strings.Builder) error {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "finished records\tbytes each\twritten in\texecutor ready in\tRSS\tGo heap\ttwo pages of 100 successes")
 	for _, x := range r.Records {
+		if x.Error != "" {
+			fmt.Fprintf(tw, "%s\t%d\t%.1f s\tnot ready: %s\n", thousands(float64(x.Records)), x.RecordBytes, x.WriteSeconds, x.Error)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%.1f s\t%.2f s\t%.1f MB\t%.1f MB\t%.1f ms\n",
 			thousands(float64(x.Records)), x.RecordBytes, x.WriteSeconds, x.ReadySeconds, x.RSSMB, x.HeapMB, x.ListMillis)
 	}

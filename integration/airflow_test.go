@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,8 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/internal/netns"
 	"github.com/taskwire/taskwire/internal/testbin"
 )
 
@@ -69,6 +75,13 @@ type airflow struct {
 // (a later entry of a variable wins).
 func startAirflow(t testing.TB, venv, twURL string, extraEnv ...string) *airflow {
 	t.Helper()
+	return startAirflowOn(t, "127.0.0.1", venv, twURL, extraEnv...)
+}
+
+// startAirflowOn is startAirflow with Airflow's API server listening on
+// host (a test with network namespaces gives their veth's address).
+func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) *airflow {
+	t.Helper()
 	root := repoRoot(t)
 	dir := t.TempDir()
 	a := &airflow{t: t, venv: venv, dir: dir, signals: filepath.Join(dir, "signals"), http: &http.Client{Timeout: 30 * time.Second}}
@@ -93,8 +106,8 @@ func startAirflow(t testing.TB, venv, twURL string, extraEnv ...string) *airflow
 		}
 	})
 
-	apiAddr := testbin.FreeAddr(t)
-	_, port, _ := strings.Cut(apiAddr, ":")
+	apiAddr := freeAddrOn(t, host)
+	_, port, _ := net.SplitHostPort(apiAddr)
 	a.url = "http://" + apiAddr
 	a.env = []string{
 		"PATH=" + filepath.Join(venv, "bin") + ":" + os.Getenv("PATH"),
@@ -106,13 +119,16 @@ func startAirflow(t testing.TB, venv, twURL string, extraEnv ...string) *airflow
 		"AIRFLOW__CORE__EXECUTION_API_SERVER_URL=" + a.url + "/execution/",
 		"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True",
 		"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=" + dbURL,
-		"AIRFLOW__API__HOST=127.0.0.1",
+		"AIRFLOW__API__HOST=" + host,
 		"AIRFLOW__API__PORT=" + port,
 		"AIRFLOW__API__WORKERS=1",
 		"AIRFLOW__API__SECRET_KEY=taskwire-integration-test",
 		"AIRFLOW__API_AUTH__JWT_SECRET=taskwire-integration-test-jwt-secret-0123456789",
 		"AIRFLOW__LOGGING__BASE_LOG_FOLDER=" + filepath.Join(dir, "logs"),
 		"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5",
+		// A loaded machine's API server can take tens of seconds to
+		// answer a try's first call (the Task SDK's default is 5 s).
+		"AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=60",
 		// A scheduler that died is noticed within seconds, and its tries
 		// adopted by the next one soon after it starts.
 		// (Not below Airflow's 30 s default on a loaded machine: a scheduler
@@ -122,6 +138,8 @@ func startAirflow(t testing.TB, venv, twURL string, extraEnv ...string) *airflow
 		"AIRFLOW__TASKWIRE__API_URL=" + twURL,
 		"AIRFLOW__TASKWIRE__WATCH_RETRY_SECONDS=0.5",
 		"TW_TEST_SIGNALS=" + a.signals,
+		// This checkout's integration package, whichever checkout's venv.
+		"PYTHONPATH=" + filepath.Join(root, "integrations", "airflow", "src"),
 	}
 	a.env = append(a.env, extraEnv...)
 
@@ -171,7 +189,7 @@ func (a *airflow) start(name string, args ...string) *testbin.Proc {
 func (a *airflow) startForkserver(name string) ([]string, *testbin.Proc) {
 	a.t.Helper()
 	sock := filepath.Join(a.dir, name+".sock")
-	p := testbin.Start(a.t, name, filepath.Join(a.venv, "bin", "python"), a.env,
+	p := testbin.Start(a.t, name, filepath.Join(a.venv, "bin", "python"), a.workerEnv(),
 		"-m", "taskwire_airflow.forkserver", "--socket", sock)
 	testbin.Eventually(a.t, 3*time.Minute, name+" ready", func() bool {
 		select {
@@ -181,12 +199,56 @@ func (a *airflow) startForkserver(name string) ([]string, *testbin.Proc) {
 		}
 		return strings.Contains(p.Output(), "ready on")
 	})
-	return append(slices.Clone(a.env), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock), p
+	return append(a.workerEnv(), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock), p
+}
+
+// startForkserverWorker starts a worker serving queue whose worker.yaml
+// runs a taskwire_airflow fork server as a service (started, restarted
+// and stopped by the worker), and waits until the fork server is ready. It
+// returns the environment that sends workloads to that fork server, and
+// the worker (whose output holds the fork server's).
+func (a *airflow) startForkserverWorker(c *cluster, name, queue string) ([]string, *testbin.Proc) {
+	a.t.Helper()
+	sock := filepath.Join(a.dir, name+".sock")
+	cfg := filepath.Join(a.dir, name+".yaml")
+	yaml := fmt.Sprintf("queues:\n  %s: {runtime: command}\nservices:\n  airflow-forkserver:\n"+
+		"    command: [%q, -m, taskwire_airflow.forkserver, --socket, %q]\n    restart_delay: 200ms\n",
+		queue, filepath.Join(a.venv, "bin", "python"), sock)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		a.t.Fatal(err)
+	}
+	env := append(a.workerEnv(), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock)
+	w := c.startWorker(workerOpts{name: name, queues: queue, concurrency: 4, config: cfg, env: env})
+	testbin.Eventually(a.t, 3*time.Minute, name+"'s fork server ready", func() bool {
+		select {
+		case <-w.Done():
+			a.t.Fatalf("%s exited: %v\n%s", name, w.Err(), w.Output())
+		default:
+		}
+		return strings.Contains(w.Output(), "ready on")
+	})
+	return env, w
+}
+
+// servicePid is the pid of the start-th start of a worker's service, from
+// the worker's log; 0 when it has not started that often.
+func servicePid(w *testbin.Proc, service string, start int) int {
+	re := regexp.MustCompile(`msg="service started" .*\bservice=` + regexp.QuoteMeta(service) + ` pid=(\d+) start=` + strconv.Itoa(start) + `\b`)
+	m := re.FindStringSubmatch(w.Output())
+	if m == nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(m[1])
+	return pid
 }
 
 // workerEnv is what taskwire's workers need to run Airflow's workloads: the
-// venv's python3 first on PATH (the workload command), Airflow's settings.
-func (a *airflow) workerEnv() []string { return a.env }
+// venv's python3 first on PATH (the workload command), Airflow's settings,
+// and a log folder of the workers' own (as on machines of their own: what
+// Airflow's API server shows of a try comes from taskwire, not from files).
+func (a *airflow) workerEnv() []string {
+	return append(slices.Clone(a.env), "AIRFLOW__LOGGING__BASE_LOG_FOLDER="+filepath.Join(a.dir, "worker-logs"))
+}
 
 // call does one request to Airflow's REST API (the all-admins auth manager
 // needs no token) and decodes the answer into out.
@@ -287,7 +349,13 @@ func (a *airflow) waitRun(dagID, runID string, timeout time.Duration) {
 		return state == "success" || state == "failed"
 	})
 	if state != "success" {
-		a.t.Fatalf("DAG run %s %s ended %s; task instances: %+v", dagID, runID, state, a.tis(dagID, runID))
+		tis := a.tis(dagID, runID)
+		for _, ti := range tis {
+			if ti.State == "failed" && ti.TryNumber > 0 {
+				a.t.Logf("Airflow's log of %s try %d:\n%s", ti.TaskID, ti.TryNumber, a.taskLog(dagID, runID, ti.TaskID, ti.TryNumber))
+			}
+		}
+		a.t.Fatalf("DAG run %s %s ended %s; task instances: %+v", dagID, runID, state, tis)
 	}
 }
 
@@ -301,6 +369,25 @@ func (a *airflow) waitFile(name string, timeout time.Duration) string {
 		return err == nil
 	})
 	return string(b)
+}
+
+// taskLog is a try's log as Airflow's REST API answers it (what its UI
+// shows): each line's JSON.
+func (a *airflow) taskLog(dagID, runID, taskID string, try int) string {
+	a.t.Helper()
+	var got struct {
+		Content []json.RawMessage `json:"content"`
+	}
+	path := fmt.Sprintf("/api/v2/dags/%s/dagRuns/%s/taskInstances/%s/logs/%d?full_content=true", dagID, runID, taskID, try)
+	if err := a.call("GET", path, nil, &got); err != nil {
+		a.t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, l := range got.Content {
+		b.Write(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // airflowTries are taskwire's task instances of an Airflow DAG, by Airflow
@@ -363,15 +450,26 @@ func states(l []*activity.TaskInstance) []string {
 
 func TestAirflowExecutor(t *testing.T) {
 	venv := airflowVenv(t)
-	c := newCluster(t, clusterOpts{zombieThreshold: "5s", logLevel: "info"})
-	af := startAirflow(t, venv, c.apiURL)
+	// NATS, taskwire's executor and Airflow's API server listen on the
+	// veth of a router namespace, so that a worker in a namespace behind
+	// it (NAT, outbound only) reaches them, as the other workers do.
+	inner, router := netns.NewBehindNAT(t)
+	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr })
+	const token = "airflow-test" // off loopback: secure by default
+	c := newCluster(t, clusterOpts{zombieThreshold: "5s", logLevel: "info", nats: srv,
+		listen: freeAddrOn(t, router.HostAddr), operatorToken: token})
+	af := startAirflowOn(t, router.HostAddr, venv, c.apiURL, "AIRFLOW__TASKWIRE__TOKEN="+token,
+		"AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS=taskwire_airflow.log_config.LOGGING_CONFIG")
 	// The "default" and "kill" queues' workers hand workloads to a fork
-	// server; the "other" queue's worker runs each in a fresh process.
+	// server, which the "default" queue's worker runs as a service of its
+	// worker.yaml; the "other" and "nat" queues' workers run each in a
+	// fresh process.
 	wenv := af.workerEnv()
-	fenv, fs := af.startForkserver("forkserver")
-	c.startWorker(workerOpts{name: "worker-default", queues: "default", concurrency: 4, env: fenv})
+	fenv, wd := af.startForkserverWorker(c, "worker-default", "default")
 	c.startWorker(workerOpts{name: "worker-other", queues: "other", concurrency: 4, env: wenv})
-	af.waitDags("tw_three", "tw_kill", "tw_adopt")
+	c.startWorker(workerOpts{name: "worker-nat", queues: "nat", concurrency: 2, env: wenv, ns: inner,
+		extra: []string{"--worker-id", "nat"}})
+	af.waitDags("tw_three", "tw_kill", "tw_adopt", "tw_nat", "tw_deadline")
 
 	t.Run("three tasks on two queues, one retried", func(t *testing.T) {
 		af := af.with(t)
@@ -396,9 +494,105 @@ func TestAirflowExecutor(t *testing.T) {
 			"flaky":   {"try 1 failed on default", "try 2 success on default"},
 		})
 		// The "default" queue's three tries ran in the fork server's children.
-		if n := strings.Count(fs.Output(), "workload in child"); n != 3 {
-			t.Errorf("the fork server ran %d workloads, want 3\n%s", n, fs.Output())
+		if n := strings.Count(wd.Output(), "workload in child"); n != 3 {
+			t.Errorf("the fork server ran %d workloads, want 3\n%s", n, wd.Output())
 		}
+
+		// Airflow's REST API (so its UI) shows each try's own log, read
+		// from taskwire's logs API (the workers' log folder is not
+		// Airflow's): the failed first try's error, the second's success.
+		tw := airflowTries(t, c.api, "tw_three")["flaky"]
+		if len(tw) != 2 {
+			t.Fatalf("taskwire's flaky: %s", states(tw))
+		}
+		log1, log2 := af.taskLog("tw_three", run, "flaky", 1), af.taskLog("tw_three", run, "flaky", 2)
+		for _, want := range []string{"taskwire task " + tw[0].ID, "try 1 fails on purpose"} {
+			if !strings.Contains(log1, want) {
+				t.Errorf("Airflow's log of flaky try 1 lacks %q:\n%s", want, log1)
+			}
+		}
+		if !strings.Contains(log2, "taskwire task "+tw[1].ID) || strings.Contains(log2, "fails on purpose") {
+			t.Errorf("Airflow's log of flaky try 2 is not its own:\n%s", log2)
+		}
+	})
+
+	t.Run("a worker behind NAT", func(t *testing.T) {
+		af := af.with(t)
+		run := af.trigger("tw_nat")
+		af.waitRun("tw_nat", run, 4*time.Minute)
+		ti := af.tis("tw_nat", run)["behind_nat"]
+		if ti.State != "success" || ti.Queue != "nat" {
+			t.Errorf("Airflow's behind_nat: %+v, want success on queue nat", ti)
+		}
+		// The task ran inside the namespace (its connections to Airflow's
+		// API server leave from the private address), and read its
+		// upstream's XCom from Airflow's API server through the NAT.
+		if got, want := af.waitFile("nat-task", time.Minute), inner.Addr+" pulled through the NAT"; got != want {
+			t.Errorf("the task behind NAT wrote %q, want %q", got, want)
+		}
+		// (The tasks have retries: a loaded machine's Airflow API server
+		// can answer a try's first call after the Task SDK's timeout.)
+		testbin.Eventually(t, time.Minute, "taskwire's successful try of behind_nat", func() bool {
+			tw := airflowTries(t, c.api, "tw_nat")["behind_nat"]
+			return len(tw) == ti.TryNumber && tw[len(tw)-1].State == activity.StateSuccess
+		})
+		for _, try := range airflowTries(t, c.api, "tw_nat")["behind_nat"] {
+			if try.Queue != "nat" || try.WorkerID != "nat" {
+				t.Errorf("taskwire's behind_nat: %s by %q, want every try run by the worker behind NAT", states([]*activity.TaskInstance{try}), try.WorkerID)
+			}
+		}
+		// Nothing outside the NAT can connect in.
+		if err := netns.Dial(net.JoinHostPort(inner.Addr, "22")); err == nil {
+			t.Errorf("connected to %s from outside the NAT", inner.Addr)
+		}
+	})
+
+	t.Run("the fork server, crashed, is restarted by its worker", func(t *testing.T) {
+		first := servicePid(wd, "airflow-forkserver", 1)
+		if first == 0 {
+			t.Fatalf("no start of the fork server in the worker's log:\n%s", wd.Output())
+		}
+		if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		testbin.Eventually(t, 3*time.Minute, "the worker to restart its fork server", func() bool {
+			return servicePid(wd, "airflow-forkserver", 2) != 0 && strings.Count(wd.Output(), "ready on") == 2
+		})
+		if second := servicePid(wd, "airflow-forkserver", 2); second == first || !testbin.Alive(second) {
+			t.Fatalf("the restarted fork server: pid %d (the crashed one %d), alive %v", second, first, testbin.Alive(second))
+		}
+		// The next subtest's workloads on "default" run in its children.
+	})
+
+	t.Run("a deadline callback runs on a worker", func(t *testing.T) {
+		af := af.with(t)
+		run := af.trigger("tw_deadline")
+		// The run outlasts its 1 s deadline (its task waits for the
+		// callback); the scheduler sends the deadline's ExecuteCallback
+		// to TaskwireExecutor, and a worker runs it.
+		if got := af.waitFile("deadline-missed", 3*time.Minute); got != "missed" {
+			t.Errorf("the deadline callback wrote %q, want %q", got, "missed")
+		}
+		af.waitRun("tw_deadline", run, 3*time.Minute)
+		var cb []*activity.TaskInstance
+		testbin.Eventually(t, time.Minute, "taskwire's callback task to succeed", func() bool {
+			cb = airflowTries(t, c.api, "tw_deadline")["callback"]
+			return len(cb) == 1 && cb[0].State == activity.StateSuccess
+		})
+		if kind, _ := cb[0].Params["airflow"].(map[string]any)["kind"].(string); kind != "ExecuteCallback" || cb[0].Queue != "default" {
+			t.Errorf("taskwire's callback task: %s on %s, params %v", cb[0].State, cb[0].Queue, cb[0].Params)
+		}
+		// The callback and the run's task ran in the restarted fork server's
+		// children.
+		_, afterRestart, _ := strings.Cut(wd.Output(), "start=2")
+		if n := strings.Count(afterRestart, "workload in child"); n != 2 {
+			t.Errorf("the restarted fork server ran %d workloads, want 2 (the callback and outlast)", n)
+		}
+		// Airflow recorded the callback's success from the executor's event.
+		sched := af.scheduler
+		testbin.Eventually(t, time.Minute, "the scheduler to record the callback's success", func() bool {
+			return strings.Contains(sched.Output(), "completed successfully")
+		})
 	})
 
 	t.Run("worker SIGKILLed mid-task", func(t *testing.T) {

@@ -116,6 +116,10 @@ type Config struct {
 	// Version is reported in the worker registry; default the binary's
 	// module version from its build info.
 	Version string
+	// Services are helper processes run beside the tasks (see Service):
+	// started by Start, restarted when they exit, stopped by Stop after
+	// the tasks.
+	Services []Service
 	// Metrics, when set, counts tasks, durations and heartbeats.
 	Metrics *Metrics
 	// Logger for the worker's own logs; default slog.Default().
@@ -200,6 +204,16 @@ func (c Config) validate() error {
 		if err := rt.validate(); err != nil {
 			return fmt.Errorf("%w: queue %q: %w", ErrConfig, q, err)
 		}
+	}
+	names := map[string]bool{}
+	for _, svc := range c.Services {
+		if err := svc.validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		if names[svc.Name] {
+			return configErr("service %q listed twice", svc.Name)
+		}
+		names[svc.Name] = true
 	}
 	if c.FetchMaxWait < 100*time.Millisecond {
 		return configErr("FetchMaxWait %s is below 100ms", c.FetchMaxWait)

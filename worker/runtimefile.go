@@ -38,14 +38,62 @@ import (
 //	      max_rss: 512MiB           # recycle above; bytes, KiB, MiB or GiB
 //	      idle_timeout: 10m         # stop after idling this long; default never
 //
+//	services:                     # helper processes beside the tasks (Service)
+//	  airflow-forkserver:
+//	    command: [python3, -m, taskwire_airflow.forkserver, --socket, /run/taskwire/airflow.sock]
+//	    env: {AIRFLOW_HOME: /srv/airflow}
+//	    dir: /srv/airflow
+//	    restart_delay: 1s         # first wait before a restart; default 1s
+//
 // A command given as a string is split on spaces; give a list to keep
 // spaces in an argument.
 type RuntimeFile struct {
 	Queues map[string]Runtime
+	// Services, by name.
+	Services []Service
 }
 
 type runtimeFileYAML struct {
-	Queues map[string]runtimeYAML `yaml:"queues"`
+	Queues   map[string]runtimeYAML `yaml:"queues"`
+	Services map[string]serviceYAML `yaml:"services"`
+}
+
+type serviceYAML struct {
+	Command      yaml.Node         `yaml:"command"`
+	Env          map[string]string `yaml:"env"`
+	Dir          string            `yaml:"dir"`
+	RestartDelay string            `yaml:"restart_delay"`
+}
+
+func (y serviceYAML) service(name string) (Service, error) {
+	argv, err := commandArgv(y.Command)
+	if err != nil {
+		return Service{}, err
+	}
+	s := Service{Name: name, Command: argv, Env: y.Env, Dir: y.Dir}
+	if y.RestartDelay != "" {
+		if s.RestartDelay, err = time.ParseDuration(y.RestartDelay); err != nil {
+			return Service{}, fmt.Errorf("restart_delay: %w", err)
+		}
+	}
+	return s, s.validate()
+}
+
+// commandArgv is a command given as a string (split on spaces) or a list.
+func commandArgv(n yaml.Node) ([]string, error) {
+	var argv []string
+	switch n.Kind {
+	case 0:
+	case yaml.ScalarNode:
+		argv = strings.Fields(n.Value)
+	case yaml.SequenceNode:
+		if err := n.Decode(&argv); err != nil {
+			return nil, fmt.Errorf("command: %w", err)
+		}
+	default:
+		return nil, errors.New("command: want a string or a list of strings")
+	}
+	return argv, nil
 }
 
 type runtimeYAML struct {
@@ -134,21 +182,25 @@ func ParseRuntimeFile(data []byte) (*RuntimeFile, error) {
 		}
 		out.Queues[q] = rt
 	}
+	svcNames := make([]string, 0, len(raw.Services))
+	for n := range raw.Services {
+		svcNames = append(svcNames, n)
+	}
+	sort.Strings(svcNames)
+	for _, n := range svcNames {
+		svc, err := raw.Services[n].service(n)
+		if err != nil {
+			return nil, fmt.Errorf("%w: runtime file: service %q: %w", ErrConfig, n, err)
+		}
+		out.Services = append(out.Services, svc)
+	}
 	return out, nil
 }
 
 func (y runtimeYAML) runtime() (Runtime, error) {
-	var argv []string
-	switch y.Command.Kind {
-	case 0:
-	case yaml.ScalarNode:
-		argv = strings.Fields(y.Command.Value)
-	case yaml.SequenceNode:
-		if err := y.Command.Decode(&argv); err != nil {
-			return Runtime{}, fmt.Errorf("command: %w", err)
-		}
-	default:
-		return Runtime{}, errors.New("command: want a string or a list of strings")
+	argv, err := commandArgv(y.Command)
+	if err != nil {
+		return Runtime{}, err
 	}
 	switch y.Runtime {
 	case "command":

@@ -57,6 +57,8 @@ type Worker struct {
 	qm map[string]*queueMetrics // per-queue metrics, read-only after New
 
 	pools map[string]*warmPool // warm queues' processes, read-only after New
+	// services are the Services' runners, set by Start, stopped by Stop.
+	services []*serviceRunner
 
 	mu         sync.Mutex
 	started    bool
@@ -183,6 +185,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.abortStart()
 		return fmt.Errorf("worker registry: %w", err)
 	}
+	w.startServices()
 	for q, pool := range w.pools {
 		if err := pool.start(); err != nil {
 			w.log.Error("start warm runtimes; they are started again when a task needs one", "queue", q, "err", err)
@@ -266,6 +269,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	for _, pool := range w.pools {
 		pool.stop()
 	}
+	w.stopServices()
 	w.hardCancel()
 	w.stopRegistry()
 	w.closeStateDir()

@@ -111,6 +111,7 @@ func parseFlags(args []string) (*options, error) {
 			return nil, fmt.Errorf("--config %s: %w", o.configFile, err)
 		}
 		o.cfg.Runtimes, o.cfg.RequireRuntimes = f.Queues, true
+		o.cfg.Services = f.Services
 		if !queuesGiven {
 			for q := range f.Queues {
 				o.cfg.Queues = append(o.cfg.Queues, q)
@@ -164,11 +165,21 @@ func parseRuntimes(rts, codecs []string) (map[string]worker.Runtime, error) {
 	return out, nil
 }
 
+// serviceNames are the names of the worker's services (their commands and
+// environments may hold secrets).
+func serviceNames(svcs []worker.Service) []string {
+	names := make([]string, 0, len(svcs))
+	for _, s := range svcs {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
 // logEffective logs the configuration in use, without secrets.
 func (o *options) logEffective(id string) {
 	c := o.cfg
 	o.log.Info("worker config", append([]any{"worker_id", id}, append(o.nats.LogAttrs(), "api_url", o.apiURL, "api_ca", o.apiCA, "queues", c.Queues, "concurrency", c.Concurrency,
-		"runtimes", o.runtimes, "runtime_codecs", o.codecs,
+		"runtimes", o.runtimes, "runtime_codecs", o.codecs, "services", serviceNames(c.Services),
 		"heartbeat_interval", c.HeartbeatInterval, "grace_period", c.GracePeriod, "kill_grace", c.KillGrace,
 		"handshake_timeout", c.HandshakeTimeout, "state_dir", c.StateDir, "listen", o.listen)...)...)
 }

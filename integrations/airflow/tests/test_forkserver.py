@@ -20,8 +20,12 @@ def forkserver(tmp_path):
         text=True,
     )
     try:
-        line = p.stdout.readline()  # after Airflow's imports
-        assert "ready" in line, line
+        seen = []
+        for line in p.stdout:  # after Airflow's imports (which may log)
+            seen.append(line)
+            if "ready on" in line:
+                break
+        assert seen and "ready on" in seen[-1], seen
         yield path
     finally:
         p.kill()

@@ -11,7 +11,7 @@ import pathlib
 import time
 from datetime import datetime, timedelta
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback, dag, get_current_context, task
 
 
 def _signals() -> pathlib.Path:
@@ -103,3 +103,69 @@ def tw_bench():
 
 
 tw_bench()
+
+
+@dag(dag_id="tw_nat", schedule=None, start_date=datetime(2024, 1, 1), catchup=False)
+def tw_nat():
+    """A task on the queue of the worker behind NAT (outbound only)."""
+
+    # Retries: on a loaded machine Airflow's API server can answer a try's
+    # first call after the Task SDK's timeout (the try then fails).
+    @task(queue="other", retries=2, retry_delay=timedelta(seconds=1))
+    def give():
+        return "pulled through the NAT"
+
+    @task(queue="nat", retries=2, retry_delay=timedelta(seconds=1))
+    def behind_nat(x):
+        # Where this task's connections to Airflow's API server come from:
+        # the namespace's private address, not one the API server can dial.
+        import socket
+        from urllib.parse import urlparse
+
+        url = urlparse(os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+        with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+            local = s.getsockname()[0]
+        (_signals() / "nat-task").write_text(f"{local} {x}")
+        return x
+
+    behind_nat(give())
+
+
+tw_nat()
+
+
+def deadline_missed(note, context=None):
+    """tw_deadline's deadline callback: an ExecuteCallback workload, run by a
+    taskwire worker. Top level in this file: Airflow imports it from here."""
+    (_signals() / "deadline-missed").write_text(note)
+
+
+@dag(
+    dag_id="tw_deadline",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(seconds=1),
+        callback=SyncCallback(deadline_missed, kwargs={"note": "missed"}),
+    ),
+)
+def tw_deadline():
+    """A run that outlasts its deadline: the scheduler sends the deadline's
+    callback to the executor (Airflow 3.3's ExecuteCallback workload)."""
+
+    @task(queue="default")
+    def outlast():
+        missed = _signals() / "deadline-missed"
+        deadline = time.monotonic() + 600
+        while not missed.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the deadline callback never ran")
+            time.sleep(0.2)
+        return missed.read_text()
+
+    outlast()
+
+
+tw_deadline()

@@ -30,6 +30,10 @@ class Client:
         self._headers = headers
         self._http = httpx.Client(base_url=self._base, headers=headers, timeout=timeout)
 
+    @property
+    def base_url(self) -> str:
+        return self._base
+
     def close(self) -> None:
         self._http.close()
 
@@ -46,6 +50,22 @@ class Client:
 
     def get(self, ti_id: str) -> dict[str, Any]:
         return self._check(f"get {ti_id}", self._http.get(f"/api/v1/task-instances/{ti_id}"))
+
+    def list(self, dag_id: str = "", limit: int = 100) -> list[dict[str, Any]]:
+        """GET /api/v1/task-instances: task instances, newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        if dag_id:
+            params["dag_id"] = dag_id
+        return self._check("list", self._http.get("/api/v1/task-instances", params=params))["task_instances"]
+
+    def logs(self, ti_id: str, try_number: int = 0) -> list[dict[str, Any]]:
+        """GET /api/v1/task-instances/{id}/logs: its log lines (of one try
+        of taskwire's, or of all when try_number is 0), each a JSON object."""
+        params = {"try": try_number} if try_number else {}
+        r = self._http.get(f"/api/v1/task-instances/{ti_id}/logs", params=params)
+        if r.status_code >= 400:
+            self._check(f"logs {ti_id}", r)
+        return [json.loads(line) for line in r.text.splitlines() if line.strip()]
 
     def cancel(self, ti_id: str) -> dict[str, Any]:
         return self._check(f"cancel {ti_id}", self._http.post(f"/api/v1/task-instances/{ti_id}/cancel"))

@@ -25,51 +25,14 @@ other process of its session (Airflow's task process among them) and exits.
 from __future__ import annotations
 
 import argparse
-import json
+import gc
 import os
 import signal
 import socket
-import struct
 import sys
 import threading
 
-_HEADER = struct.Struct("!I")
-
-
-def send_request(sock: socket.socket, env: dict[str, str], fds: list[int]) -> None:
-    body = json.dumps({"env": env}).encode()
-    socket.send_fds(sock, [_HEADER.pack(len(body))], fds)
-    sock.sendall(body)
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
-    return buf
-
-
-def recv_request(sock: socket.socket) -> tuple[dict[str, str], list[int]]:
-    head, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, 3)
-    if len(head) < _HEADER.size:
-        head += _recv_exact(sock, _HEADER.size - len(head))
-    (n,) = _HEADER.unpack(head)
-    if n > 64 << 20:
-        raise ValueError(f"request of {n} bytes")
-    msg = json.loads(_recv_exact(sock, n))
-    return msg["env"], list(fds)
-
-
-def send_exit(sock: socket.socket, code: int) -> None:
-    sock.sendall(_HEADER.pack(code & 0xFFFFFFFF))
-
-
-def recv_exit(sock: socket.socket) -> int:
-    (code,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
-    return code - (1 << 32) if code >= 1 << 31 else code
+from taskwire_airflow._wire import recv_exit, recv_request, send_exit, send_request  # noqa: F401
 
 
 def _session_members(sid: int) -> list[int]:
@@ -142,6 +105,20 @@ def serve(path: str) -> None:
     import airflow.sdk.execution_time.supervisor  # noqa: F401
     import airflow.sdk.execution_time.task_runner  # noqa: F401
     import airflow.sdk.log  # noqa: F401
+    from airflow.sdk.api import client as api_client
+    from taskwire_airflow.run import workload_adapter
+
+    workload_adapter()
+    # The Execution API client's TLS context (certifi's CAs: tens of
+    # milliseconds to load), cached by the Task SDK: built here, every
+    # child has it.
+    api_client.Client._get_ssl_context_cached(api_client.API_SSL_CA_FILE_PATH, api_client.API_SSL_CERT_PATH)
+
+    # What is loaded now moves out of the collector's reach: a child's
+    # collections then do not write to (so copy) the pages it shares with
+    # this process (CPython's advice for pre-forking servers).
+    gc.collect()
+    gc.freeze()
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     try:

@@ -20,10 +20,12 @@ import os
 import socket
 import sys
 
-from taskwire_airflow.spec import WORKLOAD_ENV
-
 #: The fork server's unix socket, when the worker's machine runs one.
 FORKSERVER_ENV = "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET"
+
+# Imports are kept to the few the fork server's path needs: this module
+# starts for every task, and each module imported costs CPU before the
+# task's process starts.
 
 
 def main() -> int:
@@ -37,7 +39,7 @@ def main() -> int:
 
 def via_forkserver(path: str) -> int | None:
     """Run the workload in a child of the fork server; None when it does not answer."""
-    from taskwire_airflow.forkserver import recv_exit, send_request
+    from taskwire_airflow._wire import recv_exit, send_request
 
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -57,17 +59,15 @@ def via_forkserver(path: str) -> int | None:
 
 def run_in_process() -> int:
     """Decode the workload from the environment and run it with Airflow's runner."""
+    from taskwire_airflow.spec import WORKLOAD_ENV
+
     data = os.environ.pop(WORKLOAD_ENV, None)
     if not data:
         print(f"taskwire_airflow.run: {WORKLOAD_ENV} is not set", file=sys.stderr)
         return 2
 
-    from pydantic import TypeAdapter
-
-    from airflow.executors import workloads
-
     try:
-        workload = TypeAdapter(workloads.All).validate_json(data)
+        workload = workload_adapter().validate_json(data)
     except Exception as e:  # a bad workload: say what, fail the try
         print(f"taskwire_airflow.run: bad workload JSON: {e}", file=sys.stderr)
         return 2
@@ -86,6 +86,22 @@ def run_in_process() -> int:
         proctitle=f"airflow supervisor (taskwire): {workload.display_name}",
     )
     return exit_code(int(rc or 0), final.get("state"))
+
+
+_adapter = None
+
+
+def workload_adapter():
+    """pydantic's validator of Airflow's workloads, built once (building it
+    costs tens of milliseconds; the fork server builds it before it forks)."""
+    global _adapter
+    if _adapter is None:
+        from pydantic import TypeAdapter
+
+        from airflow.executors import workloads
+
+        _adapter = TypeAdapter(workloads.All)
+    return _adapter
 
 
 #: Airflow's final states of a try that mean the process did its job.

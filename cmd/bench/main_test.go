@@ -228,7 +228,8 @@ func TestRunFleet(t *testing.T) {
 	}
 	f := r.Fleet[0]
 	if f.Workers != 5 || f.DistinctWorkers != 5 || f.ListShort != 0 || f.Warnings != 0 || f.Throughput.Tasks != 20 ||
-		f.ListedSeconds <= 0 || f.ExecutorIdleCores <= 0 || f.Throughput.PerSecond <= 0 {
+		f.ListedSeconds <= 0 || f.ExecutorIdleCores <= 0 || f.Throughput.PerSecond <= 0 ||
+		f.MaxStartSeconds <= 0 || f.LateStarts > f.Throughput.Tasks {
 		t.Errorf("fleet of 5: %+v", f)
 	}
 	if r.Command.Tasks != 0 {

@@ -249,6 +249,10 @@ type Fleet struct {
 	// would wait 30 s).
 	MaxStartSeconds float64 `json:"max_start_s"`
 	LateStarts      int     `json:"late_starts"`
+	// Redelivered is how many activities the queue's consumer delivered
+	// again (its deliveries beyond one per try): a delivery a worker lost
+	// comes back after the ack wait (30 s), the late start of issue 17.
+	Redelivered int64 `json:"redelivered"`
 	// WarningsIdle are the warnings and errors the workers logged while
 	// idle; Warnings in the whole phase.
 	WarningsIdle int64 `json:"warnings_idle"`
@@ -428,6 +432,7 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 	}
 	r.ExecutorLoadCores = (processCPU() - e1).Seconds() / time.Since(t1).Seconds()
 	used := map[string]bool{}
+	tries := int64(0)
 	for f := (executor.Filter{}); ; {
 		page, err := c.ex.List(ctx, f)
 		if err != nil {
@@ -440,6 +445,7 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 			if ti.TryNumber > 1 {
 				r.Retried++
 			}
+			tries += int64(ti.TryNumber)
 			if ti.QueuedAt != nil && ti.StartDate != nil {
 				w := ti.StartDate.Sub(*ti.QueuedAt)
 				r.MaxStartSeconds = max(r.MaxStartSeconds, w.Seconds())
@@ -453,6 +459,15 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 		}
 		f.Cursor = page.Next
 	}
+	cons, err := c.observer.ActivityConsumer(ctx, queueCommand)
+	if err != nil {
+		return r, err
+	}
+	delivered, err := cons.Deliveries(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.Redelivered = int64(delivered) - tries
 	r.DistinctWorkers = len(used)
 	r.Warnings = f.warns.Load()
 	return r, nil

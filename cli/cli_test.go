@@ -52,6 +52,7 @@ func TestExitCodes(t *testing.T) {
 		{"submit_h", []string{"submit", "-h"}, 0, "usage: executor submit"},
 		{"submit_bad_flag", []string{"submit", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"submit_nothing", []string{"submit"}, 2, "want a command after --"},
+		{"submit_dag_only", []string{"submit", "--dag-id", "d"}, 2, "--task-id T"},
 		{"submit_both", []string{"submit", "--task", "x", "--", "echo"}, 2, "not both"},
 		{"submit_bad_queue", []string{"submit", "--queue", "Big Queue", "--", "echo"}, 2, "queue \"Big Queue\" must match"},
 		{"submit_bad_retries", []string{"submit", "--retries", "101", "--", "echo"}, 2, "retries 101 out of range"},

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,18 +31,14 @@ delete removes the DAG, its versions and its runs' records.
 `
 
 func (c *cli) dags(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, dagsUsage)
-		return &exitError{code: 2}
+	sub, args, fs, a, err := c.apiSubcommand("dags", dagsUsage, args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := c.newFlagSet("dags "+sub, dagsUsage)
-	var a apiFlags
-	a.register(fs)
 	switch sub {
 	case "apply":
 		file := fs.String("f", "", "the DAG file (YAML or JSON; - for stdin)")
-		api, _, err := c.apiCommand(fs, &a, args)
+		api, _, err := c.apiCommand(fs, a, args)
 		if err != nil {
 			return err
 		}
@@ -86,7 +83,7 @@ func (c *cli) dags(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "dag %s stored: version %d, %d task(s)%s\n", rec.DagID, rec.Version, len(rec.DAG.Tasks), pausedNote(rec.Paused))
 		return nil
 	case "list":
-		api, _, err := c.apiCommand(fs, &a, args)
+		api, _, err := c.apiCommand(fs, a, args)
 		if err != nil {
 			return err
 		}
@@ -119,7 +116,7 @@ func (c *cli) dags(ctx context.Context, args []string) error {
 		}
 		return tw.Flush()
 	case "get":
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID")
 		if err != nil {
 			return err
 		}
@@ -141,7 +138,7 @@ func (c *cli) dags(ctx context.Context, args []string) error {
 		}
 		return enc.Close()
 	case "pause", "unpause":
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID")
 		if err != nil {
 			return err
 		}
@@ -155,7 +152,7 @@ func (c *cli) dags(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "dag %s %sd\n", rec.DagID, sub)
 		return nil
 	case "delete":
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID")
 		if err != nil {
 			return err
 		}
@@ -184,4 +181,19 @@ func (c *cli) readFile(name string) ([]byte, error) {
 		return io.ReadAll(c.stdin)
 	}
 	return os.ReadFile(name)
+}
+
+// apiSubcommand splits "SUB ARGS…" of a command with subcommands that
+// call the public API (dags, runs): the subcommand, its arguments, and a
+// flag set with the API flags registered in a. No subcommand prints the
+// usage and is exit status 2.
+func (c *cli) apiSubcommand(name, usage string, args []string) (string, []string, *flag.FlagSet, *apiFlags, error) {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, usage)
+		return "", nil, nil, nil, &exitError{code: 2}
+	}
+	fs := c.newFlagSet(name+" "+args[0], usage)
+	a := &apiFlags{}
+	a.register(fs)
+	return args[0], args[1:], fs, a, nil
 }

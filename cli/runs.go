@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/dag"
 )
 
@@ -28,21 +30,17 @@ downstream of them) run again as new tries; the run is running again.
 `
 
 func (c *cli) runs(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, runsUsage)
-		return &exitError{code: 2}
+	sub, args, fs, a, err := c.apiSubcommand("runs", runsUsage, args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := c.newFlagSet("runs "+sub, runsUsage)
-	var a apiFlags
-	a.register(fs)
 	switch sub {
 	case "trigger":
 		runID := fs.String("run-id", "", "the run's id (default manual__<logical date>)")
 		conf := fs.String("conf", "", "the run's conf, a JSON object")
 		ld := fs.String("logical-date", "", "the run's logical date, RFC 3339 (default now)")
 		wait := fs.Bool("wait", false, "follow the run to its end; exit 0 only if it succeeded")
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID")
 		if err != nil {
 			return err
 		}
@@ -73,9 +71,11 @@ func (c *cli) runs(ctx context.Context, args []string) error {
 		if !a.json {
 			fmt.Fprintf(c.stdout, "run %s of %s: %s\n", v.RunID, v.DagID, v.State)
 		}
-		return c.followRun(ctx, v, a.json, func() (*dag.RunView, error) { return api.DagRun(ctx, v.DagID, v.RunID) })
+		return c.followRun(ctx, v, a.json, func(fn func(*dag.RunView)) (*dag.RunView, error) {
+			return api.WatchRun(ctx, v.DagID, v.RunID, fn)
+		})
 	case "get":
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID", "RUN_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID", "RUN_ID")
 		if err != nil {
 			return err
 		}
@@ -89,7 +89,7 @@ func (c *cli) runs(ctx context.Context, args []string) error {
 		c.printRun(v)
 		return nil
 	case "list":
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID")
 		if err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func (c *cli) runs(ctx context.Context, args []string) error {
 	case "clear":
 		tasks := fs.String("task", "", "comma-separated task ids to clear (default all)")
 		down := fs.Bool("downstream", false, "clear every task downstream of them too")
-		api, pos, err := c.apiCommand(fs, &a, args, "DAG_ID", "RUN_ID")
+		api, pos, err := c.apiCommand(fs, a, args, "DAG_ID", "RUN_ID")
 		if err != nil {
 			return err
 		}
@@ -137,18 +137,19 @@ func (c *cli) runs(ctx context.Context, args []string) error {
 	return usagef("runs: unknown subcommand %q (want trigger, get, list or clear)", sub)
 }
 
-// runPoll is how often --wait reads the run.
-const runPoll = 100 * time.Millisecond
+// watchRetries is how often --wait watches a run again whose stream
+// ended before the run did (an executor restart), a second apart.
+const watchRetries = 60
 
 // followRun prints every state change of the run's task instances until
-// the run ends, with a progress bar of the instances done; it fails (exit
-// 1) unless the run succeeded.
-func (c *cli) followRun(ctx context.Context, v *dag.RunView, asJSON bool, get func() (*dag.RunView, error)) error {
+// the run ends, with a progress bar of the instances done, from the
+// executor's watch of the run (event-driven, not polled). It returns an
+// exit status 1 error unless the run succeeded.
+func (c *cli) followRun(ctx context.Context, v *dag.RunView, asJSON bool,
+	watch func(fn func(*dag.RunView)) (*dag.RunView, error)) error {
 	seen := map[string]activity.State{}
 	bar := c.newBar(len(v.TaskInstances), "tasks done")
-	t := time.NewTicker(runPoll)
-	defer t.Stop()
-	for {
+	show := func(v *dag.RunView) {
 		total, done := 0, 0
 		for _, ti := range v.TaskInstances {
 			total++
@@ -174,22 +175,27 @@ func (c *cli) followRun(ctx context.Context, v *dag.RunView, asJSON bool, get fu
 		}
 		bar.ChangeMax(total)
 		_ = bar.Set(done)
-		if v.State.Finished() {
-			_ = bar.Finish()
-			fmt.Fprintln(c.stderr)
+	}
+	show(v)
+	for retry := 0; !v.State.Finished(); retry++ {
+		last, err := watch(show)
+		if last != nil {
+			v = last
+		}
+		if err == nil || v.State.Finished() {
 			break
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-		nv, err := get()
-		if err != nil {
+		if !errors.Is(err, client.ErrWatchEnded) || retry == watchRetries {
 			return err
 		}
-		v = nv
+		select { // the executor restarting: watch again
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
+	_ = bar.Finish()
+	fmt.Fprintln(c.stderr)
 	if asJSON {
 		if err := printJSON(c.stdout, v); err != nil {
 			return err

@@ -67,7 +67,6 @@ func serveCmd(ctx context.Context, args []string, lookupEnv func(string) (string
 		tlsKey        = fs.String("tls-key", "", "PEM private key of --tls-cert (TASKWIRE_TLS_KEY)")
 		lostAfter     = fs.Duration("lost-after", executor.LostAfterDefault, "a worker or triggerer silent this long is shown as lost (TASKWIRE_LOST_AFTER)")
 		ackWait       = fs.Duration("activity-ack-wait", 30*time.Second, "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
-		faultDropEnds = fs.Bool("fault-drop-run-ends", false, "fault injection, for tests only: record task ends without telling their DAG runs, as an executor that dies right after each end would (TASKWIRE_FAULT_DROP_RUN_ENDS)")
 	)
 	lf := registerLimitFlags(fs)
 	minFreeFlag := fs.Int64("min-free-disk", 0, "bytes kept free on the embedded NATS's disk: below it new work is refused (507) until space is freed; 0: 2% of the disk, 16 MiB to 1 GiB (TASKWIRE_MIN_FREE_DISK)")
@@ -181,9 +180,9 @@ func serveCmd(ctx context.Context, args []string, lookupEnv func(string) (string
 	if err := ex.Start(ctx); err != nil {
 		return err
 	}
-	if *faultDropEnds {
-		log.Warn("fault injection: task ends are not told to their DAG runs (--fault-drop-run-ends)")
-		ex.SetFaultDropRunEnds(true)
+	if err := applyTestHooks(ex, log); err != nil {
+		_ = ex.Stop(context.Background())
+		return usageErr(err)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -22,11 +22,14 @@ import (
 
 const submitUsage = `usage: executor submit [flags] [--] CMD [ARGS...]
        executor submit [flags] --task NAME
+       executor submit [flags] --task-id T [--dag-id D --run-id R]
        executor submit [flags] -f FILE
 
 Queues a task instance and prints its id. CMD runs with no SDK on a worker
 serving --queue; --task instead names a task of the SDK runtime configured for
-the queue. -f reads a TaskSpec, or a list of them, from a JSON or YAML file
+the queue. With neither, --task-id names the task: the airflow runtime runs
+task T of DAG D from its DAG folder with Airflow's own task runner
+(executor submit --queue airflow --dag-id D --task-id T --run-id R). -f reads a TaskSpec, or a list of them, from a JSON or YAML file
 ("-" reads stdin): flags given on the command line override the file's values,
 and flag defaults (and their TASKWIRE_* variables) fill the values it leaves
 empty.
@@ -130,7 +133,10 @@ func (c *cli) parseSubmit(args []string) (*submitOpts, error) {
 		}
 	default:
 		if len(command) == 0 && f.task == "" {
-			return nil, usagef("submit: want a command after -- , --task NAME, or -f FILE")
+			if f.taskID == "" {
+				return nil, usagef("submit: want a command after -- , --task NAME, --task-id T, or -f FILE")
+			}
+			f.task, command = f.taskID, nil
 		}
 		if len(command) > 0 && f.task != "" {
 			return nil, usagef("submit: give a command or --task NAME, not both")

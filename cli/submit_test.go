@@ -57,6 +57,11 @@ func TestParseSubmit(t *testing.T) {
 			}},
 		},
 		{
+			name: "airflow_task_by_task_id",
+			args: []string{"--queue", "airflow", "--dag-id", "D", "--task-id", "T", "--run-id", "R"},
+			want: []activity.TaskSpec{{Queue: "airflow", DagID: "D", TaskID: "T", RunID: "R", Entrypoint: activity.Entrypoint{Task: "T"}}},
+		},
+		{
 			name: "sdk_task",
 			args: []string{"--queue", "go", "--task", "push", "--dag-id", "demo", "--run-id", "run1"},
 			want: []activity.TaskSpec{{Queue: "go", DagID: "demo", RunID: "run1", Entrypoint: activity.Entrypoint{Task: "push"}}},

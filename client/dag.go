@@ -2,6 +2,10 @@ package client
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 
@@ -137,4 +141,46 @@ func (c *Client) ClearRun(ctx context.Context, dagID, runID string, req dag.Clea
 		return nil, err
 	}
 	return &v, nil
+}
+
+// WatchRun calls fn with a run's view now and then again at each change
+// (GET /dags/{dag_id}/runs/{run_id}/watch, event-driven on the executor),
+// until the run has ended, and returns the last view. A stream that ends
+// before the run has (the executor restarted) returns the last view seen
+// and ErrWatchEnded; ErrNotFound when there is no such run.
+func (c *Client) WatchRun(ctx context.Context, dagID, runID string, fn func(*dag.RunView)) (*dag.RunView, error) {
+	id, err := pathID("dag_id", dagID)
+	if err != nil {
+		return nil, err
+	}
+	rid, err := pathID("run_id", runID)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/dags/"+id+"/runs/"+rid+"/watch", nil, nil, "application/x-ndjson")
+	if err != nil {
+		return nil, fmt.Errorf("watch run %s of %s: %w", runID, dagID, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(io.LimitReader(resp.Body, 1<<40))
+	var last *dag.RunView
+	for {
+		var v dag.RunView
+		if err := dec.Decode(&v); err != nil {
+			if ctx.Err() != nil {
+				return last, fmt.Errorf("watch run %s of %s: %w", runID, dagID, context.Cause(ctx))
+			}
+			if errors.Is(err, io.EOF) {
+				return last, fmt.Errorf("watch run %s of %s: %w", runID, dagID, ErrWatchEnded)
+			}
+			return last, fmt.Errorf("watch run %s of %s: %w: %w", runID, dagID, ErrWatchEnded, err)
+		}
+		last = &v
+		if fn != nil {
+			fn(last)
+		}
+		if v.State.Finished() {
+			return last, nil
+		}
+	}
 }

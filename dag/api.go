@@ -17,7 +17,7 @@ type Record struct {
 	Paused    bool      `json:"is_paused"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
-	DAG       *DAG      `json:"dag"`
+	DAG       *DAG      `json:"dag" oa:"nonnull"`
 	// NextRunAt is when the schedule's next run is due (nil: none).
 	NextRunAt *time.Time `json:"next_dagrun_at,omitempty"`
 	// LastScheduled is the logical date of the schedule's latest run.
@@ -35,7 +35,7 @@ type Summary struct {
 	NextRunAt *time.Time `json:"next_dagrun_at,omitempty"`
 	UpdatedAt time.Time  `json:"updated_at"`
 	// LastRuns are the latest runs, the latest first (at most 10).
-	LastRuns []RunSummary `json:"last_runs"`
+	LastRuns []RunSummary `json:"last_runs" oa:"nonnull"`
 }
 
 // RunSummary is a run without its task instances.
@@ -110,6 +110,12 @@ type RunTI struct {
 	Mapped bool `json:"mapped,omitempty"`
 }
 
+// ValidTIState reports whether s is a state a run's task instance may
+// show: a task instance's, or none, scheduled, upstream_failed.
+func ValidTIState(s activity.State) bool {
+	return s.Valid() || s == "none" || s == StateScheduled || s == StateUpstreamFailed
+}
+
 // Done reports whether the instance ended (for progress).
 func (t RunTI) Done() bool {
 	return t.State == StateUpstreamFailed || t.State != "none" && t.State != StateScheduled && t.State.Terminal()
@@ -119,5 +125,5 @@ func (t RunTI) Done() bool {
 type ProblemsBody struct {
 	Error    string    `json:"error"`
 	Detail   string    `json:"detail"`
-	Problems []Problem `json:"problems"`
+	Problems []Problem `json:"problems" oa:"nonnull"`
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -39,7 +40,8 @@ type DAG struct {
 	// Catchup makes a schedule create the runs it missed (since StartDate,
 	// or while the executor was down); default false: only the latest.
 	Catchup bool `json:"catchup,omitempty" yaml:"catchup,omitempty"`
-	// MaxActiveRuns bounds the runs queued or running at once; 0 is no bound.
+	// MaxActiveRuns bounds the runs running at once (more wait queued,
+	// oldest first); 0 is no bound.
 	MaxActiveRuns int `json:"max_active_runs,omitempty" yaml:"max_active_runs,omitempty"`
 	// MaxActiveTasks bounds the task instances of one run queued or
 	// running at once; 0 is no bound.
@@ -52,7 +54,12 @@ type DAG struct {
 	// OnSuccess and OnFailure run as RunCallback activities when a run ends.
 	OnSuccess *activity.Callback `json:"on_success_callback,omitempty" yaml:"on_success_callback,omitempty"`
 	OnFailure *activity.Callback `json:"on_failure_callback,omitempty" yaml:"on_failure_callback,omitempty"`
-	Tasks     []Task             `json:"tasks" yaml:"tasks"`
+	Tasks     []Task             `json:"tasks" yaml:"tasks" oa:"nonnull"`
+
+	// order caches topo's answer: a stored DAG version does not change,
+	// and every evaluation of its runs walks it.
+	orderOnce sync.Once
+	order     []*Task
 }
 
 // TaskDefaults are default_args: what a task leaves unset is taken from here.

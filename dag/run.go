@@ -54,9 +54,8 @@ type Run struct {
 	Tasks map[string]*TaskRun `json:"tasks"`
 }
 
-// TaskRun is one task's part of a run. The record's keys are short: a
-// fan-in rewrites it once per batch of ends, and its size is most of
-// that cost.
+// TaskRun is one task's part of a run. The record's keys are short: it
+// is rewritten whenever an evaluation decides something.
 type TaskRun struct {
 	// Expanded is set once a mapped task was expanded: Instances then hold
 	// map indexes 0..n-1 (none for an empty expansion). Before, and for a
@@ -69,7 +68,10 @@ type TaskRun struct {
 // until its trigger rule decides; StateScheduled once the rule passed and
 // its task-instance record TIID was made (that record then has its live
 // state); and the instance's final state (success, failed, skipped,
-// upstream_failed, removed, cancelled) once it ended.
+// upstream_failed, removed, cancelled) once it ended. An end is written
+// with the run's next decision (or by the scan), not on its own: until
+// then only its task-instance record has it (see [Run.ApplyEnds]), so a
+// task end that decides nothing costs the run record no write.
 type Instance struct {
 	MapIndex int            `json:"m"`
 	State    activity.State `json:"s,omitempty"`
@@ -391,6 +393,40 @@ func (r *Run) End(taskID string, mapIndex int, tiID string, st activity.State, t
 	return true
 }
 
+// Knows reports whether tiID is the task-instance record of the run's
+// instance of taskID at mapIndex (false for a stale end, made before a
+// clear, or a record this copy of the run has not heard of yet).
+func (r *Run) Knows(taskID string, mapIndex int, tiID string) bool {
+	in := r.Instance(taskID, mapIndex)
+	return in != nil && in.TIID == tiID
+}
+
+// LiveEnd is the end of a scheduled instance's task-instance record, as
+// far as its caller knows: ok false while it has not ended.
+type LiveEnd func(tiID string) (st activity.State, try int, reason string, ok bool)
+
+// ApplyEnds records, for every scheduled instance whose task-instance
+// record ended (live tells), that end, as [Run.End] does. The run record
+// is not rewritten for each end — the task-instance records hold them —
+// so an evaluation first brings its copy up to date with this. It
+// reports how many ends it applied.
+func (r *Run) ApplyEnds(live LiveEnd) int {
+	n := 0
+	for _, tr := range r.Tasks {
+		for i := range tr.Instances {
+			in := &tr.Instances[i]
+			if in.State != StateScheduled || in.TIID == "" {
+				continue
+			}
+			if st, try, reason, ok := live(in.TIID); ok && Ended(st) {
+				in.State, in.Try, in.Reason = st, try, reason
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Active counts the run's instances scheduled and not ended.
 func (r *Run) Active() int {
 	n := 0
@@ -477,8 +513,14 @@ func (d *DAG) Task(id string) *Task {
 
 // topo returns the tasks upstream first (a valid DAG has no cycle): a
 // depth-first order from the tasks in document order, each task after its
-// upstreams, in O(tasks + edges).
+// upstreams, in O(tasks + edges) once per DAG value (its Tasks must not
+// change after the first call).
 func (d *DAG) topo() []*Task {
+	d.orderOnce.Do(func() { d.order = d.topoOrder() })
+	return d.order
+}
+
+func (d *DAG) topoOrder() []*Task {
 	pos := make(map[string]int, len(d.Tasks))
 	for i, t := range d.Tasks {
 		pos[t.TaskID] = i

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/dag"
 	"github.com/taskwire/taskwire/queue"
 )
@@ -31,6 +32,10 @@ type dags struct {
 	// at that revision without reading and decoding it again (a replica
 	// that wrote meanwhile makes the update fail, and the batch re-reads).
 	runs map[string]cachedRun
+	// floors holds, by run key, the revision the scan last wrote a run at:
+	// a copy of an older revision is not cached again (it may lack the
+	// ends the scan applied).
+	floors map[string]uint64
 	// wg counts the goroutines applying ends (runEnded); Stop waits for them.
 	wg sync.WaitGroup
 
@@ -49,7 +54,13 @@ func (e *Executor) startDags(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
-	e.dags = &dags{store: st, versions: map[string]*dag.DAG{}, batches: map[string]*runBatch{}, runs: map[string]cachedRun{}}
+	e.dags = &dags{store: st, versions: map[string]*dag.DAG{}, batches: map[string]*runBatch{}, runs: map[string]cachedRun{},
+		floors: map[string]uint64{}}
+	// Another replica's task end: this executor evaluates the run too, so
+	// that two ends evaluated at once by two replicas, each before seeing
+	// the other's, still decide their downstream (the run record's
+	// compare-and-set makes the decision count once).
+	e.store.onEnded = func(ti *activity.TaskInstance) { e.dagTaskEnded(context.Background(), ti) }
 	return nil
 }
 
@@ -228,6 +239,9 @@ func (e *Executor) DeleteDag(ctx context.Context, dagID string) error {
 	if err := ds.store.Dags().Delete(ctx, queue.DagKey(dagID), true); err != nil {
 		return err
 	}
+	if err := ds.store.Runs().Delete(ctx, queue.DagSlotsKey(dagID), true); err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		rs     *queue.Records
 		filter string
@@ -287,16 +301,6 @@ func (e *Executor) dagVersion(ctx context.Context, dagID string, v int) (*dag.DA
 	return d, nil
 }
 
-// SetFaultDropRunEnds is fault injection for tests: with drop, this
-// executor records task ends without telling their DAG runs, which is
-// what an executor that died right after recording each end leaves
-// behind; the start-up or periodic scan of an executor finishes it.
-func (e *Executor) SetFaultDropRunEnds(drop bool) {
-	if e.dags != nil {
-		e.dags.dropEnds.Store(drop)
-	}
-}
-
 // cachedRun is a decoded run record at its KV revision.
 type cachedRun struct {
 	run *dag.Run
@@ -318,9 +322,24 @@ func (ds *dags) putRun(key string, r *dag.Run, rev uint64) {
 	defer ds.mu.Unlock()
 	if r.State.Finished() {
 		delete(ds.runs, key)
+		delete(ds.floors, key)
+		return
+	}
+	if rev < ds.floors[key] {
 		return
 	}
 	ds.runs[key] = cachedRun{run: r, rev: rev}
+}
+
+// raiseFloor drops the cached copy of a run and keeps copies older than
+// rev from being cached again.
+func (ds *dags) raiseFloor(key string, rev uint64) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	delete(ds.runs, key)
+	if r, done := ds.floors[key]; !done || rev > r {
+		ds.floors[key] = rev
+	}
 }
 
 // stopDags waits for the evaluations under way.

@@ -20,6 +20,7 @@ func (e *Executor) routeDags(h func(string, http.HandlerFunc)) {
 	h("POST /api/v1/dags/{dag_id}/runs", e.handleTriggerRun)
 	h("GET /api/v1/dags/{dag_id}/runs", e.handleListRuns)
 	h("GET /api/v1/dags/{dag_id}/runs/{run_id}", e.handleGetRun)
+	h("GET /api/v1/dags/{dag_id}/runs/{run_id}/watch", e.handleWatchRun)
 	h("POST /api/v1/dags/{dag_id}/runs/{run_id}/clear", e.handleClearRun)
 }
 
@@ -45,11 +46,7 @@ func (e *Executor) handlePutDag(w http.ResponseWriter, r *http.Request) {
 		e.writeDagError(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if changed {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, rec)
+	writeJSON(w, createdStatus(changed), rec)
 }
 
 func (e *Executor) handleGetDag(w http.ResponseWriter, r *http.Request) {
@@ -99,15 +96,13 @@ func (e *Executor) handleDeleteDag(w http.ResponseWriter, r *http.Request) {
 // handlePatchDag is PATCH /api/v1/dags/{dag_id} {"is_paused": bool}, as
 // Airflow's REST API.
 func (e *Executor) handlePatchDag(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Paused *bool `json:"is_paused"`
-	}
+	var body patchDagBody
 	if err := decodeBody(w, r, e.cfg.MaxBody, &body); err != nil {
 		e.writeError(w, r, err)
 		return
 	}
-	if body.Paused == nil {
-		e.writeError(w, r, badRequest("body needs is_paused"))
+	if err := checkPatchDag(&body); err != nil {
+		e.writeError(w, r, err)
 		return
 	}
 	e.pause(w, r, *body.Paused)
@@ -128,27 +123,20 @@ func (e *Executor) pause(w http.ResponseWriter, r *http.Request, paused bool) {
 
 func (e *Executor) handleTriggerRun(w http.ResponseWriter, r *http.Request) {
 	var req TriggerRequest
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBody))
+	err := e.decodeOptionalBody(w, r, &req)
+	if err == nil {
+		err = checkTrigger(&req)
+	}
 	if err != nil {
 		e.writeError(w, r, err)
 		return
-	}
-	if len(data) > 0 {
-		if err := decodeJSON(data, &req); err != nil {
-			e.writeError(w, r, err)
-			return
-		}
 	}
 	run, created, err := e.TriggerRun(r.Context(), r.PathValue("dag_id"), req)
 	if err != nil {
 		e.writeError(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, e.runView(r.Context(), run))
+	writeJSON(w, createdStatus(created), e.runView(r.Context(), run))
 }
 
 func (e *Executor) handleListRuns(w http.ResponseWriter, r *http.Request) {
@@ -185,16 +173,9 @@ func (e *Executor) handleGetRun(w http.ResponseWriter, r *http.Request) {
 
 func (e *Executor) handleClearRun(w http.ResponseWriter, r *http.Request) {
 	var req dag.ClearRequest
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBody))
-	if err != nil {
+	if err := e.decodeOptionalBody(w, r, &req); err != nil {
 		e.writeError(w, r, err)
 		return
-	}
-	if len(data) > 0 {
-		if err := decodeJSON(data, &req); err != nil {
-			e.writeError(w, r, err)
-			return
-		}
 	}
 	run, n, err := e.ClearRun(r.Context(), r.PathValue("dag_id"), r.PathValue("run_id"), req.TaskIDs, req.Downstream)
 	if err != nil {
@@ -250,4 +231,44 @@ func (e *Executor) runView(ctx context.Context, run *dag.Run) dag.RunView {
 		}
 	}
 	return v
+}
+
+// createdStatus is 201 for a request that made something, else 200 (the
+// same document again, an existing run_id).
+func createdStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+// decodeOptionalBody decodes a JSON body into v; an empty body leaves v
+// as it is (every field is optional).
+func (e *Executor) decodeOptionalBody(w http.ResponseWriter, r *http.Request, v any) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBody))
+	if err != nil || len(data) == 0 {
+		return err
+	}
+	return decodeJSON(data, v)
+}
+
+// patchDagBody is the body of PATCH /api/v1/dags/{dag_id}.
+type patchDagBody struct {
+	Paused *bool `json:"is_paused"`
+}
+
+func checkPatchDag(b *patchDagBody) error {
+	if b.Paused == nil {
+		return badRequest("body needs is_paused")
+	}
+	return nil
+}
+
+// checkTrigger checks a trigger body's run_id (the rest is checked by
+// its decoding).
+func checkTrigger(req *TriggerRequest) error {
+	if req.RunID != "" && !validRunID(req.RunID) {
+		return badRequest("run_id %q must be 1-250 characters of [A-Za-z0-9_.:+@-]", req.RunID)
+	}
+	return nil
 }

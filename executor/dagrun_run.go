@@ -69,13 +69,9 @@ func (e *Executor) createRun(ctx context.Context, rec *DagRecord, runID, runType
 	r := dag.NewRun(d, rec.Version, runID, runType, ld, conf, now)
 	var ev dag.Evaluation
 	if d.MaxActiveRuns > 0 {
-		active, err := ds.store.Runs().Keys(ctx, "active."+rec.DagID+".*")
-		if err != nil {
-			return nil, false, err
-		}
-		if len(active) >= d.MaxActiveRuns {
-			r.State, r.StartDate = dag.RunQueued, nil
-		}
+		// Stored queued; it runs once it holds one of the DAG's slots
+		// (startRun), which two replicas cannot both take.
+		r.State, r.StartDate = dag.RunQueued, nil
 	}
 	if r.State == dag.RunRunning {
 		ev = r.Evaluate(d, e.expandSource(ctx, r), now)
@@ -102,6 +98,11 @@ func (e *Executor) createRun(ctx context.Context, rec *DagRecord, runID, runType
 	e.queueReady(ctx, d, r, ev.Ready)
 	if ev.Ended {
 		e.runFinished(ctx, d, r)
+	}
+	if r.State == dag.RunQueued && e.startRun(ctx, rec.DagID, runID) {
+		if started, err := e.GetRun(ctx, rec.DagID, runID); err == nil {
+			r = started
+		}
 	}
 	return r, true, nil
 }
@@ -230,7 +231,7 @@ func (e *Executor) drainEnds(ctx context.Context, dagID, runID, key string, b *r
 			return
 		}
 		ds.mu.Unlock()
-		if err := e.applyEnds(ctx, dagID, runID, ends); err != nil {
+		if err := e.applyEnds(ctx, dagID, runID, ends, false); err != nil {
 			// The scan applies them again from the task-instance records.
 			e.log.Error("dag run: record task ends", "dag_id", dagID, "run_id", runID, "ends", len(ends), "err", err)
 		}
@@ -238,87 +239,113 @@ func (e *Executor) drainEnds(ctx context.Context, dagID, runID, key string, b *r
 	}
 }
 
-// applyEnds records ends in the run and evaluates it in one
-// compare-and-set, then queues what became ready. A replica that lost the
-// compare-and-set re-reads the record and finds the ends applied and the
-// downstream decided: each task instance is queued once.
-func (e *Executor) applyEnds(ctx context.Context, dagID, runID string, ends []runEnd) error {
+// applyEnds brings the run up to date with its task instances' ends
+// (ends, and every end the record cache knows of) and evaluates it. Ends
+// alone are not written: the task-instance records hold them. Only when
+// the evaluation decides something (a downstream scheduled, skipped or
+// upstream_failed, a mapped task expanded, the run ended) is the run
+// record written, by compare-and-set at the revision it was read at, so a
+// fan-in of n upstreams costs the run record one write, not one per batch
+// of ends. A replica that loses the compare-and-set re-reads the record
+// and finds the downstream decided: each task instance is queued once.
+//
+// The cached copy belongs to the run's batch goroutine (drainEnds): every
+// end this executor hears of, its own and (through the record watch)
+// other replicas', passes through it, so the copy has them all applied
+// and only a copy read afresh needs the record cache's ends applied.
+//
+// With persist (the scan), the ends are written even when nothing was
+// decided, so the record does not lag its task instances long; the scan
+// reads afresh and, when it writes, drops the batch goroutine's copy and
+// keeps older copies from being cached again (they may lack the ends it
+// applied), so the batch goroutine reads afresh next.
+func (e *Executor) applyEnds(ctx context.Context, dagID, runID string, ends []runEnd, persist bool) error {
+	ds := e.dags
 	key := queue.DagRunKey(dagID, runID)
-	if done, err := e.applyEndsCached(ctx, key, ends); done || err != nil {
-		return err
+	c, cached := ds.takeRun(key)
+	if persist {
+		cached = false
 	}
-	var (
-		run *dag.Run
-		d   *dag.DAG
-		ev  dag.Evaluation
-	)
-	rev, err := e.dags.store.Runs().Mutate(ctx, key, func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, errNoRun
+	for attempt := 0; ; attempt++ {
+		if !cached {
+			b, rev, err := ds.store.Runs().Get(ctx, key)
+			if errors.Is(err, queue.ErrRecordNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			r, err := dag.UnmarshalRun(b)
+			if err != nil {
+				return err
+			}
+			c = cachedRun{run: r, rev: rev}
 		}
-		r, err := dag.UnmarshalRun(old)
-		if err != nil {
-			return nil, err
+		r := c.run
+		if r.State.Finished() {
+			return nil
 		}
-		changed := false
+		applied, stale := 0, false
 		for _, en := range ends {
+			if !r.Knows(en.taskID, en.mapIndex, en.tiID) {
+				stale = true // a clear elsewhere, or a stale end
+				continue
+			}
 			if r.End(en.taskID, en.mapIndex, en.tiID, en.state, en.try, en.reason) {
-				changed = true
+				applied++
 			}
 		}
-		if !changed {
-			return nil, errUnchanged
+		if stale && cached {
+			cached = false // maybe our copy is the stale one: read afresh
+			continue
 		}
-		if d, err = e.dagVersion(ctx, r.DagID, r.DagVersion); err != nil {
-			return nil, err
+		if !cached {
+			applied += r.ApplyEnds(e.liveEnd)
 		}
-		ev = r.Evaluate(d, e.expandSource(ctx, r), e.now())
-		run = r
-		return r.Marshal()
-	})
-	if errors.Is(err, errUnchanged) || errors.Is(err, errNoRun) {
+		d, err := e.dagVersion(ctx, r.DagID, r.DagVersion)
+		if err != nil {
+			return err
+		}
+		ev := r.Evaluate(d, e.expandSource(ctx, r), e.now())
+		if !ev.Changed && (!persist || applied == 0) {
+			if !persist {
+				ds.putRun(key, r, c.rev)
+			}
+			return nil
+		}
+		b, err := r.Marshal()
+		if err != nil {
+			return err
+		}
+		rev, err := ds.store.Runs().Update(ctx, key, b, c.rev)
+		if err != nil {
+			if queue.IsConflict(err) && attempt < runCASAttemptsMax {
+				cached = false // another writer: decide again on its record
+				continue
+			}
+			return err
+		}
+		if persist && !r.State.Finished() {
+			ds.raiseFloor(key, rev)
+		} else {
+			ds.putRun(key, r, rev)
+		}
+		e.afterEvaluation(ctx, d, r, ev)
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	e.afterEvaluation(ctx, d, run, ev)
-	e.dags.putRun(key, run, rev)
-	return nil
 }
 
-// applyEndsCached is applyEnds on the cached record at its revision: no
-// read, no decode. It reports whether it applied them; when it did not
-// (nothing cached, an end it cannot place, another writer meanwhile) the
-// caller takes the authoritative path.
-func (e *Executor) applyEndsCached(ctx context.Context, key string, ends []runEnd) (bool, error) {
-	c, ok := e.dags.takeRun(key)
-	if !ok {
-		return false, nil
+// runCASAttemptsMax bounds applyEnds' compare-and-set attempts.
+const runCASAttemptsMax = 50
+
+// liveEnd is the end of a task-instance record as the record cache (fed
+// by every replica's writes) knows it.
+func (e *Executor) liveEnd(tiID string) (activity.State, int, string, bool) {
+	c, ok := e.store.cached(tiID)
+	if !ok || !c.ti.State.Terminal() {
+		return "", 0, "", false
 	}
-	r := c.run
-	for _, en := range ends {
-		if !r.End(en.taskID, en.mapIndex, en.tiID, en.state, en.try, en.reason) {
-			return false, nil // maybe stale (a clear elsewhere): read afresh
-		}
-	}
-	d, err := e.dagVersion(ctx, r.DagID, r.DagVersion)
-	if err != nil {
-		return false, nil
-	}
-	ev := r.Evaluate(d, e.expandSource(ctx, r), e.now())
-	b, err := r.Marshal()
-	if err != nil {
-		return false, err
-	}
-	rev, err := e.dags.store.Runs().Update(ctx, key, b, c.rev)
-	if err != nil {
-		// Another writer, or NATS away: the authoritative path decides.
-		return false, nil
-	}
-	e.afterEvaluation(ctx, d, r, ev)
-	e.dags.putRun(key, r, rev)
-	return true, nil
+	return c.ti.State, c.ti.TryNumber, c.ti.Reason, true
 }
 
 // afterEvaluation queues what an evaluation made ready and ends the run
@@ -471,6 +498,10 @@ func (e *Executor) runFinished(ctx context.Context, d *dag.DAG, r *dag.Run) {
 	}
 	e.queueRunCallback(ctx, d, r, on, cb)
 	if d.MaxActiveRuns > 0 {
+		if err := e.releaseRunSlot(ctx, r.DagID, r.RunID); err != nil {
+			// The next start that finds the slots full takes it back.
+			e.log.Warn("dag run: give back its max_active_runs slot", "dag_id", r.DagID, "run_id", r.RunID, "err", err)
+		}
 		e.startQueuedRuns(ctx, r.DagID)
 	}
 }
@@ -554,11 +585,11 @@ func (e *Executor) startRun(ctx context.Context, dagID, runID string) bool {
 			return nil, err
 		}
 		if d.MaxActiveRuns > 0 {
-			n, err := e.runningRuns(ctx, dagID)
+			ok, err := e.takeRunSlot(ctx, dagID, r.RunID, d.MaxActiveRuns)
 			if err != nil {
 				return nil, err
 			}
-			if n >= d.MaxActiveRuns {
+			if !ok {
 				return nil, errUnchanged
 			}
 		}
@@ -574,26 +605,6 @@ func (e *Executor) startRun(ctx context.Context, dagID, runID string) bool {
 		e.runFinished(ctx, d, run)
 	}
 	return true
-}
-
-// runningRuns counts a DAG's runs in state running.
-func (e *Executor) runningRuns(ctx context.Context, dagID string) (int, error) {
-	keys, err := e.dags.store.Runs().Keys(ctx, "active."+dagID+".*")
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, k := range keys {
-		runID, ok := runIDOfKey(k)
-		if !ok {
-			continue
-		}
-		r, err := e.GetRun(ctx, dagID, runID)
-		if err == nil && r.State == dag.RunRunning {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // ClearRun clears task instances of a run (all with no task ids; with
@@ -624,6 +635,7 @@ func (e *Executor) ClearRun(ctx context.Context, dagID, runID string, taskIDs []
 		if d, err = e.dagVersion(ctx, dagID, r.DagVersion); err != nil {
 			return nil, err
 		}
+		r.ApplyEnds(e.liveEnd)
 		if cleared, err = r.Clear(d, taskIDs, downstream, e.now()); err != nil {
 			if errors.Is(err, dag.ErrActive) {
 				return nil, fmt.Errorf("%w: %w", ErrConflict, err)
@@ -633,8 +645,18 @@ func (e *Executor) ClearRun(ctx context.Context, dagID, runID string, taskIDs []
 			}
 			return nil, err
 		}
+		run, ev = r, dag.Evaluation{}
+		if d.MaxActiveRuns > 0 {
+			ok, err := e.takeRunSlot(ctx, dagID, runID, d.MaxActiveRuns)
+			if err != nil {
+				return nil, err
+			}
+			if !ok { // it waits queued for a slot, as a new run would
+				r.State, r.StartDate = dag.RunQueued, nil
+				return r.Marshal()
+			}
+		}
 		ev = r.Evaluate(d, e.expandSource(ctx, r), e.now())
-		run = r
 		return r.Marshal()
 	})
 	if err != nil {
@@ -650,7 +672,6 @@ func (e *Executor) ClearRun(ctx context.Context, dagID, runID string, taskIDs []
 	return run, cleared, nil
 }
 
-func runIDOfKey(k string) (string, bool) {
-	_, runID, ok := queue.ParseRunKey(k)
-	return runID, ok
-}
+// validRunID reports whether s is a well-formed run_id
+// (activity.ValidateRunID).
+func validRunID(s string) bool { return activity.ValidateRunID(s) == nil }

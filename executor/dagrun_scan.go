@@ -75,7 +75,7 @@ func (e *Executor) dropOrphanMarker(ctx context.Context, key string) {
 }
 
 // repairRun queues the scheduled instances of r that have no record yet
-// and applies the ends r has not heard of.
+// and writes the ends r's record does not have yet, evaluating it.
 func (e *Executor) repairRun(ctx context.Context, r *dag.Run) {
 	var missing []dag.Ref
 	var ends []runEnd
@@ -106,9 +106,11 @@ func (e *Executor) repairRun(ctx context.Context, r *dag.Run) {
 		}
 	}
 	if len(ends) > 0 {
-		e.log.Info("dag runs scan: applying task ends the run missed", "dag_id", r.DagID, "run_id", r.RunID, "count", len(ends))
-		for _, en := range ends {
-			e.runEnded(ctx, r.DagID, r.RunID, en)
+		// Ends are written to the run record with its next decision; here
+		// they are written in any case (and what they decide, which a crash
+		// between an end and its evaluation left undecided, is done).
+		if err := e.applyEnds(ctx, r.DagID, r.RunID, ends, true); err != nil && ctx.Err() == nil {
+			e.log.Warn("dag runs scan: apply task ends", "dag_id", r.DagID, "run_id", r.RunID, "count", len(ends), "err", err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -81,6 +82,12 @@ func (f *fixture) finish(act *activity.ExecuteTask, st activity.State, returnVal
 	req := runReq
 	req.ActivityID = act.ID
 	rr, err := f.ec.Run(f.t.Context(), act.Token, act.TI.ID, req)
+	// An activity queued by another replica may overtake its record's
+	// write to this one: a worker retries the 404 (worker/handoff.go).
+	for deadline := time.Now().Add(5 * time.Second); errors.Is(err, execution.ErrNotFound) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		rr, err = f.ec.Run(f.t.Context(), act.Token, act.TI.ID, req)
+	}
 	if err != nil {
 		f.t.Fatalf("run %s: %v", act.TI.TaskID, err)
 	}
@@ -420,5 +427,258 @@ func TestDagAPIRefusals(t *testing.T) {
 	}
 	if st := f.api("POST", "/api/v1/dags/p/runs", nil, nil); st != http.StatusNotFound {
 		t.Fatalf("run of a deleted dag: %d", st)
+	}
+}
+
+// TestDagEndsWriteRunOnDecisions: in a 1 → 20 → 1 fan, the ends of the
+// middle tasks decide nothing until the last of them, so the run record
+// is written for the run's creation, the fan-out, the fan-in and the
+// run's end — not once per end.
+func TestDagEndsWriteRunOnDecisions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{ScanInterval: time.Hour})
+	var b strings.Builder
+	b.WriteString("dag_id: fanw\ntasks:\n  - {task_id: a, queue: q, command: [true]}\n")
+	var mids []string
+	for i := range 20 {
+		fmt.Fprintf(&b, "  - {task_id: b%d, queue: q, command: [true], depends_on: [a]}\n", i)
+		mids = append(mids, fmt.Sprintf("b%d", i))
+	}
+	fmt.Fprintf(&b, "  - {task_id: z, queue: q, command: [true], depends_on: [%s]}\n", strings.Join(mids, ", "))
+	f.putDag(b.String())
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		writes int
+	)
+	watching := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		close(watching)
+		_ = f.ex.dags.store.Runs().Watch(ctx, queue.DagRunKey("fanw", "r"), func(val []byte, _ uint64) bool {
+			mu.Lock()
+			writes++
+			mu.Unlock()
+			return true
+		})
+	}()
+	<-watching
+	f.api("POST", "/api/v1/dags/fanw/runs", []byte(`{"run_id":"r"}`), nil)
+	for range 22 {
+		act := f.tryTake("q", 5*time.Second)
+		if act == nil {
+			t.Fatal("an activity did not come")
+		}
+		f.finish(act, activity.StateSuccess, nil)
+	}
+	v := f.waitRun("fanw", "r", func(v dag.RunView) bool { return v.State.Finished() })
+	if v.State != dag.RunSuccess {
+		t.Fatalf("run %s: %s", v.State, tiStates(v))
+	}
+	r, err := f.ex.GetRun(t.Context(), "fanw", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, tr := range r.Tasks { // the ends are in the record once it ended
+		for _, in := range tr.Instances {
+			if in.State != activity.StateSuccess {
+				t.Errorf("stored %s[%d] = %s", id, in.MapIndex, in.State)
+			}
+		}
+	}
+	cancel()
+	<-watched
+	mu.Lock()
+	defer mu.Unlock()
+	// The watch may miss the creation if it started late; 4 is the most.
+	if writes < 2 || writes > 4 {
+		t.Fatalf("run record written %d times for 22 ends, want at most 4 (creation, fan-out, fan-in, end)", writes)
+	}
+}
+
+// TestDagMaxActiveRunsTwoExecutors: ten runs of a DAG with
+// max_active_runs 1 are triggered at once through two executor replicas;
+// at no time does more than one run, and every run ends in turn.
+func TestDagMaxActiveRunsTwoExecutors(t *testing.T) {
+	t.Parallel()
+	f1 := newFixture(t, queue.Config{}, Config{})
+	f2 := startOn(t, f1.q, Config{})
+	f1.putDag("dag_id: one\nmax_active_runs: 1\ntasks:\n  - {task_id: a, queue: q, command: [true]}\n")
+	const runs = 10
+	var wg sync.WaitGroup
+	for i := range runs {
+		f := []*fixture{f1, f2}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"run_id":"r%d"}`, i)
+			if st := f.api("POST", "/api/v1/dags/one/runs", []byte(body), nil); st != http.StatusCreated {
+				t.Errorf("trigger r%d: %d", i, st)
+			}
+		}()
+	}
+	wg.Wait()
+	running := func() (n int, done int, states string) {
+		var list struct {
+			DagRuns []dag.RunView `json:"dag_runs"`
+		}
+		if st := f1.api("GET", "/api/v1/dags/one/runs", nil, &list); st != http.StatusOK {
+			t.Fatalf("list runs: %d", st)
+		}
+		for _, v := range list.DagRuns {
+			switch {
+			case v.State == dag.RunRunning:
+				n++
+			case v.State.Finished():
+				done++
+			}
+			states += v.RunID + "=" + string(v.State) + " "
+		}
+		return n, done, states
+	}
+	seen := map[string]bool{}
+	for len(seen) < runs {
+		if n, _, states := running(); n > 1 {
+			t.Fatalf("%d runs running with max_active_runs 1: %s", n, states)
+		}
+		act := f1.tryTake("q", 5*time.Second)
+		if act == nil {
+			_, done, states := running()
+			t.Fatalf("no activity after %d runs (%d done): %s", len(seen), done, states)
+		}
+		if seen[act.TI.RunID] {
+			t.Fatalf("run %s queued its task twice", act.TI.RunID)
+		}
+		seen[act.TI.RunID] = true
+		if n, _, states := running(); n != 1 {
+			t.Fatalf("%d runs running while one's task runs: %s", n, states)
+		}
+		f1.finish(act, activity.StateSuccess, nil)
+	}
+	for i := range runs {
+		if v := f1.waitRun("one", fmt.Sprintf("r%d", i), func(v dag.RunView) bool { return v.State.Finished() }); v.State != dag.RunSuccess {
+			t.Fatalf("run r%d: %s", i, v.State)
+		}
+	}
+}
+
+// TestDagWatchRun: the run watch sends the run's view at once and again
+// as its task instances change, without polling, and ends with the run.
+func TestDagWatchRun(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{ScanInterval: time.Hour})
+	f.putDag("dag_id: watched\ntasks:\n  - {task_id: a, queue: q, command: [true]}\n  - {task_id: b, queue: q, command: [true], depends_on: [a]}\n")
+	f.api("POST", "/api/v1/dags/watched/runs", []byte(`{"run_id":"r"}`), nil)
+	req, err := http.NewRequestWithContext(t.Context(), "GET", f.srv.URL+"/api/v1/dags/watched/runs/r/watch", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("watch: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	views := make(chan dag.RunView, 100)
+	go func() {
+		defer close(views)
+		dec := json.NewDecoder(resp.Body)
+		for {
+			var v dag.RunView
+			if dec.Decode(&v) != nil {
+				return
+			}
+			views <- v
+		}
+	}()
+	next := func(what string, cond func(dag.RunView) bool) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case v, ok := <-views:
+				if !ok {
+					t.Fatalf("stream ended before %s", what)
+				}
+				if cond(v) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no view with %s", what)
+			}
+		}
+	}
+	next("a queued", func(v dag.RunView) bool {
+		return v.State == dag.RunRunning && v.TaskInstances[0].State == activity.StateQueued
+	})
+	f.finish(f.tryTake("q", 5*time.Second), activity.StateSuccess, nil)
+	next("a success and b queued", func(v dag.RunView) bool {
+		return v.TaskInstances[0].State == activity.StateSuccess && v.TaskInstances[1].State == activity.StateQueued
+	})
+	f.finish(f.tryTake("q", 5*time.Second), activity.StateSuccess, nil)
+	next("the run's success", func(v dag.RunView) bool { return v.State == dag.RunSuccess })
+	select {
+	case _, ok := <-views:
+		if ok {
+			t.Fatal("a view after the run ended")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream did not end with the run")
+	}
+	if st := f.api("GET", "/api/v1/dags/watched/runs/nope/watch", nil, nil); st != http.StatusNotFound {
+		t.Fatalf("watch of no run: %d", st)
+	}
+}
+
+// TestDagTwoExecutorsEachOneEnd: two upstreams of a fan-in end at the same
+// moment, each recorded by another executor replica; whichever evaluates
+// last (having seen the other's end through its record watch) queues the
+// downstream, exactly once — ten runs over.
+func TestDagTwoExecutorsEachOneEnd(t *testing.T) {
+	t.Parallel()
+	f1 := newFixture(t, queue.Config{}, Config{ScanInterval: time.Hour})
+	f2 := startOn(t, f1.q, Config{ScanInterval: time.Hour})
+	f1.putDag("dag_id: pair\ntasks:\n  - {task_id: a, queue: q, command: [true]}\n" +
+		"  - {task_id: b, queue: q, command: [true], depends_on: [a]}\n  - {task_id: c, queue: q, command: [true], depends_on: [a]}\n" +
+		"  - {task_id: d, queue: q, command: [true], depends_on: [b, c]}\n")
+	for i := range 10 {
+		runID := fmt.Sprintf("r%d", i)
+		f1.api("POST", "/api/v1/dags/pair/runs", []byte(`{"run_id":"`+runID+`"}`), nil)
+		a := f1.tryTake("q", 5*time.Second)
+		if a == nil || a.TI.TaskID != "a" {
+			t.Fatalf("%s: first activity %+v", runID, a)
+		}
+		f1.finish(a, activity.StateSuccess, nil)
+		x, y := f1.tryTake("q", 5*time.Second), f1.tryTake("q", 5*time.Second)
+		if x == nil || y == nil {
+			t.Fatalf("%s: b and c not both queued", runID)
+		}
+		var wg sync.WaitGroup
+		for _, p := range []struct {
+			f   *fixture
+			act *activity.ExecuteTask
+		}{{f1, x}, {f2, y}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.f.finish(p.act, activity.StateSuccess, nil)
+			}()
+		}
+		wg.Wait()
+		d := f1.tryTake("q", 10*time.Second)
+		if d == nil || d.TI.TaskID != "d" {
+			t.Fatalf("%s: after b and c: %+v", runID, d)
+		}
+		if again := f1.tryTake("q", 200*time.Millisecond); again != nil {
+			t.Fatalf("%s: %s queued again", runID, again.TI.TaskID)
+		}
+		f1.finish(d, activity.StateSuccess, nil)
+		if v := f1.waitRun("pair", runID, func(v dag.RunView) bool { return v.State.Finished() }); v.State != dag.RunSuccess {
+			t.Fatalf("%s: %s: %s", runID, v.State, tiStates(v))
+		}
 	}
 }

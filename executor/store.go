@@ -56,6 +56,34 @@ type store struct {
 	// uncounted is how many changes the counts may have missed (the
 	// deletion of a record no longer in memory, made by another executor).
 	uncounted int
+	// onEnded, when set, is called (on the watch's goroutine) with a
+	// record of a DAG run's task instance that the watch saw end and that
+	// this executor did not write: another replica's end, which the DAG
+	// run evaluation of this one must hear of too (dagTaskEnded).
+	onEnded func(*activity.TaskInstance)
+	// listeners are called (under mu: they must not block) with every
+	// record cached, this executor's writes and the watch's.
+	listeners    map[int]func(*activity.TaskInstance)
+	nextListener int
+}
+
+// subscribe calls fn with every record the cache takes from now on (under
+// the cache's lock: fn must not block or call the store); the returned
+// function stops it.
+func (s *store) subscribe(fn func(*activity.TaskInstance)) (unsubscribe func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listeners == nil {
+		s.listeners = map[int]func(*activity.TaskInstance){}
+	}
+	id := s.nextListener
+	s.nextListener++
+	s.listeners[id] = fn
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.listeners, id)
+	}
 }
 
 // countKey is what a list's total is counted by.
@@ -90,6 +118,7 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 		return fmt.Errorf("watch task instances: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
+	loaded := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -104,16 +133,22 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 				s.loaded = true
 				s.mu.Unlock()
 				if first {
+					loaded = true
 					close(ready)
 				}
 				continue
 			}
-			s.apply(ctx, e)
+			if ti := s.apply(ctx, e); ti != nil && loaded && s.onEnded != nil {
+				s.onEnded(ti)
+			}
 		}
 	}
 }
 
-func (s *store) apply(ctx context.Context, e queue.Entry) {
+// apply caches a watched entry. It returns the record when it is a DAG
+// run's task instance that ended with this entry (and the cache had it
+// not ended): an end this executor learns of from the watch.
+func (s *store) apply(ctx context.Context, e queue.Entry) *activity.TaskInstance {
 	if !e.IsPut() {
 		s.mu.Lock()
 		if old, ok := s.peekLocked(e.Key()); ok {
@@ -129,7 +164,7 @@ func (s *store) apply(ctx context.Context, e queue.Entry) {
 			s.uncounted++
 		}
 		s.mu.Unlock()
-		return
+		return nil
 	}
 	// Most updates are this executor's own writes, remembered already:
 	// decode only what is new.
@@ -138,12 +173,12 @@ func (s *store) apply(ctx context.Context, e queue.Entry) {
 	loaded := s.loaded
 	s.mu.RUnlock()
 	if ok && c.rev >= e.Revision() {
-		return
+		return nil
 	}
 	ti, err := activity.UnmarshalRecord(e.Value())
 	if err != nil {
 		s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)
-		return
+		return nil
 	}
 	var prev *activity.TaskInstance
 	if !ok && loaded {
@@ -153,6 +188,10 @@ func (s *store) apply(ctx context.Context, e queue.Entry) {
 		prev = s.previous(ctx, e.Key(), e.Revision())
 	}
 	s.remember(ti, e.Value(), e.Revision(), prev)
+	if ti.DagRun != nil && ti.State.Terminal() && (!ok || !c.ti.State.Terminal()) {
+		return ti
+	}
+	return nil
 }
 
 // previous returns the record key held before revision rev; nil when
@@ -226,6 +265,9 @@ func (s *store) remember(ti *activity.TaskInstance, raw []byte, rev uint64, prev
 	}
 	s.countLocked(prev, ti)
 	c := cachedRecord{ti: ti, raw: raw, rev: rev}
+	for _, fn := range s.listeners {
+		fn(ti)
+	}
 	if !ti.State.Terminal() {
 		if el, ok := s.done[ti.ID]; ok {
 			s.order.Remove(el)

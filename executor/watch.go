@@ -1,7 +1,11 @@
 package executor
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"net/http"
+	"sync"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
@@ -58,6 +62,82 @@ func (e *Executor) handleWatch(w http.ResponseWriter, r *http.Request) {
 			if ti.State.Terminal() {
 				return
 			}
+		}
+	}
+}
+
+// handleWatchRun is GET /api/v1/dags/{dag_id}/runs/{run_id}/watch: the
+// run's view now, then again each time it changes, as NDJSON, until the
+// run has ended (or the client goes). It is event-driven: a task instance
+// of the run written (by this executor or, through the record watch, by
+// another) or the run record written makes it look again; views that did
+// not change are not sent. Changes that follow within moments may come
+// as one view.
+func (e *Executor) handleWatchRun(w http.ResponseWriter, r *http.Request) {
+	dagID, runID := r.PathValue("dag_id"), r.PathValue("run_id")
+	if _, err := e.GetRun(r.Context(), dagID, runID); err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	changed := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	unsubscribe := e.store.subscribe(func(ti *activity.TaskInstance) {
+		if ti.DagRun != nil && ti.DagID == dagID && ti.DagRun.RunID == runID {
+			poke()
+		}
+	})
+	defer unsubscribe()
+	ctx, cancel := context.WithCancel(r.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Its first call is the record as it is now: the first view.
+		err := e.dags.store.Runs().Watch(ctx, queue.DagRunKey(dagID, runID), func([]byte, uint64) bool {
+			poke()
+			return true
+		})
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("watch run", "dag_id", dagID, "run_id", runID, "err", err)
+			cancel()
+		}
+	}()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	var last []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		run, err := e.GetRun(ctx, dagID, runID)
+		if err != nil {
+			return // deleted, or NATS away: the client sees the stream end
+		}
+		b, err := json.Marshal(e.runView(ctx, run))
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(b, last) {
+			if _, err := w.Write(append(b, '\n')); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+			last = b
+		}
+		if run.State.Finished() {
+			return
 		}
 	}
 }

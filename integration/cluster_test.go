@@ -99,6 +99,7 @@ type clusterOpts struct {
 	// in extra) and every client trust this CA file.
 	apiCA string
 	extra []string // more executor serve flags
+	env   []string // more executor environment (KEY=VALUE)
 	// listen is the executor's address, default a free one on 127.0.0.1
 	// (a test with network namespaces gives one on their veth).
 	listen string
@@ -146,7 +147,7 @@ func (c *cluster) runExecutor(name, addr string, o clusterOpts) (*testbin.Proc, 
 		args = append(args, "--replicas", fmt.Sprint(o.replicas))
 	}
 	args = append(append(args, c.natsArgs...), o.extra...)
-	p := testbin.Start(c.t, name, c.bins.executor, nil, args...)
+	p := testbin.Start(c.t, name, c.bins.executor, o.env, args...)
 	url := "http://" + addr
 	var tc *tls.Config
 	if c.apiCA != "" {
@@ -238,6 +239,7 @@ type triggererOpts struct {
 	capacity  int    // default 1000
 	deadAfter string // default 1500ms
 	extra     []string
+	env       []string // more environment for the triggerer (and its Python trigger runtime)
 }
 
 // triggerer is a running triggerer process and its /healthz address.
@@ -262,7 +264,7 @@ func (c *cluster) startTriggerer(o triggererOpts) *triggerer {
 	args := []string{"--nats-url", c.natsURL, "--capacity", fmt.Sprint(o.capacity), "--id", o.name,
 		"--heartbeat-interval", "300ms", "--dead-after", o.deadAfter, "--listen", addr, "--log-level", "debug"}
 	args = append(append(args, c.natsArgs...), o.extra...)
-	p := testbin.Start(c.t, o.name, c.bins.triggerer, nil, args...)
+	p := testbin.Start(c.t, o.name, c.bins.triggerer, o.env, args...)
 	tr := &triggerer{Proc: p, addr: addr}
 	testbin.Eventually(c.t, 30*time.Second, o.name+" /healthz", func() bool {
 		select {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -230,7 +231,7 @@ func TestDagTwoExecutorsQueueOnce(t *testing.T) {
 // which runs once.
 func TestDagExecutorKilledBetweenEndAndQueueing(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOpts{logLevel: "info", extra: []string{"--fault-drop-run-ends"}})
+	c := newCluster(t, clusterOpts{logLevel: "info", env: []string{"TASKWIRE_TEST_FAULT_DROP_RUN_ENDS=true"}})
 	c.startWorker(workerOpts{queues: "default"})
 	marks := c.path("marks")
 	c.applyDag(fmt.Sprintf(`dag_id: crash
@@ -257,5 +258,33 @@ tasks:
 	})
 	if got := countLines(t, marks); got["a"] != 1 || got["b"] != 1 || len(got) != 2 {
 		t.Fatalf("runs per task %v, want a and b once", got)
+	}
+}
+
+// TestDagJavaTaskSeesItsRun: a Java SDK task of a DAG run sees the run
+// (ctx.dagRun(), ctx.conf()) through the real worker and executor: its
+// return value is the run it got.
+func TestDagJavaTaskSeesItsRun(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "java", config: c.runtimeFile(t)})
+	c.applyDag("dag_id: javarun\ntasks:\n  - {task_id: info, queue: java, task: run_info}\n")
+	out, code := c.dagCLI(120*time.Second, "runs", "trigger", "javarun", "--run-id", "j1", "--conf", `{"who":"java"}`,
+		"--logical-date", "2026-11-22T00:00:00Z", "--wait")
+	if code != 0 {
+		t.Fatalf("runs trigger --wait: exit %d\n%s", code, out)
+	}
+	xo, code := c.dagCLI(30*time.Second, "xcom", "get", "javarun", "j1", "info")
+	if code != 0 {
+		t.Fatalf("xcom get: exit %d %s", code, xo)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(xo)), &got); err != nil {
+		t.Fatalf("info's return value %q: %v", xo, err)
+	}
+	want := map[string]any{"dag_id": "javarun", "run_id": "j1", "logical_date": "2026-11-22T00:00:00Z",
+		"run_type": "manual", "conf": map[string]any{"who": "java"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the Java task saw the run %v, want %v", got, want)
 	}
 }

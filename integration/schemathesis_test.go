@@ -125,10 +125,14 @@ headers = { Authorization = %s }
 include-path-regex = "^/execution/task-instances/\\{id\\}/run$"
 parameters = { "path.id" = %s }
 
-# Streams that last until their task is finished: watch is not fuzzed,
+# Streams that last until their task (or run) is finished: the watches are not fuzzed,
 # logs only without follow (both are covered by the Go tests).
 [[operations]]
 include-operation-id = "watchTaskInstance"
+enabled = false
+
+[[operations]]
+include-operation-id = "watchRun"
 enabled = false
 
 [[operations]]

@@ -39,4 +39,14 @@
 // map keys are rejected. Times are RFC 3339 strings on the wire. Decoding
 // errors wrap ErrMalformedFrame or ErrUnknownMessageType; no input makes the
 // decoders panic.
+//
+// # Airflow's dialect
+//
+// The worker's "airflow" runtime runs Airflow's own task runner, which
+// speaks Airflow's variant of these frames (airflow.go): requests and
+// responses are always three-element arrays, bodies are maps in the order
+// of Airflow's pydantic models, times are msgpack timestamps and timedeltas
+// ISO 8601 strings. DecodeAirflowRequest and DecodeAirflowResponse keep the
+// tree (Map, Timestamp) so a frame re-encodes byte for byte;
+// testdata/airflow holds frames made by the real, pinned Task SDK (gen.py).
 package protocol

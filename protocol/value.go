@@ -74,6 +74,10 @@ func normalizeJSON(v any) (any, error) {
 type mpReader struct {
 	b   []byte
 	off int
+	// airflow keeps what Airflow's dialect needs to re-encode a body byte
+	// for byte: maps as Map (keys in order), timestamps as Timestamp,
+	// float32 as float32 and integers above MaxInt64 as uint64.
+	airflow bool
 }
 
 func decodeMsgpack(body []byte) (any, error) {
@@ -171,6 +175,9 @@ func (r *mpReader) value(depth int) (any, error) {
 		return r.ext(n)
 	case 0xca:
 		u, err := r.uint(4)
+		if r.airflow {
+			return math.Float32frombits(uint32(u)), err
+		}
 		return float64(math.Float32frombits(uint32(u))), err
 	case 0xcb:
 		u, err := r.uint(8)
@@ -181,6 +188,9 @@ func (r *mpReader) value(depth int) (any, error) {
 			return nil, err
 		}
 		if u > math.MaxInt64 {
+			if r.airflow {
+				return u, nil
+			}
 			return float64(u), nil
 		}
 		return int64(u), nil
@@ -244,6 +254,9 @@ func (r *mpReader) mapN(n, depth int) (any, error) {
 	if n > (len(r.b)-r.off)/2 {
 		return nil, errShort
 	}
+	if r.airflow {
+		return r.orderedMap(n, depth)
+	}
 	m := make(map[string]any, n)
 	for range n {
 		k, err := r.value(depth + 1)
@@ -296,6 +309,9 @@ func (r *mpReader) ext(n int) (any, error) {
 	ts := time.Unix(sec, int64(nsec)).UTC()
 	if ts.Year() < 0 || ts.Year() > 9999 {
 		return nil, fmt.Errorf("timestamp %d out of range", sec)
+	}
+	if r.airflow {
+		return Timestamp{Time: ts, size: n}, nil
 	}
 	return ts.Format(time.RFC3339Nano), nil
 }

@@ -17,8 +17,9 @@ const (
 	// BucketDags holds each DAG's current record under [DagKey] and every
 	// version of its document under [DagVersionKey].
 	BucketDags = "dags"
-	// BucketDagRuns holds each DAG run's record under [DagRunKey], and a
-	// marker under [ActiveRunKey] while the run has not ended.
+	// BucketDagRuns holds each DAG run's record under [DagRunKey], a
+	// marker under [ActiveRunKey] while the run has not ended, and each
+	// DAG's max_active_runs slots under [DagSlotsKey].
 	BucketDagRuns = "dag_runs"
 )
 
@@ -42,6 +43,10 @@ func DagRunKey(dagID, runID string) string {
 func ActiveRunKey(dagID, runID string) string {
 	return "active." + dagID + "." + base64.RawURLEncoding.EncodeToString([]byte(runID))
 }
+
+// DagSlotsKey is the dag_runs-bucket key of the record of the runs of a
+// DAG that hold its max_active_runs slots.
+func DagSlotsKey(dagID string) string { return "slots." + dagID }
 
 // DagStore keeps DAGs and DAG runs as records in KV, each changed by
 // compare-and-set.

@@ -17,8 +17,15 @@
 //	http       taskwire.triggers.HTTP       airflow.providers.http.triggers.http.HttpTrigger
 //	file       taskwire.triggers.File       airflow.triggers.file.FileTrigger
 //	event      taskwire.triggers.Event
+//	airflow    taskwire.triggers.Airflow
 //
 // The Airflow classpaths take taskwire's kwargs below, not Airflow's.
+//
+// airflow runs an Airflow trigger class in the host's Python trigger
+// runtime (Env.Python): kwargs {"classpath": "pkg.module.Class", "kwargs":
+// {…the class's kwargs in Airflow's serde form…}}; the event payload is the
+// class's first TriggerEvent payload, in serde form. Without Env.Python,
+// Start fails.
 //
 // # Kwargs
 //

@@ -27,12 +27,13 @@ var kinds = map[string]kindDef{
 	KindTimeDelta: {keys: []string{kwDelta, kwMoment}, normalize: normalizeTimeDelta},
 	KindHTTP: {keys: []string{kwURL, kwMethod, kwStatus, kwBodyContains, kwBody, kwHeaders, kwInterval},
 		normalize: normalizeHTTP},
-	KindFile:  {keys: []string{kwPath, kwInterval}, normalize: normalizeFile},
-	KindEvent: {keys: []string{kwName}, normalize: normalizeEvent},
+	KindFile:    {keys: []string{kwPath, kwInterval}, normalize: normalizeFile},
+	KindAirflow: {keys: []string{"classpath", "kwargs"}, normalize: normalizeAirflow},
+	KindEvent:   {keys: []string{kwName}, normalize: normalizeEvent},
 }
 
 // kindOrder lists the kinds for error messages and docs.
-var kindOrder = []string{KindDateTime, KindTimeDelta, KindHTTP, KindFile, KindEvent}
+var kindOrder = []string{KindDateTime, KindTimeDelta, KindHTTP, KindFile, KindEvent, KindAirflow}
 
 // classpaths maps a lower-cased classpath to its kind.
 var classpaths = map[string]string{
@@ -41,12 +42,14 @@ var classpaths = map[string]string{
 	KindHTTP:      KindHTTP,
 	KindFile:      KindFile,
 	KindEvent:     KindEvent,
+	KindAirflow:   KindAirflow,
 
 	"taskwire.triggers.datetime":  KindDateTime,
 	"taskwire.triggers.timedelta": KindTimeDelta,
 	"taskwire.triggers.http":      KindHTTP,
 	"taskwire.triggers.file":      KindFile,
 	"taskwire.triggers.event":     KindEvent,
+	"taskwire.triggers.airflow":   KindAirflow,
 
 	"airflow.triggers.temporal.datetimetrigger":        KindDateTime,
 	"airflow.triggers.temporal.timedeltatrigger":       KindTimeDelta,

@@ -253,3 +253,24 @@ func ExampleNormalize() {
 	// timedelta map[delta:1m30s moment:2026-01-02T03:05:35Z] <nil>
 	// invalid trigger: datetime: kwarg "moment" "2026-01-02T03:04:05" has no time zone (a naive time): give an offset or Z
 }
+
+func TestNormalizeAirflow(t *testing.T) {
+	now := time.Now()
+	got, err := trigger.Normalize(activity.Trigger{Classpath: "taskwire.triggers.Airflow", Kwargs: map[string]any{
+		"classpath": "dags.triggers.FileAppears", "kwargs": map[string]any{"path": "/tmp/x"}}}, now)
+	if err != nil || got.Kind != trigger.KindAirflow || got.Kwargs["classpath"] != "dags.triggers.FileAppears" {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	again, err := trigger.Normalize(got, now)
+	if err != nil || !reflect.DeepEqual(again, got) {
+		t.Errorf("normalizing again: %+v, %v", again, err)
+	}
+	for _, kw := range []map[string]any{
+		{}, {"classpath": 3}, {"classpath": "NoDots"}, {"classpath": "a..b"}, {"classpath": "a.1b"},
+		{"classpath": "a.B", "kwargs": "x"}, {"classpath": "a.B", "other": 1},
+	} {
+		if _, err := trigger.Normalize(activity.Trigger{Classpath: "airflow", Kwargs: kw}, now); !errors.Is(err, trigger.ErrInvalid) {
+			t.Errorf("%v: err %v, want trigger.ErrInvalid", kw, err)
+		}
+	}
+}

@@ -56,6 +56,11 @@ func start(env *Env, t activity.Trigger, fire func(Event)) (func(), error) {
 		return startFile(env, t, fire)
 	case KindEvent:
 		return startEvent(env, t, fire)
+	case KindAirflow:
+		if env.Python == nil {
+			return nil, errors.New("this triggerer has no Python trigger runtime for Airflow trigger classes (triggerer --python-triggers)")
+		}
+		return env.Python.Start(t, fire)
 	}
 	return nil, fmt.Errorf("%w: unknown kind %s (want one of %s)", ErrInvalid, show(kind), strings.Join(kindOrder, ", "))
 }

@@ -16,7 +16,17 @@ const (
 	KindHTTP      = "http"
 	KindFile      = "file"
 	KindEvent     = "event"
+	// KindAirflow is an Airflow trigger class run by a Python trigger
+	// runtime (Env.Python): kwargs {"classpath": "pkg.mod.Class",
+	// "kwargs": {…Airflow's serde kwargs…}}.
+	KindAirflow = "airflow"
 )
+
+// PythonTriggers runs Airflow trigger classes in a Python trigger runtime
+// (a process supervised by the triggerer). Start has Start's contract.
+type PythonTriggers interface {
+	Start(t activity.Trigger, fire func(Event)) (stop func(), err error)
+}
 
 // ErrInvalid is wrapped by every error Normalize returns: an unknown kind or
 // bad kwargs. The task that asked for such a trigger fails at defer time.
@@ -50,6 +60,8 @@ type Env struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Python runs "airflow" triggers; nil makes them fail with an Err event.
+	Python PythonTriggers
 }
 
 // Normalize checks t as a task asked for it and returns its stored form.

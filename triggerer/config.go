@@ -52,6 +52,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, is updated as triggers come and go.
 	Metrics *Metrics
+	// PythonTriggers is the command of the Python trigger runtime that
+	// runs "airflow" triggers (Airflow trigger classes), e.g.
+	// [.venv-airflow/bin/python, -m, taskwire.airflow_triggers]; it is
+	// started at the first such trigger. Empty: such triggers fail.
+	PythonTriggers []string
 }
 
 // WithDefaults returns cfg with its zero fields set to their defaults.

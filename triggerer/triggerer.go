@@ -24,6 +24,8 @@ type Triggerer struct {
 	kv  queue.Bucket // claims
 	hb  queue.Bucket // heartbeats
 	env *trigger.Env
+	// py is the Python trigger runtime, nil without Config.PythonTriggers.
+	py  *pyRuntime
 	ext *externalEvents
 
 	mu      sync.Mutex
@@ -72,6 +74,10 @@ func New(cfg Config) (*Triggerer, error) {
 	}
 	tr.ext = newExternalEvents(cfg.Queue.Bucket(queue.BucketExternalEvents), tr.log)
 	tr.env = &trigger.Env{HTTPClient: cfg.HTTPClient, Events: tr.ext, Logger: tr.log}
+	if len(cfg.PythonTriggers) > 0 {
+		tr.py = newPyRuntime(cfg.PythonTriggers, tr.log)
+		tr.env.Python = tr.py
+	}
 	return tr, nil
 }
 
@@ -181,6 +187,9 @@ func (tr *Triggerer) Stop(ctx context.Context) error {
 			continue
 		}
 		handed++
+	}
+	if tr.py != nil {
+		tr.py.close(ctx)
 	}
 	tr.cancel()
 	tr.wg.Wait()

@@ -55,6 +55,35 @@ type Runtime struct {
 	// runtime, each serving many tasks (see the package documentation);
 	// nil is cold mode, a process per try.
 	Warm *Warm
+	// Airflow, when set, makes this the "airflow" runtime: Command starts
+	// the taskwire.airflow_runtime shim, which runs Airflow's own task
+	// runner (apache-airflow-task-sdk) on the comm socket, and the worker
+	// speaks Airflow's dialect of the protocol (airflow.go). Codec must be
+	// msgpack and Warm nil.
+	Airflow *AirflowRuntime
+}
+
+// AirflowRuntime configures the "airflow" runtime.
+type AirflowRuntime struct {
+	// Python is the interpreter of an environment with the pinned
+	// apache-airflow-task-sdk and the taskwire Python SDK; default python3.
+	Python string
+	// DagsFolder is the DAG folder: Airflow's "dags-folder" bundle, which the
+	// runner parses. A task of DAG D is looked for in D.py there, else in
+	// every file of the folder. Required, an existing directory.
+	DagsFolder string
+}
+
+// airflowShim is the module the airflow runtime runs.
+const airflowShim = "taskwire.airflow_runtime"
+
+// AirflowCommand returns the command of the airflow runtime: the shim run
+// by python.
+func AirflowCommand(python string) []string {
+	if python == "" {
+		python = "python3"
+	}
+	return []string{python, "-m", airflowShim}
 }
 
 // Runtime sockets.
@@ -227,6 +256,14 @@ func (r Runtime) validate() error {
 			return errors.New("runtime has codec, env, dir, socket or warm but no command")
 		}
 		return nil
+	}
+	if r.Airflow != nil {
+		if r.Warm != nil || r.Codec != protocol.CodecMsgpack {
+			return errors.New("runtime airflow takes no warm and no codec (Airflow's runner speaks msgpack)")
+		}
+		if st, err := os.Stat(r.Airflow.DagsFolder); r.Airflow.DagsFolder == "" || err != nil || !st.IsDir() {
+			return fmt.Errorf("runtime airflow: dags_folder %q is not a directory", r.Airflow.DagsFolder)
+		}
 	}
 	if r.Warm != nil {
 		if err := r.Warm.validate(); err != nil {

@@ -42,6 +42,13 @@
 // defer file (see Deferral). A malformed or unexpected frame
 // fails the try ("protocol error: …") and kills the process.
 //
+// The airflow runtime (Runtime.Airflow, airflow.go) runs Airflow's own task
+// runner through the Python SDK's taskwire.airflow_runtime shim and speaks
+// Airflow's dialect of the protocol to it (protocol/airflow.go): every
+// request type of the pinned Task SDK gets an answer (from the Execution
+// API, stored in the try's log, or Airflow's error response); only
+// undecodable frames are protocol errors.
+//
 // Every task runs as the leader of its own process group, with
 // Pdeathsig=SIGKILL. Killing it sends SIGTERM to the group, then SIGKILL
 // after KillGrace; members left in the group when the leader exits are
@@ -152,7 +159,14 @@
 //     ones are done, replaced at once) after MaxTasks tasks, or when its
 //     resident memory is above MaxRSS after one of its tasks ended. One
 //     that ran nothing for IdleTimeout is ended and started again when a
-//     task needs one.
+//     task needs one. No process is ended for idleness while a task waits
+//     for a slot (it may wait for a process that is still starting).
+//   - A process that exits by itself with status 0 is a runtime whose SDK
+//     does not serve warm mode (the Go, Python and Java SDKs do): it is
+//     logged at error level, naming the fix, each time it is replaced.
+//
+// Worker.WarmCollector exports each warm queue's live processes, tasks
+// running, recycles by reason, crashes and kills.
 //
 // What a warm process shares between its tasks: its memory, globals,
 // caches, open files and environment (the try's TASKWIRE_* variables and

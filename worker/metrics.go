@@ -15,7 +15,50 @@ const (
 	MetricRegistryHeartbeat = "taskwire_worker_registry_heartbeats_total"
 	// MetricRunning is Worker.Running (see Worker.RunningGauge).
 	MetricRunning = "taskwire_worker_running"
+
+	// The warm pools' metrics (see Worker.WarmCollector), by queue.
+	MetricWarmProcesses = "taskwire_worker_warm_processes"
+	MetricWarmTasks     = "taskwire_worker_warm_tasks_running"
+	MetricWarmRecycles  = "taskwire_worker_warm_recycles_total" // and reason: max_tasks, max_rss, idle_timeout
+	MetricWarmCrashes   = "taskwire_worker_warm_crashes_total"
+	MetricWarmKills     = "taskwire_worker_warm_kills_total"
 )
+
+var (
+	descWarmProcesses = prometheus.NewDesc(MetricWarmProcesses, "Warm runtime processes alive, by queue.", []string{"queue"}, nil)
+	descWarmTasks     = prometheus.NewDesc(MetricWarmTasks, "Tasks running in warm runtime processes, by queue.", []string{"queue"}, nil)
+	descWarmRecycles  = prometheus.NewDesc(MetricWarmRecycles,
+		"Warm runtime processes retired by the worker, by queue and reason (max_tasks, max_rss, idle_timeout).", []string{"queue", "reason"}, nil)
+	descWarmCrashes = prometheus.NewDesc(MetricWarmCrashes,
+		"Warm runtime processes that ended without being retired or killed by the worker, by queue.", []string{"queue"}, nil)
+	descWarmKills = prometheus.NewDesc(MetricWarmKills,
+		"Warm runtime processes the worker killed (a task that did not stop when cancelled, a protocol error), by queue.", []string{"queue"}, nil)
+)
+
+// WarmCollector collects the warm pools' metrics, read when scraped, for
+// the binary to register.
+func (w *Worker) WarmCollector() prometheus.Collector { return warmCollector{w} }
+
+type warmCollector struct{ w *Worker }
+
+func (c warmCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descWarmProcesses, descWarmTasks, descWarmRecycles, descWarmCrashes, descWarmKills} {
+		ch <- d
+	}
+}
+
+func (c warmCollector) Collect(ch chan<- prometheus.Metric) {
+	for q, p := range c.w.pools {
+		procs, tasks := p.counts()
+		ch <- prometheus.MustNewConstMetric(descWarmProcesses, prometheus.GaugeValue, float64(procs), q)
+		ch <- prometheus.MustNewConstMetric(descWarmTasks, prometheus.GaugeValue, float64(tasks), q)
+		ch <- prometheus.MustNewConstMetric(descWarmRecycles, prometheus.CounterValue, float64(p.recycledMaxTasks.Load()), q, "max_tasks")
+		ch <- prometheus.MustNewConstMetric(descWarmRecycles, prometheus.CounterValue, float64(p.recycledMaxRSS.Load()), q, "max_rss")
+		ch <- prometheus.MustNewConstMetric(descWarmRecycles, prometheus.CounterValue, float64(p.recycledIdle.Load()), q, "idle_timeout")
+		ch <- prometheus.MustNewConstMetric(descWarmCrashes, prometheus.CounterValue, float64(p.crashes.Load()), q)
+		ch <- prometheus.MustNewConstMetric(descWarmKills, prometheus.CounterValue, float64(p.kills.Load()), q)
+	}
+}
 
 // RunningGauge is a gauge of w's running tasks and callbacks, read when
 // scraped, for the binary to register.

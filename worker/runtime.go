@@ -41,6 +41,9 @@ func (j *job) runSDK(ctx context.Context) outcome {
 		"TASKWIRE_LOGS_ADDR=" + logs,
 		"TASKWIRE_CODEC=" + j.rt.Codec.String(),
 	})
+	if j.rt.Airflow != nil {
+		env = append(env, j.rt.Airflow.env()...)
+	}
 	p, err := j.w.startProcess(argv, env, j.rt.Dir, j.tl.output, j.ti.ID)
 	if err != nil {
 		return retry("start runtime: %v", err)
@@ -149,8 +152,31 @@ func (j *job) handshake(ctx context.Context, ln net.Listener, p *proc) (net.Conn
 // serve sends StartupDetails and answers the runtime's requests until it
 // closes the connection, then waits for the process.
 func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
-	defer c.Close()
+	if j.rt.Airflow != nil {
+		return j.serveWith(ctx, c, p, j.airflowLoop)
+	}
+	return j.serveWith(ctx, c, p, j.taskwireLoop)
+}
+
+// serveLoop speaks one dialect on a runtime's connection: it sends the
+// startup message, then reads and answers requests until the stream ends
+// or fails (its error is a protocol error). It calls final with the try's
+// outcome when a terminal message arrives; final returns false when one
+// already did.
+type serveLoop func(ctx context.Context, c net.Conn, final func(outcome) bool) error
+
+// taskwireLoop is the serveLoop of taskwire's own dialect.
+func (j *job) taskwireLoop(ctx context.Context, c net.Conn, final func(outcome) bool) error {
 	conn := protocol.NewConn(c, j.rt.Codec, protocol.MaxFrameSizeDefault)
+	_, protoErr := j.exchange(ctx, conn, func(out outcome) { final(out) })
+	return protoErr
+}
+
+// serveWith runs loop on the runtime's connection c, kills the process
+// when ctx ends or when it lingers after its final message, and waits for
+// it.
+func (j *job) serveWith(ctx context.Context, c net.Conn, p *proc, loop serveLoop) outcome {
+	defer c.Close()
 
 	// watcher kills the process when ctx ends or when it lingers after its
 	// terminal message, and stops reading once the process is gone.
@@ -181,11 +207,11 @@ func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
 				p.terminateFor(cause)
 				ctxDone = nil
 			case <-termCh:
-				t := time.NewTimer(j.w.cfg.KillGrace)
+				t := time.NewTimer(j.overtime())
 				defer t.Stop()
 				linger, termCh = t.C, nil
 			case <-linger:
-				j.tl.worker("warning", fmt.Sprintf("runtime still running %s after its final message: killing it", j.w.cfg.KillGrace))
+				j.tl.worker("warning", fmt.Sprintf("runtime still running %s after its final message: killing it", j.overtime()))
 				p.terminate()
 				linger = nil
 			case <-p.done:
@@ -199,43 +225,14 @@ func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
 	}()
 
 	var final *outcome
-	var protoErr error
-	startup := j.startup
-	if err := conn.WriteResponse(0, startup, nil); err != nil && !endOfStream(err) {
-		protoErr = fmt.Errorf("send StartupDetails: %w", err)
-	}
-	for protoErr == nil {
-		req, err := conn.ReadRequest()
-		if err != nil {
-			if !endOfStream(err) {
-				protoErr = err
-			}
-			break
+	protoErr := loop(ctx, c, func(out outcome) bool {
+		if final != nil {
+			return false
 		}
-		resp, errResp, term, err := j.answer(ctx, req.Msg)
-		if err != nil {
-			protoErr = err
-			break
-		}
-		if term != nil {
-			if final == nil {
-				final = term
-				termOnce.Do(func() { close(terminal) })
-			} else {
-				errResp = &protocol.ErrorResponse{Type: protocol.TypeErrorResponse, Error: "bad_request",
-					Detail: map[string]any{"message": "the task already sent its final message"}}
-				resp = nil
-			}
-		}
-		if err := conn.WriteResponse(req.ID, resp, errResp); err != nil {
-			if !endOfStream(err) {
-				j.log.Debug("answer runtime", "err", err)
-			}
-			if final != nil {
-				break
-			}
-		}
-	}
+		final = &out
+		termOnce.Do(func() { close(terminal) })
+		return true
+	})
 	if protoErr != nil {
 		j.tl.worker("error", "protocol error: "+protoErr.Error())
 		p.terminate()
@@ -258,6 +255,61 @@ func (j *job) serve(ctx context.Context, c net.Conn, p *proc) outcome {
 		return outcome{killed: k}
 	}
 	return j.exitOutcome(p, nil)
+}
+
+// exchange sends the try's StartupDetails on conn and answers the runtime's
+// requests until the connection ends or breaks the protocol; it returns the
+// outcome the terminal message reported (nil: none came) and the protocol
+// error. onFinal is called when the terminal message arrives. Cold and warm
+// tries share it: only what surrounds the connection differs.
+func (j *job) exchange(ctx context.Context, conn *protocol.Conn, onFinal func(outcome)) (final *outcome, protoErr error) {
+	if err := conn.WriteResponse(0, j.startup, nil); err != nil && !endOfStream(err) {
+		return nil, fmt.Errorf("send StartupDetails: %w", err)
+	}
+	for {
+		req, err := conn.ReadRequest()
+		if err != nil {
+			if !endOfStream(err) {
+				protoErr = err
+			}
+			return final, protoErr
+		}
+		resp, errResp, term, err := j.answer(ctx, req.Msg)
+		if err != nil {
+			return final, err
+		}
+		if term != nil {
+			if final == nil {
+				final = term
+				onFinal(*term)
+			} else {
+				errResp = badRequest("the task already sent its final message")
+				resp = nil
+			}
+		}
+		if err := conn.WriteResponse(req.ID, resp, errResp); err != nil {
+			if !endOfStream(err) {
+				j.log.Debug("answer runtime", "err", err)
+			}
+			if final != nil {
+				return final, nil
+			}
+		}
+	}
+}
+
+// airflowOvertime is how long Airflow's runner may go on after its final
+// state (its finalize: callbacks, listeners, rendered fields), as Airflow's
+// supervisor allows ([core] task_success_overtime, 20s).
+const airflowOvertime = 20 * time.Second
+
+// overtime is how long a runtime may run after its final message before
+// it is killed: the kill grace, or Airflow's overtime for its runner.
+func (j *job) overtime() time.Duration {
+	if j.rt.Airflow != nil {
+		return max(j.w.cfg.KillGrace, airflowOvertime)
+	}
+	return j.w.cfg.KillGrace
 }
 
 // endOfStream reports whether err only says that the connection ended.

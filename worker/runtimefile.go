@@ -37,6 +37,11 @@ import (
 //	      max_tasks: 1000           # recycle after this many; default no limit
 //	      max_rss: 512MiB           # recycle above; bytes, KiB, MiB or GiB
 //	      idle_timeout: 10m         # stop after idling this long; default never
+//	  airflow:
+//	    runtime: airflow            # Airflow's own task runner (see AirflowRuntime)
+//	    python: .venv-airflow/bin/python   # default python3
+//	    dags_folder: /srv/dags      # required
+//	    env: {AIRFLOW_HOME: /srv/airflow}
 //
 //	services:                     # helper processes beside the tasks (Service)
 //	  airflow-forkserver:
@@ -104,6 +109,9 @@ type runtimeYAML struct {
 	Dir     string            `yaml:"dir"`
 	Socket  string            `yaml:"socket"`
 	Warm    *warmYAML         `yaml:"warm"`
+	// runtime: airflow
+	Python     string `yaml:"python"`
+	DagsFolder string `yaml:"dags_folder"`
 }
 
 type warmYAML struct {
@@ -202,7 +210,19 @@ func (y runtimeYAML) runtime() (Runtime, error) {
 	if err != nil {
 		return Runtime{}, err
 	}
+	if y.Runtime != "airflow" && (y.Python != "" || y.DagsFolder != "") {
+		return Runtime{}, errors.New("python and dags_folder are for runtime: airflow")
+	}
 	switch y.Runtime {
+	case "airflow":
+		if len(argv) > 0 || y.Codec != "" || y.Warm != nil {
+			return Runtime{}, errors.New("runtime: airflow takes no command, codec or warm (it runs Airflow's task runner through taskwire's shim)")
+		}
+		if y.DagsFolder == "" {
+			return Runtime{}, errors.New("runtime: airflow needs dags_folder")
+		}
+		return Runtime{Command: AirflowCommand(y.Python), Env: y.Env, Dir: y.Dir, Socket: y.Socket,
+			Airflow: &AirflowRuntime{Python: y.Python, DagsFolder: y.DagsFolder}}, nil
 	case "command":
 		if len(argv) > 0 || y.Codec != "" || len(y.Env) > 0 || y.Dir != "" || y.Socket != "" || y.Warm != nil {
 			return Runtime{}, errors.New("runtime: command takes no command, codec, env, dir, socket or warm (the activity names the executable)")
@@ -210,7 +230,7 @@ func (y runtimeYAML) runtime() (Runtime, error) {
 		return Runtime{}, nil
 	case "", "sdk":
 	default:
-		return Runtime{}, fmt.Errorf("runtime %q: want command, or sdk (the default) with a command", y.Runtime)
+		return Runtime{}, fmt.Errorf("runtime %q: want command, airflow, or sdk (the default) with a command", y.Runtime)
 	}
 	if len(argv) == 0 {
 		return Runtime{}, errors.New("no command: give the command that starts the runtime, or runtime: command")

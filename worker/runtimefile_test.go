@@ -26,6 +26,11 @@ queues:
   warm:
     command: ./gotasks
     warm: {processes: 2, tasks_per_process: 4, max_tasks: 1000, max_rss: 512MiB, idle_timeout: 10m}
+  airflow:
+    runtime: airflow
+    python: /venv/bin/python
+    dags_folder: /srv/dags
+    env: {AIRFLOW_HOME: /srv/airflow}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +42,8 @@ queues:
 			Env: map[string]string{"PYTHONUNBUFFERED": "1"}, Dir: "/tmp", Socket: SocketUnix},
 		"warm": {Command: []string{"./gotasks"}, Warm: &Warm{Processes: 2, TasksPerProcess: 4, MaxTasks: 1000,
 			MaxRSS: 512 << 20, IdleTimeout: 10 * time.Minute}},
+		"airflow": {Command: []string{"/venv/bin/python", "-m", "taskwire.airflow_runtime"}, Env: map[string]string{"AIRFLOW_HOME": "/srv/airflow"},
+			Airflow: &AirflowRuntime{Python: "/venv/bin/python", DagsFolder: "/srv/dags"}},
 	}
 	if !reflect.DeepEqual(f.Queues, want) {
 		t.Errorf("got %+v\nwant %+v", f.Queues, want)
@@ -58,6 +65,10 @@ func TestParseRuntimeFileRefuses(t *testing.T) {
 		{"warm bad idle", "queues:\n  q:\n    command: x\n    warm: {idle_timeout: 10}\n", "idle_timeout"},
 		{"warm negative", "queues:\n  q:\n    command: x\n    warm: {processes: -1}\n", "negative"},
 		{"warm unknown", "queues:\n  q:\n    command: x\n    warm: {procs: 1}\n", "procs"},
+		{"airflow no dags", "queues:\n  q:\n    runtime: airflow\n", "dags_folder"},
+		{"airflow command", "queues:\n  q:\n    runtime: airflow\n    dags_folder: /d\n    command: x\n", "takes no command"},
+		{"airflow warm", "queues:\n  q:\n    runtime: airflow\n    dags_folder: /d\n    warm: {processes: 1}\n", "takes no command"},
+		{"python elsewhere", "queues:\n  q:\n    command: x\n    python: p\n", "runtime: airflow"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseRuntimeFile([]byte(tc.yaml))

@@ -38,11 +38,22 @@ func sessionMembers(sid int) []int {
 		if err != nil || pid == sid {
 			continue
 		}
-		if s, ok := procSession(pid); ok && s == sid {
+		if s, ok := getsid(pid); ok && s == sid {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// getsid returns the session of process pid: one system call, where
+// reading /proc/<pid>/stat takes three and a parse (sessionMembers asks it
+// of every process of the machine, once per cold task).
+func getsid(pid int) (int, bool) {
+	s, _, errno := syscall.RawSyscall(syscall.SYS_GETSID, uintptr(pid), 0, 0)
+	if errno != 0 {
+		return 0, false
+	}
+	return int(s), true
 }
 
 // procSession returns field 6 (session) of /proc/<pid>/stat.

@@ -63,6 +63,9 @@ type job struct {
 	dagRun *activity.DagRun
 	// pool is the queue's warm processes, nil in cold mode.
 	pool *warmPool
+	// shouldRetry says whether a failure of this try is retried (the
+	// executor's answer to …/run), for runtimes that decide it themselves.
+	shouldRetry bool
 }
 
 // run runs the job to its end; it kills the process when ctx ends. An
@@ -219,7 +222,7 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		env: append(append(tiEnv(ti, q),
 			"TASKWIRE_MAX_TRIES="+strconv.Itoa(rr.MaxTries),
 			"TASKWIRE_PARAMS="+string(params)), dagRunEnv(et.DagRun)...),
-		dagRun: et.DagRun,
+		dagRun: et.DagRun, shouldRetry: rr.ShouldRetry,
 		startup: protocol.StartupDetails{
 			Type: protocol.TypeStartupDetails,
 			TI: protocol.TaskInstance{ID: ti.ID, DagID: ti.DagID, TaskID: ti.TaskID, RunID: ti.RunID,

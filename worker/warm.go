@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/taskwire/taskwire/protocol"
@@ -69,7 +70,14 @@ type warmPool struct {
 	live     map[*warmProc]bool
 	stopping bool
 	failures int // processes in a row that died before serving a task
-	janitor  chan struct{}
+	// waiting counts the tasks in acquire; no process is reaped as idle
+	// while one waits.
+	waiting atomic.Int32
+
+	// For the metrics (WarmCollector): processes recycled by reason,
+	// crashed, and killed by the worker.
+	recycledMaxTasks, recycledMaxRSS, recycledIdle, crashes, kills atomic.Int64
+	janitor                                                        chan struct{}
 }
 
 // warmConn is a comm connection a warm process opened and waits on for a
@@ -305,8 +313,21 @@ func (p *warmProc) watch() {
 		wp.log.Debug("warm runtime ended", "pid", p.p.pgid, "status", p.p.exitStatus())
 		return
 	}
-	wp.log.Warn("warm runtime ended", "pid", p.p.pgid, "status", p.p.exitStatus(), "killed", why,
-		"stderr_tail", p.p.stderr.String())
+	if why == "" {
+		wp.crashes.Add(1)
+	}
+	if why == "" && p.p.exitCode() == 0 {
+		// The SDKs' warm runtimes return only once the worker stops
+		// taking their connections: a clean exit of one that was not
+		// retired is a runtime that does not serve warm mode (an SDK
+		// without it runs one try and exits).
+		wp.log.Error("warm runtime exited by itself: does its SDK serve warm mode ("+protocol.EnvWarmTasks+")? "+
+			"The Go, Python and Java SDKs do; else remove warm: from the queue's runtime",
+			"pid", p.p.pgid, "served", served, "stderr_tail", p.p.stderr.String())
+	} else {
+		wp.log.Warn("warm runtime ended", "pid", p.p.pgid, "status", p.p.exitStatus(), "killed", why,
+			"stderr_tail", p.p.stderr.String())
+	}
 	if failures > 0 {
 		// A runtime that dies at once would be restarted in a loop: back off.
 		t := time.NewTimer(min(time.Duration(failures)*500*time.Millisecond, 10*time.Second))
@@ -342,6 +363,7 @@ func (p *warmProc) kill(why string) {
 	p.mu.Lock()
 	if p.killedWhy == "" {
 		p.killedWhy = why
+		p.pool.kills.Add(1)
 	}
 	p.retiring = true
 	p.mu.Unlock()
@@ -360,6 +382,14 @@ func (p *warmProc) retire(why string, replace bool) {
 		return
 	}
 	p.retiring = true
+	p.mu.Unlock()
+	p.retired(why, replace)
+}
+
+// retired ends the process that was just marked retiring: at once when it
+// runs no task, else when its last task ends (release).
+func (p *warmProc) retired(why string, replace bool) {
+	p.mu.Lock()
 	idle := p.running == 0
 	p.mu.Unlock()
 	p.pool.log.Debug("retiring warm runtime", "pid", p.p.pgid, "reason", why)
@@ -370,6 +400,25 @@ func (p *warmProc) retire(why string, replace bool) {
 	if replace {
 		_ = p.pool.ensure()
 	}
+}
+
+func (p *warmProc) isRetiring() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.retiring
+}
+
+// counts returns the pool's live processes and the tasks they run.
+func (wp *warmPool) counts() (procs, tasks int) {
+	wp.mu.Lock()
+	defer wp.mu.Unlock()
+	for p := range wp.live {
+		procs++
+		p.mu.Lock()
+		tasks += p.running
+		p.mu.Unlock()
+	}
+	return procs, tasks
 }
 
 // take gives the process one more task, when it is not retiring.
@@ -390,6 +439,7 @@ func (p *warmProc) take() bool {
 	full := p.pool.cfg.MaxTasks > 0 && p.served >= p.pool.cfg.MaxTasks
 	p.mu.Unlock()
 	if full {
+		p.pool.recycledMaxTasks.Add(1)
 		p.retire(fmt.Sprintf("served max_tasks %d", p.pool.cfg.MaxTasks), true)
 	}
 	return true
@@ -399,7 +449,8 @@ func (p *warmProc) take() bool {
 // MaxRSS, and ends a retiring one once it has no task left.
 func (p *warmProc) release() {
 	if m := p.pool.cfg.MaxRSS; m > 0 {
-		if rss, err := processRSS(p.p.pgid); err == nil && rss > m {
+		if rss, err := processRSS(p.p.pgid); err == nil && rss > m && !p.isRetiring() {
+			p.pool.recycledMaxRSS.Add(1)
 			p.retire(fmt.Sprintf("rss %d above max_rss %d", rss, m), true)
 		}
 	}
@@ -442,18 +493,27 @@ func (wp *warmPool) reapIdle() {
 			return
 		case <-t.C:
 		}
+		// A task waiting in acquire keeps every process: it may wait for
+		// one that is still starting (and so has run nothing yet). The
+		// processes are marked retiring under wp.mu, so acquire's ensure
+		// either runs before (waiting is counted: nothing is reaped) or
+		// after (it starts a replacement).
 		wp.mu.Lock()
 		var idle []*warmProc
-		for p := range wp.live {
-			p.mu.Lock()
-			if p.running == 0 && !p.retiring && time.Since(p.idleSince) > wp.cfg.IdleTimeout {
-				idle = append(idle, p)
+		if wp.waiting.Load() == 0 {
+			for p := range wp.live {
+				p.mu.Lock()
+				if p.running == 0 && !p.retiring && time.Since(p.idleSince) > wp.cfg.IdleTimeout {
+					p.retiring = true
+					idle = append(idle, p)
+				}
+				p.mu.Unlock()
 			}
-			p.mu.Unlock()
 		}
 		wp.mu.Unlock()
 		for _, p := range idle {
-			p.retire("idle_timeout", false)
+			wp.recycledIdle.Add(1)
+			p.retired("idle_timeout", false)
 		}
 	}
 }
@@ -462,6 +522,8 @@ func (wp *warmPool) reapIdle() {
 // counted in. It waits while the pool's slots are all running tasks, and
 // up to HandshakeTimeout when no process has connected.
 func (wp *warmPool) acquire(ctx context.Context) (warmConn, error) {
+	wp.waiting.Add(1)
+	defer wp.waiting.Add(-1)
 	if err := wp.ensure(); err != nil {
 		return warmConn{}, err
 	}
@@ -609,39 +671,9 @@ func (j *job) serveWarm(ctx context.Context, c net.Conn, p *warmProc, s *warmStr
 		}
 	}()
 
-	var final *outcome
-	var protoErr error
-	if err := conn.WriteResponse(0, j.startup, nil); err != nil && !endOfStream(err) {
-		protoErr = fmt.Errorf("send StartupDetails: %w", err)
-	}
-	for protoErr == nil {
-		req, err := conn.ReadRequest()
-		if err != nil {
-			if !endOfStream(err) {
-				protoErr = err
-			}
-			break
-		}
-		resp, errResp, term, err := j.answer(ctx, req.Msg)
-		if err != nil {
-			protoErr = err
-			break
-		}
-		if term != nil {
-			if final == nil {
-				final = term
-				// The runtime closes the connection once the task
-				// returned; one that keeps it open is not waited for.
-				_ = c.SetReadDeadline(time.Now().Add(grace))
-			} else {
-				errResp = badRequest("the task already sent its final message")
-				resp = nil
-			}
-		}
-		if err := conn.WriteResponse(req.ID, resp, errResp); err != nil && !endOfStream(err) {
-			j.log.Debug("answer warm runtime", "err", err)
-		}
-	}
+	// The runtime closes the connection once the task returned; one that
+	// keeps it open after the final message is not waited for.
+	final, protoErr := j.exchange(ctx, conn, func(outcome) { _ = c.SetReadDeadline(time.Now().Add(grace)) })
 	if protoErr != nil {
 		// The connection is the process's: a protocol error may have left
 		// it in any state, so the process goes, its other tasks retried.

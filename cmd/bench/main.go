@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/taskwire/taskwire/internal/bench"
 )
@@ -91,15 +92,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Queues, "queues", bench.QueuesDefault, "queues the many-queues phase spreads its tasks over")
 	fs.IntVar(&cfg.Backlog, "backlog", bench.BacklogDefault, "activities left pending on another queue during the backlog phase")
 	fs.IntVar(&cfg.Samples, "samples", bench.SamplesDefault, "samples of each raw limit")
-	fleet := fs.String("fleet", "", "comma-separated numbers of simulated workers (e.g. 100,1000) the fleet phase runs, each against a fresh executor; none by default (1,000 take minutes)")
+	fs.Func("fleet", "comma-separated numbers of simulated workers (e.g. 100,1000) the fleet phase runs, each against a fresh executor; none by default (1,000 take minutes)",
+		func(s string) (err error) { cfg.Fleet, err = parseInts(s); return err })
 	fs.IntVar(&cfg.FleetConcurrency, "fleet-concurrency", 1, "slots of each simulated worker")
 	fs.BoolVar(&cfg.FleetOnly, "fleet-only", false, "run the fleet phase alone")
-	records := fs.String("records", "", "comma-separated ascending numbers of finished task-instance records (e.g. 100000,1000000) an executor is started on, for its RSS and time to ready; none by default")
+	fs.Func("records", "comma-separated ascending numbers of finished task-instance records (e.g. 100000,1000000) an executor is started on, for its RSS and time to ready; none by default",
+		func(s string) (err error) { cfg.Records, err = parseInts(s); return err })
 	fs.BoolVar(&cfg.RecordsOnly, "records-only", false, "run the records phase alone")
+	fs.BoolVar(&cfg.DagOnly, "dag-only", false, "stop after the DAG-run phases (the raw limits, dispatch latency and flat command phase they are compared with run first)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster included) to `FILE`")
 	taskBin := fs.String("task-bin", "", "binary run as the task processes and Go SDK runtime: a path, \"self\" for this binary, or empty to build cmd/bench/taskbin")
+	python := fs.String("python", "", "python with which the warm phase runs Python SDK tasks (this checkout's sdk/python/src on its PYTHONPATH); default .venv/bin/python when it exists; \"none\" skips them")
+	javaJar := fs.String("java-sdk-jar", "", "Java SDK jar with which the warm phase runs Java SDK tasks; default sdk/java/target/taskwire-sdk.jar when it exists and java is on $PATH; \"none\" skips them")
+	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; two file descriptors each in the bench and in the runtime); none by default")
+	fs.DurationVar(&cfg.SleepFor, "sleep-for", 5*time.Second, "each sleeper's wait")
 	logLevel := fs.String("log-level", "", "log the cluster's lines at this level and above on stderr (debug, info, warn, error); default none")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -113,12 +121,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var err error
 	if cfg.Timers, err = parseInts(*timers); err != nil {
 		return usageError{fmt.Errorf("--timers: %w", err)}
-	}
-	if cfg.Fleet, err = parseInts(*fleet); err != nil {
-		return usageError{fmt.Errorf("--fleet: %w", err)}
-	}
-	if cfg.Records, err = parseInts(*records); err != nil {
-		return usageError{fmt.Errorf("--records: %w", err)}
 	}
 	if *logLevel != "" {
 		var lv slog.Level
@@ -155,6 +157,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		cfg.TaskBin = *taskBin
 	}
+	cfg.Python, cfg.PythonPath, cfg.JavaSDKJar = bench.SDKRuntimes(*python, *javaJar)
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, bench.ErrConfig) {

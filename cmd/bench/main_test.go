@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/taskwire/taskwire/internal/bench"
+	"github.com/taskwire/taskwire/internal/testbin"
 )
 
 // TestMain makes the test binary a bench binary: re-executed with
@@ -39,7 +40,10 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	if err := run(ctx, append([]string{"--json"}, tinyArgs...), &stdout, &stderr); err != nil {
+	// The warm phase with the Python and Java SDKs, and a few sleepers.
+	args := append([]string{"--json", "--python", testbin.Python(t), "--java-sdk-jar", testbin.JavaSDKJar(t),
+		"--sleepers", "30", "--sleep-for", "300ms"}, tinyArgs...)
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
 	}
 
@@ -50,6 +54,10 @@ func TestRun(t *testing.T) {
 	if len(r.Timers) != 1 || r.Timers[0].Timers != 200 || r.Command.Tasks != 20 || r.Dispatch.N != 5 || r.Deferral.N != 5 ||
 		r.ManyQueues.Tasks != 20 || r.Backlog.Messages != 300 || r.Backlog.Command.Tasks != 20 {
 		t.Errorf("report sizes do not match the flags:\n%s", stdout.String())
+	}
+	if r.Warm.Go == nil || r.Warm.Python == nil || r.Warm.Java == nil || r.Warm.Python.Tasks != 20 || r.Warm.Java.Latency.N != 5 ||
+		r.Warm.Sleepers == nil || r.Warm.Sleepers.Tasks != 30 || r.Warm.Sleepers.Seconds < 0.3 {
+		t.Errorf("warm phase incomplete: %+v", r.Warm)
 	}
 	if len(r.Targets) == 0 {
 		t.Error("no targets in the report")

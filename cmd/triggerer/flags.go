@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/taskwire/taskwire/internal/flagenv"
 	"github.com/taskwire/taskwire/triggerer"
@@ -36,6 +37,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.cfg.HeartbeatInterval, "heartbeat-interval", triggerer.HeartbeatIntervalDefault, "heartbeat interval (TASKWIRE_HEARTBEAT_INTERVAL)")
 	fs.DurationVar(&o.cfg.DeadAfter, "dead-after", triggerer.DeadAfterDefault, "silence after which another triggerer's triggers are taken over (TASKWIRE_DEAD_AFTER)")
 	fs.StringVar(&o.listen, "listen", "", "HOST:PORT serving /metrics, /healthz and /readyz; empty for none (TASKWIRE_LISTEN)")
+	pyTriggers := fs.String("python-triggers", "", "command of the Python trigger runtime running Airflow trigger classes, split on spaces, e.g. \".venv-airflow/bin/python -m taskwire.airflow_triggers\"; empty for none (TASKWIRE_PYTHON_TRIGGERS)")
 	o.logs.Register(fs)
 	if err := flagenv.Parse(fs, args, os.LookupEnv); err != nil {
 		return nil, err
@@ -43,6 +45,7 @@ func parseFlags(args []string) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	o.cfg.PythonTriggers = strings.Fields(*pyTriggers)
 	if o.cfg.Capacity <= 0 {
 		return nil, fmt.Errorf("--capacity %d: want at least 1", o.cfg.Capacity)
 	}

@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	reg.MustRegister(w.RunningGauge())
+	reg.MustRegister(w.RunningGauge(), w.WarmCollector())
 	var started atomic.Bool
 	if o.listen != "" {
 		mux := http.NewServeMux()

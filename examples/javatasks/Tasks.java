@@ -1,4 +1,5 @@
 import io.taskwire.sdk.Connection;
+import io.taskwire.sdk.DagRun;
 import io.taskwire.sdk.Fail;
 import io.taskwire.sdk.Json;
 import io.taskwire.sdk.TaskContext;
@@ -30,7 +31,9 @@ import java.util.Map;
  *       then resumes in "resume", which logs "resumed" and returns the
  *       trigger's event;</li>
  *   <li>load: pulls XCom "return_value" of task params.from_task (default
- *       "transform"), logs it and returns "loaded &lt;value&gt;".</li>
+ *       "transform"), logs it and returns "loaded &lt;value&gt;";</li>
+ *   <li>run_info: returns its DAG run {dag_id, run_id, logical_date,
+ *       run_type, conf} (null for a task submitted alone).</li>
  * </ul>
  */
 public final class Tasks {
@@ -48,6 +51,7 @@ public final class Tasks {
         rt.register("wait", Tasks::waitTask);
         rt.registerMethod("wait", "resume", Tasks::resume);
         rt.register("load", Tasks::load);
+        rt.register("run_info", Tasks::runInfo);
         rt.main(args);
     }
 
@@ -96,6 +100,17 @@ public final class Tasks {
     static Object resume(TaskContext ctx) {
         ctx.log().info("resumed", "trigger_event", ctx.event(), "deferred_at", ctx.nextKwargs().get("deferred_at"));
         return ctx.event();
+    }
+
+    /** Returns the task's DAG run: {dag_id, run_id, logical_date, run_type, conf}, or null when submitted alone. */
+    static Object runInfo(TaskContext ctx) {
+        DagRun r = ctx.dagRun();
+        if (r == null) {
+            return null;
+        }
+        ctx.log().info("dag run", "run_id", r.runId(), "logical_date", r.logicalDate(), "conf", ctx.conf());
+        return Map.of("dag_id", r.dagId(), "run_id", r.runId(), "logical_date", r.logicalDate(), "run_type", r.runType(),
+                "conf", ctx.conf());
     }
 
     static Object load(TaskContext ctx) {

@@ -42,7 +42,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		Queues: cfg.Queues, Backlog: cfg.Backlog,
 		Fleet: cfg.Fleet, FleetConcurrency: cfg.FleetConcurrency, FleetOnly: cfg.FleetOnly,
 		Records: cfg.Records, RecordsOnly: cfg.RecordsOnly,
-		TaskBin: filepath.Base(cfg.TaskBin),
+		DagOnly: cfg.DagOnly, TaskBin: filepath.Base(cfg.TaskBin),
 	}}
 	if len(cfg.Fleet) > 0 {
 		if r.Fleet, err = fleets(ctx, cfg, dir, prog); err != nil {
@@ -62,6 +62,9 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		return nil, err
 	}
 	for i, n := range cfg.Timers {
+		if cfg.DagOnly {
+			break
+		}
 		var done atomic.Int64
 		prog.set(fmt.Sprintf("timers: %d held", n), n, counter(&done))
 		tdir := filepath.Join(dir, fmt.Sprintf("timers-%d", i))
@@ -147,6 +150,9 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.DAG, err = dagPhases(ctx, c, cfg, dagProg); err != nil {
 		return fmt.Errorf("dag runs: %w", err)
 	}
+	if cfg.DagOnly {
+		return nil
+	}
 	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
 		return fmt.Errorf("go sdk throughput: %w", err)
 	}
@@ -157,6 +163,21 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	wl := phase("warm Go SDK latency", cfg.LatencyTasks)
 	if r.Warm.Go.Latency, err = oneAtATime(ctx, c, goWarmSpec(), cfg.LatencyTasks, func() { wl.Add(1) }); err != nil {
 		return fmt.Errorf("warm go sdk latency: %w", err)
+	}
+	if cfg.Python != "" {
+		if r.Warm.Python, err = warmSDK(ctx, c, cfg, "Python", queuePyWarm, tp, phase); err != nil {
+			return err
+		}
+	}
+	if cfg.JavaSDKJar != "" {
+		if r.Warm.Java, err = warmSDK(ctx, c, cfg, "Java", queueJavaWarm, tp, phase); err != nil {
+			return err
+		}
+	}
+	if cfg.Sleepers > 0 {
+		if r.Warm.Sleepers, err = sleepers(ctx, c, cfg, dir, phase(fmt.Sprintf("%d sleeping Python tasks", cfg.Sleepers), cfg.Sleepers)); err != nil {
+			return fmt.Errorf("sleepers: %w", err)
+		}
 	}
 	if r.Deferral, err = deferral(ctx, c, cfg.TaskBin, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
 		return fmt.Errorf("deferral round trip: %w", err)

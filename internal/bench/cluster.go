@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/executor"
+	"github.com/taskwire/taskwire/protocol"
 	"github.com/taskwire/taskwire/queue"
 	"github.com/taskwire/taskwire/triggerer"
 	"github.com/taskwire/taskwire/worker"
@@ -49,6 +51,10 @@ type cluster struct {
 	tracker  *tracker
 	api      *client.Client
 	httpc    []*http.Client // to close idle connections at the end
+
+	// The warm Python and Java runtimes' programs, under the run's
+	// directory; "" when the run has no such runtime.
+	pyScript, javaSource string
 }
 
 // startCluster starts the cluster, its data under dir; on error, what was
@@ -95,8 +101,23 @@ func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err 
 	}()
 
 	c.url = url
+	queues := []string{queueCommand, queueGo, queueGoWarm}
+	if cfg.Python != "" {
+		c.pyScript = filepath.Join(dir, "bench_warm.py")
+		if err := os.WriteFile(c.pyScript, []byte(pyWarmScript), 0o644); err != nil {
+			return nil, err
+		}
+		queues = append(queues, queuePyWarm)
+	}
+	if cfg.JavaSDKJar != "" {
+		c.javaSource = filepath.Join(dir, "BenchWarm.java")
+		if err := os.WriteFile(c.javaSource, []byte(javaWarmSource), 0o644); err != nil {
+			return nil, err
+		}
+		queues = append(queues, queueJavaWarm)
+	}
 	for i := range cfg.Workers {
-		w, err := c.startWorker(ctx, cfg, fmt.Sprintf("bench-worker-%d", i), []string{queueCommand, queueGo, queueGoWarm})
+		w, err := c.startWorker(ctx, cfg, fmt.Sprintf("bench-worker-%d", i), queues)
 		if err != nil {
 			return nil, err
 		}
@@ -160,8 +181,27 @@ func (c *cluster) startWorker(ctx context.Context, cfg Config, id string, queues
 			Warm:    &worker.Warm{Processes: 1, TasksPerProcess: cfg.Concurrency},
 		}
 	}
+	warm := &worker.Warm{Processes: 1, TasksPerProcess: cfg.Concurrency}
+	pyEnv := map[string]string{"PYTHONDONTWRITEBYTECODE": "1"}
+	if cfg.PythonPath != "" {
+		pyEnv["PYTHONPATH"] = cfg.PythonPath
+	}
+	if slices.Contains(queues, queuePyWarm) {
+		runtimes[queuePyWarm] = worker.Runtime{Command: []string{cfg.Python, c.pyScript, "--comm", worker.PlaceholderCommAddr,
+			"--logs", worker.PlaceholderLogsAddr}, Env: pyEnv, Warm: warm}
+	}
+	if slices.Contains(queues, queueJavaWarm) {
+		runtimes[queueJavaWarm] = worker.Runtime{Command: []string{"java", "-XX:+UseSerialGC", "-cp", cfg.JavaSDKJar, c.javaSource,
+			"--comm", worker.PlaceholderCommAddr, "--logs", worker.PlaceholderLogsAddr}, Codec: protocol.CodecJSON, Warm: warm}
+	}
+	concurrency := cfg.Concurrency
+	if slices.Contains(queues, queueSleepers) {
+		concurrency = cfg.Sleepers
+		runtimes[queueSleepers] = worker.Runtime{Command: []string{cfg.Python, c.pyScript, "--comm", worker.PlaceholderCommAddr,
+			"--logs", worker.PlaceholderLogsAddr}, Env: pyEnv, Warm: &worker.Warm{Processes: 1, TasksPerProcess: cfg.Sleepers}}
+	}
 	w, err := worker.New(worker.Config{
-		Queue: wq, API: api, Queues: queues, Concurrency: cfg.Concurrency, Runtimes: runtimes,
+		Queue: wq, API: api, Queues: queues, Concurrency: concurrency, Runtimes: runtimes,
 		ID:          id,
 		GracePeriod: 5 * time.Second, KillGrace: time.Second,
 		Logger: c.log.With("component", "worker", "worker", id),

@@ -104,6 +104,24 @@ type Config struct {
 	Records []int
 	// RecordsOnly runs the records phase alone.
 	RecordsOnly bool
+	// DagOnly stops after the DAG-run phases (the raw limits, dispatch
+	// latency and flat command throughput they are compared with run
+	// first).
+	DagOnly bool
+	// Python, when set, is a python interpreter with which the warm phase
+	// also runs Python SDK tasks; PythonPath is put in its PYTHONPATH (the
+	// checkout's sdk/python/src, so the SDK of this tree is measured).
+	Python     string
+	PythonPath string
+	// JavaSDKJar, when set, is the Java SDK's jar with which the warm phase
+	// also runs Java SDK tasks (java on $PATH).
+	JavaSDKJar string
+	// Sleepers, when > 0, runs the sleepers phase: that many async def
+	// Python tasks, each awaiting SleepFor, at once on one worker (needs
+	// Python).
+	Sleepers int
+	// SleepFor is each sleeper's wait; default 5s.
+	SleepFor time.Duration
 	// TempDir is where the run's temporary directory is made (and removed);
 	// default os.TempDir().
 	TempDir string
@@ -153,6 +171,9 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.SleepFor == 0 {
+		c.SleepFor = 5 * time.Second
+	}
 	return c
 }
 
@@ -185,6 +206,9 @@ func (c Config) validate() error {
 	if c.RecordsOnly && len(c.Records) == 0 {
 		return fmt.Errorf("%w: records only, but no number of records", ErrConfig)
 	}
+	if c.FleetOnly && c.DagOnly {
+		return errors.New("bench: --fleet-only and --dag-only exclude each other")
+	}
 	if c.FleetOnly && len(c.Fleet) == 0 {
 		return fmt.Errorf("%w: fleet only, but no fleet size", ErrConfig)
 	}
@@ -192,6 +216,12 @@ func (c Config) validate() error {
 		if n < 1 {
 			return fmt.Errorf("%w: timers %d: want at least 1", ErrConfig, n)
 		}
+	}
+	if c.Sleepers < 0 || c.SleepFor < 0 {
+		return fmt.Errorf("%w: sleepers %d for %s: want non-negative", ErrConfig, c.Sleepers, c.SleepFor)
+	}
+	if c.Sleepers > 0 && c.Python == "" {
+		return fmt.Errorf("%w: the sleepers phase runs Python tasks: it needs a python", ErrConfig)
 	}
 	if c.LateSpread < 0 {
 		return fmt.Errorf("%w: late spread %s is negative", ErrConfig, c.LateSpread)

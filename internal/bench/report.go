@@ -70,6 +70,7 @@ type RunConfig struct {
 	// ran it alone.
 	Records     []int `json:"records,omitempty"`
 	RecordsOnly bool  `json:"records_only,omitempty"`
+	DagOnly     bool  `json:"dag_only,omitempty"`
 	// TaskBin is the binary run as the task processes and the Go SDK
 	// runtime.
 	TaskBin string `json:"task_bin"`
@@ -141,6 +142,8 @@ const (
 	targetDagStepP50       = 2   // ms
 	targetDagStepP99       = 10  // ms
 	targetWarmPerCommand   = 5   // warm SDK tasks/s ÷ cold command tasks/s
+	targetWarmP50          = 5   // ms, warm Python/Java no-op queued → success, one at a time
+	targetWarmP99          = 15  // ms
 )
 
 // finish fills in the ratios and targets.
@@ -179,6 +182,14 @@ func (r *Report) finish() {
 	}
 	if r.Warm.Go != nil {
 		r.Targets = append(r.Targets, atLeast("warm_go_per_command", r.Ratios.WarmGoPerCommand, targetWarmPerCommand, "×"))
+	}
+	if w := r.Warm.Python; w != nil {
+		r.Targets = append(r.Targets, atMost("warm_python_p50_ms", w.Latency.P50, targetWarmP50, "ms"),
+			atMost("warm_python_p99_ms", w.Latency.P99, targetWarmP99, "ms"))
+	}
+	if w := r.Warm.Java; w != nil {
+		r.Targets = append(r.Targets, atMost("warm_java_p50_ms", w.Latency.P50, targetWarmP50, "ms"),
+			atMost("warm_java_p99_ms", w.Latency.P99, targetWarmP99, "ms"))
 	}
 	for _, t := range r.Timers {
 		if t.Timers == targetRSSTimers {
@@ -246,24 +257,24 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "figure\tvalue\ttarget\traw limit\tratio")
 	fmt.Fprintf(tw, "no-op command tasks/s (%d tasks)\t%s/s\t%s\tfork+exec %s/s\t%.2f×\n",
 		r.Command.Tasks, thousands(r.Command.PerSecond), r.target("command_tasks_per_s"), thousands(r.Raw.ForkExecPerSecond), r.Ratios.CommandPerForkExec)
-	fmt.Fprintf(tw, "no-op Go SDK tasks/s (%d tasks)\t%s/s\t%s\thandshake %s/s\t%.2f×\n",
-		r.GoSDK.Tasks, thousands(r.GoSDK.PerSecond), r.target("go_sdk_tasks_per_s"), thousands(r.Raw.HandshakePerSecond), r.Ratios.GoSDKPerHandshake)
-	if g := r.Warm.Go; g != nil {
-		fmt.Fprintf(tw, "no-op warm Go SDK tasks/s (%d tasks)\t%s/s\t%s\tcold command %s/s\t%.2f×\n",
-			g.Tasks, thousands(g.PerSecond), r.target("warm_go_per_command"), thousands(r.Command.PerSecond), r.Ratios.WarmGoPerCommand)
-		fmt.Fprintf(tw, "warm Go SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t\t\t\n",
-			g.Latency.N, g.CPUMillisPerTask, g.Latency.P50, g.Latency.P99)
+	if !c.DagOnly {
+		r.writeOtherRows(tw)
 	}
-	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
-		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
-	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
-		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
 	fmt.Fprintf(tw, "DAG 1 → %d → 1 no-op command tasks/s (trigger → run end)\t%s/s\t%s\tflat %s/s\t%.2f×\n",
 		r.DAG.FanTasks-2, thousands(r.DAG.FanPerSecond), r.target("dag_fan_per_command"), thousands(r.Command.PerSecond), r.Ratios.DagFanPerCommand)
+	fmt.Fprintf(tw, "  cluster CPU per task: the DAG / flat command tasks\t%.2f / %.2f ms\t\t\t\n",
+		r.DAG.FanCPUMillisPerTask, r.Command.CPUMillisPerTask)
 	fmt.Fprintf(tw, "DAG chain of %d: step scheduling p50 / p99 (upstream end_date → downstream queued_at)\t%.2f / %.2f ms\t%s, %s\t\t\n",
 		r.DAG.ChainSteps, r.DAG.StepScheduling.P50, r.DAG.StepScheduling.P99, r.target("dag_step_p50_ms"), r.target("dag_step_p99_ms"))
 	fmt.Fprintf(tw, "  step to the downstream running, p50 / p99 (→ its start_date: + publish, pull, …/run)\t%.2f / %.2f ms\t\t\t\n",
 		r.DAG.StepToRunning.P50, r.DAG.StepToRunning.P99)
+	if c.DagOnly {
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	fmt.Fprintf(tw, "cluster CPU per task: command / Go SDK / over %d queues / beside the backlog\t%.2f / %.2f / %.2f / %.2f ms\t\t\t\n",
 		c.Queues, r.Command.CPUMillisPerTask, r.GoSDK.CPUMillisPerTask, r.ManyQueues.CPUMillisPerTask, r.Backlog.Command.CPUMillisPerTask)
 	fmt.Fprintf(tw, "dispatch latency p50 (%d tasks, one at a time)\t%.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.1f×\n",
@@ -310,6 +321,42 @@ dispatch latency and deferral round trip.
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeOtherRows writes the throughput rows between the flat command
+// row and the DAG rows (left out with DagOnly).
+func (r *Report) writeOtherRows(tw io.Writer) {
+	c := r.Config
+	fmt.Fprintf(tw, "no-op Go SDK tasks/s (%d tasks)\t%s/s\t%s\thandshake %s/s\t%.2f×\n",
+		r.GoSDK.Tasks, thousands(r.GoSDK.PerSecond), r.target("go_sdk_tasks_per_s"), thousands(r.Raw.HandshakePerSecond), r.Ratios.GoSDKPerHandshake)
+	if g := r.Warm.Go; g != nil {
+		fmt.Fprintf(tw, "no-op warm Go SDK tasks/s (%d tasks)\t%s/s\t%s\tcold command %s/s\t%.2f×\n",
+			g.Tasks, thousands(g.PerSecond), r.target("warm_go_per_command"), thousands(r.Command.PerSecond), r.Ratios.WarmGoPerCommand)
+		fmt.Fprintf(tw, "warm Go SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t\t\t\n",
+			g.Latency.N, g.CPUMillisPerTask, g.Latency.P50, g.Latency.P99)
+	}
+	for _, w := range []struct {
+		name string
+		r    *WarmRuntime
+	}{{"Python (async def)", r.Warm.Python}, {"Java", r.Warm.Java}} {
+		if w.r == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "no-op warm %s SDK tasks/s (%d tasks)\t%s/s\t\tcold command %s/s\t%.2f×\n",
+			w.name, w.r.Tasks, thousands(w.r.PerSecond), thousands(r.Command.PerSecond), ratio(w.r.PerSecond, r.Command.PerSecond))
+		fmt.Fprintf(tw, "warm %s SDK: cluster CPU per task; queued → success p50 / p99 (%d, one at a time)\t%.2f ms; %.2f / %.2f ms\t%s, %s\t\t\n",
+			w.name, w.r.Latency.N, w.r.CPUMillisPerTask, w.r.Latency.P50, w.r.Latency.P99, r.target(warmTargetName(w.r, r, "p50")), r.target(warmTargetName(w.r, r, "p99")))
+	}
+	if s := r.Warm.Sleepers; s != nil {
+		fmt.Fprintf(tw, "%s async def Python tasks awaiting %gs at once, one warm process: all done in\t%.1f s\t\t\t\n",
+			thousands(float64(s.Tasks)), s.SleepS, s.Seconds)
+		fmt.Fprintf(tw, "  RSS: bench process (cluster + worker) peak / Python runtime\t%.0f / %.0f MiB\t\t\t\n",
+			s.WorkerRSSMiB, s.RuntimeRSSMiB)
+	}
+	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
+		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
+	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
+		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
 }
 
 // thousands formats f rounded to an integer, with commas between
@@ -377,4 +424,14 @@ func (r *Report) writeRecords(b *strings.Builder) error {
 		"ready when Start returns (every record read once); RSS and heap after a GC; then the newest 100\n" +
 		"successes and the next page, read from storage.\n")
 	return nil
+}
+
+// warmTargetName is the target figure of a warm runtime's latency quantile
+// q ("p50", "p99").
+func warmTargetName(w *WarmRuntime, r *Report, q string) string {
+	sdk := "java"
+	if w == r.Warm.Python {
+		sdk = "python"
+	}
+	return "warm_" + sdk + "_" + q + "_ms"
 }

@@ -3,6 +3,12 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
@@ -12,9 +18,76 @@ import (
 // mode: one process per worker, Concurrency tasks at once.
 const queueGoWarm = "go-warm"
 
-// Warm is the warm-mode phase: no-op SDK tasks run in warm processes.
+// The warm Python and Java SDK runtimes (Config.Python, Config.JavaSDKJar):
+// a no-op task each, one process per worker, Concurrency tasks at once.
+const (
+	queuePyWarm   = "python-warm"
+	queueJavaWarm = "java-warm"
+	// queueSleepers is the sleepers phase's warm Python runtime, on a worker
+	// of its own with Config.Sleepers slots.
+	queueSleepers = "python-sleepers"
+)
+
+// Warm is the warm-mode phase: no-op SDK tasks run in warm processes. An
+// SDK the run had no runtime for (no python, no Java SDK jar) is absent.
 type Warm struct {
-	Go *WarmRuntime `json:"go,omitempty"`
+	Go     *WarmRuntime `json:"go,omitempty"`
+	Python *WarmRuntime `json:"python,omitempty"`
+	Java   *WarmRuntime `json:"java,omitempty"`
+	// Sleepers is the sleepers phase (Config.Sleepers).
+	Sleepers *Sleepers `json:"sleepers,omitempty"`
+}
+
+// Sleepers is many async def Python tasks awaiting at once in one warm
+// process of one worker.
+type Sleepers struct {
+	Tasks  int     `json:"tasks"`
+	SleepS float64 `json:"sleep_s"`
+	// Seconds is from the first submit to the last success.
+	Seconds float64 `json:"seconds"`
+	// WorkerRSSMiB is the bench process's peak resident memory (the whole
+	// cluster: NATS, executor, workers); RuntimeRSSMiB the Python
+	// process's, read while all tasks were sleeping.
+	WorkerRSSMiB  float64 `json:"bench_process_peak_rss_mib"`
+	RuntimeRSSMiB float64 `json:"runtime_rss_mib"`
+}
+
+// pyWarmScript is the warm Python runtime's program: no-op tasks, an async
+// def one and a sleeper.
+const pyWarmScript = `import asyncio
+import taskwire
+
+app = taskwire.App()
+
+
+@app.task("noop")
+async def noop(ctx):
+    pass
+
+
+@app.task("sleep")
+async def sleep(ctx):
+    await asyncio.sleep(float(ctx.params["seconds"]))
+
+
+if __name__ == "__main__":
+    app.main()
+`
+
+// javaWarmSource is the warm Java runtime's program (run from source by
+// the java launcher).
+const javaWarmSource = `import io.taskwire.sdk.TaskRuntime;
+
+public final class BenchWarm {
+    public static void main(String[] args) {
+        new TaskRuntime().register("noop", ctx -> null).main(args);
+    }
+}
+`
+
+// warmSpec is a no-op task of queue q.
+func warmSpec(q string) activity.TaskSpec {
+	return activity.TaskSpec{Queue: q, TaskID: "bench_warm", Entrypoint: activity.Entrypoint{Task: "noop"}}
 }
 
 // WarmRuntime is one SDK's warm figures.
@@ -47,4 +120,174 @@ func oneAtATime(ctx context.Context, c *cluster, spec activity.TaskSpec, n int, 
 		done()
 	}
 	return summarize(ds), nil
+}
+
+// warmSDKs runs the throughput and one-at-a-time latency phases of the warm
+// runtime of queue q.
+func warmSDK(ctx context.Context, c *cluster, cfg Config, name, q string,
+	tp func(string, activity.TaskSpec) (Throughput, error), phase func(string, int) *atomic.Int64) (*WarmRuntime, error) {
+	w := &WarmRuntime{}
+	var err error
+	if w.Throughput, err = tp("warm "+name+" SDK tasks", warmSpec(q)); err != nil {
+		return nil, fmt.Errorf("warm %s sdk throughput: %w", name, err)
+	}
+	l := phase("warm "+name+" SDK latency", cfg.LatencyTasks)
+	if w.Latency, err = oneAtATime(ctx, c, warmSpec(q), cfg.LatencyTasks, func() { l.Add(1) }); err != nil {
+		return nil, fmt.Errorf("warm %s sdk latency: %w", name, err)
+	}
+	return w, nil
+}
+
+// sleepers runs cfg.Sleepers async def Python tasks, each awaiting
+// cfg.SleepFor, at once in one warm process of a worker of their own, and
+// reports the time to finish them all and the memory it took.
+func sleepers(ctx context.Context, c *cluster, cfg Config, dir string, done *atomic.Int64) (*Sleepers, error) {
+	// A script of its own, so its process is found by its command line.
+	script := filepath.Join(dir, "bench_sleepers.py")
+	if err := os.WriteFile(script, []byte(pyWarmScript), 0o644); err != nil {
+		return nil, err
+	}
+	saved := c.pyScript
+	c.pyScript = script
+	w, err := c.startWorker(ctx, cfg, "bench-sleepers", []string{queueSleepers})
+	c.pyScript = saved
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Stop(context.WithoutCancel(ctx)) }()
+
+	spec := activity.TaskSpec{Queue: queueSleepers, TaskID: "bench_sleep", Entrypoint: activity.Entrypoint{Task: "sleep"},
+		Params: map[string]any{"seconds": cfg.SleepFor.Seconds()}}
+	var peakRuntime, peakSelf int64
+	sample := func() {
+		if pid := pidOf(script); pid > 0 {
+			if r, err := rssOf(pid); err == nil {
+				peakRuntime = max(peakRuntime, r)
+			}
+		}
+		if r, err := rssOf(os.Getpid()); err == nil {
+			peakSelf = max(peakSelf, r)
+		}
+	}
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	}()
+	base := c.tracker.ended.Load()
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				done.Store(c.tracker.ended.Load() - base)
+			}
+		}
+	}()
+	tp, err := throughput(ctx, c, spec, cfg.Sleepers, cfg.Inflight)
+	close(stop)
+	<-sampled
+	if err != nil {
+		return nil, err
+	}
+	return &Sleepers{Tasks: cfg.Sleepers, SleepS: cfg.SleepFor.Seconds(), Seconds: tp.Seconds,
+		WorkerRSSMiB: float64(peakSelf) / (1 << 20), RuntimeRSSMiB: float64(peakRuntime) / (1 << 20)}, nil
+}
+
+// pidOf returns the pid of a process of this user whose command line has
+// arg, or 0.
+func pidOf(arg string) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		for _, a := range strings.Split(string(b), "\x00") {
+			if a == arg {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// SDKRuntimes resolves cmd/bench's --python and --java-sdk-jar flags into
+// Config.Python, PythonPath and JavaSDKJar: "" means the checkout's
+// .venv/bin/python and sdk/java/target/taskwire-sdk.jar (the checkout is
+// the directory with go.mod at or above the working directory) when they
+// exist, "none" none. PythonPath is the checkout's sdk/python/src, so the
+// Python runtime runs this tree's SDK.
+func SDKRuntimes(python, jar string) (py, pyPath, javaJar string) {
+	root := moduleRoot()
+	at := func(parts ...string) string {
+		if root == "" {
+			return ""
+		}
+		p := filepath.Join(append([]string{root}, parts...)...)
+		if _, err := os.Stat(p); err != nil {
+			return ""
+		}
+		return p
+	}
+	switch python {
+	case "none":
+	case "":
+		py = at(".venv", "bin", "python")
+	default:
+		py = python
+	}
+	if py != "" {
+		pyPath = at("sdk", "python", "src")
+	}
+	switch jar {
+	case "none":
+	case "":
+		if _, err := exec.LookPath("java"); err == nil {
+			javaJar = at("sdk", "java", "target", "taskwire-sdk.jar")
+		}
+	default:
+		if a, err := filepath.Abs(jar); err == nil {
+			jar = a
+		}
+		javaJar = jar
+	}
+	return py, pyPath, javaJar
+}
+
+// moduleRoot is the nearest directory at or above the working directory
+// with a go.mod, or "".
+func moduleRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return ""
+		}
+		dir = up
+	}
 }

@@ -1,6 +1,7 @@
 // Package testbin builds taskwire's binaries for tests and runs them as real
 // processes. Binaries are built once per test process (with -race when the
-// test binary has it), into a directory removed by Cleanup.
+// test binary has it, and the taskwire_testhooks build tag that compiles
+// in the test-only fault injection), into a directory removed by Cleanup.
 package testbin
 
 import (
@@ -63,7 +64,9 @@ func Build(pkg string) (string, error) {
 		}
 	}
 	out := filepath.Join(dir, filepath.Base(pkg))
-	args := []string{"build", "-o", out}
+	// The test hooks (fault injection; cli/testhooks.go) are compiled
+	// into test binaries only.
+	args := []string{"build", "-tags", "taskwire_testhooks", "-o", out}
 	if raceEnabled {
 		args = append(args, "-race")
 	}

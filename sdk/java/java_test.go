@@ -46,6 +46,7 @@ type runOpts struct {
 	nextKwargs map[string]any
 	unix       bool
 	viaEnv     bool
+	dagRun     *protocol.DagRun
 }
 
 // runExample starts `java -cp CLASSES Tasks` for task against a stand-in
@@ -62,7 +63,7 @@ func runExample(t *testing.T, task string, s runtimetest.Store, o runOpts) runti
 		Codec: protocol.CodecJSON,
 		Startup: protocol.StartupDetails{
 			TI:         protocol.TaskInstance{ID: "ti-" + task, DagID: "etl", TaskID: task, RunID: "r1", MapIndex: -1, TryNumber: 1},
-			Context:    protocol.RunContext{MaxTries: 1, Queue: "java", Entrypoint: task, Params: o.params},
+			Context:    protocol.RunContext{MaxTries: 1, Queue: "java", Entrypoint: task, Params: o.params, DagRun: o.dagRun},
 			NextMethod: o.nextMethod, NextKwargs: o.nextKwargs,
 			StartDate: time.Now().UTC().Format(time.RFC3339Nano),
 		},
@@ -141,6 +142,16 @@ func TestExampleTasks(t *testing.T) {
 			runtimetest.Retried("trigger timeout after 2s")},
 		{"load", "load", full, runOpts{}, runtimetest.All(runtimetest.Succeeded, pushed("return_value", `loaded {"rows":3}`), runtimetest.Logged(`"event":"loaded"`))},
 		{"load_from", "load", full, runOpts{params: map[string]any{"from_task": "other"}}, pushed("return_value", "loaded x")},
+		{"run_info", "run_info", runtimetest.Store{}, runOpts{dagRun: &protocol.DagRun{DagID: "etl", RunID: "r1",
+			LogicalDate: "2026-11-22T00:00:00Z", RunType: "manual", Conf: map[string]any{"day": "monday"}}},
+			runtimetest.All(runtimetest.Succeeded, pushed("return_value", map[string]any{"dag_id": "etl", "run_id": "r1",
+				"logical_date": "2026-11-22T00:00:00Z", "run_type": "manual", "conf": map[string]any{"day": "monday"}}),
+				runtimetest.Logged(`"event":"dag run"`))},
+		{"run_info_alone", "run_info", runtimetest.Store{}, runOpts{}, runtimetest.All(runtimetest.Succeeded, func(t *testing.T, r runtimetest.Result) {
+			if len(r.Requests) != 1 { // SucceedTask alone: no return value
+				t.Errorf("requests %#v, want SucceedTask alone", r.Requests)
+			}
+		})},
 		{"unknown", "nope", runtimetest.Store{}, runOpts{}, runtimetest.Failed(`no task "nope"`)},
 	}
 	for _, tt := range tests {

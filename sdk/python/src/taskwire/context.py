@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import logging
 import numbers
@@ -127,6 +128,8 @@ class Context(object):
         self.start_date: str = startup.get("start_date") or ""
         #: The task's logger (logging.getLogger("task")), shipped to the task's log.
         self.log = logger or logging.getLogger("task")
+        # Set by a warm runtime when the worker cancels the try.
+        self._cancel_event: Optional[threading.Event] = None
 
     @property
     def event(self) -> Any:
@@ -139,6 +142,15 @@ class Context(object):
     @property
     def task_id(self) -> str:
         return self.ti.task_id
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the worker cancelled the try (warm mode: timeout, kill or
+        shutdown). A plain def task of a warm runtime should return soon
+        after; an async def task is cancelled at its next await instead. In
+        cold mode the worker ends the process, and this stays False."""
+        e = self._cancel_event
+        return e is not None and e.is_set()
 
     @property
     def deferred(self) -> bool:
@@ -254,6 +266,38 @@ class Context(object):
             self._deferred = True
             self.defer_message = msg
         raise TaskDeferred(trigger, method)
+
+
+    # ------------------------------------------------ async def tasks
+
+    # The awaitable forms of the request methods, for async def tasks: each
+    # runs its blocking form on a thread of the runtime (the event loop goes
+    # on meanwhile) and returns or raises what it does.
+
+    async def avariable(self, key: str, default: Any = _MISSING) -> Any:
+        return await asyncio.to_thread(self.variable, key, default)
+
+    async def aset_variable(self, key: str, value: str, description: Optional[str] = None) -> None:
+        await asyncio.to_thread(self.set_variable, key, value, description)
+
+    async def aconnection(self, conn_id: str) -> Connection:
+        return await asyncio.to_thread(self.connection, conn_id)
+
+    async def axcom_push(self, key: str, value: Any) -> None:
+        await asyncio.to_thread(self.xcom_push, key, value)
+
+    async def axcom_pull(self, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self.xcom_pull, *args, **kwargs)
+
+    async def axcom_delete(self, key: str) -> None:
+        await asyncio.to_thread(self.xcom_delete, key)
+
+    async def amask_secret(self, value: object, name: Optional[str] = None) -> None:
+        await asyncio.to_thread(self.mask_secret, value, name)
+
+    async def adefer(self, *args: Any, **kwargs: Any) -> NoReturn:
+        await asyncio.to_thread(self.defer, *args, **kwargs)
+        raise AssertionError("unreachable: defer raises")
 
 
 def _unexpected(req: str, m: Optional[Mapping[str, Any]]) -> WorkerGone:

@@ -4,6 +4,8 @@ of one task try."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import inspect
 import logging
 import os
 import socket
@@ -17,6 +19,7 @@ from .client import Client
 from .context import FAIL_METHOD, Context
 from .errors import Fail, Skip, TaskDeferred
 from .log import JSONLineHandler, LogWriter
+from .warm import ENV_WARM_TASKS, run_warm
 
 TaskFunc = Callable[[Context], Any]
 """A task's code: called with the try's Context; what it returns is pushed
@@ -160,6 +163,9 @@ class App(object):
     def main(self, argv: Optional[Sequence[str]] = None) -> None:
         """Run the task the worker asks for and exit the process: 0 once the
         outcome was reported, 1 when it could not be, 2 on bad arguments.
+        With TASKWIRE_WARM_TASKS=N (the worker's warm mode) serve many tries
+        instead, N at once, until the worker retires the process (see
+        taskwire.warm).
         The addresses come from --comm and --logs, else TASKWIRE_COMM_ADDR and
         TASKWIRE_LOGS_ADDR; the codec from --codec, else TASKWIRE_CODEC
         (msgpack by default)."""
@@ -185,8 +191,18 @@ class App(object):
         if not args.comm:
             print("taskwire sdk: no comm address: pass --comm or set %s" % ENV_COMM_ADDR, file=sys.stderr)
             return 2
+        warm = os.environ.get(ENV_WARM_TASKS, "")
         try:
-            self.run(args.comm, args.logs, codec)
+            if warm:
+                try:
+                    slots = int(warm)
+                except ValueError:
+                    print("taskwire sdk: %s=%r: want a number of task slots" % (ENV_WARM_TASKS, warm),
+                          file=sys.stderr)
+                    return 2
+                run_warm(self, args.comm, args.logs, codec, slots)
+            else:
+                self.run(args.comm, args.logs, codec)
         except Exception as e:
             print("taskwire sdk: %s" % e, file=sys.stderr)
             return 1
@@ -304,7 +320,11 @@ def _run_task(fn: TaskFunc, ctx: Context) -> Union[_Returned, BaseException]:
     """Run fn(ctx) and push its return value; return _Returned or the
     exception it raised (TaskDeferred included)."""
     try:
-        value = fn(ctx)
+        if inspect.iscoroutinefunction(fn):
+            # An async def task in cold mode: on an event loop of its own.
+            value = asyncio.run(fn(ctx))
+        else:
+            value = fn(ctx)
         if value is not None and not ctx.deferred:
             ctx.xcom_push("return_value", value)
         return _Returned(value)

@@ -2,7 +2,9 @@ package io.taskwire.sdk;
 
 import java.io.EOFException;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.util.Map;
+import java.util.concurrent.BlockingQueue;
 
 /**
  * Requests to the worker on one connection: each is numbered (from 1),
@@ -15,8 +17,18 @@ final class Client {
     private IOException broken; // why the connection is unusable
     private boolean closed;
 
+    // In a warm runtime, a reader thread of the connection queues the
+    // answers (byte[] frames, then an IOException at the end) here; null:
+    // call reads the connection itself.
+    private final BlockingQueue<Object> inbox;
+
     Client(FrameConn conn) {
+        this(conn, null);
+    }
+
+    Client(FrameConn conn, BlockingQueue<Object> inbox) {
         this.conn = conn;
+        this.inbox = inbox;
     }
 
     /** Ends the client: later calls fail (the task try is over). */
@@ -38,6 +50,10 @@ final class Client {
         if (broken != null) {
             throw new TaskwireException(type + ": connection to the worker lost: " + broken.getMessage(), broken);
         }
+        if (inbox != null && inbox.peek() instanceof IOException e) {
+            // The worker closed its side (it cancelled the try): send nothing.
+            throw lost(type, e);
+        }
         long id = nextId;
         byte[] body = Protocol.encodeRequest(id, msg);
         nextId++;
@@ -51,7 +67,7 @@ final class Client {
         }
         byte[] resp;
         try {
-            resp = conn.readFrame();
+            resp = read();
         } catch (IOException e) {
             throw lost(type, e);
         }
@@ -75,6 +91,25 @@ final class Client {
             throw apiError(r.msg());
         }
         return r.msg();
+    }
+
+    /** The next answer: from the connection, or from the reader thread's inbox. */
+    private byte[] read() throws IOException {
+        if (inbox == null) {
+            return conn.readFrame();
+        }
+        Object o;
+        try {
+            o = inbox.take();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while waiting for the worker's answer");
+        }
+        if (o instanceof IOException e) {
+            inbox.offer(e); // for the next call too
+            throw e;
+        }
+        return (byte[]) o;
     }
 
     private TaskwireException lost(String type, IOException e) {

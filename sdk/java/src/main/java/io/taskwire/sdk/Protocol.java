@@ -245,6 +245,12 @@ public final class Protocol {
     /** StartupDetails; params, nextMethod and nextKwargs may be null. */
     public static Map<String, Object> startupDetails(TaskInstance ti, int maxTries, String queue, String entrypoint,
             Map<String, ?> params, String nextMethod, Map<String, ?> nextKwargs, String startDate) {
+        return startupDetails(ti, maxTries, queue, entrypoint, params, nextMethod, nextKwargs, startDate, null);
+    }
+
+    /** StartupDetails of a task instance of a DAG run (dagRun null: a task submitted alone). */
+    public static Map<String, Object> startupDetails(TaskInstance ti, int maxTries, String queue, String entrypoint,
+            Map<String, ?> params, String nextMethod, Map<String, ?> nextKwargs, String startDate, DagRun dagRun) {
         Map<String, Object> t = new LinkedHashMap<>();
         t.put("id", nz(ti.id()));
         t.put("dag_id", nz(ti.dagId()));
@@ -257,6 +263,15 @@ public final class Protocol {
         c.put("queue", nz(queue));
         c.put("entrypoint", nz(entrypoint));
         putMap(c, "params", params);
+        if (dagRun != null) {
+            Map<String, Object> r = new LinkedHashMap<>();
+            r.put("dag_id", nz(dagRun.dagId()));
+            r.put("run_id", nz(dagRun.runId()));
+            r.put("logical_date", nz(dagRun.logicalDate()));
+            putString(r, "run_type", dagRun.runType());
+            putMap(r, "conf", dagRun.conf());
+            c.put("dag_run", r);
+        }
         Map<String, Object> m = msg(STARTUP_DETAILS);
         m.put("ti", t);
         m.put("ti_context", c);

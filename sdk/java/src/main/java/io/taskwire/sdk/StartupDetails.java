@@ -3,9 +3,9 @@ package io.taskwire.sdk;
 import java.util.Collections;
 import java.util.Map;
 
-/** A decoded StartupDetails message. */
+/** A decoded StartupDetails message; dagRun is null for a task submitted alone. */
 record StartupDetails(TaskInstance ti, int maxTries, String queue, String entrypoint, Map<String, Object> params,
-        String nextMethod, Map<String, Object> nextKwargs, String startDate) {
+        String nextMethod, Map<String, Object> nextKwargs, String startDate, DagRun dagRun) {
 
     static StartupDetails parse(Map<String, Object> m) throws ProtocolException {
         String p = "StartupDetails";
@@ -18,7 +18,8 @@ record StartupDetails(TaskInstance ti, int maxTries, String queue, String entryp
         return new StartupDetails(inst, Protocol.integer(c, "max_tries", cp), Protocol.str(c, "queue", cp),
                 Protocol.str(c, "entrypoint", cp), Collections.unmodifiableMap(Protocol.object(c, "params", cp)),
                 Protocol.str(m, "next_method", p), Collections.unmodifiableMap(Protocol.object(m, "next_kwargs", p)),
-                Protocol.str(m, "start_date", p));
+                Protocol.str(m, "start_date", p),
+                c.get("dag_run") == null ? null : DagRun.parse(Protocol.object(c, "dag_run", cp), cp + ".dag_run"));
     }
 
     /** The task to run: the entrypoint, else the task id. */

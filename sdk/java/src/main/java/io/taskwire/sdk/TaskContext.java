@@ -24,11 +24,27 @@ public final class TaskContext {
     private final Client client;
     private final TaskLogger log;
     private volatile boolean deferred;
+    private volatile boolean cancelled;
 
     TaskContext(StartupDetails sd, Client client, TaskLogger log) {
         this.sd = sd;
         this.client = client;
         this.log = log;
+    }
+
+    /**
+     * Whether the worker cancelled the try (a warm runtime: timeout, kill
+     * or shutdown). The task's thread is interrupted then too; a task should
+     * return soon after, or its whole process is killed after the worker's
+     * kill grace. In cold mode the worker ends the process instead, and this
+     * stays false.
+     */
+    public boolean isCancelled() {
+        return cancelled;
+    }
+
+    void cancel() {
+        cancelled = true;
     }
 
     /** The task try: task-instance id, DAG, task, run, map index, try number. */
@@ -59,6 +75,19 @@ public final class TaskContext {
     /** The task's params (read-only; empty when it has none). */
     public Map<String, Object> params() {
         return sd.params();
+    }
+
+    /**
+     * The DAG run the task instance belongs to (run id, logical date, run
+     * type, conf), or null for a task submitted alone.
+     */
+    public DagRun dagRun() {
+        return sd.dagRun();
+    }
+
+    /** The DAG run's conf (read-only; empty when none, or for a task submitted alone). */
+    public Map<String, Object> conf() {
+        return sd.dagRun() == null ? Map.of() : sd.dagRun().conf();
     }
 
     /** The method the task resumes at after a deferral; "" on a first run. */

@@ -10,8 +10,11 @@ import java.nio.channels.SocketChannel;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.LinkedBlockingQueue;
 
 /**
  * Runs registered tasks for a worker: the Java task runtime.
@@ -41,6 +44,11 @@ public final class TaskRuntime {
     public static final String ENV_COMM_ADDR = "TASKWIRE_COMM_ADDR";
     public static final String ENV_LOGS_ADDR = "TASKWIRE_LOGS_ADDR";
     public static final String ENV_CODEC = "TASKWIRE_CODEC";
+    /**
+     * Set by the worker in warm mode: the number of tries one process runs
+     * at once (see {@link #runWarm}).
+     */
+    public static final String ENV_WARM_TASKS = "TASKWIRE_WARM_TASKS";
 
     /** Bound on connecting to the worker, in milliseconds. */
     public static final int DIAL_TIMEOUT_MILLIS = 10_000;
@@ -160,7 +168,19 @@ public final class TaskRuntime {
             err.println("taskwire sdk: no comm address: pass --comm or set " + ENV_COMM_ADDR);
             return 2;
         }
+        String warm = env.getOrDefault(ENV_WARM_TASKS, "");
         try {
+            if (!warm.isEmpty()) {
+                int slots;
+                try {
+                    slots = Integer.parseInt(warm);
+                } catch (NumberFormatException e) {
+                    err.println("taskwire sdk: " + ENV_WARM_TASKS + "=\"" + warm + "\": want a number of task slots");
+                    return 2;
+                }
+                runWarm(comm, logs, slots);
+                return 0;
+            }
             run(comm, logs);
             return 0;
         } catch (Exception | Error e) {
@@ -195,6 +215,158 @@ public final class TaskRuntime {
             serveOne(new FrameConn(ch), logs);
         } finally {
             logs.close();
+        }
+    }
+
+    /**
+     * Serves tries as a warm runtime (the worker's warm mode) until the
+     * worker stops taking connections: slots threads each keep a comm
+     * connection open to the worker at commAddr, wait on it for a try's
+     * StartupDetails, run the try on that thread exactly as {@link #run}
+     * does, and connect again for the next one. Each try's log lines go on
+     * a connection of their own to logsAddr, named by a first line
+     * {@code {"ti_id":…,"try_number":…}}. The worker cancels a try by
+     * half-closing its connection: its {@link TaskContext#isCancelled} turns
+     * true and its thread is interrupted. The tries share the JVM: heap,
+     * static fields, system properties.
+     */
+    public void runWarm(String commAddr, String logsAddr, int slots) throws InterruptedException {
+        if (slots < 1) {
+            throw new IllegalArgumentException("warm runtime: " + slots + " slots, want at least 1");
+        }
+        Thread[] threads = new Thread[slots];
+        for (int i = 0; i < slots; i++) {
+            int n = i;
+            threads[i] = new Thread(() -> warmSlot(n, commAddr, logsAddr), "taskwire-slot-" + i);
+            threads[i].start();
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+    }
+
+    /** One slot's tries, until the worker stops taking its connections. */
+    private void warmSlot(int n, String commAddr, String logsAddr) {
+        while (true) {
+            SocketChannel ch;
+            try {
+                ch = connect(commAddr);
+            } catch (IOException e) {
+                return; // the worker retired the process, or is gone
+            }
+            try {
+                serveWarm(ch, logsAddr);
+            } catch (IOException | TaskwireException e) {
+                System.err.println("taskwire sdk: warm slot " + n + ": " + e.getMessage());
+            } finally {
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // closed
+                }
+                Thread.interrupted(); // a cancel that came late is not the next try's
+            }
+        }
+    }
+
+    /** One try on a warm slot's connection ch. */
+    private void serveWarm(SocketChannel ch, String logsAddr) throws IOException {
+        FrameConn conn = new FrameConn(ch);
+        byte[] first = conn.readFrame();
+        if (first == null) {
+            return; // the worker retired the slot before giving it a try
+        }
+        Protocol.Response resp = Protocol.decodeResponse(first);
+        if (resp.id() != 0 || !Protocol.STARTUP_DETAILS.equals(Protocol.type(resp.msg()))) {
+            throw new ProtocolException("first frame from the worker is " + Protocol.type(resp.msg()) + " with id " + resp.id()
+                    + ", want StartupDetails with id 0");
+        }
+        StartupDetails sd = StartupDetails.parse(resp.msg());
+        LogSink logs = warmLogs(logsAddr, sd);
+        BlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
+        Client client = new Client(conn, inbox);
+        TaskContext ctx = new TaskContext(sd, client, new TaskLogger(logs, "task", logLevel));
+        Thread task = Thread.currentThread();
+        Object lock = new Object();
+        boolean[] over = {false};
+        Thread reader = new Thread(() -> {
+            IOException end;
+            try {
+                while (true) {
+                    byte[] f = conn.readFrame();
+                    if (f == null) {
+                        end = new EOFException("the worker closed the connection");
+                        break;
+                    }
+                    inbox.add(f);
+                }
+            } catch (IOException e) {
+                end = e;
+            }
+            inbox.add(end);
+            synchronized (lock) {
+                if (!over[0]) {
+                    // The worker half-closed the connection: cancel the try.
+                    ctx.cancel();
+                    task.interrupt();
+                }
+            }
+        }, "taskwire-reader-" + sd.ti().id());
+        reader.setDaemon(true);
+        reader.start();
+        Map<String, Object> terminal;
+        try {
+            terminal = runTry(sd, ctx, logs);
+        } finally {
+            logs.close();
+        }
+        try {
+            if (terminal != null) {
+                client.call(terminal);
+            }
+        } catch (TaskwireException e) {
+            if (!ctx.isCancelled()) {
+                throw new IOException("report " + Protocol.type(terminal) + ": " + e.getMessage(), e);
+            }
+        } finally {
+            client.close();
+            synchronized (lock) {
+                over[0] = true;
+            }
+            Thread.interrupted();
+            ch.close();
+            try {
+                reader.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /**
+     * The first line (without its newline) of try ti's log stream in a warm
+     * runtime: Go's protocol.LogStreamHeader, golden vector
+     * protocol/testdata/log_stream_header.jsonl.
+     */
+    static String logStreamHeader(TaskInstance ti) {
+        Map<String, Object> h = new LinkedHashMap<>();
+        h.put("ti_id", ti.id());
+        h.put("try_number", (long) ti.tryNumber());
+        return Json.write(h);
+    }
+
+    /** The log stream of try sd, standard error when it cannot be opened. */
+    private static LogSink warmLogs(String logsAddr, StartupDetails sd) {
+        if (logsAddr == null || logsAddr.isEmpty()) {
+            return LogSink.stderr();
+        }
+        try {
+            LogSink s = new LogSink(connect(logsAddr), System.err);
+            s.writeLine(logStreamHeader(sd.ti()));
+            return s;
+        } catch (IOException e) {
+            System.err.println("taskwire sdk: logs to stderr: " + e);
+            return LogSink.stderr();
         }
     }
 
@@ -267,9 +439,28 @@ public final class TaskRuntime {
                     + ", want StartupDetails with id 0");
         }
         StartupDetails sd = StartupDetails.parse(resp.msg());
-        TaskLogger sdkLog = new TaskLogger(logs, "taskwire.sdk", logLevel);
         Client client = new Client(conn);
         TaskContext ctx = new TaskContext(sd, client, new TaskLogger(logs, "task", logLevel));
+        Map<String, Object> terminal = runTry(sd, ctx, logs);
+        try {
+            if (terminal != null) { // else DeferTask was the terminal message
+                client.call(terminal);
+            }
+        } catch (TaskwireException e) {
+            throw new IOException("report " + Protocol.type(terminal) + ": " + e.getMessage(), e);
+        } finally {
+            client.close();
+        }
+    }
+
+    /**
+     * Runs the try sd names (the method it resumes at, or nothing for a
+     * try resumed after its trigger failed) and returns the terminal message
+     * reporting how it ended; null when it deferred (DeferTask was the
+     * terminal message).
+     */
+    Map<String, Object> runTry(StartupDetails sd, TaskContext ctx, LogSink logs) {
+        TaskLogger sdkLog = new TaskLogger(logs, "taskwire.sdk", logLevel);
         String name = sd.taskName();
         String method = sd.nextMethod();
 
@@ -294,15 +485,7 @@ public final class TaskRuntime {
                 terminal = runTask(task, ctx, name, sdkLog);
             }
         }
-        try {
-            if (terminal != null) { // else DeferTask was the terminal message
-                client.call(terminal);
-            }
-        } catch (TaskwireException e) {
-            throw new IOException("report " + Protocol.type(terminal) + ": " + e.getMessage(), e);
-        } finally {
-            client.close();
-        }
+        return terminal;
     }
 
     /** The code for task name resumed at method ("" on a first run), or null. */
@@ -348,6 +531,11 @@ public final class TaskRuntime {
                 sdkLog.error("task failed", err.getCause(), "task_id", name, "reason", reason);
             }
             return Protocol.taskState("failed", now(), reason(reason));
+        }
+        if (ctx.isCancelled()) {
+            // A warm try the worker cancelled: it takes no terminal message any more.
+            sdkLog.info("try cancelled by the worker", "task_id", name, "outcome", err.toString());
+            return Protocol.retryTask(now(), reason(err.toString()));
         }
         sdkLog.error("task raised " + err.getClass().getName(), err, "task_id", name);
         return Protocol.retryTask(now(), reason(err.toString()));

@@ -47,6 +47,7 @@ final class FakeWorker implements AutoCloseable {
     Map<String, Object> params;
     String nextMethod;
     Map<String, Object> nextKwargs;
+    DagRun dagRun;
     /** When set, sent as the first frame instead of StartupDetails. */
     byte[] firstFrame;
 
@@ -104,7 +105,7 @@ final class FakeWorker implements AutoCloseable {
                 conn.writeFrame(firstFrame);
             } else {
                 conn.writeFrame(Protocol.encodeResponse(0, Protocol.startupDetails(ti(), 2, "java", entrypoint, params, nextMethod,
-                        nextKwargs, "2026-11-22T08:15:30Z"), null));
+                        nextKwargs, "2026-11-22T08:15:30Z", dagRun), null));
             }
             while (true) {
                 byte[] body = conn.readFrame();

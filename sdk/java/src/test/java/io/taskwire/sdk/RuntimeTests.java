@@ -62,6 +62,34 @@ class RuntimeTests {
     }
 
     @Test
+    void testDagRunInContext() throws Exception {
+        AtomicReference<Object[]> got = new AtomicReference<>();
+        try (FakeWorker w = new FakeWorker()) {
+            w.dagRun = new DagRun("etl", "r1", "2026-11-22T00:00:00Z", "manual", map("day", "monday", "n", 3));
+            run(one("t", ctx -> {
+                got.set(new Object[] {ctx.dagRun(), ctx.conf()});
+                return null;
+            }), w);
+            DagRun r = (DagRun) got.get()[0];
+            eq("etl", r.dagId(), "dag_id");
+            eq("r1", r.runId(), "run_id");
+            eq("2026-11-22T00:00:00Z", r.logicalDate(), "logical_date");
+            eq("manual", r.runType(), "run_type");
+            eq(map("day", "monday", "n", 3L), got.get()[1], "conf");
+            fails(UnsupportedOperationException.class, null, () -> r.conf().put("x", 1), "conf is read-only");
+        }
+        AtomicReference<Object[]> alone = new AtomicReference<>();
+        try (FakeWorker w = new FakeWorker()) {
+            run(one("t", ctx -> {
+                alone.set(new Object[] {ctx.dagRun(), ctx.conf()});
+                return null;
+            }), w);
+            eq(null, alone.get()[0], "a task submitted alone has no dag run");
+            eq(Map.of(), alone.get()[1], "and an empty conf");
+        }
+    }
+
+    @Test
     void testNullReturnPushesNothing() throws Exception {
         try (FakeWorker w = new FakeWorker()) {
             run(one("t", ctx -> null), w);

@@ -26,6 +26,11 @@ final class TestData {
         return dir("taskwire.vectors", "sdk/java/src/test/resources/govectors");
     }
 
+    /** protocol/testdata: the Go protocol package's golden files. */
+    static Path protocolTestdata() {
+        return dir("taskwire.testdata", "protocol/testdata");
+    }
+
     private static Path dir(String property, String fromRoot) {
         String p = System.getProperty(property);
         if (p != null && !p.isEmpty()) {

@@ -1,0 +1,259 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// The airflow runtime: tasks of an Airflow DAG file (testdata/airflowrt/dags)
+// run unchanged by Airflow's own task runner from the pinned
+// apache-airflow-task-sdk, on a taskwire worker that speaks Airflow's
+// dialect to it. It does not skip: without the Airflow venv it builds one
+// (airflowVenv).
+
+// airflowRuntimeFile writes a worker runtime file with an "airflow" queue
+// over the test DAG folder.
+func (c *cluster) airflowRuntimeFile(t testing.TB) string {
+	t.Helper()
+	venv := airflowVenv(t)
+	home := c.path("airflow-home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`queues:
+  default:
+    runtime: command
+  airflow:
+    runtime: airflow
+    python: %q
+    dags_folder: %q
+    env:
+      AIRFLOW_HOME: %q
+      AIRFLOW__CORE__LOAD_EXAMPLES: "False"
+      PYTHONPATH: %q
+`, filepath.Join(venv, "bin", "python"), airflowDags(t), home, airflowPythonPath(t))
+	path := c.path("worker-airflow.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func airflowDags(t testing.TB) string {
+	return filepath.Join(repoRoot(t), "integration", "testdata", "airflowrt", "dags")
+}
+
+// airflowPythonPath is the taskwire Python SDK (the shims) and the DAG
+// folder (its trigger module).
+func airflowPythonPath(t testing.TB) string {
+	return filepath.Join(repoRoot(t), "sdk", "python", "src") + string(os.PathListSeparator) + airflowDags(t)
+}
+
+// startPythonTriggerer starts a triggerer with the Python trigger runtime.
+func (c *cluster) startPythonTriggerer(t testing.TB, name string) *triggerer {
+	t.Helper()
+	home := c.path("airflow-home-" + name)
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return c.startTriggerer(triggererOpts{name: name,
+		extra: []string{"--python-triggers", filepath.Join(airflowVenv(t), "bin", "python") + " -m taskwire.airflow_triggers"},
+		env:   []string{"PYTHONPATH=" + airflowPythonPath(t), "AIRFLOW_HOME=" + home, "AIRFLOW__CORE__LOAD_EXAMPLES=False"}})
+}
+
+func TestAirflowRuntime(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	ctx := t.Context()
+	if _, err := c.api.SetVariable(ctx, "greeting", "hello airflow", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.api.SetConnection(ctx, activity.Connection{ConnID: "warehouse", ConnType: "postgres", Host: "db.internal",
+		Port: 5432, Login: "etl", Password: "s3cret-pw", Extra: map[string]any{"sslmode": "require"}}); err != nil {
+		t.Fatal(err)
+	}
+	const run = "manual__2026-12-01T00:00:00+00:00"
+	spec := func(task string, retries int) activity.TaskSpec {
+		return activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: run, TaskID: task,
+			RetryPolicy: activity.RetryPolicy{Retries: retries, Delay: activity.Duration(100 * time.Millisecond)},
+			Entrypoint:  activity.Entrypoint{Task: task}}
+	}
+	finish := func(task string, retries int, want activity.State) (*activity.TaskInstance, string) {
+		t.Helper()
+		ti := c.wait(c.submit(spec(task, retries)).ID, 3*time.Minute)
+		logs := c.logs(ti.ID)
+		if os.Getenv("AIRFLOWRT_DEBUG") != "" {
+			t.Logf("%s queued %s started %s ended %s\n%s", task, ti.QueuedAt, ti.StartDate, ti.EndDate, logs)
+		}
+		if ti.State != want {
+			t.Fatalf("%s: %s (%s), want %s\n%s", task, ti.State, ti.Reason, want, logs)
+		}
+		return ti, logs
+	}
+
+	t.Run("cli", func(t *testing.T) {
+		out, errOut, code := c.cli("submit", "--wait", "--queue", "airflow", "--dag-id", "twrt", "--task-id", "noop", "--run-id", run)
+		if os.Getenv("AIRFLOWRT_DEBUG") != "" {
+			t.Logf("%s", out)
+		}
+		if code != 0 || !strings.Contains(out, "success") {
+			t.Fatalf("executor submit --queue airflow --task-id noop: exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
+	t.Run("xcom", func(t *testing.T) {
+		finish("produce", 0, activity.StateSuccess)
+		_, logs := finish("consume", 0, activity.StateSuccess)
+		if !strings.Contains(logs, "consumed n=41") {
+			t.Errorf("consume did not read produce's value:\n%s", logs)
+		}
+		if v, err := c.api.XCom(ctx, "twrt", run, "consume", "return_value"); err != nil || fmt.Sprint(v) != "42" {
+			t.Errorf("consume's return_value %v (%v), want 42", v, err)
+		}
+	})
+	t.Run("bash", func(t *testing.T) {
+		_, logs := finish("bash", 0, activity.StateSuccess)
+		if !strings.Contains(logs, "bash says 42") {
+			t.Errorf("bash logs lack its output:\n%s", logs)
+		}
+	})
+	t.Run("variable_and_connection", func(t *testing.T) {
+		_, logs := finish("read_config", 0, activity.StateSuccess)
+		for _, want := range []string{"greeting=hello airflow", "host=db.internal", "login=etl", "sslmode"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("read_config logs lack %q:\n%s", want, logs)
+			}
+		}
+		if strings.Contains(logs, "s3cret-pw") {
+			t.Errorf("the connection's password is in the logs:\n%s", logs)
+		}
+	})
+	t.Run("retry_then_fail", func(t *testing.T) {
+		ti, logs := finish("boom", 1, activity.StateFailed)
+		if ti.TryNumber != 2 {
+			t.Errorf("boom ended on try %d, want 2 (retried once)", ti.TryNumber)
+		}
+		if !strings.Contains(logs, "failing on purpose") || !strings.Contains(logs, "ValueError") || !strings.Contains(logs, "twrt.py") {
+			t.Errorf("boom logs lack the exception with its traceback:\n%s", logs)
+		}
+	})
+	t.Run("skip", func(t *testing.T) {
+		finish("skip_me", 0, activity.StateSkipped)
+	})
+	t.Run("every_request", func(t *testing.T) {
+		_, logs := finish("every_request", 0, activity.StateSuccess)
+		for _, want := range []string{
+			"request SetRenderedFields: NoneType", "rendered-value",
+			"request SetRenderedMapIndex: NoneType", "rendered map index: label-7",
+			"request ValidateInletsAndOutlets: InactiveAssetsResult",
+			"request GetDagRunState: DagRunStateResult",
+			"request GetXComCount: XComCountResponse",
+			"request GetXComSequenceSlice: XComSequenceSliceResult",
+			"request GetVariable: ErrorResponse ErrorType.VARIABLE_NOT_FOUND",
+			"request GetConnection: ErrorResponse ErrorType.CONNECTION_NOT_FOUND",
+			"request PutVariable: NoneType",
+			"request GetDagRun: refused API_SERVER_ERROR", "taskwire does not support GetDagRun",
+			"request SkipDownstreamTasks: refused API_SERVER_ERROR",
+			"token is ***",
+		} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("every_request logs lack %q:\n%s", want, logs)
+			}
+		}
+		if strings.Contains(logs, "tok-123456") {
+			t.Errorf("a MaskSecret value is in the logs:\n%s", logs)
+		}
+		if v, err := c.api.Variable(ctx, "written_by_airflow"); err != nil || v.Value != "yes" {
+			t.Errorf("variable written by PutVariable: %+v, %v", v, err)
+		}
+	})
+}
+
+// A deferrable sensor defers on Airflow's DateTimeTrigger, which taskwire's
+// triggerer runs as its built-in datetime trigger, and resumes.
+func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	c.startTriggerer(triggererOpts{})
+	ti := c.wait(c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: "manual__defer", TaskID: "wait_async",
+		Entrypoint: activity.Entrypoint{Task: "wait_async"}}).ID, 3*time.Minute)
+	logs := c.logs(ti.ID)
+	if ti.State != activity.StateSuccess || ti.NextMethod != "execute_complete" || ti.TryNumber != 1 {
+		t.Fatalf("wait_async: %s (%s) next_method %q try %d, want success resumed at execute_complete on try 1\n%s",
+			ti.State, ti.Reason, ti.NextMethod, ti.TryNumber, logs)
+	}
+	if !strings.Contains(logs, "deferred on trigger taskwire.triggers.DateTime") {
+		t.Errorf("wait_async logs lack the deferral:\n%s", logs)
+	}
+}
+
+// A task defers on a trigger class of the DAG folder (not built into
+// taskwire): a triggerer runs it in its Python trigger runtime. That
+// triggerer is SIGKILLed while it holds the trigger; the other takes it
+// over, and the task resumes once.
+func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	a := c.startPythonTriggerer(t, "trig-a")
+	signal := c.path("signal")
+	if _, err := c.api.SetVariable(t.Context(), "signal_path", signal, ""); err != nil {
+		t.Fatal(err)
+	}
+	ti := c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: "manual__failover", TaskID: "wait_file",
+		Entrypoint: activity.Entrypoint{Task: "wait_file"}})
+	deferred := c.waitState(ti.ID, activity.StateDeferred, 3*time.Minute)
+	if deferred.Trigger == nil || deferred.Trigger.Kind != "airflow" {
+		t.Fatalf("wait_file deferred on %+v, want an airflow trigger", deferred.Trigger)
+	}
+	c.waitHeld(a, 1, 30*time.Second)
+	b := c.startPythonTriggerer(t, "trig-b")
+	a.Kill()
+	c.waitHeld(b, 1, 60*time.Second)
+	if err := os.WriteFile(signal, []byte("hello-failover\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := c.wait(ti.ID, 3*time.Minute)
+	logs := c.logs(got.ID)
+	if got.State != activity.StateSuccess || got.TryNumber != 1 || got.NextMethod != "done" {
+		t.Fatalf("wait_file: %s (%s) try %d next_method %q, want success on try 1 resumed at done\n%s",
+			got.State, got.Reason, got.TryNumber, got.NextMethod, logs)
+	}
+	if n := strings.Count(logs, `"event":"resumed: file said hello-failover"`); n != 1 {
+		t.Errorf("wait_file resumed %d times, want once:\n%s", n, logs)
+	}
+	if v, err := c.api.XCom(t.Context(), "twrt", "manual__failover", "wait_file", "return_value"); err != nil || v != "hello-failover" {
+		t.Errorf("wait_file's return_value %v (%v)", v, err)
+	}
+}
+
+// A taskwire DAG run mixing command tasks and an Airflow task: gen and the
+// mapped sq are shell commands, total (queue airflow) is an Airflow @task
+// run by Airflow's runner, reading sq's XCom list, a mapped upstream's,
+// through Airflow's lazy sequence (GetXComCount, GetXComSequenceSlice/Item).
+func TestAirflowRuntimeInDagRun(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	c.applyDag(`dag_id: twmix
+tasks:
+  - {task_id: gen, queue: default, command: [sh, -c, 'echo "[0,1,2,3]"']}
+  - {task_id: sq, queue: default, command: [sh, -c, 'echo $((TASKWIRE_MAP_INDEX * 2))'], expand: {n: {from: gen}}}
+  - {task_id: total, queue: airflow, depends_on: [sq], task: total}
+`)
+	out, code := c.dagCLI(5*time.Minute, "runs", "trigger", "twmix", "--run-id", "mix", "--wait")
+	if code != 0 {
+		t.Fatalf("runs trigger --wait: exit %d\n%s", code, out)
+	}
+	xo, _ := c.dagCLI(30*time.Second, "xcom", "get", "twmix", "mix", "total")
+	if strings.TrimSpace(xo) != "12" {
+		t.Errorf("total's return_value %q, want 12 (0+2+4+6)", xo)
+	}
+}

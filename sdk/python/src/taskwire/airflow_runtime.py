@@ -1,0 +1,60 @@
+"""Run one Airflow task with Airflow's own task runner under a taskwire worker.
+
+The worker's ``airflow`` runtime starts ``python -m taskwire.airflow_runtime``
+in an environment with the pinned ``apache-airflow-task-sdk``. This shim does
+what Airflow's supervisor does for a task process it forks, and nothing else:
+
+* it dials the worker's comm address (``TASKWIRE_COMM_ADDR``) and puts the
+  socket on file descriptor 0, where Airflow's runner expects its end of the
+  supervisor channel;
+* it dials the logs address (``TASKWIRE_LOGS_ADDR``) and points Airflow's
+  structured logging at it (JSON lines, as Airflow sends its supervisor);
+* it calls the runner's ``main()``, unchanged.
+
+The worker then speaks Airflow's dialect of the task protocol on the channel.
+Only the standard library and Airflow are imported.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+
+def _dial(addr: str) -> socket.socket:
+    """Connect to a worker address: host:port, or an absolute unix socket path."""
+    if addr.startswith("/"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(addr)
+        return s
+    host, _, port = addr.rpartition(":")
+    return socket.create_connection((host.strip("[]"), int(port)))
+
+
+def main() -> None:
+    comm_addr = os.environ.get("TASKWIRE_COMM_ADDR")
+    logs_addr = os.environ.get("TASKWIRE_LOGS_ADDR")
+    if not comm_addr or not logs_addr:
+        sys.exit("taskwire.airflow_runtime: TASKWIRE_COMM_ADDR and TASKWIRE_LOGS_ADDR must be set (run by a taskwire worker)")
+
+    comm = _dial(comm_addr)
+    os.dup2(comm.fileno(), 0)
+    comm.close()
+
+    logs = _dial(logs_addr)
+    log_fd = os.dup(logs.fileno())
+    logs.close()
+
+    from airflow.sdk.log import configure_logging, reset_logging
+
+    reset_logging()
+    configure_logging(json_output=True, output=os.fdopen(log_fd, "wb", buffering=0), sending_to_supervisor=True)
+
+    from airflow.sdk.execution_time import task_runner
+
+    task_runner.main()
+
+
+if __name__ == "__main__":
+    main()

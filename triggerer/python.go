@@ -1,0 +1,241 @@
+package triggerer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/trigger"
+)
+
+// pyRuntime is the Python trigger runtime: one child process (the Python
+// SDK's taskwire.airflow_triggers, an asyncio loop running many Airflow
+// trigger classes at once) that runs this triggerer's "airflow" triggers.
+// The triggerer keeps claiming, timing out and publishing them as it does
+// its built-in kinds; the process only runs them. The protocol is JSON
+// lines: the triggerer writes {"op":"start","id","classpath","kwargs"} and
+// {"op":"stop","id"} on its stdin; it writes {"id","event"} or
+// {"id","error"} on its stdout, once per trigger. When the process dies,
+// it is started again (after restartDelay) and given every trigger it was
+// running.
+type pyRuntime struct {
+	command []string
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	live    map[string]*pyTrigger
+	stdin   io.WriteCloser
+	proc    *exec.Cmd
+	closed  bool
+	restart *time.Timer
+	wg      sync.WaitGroup
+}
+
+type pyTrigger struct {
+	t    activity.Trigger
+	fire func(trigger.Event)
+}
+
+// restartDelay is the pause before a dead Python trigger runtime is
+// started again.
+const restartDelay = time.Second
+
+func newPyRuntime(command []string, log *slog.Logger) *pyRuntime {
+	return &pyRuntime{command: command, log: log.With("component", "python-triggers"), live: map[string]*pyTrigger{}}
+}
+
+type pyStart struct {
+	Op        string `json:"op"`
+	ID        string `json:"id"`
+	Classpath string `json:"classpath,omitempty"`
+	Kwargs    any    `json:"kwargs,omitempty"`
+}
+
+// Start runs t in the process, starting it when it is not running.
+func (p *pyRuntime) Start(t activity.Trigger, fire func(trigger.Event)) (func(), error) {
+	cp, _ := t.Kwargs["classpath"].(string)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("python trigger runtime stopped")
+	}
+	p.live[t.ID] = &pyTrigger{t: t, fire: fire}
+	if p.proc == nil && p.restart == nil {
+		if err := p.spawnLocked(); err != nil {
+			delete(p.live, t.ID)
+			return nil, err
+		}
+	} else if p.proc != nil {
+		p.sendLocked(pyStart{Op: "start", ID: t.ID, Classpath: cp, Kwargs: t.Kwargs["kwargs"]})
+	}
+	id := t.ID
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if _, ok := p.live[id]; !ok {
+			return
+		}
+		delete(p.live, id)
+		if p.proc != nil {
+			p.sendLocked(pyStart{Op: "stop", ID: id})
+		}
+	}, nil
+}
+
+// sendLocked writes one line to the process; a failed write is the
+// process dying, which the reader notices.
+func (p *pyRuntime) sendLocked(m pyStart) {
+	b, _ := json.Marshal(m)
+	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
+		p.log.Debug("write to python trigger runtime", "err", err)
+	}
+}
+
+// spawnLocked starts the process and gives it every live trigger.
+func (p *pyRuntime) spawnLocked() error {
+	cmd := exec.Command(p.command[0], p.command[1:]...)
+	cmd.Stderr = &logWriter{log: p.log}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start python trigger runtime %q: %w", p.command, err)
+	}
+	p.proc, p.stdin = cmd, stdin
+	p.log.Info("python trigger runtime started", "pid", cmd.Process.Pid, "triggers", len(p.live))
+	for id, lt := range p.live {
+		cp, _ := lt.t.Kwargs["classpath"].(string)
+		p.sendLocked(pyStart{Op: "start", ID: id, Classpath: cp, Kwargs: lt.t.Kwargs["kwargs"]})
+	}
+	p.wg.Add(1)
+	go p.read(cmd, stdout)
+	return nil
+}
+
+// read delivers the process's events until its stdout ends, then reaps it
+// and, unless closed, starts it again when triggers remain.
+func (p *pyRuntime) read(cmd *exec.Cmd, stdout io.Reader) {
+	defer p.wg.Done()
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), activity.MaxSizeDefault)
+	for sc.Scan() {
+		var m struct {
+			ID    string `json:"id"`
+			Event any    `json:"event"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil || m.ID == "" {
+			p.log.Warn("python trigger runtime: bad line", "line", truncate(sc.Bytes(), 200))
+			continue
+		}
+		p.mu.Lock()
+		lt := p.live[m.ID]
+		delete(p.live, m.ID)
+		p.mu.Unlock()
+		if lt == nil {
+			continue
+		}
+		if m.Error != "" {
+			lt.fire(trigger.Event{Err: m.Error})
+		} else {
+			lt.fire(trigger.Event{Payload: m.Event})
+		}
+	}
+	err := cmd.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.proc == cmd {
+		p.proc, p.stdin = nil, nil
+	}
+	if p.closed {
+		return
+	}
+	p.log.Warn("python trigger runtime exited", "err", err, "triggers", len(p.live))
+	if len(p.live) > 0 && p.restart == nil {
+		p.restart = time.AfterFunc(restartDelay, func() {
+			var failed []*pyTrigger
+			var err error
+			p.mu.Lock()
+			p.restart = nil
+			if !p.closed && p.proc == nil && len(p.live) > 0 {
+				if err = p.spawnLocked(); err != nil {
+					p.log.Error("restart python trigger runtime", "err", err)
+					for id, lt := range p.live {
+						delete(p.live, id)
+						failed = append(failed, lt)
+					}
+				}
+			}
+			p.mu.Unlock()
+			for _, lt := range failed {
+				lt.fire(trigger.Event{Err: err.Error()})
+			}
+		})
+	}
+}
+
+// close stops the process (its triggers were halted and handed back) and
+// waits for it.
+func (p *pyRuntime) close(ctx context.Context) {
+	p.mu.Lock()
+	p.closed = true
+	if p.restart != nil {
+		p.restart.Stop()
+		p.restart = nil
+	}
+	proc := p.proc
+	if p.stdin != nil {
+		p.stdin.Close() // EOF: the runtime cancels its triggers and exits
+	}
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+	}
+	if proc != nil && proc.Process != nil {
+		_ = syscall.Kill(-proc.Process.Pid, syscall.SIGKILL)
+	}
+	<-done
+}
+
+// logWriter logs the runtime's stderr, line by line.
+type logWriter struct {
+	log *slog.Logger
+	buf []byte
+}
+
+func (w *logWriter) Write(b []byte) (int, error) {
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.log.Info("python trigger runtime", "stderr", string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > 64<<10 {
+		w.log.Info("python trigger runtime", "stderr", string(w.buf))
+		w.buf = w.buf[:0]
+	}
+	return len(b), nil
+}

@@ -1,0 +1,56 @@
+package worker
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestPySlice(t *testing.T) {
+	p := func(n int) *int { return &n }
+	for _, tc := range []struct {
+		start, stop, step *int
+		want              []int
+	}{
+		{nil, nil, nil, []int{0, 1, 2, 3, 4}},
+		{p(1), p(3), nil, []int{1, 2}},
+		{p(-2), nil, nil, []int{3, 4}},
+		{nil, nil, p(2), []int{0, 2, 4}},
+		{nil, nil, p(-1), []int{4, 3, 2, 1, 0}},
+		{p(3), p(0), p(-1), []int{3, 2, 1}},
+		{p(10), nil, nil, nil},
+		{nil, p(-10), nil, nil},
+	} {
+		if got := pySlice(5, tc.start, tc.stop, tc.step); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("slice(%v, %v, %v) = %v, want %v", tc.start, tc.stop, tc.step, got, tc.want)
+		}
+	}
+}
+
+func TestAirflowRunType(t *testing.T) {
+	for _, tc := range [][3]string{
+		{"", "manual__2026", "manual"}, {"", "scheduled__2026", "scheduled"}, {"backfill", "x", "backfill"},
+		{"", "my-run", "manual"}, {"weird", "asset_triggered__x", "asset_triggered"},
+	} {
+		if got := airflowRunType(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("airflowRunType(%q, %q) = %q, want %q", tc[0], tc[1], got, tc[2])
+		}
+	}
+}
+
+func TestAirflowTrigger(t *testing.T) {
+	moment := map[string]any{"__classname__": "pendulum.datetime.DateTime", "__version__": int64(2), "__data__": map[string]any{
+		"timestamp": 1796608800.25, "tz": map[string]any{"__classname__": "builtins.tuple", "__data__": []any{"UTC"}}}}
+	cp, kw := airflowTrigger("airflow.providers.standard.triggers.temporal.DateTimeTrigger", map[string]any{"moment": moment, "end_from_trigger": false})
+	if cp != "taskwire.triggers.DateTime" || !reflect.DeepEqual(kw, map[string]any{"moment": "2026-12-07T02:00:00.25Z"}) {
+		t.Errorf("DateTimeTrigger → %s %v", cp, kw)
+	}
+	cp, kw = airflowTrigger("airflow.triggers.temporal.TimeDeltaTrigger", map[string]any{"delta": map[string]any{"__classname__": "datetime.timedelta", "__data__": 1.5}})
+	if cp != "taskwire.triggers.TimeDelta" || !reflect.DeepEqual(kw, map[string]any{"delta": "1.5s"}) {
+		t.Errorf("TimeDeltaTrigger → %s %v", cp, kw)
+	}
+	in := map[string]any{"x": int64(1)}
+	if cp, kw := airflowTrigger("dags.triggers.Custom", in); cp != "taskwire.triggers.Airflow" ||
+		!reflect.DeepEqual(kw, map[string]any{"classpath": "dags.triggers.Custom", "kwargs": in}) {
+		t.Errorf("custom → %s %v", cp, kw)
+	}
+}

@@ -131,9 +131,18 @@ func queueByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
-func idByte(c byte) bool {
+// keyByte is the alphabet of dag_id and task_id: Airflow's KEY_REGEX
+// (airflow.sdk's validate_key, `^[\w.-]+$`) restricted to ASCII, as NATS
+// subjects and KV keys are.
+func keyByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		c == '_' || c == '.' || c == ':' || c == '+' || c == '@' || c == '-'
+		c == '_' || c == '.' || c == '-'
+}
+
+// runIDByte is the alphabet of run_id: a key's, plus ':', '+' and '@' of
+// Airflow's run ids ("manual__2026-01-02T03:04:05+00:00").
+func runIDByte(c byte) bool {
+	return keyByte(c) || c == ':' || c == '+' || c == '@'
 }
 
 func invalid(format string, args ...any) error {
@@ -148,9 +157,23 @@ func ValidateQueue(q string) error {
 	return nil
 }
 
-func validateID(field, v string) error {
-	if !onlyOf(v, 250, idByte) {
-		return invalid("%s %q must be 1-250 characters of [A-Za-z0-9_.:+@-]", field, CutValue(v))
+// ValidateKey checks a dag_id or task_id (named field in the error) as
+// Airflow's validate_key does: 1-250 characters of [A-Za-z0-9_.-]; and, as
+// the id goes in URL paths, subjects and keys, not "." or "..", nor
+// containing "..".
+func ValidateKey(field, v string) error {
+	return validateID(field, v, keyByte, "[A-Za-z0-9_.-]")
+}
+
+// ValidateRunID checks a run_id: 1-250 characters of [A-Za-z0-9_.:+@-],
+// not "." or "..", nor containing "..".
+func ValidateRunID(v string) error {
+	return validateID("run_id", v, runIDByte, "[A-Za-z0-9_.:+@-]")
+}
+
+func validateID(field, v string, allowed func(byte) bool, alphabet string) error {
+	if !onlyOf(v, 250, allowed) {
+		return invalid("%s %q must be 1-250 characters of %s", field, CutValue(v), alphabet)
 	}
 	// A path segment "." or ".." would be cleaned out of the URLs the id
 	// goes in, and "a..b" is an empty token of the subjects and keys
@@ -199,10 +222,14 @@ func (s *TaskSpec) Validate() error {
 	if err := s.Entrypoint.validate(); err != nil {
 		return err
 	}
-	for _, f := range []struct{ name, v string }{{"dag_id", s.DagID}, {"task_id", s.TaskID}, {"run_id", s.RunID}} {
-		if err := validateID(f.name, f.v); err != nil {
-			return err
-		}
+	if err := ValidateKey("dag_id", s.DagID); err != nil {
+		return err
+	}
+	if err := ValidateKey("task_id", s.TaskID); err != nil {
+		return err
+	}
+	if err := ValidateRunID(s.RunID); err != nil {
+		return err
 	}
 	if s.Retries < 0 || s.Retries > 100 {
 		return invalid("retries %d out of range 0-100", s.Retries)

@@ -124,6 +124,7 @@ func (c *cli) list(ctx context.Context, args []string) error {
 	queue := fs.String("queue", "", "queue to keep")
 	dagID := fs.String("dag-id", "", "DAG id to keep")
 	limit := fs.Int("limit", 100, "most task instances to show (TASKWIRE_LIST_LIMIT)")
+	cursor := fs.String("cursor", "", "continue a list: the cursor the page before printed (TASKWIRE_LIST_CURSOR)")
 	pos, _, err := c.parse(fs, args)
 	if err != nil {
 		return err
@@ -131,7 +132,7 @@ func (c *cli) list(ctx context.Context, args []string) error {
 	if err := wantArgs(fs, pos); err != nil {
 		return err
 	}
-	opts := client.ListOpts{Queue: *queue, DagID: *dagID, Limit: *limit}
+	opts := client.ListOpts{Queue: *queue, DagID: *dagID, Limit: *limit, Cursor: *cursor}
 	if *limit < 1 {
 		return usagef("list: --limit %d: want at least 1", *limit)
 	}
@@ -148,15 +149,20 @@ func (c *cli) list(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tis, total, err := api.List(ctx, opts)
+	page, err := api.ListPage(ctx, opts)
 	if err != nil {
 		return err
 	}
+	tis, total := page.TaskInstances, page.Total
 	if a.json {
 		if tis == nil {
 			tis = []*activity.TaskInstance{}
 		}
-		return printJSON(c.stdout, map[string]any{"task_instances": tis, "total": total})
+		out := map[string]any{"task_instances": tis, "total": total}
+		if page.Next != "" {
+			out["next_cursor"] = page.Next
+		}
+		return printJSON(c.stdout, out)
 	}
 	tw := newTable(c.stdout)
 	row(tw, "ID", "DAG ID", "TASK ID", "RUN ID", "QUEUE", "STATE", "TRY", "UPDATED", "TRIGGER", "DEFERRED AT")
@@ -171,7 +177,10 @@ func (c *cli) list(ctx context.Context, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if total > len(tis) {
+	switch {
+	case page.Next != "":
+		fmt.Fprintf(c.stderr, "(%d of %d shown; the next page: --cursor %s)\n", len(tis), total, page.Next)
+	case total > len(tis) && *cursor == "":
 		fmt.Fprintf(c.stderr, "(%d of %d shown; --limit shows more)\n", len(tis), total)
 	}
 	return nil

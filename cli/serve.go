@@ -73,6 +73,7 @@ func serveCmd(ctx context.Context, args []string, lookupEnv func(string) (string
 	retention := fs.Duration("record-retention", executor.RecordRetentionDefault, "finished task-instance records are exported and deleted this long after their last change; negative keeps them all (TASKWIRE_RECORD_RETENTION)")
 	exportDir := fs.String("record-export-dir", "", "directory receiving each record before its deletion, as JSON lines; default DATA_DIR/exports (TASKWIRE_RECORD_EXPORT_DIR)")
 	retentionInterval := fs.Duration("retention-interval", executor.RetentionIntervalDefault, "how often old records are looked for (TASKWIRE_RETENTION_INTERVAL)")
+	recordCache := fs.Int("record-cache", executor.RecordCacheDefault, "finished task-instance records kept in memory (the most recently used); older ones are read from storage (TASKWIRE_RECORD_CACHE)")
 	insecure := fs.Bool("insecure", false, "serve off loopback without an operator token or NATS authentication (TASKWIRE_INSECURE)")
 	var (
 		natsFlags flagenv.NATS
@@ -171,7 +172,7 @@ func serveCmd(ctx context.Context, args []string, lookupEnv func(string) (string
 		Queue: qc, SigningKey: key, SecretKey: secret, OperatorToken: *operatorToken,
 		ExecutionTokenTTL: *execTTL, ZombieThreshold: *zombie, ScanInterval: *scan, LostAfter: *lostAfter,
 		RecordRetention: *retention, RecordExportDir: cmp.Or(*exportDir, filepath.Join(*dataDir, "exports")), RetentionInterval: *retentionInterval,
-		StorageCheck: storageCheck, Metrics: executor.NewMetrics(reg), Logger: log,
+		RecordCache: *recordCache, StorageCheck: storageCheck, Metrics: executor.NewMetrics(reg), Logger: log,
 	})
 	if err != nil {
 		return usageErr(err)

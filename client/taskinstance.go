@@ -85,11 +85,31 @@ type ListOpts struct {
 	// Limit caps how many instances are answered; 0 means the server's
 	// default (100).
 	Limit int
+	// Cursor continues a list: the Next of the page before.
+	Cursor string
 }
 
-// List returns task instances matching opts, newest first, and how many
-// match in all (which may exceed the number returned).
+// Page is a page of a list of task instances.
+type Page struct {
+	// TaskInstances: unfinished ones first (newest queued first), then
+	// finished ones, most recently changed first.
+	TaskInstances []*activity.TaskInstance
+	// Total is how many match in all.
+	Total int
+	// Next is the Cursor of the next page; empty on the last.
+	Next string
+}
+
+// List returns the first page of task instances matching opts and how
+// many match in all (which may exceed the number returned); ListPage
+// also gives the cursor of the next page.
 func (c *Client) List(ctx context.Context, opts ListOpts) ([]*activity.TaskInstance, int, error) {
+	p, err := c.ListPage(ctx, opts)
+	return p.TaskInstances, p.Total, err
+}
+
+// ListPage returns a page of task instances matching opts.
+func (c *Client) ListPage(ctx context.Context, opts ListOpts) (Page, error) {
 	q := url.Values{}
 	if len(opts.States) > 0 {
 		names := make([]string, len(opts.States))
@@ -105,19 +125,23 @@ func (c *Client) List(ctx context.Context, opts ListOpts) ([]*activity.TaskInsta
 		q.Set("dag_id", opts.DagID)
 	}
 	if opts.Limit < 0 {
-		return nil, 0, fmt.Errorf("list task instances: %w: limit %d is negative", ErrBadRequest, opts.Limit)
+		return Page{}, fmt.Errorf("list task instances: %w: limit %d is negative", ErrBadRequest, opts.Limit)
 	}
 	if opts.Limit > 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
 	}
+	if opts.Cursor != "" {
+		q.Set("cursor", opts.Cursor)
+	}
 	var out struct {
 		TaskInstances []*activity.TaskInstance `json:"task_instances"`
 		Total         int                      `json:"total"`
+		Next          string                   `json:"next_cursor"`
 	}
 	if err := c.do(ctx, http.MethodGet, "/task-instances", q, nil, &out); err != nil {
-		return nil, 0, fmt.Errorf("list task instances: %w", err)
+		return Page{}, fmt.Errorf("list task instances: %w", err)
 	}
-	return out.TaskInstances, out.Total, nil
+	return Page{TaskInstances: out.TaskInstances, Total: out.Total, Next: out.Next}, nil
 }
 
 // Cancel cancels the task instance id and returns it; ErrConflict when it

@@ -39,6 +39,9 @@ type APIError struct {
 	Status int
 	Code   string
 	Detail string
+	// Limit is the ErrorBody's limit in bytes (413 too_large); 0 when
+	// the answer named none.
+	Limit int64
 }
 
 func (e *APIError) Error() string {
@@ -176,7 +179,7 @@ func (c *Client) do(ctx context.Context, op, method, path, token string, in, out
 			eb.Error = http.StatusText(resp.StatusCode)
 			eb.Detail = strings.TrimSpace(string(data))
 		}
-		return resp.Header, &APIError{Op: op, Status: resp.StatusCode, Code: eb.Error, Detail: eb.Detail}
+		return resp.Header, &APIError{Op: op, Status: resp.StatusCode, Code: eb.Error, Detail: eb.Detail, Limit: eb.Limit}
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {

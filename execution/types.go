@@ -83,4 +83,7 @@ type XComBody struct {
 type ErrorBody struct {
 	Error  string `json:"error"`
 	Detail string `json:"detail"`
+	// Limit is, for "too_large" (413), the limit that was exceeded, in
+	// bytes; absent when unknown.
+	Limit int64 `json:"limit,omitempty"`
 }

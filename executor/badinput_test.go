@@ -161,6 +161,14 @@ func TestEveryRouteRefusesBadInput(t *testing.T) {
 				if eb.Error == "" || eb.Detail == "" || !strings.Contains(eb.Detail, b.detail) {
 					t.Errorf("answer %s: want an error whose detail says %q", raw, b.detail)
 				}
+				// A 413 names its limit as a number too (the SDKs show it).
+				wantLimit := int64(0)
+				if b.status == 413 {
+					wantLimit = maxBody
+				}
+				if eb.Limit != wantLimit {
+					t.Errorf("answer %s: limit %d, want %d", raw, eb.Limit, wantLimit)
+				}
 			})
 		}
 	}

@@ -60,6 +60,11 @@ type Config struct {
 	// RetentionInterval is how often old records are looked for; default
 	// 10m.
 	RetentionInterval time.Duration
+	// RecordCache bounds how many finished task-instance records the
+	// executor keeps in memory (the most recently used); unfinished ones
+	// are always kept, older finished ones are read from storage. Default
+	// 10,000.
+	RecordCache int
 	// StorageCheck, when set, is called every second; while it fails, new
 	// work (submits, XCom, variable and connection writes) is answered 507
 	// at once and Executor.StorageReady fails. State updates of running
@@ -90,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = RetentionIntervalDefault
+	}
+	if c.RecordCache <= 0 {
+		c.RecordCache = RecordCacheDefault
 	}
 	if c.LostAfter <= 0 {
 		c.LostAfter = LostAfterDefault

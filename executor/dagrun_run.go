@@ -25,20 +25,6 @@ const queueParallelism = 32
 // errNoRun aborts a mutation of a run record that does not exist.
 var errNoRun = errors.New("no such run")
 
-func validRunID(s string) bool {
-	if s == "" || len(s) > 250 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '_' || c == '.' || c == ':' || c == '+' || c == '@' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // TriggerRun creates a run of a DAG at its current version and queues its
 // first task instances. A run_id that exists returns that run (created
 // false). A paused or unknown DAG is refused.
@@ -59,8 +45,8 @@ func (e *Executor) TriggerRun(ctx context.Context, dagID string, req TriggerRequ
 	if runID == "" {
 		runID = "manual__" + ld.Format(time.RFC3339Nano)
 	}
-	if !validRunID(runID) {
-		return nil, false, badRequest("run_id %q must be 1-250 characters of [A-Za-z0-9_.:+@-]", runID)
+	if err := activity.ValidateRunID(runID); err != nil {
+		return nil, false, err
 	}
 	return e.createRun(ctx, rec, runID, dag.RunTypeManual, ld, req.Conf)
 }
@@ -685,3 +671,7 @@ func (e *Executor) ClearRun(ctx context.Context, dagID, runID string, taskIDs []
 	}
 	return run, cleared, nil
 }
+
+// validRunID reports whether s is a well-formed run_id
+// (activity.ValidateRunID).
+func validRunID(s string) bool { return activity.ValidateRunID(s) == nil }

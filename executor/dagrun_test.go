@@ -338,9 +338,9 @@ func TestDagTwoExecutorsQueueOnce(t *testing.T) {
 	if v.State != dag.RunSuccess {
 		t.Fatalf("run %s: %s", v.State, tiStates(v))
 	}
-	tis, _ := f1.ex.List(Filter{DagID: "fan"})
-	if len(tis) != 22 {
-		t.Fatalf("%d task-instance records, want 22", len(tis))
+	page, err := f1.ex.List(t.Context(), Filter{DagID: "fan"})
+	if err != nil || len(page.TIs) != 22 || page.Total != 22 {
+		t.Fatalf("%d task-instance records (total %d, %v), want 22", len(page.TIs), page.Total, err)
 	}
 }
 

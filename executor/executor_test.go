@@ -408,7 +408,7 @@ func TestMutateWaitsForACreateUnderWay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.remember(ti, b, rev)
+	s.remember(ti, b, rev, nil)
 	s.mu.Lock()
 	delete(s.creating, ti.ID)
 	s.mu.Unlock()

@@ -63,7 +63,7 @@ func (e *Executor) writeError(w http.ResponseWriter, r *http.Request, err error)
 	if status == http.StatusServiceUnavailable || status == http.StatusInsufficientStorage {
 		w.Header().Set("Retry-After", "10")
 	}
-	writeJSON(w, status, execution.ErrorBody{Error: code, Detail: cutDetail(err.Error())})
+	writeJSON(w, status, execution.ErrorBody{Error: code, Detail: cutDetail(err.Error()), Limit: limitOf(err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

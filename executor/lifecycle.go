@@ -290,8 +290,9 @@ func (e *Executor) Get(ctx context.Context, id string) (*activity.TaskInstance, 
 	return e.store.get(ctx, id)
 }
 
-// List returns cached task instances matching f, newest first, and how many matched.
-func (e *Executor) List(f Filter) ([]*activity.TaskInstance, int) { return e.store.list(f) }
+// List returns a page of the task instances matching f (see Page for the
+// order) and how many match in all.
+func (e *Executor) List(ctx context.Context, f Filter) (Page, error) { return e.store.list(ctx, f) }
 
 // failRunning ends a running try that the executor gave up on (zombie,
 // timeout) if it is still the try it looked at, and reports whether it did.

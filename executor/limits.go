@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // ErrStorageUnavailable (answered 507) is the error of a write refused because the
@@ -32,6 +33,21 @@ func cutDetail(s string) string {
 		cut--
 	}
 	return s[:cut] + "…(cut)"
+}
+
+// limitOf returns the byte limit a too-large request exceeded (a body over
+// the max body size, a value over the NATS max payload); 0 for any other
+// error.
+func limitOf(err error) int64 {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return mbe.Limit
+	}
+	var tle *queue.TooLargeError
+	if errors.As(err, &tle) {
+		return tle.Limit
+	}
+	return 0
 }
 
 // explain names the limit of an oversize body and classifies JetStream's

@@ -112,11 +112,23 @@ func (e *Executor) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	tis, total := e.store.list(f)
-	for i, ti := range tis {
-		tis[i] = e.withAdmission(ti)
+	f.Cursor = q.Get("cursor")
+	page, err := e.store.list(r.Context(), f)
+	if err != nil {
+		e.writeError(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"task_instances": tis, "total": total})
+	if page.TIs == nil {
+		page.TIs = []*activity.TaskInstance{}
+	}
+	for i, ti := range page.TIs {
+		page.TIs[i] = e.withAdmission(ti)
+	}
+	out := map[string]any{"task_instances": page.TIs, "total": page.Total}
+	if page.Next != "" {
+		out["next_cursor"] = page.Next
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (e *Executor) handleCancel(w http.ResponseWriter, r *http.Request) {

@@ -151,7 +151,16 @@ func (s *store) queueStats(since time.Time, into map[string]*activity.QueueInfo)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, c := range s.cache {
+	// The finished records are the cached ones: the most recently
+	// finished, more than finish in a minute but at the cache's size.
+	recs := make([]cachedRecord, 0, len(s.live)+len(s.done))
+	for _, c := range s.live {
+		recs = append(recs, c)
+	}
+	for _, el := range s.done {
+		recs = append(recs, el.Value.(cachedRecord))
+	}
+	for _, c := range recs {
 		ti := c.ti
 		switch {
 		case ti.State == activity.StateRunning:

@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // Defaults of the record retention (Config.RecordRetention,
@@ -14,6 +17,8 @@ import (
 const (
 	RecordRetentionDefault   = 30 * 24 * time.Hour
 	RetentionIntervalDefault = 10 * time.Minute
+	// RecordCacheDefault is Config.RecordCache's default.
+	RecordCacheDefault = 10_000
 	// markerRetention is how long the delete markers of purged records are
 	// kept (watchers of the bucket see the deletion meanwhile).
 	markerRetention = time.Hour
@@ -44,26 +49,87 @@ func (e *Executor) retentionLoop(ctx context.Context) {
 	}
 }
 
+// retentionBatch is how many records cleanRecords exports and deletes at
+// a time.
+const retentionBatch = 1000
+
+// retentionSkew is how much later than the cutoff a record's last change
+// may be stored before records changed before the cutoff (clocks of
+// several executors): the scan stops at the first record past it.
+const retentionSkew = 10 * time.Minute
+
 // cleanRecords deletes the finished records last changed before
 // now-RecordRetention, after appending each to the day's export file in
 // Config.RecordExportDir (when set) and syncing it: a record is never
-// deleted unexported. A record changed meanwhile (retried) stays. It
-// returns how many it deleted.
+// deleted unexported. It reads the bucket's stream from its start (the
+// oldest changes) in batches, so it holds one batch whatever the number of
+// records. A record changed meanwhile (retried) stays. It returns how many
+// it deleted.
 func (e *Executor) cleanRecords(ctx context.Context, now time.Time) (int, error) {
 	cutoff := now.Add(-e.cfg.RecordRetention)
-	type old struct {
-		id  string
-		raw []byte
-		rev uint64
+	first, last, err := e.store.kv.Bounds(ctx)
+	if err != nil || last == 0 {
+		return 0, err
 	}
-	var sel []old
-	e.store.mu.RLock()
-	for id, c := range e.store.cache {
-		if c.ti.State.Terminal() && c.ti.UpdatedAt.Before(cutoff) {
-			sel = append(sel, old{id: id, raw: c.raw, rev: c.rev})
+	n := 0
+	for from := first; from <= last; {
+		var sel []old
+		done := false
+		next := last + 1
+		err := e.store.kv.Scan(ctx, from, last+1, func(v queue.StoredValue) bool {
+			ti, err := activity.UnmarshalRecord(v.Value)
+			if err != nil {
+				return true
+			}
+			if ti.UpdatedAt.After(cutoff.Add(retentionSkew)) {
+				done = true
+				return false
+			}
+			if ti.State.Terminal() && ti.UpdatedAt.Before(cutoff) {
+				sel = append(sel, old{ti: ti, raw: append([]byte(nil), v.Value...), rev: v.Revision})
+			}
+			if len(sel) >= retentionBatch {
+				next = v.Revision + 1
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return n, err
+		}
+		k, err := e.purgeRecords(ctx, now, sel)
+		n += k
+		if err != nil || done || next > last {
+			return n, err
+		}
+		from = next
+	}
+	return n, nil
+}
+
+// old is a record cleanRecords found past retention, at its revision.
+type old struct {
+	ti  *activity.TaskInstance
+	raw []byte
+	rev uint64
+}
+
+// purgeRecords exports sel (when Config.RecordExportDir is set) and
+// deletes each record still at its revision; it returns how many it
+// deleted.
+func (e *Executor) purgeRecords(ctx context.Context, now time.Time, sel []old) (int, error) {
+	// Only current revisions: the stream keeps a record's history too.
+	cur := sel[:0]
+	for _, r := range sel {
+		ok, err := e.store.kv.Latest(ctx, r.ti.ID, r.rev)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			cur = append(cur, r)
 		}
 	}
-	e.store.mu.RUnlock()
+	sel = cur
 	if len(sel) == 0 {
 		return 0, nil
 	}
@@ -84,9 +150,15 @@ func (e *Executor) cleanRecords(ctx context.Context, now time.Time) (int, error)
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		if err := e.store.kv.PurgeAt(ctx, r.id, r.rev); err != nil {
+		// An older revision of a record (its history), or one changed
+		// meanwhile, is not current: PurgeAt refuses it.
+		if !e.store.purging(r.ti, r.rev) {
+			continue
+		}
+		if err := e.store.kv.PurgeAt(ctx, r.ti.ID, r.rev); err != nil {
 			// Changed meanwhile (retried), or NATS away: kept for now.
-			e.log.Debug("record retention: kept", "ti_id", r.id, "err", err)
+			e.store.purgeFailed(r.ti.ID)
+			e.log.Debug("record retention: kept", "ti_id", r.ti.ID, "err", err)
 			continue
 		}
 		n++

@@ -1,11 +1,14 @@
 package executor
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,18 +27,37 @@ var ErrConflict = errors.New("conflict")
 // errUnchanged aborts a mutation that leaves the record as it is.
 var errUnchanged = errors.New("unchanged")
 
-// store keeps task-instance records in KV and a read cache fed by a watch
-// and by this executor's own writes.
+// store keeps task-instance records in KV, with a read cache fed by a watch
+// and by this executor's own writes: every unfinished record, and the most
+// recently used finished ones (at most doneMax). Finished records beyond
+// those are read from KV; lists of them page through the bucket's stream
+// (listStored). counts holds how many records there are of each state,
+// queue and DAG, so that a list's total needs no scan.
 type store struct {
 	kv  queue.Bucket
 	log *slog.Logger
 
-	mu    sync.RWMutex
-	cache map[string]cachedRecord
+	mu sync.RWMutex
+	// live holds every unfinished record (not in a terminal state).
+	live map[string]cachedRecord
+	// done and order are the finished records' LRU: order's front is the
+	// most recently used.
+	done    map[string]*list.Element
+	order   *list.List
+	doneMax int
+	counts  map[countKey]int
+	// loaded is set once the watch has read every stored record.
+	loaded bool
 	// creating holds the records being created here, closed when stored.
 	creating map[string]chan struct{}
 	// forget, when set, is told of every record deleted.
 	forget func(id string)
+	// purged holds the records this executor's retention is deleting (not
+	// cached any more, still counted until the watch reports the deletion).
+	purged map[string]*activity.TaskInstance
+	// uncounted is how many changes the counts may have missed (the
+	// deletion of a record no longer in memory, made by another executor).
+	uncounted int
 	// onEnded, when set, is called (on the watch's goroutine) with a
 	// record of a DAG run's task instance that the watch saw end and that
 	// this executor did not write: another replica's end, which the DAG
@@ -66,6 +88,16 @@ func (s *store) subscribe(fn func(*activity.TaskInstance)) (unsubscribe func()) 
 	}
 }
 
+// countKey is what a list's total is counted by.
+type countKey struct {
+	state        activity.State
+	queue, dagID string
+}
+
+func keyOf(ti *activity.TaskInstance) countKey {
+	return countKey{state: ti.State, queue: ti.Queue, dagID: ti.DagID}
+}
+
 // cachedRecord is a record as stored at a KV revision. ti is shared with
 // readers and never changed; a mutation decodes raw afresh.
 type cachedRecord struct {
@@ -74,8 +106,10 @@ type cachedRecord struct {
 	rev uint64
 }
 
-func newStore(kv queue.Bucket, log *slog.Logger) *store {
-	return &store{kv: kv, log: log, cache: make(map[string]cachedRecord), creating: make(map[string]chan struct{})}
+func newStore(kv queue.Bucket, doneMax int, log *slog.Logger) *store {
+	return &store{kv: kv, log: log, live: make(map[string]cachedRecord), done: make(map[string]*list.Element),
+		order: list.New(), doneMax: max(doneMax, 1), counts: make(map[countKey]int), purged: make(map[string]*activity.TaskInstance),
+		creating: make(map[string]chan struct{})}
 }
 
 // watch feeds the cache until ctx is done. ready is closed once the initial
@@ -96,13 +130,17 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 				return nil
 			}
 			if e.CaughtUp() {
-				if !loaded {
+				s.mu.Lock()
+				first := !s.loaded
+				s.loaded = true
+				s.mu.Unlock()
+				if first {
 					loaded = true
 					close(ready)
 				}
 				continue
 			}
-			if ti := s.apply(e); ti != nil && loaded && s.onEnded != nil {
+			if ti := s.apply(ctx, e); ti != nil && loaded && s.onEnded != nil {
 				s.onEnded(ti)
 			}
 		}
@@ -112,11 +150,20 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 // apply caches a watched entry. It returns the record when it is a DAG
 // run's task instance that ended with this entry (and the cache had it
 // not ended): an end this executor learns of from the watch.
-func (s *store) apply(e queue.Entry) *activity.TaskInstance {
+func (s *store) apply(ctx context.Context, e queue.Entry) *activity.TaskInstance {
 	if !e.IsPut() {
 		s.mu.Lock()
-		if old, ok := s.cache[e.Key()]; ok && old.rev < e.Revision() {
-			delete(s.cache, e.Key())
+		if old, ok := s.peekLocked(e.Key()); ok {
+			if old.rev < e.Revision() {
+				s.dropLocked(e.Key(), old)
+			}
+		} else if p, ok := s.purged[e.Key()]; ok {
+			s.countLocked(p, nil)
+			delete(s.purged, e.Key())
+		} else if s.loaded {
+			// A finished record deleted by another executor's retention
+			// after it left this one's cache: its count is not known.
+			s.uncounted++
 		}
 		s.mu.Unlock()
 		if s.forget != nil {
@@ -126,8 +173,11 @@ func (s *store) apply(e queue.Entry) *activity.TaskInstance {
 	}
 	// Most updates are this executor's own writes, remembered already:
 	// decode only what is new.
-	c, had := s.cached(e.Key())
-	if had && c.rev >= e.Revision() {
+	s.mu.RLock()
+	c, ok := s.peekLocked(e.Key())
+	loaded := s.loaded
+	s.mu.RUnlock()
+	if ok && c.rev >= e.Revision() {
 		return nil
 	}
 	ti, err := activity.UnmarshalRecord(e.Value())
@@ -135,33 +185,156 @@ func (s *store) apply(e queue.Entry) *activity.TaskInstance {
 		s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)
 		return nil
 	}
-	s.remember(ti, e.Value(), e.Revision())
-	if ti.DagRun != nil && ti.State.Terminal() && (!had || !c.ti.State.Terminal()) {
+	var prev *activity.TaskInstance
+	if !ok && loaded {
+		// A change of a record not in memory: a new one, or a finished one
+		// evicted from the cache (retried, cleared), counted out of its
+		// previous state.
+		prev = s.previous(ctx, e.Key(), e.Revision())
+	}
+	s.remember(ti, e.Value(), e.Revision(), prev)
+	if ti.DagRun != nil && ti.State.Terminal() && (!ok || !c.ti.State.Terminal()) {
 		return ti
 	}
 	return nil
 }
 
-// remember caches a record at revision rev unless a later one is cached, so
-// a read that follows a write by this executor sees it without waiting for
-// the watch.
-func (s *store) remember(ti *activity.TaskInstance, raw []byte, rev uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.cache[ti.ID]; ok && old.rev >= rev {
-		return
+// previous returns the record key held before revision rev; nil when
+// there was none.
+func (s *store) previous(ctx context.Context, key string, rev uint64) *activity.TaskInstance {
+	raw, ok, err := s.kv.Previous(ctx, key, rev)
+	if err != nil {
+		s.log.Debug("count a changed record: previous revision", "ti_id", key, "err", err)
+		s.mu.Lock()
+		s.uncounted++
+		s.mu.Unlock()
+		return nil
 	}
-	s.cache[ti.ID] = cachedRecord{ti: ti, raw: raw, rev: rev}
-	for _, fn := range s.listeners {
-		fn(ti)
+	if !ok {
+		return nil
+	}
+	old, err := activity.UnmarshalRecord(raw)
+	if err != nil {
+		return nil
+	}
+	return old
+}
+
+// countLocked moves one record from old's count to new's (either nil).
+func (s *store) countLocked(old, new *activity.TaskInstance) {
+	if old != nil {
+		k := keyOf(old)
+		if s.counts[k]--; s.counts[k] <= 0 {
+			delete(s.counts, k)
+		}
+	}
+	if new != nil {
+		s.counts[keyOf(new)]++
 	}
 }
 
+// peekLocked returns the cached record id without touching the LRU.
+func (s *store) peekLocked(id string) (cachedRecord, bool) {
+	if c, ok := s.live[id]; ok {
+		return c, true
+	}
+	if el, ok := s.done[id]; ok {
+		return el.Value.(cachedRecord), true
+	}
+	return cachedRecord{}, false
+}
+
+// dropLocked removes a cached record (deleted) and its count.
+func (s *store) dropLocked(id string, old cachedRecord) {
+	delete(s.live, id)
+	if el, ok := s.done[id]; ok {
+		s.order.Remove(el)
+		delete(s.done, id)
+	}
+	s.countLocked(old.ti, nil)
+}
+
+// remember caches a record at revision rev unless a later one is cached, so
+// a read that follows a write by this executor sees it without waiting for
+// the watch. The counts move from the cached record, or, for one not in
+// memory, from prev (the record before this write; nil for a new one).
+func (s *store) remember(ti *activity.TaskInstance, raw []byte, rev uint64, prev *activity.TaskInstance) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, had := s.peekLocked(ti.ID)
+	if had && old.rev >= rev {
+		return
+	}
+	if had {
+		prev = old.ti
+	}
+	s.countLocked(prev, ti)
+	c := cachedRecord{ti: ti, raw: raw, rev: rev}
+	for _, fn := range s.listeners {
+		fn(ti)
+	}
+	if !ti.State.Terminal() {
+		if el, ok := s.done[ti.ID]; ok {
+			s.order.Remove(el)
+			delete(s.done, ti.ID)
+		}
+		s.live[ti.ID] = c
+		return
+	}
+	delete(s.live, ti.ID)
+	if el, ok := s.done[ti.ID]; ok {
+		el.Value = c
+		s.order.MoveToFront(el)
+		return
+	}
+	s.done[ti.ID] = s.order.PushFront(c)
+	for s.order.Len() > s.doneMax {
+		el := s.order.Back()
+		s.order.Remove(el)
+		delete(s.done, el.Value.(cachedRecord).ti.ID)
+	}
+}
+
+// cached returns a record from the cache (marking a finished one used).
 func (s *store) cached(id string) (cachedRecord, bool) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	c, ok := s.cache[id]
-	return c, ok
+	c, ok := s.live[id]
+	s.mu.RUnlock()
+	if ok {
+		return c, true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.done[id]
+	if !ok {
+		return cachedRecord{}, false
+	}
+	s.order.MoveToFront(el)
+	return el.Value.(cachedRecord), true
+}
+
+// purging takes a finished record this executor's retention is about to
+// purge out of the cache; it stays counted until the watch reports its
+// deletion. purgeFailed undoes the mark of one that was kept.
+func (s *store) purging(ti *activity.TaskInstance, rev uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.peekLocked(ti.ID); ok && c.rev != rev {
+		return false // changed meanwhile: kept
+	}
+	delete(s.live, ti.ID)
+	if el, ok := s.done[ti.ID]; ok {
+		s.order.Remove(el)
+		delete(s.done, ti.ID)
+	}
+	s.purged[ti.ID] = ti
+	return true
+}
+
+func (s *store) purgeFailed(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.purged, id)
 }
 
 // identity returns a record's immutable fields (ids, queue) from the cache,
@@ -217,7 +390,7 @@ func (s *store) createAsync(ctx context.Context, ti *activity.TaskInstance) <-ch
 			out <- fmt.Errorf("create task instance %s: %w", ti.ID, err)
 			return
 		}
-		s.remember(ti, b, rev)
+		s.remember(ti, b, rev, nil)
 		out <- nil
 	}()
 	return out
@@ -277,7 +450,7 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 				}
 				rev, uerr := s.kv.Update(ctx, id, b, c.rev)
 				if uerr == nil {
-					s.remember(ti, b, rev)
+					s.remember(ti, b, rev, c.ti)
 					return ti, nil
 				}
 				if !queue.IsConflict(uerr) {
@@ -287,8 +460,8 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 		}
 	}
 	var (
-		last    *activity.TaskInstance
-		lastRaw []byte
+		last, prev *activity.TaskInstance
+		lastRaw    []byte
 	)
 	rev, err := queue.UpdateCAS(ctx, s.kv, id, func(old []byte) ([]byte, error) {
 		if old == nil {
@@ -296,6 +469,9 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 		}
 		ti, err := activity.UnmarshalRecord(old)
 		if err != nil {
+			return nil, err
+		}
+		if prev, err = activity.UnmarshalRecord(old); err != nil {
 			return nil, err
 		}
 		if err := fn(ti); err != nil {
@@ -321,17 +497,23 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 	if err != nil {
 		return last, err
 	}
-	s.remember(last, lastRaw, rev)
+	s.remember(last, lastRaw, rev, prev)
 	return last, nil
 }
 
-// Filter selects task instances from the cache.
+// Filter selects task instances.
 type Filter struct {
 	States []activity.State
 	Queue  string
 	DagID  string
-	Limit  int
+	// Limit bounds a page; 0 means listMax.
+	Limit int
+	// Cursor continues a list where the page that answered it ended.
+	Cursor string
 }
+
+// listMax bounds a page of a list.
+const listMax = 10_000
 
 func (f Filter) match(ti *activity.TaskInstance) bool {
 	if f.Queue != "" && ti.Queue != f.Queue {
@@ -340,22 +522,110 @@ func (f Filter) match(ti *activity.TaskInstance) bool {
 	if f.DagID != "" && ti.DagID != f.DagID {
 		return false
 	}
+	return f.matchState(ti.State)
+}
+
+func (f Filter) matchState(st activity.State) bool {
 	if len(f.States) == 0 {
 		return true
 	}
-	for _, s := range f.States {
-		if ti.State == s {
+	return slices.Contains(f.States, st)
+}
+
+// finished reports whether f may select finished records.
+func (f Filter) finished() bool {
+	if len(f.States) == 0 {
+		return true
+	}
+	for _, st := range f.States {
+		if st.Terminal() {
 			return true
 		}
 	}
 	return false
 }
 
-// list returns matching records, newest first, and the number that matched.
-func (s *store) list(f Filter) ([]*activity.TaskInstance, int) {
+// Page is one page of a list.
+type Page struct {
+	// TIs are the records: unfinished ones first, newest queued first,
+	// then finished ones, most recently finished first.
+	TIs []*activity.TaskInstance
+	// Total is how many records match in all.
+	Total int
+	// Next is the cursor of the next page; empty at the end.
+	Next string
+}
+
+// list returns a page of the matching records. Unfinished ones come from
+// memory; finished ones from the bucket's stream, read backwards from the
+// cursor in windows (holding one window at a time), each confirmed current.
+// The cursor is "l<n>" (the unfinished records from the n-th) or "s<rev>"
+// (finished records stored below revision rev).
+func (s *store) list(ctx context.Context, f Filter) (Page, error) {
+	limit := f.Limit
+	if limit <= 0 || limit > listMax {
+		limit = listMax
+	}
+	var page Page
+	s.mu.RLock()
+	for k, n := range s.counts {
+		if (f.Queue == "" || k.queue == f.Queue) && (f.DagID == "" || k.dagID == f.DagID) && f.matchState(k.state) {
+			page.Total += n
+		}
+	}
+	s.mu.RUnlock()
+	skip, before := 0, uint64(0)
+	switch {
+	case f.Cursor == "":
+	case f.Cursor[0] == 'l':
+		n, err := strconv.Atoi(f.Cursor[1:])
+		if err != nil || n < 0 {
+			return page, badRequest("cursor %q: not one this API answered", truncateValue(f.Cursor))
+		}
+		skip = n
+	case f.Cursor[0] == 's':
+		n, err := strconv.ParseUint(f.Cursor[1:], 10, 64)
+		if err != nil {
+			return page, badRequest("cursor %q: not one this API answered", truncateValue(f.Cursor))
+		}
+		before, skip = n, -1
+	default:
+		return page, badRequest("cursor %q: not one this API answered", truncateValue(f.Cursor))
+	}
+	if skip >= 0 {
+		live := s.liveMatching(f)
+		if skip < len(live) {
+			end := min(len(live), skip+limit)
+			page.TIs = live[skip:end]
+			if end < len(live) {
+				page.Next = "l" + strconv.Itoa(end)
+				return page, nil
+			}
+		}
+	}
+	if !f.finished() || len(page.TIs) >= limit {
+		if f.finished() {
+			page.Next = "s0"
+		}
+		return page, nil
+	}
+	got, next, err := s.listStored(ctx, f, before, limit-len(page.TIs))
+	if err != nil {
+		return page, err
+	}
+	page.TIs = append(page.TIs, got...)
+	if next > 0 {
+		page.Next = "s" + strconv.FormatUint(next, 10)
+	}
+	return page, nil
+}
+
+// liveMatching returns the matching unfinished records, newest queued
+// first.
+func (s *store) liveMatching(f Filter) []*activity.TaskInstance {
 	s.mu.RLock()
 	out := make([]*activity.TaskInstance, 0, 64)
-	for _, c := range s.cache {
+	for _, c := range s.live {
 		if f.match(c.ti) {
 			out = append(out, c.ti)
 		}
@@ -368,18 +638,81 @@ func (s *store) list(f Filter) ([]*activity.TaskInstance, int) {
 		}
 		return a.ID > b.ID
 	})
-	total := len(out)
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	return out, total
+	return out
 }
 
-// each calls fn for every cached record in state st.
+// scanWindow is how many revisions listStored reads at a time, at first.
+const scanWindow = 256
+
+// listStored returns up to n finished records matching f stored below
+// revision before (0: from the newest), newest first, and the revision to
+// continue below (0 when the bucket is read to its start).
+func (s *store) listStored(ctx context.Context, f Filter, before uint64, n int) ([]*activity.TaskInstance, uint64, error) {
+	first, last, err := s.kv.Bounds(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if before == 0 || before > last+1 {
+		before = last + 1
+	}
+	type cand struct {
+		ti  *activity.TaskInstance
+		rev uint64
+	}
+	var out []*activity.TaskInstance
+	seen := map[string]bool{}
+	window := uint64(scanWindow)
+	for before > first && len(out) < n {
+		from := first
+		if before > window && before-window > first {
+			from = before - window
+		}
+		var sel []cand
+		err := s.kv.Scan(ctx, from, before, func(v queue.StoredValue) bool {
+			ti, err := activity.UnmarshalRecord(v.Value)
+			if err == nil && ti.State.Terminal() && f.match(ti) {
+				sel = append(sel, cand{ti: ti, rev: v.Revision})
+			}
+			return true
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		// Newest first; within the window, take records until n, each
+		// confirmed as its key's current revision.
+		cut := from
+		for i := len(sel) - 1; i >= 0 && len(out) < n; i-- {
+			c := sel[i]
+			cut = c.rev
+			if seen[c.ti.ID] {
+				continue
+			}
+			seen[c.ti.ID] = true
+			cur, err := s.kv.Latest(ctx, c.ti.ID, c.rev)
+			if err != nil {
+				return nil, 0, err
+			}
+			if cur {
+				out = append(out, c.ti)
+			}
+		}
+		if len(out) >= n {
+			if cut <= first {
+				return out, 0, nil
+			}
+			return out, cut, nil
+		}
+		before = from
+		window = min(window*2, 1<<14)
+	}
+	return out, 0, nil
+}
+
+// each calls fn for every unfinished record in state st.
 func (s *store) each(st activity.State, fn func(*activity.TaskInstance)) {
 	s.mu.RLock()
 	var sel []*activity.TaskInstance
-	for _, c := range s.cache {
+	for _, c := range s.live {
 		if c.ti.State == st {
 			sel = append(sel, c.ti)
 		}

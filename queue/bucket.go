@@ -181,14 +181,50 @@ func (b Bucket) Watch(ctx context.Context, keys string, opts WatchOpts) (*Watche
 	if opts.UpdatesOnly {
 		jo = append(jo, jetstream.UpdatesOnly())
 	}
-	kw, err := b.kv.Watch(ctx, keys, jo...)
-	if err != nil {
-		return nil, fmt.Errorf("watch %s %s: %w", b.Name(), keys, err)
+	// nats.go gives up creating a watch's consumer after its fixed 5 s
+	// API timeout unless ctx has a deadline, and the server takes longer
+	// than that to find the current value of each of a million keys (the
+	// executor's records: bench --records 1000000). The watch's context
+	// therefore has a deadline too far away to matter (nats.go also ends
+	// the subscription at it), and the creation is bounded here by
+	// watchCreateTimeout instead; cancelling ctx, or Stop, ends the watch.
+	wctx, cancel := context.WithDeadline(ctx, time.Now().Add(watchHorizon))
+	type created struct {
+		kw  jetstream.KeyWatcher
+		err error
 	}
-	w := &Watcher{kw: kw, c: make(chan Entry), done: make(chan struct{}), exited: make(chan struct{})}
-	go w.forward(ctx)
+	ch := make(chan created, 1)
+	go func() {
+		kw, err := b.kv.Watch(wctx, keys, jo...)
+		ch <- created{kw, err}
+	}()
+	limit := time.NewTimer(watchCreateTimeout)
+	defer limit.Stop()
+	var r created
+	select {
+	case r = <-ch:
+	case <-limit.C:
+		cancel()
+		if r = <-ch; r.err == nil {
+			_ = stopWatch(r.kw)
+		}
+		r.err = fmt.Errorf("not created in %s: %w", watchCreateTimeout, context.DeadlineExceeded)
+	}
+	if r.err != nil {
+		cancel()
+		return nil, fmt.Errorf("watch %s %s: %w", b.Name(), keys, r.err)
+	}
+	w := &Watcher{kw: r.kw, c: make(chan Entry), done: make(chan struct{}), exited: make(chan struct{}), cancel: cancel}
+	go w.forward(wctx)
 	return w, nil
 }
+
+// watchCreateTimeout bounds the creation of a watch; watchHorizon is the
+// deadline of its context (see Watch).
+const (
+	watchCreateTimeout = 2 * time.Minute
+	watchHorizon       = 10 * 365 * 24 * time.Hour
+)
 
 // WatchAll is Watch of every key.
 func (b Bucket) WatchAll(ctx context.Context) (*Watcher, error) {
@@ -227,6 +263,8 @@ type Watcher struct {
 	done   chan struct{}
 	exited chan struct{}
 	once   sync.Once
+	// cancel ends the watch's context (see Watch).
+	cancel context.CancelFunc
 }
 
 // Updates delivers the watch's entries; it is closed when the watch ends.
@@ -236,7 +274,9 @@ func (w *Watcher) Updates() <-chan Entry { return w.c }
 func (w *Watcher) Stop() error {
 	w.once.Do(func() { close(w.done) })
 	<-w.exited
-	return stopWatch(w.kw)
+	err := stopWatch(w.kw)
+	w.cancel()
+	return err
 }
 
 // stopWatch stops a nats.go key watcher and reads what it still delivers

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"time"
 
@@ -140,3 +141,13 @@ func (c Consumer) JetStream() jetstream.Consumer { return c.c }
 // ErrTimeout is a batch's Err when its pull ended with fewer messages than
 // asked for because its wait ran out.
 var ErrTimeout = nats.ErrTimeout
+
+// Deliveries is how many deliveries the consumer has made, redeliveries
+// included (the server's consumer sequence).
+func (c Consumer) Deliveries(ctx context.Context) (uint64, error) {
+	info, err := c.c.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("consumer info: %w", err)
+	}
+	return info.Delivered.Consumer, nil
+}

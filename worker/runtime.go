@@ -332,7 +332,13 @@ func apiError(err error) *protocol.ErrorResponse {
 	case errors.Is(err, execution.ErrBadRequest):
 		code = "bad_request"
 	}
-	return &protocol.ErrorResponse{Type: protocol.TypeErrorResponse, Error: code, Detail: map[string]any{"message": err.Error()}}
+	detail := map[string]any{"message": err.Error()}
+	var ae *execution.APIError
+	if code == "too_large" && errors.As(err, &ae) && ae.Limit > 0 {
+		// The SDKs name it: TooLarge.limit (Python), limit() (Java).
+		detail["limit"] = ae.Limit
+	}
+	return &protocol.ErrorResponse{Type: protocol.TypeErrorResponse, Error: code, Detail: detail}
 }
 
 func badRequest(format string, args ...any) *protocol.ErrorResponse {

@@ -16,11 +16,13 @@ import (
 // status: a task process or the Go SDK runtime when no task binary could be
 // built (see taskBin), or the triggerer child.
 func child(mode string, args []string) int {
-	if mode == bench.ModeTriggerer {
+	switch mode {
+	case bench.ModeTriggerer:
 		return triggererChild(args)
-	}
-	if mode == bench.ModeFleet {
+	case bench.ModeFleet:
 		return fleetChild(args)
+	case bench.ModeRecords:
+		return bench.RecordsChildMain(args)
 	}
 	if status, ok := benchtask.Run(mode); ok {
 		return status

@@ -92,9 +92,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Queues, "queues", bench.QueuesDefault, "queues the many-queues phase spreads its tasks over")
 	fs.IntVar(&cfg.Backlog, "backlog", bench.BacklogDefault, "activities left pending on another queue during the backlog phase")
 	fs.IntVar(&cfg.Samples, "samples", bench.SamplesDefault, "samples of each raw limit")
-	fleet := fs.String("fleet", "", "comma-separated numbers of simulated workers (e.g. 100,1000) the fleet phase runs, each against a fresh executor; none by default (1,000 take minutes)")
+	fs.Func("fleet", "comma-separated numbers of simulated workers (e.g. 100,1000) the fleet phase runs, each against a fresh executor; none by default (1,000 take minutes)",
+		func(s string) (err error) { cfg.Fleet, err = parseInts(s); return err })
 	fs.IntVar(&cfg.FleetConcurrency, "fleet-concurrency", 1, "slots of each simulated worker")
 	fs.BoolVar(&cfg.FleetOnly, "fleet-only", false, "run the fleet phase alone")
+	fs.Func("records", "comma-separated ascending numbers of finished task-instance records (e.g. 100000,1000000) an executor is started on, for its RSS and time to ready; none by default",
+		func(s string) (err error) { cfg.Records, err = parseInts(s); return err })
+	fs.BoolVar(&cfg.RecordsOnly, "records-only", false, "run the records phase alone")
 	fs.BoolVar(&cfg.DagOnly, "dag-only", false, "stop after the DAG-run phases (the raw limits, dispatch latency and flat command phase they are compared with run first)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
@@ -117,9 +121,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var err error
 	if cfg.Timers, err = parseInts(*timers); err != nil {
 		return usageError{fmt.Errorf("--timers: %w", err)}
-	}
-	if cfg.Fleet, err = parseInts(*fleet); err != nil {
-		return usageError{fmt.Errorf("--fleet: %w", err)}
 	}
 	if *logLevel != "" {
 		var lv slog.Level

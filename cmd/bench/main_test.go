@@ -236,7 +236,8 @@ func TestRunFleet(t *testing.T) {
 	}
 	f := r.Fleet[0]
 	if f.Workers != 5 || f.DistinctWorkers != 5 || f.ListShort != 0 || f.Warnings != 0 || f.Throughput.Tasks != 20 ||
-		f.ListedSeconds <= 0 || f.ExecutorIdleCores <= 0 || f.Throughput.PerSecond <= 0 {
+		f.ListedSeconds <= 0 || f.ExecutorIdleCores <= 0 || f.Throughput.PerSecond <= 0 ||
+		f.MaxStartSeconds <= 0 || f.LateStarts > f.Throughput.Tasks {
 		t.Errorf("fleet of 5: %+v", f)
 	}
 	if r.Command.Tasks != 0 {
@@ -248,6 +249,39 @@ func TestRunFleet(t *testing.T) {
 	}
 	if !strings.Contains(table.String(), "simulated workers") || strings.Contains(table.String(), "JetStream publish") {
 		t.Errorf("fleet-only table:\n%s", table.String())
+	}
+	assertCleanedUp(t, tmp)
+}
+
+// TestRunRecords runs the records phase alone at two sizes: the executor
+// child is ready on each, with a memory figure, and the list pages answer.
+func TestRunRecords(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, []string{"--json", "--records", "50,300", "--records-only", "--no-progress"}, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var r bench.Report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("decode report: %v\n%s", err, stdout.String())
+	}
+	if len(r.Records) != 2 || r.Command.Tasks != 0 {
+		t.Fatalf("records phases %d (command tasks %d), want 2 alone:\n%s", len(r.Records), r.Command.Tasks, stdout.String())
+	}
+	for i, x := range r.Records {
+		if x.Records != []int{50, 300}[i] || x.RecordBytes < 100 || x.ReadySeconds <= 0 || x.RSSMB <= 0 || x.HeapMB <= 0 || x.ListMillis <= 0 {
+			t.Errorf("records phase %d: %+v", i, x)
+		}
+	}
+	var table bytes.Buffer
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "finished records") || strings.Contains(table.String(), "JetStream publish") {
+		t.Errorf("records-only table:\n%s", table.String())
 	}
 	assertCleanedUp(t, tmp)
 }

@@ -41,6 +41,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		LateTimers: cfg.LateTimers, LateSpreadS: cfg.LateSpread.Seconds(), Samples: cfg.Samples,
 		Queues: cfg.Queues, Backlog: cfg.Backlog,
 		Fleet: cfg.Fleet, FleetConcurrency: cfg.FleetConcurrency, FleetOnly: cfg.FleetOnly,
+		Records: cfg.Records, RecordsOnly: cfg.RecordsOnly,
 		DagOnly: cfg.DagOnly, TaskBin: filepath.Base(cfg.TaskBin),
 	}}
 	if len(cfg.Fleet) > 0 {
@@ -48,7 +49,12 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 			return nil, err
 		}
 	}
-	if cfg.FleetOnly {
+	if len(cfg.Records) > 0 {
+		if r.Records, err = records(ctx, cfg, filepath.Join(dir, "records"), prog); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.FleetOnly || cfg.RecordsOnly {
 		r.Seconds = time.Since(began).Seconds()
 		return r, nil
 	}

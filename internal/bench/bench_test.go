@@ -120,7 +120,8 @@ func TestConfig(t *testing.T) {
 	if err := c.validate(); err != nil {
 		t.Errorf("defaults invalid: %v", err)
 	}
-	for _, bad := range []Config{{Tasks: -1}, {Workers: -2}, {Timers: []int{10, 0}}, {LateSpread: -time.Second}, {Sleepers: 10}, {Sleepers: -1, Python: "python3"}} {
+	for _, bad := range []Config{{Tasks: -1}, {Workers: -2}, {Timers: []int{10, 0}}, {LateSpread: -time.Second}, {Sleepers: 10}, {Sleepers: -1, Python: "python3"},
+		{Records: []int{10, 5}}, {Records: []int{0}}, {RecordsOnly: true}} {
 		if err := bad.WithDefaults().validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("validate(%+v) = %v, want ErrConfig", bad, err)
 		}

@@ -98,6 +98,12 @@ type Config struct {
 	FleetConcurrency int
 	// FleetOnly runs the fleet phase alone.
 	FleetOnly bool
+	// Records are the numbers of finished task-instance records the
+	// records phase starts an executor on (see records.go), ascending;
+	// none by default.
+	Records []int
+	// RecordsOnly runs the records phase alone.
+	RecordsOnly bool
 	// DagOnly stops after the DAG-run phases (the raw limits, dispatch
 	// latency and flat command throughput they are compared with run
 	// first).
@@ -191,6 +197,14 @@ func (c Config) validate() error {
 		if n < 1 {
 			return fmt.Errorf("%w: fleet %d: want at least 1 worker", ErrConfig, n)
 		}
+	}
+	for i, n := range c.Records {
+		if n < 1 || i > 0 && n <= c.Records[i-1] {
+			return fmt.Errorf("%w: records %v: want ascending numbers of at least 1", ErrConfig, c.Records)
+		}
+	}
+	if c.RecordsOnly && len(c.Records) == 0 {
+		return fmt.Errorf("%w: records only, but no number of records", ErrConfig)
 	}
 	if c.FleetOnly && c.DagOnly {
 		return errors.New("bench: --fleet-only and --dag-only exclude each other")

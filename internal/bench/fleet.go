@@ -243,11 +243,25 @@ type Fleet struct {
 	DistinctWorkers int `json:"distinct_workers"`
 	// Retried counts the tasks that needed more than one try.
 	Retried int `json:"retried"`
+	// MaxStartSeconds is the longest time a task waited from queued to
+	// its (last) try's start; LateStarts counts those that waited
+	// fleetLateStart or more (a delivery lost until its ack wait ran out
+	// would wait 30 s).
+	MaxStartSeconds float64 `json:"max_start_s"`
+	LateStarts      int     `json:"late_starts"`
+	// Redelivered is how many activities the queue's consumer delivered
+	// again (its deliveries beyond one per try): a delivery a worker lost
+	// comes back after the ack wait (30 s), the late start of issue 17.
+	Redelivered int64 `json:"redelivered"`
 	// WarningsIdle are the warnings and errors the workers logged while
 	// idle; Warnings in the whole phase.
 	WarningsIdle int64 `json:"warnings_idle"`
 	Warnings     int64 `json:"warnings"`
 }
+
+// fleetLateStart is the wait from queued to start that Fleet.LateStarts
+// counts.
+const fleetLateStart = 10 * time.Second
 
 // fleetChild is the running fleet process and its last stat line.
 type fleetChild struct {
@@ -418,15 +432,42 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 	}
 	r.ExecutorLoadCores = (processCPU() - e1).Seconds() / time.Since(t1).Seconds()
 	used := map[string]bool{}
-	tis, _ := c.ex.List(executor.Filter{})
-	for _, ti := range tis {
-		if ti.State == activity.StateSuccess && ti.WorkerID != "" {
-			used[ti.WorkerID] = true
+	tries := int64(0)
+	for f := (executor.Filter{}); ; {
+		page, err := c.ex.List(ctx, f)
+		if err != nil {
+			return r, err
 		}
-		if ti.TryNumber > 1 {
-			r.Retried++
+		for _, ti := range page.TIs {
+			if ti.State == activity.StateSuccess && ti.WorkerID != "" {
+				used[ti.WorkerID] = true
+			}
+			if ti.TryNumber > 1 {
+				r.Retried++
+			}
+			tries += int64(ti.TryNumber)
+			if ti.QueuedAt != nil && ti.StartDate != nil {
+				w := ti.StartDate.Sub(*ti.QueuedAt)
+				r.MaxStartSeconds = max(r.MaxStartSeconds, w.Seconds())
+				if w >= fleetLateStart {
+					r.LateStarts++
+				}
+			}
 		}
+		if page.Next == "" {
+			break
+		}
+		f.Cursor = page.Next
 	}
+	cons, err := c.observer.ActivityConsumer(ctx, queueCommand)
+	if err != nil {
+		return r, err
+	}
+	delivered, err := cons.Deliveries(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.Redelivered = int64(delivered) - tries
 	r.DistinctWorkers = len(used)
 	r.Warnings = f.warns.Load()
 	return r, nil

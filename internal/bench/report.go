@@ -33,9 +33,11 @@ type Report struct {
 	Backlog Backlog    `json:"backlog"`
 	Timers  []Timers   `json:"timers"`
 	// Fleet is the fleet phase at each size (bench --fleet).
-	Fleet   []Fleet  `json:"fleet,omitempty"`
-	Ratios  Ratios   `json:"ratios"`
-	Targets []Target `json:"targets"`
+	Fleet []Fleet `json:"fleet,omitempty"`
+	// Records is the records phase at each size (bench --records).
+	Records []Records `json:"records,omitempty"`
+	Ratios  Ratios    `json:"ratios"`
+	Targets []Target  `json:"targets"`
 	// Seconds is the whole run, cluster start and stop included.
 	Seconds float64 `json:"seconds"`
 }
@@ -67,7 +69,11 @@ type RunConfig struct {
 	Fleet            []int `json:"fleet,omitempty"`
 	FleetConcurrency int   `json:"fleet_concurrency,omitempty"`
 	FleetOnly        bool  `json:"fleet_only,omitempty"`
-	DagOnly          bool  `json:"dag_only,omitempty"`
+	// Records and RecordsOnly are the records phase's sizes; RecordsOnly
+	// ran it alone.
+	Records     []int `json:"records,omitempty"`
+	RecordsOnly bool  `json:"records_only,omitempty"`
+	DagOnly     bool  `json:"dag_only,omitempty"`
 	// TaskBin is the binary run as the task processes and the Go SDK
 	// runtime.
 	TaskBin string `json:"task_bin"`
@@ -231,9 +237,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "taskwire bench: %d CPUs, %s/%s, %s; embedded NATS, executor, workers × slots %d × %d, triggerer, all in one process\n",
 		r.Machine.CPUs, r.Machine.OS, r.Machine.Arch, r.Machine.Go, c.Workers, c.Concurrency)
 	fmt.Fprintf(&b, "task processes: %s\nrun took %.1fs\n\n", c.TaskBin, r.Seconds)
-	if c.FleetOnly {
-		if err := r.writeFleet(&b); err != nil {
-			return err
+	if c.FleetOnly || c.RecordsOnly {
+		if len(r.Fleet) > 0 {
+			if err := r.writeFleet(&b); err != nil {
+				return err
+			}
+		}
+		if len(r.Records) > 0 {
+			if err := r.writeRecords(&b); err != nil {
+				return err
+			}
 		}
 		_, err := io.WriteString(w, b.String())
 		return err
@@ -314,6 +327,12 @@ dispatch latency and deferral round trip.
 			return err
 		}
 	}
+	if len(r.Records) > 0 {
+		b.WriteString("\n")
+		if err := r.writeRecords(&b); err != nil {
+			return err
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -387,12 +406,12 @@ func machine() Machine {
 // writeFleet writes the fleet phase's table.
 func (r *Report) writeFleet(b *strings.Builder) error {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "simulated workers\tall listed after\tlist p50 / max (short)\texecutor CPU idle / load\tworkers' CPU idle\ttasks/s (tasks)\tworkers used\tretried\twarnings idle / all")
+	fmt.Fprintln(tw, "simulated workers\tall listed after\tlist p50 / max (short)\texecutor CPU idle / load\tworkers' CPU idle\ttasks/s (tasks)\tworkers used\tretried\tstart wait max (≥ 10 s)\tredelivered\twarnings idle / all")
 	for _, f := range r.Fleet {
-		fmt.Fprintf(tw, "%s\t%.1f s\t%.1f / %.1f ms (%d)\t%.2f / %.2f cores\t%.2f cores\t%s/s (%d)\t%d of %d\t%d\t%d / %d\n",
+		fmt.Fprintf(tw, "%s\t%.1f s\t%.1f / %.1f ms (%d)\t%.2f / %.2f cores\t%.2f cores\t%s/s (%d)\t%d of %d\t%d\t%.1f s (%d)\t%d\t%d / %d\n",
 			thousands(float64(f.Workers)), f.ListedSeconds, f.ListP50Millis, f.ListMaxMillis, f.ListShort,
 			f.ExecutorIdleCores, f.ExecutorLoadCores, f.FleetIdleCores, thousands(f.Throughput.PerSecond), f.Throughput.Tasks,
-			f.DistinctWorkers, f.Workers, f.Retried, f.WarningsIdle, f.Warnings)
+			f.DistinctWorkers, f.Workers, f.Retried, f.MaxStartSeconds, f.LateStarts, f.Redelivered, f.WarningsIdle, f.Warnings)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -403,6 +422,27 @@ func (r *Report) writeFleet(b *strings.Builder) error {
 		"/api/v1/workers lists them all live. Idle: %s with no task; list latency sampled then (short: lists\n"+
 		"missing a worker). Load: no-op command tasks, at least 3 per worker; workers used ran at least one.\n",
 		r.Config.FleetConcurrency, fleetIdleWindow)
+	return nil
+}
+
+func (r *Report) writeRecords(b *strings.Builder) error {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "finished records\tbytes each\twritten in\texecutor ready in\tRSS\tGo heap\ttwo pages of 100 successes")
+	for _, x := range r.Records {
+		if x.Error != "" {
+			fmt.Fprintf(tw, "%s\t%d\t%.1f s\tnot ready: %s\n", thousands(float64(x.Records)), x.RecordBytes, x.WriteSeconds, x.Error)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f s\t%.2f s\t%.1f MB\t%.1f MB\t%.1f ms\n",
+			thousands(float64(x.Records)), x.RecordBytes, x.WriteSeconds, x.ReadySeconds, x.RSSMB, x.HeapMB, x.ListMillis)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	b.WriteString("\nRecords: that many finished task-instance records in the task_instances bucket of an embedded NATS\n" +
+		"(in the bench process), then an executor child started on them (record cache at its default, 10,000):\n" +
+		"ready when Start returns (every record read once); RSS and heap after a GC; then the newest 100\n" +
+		"successes and the next page, read from storage.\n")
 	return nil
 }
 

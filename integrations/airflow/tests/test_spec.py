@@ -55,8 +55,13 @@ def test_queue_names():
 
 
 def test_safe_ids():
-    assert safe_id("manual__2026-12-03T19:00:00+00:00", "run") == "manual__2026-12-03T19:00:00+00:00"
+    run = "manual__2026-12-03T19:00:00+00:00"
+    assert safe_id(run, "run", run_id=True) == run
+    # dag_id and task_id: Airflow's KEY_REGEX in ASCII, no "..".
+    assert safe_id(run, "run") == "manual__2026-12-03T19_00_00_00_00"
     assert safe_id("a b/c", "x") == "a_b_c"
+    assert safe_id("a..b", "x") == "a._b"
+    assert safe_id(".", "x") == "x"
     assert safe_id("", "x") == "x"
 
 

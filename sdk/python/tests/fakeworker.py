@@ -43,6 +43,9 @@ class FakeWorker(object):
         self.variables = {}
         self.connections = {}
         self.xcoms = {}  # (task_id, key) -> value
+        # xcom_limit, when set, refuses a SetXCom whose JSON is longer, as
+        # the worker relays the executor's 413 (with the limit).
+        self.xcom_limit = None
         self.requests = []  # decoded messages, filled in
         self.raw_requests = []  # bodies [id, msg] as sent
         self.terminals = []
@@ -141,6 +144,12 @@ class FakeWorker(object):
                 return None, not_found("connection " + m["conn_id"])
             return protocol.message("ConnectionResult", conn_id=m["conn_id"], **c), None
         if t == "SetXCom":
+            size = len(json.dumps(m["value"]))
+            if self.xcom_limit is not None and size > self.xcom_limit:
+                return None, {"error": "too_large", "detail": {
+                    "message": "set xcom %s: 413 too_large: request body exceeds the limit of %d bytes"
+                               % (m["key"], self.xcom_limit),
+                    "limit": self.xcom_limit}}
             self.xcoms[(m["task_id"], m["key"])] = m["value"]
             return ok, None
         if t == "GetXCom":

@@ -306,6 +306,39 @@ class TestRequests(RuntimeTest):
         self.assertTrue(ids_ok, len(w.requests))
 
 
+class TestTooLarge(RuntimeTest):
+    def test_too_large_raises_naming_the_limit(self):
+        app = taskwire.App()
+        got = {}
+
+        @app.task("t")
+        def t(ctx):
+            ctx.xcom_push("small", "ok")
+            try:
+                ctx.xcom_push("big", "x" * 5000)
+            except taskwire.TooLarge as e:
+                got["err"] = e
+
+        w = self.worker(task="t")
+        w.xcom_limit = 1024
+        out = run(app, w)
+        self.assertEqual(out["type"], "SucceedTask")
+        e = got["err"]
+        self.assertIsInstance(e, taskwire.APIError)
+        self.assertEqual((e.code, e.limit), ("too_large", 1024))
+        self.assertIn("1024 bytes", str(e))
+        self.assertEqual(w.xcoms[("t", "small")], "ok")
+        self.assertNotIn(("t", "big"), w.xcoms)
+
+    def test_too_large_without_a_limit_says_so(self):
+        e = taskwire.APIError.from_response({"error": "too_large", "detail": {"message": "too big"}})
+        self.assertIsInstance(e, taskwire.TooLarge)
+        self.assertIsNone(e.limit)
+        self.assertIn("did not name the limit", str(e))
+        e = taskwire.APIError.from_response({"error": "too_large", "detail": {"message": "big", "limit": 2048}})
+        self.assertEqual((e.limit, str(e)), (2048, "too_large: big (the limit is 2048 bytes)"))
+
+
 class TestLogging(RuntimeTest):
     def test_log_lines(self):
         def check(codec, unix):

@@ -13,7 +13,8 @@ from typing import Any
 
 # taskwire's own limits (activity.ValidateQueue and validateID).
 _QUEUE_BAD = re.compile(r"[^a-z0-9_-]")
-_ID_BAD = re.compile(r"[^A-Za-z0-9_.:+@-]")
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+_RUN_ID_BAD = re.compile(r"[^A-Za-z0-9_.:+@-]")
 
 #: The environment variable that carries the workload's JSON to the worker's
 #: runner (taskwire_airflow.run). It is not put on the command line, where
@@ -103,11 +104,17 @@ def queue_name(q: str | None, default: str) -> str:
     return name or default
 
 
-def safe_id(s: str | None, fallback: str) -> str:
-    """s within taskwire's id alphabet ([A-Za-z0-9_.:+@-], 1-250); the exact
-    value always travels in the params too."""
-    name = _ID_BAD.sub("_", s or "")[:250]
-    return name or fallback
+def safe_id(s: str | None, fallback: str, *, run_id: bool = False) -> str:
+    """s within taskwire's id alphabet (dag_id, task_id: [A-Za-z0-9_.-];
+    run_id: [A-Za-z0-9_.:+@-]; 1-250, no ".."); the exact value always
+    travels in the params too."""
+    bad = _RUN_ID_BAD if run_id else _KEY_BAD
+    name = bad.sub("_", s or "")[:250]
+    while ".." in name:
+        name = name.replace("..", "._")
+    if name in (".", ""):
+        return fallback
+    return name
 
 
 def airflow_state(tw_state: str) -> str | None:
@@ -156,7 +163,7 @@ def task_spec(workload: Any, workload_json: str, settings: Settings, server_url:
         spec = {
             "dag_id": safe_id(ident["dag_id"], "airflow"),
             "task_id": safe_id(ident["task_id"], "task"),
-            "run_id": safe_id(ident["run_id"], "run"),
+            "run_id": safe_id(ident["run_id"], "run", run_id=True),
             "map_index": -1 if ident["map_index"] is None else ident["map_index"],
             "queue": queue_name(q, settings.default_queue),
         }
@@ -164,7 +171,7 @@ def task_spec(workload: Any, workload_json: str, settings: Settings, server_url:
         spec = {
             "dag_id": safe_id(ident.get("dag_id"), "airflow"),
             "task_id": "callback",
-            "run_id": safe_id(ident["callback_id"], "callback"),
+            "run_id": safe_id(ident["callback_id"], "callback", run_id=True),
             "queue": settings.default_queue,
         }
     env = dict(settings.worker_env)

@@ -30,7 +30,7 @@ TASKWIRE_CODEC). Standard library only; Python 3.9 or later.
 
 from .client import Client
 from .context import FAIL_METHOD, Connection, Context, RunContext, TaskInstance, go_duration
-from .errors import APIError, Fail, NotFound, Skip, TaskDeferred, TaskwireError, WorkerGone
+from .errors import APIError, Fail, NotFound, Skip, TaskDeferred, TaskwireError, TooLarge, WorkerGone
 from .protocol import JSON, MSGPACK, FrameTooLarge, ProtocolError
 from .runtime import App, dial, serve_one
 
@@ -38,7 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App", "Context", "TaskInstance", "RunContext", "Connection",
-    "APIError", "NotFound", "WorkerGone", "TaskDeferred", "Skip", "Fail", "TaskwireError",
+    "APIError", "NotFound", "TooLarge", "WorkerGone", "TaskDeferred", "Skip", "Fail", "TaskwireError",
     "ProtocolError", "FrameTooLarge", "MSGPACK", "JSON", "FAIL_METHOD",
     "Client", "serve_one", "dial", "go_duration",
 ]

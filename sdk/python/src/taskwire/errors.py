@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-__all__ = ["TaskwireError", "APIError", "NotFound", "WorkerGone", "TaskDeferred", "Skip", "Fail"]
+__all__ = ["TaskwireError", "APIError", "NotFound", "TooLarge", "WorkerGone", "TaskDeferred", "Skip", "Fail"]
 
 
 class TaskwireError(Exception):
@@ -19,7 +19,7 @@ class APIError(TaskwireError):
     "bad_request", "too_large" (a value over a size limit the message
     names), "api_error", ...), ``detail`` the map the worker sent
     with it ("message" usually explains). Requests raise NotFound, a
-    subclass, for "not_found".
+    subclass, for "not_found", and TooLarge for "too_large".
     """
 
     def __init__(self, error: Optional[str], detail: Optional[Mapping[str, Any]] = None) -> None:
@@ -37,12 +37,30 @@ class APIError(TaskwireError):
     def from_response(err: Mapping[str, Any]) -> APIError:
         """Return the APIError (NotFound for "not_found") of an ErrorResponse map."""
         code = str(err.get("error") or "")
-        cls = NotFound if code == "not_found" else APIError
+        cls = {"not_found": NotFound, "too_large": TooLarge}.get(code, APIError)
         return cls(code, err.get("detail"))
 
 
 class NotFound(APIError):
     """The variable, connection or XCom asked for does not exist."""
+
+
+class TooLarge(APIError):
+    """A value (an XCom, a variable, ...) or request over a size limit:
+    ``limit`` is that limit in bytes when the executor named it (None
+    otherwise), and the message always says it."""
+
+    def __init__(self, error: Optional[str], detail: Optional[Mapping[str, Any]] = None) -> None:
+        super().__init__(error, detail)
+        raw = self.detail.get("limit")
+        self.limit: Optional[int] = raw if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0 else None
+        msg = self.detail.get("message")
+        text = msg if isinstance(msg, str) and msg else "too large"
+        if self.limit is not None and str(self.limit) not in text:
+            text += " (the limit is %d bytes)" % self.limit
+        elif self.limit is None and "limit" not in text:
+            text += " (the worker did not name the limit)"
+        self.args = ("too_large: " + text,)
 
 
 class WorkerGone(TaskwireError):

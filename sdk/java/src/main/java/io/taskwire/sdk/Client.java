@@ -120,7 +120,10 @@ final class Client {
     private static TaskwireApiException apiError(Map<String, Object> e) {
         Object error = e.get("error");
         Object detail = e.get("detail");
-        return new TaskwireApiException(error instanceof String s ? s : String.valueOf(error),
-                detail instanceof Map ? Protocol.cast(detail) : null);
+        Map<String, Object> d = detail instanceof Map ? Protocol.cast(detail) : null;
+        if ("too_large".equals(error)) {
+            return new TaskwireTooLargeException(d);
+        }
+        return new TaskwireApiException(error instanceof String s ? s : String.valueOf(error), d);
     }
 }

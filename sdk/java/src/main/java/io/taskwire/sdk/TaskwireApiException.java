@@ -7,6 +7,7 @@ import java.util.Map;
  * The worker answered a request with an ErrorResponse: {@link #error()} is its
  * short machine name ("not_found", "forbidden", "bad_request", "api_error",
  * ...), {@link #detail()} what else it said ("message" usually explains).
+ * "too_large" is a {@link TaskwireTooLargeException}, which names the limit.
  */
 public class TaskwireApiException extends TaskwireException {
     private static final long serialVersionUID = 1L;

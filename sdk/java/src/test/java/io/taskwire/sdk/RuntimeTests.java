@@ -98,6 +98,27 @@ class RuntimeTests {
     }
 
     @Test
+    void testTooLargeNamesTheLimit() throws Exception {
+        AtomicReference<TaskwireTooLargeException> got = new AtomicReference<>();
+        try (FakeWorker w = new FakeWorker()) {
+            w.errors.put("SetXCom", Protocol.errorResponse("too_large",
+                    Map.of("message", "set xcom big: 413 too_large: request body exceeds the limit of 1024 bytes", "limit", 1024L)));
+            run(one("t", ctx -> {
+                got.set(fails(TaskwireTooLargeException.class, "1024 bytes", () -> ctx.xcomPush("big", "x".repeat(5000)), "big xcom"));
+                return null;
+            }), w);
+            TaskwireTooLargeException e = got.get();
+            eq("too_large", e.error(), "error");
+            eq(1024L, e.limit().orElse(-1), "limit");
+            isTrue(e instanceof TaskwireApiException, "an API exception");
+            eq("SucceedTask", Protocol.type(w.terminal()), "terminal");
+        }
+        TaskwireTooLargeException bare = new TaskwireTooLargeException(Map.of("message", "too big"));
+        isTrue(bare.limit().isEmpty(), "no limit");
+        isTrue(bare.getMessage().contains("did not name the limit"), "message says so: " + bare.getMessage());
+    }
+
+    @Test
     void testVariableAndConnection() throws Exception {
         AtomicReference<Object[]> got = new AtomicReference<>();
         try (FakeWorker w = new FakeWorker()) {

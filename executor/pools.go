@@ -574,11 +574,17 @@ func (p *pools) admit(key string, rec *poolRecord) (*poolRecord, []*activity.Tas
 	})
 	if strings.HasPrefix(key, taskKeyPrefix) {
 		// The bound is the task's, as its newest instance says.
+		var newest *activity.TaskInstance
 		for _, ti := range tis {
-			if ti.MaxActiveTisPerDag > 0 && ti.MaxActiveTisPerDag != next.Slots {
-				next.Slots, changed = ti.MaxActiveTisPerDag, true
+			if ti.QueuedAt != nil && (newest == nil || newest.QueuedAt.Before(*ti.QueuedAt)) {
+				newest = ti
 			}
-			break
+		}
+		if newest == nil && len(tis) > 0 {
+			newest = tis[0]
+		}
+		if newest != nil && newest.MaxActiveTisPerDag > 0 && newest.MaxActiveTisPerDag != next.Slots {
+			next.Slots, changed = newest.MaxActiveTisPerDag, true
 		}
 	}
 	open := next.Slots - next.occupied()

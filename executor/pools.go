@@ -316,30 +316,10 @@ func slotsUnder(key string, ti *activity.TaskInstance) int {
 
 // watch keeps recs current until ctx ends; ready is closed once loaded.
 func (p *pools) watch(ctx context.Context, ready chan<- struct{}) error {
-	w, err := p.kv.WatchAll(ctx)
-	if err != nil {
+	if err := p.kv.Follow(ctx, func() { close(ready) }, p.applyEntry); err != nil {
 		return fmt.Errorf("watch pools: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
-	loaded := false
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil
-			}
-			if e.CaughtUp() {
-				if !loaded {
-					loaded = true
-					close(ready)
-				}
-				continue
-			}
-			p.applyEntry(e)
-		}
-	}
+	return nil
 }
 
 func (p *pools) applyEntry(e queue.Entry) {

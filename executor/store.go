@@ -115,36 +115,22 @@ func newStore(kv queue.Bucket, doneMax int, log *slog.Logger) *store {
 // watch feeds the cache until ctx is done. ready is closed once the initial
 // values are loaded.
 func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
-	w, err := s.kv.WatchAll(ctx)
+	loaded := false
+	err := s.kv.Follow(ctx, func() {
+		s.mu.Lock()
+		s.loaded = true
+		s.mu.Unlock()
+		loaded = true
+		close(ready)
+	}, func(e queue.Entry) {
+		if ti := s.apply(ctx, e); ti != nil && loaded && s.onEnded != nil {
+			s.onEnded(ti)
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("watch task instances: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
-	loaded := false
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil
-			}
-			if e.CaughtUp() {
-				s.mu.Lock()
-				first := !s.loaded
-				s.loaded = true
-				s.mu.Unlock()
-				if first {
-					loaded = true
-					close(ready)
-				}
-				continue
-			}
-			if ti := s.apply(ctx, e); ti != nil && loaded && s.onEnded != nil {
-				s.onEnded(ti)
-			}
-		}
-	}
+	return nil
 }
 
 // apply caches a watched entry. It returns the record when it is a DAG

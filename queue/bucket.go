@@ -226,6 +226,39 @@ const (
 	watchHorizon       = 10 * 365 * 24 * time.Hour
 )
 
+// Follow reads every key's value, then each change, until ctx ends or the
+// watch ends: apply gets each entry in order, and caughtUp is called once,
+// after the values present when the watch started and before any later
+// change. It returns an error only when the watch cannot start. The
+// services' caches of a bucket (task instances, pools, rate limits) are
+// built with it.
+func (b Bucket) Follow(ctx context.Context, caughtUp func(), apply func(Entry)) error {
+	w, err := b.WatchAll(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Stop() }()
+	loaded := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e.CaughtUp() {
+				if !loaded {
+					loaded = true
+					caughtUp()
+				}
+				continue
+			}
+			apply(e)
+		}
+	}
+}
+
 // WatchAll is Watch of every key.
 func (b Bucket) WatchAll(ctx context.Context) (*Watcher, error) {
 	return b.Watch(ctx, ">", WatchOpts{})

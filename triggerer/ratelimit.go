@@ -67,48 +67,33 @@ func (l *rateLimiter) run(ctx context.Context, ready chan<- struct{}) error {
 	l.ctx = ctx
 	l.mu.Unlock()
 	defer l.wg.Wait()
-	w, err := l.kv.WatchAll(ctx)
-	if err != nil {
+	if err := l.kv.Follow(ctx, func() { close(ready) }, l.apply); err != nil {
 		close(ready)
 		return fmt.Errorf("watch rate limits: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
-	loaded := false
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil
-			}
-			if e.CaughtUp() {
-				if !loaded {
-					loaded = true
-					close(ready)
-				}
-				continue
-			}
-			enc, ok := strings.CutPrefix(e.Key(), "limit.")
-			if !ok {
-				continue
-			}
-			raw, err := base64.RawURLEncoding.DecodeString(enc)
-			if err != nil {
-				continue
-			}
-			key := string(raw)
-			l.mu.Lock()
-			if !e.IsPut() {
-				delete(l.limits, key)
-			} else {
-				var rl activity.RateLimit
-				if json.Unmarshal(e.Value(), &rl) == nil && rl.RPS > 0 {
-					l.limits[key] = rl
-				}
-			}
-			l.mu.Unlock()
-		}
+	return nil
+}
+
+// apply keeps a watched limit.
+func (l *rateLimiter) apply(e queue.Entry) {
+	enc, ok := strings.CutPrefix(e.Key(), "limit.")
+	if !ok {
+		return
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return
+	}
+	key := string(raw)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !e.IsPut() {
+		delete(l.limits, key)
+		return
+	}
+	var rl activity.RateLimit
+	if json.Unmarshal(e.Value(), &rl) == nil && rl.RPS > 0 {
+		l.limits[key] = rl
 	}
 }
 

@@ -89,4 +89,16 @@ func TestSubmitIdempotencyKey(t *testing.T) {
 	if st, _, body := f.postSubmit(strings.Repeat("x", 256), spec); st != http.StatusBadRequest || !strings.Contains(body, "Idempotency-Key") {
 		t.Errorf("over-long key: %d %s", st, body)
 	}
+	// Present but empty (schemathesis found it accepted as "no key").
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, f.srv.URL+"/api/v1/activities", strings.NewReader(spec))
+	req.Header["Idempotency-Key"] = []string{""}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(msg), "Idempotency-Key") {
+		t.Errorf("empty key: %d %s", resp.StatusCode, msg)
+	}
 }

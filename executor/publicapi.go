@@ -61,8 +61,10 @@ func (e *Executor) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, r, err)
 		return
 	}
-	if key := r.Header.Get("Idempotency-Key"); key != "" {
-		ti, created, err := e.SubmitIdempotent(r.Context(), key, spec)
+	// A header present but empty is a mistake (a variable the client did
+	// not set), not "no key": refused, so its retries are not duplicates.
+	if keys, ok := r.Header["Idempotency-Key"]; ok {
+		ti, created, err := e.SubmitIdempotent(r.Context(), keys[0], spec)
 		if err != nil {
 			e.writeError(w, r, err)
 			return

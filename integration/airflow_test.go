@@ -366,7 +366,9 @@ func (a *airflow) waitFile(name string, timeout time.Duration) string {
 	testbin.Eventually(a.t, timeout, "task signal "+name, func() bool {
 		var err error
 		b, err = os.ReadFile(filepath.Join(a.signals, name))
-		return err == nil
+		// Every signal has content: an empty file is one being written
+		// (Python's write_text creates it, then writes).
+		return err == nil && len(b) > 0
 	})
 	return string(b)
 }

@@ -109,8 +109,17 @@ func TestPoolLimitWithTwoExecutors(t *testing.T) {
 	}
 	t.Logf("pool of %d, %d tasks, 16 worker slots, 2 executors: at most %d running in %d API samples, at most %d task processes overlapping",
 		slots, len(ids), maxRunning.Load(), samples.Load(), maxOverlap)
-	if maxRunning.Load() > slots || maxOverlap > slots {
-		t.Errorf("the pool of %d was exceeded: %d running sampled, %d processes overlapping", slots, maxRunning.Load(), maxOverlap)
+	// The task processes are the truth: never more than the pool's slots
+	// at once. The API's count is each executor's cache, which learns of
+	// another replica's writes through its watch: a task that ended may
+	// still count as running there while the task admitted into its slot
+	// already does (CI sampled 4 of 3 once, with 3 processes overlapping),
+	// so it may lag by one end, not more.
+	if maxOverlap > slots {
+		t.Errorf("the pool of %d was exceeded: %d task processes overlapping", slots, maxOverlap)
+	}
+	if maxRunning.Load() > slots+1 {
+		t.Errorf("the pool of %d was exceeded: %d running sampled through the API", slots, maxRunning.Load())
 	}
 	if maxOverlap < slots {
 		t.Errorf("at most %d tasks overlapped: the pool's %d slots were not used", maxOverlap, slots)

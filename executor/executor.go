@@ -123,45 +123,29 @@ func (e *Executor) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 
-	poolsReady := make(chan struct{})
-	watchErr := make(chan error, 1)
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		if err := e.pools.watch(runCtx, poolsReady); err != nil {
-			watchErr <- err
+	// Each cache's watch runs until runCtx ends; the next starts once the
+	// one before has loaded.
+	watchErr := make(chan error, 2)
+	for _, watch := range []func(context.Context, chan<- struct{}) error{e.pools.watch, e.store.watch} {
+		ready := make(chan struct{})
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			if err := watch(runCtx, ready); err != nil {
+				watchErr <- err
+			}
+		}()
+		select {
+		case <-ready:
+		case err := <-watchErr:
+			cancel()
+			e.wg.Wait()
+			return err
+		case <-ctx.Done():
+			cancel()
+			e.wg.Wait()
+			return ctx.Err()
 		}
-	}()
-	select {
-	case <-poolsReady:
-	case err := <-watchErr:
-		cancel()
-		e.wg.Wait()
-		return err
-	case <-ctx.Done():
-		cancel()
-		e.wg.Wait()
-		return ctx.Err()
-	}
-
-	ready := make(chan struct{})
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		if err := e.store.watch(runCtx, ready); err != nil {
-			watchErr <- err
-		}
-	}()
-	select {
-	case <-ready:
-	case err := <-watchErr:
-		cancel()
-		e.wg.Wait()
-		return err
-	case <-ctx.Done():
-		cancel()
-		e.wg.Wait()
-		return ctx.Err()
 	}
 
 	cc, err := e.q.ConsumeTimers(ctx, timerRetry, func(m queue.Delivery) { e.onRetryTimer(runCtx, m) })

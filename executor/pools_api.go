@@ -66,11 +66,7 @@ func (e *Executor) handlePutQueue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body QueueBody
-	if err := decodeBody(w, r, e.cfg.MaxBody, &body); err != nil {
-		e.writeError(w, r, err)
-		return
-	}
-	if err := body.validate(); err != nil {
+	if err := decodeValid(w, r, e.cfg.MaxBody, &body); err != nil {
 		e.writeError(w, r, err)
 		return
 	}
@@ -146,11 +142,7 @@ func (e *Executor) handlePutPool(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body PoolBody
-	if err := decodeBody(w, r, e.cfg.MaxBody, &body); err != nil {
-		e.writeError(w, r, err)
-		return
-	}
-	if err := body.validate(); err != nil {
+	if err := decodeValid(w, r, e.cfg.MaxBody, &body); err != nil {
 		e.writeError(w, r, err)
 		return
 	}
@@ -191,4 +183,12 @@ func (e *Executor) withAdmission(ti *activity.TaskInstance) *activity.TaskInstan
 		return &c
 	}
 	return ti
+}
+
+// decodeValid decodes a settings body and validates it.
+func decodeValid(w http.ResponseWriter, r *http.Request, max int64, body interface{ validate() error }) error {
+	if err := decodeBody(w, r, max, body); err != nil {
+		return err
+	}
+	return body.validate()
 }

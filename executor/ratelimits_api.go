@@ -69,11 +69,7 @@ func (e *Executor) handlePutRateLimit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body RateLimitBody
-	if err := decodeBody(w, r, e.cfg.MaxBody, &body); err != nil {
-		e.writeError(w, r, err)
-		return
-	}
-	if err := body.validate(); err != nil {
+	if err := decodeValid(w, r, e.cfg.MaxBody, &body); err != nil {
 		e.writeError(w, r, err)
 		return
 	}

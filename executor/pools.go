@@ -740,18 +740,23 @@ func (p *pools) enqueue(o outgoing) {
 	}
 }
 
-// publisher publishes the admitted task instances until ctx ends: all
-// those waiting at once, then their acknowledgements awaited together, so
-// a batch costs one round trip and the admission passes never wait for
-// it. (What ctx's end leaves unpublished, holders queued at their
+// publisher publishes the admitted task instances until ctx ends, each as
+// soon as it is handed over, without waiting for the acknowledgements of
+// those sent before it (acker awaits them, in order): the admission
+// passes never wait for a publish, nor a publish for another's round
+// trip. (What ctx's end leaves unpublished, holders queued at their
 // dispatch, is published again by the passes of a replica after
 // poolRepublishAfter.)
 func (p *pools) publisher(ctx context.Context) {
-	type sentOne struct {
-		outgoing
-		wait func() error
-	}
-	var batch []sentOne
+	acks := make(chan sentActivity, 1024)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(acks)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.acker(ctx, acks)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -762,7 +767,6 @@ func (p *pools) publisher(ctx context.Context) {
 		out := p.outbox
 		p.outbox = nil
 		p.mu.Unlock()
-		batch = batch[:0]
 		for _, o := range out {
 			if !p.mayPublish(o.ti) {
 				continue
@@ -772,18 +776,34 @@ func (p *pools) publisher(ctx context.Context) {
 				p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", o.ti.ID, "err", err)
 				continue
 			}
-			batch = append(batch, sentOne{o, wait})
+			select {
+			case acks <- sentActivity{o, wait}:
+			case <-ctx.Done():
+				return
+			}
 		}
-		for _, s := range batch {
-			if err := s.wait(); err != nil {
-				if ctx.Err() == nil {
-					p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", s.ti.ID, "err", err)
-				}
-				continue
+	}
+}
+
+// sentActivity is a published admitted task instance whose
+// acknowledgement is awaited.
+type sentActivity struct {
+	outgoing
+	wait func() error
+}
+
+// acker awaits the acknowledgements of the activities the publisher sent
+// and samples the admission latencies, until acks is closed.
+func (p *pools) acker(ctx context.Context, acks <-chan sentActivity) {
+	for s := range acks {
+		if err := s.wait(); err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", s.ti.ID, "err", err)
 			}
-			if !s.freed.IsZero() {
-				p.sample(time.Since(s.freed))
-			}
+			continue
+		}
+		if !s.freed.IsZero() {
+			p.sample(time.Since(s.freed))
 		}
 	}
 }

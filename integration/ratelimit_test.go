@@ -87,7 +87,7 @@ func TestRateLimitedWaits(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	ready.Store(true)
 	released := time.Now()
-	c.waitFinished(n, 300*time.Second)
+	c.waitFinished(n, 600*time.Second)
 	took := time.Since(released)
 	for _, id := range ids {
 		ti, err := c.api.Get(t.Context(), id)

@@ -119,7 +119,9 @@ type pools struct {
 	// gone holds, by id, the records that left the states holding a slot
 	// (seen by observe), so a holder is released even when its finished
 	// record is no longer in the store's cache (--record-cache); entries
-	// are dropped with their holder, or after poolHolderOrphanAfter.
+	// are dropped after poolHolderOrphanAfter (a task may hold several
+	// keys, each released by its own pass), or when the record is active
+	// again.
 	gone map[string]goneRecord
 }
 
@@ -276,10 +278,9 @@ func (p *pools) observe(ti *activity.TaskInstance) {
 func (p *pools) forget(id string) {
 	p.mu.Lock()
 	for name, m := range p.active {
-		if ti, ok := m[id]; ok {
+		if _, ok := m[id]; ok {
 			delete(m, id)
 			p.dirty[name] = true
-			p.gone[id] = goneRecord{ti: ti, at: time.Now()}
 		}
 	}
 	p.mu.Unlock()
@@ -497,13 +498,6 @@ func (p *pools) pass(ctx context.Context, name string) error {
 		}
 		if err == nil {
 			p.remember(name, next, nrev)
-			p.mu.Lock()
-			for id := range rec.Holders {
-				if _, kept := next.Holders[id]; !kept {
-					delete(p.gone, id)
-				}
-			}
-			p.mu.Unlock()
 			wake := false
 			for _, ti := range admitted {
 				if p.mayPublish(ti) {

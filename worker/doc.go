@@ -161,9 +161,13 @@
 //     that ran nothing for IdleTimeout is ended and started again when a
 //     task needs one. No process is ended for idleness while a task waits
 //     for a slot (it may wait for a process that is still starting).
-//   - A process that exits by itself with status 0 is a runtime whose SDK
-//     does not serve warm mode (the Go, Python and Java SDKs do): it is
-//     logged at error level, naming the fix, each time it is replaced.
+//   - Start waits (at most HandshakeTimeout) for the first process of each
+//     warm queue to open a comm connection: one that ends before it does
+//     (a runtime whose SDK does not serve warm mode runs one try and
+//     exits; the Go, Python and Java SDKs do serve it) refuses the start
+//     with an ErrConfig naming the queue, the exit and the fix. Later, a
+//     process that exits by itself with status 0 is logged at error
+//     level, naming the fix, each time it is replaced.
 //
 // Worker.WarmCollector exports each warm queue's live processes, tasks
 // running, recycles by reason, crashes and kills.

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -173,6 +174,12 @@ func (wp *warmPool) probe(ctx context.Context, wait time.Duration) error {
 			return nil
 		default:
 		}
+		first.mu.Lock()
+		byWorker := first.retiring || first.killedWhy != ""
+		first.mu.Unlock()
+		if byWorker {
+			return nil // retired (idle, shutdown) or killed: nothing to judge
+		}
 		return fmt.Errorf("queue %s: %w: its process %d ended (%s) before it opened a comm connection; "+
 			"the Go, Python and Java SDKs serve warm mode (%s), a runtime without it runs one try and exits: "+
 			"remove warm: from the queue or fix the runtime (stderr tail: %q)",
@@ -301,6 +308,11 @@ func (p *warmProc) readStream(c net.Conn) {
 		p.pool.log.Warn("warm runtime log stream", "err", err)
 		return
 	}
+	if h.Mux {
+		_ = c.SetReadDeadline(time.Time{})
+		p.readMux(br)
+		return
+	}
 	p.mu.Lock()
 	s := p.streams[streamKey(h.TIID, h.TryNumber)]
 	if s != nil && s.seen {
@@ -319,6 +331,49 @@ func (p *warmProc) readStream(c net.Conn) {
 	readLines(br, func(line string) {
 		if strings.TrimSpace(line) != "" {
 			s.tl.task([]byte(line))
+		}
+	})
+}
+
+// readMux reads a multiplexed log connection (protocol.MuxLogLine): each
+// line goes to the log of the try it names; a try's empty line ends its
+// stream. Lines of a try not running here (over, or never) are dropped.
+func (p *warmProc) readMux(br *bufio.Reader) {
+	var (
+		lastKey string
+		last    *warmStream
+		warned  bool
+	)
+	readLines(br, func(line string) {
+		id, try, rec, err := protocol.ParseMuxLogLine([]byte(line))
+		if err != nil {
+			if !warned {
+				warned = true
+				p.pool.log.Warn("warm runtime mux log line", "err", err)
+			}
+			return
+		}
+		key := streamKey(id, try)
+		s := last
+		if key != lastKey || s == nil {
+			p.mu.Lock()
+			s = p.streams[key]
+			if s != nil {
+				s.seen = true
+			}
+			p.mu.Unlock()
+			lastKey, last = key, s
+		}
+		if s == nil {
+			return
+		}
+		if len(rec) == 0 {
+			s.end()
+			last = nil
+			return
+		}
+		if len(bytes.TrimSpace(rec)) > 0 {
+			s.tl.task(rec)
 		}
 	})
 }

@@ -132,12 +132,17 @@
 // with the try's own token, exactly as in cold mode, so per-task requests,
 // masking, heartbeats, deferral and final messages need nothing new. Once
 // the task's terminal message is answered, the runtime closes that
-// connection and opens another for the next task. Its logs go on a
-// connection of their own to the logs address, whose first line is a
-// protocol.LogStreamHeader naming the try (golden vector in
-// protocol/testdata/log_stream_header.jsonl); the runtime closes it before
-// it reports the outcome, and the worker flushes the try's log once it
-// ended. Stdout and stderr of a warm process belong to no task: they go to
+// connection and opens another for the next task. The logs of all the
+// process's tasks go on one connection to the logs address, whose first
+// line is protocol.LogMuxHeader ({"mux":true}); each following line is a
+// protocol.MuxLogLine, "ti_id TAB try_number TAB json-line", and a try's
+// empty line, written before the try reports its outcome, ends its lines
+// (golden vector protocol/testdata/log_stream_mux.txt); the worker flushes
+// the try's log once it ended. The Go, Python and Java SDKs do this; a
+// runtime may instead open a connection per task whose first line is a
+// protocol.LogStreamHeader naming the try (golden vector
+// protocol/testdata/log_stream_header.jsonl) and close it before it
+// reports the outcome: the worker reads both. Stdout and stderr of a warm process belong to no task: they go to
 // the worker's own log.
 //
 // Supervision, per task and per process:

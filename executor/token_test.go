@@ -125,3 +125,36 @@ func BenchmarkTokens(b *testing.B) {
 		}
 	})
 }
+
+// FuzzVerifyToken: any token is refused or accepted without a panic, and
+// the fast path accepts nothing golang-jwt refuses, be it a mangled token
+// or claims of any shape signed with the right key.
+func FuzzVerifyToken(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	tk := tokens{key: []byte("0123456789abcdef0123456789abcdef"), now: func() time.Time { return now }}
+	good, _ := tk.issue(audExecution, "ti-1", 1, "act", time.Minute)
+	f.Add(good, "")
+	f.Add(jwtHeader+".e30.", `{"iss":"taskwire-executor","sub":"ti-1","aud":"taskwire:execution","exp":1800000060.5}`)
+	f.Add("", `{"iss":"taskwire-executor","aud":["x","taskwire:execution"],"exp":"1800000060","nbf":null}`)
+	f.Add("", `{"iss":"taskwire-executor","aud":null,"exp":1e10,"try":"1"}`)
+	f.Fuzz(func(t *testing.T, raw, claims string) {
+		if claims != "" {
+			signed := jwtHeader + "." + b64.EncodeToString([]byte(claims))
+			h, done := tk.mac()
+			h.Write([]byte(signed))
+			raw = signed + "." + b64.EncodeToString(h.Sum(nil))
+			done()
+		}
+		fast, err := tk.verifyFast(raw, audExecution)
+		if err != nil {
+			return
+		}
+		slow, err := tk.verifyJWT(raw, audExecution)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, golang-jwt refuses it: %v", raw, err)
+		}
+		if fast.Subject != slow.Subject || fast.Try != slow.Try || fast.Activity != slow.Activity {
+			t.Fatalf("fast %+v, golang-jwt %+v", fast, slow)
+		}
+	})
+}

@@ -83,3 +83,24 @@ func TestLogStreamMuxGolden(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseMuxLogLine: any line is refused or split without a panic, and
+// a line it splits is the one MuxLogLine writes back.
+func FuzzParseMuxLogLine(f *testing.F) {
+	f.Add([]byte("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a\t2\t{\"event\":\"hello\"}"))
+	f.Add([]byte("x\t1\t"))
+	f.Add([]byte("x\t+1\t{}"))
+	f.Fuzz(func(t *testing.T, l []byte) {
+		id, try, line, err := ParseMuxLogLine(l)
+		if err != nil {
+			return
+		}
+		if id == "" || try < 1 {
+			t.Fatalf("%q split into %q %d", l, id, try)
+		}
+		back := MuxLogLine(id, try, line)
+		if id, try2, line2, err := ParseMuxLogLine(back[:len(back)-1]); err != nil || try2 != try || !bytes.Equal(line2, line) || id == "" {
+			t.Fatalf("%q: written back as %q, parsed %q %d %q %v", l, back, id, try2, line2, err)
+		}
+	})
+}

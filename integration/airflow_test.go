@@ -450,7 +450,12 @@ func states(l []*activity.TaskInstance) []string {
 	return s
 }
 
+// TestAirflowExecutor runs beside the other parallel tests: it waits on
+// Airflow's services far more than it computes, and its one time-bound
+// (the zombie threshold that fails the SIGKILLed worker's try) has room for
+// a loaded machine.
 func TestAirflowExecutor(t *testing.T) {
+	t.Parallel()
 	venv := airflowVenv(t)
 	// NATS, taskwire's executor and Airflow's API server listen on the
 	// veth of a router namespace, so that a worker in a namespace behind
@@ -458,7 +463,7 @@ func TestAirflowExecutor(t *testing.T) {
 	inner, router := netns.NewBehindNAT(t)
 	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr })
 	const token = "airflow-test" // off loopback: secure by default
-	c := newCluster(t, clusterOpts{zombieThreshold: "5s", logLevel: "info", nats: srv,
+	c := newCluster(t, clusterOpts{zombieThreshold: "10s", logLevel: "info", nats: srv,
 		listen: freeAddrOn(t, router.HostAddr), operatorToken: token})
 	af := startAirflowOn(t, router.HostAddr, venv, c.apiURL, "AIRFLOW__TASKWIRE__TOKEN="+token,
 		"AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS=taskwire_airflow.log_config.LOGGING_CONFIG")

@@ -34,7 +34,10 @@ const schemathesisChecks = "not_a_server_error,status_code_conformance,content_t
 // task-instance and XCom paths name that task, so the handlers are reached
 // past authentication. Any finding (a 5xx, an undocumented status, an
 // answer or header not matching its schema, bad input accepted) fails.
+// Nothing in it is timed (the zombie threshold is an hour, each request
+// has 20 s): it runs beside the other parallel tests.
 func TestSchemathesis(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)

@@ -110,14 +110,16 @@ func Request(nc *nats.Conn, subject string, data []byte, timeout time.Duration) 
 // Msg is a core NATS message a [Subscribe] handler gets.
 type Msg struct {
 	Subject string
-	Data    []byte
-	Header  Header
+	// Reply is the subject a request's answer goes to ("" for none).
+	Reply  string
+	Data   []byte
+	Header Header
 }
 
 // Subscribe calls fn, in the connection's delivery goroutine, with each
 // core NATS message on subject (wildcards allowed) until stop is called.
 func Subscribe(nc *nats.Conn, subject string, fn func(Msg)) (stop func(), err error) {
-	sub, err := nc.Subscribe(subject, func(m *nats.Msg) { fn(Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}) })
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) { fn(Msg{Subject: m.Subject, Reply: m.Reply, Data: m.Data, Header: m.Header}) })
 	if err != nil {
 		return nil, err
 	}

@@ -152,7 +152,9 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 	}
 
 	api := a.start("airflow-api-server", "api-server")
-	testbin.Eventually(t, 3*time.Minute, "Airflow's API server", func() bool {
+	// Its start is mostly Python imports: a minute on a quiet machine, and
+	// over three at a load of 50 with other tests beside it.
+	testbin.Eventually(t, 6*time.Minute, "Airflow's API server", func() bool {
 		select {
 		case <-api.Done():
 			t.Fatalf("Airflow's API server exited: %v\n%s", api.Err(), api.Output())

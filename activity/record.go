@@ -29,6 +29,11 @@ type Trigger struct {
 	// Timeout, when positive, fails the task with "trigger timeout" if the
 	// trigger has not fired by DeferredAt+Timeout.
 	Timeout Duration `json:"timeout,omitempty"`
+	// EndFromTrigger ends the task with the trigger's event instead of
+	// resuming it (Airflow's end_from_trigger): success for an event
+	// without an end state of its own (TriggerEvent.End); a failed trigger
+	// still resumes the task into FailMethod.
+	EndFromTrigger bool `json:"end_from_trigger,omitempty"`
 
 	// Kind is the built-in trigger Classpath resolves to.
 	Kind string `json:"kind,omitempty"`

@@ -46,7 +46,7 @@ func (e *TransitionError) Is(target error) bool { return target == ErrIllegalTra
 var transitions = map[State][]State{
 	StateQueued:     {StateRunning, StateCancelled, StateRemoved, StateFailed},
 	StateRunning:    {StateSuccess, StateFailed, StateSkipped, StateUpForRetry, StateDeferred, StateCancelled, StateRemoved},
-	StateDeferred:   {StateQueued, StateCancelled, StateRemoved, StateFailed},
+	StateDeferred:   {StateQueued, StateCancelled, StateRemoved, StateFailed, StateSuccess, StateSkipped},
 	StateUpForRetry: {StateQueued, StateCancelled, StateRemoved, StateFailed},
 	StateFailed:     {StateQueued},
 	StateCancelled:  {StateQueued},

@@ -257,3 +257,46 @@ tasks:
 		t.Errorf("total's return_value %q, want 12 (0+2+4+6)", xo)
 	}
 }
+
+// end_from_trigger: a task whose trigger ends it is not resumed. A
+// DateTimeSensorAsync(end_from_trigger=True) defers on Airflow's
+// DateTimeTrigger (taskwire's built-in datetime kind) and ends as success at
+// its moment; a DAG folder's trigger in the Python trigger runtime yields
+// TaskSuccessEvent (its xcoms pushed), TaskSkippedEvent or TaskFailedEvent,
+// and its task ends in that state, its resume method never run.
+func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	c.startPythonTriggerer(t, "trig")
+	const run = "manual__end"
+	ids := map[string]string{}
+	for _, task := range []string{"wait_end", "end_success", "end_skipped", "end_failed"} {
+		ids[task] = c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: run, TaskID: task,
+			RetryPolicy: activity.RetryPolicy{Retries: 2, Delay: activity.Duration(100 * time.Millisecond)},
+			Entrypoint:  activity.Entrypoint{Task: task}}).ID
+	}
+	for task, want := range map[string]activity.State{"wait_end": activity.StateSuccess, "end_success": activity.StateSuccess,
+		"end_skipped": activity.StateSkipped, "end_failed": activity.StateFailed} {
+		ti := c.wait(ids[task], 3*time.Minute)
+		logs := c.logs(ti.ID)
+		if ti.State != want || ti.TryNumber != 1 {
+			t.Errorf("%s: %s (%s) try %d, want %s on try 1\n%s", task, ti.State, ti.Reason, ti.TryNumber, want, logs)
+		}
+		if n := strings.Count(logs, `"event":"deferred on trigger`); n != 1 {
+			t.Errorf("%s: %d deferrals in its log, want 1\n%s", task, n, logs)
+		}
+		if strings.Contains(logs, "was resumed") || strings.Count(logs, `"event":"starting try`) != 1 {
+			t.Errorf("%s: resumed although its trigger ended it\n%s", task, logs)
+		}
+		if want == activity.StateSuccess && ti.Reason != "" || want != activity.StateSuccess && !strings.Contains(ti.Reason, "by its trigger") {
+			t.Errorf("%s: reason %q", task, ti.Reason)
+		}
+	}
+	if v, err := c.api.XCom(t.Context(), "twrt", run, "end_success", "verdict"); err != nil || v != "ended in the triggerer" {
+		t.Errorf("end_success's xcom verdict %v (%v), want the TaskSuccessEvent's", v, err)
+	}
+	if v, err := c.api.XCom(t.Context(), "twrt", run, "end_success", "return_value"); err != nil || fmt.Sprint(v) != "7" {
+		t.Errorf("end_success's return_value %v (%v), want 7", v, err)
+	}
+}

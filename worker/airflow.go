@@ -547,6 +547,8 @@ func (j *job) airflowDefer(m protocol.Map) (outcome, error) {
 		}
 		nextKwargs = x
 	}
-	classpath, kwargs = airflowTrigger(classpath, kwargs)
-	return deferredOutcome(classpath, kwargs, timeout, nextMethod, nextKwargs), nil
+	classpath, kwargs, end := airflowTrigger(classpath, kwargs)
+	out := deferredOutcome(classpath, kwargs, timeout, nextMethod, nextKwargs)
+	out.trigger.EndFromTrigger = end
+	return out, nil
 }

@@ -53,6 +53,13 @@ type StateRequest struct {
 	NextKwargs map[string]any    `json:"next_kwargs,omitempty"`
 }
 
+// SkipDownstreamRequest is the body of PATCH
+// task-instances/{id}/skip-downstream (Airflow's SkipDownstreamTasks):
+// the task ids of the run, downstream of the calling task, to skip.
+type SkipDownstreamRequest struct {
+	Tasks []string `json:"tasks"`
+}
+
 // TaskStateResponse is the answer of GET task-instances/{id}/state.
 type TaskStateResponse struct {
 	State     activity.State `json:"state"`

@@ -19,6 +19,7 @@ func (e *Executor) routeExecution(mux router) {
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/state", e.handleState)
 	mux.HandleFunc("GET /execution/task-instances/{id}/state", e.handleGetState)
 	mux.HandleFunc("PUT /execution/task-instances/{id}/heartbeat", e.handleHeartbeat)
+	mux.HandleFunc("PATCH /execution/task-instances/{id}/skip-downstream", e.handleSkipDownstream)
 	mux.HandleFunc("GET /execution/connections/{id}", e.handleExecConnection)
 	mux.HandleFunc("GET /execution/variables/{key}", e.handleExecVariable)
 	mux.HandleFunc("PUT /execution/variables/{key}", e.handleExecVariable)

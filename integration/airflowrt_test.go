@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/dag"
 )
 
 // The airflow runtime: tasks of an Airflow DAG file (testdata/airflowrt/dags)
@@ -159,7 +161,7 @@ func TestAirflowRuntime(t *testing.T) {
 			"request GetConnection: ErrorResponse ErrorType.CONNECTION_NOT_FOUND",
 			"request PutVariable: NoneType",
 			"request GetDagRun: refused API_SERVER_ERROR", "taskwire does not support GetDagRun",
-			"request SkipDownstreamTasks: refused API_SERVER_ERROR",
+			"request SkipDownstreamTasks: NoneType", "not part of a DAG run, nothing to skip",
 			"token is ***",
 		} {
 			if !strings.Contains(logs, want) {
@@ -298,5 +300,42 @@ func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 	}
 	if v, err := c.api.XCom(t.Context(), "twrt", run, "end_success", "return_value"); err != nil || fmt.Sprint(v) != "7" {
 		t.Errorf("end_success's return_value %v (%v), want 7", v, err)
+	}
+}
+
+// SkipDownstreamTasks in a taskwire DAG run: pick (@task.branch) and gate
+// (ShortCircuitOperator returning False) are Airflow tasks run by Airflow's
+// runner; their downstream tasks are shell commands. The branch not taken
+// (right) is skipped, and after_right with it (its trigger rule); gated,
+// below the closed gate, is skipped; left runs.
+func TestAirflowRuntimeBranchInDagRun(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	c.applyDag(`dag_id: twbranch
+tasks:
+  - {task_id: pick, queue: airflow, task: pick}
+  - {task_id: left, queue: default, depends_on: [pick], command: [sh, -c, 'echo left ran']}
+  - {task_id: right, queue: default, depends_on: [pick], command: [sh, -c, 'echo right ran']}
+  - {task_id: after_right, queue: default, depends_on: [right], command: [sh, -c, 'echo after_right ran']}
+  - {task_id: gate, queue: airflow, task: gate}
+  - {task_id: gated, queue: default, depends_on: [gate], command: [sh, -c, 'echo gated ran']}
+`)
+	out, code := c.dagCLI(5*time.Minute, "runs", "trigger", "twbranch", "--run-id", "branch", "--wait")
+	if code != 0 {
+		t.Fatalf("runs trigger --wait: exit %d\n%s", code, out)
+	}
+	v := c.runJSON("twbranch", "branch")
+	want := map[string]activity.State{"pick": activity.StateSuccess, "left": activity.StateSuccess, "right": activity.StateSkipped,
+		"after_right": activity.StateSkipped, "gate": activity.StateSuccess, "gated": activity.StateSkipped}
+	got := map[string]activity.State{}
+	for _, ti := range v.TaskInstances {
+		got[ti.TaskID] = ti.State
+		if ti.TaskID == "right" && ti.Reason != "skipped by pick" {
+			t.Errorf("right's reason %q, want skipped by pick", ti.Reason)
+		}
+	}
+	if !reflect.DeepEqual(got, want) || v.State != dag.RunSuccess {
+		t.Errorf("run %s: %s, want %v\n%s", v.State, runStates(v), want, out)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -334,8 +335,6 @@ func (j *job) answerAirflow(ctx context.Context, m protocol.Map) (protocol.Airfl
 		return unsupported(typ, "a task may ask only for its own DAG run's state"), nil
 	case "RescheduleTask":
 		return unsupported(typ, "there is no up_for_reschedule state; use a deferrable sensor (deferrable=True) or mode=\"poke\""), nil
-	case "SkipDownstreamTasks":
-		return unsupported(typ, "tasks cannot skip other tasks of their DAG run"), nil
 	case "ResendLoggingFD":
 		return unsupported(typ, "the runtime sends its logs to the logs address; there is no file descriptor to pass"), nil
 	}
@@ -346,6 +345,29 @@ func (j *job) answerAirflow(ctx context.Context, m protocol.Map) (protocol.Airfl
 	defer cancel()
 	tc, ti := j.tc, j.ti
 	switch typ {
+	case "SkipDownstreamTasks":
+		// tasks: task ids, or [task_id, map_index] pairs (a task is skipped
+		// whole: taskwire decides mapped instances together).
+		v, _ := m.Get("tasks")
+		list, _ := v.([]any)
+		var tasks []string
+		for _, e := range list {
+			if p, ok := e.([]any); ok && len(p) > 0 {
+				e = p[0]
+			}
+			if s, ok := e.(string); ok && !slices.Contains(tasks, s) {
+				tasks = append(tasks, s)
+			}
+		}
+		if j.dagRun == nil {
+			j.tl.worker("info", fmt.Sprintf("skip downstream %v: the task is not part of a DAG run, nothing to skip", tasks))
+			return protocol.AirflowResponse{}, nil
+		}
+		if err := tc.SkipDownstream(rctx, tasks); err != nil {
+			return apiFailure(err), nil
+		}
+		j.tl.worker("info", fmt.Sprintf("skipped downstream tasks %v", tasks))
+		return protocol.AirflowResponse{}, nil
 	case "GetConnection":
 		id := m.Str("conn_id")
 		c, err := tc.Connection(rctx, id)

@@ -339,3 +339,51 @@ tasks:
 		t.Errorf("run %s: %s, want %v\n%s", v.State, runStates(v), want, out)
 	}
 }
+
+// A reschedule-mode sensor (PythonSensor(mode="reschedule") poking for a
+// file): each unsuccessful poke ends the run as up_for_reschedule, and the
+// same try runs again at the sensor's reschedule_date (taskwire's retry
+// timer), consuming no retry; once the file exists it succeeds on try 1.
+func TestAirflowRuntimeRescheduleSensor(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	signal := c.path("reschedule-signal")
+	if _, err := c.api.SetVariable(t.Context(), "reschedule_path", signal, ""); err != nil {
+		t.Fatal(err)
+	}
+	ti := c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: "manual__reschedule", TaskID: "poke_file",
+		Entrypoint: activity.Entrypoint{Task: "poke_file"}})
+	first := c.waitState(ti.ID, activity.StateUpForReschedule, 3*time.Minute)
+	if first.TryNumber != 1 || first.RetryAt == nil || first.RescheduleCount < 1 {
+		t.Fatalf("poke_file rescheduled: try %d retry_at %v reschedules %d, want try 1 with a retry_at, 1 or more reschedules",
+			first.TryNumber, first.RetryAt, first.RescheduleCount)
+	}
+	// Let it run again at least once before the file appears.
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		cur, err := c.api.Get(t.Context(), ti.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.RescheduleCount >= 2 {
+			break
+		}
+		if time.Now().After(deadline) || cur.State.Terminal() {
+			t.Fatalf("poke_file did not reschedule twice: %s, %d reschedules", cur.State, cur.RescheduleCount)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := os.WriteFile(signal, []byte("here\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := c.wait(ti.ID, 3*time.Minute)
+	logs := c.logs(got.ID)
+	if got.State != activity.StateSuccess || got.TryNumber != 1 || len(got.Tries) != 1 || got.RescheduleCount < 2 {
+		t.Fatalf("poke_file: %s (%s) try %d (%d tries) reschedules %d, want success on try 1 after 2+ reschedules\n%s",
+			got.State, got.Reason, got.TryNumber, len(got.Tries), got.RescheduleCount, logs)
+	}
+	if n := strings.Count(logs, `"event":"rescheduled: the same try runs again`); n < 2 {
+		t.Errorf("poke_file logs %d reschedules, want 2 or more:\n%s", n, logs)
+	}
+}

@@ -144,7 +144,7 @@ func (j *job) airflowStartup() protocol.Map {
 	}
 	tiContext := protocol.Map{
 		{Key: "dag_run", Value: dagRun},
-		{Key: "task_reschedule_count", Value: 0},
+		{Key: "task_reschedule_count", Value: j.rescheduleCount},
 		{Key: "max_tries", Value: sd.Context.MaxTries},
 		{Key: "variables", Value: nil},
 		{Key: "connections", Value: nil},
@@ -334,7 +334,20 @@ func (j *job) answerAirflow(ctx context.Context, m protocol.Map) (protocol.Airfl
 		}
 		return unsupported(typ, "a task may ask only for its own DAG run's state"), nil
 	case "RescheduleTask":
-		return unsupported(typ, "there is no up_for_reschedule state; use a deferrable sensor (deferrable=True) or mode=\"poke\""), nil
+		v, _ := m.Get("reschedule_date")
+		at, ok := protocol.ParseAirflowTime(v)
+		if !ok {
+			return protocol.AirflowResponse{Error: airflowError(errGeneric, map[string]any{"message": "RescheduleTask needs a reschedule_date"})}, nil
+		}
+		at = at.UTC()
+		j.tl.worker("info", "rescheduled: the same try runs again at "+at.Format(time.RFC3339Nano))
+		return protocol.AirflowResponse{}, &outcome{state: activity.StateUpForReschedule, rescheduleAt: &at}
+	case "GetTaskRescheduleStartDate":
+		var start any
+		if j.firstRescheduleAt != nil {
+			start = j.firstRescheduleAt.UTC()
+		}
+		return protocol.AirflowResponse{Body: protocol.Map{{Key: "start_date", Value: start}, {Key: "type", Value: "TaskRescheduleStartDate"}}}, nil
 	case "ResendLoggingFD":
 		return unsupported(typ, "the runtime sends its logs to the logs address; there is no file descriptor to pass"), nil
 	}

@@ -137,3 +137,16 @@ with DAG("twrt", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.
     EndInTrigger(task_id="end_success", state="success")
     EndInTrigger(task_id="end_skipped", state="skipped")
     EndInTrigger(task_id="end_failed", state="failed")
+
+    from airflow.providers.standard.sensors.python import PythonSensor
+
+    def _signal_there():
+        import os
+
+        path = Variable.get("reschedule_path")
+        print(f"poking {path}")
+        return os.path.exists(path)
+
+    # A reschedule-mode sensor: each poke that finds nothing ends the run as
+    # up_for_reschedule, and the same try runs again a second later.
+    PythonSensor(task_id="poke_file", mode="reschedule", poke_interval=1, timeout=600, python_callable=_signal_there)

@@ -1,8 +1,14 @@
 package worker
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/protocol"
 )
 
 func TestPySlice(t *testing.T) {
@@ -55,5 +61,36 @@ func TestAirflowTrigger(t *testing.T) {
 	if cp, kw, end := airflowTrigger("dags.triggers.Custom", in); cp != "taskwire.triggers.Airflow" ||
 		!reflect.DeepEqual(kw, map[string]any{"classpath": "dags.triggers.Custom", "kwargs": in}) || end {
 		t.Errorf("custom → %s %v end %v (its own events end the task)", cp, kw, end)
+	}
+}
+
+// The worker's answer to GetTaskRescheduleStartDate is the pinned SDK's
+// TaskRescheduleStartDate frame, byte for byte (protocol/testdata/airflow,
+// written by the SDK's own encoder), with a start date and without one.
+func TestAirflowRescheduleStartDateGolden(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 8, 15, 30, 123456000, time.UTC)
+	for name, first := range map[string]*time.Time{"resp_TaskRescheduleStartDate": &t0, "resp_TaskRescheduleStartDateNone": nil} {
+		golden, err := os.ReadFile(filepath.Join("..", "protocol", "testdata", "airflow", name+".bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := protocol.DecodeAirflowResponse(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &job{firstRescheduleAt: first}
+		resp, term := j.answerAirflow(t.Context(), protocol.Map{{Key: "ti_id", Value: "x"}, {Key: "try_number", Value: int64(1)},
+			{Key: "type", Value: "GetTaskRescheduleStartDate"}})
+		if term != nil {
+			t.Fatalf("%s: terminal %+v", name, term)
+		}
+		resp.ID = want.ID
+		got, err := protocol.EncodeAirflowResponse(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, golden) {
+			t.Errorf("%s:\n got %x\nwant %x", name, got, golden)
+		}
 	}
 }

@@ -35,7 +35,7 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _end_event() -> type:
+def _end_event() -> Any:
     from airflow.triggers.base import BaseTaskEndEvent
 
     return BaseTaskEndEvent

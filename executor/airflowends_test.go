@@ -5,11 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // An event with an end state (an Airflow trigger's TaskSkippedEvent …)
@@ -21,7 +20,7 @@ func TestTriggerEndEventEndsTheTask(t *testing.T) {
 	f := newFixture(t, queue.Config{}, Config{})
 	publish := func(ti *activity.TaskInstance, msgID string, ev activity.TriggerEvent) {
 		b, _ := json.Marshal(ev)
-		if _, err := f.q.JetStream().Publish(t.Context(), queue.EventSubject(ti.ID), b, jetstream.WithMsgID(msgID)); err != nil {
+		if err := queuetest.Publish(t.Context(), f.q.Conn(), queue.EventSubject(ti.ID), b, msgID); err != nil {
 			t.Fatal(err)
 		}
 	}

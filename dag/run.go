@@ -52,6 +52,51 @@ type Run struct {
 	Clears int `json:"clears,omitempty"`
 	// Tasks holds each task's instances by task_id.
 	Tasks map[string]*TaskRun `json:"tasks"`
+
+	// open is Evaluate's index of the tasks still to decide (not stored).
+	open *openIndex
+}
+
+// openIndex lists, for the DAG it was built for, the tasks of a run with
+// an undecided instance, upstream first, each with its upstreams' parts
+// of the run: an evaluation visits only them and counts a task's
+// upstream states without a lookup by id, so an end in a fan-out of n
+// costs the evaluation no walk over the n decided tasks. Instances only
+// leave StateNone in Evaluate (which keeps the list) and only [Run.Clear]
+// makes them undecided again (which drops it); a Run decoded afresh has
+// none.
+type openIndex struct {
+	d     *DAG
+	tasks []openTask
+}
+
+type openTask struct {
+	t   *Task
+	tr  *TaskRun
+	ups []*TaskRun
+}
+
+// openTasks returns the run's open index for d, building it when needed.
+func (r *Run) openTasks(d *DAG) *openIndex {
+	if r.open != nil && r.open.d == d {
+		return r.open
+	}
+	ix := &openIndex{d: d}
+	for _, t := range d.topo() {
+		tr := r.Tasks[t.TaskID]
+		if tr == nil || !tr.undecided() {
+			continue
+		}
+		ot := openTask{t: t, tr: tr, ups: make([]*TaskRun, 0, len(t.DependsOn))}
+		for _, up := range t.DependsOn {
+			if utr := r.Tasks[up]; utr != nil {
+				ot.ups = append(ot.ups, utr)
+			}
+		}
+		ix.tasks = append(ix.tasks, ot)
+	}
+	r.open = ix
+	return ix
 }
 
 // TaskRun is one task's part of a run. The record's keys are short: it
@@ -181,14 +226,19 @@ func (r *Run) Evaluate(d *DAG, src ExpandSource, now time.Time) Evaluation {
 		r.State, r.StartDate = RunRunning, &now
 		ev.Changed = true
 	}
-	order := d.topo()
+	ix := r.openTasks(d)
 	var candidates []Ref
-	for _, t := range order {
-		tr := r.Tasks[t.TaskID]
-		if tr == nil || !tr.undecided() {
+	for _, ot := range ix.tasks {
+		t, tr := ot.t, ot.tr
+		if !tr.undecided() {
 			continue
 		}
-		c := r.counts(t)
+		var c Counts
+		for _, utr := range ot.ups {
+			for _, in := range utr.Instances {
+				c.Add(in.State)
+			}
+		}
 		dec := t.Rule().Decide(c)
 		if dec == Wait {
 			continue
@@ -221,6 +271,16 @@ func (r *Run) Evaluate(d *DAG, src ExpandSource, now time.Time) Evaluation {
 		in.TIID = InstanceID(r.DagID, r.RunID, ref.TaskID, ref.MapIndex, r.Clears)
 		ev.Ready = append(ev.Ready, ref)
 		ev.Changed = true
+	}
+	if ev.Changed {
+		kept := ix.tasks[:0]
+		for _, ot := range ix.tasks {
+			if ot.tr.undecided() {
+				kept = append(kept, ot)
+			}
+		}
+		clear(ix.tasks[len(kept):])
+		ix.tasks = kept
 	}
 	if st, done := r.outcome(d); done {
 		now := now.UTC()
@@ -309,25 +369,13 @@ func describe(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// counts are t's upstream instances by state.
-func (r *Run) counts(t *Task) Counts {
-	var c Counts
-	for _, up := range t.DependsOn {
-		tr := r.Tasks[up]
-		if tr == nil {
-			continue
-		}
-		for _, in := range tr.Instances {
-			c.Add(in.State)
-		}
-	}
-	return c
-}
-
 // outcome is the run's state once every instance ended: failed if a leaf
 // task (one with no downstream) failed or is upstream_failed, else
 // success (Airflow's rule).
 func (r *Run) outcome(d *DAG) (RunState, bool) {
+	if r.open != nil && r.open.d == d && len(r.open.tasks) > 0 {
+		return "", false // a task to decide
+	}
 	for _, tr := range r.Tasks {
 		for _, in := range tr.Instances {
 			if !Ended(in.State) {
@@ -483,6 +531,7 @@ func (r *Run) Clear(d *DAG, taskIDs []string, downstream bool, now time.Time) (i
 		}
 	}
 	r.Clears++
+	r.open = nil // instances become undecided
 	for id := range sel {
 		tr := r.Tasks[id]
 		try := 0
@@ -503,6 +552,10 @@ var ErrActive = fmt.Errorf("still active")
 
 // Task returns the task with id, or nil.
 func (d *DAG) Task(id string) *Task {
+	d.topo()
+	if i, ok := d.index[id]; ok && i < len(d.Tasks) && d.Tasks[i].TaskID == id {
+		return &d.Tasks[i]
+	}
 	for i := range d.Tasks {
 		if d.Tasks[i].TaskID == id {
 			return &d.Tasks[i]
@@ -516,7 +569,13 @@ func (d *DAG) Task(id string) *Task {
 // upstreams, in O(tasks + edges) once per DAG value (its Tasks must not
 // change after the first call).
 func (d *DAG) topo() []*Task {
-	d.orderOnce.Do(func() { d.order = d.topoOrder() })
+	d.orderOnce.Do(func() {
+		d.order = d.topoOrder()
+		d.index = make(map[string]int, len(d.Tasks))
+		for i, t := range d.Tasks {
+			d.index[t.TaskID] = i
+		}
+	})
 	return d.order
 }
 

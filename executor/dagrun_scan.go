@@ -14,6 +14,10 @@ import (
 // (younger, its run may be being created).
 const orphanMarkerAge = time.Minute
 
+// runEndsPersistAge: the scan writes the ends a run record lacks (ends
+// that decided nothing) once the record is this old.
+const runEndsPersistAge = 30 * time.Second
+
 func activeMarker(now time.Time) []byte { return []byte(now.UTC().Format(time.RFC3339Nano)) }
 
 // scanRuns finishes, for every run not ended, what a crash (or a lost
@@ -106,13 +110,38 @@ func (e *Executor) repairRun(ctx context.Context, r *dag.Run) {
 		}
 	}
 	if len(ends) > 0 {
-		// Ends are written to the run record with its next decision; here
-		// they are written in any case (and what they decide, which a crash
-		// between an end and its evaluation left undecided, is done).
+		// Ends are written to the run record with its next decision; what
+		// they decide, which a crash between an end and its evaluation left
+		// undecided, is done here. Ends that decide nothing are written
+		// too, but only once the record is runEndsPersistAge old: each such
+		// write re-encodes the record and makes the run's evaluator read
+		// and decode it afresh, which, every scan, cost a fan-out of 1,000
+		// tasks more than its evaluations.
+		// The scan decides on its own copy first (the evaluator's cached
+		// copy is its goroutine's) and writes only when that decides
+		// something or the ends are due.
+		if e.now().Sub(r.UpdatedAt) < runEndsPersistAge && !e.endsDecide(ctx, r, ends) {
+			return
+		}
 		if err := e.applyEnds(ctx, r.DagID, r.RunID, ends, true); err != nil && ctx.Err() == nil {
 			e.log.Warn("dag runs scan: apply task ends", "dag_id", r.DagID, "run_id", r.RunID, "count", len(ends), "err", err)
 		}
 	}
+}
+
+// endsDecide applies ends (and every end the record cache knows of) to
+// r, the scan's copy of a run, and reports whether its evaluation decides
+// anything.
+func (e *Executor) endsDecide(ctx context.Context, r *dag.Run, ends []runEnd) bool {
+	for _, en := range ends {
+		r.End(en.taskID, en.mapIndex, en.tiID, en.state, en.try, en.reason)
+	}
+	r.ApplyEnds(e.liveEnd)
+	d, err := e.dagVersion(ctx, r.DagID, r.DagVersion)
+	if err != nil {
+		return true // applyEnds reports it
+	}
+	return r.Evaluate(d, e.expandSource(ctx, r), e.now()).Changed
 }
 
 // instanceState is the live state of a run's instance: its task-instance

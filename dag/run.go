@@ -59,21 +59,27 @@ type Run struct {
 
 // openIndex lists, for the DAG it was built for, the tasks of a run with
 // an undecided instance, upstream first, each with its upstreams' parts
-// of the run: an evaluation visits only them and counts a task's
-// upstream states without a lookup by id, so an end in a fan-out of n
-// costs the evaluation no walk over the n decided tasks. Instances only
-// leave StateNone in Evaluate (which keeps the list) and only [Run.Clear]
-// makes them undecided again (which drops it); a Run decoded afresh has
-// none.
+// of the run and their counts by state, kept up to date as upstream
+// instances change state ([Run.moved]): an evaluation visits only the
+// open tasks and reads their counts, so an end in a 1 → n → 1 run costs
+// it no walk over the n decided tasks and no recount of the fan-in's n
+// upstreams. Instances only leave StateNone in Evaluate (which keeps the
+// list) and only [Run.Clear] makes them undecided again (which drops
+// it); a Run decoded afresh has none.
 type openIndex struct {
 	d     *DAG
-	tasks []openTask
+	tasks []*openTask
+	// down holds, by task id, the open tasks downstream of it.
+	down map[string][]*openTask
 }
 
 type openTask struct {
 	t   *Task
 	tr  *TaskRun
 	ups []*TaskRun
+	// c counts the upstream instances by state once counted.
+	c       Counts
+	counted bool
 }
 
 // openTasks returns the run's open index for d, building it when needed.
@@ -81,22 +87,62 @@ func (r *Run) openTasks(d *DAG) *openIndex {
 	if r.open != nil && r.open.d == d {
 		return r.open
 	}
-	ix := &openIndex{d: d}
+	ix := &openIndex{d: d, down: map[string][]*openTask{}}
 	for _, t := range d.topo() {
 		tr := r.Tasks[t.TaskID]
 		if tr == nil || !tr.undecided() {
 			continue
 		}
-		ot := openTask{t: t, tr: tr, ups: make([]*TaskRun, 0, len(t.DependsOn))}
+		ot := &openTask{t: t, tr: tr, ups: make([]*TaskRun, 0, len(t.DependsOn))}
 		for _, up := range t.DependsOn {
 			if utr := r.Tasks[up]; utr != nil {
 				ot.ups = append(ot.ups, utr)
+				ix.down[up] = append(ix.down[up], ot)
 			}
 		}
 		ix.tasks = append(ix.tasks, ot)
 	}
 	r.open = ix
 	return ix
+}
+
+// moved keeps the open tasks' counts as an instance of taskID moves from
+// state from to state to.
+func (r *Run) moved(taskID string, from, to activity.State) {
+	if r.open == nil {
+		return
+	}
+	for _, ot := range r.open.down[taskID] {
+		if ot.counted {
+			ot.c.Remove(from)
+			ot.c.Add(to)
+		}
+	}
+}
+
+// reshaped makes the open tasks downstream of taskID count their
+// upstreams afresh (its instances were replaced: an expansion).
+func (r *Run) reshaped(taskID string) {
+	if r.open == nil {
+		return
+	}
+	for _, ot := range r.open.down[taskID] {
+		ot.counted = false
+	}
+}
+
+// counts are ot's upstream instances by state.
+func (ot *openTask) counts() Counts {
+	if !ot.counted {
+		ot.c = Counts{}
+		for _, utr := range ot.ups {
+			for _, in := range utr.Instances {
+				ot.c.Add(in.State)
+			}
+		}
+		ot.counted = true
+	}
+	return ot.c
 }
 
 // TaskRun is one task's part of a run. The record's keys are short: it
@@ -233,19 +279,14 @@ func (r *Run) Evaluate(d *DAG, src ExpandSource, now time.Time) Evaluation {
 		if !tr.undecided() {
 			continue
 		}
-		var c Counts
-		for _, utr := range ot.ups {
-			for _, in := range utr.Instances {
-				c.Add(in.State)
-			}
-		}
-		dec := t.Rule().Decide(c)
+		dec := t.Rule().Decide(ot.counts())
 		if dec == Wait {
 			continue
 		}
 		if t.Mapped() && !tr.Expanded && len(tr.Instances) == 1 && tr.Instances[0].State == StateNone {
 			if dec != Pass {
 				tr.Instances[0].State = decisionState(dec)
+				r.moved(t.TaskID, StateNone, tr.Instances[0].State)
 				ev.Changed = true
 				continue
 			}
@@ -262,12 +303,14 @@ func (r *Run) Evaluate(d *DAG, src ExpandSource, now time.Time) Evaluation {
 				continue
 			}
 			in.State = decisionState(dec)
+			r.moved(t.TaskID, StateNone, in.State)
 			ev.Changed = true
 		}
 	}
 	for _, ref := range Admit(d, r, candidates) {
 		in := r.Instance(ref.TaskID, ref.MapIndex)
 		in.State, in.Gen = StateScheduled, r.Clears
+		r.moved(ref.TaskID, StateNone, StateScheduled)
 		in.TIID = InstanceID(r.DagID, r.RunID, ref.TaskID, ref.MapIndex, r.Clears)
 		ev.Ready = append(ev.Ready, ref)
 		ev.Changed = true
@@ -305,6 +348,7 @@ func decisionState(d Decision) activity.State {
 // cap, fails the task with the reason, and an empty list skips it
 // (Airflow's zero-length expansion).
 func (r *Run) expand(d *DAG, t *Task, tr *TaskRun, src ExpandSource) {
+	r.reshaped(t.TaskID)
 	_, x, _ := t.ExpandArg()
 	values := x.Literal
 	fail := func(format string, args ...any) {
@@ -437,6 +481,7 @@ func (r *Run) End(taskID string, mapIndex int, tiID string, st activity.State, t
 	if in == nil || in.TIID != tiID || in.State != StateScheduled || !Ended(st) {
 		return false
 	}
+	r.moved(taskID, in.State, st)
 	in.State, in.Try, in.Reason = st, try, reason
 	return true
 }
@@ -460,13 +505,14 @@ type LiveEnd func(tiID string) (st activity.State, try int, reason string, ok bo
 // reports how many ends it applied.
 func (r *Run) ApplyEnds(live LiveEnd) int {
 	n := 0
-	for _, tr := range r.Tasks {
+	for taskID, tr := range r.Tasks {
 		for i := range tr.Instances {
 			in := &tr.Instances[i]
 			if in.State != StateScheduled || in.TIID == "" {
 				continue
 			}
 			if st, try, reason, ok := live(in.TIID); ok && Ended(st) {
+				r.moved(taskID, in.State, st)
 				in.State, in.Try, in.Reason = st, try, reason
 				n++
 			}

@@ -307,13 +307,22 @@ func TestEvaluateIndexMatchesFresh(t *testing.T) {
 				}
 				continue
 			}
+			live := map[string]activity.State{} // ended, told by ApplyEnds
 			for id, tr := range r.Tasks {
 				for _, in := range tr.Instances {
-					if in.State == StateScheduled && rng.IntN(2) == 0 {
+					switch {
+					case in.State != StateScheduled || rng.IntN(2) == 0:
+					case rng.IntN(2) == 0:
 						r.End(id, in.MapIndex, in.TIID, ends[rng.IntN(len(ends))], 1, "")
+					default:
+						live[in.TIID] = ends[rng.IntN(len(ends))]
 					}
 				}
 			}
+			r.ApplyEnds(func(tiID string) (activity.State, int, string, bool) {
+				st, ok := live[tiID]
+				return st, 1, "", ok
+			})
 		}
 		if !r.State.Finished() {
 			t.Fatalf("iteration %d: run still %s after 200 steps:\n%s", iter, r.State, doc.String())

@@ -25,7 +25,9 @@ func Admit(d *DAG, r *Run, candidates []Ref) []Ref {
 		}
 		return 1
 	}
-	sort.SliceStable(candidates, func(i, j int) bool { return weight(candidates[i]) > weight(candidates[j]) })
+	if d.weighted() {
+		sort.SliceStable(candidates, func(i, j int) bool { return weight(candidates[i]) > weight(candidates[j]) })
+	}
 	if d.MaxActiveTasks <= 0 {
 		return candidates
 	}
@@ -37,4 +39,18 @@ func Admit(d *DAG, r *Run, candidates []Ref) []Ref {
 		candidates = candidates[:free]
 	}
 	return candidates
+}
+
+// weighted reports whether any task's priority_weight (or the default's)
+// is set: else every weight is 1 and the order stays.
+func (d *DAG) weighted() bool {
+	if d.DefaultArgs.PriorityWeight != nil {
+		return true
+	}
+	for i := range d.Tasks {
+		if d.Tasks[i].PriorityWeight != nil {
+			return true
+		}
+	}
+	return false
 }

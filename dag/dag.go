@@ -60,6 +60,8 @@ type DAG struct {
 	// and every evaluation of its runs walks it.
 	orderOnce sync.Once
 	order     []*Task
+	// index maps task ids to their place in Tasks (built with order).
+	index map[string]int
 }
 
 // TaskDefaults are default_args: what a task leaves unset is taken from here.

@@ -113,6 +113,23 @@ func (c *Counts) Add(s activity.State) {
 	}
 }
 
+// Remove takes back an Add of state s (an upstream instance that left s).
+func (c *Counts) Remove(s activity.State) {
+	c.Upstream--
+	switch s {
+	case activity.StateSuccess:
+		c.Success--
+	case activity.StateSkipped:
+		c.Skipped--
+	case activity.StateFailed, activity.StateCancelled:
+		c.Failed--
+	case StateUpstreamFailed:
+		c.UpstreamFailed--
+	case activity.StateRemoved:
+		c.Removed--
+	}
+}
+
 // Decide applies rule r to a task instance's upstream counts, as
 // Airflow's trigger_rule_dep does: the propagation states first, then
 // whether the rule passed.

@@ -52,6 +52,98 @@ type Run struct {
 	Clears int `json:"clears,omitempty"`
 	// Tasks holds each task's instances by task_id.
 	Tasks map[string]*TaskRun `json:"tasks"`
+
+	// open is Evaluate's index of the tasks still to decide (not stored).
+	open *openIndex
+}
+
+// openIndex lists, for the DAG it was built for, the tasks of a run with
+// an undecided instance, upstream first, each with its upstreams' parts
+// of the run and their counts by state, kept up to date as upstream
+// instances change state ([Run.moved]): an evaluation visits only the
+// open tasks and reads their counts, so an end in a 1 → n → 1 run costs
+// it no walk over the n decided tasks and no recount of the fan-in's n
+// upstreams. Instances only leave StateNone in Evaluate (which keeps the
+// list) and only [Run.Clear] makes them undecided again (which drops
+// it), and [Run.SkipDownstream] decides some outside Evaluate (which
+// drops it too); a Run decoded afresh has none.
+type openIndex struct {
+	d     *DAG
+	tasks []*openTask
+	// down holds, by task id, the open tasks downstream of it.
+	down map[string][]*openTask
+}
+
+type openTask struct {
+	t   *Task
+	tr  *TaskRun
+	ups []*TaskRun
+	// c counts the upstream instances by state once counted.
+	c       Counts
+	counted bool
+}
+
+// openTasks returns the run's open index for d, building it when needed.
+func (r *Run) openTasks(d *DAG) *openIndex {
+	if r.open != nil && r.open.d == d {
+		return r.open
+	}
+	ix := &openIndex{d: d, down: map[string][]*openTask{}}
+	for _, t := range d.topo() {
+		tr := r.Tasks[t.TaskID]
+		if tr == nil || !tr.undecided() {
+			continue
+		}
+		ot := &openTask{t: t, tr: tr, ups: make([]*TaskRun, 0, len(t.DependsOn))}
+		for _, up := range t.DependsOn {
+			if utr := r.Tasks[up]; utr != nil {
+				ot.ups = append(ot.ups, utr)
+				ix.down[up] = append(ix.down[up], ot)
+			}
+		}
+		ix.tasks = append(ix.tasks, ot)
+	}
+	r.open = ix
+	return ix
+}
+
+// moved keeps the open tasks' counts as an instance of taskID moves from
+// state from to state to.
+func (r *Run) moved(taskID string, from, to activity.State) {
+	if r.open == nil {
+		return
+	}
+	for _, ot := range r.open.down[taskID] {
+		if ot.counted {
+			ot.c.Remove(from)
+			ot.c.Add(to)
+		}
+	}
+}
+
+// reshaped makes the open tasks downstream of taskID count their
+// upstreams afresh (its instances were replaced: an expansion).
+func (r *Run) reshaped(taskID string) {
+	if r.open == nil {
+		return
+	}
+	for _, ot := range r.open.down[taskID] {
+		ot.counted = false
+	}
+}
+
+// counts are ot's upstream instances by state.
+func (ot *openTask) counts() Counts {
+	if !ot.counted {
+		ot.c = Counts{}
+		for _, utr := range ot.ups {
+			for _, in := range utr.Instances {
+				ot.c.Add(in.State)
+			}
+		}
+		ot.counted = true
+	}
+	return ot.c
 }
 
 // TaskRun is one task's part of a run. The record's keys are short: it
@@ -181,21 +273,21 @@ func (r *Run) Evaluate(d *DAG, src ExpandSource, now time.Time) Evaluation {
 		r.State, r.StartDate = RunRunning, &now
 		ev.Changed = true
 	}
-	order := d.topo()
+	ix := r.openTasks(d)
 	var candidates []Ref
-	for _, t := range order {
-		tr := r.Tasks[t.TaskID]
-		if tr == nil || !tr.undecided() {
+	for _, ot := range ix.tasks {
+		t, tr := ot.t, ot.tr
+		if !tr.undecided() {
 			continue
 		}
-		c := r.counts(t)
-		dec := t.Rule().Decide(c)
+		dec := t.Rule().Decide(ot.counts())
 		if dec == Wait {
 			continue
 		}
 		if t.Mapped() && !tr.Expanded && len(tr.Instances) == 1 && tr.Instances[0].State == StateNone {
 			if dec != Pass {
 				tr.Instances[0].State = decisionState(dec)
+				r.moved(t.TaskID, StateNone, tr.Instances[0].State)
 				ev.Changed = true
 				continue
 			}
@@ -212,15 +304,27 @@ func (r *Run) Evaluate(d *DAG, src ExpandSource, now time.Time) Evaluation {
 				continue
 			}
 			in.State = decisionState(dec)
+			r.moved(t.TaskID, StateNone, in.State)
 			ev.Changed = true
 		}
 	}
 	for _, ref := range Admit(d, r, candidates) {
 		in := r.Instance(ref.TaskID, ref.MapIndex)
 		in.State, in.Gen = StateScheduled, r.Clears
+		r.moved(ref.TaskID, StateNone, StateScheduled)
 		in.TIID = InstanceID(r.DagID, r.RunID, ref.TaskID, ref.MapIndex, r.Clears)
 		ev.Ready = append(ev.Ready, ref)
 		ev.Changed = true
+	}
+	if ev.Changed {
+		kept := ix.tasks[:0]
+		for _, ot := range ix.tasks {
+			if ot.tr.undecided() {
+				kept = append(kept, ot)
+			}
+		}
+		clear(ix.tasks[len(kept):])
+		ix.tasks = kept
 	}
 	if st, done := r.outcome(d); done {
 		now := now.UTC()
@@ -245,6 +349,7 @@ func decisionState(d Decision) activity.State {
 // cap, fails the task with the reason, and an empty list skips it
 // (Airflow's zero-length expansion).
 func (r *Run) expand(d *DAG, t *Task, tr *TaskRun, src ExpandSource) {
+	r.reshaped(t.TaskID)
 	_, x, _ := t.ExpandArg()
 	values := x.Literal
 	fail := func(format string, args ...any) {
@@ -309,25 +414,13 @@ func describe(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// counts are t's upstream instances by state.
-func (r *Run) counts(t *Task) Counts {
-	var c Counts
-	for _, up := range t.DependsOn {
-		tr := r.Tasks[up]
-		if tr == nil {
-			continue
-		}
-		for _, in := range tr.Instances {
-			c.Add(in.State)
-		}
-	}
-	return c
-}
-
 // outcome is the run's state once every instance ended: failed if a leaf
 // task (one with no downstream) failed or is upstream_failed, else
 // success (Airflow's rule).
 func (r *Run) outcome(d *DAG) (RunState, bool) {
+	if r.open != nil && r.open.d == d && len(r.open.tasks) > 0 {
+		return "", false // a task to decide
+	}
 	for _, tr := range r.Tasks {
 		for _, in := range tr.Instances {
 			if !Ended(in.State) {
@@ -389,6 +482,7 @@ func (r *Run) End(taskID string, mapIndex int, tiID string, st activity.State, t
 	if in == nil || in.TIID != tiID || in.State != StateScheduled || !Ended(st) {
 		return false
 	}
+	r.moved(taskID, in.State, st)
 	in.State, in.Try, in.Reason = st, try, reason
 	return true
 }
@@ -412,13 +506,14 @@ type LiveEnd func(tiID string) (st activity.State, try int, reason string, ok bo
 // reports how many ends it applied.
 func (r *Run) ApplyEnds(live LiveEnd) int {
 	n := 0
-	for _, tr := range r.Tasks {
+	for taskID, tr := range r.Tasks {
 		for i := range tr.Instances {
 			in := &tr.Instances[i]
 			if in.State != StateScheduled || in.TIID == "" {
 				continue
 			}
 			if st, try, reason, ok := live(in.TIID); ok && Ended(st) {
+				r.moved(taskID, in.State, st)
 				in.State, in.Try, in.Reason = st, try, reason
 				n++
 			}
@@ -483,6 +578,7 @@ func (r *Run) Clear(d *DAG, taskIDs []string, downstream bool, now time.Time) (i
 		}
 	}
 	r.Clears++
+	r.open = nil // instances become undecided
 	for id := range sel {
 		tr := r.Tasks[id]
 		try := 0
@@ -503,6 +599,10 @@ var ErrActive = fmt.Errorf("still active")
 
 // Task returns the task with id, or nil.
 func (d *DAG) Task(id string) *Task {
+	d.topo()
+	if i, ok := d.index[id]; ok && i < len(d.Tasks) && d.Tasks[i].TaskID == id {
+		return &d.Tasks[i]
+	}
 	for i := range d.Tasks {
 		if d.Tasks[i].TaskID == id {
 			return &d.Tasks[i]
@@ -516,7 +616,13 @@ func (d *DAG) Task(id string) *Task {
 // upstreams, in O(tasks + edges) once per DAG value (its Tasks must not
 // change after the first call).
 func (d *DAG) topo() []*Task {
-	d.orderOnce.Do(func() { d.order = d.topoOrder() })
+	d.orderOnce.Do(func() {
+		d.order = d.topoOrder()
+		d.index = make(map[string]int, len(d.Tasks))
+		for i, t := range d.Tasks {
+			d.index[t.TaskID] = i
+		}
+	})
 	return d.order
 }
 
@@ -584,6 +690,7 @@ func (r *Run) SkipDownstream(d *DAG, from string, taskIDs []string, now time.Tim
 		}
 	}
 	if n > 0 {
+		r.open = nil // instances left StateNone outside Evaluate: count afresh
 		r.UpdatedAt = now.UTC()
 	}
 	return n, nil

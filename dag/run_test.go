@@ -3,6 +3,7 @@ package dag
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -272,5 +273,93 @@ func TestSkipDownstream(t *testing.T) {
 	}
 	if n, err := r.SkipDownstream(d, "a", []string{"b"}, t0); err != nil || n != 0 {
 		t.Errorf("skip again: %d, %v, want 0 (decided already)", n, err)
+	}
+}
+
+// TestEvaluateIndexMatchesFresh drives runs of random DAGs (every rule,
+// mapped tasks, priorities, max_active_tasks, clears) and checks at each
+// step that evaluating the long-lived copy (with its open-task index)
+// decides exactly what evaluating a copy decoded afresh decides.
+func TestEvaluateIndexMatchesFresh(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	ends := []activity.State{activity.StateSuccess, activity.StateSuccess, activity.StateFailed, activity.StateSkipped}
+	for iter := range 100 {
+		var doc strings.Builder
+		fmt.Fprintf(&doc, "dag_id: rnd\n")
+		if rng.IntN(3) == 0 {
+			fmt.Fprintf(&doc, "max_active_tasks: %d\n", 1+rng.IntN(3))
+		}
+		doc.WriteString("tasks:\n")
+		n := 2 + rng.IntN(10)
+		for i := range n {
+			fmt.Fprintf(&doc, "  - {task_id: t%d, queue: q, command: [\"true\"], trigger_rule: %s", i, TriggerRules[rng.IntN(len(TriggerRules))])
+			var ups []string
+			for j := range i {
+				if rng.IntN(3) == 0 {
+					ups = append(ups, fmt.Sprintf("t%d", j))
+				}
+			}
+			if len(ups) > 0 {
+				fmt.Fprintf(&doc, ", depends_on: [%s]", strings.Join(ups, ", "))
+			}
+			if rng.IntN(5) == 0 {
+				fmt.Fprintf(&doc, ", expand: {x: [%s]}", strings.Repeat("1, ", rng.IntN(4))+"2")
+			}
+			if rng.IntN(4) == 0 {
+				fmt.Fprintf(&doc, ", priority_weight: %d", rng.IntN(5))
+			}
+			doc.WriteString("}\n")
+		}
+		d := mustParse(t, doc.String())
+		r := NewRun(d, 1, "r", RunTypeManual, t0, nil, t0)
+		clears := 0
+		for step := 0; step < 200; step++ {
+			before, err := r.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh, err := UnmarshalRun(before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := r.Evaluate(d, nil, t0)
+			evFresh := fresh.Evaluate(d, nil, t0)
+			got, _ := r.Marshal()
+			want, _ := fresh.Marshal()
+			if refs(ev.Ready) != refs(evFresh.Ready) || ev.Changed != evFresh.Changed || ev.Ended != evFresh.Ended || string(got) != string(want) {
+				t.Fatalf("iteration %d step %d, dag:\n%s\nindexed: ready %s changed %v ended %v\n%s\nfresh: ready %s changed %v ended %v\n%s",
+					iter, step, doc.String(), refs(ev.Ready), ev.Changed, ev.Ended, got, refs(evFresh.Ready), evFresh.Changed, evFresh.Ended, want)
+			}
+			if r.State.Finished() {
+				if clears == 2 {
+					break
+				}
+				clears++
+				if _, err := r.Clear(d, []string{fmt.Sprintf("t%d", rng.IntN(n))}, rng.IntN(2) == 0, t0); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			live := map[string]activity.State{} // ended, told by ApplyEnds
+			for id, tr := range r.Tasks {
+				for _, in := range tr.Instances {
+					switch {
+					case in.State != StateScheduled || rng.IntN(2) == 0:
+					case rng.IntN(2) == 0:
+						r.End(id, in.MapIndex, in.TIID, ends[rng.IntN(len(ends))], 1, "")
+					default:
+						live[in.TIID] = ends[rng.IntN(len(ends))]
+					}
+				}
+			}
+			r.ApplyEnds(func(tiID string) (activity.State, int, string, bool) {
+				st, ok := live[tiID]
+				return st, 1, "", ok
+			})
+		}
+		if !r.State.Finished() {
+			t.Fatalf("iteration %d: run still %s after 200 steps:\n%s", iter, r.State, doc.String())
+		}
 	}
 }

@@ -331,6 +331,17 @@ func (ds *dags) putRun(key string, r *dag.Run, rev uint64) {
 	ds.runs[key] = cachedRun{run: r, rev: rev}
 }
 
+// putRunIfAbsent gives back a copy the scan borrowed (scanRead), unless
+// the evaluator cached one meanwhile (made since, it is as new).
+func (ds *dags) putRunIfAbsent(key string, r *dag.Run, rev uint64) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if _, ok := ds.runs[key]; ok || r.State.Finished() || rev < ds.floors[key] {
+		return
+	}
+	ds.runs[key] = cachedRun{run: r, rev: rev}
+}
+
 // raiseFloor drops the cached copy of a run and keeps copies older than
 // rev from being cached again.
 func (ds *dags) raiseFloor(key string, rev uint64) {

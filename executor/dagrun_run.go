@@ -306,7 +306,11 @@ func (e *Executor) applyEnds(ctx context.Context, dagID, runID string, ends []ru
 		if err != nil {
 			return err
 		}
-		ev := r.Evaluate(d, e.expandSource(ctx, r), e.now())
+		now := e.now()
+		ev := r.Evaluate(d, e.expandSource(ctx, r), now)
+		if !ev.Changed && persist && applied > 0 {
+			r.UpdatedAt = now.UTC() // the ends written (see runEndsPersistAge)
+		}
 		if !ev.Changed && (!persist || applied == 0) {
 			if !persist {
 				ds.putRun(key, r, c.rev)

@@ -42,7 +42,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		Queues: cfg.Queues, Backlog: cfg.Backlog,
 		Fleet: cfg.Fleet, FleetConcurrency: cfg.FleetConcurrency, FleetOnly: cfg.FleetOnly,
 		Records: cfg.Records, RecordsOnly: cfg.RecordsOnly,
-		DagOnly: cfg.DagOnly, TaskBin: filepath.Base(cfg.TaskBin),
+		DagOnly: cfg.DagOnly, DagRounds: cfg.DagRounds, TaskBin: filepath.Base(cfg.TaskBin),
 	}}
 	if len(cfg.Fleet) > 0 {
 		if r.Fleet, err = fleets(ctx, cfg, dir, prog); err != nil {
@@ -163,10 +163,9 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 		return fmt.Errorf("pool throughput: %w", err)
 	}
 	r.Pool.Slots, r.Pool.Admission = slots, summarize(c.ex.AdmissionLatencies())
-	dagProg := func(name string, total int) func(int) {
-		var n atomic.Int64
-		prog.set(name, total, counter(&n))
-		return func(v int) { n.Store(int64(v)) }
+	dagProg := func(name string, total int) {
+		base := c.tracker.ended.Load()
+		prog.set(name, total, func() int { return int(c.tracker.ended.Load() - base) })
 	}
 	if r.DAG, err = dagPhases(ctx, c, cfg, dagProg); err != nil {
 		return fmt.Errorf("dag runs: %w", err)

@@ -153,7 +153,7 @@ func testReport() *Report {
 		Deferral:   Latency{N: 200, P50: 9, P99: 20, Max: 25},
 		ManyQueues: Throughput{Tasks: 1000, Seconds: 2.5, PerSecond: 400},
 		Backlog:    Backlog{Messages: 1000, PublishSeconds: 0.1, Command: Throughput{Tasks: 1000, Seconds: 2.5, PerSecond: 350}},
-		DAG:        DagFigures{FanTasks: 1000, FanSeconds: 2.5, FanPerSecond: 400, ChainSteps: 100, StepScheduling: Latency{N: 99, P50: 1, P99: 12}},
+		DAG:        DagFigures{FanTasks: 1000, FanPerSecond: 400, FlatPerSecond: 500, FanPerFlat: 0.8, ChainSteps: 100, StepScheduling: Latency{N: 99, P50: 1, P99: 12}},
 		Warm:       Warm{Go: &WarmRuntime{Throughput: Throughput{Tasks: 1000, Seconds: 0.4, PerSecond: 2500}}},
 		Timers: []Timers{
 			{Timers: 10_000, RSSMiB: 46, ClaimsPerSecond: 15_000, Lateness: Latency{N: 10_000, P50: 0.1, P99: 1, Max: 5}},

@@ -17,6 +17,7 @@ const (
 	ConcurrencyDefault  = 8
 	WorkersDefault      = 1
 	InflightDefault     = 16
+	DagRoundsDefault    = 3
 	LatencyTasksDefault = 200
 	DeferralsDefault    = 200
 	LateTimersDefault   = 10_000
@@ -110,6 +111,9 @@ type Config struct {
 	// latency and flat command throughput they are compared with run
 	// first).
 	DagOnly bool
+	// DagRounds is how often the fan-out/fan-in DAG runs, each time next
+	// to a flat phase of as many command tasks. Default DagRoundsDefault.
+	DagRounds int
 	// Python, when set, is a python interpreter with which the warm phase
 	// also runs Python SDK tasks; PythonPath is put in its PYTHONPATH (the
 	// checkout's sdk/python/src, so the SDK of this tree is measured).
@@ -157,6 +161,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.Concurrency, ConcurrencyDefault)
 	def(&c.Workers, WorkersDefault)
 	def(&c.Inflight, InflightDefault)
+	def(&c.DagRounds, DagRoundsDefault)
 	def(&c.LatencyTasks, LatencyTasksDefault)
 	def(&c.Deferrals, DeferralsDefault)
 	def(&c.LateTimers, LateTimersDefault)
@@ -188,7 +193,7 @@ func (c Config) validate() error {
 		v    int
 	}{
 		{"tasks", c.Tasks}, {"concurrency", c.Concurrency}, {"workers", c.Workers},
-		{"inflight", c.Inflight}, {"latency tasks", c.LatencyTasks}, {"deferrals", c.Deferrals},
+		{"inflight", c.Inflight}, {"dag rounds", c.DagRounds}, {"latency tasks", c.LatencyTasks}, {"deferrals", c.Deferrals},
 		{"late timers", c.LateTimers}, {"samples", c.Samples}, {"queues", c.Queues}, {"backlog", c.Backlog},
 	} {
 		if f.v < 1 {

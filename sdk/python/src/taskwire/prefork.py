@@ -161,7 +161,7 @@ def _child(req: dict, fds: list[int], parent: int, libc, close: list[int]) -> No
 
 def serve(ctl: socket.socket) -> None:
     try:
-        _preload(json.loads(os.environ.pop(PRELOAD_ENV, "") or "[]"))
+        _preload(json.loads(os.environ.pop(PRELOAD_ENV, "") or "[]") or [])
     except BaseException as e:
         traceback.print_exc()
         _send(ctl, {"error": f"preload: {e!r}"})

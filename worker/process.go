@@ -73,6 +73,7 @@ func (w *Worker) startProcessVia(z *zygote, argv, env []string, dir string, outp
 		}
 		if serr == nil {
 			wait, forked = ch.wait, true
+			z.log.Debug("task process forked", "ti_id", tiID, "pid", pid)
 		} else {
 			z.log.Warn("prefork: starting the task cold", "ti_id", tiID, "err", serr)
 			output("worker", "prefork: starting the task process cold: "+serr.Error())

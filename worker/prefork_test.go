@@ -256,4 +256,3 @@ func TestPreforkHelper(t *testing.T) {
 	defer cancel()
 	<-ctx.Done()
 }
-

@@ -563,3 +563,10 @@ func (ch *zchild) wait() error {
 	}
 	return &forkExit{ws: ch.status}
 }
+
+// PreforkReady reports whether queue q's prefork zygote is ready to fork
+// (false for a queue without prefork).
+func (w *Worker) PreforkReady(q string) bool {
+	z := w.zygotes[q]
+	return z != nil && z.current() != nil
+}

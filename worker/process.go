@@ -126,8 +126,9 @@ func (w *Worker) startProcessVia(z *zygote, argv, env []string, dir string, outp
 	go func() {
 		defer p.wg.Done()
 		p.exitErr = wait()
-		// Whatever the task left in its group or session dies with it.
-		p.kill(syscall.SIGKILL)
+		// Whatever the task left in its group or session dies with it (by
+		// session only: the reaped pid may be reused).
+		killTree(p.pgid, syscall.SIGKILL)
 		rd := make(chan struct{})
 		go func() {
 			readers.Wait()

@@ -33,6 +33,7 @@ import array
 import ctypes
 import gc
 import importlib
+import io
 import json
 import os
 import runpy
@@ -42,6 +43,7 @@ import socket
 import sys
 import traceback
 import warnings
+from typing import Any, NoReturn
 
 CONTROL_FD = 3
 PRELOAD_ENV = "TASKWIRE_PREFORK_PRELOAD"
@@ -49,7 +51,7 @@ MAX_MESSAGE = 4 << 20
 _PR_SET_PDEATHSIG = 1
 
 
-def _send(ctl: socket.socket, msg: dict) -> None:
+def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
     try:
         ctl.send(json.dumps(msg).encode())
     except OSError:
@@ -81,7 +83,7 @@ def _session_members(sid: int) -> list[int]:
     return pids
 
 
-def _kill_sessions(pids) -> None:
+def _kill_sessions(pids: list[int]) -> None:
     for pid in pids:
         for target in (-pid, pid, *_session_members(pid)):
             try:
@@ -98,7 +100,7 @@ def _preload(specs: list[str]) -> None:
             getattr(m, fn)()
 
 
-def _exit_code(code) -> int:
+def _exit_code(code: object) -> int:
     if code is None:
         return 0
     if isinstance(code, int):
@@ -107,7 +109,7 @@ def _exit_code(code) -> int:
     return 1
 
 
-def _child(req: dict, fds: list[int], parent: int, libc, close: list[int]) -> None:
+def _child(req: dict[str, Any], fds: list[int], parent: int, libc: Any, close: list[int]) -> NoReturn:
     """Become the task: never returns."""
     code = 1
     try:
@@ -137,7 +139,8 @@ def _child(req: dict, fds: list[int], parent: int, libc, close: list[int]) -> No
             os.chdir(req["cwd"])
         if env.get("PYTHONUNBUFFERED"):
             for s in (sys.stdout, sys.stderr):
-                s.reconfigure(line_buffering=True)
+                if isinstance(s, io.TextIOWrapper):
+                    s.reconfigure(line_buffering=True)
         argv = req["argv"]
         if len(argv) < 3 or argv[1] != "-m":
             raise ValueError(f"argv {argv!r}: want [python, -m, module, args...]")
@@ -178,18 +181,21 @@ def serve(ctl: socket.socket) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: dict[int, int] = {}  # pid → request id
 
-    def stop(*_):
+    zygote = os.getpid()
+
+    def stop(*_: object) -> None:
+        if os.getpid() != zygote:
+            os._exit(143)  # a child not yet past its signal reset: only itself
         _kill_sessions(list(children))
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     gc.collect()
     gc.freeze()
-    me = os.getpid()
-    _send(ctl, {"ready": me})
+    _send(ctl, {"ready": zygote})
     while True:
         try:
-            ready, _, _ = select.select([ctl, rd], [], [])
+            ready, _, _ = select.select([ctl.fileno(), rd], [], [])
         except InterruptedError:
             continue
         if rd in ready:
@@ -208,7 +214,7 @@ def serve(ctl: socket.socket) -> None:
                 rid = children.pop(pid, None)
                 if rid is not None:
                     _send(ctl, {"id": rid, "exit": status})
-        if ctl in ready:
+        if ctl.fileno() in ready:
             try:
                 data, fds = _recv(ctl)
             except OSError:
@@ -236,7 +242,7 @@ def serve(ctl: socket.socket) -> None:
                 _send(ctl, {"id": rid, "error": f"fork: {e}"})
                 pid = -1
             if pid == 0:
-                _child(req, fds, me, libc, [ctl.fileno(), rd, wr])
+                _child(req, fds, zygote, libc, [ctl.fileno(), rd, wr])
             for fd in fds:
                 os.close(fd)
             if pid > 0:

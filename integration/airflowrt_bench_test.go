@@ -81,14 +81,19 @@ func BenchmarkAirflowRuntimeStart(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// loadAverage is the machine's 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
 func report(b *testing.B, name string, lat []time.Duration) {
 	slices.Sort(lat)
 	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
 	b.ReportMetric(float64(p(0.5).Milliseconds()), name+"_p50_ms")
 	b.ReportMetric(float64(p(0.99).Milliseconds()), name+"_p99_ms")
-	load, _ := os.ReadFile("/proc/loadavg")
-	b.Logf("%-26s n=%d p50 %s p99 %s (load average %s)", name, len(lat), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond),
-		strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
+	b.Logf("%-26s n=%d p50 %s p99 %s (load average %s)", name, len(lat), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), loadAverage())
 }
 
 // BenchmarkPythonTriggerMemory measures the memory of one Python trigger

@@ -41,13 +41,18 @@ import select
 import signal
 import socket
 import sys
+import time
 import traceback
 import warnings
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 CONTROL_FD = 3
 PRELOAD_ENV = "TASKWIRE_PREFORK_PRELOAD"
 MAX_MESSAGE = 4 << 20
+#: TASKWIRE_PREFORK_TRACE=1 in the zygote's environment (prefork.env): each
+#: child prints, as it exits, its time and the modules it imported after the
+#: fork (candidates for preload).
+_TRACE = bool(os.environ.get("TASKWIRE_PREFORK_TRACE"))
 _PR_SET_PDEATHSIG = 1
 
 
@@ -112,6 +117,7 @@ def _exit_code(code: object) -> int:
 def _child(req: dict[str, Any], fds: list[int], parent: int, libc: Any, close: list[int]) -> NoReturn:
     """Become the task: never returns."""
     code = 1
+    trace: Callable[[], None] | None = None
     try:
         os.setsid()
         if libc is not None:
@@ -145,6 +151,17 @@ def _child(req: dict[str, Any], fds: list[int], parent: int, libc: Any, close: l
         if len(argv) < 3 or argv[1] != "-m":
             raise ValueError(f"argv {argv!r}: want [python, -m, module, args...]")
         sys.argv = [argv[0], *argv[3:]]
+        if _TRACE:
+            before, began = set(sys.modules), time.monotonic()
+
+            def trace() -> None:
+                new = sorted(set(sys.modules) - before)
+                print(
+                    f"taskwire.prefork: {time.monotonic() - began:.3f}s in the child; {len(new)} modules imported"
+                    f" after the fork (candidates for preload): {' '.join(new)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         # A preloaded module run as __main__ is expected here.
         warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package", category=RuntimeWarning)
         try:
@@ -156,6 +173,8 @@ def _child(req: dict[str, Any], fds: list[int], parent: int, libc: Any, close: l
         traceback.print_exc()
         code = 1
     try:
+        if trace is not None:
+            trace()
         sys.stdout.flush()
         sys.stderr.flush()
     finally:

@@ -210,7 +210,7 @@ func (a *airflow) preforkConfig(name, queue string) string {
 	root := repoRoot(a.t)
 	cfg := filepath.Join(a.dir, name+".yaml")
 	yaml := fmt.Sprintf("queues:\n  %s:\n    runtime: command\n    prefork:\n      python: %q\n"+
-		"      preload: [taskwire_airflow.run:preload]\n      modules: [taskwire_airflow.run]\n"+
+		"      preload: [taskwire_airflow.run:preload, taskwire.airflow_runtime:preload]\n      modules: [taskwire_airflow.run]\n"+
 		"      env: {PYTHONPATH: %q}\n      restart_delay: 200ms\n",
 		queue, filepath.Join(a.venv, "bin", "python"),
 		filepath.Join(root, "integrations", "airflow", "src")+string(os.PathListSeparator)+filepath.Join(root, "sdk", "python", "src"))

@@ -47,7 +47,7 @@ import (
 //	    runtime: command            # the TaskwireExecutor's workloads: python3 -m taskwire_airflow.run
 //	    prefork:
 //	      python: /srv/venv-airflow/bin/python
-//	      preload: [taskwire_airflow.run:preload]   # "module" or "module:function"
+//	      preload: [taskwire_airflow.run:preload, taskwire.airflow_runtime:preload]   # "module" or "module:function"
 //	      modules: [taskwire_airflow.run]           # python -m commands run forked
 //	      env: {AIRFLOW_HOME: /srv/airflow}
 //	      restart_delay: 1s         # first wait before a restart; doubles up to 30s

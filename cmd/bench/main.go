@@ -25,7 +25,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -107,8 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	taskBin := fs.String("task-bin", "", "binary run as the task processes and Go SDK runtime: a path, \"self\" for this binary, or empty to build cmd/bench/taskbin")
 	python := fs.String("python", "", "python with which the warm phase runs Python SDK tasks (this checkout's sdk/python/src on its PYTHONPATH); default .venv/bin/python when it exists; \"none\" skips them")
 	javaJar := fs.String("java-sdk-jar", "", "Java SDK jar with which the warm phase runs Java SDK tasks; default sdk/java/target/taskwire-sdk.jar when it exists and java is on $PATH; \"none\" skips them")
-	airflow := fs.String("airflow", "", "run the Airflow start-cost phase alone, with this python of a venv with the pinned Airflow and the taskwire SDK (e.g. .venv-airflow/bin/python): a no-op Airflow @task queued → success with prefork and cold, beside the Python SDK and the bare interpreters")
-	fs.IntVar(&cfg.AirflowTasks, "airflow-tasks", 10, "tasks of each row of the Airflow phase")
+	bench.AirflowFlags(fs, &cfg)
 	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; two file descriptors each in the bench and in the runtime); none by default")
 	fs.DurationVar(&cfg.SleepFor, "sleep-for", 5*time.Second, "each sleeper's wait")
 	logLevel := fs.String("log-level", "", "log the cluster's lines at this level and above on stderr (debug, info, warn, error); default none")
@@ -161,11 +159,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.TaskBin = *taskBin
 	}
 	cfg.Python, cfg.PythonPath, cfg.JavaSDKJar = bench.SDKRuntimes(*python, *javaJar)
-	if *airflow != "" {
-		if cfg.Airflow, err = filepath.Abs(*airflow); err != nil {
-			return usageError{fmt.Errorf("--airflow: %w", err)}
-		}
-	}
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, bench.ErrConfig) {
@@ -181,12 +174,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // isTerminal reports whether w is a character device (a terminal).
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+	if f, ok := w.(*os.File); ok {
+		fi, err := f.Stat()
+		return err == nil && fi.Mode()&os.ModeCharDevice != 0
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return false
 }
 
 func parseInts(s string) ([]int, error) {

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -181,6 +182,12 @@ func airflowPhase(ctx context.Context, cfg Config, dir string, prog *progress) (
 		}
 	}
 	return a, nil
+}
+
+// AirflowFlags defines cmd/bench's flags of the Airflow phase on fs.
+func AirflowFlags(fs *flag.FlagSet, cfg *Config) {
+	fs.StringVar(&cfg.Airflow, "airflow", "", "run the Airflow start-cost phase alone, with this python of a venv with the pinned Airflow and the taskwire SDK (e.g. .venv-airflow/bin/python): a no-op Airflow @task queued → success with prefork and cold, beside the Python SDK and the bare interpreters")
+	fs.IntVar(&cfg.AirflowTasks, "airflow-tasks", 10, "tasks of each row of the Airflow phase")
 }
 
 // writeTable writes the Airflow phase's figures.

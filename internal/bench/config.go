@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/taskwire/taskwire/internal/benchtask"
@@ -177,6 +179,11 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Airflow != "" && strings.Contains(c.Airflow, "/") {
+		if abs, err := filepath.Abs(c.Airflow); err == nil {
+			c.Airflow = abs
+		}
 	}
 	if c.AirflowTasks == 0 {
 		c.AirflowTasks = 10

@@ -119,14 +119,16 @@ func TestPreforkCancelKillsSession(t *testing.T) {
 	t.Parallel()
 	h, z := preforkHarness(t)
 	file := filepath.Join(t.TempDir(), "grandchild")
+	// (A timeout long enough for the task to write its grandchild's pid on
+	// a loaded machine.)
 	h.execute("ti-pf-cancel", "pf", pf("family", file), fakeTI{},
-		func(et *activity.ExecuteTask) { et.ExecutionTimeout = activity.Duration(time.Second) })
+		func(et *activity.ExecuteTask) { et.ExecutionTimeout = activity.Duration(8 * time.Second) })
 	pid, ppid, _ := h.started("ti-pf-cancel")
 	if ppid != z.currentPid() {
 		t.Fatalf("task's parent %d is not the zygote %d", ppid, z.currentPid())
 	}
 	gc := pidFromFile(t, file)
-	wantState(t, h.waitState("ti-pf-cancel"), activity.StateUpForRetry, "execution timeout after 1s")
+	wantState(t, h.waitState("ti-pf-cancel"), activity.StateUpForRetry, "execution timeout after 8s")
 	testbin.Eventually(t, waitTimeout, "task and grandchild gone", func() bool { return !testbin.Alive(pid) && !testbin.Alive(gc) })
 }
 

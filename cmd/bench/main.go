@@ -11,9 +11,8 @@
 // binary it builds with the go command on start (run it from the module's
 // directory); with --task-bin self, or when that build fails, it
 // re-executes itself for them, as it always does for its triggerer child
-// (see package internal/bench). Exit status: 0 when
-// every phase ran (targets missed included), 1 on a failure, 2 on bad
-// usage, 130 when interrupted.
+// (see package internal/bench). Exit status: 0 when every phase ran
+// (targets missed included), 1 on a failure, 2 on bad usage, 130 when interrupted.
 package main
 
 import (
@@ -99,6 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Func("records", "comma-separated ascending numbers of finished task-instance records (e.g. 100000,1000000) an executor is started on, for its RSS and time to ready; none by default",
 		func(s string) (err error) { cfg.Records, err = parseInts(s); return err })
 	fs.BoolVar(&cfg.RecordsOnly, "records-only", false, "run the records phase alone")
+	fs.BoolVar(&cfg.SleepersOnly, "sleepers-only", false, "run the sleepers phase alone (needs --sleepers)")
 	fs.BoolVar(&cfg.DagOnly, "dag-only", false, "stop after the DAG-run phases (the raw limits, dispatch latency and flat command phase they are compared with run first)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	python := fs.String("python", "", "python with which the warm phase runs Python SDK tasks (this checkout's sdk/python/src on its PYTHONPATH); default .venv/bin/python when it exists; \"none\" skips them")
 	javaJar := fs.String("java-sdk-jar", "", "Java SDK jar with which the warm phase runs Java SDK tasks; default sdk/java/target/taskwire-sdk.jar when it exists and java is on $PATH; \"none\" skips them")
 	bench.AirflowFlags(fs, &cfg)
-	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; two file descriptors each in the bench and in the runtime); none by default")
+	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; one file descriptor each in the bench and in the runtime); none by default")
 	fs.DurationVar(&cfg.SleepFor, "sleep-for", 5*time.Second, "each sleeper's wait")
 	logLevel := fs.String("log-level", "", "log the cluster's lines at this level and above on stderr (debug, info, warn, error); default none")
 	if err := fs.Parse(args); err != nil {

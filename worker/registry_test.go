@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -25,7 +24,7 @@ func TestRegistryAndDrain(t *testing.T) {
 	t.Parallel()
 	m := NewMetrics(prometheus.NewRegistry())
 	h := newHarness(t, func(c *Config) { c.ID, c.Concurrency, c.Metrics = "w-drain", 2, m })
-	kv := h.qc.Bucket(queue.BucketWorkers).JetStream()
+	kv := h.qc.Bucket(queue.BucketWorkers)
 	entry := func() activity.WorkerInfo {
 		t.Helper()
 		e, err := kv.Get(context.Background(), queue.WorkerKey("w-drain"))
@@ -81,7 +80,7 @@ func TestRegistryAndDrain(t *testing.T) {
 	if err := h.w.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Get(context.Background(), queue.WorkerKey("w-drain")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := kv.Get(context.Background(), queue.WorkerKey("w-drain")); !errors.Is(err, queue.ErrKeyNotFound) {
 		t.Errorf("entry after Stop: %v, want it deleted", err)
 	}
 }

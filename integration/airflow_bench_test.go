@@ -12,14 +12,17 @@ import (
 // time from Airflow's scheduler queueing a task instance (queued_when) to
 // its task process starting (start_date, sent by Airflow's supervisor as the
 // process starts), under TaskwireExecutor and under Airflow's LocalExecutor,
-// on the same machine with the same parallelism. The Edge executor's workers
-// poll every 5 s by default: that is the reference.
+// on the same machine with the same parallelism. TaskwireExecutor runs with
+// its worker handing each workload to a fork server (taskwire), and with the
+// worker forking each workload from its prefork zygote (taskwire-prefork).
+// The Edge executor's workers poll every 5 s by default: that is the
+// reference.
 //
 //	go test -run '^$' -bench BenchmarkAirflowQueuedToStart -benchtime 1x -timeout 30m ./integration
 func BenchmarkAirflowQueuedToStart(b *testing.B) {
 	const parallelism = 8
 	venv := airflowVenv(b)
-	for _, executor := range []string{"taskwire", "local"} {
+	for _, executor := range []string{"taskwire", "taskwire-prefork", "local"} {
 		b.Run(executor, func(b *testing.B) {
 			c := newCluster(b, clusterOpts{logLevel: "warn", zombieThreshold: "30s"})
 			env := []string{fmt.Sprintf("AIRFLOW__CORE__PARALLELISM=%d", parallelism)}
@@ -27,10 +30,15 @@ func BenchmarkAirflowQueuedToStart(b *testing.B) {
 				env = append(env, "AIRFLOW__CORE__EXECUTOR=LocalExecutor")
 			}
 			af := startAirflow(b, venv, c.apiURL, env...)
-			if executor == "taskwire" {
+			switch executor {
+			case "taskwire":
 				fenv, _ := af.startForkserver("forkserver")
 				c.startWorker(workerOpts{name: "worker", queues: "default", concurrency: parallelism,
 					env: fenv, extra: []string{"--log-level", "warn"}})
+			case "taskwire-prefork":
+				w := c.startWorker(workerOpts{name: "worker", queues: "default", concurrency: parallelism,
+					env: af.workerEnv(), config: af.preforkConfig("worker", "default"), extra: []string{"--log-level", "info"}})
+				waitZygote(b, w)
 			}
 			af.waitDags("tw_bench")
 			b.ResetTimer()
@@ -40,18 +48,18 @@ func BenchmarkAirflowQueuedToStart(b *testing.B) {
 				run := af.trigger("tw_bench")
 				af.waitRun("tw_bench", run, 40*time.Minute)
 				lat = append(lat, af.queuedToStart("tw_bench", run)...)
-				if executor == "taskwire" {
+				if executor != "local" {
 					for i, d := range af.taskwireBreakdown(c, "tw_bench", run) {
 						parts[i] = append(parts[i], d...)
 					}
 				}
 			}
 			b.StopTimer()
-			if executor == "taskwire" {
+			if executor != "local" {
 				for i, name := range []string{
 					"Airflow queued → taskwire queued (scheduler loop, executor heartbeat, submit)",
 					"taskwire queued → worker started it (JetStream dispatch, claim)",
-					"worker started it → Airflow's supervisor started the task process (runner, fork server, supervisor)",
+					"worker started it → Airflow's supervisor started the task process (fork server or zygote, supervisor)",
 				} {
 					b.Logf("  %s: p50 %.0f ms, p99 %.0f ms", name, ms(quantile(parts[i], 0.5)), ms(quantile(parts[i], 0.99)))
 				}
@@ -61,8 +69,8 @@ func BenchmarkAirflowQueuedToStart(b *testing.B) {
 			}
 			b.ReportMetric(ms(quantile(lat, 0.5)), "p50_ms")
 			b.ReportMetric(ms(quantile(lat, 0.99)), "p99_ms")
-			b.Logf("%s: queued → task process started over %d tasks (parallelism %d): p50 %.0f ms, p99 %.0f ms",
-				executor, len(lat), parallelism, ms(quantile(lat, 0.5)), ms(quantile(lat, 0.99)))
+			b.Logf("%s: queued → task process started over %d tasks (parallelism %d): p50 %.0f ms, p99 %.0f ms (load average %s)",
+				executor, len(lat), parallelism, ms(quantile(lat, 0.5)), ms(quantile(lat, 0.99)), loadAverage())
 		})
 	}
 }

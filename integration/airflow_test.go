@@ -204,6 +204,24 @@ func (a *airflow) startForkserver(name string) ([]string, *testbin.Proc) {
 	return append(a.workerEnv(), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock), p
 }
 
+// preforkConfig writes a worker.yaml serving queue with the command
+// runtime whose workloads (python3 -m taskwire_airflow.run) are forked
+// from the worker's prefork zygote, which imported Airflow's runner.
+func (a *airflow) preforkConfig(name, queue string) string {
+	a.t.Helper()
+	root := repoRoot(a.t)
+	cfg := filepath.Join(a.dir, name+".yaml")
+	yaml := fmt.Sprintf("queues:\n  %s:\n    runtime: command\n    prefork:\n      python: %q\n"+
+		"      preload: [taskwire_airflow.run:preload, taskwire.airflow_runtime:preload]\n      modules: [taskwire_airflow.run]\n"+
+		"      env: {PYTHONPATH: %q}\n      restart_delay: 200ms\n",
+		queue, filepath.Join(a.venv, "bin", "python"),
+		filepath.Join(root, "integrations", "airflow", "src")+string(os.PathListSeparator)+filepath.Join(root, "sdk", "python", "src"))
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		a.t.Fatal(err)
+	}
+	return cfg
+}
+
 // startForkserverWorker starts a worker serving queue whose worker.yaml
 // runs a taskwire_airflow fork server as a service (started, restarted
 // and stopped by the worker), and waits until the fork server is ready. It
@@ -474,7 +492,7 @@ func TestAirflowExecutor(t *testing.T) {
 	// worker.yaml; the "other" and "nat" queues' workers run each in a
 	// fresh process.
 	wenv := af.workerEnv()
-	fenv, wd := af.startForkserverWorker(c, "worker-default", "default")
+	_, wd := af.startForkserverWorker(c, "worker-default", "default")
 	c.startWorker(workerOpts{name: "worker-other", queues: "other", concurrency: 4, env: wenv})
 	c.startWorker(workerOpts{name: "worker-nat", queues: "nat", concurrency: 2, env: wenv, ns: inner,
 		extra: []string{"--worker-id", "nat"}})
@@ -613,19 +631,26 @@ func TestAirflowExecutor(t *testing.T) {
 
 	t.Run("worker SIGKILLed mid-task", func(t *testing.T) {
 		af := af.with(t)
+		// Its worker forks the workload from its prefork zygote: the
+		// zygote's children die with the worker.
 		stateDir := t.TempDir()
-		kw := c.startWorker(workerOpts{name: "worker-kill", queues: "kill", concurrency: 1, env: fenv,
+		kcfg := af.preforkConfig("worker-kill", "kill")
+		kw := c.startWorker(workerOpts{name: "worker-kill", queues: "kill", concurrency: 1, env: wenv, config: kcfg,
 			extra: []string{"--state-dir", stateDir}})
+		waitZygote(t, kw)
 		run := af.trigger("tw_kill")
 		pid, err := strconv.Atoi(af.waitFile("kill-started", 3*time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+		if !strings.Contains(kw.Output(), "task process forked") {
+			t.Errorf("the workload did not run in a child of the zygote:\n%s", kw.Output())
+		}
 		kw.Kill()
 		// A new worker on the same state directory kills what the dead one
 		// left running, and serves the retry.
-		c.startWorker(workerOpts{name: "worker-kill-2", queues: "kill", concurrency: 1, env: fenv,
+		c.startWorker(workerOpts{name: "worker-kill-2", queues: "kill", concurrency: 1, env: wenv, config: kcfg,
 			extra: []string{"--state-dir", stateDir}})
 		af.waitRun("tw_kill", run, 4*time.Minute)
 		if ti := af.tis("tw_kill", run)["hang_first"]; ti.State != "success" || ti.TryNumber != 2 {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +19,8 @@ import (
 // BenchmarkAirflowRuntimeStart measures a no-op task's start cost,
 // queued → success (queued_at to end_date as the executor records them),
 // run one at a time: an Airflow @task run by Airflow's own task runner in
-// the airflow runtime, beside a no-op task of taskwire's Python SDK, beside
+// the airflow runtime, cold (a python per task) and forked from the queue's
+// prefork zygote, beside a no-op task of taskwire's Python SDK, beside
 // the bare start of each interpreter (python -c pass) and beside the import
 // of Airflow's task runner alone (what every Airflow task process pays).
 //
@@ -26,9 +28,10 @@ import (
 func BenchmarkAirflowRuntimeStart(b *testing.B) {
 	c := newCluster(b, clusterOpts{logLevel: "warn"})
 	file := c.airflowRuntimeFile(b)
-	// The same file with a python queue of taskwire's Python SDK.
+	// The same file with a python queue of taskwire's Python SDK and a
+	// prefork airflow queue.
 	py := fmt.Sprintf("  python:\n    command: [%q, %q, --comm, \"{comm_addr}\", --logs, \"{logs_addr}\"]\n",
-		testbin.Python(b), filepath.Join(repoRoot(b), "examples/pytasks/tasks.py"))
+		testbin.Python(b), filepath.Join(repoRoot(b), "examples/pytasks/tasks.py")) + c.airflowQueue(b, "airflowpf", airflowPrefork)
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		b.Fatal(err)
@@ -36,10 +39,12 @@ func BenchmarkAirflowRuntimeStart(b *testing.B) {
 	if err := os.WriteFile(file, append(raw, py...), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	c.startWorker(workerOpts{queues: "default,airflow,python", config: file, concurrency: 1, extra: []string{"--log-level", "warn"}})
+	w := c.startWorker(workerOpts{queues: "default,airflow,python,airflowpf", config: file, concurrency: 1, extra: []string{"--log-level", "info"}})
+	waitZygote(b, w)
 	venvPy := filepath.Join(airflowVenv(b), "bin", "python")
 	b.ResetTimer()
 	for _, k := range []struct{ name, queue, dag, task string }{
+		{"airflow_task_prefork", "airflowpf", "twrt", "noop"},
 		{"airflow_task", "airflow", "twrt", "noop"},
 		{"python_sdk", "python", "bench", "noop"},
 	} {
@@ -76,12 +81,19 @@ func BenchmarkAirflowRuntimeStart(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// loadAverage is the machine's 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
 func report(b *testing.B, name string, lat []time.Duration) {
 	slices.Sort(lat)
 	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
 	b.ReportMetric(float64(p(0.5).Milliseconds()), name+"_p50_ms")
 	b.ReportMetric(float64(p(0.99).Milliseconds()), name+"_p99_ms")
-	b.Logf("%-26s n=%d p50 %s p99 %s", name, len(lat), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond))
+	b.Logf("%-26s n=%d p50 %s p99 %s (load average %s)", name, len(lat), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), loadAverage())
 }
 
 // BenchmarkPythonTriggerMemory measures the memory of one Python trigger

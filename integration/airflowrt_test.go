@@ -11,6 +11,7 @@ import (
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/dag"
+	"github.com/taskwire/taskwire/internal/testbin"
 )
 
 // The airflow runtime: tasks of an Airflow DAG file (testdata/airflowrt/dags)
@@ -23,15 +24,35 @@ import (
 // over the test DAG folder.
 func (c *cluster) airflowRuntimeFile(t testing.TB) string {
 	t.Helper()
+	return c.airflowRuntimeFileWith(t, "")
+}
+
+// airflowPrefork is the airflow queue's worker.yaml lines that fork its
+// tasks from a zygote with Airflow's task runner imported.
+const airflowPrefork = "    prefork: {restart_delay: 200ms}\n"
+
+// airflowRuntimeFileWith is airflowRuntimeFile with more lines for the
+// airflow queue (airflowPrefork).
+func (c *cluster) airflowRuntimeFileWith(t testing.TB, more string) string {
+	t.Helper()
+	yaml := "queues:\n  default:\n    runtime: command\n" + c.airflowQueue(t, "airflow", more)
+	path := c.path("worker-airflow.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// airflowQueue is the runtime file entry of an airflow queue named name
+// over the test DAG folder, with more lines.
+func (c *cluster) airflowQueue(t testing.TB, name, more string) string {
+	t.Helper()
 	venv := airflowVenv(t)
 	home := c.path("airflow-home")
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	yaml := fmt.Sprintf(`queues:
-  default:
-    runtime: command
-  airflow:
+	return fmt.Sprintf(`  %s:
     runtime: airflow
     python: %q
     dags_folder: %q
@@ -39,12 +60,7 @@ func (c *cluster) airflowRuntimeFile(t testing.TB) string {
       AIRFLOW_HOME: %q
       AIRFLOW__CORE__LOAD_EXAMPLES: "False"
       PYTHONPATH: %q
-`, filepath.Join(venv, "bin", "python"), airflowDags(t), home, airflowPythonPath(t))
-	path := c.path("worker-airflow.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+`, name, filepath.Join(venv, "bin", "python"), airflowDags(t), home, airflowPythonPath(t)) + more
 }
 
 func airflowDags(t testing.TB) string {
@@ -69,10 +85,13 @@ func (c *cluster) startPythonTriggerer(t testing.TB, name string) *triggerer {
 		env:   []string{"PYTHONPATH=" + airflowPythonPath(t), "AIRFLOW_HOME=" + home, "AIRFLOW__CORE__LOAD_EXAMPLES=False"}})
 }
 
+// TestAirflowRuntime runs its tasks in the children of the queue's prefork
+// zygote (the other tests of the runtime start them cold).
 func TestAirflowRuntime(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{})
-	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
+	waitZygote(t, w)
 	ctx := t.Context()
 	if _, err := c.api.SetVariable(ctx, "greeting", "hello airflow", ""); err != nil {
 		t.Fatal(err)
@@ -100,6 +119,16 @@ func TestAirflowRuntime(t *testing.T) {
 		return ti, logs
 	}
 
+	t.Run("forked", func(t *testing.T) {
+		ti, logs := finish("noop", 0, activity.StateSuccess)
+		forked := false
+		for _, line := range strings.Split(w.Output(), "\n") {
+			forked = forked || strings.Contains(line, "task process forked") && strings.Contains(line, ti.ID)
+		}
+		if strings.Contains(logs, "starting the task process cold") || !forked {
+			t.Errorf("noop did not run in a child of the zygote:\n%s\nworker:\n%s", logs, w.Output())
+		}
+	})
 	t.Run("cli", func(t *testing.T) {
 		out, errOut, code := c.cli("submit", "--wait", "--queue", "airflow", "--dag-id", "twrt", "--task-id", "noop", "--run-id", run)
 		if os.Getenv("AIRFLOWRT_DEBUG") != "" {
@@ -174,6 +203,19 @@ func TestAirflowRuntime(t *testing.T) {
 		if v, err := c.api.Variable(ctx, "written_by_airflow"); err != nil || v.Value != "yes" {
 			t.Errorf("variable written by PutVariable: %+v, %v", v, err)
 		}
+	})
+}
+
+// waitZygote waits until worker w's prefork zygote is ready.
+func waitZygote(t testing.TB, w *testbin.Proc) {
+	t.Helper()
+	testbin.Eventually(t, 3*time.Minute, "the prefork zygote ready", func() bool {
+		select {
+		case <-w.Done():
+			t.Fatalf("worker exited: %v\n%s", w.Err(), w.Output())
+		default:
+		}
+		return strings.Contains(w.Output(), "prefork zygote ready")
 	})
 }
 

@@ -61,6 +61,10 @@ type Runtime struct {
 	// speaks Airflow's dialect of the protocol (airflow.go). Codec must be
 	// msgpack and Warm nil.
 	Airflow *AirflowRuntime
+	// Prefork, when set, starts the queue's task processes as children of
+	// a pre-forked runtime process, its zygote (see Prefork): the airflow
+	// runtime's, or the command runtime's "python -m MODULE" commands.
+	Prefork *Prefork
 }
 
 // AirflowRuntime configures the "airflow" runtime.
@@ -255,7 +259,21 @@ func (r Runtime) validate() error {
 		if r.Codec != protocol.CodecMsgpack || len(r.Env) > 0 || r.Dir != "" || r.Socket != "" || r.Warm != nil {
 			return errors.New("runtime has codec, env, dir, socket or warm but no command")
 		}
+		if r.Prefork != nil {
+			if len(r.Prefork.Modules) == 0 {
+				return errors.New("prefork of the command runtime needs modules (the python -m modules run forked)")
+			}
+			return r.Prefork.validate()
+		}
 		return nil
+	}
+	if r.Prefork != nil {
+		if r.Airflow == nil {
+			return errors.New("prefork is for runtime: airflow and runtime: command (an SDK runtime serves many tasks with warm instead)")
+		}
+		if err := r.Prefork.validate(); err != nil {
+			return err
+		}
 	}
 	if r.Airflow != nil {
 		if r.Warm != nil || r.Codec != protocol.CodecMsgpack {

@@ -185,6 +185,17 @@
 // memory-hungry tasks, for tasks that set process-wide state, and when one
 // task's crash must never touch another.
 //
+// # Prefork
+//
+// A queue of the airflow runtime, or of the command runtime for its
+// "python -m MODULE" commands, may fork its task processes from a zygote
+// (Runtime.Prefork, prefork.go): one Python process per queue that
+// imported what the tasks need once. Each child is still a process of its
+// own, in a session of its own, supervised as a cold one (its pipes, its
+// session killed on cancel, its exit status reported by the zygote); a
+// zygote that dies takes its children with it (their tries are retried),
+// and while it is down tasks start cold.
+//
 // # Stop
 //
 // Stop stops pulling, lets running tasks finish for GracePeriod, then kills

@@ -21,8 +21,8 @@ const maxLineDefault = 64 << 10
 
 // proc is a task's process, leader of its own process group.
 type proc struct {
-	cmd       *exec.Cmd
 	pgid      int
+	forked    bool // a child of a prefork zygote
 	grace     time.Duration
 	termGrace time.Duration // when set (by terminateFor), replaces grace
 	stateFile string
@@ -42,10 +42,13 @@ type proc struct {
 // with its stdout and stderr lines given to output ("stdout" or "stderr", the
 // line).
 func (w *Worker) startProcess(argv, env []string, dir string, output func(stream, line string), tiID string) (*proc, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	return w.startProcessVia(nil, argv, env, dir, output, tiID)
+}
+
+// startProcessVia is startProcess in a child of zygote z when z is not nil
+// and takes argv (prefork.go); while z is down, or when it fails to fork,
+// the process starts cold and output says so.
+func (w *Worker) startProcessVia(z *zygote, argv, env []string, dir string, output func(stream, line string), tiID string) (*proc, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -56,8 +59,37 @@ func (w *Worker) startProcess(argv, env []string, dir string, output func(stream
 		outW.Close()
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	err = cmd.Start()
+	var (
+		pid    int
+		wait   func() error
+		forked bool
+	)
+	if z != nil && z.accepts(argv) {
+		var ch *zchild
+		stdin, serr := os.Open(os.DevNull)
+		if serr == nil {
+			ch, pid, serr = z.spawn(argv, env, dir, [3]*os.File{stdin, outW, errW})
+			stdin.Close()
+		}
+		if serr == nil {
+			wait, forked = ch.wait, true
+			z.log.Debug("task process forked", "ti_id", tiID, "pid", pid)
+		} else {
+			z.log.Warn("prefork: starting the task cold", "ti_id", tiID, "err", serr)
+			output("worker", "prefork: starting the task process cold: "+serr.Error())
+		}
+	}
+	if !forked {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = env
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.Stdout, cmd.Stderr = outW, errW
+		err = cmd.Start()
+		if err == nil {
+			pid, wait = cmd.Process.Pid, cmd.Wait
+		}
+	}
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -65,7 +97,7 @@ func (w *Worker) startProcess(argv, env []string, dir string, output func(stream
 		errR.Close()
 		return nil, err
 	}
-	p := &proc{cmd: cmd, pgid: cmd.Process.Pid, grace: w.cfg.KillGrace, stderr: &tail{max: 2048},
+	p := &proc{pgid: pid, forked: forked, grace: w.cfg.KillGrace, stderr: &tail{max: 2048},
 		done: make(chan struct{}), term: make(chan struct{})}
 	p.stateFile = w.recordProcess(p.pgid, tiID)
 
@@ -93,8 +125,9 @@ func (w *Worker) startProcess(argv, env []string, dir string, output func(stream
 	}()
 	go func() {
 		defer p.wg.Done()
-		p.exitErr = cmd.Wait()
-		// Whatever the task left in its group or session dies with it.
+		p.exitErr = wait()
+		// Whatever the task left in its group or session dies with it (by
+		// session only: the reaped pid may be reused).
 		killTree(p.pgid, syscall.SIGKILL)
 		rd := make(chan struct{})
 		go func() {
@@ -146,7 +179,7 @@ func (p *proc) killer() {
 		return
 	case <-p.term:
 	}
-	killTree(p.pgid, syscall.SIGTERM)
+	p.kill(syscall.SIGTERM)
 	grace := p.grace
 	if p.termGrace > 0 {
 		grace = p.termGrace // written before term was closed
@@ -156,7 +189,17 @@ func (p *proc) killer() {
 	select {
 	case <-p.done:
 	case <-t.C:
-		killTree(p.pgid, syscall.SIGKILL)
+		p.kill(syscall.SIGKILL)
+	}
+}
+
+// kill sends sig to the process's group and session; a forked process
+// may not have made its session yet (the zygote answers right after the
+// fork), so it gets sig by pid too.
+func (p *proc) kill(sig syscall.Signal) {
+	killTree(p.pgid, sig)
+	if p.forked {
+		_ = syscall.Kill(p.pgid, sig)
 	}
 }
 
@@ -187,6 +230,10 @@ func (p *proc) exitCode() int {
 	if errors.As(p.exitErr, &ee) {
 		return ee.ExitCode()
 	}
+	var fe *forkExit
+	if errors.As(p.exitErr, &fe) {
+		return fe.ws.ExitStatus()
+	}
 	return -1
 }
 
@@ -199,6 +246,13 @@ func (p *proc) exitStatus() string {
 			return "killed by signal " + ws.Signal().String()
 		}
 		return fmt.Sprintf("exit code %d", ee.ExitCode())
+	}
+	var fe *forkExit
+	if errors.As(p.exitErr, &fe) {
+		if fe.ws.Signaled() {
+			return "killed by signal " + fe.ws.Signal().String()
+		}
+		return fmt.Sprintf("exit code %d", fe.ws.ExitStatus())
 	}
 	if p.exitErr != nil {
 		return p.exitErr.Error()

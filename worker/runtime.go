@@ -44,7 +44,7 @@ func (j *job) runSDK(ctx context.Context) outcome {
 	if j.rt.Airflow != nil {
 		env = append(env, j.rt.Airflow.env()...)
 	}
-	p, err := j.w.startProcess(argv, env, j.rt.Dir, j.tl.output, j.ti.ID)
+	p, err := j.w.startProcessVia(j.zyg, argv, env, j.rt.Dir, j.tl.output, j.ti.ID)
 	if err != nil {
 		return retry("start runtime: %v", err)
 	}

@@ -42,6 +42,16 @@ import (
 //	    python: .venv-airflow/bin/python   # default python3
 //	    dags_folder: /srv/dags      # required
 //	    env: {AIRFLOW_HOME: /srv/airflow}
+//	    prefork: {}                 # fork each task from a zygote that imported Airflow's runner (Prefork)
+//	  airflow-executor:
+//	    runtime: command            # the TaskwireExecutor's workloads: python3 -m taskwire_airflow.run
+//	    prefork:
+//	      python: /srv/venv-airflow/bin/python
+//	      preload: [taskwire_airflow.run:preload, taskwire.airflow_runtime:preload]   # "module" or "module:function"
+//	      modules: [taskwire_airflow.run]           # python -m commands run forked
+//	      env: {AIRFLOW_HOME: /srv/airflow}
+//	      restart_delay: 1s         # first wait before a restart; doubles up to 30s
+//	      ready_timeout: 2m         # bound of the zygote's imports
 //
 //	services:                     # helper processes beside the tasks (Service)
 //	  airflow-forkserver:
@@ -112,6 +122,37 @@ type runtimeYAML struct {
 	// runtime: airflow
 	Python     string `yaml:"python"`
 	DagsFolder string `yaml:"dags_folder"`
+	// runtime: airflow or command
+	Prefork *preforkYAML `yaml:"prefork"`
+}
+
+type preforkYAML struct {
+	Python       string            `yaml:"python"`
+	Preload      []string          `yaml:"preload"`
+	Modules      []string          `yaml:"modules"`
+	Env          map[string]string `yaml:"env"`
+	Dir          string            `yaml:"dir"`
+	RestartDelay string            `yaml:"restart_delay"`
+	ReadyTimeout string            `yaml:"ready_timeout"`
+}
+
+func (y *preforkYAML) prefork() (*Prefork, error) {
+	if y == nil {
+		return nil, nil
+	}
+	p := &Prefork{Python: y.Python, Preload: y.Preload, Modules: y.Modules, Env: y.Env, Dir: y.Dir}
+	var err error
+	if y.RestartDelay != "" {
+		if p.RestartDelay, err = time.ParseDuration(y.RestartDelay); err != nil {
+			return nil, fmt.Errorf("prefork: restart_delay: %w", err)
+		}
+	}
+	if y.ReadyTimeout != "" {
+		if p.ReadyTimeout, err = time.ParseDuration(y.ReadyTimeout); err != nil {
+			return nil, fmt.Errorf("prefork: ready_timeout: %w", err)
+		}
+	}
+	return p, p.validate()
 }
 
 type warmYAML struct {
@@ -213,6 +254,13 @@ func (y runtimeYAML) runtime() (Runtime, error) {
 	if y.Runtime != "airflow" && (y.Python != "" || y.DagsFolder != "") {
 		return Runtime{}, errors.New("python and dags_folder are for runtime: airflow")
 	}
+	pf, err := y.Prefork.prefork()
+	if err != nil {
+		return Runtime{}, err
+	}
+	if pf != nil && y.Runtime != "airflow" && y.Runtime != "command" {
+		return Runtime{}, errors.New("prefork is for runtime: airflow and runtime: command (an SDK runtime serves many tasks with warm instead)")
+	}
 	switch y.Runtime {
 	case "airflow":
 		if len(argv) > 0 || y.Codec != "" || y.Warm != nil {
@@ -222,12 +270,15 @@ func (y runtimeYAML) runtime() (Runtime, error) {
 			return Runtime{}, errors.New("runtime: airflow needs dags_folder")
 		}
 		return Runtime{Command: AirflowCommand(y.Python), Env: y.Env, Dir: y.Dir, Socket: y.Socket,
-			Airflow: &AirflowRuntime{Python: y.Python, DagsFolder: y.DagsFolder}}, nil
+			Airflow: &AirflowRuntime{Python: y.Python, DagsFolder: y.DagsFolder}, Prefork: pf}, nil
 	case "command":
 		if len(argv) > 0 || y.Codec != "" || len(y.Env) > 0 || y.Dir != "" || y.Socket != "" || y.Warm != nil {
 			return Runtime{}, errors.New("runtime: command takes no command, codec, env, dir, socket or warm (the activity names the executable)")
 		}
-		return Runtime{}, nil
+		if pf != nil && len(pf.Modules) == 0 {
+			return Runtime{}, errors.New("prefork of runtime: command needs modules (the python -m modules whose commands run forked)")
+		}
+		return Runtime{Prefork: pf}, nil
 	case "", "sdk":
 	default:
 		return Runtime{}, fmt.Errorf("runtime %q: want command, airflow, or sdk (the default) with a command", y.Runtime)

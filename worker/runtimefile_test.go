@@ -31,6 +31,16 @@ queues:
     python: /venv/bin/python
     dags_folder: /srv/dags
     env: {AIRFLOW_HOME: /srv/airflow}
+    prefork: {}
+  executor:
+    runtime: command
+    prefork:
+      python: /venv/bin/python
+      preload: [taskwire_airflow.run:preload]
+      modules: [taskwire_airflow.run]
+      env: {AIRFLOW_HOME: /srv/airflow}
+      restart_delay: 2s
+      ready_timeout: 5m
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +53,10 @@ queues:
 		"warm": {Command: []string{"./gotasks"}, Warm: &Warm{Processes: 2, TasksPerProcess: 4, MaxTasks: 1000,
 			MaxRSS: 512 << 20, IdleTimeout: 10 * time.Minute}},
 		"airflow": {Command: []string{"/venv/bin/python", "-m", "taskwire.airflow_runtime"}, Env: map[string]string{"AIRFLOW_HOME": "/srv/airflow"},
-			Airflow: &AirflowRuntime{Python: "/venv/bin/python", DagsFolder: "/srv/dags"}},
+			Airflow: &AirflowRuntime{Python: "/venv/bin/python", DagsFolder: "/srv/dags"}, Prefork: &Prefork{}},
+		"executor": {Prefork: &Prefork{Python: "/venv/bin/python", Preload: []string{"taskwire_airflow.run:preload"},
+			Modules: []string{"taskwire_airflow.run"}, Env: map[string]string{"AIRFLOW_HOME": "/srv/airflow"},
+			RestartDelay: 2 * time.Second, ReadyTimeout: 5 * time.Minute}},
 	}
 	if !reflect.DeepEqual(f.Queues, want) {
 		t.Errorf("got %+v\nwant %+v", f.Queues, want)
@@ -69,6 +82,11 @@ func TestParseRuntimeFileRefuses(t *testing.T) {
 		{"airflow command", "queues:\n  q:\n    runtime: airflow\n    dags_folder: /d\n    command: x\n", "takes no command"},
 		{"airflow warm", "queues:\n  q:\n    runtime: airflow\n    dags_folder: /d\n    warm: {processes: 1}\n", "takes no command"},
 		{"python elsewhere", "queues:\n  q:\n    command: x\n    python: p\n", "runtime: airflow"},
+		{"prefork sdk", "queues:\n  q:\n    command: x\n    prefork: {}\n", "prefork is for"},
+		{"prefork command no modules", "queues:\n  q:\n    runtime: command\n    prefork: {}\n", "needs modules"},
+		{"prefork bad delay", "queues:\n  q:\n    runtime: command\n    prefork: {modules: [m], restart_delay: 1}\n", "restart_delay"},
+		{"prefork bad module", "queues:\n  q:\n    runtime: command\n    prefork: {modules: [a b]}\n", "bad module"},
+		{"prefork unknown", "queues:\n  q:\n    runtime: command\n    prefork: {modules: [m], preloads: [x]}\n", "preloads"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseRuntimeFile([]byte(tc.yaml))

@@ -65,6 +65,8 @@ type job struct {
 	dagRun *activity.DagRun
 	// pool is the queue's warm processes, nil in cold mode.
 	pool *warmPool
+	// zyg is the queue's prefork zygote, nil without prefork.
+	zyg *zygote
 	// shouldRetry says whether a failure of this try is retried (the
 	// executor's answer to …/run), for runtimes that decide it themselves.
 	shouldRetry bool
@@ -109,7 +111,7 @@ func (j *job) runCommand(ctx context.Context) outcome {
 		deferFile = file
 		extra = append(renv, envDeferFile+"="+file)
 	}
-	p, err := j.w.startProcess(j.entry.Command, j.processEnv(false, extra), "", j.tl.output, j.ti.ID)
+	p, err := j.w.startProcessVia(j.zyg, j.entry.Command, j.processEnv(false, extra), "", j.tl.output, j.ti.ID)
 	if err != nil {
 		return retry("start command: %v", err)
 	}
@@ -224,7 +226,7 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		params = []byte("{}")
 	}
 	j := &job{
-		w: w, log: log, tl: tl, rt: w.cfg.Runtimes[q], entry: et.Entrypoint, ti: ti, tc: tc, pool: w.pools[q],
+		w: w, log: log, tl: tl, rt: w.cfg.Runtimes[q], entry: et.Entrypoint, ti: ti, tc: tc, pool: w.pools[q], zyg: w.zygotes[q],
 		env: append(append(tiEnv(ti, q),
 			"TASKWIRE_MAX_TRIES="+strconv.Itoa(rr.MaxTries),
 			"TASKWIRE_PARAMS="+string(params)), dagRunEnv(et.DagRun)...),

@@ -57,6 +57,8 @@ type Worker struct {
 	qm map[string]*queueMetrics // per-queue metrics, read-only after New
 
 	pools map[string]*warmPool // warm queues' processes, read-only after New
+	// zygotes are the prefork queues' zygotes, read-only after New.
+	zygotes map[string]*zygote
 	// services are the Services' runners, set by Start, stopped by Stop.
 	services []*serviceRunner
 
@@ -106,10 +108,14 @@ func New(cfg Config) (*Worker, error) {
 		api:        newAPIReach(),
 		regKick:    make(chan struct{}, 1),
 		pools:      map[string]*warmPool{},
+		zygotes:    map[string]*zygote{},
 	}
 	for q, rt := range cfg.Runtimes {
 		if rt.sdk() && rt.Warm != nil {
 			w.pools[q] = newWarmPool(w, q, rt)
+		}
+		if rt.Prefork != nil {
+			w.zygotes[q] = newZygote(w, q, rt)
 		}
 	}
 	return w, nil
@@ -186,6 +192,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker registry: %w", err)
 	}
 	w.startServices()
+	for _, z := range w.zygotes {
+		z.start()
+	}
 	for q, pool := range w.pools {
 		if err := pool.start(); err != nil {
 			w.log.Error("start warm runtimes; they are started again when a task needs one", "queue", q, "err", err)
@@ -274,6 +283,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.taskCancel(errShutdown)
 	for _, pool := range w.pools {
 		pool.stop()
+	}
+	for _, z := range w.zygotes {
+		z.stop()
 	}
 	w.stopServices()
 	w.hardCancel()

@@ -44,6 +44,13 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		Records: cfg.Records, RecordsOnly: cfg.RecordsOnly,
 		DagOnly: cfg.DagOnly, DagRounds: cfg.DagRounds, TaskBin: filepath.Base(cfg.TaskBin),
 	}}
+	if cfg.Airflow != "" {
+		if r.Airflow, err = airflowPhase(ctx, cfg, filepath.Join(dir, "airflow"), prog); err != nil {
+			return nil, fmt.Errorf("airflow phase: %w", err)
+		}
+		r.Seconds = time.Since(began).Seconds()
+		return r, nil
+	}
 	if len(cfg.Fleet) > 0 {
 		if r.Fleet, err = fleets(ctx, cfg, dir, prog); err != nil {
 			return nil, err

@@ -354,3 +354,19 @@ func TestTracker(t *testing.T) {
 		t.Errorf("wait after stop = %v, want errTrackerStopped", err)
 	}
 }
+
+func TestWriteAirflowReport(t *testing.T) {
+	t.Parallel()
+	r := &Report{Airflow: &AirflowStart{Tasks: 10, Prefork: Latency{N: 10, P50: 250, P99: 400}, Cold: Latency{N: 10, P50: 12900, P99: 19800},
+		PythonSDK: &Latency{N: 10, P50: 281, P99: 400}, BareAirflowPython: Latency{P50: 21}, ImportTaskRunner: Latency{P50: 9900},
+		ZygoteReadyS: 11.5, LoadAverage: "24.1 22.0 20.3"}}
+	var table bytes.Buffer
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"load average 24.1 22.0 20.3", "with prefork", "250 ms", "12.90 s", "51.60×", "1.12×", "11.5 s"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+}

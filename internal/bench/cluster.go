@@ -55,6 +55,8 @@ type cluster struct {
 	// The warm Python and Java runtimes' programs, under the run's
 	// directory; "" when the run has no such runtime.
 	pyScript, javaSource string
+	// The Airflow phase's DAG folder and AIRFLOW_HOME (airflow.go).
+	airflowDags, airflowHome string
 }
 
 // startCluster starts the cluster, its data under dir; on error, what was
@@ -193,6 +195,25 @@ func (c *cluster) startWorker(ctx context.Context, cfg Config, id string, queues
 	if slices.Contains(queues, queueJavaWarm) {
 		runtimes[queueJavaWarm] = worker.Runtime{Command: []string{"java", "-XX:+UseSerialGC", "-cp", cfg.JavaSDKJar, c.javaSource,
 			"--comm", worker.PlaceholderCommAddr, "--logs", worker.PlaceholderLogsAddr}, Codec: protocol.CodecJSON, Warm: warm}
+	}
+	if slices.Contains(queues, queuePyCold) {
+		runtimes[queuePyCold] = worker.Runtime{Command: []string{cfg.Python, c.pyScript, "--comm", worker.PlaceholderCommAddr,
+			"--logs", worker.PlaceholderLogsAddr}, Env: pyEnv}
+	}
+	for _, q := range []string{queueAirflowCold, queueAirflowPrefork} {
+		if !slices.Contains(queues, q) {
+			continue
+		}
+		env := map[string]string{"AIRFLOW_HOME": c.airflowHome, "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PYTHONDONTWRITEBYTECODE": "1"}
+		if cfg.PythonPath != "" {
+			env["PYTHONPATH"] = cfg.PythonPath
+		}
+		rt := worker.Runtime{Command: worker.AirflowCommand(cfg.Airflow), Env: env,
+			Airflow: &worker.AirflowRuntime{Python: cfg.Airflow, DagsFolder: c.airflowDags}}
+		if q == queueAirflowPrefork {
+			rt.Prefork = &worker.Prefork{}
+		}
+		runtimes[q] = rt
 	}
 	concurrency := cfg.Concurrency
 	if slices.Contains(queues, queueSleepers) {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/taskwire/taskwire/internal/benchtask"
@@ -122,6 +124,13 @@ type Config struct {
 	// JavaSDKJar, when set, is the Java SDK's jar with which the warm phase
 	// also runs Java SDK tasks (java on $PATH).
 	JavaSDKJar string
+	// Airflow, when set, is the python of a venv with the pinned Airflow
+	// and the taskwire Python SDK (.venv-airflow/bin/python): the Airflow
+	// phase (airflow.go) runs, alone.
+	Airflow string
+	// AirflowTasks is the number of tasks of each Airflow phase row;
+	// default 10.
+	AirflowTasks int
 	// Sleepers, when > 0, runs the sleepers phase: that many async def
 	// Python tasks, each awaiting SleepFor, at once on one worker (needs
 	// Python).
@@ -178,6 +187,14 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Airflow != "" && strings.Contains(c.Airflow, "/") {
+		if abs, err := filepath.Abs(c.Airflow); err == nil {
+			c.Airflow = abs
+		}
+	}
+	if c.AirflowTasks == 0 {
+		c.AirflowTasks = 10
+	}
 	if c.SleepFor == 0 {
 		c.SleepFor = 5 * time.Second
 	}
@@ -226,6 +243,9 @@ func (c Config) validate() error {
 		if n < 1 {
 			return fmt.Errorf("%w: timers %d: want at least 1", ErrConfig, n)
 		}
+	}
+	if c.AirflowTasks < 0 {
+		return fmt.Errorf("%w: airflow tasks %d: want non-negative", ErrConfig, c.AirflowTasks)
 	}
 	if c.Sleepers < 0 || c.SleepFor < 0 {
 		return fmt.Errorf("%w: sleepers %d for %s: want non-negative", ErrConfig, c.Sleepers, c.SleepFor)

@@ -36,8 +36,10 @@ type Report struct {
 	Fleet []Fleet `json:"fleet,omitempty"`
 	// Records is the records phase at each size (bench --records).
 	Records []Records `json:"records,omitempty"`
-	Ratios  Ratios    `json:"ratios"`
-	Targets []Target  `json:"targets"`
+	// Airflow is the Airflow phase (bench --airflow), run alone.
+	Airflow *AirflowStart `json:"airflow,omitempty"`
+	Ratios  Ratios        `json:"ratios"`
+	Targets []Target      `json:"targets"`
 	// Seconds is the whole run, cluster start and stop included.
 	Seconds float64 `json:"seconds"`
 }
@@ -240,6 +242,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "taskwire bench: %d CPUs, %s/%s, %s; embedded NATS, executor, workers × slots %d × %d, triggerer, all in one process\n",
 		r.Machine.CPUs, r.Machine.OS, r.Machine.Arch, r.Machine.Go, c.Workers, c.Concurrency)
 	fmt.Fprintf(&b, "task processes: %s\nrun took %.1fs\n\n", c.TaskBin, r.Seconds)
+	if a := r.Airflow; a != nil {
+		if err := a.writeTable(&b); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	if c.FleetOnly || c.RecordsOnly {
 		if len(r.Fleet) > 0 {
 			if err := r.writeFleet(&b); err != nil {

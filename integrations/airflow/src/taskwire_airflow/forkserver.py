@@ -98,21 +98,9 @@ def _child(conn: socket.socket, env: dict[str, str], fds: list[int]) -> None:
 def serve(path: str) -> None:
     # What every workload needs, imported once (seconds of CPU each time
     # otherwise).
-    from pydantic import TypeAdapter  # noqa: F401
+    from taskwire_airflow.run import preload
 
-    import airflow.executors.base_executor  # noqa: F401
-    import airflow.executors.workloads  # noqa: F401
-    import airflow.sdk.execution_time.supervisor  # noqa: F401
-    import airflow.sdk.execution_time.task_runner  # noqa: F401
-    import airflow.sdk.log  # noqa: F401
-    from airflow.sdk.api import client as api_client
-    from taskwire_airflow.run import workload_adapter
-
-    workload_adapter()
-    # The Execution API client's TLS context (certifi's CAs: tens of
-    # milliseconds to load), cached by the Task SDK: built here, every
-    # child has it.
-    api_client.Client._get_ssl_context_cached(api_client.API_SSL_CA_FILE_PATH, api_client.API_SSL_CERT_PATH)
+    preload()
 
     # What is loaded now moves out of the collector's reach: a child's
     # collections then do not write to (so copy) the pages it shares with

@@ -88,6 +88,27 @@ def run_in_process() -> int:
     return exit_code(int(rc or 0), final.get("state"))
 
 
+def preload() -> None:
+    """What every workload needs, imported once by a process that forks
+    the workloads' processes: the fork server, or a taskwire worker's
+    prefork zygote (worker.yaml ``prefork: {preload:
+    [taskwire_airflow.run:preload], modules: [taskwire_airflow.run]}``)."""
+    from pydantic import TypeAdapter  # noqa: F401
+
+    import airflow.executors.base_executor  # noqa: F401
+    import airflow.executors.workloads  # noqa: F401
+    import airflow.sdk.execution_time.supervisor  # noqa: F401
+    import airflow.sdk.execution_time.task_runner  # noqa: F401
+    import airflow.sdk.log  # noqa: F401
+    from airflow.sdk.api import client as api_client
+
+    workload_adapter()
+    # The Execution API client's TLS context (certifi's CAs: tens of
+    # milliseconds to load), cached by the Task SDK: built here, every
+    # child has it.
+    api_client.Client._get_ssl_context_cached(api_client.API_SSL_CA_FILE_PATH, api_client.API_SSL_CERT_PATH)
+
+
 _adapter = None
 
 

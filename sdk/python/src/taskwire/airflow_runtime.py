@@ -56,5 +56,91 @@ def main() -> None:
     task_runner.main()
 
 
+def preload() -> None:
+    """What a prefork zygote of the airflow runtime imports before it forks
+    (worker.yaml ``prefork``; taskwire.prefork): Airflow's task runner and
+    what it imports as it runs a task (the DAG bag that parses the DAG file,
+    Airflow's models and serialization, logging, the standard provider's
+    operators, sensors and triggers), which every task process would
+    otherwise import again: seconds of CPU. The list comes from the
+    zygote's TASKWIRE_PREFORK_TRACE output (modules a child imported after
+    the fork); one the installed version lacks is skipped."""
+    import importlib
+
+    import airflow.sdk  # noqa: F401
+    import airflow.sdk.execution_time.task_runner  # noqa: F401
+    import airflow.sdk.log  # noqa: F401
+
+    for name in _PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+_PRELOAD = (
+    # the runner's startup: the DAG bag, the bundle, the models
+    "airflow.dag_processing.dagbag",
+    "airflow.dag_processing.bundles.local",
+    "airflow.dag_processing.importers.python_importer",
+    "airflow.serialization.serialized_objects",
+    "airflow.models.dag",
+    "airflow.models.dagrun",
+    "airflow.models.taskinstance",
+    "airflow.models.xcom",
+    "airflow.models.taskmap",
+    "airflow.plugins_manager",
+    "airflow.listeners.listener",
+    "airflow.executors.workloads",
+    "airflow.api_fastapi.execution_api.datamodels.taskinstance",
+    "airflow.assets.manager",
+    "airflow.callbacks.callback_requests",
+    "airflow.ti_deps.dependencies_deps",
+    "airflow.timetables.interval",
+    "airflow.timetables.simple",
+    "airflow.triggers.base",
+    "airflow.triggers.temporal",
+    "airflow.triggers.file",
+    "airflow.triggers.external_task",
+    # logging as the shim configures it
+    "airflow.sdk._shared.logging.structlog",
+    "airflow.sdk._shared.logging.remote",
+    "airflow.sdk._shared.logging.factory",
+    "airflow.version",
+    # the Task SDK's definitions a DAG file uses
+    "airflow.sdk.bases.decorator",
+    "airflow.sdk.bases.sensor",
+    "airflow.sdk.definitions.dag",
+    "airflow.sdk.definitions.decorators",
+    "airflow.sdk.definitions.decorators.task_group",
+    "airflow.sdk.definitions.decorators.setup_teardown",
+    "airflow.sdk.definitions.timetables.interval",
+    "airflow.sdk.definitions.timetables.trigger",
+    "airflow.sdk.definitions.timetables.events",
+    "airflow.sdk.execution_time.context",
+    "airflow.sdk.definitions.asset.metadata",
+    "airflow.sdk.definitions.connection",
+    # the standard provider
+    "airflow.providers.standard.operators.python",
+    "airflow.providers.standard.operators.bash",
+    "airflow.providers.standard.operators.empty",
+    "airflow.providers.standard.decorators.python",
+    "airflow.providers.standard.sensors.date_time",
+    "airflow.providers.standard.sensors.time_delta",
+    "airflow.providers.standard.triggers.temporal",
+    # third-party modules they import lazily
+    "jinja2.ext",
+    "dill",
+    "croniter",
+    "cron_descriptor",
+    "setproctitle",
+    "tabulate",
+    "multiprocessing",
+    "getpass",
+    "termios",
+    "encodings.idna",
+)
+
+
 if __name__ == "__main__":
     main()

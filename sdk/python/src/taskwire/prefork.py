@@ -1,0 +1,281 @@
+"""taskwire's pre-forking runtime process (the "zygote") of a worker queue.
+
+A taskwire worker whose queue has ``prefork`` in worker.yaml starts
+``python -m taskwire.prefork`` once, with a SOCK_SEQPACKET unix socket on
+file descriptor 3 and the modules to import in TASKWIRE_PREFORK_PRELOAD (a
+JSON list of "module" or "module:function", the function called with no
+argument once the module is imported). The zygote imports them, freezes
+what it loaded out of the garbage collector's reach (gc.freeze, so that the
+children's collections do not copy the pages they share with it) and says
+``{"ready": pid}``. Then, for each request
+
+    {"id": N, "argv": [python, "-m", module, args...], "env": {...}, "cwd": "..."}
+
+with the task's stdin, stdout and stderr attached (SCM_RIGHTS), it forks a
+child that starts a session of its own, takes those descriptors, the
+environment and the working directory, and runs ``module`` as ``python -m``
+would (runpy, as __main__, with sys.argv); it answers ``{"id": N, "pid":
+P}`` (or ``{"id": N, "error": "..."}``), and ``{"id": N, "exit": STATUS}``
+(the raw wait status) when it reaped the child.
+
+The worker supervises each child as a process of its own: it kills the
+child's session on cancel or timeout, reads its output, and takes the exit
+status from here. The child dies with the zygote (PR_SET_PDEATHSIG); when
+the worker's end of the socket closes (the worker stopped or died) or the
+zygote gets SIGTERM, the zygote kills every child's session and exits.
+
+Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import gc
+import importlib
+import io
+import json
+import os
+import runpy
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+import warnings
+from typing import Any, Callable, NoReturn
+
+CONTROL_FD = 3
+PRELOAD_ENV = "TASKWIRE_PREFORK_PRELOAD"
+MAX_MESSAGE = 4 << 20
+#: TASKWIRE_PREFORK_TRACE=1 in the zygote's environment (prefork.env): each
+#: child prints, as it exits, its time and the modules it imported after the
+#: fork (candidates for preload).
+_TRACE = bool(os.environ.get("TASKWIRE_PREFORK_TRACE"))
+_PR_SET_PDEATHSIG = 1
+
+
+def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
+    try:
+        ctl.send(json.dumps(msg).encode())
+    except OSError:
+        pass  # the worker is gone: the loop sees it on its next read
+
+
+def _recv(ctl: socket.socket) -> tuple[bytes, list[int]]:
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = ctl.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(16 * fds.itemsize))
+    for level, typ, cdata in ancdata:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds.frombytes(cdata[: len(cdata) - (len(cdata) % fds.itemsize)])
+    return data, list(fds)
+
+
+def _session_members(sid: int) -> list[int]:
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == sid:
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 3 and fields[3] == str(sid):
+            pids.append(int(name))
+    return pids
+
+
+def _kill_sessions(pids: list[int]) -> None:
+    for pid in pids:
+        for target in (-pid, pid, *_session_members(pid)):
+            try:
+                os.kill(target, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _preload(specs: list[str]) -> None:
+    for spec in specs:
+        mod, _, fn = spec.partition(":")
+        m = importlib.import_module(mod)
+        if fn:
+            getattr(m, fn)()
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _child(req: dict[str, Any], fds: list[int], parent: int, libc: Any, close: list[int]) -> NoReturn:
+    """Become the task: never returns."""
+    code = 1
+    trace: Callable[[], None] | None = None
+    try:
+        os.setsid()
+        if libc is not None:
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(137)  # the zygote died between fork and prctl
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for fd in close:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        for target, fd in zip((0, 1, 2), fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        env = req.get("env") or {}
+        os.environ.clear()
+        os.environ.update(env)
+        if req.get("cwd"):
+            os.chdir(req["cwd"])
+        if env.get("PYTHONUNBUFFERED"):
+            for s in (sys.stdout, sys.stderr):
+                if isinstance(s, io.TextIOWrapper):
+                    s.reconfigure(line_buffering=True)
+        argv = req["argv"]
+        if len(argv) < 3 or argv[1] != "-m":
+            raise ValueError(f"argv {argv!r}: want [python, -m, module, args...]")
+        sys.argv = [argv[0], *argv[3:]]
+        if _TRACE:
+            before, began = set(sys.modules), time.monotonic()
+
+            def trace() -> None:
+                new = sorted(set(sys.modules) - before)
+                print(
+                    f"taskwire.prefork: {time.monotonic() - began:.3f}s in the child; {len(new)} modules imported"
+                    f" after the fork (candidates for preload): {' '.join(new)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        # A preloaded module run as __main__ is expected here.
+        warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package", category=RuntimeWarning)
+        try:
+            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as e:
+            code = _exit_code(e.code)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    try:
+        if trace is not None:
+            trace()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def serve(ctl: socket.socket) -> None:
+    try:
+        _preload(json.loads(os.environ.pop(PRELOAD_ENV, "") or "[]") or [])
+    except BaseException as e:
+        traceback.print_exc()
+        _send(ctl, {"error": f"preload: {e!r}"})
+        sys.exit(1)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        libc = None
+
+    rd, wr = os.pipe()
+    os.set_blocking(rd, False)
+    os.set_blocking(wr, False)
+    signal.set_wakeup_fd(wr)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: dict[int, int] = {}  # pid → request id
+
+    zygote = os.getpid()
+
+    def stop(*_: object) -> None:
+        if os.getpid() != zygote:
+            os._exit(143)  # a child not yet past its signal reset: only itself
+        _kill_sessions(list(children))
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    gc.collect()
+    gc.freeze()
+    _send(ctl, {"ready": zygote})
+    while True:
+        try:
+            ready, _, _ = select.select([ctl.fileno(), rd], [], [])
+        except InterruptedError:
+            continue
+        if rd in ready:
+            try:
+                while os.read(rd, 512):
+                    pass
+            except BlockingIOError:
+                pass
+            while children:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                rid = children.pop(pid, None)
+                if rid is not None:
+                    _send(ctl, {"id": rid, "exit": status})
+        if ctl.fileno() in ready:
+            try:
+                data, fds = _recv(ctl)
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                stop()  # the worker is gone
+            try:
+                req = json.loads(data)
+                rid = req["id"]
+            except Exception as e:
+                print(f"taskwire.prefork: bad request: {e!r}", file=sys.stderr, flush=True)
+                for fd in fds:
+                    os.close(fd)
+                continue
+            if len(fds) != 3:
+                _send(ctl, {"id": rid, "error": f"want 3 descriptors (stdin, stdout, stderr), got {len(fds)}"})
+                for fd in fds:
+                    os.close(fd)
+                continue
+            sys.stdout.flush()
+            sys.stderr.flush()
+            try:
+                pid = os.fork()
+            except OSError as e:
+                _send(ctl, {"id": rid, "error": f"fork: {e}"})
+                pid = -1
+            if pid == 0:
+                _child(req, fds, zygote, libc, [ctl.fileno(), rd, wr])
+            for fd in fds:
+                os.close(fd)
+            if pid > 0:
+                children[pid] = rid
+                _send(ctl, {"id": rid, "pid": pid})
+
+
+def main() -> None:
+    try:
+        ctl = socket.socket(fileno=CONTROL_FD)
+    except OSError as e:
+        sys.exit(f"taskwire.prefork: no control socket on fd {CONTROL_FD} ({e}): started by a taskwire worker only")
+    serve(ctl)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/internal/testbin"
+)
+
+// preforkRuntime is the command runtime with a zygote whose module is the
+// test task module pftask (testdata/prefork).
+func preforkRuntime(t *testing.T) Runtime {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Runtime{Prefork: &Prefork{Python: testbin.Python(t), Preload: []string{"json"}, Modules: []string{"pftask"},
+		Env: map[string]string{"PYTHONPATH": filepath.Join(root, "sdk", "python", "src") + string(os.PathListSeparator) +
+			filepath.Join(root, "worker", "testdata", "prefork"), "PYTHONDONTWRITEBYTECODE": "1"},
+		RestartDelay: 50 * time.Millisecond}}
+}
+
+func preforkHarness(t *testing.T) (*harness, *zygote) {
+	t.Helper()
+	h := newHarness(t, func(c *Config) {
+		c.Queues = []string{"pf"}
+		c.Runtimes = map[string]Runtime{"pf": preforkRuntime(t)}
+	})
+	z := h.w.zygotes["pf"]
+	testbin.Eventually(t, waitTimeout, "zygote ready", func() bool { return z.current() != nil })
+	return h, z
+}
+
+func (z *zygote) currentPid() int {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.cur == nil {
+		return 0
+	}
+	return z.pid
+}
+
+var startedLine = regexp.MustCompile(`started pid=(\d+) ppid=(\d+) sid=(\d+) cwd=(\S*) env=(\S*)`)
+
+// started waits for task id's "started" line: its pid, parent and session.
+func (h *harness) started(id string) (pid, ppid, sid int) {
+	h.t.Helper()
+	testbin.Eventually(h.t, waitTimeout, id+" started", func() bool {
+		for _, r := range h.logsOf(id) {
+			if m := startedLine.FindStringSubmatch(fmt.Sprint(r["event"])); m != nil {
+				pid, _ = strconv.Atoi(m[1])
+				ppid, _ = strconv.Atoi(m[2])
+				sid, _ = strconv.Atoi(m[3])
+				return true
+			}
+		}
+		return false
+	})
+	return pid, ppid, sid
+}
+
+func pf(args ...string) activity.Entrypoint {
+	return activity.Entrypoint{Command: append([]string{"python3", "-m", "pftask"}, args...), Env: map[string]string{"PFTEST": "yes"}}
+}
+
+func TestPreforkRunsTasksForked(t *testing.T) {
+	t.Parallel()
+	h, z := preforkHarness(t)
+	zpid := z.currentPid()
+	h.execute("ti-pf-ok", "pf", pf("noop"), fakeTI{}, nil)
+	wantState(t, h.waitState("ti-pf-ok"), activity.StateSuccess, "")
+	pid, ppid, sid := h.started("ti-pf-ok")
+	if ppid != zpid || sid != pid {
+		t.Errorf("task pid %d ppid %d sid %d; want a child of the zygote %d leading its own session", pid, ppid, sid, zpid)
+	}
+	if !h.findLog("ti-pf-ok", event("stdout", "env=yes")) {
+		t.Errorf("the task's environment did not reach the child: %v", h.logsOf("ti-pf-ok"))
+	}
+
+	h.execute("ti-pf-exit", "pf", pf("exit", "3"), fakeTI{}, nil)
+	wantState(t, h.waitState("ti-pf-exit"), activity.StateUpForRetry, "exit code 3")
+	h.waitLog("ti-pf-exit", "stderr", event("stderr", "failing"))
+
+	h.execute("ti-pf-raise", "pf", pf("raise"), fakeTI{}, nil)
+	wantState(t, h.waitState("ti-pf-raise"), activity.StateUpForRetry, "exit code 1")
+	h.waitLog("ti-pf-raise", "traceback", event("stderr", "RuntimeError: boom from pftask"))
+
+	// A command that is not python -m of one of its modules starts cold.
+	h.execute("ti-pf-cold", "pf", activity.Entrypoint{Command: []string{"sh", "-c", "echo started pid=$$ ppid=$PPID sid=0 cwd=x env=x"}}, fakeTI{}, nil)
+	wantState(t, h.waitState("ti-pf-cold"), activity.StateSuccess, "")
+	if _, ppid, _ := h.started("ti-pf-cold"); ppid == zpid {
+		t.Errorf("a shell command ran in the zygote")
+	}
+}
+
+func TestPreforkTaskKilled(t *testing.T) {
+	t.Parallel()
+	h, _ := preforkHarness(t)
+	h.execute("ti-pf-kill", "pf", pf("block"), fakeTI{}, nil)
+	pid, _, _ := h.started("ti-pf-kill")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, h.waitState("ti-pf-kill"), activity.StateUpForRetry, "killed by signal killed")
+}
+
+func TestPreforkCancelKillsSession(t *testing.T) {
+	t.Parallel()
+	h, z := preforkHarness(t)
+	file := filepath.Join(t.TempDir(), "grandchild")
+	// (A timeout long enough for the task to write its grandchild's pid on
+	// a loaded machine.)
+	h.execute("ti-pf-cancel", "pf", pf("family", file), fakeTI{},
+		func(et *activity.ExecuteTask) { et.ExecutionTimeout = activity.Duration(8 * time.Second) })
+	pid, ppid, _ := h.started("ti-pf-cancel")
+	if ppid != z.currentPid() {
+		t.Fatalf("task's parent %d is not the zygote %d", ppid, z.currentPid())
+	}
+	gc := pidFromFile(t, file)
+	wantState(t, h.waitState("ti-pf-cancel"), activity.StateUpForRetry, "execution timeout after 8s")
+	testbin.Eventually(t, waitTimeout, "task and grandchild gone", func() bool { return !testbin.Alive(pid) && !testbin.Alive(gc) })
+}
+
+func TestPreforkZygoteKilledFailsTasksAndRestarts(t *testing.T) {
+	t.Parallel()
+	h, z := preforkHarness(t)
+	zpid := z.currentPid()
+	dir := t.TempDir()
+	var pids, gcs []int
+	for i, id := range []string{"ti-pf-z1", "ti-pf-z2"} {
+		file := filepath.Join(dir, fmt.Sprint(i))
+		h.execute(id, "pf", pf("family", file), fakeTI{}, nil)
+		pid, _, _ := h.started(id)
+		pids = append(pids, pid)
+		gcs = append(gcs, pidFromFile(t, file))
+	}
+	if err := syscall.Kill(zpid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"ti-pf-z1", "ti-pf-z2"} {
+		wantState(t, h.waitState(id), activity.StateUpForRetry, "prefork zygote died")
+	}
+	testbin.Eventually(t, waitTimeout, "the tasks' processes gone", func() bool {
+		for _, p := range append(pids, gcs...) {
+			if testbin.Alive(p) {
+				return false
+			}
+		}
+		return true
+	})
+	// Back, with a new zygote; a task started meanwhile ran cold.
+	testbin.Eventually(t, waitTimeout, "zygote restarted", func() bool { p := z.currentPid(); return p != 0 && p != zpid })
+	h.execute("ti-pf-after", "pf", pf("noop"), fakeTI{}, nil)
+	wantState(t, h.waitState("ti-pf-after"), activity.StateSuccess, "")
+	if _, ppid, _ := h.started("ti-pf-after"); ppid != z.currentPid() {
+		t.Errorf("task after the restart: parent %d, want the new zygote %d", ppid, z.currentPid())
+	}
+}
+
+func TestPreforkColdWhileDown(t *testing.T) {
+	t.Parallel()
+	rt := preforkRuntime(t)
+	rt.Prefork.Preload = []string{"no_such_module_pf"} // never ready
+	rt.Prefork.RestartDelay = time.Hour
+	h := newHarness(t, func(c *Config) {
+		c.Queues = []string{"pf"}
+		c.Runtimes = map[string]Runtime{"pf": rt}
+	})
+	// Cold, it runs as the command says, with the task's environment only.
+	ep := pf("noop")
+	ep.Command[0] = rt.Prefork.Python
+	ep.Env["PYTHONPATH"] = rt.Prefork.Env["PYTHONPATH"]
+	h.execute("ti-pf-down", "pf", ep, fakeTI{}, nil)
+	wantState(t, h.waitState("ti-pf-down"), activity.StateSuccess, "")
+	h.waitLog("ti-pf-down", "cold start line", event("worker", "prefork: starting the task process cold"))
+}
+
+// TestPreforkWorkerKilled runs a worker-side zygote in a helper process (this
+// test binary, see preforkHelper), SIGKILLs that process and checks that the
+// zygote, its task and the task's grandchild die.
+func TestPreforkWorkerKilled(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "grandchild")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPreforkHelper$")
+	rt := preforkRuntime(t)
+	cmd.Env = append(os.Environ(), "TASKWIRE_PREFORK_HELPER="+file, "PF_PYTHON="+rt.Prefork.Python, "PF_PYTHONPATH="+rt.Prefork.Env["PYTHONPATH"])
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var zpid, pid int
+	buf := make([]byte, 4096)
+	var got string
+	testbin.Eventually(t, 2*waitTimeout, "helper's pids", func() bool {
+		n, _ := out.Read(buf)
+		got += string(buf[:n])
+		_, err := fmt.Sscanf(got, "zygote=%d task=%d\n", &zpid, &pid)
+		return err == nil
+	})
+	gc := pidFromFile(t, file)
+	for _, p := range []int{zpid, pid, gc} {
+		if !testbin.Alive(p) {
+			t.Fatalf("process %d not running before the kill", p)
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	testbin.Eventually(t, waitTimeout, "zygote, task and grandchild gone", func() bool {
+		return !testbin.Alive(zpid) && !testbin.Alive(pid) && !testbin.Alive(gc)
+	})
+}
+
+// TestPreforkHelper is TestPreforkWorkerKilled's worker: it runs only in the
+// helper process.
+func TestPreforkHelper(t *testing.T) {
+	file := os.Getenv("TASKWIRE_PREFORK_HELPER")
+	if file == "" {
+		t.Skip("helper of TestPreforkWorkerKilled")
+	}
+	w := &Worker{log: slog.New(slog.NewTextHandler(os.Stderr, nil)), cfg: Config{KillGrace: time.Second}}
+	z := newZygote(w, "pf", Runtime{Prefork: &Prefork{Python: os.Getenv("PF_PYTHON"), Modules: []string{"pftask"},
+		Env: map[string]string{"PYTHONPATH": os.Getenv("PF_PYTHONPATH")}}})
+	z.start()
+	defer z.stop()
+	deadline := time.Now().Add(time.Minute)
+	for z.current() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	_, pid, err := z.spawn([]string{"python3", "-m", "pftask", "family", file}, os.Environ(), "", [3]*os.File{null, null, null})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("zygote=%d task=%d\n", z.currentPid(), pid)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	<-ctx.Done()
+}

@@ -11,11 +11,12 @@
 // not use are given back when the request expires (Config.FetchMaxWait). So
 // nothing is pulled without a slot to run it, and nothing waits on a timer.
 // With fewer slots than queues, a queue may wait up to FetchMaxWait for a
-// pull of another to give its slot back. A pull ends when the server
-// expires it, never by the client giving up first, so no message reaches a
-// worker that stopped listening (it would sit unacknowledged for the
-// consumer's AckWait); Stop lets the pulls under way end that way (at most
-// FetchMaxWait) and Naks what they still deliver.
+// pull of another to give its slot back. All of a queue's pulls answer to
+// one subscription that lives as long as the pull loop (queue.Puller): a
+// message the server delivers to a pull the worker no longer waits for (one
+// it gave up on, or that Stop ended) still reaches the worker, which hands
+// it to the pull under way or gives it back at once with a Nak; it never
+// sits unacknowledged until the consumer's AckWait.
 //
 // # Hand-off
 //

@@ -38,7 +38,8 @@ const pullDrainTimeout = 5 * time.Second
 // client no longer waits for is handed to the pull under way, or, when
 // none is (or it is full), given back at once with a Nak.
 //
-// One Fetch at a time; Close ends it. Create it with [Client.ActivityPuller].
+// One Fetch at a time. Create it with [Client.ActivityPuller] or
+// [Client.TriggerPuller]; Close it once no Fetch is under way.
 type Puller struct {
 	nc      *nats.Conn
 	subject string // the consumer's next-message API subject
@@ -67,6 +68,12 @@ func (c *Client) ActivityPuller(queue string) (*Puller, error) {
 		return nil, fmt.Errorf("activity puller: %w", err)
 	}
 	return c.puller(StreamActivities, ActivityConsumerName(queue))
+}
+
+// TriggerPuller returns a Puller of the triggerers' consumer (see
+// [Client.TriggerConsumer]).
+func (c *Client) TriggerPuller() (*Puller, error) {
+	return c.puller(StreamTriggers, TriggerConsumerName)
 }
 
 func (c *Client) puller(stream, consumer string) (*Puller, error) {

@@ -142,7 +142,12 @@ func (tr *Triggerer) Start(ctx context.Context) error {
 	if err := tr.beat(ctx); err != nil {
 		return fail(err)
 	}
-	cons, err := tr.q.TriggerConsumer(ctx)
+	if _, err := tr.q.TriggerConsumer(ctx); err != nil {
+		return fail(fmt.Errorf("triggerer: %w", err))
+	}
+	// One subscription for every pull (see queue.Puller): no trigger
+	// delivered to a pull this triggerer gave up on waits for the ack wait.
+	puller, err := tr.q.TriggerPuller()
 	if err != nil {
 		return fail(fmt.Errorf("triggerer: %w", err))
 	}
@@ -156,7 +161,10 @@ func (tr *Triggerer) Start(ctx context.Context) error {
 	tr.wg.Add(2)
 	go func() {
 		defer tr.wg.Done()
-		tr.pullLoop(runCtx, cons)
+		tr.pullLoop(runCtx, puller)
+		if err := puller.Close(); err != nil {
+			tr.log.Warn("close trigger puller", "err", err)
+		}
 	}()
 	go func() {
 		defer tr.wg.Done()

@@ -112,15 +112,17 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 		got, err := c.count(activity.StateSuccess)
 		return err == nil && got >= n/3
 	})
+	// The bucket's leader, once one leads it (a moment may have none: an
+	// election under way on a busy machine).
 	victim := -1
-	for i, s := range nc3.Servers {
-		if s.JetStreamIsStreamLeader("$G", "KV_"+queue.BucketTaskInstances) {
-			victim = i
+	testbin.Eventually(t, 10*time.Second, "a server to lead the task_instances bucket", func() bool {
+		for i, s := range nc3.Servers {
+			if s.JetStreamIsStreamLeader("$G", "KV_"+queue.BucketTaskInstances) {
+				victim = i
+			}
 		}
-	}
-	if victim < 0 {
-		t.Fatal("no server leads the task_instances bucket")
-	}
+		return victim >= 0
+	})
 	done, _ := c.count(activity.StateSuccess)
 	natstest.Stop(nc3.Servers[victim])
 	killed := time.Now()
@@ -146,21 +148,25 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
+	// The info requests wait out a stream or consumer whose leader is
+	// still being elected on the two servers left.
 	for _, name := range []string{queue.StreamActivities, queue.StreamTriggers, queue.StreamEvents, "KV_" + queue.BucketTaskInstances} {
-		s, err := js.Stream(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var s jetstream.Stream
+		testbin.Eventually(t, 10*time.Second, "the info of stream "+name, func() bool {
+			s, err = js.Stream(ctx, name)
+			return err == nil
+		})
 		if r := s.CachedInfo().Config.Replicas; r != 3 {
 			t.Errorf("stream %s has %d replicas, want 3", name, r)
 		}
 	}
-	cons, err := js.Consumer(ctx, queue.StreamActivities, queue.ActivityConsumerName("default"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var cons jetstream.Consumer
+	testbin.Eventually(t, 10*time.Second, "the info of queue default's consumer", func() bool {
+		cons, err = js.Consumer(ctx, queue.StreamActivities, queue.ActivityConsumerName("default"))
+		return err == nil
+	})
 	if r := cons.CachedInfo().Config.Replicas; r != 3 && r != 0 {
 		t.Errorf("consumer of queue default has %d replicas, want 3", r)
 	}

@@ -56,6 +56,20 @@ func TestRegistryAndDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	testbin.Eventually(t, waitTimeout, "entry draining", func() bool { return h.w.Draining() && entry().State == activity.MemberDraining })
+	// The worker read its drain request without a consumer of its own: a
+	// stream allows 1,000 consumers, and 1,000 workers watching their drain
+	// keys took them all (issue 17, item 5).
+	st, err := h.qc.JetStream().Stream(context.Background(), "KV_"+queue.BucketWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Consumers; n != 0 {
+		t.Errorf("workers bucket: %d consumers, want none", n)
+	}
 	h.execute("ti-after", "default", activity.Entrypoint{Command: []string{"true"}}, fakeTI{}, nil)
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)

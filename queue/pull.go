@@ -5,59 +5,67 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 )
 
-// pullGiveUpMargin is how long past its expiry a pull waits for the
-// server's word that it ended (a 408, a 404) before it ends anyway, as
-// after a reconnect, when the server has forgotten the request.
-const pullGiveUpMargin = 2 * time.Second
+// A pull ends on the server's word (a 408 at its expiry, a 404, a 409),
+// or when its batch is full, never on a client-side timer, except two
+// backstops: a reconnect, after which the server has forgotten the
+// request, and pullBackstop past its expiry, for a status that never came.
+const (
+	pullBackstop       = 30 * time.Second
+	pullReconnectCheck = 500 * time.Millisecond
+)
 
-// pullDrainTimeout bounds Close's wait for the deliveries under way.
+// pullDrainTimeout bounds Close's wait for the pulls' subscriptions to
+// drain.
 const pullDrainTimeout = 5 * time.Second
 
-// Puller pulls from one durable consumer through one subscription that it
-// keeps for its whole life, so that no delivery is ever lost on the
-// client's side.
+// Puller pulls from one durable consumer without ever losing a delivery
+// on the client's side.
 //
 // nats.go's Fetch subscribes a fresh inbox per pull request and
 // unsubscribes when the client stops waiting: on its own timer (the
 // request's expiry plus one second, one second for a no-wait pull), on
-// missed heartbeats, or when the caller's context ends. When the server
-// is slow to take the request (its expiry clock starts when it takes it:
-// 1,000 workers pulling from one consumer), it may deliver a message to the
-// request after the client gave up: the message arrives for an inbox no
-// one reads (or waits in the fetch's buffer that no one drains), and stays
-// unacknowledged until the consumer's AckWait sends it again: a task that
-// starts 30 s late, once in some 16,000 (issue 17). Here every request
-// answers to the same subscription: a message delivered to a request the
-// client no longer waits for is handed to the pull under way, or, when
-// none is (or it is full), given back at once with a Nak.
+// missed heartbeats, or when the caller's context ends. A message the
+// server delivered to the request just before is dropped unread: in the
+// fetch's buffer that no one drains any more (when it races the timer),
+// or arriving before the server has processed the unsubscribe. When the
+// server is slow to take requests (its expiry clock starts when it takes
+// one: 1,000 workers pulling from one consumer), the client's timer runs
+// out first. The message stays unacknowledged until the consumer's
+// AckWait sends it again: a task that starts 30 s late, once in some
+// 16,000 (issue 17).
+//
+// A Puller's pull waits for the server's word that it ended, however late;
+// and a pull the caller gives up on (its context ended) is drained, not
+// dropped: its subscription ends on the server first, then every message
+// that was already on its way is given back at once with a Nak. Giving up
+// a pull ends its interest, so the server delivers nothing more to it (a
+// message given back to a request that the server still held would come
+// straight back to it, spending the activity's deliveries).
 //
 // One Fetch at a time. Create it with [Client.ActivityPuller] or
 // [Client.TriggerPuller]; Close it once no Fetch is under way.
 type Puller struct {
 	nc      *nats.Conn
 	subject string // the consumer's next-message API subject
-	inbox   string // requests reply to inbox.<n>
-	sub     *nats.Subscription
 
-	mu     sync.Mutex
-	cur    *pull // the Fetch under way, nil when none
-	closed bool
-
-	reqs uint64 // requests sent (the reply subject's last token)
+	mu       sync.Mutex
+	busy     bool
+	closed   bool
+	draining []<-chan nats.SubStatus // closed-status channels of the subscriptions draining
 }
 
-// pull is one Fetch's state, shared with the subscription's callback.
+// pull is one Fetch's state, shared with its subscription's callback.
 type pull struct {
-	reply  string
-	msgs   []*nats.Msg // user messages and this request's status, in order
-	signal chan struct{}
+	p        *Puller
+	msgs     []*nats.Msg // deliveries and statuses not yet read, in order
+	detached bool        // the Fetch is over: give back what comes
+	signal   chan struct{}
 }
 
 // ActivityPuller returns a Puller of queue's activity consumer (see
@@ -67,32 +75,17 @@ func (c *Client) ActivityPuller(queue string) (*Puller, error) {
 	if err := ValidQueueName(queue); err != nil {
 		return nil, fmt.Errorf("activity puller: %w", err)
 	}
-	return c.puller(StreamActivities, ActivityConsumerName(queue))
+	return c.puller(StreamActivities, ActivityConsumerName(queue)), nil
 }
 
 // TriggerPuller returns a Puller of the triggerers' consumer (see
 // [Client.TriggerConsumer]).
-func (c *Client) TriggerPuller() (*Puller, error) {
+func (c *Client) TriggerPuller() *Puller {
 	return c.puller(StreamTriggers, TriggerConsumerName)
 }
 
-func (c *Client) puller(stream, consumer string) (*Puller, error) {
-	p := &Puller{
-		nc:      c.nc,
-		subject: "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer,
-		inbox:   c.nc.NewInbox(),
-	}
-	sub, err := c.nc.Subscribe(p.inbox+".*", p.receive)
-	if err != nil {
-		return nil, fmt.Errorf("puller of %s: %w", consumer, err)
-	}
-	// The callback only appends: never drop a delivery as a slow consumer.
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("puller of %s: %w", consumer, err)
-	}
-	p.sub = sub
-	return p, nil
+func (c *Client) puller(stream, consumer string) *Puller {
+	return &Puller{nc: c.nc, subject: "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer}
 }
 
 // isStatus reports whether m is a status message of a pull (a 404, a 408,
@@ -101,27 +94,23 @@ func isStatus(m *nats.Msg) bool {
 	return len(m.Data) == 0 && m.Header.Get("Status") != ""
 }
 
-// receive is the subscription's callback: it hands a delivery to the
-// Fetch under way, and gives it back when there is none.
-func (p *Puller) receive(m *nats.Msg) {
-	status := isStatus(m)
-	p.mu.Lock()
-	cur := p.cur
-	if cur != nil && (!status || m.Subject == cur.reply) {
-		cur.msgs = append(cur.msgs, m)
-		p.mu.Unlock()
-		select {
-		case cur.signal <- struct{}{}:
-		default:
+// receive is the subscription's callback: it queues a message for the
+// Fetch, or gives it back once the Fetch is over.
+func (pl *pull) receive(m *nats.Msg) {
+	pl.p.mu.Lock()
+	if pl.detached {
+		pl.p.mu.Unlock()
+		if !isStatus(m) {
+			_ = m.Nak()
 		}
 		return
 	}
-	p.mu.Unlock()
-	if !status {
-		// Delivered to a request no Fetch waits for any more.
-		_ = m.Nak()
+	pl.msgs = append(pl.msgs, m)
+	pl.p.mu.Unlock()
+	select {
+	case pl.signal <- struct{}{}:
+	default:
 	}
-	// A status of an earlier request: it has ended, nothing to do.
 }
 
 // pullRequest is JetStream's next-message request.
@@ -132,50 +121,65 @@ type pullRequest struct {
 }
 
 // Fetch runs one pull request for up to n messages, waiting up to wait for
-// them on the server (0: only those there now). Range over the batch's All,
-// then check its Err; the pull ends when the server says so, when n
-// messages came, or when ctx ends. Deliveries that arrive for it after
-// that are given back (Nak) without delay.
+// them on the server (0: only those there now). Range over the batch's All
+// once, then check its Err. The pull ends when the server says so (however
+// late), when n messages came, or when ctx ends: then what was delivered
+// and not yielded is given back (Nak) at once.
 func (p *Puller) Fetch(ctx context.Context, n int, wait time.Duration) (*Batch, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("fetch: batch %d < 1", n)
 	}
-	req := pullRequest{Batch: n, Expires: wait, NoWait: wait <= 0}
-	if wait <= 0 {
-		req.Expires = 0
-	}
+	req := pullRequest{Batch: n, Expires: max(wait, 0), NoWait: wait <= 0}
 	data, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	p.reqs++
-	cur := &pull{reply: p.inbox + "." + strconv.FormatUint(p.reqs, 10), signal: make(chan struct{}, 1)}
 	p.mu.Lock()
-	if p.closed {
+	switch {
+	case p.closed:
 		p.mu.Unlock()
 		return nil, errors.New("fetch: puller closed")
-	}
-	if p.cur != nil {
+	case p.busy:
 		p.mu.Unlock()
 		return nil, errors.New("fetch: a pull is under way")
 	}
-	p.cur = cur
+	p.busy = true
 	p.mu.Unlock()
-	if err := p.nc.PublishRequest(p.subject, cur.reply, data); err != nil {
-		p.end(cur)
+	pl := &pull{p: p, signal: make(chan struct{}, 1)}
+	inbox := p.nc.NewInbox()
+	sub, err := p.nc.Subscribe(inbox, pl.receive)
+	if err == nil {
+		// The callback only appends: never drop a delivery as a slow
+		// consumer.
+		err = sub.SetPendingLimits(-1, -1)
+		if err == nil {
+			err = p.nc.PublishRequest(p.subject, inbox, data)
+		}
+		if err != nil {
+			p.end(pl, sub)
+		}
+	} else {
+		p.mu.Lock()
+		p.busy = false
+		p.mu.Unlock()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	b := &Batch{}
-	deadline := time.Now().Add(max(wait, 0) + pullGiveUpMargin)
+	deadline := time.Now().Add(max(wait, 0) + pullBackstop)
+	reconnects := p.nc.Stats().Reconnects
 	b.seq = func(yield func(Delivery) bool) {
-		defer p.end(cur)
+		defer p.end(pl, sub)
 		t := time.NewTimer(time.Until(deadline))
 		defer t.Stop()
+		check := time.NewTicker(pullReconnectCheck)
+		defer check.Stop()
 		got := 0
-		for got < n {
+		for ctx.Err() == nil {
 			p.mu.Lock()
-			msgs := cur.msgs
-			cur.msgs = nil
+			msgs := pl.msgs
+			pl.msgs = nil
 			p.mu.Unlock()
 			for i, m := range msgs {
 				if isStatus(m) {
@@ -183,46 +187,60 @@ func (p *Puller) Fetch(ctx context.Context, n int, wait time.Duration) (*Batch, 
 						continue // an idle heartbeat
 					}
 					b.err = statusErr(m)
-					p.giveBack(msgs[i+1:])
+					giveBack(msgs[i+1:])
 					return
 				}
 				got++
-				if !yield(Delivery{n: m}) {
-					p.giveBack(msgs[i+1:])
-					return
-				}
-				if got == n {
-					p.giveBack(msgs[i+1:])
+				if !yield(Delivery{n: m}) || got == n {
+					giveBack(msgs[i+1:])
 					return
 				}
 			}
 			select {
-			case <-cur.signal:
+			case <-pl.signal:
+			case <-check.C:
+				if p.nc.Stats().Reconnects != reconnects {
+					return // the server forgot the request
+				}
 			case <-t.C:
 				return
 			case <-ctx.Done():
-				return
 			}
 		}
 	}
 	return b, nil
 }
 
-// end detaches cur: what is delivered from now on is given back, and so
-// is what came for it and was not yielded.
-func (p *Puller) end(cur *pull) {
+// end detaches pl and drains its subscription: the server forgets the
+// request, and what was on its way is given back, as is what came and was
+// not yielded.
+func (p *Puller) end(pl *pull, sub *nats.Subscription) {
+	closed := sub.StatusChanged(nats.SubscriptionClosed)
 	p.mu.Lock()
-	rest := cur.msgs
-	cur.msgs = nil
-	if p.cur == cur {
-		p.cur = nil
+	rest := pl.msgs
+	pl.msgs = nil
+	pl.detached = true
+	p.busy = false
+	if err := sub.Drain(); err == nil {
+		p.draining = append(p.draining, closed)
 	}
+	// Forget the subscriptions done draining.
+	live := p.draining[:0]
+	for _, c := range p.draining {
+		select {
+		case <-c:
+		default:
+			live = append(live, c)
+		}
+	}
+	clear(p.draining[len(live):])
+	p.draining = live
 	p.mu.Unlock()
-	p.giveBack(rest)
+	giveBack(rest)
 }
 
 // giveBack Naks the deliveries among msgs.
-func (*Puller) giveBack(msgs []*nats.Msg) {
+func giveBack(msgs []*nats.Msg) {
 	for _, m := range msgs {
 		if !isStatus(m) {
 			_ = m.Nak()
@@ -243,25 +261,22 @@ func statusErr(m *nats.Msg) error {
 	}
 }
 
-// Close stops the Puller: it unsubscribes and waits (a moment at most) for
-// the deliveries already sent to it, which it gives back. Call it when no
-// Fetch is under way.
+// Close stops the Puller and waits (a moment at most) for its pulls'
+// subscriptions to finish draining. Call it when no Fetch is under way.
 func (p *Puller) Close() error {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
-	}
 	p.closed = true
+	draining := p.draining
+	p.draining = nil
 	p.mu.Unlock()
-	closed := p.sub.StatusChanged(nats.SubscriptionClosed)
-	if err := p.sub.Drain(); err != nil {
-		return fmt.Errorf("close puller: %w", err)
-	}
-	select {
-	case <-closed:
-	case <-time.After(pullDrainTimeout):
-		return errors.New("close puller: deliveries still draining")
+	t := time.NewTimer(pullDrainTimeout)
+	defer t.Stop()
+	for _, c := range draining {
+		select {
+		case <-c:
+		case <-t.C:
+			return errors.New("close puller: deliveries still draining")
+		}
 	}
 	return nil
 }

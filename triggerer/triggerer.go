@@ -145,12 +145,9 @@ func (tr *Triggerer) Start(ctx context.Context) error {
 	if _, err := tr.q.TriggerConsumer(ctx); err != nil {
 		return fail(fmt.Errorf("triggerer: %w", err))
 	}
-	// One subscription for every pull (see queue.Puller): no trigger
-	// delivered to a pull this triggerer gave up on waits for the ack wait.
-	puller, err := tr.q.TriggerPuller()
-	if err != nil {
-		return fail(fmt.Errorf("triggerer: %w", err))
-	}
+	// No trigger delivered to a pull this triggerer gave up on waits for
+	// the ack wait (see queue.Puller).
+	puller := tr.q.TriggerPuller()
 	for range tr.cfg.PublishWorkers {
 		tr.pubWG.Add(1)
 		go func() {

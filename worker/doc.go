@@ -11,12 +11,12 @@
 // not use are given back when the request expires (Config.FetchMaxWait). So
 // nothing is pulled without a slot to run it, and nothing waits on a timer.
 // With fewer slots than queues, a queue may wait up to FetchMaxWait for a
-// pull of another to give its slot back. All of a queue's pulls answer to
-// one subscription that lives as long as the pull loop (queue.Puller): a
-// message the server delivers to a pull the worker no longer waits for (one
-// it gave up on, or that Stop ended) still reaches the worker, which hands
-// it to the pull under way or gives it back at once with a Nak; it never
-// sits unacknowledged until the consumer's AckWait.
+// pull of another to give its slot back. A pull ends when the server says
+// so, however late (a busy server starts a pull's expiry when it takes
+// it), never on a client-side timer; one that Stop or a drain ends is
+// drained (queue.Puller): the server forgets it, and what was already on
+// its way is given back at once with a Nak, never left unacknowledged
+// until the consumer's AckWait.
 //
 // # Hand-off
 //

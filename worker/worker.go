@@ -337,21 +337,12 @@ func (w *Worker) pullLoop(q string, bell *queue.Bell) {
 	defer w.pullWG.Done()
 	ctx := w.pullCtx
 	log := w.log.With("queue", q)
-	// One subscription for all of q's pulls (see queue.Puller): a message
-	// delivered to a pull this worker no longer waits for is handed on or
-	// given back, not left unacknowledged until the ack wait.
-	var p *queue.Puller
-	for {
-		var err error
-		if p, err = w.cfg.Queue.ActivityPuller(q); err == nil {
-			break
-		}
-		log.Warn("activity puller", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
+	// A message delivered to a pull this worker gave up on is given back,
+	// not left unacknowledged until the ack wait (see queue.Puller).
+	p, err := w.cfg.Queue.ActivityPuller(q)
+	if err != nil {
+		log.Error("activity puller", "err", err) // cannot be: Config.validate checked the queue names
+		return
 	}
 	defer func() {
 		if err := p.Close(); err != nil {
@@ -448,9 +439,10 @@ func (w *Worker) closeBells() {
 // more for this consumer: fewer than n came, or the last said none were
 // pending after it; last is the highest stream sequence that came.
 //
-// When ctx ends (Stop), the pull ends at once: what is still delivered to
-// it is given back by the Puller (a Nak), so no activity waits for the ack
-// wait (see queue.Puller; nats.go's Fetch lost those deliveries).
+// The pull ends when the server says so, or at once when ctx ends (Stop,
+// a drain): what was delivered to it is then given back by the Puller (a
+// Nak), so no activity waits for the ack wait (see queue.Puller; nats.go's
+// Fetch dropped those deliveries).
 func (w *Worker) fetch(ctx context.Context, q string, p *queue.Puller, n int, wait time.Duration) (drained bool, last uint64, err error) {
 	batch, err := p.Fetch(ctx, n, wait)
 	if err != nil {

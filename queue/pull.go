@@ -156,7 +156,7 @@ func (p *Puller) Fetch(ctx context.Context, n int, wait time.Duration) (*Batch, 
 			err = p.nc.PublishRequest(p.subject, inbox, data)
 		}
 		if err != nil {
-			p.end(pl, sub)
+			p.end(pl, sub, false)
 		}
 	} else {
 		p.mu.Lock()
@@ -170,7 +170,8 @@ func (p *Puller) Fetch(ctx context.Context, n int, wait time.Duration) (*Batch, 
 	deadline := time.Now().Add(max(wait, 0) + pullBackstop)
 	reconnects := p.nc.Stats().Reconnects
 	b.seq = func(yield func(Delivery) bool) {
-		defer p.end(pl, sub)
+		over := false // the server ended the request, or its batch is full
+		defer func() { p.end(pl, sub, over) }()
 		t := time.NewTimer(time.Until(deadline))
 		defer t.Stop()
 		check := time.NewTicker(pullReconnectCheck)
@@ -186,12 +187,13 @@ func (p *Puller) Fetch(ctx context.Context, n int, wait time.Duration) (*Batch, 
 					if m.Header.Get("Status") == "100" {
 						continue // an idle heartbeat
 					}
-					b.err = statusErr(m)
+					b.err, over = statusErr(m), true
 					giveBack(msgs[i+1:])
 					return
 				}
 				got++
-				if !yield(Delivery{n: m}) || got == n {
+				over = got == n
+				if !yield(Delivery{n: m}) || over {
 					giveBack(msgs[i+1:])
 					return
 				}
@@ -211,17 +213,23 @@ func (p *Puller) Fetch(ctx context.Context, n int, wait time.Duration) (*Batch, 
 	return b, nil
 }
 
-// end detaches pl and drains its subscription: the server forgets the
-// request, and what was on its way is given back, as is what came and was
-// not yielded.
-func (p *Puller) end(pl *pull, sub *nats.Subscription) {
-	closed := sub.StatusChanged(nats.SubscriptionClosed)
+// end detaches pl and gives back what came and was not yielded. A request
+// that is over on the server (over) has nothing more on its way: its
+// subscription just ends. Another one is drained: the server forgets the
+// request, and what was already on its way is given back too.
+func (p *Puller) end(pl *pull, sub *nats.Subscription, over bool) {
+	var closed <-chan nats.SubStatus
+	if !over {
+		closed = sub.StatusChanged(nats.SubscriptionClosed)
+	}
 	p.mu.Lock()
 	rest := pl.msgs
 	pl.msgs = nil
 	pl.detached = true
 	p.busy = false
-	if err := sub.Drain(); err == nil {
+	if over {
+		_ = sub.Unsubscribe()
+	} else if err := sub.Drain(); err == nil {
 		p.draining = append(p.draining, closed)
 	}
 	// Forget the subscriptions done draining.

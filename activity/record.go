@@ -300,3 +300,94 @@ type Variable struct {
 	Value       string `json:"value"`
 	Description string `json:"description,omitempty"`
 }
+
+// Clone returns a deep copy of ti that shares no memory with it (a record
+// changed in place, e.g. by the executor's compare-and-set, leaves the
+// cached one alone), as a decode of ti.MarshalRecord() would, without the
+// JSON round trip. TestCloneSharesNothing walks every field, so a field
+// added to the record without a copy here fails it.
+func (ti *TaskInstance) Clone() *TaskInstance {
+	c := *ti
+	c.Entrypoint = ti.Entrypoint.clone()
+	c.Params = cloneJSONMap(ti.Params)
+	c.Callbacks = Callbacks{OnSuccess: ti.Callbacks.OnSuccess.clone(), OnFailure: ti.Callbacks.OnFailure.clone(),
+		OnRetry: ti.Callbacks.OnRetry.clone()}
+	if ti.DagRun != nil {
+		d := *ti.DagRun
+		d.Conf = cloneJSONMap(d.Conf)
+		c.DagRun = &d
+	}
+	c.NextKwargs = cloneJSONMap(ti.NextKwargs)
+	if ti.Trigger != nil {
+		t := *ti.Trigger
+		t.Kwargs = cloneJSONMap(t.Kwargs)
+		c.Trigger = &t
+	}
+	c.QueuedAt, c.StartDate, c.EndDate = cloneTime(ti.QueuedAt), cloneTime(ti.StartDate), cloneTime(ti.EndDate)
+	c.HeartbeatAt, c.RetryAt = cloneTime(ti.HeartbeatAt), cloneTime(ti.RetryAt)
+	if ti.Tries != nil {
+		c.Tries = make([]Try, len(ti.Tries))
+		for i, t := range ti.Tries {
+			t.StartDate, t.EndDate = cloneTime(t.StartDate), cloneTime(t.EndDate)
+			c.Tries[i] = t
+		}
+	}
+	return &c
+}
+
+func (e Entrypoint) clone() Entrypoint {
+	if e.Command != nil {
+		e.Command = append([]string(nil), e.Command...)
+	}
+	if e.Env != nil {
+		env := make(map[string]string, len(e.Env))
+		for k, v := range e.Env {
+			env[k] = v
+		}
+		e.Env = env
+	}
+	return e
+}
+
+func (cb *Callback) clone() *Callback {
+	if cb == nil {
+		return nil
+	}
+	c := *cb
+	c.Entrypoint = cb.Entrypoint.clone()
+	return &c
+}
+
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}
+
+// cloneJSONMap deep-copies a decoded JSON object (maps, slices, scalars).
+func cloneJSONMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = cloneJSON(v)
+	}
+	return c
+}
+
+func cloneJSON(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return cloneJSONMap(x)
+	case []any:
+		c := make([]any, len(x))
+		for i, e := range x {
+			c[i] = cloneJSON(e)
+		}
+		return c
+	}
+	return v
+}

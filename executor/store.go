@@ -423,25 +423,23 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 	// cache is behind, or fn refuses what may be a stale record, the
 	// authoritative path below decides.
 	if c, ok := s.cached(id); ok {
-		ti, err := activity.UnmarshalRecord(c.raw)
-		if err == nil {
-			err = fn(ti)
-			// errUnchanged or a refusal may come from a stale record: the
-			// authoritative path decides those.
-			if err == nil {
-				ti.UpdatedAt = time.Now().UTC()
-				b, merr := ti.MarshalRecord()
-				if merr != nil {
-					return nil, merr
-				}
-				rev, uerr := s.kv.Update(ctx, id, b, c.rev)
-				if uerr == nil {
-					s.remember(ti, b, rev, c.ti)
-					return ti, nil
-				}
-				if !queue.IsConflict(uerr) {
-					return nil, fmt.Errorf("update task instance %s: %w", id, uerr)
-				}
+		// A deep copy to change: the cached record stays as stored.
+		ti := c.ti.Clone()
+		// errUnchanged or a refusal may come from a stale record: the
+		// authoritative path decides those.
+		if err := fn(ti); err == nil {
+			ti.UpdatedAt = time.Now().UTC()
+			b, merr := ti.MarshalRecord()
+			if merr != nil {
+				return nil, merr
+			}
+			rev, uerr := s.kv.Update(ctx, id, b, c.rev)
+			if uerr == nil {
+				s.remember(ti, b, rev, c.ti)
+				return ti, nil
+			}
+			if !queue.IsConflict(uerr) {
+				return nil, fmt.Errorf("update task instance %s: %w", id, uerr)
 			}
 		}
 	}

@@ -133,12 +133,17 @@
 // with the try's own token, exactly as in cold mode, so per-task requests,
 // masking, heartbeats, deferral and final messages need nothing new. Once
 // the task's terminal message is answered, the runtime closes that
-// connection and opens another for the next task. Its logs go on a
-// connection of their own to the logs address, whose first line is a
-// protocol.LogStreamHeader naming the try (golden vector in
-// protocol/testdata/log_stream_header.jsonl); the runtime closes it before
-// it reports the outcome, and the worker flushes the try's log once it
-// ended. Stdout and stderr of a warm process belong to no task: they go to
+// connection and opens another for the next task. The logs of all the
+// process's tasks go on one connection to the logs address, whose first
+// line is protocol.LogMuxHeader ({"mux":true}); each following line is a
+// protocol.MuxLogLine, "ti_id TAB try_number TAB json-line", and a try's
+// empty line, written before the try reports its outcome, ends its lines
+// (golden vector protocol/testdata/log_stream_mux.txt); the worker flushes
+// the try's log once it ended. The Go, Python and Java SDKs do this; a
+// runtime may instead open a connection per task whose first line is a
+// protocol.LogStreamHeader naming the try (golden vector
+// protocol/testdata/log_stream_header.jsonl) and close it before it
+// reports the outcome: the worker reads both. Stdout and stderr of a warm process belong to no task: they go to
 // the worker's own log.
 //
 // Supervision, per task and per process:
@@ -162,9 +167,13 @@
 //     that ran nothing for IdleTimeout is ended and started again when a
 //     task needs one. No process is ended for idleness while a task waits
 //     for a slot (it may wait for a process that is still starting).
-//   - A process that exits by itself with status 0 is a runtime whose SDK
-//     does not serve warm mode (the Go, Python and Java SDKs do): it is
-//     logged at error level, naming the fix, each time it is replaced.
+//   - Start waits (at most HandshakeTimeout) for the first process of each
+//     warm queue to open a comm connection: one that ends before it does
+//     (a runtime whose SDK does not serve warm mode runs one try and
+//     exits; the Go, Python and Java SDKs do serve it) refuses the start
+//     with an ErrConfig naming the queue, the exit and the fix. Later, a
+//     process that exits by itself with status 0 is logged at error
+//     level, naming the fix, each time it is replaced.
 //
 // Worker.WarmCollector exports each warm queue's live processes, tasks
 // running, recycles by reason, crashes and kills.

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,6 +110,9 @@ type warmProc struct {
 	// logsDone is closed when acceptLogs has returned: every log stream the
 	// process opened has been read to its end.
 	logsDone chan struct{}
+	// dialed is closed when the process opened its first comm connection.
+	dialed     chan struct{}
+	dialedOnce sync.Once
 }
 
 // warmStream is the log stream of one task of a warm process.
@@ -138,6 +142,54 @@ func (wp *warmPool) start() error {
 		go wp.reapIdle()
 	}
 	return nil
+}
+
+// errNoWarm refuses a warm queue whose runtime does not serve warm mode.
+var errNoWarm = errors.New("warm runtime does not serve warm mode")
+
+// probe waits until a process of the pool opened a comm connection: a
+// runtime that ends before it does (an SDK without warm mode runs one try
+// and exits; a runtime that fails at start) refuses the worker's start
+// with errNoWarm, naming how it ended. A runtime still starting after
+// wait is let be (slow, not wrong).
+func (wp *warmPool) probe(ctx context.Context, wait time.Duration) error {
+	wp.mu.Lock()
+	var first *warmProc
+	for p := range wp.live {
+		first = p
+		break
+	}
+	wp.mu.Unlock()
+	if first == nil {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-first.dialed:
+		return nil
+	case <-first.p.done:
+		select {
+		case <-first.dialed:
+			return nil
+		default:
+		}
+		first.mu.Lock()
+		byWorker := first.retiring || first.killedWhy != ""
+		first.mu.Unlock()
+		if byWorker {
+			return nil // retired (idle, shutdown) or killed: nothing to judge
+		}
+		return fmt.Errorf("queue %s: %w: its process %d ended (%s) before it opened a comm connection; "+
+			"the Go, Python and Java SDKs serve warm mode (%s), a runtime without it runs one try and exits: "+
+			"remove warm: from the queue or fix the runtime (stderr tail: %q)",
+			wp.q, errNoWarm, first.p.pgid, first.p.exitStatus(), protocol.EnvWarmTasks, first.p.stderr.String())
+	case <-t.C:
+		wp.log.Warn("warm runtime has not opened a comm connection yet; starting anyway", "waited", wait)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ensure starts processes until Processes of them are live and not
@@ -188,10 +240,12 @@ func (wp *warmPool) spawnLocked() error {
 		"TASKWIRE_CODEC="+wp.rt.Codec.String(), "TASKWIRE_QUEUE="+wp.q,
 		protocol.EnvWarmTasks+"="+strconv.Itoa(wp.cfg.TasksPerProcess))
 	p := &warmProc{pool: wp, started: time.Now(), commLn: commLn, logsLn: logsLn, cleanup: cleanup,
-		idleSince: time.Now(), streams: map[string]*warmStream{}, logsDone: make(chan struct{})}
-	var plog *slog.Logger
+		idleSince: time.Now(), streams: map[string]*warmStream{}, logsDone: make(chan struct{}), dialed: make(chan struct{})}
+	// The process may print before startProcess returns its pid.
+	var plog atomic.Pointer[slog.Logger]
+	plog.Store(wp.log)
 	output := func(stream, line string) {
-		plog.Info("warm runtime output", "stream", stream, "line", line)
+		plog.Load().Info("warm runtime output", "stream", stream, "line", line)
 	}
 	pr, err := wp.w.startProcess(argv, env, wp.rt.Dir, output, "warm-"+wp.q)
 	if err != nil {
@@ -199,13 +253,13 @@ func (wp *warmPool) spawnLocked() error {
 		return fmt.Errorf("start warm runtime: %w", err)
 	}
 	p.p = pr
-	plog = wp.log.With("pid", pr.pgid)
+	plog.Store(wp.log.With("pid", pr.pgid))
 	wp.live[p] = true
 	wp.procs.Add(3)
 	go p.acceptComm()
 	go p.acceptLogs()
 	go p.watch()
-	plog.Debug("warm runtime started")
+	plog.Load().Debug("warm runtime started")
 	return nil
 }
 
@@ -217,6 +271,7 @@ func (p *warmProc) acceptComm() {
 		if err != nil {
 			return
 		}
+		p.dialedOnce.Do(func() { close(p.dialed) })
 		p.pool.idle <- warmConn{wp: p, c: c}
 	}
 }
@@ -253,6 +308,11 @@ func (p *warmProc) readStream(c net.Conn) {
 		p.pool.log.Warn("warm runtime log stream", "err", err)
 		return
 	}
+	if h.Mux {
+		_ = c.SetReadDeadline(time.Time{})
+		p.readMux(br)
+		return
+	}
 	p.mu.Lock()
 	s := p.streams[streamKey(h.TIID, h.TryNumber)]
 	if s != nil && s.seen {
@@ -271,6 +331,49 @@ func (p *warmProc) readStream(c net.Conn) {
 	readLines(br, func(line string) {
 		if strings.TrimSpace(line) != "" {
 			s.tl.task([]byte(line))
+		}
+	})
+}
+
+// readMux reads a multiplexed log connection (protocol.MuxLogLine): each
+// line goes to the log of the try it names; a try's empty line ends its
+// stream. Lines of a try not running here (over, or never) are dropped.
+func (p *warmProc) readMux(br *bufio.Reader) {
+	var (
+		lastKey string
+		last    *warmStream
+		warned  bool
+	)
+	readLines(br, func(line string) {
+		id, try, rec, err := protocol.ParseMuxLogLine([]byte(line))
+		if err != nil {
+			if !warned {
+				warned = true
+				p.pool.log.Warn("warm runtime mux log line", "err", err)
+			}
+			return
+		}
+		key := streamKey(id, try)
+		s := last
+		if key != lastKey || s == nil {
+			p.mu.Lock()
+			s = p.streams[key]
+			if s != nil {
+				s.seen = true
+			}
+			p.mu.Unlock()
+			lastKey, last = key, s
+		}
+		if s == nil {
+			return
+		}
+		if len(rec) == 0 {
+			s.end()
+			last = nil
+			return
+		}
+		if len(bytes.TrimSpace(rec)) > 0 {
+			s.tl.task(rec)
 		}
 	})
 }

@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/protocol"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // warmRuntimes are the SDKs with a warm mode: the same test tasks (noop,
@@ -351,4 +359,49 @@ func warmMetric(t *testing.T, w *Worker, name, reason string) float64 {
 	}
 	t.Fatalf("no metric %s{queue=warm,reason=%q}", name, reason)
 	return 0
+}
+
+// A warm queue whose runtime does not serve warm mode (it exits at once,
+// as a runtime without it does once its one try is over) is refused at
+// worker start, with an error that says so.
+func TestWarmRefusedWithoutWarmRuntime(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServer(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	qc, err := queue.New(ctx, nc, queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := execution.NewClient(execution.ClientConfig{URL: newFakeAPI(t).srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{Queue: qc, API: api, Queues: []string{"warm"}, Concurrency: 1,
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Runtimes: map[string]Runtime{"warm": {Command: []string{"sh", "-c", "echo one try only >&2"}, Warm: &Warm{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.Start(ctx)
+	if err == nil {
+		_ = w.Stop(ctx)
+		t.Fatal("worker started a warm queue whose runtime does not serve warm mode")
+	}
+	for _, want := range []string{"queue warm", "does not serve warm mode", protocol.EnvWarmTasks, "remove warm:", "one try only"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("start error %q does not say %q", err, want)
+		}
+	}
+	if !errors.Is(err, ErrConfig) {
+		t.Errorf("start error %v is not ErrConfig", err)
+	}
+	if err := w.Stop(ctx); err != nil {
+		t.Errorf("stop after a refused start: %v", err)
+	}
 }

@@ -191,6 +191,12 @@ func (w *Worker) Start(ctx context.Context) error {
 			w.log.Error("start warm runtimes; they are started again when a task needs one", "queue", q, "err", err)
 		}
 	}
+	for _, pool := range w.pools {
+		if err := pool.probe(ctx, w.cfg.HandshakeTimeout); err != nil {
+			_ = w.Stop(context.WithoutCancel(ctx))
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
 	for _, q := range w.cfg.Queues {
 		w.pullWG.Add(1)
 		go w.pullLoop(q, bells[q])

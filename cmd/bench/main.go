@@ -99,6 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Func("records", "comma-separated ascending numbers of finished task-instance records (e.g. 100000,1000000) an executor is started on, for its RSS and time to ready; none by default",
 		func(s string) (err error) { cfg.Records, err = parseInts(s); return err })
 	fs.BoolVar(&cfg.RecordsOnly, "records-only", false, "run the records phase alone")
+	fs.BoolVar(&cfg.SleepersOnly, "sleepers-only", false, "run the sleepers phase alone (needs --sleepers)")
 	fs.BoolVar(&cfg.DagOnly, "dag-only", false, "stop after the DAG-run phases (the raw limits, dispatch latency and flat command phase they are compared with run first)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
@@ -106,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	taskBin := fs.String("task-bin", "", "binary run as the task processes and Go SDK runtime: a path, \"self\" for this binary, or empty to build cmd/bench/taskbin")
 	python := fs.String("python", "", "python with which the warm phase runs Python SDK tasks (this checkout's sdk/python/src on its PYTHONPATH); default .venv/bin/python when it exists; \"none\" skips them")
 	javaJar := fs.String("java-sdk-jar", "", "Java SDK jar with which the warm phase runs Java SDK tasks; default sdk/java/target/taskwire-sdk.jar when it exists and java is on $PATH; \"none\" skips them")
-	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; two file descriptors each in the bench and in the runtime); none by default")
+	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; one file descriptor each in the bench and in the runtime); none by default")
 	fs.DurationVar(&cfg.SleepFor, "sleep-for", 5*time.Second, "each sleeper's wait")
 	logLevel := fs.String("log-level", "", "log the cluster's lines at this level and above on stderr (debug, info, warn, error); default none")
 	if err := fs.Parse(args); err != nil {

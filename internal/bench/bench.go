@@ -61,6 +61,10 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if err := runCluster(ctx, cfg, dir, prog, r); err != nil {
 		return nil, err
 	}
+	if cfg.SleepersOnly {
+		r.Seconds = time.Since(began).Seconds()
+		return r, nil
+	}
 	for i, n := range cfg.Timers {
 		if cfg.DagOnly {
 			break
@@ -108,6 +112,12 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 		done.Store(0)
 		prog.set(name, total, counter(&done))
 		return &done
+	}
+	if cfg.SleepersOnly {
+		if r.Warm.Sleepers, err = sleepers(ctx, c, cfg, dir, phase(fmt.Sprintf("%d sleeping Python tasks", cfg.Sleepers), cfg.Sleepers)); err != nil {
+			return fmt.Errorf("sleepers: %w", err)
+		}
+		return nil
 	}
 	n := cfg.Samples
 	if r.Raw.JetStreamRTT, err = rawJetStream(ctx, c.observer, n, phase("raw: JetStream RTT", n)); err != nil {

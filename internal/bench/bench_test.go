@@ -121,7 +121,8 @@ func TestConfig(t *testing.T) {
 		t.Errorf("defaults invalid: %v", err)
 	}
 	for _, bad := range []Config{{Tasks: -1}, {Workers: -2}, {Timers: []int{10, 0}}, {LateSpread: -time.Second}, {Sleepers: 10}, {Sleepers: -1, Python: "python3"},
-		{Records: []int{10, 5}}, {Records: []int{0}}, {RecordsOnly: true}} {
+		{Records: []int{10, 5}}, {Records: []int{0}}, {RecordsOnly: true}, {SleepersOnly: true, Python: "python3"},
+		{SleepersOnly: true, Sleepers: 10, Python: "python3", DagOnly: true}} {
 		if err := bad.WithDefaults().validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("validate(%+v) = %v, want ErrConfig", bad, err)
 		}

@@ -104,6 +104,8 @@ type Config struct {
 	Records []int
 	// RecordsOnly runs the records phase alone.
 	RecordsOnly bool
+	// SleepersOnly runs the sleepers phase alone (on a cluster of its own).
+	SleepersOnly bool
 	// DagOnly stops after the DAG-run phases (the raw limits, dispatch
 	// latency and flat command throughput they are compared with run
 	// first).
@@ -202,6 +204,9 @@ func (c Config) validate() error {
 		if n < 1 || i > 0 && n <= c.Records[i-1] {
 			return fmt.Errorf("%w: records %v: want ascending numbers of at least 1", ErrConfig, c.Records)
 		}
+	}
+	if c.SleepersOnly && (c.Sleepers == 0 || c.FleetOnly || c.RecordsOnly || c.DagOnly) {
+		return fmt.Errorf("%w: sleepers only needs --sleepers and no other -only flag", ErrConfig)
 	}
 	if c.RecordsOnly && len(c.Records) == 0 {
 		return fmt.Errorf("%w: records only, but no number of records", ErrConfig)

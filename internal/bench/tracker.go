@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -67,6 +68,15 @@ func startTracker(ctx context.Context, kv queue.Bucket) (*tracker, error) {
 					continue
 				}
 				if !e.IsPut() {
+					continue
+				}
+				// Two of a task's three writes are not terminal: read the
+				// state alone first (the bench's own CPU counts in the
+				// cluster's per task).
+				var st struct {
+					State activity.State `json:"state"`
+				}
+				if json.Unmarshal(e.Value(), &st) != nil || !st.State.Terminal() {
 					continue
 				}
 				if ti, err := activity.UnmarshalRecord(e.Value()); err == nil && ti.State.Terminal() {

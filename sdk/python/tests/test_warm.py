@@ -15,7 +15,7 @@ import os
 from fakeworker import REPO_ROOT, FakeWorker
 import taskwire
 from taskwire import protocol as P
-from taskwire.warm import log_stream_header, run_warm
+from taskwire.warm import LOG_MUX_HEADER, log_stream_header, mux_log_line, run_warm
 
 CODEC = P.MSGPACK
 
@@ -80,6 +80,9 @@ class FakeWarmWorker(object):
         self.logs.bind(("127.0.0.1", 0))
         self.logs.listen(64)
         self.streams = {}  # ti_id -> [log records]
+        self.ended = set()  # ti_ids whose lines all came
+        self.muxed = False
+        self.log_conns = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.log_thread = threading.Thread(target=self._serve_logs, daemon=True)
@@ -116,6 +119,8 @@ class FakeWarmWorker(object):
                 continue
             except OSError:
                 break
+            with self.lock:
+                self.log_conns += 1
             t = threading.Thread(target=self._read_stream, args=(c,), daemon=True)
             t.start()
             readers.append(t)
@@ -123,26 +128,39 @@ class FakeWarmWorker(object):
             t.join(5)
 
     def _read_stream(self, c):
+        """Read a log connection: one try's stream (a ti_id header) or the
+        process's multiplexed one ({"mux":true}, each line named by its try,
+        an empty one ending the try's lines)."""
         c.settimeout(30)
-        buf = b""
+        f = c.makefile("rb")
         try:
-            while True:
-                chunk = c.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
+            hdr = json.loads(f.readline())
+            if not hdr.get("mux"):
+                recs = [json.loads(l) for l in f.read().decode("utf-8").splitlines() if l.strip()]
+                with self.lock:
+                    self.streams.setdefault(hdr["ti_id"], []).extend(recs)
+                    self.ended.add(hdr["ti_id"])
+                return
+            with self.lock:
+                self.muxed = True
+            for raw in f:
+                ti_id, try_number, line = raw.rstrip(b"\n").split(b"\t", 2)
+                int(try_number)
+                with self.lock:
+                    recs = self.streams.setdefault(ti_id.decode("utf-8"), [])
+                    if line:
+                        recs.append(json.loads(line))
+                    else:
+                        self.ended.add(ti_id.decode("utf-8"))
         finally:
+            f.close()
             c.close()
-        lines = buf.decode("utf-8").splitlines()
-        hdr = json.loads(lines[0])
-        with self.lock:
-            self.streams.setdefault(hdr["ti_id"], []).extend(json.loads(l) for l in lines[1:] if l.strip())
 
     def events(self, ti_id, timeout=5):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
-                if ti_id in self.streams:
+                if ti_id in self.ended:
                     return [r["event"] for r in self.streams[ti_id]]
             time.sleep(0.01)
         raise AssertionError("no log stream for %s" % ti_id)
@@ -221,7 +239,7 @@ def make_app():
 
 
 class TestWarm(unittest.TestCase):
-    def test_tries_at_once_each_with_its_own_connection_and_log(self):
+    def test_tries_at_once_each_with_its_own_connection_and_log_lines(self):
         w = FakeWarmWorker(self, make_app(), slots=4)
         tries = [w.start("ti-a1", "async_api"), w.start("ti-s1", "sync_api"),
                  w.start("ti-g1", "gated"), w.start("ti-g2", "gated", {"open": True})]
@@ -237,6 +255,10 @@ class TestWarm(unittest.TestCase):
         self.assertEqual(w.events("ti-g2"), ["through ti-g2"])
         # The slots connect again for the next tries.
         self.assertEqual(w.start("ti-a2", "async_api").wait()["type"], "SucceedTask")
+        self.assertIn("async ti-a2 read value-of-ti-a2", w.events("ti-a2"))
+        # Every try's lines came on the process's one log connection.
+        self.assertTrue(w.muxed)
+        self.assertEqual(w.log_conns, 1)
 
     def test_cancel_one_among_several(self):
         w = FakeWarmWorker(self, make_app(), slots=3)
@@ -275,6 +297,14 @@ class TestLogStreamHeader(unittest.TestCase):
         with open(os.path.join(REPO_ROOT, "protocol", "testdata", "log_stream_header.jsonl"), "rb") as f:
             want = f.read()
         self.assertEqual(log_stream_header("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", 2), want)
+
+    def test_mux_golden_vector(self):
+        with open(os.path.join(REPO_ROOT, "protocol", "testdata", "log_stream_mux.txt"), "rb") as f:
+            want = f.read()
+        i = "0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a"
+        got = (LOG_MUX_HEADER + mux_log_line(i, 2, b'{"event":"hello","level":"info"}')
+               + mux_log_line("other", 1, b'{"event":"tab\\tinside","level":"warning"}') + mux_log_line(i, 2, b""))
+        self.assertEqual(got, want)
 
 
 class TestColdAsync(unittest.TestCase):

@@ -8,9 +8,12 @@ as the Go SDK's RunWarm does:
 - the try's requests and its terminal message travel on its slot's
   connection, with the unchanged task protocol (so each try's requests go
   with its own token, and its secrets are masked in its own log);
-- its log lines travel on a connection of their own to the logs address,
-  opened after StartupDetails and named by one header line
-  ``{"ti_id":…,"try_number":…}``, closed before the terminal message;
+- its log lines travel on the process's one log connection to the logs
+  address (header line ``{"mux":true}``), each line prefixed with the try's
+  ``ti_id<TAB>try_number<TAB>``; an empty line for the try ends its lines,
+  written before the terminal message (Go's protocol.MuxLogLine, golden
+  vector protocol/testdata/log_stream_mux.txt). One connection for every
+  try keeps thousands of concurrent tries at one descriptor each;
 - once the try has reported its outcome the slot closes its connection and
   dials again for the next try;
 - the worker cancels a try by half-closing its connection: an ``async def``
@@ -43,7 +46,7 @@ from .context import FAIL_METHOD, Context
 from .errors import APIError, Fail, TaskDeferred, WorkerGone
 from .log import JSONLineHandler, LogWriter
 
-__all__ = ["ENV_WARM_TASKS", "run_warm", "AsyncClient", "log_stream_header"]
+__all__ = ["ENV_WARM_TASKS", "run_warm", "AsyncClient", "log_stream_header", "LOG_MUX_HEADER", "mux_log_line"]
 
 # ENV_WARM_TASKS is the number of task slots of a warm runtime (Go's
 # protocol.EnvWarmTasks); the worker sets it in warm mode only.
@@ -56,6 +59,73 @@ sdk_log = logging.getLogger("taskwire.sdk")
 # The log writer of the try running in the current task or thread.
 _current_writer: contextvars.ContextVar[Optional[LogWriter]] = contextvars.ContextVar(
     "taskwire_log_writer", default=None)
+
+
+# LOG_MUX_HEADER is the header line of a multiplexed log connection (Go's
+# protocol.LogMuxHeader).
+LOG_MUX_HEADER = b'{"mux":true}\n'
+
+
+def mux_log_line(ti_id: str, try_number: int, line: bytes) -> bytes:
+    """One line of the multiplexed log connection (Go's protocol.MuxLogLine):
+    ``ti_id TAB try_number TAB line NEWLINE``; an empty line ends the try's
+    lines."""
+    return ti_id.encode("utf-8") + b"\t" + str(try_number).encode("ascii") + b"\t" + line + b"\n"
+
+
+class _MuxLog(object):
+    """The process's one log connection, shared by every try (thread-safe)."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.error: Optional[OSError] = None
+        self.lock = threading.Lock()
+
+    def send(self, data: bytes) -> bool:
+        with self.lock:
+            if self.error is not None:
+                return False
+            try:
+                self.sock.sendall(data)
+                return True
+            except OSError as e:
+                self.error = e
+                print("taskwire sdk: log connection failed, logs to stderr: %s" % e, file=sys.stderr)
+                return False
+
+    def close(self) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = OSError("closed")
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+
+class _TryLogWriter(LogWriter):
+    """A try's lines on the process's multiplexed log connection; stderr
+    (which the worker captures) once that fails."""
+
+    def __init__(self, mux: _MuxLog, ti_id: str, try_number: int) -> None:
+        super().__init__()
+        self.mux = mux
+        self.prefix = ti_id.encode("utf-8") + b"\t" + str(try_number).encode("ascii") + b"\t"
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        if isinstance(data, str):
+            data = data.encode("utf-8", "replace")
+        if not self.closed:
+            lines = [ln for ln in data.split(b"\n") if ln]
+            if not lines or self.mux.send(b"".join(self.prefix + ln + b"\n" for ln in lines)):
+                return
+        super().write(data)  # no socket: stderr
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.mux.send(self.prefix + b"\n")
 
 
 class _RoutingWriter(object):
@@ -217,7 +287,20 @@ class _Warm(object):
         self.loop = loop
         # Plain def tasks run in this pool; Context's awaitable methods too.
         loop.set_default_executor(self.pool)
-        results = await asyncio.gather(*(self.slot(i) for i in range(self.slots)), return_exceptions=True)
+        self.mux: Optional[_MuxLog] = None
+        if self.logs_addr:
+            try:
+                from .runtime import dial
+                sock = dial(self.logs_addr)
+                sock.sendall(LOG_MUX_HEADER)
+                self.mux = _MuxLog(sock)
+            except (OSError, ValueError) as e:
+                print("taskwire sdk: logs to stderr: %s" % e, file=sys.stderr)
+        try:
+            results = await asyncio.gather(*(self.slot(i) for i in range(self.slots)), return_exceptions=True)
+        finally:
+            if self.mux is not None:
+                self.mux.close()
         errs = [r for r in results if isinstance(r, BaseException)]
         if errs and len(errs) == len(results):
             raise errs[0]
@@ -320,19 +403,11 @@ class _Warm(object):
                 pass
 
     async def open_logs(self, startup: Mapping[str, Any]) -> LogWriter:
-        """The try's log stream, stderr when it cannot be opened."""
-        lw = LogWriter()
-        if not self.logs_addr:
-            return lw
-        try:
-            from .runtime import dial
-            sock = await self.loop.run_in_executor(None, dial, self.logs_addr)
-            sock.sendall(log_stream_header(startup["ti"]["id"], startup["ti"]["try_number"]))
-            lw.sock = sock
-        except (OSError, ValueError) as e:
-            lw.error = e if isinstance(e, OSError) else OSError(str(e))
-            print("taskwire sdk: logs to stderr: %s" % e, file=sys.stderr)
-        return lw
+        """The try's lines on the process's log connection, stderr when it
+        could not be opened."""
+        if self.mux is None:
+            return LogWriter()
+        return _TryLogWriter(self.mux, startup["ti"]["id"], startup["ti"]["try_number"])
 
 
 def log_stream_header(ti_id: str, try_number: int) -> bytes:

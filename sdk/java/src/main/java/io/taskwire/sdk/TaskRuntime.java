@@ -223,9 +223,10 @@ public final class TaskRuntime {
      * worker stops taking connections: slots threads each keep a comm
      * connection open to the worker at commAddr, wait on it for a try's
      * StartupDetails, run the try on that thread exactly as {@link #run}
-     * does, and connect again for the next one. Each try's log lines go on
-     * a connection of their own to logsAddr, named by a first line
-     * {@code {"ti_id":…,"try_number":…}}. The worker cancels a try by
+     * does, and connect again for the next one. Every try's log lines go on
+     * the process's one connection to logsAddr (header {@code {"mux":true}}),
+     * each prefixed {@code ti_id TAB try_number TAB}; a try's empty line,
+     * sent before its outcome, ends them. The worker cancels a try by
      * half-closing its connection: its {@link TaskContext#isCancelled} turns
      * true and its thread is interrupted. The tries share the JVM: heap,
      * static fields, system properties.
@@ -234,19 +235,36 @@ public final class TaskRuntime {
         if (slots < 1) {
             throw new IllegalArgumentException("warm runtime: " + slots + " slots, want at least 1");
         }
+        LogSink mux = null;
+        if (logsAddr != null && !logsAddr.isEmpty()) {
+            try {
+                mux = new LogSink(connect(logsAddr), System.err);
+                mux.writeLine(LogSink.MUX_HEADER);
+            } catch (IOException e) {
+                System.err.println("taskwire sdk: logs to stderr: " + e);
+                mux = null;
+            }
+        }
+        LogSink logs = mux;
         Thread[] threads = new Thread[slots];
         for (int i = 0; i < slots; i++) {
             int n = i;
-            threads[i] = new Thread(() -> warmSlot(n, commAddr, logsAddr), "taskwire-slot-" + i);
+            threads[i] = new Thread(() -> warmSlot(n, commAddr, logs), "taskwire-slot-" + i);
             threads[i].start();
         }
-        for (Thread t : threads) {
-            t.join();
+        try {
+            for (Thread t : threads) {
+                t.join();
+            }
+        } finally {
+            if (mux != null) {
+                mux.close();
+            }
         }
     }
 
     /** One slot's tries, until the worker stops taking its connections. */
-    private void warmSlot(int n, String commAddr, String logsAddr) {
+    private void warmSlot(int n, String commAddr, LogSink mux) {
         while (true) {
             SocketChannel ch;
             try {
@@ -255,7 +273,7 @@ public final class TaskRuntime {
                 return; // the worker retired the process, or is gone
             }
             try {
-                serveWarm(ch, logsAddr);
+                serveWarm(ch, mux);
             } catch (IOException | TaskwireException e) {
                 System.err.println("taskwire sdk: warm slot " + n + ": " + e.getMessage());
             } finally {
@@ -270,7 +288,7 @@ public final class TaskRuntime {
     }
 
     /** One try on a warm slot's connection ch. */
-    private void serveWarm(SocketChannel ch, String logsAddr) throws IOException {
+    private void serveWarm(SocketChannel ch, LogSink mux) throws IOException {
         FrameConn conn = new FrameConn(ch);
         byte[] first = conn.readFrame();
         if (first == null) {
@@ -282,7 +300,7 @@ public final class TaskRuntime {
                     + ", want StartupDetails with id 0");
         }
         StartupDetails sd = StartupDetails.parse(resp.msg());
-        LogSink logs = warmLogs(logsAddr, sd);
+        LogSink logs = mux == null ? LogSink.stderr() : mux.forTry(sd.ti());
         BlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
         Client client = new Client(conn, inbox);
         TaskContext ctx = new TaskContext(sd, client, new TaskLogger(logs, "task", logLevel));
@@ -353,21 +371,6 @@ public final class TaskRuntime {
         h.put("ti_id", ti.id());
         h.put("try_number", (long) ti.tryNumber());
         return Json.write(h);
-    }
-
-    /** The log stream of try sd, standard error when it cannot be opened. */
-    private static LogSink warmLogs(String logsAddr, StartupDetails sd) {
-        if (logsAddr == null || logsAddr.isEmpty()) {
-            return LogSink.stderr();
-        }
-        try {
-            LogSink s = new LogSink(connect(logsAddr), System.err);
-            s.writeLine(logStreamHeader(sd.ti()));
-            return s;
-        } catch (IOException e) {
-            System.err.println("taskwire sdk: logs to stderr: " + e);
-            return LogSink.stderr();
-        }
     }
 
     /** Opens a blocking channel to addr: an absolute path (unix socket) or HOST:PORT. */

@@ -84,6 +84,8 @@ class WarmTests {
         final ServerSocketChannel comm = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
         final ServerSocketChannel logs = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
         final Map<String, List<String>> streams = new ConcurrentHashMap<>(); // ti_id -> events
+        final java.util.Set<String> ended = ConcurrentHashMap.newKeySet(); // ti_ids whose lines all came
+        final java.util.concurrent.atomic.AtomicInteger logConns = new java.util.concurrent.atomic.AtomicInteger();
         final List<Throwable> problems = Collections.synchronizedList(new ArrayList<>());
         final Thread runtime;
         final Thread logThread;
@@ -134,36 +136,49 @@ class WarmTests {
             }
         }
 
+        /**
+         * Reads a log connection: one try's stream (a ti_id header) or the
+         * process's multiplexed one ({"mux":true}: each line named by its
+         * try, an empty one ending the try's lines).
+         */
         private void readStream(SocketChannel c) {
-            StringBuilder sb = new StringBuilder();
-            ByteBuffer buf = ByteBuffer.allocate(65536);
-            try (c) {
-                while (c.read(buf) >= 0) {
-                    buf.flip();
-                    sb.append(StandardCharsets.UTF_8.decode(buf));
-                    buf.clear();
+            logConns.incrementAndGet();
+            try (c; java.io.BufferedReader r = new java.io.BufferedReader(new java.io.InputStreamReader(
+                    java.nio.channels.Channels.newInputStream(c), StandardCharsets.UTF_8))) {
+                Map<String, Object> hdr = Protocol.cast(Json.parse(r.readLine()));
+                boolean mux = Boolean.TRUE.equals(hdr.get("mux"));
+                String single = mux ? null : (String) hdr.get("ti_id");
+                for (String line; (line = r.readLine()) != null; ) {
+                    String ti = single;
+                    if (mux) {
+                        String[] parts = line.split("\t", 3);
+                        ti = parts[0];
+                        Long.parseLong(parts[1]);
+                        line = parts[2];
+                        if (line.isEmpty()) {
+                            ended.add(ti);
+                            continue;
+                        }
+                    }
+                    if (!line.isBlank()) {
+                        Map<String, Object> rec = Protocol.cast(Json.parse(line));
+                        streams.computeIfAbsent(ti, k -> Collections.synchronizedList(new ArrayList<>())).add((String) rec.get("event"));
+                    }
                 }
-            } catch (IOException e) {
+                if (single != null) {
+                    streams.computeIfAbsent(single, k -> Collections.synchronizedList(new ArrayList<>()));
+                    ended.add(single);
+                }
+            } catch (IOException | RuntimeException e) {
                 problems.add(e);
             }
-            String[] lines = sb.toString().split("\n");
-            Map<String, Object> hdr = Protocol.cast(Json.parse(lines[0]));
-            List<String> events = new ArrayList<>();
-            for (int i = 1; i < lines.length; i++) {
-                if (!lines[i].isBlank()) {
-                    Map<String, Object> rec = Protocol.cast(Json.parse(lines[i]));
-                    events.add((String) rec.get("event"));
-                }
-            }
-            streams.put((String) hdr.get("ti_id"), events);
         }
 
         List<String> events(String tiId) throws InterruptedException {
             long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
             while (System.nanoTime() < end) {
-                List<String> e = streams.get(tiId);
-                if (e != null) {
-                    return e;
+                if (ended.contains(tiId)) {
+                    return new ArrayList<>(streams.getOrDefault(tiId, List.of()));
                 }
                 Thread.sleep(5);
             }
@@ -231,6 +246,7 @@ class WarmTests {
             eq(List.of("ti-a read value-of-ti-a"), w.events("ti-a"), "ti-a's log");
             eq(List.of("through ti-p1"), w.events("ti-p1"), "ti-p1's log");
             eq(List.of("through ti-p2"), w.events("ti-p2"), "ti-p2's log");
+            eq(1, w.logConns.get(), "log connections of the process (one, multiplexed)");
             // The slots connect again for the next tries.
             eq("SucceedTask", Protocol.type(w.start("ti-a2", "api").await()), "next try");
             eq(List.of(), w.problems, "problems");
@@ -258,6 +274,17 @@ class WarmTests {
         String want = java.nio.file.Files.readString(TestData.protocolTestdata().resolve("log_stream_header.jsonl"), StandardCharsets.UTF_8);
         eq(want, TaskRuntime.logStreamHeader(new TaskInstance("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", "d", "t", "r", -1, 2)) + "\n",
                 "log stream header");
+    }
+
+    @Test
+    void testMuxLogLinesAreTheGoldenVector() throws Exception {
+        String want = java.nio.file.Files.readString(TestData.protocolTestdata().resolve("log_stream_mux.txt"), StandardCharsets.UTF_8);
+        String id = "0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a";
+        String got = LogSink.MUX_HEADER + "\n"
+                + LogSink.muxPrefix(id, 2) + "{\"event\":\"hello\",\"level\":\"info\"}\n"
+                + LogSink.muxPrefix("other", 1) + "{\"event\":\"tab\\tinside\",\"level\":\"warning\"}\n"
+                + LogSink.muxPrefix(id, 2) + "\n";
+        eq(want, got, "mux log connection");
     }
 
     @Test

@@ -69,6 +69,14 @@ func TestExitCodes(t *testing.T) {
 		{"connections_set_no_type", []string{"connections", "set", "db", "--host", "h"}, 2, "--type is required"},
 		{"connections_bad_extra", []string{"connections", "set", "db", "--type", "t", "--extra", "[1]"}, 2, "--extra"},
 		{"connections_h", []string{"connections", "-h"}, 0, ""},
+		{"pools_unknown", []string{"pools", "resize"}, 2, `pools: unknown subcommand "resize"`},
+		{"pools_set_no_name", []string{"pools", "set", "--slots", "2"}, 2, "want 1 argument(s) NAME"},
+		{"pools_set_bad_name", []string{"pools", "set", "a b", "--slots", "2"}, 2, "pools set: "},
+		{"pools_set_no_slots", []string{"pools", "set", "p"}, 2, "--slots N is required"},
+		{"pools_list_extra", []string{"pools", "list", "p"}, 2, "want 0 argument(s)"},
+		{"limits_unknown", []string{"limits", "show"}, 2, `limits: unknown subcommand "show"`},
+		{"limits_delete_two", []string{"limits", "delete", "a", "b"}, 2, "want 1 argument(s) KEY"},
+		{"limits_set_no_rps", []string{"limits", "set", "api.example.com"}, 2, "--rps R (> 0) is required"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -86,6 +86,29 @@ func wantArgs(fs *flag.FlagSet, args []string, names ...string) error {
 	return nil
 }
 
+// settingsVerb reads the positional arguments of a settings command
+// (pools, limits): "[list]", "set NAME" or "delete NAME", NAME checked by
+// valid. It returns the verb and NAME ("" for list).
+func settingsVerb(fs *flag.FlagSet, pos []string, arg string, valid func(string) error) (verb, name string, err error) {
+	verb = "list"
+	if len(pos) > 0 {
+		verb, pos = pos[0], pos[1:]
+	}
+	switch verb {
+	case "list":
+		return verb, "", wantArgs(fs, pos)
+	case "set", "delete":
+		if err := wantArgs(fs, pos, arg); err != nil {
+			return "", "", err
+		}
+		if err := valid(pos[0]); err != nil {
+			return "", "", usagef("%s %s: %v", fs.Name(), verb, err)
+		}
+		return verb, pos[0], nil
+	}
+	return "", "", usagef("%s: unknown subcommand %q (want list, set or delete)", fs.Name(), verb)
+}
+
 // apiFlags are the flags of every command that calls the public API.
 type apiFlags struct {
 	url, token, ca string

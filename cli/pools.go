@@ -40,27 +40,12 @@ func (c *cli) pools(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	verb := "list"
-	if len(pos) > 0 {
-		verb, pos = pos[0], pos[1:]
+	verb, name, err := settingsVerb(fs, pos, "NAME", activity.ValidatePool)
+	if err != nil {
+		return err
 	}
-	switch verb {
-	case "list":
-		if err := wantArgs(fs, pos); err != nil {
-			return err
-		}
-	case "set", "delete":
-		if err := wantArgs(fs, pos, "NAME"); err != nil {
-			return err
-		}
-		if err := activity.ValidatePool(pos[0]); err != nil {
-			return usagef("pools %s: %v", verb, err)
-		}
-		if verb == "set" && !given["slots"] {
-			return usagef("pools set: --slots N is required (-1 for no limit)")
-		}
-	default:
-		return usagef("pools: unknown subcommand %q (want list, set or delete)", verb)
+	if verb == "set" && !given["slots"] {
+		return usagef("pools set: --slots N is required (-1 for no limit)")
 	}
 	api, err := a.client()
 	if err != nil {
@@ -68,7 +53,7 @@ func (c *cli) pools(ctx context.Context, args []string) error {
 	}
 	switch verb {
 	case "set":
-		p, err := api.SetPool(ctx, pos[0], client.PoolSettings{Slots: *slots, IncludeDeferred: *includeDeferred, Description: *description})
+		p, err := api.SetPool(ctx, name, client.PoolSettings{Slots: *slots, IncludeDeferred: *includeDeferred, Description: *description})
 		if err != nil {
 			return err
 		}
@@ -78,11 +63,11 @@ func (c *cli) pools(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "pool %s: %s slots\n", p.Name, slotsText(p.Slots))
 		return nil
 	case "delete":
-		if err := api.DeletePool(ctx, pos[0]); err != nil {
+		if err := api.DeletePool(ctx, name); err != nil {
 			return err
 		}
 		if !a.json {
-			fmt.Fprintf(c.stdout, "pool %s deleted\n", pos[0])
+			fmt.Fprintf(c.stdout, "pool %s deleted\n", name)
 		}
 		return nil
 	}

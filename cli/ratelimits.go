@@ -30,27 +30,12 @@ func (c *cli) limits(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	verb := "list"
-	if len(pos) > 0 {
-		verb, pos = pos[0], pos[1:]
+	verb, key, err := settingsVerb(fs, pos, "KEY", activity.ValidateRateKey)
+	if err != nil {
+		return err
 	}
-	switch verb {
-	case "list":
-		if err := wantArgs(fs, pos); err != nil {
-			return err
-		}
-	case "set", "delete":
-		if err := wantArgs(fs, pos, "KEY"); err != nil {
-			return err
-		}
-		if err := activity.ValidateRateKey(pos[0]); err != nil {
-			return usagef("limits %s: %v", verb, err)
-		}
-		if verb == "set" && (!given["rps"] || *rps <= 0) {
-			return usagef("limits set: --rps R (> 0) is required")
-		}
-	default:
-		return usagef("limits: unknown subcommand %q (want list, set or delete)", verb)
+	if verb == "set" && (!given["rps"] || *rps <= 0) {
+		return usagef("limits set: --rps R (> 0) is required")
 	}
 	api, err := a.client()
 	if err != nil {
@@ -58,7 +43,7 @@ func (c *cli) limits(ctx context.Context, args []string) error {
 	}
 	switch verb {
 	case "set":
-		l, err := api.SetRateLimit(ctx, pos[0], *rps, *concurrent)
+		l, err := api.SetRateLimit(ctx, key, *rps, *concurrent)
 		if err != nil {
 			return err
 		}
@@ -68,11 +53,11 @@ func (c *cli) limits(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "limit %s: %s requests/s%s\n", l.Key, strconv.FormatFloat(l.RPS, 'f', -1, 64), concurrentText(l.Concurrent))
 		return nil
 	case "delete":
-		if err := api.DeleteRateLimit(ctx, pos[0]); err != nil {
+		if err := api.DeleteRateLimit(ctx, key); err != nil {
 			return err
 		}
 		if !a.json {
-			fmt.Fprintf(c.stdout, "limit %s deleted\n", pos[0])
+			fmt.Fprintf(c.stdout, "limit %s deleted\n", key)
 		}
 		return nil
 	}

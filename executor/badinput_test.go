@@ -13,22 +13,19 @@ import (
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // writeCounts is the last sequence of every stream the executor writes
 // (buckets included): equal counts mean nothing was written.
 func (f *fixture) writeCounts(ctx context.Context) map[string]uint64 {
 	f.t.Helper()
+	streams, err := queuetest.Streams(ctx, f.q.Conn())
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	out := map[string]uint64{}
-	for name := range f.q.JetStream().StreamNames(ctx).Name() {
-		s, err := f.q.JetStream().Stream(ctx, name)
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			f.t.Fatal(err)
-		}
+	for name, info := range streams {
 		out[name] = info.State.LastSeq
 	}
 	return out

@@ -12,12 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/dag"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 const diamondDAG = `dag_id: diamond
@@ -59,13 +58,12 @@ func (f *fixture) tryTake(q string, wait time.Duration) *activity.ExecuteTask {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	batch, err := cons.JetStream().Fetch(1, jetstream.FetchMaxWait(wait))
+	m, err := queuetest.Next(cons, wait)
+	if errors.Is(err, queue.ErrTimeout) {
+		return nil
+	}
 	if err != nil {
 		f.t.Fatal(err)
-	}
-	m, ok := <-batch.Messages()
-	if !ok {
-		return nil
 	}
 	_ = m.Ack()
 	a, err := activity.Decode(m.Data())

@@ -6,12 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // deferred runs a submitted task and defers it on trig.
@@ -51,7 +50,7 @@ func TestDeferPublishesTheNormalizedTrigger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := cons.JetStream().Next(jetstream.FetchMaxWait(5 * time.Second))
+	m, err := queuetest.Next(cons, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +86,7 @@ func TestBadTriggerFailsAtDeferTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := cons.JetStream().Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
+	if m, err := queuetest.Next(cons, 300*time.Millisecond); err == nil {
 		t.Fatalf("a bad trigger was published: %s", m.Data())
 	}
 }
@@ -101,7 +100,7 @@ func TestEventResumesExactlyOnce(t *testing.T) {
 	ti, _ := f.deferred(activity.Trigger{Classpath: "event", Kwargs: map[string]any{"name": "x"}}, 0)
 	publish := func(msgID string, ev activity.TriggerEvent) {
 		b, _ := json.Marshal(ev)
-		if _, err := f.q.JetStream().Publish(t.Context(), queue.EventSubject(ti.ID), b, jetstream.WithMsgID(msgID)); err != nil {
+		if err := queuetest.Publish(t.Context(), f.q.Conn(), queue.EventSubject(ti.ID), b, msgID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,7 +121,7 @@ func TestEventResumesExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := cons.JetStream().Next(jetstream.FetchMaxWait(500 * time.Millisecond)); err == nil {
+	if m, err := queuetest.Next(cons, 500*time.Millisecond); err == nil {
 		t.Fatalf("a second resume activity: %s", m.Data())
 	}
 }
@@ -167,7 +166,7 @@ func TestResumeCarriesTheTimeoutLeft(t *testing.T) {
 func TestFailedTriggerPublishIsRetried(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, queue.Config{}, Config{ScanInterval: 50 * time.Millisecond})
-	if err := f.q.JetStream().DeleteStream(t.Context(), queue.StreamTriggers); err != nil {
+	if err := queuetest.DeleteStream(t.Context(), f.q.Conn(), queue.StreamTriggers); err != nil {
 		t.Fatal(err)
 	}
 	ti, _ := f.deferred(activity.Trigger{Classpath: "timedelta", Kwargs: map[string]any{"delta": "1h"}}, 0)
@@ -178,7 +177,7 @@ func TestFailedTriggerPublishIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := cons.JetStream().Next(jetstream.FetchMaxWait(10 * time.Second))
+	m, err := queuetest.Next(cons, 10*time.Second)
 	if err != nil {
 		t.Fatalf("the trigger whose publish failed was not published again: %v", err)
 	}
@@ -194,11 +193,11 @@ func TestFailedResumePublishIsRetried(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, queue.Config{}, Config{ScanInterval: 50 * time.Millisecond})
 	ti, _ := f.deferred(activity.Trigger{Classpath: "event", Kwargs: map[string]any{"name": "x"}}, 0)
-	if err := f.q.JetStream().DeleteStream(t.Context(), queue.StreamActivities); err != nil {
+	if err := queuetest.DeleteStream(t.Context(), f.q.Conn(), queue.StreamActivities); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(activity.TriggerEvent{TriggerID: ti.Trigger.ID, TIID: ti.ID, Try: 1, Payload: "yes"})
-	if _, err := f.q.JetStream().Publish(t.Context(), queue.EventSubject(ti.ID), b, jetstream.WithMsgID("ev")); err != nil {
+	if err := queuetest.Publish(t.Context(), f.q.Conn(), queue.EventSubject(ti.ID), b, "ev"); err != nil {
 		t.Fatal(err)
 	}
 	f.eventually("queued", func(ti *activity.TaskInstance) bool { return ti.State == activity.StateQueued }, ti.ID)

@@ -75,12 +75,22 @@ func New(cfg Config) (*Executor, error) {
 	}
 	e.tokens = tokens{key: cfg.SigningKey, now: e.now}
 	e.pools = newPools(cfg.Queue.Bucket(queue.BucketPools), e.store, cfg.Logger)
-	e.pools.publish = func(ctx context.Context, ti *activity.TaskInstance) error {
-		err := e.publishAdmitted(ctx, ti)
-		if err != nil {
-			e.unpublished.Store(ti.ID, unpublished{activityID: ti.ActivityID})
+	e.pools.publish = func(ctx context.Context, ti *activity.TaskInstance) (func() error, error) {
+		failed := func(err error) error {
+			if err != nil {
+				e.unpublished.Store(ti.ID, unpublished{activityID: ti.ActivityID})
+			}
+			return err
 		}
-		return err
+		q, data, err := e.executeTask(ti)
+		if err != nil {
+			return nil, failed(err)
+		}
+		wait, err := e.q.PublishActivityAsync(ctx, q, ti.ActivityID, data)
+		if err != nil {
+			return nil, failed(err)
+		}
+		return func() error { return failed(wait()) }, nil
 	}
 	e.store.subscribe(e.pools.observe)
 	e.store.forget = e.pools.forget

@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 func TestMain(m *testing.M) {
@@ -92,19 +92,15 @@ func startOn(t *testing.T, qc *queue.Client, cfg Config, prepare ...func(*Execut
 }
 
 // take fetches the next activity of queue q as a worker would.
-func (f *fixture) take(q string) (*activity.ExecuteTask, jetstream.Msg) {
+func (f *fixture) take(q string) (*activity.ExecuteTask, queue.Delivery) {
 	f.t.Helper()
 	cons, err := f.q.ActivityConsumer(f.t.Context(), q)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	batch, err := cons.JetStream().Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	m, err := queuetest.Next(cons, 5*time.Second)
 	if err != nil {
-		f.t.Fatal(err)
-	}
-	m, ok := <-batch.Messages()
-	if !ok {
-		f.t.Fatalf("no activity on %s", q)
+		f.t.Fatalf("no activity on %s: %v", q, err)
 	}
 	a, err := activity.Decode(m.Data())
 	if err != nil {
@@ -219,12 +215,8 @@ func TestExhaustedDeliveriesFailTheTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := cons.JetStream().Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range batch.Messages() {
-		t.Error("activity delivered past its max deliveries")
+	if _, err := queuetest.Next(cons, 500*time.Millisecond); !errors.Is(err, queue.ErrTimeout) {
+		t.Errorf("activity delivered past its max deliveries (%v)", err)
 	}
 	got := f.eventually("failed", func(ti *activity.TaskInstance) bool { return ti.State == activity.StateFailed }, ti.ID)
 	if !strings.Contains(got.Reason, "deliveries") {
@@ -374,7 +366,7 @@ func TestStartRepublishesQueuedTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg, err := cons.JetStream().Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
+	if msg, err := queuetest.Next(cons, 300*time.Millisecond); err == nil {
 		t.Fatalf("a second copy of %s's activity is on the queue: %s", published.ID, msg.Data())
 	}
 }

@@ -86,9 +86,19 @@ func (e *Executor) publishExecute(ctx context.Context, ti *activity.TaskInstance
 // publishAdmitted publishes the ExecuteTask activity of ti's current
 // dispatch, which its pool admitted.
 func (e *Executor) publishAdmitted(ctx context.Context, ti *activity.TaskInstance) error {
-	tok, err := e.tokens.issue(audWorkload, ti.ID, ti.TryNumber, ti.ActivityID, e.cfg.WorkloadTokenTTL)
+	q, data, err := e.executeTask(ti)
 	if err != nil {
 		return err
+	}
+	return e.q.PublishActivity(ctx, q, ti.ActivityID, data)
+}
+
+// executeTask encodes the ExecuteTask activity of ti's current dispatch
+// and names the queue it goes on.
+func (e *Executor) executeTask(ti *activity.TaskInstance) (queue string, data []byte, err error) {
+	tok, err := e.tokens.issue(audWorkload, ti.ID, ti.TryNumber, ti.ActivityID, e.cfg.WorkloadTokenTTL)
+	if err != nil {
+		return "", nil, err
 	}
 	queuedAt := e.now()
 	if ti.QueuedAt != nil {
@@ -99,11 +109,11 @@ func (e *Executor) publishAdmitted(ctx context.Context, ti *activity.TaskInstanc
 		Params: ti.Params, NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs,
 		ExecutionTimeout: remainingTimeout(ti), Retry: ti.Retry, QueuedAt: queuedAt, DagRun: ti.DagRun,
 	}}
-	data, err := a.Marshal()
+	data, err = a.Marshal()
 	if err != nil {
-		return fmt.Errorf("encode activity %s: %w", ti.ActivityID, err)
+		return "", nil, fmt.Errorf("encode activity %s: %w", ti.ActivityID, err)
 	}
-	return e.q.PublishActivity(ctx, ti.Queue, ti.ActivityID, data)
+	return ti.Queue, data, nil
 }
 
 // remainingTimeout is the execution timeout left to a try that ran for

@@ -137,7 +137,7 @@ func TestTriggerersLiveAndLost(t *testing.T) {
 	// A triggerer that died five minutes ago left its last heartbeat.
 	old := time.Now().UTC().Add(-5 * time.Minute)
 	stale, _ := json.Marshal(map[string]any{"id": "trig-dead", "hostname": "gone", "held": 3, "at": old, "started_at": old.Add(-time.Hour)})
-	if _, err := f.q.Bucket(queue.BucketTriggerers).JetStream().Put(t.Context(), "trig-dead", stale); err != nil {
+	if _, err := f.q.Bucket(queue.BucketTriggerers).Put(t.Context(), "trig-dead", stale); err != nil {
 		t.Fatal(err)
 	}
 

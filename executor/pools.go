@@ -85,10 +85,12 @@ type cachedPool struct {
 // the active task instances by pool (fed by the record store), and runs
 // the admission passes.
 type pools struct {
-	kv      queue.Bucket
-	log     *slog.Logger
-	store   *store
-	publish func(context.Context, *activity.TaskInstance) error
+	kv    queue.Bucket
+	log   *slog.Logger
+	store *store
+	// publish sends ti's ExecuteTask activity; wait blocks until the
+	// stream acknowledged it.
+	publish func(context.Context, *activity.TaskInstance) (wait func() error, err error)
 	now     func() time.Time
 
 	mu   sync.Mutex
@@ -109,6 +111,31 @@ type pools struct {
 	// publish (admission latency).
 	freedAt   map[string]time.Time
 	latencies []time.Duration
+	// outbox holds the admitted task instances the publisher has yet to
+	// publish (the pass does not wait for the stream's acknowledgements:
+	// the next pass runs meanwhile); sent wakes the publisher.
+	outbox []outgoing
+	sent   chan struct{}
+	// gone holds, by id, the records that left the states holding a slot
+	// (seen by observe), so a holder is released even when its finished
+	// record is no longer in the store's cache (--record-cache); entries
+	// are dropped after poolHolderOrphanAfter (a task may hold several
+	// keys, each released by its own pass), or when the record is active
+	// again.
+	gone map[string]goneRecord
+}
+
+// outgoing is an admitted task instance to publish; freed, when set, is
+// when the slot it took was seen freed (an admission latency sample).
+type outgoing struct {
+	ti    *activity.TaskInstance
+	freed time.Time
+}
+
+// goneRecord is a record seen leaving its pools' active states.
+type goneRecord struct {
+	ti *activity.TaskInstance
+	at time.Time
 }
 
 // admissionSamples bounds the admission latencies kept.
@@ -119,6 +146,7 @@ func newPools(kv queue.Bucket, s *store, log *slog.Logger) *pools {
 		kv: kv, log: log, store: s, now: func() time.Time { return time.Now().UTC() },
 		recs: map[string]cachedPool{}, active: map[string]map[string]*activity.TaskInstance{},
 		dirty: map[string]bool{}, republished: map[string]bool{}, wasLimited: map[string]bool{}, freedAt: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		sent: make(chan struct{}, 1), gone: map[string]goneRecord{},
 	}
 }
 
@@ -207,6 +235,9 @@ func (p *pools) observe(ti *activity.TaskInstance) {
 	active := ti.State == activity.StateQueued || ti.State == activity.StateRunning || ti.State == activity.StateDeferred
 	wake := false
 	p.mu.Lock()
+	if active {
+		delete(p.gone, ti.ID)
+	}
 	for _, key := range limitKeys(ti) {
 		m := p.active[key]
 		prev, had := m[ti.ID]
@@ -225,6 +256,9 @@ func (p *pools) observe(ti *activity.TaskInstance) {
 		}
 		changed := active != had || (had && (prev.State != ti.State || prev.Dispatch != ti.Dispatch))
 		if rec, _, limited := p.limitOf(key, ti); changed && limited {
+			if had && !active {
+				p.gone[ti.ID] = goneRecord{ti: ti, at: time.Now()}
+			}
 			p.dirty[key] = true
 			wake = true
 			if had && holdsSlot(prev, rec.IncludeDeferred) && (!holdsSlot(ti, rec.IncludeDeferred) || ti.Dispatch != prev.Dispatch) {
@@ -359,6 +393,13 @@ func (p *pools) remember(name string, rec *poolRecord, rev uint64) {
 // run runs admission passes until ctx ends: on every change, and every
 // poolAdmissionPoll over every pool.
 func (p *pools) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.publisher(ctx)
+	}()
 	t := time.NewTicker(poolAdmissionPoll)
 	defer t.Stop()
 	for {
@@ -372,6 +413,11 @@ func (p *pools) run(ctx context.Context) {
 				p.dirty[name] = true
 			}
 			p.dirty[activity.DefaultPool] = true
+			for id, g := range p.gone {
+				if time.Since(g.at) > poolHolderOrphanAfter {
+					delete(p.gone, id)
+				}
+			}
 			p.mu.Unlock()
 		}
 		p.mu.Lock()
@@ -399,22 +445,24 @@ func (p *pools) run(ctx context.Context) {
 func (p *pools) pass(ctx context.Context, name string) error {
 	p.mu.Lock()
 	c, exists := p.recs[name]
-	tis := make([]*activity.TaskInstance, 0, len(p.active[name]))
-	for _, ti := range p.active[name] {
-		tis = append(tis, ti)
-	}
-	var rec *poolRecord
-	var limited bool
 	var any *activity.TaskInstance
-	if len(tis) > 0 {
-		any = tis[0]
+	for _, ti := range p.active[name] {
+		any = ti
+		break
 	}
-	rec, _, limited = p.limitOf(name, any)
+	hasActive := any != nil
+	rec, _, limited := p.limitOf(name, any)
 	freed, wasFreed := p.freedAt[name]
 	delete(p.freedAt, name)
 	released := !limited && p.wasLimited[name]
+	var tis []*activity.TaskInstance
 	if !limited {
 		delete(p.wasLimited, name)
+		if released {
+			for _, ti := range p.active[name] {
+				tis = append(tis, ti)
+			}
+		}
 	}
 	p.mu.Unlock()
 	if released {
@@ -425,7 +473,7 @@ func (p *pools) pass(ctx context.Context, name string) error {
 			}
 		}
 	}
-	if !limited || (!exists && len(tis) == 0) {
+	if !limited || (!exists && !hasActive) {
 		return nil
 	}
 	if !exists && !strings.HasPrefix(name, taskKeyPrefix) {
@@ -453,11 +501,11 @@ func (p *pools) pass(ctx context.Context, name string) error {
 			wake := false
 			for _, ti := range admitted {
 				if p.mayPublish(ti) {
-					p.publishOne(ctx, ti)
+					o := outgoing{ti: ti}
 					if wasFreed {
-						p.sample(time.Since(freed))
-						wasFreed = false
+						o.freed, wasFreed = freed, false
 					}
+					p.enqueue(o)
 					continue
 				}
 				// Its next key's pass admits it further.
@@ -523,18 +571,21 @@ func (p *pools) admit(key string, rec *poolRecord) (*poolRecord, []*activity.Tas
 	next.Holders = make(map[string]poolHolder, len(rec.Holders))
 	changed := false
 	for id, h := range rec.Holders {
-		c, ok := p.store.cached(id)
+		ti, ok := p.holderRecord(id)
 		switch {
 		case !ok && now.Sub(h.Since) > poolHolderOrphanAfter:
 			changed = true
 			continue
-		case !ok, c.ti.Dispatch < h.Dispatch:
+		case !ok, ti.Dispatch < h.Dispatch:
 			// Not known here yet, or behind the admitter: keep.
-		case c.ti.Dispatch > h.Dispatch || !holdsSlot(c.ti, rec.IncludeDeferred):
+		case ti.Dispatch > h.Dispatch || !holdsSlot(ti, rec.IncludeDeferred):
 			changed = true
 			continue
 		}
 		next.Holders[id] = h
+	}
+	if !strings.HasPrefix(key, taskKeyPrefix) && next.Slots-next.occupied() <= 0 {
+		return &next, nil, changed // no room: the waiting need not be sorted
 	}
 	// The waiting instances are read after the holders were judged: a
 	// task seen ended above was seen after every instance queued before it
@@ -601,6 +652,20 @@ func (p *pools) admit(key string, rec *poolRecord) (*poolRecord, []*activity.Tas
 	return &next, admitted, changed
 }
 
+// holderRecord returns what is known here of a holder's record: the
+// store's cached record, else the record observe saw leave the active
+// states (a finished record may have left the store's cache since: the
+// slot it frees must not wait for the orphan timeout).
+func (p *pools) holderRecord(id string) (*activity.TaskInstance, bool) {
+	if c, ok := p.store.cached(id); ok {
+		return c.ti, true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g, ok := p.gone[id]
+	return g.ti, ok
+}
+
 // indexed returns the active instances under key.
 func (p *pools) indexed(key string) []*activity.TaskInstance {
 	p.mu.Lock()
@@ -654,12 +719,86 @@ func (p *pools) republish(ctx context.Context, rec *poolRecord) {
 	}
 }
 
-func (p *pools) publishOne(ctx context.Context, ti *activity.TaskInstance) {
-	if !p.mayPublish(ti) {
-		return
+func (p *pools) publishOne(_ context.Context, ti *activity.TaskInstance) {
+	p.enqueue(outgoing{ti: ti})
+}
+
+// enqueue hands an admitted task instance to the publisher.
+func (p *pools) enqueue(o outgoing) {
+	p.mu.Lock()
+	p.outbox = append(p.outbox, o)
+	p.mu.Unlock()
+	select {
+	case p.sent <- struct{}{}:
+	default:
 	}
-	if err := p.publish(ctx, ti); err != nil {
-		p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", ti.ID, "err", err)
+}
+
+// publisher publishes the admitted task instances until ctx ends, each as
+// soon as it is handed over, without waiting for the acknowledgements of
+// those sent before it (acker awaits them, in order): the admission
+// passes never wait for a publish, nor a publish for another's round
+// trip. (What ctx's end leaves unpublished, holders queued at their
+// dispatch, is published again by the passes of a replica after
+// poolRepublishAfter.)
+func (p *pools) publisher(ctx context.Context) {
+	acks := make(chan sentActivity, 1024)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(acks)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.acker(ctx, acks)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.sent:
+		}
+		p.mu.Lock()
+		out := p.outbox
+		p.outbox = nil
+		p.mu.Unlock()
+		for _, o := range out {
+			if !p.mayPublish(o.ti) {
+				continue
+			}
+			wait, err := p.publish(ctx, o.ti)
+			if err != nil {
+				p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", o.ti.ID, "err", err)
+				continue
+			}
+			select {
+			case acks <- sentActivity{o, wait}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// sentActivity is a published admitted task instance whose
+// acknowledgement is awaited.
+type sentActivity struct {
+	outgoing
+	wait func() error
+}
+
+// acker awaits the acknowledgements of the activities the publisher sent
+// and samples the admission latencies, until acks is closed.
+func (p *pools) acker(ctx context.Context, acks <-chan sentActivity) {
+	for s := range acks {
+		if err := s.wait(); err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", s.ti.ID, "err", err)
+			}
+			continue
+		}
+		if !s.freed.IsZero() {
+			p.sample(time.Since(s.freed))
+		}
 	}
 }
 

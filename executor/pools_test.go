@@ -470,3 +470,66 @@ func TestDefaultPoolWithDeferredTask(t *testing.T) {
 		t.Errorf("default_pool %+v, want no limit", p)
 	}
 }
+
+// A holder's slot is released when its finished record has already left
+// the store's LRU of finished records (--record-cache) by the time the
+// admission pass judges it: slot accounting does not depend on the cache.
+func TestPoolHolderEvictedFromRecordCache(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	s := newStore(f.q.Bucket(queue.BucketTaskInstances), 1, f.ex.log)
+	p := newPools(f.q.Bucket(queue.BucketPools), s, f.ex.log)
+	s.subscribe(p.observe)
+	p.remember("p", &poolRecord{Slots: 1}, 1)
+	x := &activity.TaskInstance{ID: "x", Queue: "q", Pool: "p", Dispatch: 1, State: activity.StateRunning}
+	s.remember(x, nil, 1, nil)
+	ended := *x
+	ended.State = activity.StateSuccess
+	s.remember(&ended, nil, 2, nil)
+	// Another finished record pushes x out of a cache of one.
+	s.remember(&activity.TaskInstance{ID: "y", Queue: "q", State: activity.StateSuccess}, nil, 3, nil)
+	if _, ok := s.cached("x"); ok {
+		t.Fatal("x still cached: the test does not evict it")
+	}
+	waiting := &activity.TaskInstance{ID: "w", Queue: "q", Pool: "p", Dispatch: 1, State: activity.StateQueued}
+	s.remember(waiting, nil, 4, nil)
+	rec := &poolRecord{Slots: 1, Holders: map[string]poolHolder{"x": {Dispatch: 1, Slots: 1, Since: time.Now()}}}
+	next, admitted, changed := p.admit("p", rec)
+	if _, held := next.Holders["x"]; held || !changed {
+		t.Fatalf("the evicted finished holder keeps its slot: %+v", next.Holders)
+	}
+	if len(admitted) != 1 || admitted[0].ID != "w" {
+		t.Fatalf("admitted %v, want w in x's slot", admitted)
+	}
+}
+
+// End to end with a record cache of one finished record: every task of a
+// pool of one is admitted in turn while other tasks' ends churn the cache.
+func TestPoolWithSmallRecordCache(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{RecordCache: 1})
+	f.setPool("one", 1, false)
+	f.waitPool("one", func(p activity.Pool) bool { return p.Slots == 1 })
+	var ids []string
+	for range 4 {
+		ids = append(ids, f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "one"}).ID)
+	}
+	for i := range ids {
+		act := f.tryTake("q", 5*time.Second)
+		if act == nil {
+			t.Fatalf("task %d not admitted within 5s (its slot held by an evicted record?)", i)
+		}
+		tok := f.start(act)
+		// Unpooled tasks end meanwhile: the cache of one keeps only them.
+		for range 2 {
+			f.submit(activity.TaskSpec{Queue: "other", Entrypoint: poolCmd})
+			o := f.tryTake("other", 5*time.Second)
+			if o == nil {
+				t.Fatal("no activity on other")
+			}
+			f.end(o.TI.ID, f.start(o))
+		}
+		f.end(act.TI.ID, tok)
+	}
+	f.waitPool("one", func(p activity.Pool) bool { return p.Occupied == 0 && p.Waiting == 0 })
+}

@@ -90,7 +90,7 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	// A value stored in plain text before sealing is still read, and
 	// sealed when next written.
 	legacy, _ := json.Marshal(activity.Connection{ConnID: "old", ConnType: "http", Password: "legacy-pw"})
-	if _, err := f.q.Bucket(queue.BucketConnections).JetStream().Put(ctx, kvKey("old"), legacy); err != nil {
+	if _, err := f.q.Bucket(queue.BucketConnections).Put(ctx, kvKey("old"), legacy); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := f.ex.getConnection(ctx, "old"); err != nil || c.Password != "legacy-pw" {

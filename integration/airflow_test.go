@@ -152,7 +152,9 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 	}
 
 	api := a.start("airflow-api-server", "api-server")
-	testbin.Eventually(t, 3*time.Minute, "Airflow's API server", func() bool {
+	// Its start is mostly Python imports: a minute on a quiet machine, and
+	// over three at a load of 50 with other tests beside it.
+	testbin.Eventually(t, 6*time.Minute, "Airflow's API server", func() bool {
 		select {
 		case <-api.Done():
 			t.Fatalf("Airflow's API server exited: %v\n%s", api.Err(), api.Output())
@@ -450,7 +452,12 @@ func states(l []*activity.TaskInstance) []string {
 	return s
 }
 
+// TestAirflowExecutor runs beside the other parallel tests: it waits on
+// Airflow's services far more than it computes, and its one time-bound
+// (the zombie threshold that fails the SIGKILLed worker's try) has room for
+// a loaded machine.
 func TestAirflowExecutor(t *testing.T) {
+	t.Parallel()
 	venv := airflowVenv(t)
 	// NATS, taskwire's executor and Airflow's API server listen on the
 	// veth of a router namespace, so that a worker in a namespace behind
@@ -458,7 +465,7 @@ func TestAirflowExecutor(t *testing.T) {
 	inner, router := netns.NewBehindNAT(t)
 	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr })
 	const token = "airflow-test" // off loopback: secure by default
-	c := newCluster(t, clusterOpts{zombieThreshold: "5s", logLevel: "info", nats: srv,
+	c := newCluster(t, clusterOpts{zombieThreshold: "10s", logLevel: "info", nats: srv,
 		listen: freeAddrOn(t, router.HostAddr), operatorToken: token})
 	af := startAirflowOn(t, router.HostAddr, venv, c.apiURL, "AIRFLOW__TASKWIRE__TOKEN="+token,
 		"AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS=taskwire_airflow.log_config.LOGGING_CONFIG")
@@ -473,80 +480,87 @@ func TestAirflowExecutor(t *testing.T) {
 		extra: []string{"--worker-id", "nat"}})
 	af.waitDags("tw_three", "tw_kill", "tw_adopt", "tw_nat", "tw_deadline")
 
-	t.Run("three tasks on two queues, one retried", func(t *testing.T) {
-		af := af.with(t)
-		run := af.trigger("tw_three")
-		af.waitRun("tw_three", run, 4*time.Minute)
-		tis := af.tis("tw_three", run)
-		want := map[string]struct {
-			queue string
-			try   int
-		}{"extract": {"default", 1}, "double": {"other", 1}, "flaky": {"default", 2}}
-		for id, w := range want {
-			ti := tis[id]
-			if ti.State != "success" || ti.TryNumber != w.try || ti.Queue != w.queue {
-				t.Errorf("Airflow's %s: %+v, want success on try %d on queue %s", id, ti, w.try, w.queue)
+	// The first two DAG runs check nothing of each other's (the fork server's
+	// workload count is the "default" queue's, which only tw_three uses): they
+	// run at once. What follows kills processes they share, one at a time.
+	t.Run("independent runs", func(t *testing.T) {
+		t.Run("three tasks on two queues, one retried", func(t *testing.T) {
+			t.Parallel()
+			af := af.with(t)
+			run := af.trigger("tw_three")
+			af.waitRun("tw_three", run, 4*time.Minute)
+			tis := af.tis("tw_three", run)
+			want := map[string]struct {
+				queue string
+				try   int
+			}{"extract": {"default", 1}, "double": {"other", 1}, "flaky": {"default", 2}}
+			for id, w := range want {
+				ti := tis[id]
+				if ti.State != "success" || ti.TryNumber != w.try || ti.Queue != w.queue {
+					t.Errorf("Airflow's %s: %+v, want success on try %d on queue %s", id, ti, w.try, w.queue)
+				}
 			}
-		}
-		// taskwire ran each Airflow try once, on the task's queue, and
-		// recorded how it ended: Airflow's failed first try of flaky failed.
-		waitTries(t, c.api, "tw_three", map[string][]string{
-			"extract": {"try 1 success on default"},
-			"double":  {"try 1 success on other"},
-			"flaky":   {"try 1 failed on default", "try 2 success on default"},
-		})
-		// The "default" queue's three tries ran in the fork server's children.
-		if n := strings.Count(wd.Output(), "workload in child"); n != 3 {
-			t.Errorf("the fork server ran %d workloads, want 3\n%s", n, wd.Output())
-		}
+			// taskwire ran each Airflow try once, on the task's queue, and
+			// recorded how it ended: Airflow's failed first try of flaky failed.
+			waitTries(t, c.api, "tw_three", map[string][]string{
+				"extract": {"try 1 success on default"},
+				"double":  {"try 1 success on other"},
+				"flaky":   {"try 1 failed on default", "try 2 success on default"},
+			})
+			// The "default" queue's three tries ran in the fork server's children.
+			if n := strings.Count(wd.Output(), "workload in child"); n != 3 {
+				t.Errorf("the fork server ran %d workloads, want 3\n%s", n, wd.Output())
+			}
 
-		// Airflow's REST API (so its UI) shows each try's own log, read
-		// from taskwire's logs API (the workers' log folder is not
-		// Airflow's): the failed first try's error, the second's success.
-		tw := airflowTries(t, c.api, "tw_three")["flaky"]
-		if len(tw) != 2 {
-			t.Fatalf("taskwire's flaky: %s", states(tw))
-		}
-		log1, log2 := af.taskLog("tw_three", run, "flaky", 1), af.taskLog("tw_three", run, "flaky", 2)
-		for _, want := range []string{"taskwire task " + tw[0].ID, "try 1 fails on purpose"} {
-			if !strings.Contains(log1, want) {
-				t.Errorf("Airflow's log of flaky try 1 lacks %q:\n%s", want, log1)
+			// Airflow's REST API (so its UI) shows each try's own log, read
+			// from taskwire's logs API (the workers' log folder is not
+			// Airflow's): the failed first try's error, the second's success.
+			tw := airflowTries(t, c.api, "tw_three")["flaky"]
+			if len(tw) != 2 {
+				t.Fatalf("taskwire's flaky: %s", states(tw))
 			}
-		}
-		if !strings.Contains(log2, "taskwire task "+tw[1].ID) || strings.Contains(log2, "fails on purpose") {
-			t.Errorf("Airflow's log of flaky try 2 is not its own:\n%s", log2)
-		}
-	})
-
-	t.Run("a worker behind NAT", func(t *testing.T) {
-		af := af.with(t)
-		run := af.trigger("tw_nat")
-		af.waitRun("tw_nat", run, 4*time.Minute)
-		ti := af.tis("tw_nat", run)["behind_nat"]
-		if ti.State != "success" || ti.Queue != "nat" {
-			t.Errorf("Airflow's behind_nat: %+v, want success on queue nat", ti)
-		}
-		// The task ran inside the namespace (its connections to Airflow's
-		// API server leave from the private address), and read its
-		// upstream's XCom from Airflow's API server through the NAT.
-		if got, want := af.waitFile("nat-task", time.Minute), inner.Addr+" pulled through the NAT"; got != want {
-			t.Errorf("the task behind NAT wrote %q, want %q", got, want)
-		}
-		// (The tasks have retries: a loaded machine's Airflow API server
-		// can answer a try's first call after the Task SDK's timeout.)
-		testbin.Eventually(t, time.Minute, "taskwire's successful try of behind_nat", func() bool {
-			tw := airflowTries(t, c.api, "tw_nat")["behind_nat"]
-			return len(tw) == ti.TryNumber && tw[len(tw)-1].State == activity.StateSuccess
+			log1, log2 := af.taskLog("tw_three", run, "flaky", 1), af.taskLog("tw_three", run, "flaky", 2)
+			for _, want := range []string{"taskwire task " + tw[0].ID, "try 1 fails on purpose"} {
+				if !strings.Contains(log1, want) {
+					t.Errorf("Airflow's log of flaky try 1 lacks %q:\n%s", want, log1)
+				}
+			}
+			if !strings.Contains(log2, "taskwire task "+tw[1].ID) || strings.Contains(log2, "fails on purpose") {
+				t.Errorf("Airflow's log of flaky try 2 is not its own:\n%s", log2)
+			}
 		})
-		for _, try := range airflowTries(t, c.api, "tw_nat")["behind_nat"] {
-			if try.Queue != "nat" || try.WorkerID != "nat" {
-				t.Errorf("taskwire's behind_nat: %s by %q, want every try run by the worker behind NAT", states([]*activity.TaskInstance{try}), try.WorkerID)
+
+		t.Run("a worker behind NAT", func(t *testing.T) {
+			t.Parallel()
+			af := af.with(t)
+			run := af.trigger("tw_nat")
+			af.waitRun("tw_nat", run, 4*time.Minute)
+			ti := af.tis("tw_nat", run)["behind_nat"]
+			if ti.State != "success" || ti.Queue != "nat" {
+				t.Errorf("Airflow's behind_nat: %+v, want success on queue nat", ti)
 			}
-		}
-		// Nothing outside the NAT can connect in.
-		if err := netns.Dial(net.JoinHostPort(inner.Addr, "22")); err == nil {
-			t.Errorf("connected to %s from outside the NAT", inner.Addr)
-		}
+			// The task ran inside the namespace (its connections to Airflow's
+			// API server leave from the private address), and read its
+			// upstream's XCom from Airflow's API server through the NAT.
+			if got, want := af.waitFile("nat-task", time.Minute), inner.Addr+" pulled through the NAT"; got != want {
+				t.Errorf("the task behind NAT wrote %q, want %q", got, want)
+			}
+			// (The tasks have retries: a loaded machine's Airflow API server
+			// can answer a try's first call after the Task SDK's timeout.)
+			testbin.Eventually(t, time.Minute, "taskwire's successful try of behind_nat", func() bool {
+				tw := airflowTries(t, c.api, "tw_nat")["behind_nat"]
+				return len(tw) == ti.TryNumber && tw[len(tw)-1].State == activity.StateSuccess
+			})
+			for _, try := range airflowTries(t, c.api, "tw_nat")["behind_nat"] {
+				if try.Queue != "nat" || try.WorkerID != "nat" {
+					t.Errorf("taskwire's behind_nat: %s by %q, want every try run by the worker behind NAT", states([]*activity.TaskInstance{try}), try.WorkerID)
+				}
+			}
+			// Nothing outside the NAT can connect in.
+			if err := netns.Dial(net.JoinHostPort(inner.Addr, "22")); err == nil {
+				t.Errorf("connected to %s from outside the NAT", inner.Addr)
+			}
+		})
 	})
 
 	t.Run("the fork server, crashed, is restarted by its worker", func(t *testing.T) {

@@ -12,14 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // activityOf reads (without acking) the queued activity of a queue that no
@@ -30,13 +29,9 @@ func activityOf(t *testing.T, qc *queue.Client, q string) *activity.ExecuteTask 
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := cons.JetStream().Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	m, err := queuetest.Next(cons, 5*time.Second)
 	if err != nil {
-		t.Fatal(err)
-	}
-	m, ok := <-batch.Messages()
-	if !ok {
-		t.Fatalf("no activity on %s", q)
+		t.Fatalf("no activity on %s: %v", q, err)
 	}
 	a, err := activity.Decode(m.Data())
 	if err != nil {
@@ -163,13 +158,9 @@ func TestMalformedInputIsRejected(t *testing.T) {
 	if ti.State != activity.StateSuccess {
 		t.Fatalf("task after a malformed activity: %s", ti.State)
 	}
-	dl, err := qc.JetStream().Stream(ctx, "DEADLETTER")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var msg *jetstream.RawStreamMsg
+	var msg *queuetest.RawStreamMsg
 	testbin.Eventually(t, 10*time.Second, "a dead letter", func() bool {
-		msg, _ = dl.GetLastMsgForSubject(ctx, "deadletter.default")
+		msg, _ = queuetest.LastMsg(ctx, qc.Conn(), queue.StreamDeadLetter, "deadletter.default")
 		return msg != nil
 	})
 	if msg == nil || !strings.Contains(msg.Header.Get("Taskwire-Reason"), "invalid activity") {
@@ -228,25 +219,11 @@ func TestMalformedActivitiesAreDeadLetteredAndNeverBlock(t *testing.T) {
 	}
 	checkSucceededOnce(t, c, ids, out)
 
-	dl, err := qc.JetStream().Stream(t.Context(), queue.StreamDeadLetter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var letters []*jetstream.RawStreamMsg
+	var letters []*queuetest.RawStreamMsg
 	testbin.Eventually(t, 10*time.Second, "every malformed activity to be dead-lettered", func() bool {
-		info, err := dl.Info(t.Context())
-		if err != nil || info.State.Msgs < uint64(len(bad)) {
-			return false
-		}
-		letters = letters[:0]
-		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-			m, err := dl.GetMsg(t.Context(), seq)
-			if err != nil {
-				return false
-			}
-			letters = append(letters, m)
-		}
-		return true
+		var err error
+		letters, err = queuetest.StreamMsgs(t.Context(), qc.Conn(), queue.StreamDeadLetter)
+		return err == nil && len(letters) >= len(bad)
 	})
 	if len(letters) != len(bad) {
 		t.Fatalf("%d dead letters, want %d", len(letters), len(bad))
@@ -265,11 +242,7 @@ func TestMalformedActivitiesAreDeadLetteredAndNeverBlock(t *testing.T) {
 			t.Errorf("%.40q was not dead-lettered as it was", b.data)
 		}
 	}
-	cons, err := qc.JetStream().Consumer(t.Context(), queue.StreamActivities, queue.ActivityConsumerName("default"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(t.Context())
+	info, err := queuetest.Consumer(t.Context(), qc.Conn(), queue.StreamActivities, queue.ActivityConsumerName("default"))
 	if err != nil {
 		t.Fatal(err)
 	}

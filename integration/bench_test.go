@@ -13,13 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 func quantile(ds []time.Duration, q float64) time.Duration {
@@ -50,7 +49,7 @@ func rawJetStream(b *testing.B, c *cluster, n int) []time.Duration {
 		if err := qc.PublishActivity(ctx, "rawbench", fmt.Sprintf("raw-%d", i), []byte("x")); err != nil {
 			b.Fatal(err)
 		}
-		msg, err := cons.JetStream().Next(jetstream.FetchMaxWait(5 * time.Second))
+		msg, err := queuetest.Next(cons, 5*time.Second)
 		if err != nil {
 			b.Fatal(err)
 		}

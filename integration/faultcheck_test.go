@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taskwire/taskwire/activity"
@@ -18,6 +17,7 @@ import (
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // submitMany submits n tasks, spec(i) each, eight at a time, and returns
@@ -188,19 +188,12 @@ func checkSucceededOnce(t *testing.T, c *cluster, ids []string, file string) onc
 // returns how many revisions it checked.
 func checkHistories(t *testing.T, c *cluster, ids []string) int {
 	t.Helper()
-	js, err := jetstream.New(natstest.Connect(t, c.nats))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := natstest.Connect(t, c.nats)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, queue.BucketTaskInstances)
-	if err != nil {
-		t.Fatal(err)
-	}
 	revisions := 0
 	for _, id := range ids {
-		hist, err := kv.History(ctx, id)
+		hist, err := queuetest.History(ctx, nc, queue.BucketTaskInstances, id)
 		if err != nil {
 			t.Fatalf("history of %s: %v", id, err)
 		}

@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // chattySpec is a command task printing mb megabytes of 200-byte lines.
@@ -29,17 +29,9 @@ func chattySpec(mb int) activity.TaskSpec {
 }
 
 // logsStream is the LOGS stream's state as NATS has it.
-func logsStream(t *testing.T, s *server.Server) *jetstream.StreamInfo {
+func logsStream(t *testing.T, s *server.Server) *queuetest.StreamInfo {
 	t.Helper()
-	js, err := jetstream.New(natstest.Connect(t, s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(t.Context(), queue.StreamLogs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(t.Context())
+	info, err := queuetest.Stream(t.Context(), natstest.Connect(t, s), queue.StreamLogs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,13 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // mixedSpec is task i of a run that mixes plain tasks with tasks that defer
@@ -139,35 +137,37 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 			live = fmt.Sprintf("nats://127.0.0.1:%d", o.Port)
 		}
 	}
-	conn, err := nats.Connect(live)
+	conn, err := queuetest.Connect(live, queuetest.ConnOpts{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	js, err := jetstream.New(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	// The info requests wait out a stream or consumer whose leader is
 	// still being elected on the two servers left.
 	for _, name := range []string{queue.StreamActivities, queue.StreamTriggers, queue.StreamEvents, "KV_" + queue.BucketTaskInstances} {
-		var s jetstream.Stream
+		var r int
 		testbin.Eventually(t, 10*time.Second, "the info of stream "+name, func() bool {
-			s, err = js.Stream(ctx, name)
+			s, err := queuetest.Stream(ctx, conn, name)
+			if err == nil {
+				r = s.Config.Replicas
+			}
 			return err == nil
 		})
-		if r := s.CachedInfo().Config.Replicas; r != 3 {
+		if r != 3 {
 			t.Errorf("stream %s has %d replicas, want 3", name, r)
 		}
 	}
-	var cons jetstream.Consumer
+	var r int
 	testbin.Eventually(t, 10*time.Second, "the info of queue default's consumer", func() bool {
-		cons, err = js.Consumer(ctx, queue.StreamActivities, queue.ActivityConsumerName("default"))
+		cons, err := queuetest.Consumer(ctx, conn, queue.StreamActivities, queue.ActivityConsumerName("default"))
+		if err == nil {
+			r = cons.Config.Replicas
+		}
 		return err == nil
 	})
-	if r := cons.CachedInfo().Config.Replicas; r != 3 && r != 0 {
+	if r != 3 && r != 0 {
 		t.Errorf("consumer of queue default has %d replicas, want 3", r)
 	}
 }

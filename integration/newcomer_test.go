@@ -16,7 +16,9 @@ import (
 // worker serves says so once on stderr after a few seconds and keeps
 // waiting; a worker for the queue then runs the task and the wait ends.
 func TestSubmitWaitNamesUnservedQueue(t *testing.T) {
-	c := newCluster(t, clusterOpts{})
+	// No zombie is wanted here: a loaded machine's late heartbeat must not
+	// fail the served queue's 4 s task.
+	c := newCluster(t, clusterOpts{zombieThreshold: "10s"})
 	c.startWorker(workerOpts{queues: "default"})
 	const want = `no live worker serves queue "nobody" (executor queues)`
 	sub := testbin.Start(t, "submit", c.bins.executor, nil,

@@ -34,7 +34,10 @@ const schemathesisChecks = "not_a_server_error,status_code_conformance,content_t
 // task-instance and XCom paths name that task, so the handlers are reached
 // past authentication. Any finding (a 5xx, an undocumented status, an
 // answer or header not matching its schema, bad input accepted) fails.
+// Nothing in it is timed (the zombie threshold is an hour, each request
+// has 20 s): it runs beside the other parallel tests.
 func TestSchemathesis(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +154,9 @@ parameters = { "path.dag_id" = %s, "path.run_id" = %s, "path.task_id" = %s }
 	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rctx, rcancel := context.WithTimeout(ctx, 8*time.Minute)
+	// A bound for a hang: the run takes 1–4 minutes, beside the other
+	// parallel tests at a load of 45 it took over 8.
+	rctx, rcancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer rcancel()
 	cmd := exec.CommandContext(rctx, st, "--no-color", "--config-file", cfg, "run", c.apiURL+"/api/v1/openapi.json",
 		"--checks", schemathesisChecks, "--max-examples", strconv.Itoa(n), "--seed", "1",

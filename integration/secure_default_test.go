@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/testbin"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // envFile reads a KEY=VALUE file written by executor init, with every
@@ -119,7 +118,7 @@ func TestSecureByDefaultOffLoopback(t *testing.T) {
 		t.Errorf("the init setup still warns:\n%s", ex.Output())
 	}
 	// Nobody without the credentials gets in.
-	if nc, err := nats.Connect("nats://127.0.0.1:"+natsPort, nats.Timeout(5*time.Second)); err == nil {
+	if nc, err := queuetest.Connect("nats://127.0.0.1:"+natsPort, queuetest.ConnOpts{Timeout: 5 * time.Second}); err == nil {
 		nc.Close()
 		t.Errorf("the embedded NATS took a connection without credentials")
 	}

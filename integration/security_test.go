@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
@@ -22,6 +20,7 @@ import (
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/internal/testcert"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // Connection and variable secrets are sealed at rest in KV, never appear
@@ -63,24 +62,14 @@ func TestSecretsSealedAndMasked(t *testing.T) {
 	}
 
 	nc := natstest.Connect(t, c.nats)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	raws := map[string][]byte{}
 	for _, bucket := range []string{queue.BucketConnections, queue.BucketVariables} {
-		s, err := js.Stream(ctx, "KV_"+bucket)
+		msgs, err := queuetest.StreamMsgs(ctx, nc, "KV_"+bucket)
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-			if m, err := s.GetMsg(ctx, seq); err == nil {
-				raws[bucket+" "+m.Subject] = m.Data
-			}
+		for _, m := range msgs {
+			raws[bucket+" "+m.Subject] = m.Data
 		}
 	}
 	if len(raws) < 2 {
@@ -182,20 +171,20 @@ func TestNATSAuth(t *testing.T) {
 	type setup struct {
 		configure func(*server.Options)
 		args      []string // NATS flags of every process
-		opts      []nats.Option
+		conn      queuetest.ConnOpts
 	}
 	for name, mk := range map[string]func(t *testing.T) setup{
 		"user_password": func(t *testing.T) setup {
 			return setup{
 				configure: func(o *server.Options) { o.Username, o.Password = "taskwire", "pw-nats-1" },
 				args:      []string{"--nats-user", "taskwire", "--nats-password", "pw-nats-1"},
-				opts:      []nats.Option{nats.UserInfo("taskwire", "pw-nats-1")},
+				conn:      queuetest.ConnOpts{User: "taskwire", Password: "pw-nats-1"},
 			}
 		},
 		"creds": func(t *testing.T) setup {
 			op := natstest.NewOperator(t)
 			creds := op.Creds(t, "taskwire", nil)
-			return setup{configure: op.Configure, args: []string{"--nats-creds", creds}, opts: []nats.Option{nats.UserCredentials(creds)}}
+			return setup{configure: op.Configure, args: []string{"--nats-creds", creds}, conn: queuetest.ConnOpts{CredsFile: creds}}
 		},
 		"mutual_tls": func(t *testing.T) setup {
 			ca := testcert.New(t)
@@ -207,14 +196,14 @@ func TestNATSAuth(t *testing.T) {
 			return setup{
 				configure: func(o *server.Options) { o.TLSConfig, o.TLS, o.TLSVerify, o.TLSTimeout = tc, true, true, 2 },
 				args:      []string{"--nats-tls-ca", ca.CertFile, "--nats-tls-cert", cl.CertFile, "--nats-tls-key", cl.KeyFile},
-				opts:      []nats.Option{nats.RootCAs(ca.CertFile), nats.ClientCert(cl.CertFile, cl.KeyFile)},
+				conn:      queuetest.ConnOpts{TLSCA: ca.CertFile, TLSCert: cl.CertFile, TLSKey: cl.KeyFile},
 			}
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := mk(t)
 			ns := natstest.RunServerWith(t, s.configure)
-			if nc, err := nats.Connect(ns.ClientURL(), nats.Timeout(2*time.Second)); err == nil {
+			if nc, err := queuetest.Connect(ns.ClientURL(), queuetest.ConnOpts{}); err == nil {
 				nc.Close()
 				t.Fatal("a client without credentials connected")
 			}
@@ -225,7 +214,7 @@ func TestNATSAuth(t *testing.T) {
 			if ti.State != activity.StateSuccess {
 				t.Fatalf("deferring task: %s %s\n%s", ti.State, ti.Reason, c.logs(ti.ID))
 			}
-			nc, err := nats.Connect(ns.ClientURL(), append(s.opts, nats.Timeout(2*time.Second))...)
+			nc, err := queuetest.Connect(ns.ClientURL(), s.conn)
 			if err != nil {
 				t.Fatalf("connect with the credentials: %v", err)
 			}
@@ -266,7 +255,7 @@ func TestWorkerPermissions(t *testing.T) {
 	other := c.submit(activity.TaskSpec{Queue: "other", Entrypoint: sh("true")})
 	// The executor's user makes the other queue's consumer, so only the
 	// worker's permissions stand in the way.
-	admin, err := nats.Connect(ns.ClientURL(), nats.UserInfo("executor", "change-me-executor"))
+	admin, err := queuetest.Connect(ns.ClientURL(), queuetest.ConnOpts{User: "executor", Password: "change-me-executor"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,15 +270,15 @@ func TestWorkerPermissions(t *testing.T) {
 
 	var mu sync.Mutex
 	var violations []string
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("worker_default", "change-me-worker"),
-		nats.CustomInboxPrefix("_INBOX_worker_default"),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) {
+	nc, err := queuetest.Connect(ns.ClientURL(), queuetest.ConnOpts{User: "worker_default", Password: "change-me-worker",
+		InboxPrefix: "_INBOX_worker_default",
+		OnAsyncError: func(err error) {
+			if errors.Is(err, queuetest.ErrPermissionViolation) {
 				mu.Lock()
 				violations = append(violations, err.Error())
 				mu.Unlock()
 			}
-		}))
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,19 +300,15 @@ func TestWorkerPermissions(t *testing.T) {
 	}
 	cancel()
 	// Pulling from it by name, and reading a bucket, are refused too.
-	if _, err := nc.Request("$JS.API.CONSUMER.MSG.NEXT.ACTIVITIES."+queue.ActivityConsumerName("other"),
+	if _, err := queuetest.Request(nc, "$JS.API.CONSUMER.MSG.NEXT.ACTIVITIES."+queue.ActivityConsumerName("other"),
 		[]byte(`{"batch":1,"expires":500000000}`), time.Second); err == nil {
 		t.Error("the worker pulled from queue other's consumer")
 	}
 	cctx, cancel = context.WithTimeout(t.Context(), time.Second)
-	if _, err := wq.Bucket(queue.BucketConnections).JetStream().Get(cctx, "any"); err == nil || errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := wq.Bucket(queue.BucketConnections).Get(cctx, "any"); err == nil || errors.Is(err, queue.ErrKeyNotFound) {
 		t.Errorf("the worker read the connections bucket: %v", err)
 	}
 	cancel()
-	cons, err := aq.JetStream().Consumer(t.Context(), queue.StreamActivities, queue.ActivityConsumerName("other"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	mu.Lock()
 	got := strings.Join(violations, "\n")
 	mu.Unlock()
@@ -334,7 +319,7 @@ func TestWorkerPermissions(t *testing.T) {
 			t.Errorf("permission violations %q, want one for %s", got, want)
 		}
 	}
-	info, err := cons.Info(t.Context())
+	info, err := queuetest.Consumer(t.Context(), admin, queue.StreamActivities, queue.ActivityConsumerName("other"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +351,7 @@ func TestEmbeddedNATSOverTLS(t *testing.T) {
 	if c.api, err = client.New(client.Config{URL: c.apiURL}); err != nil {
 		t.Fatal(err)
 	}
-	if nc, err := nats.Connect(c.natsURL, nats.UserInfo("taskwire", "pw-embedded"), nats.Timeout(2*time.Second)); err == nil {
+	if nc, err := queuetest.Connect(c.natsURL, queuetest.ConnOpts{User: "taskwire", Password: "pw-embedded"}); err == nil {
 		nc.Close()
 		t.Fatal("a client without TLS connected to the embedded NATS")
 	}

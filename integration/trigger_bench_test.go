@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // BenchmarkDeferralRoundTrip measures a deferral on an already-due timer,
@@ -113,21 +112,18 @@ func benchTimers(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	tr := c.startTriggerer(triggererOpts{capacity: n + late, extra: []string{"--log-level", "info"}})
-	js := q.JetStream()
 	publish := func(count int, moment func(i int) time.Time, prefix string) {
-		for i := range count {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		err := queuetest.PublishMany(pctx, q.Conn(), count, func(i int) (string, []byte, string) {
 			t := activity.Trigger{ID: fmt.Sprintf("%s-%d.1", prefix, i), Classpath: "datetime", Kind: "datetime",
 				Kwargs: map[string]any{"moment": moment(i).UTC().Format(time.RFC3339Nano)},
 				TIID:   fmt.Sprintf("%s-%d", prefix, i), Try: 1, DeferredAt: time.Now().UTC()}
 			data, _ := json.Marshal(t)
-			if _, err := js.PublishAsync(queue.TriggerSubject, data, jetstream.WithMsgID(t.ID)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(2 * time.Minute):
-			b.Fatal("publishing triggers took over 2 minutes")
+			return queue.TriggerSubject, data, t.ID
+		})
+		if err != nil {
+			b.Fatalf("publishing triggers: %v", err)
 		}
 	}
 
@@ -145,11 +141,11 @@ func benchTimers(b *testing.B, n int) {
 	lateness := make([]time.Duration, 0, late)
 	deadline := time.Now().Add(2 * time.Minute)
 	for len(lateness) < late && time.Now().Before(deadline) {
-		batch, err := evCons.JetStream().Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		batch, err := evCons.Fetch(1000, time.Second)
 		if err != nil {
 			b.Fatal(err)
 		}
-		for m := range batch.Messages() {
+		for m := range batch.All() {
 			_ = m.Ack()
 			ev, err := activity.DecodeTriggerEvent(m.Data())
 			if err != nil {

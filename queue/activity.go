@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,6 +51,46 @@ func (c *Client) PublishActivity(ctx context.Context, queue, msgID string, data 
 		return fmt.Errorf("publish activity %s on %s: %w", msgID, queue, err)
 	}
 	return nil
+}
+
+// PublishActivityAsync is [Client.PublishActivity] without waiting: the
+// activity is sent when it returns, and wait (which must be called)
+// blocks until the stream acknowledged it or ctx ends. Many may be sent
+// before their acknowledgements are awaited, so a batch costs one round
+// trip.
+func (c *Client) PublishActivityAsync(ctx context.Context, queue, msgID string, data []byte) (wait func() error, err error) {
+	if err := ValidQueueName(queue); err != nil {
+		return nil, fmt.Errorf("publish activity %s: %w", msgID, err)
+	}
+	if msgID == "" {
+		return nil, fmt.Errorf("publish activity on %s: empty msg id", queue)
+	}
+	if !c.cfg.Bind {
+		if _, ok := c.ownConsumers.Load(queue); !ok {
+			if _, err := c.ActivityConsumer(ctx, queue); err != nil {
+				return nil, fmt.Errorf("publish activity %s: %w", msgID, err)
+			}
+			c.ownConsumers.Store(queue, true)
+		}
+	}
+	f, err := c.js.PublishAsync(ActivitySubject(queue), data, jetstream.WithMsgID(msgID))
+	if err != nil {
+		return nil, fmt.Errorf("publish activity %s on %s: %w", msgID, queue, err)
+	}
+	return func() error {
+		t := time.NewTimer(requestTimeoutDefault)
+		defer t.Stop()
+		select {
+		case <-f.Ok():
+			return nil
+		case err := <-f.Err():
+			return fmt.Errorf("publish activity %s on %s: %w", msgID, queue, err)
+		case <-t.C:
+			return fmt.Errorf("publish activity %s on %s: no acknowledgement within %v", msgID, queue, requestTimeoutDefault)
+		case <-ctx.Done():
+			return fmt.Errorf("publish activity %s on %s: %w", msgID, queue, ctx.Err())
+		}
+	}, nil
 }
 
 // ActivityConsumer creates or updates the durable pull consumer

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -200,15 +201,34 @@ func (b Bucket) Watch(ctx context.Context, keys string, opts WatchOpts) (*Watche
 	}()
 	limit := time.NewTimer(watchCreateTimeout)
 	defer limit.Stop()
+	// A refused consumer create (NATS permissions) gets no reply, only an
+	// asynchronous error on the connection: look for it meanwhile, so a
+	// refusal is reported at once rather than after watchCreateTimeout.
+	poll := time.NewTicker(refusalPoll)
+	defer poll.Stop()
 	var r created
-	select {
-	case r = <-ch:
-	case <-limit.C:
-		cancel()
-		if r = <-ch; r.err == nil {
-			_ = stopWatch(r.kw)
+wait:
+	for {
+		select {
+		case r = <-ch:
+			break wait
+		case <-poll.C:
+			if err := b.refused(); err != nil {
+				cancel()
+				if r = <-ch; r.err == nil {
+					_ = stopWatch(r.kw)
+				}
+				r.err = err
+				break wait
+			}
+		case <-limit.C:
+			cancel()
+			if r = <-ch; r.err == nil {
+				_ = stopWatch(r.kw)
+			}
+			r.err = fmt.Errorf("not created in %s: %w", watchCreateTimeout, context.DeadlineExceeded)
+			break wait
 		}
-		r.err = fmt.Errorf("not created in %s: %w", watchCreateTimeout, context.DeadlineExceeded)
 	}
 	if r.err != nil {
 		cancel()
@@ -218,6 +238,28 @@ func (b Bucket) Watch(ctx context.Context, keys string, opts WatchOpts) (*Watche
 	go w.forward(wctx)
 	return w, nil
 }
+
+// refused returns the connection's last error when it is a permissions
+// violation on a subject of this bucket's stream (its KV_<name> API
+// subjects or $KV.<name>.>), and nil otherwise.
+func (b Bucket) refused() error {
+	nc := b.js.Conn()
+	if nc == nil {
+		return nil
+	}
+	err := nc.LastError()
+	if err == nil || !errors.Is(err, nats.ErrPermissionViolation) {
+		return nil
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "KV_"+b.Name()+".") && !strings.Contains(msg, "$KV."+b.Name()+".") {
+		return nil
+	}
+	return fmt.Errorf("refused by the NATS server (the user's permissions must allow this bucket, see examples/nats/permissions.conf): %w", err)
+}
+
+// refusalPoll is how often a watch being created looks for a refusal.
+const refusalPoll = 50 * time.Millisecond
 
 // watchCreateTimeout bounds the creation of a watch; watchHorizon is the
 // deadline of its context (see Watch).

@@ -35,8 +35,10 @@
 // sentinels under taskwire's names ([ErrKeyNotFound], ...), so no
 // translation or allocation is added; only a [Watcher] adds a goroutine
 // (it forwards entries as taskwire's type). The raw escape hatches
-// (Client.JetStream, Consumer.JetStream, Bucket.JetStream) are for tests;
-// internal/layering fails when other code uses them or imports nats.go.
+// (Client.JetStream, Consumer.JetStream, Bucket.JetStream) are for
+// queue/queuetest, the tests' broker-level inspections and faults;
+// internal/layering fails when other code, tests included, uses them or
+// imports nats.go.
 //
 // Subjects:
 //

@@ -59,6 +59,7 @@
 //	headers        none      map of header names to string values (stored canonical:
 //	                         "Content-Type"); "Host" sets the request's host
 //	interval       "5s"      the wait after each poll, at least 10ms
+//	rate_key       URL host  the rate limit (Env.Limiter) every request counts against
 //
 // Each poll is one request through a retrying client
 // (github.com/hashicorp/go-retryablehttp around Env.HTTPClient: up to 2
@@ -71,6 +72,9 @@
 //	path      required  a path or filepath.Glob pattern ("/data/in/*.csv"); a
 //	                    relative one is relative to the triggerer's working directory
 //	interval  "1s"      the wait after each look, at least 10ms
+//	rate_key  none      the rate limit (Env.Limiter) each look counts against; none by
+//	                    default (a local glob costs a few system calls; a network
+//	                    share that must not be listed too often names one)
 //
 // event waits for a named event sent by an operator (Env.Events):
 //

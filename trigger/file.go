@@ -20,6 +20,11 @@ const fileIntervalDefault = time.Second
 type fileSpec struct {
 	path     string
 	interval time.Duration
+	// rateKey, when set, paces the globs under that key's limit (a
+	// network share that must not be listed too often). There is no
+	// default: a local glob costs a few system calls, and a rate key
+	// cannot hold the path's slashes.
+	rateKey string
 }
 
 func parseFile(kw map[string]any) (fileSpec, error) {
@@ -43,6 +48,9 @@ func parseFile(kw map[string]any) (fileSpec, error) {
 	}
 	s.path = p
 	if s.interval, err = intervalArg(kind, kw, fileIntervalDefault); err != nil {
+		return s, err
+	}
+	if s.rateKey, err = rateKeyArg(kind, kw); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -97,21 +105,29 @@ func normalizeFile(kw map[string]any, _ time.Time) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{kwPath: s.path, kwInterval: s.interval.String()}, nil
+	out := map[string]any{kwPath: s.path, kwInterval: s.interval.String()}
+	if s.rateKey != "" {
+		out[kwRateKey] = s.rateKey
+	}
+	return out, nil
 }
 
 // fileTrigger is a started file trigger: one goroutine polling.
 type fileTrigger struct {
 	once
-	spec fileSpec
+	spec    fileSpec
+	limiter Limiter // nil: unpaced
 }
 
-func startFile(_ *Env, t activity.Trigger, fire func(Event)) (func(), error) {
+func startFile(env *Env, t activity.Trigger, fire func(Event)) (func(), error) {
 	s, err := parseFile(t.Kwargs)
 	if err != nil {
 		return nil, err
 	}
 	f := &fileTrigger{once: once{fn: fire}, spec: s}
+	if env != nil && s.rateKey != "" {
+		f.limiter = env.Limiter
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go f.run(ctx)
 	return func() {
@@ -120,13 +136,28 @@ func startFile(_ *Env, t activity.Trigger, fire func(Event)) (func(), error) {
 	}, nil
 }
 
+// glob lists the matches, after its rate key's limit lets it.
+func (f *fileTrigger) glob(ctx context.Context) ([]string, error) {
+	if f.limiter != nil {
+		release, err := f.limiter.Acquire(ctx, f.spec.rateKey)
+		if err != nil {
+			return nil, nil // ctx ended
+		}
+		defer release()
+	}
+	return filepath.Glob(f.spec.path)
+}
+
 // run globs at once and then every interval until there is a match or
 // ctx is done.
 func (f *fileTrigger) run(ctx context.Context) {
 	wait := time.NewTimer(f.spec.interval)
 	defer wait.Stop()
 	for {
-		matches, err := filepath.Glob(f.spec.path)
+		matches, err := f.glob(ctx)
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil { // checked at Start
 			f.fire(Event{Err: "file trigger: " + err.Error()})
 			return

@@ -131,15 +131,26 @@ func parseHTTP(kw map[string]any) (httpSpec, error) {
 	if s.interval, err = intervalArg(kind, kw, httpIntervalDefault); err != nil {
 		return s, err
 	}
-	if v := kw[kwRateKey]; v != nil {
-		if s.rateKey, err = stringArg(kind, kwRateKey, v); err != nil {
-			return s, err
-		}
-		if err := activity.ValidateRateKey(s.rateKey); err != nil {
-			return s, kwargError(kind, kwRateKey, v, "is not a rate key: 1-250 characters of [A-Za-z0-9_.:@-]")
-		}
+	if s.rateKey, err = rateKeyArg(kind, kw); err != nil {
+		return s, err
 	}
 	return s, nil
+}
+
+// rateKeyArg is a polling kind's rate_key kwarg; "" when not given.
+func rateKeyArg(kind string, kw map[string]any) (string, error) {
+	v := kw[kwRateKey]
+	if v == nil {
+		return "", nil
+	}
+	key, err := stringArg(kind, kwRateKey, v)
+	if err != nil {
+		return "", err
+	}
+	if err := activity.ValidateRateKey(key); err != nil {
+		return "", kwargError(kind, kwRateKey, v, "is not a rate key: 1-250 characters of [A-Za-z0-9_.:@-]")
+	}
+	return key, nil
 }
 
 // rateKeyOf is the rate key of an http trigger: rate_key, else the URL's

@@ -27,7 +27,7 @@ var kinds = map[string]kindDef{
 	KindTimeDelta: {keys: []string{kwDelta, kwMoment}, normalize: normalizeTimeDelta},
 	KindHTTP: {keys: []string{kwURL, kwMethod, kwStatus, kwBodyContains, kwBody, kwHeaders, kwInterval, kwRateKey},
 		normalize: normalizeHTTP},
-	KindFile:    {keys: []string{kwPath, kwInterval}, normalize: normalizeFile},
+	KindFile:    {keys: []string{kwPath, kwInterval, kwRateKey}, normalize: normalizeFile},
 	KindAirflow: {keys: []string{"classpath", "kwargs"}, normalize: normalizeAirflow},
 	KindEvent:   {keys: []string{kwName}, normalize: normalizeEvent},
 }

@@ -1,6 +1,7 @@
 package trigger_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -499,5 +501,89 @@ func BenchmarkStartTimers(b *testing.B) {
 	b.StopTimer()
 	for _, stop := range stops {
 		stop()
+	}
+}
+
+// pacer is a Limiter that lets one request go every gap and records the
+// keys asked for.
+type pacer struct {
+	gap  time.Duration
+	mu   sync.Mutex
+	next time.Time
+	keys []string
+}
+
+func (p *pacer) Acquire(ctx context.Context, key string) (func(), error) {
+	p.mu.Lock()
+	p.keys = append(p.keys, key)
+	now := time.Now()
+	at := now
+	if p.next.After(now) {
+		at = p.next
+	}
+	p.next = at.Add(p.gap)
+	p.mu.Unlock()
+	select {
+	case <-time.After(at.Sub(now)):
+		return func() {}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *pacer) asked() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.keys)
+}
+
+// A file trigger with a rate_key looks only when its limit lets it; one
+// without looks at its interval, unpaced.
+func TestStartFileRateKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	lim := &pacer{gap: 100 * time.Millisecond}
+	env := quietEnv()
+	env.Limiter = lim
+	tr := mustNormalize(t, "file", map[string]any{"path": filepath.Join(dir, "*.done"), "interval": "10ms", "rate_key": "nfs-share"})
+	if tr.Kwargs["rate_key"] != "nfs-share" {
+		t.Fatalf("normalized kwargs %v lost rate_key", tr.Kwargs)
+	}
+	start := time.Now()
+	r, _ := mustStart(t, env, tr)
+	for len(lim.asked()) < 4 {
+		if time.Since(start) > waitMax {
+			t.Fatalf("the file trigger asked its limit %d times", len(lim.asked()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The fourth look asks once the third went, 200ms in at 10/s; the
+	// 10ms interval alone would have looked 20 times by then.
+	if took := time.Since(start); took < 190*time.Millisecond {
+		t.Errorf("4 looks paced at 10/s asked within %v", took)
+	}
+	path := filepath.Join(dir, "a.done")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ev := r.next(t); ev.Err != "" || ev.Payload.(map[string]any)["path"] != path {
+		t.Fatalf("event %+v", ev)
+	}
+	for _, k := range lim.asked() {
+		if k != "nfs-share" {
+			t.Fatalf("looked under key %q, want nfs-share", k)
+		}
+	}
+
+	unkeyed := &pacer{gap: time.Hour}
+	env2 := quietEnv()
+	env2.Limiter = unkeyed
+	r2, _ := mustStart(t, env2, mustNormalize(t, "file", map[string]any{"path": path, "interval": "10ms"}))
+	r2.next(t)
+	if n := len(unkeyed.asked()); n != 0 {
+		t.Fatalf("a file trigger without rate_key asked the limiter %d times", n)
+	}
+	if _, err := trigger.Normalize(activity.Trigger{Classpath: "file", Kwargs: map[string]any{"path": path, "rate_key": "a/b"}}, time.Now()); err == nil {
+		t.Fatal("rate_key with a slash accepted")
 	}
 }

@@ -68,7 +68,6 @@ func (l *rateLimiter) run(ctx context.Context, ready chan<- struct{}) error {
 	l.mu.Unlock()
 	defer l.wg.Wait()
 	if err := l.kv.Follow(ctx, func() { close(ready) }, l.apply); err != nil {
-		close(ready)
 		return fmt.Errorf("watch rate limits: %w", err)
 	}
 	return nil

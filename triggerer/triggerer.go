@@ -117,16 +117,21 @@ func (tr *Triggerer) Start(ctx context.Context) error {
 	tr.started = time.Now()
 	tr.mu.Unlock()
 
-	limitsReady := make(chan struct{})
+	// Without the rate limits the polls would go unpaced, past the
+	// cluster's limits: a triggerer that cannot watch them does not start.
+	limitsReady, limitsErr := make(chan struct{}), make(chan error, 1)
 	tr.wg.Add(1)
 	go func() {
 		defer tr.wg.Done()
-		if err := tr.limits.run(runCtx, limitsReady); err != nil {
-			tr.log.Error("rate limits: polling triggers go unpaced", "err", err)
-		}
+		limitsErr <- tr.limits.run(runCtx, limitsReady)
 	}()
 	select {
 	case <-limitsReady:
+	case err := <-limitsErr:
+		if err == nil {
+			err = errors.New("ended")
+		}
+		return fail(fmt.Errorf("triggerer: rate limits: %w", err))
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}

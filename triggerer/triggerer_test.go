@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 func TestMain(m *testing.M) {
@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 type fixture struct {
 	t  *testing.T
 	q  *queue.Client
-	ev jetstream.Consumer
+	ev queue.Consumer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -39,7 +39,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, q: q, ev: ev.JetStream()}
+	return &fixture{t: t, q: q, ev: ev}
 }
 
 func (f *fixture) start(id string, capacity int) *Triggerer {
@@ -72,7 +72,7 @@ func (f *fixture) publish(kind string, kwargs map[string]any, timeout time.Durat
 
 // next returns the next fired event.
 func (f *fixture) next(wait time.Duration) (*activity.TriggerEvent, error) {
-	m, err := f.ev.Next(jetstream.FetchMaxWait(wait))
+	m, err := queuetest.Next(f.ev, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -107,8 +107,8 @@ func TestFiresPublishesAndRetires(t *testing.T) {
 		t.Errorf("fired at %s, before its moment %s", ev.FiredAt, moment)
 	}
 	eventually(t, "the claim to be retired", func() bool {
-		_, err := f.q.Bucket(queue.BucketTriggers).JetStream().Get(t.Context(), trig.ID)
-		return errors.Is(err, jetstream.ErrKeyNotFound)
+		_, err := f.q.Bucket(queue.BucketTriggers).Get(t.Context(), trig.ID)
+		return errors.Is(err, queue.ErrKeyNotFound)
 	})
 	eventually(t, "no trigger held", func() bool { return tr.Held() == 0 })
 }
@@ -131,7 +131,7 @@ func TestExternalEventSentBeforeTheTriggerStarts(t *testing.T) {
 	trig := f.publish("event", map[string]any{"name": "go"}, 0)
 	sent := activity.ExternalEvent{Name: "go", Payload: "now", SentAt: time.Now().UTC()}
 	b, _ := json.Marshal(sent)
-	if _, err := f.q.Bucket(queue.BucketExternalEvents).JetStream().Put(t.Context(), queue.ExternalEventKey("go"), b); err != nil {
+	if _, err := f.q.Bucket(queue.BucketExternalEvents).Put(t.Context(), queue.ExternalEventKey("go"), b); err != nil {
 		t.Fatal(err)
 	}
 	f.start("t1", 10)
@@ -168,7 +168,7 @@ func TestCapacityBoundsClaims(t *testing.T) {
 		break
 	}
 	b, _ := json.Marshal(activity.ExternalEvent{Name: name, SentAt: time.Now().UTC()})
-	if _, err := f.q.Bucket(queue.BucketExternalEvents).JetStream().Put(t.Context(), queue.ExternalEventKey(name), b); err != nil {
+	if _, err := f.q.Bucket(queue.BucketExternalEvents).Put(t.Context(), queue.ExternalEventKey(name), b); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.next(10 * time.Second); err != nil {
@@ -204,7 +204,7 @@ func TestLostClaimStopsTheRun(t *testing.T) {
 	a := f.start("a", 100)
 	trig := f.publish("event", map[string]any{"name": "x"}, 0)
 	eventually(t, "a to hold it", func() bool { return a.Held() == 1 })
-	kv := f.q.Bucket(queue.BucketTriggers).JetStream()
+	kv := f.q.Bucket(queue.BucketTriggers)
 	e, err := kv.Get(t.Context(), trig.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func TestLostClaimStopsTheRun(t *testing.T) {
 	b, _ := json.Marshal(claim{Owner: "someone-else", Trigger: trig})
 	// Someone else's heartbeat, so a does not take it back.
 	hb, _ := json.Marshal(activity.TriggererHeartbeat{ID: "someone-else", At: time.Now()})
-	if _, err := f.q.Bucket(queue.BucketTriggerers).JetStream().Put(t.Context(), "someone-else", hb); err != nil {
+	if _, err := f.q.Bucket(queue.BucketTriggerers).Put(t.Context(), "someone-else", hb); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := kv.Update(t.Context(), trig.ID, b, e.Revision()); err != nil {

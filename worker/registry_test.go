@@ -9,13 +9,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // TestRegistryAndDrain: the worker keeps its registry entry up to date, a
@@ -25,7 +25,7 @@ func TestRegistryAndDrain(t *testing.T) {
 	t.Parallel()
 	m := NewMetrics(prometheus.NewRegistry())
 	h := newHarness(t, func(c *Config) { c.ID, c.Concurrency, c.Metrics = "w-drain", 2, m })
-	kv := h.qc.Bucket(queue.BucketWorkers).JetStream()
+	kv := h.qc.Bucket(queue.BucketWorkers)
 	entry := func() activity.WorkerInfo {
 		t.Helper()
 		e, err := kv.Get(context.Background(), queue.WorkerKey("w-drain"))
@@ -59,11 +59,7 @@ func TestRegistryAndDrain(t *testing.T) {
 	// The worker read its drain request without a consumer of its own: a
 	// stream allows 1,000 consumers, and 1,000 workers watching their drain
 	// keys took them all (issue 17, item 5).
-	st, err := h.qc.JetStream().Stream(context.Background(), "KV_"+queue.BucketWorkers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(context.Background())
+	info, err := queuetest.Stream(context.Background(), h.qc.Conn(), "KV_"+queue.BucketWorkers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +91,7 @@ func TestRegistryAndDrain(t *testing.T) {
 	if err := h.w.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Get(context.Background(), queue.WorkerKey("w-drain")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := kv.Get(context.Background(), queue.WorkerKey("w-drain")); !errors.Is(err, queue.ErrKeyNotFound) {
 		t.Errorf("entry after Stop: %v, want it deleted", err)
 	}
 }

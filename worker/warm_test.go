@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/taskwire/taskwire/activity"
@@ -367,11 +366,7 @@ func warmMetric(t *testing.T, w *Worker, name, reason string) float64 {
 func TestWarmRefusedWithoutWarmRuntime(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := natstest.Connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	qc, err := queue.New(ctx, nc, queue.Config{})

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/taskwire/taskwire/activity"
@@ -27,6 +25,7 @@ import (
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/protocol"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 func TestMain(m *testing.M) {
@@ -52,8 +51,6 @@ const waitTimeout = 20 * time.Second
 type harness struct {
 	t   *testing.T
 	api *fakeAPI
-	nc  *nats.Conn
-	js  jetstream.JetStream
 	qc  *queue.Client
 	w   *Worker
 
@@ -74,21 +71,14 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, api: newFakeAPI(t), logs: map[string][]map[string]any{}}
 	srv := natstest.RunServer(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	h.nc = nc
+	nc := natstest.Connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
+	var err error
 	if h.qc, err = queue.New(ctx, nc, queue.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	if h.js, err = jetstream.New(nc); err != nil {
-		t.Fatal(err)
-	}
-	sub, err := nc.Subscribe("log.>", func(m *nats.Msg) {
+	unsub, err := queuetest.Subscribe(nc, "log.>", func(m queuetest.Msg) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, line := range strings.Split(strings.TrimSpace(string(m.Data)), "\n") {
@@ -101,7 +91,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(unsub)
 
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -139,7 +129,7 @@ func (h *harness) publish(q string, data []byte, id string) {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := h.js.Publish(ctx, queue.ActivitySubject(q), data, jetstream.WithMsgID(id)); err != nil {
+	if err := queuetest.Publish(ctx, h.qc.Conn(), queue.ActivitySubject(q), data, id); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -430,12 +420,17 @@ func TestHeartbeats(t *testing.T) {
 func TestMalformedActivityDeadLettered(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(c *Config) { c.Concurrency = 1 })
-	dead := make(chan *nats.Msg, 10)
-	sub, err := h.nc.ChanSubscribe(queue.DeadLetterSubject("default"), dead)
+	dead := make(chan queuetest.Msg, 10)
+	unsub, err := queuetest.Subscribe(h.qc.Conn(), queue.DeadLetterSubject("default"), func(m queuetest.Msg) {
+		select {
+		case dead <- m:
+		default:
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Unsubscribe()
+	defer unsub()
 	h.publish("default", []byte(`{"kind":"ExecuteTask","nonsense":true}`), "bad.1")
 	h.execute("ti-after", "default", activity.Entrypoint{Command: []string{"true"}}, fakeTI{}, nil)
 	wantState(t, h.waitState("ti-after"), activity.StateSuccess, "")
@@ -460,7 +455,7 @@ func TestRunConflictDropsActivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	testbin.Eventually(t, waitTimeout, "activity acked", func() bool {
-		info, err := cons.JetStream().Info(context.Background())
+		info, err := queuetest.ConsumerOf(context.Background(), cons)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	})
 	if n := h.api.runsOf("ti-taken"); n != 1 {
@@ -511,7 +506,7 @@ func TestRunCallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	testbin.Eventually(t, waitTimeout, "callbacks acked", func() bool {
-		info, err := cons.JetStream().Info(context.Background())
+		info, err := queuetest.ConsumerOf(context.Background(), cons)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	})
 	if h.api.runsOf("ti-cb") != 0 || len(h.api.statesOf("ti-cb")) != 0 {
@@ -634,7 +629,7 @@ func TestRunNotFoundIsRetriedThenDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	testbin.Eventually(t, waitTimeout, "the activity to be settled", func() bool {
-		info, err := cons.JetStream().Info(context.Background())
+		info, err := queuetest.ConsumerOf(context.Background(), cons)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && h.api.runsOf("ti-missing") >= notFoundDeliveries
 	})
 	if n := h.api.runsOf("ti-missing"); n != notFoundDeliveries {
@@ -676,7 +671,7 @@ func TestConsumerMadeAgain(t *testing.T) {
 	wantState(t, h.waitState("ti-before"), activity.StateSuccess, "")
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	if err := h.js.DeleteConsumer(ctx, queue.StreamActivities, queue.ActivityConsumerName("default")); err != nil {
+	if err := queuetest.DeleteConsumer(ctx, h.qc.Conn(), queue.StreamActivities, queue.ActivityConsumerName("default")); err != nil {
 		t.Fatal(err)
 	}
 	h.execute("ti-after", "default", activity.Entrypoint{Command: []string{"true"}}, fakeTI{}, nil)

@@ -11,9 +11,8 @@
 // binary it builds with the go command on start (run it from the module's
 // directory); with --task-bin self, or when that build fails, it
 // re-executes itself for them, as it always does for its triggerer child
-// (see package internal/bench). Exit status: 0 when
-// every phase ran (targets missed included), 1 on a failure, 2 on bad
-// usage, 130 when interrupted.
+// (see package internal/bench). Exit status: 0 when every phase ran
+// (targets missed included), 1 on a failure, 2 on bad usage, 130 when interrupted.
 package main
 
 import (

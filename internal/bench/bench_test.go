@@ -298,7 +298,7 @@ func TestTracker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv := q.Bucket(queue.BucketTaskInstances).JetStream()
+	kv := q.Bucket(queue.BucketTaskInstances)
 	put := func(id string, st activity.State, reason string) {
 		t.Helper()
 		ti := &activity.TaskInstance{ID: id, State: st, Reason: reason}

@@ -26,6 +26,7 @@ const cmdLinesMax = 300
 // non-test code.
 var natsAllowed = []string{
 	module + "/queue",
+	module + "/queue/queuetest",
 	module + "/internal/natstest",
 }
 
@@ -44,10 +45,14 @@ type pkg struct {
 	Dir        string
 	GoFiles    []string
 	Imports    []string
+	// The test files (in-package and external) and their imports.
+	TestGoFiles, XTestGoFiles []string
+	TestImports, XTestImports []string
 	// lines is the number of lines of GoFiles; rawCalls the escape-hatch
-	// calls found in them ("file:line .JetStream()").
-	lines    int
-	rawCalls []string
+	// calls found in them, testRawCalls those found in the test files
+	// ("file:line .JetStream()").
+	lines                  int
+	rawCalls, testRawCalls []string
 }
 
 // check returns every broken rule.
@@ -68,7 +73,15 @@ func check(pkgs []pkg) []string {
 		}
 		if !slices.Contains(natsAllowed, p.ImportPath) {
 			for _, c := range p.rawCalls {
-				out = append(out, fmt.Sprintf("%s calls %s: the raw JetStream escape hatch is for tests", p.ImportPath, c))
+				out = append(out, fmt.Sprintf("%s calls %s: the raw JetStream escape hatch is for queue/queuetest", p.ImportPath, c))
+			}
+			for _, c := range p.testRawCalls {
+				out = append(out, fmt.Sprintf("%s (tests) calls %s: the raw JetStream escape hatch is for queue/queuetest; use its helpers", p.ImportPath, c))
+			}
+			for _, imp := range slices.Concat(p.TestImports, p.XTestImports) {
+				if strings.HasPrefix(imp, "github.com/nats-io/nats.go") {
+					out = append(out, fmt.Sprintf("%s (tests) imports %s: only queue speaks NATS; tests inspect and fault the broker through queue/queuetest", p.ImportPath, imp))
+				}
 			}
 		}
 		if strings.HasPrefix(p.ImportPath, module+"/cmd/") && p.lines > cmdLinesMax {
@@ -105,26 +118,32 @@ func load(t *testing.T) []pkg {
 			t.Fatalf("decode go list: %v", err)
 		}
 		fset := token.NewFileSet()
-		for _, name := range p.GoFiles {
-			path := filepath.Join(p.Dir, name)
-			src, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.lines += bytes.Count(src, []byte("\n"))
-			f, err := parser.ParseFile(fset, path, src, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				if c, ok := n.(*ast.CallExpr); ok && len(c.Args) == 0 {
-					if sel, ok := c.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "JetStream" {
-						p.rawCalls = append(p.rawCalls, fmt.Sprintf("%s .JetStream()", fset.Position(c.Pos())))
-					}
+		read := func(names []string, calls *[]string) int {
+			lines := 0
+			for _, name := range names {
+				path := filepath.Join(p.Dir, name)
+				src, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
 				}
-				return true
-			})
+				lines += bytes.Count(src, []byte("\n"))
+				f, err := parser.ParseFile(fset, path, src, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ast.Inspect(f, func(n ast.Node) bool {
+					if c, ok := n.(*ast.CallExpr); ok && len(c.Args) == 0 {
+						if sel, ok := c.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "JetStream" {
+							*calls = append(*calls, fmt.Sprintf("%s .JetStream()", fset.Position(c.Pos())))
+						}
+					}
+					return true
+				})
+			}
+			return lines
 		}
+		p.lines = read(p.GoFiles, &p.rawCalls)
+		read(slices.Concat(p.TestGoFiles, p.XTestGoFiles), &p.testRawCalls)
 		pkgs = append(pkgs, p)
 	}
 	if len(pkgs) < 10 {
@@ -155,6 +174,11 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"service uses the escape hatch", pkg{ImportPath: module + "/executor", rawCalls: []string{"store.go:1 .JetStream()"}}, "escape hatch"},
 		{"bench uses the escape hatch", pkg{ImportPath: module + "/internal/bench", rawCalls: []string{"raw.go:1 .JetStream()"}}, "escape hatch"},
 		{"bench imports jetstream", pkg{ImportPath: module + "/internal/bench", Imports: []string{"github.com/nats-io/nats.go/jetstream"}}, "only queue speaks NATS"},
+		{"a test imports jetstream", pkg{ImportPath: module + "/worker", TestImports: []string{"github.com/nats-io/nats.go/jetstream"}}, "through queue/queuetest"},
+		{"an external test imports nats", pkg{ImportPath: module + "/integration", XTestImports: []string{"github.com/nats-io/nats.go"}}, "through queue/queuetest"},
+		{"a test uses the escape hatch", pkg{ImportPath: module + "/executor", testRawCalls: []string{"x_test.go:1 .JetStream()"}}, "use its helpers"},
+		{"queuetest imports jetstream", pkg{ImportPath: module + "/queue/queuetest", Imports: []string{"github.com/nats-io/nats.go/jetstream"}, rawCalls: []string{"queuetest.go:1 .JetStream()"}}, ""},
+		{"a test runs a server", pkg{ImportPath: module + "/integration", TestImports: []string{"github.com/nats-io/nats-server/v2/server"}}, ""},
 		{"protocol imports activity", pkg{ImportPath: module + "/protocol", Imports: []string{module + "/activity"}}, "no taskwire package"},
 		{"activity imports protocol", pkg{ImportPath: module + "/activity", Imports: []string{module + "/protocol", "encoding/json"}}, "no taskwire package"},
 		{"activity imports queue", pkg{ImportPath: module + "/activity", Imports: []string{module + "/queue"}}, "no taskwire package"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from pydantic import TypeAdapter
@@ -140,3 +141,17 @@ def test_runner_exit_code(rc, final, want):
     from taskwire_airflow.run import exit_code
 
     assert exit_code(rc, final) == want
+
+
+def test_priority_weight_passed_pool_not():
+    w = make_workload(priority_weight=42, pool_slots=3)
+    spec = task_spec(w, w.model_dump_json(), Settings(), "")
+    assert spec["priority_weight"] == 42
+    # Airflow's scheduler enforced its pool before queueing the workload:
+    # taskwire must not limit it again.
+    assert "pool" not in spec and "pool_slots" not in spec
+    neg = make_workload(priority_weight=-5)
+    assert task_spec(neg, neg.model_dump_json(), Settings(), "")["priority_weight"] == -5
+    # Callbacks have no weight.
+    cb = SimpleNamespace(callback=SimpleNamespace(id="cb1", data={"dag_id": "etl"}))
+    assert "priority_weight" not in task_spec(cb, "{}", Settings(), "")

@@ -167,6 +167,14 @@ def task_spec(workload: Any, workload_json: str, settings: Settings, server_url:
             "map_index": -1 if ident["map_index"] is None else ident["map_index"],
             "queue": queue_name(q, settings.default_queue),
         }
+        # Airflow's weight (already computed by its weight_rule) orders the
+        # task among those waiting for taskwire's admission (a queue's
+        # max_running). Airflow's pools are not passed: its scheduler
+        # enforces them before it queues a workload (which names no pool,
+        # only pool_slots), so a taskwire pool would limit the task twice.
+        weight = getattr(workload.ti, "priority_weight", None)
+        if isinstance(weight, int) and not isinstance(weight, bool):
+            spec["priority_weight"] = weight
     else:
         spec = {
             "dag_id": safe_id(ident.get("dag_id"), "airflow"),

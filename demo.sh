@@ -10,7 +10,10 @@
 # apt-get): the Python tasks run with the Python SDK installed as a package in
 # .venv/, the Java tasks with the Java SDK's jar (mvn -f sdk/java package),
 # both made here when missing or out of date (scripts/setup/*.sh, as
-# ./test.sh does).
+# ./test.sh does). When the Airflow venv exists (.venv-airflow, or
+# TASKWIRE_AIRFLOW_VENV; TASKWIRE_DEMO_AIRFLOW=1 builds it with
+# scripts/airflow-env.sh, which takes minutes the first time), the demo ends
+# with a DAG run mixing Airflow tasks (examples/airflow) and a command.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/local/go/bin"
@@ -32,6 +35,13 @@ echo "== the Python SDK in .venv/ (pip install ./sdk/python)"
 echo "== the Java SDK's jar (mvn -f sdk/java package)"
 . scripts/setup/30-java.sh
 jar=$TASKWIRE_TEST_JAVA_SDK_JAR
+airflow_venv=${TASKWIRE_AIRFLOW_VENV:-$PWD/.venv-airflow}
+if [ -x "$airflow_venv/bin/python" ] || [ "${TASKWIRE_DEMO_AIRFLOW:-}" = 1 ]; then
+  echo "== the Airflow venv (scripts/airflow-env.sh; cached)"
+  airflow_venv=$(scripts/airflow-env.sh | tail -n 1) || airflow_venv=
+else
+  airflow_venv=
+fi
 echo "== building taskwire"
 go build -o "$work/bin/" ./cmd/executor ./cmd/worker ./cmd/triggerer ./examples/gotasks ./examples/polyglot
 echo "== compiling examples/javatasks against the jar"
@@ -62,6 +72,19 @@ queues:
     command: [java, -XX:TieredStopAtLevel=1, -cp, "$work/java:$jar", Tasks, --comm, "{comm_addr}", --logs, "{logs_addr}"]
     codec: json
 YAML
+if [ -n "$airflow_venv" ]; then
+  mkdir -p "$work/airflow-home"
+  cat >>"$work/worker.yaml" <<YAML
+  airflow:
+    runtime: airflow
+    python: "$airflow_venv/bin/python"
+    dags_folder: "$PWD/examples/airflow/dags"
+    env:
+      AIRFLOW_HOME: "$work/airflow-home"
+      AIRFLOW__CORE__LOAD_EXAMPLES: "False"
+      PYTHONPATH: "$PWD/sdk/python/src"
+YAML
+fi
 worker --nats-url "nats://127.0.0.1:$nats_port" --api-url "$TASKWIRE_API_URL" --concurrency 4 \
   --config "$work/worker.yaml" --state-dir "$work/worker" >"$work/worker.log" 2>&1 &
 pids+=($!)
@@ -121,3 +144,14 @@ executor runs trigger polyglot --run-id demo_dag --conf '{"source": "demo"}' --w
 executor runs get polyglot demo_dag
 printf -- '-- publish'"'"'s XCom, the list of its 3 instances'"'"' return values:\n'
 executor xcom get polyglot demo_dag publish
+
+if [ -n "$airflow_venv" ]; then
+  printf '\n== an Airflow DAG on taskwire (examples/airflow): extract, total and gate run with Airflow'"'"'s own task runner (queue airflow), double is a shell command; the closed ShortCircuitOperator skips report\n'
+  executor dags apply -f examples/airflow/dag.yaml
+  executor runs trigger airflow_demo --run-id demo_airflow --wait 2>/dev/null || true
+  executor runs get airflow_demo demo_airflow
+  printf -- '-- total'"'"'s XCom (the sum of double'"'"'s list):\n'
+  executor xcom get airflow_demo demo_airflow total
+else
+  printf '\n(no Airflow venv: TASKWIRE_DEMO_AIRFLOW=1 ./demo.sh builds one and runs examples/airflow too)\n'
+fi

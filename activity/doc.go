@@ -8,10 +8,12 @@
 //
 // State graph (Airflow 3's task-instance states):
 //
-//	queued → running → success | failed | skipped | up_for_retry | deferred
+//	queued → running → success | failed | skipped | up_for_retry | up_for_reschedule | deferred
 //	deferred → queued (resume)      up_for_retry → queued (after the retry delay)
-//	queued | running | deferred | up_for_retry → cancelled | removed (operator)
-//	queued | deferred | up_for_retry → failed (the executor gives up: deliveries
+//	deferred → success | skipped (the trigger ended the task: end_from_trigger)
+//	up_for_reschedule → queued (at the reschedule date, the same try)
+//	queued | running | deferred | up_for_retry | up_for_reschedule → cancelled | removed (operator)
+//	queued | deferred | up_for_retry | up_for_reschedule → failed (the executor gives up: deliveries
 //	exhausted, trigger timeout with no triggerer, malformed activity)
 //	failed | cancelled → queued (an operator retries a finished task as a new try)
 //

@@ -16,12 +16,18 @@ const FailMethod = "__fail__"
 // task. Error set means the trigger failed (or timed out): the task resumes
 // into FailMethod.
 type TriggerEvent struct {
-	TriggerID string    `json:"trigger_id"`
-	TIID      string    `json:"ti_id"`
-	Try       int       `json:"try"`
-	Payload   any       `json:"payload,omitempty"`
-	Error     string    `json:"error,omitempty"`
-	FiredAt   time.Time `json:"fired_at"`
+	TriggerID string `json:"trigger_id"`
+	TIID      string `json:"ti_id"`
+	Try       int    `json:"try"`
+	Payload   any    `json:"payload,omitempty"`
+	Error     string `json:"error,omitempty"`
+	// End, when set (success, failed or skipped), ends the task in that
+	// state without resuming it: the event of an Airflow trigger that
+	// yielded TaskSuccessEvent, TaskFailedEvent or TaskSkippedEvent. XComs
+	// are pushed for the task before it ends (the event's xcoms).
+	End     State          `json:"end,omitempty"`
+	XComs   map[string]any `json:"xcoms,omitempty"`
+	FiredAt time.Time      `json:"fired_at"`
 	// FiredBy names the triggerer (or "executor" for the timeout backstop).
 	FiredBy string `json:"fired_by,omitempty"`
 }
@@ -34,6 +40,11 @@ func DecodeTriggerEvent(b []byte) (*TriggerEvent, error) {
 	}
 	if ev.TriggerID == "" || ev.TIID == "" || ev.Try < 1 {
 		return nil, fmt.Errorf("%w: trigger event needs trigger_id, ti_id and try", ErrInvalid)
+	}
+	switch ev.End {
+	case "", StateSuccess, StateFailed, StateSkipped:
+	default:
+		return nil, fmt.Errorf("%w: trigger event end %q: want success, failed or skipped", ErrInvalid, ev.End)
 	}
 	return &ev, nil
 }

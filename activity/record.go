@@ -29,6 +29,11 @@ type Trigger struct {
 	// Timeout, when positive, fails the task with "trigger timeout" if the
 	// trigger has not fired by DeferredAt+Timeout.
 	Timeout Duration `json:"timeout,omitempty"`
+	// EndFromTrigger ends the task with the trigger's event instead of
+	// resuming it (Airflow's end_from_trigger): success for an event
+	// without an end state of its own (TriggerEvent.End); a failed trigger
+	// still resumes the task into FailMethod.
+	EndFromTrigger bool `json:"end_from_trigger,omitempty"`
 
 	// Kind is the built-in trigger Classpath resolves to.
 	Kind string `json:"kind,omitempty"`
@@ -90,6 +95,12 @@ type TaskInstance struct {
 	HeartbeatAt *time.Time `json:"heartbeat_at,omitempty"`
 	RetryAt     *time.Time `json:"retry_at,omitempty"`
 	UpdatedAt   time.Time  `json:"updated_at"`
+	// RescheduleCount counts the reschedules of the current try
+	// (up_for_reschedule → queued keeps the try); FirstRescheduleAt is the
+	// start of the try's first rescheduled run (a reschedule-mode sensor's
+	// timeout counts from it).
+	RescheduleCount   int        `json:"reschedule_count,omitempty"`
+	FirstRescheduleAt *time.Time `json:"first_reschedule_at,omitempty"`
 	// RunTime is how long the current try ran before its latest start:
 	// the running time before each deferral, for execution_timeout, which
 	// counts running time only (not the waits on triggers).
@@ -177,7 +188,7 @@ func (ti *TaskInstance) SetState(to State, reason string, now time.Time) error {
 	case StateDeferred:
 		// waiting on a trigger is not a finished try
 	default:
-		if to.Terminal() || to == StateUpForRetry {
+		if to.Terminal() || to == StateUpForRetry || to == StateUpForReschedule {
 			ti.EndDate = &now
 			cur.EndDate = &now
 		}
@@ -202,6 +213,19 @@ func (ti *TaskInstance) NewTry(now time.Time) error {
 	ti.Hostname, ti.PID, ti.WorkerID = "", 0, ""
 	ti.NextMethod, ti.NextKwargs, ti.Trigger = "", nil, nil
 	ti.RunTime = 0
+	ti.RescheduleCount, ti.FirstRescheduleAt = 0, nil
+	return ti.SetState(StateQueued, "", now)
+}
+
+// Reschedule moves an up_for_reschedule try back to queued: the same try
+// runs again (Airflow's reschedule-mode sensors: the try number does not
+// grow).
+func (ti *TaskInstance) Reschedule(now time.Time) error {
+	if ti.State != StateUpForReschedule {
+		return &TransitionError{From: ti.State, To: StateQueued}
+	}
+	ti.StartDate, ti.EndDate, ti.HeartbeatAt, ti.RetryAt = nil, nil, nil, nil
+	ti.Hostname, ti.PID, ti.WorkerID = "", 0, ""
 	return ti.SetState(StateQueued, "", now)
 }
 

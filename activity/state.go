@@ -16,14 +16,17 @@ const (
 	StateFailed     State = "failed"
 	StateSkipped    State = "skipped"
 	StateUpForRetry State = "up_for_retry"
-	StateDeferred   State = "deferred"
-	StateRemoved    State = "removed"
-	StateCancelled  State = "cancelled"
+	// StateUpForReschedule: a reschedule-mode sensor's try ended to run
+	// again at RetryAt, as the same try (Airflow's up_for_reschedule).
+	StateUpForReschedule State = "up_for_reschedule"
+	StateDeferred        State = "deferred"
+	StateRemoved         State = "removed"
+	StateCancelled       State = "cancelled"
 )
 
 // States lists every state, in graph order.
 var States = []State{StateQueued, StateRunning, StateSuccess, StateFailed, StateSkipped,
-	StateUpForRetry, StateDeferred, StateRemoved, StateCancelled}
+	StateUpForRetry, StateUpForReschedule, StateDeferred, StateRemoved, StateCancelled}
 
 // ErrIllegalTransition is matched (errors.Is) by every *TransitionError.
 var ErrIllegalTransition = errors.New("illegal state transition")
@@ -44,12 +47,13 @@ func (e *TransitionError) Error() string {
 func (e *TransitionError) Is(target error) bool { return target == ErrIllegalTransition }
 
 var transitions = map[State][]State{
-	StateQueued:     {StateRunning, StateCancelled, StateRemoved, StateFailed},
-	StateRunning:    {StateSuccess, StateFailed, StateSkipped, StateUpForRetry, StateDeferred, StateCancelled, StateRemoved},
-	StateDeferred:   {StateQueued, StateCancelled, StateRemoved, StateFailed},
-	StateUpForRetry: {StateQueued, StateCancelled, StateRemoved, StateFailed},
-	StateFailed:     {StateQueued},
-	StateCancelled:  {StateQueued},
+	StateQueued:          {StateRunning, StateCancelled, StateRemoved, StateFailed},
+	StateRunning:         {StateSuccess, StateFailed, StateSkipped, StateUpForRetry, StateUpForReschedule, StateDeferred, StateCancelled, StateRemoved},
+	StateUpForReschedule: {StateQueued, StateCancelled, StateRemoved, StateFailed},
+	StateDeferred:        {StateQueued, StateCancelled, StateRemoved, StateFailed, StateSuccess, StateSkipped},
+	StateUpForRetry:      {StateQueued, StateCancelled, StateRemoved, StateFailed},
+	StateFailed:          {StateQueued},
+	StateCancelled:       {StateQueued},
 }
 
 // CanTransition reports whether from → to is an edge of the state graph.

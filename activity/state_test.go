@@ -14,6 +14,9 @@ func TestCheckTransition(t *testing.T) {
 		{StateRunning, StateSuccess}, {StateRunning, StateFailed}, {StateRunning, StateSkipped},
 		{StateRunning, StateUpForRetry}, {StateRunning, StateDeferred}, {StateRunning, StateCancelled}, {StateRunning, StateRemoved},
 		{StateDeferred, StateQueued}, {StateDeferred, StateCancelled}, {StateDeferred, StateRemoved}, {StateDeferred, StateFailed},
+		{StateDeferred, StateSuccess}, {StateDeferred, StateSkipped}, // end_from_trigger
+		{StateRunning, StateUpForReschedule}, {StateUpForReschedule, StateQueued}, {StateUpForReschedule, StateCancelled},
+		{StateUpForReschedule, StateRemoved}, {StateUpForReschedule, StateFailed},
 		{StateUpForRetry, StateQueued}, {StateUpForRetry, StateCancelled}, {StateUpForRetry, StateRemoved}, {StateUpForRetry, StateFailed},
 		{StateFailed, StateQueued}, {StateCancelled, StateQueued},
 	} {

@@ -545,3 +545,46 @@ func (d *DAG) topoOrder() []*Task {
 	}
 	return out
 }
+
+// SkipDownstream skips the undecided instances of taskIDs, which must be
+// tasks downstream of from (Airflow's SkipDownstreamTasks, sent by a
+// running short-circuit or branch operator): their trigger rules then see
+// them skipped. Instances already decided are left as they are. It returns
+// how many instances it skipped; a task that is not downstream of from is
+// ErrNotFound.
+func (r *Run) SkipDownstream(d *DAG, from string, taskIDs []string, now time.Time) (int, error) {
+	down := map[string]bool{from: true}
+	for changed := true; changed; {
+		changed = false
+		for _, t := range d.Tasks {
+			if down[t.TaskID] {
+				continue
+			}
+			for _, up := range t.DependsOn {
+				if down[up] {
+					down[t.TaskID], changed = true, true
+					break
+				}
+			}
+		}
+	}
+	for _, id := range taskIDs {
+		if id == from || !down[id] || r.Tasks[id] == nil {
+			return 0, fmt.Errorf("%w: task %q is not downstream of %s in dag %s", ErrNotFound, id, from, r.DagID)
+		}
+	}
+	n := 0
+	for _, id := range taskIDs {
+		tr := r.Tasks[id]
+		for i := range tr.Instances {
+			if in := &tr.Instances[i]; in.State == StateNone {
+				in.State, in.Reason = activity.StateSkipped, "skipped by "+from
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		r.UpdatedAt = now.UTC()
+	}
+	return n, nil
+}

@@ -240,3 +240,37 @@ func TestInstanceIDStable(t *testing.T) {
 		t.Fatal("instance ids not stable and distinct")
 	}
 }
+
+// SkipDownstream (Airflow's SkipDownstreamTasks from a running branch or
+// short-circuit task): the named undecided tasks downstream of the caller
+// are skipped, and the trigger rules below them see it; a task that is not
+// downstream is refused and nothing changes.
+func TestSkipDownstream(t *testing.T) {
+	t.Parallel()
+	d := mustParse(t, diamond)
+	r := NewRun(d, 1, "r1", RunTypeManual, t0, nil, t0)
+	r.Evaluate(d, nil, t0)
+	for _, bad := range [][]string{{"a"}, {"nope"}, {"b", "a"}} {
+		if _, err := r.SkipDownstream(d, "b", bad, t0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("skip %v from b: %v, want ErrNotFound", bad, err)
+		}
+	}
+	if n, err := r.SkipDownstream(d, "a", []string{"b", "c", "e"}, t0); err != nil || n != 3 {
+		t.Fatalf("skip b, c, e from a: %d, %v", n, err)
+	}
+	if in := r.Instance("b", -1); in.State != activity.StateSkipped || in.Reason != "skipped by a" {
+		t.Errorf("b: %+v", in)
+	}
+	end(t, r, "a", -1, activity.StateSuccess)
+	ev := r.Evaluate(d, func(string, string) (any, error) { return nil, errors.New("c must not expand") }, t0)
+	// d is all_done: it runs.
+	if got, want := states(r), "a=success b=skipped c=skipped d=scheduled e=skipped"; got != want {
+		t.Errorf("states %s, want %s", got, want)
+	}
+	if refs(ev.Ready) != "d" {
+		t.Errorf("ready %v, want d", refs(ev.Ready))
+	}
+	if n, err := r.SkipDownstream(d, "a", []string{"b"}, t0); err != nil || n != 0 {
+		t.Errorf("skip again: %d, %v, want 0 (decided already)", n, err)
+	}
+}

@@ -241,6 +241,12 @@ func (t *TaskClient) State(ctx context.Context, req StateRequest) error {
 	return t.do(ctx, "set state "+string(req.State), http.MethodPatch, t.tiPath("/state"), req, nil)
 }
 
+// SkipDownstream skips tasks of the try's DAG run downstream of it (PATCH
+// task-instances/{id}/skip-downstream).
+func (t *TaskClient) SkipDownstream(ctx context.Context, tasks []string) error {
+	return t.do(ctx, "skip downstream", http.MethodPatch, t.tiPath("/skip-downstream"), SkipDownstreamRequest{Tasks: tasks}, nil)
+}
+
 // GetState reads the task instance's own state and try (GET
 // task-instances/{id}/state).
 func (t *TaskClient) GetState(ctx context.Context) (TaskStateResponse, error) {

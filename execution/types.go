@@ -40,6 +40,10 @@ type RunResponse struct {
 	ZombieThreshold activity.Duration `json:"zombie_threshold,omitempty"`
 	// Token is the execution token for every further call of this try.
 	Token string `json:"token"`
+	// RescheduleCount and FirstRescheduleAt: a rescheduled try's
+	// reschedules so far and the start of its first rescheduled run.
+	RescheduleCount   int        `json:"reschedule_count,omitempty"`
+	FirstRescheduleAt *time.Time `json:"first_reschedule_at,omitempty"`
 }
 
 // StateRequest is the body of PATCH task-instances/{id}/state.
@@ -51,6 +55,15 @@ type StateRequest struct {
 	Trigger    *activity.Trigger `json:"trigger,omitempty"`
 	NextMethod string            `json:"next_method,omitempty"`
 	NextKwargs map[string]any    `json:"next_kwargs,omitempty"`
+	// RescheduleDate is when an up_for_reschedule try runs again.
+	RescheduleDate *time.Time `json:"reschedule_date,omitempty"`
+}
+
+// SkipDownstreamRequest is the body of PATCH
+// task-instances/{id}/skip-downstream (Airflow's SkipDownstreamTasks):
+// the task ids of the run, downstream of the calling task, to skip.
+type SkipDownstreamRequest struct {
+	Tasks []string `json:"tasks"`
 }
 
 // TaskStateResponse is the answer of GET task-instances/{id}/state.

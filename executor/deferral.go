@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
@@ -81,9 +82,19 @@ func (e *Executor) onEvent(ctx context.Context, m queue.Delivery) {
 		_ = m.Term()
 		return
 	}
+	if ev.Error == "" {
+		if c, ok := e.store.cached(ev.TIID); ok && c.ti.Trigger != nil && c.ti.Trigger.ID == ev.TriggerID &&
+			(ev.End != "" || c.ti.Trigger.EndFromTrigger) {
+			e.endFromTrigger(ctx, m, ev)
+			return
+		}
+	}
 	ti, err := e.store.mutate(ctx, ev.TIID, func(ti *activity.TaskInstance) error {
 		if ti.State != activity.StateDeferred || ti.Trigger == nil || ti.Trigger.ID != ev.TriggerID || ti.TryNumber != ev.Try {
 			return errStale
+		}
+		if ev.Error == "" && (ev.End != "" || ti.Trigger.EndFromTrigger) {
+			return errEndFromTrigger
 		}
 		if err := ti.SetState(activity.StateQueued, "", e.now()); err != nil {
 			return err
@@ -103,6 +114,9 @@ func (e *Executor) onEvent(ctx context.Context, m queue.Delivery) {
 		return nil
 	})
 	switch {
+	case errors.Is(err, errEndFromTrigger):
+		e.endFromTrigger(ctx, m, ev)
+		return
 	case errors.Is(err, errStale), errors.Is(err, ErrNotFound):
 		e.log.Debug("drop stale trigger event", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "fired_by", ev.FiredBy)
 		_ = m.Ack()
@@ -122,6 +136,73 @@ func (e *Executor) onEvent(ctx context.Context, m queue.Delivery) {
 	} else {
 		e.metrics.onQueued(ti.Queue, "resume")
 	}
+	_ = m.Ack()
+	e.retireClaim(ctx, ev.TriggerID)
+}
+
+// errEndFromTrigger aborts a resume whose event ends the task instead.
+var errEndFromTrigger = errors.New("event ends the task")
+
+// endFromTrigger ends a deferred task with its trigger's event, without
+// resuming it (Airflow's end_from_trigger, or a trigger that yielded
+// TaskSuccessEvent, TaskFailedEvent or TaskSkippedEvent): the event's
+// XComs are pushed as the task's own, then the task moves to the event's
+// end state (success when the trigger's event has none) exactly once, by
+// compare-and-set, and what follows a try's end (callbacks, the DAG run's
+// downstream) follows.
+func (e *Executor) endFromTrigger(ctx context.Context, m queue.Delivery, ev *activity.TriggerEvent) {
+	end := ev.End
+	if end == "" {
+		end = activity.StateSuccess
+	}
+	c, ok := e.store.cached(ev.TIID)
+	if ok && c.ti.State == activity.StateDeferred && c.ti.Trigger != nil && c.ti.Trigger.ID == ev.TriggerID {
+		ti := c.ti
+		for _, key := range slices.Sorted(maps.Keys(ev.XComs)) {
+			data, err := json.Marshal(ev.XComs[key])
+			if err == nil {
+				_, err = e.xcom.Put(ctx, xcomKey(ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex, key), data)
+			}
+			if err != nil {
+				e.log.Error("push xcom of a trigger's end event", "ti_id", ti.ID, "key", key, "err", err)
+				_ = m.NakWithDelay(time.Second)
+				return
+			}
+		}
+	}
+	var classpath string
+	ti, err := e.store.mutate(ctx, ev.TIID, func(ti *activity.TaskInstance) error {
+		if ti.State != activity.StateDeferred || ti.Trigger == nil || ti.Trigger.ID != ev.TriggerID || ti.TryNumber != ev.Try {
+			return errStale
+		}
+		classpath = ti.Trigger.Classpath
+		if cp, ok := ti.Trigger.Kwargs["classpath"].(string); ok && cp != "" {
+			classpath = cp
+		}
+		reason := ""
+		if end != activity.StateSuccess {
+			reason = fmt.Sprintf("ended %s by its trigger %s", end, classpath)
+		}
+		if err := ti.SetState(end, reason, e.now()); err != nil {
+			return err
+		}
+		ti.Trigger = nil
+		return nil
+	})
+	switch {
+	case errors.Is(err, errStale), errors.Is(err, ErrNotFound):
+		e.log.Debug("drop stale trigger end event", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "fired_by", ev.FiredBy)
+		_ = m.Ack()
+		e.retireClaim(ctx, ev.TriggerID)
+		return
+	case err != nil:
+		e.log.Error("end deferred task from its trigger", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "err", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	e.log.Debug("task ended by its trigger", "ti_id", ti.ID, "trigger_id", ev.TriggerID, "state", ti.State, "fired_by", ev.FiredBy)
+	e.metrics.onEnded(ti)
+	e.afterTry(ctx, ti)
 	_ = m.Ack()
 	e.retireClaim(ctx, ev.TriggerID)
 }

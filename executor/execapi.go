@@ -19,6 +19,7 @@ func (e *Executor) routeExecution(mux router) {
 	mux.HandleFunc("PATCH /execution/task-instances/{id}/state", e.handleState)
 	mux.HandleFunc("GET /execution/task-instances/{id}/state", e.handleGetState)
 	mux.HandleFunc("PUT /execution/task-instances/{id}/heartbeat", e.handleHeartbeat)
+	mux.HandleFunc("PATCH /execution/task-instances/{id}/skip-downstream", e.handleSkipDownstream)
 	mux.HandleFunc("GET /execution/connections/{id}", e.handleExecConnection)
 	mux.HandleFunc("GET /execution/variables/{key}", e.handleExecVariable)
 	mux.HandleFunc("PUT /execution/variables/{key}", e.handleExecVariable)
@@ -111,6 +112,7 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 		TI: ti.Key(), MaxTries: ti.MaxTries, ShouldRetry: ti.CanRetry(),
 		NextMethod: ti.NextMethod, NextKwargs: ti.NextKwargs, ExecutionTimeout: remainingTimeout(ti),
 		ZombieThreshold: activity.Duration(e.cfg.ZombieThreshold), Token: tok,
+		RescheduleCount: ti.RescheduleCount, FirstRescheduleAt: ti.FirstRescheduleAt,
 	})
 }
 
@@ -127,6 +129,10 @@ func checkRun(req *execution.RunRequest) error {
 func checkState(req *execution.StateRequest) error {
 	switch req.State {
 	case activity.StateSuccess, activity.StateFailed, activity.StateSkipped, activity.StateUpForRetry, activity.StateRemoved:
+	case activity.StateUpForReschedule:
+		if req.RescheduleDate == nil || req.RescheduleDate.IsZero() {
+			return badRequest("up_for_reschedule needs a reschedule_date")
+		}
 	case activity.StateDeferred:
 		if req.Trigger == nil || req.Trigger.Classpath == "" || req.NextMethod == "" {
 			return badRequest("deferred needs a trigger with a classpath and a next_method")
@@ -166,6 +172,9 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 			var err error
 			invalid, err = e.deferTry(ti, &req, e.now())
 			return err
+		}
+		if req.State == activity.StateUpForReschedule {
+			return e.rescheduleTry(ti, *req.RescheduleDate, req.Reason)
 		}
 		return e.endTry(ti, req.State, req.Reason)
 	})
@@ -255,7 +264,7 @@ func (e *Executor) tryAuth(w http.ResponseWriter, r *http.Request) (*claims, *ac
 		if own.TryNumber != c.Try {
 			return fmt.Errorf("%w: token is for try %d; task instance %s is at try %d", ErrTokenForeign, c.Try, own.ID, own.TryNumber)
 		}
-		if own.State.Terminal() || own.State == activity.StateUpForRetry {
+		if own.State.Terminal() || own.State == activity.StateUpForRetry || own.State == activity.StateUpForReschedule {
 			return fmt.Errorf("%w: try %d of task instance %s is over (%s)", ErrTokenForeign, c.Try, own.ID, own.State)
 		}
 		return nil

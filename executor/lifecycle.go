@@ -146,6 +146,23 @@ func (e *Executor) endTry(ti *activity.TaskInstance, to activity.State, reason s
 	return nil
 }
 
+// rescheduleTry moves a running try to up_for_reschedule inside a
+// mutation: it runs again at `at` as the same try, consuming no retry
+// (Airflow's reschedule-mode sensors).
+func (e *Executor) rescheduleTry(ti *activity.TaskInstance, at time.Time, reason string) error {
+	start := ti.StartDate
+	if err := ti.SetState(activity.StateUpForReschedule, reason, e.now()); err != nil {
+		return err
+	}
+	at = at.UTC()
+	ti.RetryAt = &at
+	ti.RescheduleCount++
+	if ti.FirstRescheduleAt == nil {
+		ti.FirstRescheduleAt = start
+	}
+	return nil
+}
+
 // afterTry does what follows a try's end once the record is written:
 // schedule the retry, queue callbacks.
 func (e *Executor) afterTry(ctx context.Context, ti *activity.TaskInstance) {
@@ -154,6 +171,8 @@ func (e *Executor) afterTry(ctx context.Context, ti *activity.TaskInstance) {
 	case activity.StateUpForRetry:
 		e.scheduleRetry(ctx, ti)
 		e.queueCallback(ctx, ti, "on_retry", ti.Callbacks.OnRetry)
+	case activity.StateUpForReschedule:
+		e.scheduleRetry(ctx, ti)
 	case activity.StateSuccess:
 		e.queueCallback(ctx, ti, "on_success", ti.Callbacks.OnSuccess)
 	case activity.StateFailed:
@@ -165,6 +184,9 @@ func (e *Executor) afterTry(ctx context.Context, ti *activity.TaskInstance) {
 type retryTimer struct {
 	ID  string `json:"id"`
 	Try int    `json:"try"`
+	// Reschedule is the reschedule count of an up_for_reschedule try's
+	// timer (0 for a retry's).
+	Reschedule int `json:"reschedule,omitempty"`
 }
 
 func (e *Executor) scheduleRetry(ctx context.Context, ti *activity.TaskInstance) {
@@ -172,8 +194,13 @@ func (e *Executor) scheduleRetry(ctx context.Context, ti *activity.TaskInstance)
 	if ti.RetryAt != nil {
 		at = *ti.RetryAt
 	}
-	data, _ := json.Marshal(retryTimer{ID: ti.ID, Try: ti.TryNumber})
-	if err := e.q.ScheduleTimer(ctx, timerRetry, fmt.Sprintf("%s-%d", ti.ID, ti.TryNumber), at, data); err != nil {
+	rt, msgID := retryTimer{ID: ti.ID, Try: ti.TryNumber}, fmt.Sprintf("%s-%d", ti.ID, ti.TryNumber)
+	if ti.State == activity.StateUpForReschedule {
+		rt.Reschedule = ti.RescheduleCount
+		msgID += fmt.Sprintf("-r%d", ti.RescheduleCount)
+	}
+	data, _ := json.Marshal(rt)
+	if err := e.q.ScheduleTimer(ctx, timerRetry, msgID, at, data); err != nil {
 		// The scan requeues it when the timer is late.
 		e.log.Error("schedule retry", "ti_id", ti.ID, "try", ti.TryNumber, "err", err)
 	}
@@ -187,7 +214,7 @@ func (e *Executor) onRetryTimer(ctx context.Context, m queue.Delivery) {
 		_ = m.Term()
 		return
 	}
-	if err := e.requeue(ctx, rt.ID, rt.Try); err != nil {
+	if err := e.requeue(ctx, rt.ID, rt.Try, rt.Reschedule); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			_ = m.Ack()
 			return
@@ -199,14 +226,27 @@ func (e *Executor) onRetryTimer(ctx context.Context, m queue.Delivery) {
 	_ = m.Ack()
 }
 
-// requeue moves up_for_retry try `try` to queued as try+1 and publishes it.
-// Repeating it is harmless: a record already queued for try+1 is published
-// again under the same message id.
-func (e *Executor) requeue(ctx context.Context, id string, try int) error {
+// requeue moves up_for_retry try `try` to queued as try+1 and publishes it;
+// with reschedule > 0, it moves up_for_reschedule try `try` (at that
+// reschedule count) to queued as the same try. Repeating it is harmless: a
+// record already queued for it is published again under the same message
+// id.
+func (e *Executor) requeue(ctx context.Context, id string, try, reschedule int) error {
 	changed := false
 	ti, err := e.store.mutate(ctx, id, func(ti *activity.TaskInstance) error {
 		changed = false
 		switch {
+		case reschedule > 0 && ti.State == activity.StateUpForReschedule && ti.TryNumber == try && ti.RescheduleCount == reschedule:
+			if err := ti.Reschedule(e.now()); err != nil {
+				return err
+			}
+			ti.NextActivityID()
+			changed = true
+			return nil
+		case reschedule > 0 && ti.State == activity.StateQueued && ti.TryNumber == try && ti.RescheduleCount == reschedule:
+			return errUnchanged
+		case reschedule > 0:
+			return errStale
 		case ti.State == activity.StateUpForRetry && ti.TryNumber == try:
 			if err := ti.NewTry(e.now()); err != nil {
 				return err
@@ -232,7 +272,9 @@ func (e *Executor) requeue(ctx context.Context, id string, try int) error {
 		e.unpublished.Store(ti.ID, unpublished{activityID: ti.ActivityID})
 		return err
 	}
-	if changed {
+	if changed && reschedule > 0 {
+		e.metrics.onQueued(ti.Queue, "reschedule")
+	} else if changed {
 		e.metrics.onQueued(ti.Queue, "retry")
 	}
 	return nil
@@ -394,8 +436,15 @@ func (e *Executor) scan(ctx context.Context) {
 	e.scanSchedules(ctx)
 	e.store.each(activity.StateUpForRetry, func(ti *activity.TaskInstance) {
 		if ti.RetryAt != nil && now.Sub(*ti.RetryAt) > retryTimerGrace {
-			if err := e.requeue(ctx, ti.ID, ti.TryNumber); err != nil {
+			if err := e.requeue(ctx, ti.ID, ti.TryNumber, 0); err != nil {
 				e.log.Error("requeue overdue retry", "ti_id", ti.ID, "err", err)
+			}
+		}
+	})
+	e.store.each(activity.StateUpForReschedule, func(ti *activity.TaskInstance) {
+		if ti.RetryAt != nil && now.Sub(*ti.RetryAt) > retryTimerGrace {
+			if err := e.requeue(ctx, ti.ID, ti.TryNumber, ti.RescheduleCount); err != nil {
+				e.log.Error("requeue overdue reschedule", "ti_id", ti.ID, "err", err)
 			}
 		}
 	})

@@ -78,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		started: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricActivitiesStarted,
 			Help: "Task tries accepted as running, by queue."}, []string{"queue"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricActivitiesFinished,
-			Help: "Task tries ended, by queue and state (success, failed, skipped, up_for_retry, deferred, removed, cancelled)."}, []string{"queue", "state"}),
+			Help: "Task tries ended, by queue and state (success, failed, skipped, up_for_retry, up_for_reschedule, deferred, removed, cancelled)."}, []string{"queue", "state"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricRetries,
 			Help: "Tries ended up_for_retry (a retry is scheduled), by queue."}, []string{"queue"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricTaskDuration,

@@ -191,7 +191,8 @@ var apiOps = map[string]apiOp{
 		req: typeOf[execution.RunRequest](), check: body(checkRun),
 		resp: map[string]reflect.Type{"200": typeOf[execution.RunResponse]()},
 	},
-	"PATCH /execution/task-instances/{id}/state": {req: typeOf[execution.StateRequest](), check: body(checkState)},
+	"PATCH /execution/task-instances/{id}/state":           {req: typeOf[execution.StateRequest](), check: body(checkState)},
+	"PATCH /execution/task-instances/{id}/skip-downstream": {req: typeOf[execution.SkipDownstreamRequest](), check: body(checkSkipDownstream)},
 	"PUT /execution/task-instances/{id}/heartbeat": {
 		req: typeOf[execution.HeartbeatRequest](), check: body[execution.HeartbeatRequest](nil),
 	},

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/dag"
 )
 
 // The airflow runtime: tasks of an Airflow DAG file (testdata/airflowrt/dags)
@@ -159,7 +161,7 @@ func TestAirflowRuntime(t *testing.T) {
 			"request GetConnection: ErrorResponse ErrorType.CONNECTION_NOT_FOUND",
 			"request PutVariable: NoneType",
 			"request GetDagRun: refused API_SERVER_ERROR", "taskwire does not support GetDagRun",
-			"request SkipDownstreamTasks: refused API_SERVER_ERROR",
+			"request SkipDownstreamTasks: NoneType", "not part of a DAG run, nothing to skip",
 			"token is ***",
 		} {
 			if !strings.Contains(logs, want) {
@@ -255,5 +257,135 @@ tasks:
 	xo, _ := c.dagCLI(30*time.Second, "xcom", "get", "twmix", "mix", "total")
 	if strings.TrimSpace(xo) != "12" {
 		t.Errorf("total's return_value %q, want 12 (0+2+4+6)", xo)
+	}
+}
+
+// end_from_trigger: a task whose trigger ends it is not resumed. A
+// DateTimeSensorAsync(end_from_trigger=True) defers on Airflow's
+// DateTimeTrigger (taskwire's built-in datetime kind) and ends as success at
+// its moment; a DAG folder's trigger in the Python trigger runtime yields
+// TaskSuccessEvent (its xcoms pushed), TaskSkippedEvent or TaskFailedEvent,
+// and its task ends in that state, its resume method never run.
+func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	c.startPythonTriggerer(t, "trig")
+	const run = "manual__end"
+	ids := map[string]string{}
+	for _, task := range []string{"wait_end", "end_success", "end_skipped", "end_failed"} {
+		ids[task] = c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: run, TaskID: task,
+			RetryPolicy: activity.RetryPolicy{Retries: 2, Delay: activity.Duration(100 * time.Millisecond)},
+			Entrypoint:  activity.Entrypoint{Task: task}}).ID
+	}
+	for task, want := range map[string]activity.State{"wait_end": activity.StateSuccess, "end_success": activity.StateSuccess,
+		"end_skipped": activity.StateSkipped, "end_failed": activity.StateFailed} {
+		ti := c.wait(ids[task], 3*time.Minute)
+		logs := c.logs(ti.ID)
+		if ti.State != want || ti.TryNumber != 1 {
+			t.Errorf("%s: %s (%s) try %d, want %s on try 1\n%s", task, ti.State, ti.Reason, ti.TryNumber, want, logs)
+		}
+		if n := strings.Count(logs, `"event":"deferred on trigger`); n != 1 {
+			t.Errorf("%s: %d deferrals in its log, want 1\n%s", task, n, logs)
+		}
+		if strings.Contains(logs, "was resumed") || strings.Count(logs, `"event":"starting try`) != 1 {
+			t.Errorf("%s: resumed although its trigger ended it\n%s", task, logs)
+		}
+		if want == activity.StateSuccess && ti.Reason != "" || want != activity.StateSuccess && !strings.Contains(ti.Reason, "by its trigger") {
+			t.Errorf("%s: reason %q", task, ti.Reason)
+		}
+	}
+	if v, err := c.api.XCom(t.Context(), "twrt", run, "end_success", "verdict"); err != nil || v != "ended in the triggerer" {
+		t.Errorf("end_success's xcom verdict %v (%v), want the TaskSuccessEvent's", v, err)
+	}
+	if v, err := c.api.XCom(t.Context(), "twrt", run, "end_success", "return_value"); err != nil || fmt.Sprint(v) != "7" {
+		t.Errorf("end_success's return_value %v (%v), want 7", v, err)
+	}
+}
+
+// SkipDownstreamTasks in a taskwire DAG run: pick (@task.branch) and gate
+// (ShortCircuitOperator returning False) are Airflow tasks run by Airflow's
+// runner; their downstream tasks are shell commands. The branch not taken
+// (right) is skipped, and after_right with it (its trigger rule); gated,
+// below the closed gate, is skipped; left runs.
+func TestAirflowRuntimeBranchInDagRun(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	c.applyDag(`dag_id: twbranch
+tasks:
+  - {task_id: pick, queue: airflow, task: pick}
+  - {task_id: left, queue: default, depends_on: [pick], command: [sh, -c, 'echo left ran']}
+  - {task_id: right, queue: default, depends_on: [pick], command: [sh, -c, 'echo right ran']}
+  - {task_id: after_right, queue: default, depends_on: [right], command: [sh, -c, 'echo after_right ran']}
+  - {task_id: gate, queue: airflow, task: gate}
+  - {task_id: gated, queue: default, depends_on: [gate], command: [sh, -c, 'echo gated ran']}
+`)
+	out, code := c.dagCLI(5*time.Minute, "runs", "trigger", "twbranch", "--run-id", "branch", "--wait")
+	if code != 0 {
+		t.Fatalf("runs trigger --wait: exit %d\n%s", code, out)
+	}
+	v := c.runJSON("twbranch", "branch")
+	want := map[string]activity.State{"pick": activity.StateSuccess, "left": activity.StateSuccess, "right": activity.StateSkipped,
+		"after_right": activity.StateSkipped, "gate": activity.StateSuccess, "gated": activity.StateSkipped}
+	got := map[string]activity.State{}
+	for _, ti := range v.TaskInstances {
+		got[ti.TaskID] = ti.State
+		if ti.TaskID == "right" && ti.Reason != "skipped by pick" {
+			t.Errorf("right's reason %q, want skipped by pick", ti.Reason)
+		}
+	}
+	if !reflect.DeepEqual(got, want) || v.State != dag.RunSuccess {
+		t.Errorf("run %s: %s, want %v\n%s", v.State, runStates(v), want, out)
+	}
+}
+
+// A reschedule-mode sensor (PythonSensor(mode="reschedule") poking for a
+// file): each unsuccessful poke ends the run as up_for_reschedule, and the
+// same try runs again at the sensor's reschedule_date (taskwire's retry
+// timer), consuming no retry; once the file exists it succeeds on try 1.
+func TestAirflowRuntimeRescheduleSensor(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	signal := c.path("reschedule-signal")
+	if _, err := c.api.SetVariable(t.Context(), "reschedule_path", signal, ""); err != nil {
+		t.Fatal(err)
+	}
+	ti := c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: "manual__reschedule", TaskID: "poke_file",
+		Entrypoint: activity.Entrypoint{Task: "poke_file"}})
+	// It is rescheduled, and runs again as the same try, at least twice
+	// before the file appears.
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		cur, err := c.api.Get(t.Context(), ti.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.TryNumber != 1 || len(cur.Tries) != 1 {
+			t.Fatalf("poke_file at try %d (%d tries): a reschedule must keep the try", cur.TryNumber, len(cur.Tries))
+		}
+		if cur.State == activity.StateUpForReschedule && (cur.RetryAt == nil || cur.RescheduleCount < 1) {
+			t.Fatalf("poke_file up_for_reschedule without retry_at (%v) or reschedule_count (%d)", cur.RetryAt, cur.RescheduleCount)
+		}
+		if cur.RescheduleCount >= 2 {
+			break
+		}
+		if time.Now().After(deadline) || cur.State.Terminal() {
+			t.Fatalf("poke_file did not reschedule twice: %s (%s), %d reschedules", cur.State, cur.Reason, cur.RescheduleCount)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := os.WriteFile(signal, []byte("here\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := c.wait(ti.ID, 3*time.Minute)
+	logs := c.logs(got.ID)
+	if got.State != activity.StateSuccess || got.TryNumber != 1 || len(got.Tries) != 1 || got.RescheduleCount < 2 {
+		t.Fatalf("poke_file: %s (%s) try %d (%d tries) reschedules %d, want success on try 1 after 2+ reschedules\n%s",
+			got.State, got.Reason, got.TryNumber, len(got.Tries), got.RescheduleCount, logs)
+	}
+	if n := strings.Count(logs, `"event":"rescheduled: the same try runs again`); n < 2 {
+		t.Errorf("poke_file logs %d reschedules, want 2 or more:\n%s", n, logs)
 	}
 }

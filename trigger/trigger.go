@@ -40,6 +40,11 @@ var ErrInvalid = errors.New("invalid trigger")
 type Event struct {
 	Payload any    `json:"payload,omitempty"`
 	Err     string `json:"error,omitempty"`
+	// End and XComs: an Airflow trigger's TaskSuccessEvent,
+	// TaskFailedEvent or TaskSkippedEvent, which ends the task in End
+	// (see activity.TriggerEvent).
+	End   activity.State `json:"end,omitempty"`
+	XComs map[string]any `json:"xcoms,omitempty"`
 }
 
 // ExternalEvents is where "event" triggers wait for named events that

@@ -254,7 +254,7 @@ func (tr *Triggerer) fire(r *run, ev trigger.Event) {
 		tr.cfg.Metrics.fired(r.trigger, ev)
 	}
 	te := activity.TriggerEvent{TriggerID: r.trigger.ID, TIID: r.trigger.TIID, Try: r.trigger.Try,
-		Payload: ev.Payload, Error: ev.Err, FiredAt: time.Now().UTC(), FiredBy: tr.cfg.ID}
+		Payload: ev.Payload, Error: ev.Err, End: ev.End, XComs: ev.XComs, FiredAt: time.Now().UTC(), FiredBy: tr.cfg.ID}
 	tr.mu.Lock()
 	tr.out = append(tr.out, firedEvent{r: r, ev: te})
 	tr.mu.Unlock()

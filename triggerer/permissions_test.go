@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // A triggerer whose NATS user may not read the rate_limits bucket does
@@ -35,7 +35,7 @@ func TestTriggererRateLimitsRefused(t *testing.T) {
 	ns := natstest.RunServerWith(t, func(o *server.Options) {
 		o.Users, o.Username, o.Password = opts.Users, "", ""
 	})
-	admin, err := nats.Connect(ns.ClientURL(), nats.UserInfo("executor", "change-me-executor"))
+	admin, err := queuetest.Connect(ns.ClientURL(), queuetest.ConnOpts{User: "executor", Password: "change-me-executor"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestTriggererRateLimitsRefused(t *testing.T) {
 	if _, err := aq.TriggerConsumer(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("triggerer", "change-me-triggerer"), nats.CustomInboxPrefix("_INBOX_triggerer"))
+	nc, err := queuetest.Connect(ns.ClientURL(), queuetest.ConnOpts{User: "triggerer", Password: "change-me-triggerer", InboxPrefix: "_INBOX_triggerer"})
 	if err != nil {
 		t.Fatal(err)
 	}

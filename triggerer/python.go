@@ -24,8 +24,10 @@ import (
 // The triggerer keeps claiming, timing out and publishing them as it does
 // its built-in kinds; the process only runs them. The protocol is JSON
 // lines: the triggerer writes {"op":"start","id","classpath","kwargs"} and
-// {"op":"stop","id"} on its stdin; it writes {"id","event"} or
-// {"id","error"} on its stdout, once per trigger. When the process dies,
+// {"op":"stop","id"} on its stdin; it writes {"id","event"},
+// {"id","end","xcoms"} (a TaskSuccessEvent, TaskFailedEvent or
+// TaskSkippedEvent: the task ends in state end) or {"id","error"} on its
+// stdout, once per trigger. When the process dies,
 // it is started again (after restartDelay) and given every trigger it was
 // running.
 type pyRuntime struct {
@@ -136,9 +138,11 @@ func (p *pyRuntime) read(cmd *exec.Cmd, stdout io.Reader) {
 	sc.Buffer(make([]byte, 64<<10), activity.MaxSizeDefault)
 	for sc.Scan() {
 		var m struct {
-			ID    string `json:"id"`
-			Event any    `json:"event"`
-			Error string `json:"error"`
+			ID    string         `json:"id"`
+			Event any            `json:"event"`
+			Error string         `json:"error"`
+			End   string         `json:"end"`
+			XComs map[string]any `json:"xcoms"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil || m.ID == "" {
 			p.log.Warn("python trigger runtime: bad line", "line", truncate(sc.Bytes(), 200))
@@ -151,9 +155,14 @@ func (p *pyRuntime) read(cmd *exec.Cmd, stdout io.Reader) {
 		if lt == nil {
 			continue
 		}
-		if m.Error != "" {
+		switch end := activity.State(m.End); {
+		case m.Error != "":
 			lt.fire(trigger.Event{Err: m.Error})
-		} else {
+		case end == activity.StateSuccess || end == activity.StateFailed || end == activity.StateSkipped:
+			lt.fire(trigger.Event{Payload: m.Event, End: end, XComs: m.XComs})
+		case end != "":
+			lt.fire(trigger.Event{Err: fmt.Sprintf("trigger %s ended the task in state %q: want success, failed or skipped", lt.t.ID, m.End)})
+		default:
 			lt.fire(trigger.Event{Payload: m.Event})
 		}
 	}

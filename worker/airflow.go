@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -143,7 +144,7 @@ func (j *job) airflowStartup() protocol.Map {
 	}
 	tiContext := protocol.Map{
 		{Key: "dag_run", Value: dagRun},
-		{Key: "task_reschedule_count", Value: 0},
+		{Key: "task_reschedule_count", Value: j.rescheduleCount},
 		{Key: "max_tries", Value: sd.Context.MaxTries},
 		{Key: "variables", Value: nil},
 		{Key: "connections", Value: nil},
@@ -333,9 +334,20 @@ func (j *job) answerAirflow(ctx context.Context, m protocol.Map) (protocol.Airfl
 		}
 		return unsupported(typ, "a task may ask only for its own DAG run's state"), nil
 	case "RescheduleTask":
-		return unsupported(typ, "there is no up_for_reschedule state; use a deferrable sensor (deferrable=True) or mode=\"poke\""), nil
-	case "SkipDownstreamTasks":
-		return unsupported(typ, "tasks cannot skip other tasks of their DAG run"), nil
+		v, _ := m.Get("reschedule_date")
+		at, ok := protocol.ParseAirflowTime(v)
+		if !ok {
+			return protocol.AirflowResponse{Error: airflowError(errGeneric, map[string]any{"message": "RescheduleTask needs a reschedule_date"})}, nil
+		}
+		at = at.UTC()
+		j.tl.worker("info", "rescheduled: the same try runs again at "+at.Format(time.RFC3339Nano))
+		return protocol.AirflowResponse{}, &outcome{state: activity.StateUpForReschedule, rescheduleAt: &at}
+	case "GetTaskRescheduleStartDate":
+		var start any
+		if j.firstRescheduleAt != nil {
+			start = j.firstRescheduleAt.UTC()
+		}
+		return protocol.AirflowResponse{Body: protocol.Map{{Key: "start_date", Value: start}, {Key: "type", Value: "TaskRescheduleStartDate"}}}, nil
 	case "ResendLoggingFD":
 		return unsupported(typ, "the runtime sends its logs to the logs address; there is no file descriptor to pass"), nil
 	}
@@ -346,6 +358,29 @@ func (j *job) answerAirflow(ctx context.Context, m protocol.Map) (protocol.Airfl
 	defer cancel()
 	tc, ti := j.tc, j.ti
 	switch typ {
+	case "SkipDownstreamTasks":
+		// tasks: task ids, or [task_id, map_index] pairs (a task is skipped
+		// whole: taskwire decides mapped instances together).
+		v, _ := m.Get("tasks")
+		list, _ := v.([]any)
+		var tasks []string
+		for _, e := range list {
+			if p, ok := e.([]any); ok && len(p) > 0 {
+				e = p[0]
+			}
+			if s, ok := e.(string); ok && !slices.Contains(tasks, s) {
+				tasks = append(tasks, s)
+			}
+		}
+		if j.dagRun == nil {
+			j.tl.worker("info", fmt.Sprintf("skip downstream %v: the task is not part of a DAG run, nothing to skip", tasks))
+			return protocol.AirflowResponse{}, nil
+		}
+		if err := tc.SkipDownstream(rctx, tasks); err != nil {
+			return apiFailure(err), nil
+		}
+		j.tl.worker("info", fmt.Sprintf("skipped downstream tasks %v", tasks))
+		return protocol.AirflowResponse{}, nil
 	case "GetConnection":
 		id := m.Str("conn_id")
 		c, err := tc.Connection(rctx, id)
@@ -547,6 +582,8 @@ func (j *job) airflowDefer(m protocol.Map) (outcome, error) {
 		}
 		nextKwargs = x
 	}
-	classpath, kwargs = airflowTrigger(classpath, kwargs)
-	return deferredOutcome(classpath, kwargs, timeout, nextMethod, nextKwargs), nil
+	classpath, kwargs, end := airflowTrigger(classpath, kwargs)
+	out := deferredOutcome(classpath, kwargs, timeout, nextMethod, nextKwargs)
+	out.trigger.EndFromTrigger = end
+	return out, nil
 }

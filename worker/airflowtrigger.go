@@ -11,8 +11,10 @@ import (
 // datetime is {"__classname__": "pendulum.datetime.DateTime", "__data__":
 // {"timestamp": …}}, a timedelta {"__classname__": "datetime.timedelta",
 // "__data__": seconds}); airflowTrigger rewrites them into the kind's own
-// kwargs. end_from_trigger (ending the task in the triggerer) is not
-// supported: the task resumes into next_method as without it.
+// kwargs. With end_from_trigger=True, Airflow's trigger yields
+// TaskSuccessEvent: the mapped trigger gets EndFromTrigger, and the
+// executor ends the task as success at its event instead of resuming it.
+// A Python-runtime trigger ends its task itself by yielding such an event.
 var (
 	airflowDateTimeTriggers = map[string]bool{
 		"airflow.providers.standard.triggers.temporal.datetimetrigger": true,
@@ -29,22 +31,23 @@ var (
 // any other class (provider triggers, a DAG folder's own) to the "airflow"
 // kind, which a triggerer runs in its Python trigger runtime with Airflow's
 // own trigger class and kwargs.
-func airflowTrigger(classpath string, kwargs map[string]any) (string, map[string]any) {
-	cp := strings.ToLower(strings.TrimSpace(classpath))
+func airflowTrigger(classpath string, kwargs map[string]any) (cp string, kw map[string]any, endFromTrigger bool) {
+	lower := strings.ToLower(strings.TrimSpace(classpath))
+	end, _ := kwargs["end_from_trigger"].(bool)
 	switch {
-	case airflowDateTimeTriggers[cp]:
+	case airflowDateTimeTriggers[lower]:
 		if t, ok := serdeTime(kwargs["moment"]); ok {
-			return "taskwire.triggers.DateTime", map[string]any{"moment": t.UTC().Format(time.RFC3339Nano)}
+			return "taskwire.triggers.DateTime", map[string]any{"moment": t.UTC().Format(time.RFC3339Nano)}, end
 		}
-	case airflowTimeDeltaTriggers[cp]:
+	case airflowTimeDeltaTriggers[lower]:
 		if d, ok := serdeDuration(kwargs["delta"]); ok {
-			return "taskwire.triggers.TimeDelta", map[string]any{"delta": d.String()}
+			return "taskwire.triggers.TimeDelta", map[string]any{"delta": d.String()}, end
 		}
 	}
 	if kwargs == nil {
 		kwargs = map[string]any{}
 	}
-	return "taskwire.triggers.Airflow", map[string]any{"classpath": classpath, "kwargs": kwargs}
+	return "taskwire.triggers.Airflow", map[string]any{"classpath": classpath, "kwargs": kwargs}, false
 }
 
 // serdeData returns the __data__ of a serde value of one of classes.

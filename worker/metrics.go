@@ -116,7 +116,7 @@ func (m *Metrics) forQueues(queues []string) map[string]*queueMetrics {
 			finished: map[activity.State]prometheus.Counter{},
 		}
 		for _, st := range []activity.State{activity.StateSuccess, activity.StateFailed, activity.StateSkipped,
-			activity.StateUpForRetry, activity.StateDeferred, activity.StateRemoved} {
+			activity.StateUpForRetry, activity.StateUpForReschedule, activity.StateDeferred, activity.StateRemoved} {
 			qm.finished[st] = m.finished.WithLabelValues(q, string(st))
 		}
 		out[q] = qm

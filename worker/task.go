@@ -37,6 +37,8 @@ type outcome struct {
 	trigger    *activity.Trigger
 	nextMethod string
 	nextKwargs map[string]any
+	// rescheduleAt is when an up_for_reschedule try runs again.
+	rescheduleAt *time.Time
 	// killed is the cause when the worker killed the process before it
 	// decided its outcome itself.
 	killed error
@@ -66,6 +68,10 @@ type job struct {
 	// shouldRetry says whether a failure of this try is retried (the
 	// executor's answer to …/run), for runtimes that decide it themselves.
 	shouldRetry bool
+	// rescheduleCount and firstRescheduleAt: the try's reschedules so far
+	// and the start of its first rescheduled run (…/run's answer).
+	rescheduleCount   int
+	firstRescheduleAt *time.Time
 }
 
 // run runs the job to its end; it kills the process when ctx ends. An
@@ -222,7 +228,7 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		env: append(append(tiEnv(ti, q),
 			"TASKWIRE_MAX_TRIES="+strconv.Itoa(rr.MaxTries),
 			"TASKWIRE_PARAMS="+string(params)), dagRunEnv(et.DagRun)...),
-		dagRun: et.DagRun, shouldRetry: rr.ShouldRetry,
+		dagRun: et.DagRun, shouldRetry: rr.ShouldRetry, rescheduleCount: rr.RescheduleCount, firstRescheduleAt: rr.FirstRescheduleAt,
 		startup: protocol.StartupDetails{
 			Type: protocol.TypeStartupDetails,
 			TI: protocol.TaskInstance{ID: ti.ID, DagID: ti.DagID, TaskID: ti.TaskID, RunID: ti.RunID,
@@ -401,12 +407,13 @@ func (w *Worker) report(log *slog.Logger, tc *execution.TaskClient, out outcome)
 	ctx, cancel := context.WithTimeout(w.hardCtx, ReportTimeoutDefault)
 	defer cancel()
 	err := tc.State(ctx, execution.StateRequest{
-		State:      out.state,
-		EndDate:    time.Now().UTC(),
-		Reason:     out.reason,
-		Trigger:    out.trigger,
-		NextMethod: out.nextMethod,
-		NextKwargs: out.nextKwargs,
+		State:          out.state,
+		EndDate:        time.Now().UTC(),
+		Reason:         out.reason,
+		Trigger:        out.trigger,
+		NextMethod:     out.nextMethod,
+		NextKwargs:     out.nextKwargs,
+		RescheduleDate: out.rescheduleAt,
 	})
 	switch {
 	case err == nil:

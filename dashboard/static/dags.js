@@ -21,7 +21,7 @@ const runHref = (id, run) => dagHref(id) + '/runs/' + encodeURIComponent(run);
 export function taskState(tis) {
   if (tis.length === 0) return 'none';
   const has = (st) => tis.some((t) => t.state === st);
-  for (const st of ['running', 'queued', 'deferred', 'up_for_retry', 'scheduled']) if (has(st)) return st;
+  for (const st of ['running', 'queued', 'deferred', 'up_for_retry', 'up_for_reschedule', 'scheduled']) if (has(st)) return st;
   if (has('none')) return tis.some((t) => t.state !== 'none') ? 'running' : 'none';
   for (const st of ['failed', 'upstream_failed', 'cancelled']) if (has(st)) return st;
   if (tis.every((t) => t.state === 'skipped')) return 'skipped';

@@ -30,7 +30,7 @@ export function fill(el, ...children) {
   return el;
 }
 
-export const states = ['queued', 'running', 'deferred', 'up_for_retry', 'success', 'failed', 'skipped', 'cancelled', 'removed'];
+export const states = ['queued', 'running', 'deferred', 'up_for_retry', 'up_for_reschedule', 'success', 'failed', 'skipped', 'cancelled', 'removed'];
 export const terminal = new Set(['success', 'failed', 'skipped', 'removed', 'cancelled']);
 
 // badge shows a state in its colour; title (e.g. the reason) shows on hover.

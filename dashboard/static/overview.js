@@ -3,7 +3,7 @@
 import { api } from './api.js';
 import { ago, badge, duration, fill, h, shortID, states } from './dom.js';
 
-const active = 'queued,running,deferred,up_for_retry';
+const active = 'queued,running,deferred,up_for_retry,up_for_reschedule';
 
 export function overview(params, ctx) {
   const filter = {

@@ -179,7 +179,8 @@ export function taskView(id, ctx) {
   return { el, nav: '', title: id, refresh, stop: () => { stopped = true; } };
 }
 
-// A try whose logs will not grow: it ended (up_for_retry is a finished try).
+// A try whose logs will not grow: it ended (up_for_retry is a finished try;
+// up_for_reschedule is not: the same try runs again).
 function terminalTry(state) {
   return terminal.has(state) || state === 'up_for_retry';
 }

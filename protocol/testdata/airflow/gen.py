@@ -69,6 +69,7 @@ requests = {
     "TriggerDagRun": c.TriggerDagRun(dag_id="other", run_id="manual__x", conf={"k": "v"}, logical_date=T1),
     "MaskSecret": c.MaskSecret(value={"token": "s3cret", "nested": ["x"]}, name="extra"),
     "GetVariableKeys": c.GetVariableKeys(prefix="etl_"),
+    "GetTaskRescheduleStartDate": c.GetTaskRescheduleStartDate(ti_id=TI_ID, try_number=1),
 }
 
 ctx = TIRunContext(
@@ -95,6 +96,8 @@ responses = {
     "InactiveAssetsResult": (c.InactiveAssetsResult(inactive_assets=[]), {"exclude_unset": True}),
     "XComCountResponse": (c.XComCountResponse(len=3), {}),
     "XComSequenceSliceResult": (c.XComSequenceSliceResult(root=[1, 2, 3]), {}),
+    "TaskRescheduleStartDate": (c.TaskRescheduleStartDate(start_date=T0), {}),
+    "TaskRescheduleStartDateNone": (c.TaskRescheduleStartDate(start_date=None), {}),
 }
 
 

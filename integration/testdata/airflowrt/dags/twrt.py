@@ -110,3 +110,43 @@ with DAG("twrt", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.
             return event["content"]
 
     WaitForFile(task_id="wait_file")
+
+    # end_from_trigger: Airflow's DateTimeTrigger yields TaskSuccessEvent, and
+    # the task ends in the triggerer, never resumed (execute_complete unrun).
+    DateTimeSensorAsync(
+        task_id="wait_end",
+        end_from_trigger=True,
+        target_time="{{ (macros.datetime.now(macros.dateutil.tz.UTC) + macros.timedelta(seconds=1)).isoformat() }}",
+    )
+
+    from twrt_triggers import EndTaskTrigger
+
+    class EndInTrigger(BaseOperator):
+        """Defers on a DAG-folder trigger that ends the task itself in state."""
+
+        def __init__(self, *, state, **kwargs):
+            super().__init__(**kwargs)
+            self.state = state
+
+        def execute(self, context):
+            self.defer(trigger=EndTaskTrigger(self.state), method_name="resumed")
+
+        def resumed(self, context, event=None):
+            raise RuntimeError("a task its trigger ended was resumed")
+
+    EndInTrigger(task_id="end_success", state="success")
+    EndInTrigger(task_id="end_skipped", state="skipped")
+    EndInTrigger(task_id="end_failed", state="failed")
+
+    from airflow.providers.standard.sensors.python import PythonSensor
+
+    def _signal_there():
+        import os
+
+        path = Variable.get("reschedule_path")
+        print(f"poking {path}")
+        return os.path.exists(path)
+
+    # A reschedule-mode sensor: each poke that finds nothing ends the run as
+    # up_for_reschedule, and the same try runs again a second later.
+    PythonSensor(task_id="poke_file", mode="reschedule", poke_interval=1, timeout=600, python_callable=_signal_there)

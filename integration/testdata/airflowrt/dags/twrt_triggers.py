@@ -26,3 +26,25 @@ class FileAppearsTrigger(BaseTrigger):
         with open(self.path) as f:
             content = f.read().strip()
         yield TriggerEvent({"path": self.path, "content": content})
+
+
+class EndTaskTrigger(BaseTrigger):
+    """Ends its task from the triggerer (Airflow's end_from_trigger): yields
+    TaskSuccessEvent (with xcoms), TaskFailedEvent or TaskSkippedEvent."""
+
+    def __init__(self, state: str):
+        super().__init__()
+        self.state = state
+
+    def serialize(self):
+        return ("twrt_triggers.EndTaskTrigger", {"state": self.state})
+
+    async def run(self):
+        from airflow.triggers.base import TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent
+
+        if self.state == "success":
+            yield TaskSuccessEvent(xcoms={"verdict": "ended in the triggerer", "return_value": 7})
+        elif self.state == "failed":
+            yield TaskFailedEvent()
+        else:
+            yield TaskSkippedEvent()

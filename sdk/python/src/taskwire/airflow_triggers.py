@@ -12,7 +12,10 @@ publishing of events; this process only runs triggers. JSON lines:
   (kwargs in Airflow's serde form, as the task runner's DeferTask carried them)
   and ``{"op": "stop", "id": ID}``; end of input stops everything;
 * stdout: ``{"id": ID, "event": payload}`` (the first TriggerEvent's payload, in
-  serde form) or ``{"id": ID, "error": "..."}``, once per trigger.
+  serde form), ``{"id": ID, "end": "success"|"failed"|"skipped", "xcoms": {...}}``
+  (a TaskSuccessEvent, TaskFailedEvent or TaskSkippedEvent: the task ends in
+  that state without resuming, Airflow's end_from_trigger) or
+  ``{"id": ID, "error": "..."}``, once per trigger.
 
 Only the standard library and Airflow are imported.
 """
@@ -32,6 +35,12 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _end_event() -> Any:
+    from airflow.triggers.base import BaseTaskEndEvent
+
+    return BaseTaskEndEvent
+
+
 def _load(classpath: str) -> Any:
     module, _, name = classpath.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -45,6 +54,12 @@ async def _run(tid: str, classpath: str, kwargs: Any) -> None:
         cls = _load(classpath)
         trigger = cls(**(deserialize(kwargs) if kwargs else {}))
         async for event in trigger.run():
+            if isinstance(event, _end_event()):
+                # TaskSuccessEvent / TaskFailedEvent / TaskSkippedEvent: the
+                # task ends in that state, its xcoms pushed, and is not resumed.
+                state = event.task_instance_state
+                _emit({"id": tid, "end": str(getattr(state, "value", state)), "xcoms": event.xcoms or None})
+                return
             _emit({"id": tid, "event": serialize(event.payload)})
             return
         _emit({"id": tid, "error": f"trigger {classpath} ended without an event"})

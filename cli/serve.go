@@ -66,7 +66,7 @@ func serveCmd(ctx context.Context, args []string, lookupEnv func(string) (string
 		tlsCert       = fs.String("tls-cert", "", "PEM certificate (chain) to serve the APIs over https; with --tls-key (TASKWIRE_TLS_CERT)")
 		tlsKey        = fs.String("tls-key", "", "PEM private key of --tls-cert (TASKWIRE_TLS_KEY)")
 		lostAfter     = fs.Duration("lost-after", executor.LostAfterDefault, "a worker or triggerer silent this long is shown as lost (TASKWIRE_LOST_AFTER)")
-		ackWait       = fs.Duration("activity-ack-wait", 30*time.Second, "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
+		ackWait       = fs.Duration("activity-ack-wait", queue.ActivityAckWaitDefault, "redelivery delay of an activity no worker accepted (TASKWIRE_ACTIVITY_ACK_WAIT)")
 	)
 	lf := registerLimitFlags(fs)
 	minFreeFlag := fs.Int64("min-free-disk", 0, "bytes kept free on the embedded NATS's disk: below it new work is refused (507) until space is freed; 0: 2% of the disk, 16 MiB to 1 GiB (TASKWIRE_MIN_FREE_DISK)")

@@ -13,7 +13,6 @@ import (
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/testbin"
-	"github.com/taskwire/taskwire/queue"
 )
 
 // A worker SIGKILLed mid-task: the executor notices the lost heartbeat, the
@@ -131,7 +130,10 @@ func TestWorkerStorm(t *testing.T) {
 // within 60s of the kill.
 func TestTriggererLoss(t *testing.T) {
 	const n = 2000
-	c := newCluster(t, clusterOpts{logLevel: "info"})
+	// An ack wait longer than the backlog's waits (2,000 tasks on 32
+	// slots), so that a resume that waited it out shows.
+	const ackWait = 30 * time.Second
+	c := newCluster(t, clusterOpts{logLevel: "info", ackWait: ackWait.String()})
 	for i := range 2 {
 		c.startWorker(workerOpts{name: fmt.Sprintf("worker%d", i), concurrency: 16, extra: []string{"--log-level", "info"}})
 	}
@@ -182,10 +184,10 @@ fi
 		if ti.TryNumber != 1 || len(ti.Tries) != 1 || ti.NextMethod != "after" {
 			t.Fatalf("%s: try %d, %d tries, next_method %q: want one try resumed into after", ti.TaskID, ti.TryNumber, len(ti.Tries), ti.NextMethod)
 		}
-		// The activities' ack wait here is 30s: a resume activity that
-		// reached a worker no longer listening (a pull the client gave up
-		// on) waited exactly that long before it ran.
-		if ti.QueuedAt != nil && ti.EndDate != nil && ti.EndDate.Sub(*ti.QueuedAt) >= queue.ActivityAckWaitDefault {
+		// A resume activity that reached a worker no longer listening (a
+		// pull the client gave up on) waited exactly the ack wait before
+		// it ran.
+		if ti.QueuedAt != nil && ti.EndDate != nil && ti.EndDate.Sub(*ti.QueuedAt) >= ackWait {
 			t.Errorf("%s: resumed %s after it was queued again: it waited out the ack wait", ti.TaskID, ti.EndDate.Sub(*ti.QueuedAt).Round(time.Millisecond))
 		}
 	}

@@ -131,7 +131,7 @@ func TestActivityConsumerGetsOnlyItsQueue(t *testing.T) {
 	info := cons.JetStream().CachedInfo()
 	if info.Name != "queue-alpha" || info.Config.FilterSubject != "activity.alpha" ||
 		info.Config.AckPolicy != jetstream.AckExplicitPolicy || info.Config.MaxDeliver != 5 ||
-		info.Config.AckWait != 30*time.Second {
+		info.Config.AckWait != queue.ActivityAckWaitDefault {
 		t.Fatalf("consumer config = %+v", info.Config)
 	}
 	batch, err := cons.JetStream().Fetch(10, jetstream.FetchMaxWait(500*time.Millisecond))

@@ -17,6 +17,8 @@ import (
 // A Delivery is a small value: pass it by value.
 type Delivery struct {
 	m jetstream.Msg
+	// n is the message when it came through a [Puller] (m is nil then).
+	n *nats.Msg
 }
 
 // DeliveryInfo is what the server says about a delivery.
@@ -31,14 +33,31 @@ type DeliveryInfo struct {
 }
 
 // Data is the message's payload.
-func (d Delivery) Data() []byte { return d.m.Data() }
+func (d Delivery) Data() []byte {
+	if d.n != nil {
+		return d.n.Data
+	}
+	return d.m.Data()
+}
 
 // Subject is the subject the message was published on.
-func (d Delivery) Subject() string { return d.m.Subject() }
+func (d Delivery) Subject() string {
+	if d.n != nil {
+		return d.n.Subject
+	}
+	return d.m.Subject()
+}
 
 // Info parses the delivery's metadata; ok is false when it has none (a
 // message that did not come from a consumer).
 func (d Delivery) Info() (info DeliveryInfo, ok bool) {
+	if d.n != nil {
+		md, err := d.n.Metadata()
+		if err != nil {
+			return DeliveryInfo{}, false
+		}
+		return DeliveryInfo{Delivered: md.NumDelivered, Pending: md.NumPending, StreamSeq: md.Sequence.Stream}, true
+	}
 	md, err := d.m.Metadata()
 	if err != nil {
 		return DeliveryInfo{}, false
@@ -47,23 +66,53 @@ func (d Delivery) Info() (info DeliveryInfo, ok bool) {
 }
 
 // Ack settles the message as done.
-func (d Delivery) Ack() error { return d.m.Ack() }
+func (d Delivery) Ack() error {
+	if d.n != nil {
+		return d.n.Ack()
+	}
+	return d.m.Ack()
+}
 
 // DoubleAck settles the message as done and waits for the server to
 // confirm it.
-func (d Delivery) DoubleAck(ctx context.Context) error { return d.m.DoubleAck(ctx) }
+func (d Delivery) DoubleAck(ctx context.Context) error {
+	if d.n != nil {
+		return d.n.AckSync(nats.Context(ctx))
+	}
+	return d.m.DoubleAck(ctx)
+}
 
 // Nak asks for the message to be delivered again at once.
-func (d Delivery) Nak() error { return d.m.Nak() }
+func (d Delivery) Nak() error {
+	if d.n != nil {
+		return d.n.Nak()
+	}
+	return d.m.Nak()
+}
 
 // NakWithDelay asks for the message to be delivered again after delay.
-func (d Delivery) NakWithDelay(delay time.Duration) error { return d.m.NakWithDelay(delay) }
+func (d Delivery) NakWithDelay(delay time.Duration) error {
+	if d.n != nil {
+		return d.n.NakWithDelay(delay)
+	}
+	return d.m.NakWithDelay(delay)
+}
 
 // InProgress restarts the message's ack wait.
-func (d Delivery) InProgress() error { return d.m.InProgress() }
+func (d Delivery) InProgress() error {
+	if d.n != nil {
+		return d.n.InProgress()
+	}
+	return d.m.InProgress()
+}
 
 // Term settles the message as never to be delivered again.
-func (d Delivery) Term() error { return d.m.Term() }
+func (d Delivery) Term() error {
+	if d.n != nil {
+		return d.n.Term()
+	}
+	return d.m.Term()
+}
 
 // Consumer is a durable pull consumer of one of taskwire's streams (see
 // [Client.ActivityConsumer], [Client.TriggerConsumer]). It is safe for
@@ -104,10 +153,16 @@ func (c Consumer) Fetch(n int, wait time.Duration) (*Batch, error) {
 // Batch is the messages of one pull request (see [Consumer.Fetch]).
 type Batch struct {
 	b jetstream.MessageBatch
+	// seq and err are a [Puller]'s pull (b is nil then).
+	seq iter.Seq[Delivery]
+	err error
 }
 
 // All yields the batch's messages as they arrive, until the pull ends.
 func (b *Batch) All() iter.Seq[Delivery] {
+	if b.seq != nil {
+		return b.seq
+	}
 	return func(yield func(Delivery) bool) {
 		for m := range b.b.Messages() {
 			if !yield(Delivery{m: m}) {
@@ -119,7 +174,12 @@ func (b *Batch) All() iter.Seq[Delivery] {
 
 // Err is why the pull ended early, if it did ([ErrNoMessages]: the
 // server had none to give).
-func (b *Batch) Err() error { return b.b.Error() }
+func (b *Batch) Err() error {
+	if b.seq != nil {
+		return b.err
+	}
+	return b.b.Error()
+}
 
 // ErrNoMessages is a batch's Err when the server had no message for it.
 var ErrNoMessages = jetstream.ErrNoMessages

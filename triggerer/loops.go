@@ -25,7 +25,7 @@ func (tr *Triggerer) free() int {
 	return tr.cfg.Capacity - len(tr.running)
 }
 
-func (tr *Triggerer) pullLoop(ctx context.Context, cons queue.Consumer) {
+func (tr *Triggerer) pullLoop(ctx context.Context, p *queue.Puller) {
 	for ctx.Err() == nil {
 		n := tr.free()
 		if n <= 0 {
@@ -37,7 +37,7 @@ func (tr *Triggerer) pullLoop(ctx context.Context, cons queue.Consumer) {
 			}
 			continue
 		}
-		batch, err := cons.Fetch(min(n, fetchBatchMax), fetchWait)
+		batch, err := p.Fetch(ctx, min(n, fetchBatchMax), fetchWait)
 		if err != nil {
 			if ctx.Err() == nil {
 				tr.log.Warn("fetch triggers", "err", err)

@@ -147,10 +147,12 @@ func (tr *Triggerer) Start(ctx context.Context) error {
 	if err := tr.beat(ctx); err != nil {
 		return fail(err)
 	}
-	cons, err := tr.q.TriggerConsumer(ctx)
-	if err != nil {
+	if _, err := tr.q.TriggerConsumer(ctx); err != nil {
 		return fail(fmt.Errorf("triggerer: %w", err))
 	}
+	// No trigger delivered to a pull this triggerer gave up on waits for
+	// the ack wait (see queue.Puller).
+	puller := tr.q.TriggerPuller()
 	for range tr.cfg.PublishWorkers {
 		tr.pubWG.Add(1)
 		go func() {
@@ -161,7 +163,10 @@ func (tr *Triggerer) Start(ctx context.Context) error {
 	tr.wg.Add(2)
 	go func() {
 		defer tr.wg.Done()
-		tr.pullLoop(runCtx, cons)
+		tr.pullLoop(runCtx, puller)
+		if err := puller.Close(); err != nil {
+			tr.log.Warn("close trigger puller", "err", err)
+		}
 	}()
 	go func() {
 		defer tr.wg.Done()

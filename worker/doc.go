@@ -11,11 +11,12 @@
 // not use are given back when the request expires (Config.FetchMaxWait). So
 // nothing is pulled without a slot to run it, and nothing waits on a timer.
 // With fewer slots than queues, a queue may wait up to FetchMaxWait for a
-// pull of another to give its slot back. A pull ends when the server
-// expires it, never by the client giving up first, so no message reaches a
-// worker that stopped listening (it would sit unacknowledged for the
-// consumer's AckWait); Stop lets the pulls under way end that way (at most
-// FetchMaxWait) and Naks what they still deliver.
+// pull of another to give its slot back. A pull ends when the server says
+// so, however late (a busy server starts a pull's expiry when it takes
+// it), never on a client-side timer; one that Stop or a drain ends is
+// drained (queue.Puller): the server forgets it, and what was already on
+// its way is given back at once with a Nak, never left unacknowledged
+// until the consumer's AckWait.
 //
 // # Hand-off
 //

@@ -15,6 +15,7 @@ import (
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/internal/testbin"
 	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
 )
 
 // TestRegistryAndDrain: the worker keeps its registry entry up to date, a
@@ -55,6 +56,16 @@ func TestRegistryAndDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	testbin.Eventually(t, waitTimeout, "entry draining", func() bool { return h.w.Draining() && entry().State == activity.MemberDraining })
+	// The worker read its drain request without a consumer of its own: a
+	// stream allows 1,000 consumers, and 1,000 workers watching their drain
+	// keys took them all (issue 17, item 5).
+	info, err := queuetest.Stream(context.Background(), h.qc.Conn(), "KV_"+queue.BucketWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Consumers; n != 0 {
+		t.Errorf("workers bucket: %d consumers, want none", n)
+	}
 	h.execute("ti-after", "default", activity.Entrypoint{Command: []string{"true"}}, fakeTI{}, nil)
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -208,7 +208,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	for _, q := range w.cfg.Queues {
 		w.pullWG.Add(1)
-		go w.pullLoop(q, consumers[q], bells[q])
+		go w.pullLoop(q, bells[q])
 	}
 	w.log.Info("worker started", "queues", w.cfg.Queues, "concurrency", w.cfg.Concurrency, "hostname", w.cfg.Hostname)
 	return nil
@@ -245,8 +245,8 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Unlock()
 	defer close(w.stopped)
 
-	// Phase 1: no new pulls; a pull under way ends by its server-side
-	// expiry (at most FetchMaxWait) and what it still delivers is Nak'd.
+	// Phase 1: no new pulls; a pull under way ends at once, and what is
+	// still delivered to it is Nak'd (see fetch).
 	w.pullCancel()
 	w.pullWG.Wait()
 	w.closeBells()
@@ -351,10 +351,22 @@ func (w *Worker) release(n int) {
 // only for what is there (or, after a ring, bellPullWait for what rang)
 // and, once q is drained, q waits for its doorbell, holding no slot, before
 // it pulls again.
-func (w *Worker) pullLoop(q string, c queue.Consumer, bell *queue.Bell) {
+func (w *Worker) pullLoop(q string, bell *queue.Bell) {
 	defer w.pullWG.Done()
 	ctx := w.pullCtx
 	log := w.log.With("queue", q)
+	// A message delivered to a pull this worker gave up on is given back,
+	// not left unacknowledged until the ack wait (see queue.Puller).
+	p, err := w.cfg.Queue.ActivityPuller(q)
+	if err != nil {
+		log.Error("activity puller", "err", err) // cannot be: Config.validate checked the queue names
+		return
+	}
+	defer func() {
+		if err := p.Close(); err != nil {
+			log.Warn("close activity puller", "err", err)
+		}
+	}()
 	backoff := 100 * time.Millisecond
 	rung := false   // the last wait for q's doorbell ended with a ring
 	var seen uint64 // the highest stream sequence pulled here from q
@@ -378,7 +390,7 @@ func (w *Worker) pullLoop(q string, c queue.Consumer, bell *queue.Bell) {
 				wait = bellPullWait
 			}
 		}
-		drained, last, err := w.fetch(ctx, q, c, n, wait)
+		drained, last, err := w.fetch(ctx, q, p, n, wait)
 		seen = max(seen, last)
 		if ctx.Err() != nil {
 			return
@@ -405,9 +417,7 @@ func (w *Worker) pullLoop(q string, c queue.Consumer, bell *queue.Bell) {
 		// The consumer may be gone: its state lives in the server's memory
 		// (see queue.Client.ActivityConsumer), so a NATS restart loses it.
 		// Make it again (or find it) before the next pull.
-		if again, err := w.cfg.Queue.ActivityConsumer(ctx, q); err == nil {
-			c = again
-		} else if ctx.Err() == nil {
+		if _, err := w.cfg.Queue.ActivityConsumer(ctx, q); err != nil && ctx.Err() == nil {
 			log.Warn("activity consumer", "err", err)
 		}
 	}
@@ -447,15 +457,12 @@ func (w *Worker) closeBells() {
 // more for this consumer: fewer than n came, or the last said none were
 // pending after it; last is the highest stream sequence that came.
 //
-// The pull request ends when the server says so (its expiry, wait), never
-// by the client giving up first: a client-side deadline (FetchContext)
-// unsubscribes while the server may still be delivering, and a message
-// delivered into that gap sat unacknowledged, seen by no one, until the ack
-// wait ran out (30s by default; the triggerer-loss fault test found resumed
-// tasks waiting exactly that long). So stopping waits for the pull to end
-// (at most wait) and Naks whatever still arrives.
-func (w *Worker) fetch(ctx context.Context, q string, c queue.Consumer, n int, wait time.Duration) (drained bool, last uint64, err error) {
-	batch, err := c.Fetch(n, wait)
+// The pull ends when the server says so, or at once when ctx ends (Stop,
+// a drain): what was delivered to it is then given back by the Puller (a
+// Nak), so no activity waits for the ack wait (see queue.Puller; nats.go's
+// Fetch dropped those deliveries).
+func (w *Worker) fetch(ctx context.Context, q string, p *queue.Puller, n int, wait time.Duration) (drained bool, last uint64, err error) {
+	batch, err := p.Fetch(ctx, n, wait)
 	if err != nil {
 		w.release(n)
 		return false, 0, fmt.Errorf("fetch: %w", err)

@@ -28,7 +28,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/taskwire/taskwire/internal/bench"
 )
@@ -98,7 +97,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Func("records", "comma-separated ascending numbers of finished task-instance records (e.g. 100000,1000000) an executor is started on, for its RSS and time to ready; none by default",
 		func(s string) (err error) { cfg.Records, err = parseInts(s); return err })
 	fs.BoolVar(&cfg.RecordsOnly, "records-only", false, "run the records phase alone")
-	fs.BoolVar(&cfg.SleepersOnly, "sleepers-only", false, "run the sleepers phase alone (needs --sleepers)")
 	fs.BoolVar(&cfg.DagOnly, "dag-only", false, "stop after the DAG-run phases (the raw limits, dispatch latency and flat command phase they are compared with run first)")
 	fs.IntVar(&cfg.DagRounds, "dag-rounds", bench.DagRoundsDefault, "fan-out/fan-in DAG runs, each next to a flat phase of as many command tasks (the DAG figure is the median of their ratios)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -108,8 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	python := fs.String("python", "", "python with which the warm phase runs Python SDK tasks (this checkout's sdk/python/src on its PYTHONPATH); default .venv/bin/python when it exists; \"none\" skips them")
 	javaJar := fs.String("java-sdk-jar", "", "Java SDK jar with which the warm phase runs Java SDK tasks; default sdk/java/target/taskwire-sdk.jar when it exists and java is on $PATH; \"none\" skips them")
 	bench.AirflowFlags(fs, &cfg)
-	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; one file descriptor each in the bench and in the runtime); none by default")
-	fs.DurationVar(&cfg.SleepFor, "sleep-for", 5*time.Second, "each sleeper's wait")
+	bench.SleeperFlags(fs, &cfg)
 	logLevel := fs.String("log-level", "", "log the cluster's lines at this level and above on stderr (debug, info, warn, error); default none")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -23,6 +23,7 @@ func full() *TaskInstance {
 		DagRun:     &DagRun{RunID: "r", LogicalDate: now, Conf: nested()},
 		NextMethod: "m", NextKwargs: nested(), Trigger: &Trigger{ID: "tr", Classpath: "c", Kwargs: nested()},
 		QueuedAt: at(1), StartDate: at(2), EndDate: at(3), HeartbeatAt: at(4), RetryAt: at(5), UpdatedAt: now,
+		RescheduleCount: 1, FirstRescheduleAt: at(10),
 		Tries: []Try{{TryNumber: 1, StartDate: at(6), EndDate: at(7)}, {TryNumber: 2, StartDate: at(8), EndDate: at(9)}}}
 }
 

@@ -349,6 +349,7 @@ func (ti *TaskInstance) Clone() *TaskInstance {
 	}
 	c.QueuedAt, c.StartDate, c.EndDate = cloneTime(ti.QueuedAt), cloneTime(ti.StartDate), cloneTime(ti.EndDate)
 	c.HeartbeatAt, c.RetryAt = cloneTime(ti.HeartbeatAt), cloneTime(ti.RetryAt)
+	c.FirstRescheduleAt = cloneTime(ti.FirstRescheduleAt)
 	if ti.Tries != nil {
 		c.Tries = make([]Try, len(ti.Tries))
 		for i, t := range ti.Tries {

@@ -143,20 +143,30 @@ func checkState(req *execution.StateRequest) error {
 	return nil
 }
 
-func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+// execRequest begins an Execution API request on task instance {id}:
+// the task's token checked for it, the body decoded into a T and checked
+// by check (when not nil). ok is false when it failed, and then it has
+// written the error.
+func execRequest[T any](e *Executor, w http.ResponseWriter, r *http.Request, check func(*T) error) (id string, c *claims, req *T, ok bool) {
+	id = r.PathValue("id")
 	c, err := e.execAuth(w, r, id)
+	if err == nil {
+		req = new(T)
+		err = decodeBody(w, r, e.cfg.MaxBody, req)
+	}
+	if err == nil && check != nil {
+		err = check(req)
+	}
 	if err != nil {
 		e.writeError(w, r, err)
-		return
+		return id, nil, nil, false
 	}
-	var req execution.StateRequest
-	if err := decodeBody(w, r, e.cfg.MaxBody, &req); err != nil {
-		e.writeError(w, r, err)
-		return
-	}
-	if err := checkState(&req); err != nil {
-		e.writeError(w, r, err)
+	return id, c, req, true
+}
+
+func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
+	id, c, req, ok := execRequest(e, w, r, checkState)
+	if !ok {
 		return
 	}
 	var invalid error
@@ -170,7 +180,7 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 		}
 		if req.State == activity.StateDeferred {
 			var err error
-			invalid, err = e.deferTry(ti, &req, e.now())
+			invalid, err = e.deferTry(ti, req, e.now())
 			return err
 		}
 		if req.State == activity.StateUpForReschedule {
@@ -202,18 +212,11 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	c, err := e.execAuth(w, r, id)
-	if err != nil {
-		e.writeError(w, r, err)
+	id, c, req, ok := execRequest[execution.HeartbeatRequest](e, w, r, nil)
+	if !ok {
 		return
 	}
-	var req execution.HeartbeatRequest
-	if err := decodeBody(w, r, e.cfg.MaxBody, &req); err != nil {
-		e.writeError(w, r, err)
-		return
-	}
-	_, err = e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
+	_, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
 		switch {
 		case ti.TryNumber != c.Try:
 			return fmt.Errorf("%w: try %d is over; task instance is at try %d", ErrConflict, c.Try, ti.TryNumber)

@@ -34,19 +34,8 @@ func checkSkipDownstream(req *execution.SkipDownstreamRequest) error {
 // task ends, so the run's next evaluation (at the task's end) finds them
 // skipped and applies their downstream's trigger rules.
 func (e *Executor) handleSkipDownstream(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	c, err := e.execAuth(w, r, id)
-	if err != nil {
-		e.writeError(w, r, err)
-		return
-	}
-	var req execution.SkipDownstreamRequest
-	if err := decodeBody(w, r, e.cfg.MaxBody, &req); err != nil {
-		e.writeError(w, r, err)
-		return
-	}
-	if err := checkSkipDownstream(&req); err != nil {
-		e.writeError(w, r, err)
+	id, c, req, ok := execRequest(e, w, r, checkSkipDownstream)
+	if !ok {
 		return
 	}
 	ti, err := e.store.get(r.Context(), id)

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/internal/freeport"
 	"github.com/taskwire/taskwire/internal/natstest"
 	"github.com/taskwire/taskwire/internal/netns"
 	"github.com/taskwire/taskwire/internal/testbin"
@@ -20,12 +21,11 @@ import (
 // freeAddrOn returns host:port with a port free on host.
 func freeAddrOn(t testing.TB, host string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	addr, err := freeport.Addr(host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // nsCluster is a cluster whose NATS server and executor listen on the

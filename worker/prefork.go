@@ -258,26 +258,9 @@ func (z *zygote) current() *zconn {
 
 func (z *zygote) run(ctx context.Context) {
 	defer close(z.done)
-	delay := z.cfg.RestartDelay
-	for {
-		began := time.Now()
-		err := z.once(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(began) >= serviceStableAfter {
-			delay = z.cfg.RestartDelay
-		}
-		z.log.Warn("prefork zygote exited; tasks start cold until it is back", "err", err, "restart_after", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		delay = min(2*delay, max(preforkMaxRestartDelay, z.cfg.RestartDelay))
-	}
+	keepRestarting(ctx, z.cfg.RestartDelay, preforkMaxRestartDelay, z.once, func(err error, after time.Duration) {
+		z.log.Warn("prefork zygote exited; tasks start cold until it is back", "err", err, "restart_after", after)
+	})
 }
 
 // once runs the zygote until it exits or ctx ends.

@@ -107,17 +107,26 @@ func (r *serviceRunner) current() (pid, starts int) {
 
 func (r *serviceRunner) run(ctx context.Context) {
 	defer close(r.done)
-	delay := r.svc.RestartDelay
+	keepRestarting(ctx, r.svc.RestartDelay, serviceMaxRestartDelay, r.once, func(err error, after time.Duration) {
+		r.log.Warn("service exited; restarting it", "err", err, "after", after)
+	})
+}
+
+// keepRestarting runs once until ctx ends, waiting between runs: base
+// after a run that lasted serviceStableAfter or more, else twice the last
+// wait, up to the larger of ceiling and base. exited is told each end.
+func keepRestarting(ctx context.Context, base, ceiling time.Duration, once func(context.Context) error, exited func(err error, after time.Duration)) {
+	delay := base
 	for {
 		began := time.Now()
-		err := r.once(ctx)
+		err := once(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if time.Since(began) >= serviceStableAfter {
-			delay = r.svc.RestartDelay
+			delay = base
 		}
-		r.log.Warn("service exited; restarting it", "err", err, "after", delay)
+		exited(err, delay)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -125,7 +134,7 @@ func (r *serviceRunner) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		delay = min(2*delay, max(serviceMaxRestartDelay, r.svc.RestartDelay))
+		delay = min(2*delay, max(ceiling, base))
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/taskwire/taskwire/internal/freeport"
 )
 
 // readyTimeout bounds how long a server may take to accept connections.
@@ -152,23 +154,17 @@ func (c *Cluster) jetStreamReady() bool {
 	return leader
 }
 
-// freePorts returns n distinct ports free on 127.0.0.1 a moment ago.
+// freePorts returns n distinct ports free on 127.0.0.1 a moment ago, from
+// outside the kernel's ephemeral range (see package freeport).
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
 	ports := make([]int, n)
 	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := freeport.Port("127.0.0.1")
 		if err != nil {
 			t.Fatalf("natstest: free port: %v", err)
 		}
-		lns = append(lns, ln)
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ports[i] = p
 	}
 	return ports
 }

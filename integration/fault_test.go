@@ -174,10 +174,13 @@ fi
 	if _, err := c.api.SendEvent(ctx, "release", map[string]any{"go": true}); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFinished(n, 60*time.Second)
+	// 2,000 Go SDK task processes resumed: 40–48 s with the machine to
+	// itself (2 cores, -race); CI's go suite runs other packages beside it
+	// (one run took 62 s), so the bound is twice that.
+	c.waitFinished(n, 120*time.Second)
 	t.Logf("all %d resumed and finished %s after trig-a (holding %d) was SIGKILLed", n, time.Since(killed).Round(time.Millisecond), held[0])
-	if d := time.Since(killed); d > 60*time.Second {
-		t.Errorf("resuming took %s, want within 60s", d)
+	if d := time.Since(killed); d > 120*time.Second {
+		t.Errorf("resuming took %s, want within 120s", d)
 	}
 	rep := checkSucceededOnce(t, c, ids, out)
 	for _, ti := range c.records(ids) {

@@ -117,14 +117,8 @@ func (e *Executor) onEvent(ctx context.Context, m queue.Delivery) {
 	case errors.Is(err, errEndFromTrigger):
 		e.endFromTrigger(ctx, m, ev)
 		return
-	case errors.Is(err, errStale), errors.Is(err, ErrNotFound):
-		e.log.Debug("drop stale trigger event", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "fired_by", ev.FiredBy)
-		_ = m.Ack()
-		e.retireClaim(ctx, ev.TriggerID)
-		return
 	case err != nil:
-		e.log.Error("resume deferred task", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "err", err)
-		_ = m.NakWithDelay(time.Second)
+		e.settleFailedEvent(ctx, m, ev, "resume deferred task", err)
 		return
 	}
 	e.log.Debug("task resumed", "ti_id", ti.ID, "trigger_id", ev.TriggerID, "next_method", ti.NextMethod, "fired_by", ev.FiredBy)
@@ -190,14 +184,8 @@ func (e *Executor) endFromTrigger(ctx context.Context, m queue.Delivery, ev *act
 		return nil
 	})
 	switch {
-	case errors.Is(err, errStale), errors.Is(err, ErrNotFound):
-		e.log.Debug("drop stale trigger end event", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "fired_by", ev.FiredBy)
-		_ = m.Ack()
-		e.retireClaim(ctx, ev.TriggerID)
-		return
 	case err != nil:
-		e.log.Error("end deferred task from its trigger", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "err", err)
-		_ = m.NakWithDelay(time.Second)
+		e.settleFailedEvent(ctx, m, ev, "end deferred task from its trigger", err)
 		return
 	}
 	e.log.Debug("task ended by its trigger", "ti_id", ti.ID, "trigger_id", ev.TriggerID, "state", ti.State, "fired_by", ev.FiredBy)
@@ -205,6 +193,20 @@ func (e *Executor) endFromTrigger(ctx context.Context, m queue.Delivery, ev *act
 	e.afterTry(ctx, ti)
 	_ = m.Ack()
 	e.retireClaim(ctx, ev.TriggerID)
+}
+
+// settleFailedEvent settles a trigger event whose task could not take it:
+// a stale event (the task moved on, or is gone) is acked and its claim
+// retired; any other failure is redelivered in a second.
+func (e *Executor) settleFailedEvent(ctx context.Context, m queue.Delivery, ev *activity.TriggerEvent, what string, err error) {
+	if errors.Is(err, errStale) || errors.Is(err, ErrNotFound) {
+		e.log.Debug("drop stale trigger event", "what", what, "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "fired_by", ev.FiredBy)
+		_ = m.Ack()
+		e.retireClaim(ctx, ev.TriggerID)
+		return
+	}
+	e.log.Error(what, "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "err", err)
+	_ = m.NakWithDelay(time.Second)
 }
 
 // retireClaim removes a trigger's claim, so a triggerer still running it

@@ -58,7 +58,7 @@ func RunTriggererChild(ctx context.Context, cfg TriggererChildConfig, stdin io.R
 		return err
 	}
 	defer nc.Close()
-	q, err := queue.New(ctx, nc, queue.Config{Logger: log})
+	q, err := queue.New(ctx, nc, queue.Config{Logger: log, Limits: benchLimits})
 	if err != nil {
 		return err
 	}

@@ -236,6 +236,12 @@ func (c *cluster) startWorker(ctx context.Context, cfg Config, id string, queues
 	return w, nil
 }
 
+// benchLimits are the storage limits of every queue client of the bench
+// (each one provisions the streams, so they must agree): the backlog phase
+// leaves a million activities in ACTIVITIES, beyond the default share of
+// the budget a queue stream has, so the work-queue streams are unbounded.
+var benchLimits = queue.Limits{Queue: -1}
+
 // connect opens a NATS connection of its own and a queue client on it.
 func (c *cluster) connect(ctx context.Context, name string) (*queue.Client, error) {
 	nc, err := queue.Connect(ctx, queue.ConnConfig{URL: c.emb.ClientURL(), Name: name, Logger: c.log})
@@ -243,7 +249,7 @@ func (c *cluster) connect(ctx context.Context, name string) (*queue.Client, erro
 		return nil, err
 	}
 	c.conn = append(c.conn, nc)
-	q, err := queue.New(ctx, nc, queue.Config{Logger: c.log})
+	q, err := queue.New(ctx, nc, queue.Config{Logger: c.log, Limits: benchLimits})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -88,7 +88,7 @@ func (c *cluster) startPythonTriggerer(t testing.TB, name string) *triggerer {
 // TestAirflowRuntime runs its tasks in the children of the queue's prefork
 // zygote (the other tests of the runtime start them cold).
 func TestAirflowRuntime(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
 	waitZygote(t, w)
@@ -222,7 +222,7 @@ func waitZygote(t testing.TB, w *testbin.Proc) {
 // A deferrable sensor defers on Airflow's DateTimeTrigger, which taskwire's
 // triggerer runs as its built-in datetime trigger, and resumes.
 func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
 	c.startTriggerer(triggererOpts{})
@@ -243,7 +243,7 @@ func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
 // triggerer is SIGKILLed while it holds the trigger; the other takes it
 // over, and the task resumes once.
 func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
 	a := c.startPythonTriggerer(t, "trig-a")
@@ -283,7 +283,7 @@ func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
 // run by Airflow's runner, reading sq's XCom list, a mapped upstream's,
 // through Airflow's lazy sequence (GetXComCount, GetXComSequenceSlice/Item).
 func TestAirflowRuntimeInDagRun(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
 	c.applyDag(`dag_id: twmix
@@ -309,7 +309,7 @@ tasks:
 // TaskSuccessEvent (its xcoms pushed), TaskSkippedEvent or TaskFailedEvent,
 // and its task ends in that state, its resume method never run.
 func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
 	c.startPythonTriggerer(t, "trig")
@@ -351,7 +351,7 @@ func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 // (right) is skipped, and after_right with it (its trigger rule); gated,
 // below the closed gate, is skipped; left runs.
 func TestAirflowRuntimeBranchInDagRun(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
 	c.applyDag(`dag_id: twbranch
@@ -387,7 +387,7 @@ tasks:
 // same try runs again at the sensor's reschedule_date (taskwire's retry
 // timer), consuming no retry; once the file exists it succeeds on try 1.
 func TestAirflowRuntimeRescheduleSensor(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
 	signal := c.path("reschedule-signal")

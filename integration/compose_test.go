@@ -27,7 +27,7 @@ type composeFile struct {
 // compose network's names replaced by local addresses, and runs tasks
 // through them, one of them deferring.
 func TestComposeServices(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	raw, err := os.ReadFile(filepath.Join("..", "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // How the tests share the machine (2 cores, often shared with other work).
@@ -123,6 +124,7 @@ func parallel(t *testing.T, k kind) {
 		machine.cond.Broadcast()
 	})
 	t.Parallel()
+	began := time.Now()
 	machine.mu.Lock()
 	defer machine.mu.Unlock()
 	for machine.waiting[k][0] != n || machine.running[k] >= machine.limit[k] || (k == shared && machine.unfinished[timed] > 0) {
@@ -132,6 +134,8 @@ func parallel(t *testing.T, k kind) {
 	machine.running[k]++
 	admitted = true
 	machine.cond.Broadcast()
+	// The wait is part of the test's time in go test's report.
+	t.Logf("%s test: started after %s waiting for its turn", k, time.Since(began).Round(time.Millisecond))
 }
 
 // drop removes registration n from k's waiting list (a test that ended

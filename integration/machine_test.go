@@ -42,7 +42,13 @@ const (
 
 // longFirst are the longest shared tests, in the order they start, before
 // the others: started last, one of them would be the package's tail.
-var longFirst = []string{}
+// Measured with go test -json (README, "The integration package's time").
+var longFirst = []string{
+	"TestAirflowExecutor",  // Airflow's start (a minute of Python imports), then six scenarios
+	"TestSchemathesis",     // the fuzzer against a live executor
+	"TestRateLimitedWaits", // 1,000 deferred Go SDK tasks, then 50 s at 20 req/s
+	"TestDemoScript",       // demo.sh: builds the binaries, runs every example
+}
 
 // kind is what a test may run beside; see parallel.
 type kind int

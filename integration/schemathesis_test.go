@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,17 +158,7 @@ parameters = { "path.dag_id" = %s, "path.run_id" = %s, "path.task_id" = %s }
 	// parallel tests at a load of 45 it took over 8.
 	rctx, rcancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer rcancel()
-	// The document as the executor serves it, fetched here: schemathesis
-	// gives up loading it after 10 s, which a loaded machine has exceeded.
-	status, spec := httpGet(t, c.apiURL+"/api/v1/openapi.json")
-	if status != http.StatusOK {
-		t.Fatalf("GET /api/v1/openapi.json: %d %s", status, spec)
-	}
-	specFile := filepath.Join(dir, "openapi.json")
-	if err := os.WriteFile(specFile, []byte(spec), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(rctx, st, "--no-color", "--config-file", cfg, "run", specFile, "--url", c.apiURL,
+	cmd := exec.CommandContext(rctx, st, "--no-color", "--config-file", cfg, "run", c.apiURL+"/api/v1/openapi.json",
 		"--checks", schemathesisChecks, "--max-examples", strconv.Itoa(n), "--seed", "1",
 		// One worker: with more, Hypothesis (its lambda descriptions, in
 		// threads) trips "AST constructor recursion depth mismatch" on

@@ -73,12 +73,11 @@ def run_in_process() -> int:
         return 2
 
     from airflow.executors.base_executor import BaseExecutor
-    from airflow.sdk.log import configure_logging
     from airflow.settings import dispose_orm
 
     # As Airflow's execute_workload does: no database here, JSON logs on stdout.
     dispose_orm(do_log=False)
-    configure_logging(output=sys.stdout.buffer, json_output=True)
+    configure_logging()
     final = _capture_final_state()
     rc = BaseExecutor.run_workload(
         workload,
@@ -102,7 +101,13 @@ def preload() -> None:
     import airflow.sdk.log  # noqa: F401
     from airflow.sdk.api import client as api_client
 
+    import taskwire_airflow.spec  # noqa: F401
+
     workload_adapter()
+    # Airflow's logging as the workloads configure it (stdlib logging's
+    # dictConfig walks every logger Airflow created: ≈ 5 ms of CPU per
+    # child otherwise); a child whose [logging] settings differ does it again.
+    configure_logging()
     # The Execution API client's TLS context (certifi's CAs: tens of
     # milliseconds to load), cached by the Task SDK: built here, every
     # child has it.
@@ -110,6 +115,29 @@ def preload() -> None:
 
 
 _adapter = None
+_logging_done: tuple[tuple[str, str], ...] | None = None
+
+
+def _logging_settings() -> tuple[tuple[str, str], ...]:
+    """What Airflow's logging configuration reads from the environment."""
+    return tuple(
+        sorted((k, v) for k, v in os.environ.items() if k.startswith("AIRFLOW__LOGGING__") or k in ("AIRFLOW_HOME", "AIRFLOW_CONFIG"))
+    )
+
+
+def configure_logging() -> None:
+    """Airflow's logging as its execute_workload configures it (JSON records
+    on stdout), once per process and per [logging] settings: a child of a
+    process that configured it with the same environment keeps it."""
+    global _logging_done
+    from airflow.sdk import log
+
+    settings = _logging_settings()
+    if _logging_done == settings:
+        return
+    log.configure_logging.cache_clear()  # Airflow's own cache of the call
+    log.configure_logging(output=sys.stdout.buffer, json_output=True)
+    _logging_done = settings
 
 
 def workload_adapter():
@@ -156,4 +184,10 @@ def _capture_final_state() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as a module (python -m, or a prefork zygote's child, which runs it
+    # with runpy): main of the imported module, whose state (the workload
+    # validator, the logging done) a zygote prepared before it forked; this
+    # __main__ copy is a fresh namespace.
+    from taskwire_airflow import run as _run
+
+    sys.exit(_run.main())

@@ -17,44 +17,16 @@ the taskwire worker ships to taskwire's log stream.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
-#: The fork server's unix socket, when the worker's machine runs one.
-FORKSERVER_ENV = "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET"
-
-# Imports are kept to the few the fork server's path needs: this module
-# starts for every task, and each module imported costs CPU before the
-# task's process starts.
+# A taskwire worker whose queue has a prefork zygote (worker.yaml: prefork,
+# preload taskwire_airflow.run:preload, modules taskwire_airflow.run) runs
+# this module in a child of the zygote, which imported Airflow and ran
+# preload() once; without one, this process imports Airflow itself.
 
 
 def main() -> int:
-    path = os.environ.get(FORKSERVER_ENV)
-    if path:
-        rc = via_forkserver(path)
-        if rc is not None:
-            return rc
     return run_in_process()
-
-
-def via_forkserver(path: str) -> int | None:
-    """Run the workload in a child of the fork server; None when it does not answer."""
-    from taskwire_airflow._wire import recv_exit, send_request
-
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-    except OSError as e:
-        print(f"taskwire_airflow.run: fork server {path}: {e}; running the workload here", file=sys.stderr)
-        s.close()
-        return None
-    with s:
-        send_request(s, dict(os.environ), [0, 1, 2])
-        try:
-            return recv_exit(s)
-        except (EOFError, OSError) as e:
-            print(f"taskwire_airflow.run: the fork server's child ended without an exit code: {e}", file=sys.stderr)
-            return 1
 
 
 def run_in_process() -> int:
@@ -88,10 +60,10 @@ def run_in_process() -> int:
 
 
 def preload() -> None:
-    """What every workload needs, imported once by a process that forks
-    the workloads' processes: the fork server, or a taskwire worker's
-    prefork zygote (worker.yaml ``prefork: {preload:
-    [taskwire_airflow.run:preload], modules: [taskwire_airflow.run]}``)."""
+    """What every workload needs, imported and built once by a taskwire
+    worker's prefork zygote before it forks the workloads' processes
+    (worker.yaml ``prefork: {preload: [taskwire_airflow.run:preload],
+    modules: [taskwire_airflow.run]}``; integrations/airflow/worker.yaml)."""
     from pydantic import TypeAdapter  # noqa: F401
 
     import airflow.executors.base_executor  # noqa: F401
@@ -142,7 +114,7 @@ def configure_logging() -> None:
 
 def workload_adapter():
     """pydantic's validator of Airflow's workloads, built once (building it
-    costs tens of milliseconds; the fork server builds it before it forks)."""
+    costs tens of milliseconds; a prefork zygote builds it before it forks)."""
     global _adapter
     if _adapter is None:
         from pydantic import TypeAdapter

@@ -9,9 +9,15 @@ import subprocess
 import sys
 import textwrap
 
+import taskwire
+import taskwire_airflow
+
+# The children import the same code as this test (pytest's pythonpath).
+_PATH = os.pathsep.join(os.path.dirname(os.path.dirname(m.__file__)) for m in (taskwire_airflow, taskwire))
+
 
 def run(env_extra):
-    env = dict(os.environ, **env_extra)
+    env = dict(os.environ, PYTHONPATH=_PATH, **env_extra)
     return subprocess.run([sys.executable, "-m", "taskwire_airflow.run"], env=env, capture_output=True, text=True)
 
 
@@ -26,6 +32,7 @@ def test_bad_and_missing_workload():
 
 def script(body: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__LOGGING__")}
+    env["PYTHONPATH"] = _PATH
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     return r

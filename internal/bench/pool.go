@@ -2,9 +2,11 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"time"
 
+	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
 )
 
@@ -20,6 +22,86 @@ type PoolFigures struct {
 	// Admission is from a task's record giving back its slots (as the
 	// executor sees it) to the next waiting task's activity published.
 	Admission Latency `json:"admission"`
+	// Rounds are the pool phase's rounds (bench --pool-rounds), each a
+	// pooled and a flat command phase of as many tasks, in turn first;
+	// PerFlat is the median of their ratios. In the full run the first
+	// round's flat phase is the command phase that ran before it.
+	Rounds []PoolRound `json:"rounds,omitempty"`
+	// FlatPerSecond and PerFlat are the medians of the rounds' flat
+	// throughputs and of their ratios.
+	FlatPerSecond float64 `json:"flat_per_s"`
+	PerFlat       float64 `json:"per_flat"`
+}
+
+// PoolRound is one round of the pool phase.
+type PoolRound struct {
+	PoolFirst     bool    `json:"pool_first"`
+	PoolPerSecond float64 `json:"pool_per_s"`
+	FlatPerSecond float64 `json:"flat_per_s"`
+	PerFlat       float64 `json:"per_flat"`
+}
+
+// PoolFlags registers the pool phase's flags on fs.
+func PoolFlags(fs *flag.FlagSet, cfg *Config) {
+	fs.BoolVar(&cfg.PoolOnly, "pool-only", false, "run the pool phase alone (after the JetStream round trip it is compared with): --pool-rounds rounds of command tasks through a pool and without, in turn first")
+	fs.IntVar(&cfg.PoolRounds, "pool-rounds", 0, "rounds of the pool phase, each a pooled and a flat command phase of --tasks tasks (the figure is the median of their ratios); default 1, 3 with --pool-only")
+}
+
+// poolPhase runs the pool phase's rounds; flat, when it ran, is the
+// command phase just before (the first round's flat phase).
+func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp func(name string, spec activity.TaskSpec) (Throughput, error)) (PoolFigures, error) {
+	slots := cfg.Workers * cfg.Concurrency
+	f := PoolFigures{Slots: slots}
+	if err := setBenchPool(ctx, c, slots); err != nil {
+		return f, err
+	}
+	plain := commandSpec(cfg.TaskBin, ModeNoop, "")
+	pooled := plain
+	pooled.Pool = benchPool
+	c.ex.AdmissionLatencies() // only this phase's
+	var pools, flats, ratios []float64
+	for i := range cfg.PoolRounds {
+		rd := PoolRound{PoolFirst: flat != nil || i%2 == 0}
+		runPool := func() error {
+			t, err := tp(fmt.Sprintf("command tasks through a pool of %d (round %d of %d)", slots, i+1, cfg.PoolRounds), pooled)
+			if err != nil {
+				return fmt.Errorf("pool throughput: %w", err)
+			}
+			rd.PoolPerSecond = t.PerSecond
+			if i == 0 {
+				f.Throughput = t
+			}
+			return nil
+		}
+		runFlat := func() error {
+			if flat != nil {
+				rd.FlatPerSecond, flat = flat.PerSecond, nil
+				return nil
+			}
+			t, err := tp(fmt.Sprintf("command tasks without a pool (round %d of %d)", i+1, cfg.PoolRounds), plain)
+			if err != nil {
+				return fmt.Errorf("flat throughput: %w", err)
+			}
+			rd.FlatPerSecond = t.PerSecond
+			return nil
+		}
+		first, second := runPool, runFlat
+		if !rd.PoolFirst {
+			first, second = runFlat, runPool
+		}
+		if err := first(); err != nil {
+			return f, err
+		}
+		if err := second(); err != nil {
+			return f, err
+		}
+		rd.PerFlat = ratio(rd.PoolPerSecond, rd.FlatPerSecond)
+		f.Rounds = append(f.Rounds, rd)
+		pools, flats, ratios = append(pools, rd.PoolPerSecond), append(flats, rd.FlatPerSecond), append(ratios, rd.PerFlat)
+	}
+	f.PerSecond, f.FlatPerSecond, f.PerFlat = median(pools), median(flats), median(ratios)
+	f.Admission = summarize(c.ex.AdmissionLatencies())
+	return f, nil
 }
 
 // setBenchPool makes the bench pool and waits until the executor has it.

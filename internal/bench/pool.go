@@ -31,6 +31,9 @@ type PoolFigures struct {
 	// throughputs and of their ratios.
 	FlatPerSecond float64 `json:"flat_per_s"`
 	PerFlat       float64 `json:"per_flat"`
+	// FlatCPUMillisPerTask is the median of the flat phases' cluster CPU
+	// per task (Throughput's is the pooled phases' median).
+	FlatCPUMillisPerTask float64 `json:"flat_cpu_ms_per_task"`
 }
 
 // PoolRound is one round of the pool phase.
@@ -39,6 +42,9 @@ type PoolRound struct {
 	PoolPerSecond float64 `json:"pool_per_s"`
 	FlatPerSecond float64 `json:"flat_per_s"`
 	PerFlat       float64 `json:"per_flat"`
+	// PoolCPUMillis and FlatCPUMillis are the cluster's CPU per task.
+	PoolCPUMillis float64 `json:"pool_cpu_ms_per_task"`
+	FlatCPUMillis float64 `json:"flat_cpu_ms_per_task"`
 }
 
 // PoolFlags registers the pool phase's flags on fs.
@@ -59,7 +65,7 @@ func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp
 	pooled := plain
 	pooled.Pool = benchPool
 	c.ex.AdmissionLatencies() // only this phase's
-	var pools, flats, ratios []float64
+	var pools, flats, ratios, cpus, flatCPUs []float64
 	for i := range cfg.PoolRounds {
 		rd := PoolRound{PoolFirst: flat != nil || i%2 == 0}
 		runPool := func() error {
@@ -67,7 +73,7 @@ func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp
 			if err != nil {
 				return fmt.Errorf("pool throughput: %w", err)
 			}
-			rd.PoolPerSecond = t.PerSecond
+			rd.PoolPerSecond, rd.PoolCPUMillis = t.PerSecond, t.CPUMillisPerTask
 			if i == 0 {
 				f.Throughput = t
 			}
@@ -75,14 +81,14 @@ func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp
 		}
 		runFlat := func() error {
 			if flat != nil {
-				rd.FlatPerSecond, flat = flat.PerSecond, nil
+				rd.FlatPerSecond, rd.FlatCPUMillis, flat = flat.PerSecond, flat.CPUMillisPerTask, nil
 				return nil
 			}
 			t, err := tp(fmt.Sprintf("command tasks without a pool (round %d of %d)", i+1, cfg.PoolRounds), plain)
 			if err != nil {
 				return fmt.Errorf("flat throughput: %w", err)
 			}
-			rd.FlatPerSecond = t.PerSecond
+			rd.FlatPerSecond, rd.FlatCPUMillis = t.PerSecond, t.CPUMillisPerTask
 			return nil
 		}
 		first, second := runPool, runFlat
@@ -98,8 +104,10 @@ func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp
 		rd.PerFlat = ratio(rd.PoolPerSecond, rd.FlatPerSecond)
 		f.Rounds = append(f.Rounds, rd)
 		pools, flats, ratios = append(pools, rd.PoolPerSecond), append(flats, rd.FlatPerSecond), append(ratios, rd.PerFlat)
+		cpus, flatCPUs = append(cpus, rd.PoolCPUMillis), append(flatCPUs, rd.FlatCPUMillis)
 	}
 	f.PerSecond, f.FlatPerSecond, f.PerFlat = median(pools), median(flats), median(ratios)
+	f.CPUMillisPerTask, f.FlatCPUMillisPerTask = median(cpus), median(flatCPUs)
 	f.Admission = summarize(c.ex.AdmissionLatencies())
 	return f, nil
 }

@@ -419,6 +419,8 @@ func (r *Report) writePoolRows(tw io.Writer) {
 		}
 		fmt.Fprintf(tw, "  each round pool/flat tasks/s (pool first, then flat first, …)\t%s\t\t\t\n", strings.Join(rounds, ", "))
 	}
+	fmt.Fprintf(tw, "  cluster CPU per task: through the pool / without\t%.2f / %.2f ms\t\t\t%.2f×\n",
+		p.CPUMillisPerTask, p.FlatCPUMillisPerTask, ratio(p.CPUMillisPerTask, p.FlatCPUMillisPerTask))
 	fmt.Fprintf(tw, "admission latency p50 / p99 (slot freed → next task published; %d samples)\t%.2f / %.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.2f×\n",
 		p.Admission.N, p.Admission.P50, p.Admission.P99, r.target("admission_p50_ms"), r.Raw.JetStreamRTT.P50, ratio(p.Admission.P50, r.Raw.JetStreamRTT.P50))
 }

@@ -113,7 +113,7 @@ type pools struct {
 	// admissionSamples times from there to the next admitted task's
 	// publish (admission latency).
 	freedAt   map[string]time.Time
-	latencies []time.Duration
+	latencies []AdmissionSample
 	// acks takes the activities the passes published to the acker,
 	// which awaits their acknowledgements (the pass does not: the next
 	// pass runs meanwhile).
@@ -132,27 +132,9 @@ type pools struct {
 type outgoing struct {
 	ti    *activity.TaskInstance
 	freed time.Time
-	tr    [6]time.Time // TRACE: pass start, cas sent, cas done, enqueued, picked, sent
-}
-
-var traceMu sync.Mutex
-var traceD [][7]time.Duration
-
-func traceDump() {
-	traceMu.Lock()
-	defer traceMu.Unlock()
-	names := []string{"freed→pass", "pass→cas", "cas rtt", "cas→enq", "enq→picked", "picked→sent", "sent→acked"}
-	for k := range 7 {
-		xs := make([]time.Duration, 0, len(traceD))
-		for _, d := range traceD {
-			xs = append(xs, d[k])
-		}
-		sort.Slice(xs, func(i, j int) bool { return xs[i] < xs[j] })
-		if len(xs) > 0 {
-			fmt.Printf("TRACE %-12s p50 %v p90 %v p99 %v\n", names[k], xs[len(xs)/2], xs[len(xs)*9/10], xs[len(xs)*99/100])
-		}
-	}
-	traceD = nil
+	// pass, cas and written are when the pass that admitted it began, sent
+	// its successful write and had it acknowledged (the sample's steps).
+	pass, cas, written time.Time
 }
 
 // goneRecord is a record seen leaving its pools' active states.
@@ -524,7 +506,7 @@ func (p *pools) pass(ctx context.Context, name string) error {
 		return nil // a pool that does not exist: its tasks wait
 	}
 	rev := c.rev // 0: a task key's record is created by its first pass
-	t0 := time.Now()
+	began := time.Now()
 	for attempt := 0; ; attempt++ {
 		next, admitted, changed := p.admit(name, rec)
 		if !changed {
@@ -536,14 +518,14 @@ func (p *pools) pass(ctx context.Context, name string) error {
 			return err
 		}
 		var nrev uint64
-		t1 := time.Now()
+		sent := time.Now()
 		if rev == 0 {
 			nrev, err = p.kv.Create(ctx, name, b)
 		} else {
 			nrev, err = p.kv.Update(ctx, name, b, rev)
 		}
 		if err == nil {
-			t2 := time.Now()
+			written := time.Now()
 			p.remember(name, next, nrev)
 			wake := false
 			for _, ti := range admitted {
@@ -556,7 +538,7 @@ func (p *pools) pass(ctx context.Context, name string) error {
 					o := outgoing{ti: ti}
 					if wasFreed {
 						o.freed, wasFreed = freed, false
-						o.tr[0], o.tr[1], o.tr[2], o.tr[3] = t0, t1, t2, time.Now()
+						o.pass, o.cas, o.written = began, sent, written
 					}
 					p.send(ctx, o)
 					continue
@@ -595,7 +577,18 @@ func (p *pools) pass(ctx context.Context, name string) error {
 	}
 }
 
-func (p *pools) sample(d time.Duration) {
+// AdmissionSample is one admission latency (slot freed → the next task's
+// activity published and acknowledged by the stream) and its steps, in
+// order: Wake, from the record's end seen to the admission pass
+// beginning (a pass under way finishes first); Pass, from there to the
+// successful write of the pool record sent (reading the waiting tasks,
+// earlier conflicting writes); Write, that write's round trip; Publish,
+// from there to the activity's acknowledgement.
+type AdmissionSample struct {
+	Total, Wake, Pass, Write, Publish time.Duration
+}
+
+func (p *pools) sample(d AdmissionSample) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.latencies) >= admissionSamples {
@@ -606,12 +599,11 @@ func (p *pools) sample(d time.Duration) {
 
 // admissionLatencies returns the admission latencies sampled (oldest
 // first) and forgets them.
-func (p *pools) admissionLatencies() []time.Duration {
+func (p *pools) admissionLatencies() []AdmissionSample {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := p.latencies
 	p.latencies = nil
-	traceDump()
 	return out
 }
 
@@ -805,9 +797,7 @@ func (p *pools) republish(ctx context.Context, rec *poolRecord) {
 // or is not acknowledged, is published again by the scan (the executor's
 // publish function records it in unpublished).
 func (p *pools) send(ctx context.Context, o outgoing) {
-	o.tr[4] = time.Now()
 	wait, err := p.publish(ctx, o.ti)
-	o.tr[5] = time.Now()
 	if err != nil {
 		p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", o.ti.ID, "err", err)
 		return
@@ -842,12 +832,9 @@ func (p *pools) acker(ctx context.Context) {
 			continue
 		}
 		if !s.freed.IsZero() {
-			p.sample(time.Since(s.freed))
 			now := time.Now()
-			t := s.tr
-			traceMu.Lock()
-			traceD = append(traceD, [7]time.Duration{t[0].Sub(s.freed), t[1].Sub(t[0]), t[2].Sub(t[1]), t[3].Sub(t[2]), t[4].Sub(t[3]), t[5].Sub(t[4]), now.Sub(t[5])})
-			traceMu.Unlock()
+			p.sample(AdmissionSample{Total: now.Sub(s.freed), Wake: s.pass.Sub(s.freed), Pass: s.cas.Sub(s.pass),
+				Write: s.written.Sub(s.cas), Publish: now.Sub(s.written)})
 		}
 	}
 }

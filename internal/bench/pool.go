@@ -8,6 +8,7 @@ import (
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/executor"
 )
 
 // benchPool is the pool of the pool phase.
@@ -20,8 +21,11 @@ type PoolFigures struct {
 	Throughput
 	Slots int `json:"slots"`
 	// Admission is from a task's record giving back its slots (as the
-	// executor sees it) to the next waiting task's activity published.
-	Admission Latency `json:"admission"`
+	// executor sees it) to the next waiting task's activity published
+	// (acknowledged by the stream); AdmissionSteps are the p50s of its
+	// steps (executor.AdmissionSample).
+	Admission      Latency        `json:"admission"`
+	AdmissionSteps AdmissionSteps `json:"admission_steps"`
 	// Rounds are the pool phase's rounds (bench --pool-rounds), each a
 	// pooled and a flat command phase of as many tasks, in turn first;
 	// PerFlat is the median of their ratios. In the full run the first
@@ -34,6 +38,26 @@ type PoolFigures struct {
 	// FlatCPUMillisPerTask is the median of the flat phases' cluster CPU
 	// per task (Throughput's is the pooled phases' median).
 	FlatCPUMillisPerTask float64 `json:"flat_cpu_ms_per_task"`
+}
+
+// AdmissionSteps are the medians of the admission latency's steps, in
+// ms: the pass woken, the pass up to its write of the pool record, the
+// write's round trip, and the publish to its acknowledgement.
+type AdmissionSteps struct {
+	Wake    float64 `json:"wake_p50_ms"`
+	Pass    float64 `json:"pass_p50_ms"`
+	Write   float64 `json:"write_p50_ms"`
+	Publish float64 `json:"publish_p50_ms"`
+}
+
+func admissionFigures(ss []executor.AdmissionSample) (Latency, AdmissionSteps) {
+	var total, wake, pass, write, publish []time.Duration
+	for _, s := range ss {
+		total, wake, pass = append(total, s.Total), append(wake, s.Wake), append(pass, s.Pass)
+		write, publish = append(write, s.Write), append(publish, s.Publish)
+	}
+	return summarize(total), AdmissionSteps{Wake: summarize(wake).P50, Pass: summarize(pass).P50,
+		Write: summarize(write).P50, Publish: summarize(publish).P50}
 }
 
 // PoolRound is one round of the pool phase.
@@ -108,7 +132,7 @@ func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp
 	}
 	f.PerSecond, f.FlatPerSecond, f.PerFlat = median(pools), median(flats), median(ratios)
 	f.CPUMillisPerTask, f.FlatCPUMillisPerTask = median(cpus), median(flatCPUs)
-	f.Admission = summarize(c.ex.AdmissionLatencies())
+	f.Admission, f.AdmissionSteps = admissionFigures(c.ex.AdmissionLatencies())
 	return f, nil
 }
 

@@ -349,7 +349,10 @@ func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 // (ShortCircuitOperator returning False) are Airflow tasks run by Airflow's
 // runner; their downstream tasks are shell commands. The branch not taken
 // (right) is skipped, and after_right with it (its trigger rule); gated,
-// below the closed gate, is skipped; left runs.
+// below the closed gate, is skipped; left runs. skip_odd, mapped, skips
+// after_each's instance of its own map index when its n is odd (a
+// [task_id, map_index] pair, sent before after_each is expanded): only
+// after_each[1] and [3] are skipped.
 func TestAirflowRuntimeBranchInDagRun(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{})
@@ -362,6 +365,8 @@ tasks:
   - {task_id: after_right, queue: default, depends_on: [right], command: [sh, -c, 'echo after_right ran']}
   - {task_id: gate, queue: airflow, task: gate}
   - {task_id: gated, queue: default, depends_on: [gate], command: [sh, -c, 'echo gated ran']}
+  - {task_id: skip_odd, queue: airflow, task: skip_odd, expand: {n: [0, 1, 2, 3]}}
+  - {task_id: after_each, queue: default, depends_on: [skip_odd], expand: {n: [0, 1, 2, 3]}, command: [sh, -c, 'echo after_each ran']}
 `)
 	out, code := c.dagCLI(5*time.Minute, "runs", "trigger", "twbranch", "--run-id", "branch", "--wait")
 	if code != 0 {
@@ -369,10 +374,17 @@ tasks:
 	}
 	v := c.runJSON("twbranch", "branch")
 	want := map[string]activity.State{"pick": activity.StateSuccess, "left": activity.StateSuccess, "right": activity.StateSkipped,
-		"after_right": activity.StateSkipped, "gate": activity.StateSuccess, "gated": activity.StateSkipped}
+		"after_right": activity.StateSkipped, "gate": activity.StateSuccess, "gated": activity.StateSkipped,
+		"skip_odd[0]": activity.StateSuccess, "skip_odd[1]": activity.StateSuccess, "skip_odd[2]": activity.StateSuccess,
+		"skip_odd[3]": activity.StateSuccess, "after_each[0]": activity.StateSuccess, "after_each[1]": activity.StateSkipped,
+		"after_each[2]": activity.StateSuccess, "after_each[3]": activity.StateSkipped}
 	got := map[string]activity.State{}
 	for _, ti := range v.TaskInstances {
-		got[ti.TaskID] = ti.State
+		name := ti.TaskID
+		if ti.MapIndex >= 0 {
+			name = fmt.Sprintf("%s[%d]", ti.TaskID, ti.MapIndex)
+		}
+		got[name] = ti.State
 		if ti.TaskID == "right" && ti.Reason != "skipped by pick" {
 			t.Errorf("right's reason %q, want skipped by pick", ti.Reason)
 		}

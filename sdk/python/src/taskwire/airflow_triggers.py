@@ -50,8 +50,14 @@ from typing import Any
 def _emit(obj: dict[str, Any]) -> None:
     line = json.dumps(obj, separators=(",", ":"), default=str) + "\n"
     with _write_lock:
-        sys.stdout.write(line)
-        sys.stdout.flush()
+        out = _out or sys.stdout
+        out.write(line)
+        out.flush()
+
+
+# The channel to the triggerer: the process's stdout, which main() keeps for
+# it alone (stray output, such as Airflow's log lines, goes to stderr).
+_out: Any = None
 
 
 _write_lock = threading.Lock()
@@ -273,8 +279,18 @@ async def _main() -> None:
 
 
 def main() -> None:
+    global _out
+    import os
+
+    _out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     asyncio.run(_main())
 
 
 if __name__ == "__main__":
-    main()
+    # Run the imported module, not __main__: triggers import rate_limit from
+    # taskwire.airflow_triggers and must share its state.
+    from taskwire import airflow_triggers
+
+    airflow_triggers.main()

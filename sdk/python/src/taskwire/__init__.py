@@ -34,10 +34,12 @@ from .errors import APIError, Fail, NotFound, Skip, TaskDeferred, TaskwireError,
 from .protocol import JSON, MSGPACK, FrameTooLarge, ProtocolError
 from .runtime import App, dial, serve_one
 
+from typing import Any
+
 __version__ = "0.1.0"
 
 
-def rate_limit(key=None):
+def rate_limit(key: "str | None" = None) -> "Any":
     """Paces a trigger of the Python trigger runtime by the cluster's rate
     limit ``key``: ``await taskwire.rate_limit(key)`` or
     ``async with taskwire.rate_limit(key):``; see

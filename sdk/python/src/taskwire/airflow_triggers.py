@@ -31,7 +31,7 @@ A running trigger may ask the triggerer (stdout), which answers with
   ``Connection.get``, ``BaseHook.get_connection``, ``Variable.get`` and their
   async forms work in a trigger as in Airflow's triggerer.
 
-Only the standard library and Airflow are imported.
+Only the standard library and Airflow (with its pydantic and greenback) are imported.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import json
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import Any, Generator
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -84,7 +84,8 @@ async def _ask(op: str, **fields: Any) -> dict[str, Any]:
     _pending[req] = fut
     try:
         _emit({"op": op, "req": req, "id": tid, **fields})
-        return await fut
+        reply: dict[str, Any] = await fut
+        return reply
     finally:
         _pending.pop(req, None)
 
@@ -123,7 +124,7 @@ class rate_limit:  # noqa: N801 - used like a function
         self.key = key
         self._req: int | None = None
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, None]:
         return self._acquire(False).__await__()
 
     async def _acquire(self, hold: bool) -> None:

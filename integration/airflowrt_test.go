@@ -531,7 +531,7 @@ func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
 		if ti.State != activity.StateSuccess || ti.TryNumber != 1 {
 			t.Errorf("%s: %s (%s) try %d, want success on try 1\n%s", ti.RunID, ti.State, ti.Reason, ti.TryNumber, logs)
 		}
-		if k := strings.Count(logs, "resumed: api answered 200"); k != 1 {
+		if k := strings.Count(logs, `"event":"resumed: api answered 200`); k != 1 {
 			t.Errorf("%s resumed %d times, want once:\n%s", ti.RunID, k, logs)
 		}
 	}

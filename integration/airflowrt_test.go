@@ -496,7 +496,8 @@ func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := newCluster(t, clusterOpts{})
-	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
+	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
+	waitZygote(t, w)
 	a := c.startPythonTriggerer(t, "trig-a", "--capacity", "8")
 	b := c.startPythonTriggerer(t, "trig-b", "--capacity", "8")
 	if out, errOut, code := c.cli("limits", "set", "twrt-api", "--rps", fmt.Sprint(rps), "--concurrent", "3"); code != 0 {
@@ -510,7 +511,7 @@ func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
 		ids[i] = c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: fmt.Sprintf("manual__poll-%d", i), TaskID: "poll_api",
 			Entrypoint: activity.Entrypoint{Task: "poll_api"}}).ID
 	}
-	testbin.Eventually(t, 5*time.Minute, "every task deferred and held", func() bool {
+	testbin.Eventually(t, 8*time.Minute, "every task deferred and held", func() bool {
 		ha, errA := a.held()
 		hb, errB := b.held()
 		return errA == nil && errB == nil && ha+hb == n

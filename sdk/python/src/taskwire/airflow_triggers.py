@@ -41,6 +41,7 @@ import contextvars
 import importlib
 import itertools
 import json
+import os
 import sys
 import threading
 import traceback
@@ -67,6 +68,11 @@ _current: contextvars.ContextVar[tuple[str, str | None]] = contextvars.ContextVa
 _pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
 _req_ids = itertools.count(1)
 _loop: asyncio.AbstractEventLoop | None = None
+# Each trigger gets greenback's portal (≈ 7 KiB a trigger), so that sync SDK
+# calls (Variable.get, Connection.get) work inside its async run(); Airflow's
+# AIRFLOW_DISABLE_GREENBACK_PORTAL=true turns it off as in Airflow's triggerer
+# (such calls then raise; the async forms work).
+_portal = os.environ.get("AIRFLOW_DISABLE_GREENBACK_PORTAL", "").lower() != "true"
 
 
 async def _ask(op: str, **fields: Any) -> dict[str, Any]:
@@ -177,14 +183,18 @@ class _Comms:
         if running is _loop:
             import greenback
 
+            if not greenback.has_portal():
+                raise RuntimeError(
+                    "Sync SDK methods (get_connection(), Variable.get()) cannot be called from a "
+                    "trigger's async def run() when AIRFLOW_DISABLE_GREENBACK_PORTAL is set: use "
+                    "the async forms (aget_connection(), Connection.async_get())."
+                )
             return greenback.await_(self.asend(msg))
         return asyncio.run_coroutine_threadsafe(self.asend(msg), _loop).result()
 
 
 def _install_comms() -> None:
     """Makes Airflow's connection, variable and XCom reads go to the triggerer."""
-    import os
-
     os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "client")
     from airflow.sdk.execution_time import task_runner
 
@@ -208,12 +218,10 @@ async def _run(tid: str, classpath: str, kwargs: Any, rate_key: str | None) -> N
     _current.set((tid, rate_key))
     trigger = None
     try:
-        try:
+        if _portal:
             import greenback
 
             await greenback.ensure_portal()  # sync SDK calls inside run(), as Airflow allows
-        except ImportError:
-            pass
         cls = _load(classpath)
         trigger = cls(**(deserialize(kwargs) if kwargs else {}))
         async for event in trigger.run():
@@ -281,8 +289,6 @@ async def _main() -> None:
 
 def main() -> None:
     global _out
-    import os
-
     _out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr

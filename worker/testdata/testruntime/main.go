@@ -59,12 +59,26 @@ func main() {
 	if err != nil {
 		fail("codec: %v", err)
 	}
+	secret := os.Getenv(protocol.EnvCommSecret)
+	if os.Getenv("TESTRUNTIME_NO_SECRET") != "" {
+		secret = "" // an SDK older than the secret: it sends none
+	}
 	if logs, err = net.Dial(sdk.Network(*logsAddr), *logsAddr); err != nil {
 		fail("dial logs: %v", err)
+	}
+	if secret != "" {
+		if _, err := logs.Write(protocol.LogStreamHeader{Secret: secret}.MarshalLine()); err != nil {
+			fail("write log header: %v", err)
+		}
 	}
 	c, err := net.Dial(sdk.Network(*comm), *comm)
 	if err != nil {
 		fail("dial comm: %v", err)
+	}
+	if secret != "" {
+		if _, err := c.Write(protocol.AuthFrame(secret)); err != nil {
+			fail("write auth frame: %v", err)
+		}
 	}
 	conn = protocol.NewConn(c, codec, protocol.MaxFrameSizeDefault)
 	first, err := conn.ReadResponse()

@@ -162,6 +162,9 @@ func (j *job) handshake(ctx context.Context, ln net.Listener, p *proc, secret st
 		j.tl.worker("error", "runtime exited before handshake: "+status)
 		return nil, retry("runtime exited before handshake: %s, stderr tail: %s", status, p.stderr.String()), false
 	case <-t.C:
+		if c := done(); c != nil {
+			return c, outcome{}, true // it came in at the last moment
+		}
 		if why := g.refused(); why != "" {
 			msg := fmt.Sprintf("runtime did not authenticate on the comm channel within %s: %s", j.w.cfg.HandshakeTimeout, why)
 			j.tl.worker("error", msg)

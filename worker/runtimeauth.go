@@ -180,8 +180,11 @@ func (g *commGate) accept() {
 				g.won <- c
 				return
 			}
-			if err == nil {
+			switch {
+			case err == nil:
 				err = errors.New("the runtime had already authenticated")
+			case g.stopped && !g.decided:
+				err = fmt.Errorf("no auth frame before the handshake ended (%v)", err)
 			}
 			g.mu.Unlock()
 			g.refuse(c, peer, err)

@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/taskwire/taskwire/protocol"
@@ -132,6 +135,28 @@ func main() {
 		time.Sleep(time.Hour)
 	case "sleep":
 		time.Sleep(time.Hour)
+	case "escape":
+		// A grandchild in a session of its own keeps the comm and logs
+		// sockets open; the runtime exits without a final message.
+		cf, err := c.(interface{ File() (*os.File, error) }).File()
+		if err != nil {
+			fail("comm file: %v", err)
+		}
+		lf, err := logs.(interface{ File() (*os.File, error) }).File()
+		if err != nil {
+			fail("logs file: %v", err)
+		}
+		gc := exec.Command("sleep", "60")
+		gc.ExtraFiles = []*os.File{cf, lf}
+		gc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := gc.Start(); err != nil {
+			fail("start grandchild: %v", err)
+		}
+		if err := os.WriteFile(sd.Context.Params["pid_file"].(string), []byte(strconv.Itoa(gc.Process.Pid)+"\n"), 0o644); err != nil {
+			fail("pid file: %v", err)
+		}
+		fmt.Fprintln(os.Stderr, "leaving a grandchild behind")
+		os.Exit(3)
 	default:
 		fail("unknown task %q", sd.Context.Entrypoint)
 	}

@@ -116,7 +116,6 @@ func authErr(err error, d time.Duration) error {
 // reject closes a runtime connection that did not authenticate, counts it
 // and logs it at warn.
 func (w *Worker) reject(channel string, c net.Conn, peer string, why error, attrs ...any) {
-	c.Close()
 	if channel == chanComm {
 		w.authRejected.comm.Add(1)
 	} else {
@@ -124,6 +123,7 @@ func (w *Worker) reject(channel string, c net.Conn, peer string, why error, attr
 	}
 	w.log.Warn("runtime connection refused: it did not present the runtime's secret",
 		append([]any{"channel", channel, "remote", peer, "err", why}, attrs...)...)
+	c.Close()
 }
 
 // commGate accepts the comm connections of a cold runtime and gives the

@@ -251,3 +251,49 @@ func TestWarmCommIntruderGetsNothing(t *testing.T) {
 		}
 	})
 }
+
+// A prefork zygote's child gets its secret through the zygote (the fork
+// request's environment): an intruder that connects first to its comm and
+// logs addresses gets nothing, and the child's task runs.
+func TestPreforkChildCommIntruderGetsNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rt := preforkRuntime(t)
+	rt.Prefork.Modules = []string{"pfairflow"}
+	rt.Command = []string{testbin.Python(t), "-m", "pfairflow"}
+	rt.Airflow = &AirflowRuntime{DagsFolder: t.TempDir()}
+	rt.Env = map[string]string{"PFAIRFLOW_DIR": dir}
+	h := newHarness(t, func(c *Config) {
+		c.Queues = []string{"pf"}
+		c.Runtimes = map[string]Runtime{"pf": rt}
+	})
+	z := h.w.zygotes["pf"]
+	testbin.Eventually(t, waitTimeout, "zygote ready", func() bool { return z.current() != nil })
+	h.execute("ti-pf-intruded", "pf", activity.Entrypoint{Task: "t"}, fakeTI{}, nil)
+	comm, logs := waitAddrs(t, dir)
+	silent := dialRuntime(t, comm)
+	inject := dialRuntime(t, logs)
+	if _, err := inject.Write([]byte(`{"event":"INJECTED","level":"error"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, h.waitState("ti-pf-intruded"), activity.StateSuccess, "")
+	if b := readAll(t, silent); len(b) != 0 {
+		t.Errorf("silent intruder got %d bytes: %q", len(b), b)
+	}
+	if b := readAll(t, inject); len(b) != 0 {
+		t.Errorf("log intruder got %q", b)
+	}
+	want := "forked ppid=" + strconv.Itoa(z.currentPid())
+	h.waitLog("ti-pf-intruded", "the child's line", event("pfairflow", want))
+	for _, r := range h.logsOf("ti-pf-intruded") {
+		if ev, _ := r["event"].(string); strings.Contains(ev, "INJECTED") {
+			t.Errorf("injected line in the task's log: %v", r)
+		}
+	}
+	if n := h.w.authRejected.comm.Load(); n != 1 {
+		t.Errorf("comm connections refused = %d, want 1", n)
+	}
+}

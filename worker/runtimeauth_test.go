@@ -297,3 +297,21 @@ func TestPreforkChildCommIntruderGetsNothing(t *testing.T) {
 		t.Errorf("comm connections refused = %d, want 1", n)
 	}
 }
+
+// A warm runtime whose connections do not present the secret gets no task;
+// the task is retried with a reason that says why.
+func TestWarmRuntimeWithoutSecretFailsClearly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) {
+		c.Queues = []string{"warm"}
+		c.HandshakeTimeout = 2 * time.Second
+		c.Runtimes = map[string]Runtime{"warm": {Command: []string{"bash", "-c",
+			`a=$0; exec 3<>/dev/tcp/${a%:*}/${a##*:}; printf "\x00\x00\x00\x05hello" >&3; exec sleep 60`, "{comm_addr}"}, Warm: &Warm{}}}
+	})
+	h.execute("ti-warm-old", "warm", activity.Entrypoint{Task: "noop"}, fakeTI{}, nil)
+	got := h.waitState("ti-warm-old")
+	wantState(t, got, activity.StateUpForRetry, "no warm runtime process of queue warm authenticated on the comm channel within 2s: 1 connection(s)")
+	if !strings.Contains(got.Reason, protocol.EnvCommSecret) {
+		t.Errorf("reason %q does not name %s", got.Reason, protocol.EnvCommSecret)
+	}
+}

@@ -78,6 +78,9 @@ type warmPool struct {
 	// For the metrics (WarmCollector): processes recycled by reason,
 	// crashed, and killed by the worker.
 	recycledMaxTasks, recycledMaxRSS, recycledIdle, crashes, kills atomic.Int64
+	// refused counts the comm connections of the pool's processes refused
+	// for want of the secret, for the reason of a task that found no slot.
+	refused atomic.Int64
 	janitor                                                        chan struct{}
 }
 
@@ -286,6 +289,7 @@ func (p *warmProc) acceptComm() {
 			defer wg.Done()
 			peer, err := p.pool.w.authComm(c, p.secret)
 			if err != nil {
+				p.pool.refused.Add(1)
 				p.pool.w.reject(chanComm, c, peer, err, "queue", p.pool.q, "warm_pid", p.p.pgid)
 				return
 			}
@@ -658,6 +662,10 @@ func (wp *warmPool) acquire(ctx context.Context) (warmConn, error) {
 				// Every slot runs a task: wait for one to end.
 				t.Reset(wp.w.cfg.HandshakeTimeout)
 				continue
+			}
+			if n := wp.refused.Load(); n > 0 {
+				return warmConn{}, fmt.Errorf("no warm runtime process of queue %s authenticated on the comm channel within %s: "+
+					"%d connection(s) without the process's secret; %s", wp.q, wp.w.cfg.HandshakeTimeout, n, errSDKTooOld)
 			}
 			return warmConn{}, fmt.Errorf("no warm runtime process of queue %s connected within %s", wp.q, wp.w.cfg.HandshakeTimeout)
 		case <-ctx.Done():

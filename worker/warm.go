@@ -81,7 +81,7 @@ type warmPool struct {
 	// refused counts the comm connections of the pool's processes refused
 	// for want of the secret, for the reason of a task that found no slot.
 	refused atomic.Int64
-	janitor                                                        chan struct{}
+	janitor chan struct{}
 }
 
 // warmConn is a comm connection a warm process opened and waits on for a

@@ -141,14 +141,11 @@ func (j *job) handshake(ctx context.Context, ln net.Listener, p *proc, secret st
 		return c, outcome{}, true
 	case <-p.done:
 		// It may have connected, sent all it had to say and exited at once:
-		// its connection may still wait in the backlog or in its auth.
-		wt := time.NewTimer(min(time.Second, j.w.authTimeout()))
-		select {
-		case c := <-g.won:
-			wt.Stop()
+		// its connection may still wait in the backlog or in its auth: give
+		// the gate a moment, up to a second while one is in its auth.
+		if c := g.settle(min(time.Second, j.w.authTimeout())); c != nil {
 			done()
 			return c, outcome{}, true
-		case <-wt.C:
 		}
 		if c := done(); c != nil {
 			return c, outcome{}, true

@@ -216,6 +216,35 @@ func (g *commGate) stop() {
 	g.wg.Wait()
 }
 
+// settle waits for the won connection while the gate has connections in
+// their auth, up to max, and at least a moment for one still in the
+// listener's backlog; nil when none won.
+func (g *commGate) settle(max time.Duration) net.Conn {
+	const moment = 50 * time.Millisecond
+	end := time.Now().Add(max)
+	t := time.NewTicker(moment / 5)
+	defer t.Stop()
+	start := time.Now()
+	for {
+		select {
+		case c := <-g.won:
+			return c
+		case <-t.C:
+		}
+		g.mu.Lock()
+		busy := len(g.pending) > 0
+		g.mu.Unlock()
+		if time.Now().After(end) || (!busy && time.Since(start) >= moment) {
+			select {
+			case c := <-g.won:
+				return c
+			default:
+				return nil
+			}
+		}
+	}
+}
+
 // refused describes the connections refused so far ("" when none was).
 func (g *commGate) refused() string {
 	g.mu.Lock()

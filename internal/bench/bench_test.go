@@ -276,12 +276,13 @@ func TestServeNoop(t *testing.T) {
 	defer ln.Close()
 	ran := make(chan struct{}, 1)
 	rt := sdk.New()
+	rt.Secret = "the-bench-secret"
 	rt.Register("noop", func(context.Context, *sdk.Task) error { ran <- struct{}{}; return nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx, ln.Addr().String(), "") }()
-	if err := serveNoop(ln, 1); err != nil {
+	if err := serveNoop(ln, 1, rt.Secret); err != nil {
 		t.Fatalf("serveNoop: %v", err)
 	}
 	if err := <-done; err != nil {

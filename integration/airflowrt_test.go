@@ -461,7 +461,7 @@ func TestAirflowRuntimeRescheduleSensor(t *testing.T) {
 // one token spaces requests 1/10 s apart, so a window can hold 11) and
 // never more than 3 at once; once it answers 200, every task resumes once.
 func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	const (
 		n   = 12
 		rps = 10
@@ -562,7 +562,7 @@ func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
 // the task resumes with their values, and the password the trigger wrote
 // to its log is masked in the triggerer's.
 func TestAirflowRuntimePythonTriggerSecrets(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
 	tr := c.startPythonTriggerer(t, "trig")

@@ -42,6 +42,11 @@ type Executor struct {
 	// (NATS away) for a task that waits on it: the scan publishes it again
 	// (see republishFailed).
 	unpublished sync.Map // string → unpublished
+	// inDoubt holds, by task-instance id, the records whose last write
+	// failed with its outcome unknown (see store.inDoubt): the scan reads
+	// them back and publishes what their state waits on
+	// (reconcileInDoubt).
+	inDoubt sync.Map // string → *doubt
 	// storage is the last StorageCheck's answer (storage.go).
 	storage atomic.Pointer[storageState]
 
@@ -94,6 +99,7 @@ func New(cfg Config) (*Executor, error) {
 	}
 	e.store.subscribe(e.pools.observe)
 	e.store.forget = e.pools.forget
+	e.store.inDoubt = e.doubtWrite
 	e.metrics.setPools(e.Pools)
 	return e, nil
 }

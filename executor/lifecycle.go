@@ -432,6 +432,7 @@ func (e *Executor) scan(ctx context.Context) {
 	})
 	e.scanDeferred(ctx, now)
 	e.republishFailed(ctx)
+	e.reconcileInDoubt(ctx)
 	e.scanRuns(ctx)
 	e.scanSchedules(ctx)
 	e.store.each(activity.StateUpForRetry, func(ti *activity.TaskInstance) {

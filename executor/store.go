@@ -52,6 +52,14 @@ type store struct {
 	creating map[string]chan struct{}
 	// forget, when set, is told of every record deleted.
 	forget func(id string)
+	// inDoubt, when set, is told of every record whose write failed with
+	// its outcome unknown (no answer: NATS away, a timeout). Such a write
+	// may still be stored, even after the failure was reported: the NATS
+	// client keeps what it publishes while disconnected and sends it on
+	// reconnecting. What follows the write (an activity or trigger
+	// published) must then be done from the record read back
+	// (reconcileInDoubt).
+	inDoubt func(id string)
 	// purged holds the records this executor's retention is deleting (not
 	// cached any more, still counted until the watch reports the deletion).
 	purged map[string]*activity.TaskInstance
@@ -439,6 +447,7 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 				return ti, nil
 			}
 			if !queue.IsConflict(uerr) {
+				s.doubt(id)
 				return nil, fmt.Errorf("update task instance %s: %w", id, uerr)
 			}
 		}
@@ -446,8 +455,10 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 	var (
 		last, prev *activity.TaskInstance
 		lastRaw    []byte
+		wrote      bool // a write was sent: a failure after it is in doubt
 	)
 	rev, err := queue.UpdateCAS(ctx, s.kv, id, func(old []byte) ([]byte, error) {
+		wrote = false
 		if old == nil {
 			return nil, fmt.Errorf("task instance %s: %w", id, ErrNotFound)
 		}
@@ -465,6 +476,7 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 		ti.UpdatedAt = time.Now().UTC()
 		last = ti
 		lastRaw, err = ti.MarshalRecord()
+		wrote = err == nil
 		return lastRaw, err
 	})
 	if errors.Is(err, errUnchanged) {
@@ -479,10 +491,20 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 		return s.mutateOnce(ctx, id, fn, false)
 	}
 	if err != nil {
+		if wrote {
+			s.doubt(id)
+		}
 		return last, err
 	}
 	s.remember(last, lastRaw, rev, prev)
 	return last, nil
+}
+
+// doubt reports a write of record id whose outcome is unknown (inDoubt).
+func (s *store) doubt(id string) {
+	if s.inDoubt != nil {
+		s.inDoubt(id)
+	}
 }
 
 // Filter selects task instances.

@@ -1,0 +1,83 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+)
+
+// doubtSettle is how long after a record in doubt is first read back
+// that it is read again: a write sent before NATS went away reaches the
+// server when the client reconnects, and may be stored just after the
+// first read that succeeds.
+const doubtSettle = 10 * time.Second
+
+// doubt is a record whose write failed with its outcome unknown.
+type doubt struct {
+	// until is when to stop reading the record back (zero until a read
+	// succeeds).
+	until time.Time
+	// published is the activity or trigger id published for it last, so
+	// each is published once however often the record is read.
+	published string
+}
+
+// doubtWrite takes note of a write of record id whose outcome is unknown
+// (store.inDoubt): the write may be stored although it failed, and then
+// whatever was to follow it (the activity of a resumed task, the trigger
+// of a deferred one) was not done.
+func (e *Executor) doubtWrite(id string) {
+	e.inDoubt.Store(id, &doubt{})
+}
+
+// reconcileInDoubt reads back every record in doubt and publishes what its
+// state waits on: a queued task its activity, a deferred one its trigger.
+// Both publishes are idempotent (the activity or trigger id is the message
+// id, and a claimed trigger is ignored), so publishing for a write that
+// was not stored, or whose follow-up was done, is harmless. Without this,
+// a deferral or a resume whose write was stored only after the executor
+// gave up on it (NATS restarted meanwhile) leaves a task deferred on a
+// trigger no triggerer has, or queued on an activity no worker gets:
+// neither ever ends.
+func (e *Executor) reconcileInDoubt(ctx context.Context) {
+	now := e.now()
+	e.inDoubt.Range(func(k, v any) bool {
+		id, d := k.(string), v.(*doubt)
+		if !d.until.IsZero() && now.After(d.until) {
+			e.inDoubt.CompareAndDelete(id, v)
+			return true
+		}
+		ti, err := e.store.get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			e.inDoubt.CompareAndDelete(id, v)
+			return true
+		case err != nil:
+			// NATS still away: read it again at the next scan.
+			return ctx.Err() == nil
+		}
+		if d.until.IsZero() {
+			d.until = now.Add(doubtSettle)
+		}
+		var what string
+		switch {
+		case ti.State == activity.StateQueued && ti.ActivityID != "" && d.published != ti.ActivityID:
+			what = ti.ActivityID
+			err = e.publishExecute(ctx, ti)
+		case ti.State == activity.StateDeferred && ti.Trigger != nil && d.published != ti.Trigger.ID:
+			what = ti.Trigger.ID
+			err = e.publishTrigger(ctx, ti.Trigger)
+		default:
+			return true
+		}
+		if err != nil {
+			e.log.Warn("publish for a write in doubt", "ti_id", id, "state", ti.State, "err", err)
+			return ctx.Err() == nil
+		}
+		d.published = what
+		e.log.Info("published for a write in doubt", "ti_id", id, "state", ti.State, "id", what)
+		return true
+	})
+}

@@ -1,0 +1,76 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/internal/testbin"
+	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
+)
+
+// A deferral whose write the executor gave up on while NATS was away, and
+// which the NATS client sent anyway on reconnecting (it keeps what is
+// published while disconnected), is stored: the task is deferred although
+// the worker heard a failure and its trigger was never published. The
+// executor reads the record back once NATS is there again and publishes
+// the trigger; before, the task stayed deferred on a trigger no triggerer
+// had, for ever (TestNATSRestart's lost tasks).
+func TestDeferWrittenAfterFailureStillPublishesItsTrigger(t *testing.T) {
+	t.Parallel()
+	opts := natstest.Options(t)
+	ns := natstest.Start(t, opts)
+	opts.Port = natstest.Port(ns)
+	qc, err := queue.New(t.Context(), natstest.Connect(t, ns), queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startOn(t, qc, Config{})
+	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
+	act, m := f.take("q")
+	_ = m.Ack()
+	req := runReq
+	req.ActivityID = act.ID
+	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	natstest.Stop(ns)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	err = f.ec.Task(ti.ID, rr.Token).State(ctx, execution.StateRequest{State: activity.StateDeferred,
+		Trigger:    &activity.Trigger{Classpath: "taskwire.triggers.TimeDelta", Kwargs: map[string]any{"delta": "1h"}},
+		NextMethod: "resume"})
+	cancel()
+	if err == nil {
+		t.Fatal("deferred while NATS was away")
+	}
+	natstest.Start(t, opts) // on the same port and store
+	t.Cleanup(func() { // before the server stops
+		f.srv.Close()
+		_ = f.ex.Stop(context.Background())
+	})
+
+	// The write the executor gave up on is stored after all.
+	testbin.Eventually(t, 20*time.Second, "the record to be deferred", func() bool {
+		got, err := f.ex.store.get(t.Context(), ti.ID)
+		return err == nil && got.State == activity.StateDeferred
+	})
+	cons, err := f.q.TriggerConsumer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := queuetest.Next(cons, 15*time.Second)
+	if err != nil {
+		t.Fatalf("the deferred task's trigger was not published: %v", err)
+	}
+	var got activity.Trigger
+	if err := json.Unmarshal(tm.Data(), &got); err != nil || got.TIID != ti.ID || got.ID != act.ID {
+		t.Fatalf("published trigger %s (%v), want %s of %s", tm.Data(), err, act.ID, ti.ID)
+	}
+}

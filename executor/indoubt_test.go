@@ -51,7 +51,7 @@ func TestDeferWrittenAfterFailureStillPublishesItsTrigger(t *testing.T) {
 		t.Fatal("deferred while NATS was away")
 	}
 	natstest.Start(t, opts) // on the same port and store
-	t.Cleanup(func() { // before the server stops
+	t.Cleanup(func() {      // before the server stops
 		f.srv.Close()
 		_ = f.ex.Stop(context.Background())
 	})

@@ -66,6 +66,7 @@ func (c *cluster) count(states ...activity.State) (int, error) {
 // progress, and fails the test on timeout.
 func (c *cluster) waitFinished(n int, timeout time.Duration) {
 	c.t.Helper()
+	defer c.logUnfinished()
 	start, last := time.Now(), time.Now()
 	testbin.EventuallyEvery(c.t, timeout, countPoll, fmt.Sprintf("%d task instances to finish", n), func() bool {
 		got, err := c.count(activity.StateSuccess, activity.StateFailed, activity.StateSkipped, activity.StateRemoved, activity.StateCancelled)
@@ -78,6 +79,26 @@ func (c *cluster) waitFinished(n int, timeout time.Duration) {
 		}
 		return got >= n
 	})
+}
+
+// logUnfinished logs, once the test failed, the task instances that are not
+// finished and where each stands: which one is stuck, and how.
+func (c *cluster) logUnfinished() {
+	if !c.t.Failed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tis, _, err := c.api.List(ctx, client.ListOpts{States: []activity.State{activity.StateQueued, activity.StateRunning,
+		activity.StateDeferred, activity.StateUpForRetry, activity.StateUpForReschedule}, Limit: 20})
+	if err != nil {
+		c.t.Logf("list the unfinished task instances: %v", err)
+		return
+	}
+	for _, ti := range tis {
+		c.t.Logf("unfinished: %s (%s) %s on try %d, activity %s, updated %s (%s)", ti.ID, ti.TaskID, ti.State, ti.TryNumber,
+			ti.ActivityID, ti.UpdatedAt.Format(time.RFC3339Nano), ti.Reason)
+	}
 }
 
 // records fetches the task instances with the given ids.

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/natstest"
@@ -23,14 +25,7 @@ import (
 // had, for ever (TestNATSRestart's lost tasks).
 func TestDeferWrittenAfterFailureStillPublishesItsTrigger(t *testing.T) {
 	t.Parallel()
-	opts := natstest.Options(t)
-	ns := natstest.Start(t, opts)
-	opts.Port = natstest.Port(ns)
-	qc, err := queue.New(t.Context(), natstest.Connect(t, ns), queue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := startOn(t, qc, Config{})
+	f, ns, restart := restartableFixture(t)
 	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
 	act, m := f.take("q")
 	_ = m.Ack()
@@ -50,11 +45,7 @@ func TestDeferWrittenAfterFailureStillPublishesItsTrigger(t *testing.T) {
 	if err == nil {
 		t.Fatal("deferred while NATS was away")
 	}
-	natstest.Start(t, opts) // on the same port and store
-	t.Cleanup(func() {      // before the server stops
-		f.srv.Close()
-		_ = f.ex.Stop(context.Background())
-	})
+	restart()
 
 	// The write the executor gave up on is stored after all.
 	testbin.Eventually(t, 20*time.Second, "the record to be deferred", func() bool {
@@ -72,5 +63,65 @@ func TestDeferWrittenAfterFailureStillPublishesItsTrigger(t *testing.T) {
 	var got activity.Trigger
 	if err := json.Unmarshal(tm.Data(), &got); err != nil || got.TIID != ti.ID || got.ID != act.ID {
 		t.Fatalf("published trigger %s (%v), want %s of %s", tm.Data(), err, act.ID, ti.ID)
+	}
+}
+
+// restartableFixture is newFixture on a NATS server (file storage) that
+// the test stops (natstest.Stop(ns)) and starts again on its port and
+// store (restart), the executor connected throughout.
+func restartableFixture(t *testing.T) (f *fixture, ns *server.Server, restart func()) {
+	t.Helper()
+	opts := natstest.Options(t)
+	ns = natstest.Start(t, opts)
+	opts.Port = natstest.Port(ns)
+	qc, err := queue.New(t.Context(), natstest.Connect(t, ns), queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = startOn(t, qc, Config{})
+	return f, ns, func() {
+		natstest.Start(t, opts)
+		t.Cleanup(func() { // before the server stops again
+			f.srv.Close()
+			_ = f.ex.Stop(context.Background())
+		})
+	}
+}
+
+// The same for a resume (deferred → queued, the executor's own write when
+// a trigger fires): stored after the executor gave up on it, it leaves the
+// task queued on an activity never published, and the redelivered event
+// finds the task no longer deferred and is dropped. The executor publishes
+// the activity from the record read back.
+func TestResumeWrittenAfterFailureStillPublishesItsActivity(t *testing.T) {
+	t.Parallel()
+	f, ns, restart := restartableFixture(t)
+	ti, _ := f.deferred(activity.Trigger{Classpath: "taskwire.triggers.TimeDelta", Kwargs: map[string]any{"delta": "1h"}}, 0)
+
+	natstest.Stop(ns)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	var next string
+	_, err := f.ex.store.mutate(ctx, ti.ID, func(ti *activity.TaskInstance) error {
+		if err := ti.SetState(activity.StateQueued, "", time.Now()); err != nil {
+			return err
+		}
+		ti.Trigger = nil
+		next = ti.NextActivityID()
+		return nil
+	})
+	cancel()
+	if err == nil {
+		t.Fatal("resumed while NATS was away")
+	}
+	restart()
+
+	testbin.Eventually(t, 20*time.Second, "the record to be queued", func() bool {
+		got, err := f.ex.store.get(t.Context(), ti.ID)
+		return err == nil && got.State == activity.StateQueued && got.ActivityID == next
+	})
+	act, m := f.take("q")
+	_ = m.Ack()
+	if act.ID != next || act.TI.ID != ti.ID {
+		t.Fatalf("activity %s of %s, want %s of %s", act.ID, act.TI.ID, next, ti.ID)
 	}
 }

@@ -184,6 +184,53 @@ func TestRetryAfterFailureRunsNextTry(t *testing.T) {
 	}
 }
 
+// TestHeartbeatWritesOnlyWhenOld: a heartbeat writes the record only when
+// its heartbeat_at is older than a quarter of the zombie threshold, a task
+// heartbeating faster is never a zombie, and a heartbeat of a try that is
+// over is still refused.
+func TestHeartbeatWritesOnlyWhenOld(t *testing.T) {
+	t.Parallel()
+	const threshold = 800 * time.Millisecond
+	f := newFixture(t, queue.Config{}, Config{ZombieThreshold: threshold, ScanInterval: 50 * time.Millisecond})
+	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
+	act, m := f.take("q")
+	_ = m.Ack()
+	req := runReq
+	req.ActivityID = act.ID
+	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := f.ec.Task(ti.ID, rr.Token)
+	hb := execution.HeartbeatRequest{Hostname: "h", PID: 7, WorkerID: "w"}
+	started, _ := f.ex.Get(t.Context(), ti.ID)
+	if err := tc.Heartbeat(t.Context(), hb); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.ex.Get(t.Context(), ti.ID); !got.HeartbeatAt.Equal(*started.HeartbeatAt) {
+		t.Errorf("a heartbeat right after …/run wrote heartbeat_at %v (was %v)", got.HeartbeatAt, started.HeartbeatAt)
+	}
+	// Heartbeats every threshold/8 for 3 thresholds: written now and then,
+	// never a zombie.
+	deadline := time.Now().Add(3 * threshold)
+	for time.Now().Before(deadline) {
+		if err := tc.Heartbeat(t.Context(), hb); err != nil {
+			t.Fatalf("heartbeat: %v", err)
+		}
+		time.Sleep(threshold / 8)
+	}
+	got, _ := f.ex.Get(t.Context(), ti.ID)
+	if got.State != activity.StateRunning || !got.HeartbeatAt.After(*started.HeartbeatAt) {
+		t.Fatalf("after 3 thresholds of heartbeats: %s, heartbeat_at %v (started %v)", got.State, got.HeartbeatAt, started.HeartbeatAt)
+	}
+	if err := tc.State(t.Context(), execution.StateRequest{State: activity.StateSuccess, EndDate: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Heartbeat(t.Context(), hb); !errors.Is(err, execution.ErrConflict) && !errors.Is(err, execution.ErrForbidden) {
+		t.Errorf("heartbeat of a try that is over: %v, want a refusal", err)
+	}
+}
+
 func TestZombieIsRetried(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, queue.Config{}, Config{ZombieThreshold: 300 * time.Millisecond})

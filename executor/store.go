@@ -162,8 +162,14 @@ func (s *store) apply(ctx context.Context, e queue.Entry) *activity.TaskInstance
 	s.mu.RLock()
 	c, ok := s.peekLocked(e.Key())
 	loaded := s.loaded
+	_, creating := s.creating[e.Key()]
 	s.mu.RUnlock()
 	if ok && c.rev >= e.Revision() {
+		return nil
+	}
+	if !ok && creating {
+		// This executor's own create, whose acknowledgement the watch
+		// overtook: createAsync remembers the record at this revision.
 		return nil
 	}
 	ti, err := activity.UnmarshalRecord(e.Value())

@@ -370,3 +370,20 @@ func TestWriteAirflowReport(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordState reads a record's own state, not a param's or a try's.
+func TestRecordState(t *testing.T) {
+	ti := activity.NewTaskInstance("x", activity.TaskSpec{Queue: "q", TaskID: `t","state":"failed`,
+		Params: map[string]any{"state": "failed"}}, time.Now())
+	ti.Tries = []activity.Try{{State: activity.StateFailed}}
+	b, err := ti.MarshalRecord()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := recordState(b); !ok || st != activity.StateQueued {
+		t.Errorf("recordState = %q, %v; want queued", st, ok)
+	}
+	if st, ok := recordState([]byte(`{"id":"x", "state" : "running"}`)); !ok || st != activity.StateRunning {
+		t.Errorf("recordState of spaced JSON = %q, %v; want running", st, ok)
+	}
+}

@@ -76,6 +76,7 @@ type RunConfig struct {
 	Records     []int `json:"records,omitempty"`
 	RecordsOnly bool  `json:"records_only,omitempty"`
 	DagOnly     bool  `json:"dag_only,omitempty"`
+	WarmOnly    bool  `json:"warm_only,omitempty"`
 	DagRounds   int   `json:"dag_rounds"`
 	// TaskBin is the binary run as the task processes and the Go SDK
 	// runtime.
@@ -283,6 +284,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "figure\tvalue\ttarget\traw limit\tratio")
 	fmt.Fprintf(tw, "no-op command tasks/s (%d tasks)\t%s/s\t%s\tfork+exec %s/s\t%.2f×\n",
 		r.Command.Tasks, thousands(r.Command.PerSecond), r.target("command_tasks_per_s"), thousands(r.Raw.ForkExecPerSecond), r.Ratios.CommandPerForkExec)
+	if c.WarmOnly {
+		r.writeWarmRows(tw)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	if !c.DagOnly {
 		r.writeOtherRows(tw)
 	}
@@ -361,6 +370,21 @@ func (r *Report) writeOtherRows(tw io.Writer) {
 	c := r.Config
 	fmt.Fprintf(tw, "no-op Go SDK tasks/s (%d tasks)\t%s/s\t%s\thandshake %s/s\t%.2f×\n",
 		r.GoSDK.Tasks, thousands(r.GoSDK.PerSecond), r.target("go_sdk_tasks_per_s"), thousands(r.Raw.HandshakePerSecond), r.Ratios.GoSDKPerHandshake)
+	r.writeWarmRows(tw)
+	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
+		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
+	if r.Pool.Tasks > 0 {
+		fmt.Fprintf(tw, "command tasks/s through a pool of %d slots (= worker slots)\t%s/s\t%s\twithout a pool %s/s\t%.2f×\n",
+			r.Pool.Slots, thousands(r.Pool.PerSecond), r.target("pool_per_command"), thousands(r.Command.PerSecond), r.Ratios.PoolPerCommand)
+		fmt.Fprintf(tw, "admission latency p50 / p99 (slot freed → next task published; %d samples)\t%.2f / %.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.2f×\n",
+			r.Pool.Admission.N, r.Pool.Admission.P50, r.Pool.Admission.P99, r.target("admission_p50_ms"), r.Raw.JetStreamRTT.P50, ratio(r.Pool.Admission.P50, r.Raw.JetStreamRTT.P50))
+	}
+	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
+		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
+}
+
+// writeWarmRows writes the warm phases' rows.
+func (r *Report) writeWarmRows(tw io.Writer) {
 	if g := r.Warm.Go; g != nil {
 		fmt.Fprintf(tw, "no-op warm Go SDK tasks/s (%d tasks)\t%s/s\t%s\tcold command %s/s\t%.2f×\n",
 			g.Tasks, thousands(g.PerSecond), r.target("warm_go_per_command"), thousands(r.Command.PerSecond), r.Ratios.WarmGoPerCommand)
@@ -382,19 +406,11 @@ func (r *Report) writeOtherRows(tw io.Writer) {
 	if s := r.Warm.Sleepers; s != nil {
 		fmt.Fprintf(tw, "%s async def Python tasks awaiting %gs at once, one warm process: all done in\t%.1f s\t\t\t\n",
 			thousands(float64(s.Tasks)), s.SleepS, s.Seconds)
+		fmt.Fprintf(tw, "  most running at once; all started after\t%s; %.1f s\t\t\t\n",
+			thousands(float64(s.PeakRunning)), s.AllStartedS)
 		fmt.Fprintf(tw, "  RSS: bench process (cluster + worker) peak / Python runtime\t%.0f / %.0f MiB\t\t\t\n",
 			s.WorkerRSSMiB, s.RuntimeRSSMiB)
 	}
-	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
-		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
-	if r.Pool.Tasks > 0 {
-		fmt.Fprintf(tw, "command tasks/s through a pool of %d slots (= worker slots)\t%s/s\t%s\twithout a pool %s/s\t%.2f×\n",
-			r.Pool.Slots, thousands(r.Pool.PerSecond), r.target("pool_per_command"), thousands(r.Command.PerSecond), r.Ratios.PoolPerCommand)
-		fmt.Fprintf(tw, "admission latency p50 / p99 (slot freed → next task published; %d samples)\t%.2f / %.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.2f×\n",
-			r.Pool.Admission.N, r.Pool.Admission.P50, r.Pool.Admission.P99, r.target("admission_p50_ms"), r.Raw.JetStreamRTT.P50, ratio(r.Pool.Admission.P50, r.Raw.JetStreamRTT.P50))
-	}
-	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
-		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
 }
 
 // thousands formats f rounded to an integer, with commas between

@@ -46,6 +46,11 @@ type Sleepers struct {
 	SleepS float64 `json:"sleep_s"`
 	// Seconds is from the first submit to the last success.
 	Seconds float64 `json:"seconds"`
+	// PeakRunning is the most tasks running at once (their running record
+	// written, their terminal one not yet: asleep, or about to be);
+	// AllStartedS is from the first submit to the last running record.
+	PeakRunning int     `json:"peak_running"`
+	AllStartedS float64 `json:"all_started_s"`
 	// WorkerRSSMiB is the bench process's peak resident memory (the whole
 	// cluster: NATS, executor, workers); RuntimeRSSMiB the Python
 	// process's, read while all tasks were sleeping.
@@ -185,24 +190,36 @@ func sleepers(ctx context.Context, c *cluster, cfg Config, dir string, done *ato
 			}
 		}
 	}()
-	base := c.tracker.ended.Load()
+	base, started0 := c.tracker.ended.Load(), c.tracker.started.Load()
+	c.tracker.resetPeak()
+	begin := time.Now()
+	var allStarted atomic.Int64 // nanoseconds after begin
+	progressed := make(chan struct{})
 	go func() {
+		defer close(progressed)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
-			case <-time.After(100 * time.Millisecond):
+			case <-t.C:
 				done.Store(c.tracker.ended.Load() - base)
+				if allStarted.Load() == 0 && c.tracker.started.Load()-started0 >= int64(cfg.Sleepers) {
+					allStarted.Store(int64(time.Since(begin)))
+				}
 			}
 		}
 	}()
 	tp, err := throughput(ctx, c, spec, cfg.Sleepers, cfg.Inflight)
 	close(stop)
 	<-sampled
+	<-progressed
 	if err != nil {
 		return nil, err
 	}
 	return &Sleepers{Tasks: cfg.Sleepers, SleepS: cfg.SleepFor.Seconds(), Seconds: tp.Seconds,
+		PeakRunning: int(c.tracker.peak.Load()), AllStartedS: time.Duration(allStarted.Load()).Seconds(),
 		WorkerRSSMiB: float64(peakSelf) / (1 << 20), RuntimeRSSMiB: float64(peakRuntime) / (1 << 20)}, nil
 }
 
@@ -293,8 +310,9 @@ func moduleRoot() string {
 	}
 }
 
-// SleeperFlags registers the sleepers phase's flags on fs.
+// SleeperFlags registers the sleepers phase's flags, and --warm-only, on fs.
 func SleeperFlags(fs *flag.FlagSet, cfg *Config) {
+	fs.BoolVar(&cfg.WarmOnly, "warm-only", false, "run the raw limits, dispatch latency and flat command phase, then only the warm phases (and the sleepers); read the JSON's warm object and ratios.warm_go_per_command")
 	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; one file descriptor each in the bench and in the runtime); none by default")
 	fs.DurationVar(&cfg.SleepFor, "sleep-for", 5*time.Second, "each sleeper's wait")
 	fs.BoolVar(&cfg.SleepersOnly, "sleepers-only", false, "run the sleepers phase alone (needs --sleepers)")

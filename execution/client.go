@@ -101,7 +101,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		hc.HTTPClient = cfg.HTTPClient
 	} else {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
+		t.MaxIdleConnsPerHost = 256
 		if cfg.TLSConfig != nil {
 			t.TLSClientConfig = cfg.TLSConfig.Clone()
 		}

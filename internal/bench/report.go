@@ -410,6 +410,8 @@ func (r *Report) writeWarmRows(tw io.Writer) {
 			thousands(float64(s.PeakRunning)), s.AllStartedS)
 		fmt.Fprintf(tw, "  RSS: bench process (cluster + worker) peak / Python runtime\t%.0f / %.0f MiB\t\t\t\n",
 			s.WorkerRSSMiB, s.RuntimeRSSMiB)
+		fmt.Fprintf(tw, "  CPU per task: bench process (cluster + worker) / Python runtime\t%.2f / %.2f ms\t\t\t\n",
+			s.CPUMillisPerTask, s.RuntimeCPUMillisPerTask)
 	}
 }
 

@@ -51,6 +51,11 @@ type Sleepers struct {
 	// AllStartedS is from the first submit to the last running record.
 	PeakRunning int     `json:"peak_running"`
 	AllStartedS float64 `json:"all_started_s"`
+	// CPUMillisPerTask is the bench process's CPU (the cluster, not the
+	// Python runtime) per task, over the phase; RuntimeCPUMillisPerTask
+	// the Python runtime's.
+	CPUMillisPerTask        float64 `json:"cpu_ms_per_task"`
+	RuntimeCPUMillisPerTask float64 `json:"runtime_cpu_ms_per_task"`
 	// WorkerRSSMiB is the bench process's peak resident memory (the whole
 	// cluster: NATS, executor, workers); RuntimeRSSMiB the Python
 	// process's, read while all tasks were sleeping.
@@ -165,10 +170,14 @@ func sleepers(ctx context.Context, c *cluster, cfg Config, dir string, done *ato
 	spec := activity.TaskSpec{Queue: queueSleepers, TaskID: "bench_sleep", Entrypoint: activity.Entrypoint{Task: "sleep"},
 		Params: map[string]any{"seconds": cfg.SleepFor.Seconds()}}
 	var peakRuntime, peakSelf int64
+	var runtimeCPU time.Duration
 	sample := func() {
 		if pid := pidOf(script); pid > 0 {
 			if r, err := rssOf(pid); err == nil {
 				peakRuntime = max(peakRuntime, r)
+			}
+			if t, err := cpuOf(pid); err == nil {
+				runtimeCPU = max(runtimeCPU, t)
 			}
 		}
 		if r, err := rssOf(os.Getpid()); err == nil {
@@ -215,12 +224,39 @@ func sleepers(ctx context.Context, c *cluster, cfg Config, dir string, done *ato
 	close(stop)
 	<-sampled
 	<-progressed
+	sample() // the runtime's CPU once all are done
 	if err != nil {
 		return nil, err
 	}
 	return &Sleepers{Tasks: cfg.Sleepers, SleepS: cfg.SleepFor.Seconds(), Seconds: tp.Seconds,
 		PeakRunning: int(c.tracker.peak.Load()), AllStartedS: time.Duration(allStarted.Load()).Seconds(),
-		WorkerRSSMiB: float64(peakSelf) / (1 << 20), RuntimeRSSMiB: float64(peakRuntime) / (1 << 20)}, nil
+		CPUMillisPerTask:        tp.CPUMillisPerTask,
+		RuntimeCPUMillisPerTask: float64(runtimeCPU.Microseconds()) / 1000 / float64(cfg.Sleepers),
+		WorkerRSSMiB:            float64(peakSelf) / (1 << 20), RuntimeRSSMiB: float64(peakRuntime) / (1 << 20)}, nil
+}
+
+// cpuOf is the user + system CPU time process pid has used.
+func cpuOf(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command (in parentheses, which may hold spaces).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
+	}
+	// USER_HZ is 100 on Linux.
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 // pidOf returns the pid of a process of this user whose command line has

@@ -221,6 +221,12 @@ func (t *TaskClient) Token() string {
 }
 
 func (t *TaskClient) do(ctx context.Context, op, method, path string, in, out any) error {
+	_, err := t.doHeader(ctx, op, method, path, in, out)
+	return err
+}
+
+// doHeader is do, returning the answer's header.
+func (t *TaskClient) doHeader(ctx context.Context, op, method, path string, in, out any) (http.Header, error) {
 	h, err := t.c.do(ctx, op, method, path, t.Token(), in, out)
 	if h != nil {
 		if nt := h.Get(HeaderRefreshToken); nt != "" {
@@ -229,7 +235,7 @@ func (t *TaskClient) do(ctx context.Context, op, method, path string, in, out an
 			t.mu.Unlock()
 		}
 	}
-	return err
+	return h, err
 }
 
 func (t *TaskClient) tiPath(suffix string) string {
@@ -258,7 +264,19 @@ func (t *TaskClient) GetState(ctx context.Context) (TaskStateResponse, error) {
 // Heartbeat tells the executor the try is alive. ErrConflict means the task
 // should be killed: it runs elsewhere or is no longer running.
 func (t *TaskClient) Heartbeat(ctx context.Context, req HeartbeatRequest) error {
-	return t.do(ctx, "heartbeat", http.MethodPut, t.tiPath("/heartbeat"), req, nil)
+	_, err := t.HeartbeatRecorded(ctx, req)
+	return err
+}
+
+// HeartbeatRecorded is Heartbeat; recorded is false when the executor
+// accepted the heartbeat without writing it to the record (its
+// heartbeat_at was recent: HeaderHeartbeatNotRecorded).
+func (t *TaskClient) HeartbeatRecorded(ctx context.Context, req HeartbeatRequest) (recorded bool, err error) {
+	h, err := t.doHeader(ctx, "heartbeat", http.MethodPut, t.tiPath("/heartbeat"), req, nil)
+	if err != nil {
+		return false, err
+	}
+	return h == nil || h.Get(HeaderHeartbeatNotRecorded) == "", nil
 }
 
 // Connection reads a connection.

@@ -13,6 +13,11 @@ const APIVersion = "2026-11-22"
 const (
 	HeaderVersion      = "Taskwire-API-Version"
 	HeaderRefreshToken = "Refreshed-API-Token"
+	// HeaderHeartbeatNotRecorded ("1") answers a heartbeat the executor
+	// accepted without writing it: the record's heartbeat_at was recent
+	// enough. A worker that times its own kill from its last heartbeat
+	// that reached the executor counts only recorded ones.
+	HeaderHeartbeatNotRecorded = "Taskwire-Heartbeat-Not-Recorded"
 )
 
 // RunRequest is the body of PATCH task-instances/{id}/run.

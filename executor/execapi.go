@@ -237,6 +237,10 @@ func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	if cr, ok := e.store.cached(id); ok && check(cr.ti) == nil && cr.ti.HeartbeatAt != nil &&
 		e.now().Sub(*cr.ti.HeartbeatAt) < e.heartbeatWriteAge() {
 		e.metrics.onHeartbeat()
+		// The worker must not count it as reaching the record: it times
+		// the kill of a try cut off from the API from its last recorded
+		// heartbeat, which must be no later than the record's.
+		w.Header().Set(execution.HeaderHeartbeatNotRecorded, "1")
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}

@@ -204,8 +204,8 @@ func TestHeartbeatWritesOnlyWhenOld(t *testing.T) {
 	tc := f.ec.Task(ti.ID, rr.Token)
 	hb := execution.HeartbeatRequest{Hostname: "h", PID: 7, WorkerID: "w"}
 	started, _ := f.ex.Get(t.Context(), ti.ID)
-	if err := tc.Heartbeat(t.Context(), hb); err != nil {
-		t.Fatal(err)
+	if recorded, err := tc.HeartbeatRecorded(t.Context(), hb); err != nil || recorded {
+		t.Fatalf("heartbeat right after …/run: recorded %v, %v; want accepted, not recorded", recorded, err)
 	}
 	if got, _ := f.ex.Get(t.Context(), ti.ID); !got.HeartbeatAt.Equal(*started.HeartbeatAt) {
 		t.Errorf("a heartbeat right after …/run wrote heartbeat_at %v (was %v)", got.HeartbeatAt, started.HeartbeatAt)
@@ -213,11 +213,19 @@ func TestHeartbeatWritesOnlyWhenOld(t *testing.T) {
 	// Heartbeats every threshold/8 for 3 thresholds: written now and then,
 	// never a zombie.
 	deadline := time.Now().Add(3 * threshold)
+	writes := 0
 	for time.Now().Before(deadline) {
-		if err := tc.Heartbeat(t.Context(), hb); err != nil {
+		recorded, err := tc.HeartbeatRecorded(t.Context(), hb)
+		if err != nil {
 			t.Fatalf("heartbeat: %v", err)
 		}
+		if recorded {
+			writes++
+		}
 		time.Sleep(threshold / 8)
+	}
+	if writes == 0 {
+		t.Error("no heartbeat over 3 thresholds was recorded")
 	}
 	got, _ := f.ex.Get(t.Context(), ti.ID)
 	if got.State != activity.StateRunning || !got.HeartbeatAt.After(*started.HeartbeatAt) {

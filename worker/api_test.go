@@ -34,6 +34,9 @@ type fakeTI struct {
 	ti         activity.TI
 	runStatus  int // answer of …/run when not 0
 	hbStatus   int // answer of heartbeats when not 0
+	// hbNotRecorded answers heartbeats as accepted but not written.
+	hbNotRecorded bool
+	zombie        activity.Duration // the executor's zombie threshold …/run tells
 	stStatus   int // answer of …/state when not 0
 	timeout    activity.Duration
 	nextMethod string
@@ -104,7 +107,7 @@ func (f *fakeAPI) run(w http.ResponseWriter, r *http.Request) {
 		apiErr(w, fti.runStatus, "refused")
 	default:
 		writeJSON(w, http.StatusOK, execution.RunResponse{TI: fti.ti, MaxTries: 3, Token: "exec-" + id,
-			ExecutionTimeout: fti.timeout, NextMethod: fti.nextMethod, NextKwargs: fti.nextKwargs})
+			ExecutionTimeout: fti.timeout, NextMethod: fti.nextMethod, NextKwargs: fti.nextKwargs, ZombieThreshold: fti.zombie})
 	}
 }
 
@@ -137,11 +140,14 @@ func (f *fakeAPI) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.heartbeats[id]++
-	st := f.tis[id].hbStatus
+	st, notRecorded := f.tis[id].hbStatus, f.tis[id].hbNotRecorded
 	f.mu.Unlock()
 	if st != 0 {
 		apiErr(w, st, "refused")
 		return
+	}
+	if notRecorded {
+		w.Header().Set(execution.HeaderHeartbeatNotRecorded, "1")
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -365,7 +365,9 @@ func (w *Worker) closeLog(log *slog.Logger, tl *taskLog) {
 
 // heartbeat tells the executor every HeartbeatInterval that the try is alive
 // until ctx ends; onConflict is called (once) when the executor refuses.
-// onBeat is called with the time each accepted heartbeat was sent. One
+// onBeat is called with the time each heartbeat the executor recorded was
+// sent (one it accepted without a write is not: see
+// execution.HeaderHeartbeatNotRecorded). One
 // heartbeat waits at most timeout: a third of the try's limit without
 // one (see apireach.go), so that a worker that lost the API knows it,
 // and stops pulling, well before it must kill the try.
@@ -381,14 +383,19 @@ func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.
 		}
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		sent := time.Now()
-		err := tc.Heartbeat(hctx, req)
+		recorded, err := tc.HeartbeatRecorded(hctx, req)
 		cancel()
 		if ctx.Err() == nil {
 			w.noteAPI(err)
 		}
 		switch {
 		case err == nil:
-			onBeat(sent)
+			// One the executor did not write leaves the record's
+			// heartbeat_at older than sent: the watchdog keeps counting
+			// from the last recorded one.
+			if recorded {
+				onBeat(sent)
+			}
 			if w.cfg.Metrics != nil {
 				w.cfg.Metrics.heartbeats.Inc()
 			}

@@ -31,16 +31,16 @@ type fakeAPI struct {
 }
 
 type fakeTI struct {
-	ti         activity.TI
-	runStatus  int // answer of …/run when not 0
-	hbStatus   int // answer of heartbeats when not 0
+	ti        activity.TI
+	runStatus int // answer of …/run when not 0
+	hbStatus  int // answer of heartbeats when not 0
 	// hbNotRecorded answers heartbeats as accepted but not written.
 	hbNotRecorded bool
 	zombie        activity.Duration // the executor's zombie threshold …/run tells
-	stStatus   int // answer of …/state when not 0
-	timeout    activity.Duration
-	nextMethod string
-	nextKwargs map[string]any
+	stStatus      int               // answer of …/state when not 0
+	timeout       activity.Duration
+	nextMethod    string
+	nextKwargs    map[string]any
 }
 
 func newFakeAPI(t testing.TB) *fakeAPI {

@@ -268,15 +268,22 @@ func (t *TaskClient) Heartbeat(ctx context.Context, req HeartbeatRequest) error 
 	return err
 }
 
-// HeartbeatRecorded is Heartbeat; recorded is false when the executor
-// accepted the heartbeat without writing it to the record (its
-// heartbeat_at was recent: HeaderHeartbeatNotRecorded).
-func (t *TaskClient) HeartbeatRecorded(ctx context.Context, req HeartbeatRequest) (recorded bool, err error) {
+// HeartbeatRecorded is Heartbeat; age is 0 when the executor wrote this
+// heartbeat to the record, else the age of the one it recorded earlier
+// (HeaderHeartbeatAge: it accepted this one without a write).
+func (t *TaskClient) HeartbeatRecorded(ctx context.Context, req HeartbeatRequest) (age time.Duration, err error) {
 	h, err := t.doHeader(ctx, "heartbeat", http.MethodPut, t.tiPath("/heartbeat"), req, nil)
-	if err != nil {
-		return false, err
+	if err != nil || h == nil {
+		return 0, err
 	}
-	return h == nil || h.Get(HeaderHeartbeatNotRecorded) == "", nil
+	if v := h.Get(HeaderHeartbeatAge); v != "" {
+		ms, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil || ms < 0 {
+			return 0, fmt.Errorf("heartbeat: bad %s %q", HeaderHeartbeatAge, v)
+		}
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	return 0, nil
 }
 
 // Connection reads a connection.

@@ -234,15 +234,17 @@ func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	// heartbeat of every running task (10,000 tasks waiting at once: 2,000
 	// writes a second) would cost more than the tasks. A refusal, or a
 	// record not cached, takes the authoritative path below.
-	if cr, ok := e.store.cached(id); ok && check(cr.ti) == nil && cr.ti.HeartbeatAt != nil &&
-		e.now().Sub(*cr.ti.HeartbeatAt) < e.heartbeatWriteAge() {
-		e.metrics.onHeartbeat()
-		// The worker must not count it as reaching the record: it times
-		// the kill of a try cut off from the API from its last recorded
-		// heartbeat, which must be no later than the record's.
-		w.Header().Set(execution.HeaderHeartbeatNotRecorded, "1")
-		w.WriteHeader(http.StatusNoContent)
-		return
+	if cr, ok := e.store.cached(id); ok && check(cr.ti) == nil && cr.ti.HeartbeatAt != nil {
+		if age := e.now().Sub(*cr.ti.HeartbeatAt); age >= 0 && age < e.heartbeatWriteAge() {
+			e.metrics.onHeartbeat()
+			// The worker times the kill of a try cut off from the API
+			// from its last heartbeat that reached the record: tell it how
+			// old the recorded one is (rounded up: never younger than the
+			// zombie check will find it).
+			w.Header().Set(execution.HeaderHeartbeatAge, strconv.FormatInt((age+time.Millisecond-1).Milliseconds(), 10))
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 	}
 	_, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
 		if err := check(ti); err != nil {

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
@@ -34,13 +36,14 @@ type fakeTI struct {
 	ti        activity.TI
 	runStatus int // answer of …/run when not 0
 	hbStatus  int // answer of heartbeats when not 0
-	// hbNotRecorded answers heartbeats as accepted but not written.
-	hbNotRecorded bool
-	zombie        activity.Duration // the executor's zombie threshold …/run tells
-	stStatus      int               // answer of …/state when not 0
-	timeout       activity.Duration
-	nextMethod    string
-	nextKwargs    map[string]any
+	// hbAge answers heartbeats as accepted but not written, the recorded
+	// one this old (the executor's Taskwire-Heartbeat-Age-Ms).
+	hbAge      time.Duration
+	zombie     activity.Duration // the executor's zombie threshold …/run tells
+	stStatus   int               // answer of …/state when not 0
+	timeout    activity.Duration
+	nextMethod string
+	nextKwargs map[string]any
 }
 
 func newFakeAPI(t testing.TB) *fakeAPI {
@@ -140,14 +143,14 @@ func (f *fakeAPI) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.heartbeats[id]++
-	st, notRecorded := f.tis[id].hbStatus, f.tis[id].hbNotRecorded
+	st, age := f.tis[id].hbStatus, f.tis[id].hbAge
 	f.mu.Unlock()
 	if st != 0 {
 		apiErr(w, st, "refused")
 		return
 	}
-	if notRecorded {
-		w.Header().Set(execution.HeaderHeartbeatNotRecorded, "1")
+	if age > 0 {
+		w.Header().Set(execution.HeaderHeartbeatAge, strconv.FormatInt(age.Milliseconds(), 10))
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

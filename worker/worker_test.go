@@ -418,9 +418,10 @@ func TestHeartbeats(t *testing.T) {
 }
 
 // TestHeartbeatsNotRecordedDoNotKeepATry: the worker times the kill of a
-// try cut off from the API from its last heartbeat the executor recorded;
-// heartbeats accepted without a write (the record's is recent) do not
-// count, or the try could outlive the executor's zombie threshold.
+// try cut off from the API from its last heartbeat that reached the
+// record; one the executor accepted without a write counts from the
+// recorded one's age before it (Taskwire-Heartbeat-Age-Ms), or the try
+// could outlive the executor's zombie threshold.
 func TestHeartbeatsNotRecordedDoNotKeepATry(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
@@ -428,13 +429,14 @@ func TestHeartbeatsNotRecordedDoNotKeepATry(t *testing.T) {
 	start := time.Now()
 	h.execute("ti-recorded", "default", activity.Entrypoint{Command: []string{"sleep", "300"}},
 		fakeTI{zombie: activity.Duration(zombie)}, nil)
-	h.execute("ti-unrecorded", "default", activity.Entrypoint{Command: []string{"sleep", "300"}},
-		fakeTI{zombie: activity.Duration(zombie), hbNotRecorded: true}, nil)
-	testbin.Eventually(t, waitTimeout, "the try with unrecorded heartbeats killed", func() bool {
-		return len(h.api.statesOf("ti-unrecorded")) > 0
+	// Every answer says the recorded heartbeat is older than the limit.
+	h.execute("ti-old", "default", activity.Entrypoint{Command: []string{"sleep", "300"}},
+		fakeTI{zombie: activity.Duration(zombie), hbAge: zombie}, nil)
+	testbin.Eventually(t, waitTimeout, "the try whose recorded heartbeat is old killed", func() bool {
+		return len(h.api.statesOf("ti-old")) > 0
 	})
-	if got := h.api.statesOf("ti-unrecorded"); got[0].State != activity.StateUpForRetry || !strings.Contains(got[0].Reason, "Execution API") {
-		t.Errorf("try with unrecorded heartbeats reported %+v, want up_for_retry: no heartbeat reached the Execution API", got[0])
+	if got := h.api.statesOf("ti-old"); got[0].State != activity.StateUpForRetry || !strings.Contains(got[0].Reason, "Execution API") {
+		t.Errorf("try whose recorded heartbeat is old reported %+v, want up_for_retry: no heartbeat reached the Execution API", got[0])
 	}
 	if took := time.Since(start); took > zombie+3*time.Second {
 		t.Errorf("killed after %s, the executor's threshold is %s", took, zombie)

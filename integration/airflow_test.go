@@ -449,7 +449,7 @@ func states(l []*activity.TaskInstance) []string {
 // (the zombie threshold that fails the SIGKILLed worker's try) has room for
 // a loaded machine.
 func TestAirflowExecutor(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	venv := airflowVenv(t)
 	// NATS, taskwire's executor and Airflow's API server listen on the
 	// veth of a router namespace, so that a worker in a namespace behind

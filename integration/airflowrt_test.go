@@ -96,7 +96,7 @@ func (c *cluster) startPythonTriggerer(t testing.TB, name string, extra ...strin
 // TestAirflowRuntime runs its tasks in the children of the queue's prefork
 // zygote (the other tests of the runtime start them cold).
 func TestAirflowRuntime(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
 	waitZygote(t, w)
@@ -230,7 +230,7 @@ func waitZygote(t testing.TB, w *testbin.Proc) {
 // A deferrable sensor defers on Airflow's DateTimeTrigger, which taskwire's
 // triggerer runs as its built-in datetime trigger, and resumes.
 func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
 	c.startTriggerer(triggererOpts{})
@@ -251,7 +251,7 @@ func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
 // triggerer is SIGKILLed while it holds the trigger; the other takes it
 // over, and the task resumes once.
 func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
 	a := c.startPythonTriggerer(t, "trig-a")
@@ -291,7 +291,7 @@ func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
 // run by Airflow's runner, reading sq's XCom list, a mapped upstream's,
 // through Airflow's lazy sequence (GetXComCount, GetXComSequenceSlice/Item).
 func TestAirflowRuntimeInDagRun(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
 	c.applyDag(`dag_id: twmix
@@ -317,7 +317,7 @@ tasks:
 // TaskSuccessEvent (its xcoms pushed), TaskSkippedEvent or TaskFailedEvent,
 // and its task ends in that state, its resume method never run.
 func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
 	c.startPythonTriggerer(t, "trig")
@@ -362,7 +362,7 @@ func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 // [task_id, map_index] pair, sent before after_each is expanded): only
 // after_each[1] and [3] are skipped.
 func TestAirflowRuntimeBranchInDagRun(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
 	c.applyDag(`dag_id: twbranch
@@ -407,7 +407,7 @@ tasks:
 // same try runs again at the sensor's reschedule_date (taskwire's retry
 // timer), consuming no retry; once the file exists it succeeds on try 1.
 func TestAirflowRuntimeRescheduleSensor(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
 	signal := c.path("reschedule-signal")
@@ -461,7 +461,7 @@ func TestAirflowRuntimeRescheduleSensor(t *testing.T) {
 // one token spaces requests 1/10 s apart, so a window can hold 11) and
 // never more than 3 at once; once it answers 200, every task resumes once.
 func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	const (
 		n   = 12
 		rps = 10
@@ -562,7 +562,7 @@ func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
 // the task resumes with their values, and the password the trigger wrote
 // to its log is masked in the triggerer's.
 func TestAirflowRuntimePythonTriggerSecrets(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
 	tr := c.startPythonTriggerer(t, "trig")

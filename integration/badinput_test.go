@@ -42,7 +42,7 @@ func activityOf(t *testing.T, qc *queue.Client, q string) *activity.ExecuteTask 
 }
 
 func TestTokensActOnlyForTheirTask(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	qc, err := queue.New(t.Context(), natstest.Connect(t, c.nats), queue.Config{})
 	if err != nil {
@@ -106,7 +106,7 @@ func TestTokensActOnlyForTheirTask(t *testing.T) {
 }
 
 func TestMalformedInputIsRejected(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	ctx := t.Context()
@@ -172,7 +172,7 @@ func TestMalformedInputIsRejected(t *testing.T) {
 // worker with one slot: each is moved to the dead-letter stream with its
 // reason, untouched, and the real tasks behind them all run.
 func TestMalformedActivitiesAreDeadLetteredAndNeverBlock(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	qc, err := queue.New(t.Context(), natstest.Connect(t, c.nats), queue.Config{})
 	if err != nil {
@@ -255,7 +255,7 @@ func TestMalformedActivitiesAreDeadLetteredAndNeverBlock(t *testing.T) {
 // are restarted as they die; the task stops after its retries, failed with a
 // reason naming the lost heartbeat, and a healthy task after it runs.
 func TestPoisonedTaskStopsAfterItsRetries(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms"})
 	w := c.startWorker(workerOpts{name: "worker0"})
 	restarts := 0

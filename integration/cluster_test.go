@@ -25,27 +25,11 @@ import (
 	"github.com/taskwire/taskwire/internal/testbin"
 )
 
-// How the tests share the machine (2 cores, often shared with other work):
-// most of them wait on processes, timers and the network more than they
-// compute, and call t.Parallel, up to parallelDefault at once when go test
-// is given no -parallel (its default, GOMAXPROCS, would be 2). The others
-// call nothing, so go test runs them first, one at a time, with the machine
-// to themselves: those that measure time (a kill grace, a zombie threshold,
-// a token's 2s life, a fetch wait, running time against a 3s execution
-// timeout, a 1s lost-after) or race a signal, those that kill their
-// NATS server, and those that push thousands of tasks against a deadline
-// (TestWorkerStorm, TestTriggererLoss), which fail when they share the CPU.
-const parallelDefault = "4"
-
 func TestMain(m *testing.M) {
 	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given {
-		if err := flag.Set("test.parallel", parallelDefault); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
+	if err := setupParallel(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	}
 	code := m.Run()
 	testbin.Cleanup()
@@ -55,13 +39,17 @@ func TestMain(m *testing.M) {
 // bins are the binaries every test runs.
 type bins struct{ executor, worker, triggerer, gotasks string }
 
+// buildAll builds the services (with -race under go test -race), in one go
+// build, and the Go SDK's task runtime, which the workers start once per
+// try, without (see testbin.NoRace).
 func buildAll(t testing.TB) bins {
 	t.Helper()
+	svc := testbin.MustBuildAll(t, testbin.AsTest, "./cmd/executor", "./cmd/worker", "./cmd/triggerer")
 	return bins{
-		executor:  testbin.MustBuild(t, "./cmd/executor"),
-		worker:    testbin.MustBuild(t, "./cmd/worker"),
-		triggerer: testbin.MustBuild(t, "./cmd/triggerer"),
-		gotasks:   testbin.MustBuild(t, "./examples/gotasks"),
+		executor:  svc[0],
+		worker:    svc[1],
+		triggerer: svc[2],
+		gotasks:   testbin.MustBuildAll(t, testbin.NoRace, "./examples/gotasks")[0],
 	}
 }
 
@@ -84,7 +72,11 @@ type cluster struct {
 }
 
 type clusterOpts struct {
-	zombieThreshold string // executor --zombie-threshold, default 3s
+	// zombieThreshold is the executor's --zombie-threshold, default 10s:
+	// a test that kills or freezes a worker mid-task gives its own; for
+	// the others a zombie is only a heartbeat made late by a loaded
+	// machine (300ms apart, 3s late failed tests beside Airflow's start).
+	zombieThreshold string
 	ackWait         string // executor --activity-ack-wait
 	operatorToken   string
 	logLevel        string // executor --log-level, default debug
@@ -133,7 +125,7 @@ func (c *cluster) startExecutor(o clusterOpts) {
 func (c *cluster) runExecutor(name, addr string, o clusterOpts) (*testbin.Proc, string, *client.Client) {
 	c.t.Helper()
 	if o.zombieThreshold == "" {
-		o.zombieThreshold = "3s"
+		o.zombieThreshold = "10s"
 	}
 	args := []string{"serve", "--nats-url", c.natsURL, "--listen", addr,
 		"--zombie-threshold", o.zombieThreshold, "--scan-interval", "200ms", "--log-level", cmp.Or(o.logLevel, "debug")}

@@ -27,7 +27,7 @@ type composeFile struct {
 // compose network's names replaced by local addresses, and runs tasks
 // through them, one of them deferring.
 func TestComposeServices(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	raw, err := os.ReadFile(filepath.Join("..", "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestComposeServices(t *testing.T) {
 // installs, and a `python -m taskwire_airflow.run` task is forked from it
 // (a bad workload here: Airflow's services are TestAirflowExecutor's).
 func TestComposeAirflowWorker(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	venv := airflowVenv(t)
 	raw, err := os.ReadFile(filepath.Join("..", "docker-compose.airflow.yml"))
 	if err != nil {

@@ -87,7 +87,7 @@ func runStates(v dag.RunView) string {
 // e is upstream_failed, d runs by all_done; the run fails (a leaf is
 // upstream_failed), so trigger --wait exits 1.
 func TestDagDiamond(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default"})
 	c.applyDag(diamondYAML)
@@ -123,7 +123,7 @@ func TestDagDiamond(t *testing.T) {
 // upstream's output; the mapped task's XCom is their list in map-index
 // order, and the run succeeds (trigger --wait exits 0).
 func TestDagMapOver100(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{logLevel: "info"})
 	c.startWorker(workerOpts{queues: "default", concurrency: 16})
 	c.applyDag(`dag_id: map100
@@ -186,7 +186,7 @@ func countLines(t *testing.T, path string) map[string]int {
 // the same run and both scans look at it; every task runs exactly once
 // (each appends a line to a file).
 func TestDagTwoExecutorsQueueOnce(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{logLevel: "info"})
 	_, url2, _ := c.runExecutor("executor-2", testbin.FreeAddr(t), clusterOpts{logLevel: "info"})
 	c.startWorker(workerOpts{name: "w1", queues: "default", concurrency: 8})
@@ -230,7 +230,7 @@ func TestDagTwoExecutorsQueueOnce(t *testing.T) {
 // end leaves), is SIGKILLed, and restarts: its start-up scan queues b,
 // which runs once.
 func TestDagExecutorKilledBetweenEndAndQueueing(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{logLevel: "info", env: []string{"TASKWIRE_TEST_FAULT_DROP_RUN_ENDS=true"}})
 	c.startWorker(workerOpts{queues: "default"})
 	marks := c.path("marks")
@@ -265,7 +265,7 @@ tasks:
 // (ctx.dagRun(), ctx.conf()) through the real worker and executor: its
 // return value is the run it got.
 func TestDagJavaTaskSeesItsRun(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "java", config: c.runtimeFile(t)})
 	c.applyDag("dag_id: javarun\ntasks:\n  - {task_id: info, queue: java, task: run_info}\n")

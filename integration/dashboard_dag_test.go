@@ -14,6 +14,7 @@ import (
 // TASKWIRE_SCREENSHOT=docs/dashboard.png writes docs/dashboard-dags.png,
 // docs/dashboard-dag-grid.png and docs/dashboard-dag-run.png.
 func TestDashboardDagsInBrowser(t *testing.T) {
+	parallel(t, shared)
 	b := startBrowser(t, 1280, 800)
 	c := newCluster(t, clusterOpts{logLevel: "info"})
 	c.startWorker(workerOpts{queues: "default"})

@@ -180,7 +180,7 @@ func (w *lockedWriter) String() string {
 // queues and triggerer, opens a task and reads its logs, cancels a running
 // task and retries a failed one, and shows the API's 404 for an unknown id.
 func TestDashboardInBrowser(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	const token = "dash-secret"
 	b := startBrowser(t, 1440, 1000)
 	c := newCluster(t, clusterOpts{operatorToken: token, logLevel: "info"})

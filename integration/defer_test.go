@@ -32,7 +32,7 @@ func checkResumedOnce(t *testing.T, c *cluster, ti *activity.TaskInstance) {
 }
 
 func TestDeferOnTimedeltaResumesIntoNextMethod(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	c.startTriggerer(triggererOpts{})
@@ -49,7 +49,7 @@ func TestDeferOnTimedeltaResumesIntoNextMethod(t *testing.T) {
 }
 
 func TestDeferTwice(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	c.startTriggerer(triggererOpts{})
@@ -61,7 +61,7 @@ func TestDeferTwice(t *testing.T) {
 }
 
 func TestExternalEventBeforeAndAfterTheTriggerStarts(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	ctx := t.Context()
@@ -91,7 +91,7 @@ func TestExternalEventBeforeAndAfterTheTriggerStarts(t *testing.T) {
 }
 
 func TestHTTPTrigger(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	var ready atomic.Bool
 	var polls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +118,7 @@ func TestHTTPTrigger(t *testing.T) {
 }
 
 func TestTriggerTimeoutFailsTheTask(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	c.startTriggerer(triggererOpts{})
@@ -134,7 +134,7 @@ func TestTriggerTimeoutFailsTheTask(t *testing.T) {
 
 // With no triggerer at all, the executor enforces trigger timeouts.
 func TestTriggerTimeoutWithoutTriggerer(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	ti := c.submit(goTask("wait_event", map[string]any{"name": "never", "timeout": 0.5}))
@@ -147,7 +147,7 @@ func TestTriggerTimeoutWithoutTriggerer(t *testing.T) {
 // A deferred task holds no worker slot: with one slot, another task runs
 // while the first waits; cancelling the deferred task stops its trigger.
 func TestDeferredTaskHoldsNoSlot(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{concurrency: 1})
 	tr := c.startTriggerer(triggererOpts{})
@@ -167,7 +167,7 @@ func TestDeferredTaskHoldsNoSlot(t *testing.T) {
 // SIGKILL the triggerer holding deferred tasks: another takes them over and
 // every task resumes exactly once. SIGTERM hands triggers back at once.
 func TestTriggererFailover(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	const n = 20
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{concurrency: 8})
@@ -218,6 +218,7 @@ func TestTriggererFailover(t *testing.T) {
 // counts running time only: 2 × 0.7s of running fits in 1.5s although the
 // task takes far longer from start to end.
 func TestCommandTaskDefersAndTimeoutCountsRunningTimeOnly(t *testing.T) {
+	parallel(t, timed)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	c.startTriggerer(triggererOpts{})
@@ -248,7 +249,7 @@ echo "$TASKWIRE_EVENT" | grep -q moment`
 // An unknown trigger kind fails the task at defer time with a clear reason,
 // and no retry.
 func TestUnknownTriggerFailsAtDeferTime(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	script := `printf '{"trigger":"sundial","kwargs":{},"next_method":"after"}' > "$TASKWIRE_DEFER_FILE"`

@@ -16,7 +16,7 @@ import (
 // executor on its embedded NATS and a worker, and every example task ends
 // as it should.
 func TestDemoScript(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	if testing.Short() {
 		t.Skip("builds the binaries: not in -short")
 	}

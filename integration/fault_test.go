@@ -19,7 +19,7 @@ import (
 // task runs again as a new try on another worker and succeeds exactly once,
 // and the orphaned child process does not live on.
 func TestWorkerKilledMidTask(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	// A frozen worker's open pull requests still take activities (try 2's
 	// may go there) which JetStream hands out again after the ack wait.
 	c := newCluster(t, clusterOpts{zombieThreshold: "2s", ackWait: "3s"})
@@ -51,7 +51,7 @@ func TestWorkerKilledMidTask(t *testing.T) {
 }
 
 func TestQueuesAreSeparate(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{name: "wa", queues: "qa", extra: []string{"--worker-id", "worker-a"}})
 	c.startWorker(workerOpts{name: "wb", queues: "qb", extra: []string{"--worker-id", "worker-b"}})
@@ -205,7 +205,7 @@ fi
 // on its address. Every task succeeds exactly once, and every revision of
 // every record kept in the bucket decodes and follows the state graph.
 func TestExecutorReplicasAndRestart(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	const n = 400
 	o := clusterOpts{zombieThreshold: "3s", ackWait: "3s", logLevel: "info"}
 	c := newCluster(t, o)
@@ -227,7 +227,7 @@ func TestExecutorReplicasAndRestart(t *testing.T) {
 			RetryPolicy: activity.RetryPolicy{Retries: 5, Delay: activity.Duration(100 * time.Millisecond)}}
 	})
 	c.api = apiB
-	testbin.Eventually(t, 30*time.Second, "a quarter of the tasks to succeed", func() bool {
+	testbin.EventuallyEvery(t, 30*time.Second, countPoll, "a quarter of the tasks to succeed", func() bool {
 		got, err := c.count(activity.StateSuccess)
 		return err == nil && got >= n/4
 	})
@@ -246,6 +246,7 @@ func TestExecutorReplicasAndRestart(t *testing.T) {
 // A task that ignores SIGTERM is SIGKILLed once the kill grace (2s here)
 // has passed after it was told to stop, and not before.
 func TestTaskIgnoringSIGTERMIsKilledAfterGrace(t *testing.T) {
+	parallel(t, timed)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{extra: []string{"--kill-grace", "2s"}})
 	pidFile, terms := c.path("pid"), c.path("terms")
@@ -282,6 +283,7 @@ func TestTaskIgnoringSIGTERMIsKilledAfterGrace(t *testing.T) {
 // pulled while frozen is refused (the try runs elsewhere) and runs nowhere
 // twice.
 func TestStoppedHeartbeatIsZombieAndRetried(t *testing.T) {
+	parallel(t, timed)
 	// A frozen worker's open pull requests still take activities (try 2's
 	// may go there) which JetStream hands out again after the ack wait.
 	c := newCluster(t, clusterOpts{zombieThreshold: "2s", ackWait: "3s"})

@@ -49,6 +49,11 @@ func (c *cluster) submitMany(n int, spec func(i int) activity.TaskSpec) []string
 	return ids
 }
 
+// countPoll is how often a wait polls count: each answer costs the executor
+// a list (for finished states, a read of up to 256 stored records), which
+// every 20ms during a storm of thousands of tasks took CPU from the storm.
+const countPoll = 200 * time.Millisecond
+
 // count is how many task instances are in one of states.
 func (c *cluster) count(states ...activity.State) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -62,7 +67,7 @@ func (c *cluster) count(states ...activity.State) (int, error) {
 func (c *cluster) waitFinished(n int, timeout time.Duration) {
 	c.t.Helper()
 	start, last := time.Now(), time.Now()
-	testbin.Eventually(c.t, timeout, fmt.Sprintf("%d task instances to finish", n), func() bool {
+	testbin.EventuallyEvery(c.t, timeout, countPoll, fmt.Sprintf("%d task instances to finish", n), func() bool {
 		got, err := c.count(activity.StateSuccess, activity.StateFailed, activity.StateSkipped, activity.StateRemoved, activity.StateCancelled)
 		if err != nil {
 			return false

@@ -43,6 +43,7 @@ func logsStream(t *testing.T, s *server.Server) *queuetest.StreamInfo {
 // limit with a marker line, the LOGS stream drops its oldest lines at its
 // own, and submits and state writes go on; an operator can purge logs.
 func TestChattyTasksDoNotWedgeTheCluster(t *testing.T) {
+	parallel(t, shared)
 	const store = 48 << 20 // a small data disk
 	ns := natstest.RunServerWith(t, func(o *server.Options) { o.JetStreamMaxStore = store })
 	c := newCluster(t, clusterOpts{nats: ns, extra: []string{"--storage-budget", strconv.Itoa(store)}})
@@ -133,6 +134,7 @@ func vmKB(t *testing.T, pid int, field string) int {
 // Issue 17, item 4: reading a big log streams it with bounded executor
 // memory, the CLI does not time out while data flows, and --tail works.
 func TestBigLogStreamsWithBoundedMemory(t *testing.T) {
+	parallel(t, shared)
 	mb := 48
 	if s := os.Getenv("TASKWIRE_BIG_LOG_MB"); s != "" {
 		mb, _ = strconv.Atoi(s)
@@ -210,6 +212,7 @@ func apiPost(t *testing.T, url string, body []byte) (int, string) {
 // Airflow's are, oversize bodies are 413 naming the limit in both APIs (and
 // a worker does not retry one), and error answers do not echo a huge value.
 func TestIDsAndSizesAreRefusedClearly(t *testing.T) {
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	submitURL := c.apiURL + "/api/v1/activities"

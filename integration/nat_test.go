@@ -22,6 +22,7 @@ import (
 // runs tasks, streams their logs to `executor logs --follow`, defers and
 // resumes a task, has a task cancelled, and is drained.
 func TestWorkerBehindNAT(t *testing.T) {
+	parallel(t, shared)
 	inner, router := netns.NewBehindNAT(t)
 	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr })
 	const token = "nat-test" // off loopback: secure by default

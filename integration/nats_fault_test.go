@@ -60,7 +60,7 @@ func TestNATSRestart(t *testing.T) {
 	out := c.path("runs")
 	spec := mixedSpec(out)
 	ids := c.submitMany(n/2, spec)
-	testbin.Eventually(t, 30*time.Second, "a third of the tasks to finish", func() bool {
+	testbin.EventuallyEvery(t, 30*time.Second, countPoll, "a third of the tasks to finish", func() bool {
 		got, err := c.count(activity.StateSuccess)
 		return err == nil && got >= n/6
 	})
@@ -106,7 +106,7 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 
 	out := c.path("runs")
 	ids := c.submitMany(n, mixedSpec(out))
-	testbin.Eventually(t, 30*time.Second, "a third of the tasks to finish", func() bool {
+	testbin.EventuallyEvery(t, 30*time.Second, countPoll, "a third of the tasks to finish", func() bool {
 		got, err := c.count(activity.StateSuccess)
 		return err == nil && got >= n/3
 	})

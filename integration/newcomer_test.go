@@ -16,6 +16,7 @@ import (
 // worker serves says so once on stderr after a few seconds and keeps
 // waiting; a worker for the queue then runs the task and the wait ends.
 func TestSubmitWaitNamesUnservedQueue(t *testing.T) {
+	parallel(t, shared)
 	// No zombie is wanted here: a loaded machine's late heartbeat must not
 	// fail the served queue's 4 s task.
 	c := newCluster(t, clusterOpts{zombieThreshold: "10s"})
@@ -61,6 +62,7 @@ func TestSubmitWaitNamesUnservedQueue(t *testing.T) {
 // server comes up on that port they connect, register and run work. With
 // --connect-timeout a worker gives up and exits non-zero.
 func TestServicesWaitForNATS(t *testing.T) {
+	parallel(t, shared)
 	natsAddr, apiAddr := testbin.FreeAddr(t), testbin.FreeAddr(t)
 	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir(), natsURL: "nats://" + natsAddr, apiURL: "http://" + apiAddr}
 

@@ -86,6 +86,7 @@ func (c *cluster) queueInfo(name string) activity.QueueInfo {
 // running a task (it finishes the task, pulls nothing more, says so), shows
 // the queues, and answers unknown worker ids with 404.
 func TestWorkerRegistry(t *testing.T) {
+	parallel(t, timed)
 	c := newCluster(t, clusterOpts{extra: []string{"--lost-after", "1s"}})
 	wa := c.startWorker(workerOpts{name: "wa", queues: "default", concurrency: 1, extra: []string{"--worker-id", "wa"}})
 	wb := c.startWorker(workerOpts{name: "wb", extra: []string{"--worker-id", "wb"}})
@@ -206,7 +207,7 @@ func TestWorkerRegistry(t *testing.T) {
 // and a summary; logs --follow streams a running task's lines as the worker
 // publishes them, and ends when the task does.
 func TestLiveCLI(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default"})
 
@@ -303,7 +304,7 @@ func metric(body, series string) string {
 // succeeds is counted: queued, started, finished by state, retries,
 // heartbeats, durations and dispatch latency.
 func TestMetricsAndHealth(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	workerAddr := testbin.FreeAddr(t)
 	c.startWorker(workerOpts{queues: "default", extra: []string{"--listen", workerAddr}})

@@ -60,6 +60,7 @@ func workerState(c *cluster, id string) string {
 // healthy worker beside it, promptly), and pulls again once the API
 // answers.
 func TestSplitBrainAPICutWorkerKillsItsTry(t *testing.T) {
+	parallel(t, timed)
 	ns := netns.New(t)
 	const zombie = 8 * time.Second
 	// Off loopback, so with an operator token (secure by default).

@@ -15,7 +15,7 @@ import (
 // The polyglot example: a Go task that defers on a timer, a Python task and
 // a Java task, passing a value by XCom, run by examples/polyglot.
 func TestPolyglotPipeline(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,go,python,java", config: c.runtimeFile(t)})
 	c.startTriggerer(triggererOpts{})
@@ -42,7 +42,7 @@ func TestPolyglotPipeline(t *testing.T) {
 // connections, XCom push and pull, logs, an exception with its traceback in
 // the logs, deferring and resuming.
 func TestLanguageSDKs(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "default,go,python,java", config: c.runtimeFile(t), concurrency: 6})
 	c.startTriggerer(triggererOpts{})
@@ -106,7 +106,7 @@ func TestLanguageSDKs(t *testing.T) {
 // SDK without the secret would send its first request) and one that never
 // connects each fail with a clear reason and free the worker's only slot.
 func TestBadRuntimesFreeTheSlot(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	file := c.path("bad.yaml")
 	yaml := `queues:

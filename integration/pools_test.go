@@ -23,7 +23,7 @@ import (
 // succeeds. The CLI contract: executor pools set, submit --pool
 // --priority-weight --idempotency-key (the same key prints the same id).
 func TestPoolLimitWithTwoExecutors(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	const (
 		n     = 60
 		slots = 3

@@ -24,7 +24,7 @@ import (
 // cores, and 1,000 resuming polls at 20/s after the release, would take
 // minutes.
 func TestRateLimitedWaits(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	const (
 		n   = 1000
 		rps = 20
@@ -78,7 +78,7 @@ func TestRateLimitedWaits(t *testing.T) {
 		s.TaskID = fmt.Sprintf("wait-%d", i)
 		return s
 	})
-	testbin.Eventually(t, 300*time.Second, "every task deferred", func() bool {
+	testbin.EventuallyEvery(t, 300*time.Second, countPoll, "every task deferred", func() bool {
 		got, err := c.count(activity.StateDeferred)
 		return err == nil && got == n
 	})

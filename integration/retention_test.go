@@ -23,6 +23,7 @@ import (
 // Issue 17, item 6 (retention): finished records past the retention are
 // exported, then deleted; unfinished ones stay whatever their age.
 func TestFinishedRecordsAreExportedThenDeleted(t *testing.T) {
+	parallel(t, shared)
 	exports := t.TempDir()
 	c := newCluster(t, clusterOpts{extra: []string{"--record-retention", "3s", "--retention-interval", "300ms",
 		"--record-export-dir", exports}})
@@ -81,6 +82,7 @@ func TestFinishedRecordsAreExportedThenDeleted(t *testing.T) {
 //
 //	TASKWIRE_RECORDS_N=20000 go test -count=1 -run TestRecordRetentionFigure -v ./integration
 func TestRecordRetentionFigure(t *testing.T) {
+	parallel(t, shared)
 	n, _ := strconv.Atoi(os.Getenv("TASKWIRE_RECORDS_N"))
 	if n <= 0 {
 		t.Skip("set TASKWIRE_RECORDS_N")

@@ -37,7 +37,7 @@ const schemathesisChecks = "not_a_server_error,status_code_conformance,content_t
 // Nothing in it is timed (the zombie threshold is an hour, each request
 // has 20 s): it runs beside the other parallel tests.
 func TestSchemathesis(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 )
 
 func TestGoSDKTasksShareXCom(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	run := "run-" + t.Name()
@@ -41,7 +41,7 @@ func TestGoSDKTasksShareXCom(t *testing.T) {
 }
 
 func TestGoSDKReadsVariablesAndConnections(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	ctx := t.Context()
@@ -72,7 +72,7 @@ func TestGoSDKReadsVariablesAndConnections(t *testing.T) {
 }
 
 func TestGoSDKFailureAndPanic(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	for _, task := range []string{"fail", "panic"} {

@@ -47,6 +47,7 @@ func portOf(t *testing.T, addr string) string {
 // makes the secure setup one step: a remote-style worker runs a task with
 // the files it writes.
 func TestSecureByDefaultOffLoopback(t *testing.T) {
+	parallel(t, shared)
 	b := buildAll(t)
 	ns := natstest.RunServer(t)
 	run := func(env []string, args ...string) (string, int) {

@@ -29,7 +29,7 @@ import (
 // and in the reason of its failed try, when a task prints the secrets it
 // fetched.
 func TestSecretsSealedAndMasked(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "secret.key")
 	if err := os.WriteFile(keyFile, []byte("an operator's secret key of at least 32 bytes\n"), 0o600); err != nil {
@@ -96,6 +96,7 @@ func TestSecretsSealedAndMasked(t *testing.T) {
 // heartbeat past half its life, so the task's late XCom push and its final
 // state are accepted.
 func TestLongTaskTokenRefreshed(t *testing.T) {
+	parallel(t, timed)
 	c := newCluster(t, clusterOpts{extra: []string{"--execution-token-ttl", "2s"}})
 	c.startWorker(workerOpts{queues: "go"})
 	start := time.Now()
@@ -118,7 +119,7 @@ func TestLongTaskTokenRefreshed(t *testing.T) {
 // client trusting only the system's roots, a plain-http client and a
 // client without the token are refused.
 func TestAPIOverTLS(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	ca := testcert.New(t)
 	srv := ca.Server(t, "executor")
 	c := newCluster(t, clusterOpts{apiCA: ca.CertFile, operatorToken: "op-token-1",
@@ -167,7 +168,7 @@ func TestAPIOverTLS(t *testing.T) {
 // and a deferring task runs through the executor, a worker and a
 // triggerer; a client without the credentials is refused.
 func TestNATSAuth(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	type setup struct {
 		configure func(*server.Options)
 		args      []string // NATS flags of every process
@@ -229,7 +230,7 @@ func TestNATSAuth(t *testing.T) {
 // consumer, nor update streams, nor read a bucket: the other queue's
 // activity stays on the queue.
 func TestWorkerPermissions(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	opts, err := server.ProcessConfigFile("../examples/nats/permissions.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +337,7 @@ func TestWorkerPermissions(t *testing.T) {
 // network, while the executor itself connects in process: a worker trusting
 // the CA runs a task, a client without TLS is refused.
 func TestEmbeddedNATSOverTLS(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	ca := testcert.New(t)
 	cert := ca.Server(t, "nats")
 	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir()}

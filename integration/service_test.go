@@ -16,6 +16,7 @@ import (
 // is stopped with it on SIGTERM, and gets SIGTERM when the worker is
 // SIGKILLed: no service outlives its worker.
 func TestWorkerServiceLifecycle(t *testing.T) {
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{logLevel: "info"})
 	for _, how := range []string{"SIGTERM", "SIGKILL"} {
 		t.Run("worker "+how, func(t *testing.T) {

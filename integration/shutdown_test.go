@@ -15,6 +15,7 @@ import (
 // group) and reports it for retry; another worker then runs that retry.
 // Nothing is lost and nothing runs twice.
 func TestWorkerSIGTERMDrainsThenHandsBack(t *testing.T) {
+	parallel(t, timed)
 	c := newCluster(t, clusterOpts{})
 	w1 := c.startWorker(workerOpts{name: "worker1", extra: []string{"--grace-period", "2s"}})
 
@@ -79,6 +80,7 @@ func TestWorkerSIGTERMDrainsThenHandsBack(t *testing.T) {
 // One slot, four queues: an idle queue's pull does not keep the others
 // waiting for long.
 func TestOneSlotManyQueues(t *testing.T) {
+	parallel(t, timed)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{queues: "qa,qb,qc,qd", concurrency: 1})
 	for _, q := range []string{"qd", "qc", "qb", "qa", "qd"} {

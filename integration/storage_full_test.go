@@ -64,6 +64,7 @@ func fill(t *testing.T, dir string, leave int64) string {
 // why, and once space is freed the executor takes work again without a
 // restart; every accepted task runs exactly once.
 func TestStorageFullRefusesThenRecovers(t *testing.T) {
+	parallel(t, timed)
 	data := mountTmpfs(t, "96m")
 	b := buildAll(t)
 	addr, natsAddr := testbin.FreeAddr(t), testbin.FreeAddr(t)

@@ -12,7 +12,7 @@ import (
 )
 
 func TestCommandTaskSuccessAndFailure(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 
@@ -35,7 +35,7 @@ func TestCommandTaskSuccessAndFailure(t *testing.T) {
 }
 
 func TestRetriesThenSuccess(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	spec := activity.TaskSpec{Queue: "default", Entrypoint: sh(`test "$TASKWIRE_TRY_NUMBER" -ge 3`),
@@ -73,7 +73,7 @@ func pidOf(t *testing.T, file string) int {
 }
 
 func TestExecutionTimeoutKillsProcess(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	pidFile := c.path("pid")
@@ -88,7 +88,7 @@ func TestExecutionTimeoutKillsProcess(t *testing.T) {
 }
 
 func TestCancelRunningTask(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	pidFile := c.path("pid")
@@ -109,7 +109,7 @@ func TestCancelRunningTask(t *testing.T) {
 }
 
 func TestCallbacks(t *testing.T) {
-	t.Parallel()
+	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
 	c.startWorker(workerOpts{})
 	out := c.path("callbacks")

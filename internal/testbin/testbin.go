@@ -1,7 +1,8 @@
 // Package testbin builds taskwire's binaries for tests and runs them as real
 // processes. Binaries are built once per test process (with -race when the
-// test binary has it, and the taskwire_testhooks build tag that compiles
-// in the test-only fault injection), into a directory removed by Cleanup.
+// test binary has it, except for task runtimes: see Mode; and with the
+// taskwire_testhooks build tag that compiles in the test-only fault
+// injection), into a directory removed by Cleanup.
 package testbin
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,39 +49,85 @@ func moduleRoot() (string, error) {
 	}
 }
 
+// Mode is how Build compiles a binary.
+type Mode int
+
+const (
+	// AsTest compiles with -race when the test binary has it: the
+	// services under test (executor, worker, triggerer), whose concurrency
+	// the race detector checks in every end-to-end test.
+	AsTest Mode = iota
+	// NoRace compiles without -race: task runtimes, which a worker starts
+	// once per try (thousands in a storm). A -race Go binary costs about
+	// ten times the CPU to start (≈ 60 ms against 5 ms on 2 cores) and
+	// four times the memory; a runtime's own concurrency is race-checked
+	// by its package's tests.
+	NoRace
+)
+
+func (m Mode) race() bool { return raceEnabled && m == AsTest }
+
 // Build compiles the main package at pkg (relative to the module root, e.g.
 // "./cmd/worker") once and returns the binary's path.
 func Build(pkg string) (string, error) {
-	mu.Lock()
-	defer mu.Unlock()
-	if p, ok := built[pkg]; ok {
-		return p, nil
-	}
-	root, err := moduleRoot()
+	paths, err := BuildAll(AsTest, pkg)
 	if err != nil {
 		return "", err
 	}
+	return paths[0], nil
+}
+
+// BuildAll compiles the main packages pkgs in mode, those not built yet
+// with one go build (which compiles and links them in parallel), and
+// returns their paths in the order given. The binaries' base names must
+// differ.
+func BuildAll(mode Mode, pkgs ...string) ([]string, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "taskwire-bin-"); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	out := filepath.Join(dir, filepath.Base(pkg))
-	// The test hooks (fault injection; cli/testhooks.go) are compiled
-	// into test binaries only.
-	args := []string{"build", "-tags", "taskwire_testhooks", "-o", out}
-	if raceEnabled {
-		args = append(args, "-race")
+	sub := "race"
+	if !mode.race() {
+		sub = "norace"
 	}
-	cmd := exec.Command("go", append(args, pkg)...)
-	cmd.Dir = root
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, stderr.String())
+	key := func(pkg string) string { return sub + " " + pkg }
+	var missing []string
+	for _, pkg := range pkgs {
+		if _, ok := built[key(pkg)]; !ok && !slices.Contains(missing, pkg) {
+			missing = append(missing, pkg)
+		}
 	}
-	built[pkg] = out
-	return out, nil
+	if len(missing) > 0 {
+		out := filepath.Join(dir, sub) + string(filepath.Separator)
+		// The test hooks (fault injection; cli/testhooks.go) are compiled
+		// into test binaries only.
+		args := []string{"build", "-tags", "taskwire_testhooks", "-o", out}
+		if mode.race() {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, missing...)...)
+		cmd.Dir = root
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("go build %s: %w\n%s", strings.Join(missing, " "), err, stderr.String())
+		}
+		for _, pkg := range missing {
+			built[key(pkg)] = filepath.Join(out, filepath.Base(pkg))
+		}
+	}
+	paths := make([]string, len(pkgs))
+	for i, pkg := range pkgs {
+		paths[i] = built[key(pkg)]
+	}
+	return paths, nil
 }
 
 // MustBuild is Build for tests.
@@ -90,6 +138,16 @@ func MustBuild(t testing.TB, pkg string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// MustBuildAll is BuildAll for tests.
+func MustBuildAll(t testing.TB, mode Mode, pkgs ...string) []string {
+	t.Helper()
+	paths, err := BuildAll(mode, pkgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
 }
 
 // Cleanup removes the built binaries; call it from TestMain.
@@ -238,11 +296,19 @@ func Alive(pid int) bool {
 // Eventually polls cond every 20ms until it is true or timeout passes.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	EventuallyEvery(t, timeout, 20*time.Millisecond, what, cond)
+}
+
+// EventuallyEvery polls cond every interval until it is true or timeout
+// passes: for a condition that costs the processes under test more than a
+// look (a count over thousands of records), and a wait of many seconds.
+func EventuallyEvery(t testing.TB, timeout, interval time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }

@@ -1,0 +1,157 @@
+package integration
+
+import (
+	"flag"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// How the tests share the machine (2 cores, often shared with other work).
+// There are three kinds of test:
+//
+//   - Those that must have the machine to themselves call nothing: go test
+//     runs them first, one at a time. They push thousands of tasks against
+//     a deadline (TestWorkerStorm, TestTriggererLoss) or kill their NATS
+//     server during a run of hundreds, and fail or slow past their bounds
+//     beside anything.
+//   - Timed tests call parallel(t, timed): they measure time against short
+//     bounds (a kill grace, a zombie threshold of 2 s, a token's 2 s life, a
+//     1 s lost-after, a fetch wait, running time against a 3 s execution
+//     timeout) or race a signal, and are light (they mostly wait). They run
+//     after the first kind, timedAtOnce at a time, and never beside a
+//     shared test: a shared test's Airflow start, browser or log storm
+//     starves a heartbeat long enough to fail them.
+//   - Shared tests call parallel(t, shared): they wait on processes, Airflow,
+//     a browser or a fuzzer more than they compute, and nothing in them is
+//     timed tight. They run last, -parallel at a time (parallelDefault when
+//     go test is given none), the longest (longFirst) first, the others in
+//     source order.
+//
+// Go's own -parallel bound would hold a slot for a test waiting for its
+// kind's turn, so TestMain takes the -parallel given (or parallelDefault)
+// for the shared tests and lifts go test's own bound; every top-level
+// parallel test here goes through parallel().
+const (
+	parallelDefault = 4
+	timedAtOnce     = 2
+)
+
+// longFirst are the longest shared tests, in the order they start, before
+// the others: started last, one of them would be the package's tail. Only
+// two: with TestSchemathesis and TestDemoScript beside them too (at a load
+// of 50 from other work on the machine), the four starved one another past
+// their bounds (schemathesis's 10 s to load the document, demo.sh's 5
+// minutes, TestRateLimitedWaits' 10).
+var longFirst = []string{
+	"TestAirflowExecutor",  // Airflow's start (a minute of Python imports), then six scenarios
+	"TestRateLimitedWaits", // 1,000 deferred Go SDK tasks, then 50 s at 20 req/s
+}
+
+// kind is what a test may run beside; see parallel.
+type kind int
+
+const (
+	timed kind = iota
+	shared
+	kinds
+)
+
+func (k kind) String() string { return [...]string{"timed", "shared"}[k] }
+
+// scheduler admits the parallel tests in turns: every timed test before
+// any shared one; within a kind, in the order the tests were registered
+// (longFirst first, then the source order: go test runs every test up to
+// its t.Parallel before it releases any), up to the kind's limit at once.
+type scheduler struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	// limit is how many tests of a kind run at once.
+	limit [kinds]int
+	// next is the registration number the next test gets (longFirst's
+	// get negative ones); waiting holds, per kind, the numbers of the
+	// registered tests not admitted yet, in order.
+	next    int
+	waiting [kinds][]int
+	// unfinished counts, per kind, the registered tests not finished;
+	// running, those admitted and not finished.
+	unfinished, running [kinds]int
+}
+
+var machine = &scheduler{limit: [kinds]int{timed: timedAtOnce, shared: parallelDefault}}
+
+func init() { machine.cond = sync.NewCond(&machine.mu) }
+
+// setupParallel makes -parallel (when given) the number of shared tests at
+// once, and lifts go test's own bound (see above). Call it from TestMain
+// after flag.Parse.
+func setupParallel() error {
+	f := flag.Lookup("test.parallel")
+	given := false
+	flag.Visit(func(v *flag.Flag) { given = given || v.Name == "test.parallel" })
+	if given {
+		n, err := strconv.Atoi(f.Value.String())
+		if err != nil || n < 1 {
+			return fmt.Errorf("-parallel %s: want a positive number", f.Value)
+		}
+		machine.limit[shared] = n
+		machine.limit[timed] = min(n, timedAtOnce)
+	}
+	return flag.Set("test.parallel", "1000")
+}
+
+// parallel registers t as a test of kind k, calls t.Parallel, and returns
+// once it is k's turn and one of its places is free. The place is given
+// back when t and its cleanups have ended (its processes stopped).
+func parallel(t *testing.T, k kind) {
+	machine.mu.Lock()
+	n := machine.next
+	machine.next++
+	if i := slices.Index(longFirst, t.Name()); i >= 0 {
+		n = i - len(longFirst) // before every test registered in order
+	}
+	i, _ := slices.BinarySearch(machine.waiting[k], n)
+	machine.waiting[k] = slices.Insert(machine.waiting[k], i, n)
+	machine.unfinished[k]++
+	machine.mu.Unlock()
+	admitted := false
+	// Registered before the test's own cleanups, so it runs after them.
+	t.Cleanup(func() {
+		machine.mu.Lock()
+		defer machine.mu.Unlock()
+		machine.unfinished[k]--
+		if admitted {
+			machine.running[k]--
+		} else {
+			machine.drop(k, n)
+		}
+		machine.cond.Broadcast()
+	})
+	t.Parallel()
+	began := time.Now()
+	machine.mu.Lock()
+	defer machine.mu.Unlock()
+	for machine.waiting[k][0] != n || machine.running[k] >= machine.limit[k] || (k == shared && machine.unfinished[timed] > 0) {
+		machine.cond.Wait()
+	}
+	machine.waiting[k] = machine.waiting[k][1:]
+	machine.running[k]++
+	admitted = true
+	machine.cond.Broadcast()
+	// The wait is part of the test's time in go test's report.
+	t.Logf("%s test: started after %s waiting for its turn", k, time.Since(began).Round(time.Millisecond))
+}
+
+// drop removes registration n from k's waiting list (a test that ended
+// before its turn: it panicked in t.Parallel's wait).
+func (m *scheduler) drop(k kind, n int) {
+	for i, w := range m.waiting[k] {
+		if w == n {
+			m.waiting[k] = append(m.waiting[k][:i:i], m.waiting[k][i+1:]...)
+			return
+		}
+	}
+}

@@ -26,6 +26,13 @@ const (
 // Key-value bucket names, for [Client.Bucket].
 const (
 	BucketTaskInstances = "task_instances"
+	// BucketOpenTaskInstances is the index of the unfinished task-instance
+	// records: one empty value per record not in a terminal state, put
+	// before the record is written unfinished and removed (its message
+	// deleted, no marker left) after it is written finished, so that an
+	// executor finds the unfinished records without reading the finished
+	// ones (see executor's store).
+	BucketOpenTaskInstances = "task_instances_open"
 	BucketXCom          = "xcom"
 	BucketVariables     = "variables"
 	BucketConnections   = "connections"
@@ -338,6 +345,7 @@ func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
 	r, st := c.cfg.Replicas, c.cfg.Storage
 	kcs := []jetstream.KeyValueConfig{
 		{Bucket: BucketTaskInstances, Description: "taskwire task-instance records", History: TaskInstanceHistoryDefault, Replicas: r, Storage: st},
+		{Bucket: BucketOpenTaskInstances, Description: "taskwire index of the unfinished task-instance records", History: 1, LimitMarkerTTL: removedMarkerTTL, Replicas: r, Storage: st},
 		{Bucket: BucketXCom, Description: "taskwire xcom values", Replicas: r, Storage: st},
 		{Bucket: BucketVariables, Description: "taskwire variables", Replicas: r, Storage: st},
 		{Bucket: BucketConnections, Description: "taskwire connections", Replicas: r, Storage: st},

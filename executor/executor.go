@@ -56,8 +56,8 @@ type Executor struct {
 	cancelStore context.CancelFunc
 	storeDone   chan struct{}
 	storeOnce   sync.Once
-	stopOnce sync.Once
-	stops    []func()
+	stopOnce    sync.Once
+	stops       []func()
 }
 
 // New checks cfg and returns an Executor that is not started.

@@ -26,13 +26,6 @@ const (
 // Key-value bucket names, for [Client.Bucket].
 const (
 	BucketTaskInstances = "task_instances"
-	// BucketOpenTaskInstances is the index of the unfinished task-instance
-	// records: one empty value per record not in a terminal state, put
-	// before the record is written unfinished and removed (its message
-	// deleted, no marker left) after it is written finished, so that an
-	// executor finds the unfinished records without reading the finished
-	// ones (see executor's store).
-	BucketOpenTaskInstances = "task_instances_open"
 	BucketXCom          = "xcom"
 	BucketVariables     = "variables"
 	BucketConnections   = "connections"
@@ -62,6 +55,14 @@ const (
 	// IdempotencyKeyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyKeyTTL = 24 * time.Hour
 )
+
+// BucketOpenTaskInstances is the index of the unfinished task-instance
+// records: one empty value per record not in a terminal state, put before
+// the record is written unfinished and removed after it is written
+// finished (its delete marker expires after a second: [Bucket.RemoveAt]),
+// so that an executor finds the unfinished records without reading the
+// finished ones (see executor's store).
+const BucketOpenTaskInstances = "task_instances_open"
 
 // RateLimitKey is the key of rate key k's limit in [BucketRateLimits].
 func RateLimitKey(k string) string { return "limit." + base64.RawURLEncoding.EncodeToString([]byte(k)) }

@@ -288,3 +288,8 @@ func (s *store) settle(ctx context.Context) {
 		}
 	}
 }
+
+// LoadedRecords is how many task-instance records Start decoded from
+// storage to load the record cache: the unfinished ones after a clean
+// stop, every record otherwise (see the index of unfinished records).
+func (e *Executor) LoadedRecords() int64 { return e.store.decoded.Load() }

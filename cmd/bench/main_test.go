@@ -235,7 +235,7 @@ func TestRunFleet(t *testing.T) {
 		t.Fatalf("fleet phases %d, want 1:\n%s", len(r.Fleet), stdout.String())
 	}
 	f := r.Fleet[0]
-	if f.Workers != 5 || f.DistinctWorkers != 5 || f.ListShort != 0 || f.Warnings != 0 || f.Throughput.Tasks != 20 ||
+	if f.Workers != 5 || f.DistinctWorkers != 5 || f.ListShort != 0 || f.Warnings != 0 || f.Throughput.Tasks != bench.FleetTasks(5) ||
 		f.ListedSeconds <= 0 || f.ExecutorIdleCores <= 0 || f.Throughput.PerSecond <= 0 ||
 		f.MaxStartSeconds <= 0 || f.LateStarts > f.Throughput.Tasks {
 		t.Errorf("fleet of 5: %+v", f)

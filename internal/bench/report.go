@@ -424,12 +424,12 @@ func machine() Machine {
 // writeFleet writes the fleet phase's table.
 func (r *Report) writeFleet(b *strings.Builder) error {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "simulated workers\tall listed after\tlist p50 / max (short)\texecutor CPU idle / load\tworkers' CPU idle\ttasks/s (tasks)\tworkers used\tretried\tstart wait max (≥ 10 s)\tredelivered\twarnings idle / all")
+	fmt.Fprintln(tw, "simulated workers\tall listed after\tlist p50 / max (short)\texecutor CPU idle / load\tworkers' CPU idle\ttasks/s (tasks)\tworkers used\tretried\tstart wait max (≥ 10 s)\tredelivered\twarnings idle / all (lines)")
 	for _, f := range r.Fleet {
-		fmt.Fprintf(tw, "%s\t%.1f s\t%.1f / %.1f ms (%d)\t%.2f / %.2f cores\t%.2f cores\t%s/s (%d)\t%d of %d\t%d\t%.1f s (%d)\t%d\t%d / %d\n",
+		fmt.Fprintf(tw, "%s\t%.1f s\t%.1f / %.1f ms (%d)\t%.2f / %.2f cores\t%.2f cores\t%s/s (%d)\t%d of %d\t%d\t%.1f s (%d)\t%d\t%d / %d (%d)\n",
 			thousands(float64(f.Workers)), f.ListedSeconds, f.ListP50Millis, f.ListMaxMillis, f.ListShort,
 			f.ExecutorIdleCores, f.ExecutorLoadCores, f.FleetIdleCores, thousands(f.Throughput.PerSecond), f.Throughput.Tasks,
-			f.DistinctWorkers, f.Workers, f.Retried, f.MaxStartSeconds, f.LateStarts, f.Redelivered, f.WarningsIdle, f.Warnings)
+			f.DistinctWorkers, f.Workers, f.Retried, f.MaxStartSeconds, f.LateStarts, f.Redelivered, f.WarningsIdle, f.Warnings, f.WarningLines)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -438,7 +438,8 @@ func (r *Report) writeFleet(b *strings.Builder) error {
 		"registry heartbeat (every 5s), all in one child process, against a fresh executor with embedded NATS in\n"+
 		"the bench process (whose CPU is the executor's column). Listed: from the child's start until GET\n"+
 		"/api/v1/workers lists them all live. Idle: %s with no task; list latency sampled then (short: lists\n"+
-		"missing a worker). Load: no-op command tasks, at least 3 per worker; workers used ran at least one.\n",
+		"missing a worker). Load: no-op command tasks, at least n·ln(100·n) (FleetTasks); workers used ran at least\n"+
+		"one. Warnings: those the workers logged; lines: what they took in the log, a storm of one limited.\n",
 		r.Config.FleetConcurrency, fleetIdleWindow)
 	return nil
 }

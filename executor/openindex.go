@@ -15,10 +15,14 @@ import (
 //
 // The task_instances_open bucket (queue.BucketOpenTaskInstances) is an
 // index of the unfinished records: one empty value per record id. Every
-// write keeps it so that it is never missing a record: the index entry is
-// put before a record is written unfinished from nothing or from a
-// terminal state, and removed (its delete marker expires after a second) only after
-// the record was written terminal. An entry may outlive its record's end
+// write keeps it: the index entry is put beside (a create) or before (a
+// retry of a finished record) the write of a record unfinished from
+// nothing or from a terminal state, and removed (its delete marker expires
+// after a second) only after the record was written terminal. An entry
+// may be missing only after a crash between the two writes or a failed
+// put; both make the next start read every record (a crash leaves no
+// snapshot of the last revision; a failed put stops this executor from
+// saving one), which repairs the index. An entry may outlive its record's end
 // (an executor that died between the two writes): a load drops it.
 //
 // A clean stop writes a snapshot of the counts (records per state, queue
@@ -57,17 +61,22 @@ type countsEntry struct {
 	N     int            `json:"n"`
 }
 
-// markOpen puts id in the index of unfinished records (before its record
-// is written unfinished).
-func (s *store) markOpen(ctx context.Context, id string) error {
+// markOpen puts id in the index of unfinished records (before or beside
+// the write of its record unfinished). A failure does not fail the
+// record's write: it marks the index incomplete, so that this executor
+// saves no counts' snapshot and the next start reads every record.
+func (s *store) markOpen(ctx context.Context, id string) {
 	rev, err := s.open.Put(ctx, id, nil)
-	if err != nil {
-		return fmt.Errorf("index unfinished task instance %s: %w", id, err)
-	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if !s.indexBroken {
+			s.log.Warn("index of unfinished task instances: a put failed; the next start reads every record", "ti_id", id, "err", err)
+		}
+		s.indexBroken = true
+		return
+	}
 	s.openRev[id] = rev
-	s.mu.Unlock()
-	return nil
 }
 
 // unmarkOpen removes id from the index (after its record was written
@@ -207,9 +216,7 @@ func (s *store) reindex(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, id := range missing {
-		if err := s.markOpen(ctx, id); err != nil {
-			return err
-		}
+		s.markOpen(ctx, id)
 	}
 	s.mu.RLock()
 	var stale []string
@@ -238,7 +245,7 @@ func (s *store) saveCounts(ctx context.Context) (bool, error) {
 	}
 	s.mu.RLock()
 	snap := countsSnapshot{Revision: s.watched, WrittenAt: time.Now().UTC(), Uncounted: s.uncounted}
-	ok := s.loaded && s.watched == last && len(s.purged) == 0
+	ok := s.loaded && s.watched == last && len(s.purged) == 0 && !s.indexBroken
 	if ok {
 		snap.Counts = make([]countsEntry, 0, len(s.counts))
 		for k, n := range s.counts {
@@ -247,7 +254,7 @@ func (s *store) saveCounts(ctx context.Context) (bool, error) {
 	}
 	s.mu.RUnlock()
 	if !ok {
-		s.log.Info("no snapshot of the task-instance counts: the watch is behind the bucket; the next start reads every record",
+		s.log.Info("no snapshot of the task-instance counts (the watch behind the bucket, or the index incomplete): the next start reads every record",
 			"watched", snap.Revision, "last_revision", last)
 		return false, nil
 	}

@@ -81,6 +81,9 @@ type store struct {
 	// watched is the highest revision the watch applied (or the revision
 	// a load from the index started from).
 	watched uint64
+	// indexBroken is set when an index put failed: no counts' snapshot
+	// is saved then (see markOpen).
+	indexBroken bool
 }
 
 // subscribe calls fn with every record the cache takes from now on (under
@@ -415,13 +418,16 @@ func (s *store) createAsync(ctx context.Context, ti *activity.TaskInstance) <-ch
 			out <- err
 			return
 		}
+		// The index entry is written beside the record, not before it: a
+		// record stored without its entry (a crash between, a failed put)
+		// makes the next start read every record and repair the index
+		// (see openindex.go), so the submit waits for one round trip.
+		var indexed sync.WaitGroup
 		if !ti.State.Terminal() {
-			if err := s.markOpen(ctx, ti.ID); err != nil {
-				out <- err
-				return
-			}
+			indexed.Go(func() { s.markOpen(ctx, ti.ID) })
 		}
 		rev, err := s.kv.Create(ctx, ti.ID, b)
+		indexed.Wait()
 		if err != nil {
 			out <- fmt.Errorf("create task instance %s: %w", ti.ID, err)
 			return
@@ -484,9 +490,7 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 				return nil, merr
 			}
 			if c.ti.State.Terminal() && !ti.State.Terminal() {
-				if err := s.markOpen(ctx, id); err != nil {
-					return nil, err
-				}
+				s.markOpen(ctx, id)
 			}
 			rev, uerr := s.kv.Update(ctx, id, b, c.rev)
 			if uerr == nil {
@@ -526,9 +530,7 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 			return nil, err
 		}
 		if prev.State.Terminal() && !ti.State.Terminal() {
-			if err := s.markOpen(ctx, id); err != nil {
-				return nil, err
-			}
+			s.markOpen(ctx, id)
 		}
 		return lastRaw, nil
 	})

@@ -179,7 +179,10 @@ func RunFleetChild(ctx context.Context, cfg FleetChildConfig, stdin io.Reader, s
 	for i := range workers {
 		g.Go(func() error {
 			id := fleetWorkerID(i)
-			nc, err := queue.Connect(gctx, queue.ConnConfig{URL: cfg.NATSURL, Name: "taskwire-worker", Logger: log})
+			// As cmd/worker connects: again with backoff while the server
+			// cannot be reached (on a loaded machine the embedded server
+			// accepts a thousand connections slowly: a 2 s dial timed out).
+			nc, err := queue.ConnectRetry(gctx, queue.ConnConfig{URL: cfg.NATSURL, Name: "taskwire-worker", Logger: log}, fleetConnectTimeout)
 			if err != nil {
 				return err
 			}
@@ -289,10 +292,16 @@ type fleetChild struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	started chan struct{}
-	done    chan error
-	warns   atomic.Int64
-	lines   atomic.Int64
-	cpu     atomic.Int64 // microseconds
+	// done is closed once the child has exited, err then set: a channel
+	// closed, not a value sent, because both the phase (a child that
+	// ended early) and stop wait on it; a value read by the first left
+	// stop waiting forever (the hang of a fleet child that could not
+	// connect its thousand workers on a loaded machine).
+	done  chan struct{}
+	err   error
+	warns atomic.Int64
+	lines atomic.Int64
+	cpu   atomic.Int64 // microseconds
 }
 
 func startFleetChild(ctx context.Context, cfg Config, c *cluster, n int) (*fleetChild, error) {
@@ -300,6 +309,11 @@ func startFleetChild(ctx context.Context, cfg Config, c *cluster, n int) (*fleet
 		"--workers", strconv.Itoa(n), "--concurrency", strconv.Itoa(cfg.FleetConcurrency))
 	cmd.Env = append(os.Environ(), EnvMode+"="+ModeFleet)
 	cmd.Stderr = os.Stderr
+	return runFleetChild(cmd)
+}
+
+// runFleetChild starts cmd as the fleet child and follows its stat lines.
+func runFleetChild(cmd *exec.Cmd) (*fleetChild, error) {
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -319,7 +333,7 @@ func startFleetChild(ctx context.Context, cfg Config, c *cluster, n int) (*fleet
 		_ = stdout.Close()
 		return nil, fmt.Errorf("start fleet child: %w", err)
 	}
-	f := &fleetChild{cmd: cmd, stdin: stdin, started: make(chan struct{}), done: make(chan error, 1)}
+	f := &fleetChild{cmd: cmd, stdin: stdin, started: make(chan struct{}), done: make(chan struct{})}
 	scanned := make(chan struct{})
 	go func() {
 		err := cmd.Wait()
@@ -329,7 +343,8 @@ func startFleetChild(ctx context.Context, cfg Config, c *cluster, n int) (*fleet
 		}
 		_ = stdout.Close()
 		<-scanned
-		f.done <- err
+		f.err = err
+		close(f.done)
 	}()
 	go func() {
 		defer close(scanned)
@@ -357,15 +372,19 @@ func startFleetChild(ctx context.Context, cfg Config, c *cluster, n int) (*fleet
 // stdout lines are waited for.
 const fleetPipeGrace = time.Second
 
+// fleetConnectTimeout bounds a simulated worker's connection attempts.
+const fleetConnectTimeout = 2 * time.Minute
+
 // stop ends the child (it stops its workers when stdin closes).
 func (f *fleetChild) stop() error {
 	_ = f.stdin.Close()
 	select {
-	case err := <-f.done:
-		return err
+	case <-f.done:
+		return f.err
 	case <-time.After(time.Minute):
 		_ = f.cmd.Process.Kill()
-		return errors.Join(errors.New("fleet child did not stop within a minute"), <-f.done)
+		<-f.done
+		return errors.Join(errors.New("fleet child did not stop within a minute"), f.err)
 	}
 }
 
@@ -425,8 +444,8 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 		select {
 		case <-ctx.Done():
 			return r, ctx.Err()
-		case err := <-f.done:
-			return r, fmt.Errorf("fleet child ended: %w", err)
+		case <-f.done:
+			return r, fmt.Errorf("fleet child ended: %w", f.err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -140,13 +140,16 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 	}
 	loaded := from > 0
 	var lastAtStart uint64
-	if loaded {
-		close(ready)
-	} else if _, lastAtStart, err = s.kv.Bounds(ctx); err != nil {
-		return fmt.Errorf("load task instances: %w", err)
+	if !loaded {
+		if _, lastAtStart, err = s.kv.Bounds(ctx); err != nil {
+			return fmt.Errorf("load task instances: %w", err)
+		}
 	}
 	err = s.kv.FollowFrom(ctx, from, func() {
 		if loaded {
+			// Loaded from the index; the changes since (none after a
+			// clean stop, unless another executor writes) are applied.
+			close(ready)
 			return
 		}
 		s.mu.Lock()

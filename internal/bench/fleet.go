@@ -187,9 +187,19 @@ func RunFleetChild(ctx context.Context, cfg FleetChildConfig, stdin io.Reader, s
 				return err
 			}
 			conns.Store(i, nc)
-			q, err := queue.New(gctx, nc, queue.Config{Logger: log, Bind: true})
-			if err != nil {
-				return err
+			// Binding the streams and buckets is a dozen requests; on a
+			// saturated machine one can time out (bind kv bucket xcom:
+			// context deadline exceeded at load ≈ 48): a few more tries,
+			// as a restarted worker would make.
+			var q *queue.Client
+			for attempt := 1; ; attempt++ {
+				if q, err = queue.New(gctx, nc, queue.Config{Logger: log, Bind: true}); err == nil {
+					break
+				}
+				if attempt == fleetBindAttempts || gctx.Err() != nil {
+					return fmt.Errorf("worker %s: %w", id, err)
+				}
+				log.Warn("bind streams and buckets; again", "worker", id, "attempt", attempt, "err", err)
 			}
 			api, err := execution.NewClient(execution.ClientConfig{URL: cfg.APIURL, Logger: log})
 			if err != nil {
@@ -371,6 +381,10 @@ func runFleetChild(cmd *exec.Cmd) (*fleetChild, error) {
 // fleetPipeGrace is how long after the fleet child's exit its last
 // stdout lines are waited for.
 const fleetPipeGrace = time.Second
+
+// fleetBindAttempts is how many times a simulated worker tries to bind
+// the streams and buckets.
+const fleetBindAttempts = 5
 
 // fleetConnectTimeout bounds a simulated worker's connection attempts.
 const fleetConnectTimeout = 2 * time.Minute

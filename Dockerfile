@@ -43,9 +43,12 @@ ENTRYPOINT []
 # taskwire as Airflow's executor (docker-compose.airflow.yml): Apache
 # Airflow's own image, pinned as scripts/airflow-env.sh pins it, plus the
 # taskwire-airflow package (TaskwireExecutor for the scheduler, the workload
-# runner for workers) and taskwire's worker binary, so the same image runs
+# runner for workers), the taskwire Python SDK (the worker's prefork zygote,
+# taskwire.prefork, which forks each workload from a process that imported
+# Airflow once) and taskwire's worker binary, so the same image runs
 # Airflow's services and the taskwire workers that run Airflow's tasks.
 FROM apache/airflow:3.3.2-python3.11 AS airflow
 COPY --from=build /out/worker /usr/local/bin/
 COPY --chown=airflow:root integrations/airflow /opt/taskwire/integrations/airflow
-RUN pip install --no-cache-dir --no-deps /opt/taskwire/integrations/airflow
+COPY --chown=airflow:root sdk/python /opt/taskwire/sdk/python
+RUN pip install --no-cache-dir --no-deps /opt/taskwire/integrations/airflow /opt/taskwire/sdk/python

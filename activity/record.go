@@ -42,6 +42,12 @@ type Trigger struct {
 	Try  int    `json:"try,omitempty"`
 	// DeferredAt is when the executor accepted the deferral.
 	DeferredAt time.Time `json:"deferred_at,omitzero"`
+	// Token is the trigger token of an "airflow" trigger (one the Python
+	// trigger runtime runs): read-only access to connections, variables
+	// and its DAG run's XComs while its task waits deferred on it. It is
+	// set only on the copy published to the triggerers, never in the
+	// task-instance record.
+	Token string `json:"token,omitempty"`
 }
 
 // TaskInstance is the executor's record of a task instance, stored in the

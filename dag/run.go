@@ -154,6 +154,9 @@ type TaskRun struct {
 	// task that is not mapped, there is one instance with map index -1.
 	Expanded  bool       `json:"x,omitempty"`
 	Instances []Instance `json:"i"`
+	// Skips are map indexes a SkipDownstream named before the task was
+	// expanded (map index → reason): the expansion makes them skipped.
+	Skips map[int]string `json:"sk,omitempty"`
 }
 
 // Instance is one task instance in a run record. Its State is StateNone
@@ -395,7 +398,11 @@ func (r *Run) expand(d *DAG, t *Task, tr *TaskRun, src ExpandSource) {
 	tr.Instances = make([]Instance, len(values))
 	for i, v := range values {
 		tr.Instances[i] = Instance{MapIndex: i, Param: v}
+		if reason, ok := tr.Skips[i]; ok {
+			tr.Instances[i].State, tr.Instances[i].Reason = activity.StateSkipped, reason
+		}
 	}
+	tr.Skips = nil
 }
 
 func describe(v any) string {
@@ -586,7 +593,7 @@ func (r *Run) Clear(d *DAG, taskIDs []string, downstream bool, now time.Time) (i
 			try = max(try, in.Try)
 		}
 		n += len(tr.Instances)
-		tr.Expanded = false
+		tr.Expanded, tr.Skips = false, nil
 		tr.Instances = []Instance{{MapIndex: -1, Try: try}}
 	}
 	now = now.UTC()
@@ -652,13 +659,16 @@ func (d *DAG) topoOrder() []*Task {
 	return out
 }
 
-// SkipDownstream skips the undecided instances of taskIDs, which must be
+// SkipDownstream skips the undecided instances of tasks, which must be
 // tasks downstream of from (Airflow's SkipDownstreamTasks, sent by a
 // running short-circuit or branch operator): their trigger rules then see
-// them skipped. Instances already decided are left as they are. It returns
-// how many instances it skipped; a task that is not downstream of from is
-// ErrNotFound.
-func (r *Run) SkipDownstream(d *DAG, from string, taskIDs []string, now time.Time) (int, error) {
+// them skipped. A Ref with map index -1 names every instance of its task;
+// one with a map index names that instance only: of a mapped task not
+// expanded yet, the index is remembered and skipped at the expansion; of
+// a task that is not mapped, it names nothing. Instances already decided
+// are left as they are. It returns how many instances it skipped (or
+// marked to skip); a task that is not downstream of from is ErrNotFound.
+func (r *Run) SkipDownstream(d *DAG, from string, tasks []Ref, now time.Time) (int, error) {
 	down := map[string]bool{from: true}
 	for changed := true; changed; {
 		changed = false
@@ -674,19 +684,37 @@ func (r *Run) SkipDownstream(d *DAG, from string, taskIDs []string, now time.Tim
 			}
 		}
 	}
-	for _, id := range taskIDs {
-		if id == from || !down[id] || r.Tasks[id] == nil {
+	for _, ref := range tasks {
+		if id := ref.TaskID; id == from || !down[id] || r.Tasks[id] == nil {
 			return 0, fmt.Errorf("%w: task %q is not downstream of %s in dag %s", ErrNotFound, id, from, r.DagID)
+		}
+		if ref.MapIndex < -1 {
+			return 0, fmt.Errorf("%w: task %q map_index %d: want -1 or more", ErrNotFound, ref.TaskID, ref.MapIndex)
 		}
 	}
 	n := 0
-	for _, id := range taskIDs {
-		tr := r.Tasks[id]
-		for i := range tr.Instances {
-			if in := &tr.Instances[i]; in.State == StateNone {
-				in.State, in.Reason = activity.StateSkipped, "skipped by "+from
+	reason := "skipped by " + from
+	for _, ref := range tasks {
+		tr := r.Tasks[ref.TaskID]
+		t := d.Task(ref.TaskID)
+		if ref.MapIndex >= 0 && t != nil && t.Mapped() && !tr.Expanded &&
+			len(tr.Instances) == 1 && tr.Instances[0].State == StateNone {
+			if _, ok := tr.Skips[ref.MapIndex]; !ok {
+				if tr.Skips == nil {
+					tr.Skips = map[int]string{}
+				}
+				tr.Skips[ref.MapIndex] = reason
 				n++
 			}
+			continue
+		}
+		for i := range tr.Instances {
+			in := &tr.Instances[i]
+			if in.State != StateNone || ref.MapIndex >= 0 && in.MapIndex != ref.MapIndex {
+				continue
+			}
+			in.State, in.Reason = activity.StateSkipped, reason
+			n++
 		}
 	}
 	if n > 0 {

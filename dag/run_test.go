@@ -3,6 +3,7 @@ package dag
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -252,11 +253,11 @@ func TestSkipDownstream(t *testing.T) {
 	r := NewRun(d, 1, "r1", RunTypeManual, t0, nil, t0)
 	r.Evaluate(d, nil, t0)
 	for _, bad := range [][]string{{"a"}, {"nope"}, {"b", "a"}} {
-		if _, err := r.SkipDownstream(d, "b", bad, t0); !errors.Is(err, ErrNotFound) {
+		if _, err := r.SkipDownstream(d, "b", whole(bad...), t0); !errors.Is(err, ErrNotFound) {
 			t.Errorf("skip %v from b: %v, want ErrNotFound", bad, err)
 		}
 	}
-	if n, err := r.SkipDownstream(d, "a", []string{"b", "c", "e"}, t0); err != nil || n != 3 {
+	if n, err := r.SkipDownstream(d, "a", whole("b", "c", "e"), t0); err != nil || n != 3 {
 		t.Fatalf("skip b, c, e from a: %d, %v", n, err)
 	}
 	if in := r.Instance("b", -1); in.State != activity.StateSkipped || in.Reason != "skipped by a" {
@@ -271,8 +272,78 @@ func TestSkipDownstream(t *testing.T) {
 	if refs(ev.Ready) != "d" {
 		t.Errorf("ready %v, want d", refs(ev.Ready))
 	}
-	if n, err := r.SkipDownstream(d, "a", []string{"b"}, t0); err != nil || n != 0 {
+	if n, err := r.SkipDownstream(d, "a", whole("b"), t0); err != nil || n != 0 {
 		t.Errorf("skip again: %d, %v, want 0 (decided already)", n, err)
+	}
+}
+
+func whole(ids ...string) []Ref {
+	out := make([]Ref, len(ids))
+	for i, id := range ids {
+		out[i] = Ref{TaskID: id, MapIndex: -1}
+	}
+	return out
+}
+
+// SkipDownstream with map indexes (SkipDownstreamTasks' [task_id,
+// map_index] pairs): a mapped task not expanded yet remembers the index
+// (through the record's encoding) and its expansion skips that instance
+// only; an expanded one skips the named instance only; a pair with -1
+// skips the whole task, and a map index of a task that is not mapped
+// names nothing.
+func TestSkipDownstreamMapIndex(t *testing.T) {
+	t.Parallel()
+	d := mustParse(t, `dag_id: m
+tasks:
+  - {task_id: a, queue: q, command: [true], expand: {x: [1, 2, 3]}}
+  - {task_id: b, queue: q, command: [true], depends_on: [a], expand: {x: [1, 2, 3]}}
+  - {task_id: c, queue: q, command: [true], depends_on: [a]}
+  - {task_id: d, queue: q, command: [true], depends_on: [a], expand: {x: [1, 2, 3]}}
+`)
+	r := NewRun(d, 1, "r1", RunTypeManual, t0, nil, t0)
+	r.Evaluate(d, nil, t0)
+	if n, err := r.SkipDownstream(d, "a", []Ref{{"b", 1}, {"c", 2}, {"b", 1}}, t0); err != nil || n != 1 {
+		t.Fatalf("skip b[1], c[2] from a: %d, %v, want 1 (b[1] marked; c is not mapped)", n, err)
+	}
+	if _, err := r.SkipDownstream(d, "a", []Ref{{"b", -2}}, t0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("map index -2: %v, want ErrNotFound", err)
+	}
+	b, _ := r.Marshal()
+	r, err := UnmarshalRun(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		end(t, r, "a", i, activity.StateSuccess)
+	}
+	r.Evaluate(d, nil, t0)
+	got := map[string]activity.State{}
+	for _, id := range []string{"b", "c", "d"} {
+		for _, in := range r.Tasks[id].Instances {
+			got[fmt.Sprintf("%s[%d]", id, in.MapIndex)] = in.State
+		}
+	}
+	want := map[string]activity.State{"b[0]": StateScheduled, "b[1]": activity.StateSkipped, "b[2]": StateScheduled,
+		"c[-1]": StateScheduled, "d[0]": StateScheduled, "d[1]": StateScheduled, "d[2]": StateScheduled}
+	if !maps.Equal(got, want) {
+		t.Errorf("after the expansion: %v, want %v", got, want)
+	}
+	if in := r.Instance("b", 1); in.Reason != "skipped by a" {
+		t.Errorf("b[1] reason %q", in.Reason)
+	}
+	if len(r.Tasks["b"].Skips) != 0 {
+		t.Errorf("skips kept after the expansion: %v", r.Tasks["b"].Skips)
+	}
+	// Expanded: d[2] only; then the whole of b (what is undecided).
+	r2 := NewRun(d, 1, "r2", RunTypeManual, t0, nil, t0)
+	r2.Evaluate(d, nil, t0)
+	r2.Tasks["d"].Expanded = true
+	r2.Tasks["d"].Instances = []Instance{{MapIndex: 0}, {MapIndex: 1}, {MapIndex: 2}}
+	if n, err := r2.SkipDownstream(d, "a", []Ref{{"d", 2}, {"c", -1}}, t0); err != nil || n != 2 {
+		t.Fatalf("skip d[2], c: %d, %v", n, err)
+	}
+	if r2.Instance("d", 2).State != activity.StateSkipped || r2.Instance("d", 1).State != StateNone || r2.Instance("c", -1).State != activity.StateSkipped {
+		t.Errorf("d[1] %s d[2] %s c %s, want none, skipped, skipped", r2.Instance("d", 1).State, r2.Instance("d", 2).State, r2.Instance("c", -1).State)
 	}
 }
 

@@ -57,6 +57,13 @@ func (r *Run) Marshal() ([]byte, error) {
 		if tr.Expanded {
 			b = append(b, `"x":true,`...)
 		}
+		if len(tr.Skips) > 0 {
+			sk, err := json.Marshal(tr.Skips)
+			if err != nil {
+				return nil, err
+			}
+			b = append(append(append(b, `"sk":`...), sk...), ',')
+		}
 		b = append(b, `"i":[`...)
 		for j, in := range tr.Instances {
 			if j > 0 {

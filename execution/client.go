@@ -243,7 +243,7 @@ func (t *TaskClient) State(ctx context.Context, req StateRequest) error {
 
 // SkipDownstream skips tasks of the try's DAG run downstream of it (PATCH
 // task-instances/{id}/skip-downstream).
-func (t *TaskClient) SkipDownstream(ctx context.Context, tasks []string) error {
+func (t *TaskClient) SkipDownstream(ctx context.Context, tasks []SkipTask) error {
 	return t.do(ctx, "skip downstream", http.MethodPatch, t.tiPath("/skip-downstream"), SkipDownstreamRequest{Tasks: tasks}, nil)
 }
 

@@ -1,6 +1,8 @@
 package execution
 
 import (
+	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
@@ -61,9 +63,45 @@ type StateRequest struct {
 
 // SkipDownstreamRequest is the body of PATCH
 // task-instances/{id}/skip-downstream (Airflow's SkipDownstreamTasks):
-// the task ids of the run, downstream of the calling task, to skip.
+// the tasks of the run, downstream of the calling task, to skip.
 type SkipDownstreamRequest struct {
-	Tasks []string `json:"tasks"`
+	Tasks []SkipTask `json:"tasks"`
+}
+
+// SkipTask names what a SkipDownstreamRequest skips: every instance of
+// TaskID (MapIndex -1), or its instance MapIndex. On the wire, as in
+// Airflow's TISkippedDownstreamTasksStatePayload, it is a task id (the
+// whole task) or a [task_id, map_index] pair.
+type SkipTask struct {
+	TaskID   string
+	MapIndex int
+}
+
+// MarshalJSON writes a task id, or a pair when MapIndex is not -1.
+func (s SkipTask) MarshalJSON() ([]byte, error) {
+	if s.MapIndex == -1 {
+		return json.Marshal(s.TaskID)
+	}
+	return json.Marshal([]any{s.TaskID, s.MapIndex})
+}
+
+// UnmarshalJSON reads a task id or a [task_id, map_index] pair.
+func (s *SkipTask) UnmarshalJSON(b []byte) error {
+	var id string
+	if err := json.Unmarshal(b, &id); err == nil {
+		*s = SkipTask{TaskID: id, MapIndex: -1}
+		return nil
+	}
+	var pair []json.RawMessage
+	if err := json.Unmarshal(b, &pair); err != nil || len(pair) != 2 {
+		return errors.New("want a task id or a [task_id, map_index] pair")
+	}
+	var idx int
+	if json.Unmarshal(pair[0], &id) != nil || json.Unmarshal(pair[1], &idx) != nil {
+		return errors.New("want a [task_id, map_index] pair: a string and an integer")
+	}
+	*s = SkipTask{TaskID: id, MapIndex: idx}
+	return nil
 }
 
 // TaskStateResponse is the answer of GET task-instances/{id}/state.

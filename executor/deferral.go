@@ -37,6 +37,7 @@ func (e *Executor) deferTry(ti *activity.TaskInstance, req *execution.StateReque
 		return nil, err
 	}
 	t.ID, t.TIID, t.Try, t.DeferredAt = ti.ActivityID, ti.ID, ti.TryNumber, now.UTC()
+	t.Token = "" // minted at publish (publishTrigger), never stored
 	if ti.StartDate != nil {
 		ti.RunTime += activity.Duration(now.Sub(*ti.StartDate))
 	}
@@ -46,13 +47,35 @@ func (e *Executor) deferTry(ti *activity.TaskInstance, req *execution.StateReque
 
 // publishTrigger hands a deferred task's trigger to the triggerers. It is
 // idempotent within the duplicates window (the trigger id is the message
-// id), and a triggerer that gets a trigger already claimed ignores it.
+// id), and a triggerer that gets a trigger already claimed ignores it. An
+// "airflow" trigger goes with a trigger token (its Token; the record keeps
+// none).
 func (e *Executor) publishTrigger(ctx context.Context, t *activity.Trigger) error {
+	if t.Kind == trigger.KindAirflow {
+		tok, err := e.triggerToken(t)
+		if err != nil {
+			return err
+		}
+		c := *t
+		c.Token = tok
+		t = &c
+	}
 	data, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("encode trigger %s: %w", t.ID, err)
 	}
 	return e.q.PublishTrigger(ctx, t.ID, data)
+}
+
+// triggerToken mints t's trigger token: good for WorkloadTokenTTL or
+// until a minute past the trigger's timeout, whichever is later (and
+// refreshed when half spent on use), and only while t's task waits on t.
+func (e *Executor) triggerToken(t *activity.Trigger) (string, error) {
+	ttl := e.cfg.WorkloadTokenTTL
+	if t.Timeout > 0 {
+		ttl = max(ttl, t.DeferredAt.Add(time.Duration(t.Timeout)+time.Minute).Sub(e.now()))
+	}
+	return e.tokens.issue(audTrigger, t.TIID, t.Try, t.ID, ttl)
 }
 
 // republishDeferred publishes again the trigger of every deferred task at

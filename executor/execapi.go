@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/taskwire/taskwire/activity"
@@ -32,21 +33,35 @@ func (e *Executor) routeExecution(mux router) {
 // execAuth checks an execution token (acting for tiID when not empty) and
 // refreshes it through the Refreshed-API-Token header when half spent.
 func (e *Executor) execAuth(w http.ResponseWriter, r *http.Request, tiID string) (*claims, error) {
+	return e.authAs(w, r, tiID, false)
+}
+
+// authAs is execAuth, taking a trigger token too when trigger is set.
+func (e *Executor) authAs(w http.ResponseWriter, r *http.Request, tiID string, trigger bool) (*claims, error) {
 	raw := bearer(r)
 	if raw == "" {
 		return nil, fmt.Errorf("%w: missing bearer token", errUnauthorized)
 	}
 	c, err := e.tokens.verify(raw, audExecution, tiID)
+	aud, ttl := audExecution, e.cfg.ExecutionTokenTTL
+	if err != nil && trigger && errors.Is(err, ErrTokenInvalid) {
+		if tc, terr := e.tokens.verify(raw, audTrigger, tiID); terr == nil || !errors.Is(terr, ErrTokenInvalid) {
+			c, err, aud, ttl = tc, terr, audTrigger, e.cfg.WorkloadTokenTTL
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	if c.ExpiresAt != nil && c.ExpiresAt.Sub(e.now()) < e.cfg.ExecutionTokenTTL/2 {
-		if nt, err := e.tokens.issue(audExecution, c.Subject, c.Try, "", e.cfg.ExecutionTokenTTL); err == nil {
+	if c.ExpiresAt != nil && c.ExpiresAt.Sub(e.now()) < ttl/2 {
+		if nt, err := e.tokens.issue(aud, c.Subject, c.Try, c.Activity, ttl); err == nil {
 			w.Header().Set(execution.HeaderRefreshToken, nt)
 		}
 	}
 	return c, nil
 }
+
+// isTrigger reports whether c is a trigger token's.
+func (c *claims) isTrigger() bool { return slices.Contains(c.Audience, audTrigger) }
 
 // handleExecHealth is GET /execution/health, as Airflow's: no token; a
 // worker that lost the Execution API probes it to know when to pull again.
@@ -257,15 +272,23 @@ func (e *Executor) handleGetState(w http.ResponseWriter, r *http.Request) {
 
 // tryAuth checks an execution token as execAuth does, and that its try is
 // the task instance's current try and not over: a token of a try that
-// ended (or of an earlier try) reads and writes nothing (403).
-func (e *Executor) tryAuth(w http.ResponseWriter, r *http.Request) (*claims, *activity.TaskInstance, error) {
-	c, err := e.execAuth(w, r, "")
+// ended (or of an earlier try) reads and writes nothing (403). With read
+// set it takes a trigger token too: good while its task instance waits
+// deferred, at its try, on its trigger.
+func (e *Executor) tryAuth(w http.ResponseWriter, r *http.Request, read bool) (*claims, *activity.TaskInstance, error) {
+	c, err := e.authAs(w, r, "", read)
 	if err != nil {
 		return nil, nil, err
 	}
 	over := func(own *activity.TaskInstance) error {
 		if own.TryNumber != c.Try {
 			return fmt.Errorf("%w: token is for try %d; task instance %s is at try %d", ErrTokenForeign, c.Try, own.ID, own.TryNumber)
+		}
+		if c.isTrigger() {
+			if own.State != activity.StateDeferred || own.Trigger == nil || own.Trigger.ID != c.Activity {
+				return fmt.Errorf("%w: a trigger token of task instance %s is good while it waits deferred on trigger %s; it is %s", ErrTokenForeign, own.ID, c.Activity, own.State)
+			}
+			return nil
 		}
 		if own.State.Terminal() || own.State == activity.StateUpForRetry || own.State == activity.StateUpForReschedule {
 			return fmt.Errorf("%w: try %d of task instance %s is over (%s)", ErrTokenForeign, c.Try, own.ID, own.State)
@@ -291,7 +314,7 @@ func (e *Executor) tryAuth(w http.ResponseWriter, r *http.Request) (*claims, *ac
 }
 
 func (e *Executor) handleExecConnection(w http.ResponseWriter, r *http.Request) {
-	if _, _, err := e.tryAuth(w, r); err != nil {
+	if _, _, err := e.tryAuth(w, r, true); err != nil {
 		e.writeError(w, r, err)
 		return
 	}
@@ -304,7 +327,7 @@ func (e *Executor) handleExecConnection(w http.ResponseWriter, r *http.Request) 
 }
 
 func (e *Executor) handleExecVariable(w http.ResponseWriter, r *http.Request) {
-	if _, _, err := e.tryAuth(w, r); err != nil {
+	if _, _, err := e.tryAuth(w, r, r.Method == http.MethodGet); err != nil {
 		e.writeError(w, r, err)
 		return
 	}
@@ -319,7 +342,7 @@ func xcomKey(dag, run, task string, mapIndex int, key string) string {
 // handleXCom serves XComs. A task may read XComs of its own DAG run, and
 // write or delete only its own.
 func (e *Executor) handleXCom(w http.ResponseWriter, r *http.Request) {
-	_, own, err := e.tryAuth(w, r)
+	_, own, err := e.tryAuth(w, r, r.Method == http.MethodGet)
 	if err != nil {
 		e.writeError(w, r, err)
 		return

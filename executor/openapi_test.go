@@ -528,6 +528,7 @@ type schemaCmp struct {
 var (
 	timeType     = reflect.TypeFor[time.Time]()
 	durationType = reflect.TypeFor[activity.Duration]()
+	skipTaskType = reflect.TypeFor[execution.SkipTask]()
 	stateType    = reflect.TypeFor[activity.State]()
 	runTIType    = reflect.TypeFor[dag.RunTI]()
 )
@@ -576,6 +577,16 @@ func (c *schemaCmp) compare(where string, raw map[string]any, typ reflect.Type, 
 		wantType("string")
 		if c.request {
 			wantType("number") // a number of seconds is accepted too
+		}
+		return
+	case typ == skipTaskType:
+		// Its own JSON methods: a task id or a [task_id, map_index] pair.
+		var kinds []string
+		for _, o := range anySlice(sch["oneOf"]) {
+			kinds = append(kinds, schemaTypes(o.(map[string]any))...)
+		}
+		if !slices.Equal(kinds, []string{"string", "array"}) {
+			t.Errorf("%s: an execution.SkipTask wants oneOf a string and an array (a [task_id, map_index] pair), not %v", where, kinds)
 		}
 		return
 	case typ == stateType:

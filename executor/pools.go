@@ -98,7 +98,10 @@ type pools struct {
 	// active holds, by pool, the queued, running and deferred task
 	// instances of the pool as last seen.
 	active map[string]map[string]*activity.TaskInstance
-	dirty  map[string]bool
+	// waiting holds, by key, the instances of active that may be
+	// admitted (queued at a dispatch), in admission order.
+	waiting map[string]*waitlist
+	dirty   map[string]bool
 	// republished holds "id.dispatch" of the holders published again.
 	republished map[string]bool
 	// wasLimited holds the pools seen with a limit: when one has none any
@@ -110,12 +113,11 @@ type pools struct {
 	// admissionSamples times from there to the next admitted task's
 	// publish (admission latency).
 	freedAt   map[string]time.Time
-	latencies []time.Duration
-	// outbox holds the admitted task instances the publisher has yet to
-	// publish (the pass does not wait for the stream's acknowledgements:
-	// the next pass runs meanwhile); sent wakes the publisher.
-	outbox []outgoing
-	sent   chan struct{}
+	latencies []AdmissionSample
+	// acks takes the activities the passes published to the acker,
+	// which awaits their acknowledgements (the pass does not: the next
+	// pass runs meanwhile).
+	acks chan sentActivity
 	// gone holds, by id, the records that left the states holding a slot
 	// (seen by observe), so a holder is released even when its finished
 	// record is no longer in the store's cache (--record-cache); entries
@@ -130,6 +132,9 @@ type pools struct {
 type outgoing struct {
 	ti    *activity.TaskInstance
 	freed time.Time
+	// pass, cas and written are when the pass that admitted it began, sent
+	// its successful write and had it acknowledged (the sample's steps).
+	pass, cas, written time.Time
 }
 
 // goneRecord is a record seen leaving its pools' active states.
@@ -144,9 +149,9 @@ const admissionSamples = 10_000
 func newPools(kv queue.Bucket, s *store, log *slog.Logger) *pools {
 	return &pools{
 		kv: kv, log: log, store: s, now: func() time.Time { return time.Now().UTC() },
-		recs: map[string]cachedPool{}, active: map[string]map[string]*activity.TaskInstance{},
+		recs: map[string]cachedPool{}, active: map[string]map[string]*activity.TaskInstance{}, waiting: map[string]*waitlist{},
 		dirty: map[string]bool{}, republished: map[string]bool{}, wasLimited: map[string]bool{}, freedAt: map[string]time.Time{}, kick: make(chan struct{}, 1),
-		sent: make(chan struct{}, 1), gone: map[string]goneRecord{},
+		acks: make(chan sentActivity, 1024), gone: map[string]goneRecord{},
 	}
 }
 
@@ -241,6 +246,7 @@ func (p *pools) observe(ti *activity.TaskInstance) {
 	for _, key := range limitKeys(ti) {
 		m := p.active[key]
 		prev, had := m[ti.ID]
+		p.index(key, prev, had, ti, active)
 		switch {
 		case active:
 			if m == nil {
@@ -274,11 +280,31 @@ func (p *pools) observe(ti *activity.TaskInstance) {
 	}
 }
 
+// index keeps key's waitlist: prev (when had) was the record indexed,
+// ti the one replacing it (when active). Call with mu held.
+func (p *pools) index(key string, prev *activity.TaskInstance, had bool, ti *activity.TaskInstance, active bool) {
+	wl := p.waiting[key]
+	if had && wl != nil && mayWait(prev) {
+		wl.remove(prev)
+	}
+	if active && mayWait(ti) {
+		if wl == nil {
+			wl = &waitlist{}
+			p.waiting[key] = wl
+		}
+		wl.add(ti)
+	}
+	if wl != nil && wl.len() == 0 {
+		delete(p.waiting, key)
+	}
+}
+
 // forget drops a deleted record from the index.
 func (p *pools) forget(id string) {
 	p.mu.Lock()
 	for name, m := range p.active {
-		if _, ok := m[id]; ok {
+		if ti, ok := m[id]; ok {
+			p.index(name, ti, true, nil, false)
 			delete(m, id)
 			p.dirty[name] = true
 		}
@@ -398,7 +424,7 @@ func (p *pools) run(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		p.publisher(ctx)
+		p.acker(ctx)
 	}()
 	t := time.NewTicker(poolAdmissionPoll)
 	defer t.Stop()
@@ -469,7 +495,7 @@ func (p *pools) pass(ctx context.Context, name string) error {
 		// No limit any more: publish what waited (and may go now).
 		for _, ti := range tis {
 			if ti.State == activity.StateQueued && ti.Dispatch > 0 {
-				p.publishOne(ctx, ti)
+				p.send(ctx, outgoing{ti: ti})
 			}
 		}
 	}
@@ -480,6 +506,7 @@ func (p *pools) pass(ctx context.Context, name string) error {
 		return nil // a pool that does not exist: its tasks wait
 	}
 	rev := c.rev // 0: a task key's record is created by its first pass
+	began := time.Now()
 	for attempt := 0; ; attempt++ {
 		next, admitted, changed := p.admit(name, rec)
 		if !changed {
@@ -491,21 +518,29 @@ func (p *pools) pass(ctx context.Context, name string) error {
 			return err
 		}
 		var nrev uint64
+		sent := time.Now()
 		if rev == 0 {
 			nrev, err = p.kv.Create(ctx, name, b)
 		} else {
 			nrev, err = p.kv.Update(ctx, name, b, rev)
 		}
 		if err == nil {
+			written := time.Now()
 			p.remember(name, next, nrev)
 			wake := false
 			for _, ti := range admitted {
+				if c, ok := p.store.cached(ti.ID); ok && (c.ti.State != activity.StateQueued || c.ti.Dispatch != ti.Dispatch) {
+					// Cancelled, cleared or run meanwhile: its record's
+					// change set off the pass that releases it.
+					continue
+				}
 				if p.mayPublish(ti) {
 					o := outgoing{ti: ti}
 					if wasFreed {
 						o.freed, wasFreed = freed, false
+						o.pass, o.cas, o.written = began, sent, written
 					}
-					p.enqueue(o)
+					p.send(ctx, o)
 					continue
 				}
 				// Its next key's pass admits it further.
@@ -542,7 +577,18 @@ func (p *pools) pass(ctx context.Context, name string) error {
 	}
 }
 
-func (p *pools) sample(d time.Duration) {
+// AdmissionSample is one admission latency (slot freed → the next task's
+// activity published and acknowledged by the stream) and its steps, in
+// order: Wake, from the record's end seen to the admission pass
+// beginning (a pass under way finishes first); Pass, from there to the
+// successful write of the pool record sent (reading the waiting tasks,
+// earlier conflicting writes); Write, that write's round trip; Publish,
+// from there to the activity's acknowledgement.
+type AdmissionSample struct {
+	Total, Wake, Pass, Write, Publish time.Duration
+}
+
+func (p *pools) sample(d AdmissionSample) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.latencies) >= admissionSamples {
@@ -553,7 +599,7 @@ func (p *pools) sample(d time.Duration) {
 
 // admissionLatencies returns the admission latencies sampled (oldest
 // first) and forgets them.
-func (p *pools) admissionLatencies() []time.Duration {
+func (p *pools) admissionLatencies() []AdmissionSample {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := p.latencies
@@ -585,27 +631,12 @@ func (p *pools) admit(key string, rec *poolRecord) (*poolRecord, []*activity.Tas
 		next.Holders[id] = h
 	}
 	if !strings.HasPrefix(key, taskKeyPrefix) && next.Slots-next.occupied() <= 0 {
-		return &next, nil, changed // no room: the waiting need not be sorted
+		return &next, nil, changed // no room: the waiting need not be read
 	}
-	// The waiting instances are read after the holders were judged: a
-	// task seen ended above was seen after every instance queued before it
-	// ended (the store tells the index of a record after caching it), so
-	// none of those is missed. In admission order: highest weight, then
-	// first queued.
-	tis := p.indexed(key)
-	sort.Slice(tis, func(i, j int) bool {
-		a, b := tis[i], tis[j]
-		if a.PriorityWeight != b.PriorityWeight {
-			return a.PriorityWeight > b.PriorityWeight
-		}
-		if a.QueuedAt != nil && b.QueuedAt != nil && !a.QueuedAt.Equal(*b.QueuedAt) {
-			return a.QueuedAt.Before(*b.QueuedAt)
-		}
-		return a.ID < b.ID
-	})
 	if strings.HasPrefix(key, taskKeyPrefix) {
 		// The bound is the task's, as its newest instance says.
 		var newest *activity.TaskInstance
+		tis := p.indexed(key)
 		for _, ti := range tis {
 			if ti.QueuedAt != nil && (newest == nil || newest.QueuedAt.Before(*ti.QueuedAt)) {
 				newest = ti
@@ -619,11 +650,27 @@ func (p *pools) admit(key string, rec *poolRecord) (*poolRecord, []*activity.Tas
 		}
 	}
 	open := next.Slots - next.occupied()
+	// The waiting instances are read after the holders were judged: a
+	// task seen ended above was seen after every instance queued before it
+	// ended (the store tells the index of a record after caching it), so
+	// none of those is missed. They are kept in admission order (highest
+	// weight, then first queued: waitlist); the first few suffice, but
+	// when tasks that need more slots than are open stand in front (or
+	// wait for another key): then all of them.
+	tis, all := p.waitingFirst(key, len(next.Holders)+open+32)
 	var admitted []*activity.TaskInstance
-	for _, ti := range tis {
-		if open <= 0 {
-			break
+	for i := 0; open > 0; i++ {
+		if i == len(tis) {
+			if all {
+				break
+			}
+			// Again over all of them (those passed over are again).
+			tis, all = p.waitingFirst(key, -1)
+			if i = 0; len(tis) == 0 {
+				break
+			}
 		}
+		ti := tis[i]
 		if ti.State != activity.StateQueued || ti.Dispatch == 0 {
 			continue
 		}
@@ -664,6 +711,30 @@ func (p *pools) holderRecord(id string) (*activity.TaskInstance, bool) {
 	defer p.mu.Unlock()
 	g, ok := p.gone[id]
 	return g.ti, ok
+}
+
+// waitingFirst returns the first n instances waiting under key (all of
+// them when n < 0), in admission order; all says there are no more.
+func (p *pools) waitingFirst(key string, n int) (tis []*activity.TaskInstance, all bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	wl := p.waiting[key]
+	if wl == nil {
+		return nil, true
+	}
+	if n < 0 || n >= wl.len() {
+		return wl.appendTo(make([]*activity.TaskInstance, 0, wl.len())), true
+	}
+	tis = make([]*activity.TaskInstance, 0, n)
+	for _, e := range wl.es {
+		if len(tis) == n {
+			break
+		}
+		if e.ti != nil {
+			tis = append(tis, e.ti)
+		}
+	}
+	return tis, false
 }
 
 // indexed returns the active instances under key.
@@ -714,68 +785,26 @@ func (p *pools) republish(ctx context.Context, rec *poolRecord) {
 		}
 		p.mu.Unlock()
 		if !done {
-			p.publishOne(ctx, c.ti)
+			p.send(ctx, outgoing{ti: c.ti})
 		}
 	}
 }
 
-func (p *pools) publishOne(_ context.Context, ti *activity.TaskInstance) {
-	p.enqueue(outgoing{ti: ti})
-}
-
-// enqueue hands an admitted task instance to the publisher.
-func (p *pools) enqueue(o outgoing) {
-	p.mu.Lock()
-	p.outbox = append(p.outbox, o)
-	p.mu.Unlock()
+// send publishes an admitted task instance's activity without waiting for
+// the stream's acknowledgement, which the acker awaits: the pass goes on
+// at once (the next CAS never waits for a publish), and no goroutine
+// hand-off stands between the CAS and the publish. A publish that fails,
+// or is not acknowledged, is published again by the scan (the executor's
+// publish function records it in unpublished).
+func (p *pools) send(ctx context.Context, o outgoing) {
+	wait, err := p.publish(ctx, o.ti)
+	if err != nil {
+		p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", o.ti.ID, "err", err)
+		return
+	}
 	select {
-	case p.sent <- struct{}{}:
-	default:
-	}
-}
-
-// publisher publishes the admitted task instances until ctx ends, each as
-// soon as it is handed over, without waiting for the acknowledgements of
-// those sent before it (acker awaits them, in order): the admission
-// passes never wait for a publish, nor a publish for another's round
-// trip. (What ctx's end leaves unpublished, holders queued at their
-// dispatch, is published again by the passes of a replica after
-// poolRepublishAfter.)
-func (p *pools) publisher(ctx context.Context) {
-	acks := make(chan sentActivity, 1024)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer close(acks)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		p.acker(ctx, acks)
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.sent:
-		}
-		p.mu.Lock()
-		out := p.outbox
-		p.outbox = nil
-		p.mu.Unlock()
-		for _, o := range out {
-			if !p.mayPublish(o.ti) {
-				continue
-			}
-			wait, err := p.publish(ctx, o.ti)
-			if err != nil {
-				p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", o.ti.ID, "err", err)
-				continue
-			}
-			select {
-			case acks <- sentActivity{o, wait}:
-			case <-ctx.Done():
-				return
-			}
-		}
+	case p.acks <- sentActivity{o, wait}:
+	case <-ctx.Done():
 	}
 }
 
@@ -786,10 +815,16 @@ type sentActivity struct {
 	wait func() error
 }
 
-// acker awaits the acknowledgements of the activities the publisher sent
-// and samples the admission latencies, until acks is closed.
-func (p *pools) acker(ctx context.Context, acks <-chan sentActivity) {
-	for s := range acks {
+// acker awaits the acknowledgements of the activities the passes sent
+// and samples the admission latencies, until ctx ends.
+func (p *pools) acker(ctx context.Context) {
+	for {
+		var s sentActivity
+		select {
+		case s = <-p.acks:
+		case <-ctx.Done():
+			return
+		}
 		if err := s.wait(); err != nil {
 			if ctx.Err() == nil {
 				p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", s.ti.ID, "err", err)
@@ -797,7 +832,9 @@ func (p *pools) acker(ctx context.Context, acks <-chan sentActivity) {
 			continue
 		}
 		if !s.freed.IsZero() {
-			p.sample(time.Since(s.freed))
+			now := time.Now()
+			p.sample(AdmissionSample{Total: now.Sub(s.freed), Wake: s.pass.Sub(s.freed), Pass: s.cas.Sub(s.pass),
+				Write: s.written.Sub(s.cas), Publish: now.Sub(s.written)})
 		}
 	}
 }

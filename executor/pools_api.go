@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/taskwire/taskwire/activity"
 )
@@ -113,9 +112,10 @@ func (e *Executor) Pools() []activity.Pool {
 
 // AdmissionLatencies returns, and forgets, the admission latencies this
 // executor measured: from its record watch (or its own write) showing a
-// task give back its slots to the publish of the next task it admitted in
-// that slot (at most the last 10,000). For the bench.
-func (e *Executor) AdmissionLatencies() []time.Duration { return e.pools.admissionLatencies() }
+// task give back its slots to the acknowledged publish of the next task
+// it admitted in that slot, with their steps (at most the last 10,000).
+// For the bench.
+func (e *Executor) AdmissionLatencies() []AdmissionSample { return e.pools.admissionLatencies() }
 
 func (e *Executor) handlePools(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"pools": e.Pools()})

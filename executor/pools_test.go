@@ -2,9 +2,11 @@ package executor
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -532,4 +534,78 @@ func TestPoolWithSmallRecordCache(t *testing.T) {
 		f.end(act.TI.ID, tok)
 	}
 	f.waitPool("one", func(p activity.Pool) bool { return p.Occupied == 0 && p.Waiting == 0 })
+}
+
+// A task that needs fewer slots is admitted past any number of waiting
+// tasks that need more than are open, however many stand in front of it
+// (the pass reads the first few waiting, then all of them).
+func TestPoolSmallTaskPassesBigOnes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	f.setPool("p", 2, false)
+	f.waitPool("p", func(p activity.Pool) bool { return p.Slots == 2 })
+	first := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "p"})
+	act := f.tryTake("q", 5*time.Second)
+	if act == nil || act.TI.ID != first.ID {
+		t.Fatalf("first activity %+v, want %s", act, first.ID)
+	}
+	tok := f.start(act)
+	high, low := 10, 1
+	var bigs []string
+	for range 60 {
+		bigs = append(bigs, f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "p", PoolSlots: 2, PriorityWeight: &high}).ID)
+	}
+	small := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "p", PriorityWeight: &low})
+	act = f.tryTake("q", 5*time.Second)
+	if act == nil || act.TI.ID != small.ID {
+		t.Fatalf("activity %+v, want the one-slot task %s (1 slot open)", act, small.ID)
+	}
+	if act := f.tryTake("q", 300*time.Millisecond); act != nil {
+		t.Fatalf("an activity beyond the pool's slots: %s", act.TI.ID)
+	}
+	f.end(act.TI.ID, f.start(act))
+	f.end(first.ID, tok)
+	// Both slots open: the first two-slot task, alone.
+	if got := f.takeN("q", 1); len(got) != 1 || got[0].TI.ID != bigs[0] {
+		t.Fatalf("after both ended: %d activities, want the first two-slot task alone", len(got))
+	}
+}
+
+// An executor that stops between a task's admission (the pool record
+// written) and its publish leaves a holder: a replica started on the
+// cluster publishes it at once (not after poolRepublishAfter), and once.
+func TestPoolAdmittedUnpublishedAfterRestart(t *testing.T) {
+	t.Parallel()
+	var dropped atomic.Int32
+	a := newFixture(t, queue.Config{}, Config{}, func(e *Executor) {
+		// Dies after its CAS: nothing it admits is sent.
+		e.pools.publish = func(context.Context, *activity.TaskInstance) (func() error, error) {
+			dropped.Add(1)
+			return func() error { return nil }, nil
+		}
+	})
+	a.setPool("p", 1, false)
+	a.waitPool("p", func(p activity.Pool) bool { return p.Slots == 1 })
+	ti := a.submit(activity.TaskSpec{Queue: "q", Entrypoint: poolCmd, Pool: "p"})
+	a.waitPool("p", func(p activity.Pool) bool { return p.Queued == 1 && p.Occupied == 1 })
+	if act := a.tryTake("q", 300*time.Millisecond); act != nil || dropped.Load() == 0 {
+		t.Fatalf("activity %+v, %d dropped: want the admission's publish dropped", act, dropped.Load())
+	}
+	if err := a.ex.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := startOn(t, a.q, Config{})
+	began := time.Now()
+	act := b.tryTake("q", 5*time.Second)
+	if act == nil || act.TI.ID != ti.ID {
+		t.Fatalf("activity %+v after the restart, want %s", act, ti.ID)
+	}
+	if d := time.Since(began); d >= poolRepublishAfter {
+		t.Errorf("published %v after the restart", d)
+	}
+	b.end(ti.ID, b.start(act))
+	if act := b.tryTake("q", 300*time.Millisecond); act != nil {
+		t.Fatalf("a second copy: %+v", act)
+	}
+	b.waitPool("p", func(p activity.Pool) bool { return p.Occupied == 0 })
 }

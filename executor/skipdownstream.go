@@ -19,9 +19,12 @@ func checkSkipDownstream(req *execution.SkipDownstreamRequest) error {
 	if len(req.Tasks) > maxSkipTasks {
 		return badRequest("tasks: %d task ids, at most %d", len(req.Tasks), maxSkipTasks)
 	}
-	for i, id := range req.Tasks {
-		if id == "" {
+	for i, st := range req.Tasks {
+		if st.TaskID == "" {
 			return badRequest("tasks[%d]: empty task id", i)
+		}
+		if st.MapIndex < -1 {
+			return badRequest("tasks[%d]: map_index %d: want -1 (the whole task) or more", i, st.MapIndex)
 		}
 	}
 	return nil
@@ -63,6 +66,10 @@ func (e *Executor) handleSkipDownstream(w http.ResponseWriter, r *http.Request) 
 		e.writeError(w, r, err)
 		return
 	}
+	refs := make([]dag.Ref, len(req.Tasks))
+	for i, st := range req.Tasks {
+		refs[i] = dag.Ref{TaskID: st.TaskID, MapIndex: st.MapIndex}
+	}
 	skipped := 0
 	_, err = ds.store.Runs().Mutate(r.Context(), queue.DagRunKey(ti.DagID, ti.DagRun.RunID), func(old []byte) ([]byte, error) {
 		if old == nil {
@@ -76,7 +83,7 @@ func (e *Executor) handleSkipDownstream(w http.ResponseWriter, r *http.Request) 
 		if err != nil {
 			return nil, err
 		}
-		if skipped, err = run.SkipDownstream(d, ti.TaskID, req.Tasks, e.now()); err != nil {
+		if skipped, err = run.SkipDownstream(d, ti.TaskID, refs, e.now()); err != nil {
 			if errors.Is(err, dag.ErrNotFound) {
 				return nil, badRequest("tasks: %v", err)
 			}

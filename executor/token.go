@@ -18,10 +18,14 @@ import (
 )
 
 // Token audiences: a workload token is good only for …/run; an execution
-// token for everything else a task try does.
+// token for everything else a task try does; a trigger token (of a
+// trigger the Python trigger runtime runs) for reading connections,
+// variables and the XComs of its DAG run while its task waits deferred on
+// that trigger.
 const (
 	audWorkload  = "taskwire:workload"
 	audExecution = "taskwire:execution"
+	audTrigger   = "taskwire:trigger"
 	issuer       = "taskwire-executor"
 )
 

@@ -12,9 +12,9 @@ import (
 // time from Airflow's scheduler queueing a task instance (queued_when) to
 // its task process starting (start_date, sent by Airflow's supervisor as the
 // process starts), under TaskwireExecutor and under Airflow's LocalExecutor,
-// on the same machine with the same parallelism. TaskwireExecutor runs with
-// its worker handing each workload to a fork server (taskwire), and with the
-// worker forking each workload from its prefork zygote (taskwire-prefork).
+// on the same machine with the same parallelism. TaskwireExecutor's worker
+// forks each workload from its prefork zygote (taskwire-prefork), configured
+// as docker-compose.airflow.yml's worker (integrations/airflow/worker.yaml).
 // The Edge executor's workers poll every 5 s by default: that is the
 // reference.
 //
@@ -22,7 +22,7 @@ import (
 func BenchmarkAirflowQueuedToStart(b *testing.B) {
 	const parallelism = 8
 	venv := airflowVenv(b)
-	for _, executor := range []string{"taskwire", "taskwire-prefork", "local"} {
+	for _, executor := range []string{"taskwire-prefork", "local"} {
 		b.Run(executor, func(b *testing.B) {
 			c := newCluster(b, clusterOpts{logLevel: "warn", zombieThreshold: "30s"})
 			env := []string{fmt.Sprintf("AIRFLOW__CORE__PARALLELISM=%d", parallelism)}
@@ -30,12 +30,7 @@ func BenchmarkAirflowQueuedToStart(b *testing.B) {
 				env = append(env, "AIRFLOW__CORE__EXECUTOR=LocalExecutor")
 			}
 			af := startAirflow(b, venv, c.apiURL, env...)
-			switch executor {
-			case "taskwire":
-				fenv, _ := af.startForkserver("forkserver")
-				c.startWorker(workerOpts{name: "worker", queues: "default", concurrency: parallelism,
-					env: fenv, extra: []string{"--log-level", "warn"}})
-			case "taskwire-prefork":
+			if executor == "taskwire-prefork" {
 				w := c.startWorker(workerOpts{name: "worker", queues: "default", concurrency: parallelism,
 					env: af.workerEnv(), config: af.preforkConfig("worker", "default"), extra: []string{"--log-level", "info"}})
 				waitZygote(b, w)
@@ -59,7 +54,7 @@ func BenchmarkAirflowQueuedToStart(b *testing.B) {
 				for i, name := range []string{
 					"Airflow queued → taskwire queued (scheduler loop, executor heartbeat, submit)",
 					"taskwire queued → worker started it (JetStream dispatch, claim)",
-					"worker started it → Airflow's supervisor started the task process (fork server or zygote, supervisor)",
+					"worker started it → Airflow's supervisor started the task process (zygote's fork, supervisor)",
 				} {
 					b.Logf("  %s: p50 %.0f ms, p99 %.0f ms", name, ms(quantile(parts[i], 0.5)), ms(quantile(parts[i], 0.99)))
 				}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"gopkg.in/yaml.v3"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
@@ -185,80 +186,53 @@ func (a *airflow) start(name string, args ...string) *testbin.Proc {
 	return testbin.Start(a.t, name, filepath.Join(a.venv, "bin", "airflow"), a.env, args...)
 }
 
-// startForkserver starts a taskwire_airflow fork server (Airflow imported
-// once, a fork per workload) and returns the worker environment that sends
-// workloads to it, and the server.
-func (a *airflow) startForkserver(name string) ([]string, *testbin.Proc) {
-	a.t.Helper()
-	sock := filepath.Join(a.dir, name+".sock")
-	p := testbin.Start(a.t, name, filepath.Join(a.venv, "bin", "python"), a.workerEnv(),
-		"-m", "taskwire_airflow.forkserver", "--socket", sock)
-	testbin.Eventually(a.t, 3*time.Minute, name+" ready", func() bool {
-		select {
-		case <-p.Done():
-			a.t.Fatalf("%s exited: %v\n%s", name, p.Err(), p.Output())
-		default:
-		}
-		return strings.Contains(p.Output(), "ready on")
-	})
-	return append(a.workerEnv(), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock), p
-}
-
-// preforkConfig writes a worker.yaml serving queue with the command
-// runtime whose workloads (python3 -m taskwire_airflow.run) are forked
-// from the worker's prefork zygote, which imported Airflow's runner.
+// preforkConfig writes a worker.yaml serving queue as
+// integrations/airflow/worker.yaml (docker-compose.airflow.yml's worker)
+// serves its "airflow" queue: the command runtime whose workloads (python -m
+// taskwire_airflow.run) are forked from the worker's prefork zygote, which
+// imported Airflow's runner. Only the python, the module path (this
+// checkout's packages) and a short restart delay are the test's.
 func (a *airflow) preforkConfig(name, queue string) string {
 	a.t.Helper()
 	root := repoRoot(a.t)
+	raw, err := os.ReadFile(filepath.Join(root, "integrations", "airflow", "worker.yaml"))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	var doc struct {
+		Queues map[string]map[string]any `yaml:"queues"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		a.t.Fatal(err)
+	}
+	q := doc.Queues["airflow"]
+	pf, _ := q["prefork"].(map[string]any)
+	if pf == nil {
+		a.t.Fatalf("integrations/airflow/worker.yaml: the airflow queue has no prefork: %v", q)
+	}
+	pf["python"] = filepath.Join(a.venv, "bin", "python")
+	pf["env"] = map[string]string{"PYTHONPATH": filepath.Join(root, "integrations", "airflow", "src") +
+		string(os.PathListSeparator) + filepath.Join(root, "sdk", "python", "src")}
+	pf["restart_delay"] = "200ms"
+	out, err := yaml.Marshal(map[string]any{"queues": map[string]any{queue: q}})
+	if err != nil {
+		a.t.Fatal(err)
+	}
 	cfg := filepath.Join(a.dir, name+".yaml")
-	yaml := fmt.Sprintf("queues:\n  %s:\n    runtime: command\n    prefork:\n      python: %q\n"+
-		"      preload: [taskwire_airflow.run:preload, taskwire.airflow_runtime:preload]\n      modules: [taskwire_airflow.run]\n"+
-		"      env: {PYTHONPATH: %q}\n      restart_delay: 200ms\n",
-		queue, filepath.Join(a.venv, "bin", "python"),
-		filepath.Join(root, "integrations", "airflow", "src")+string(os.PathListSeparator)+filepath.Join(root, "sdk", "python", "src"))
-	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+	if err := os.WriteFile(cfg, out, 0o644); err != nil {
 		a.t.Fatal(err)
 	}
 	return cfg
 }
 
-// startForkserverWorker starts a worker serving queue whose worker.yaml
-// runs a taskwire_airflow fork server as a service (started, restarted
-// and stopped by the worker), and waits until the fork server is ready. It
-// returns the environment that sends workloads to that fork server, and
-// the worker (whose output holds the fork server's).
-func (a *airflow) startForkserverWorker(c *cluster, name, queue string) ([]string, *testbin.Proc) {
-	a.t.Helper()
-	sock := filepath.Join(a.dir, name+".sock")
-	cfg := filepath.Join(a.dir, name+".yaml")
-	yaml := fmt.Sprintf("queues:\n  %s: {runtime: command}\nservices:\n  airflow-forkserver:\n"+
-		"    command: [%q, -m, taskwire_airflow.forkserver, --socket, %q]\n    restart_delay: 200ms\n",
-		queue, filepath.Join(a.venv, "bin", "python"), sock)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
-		a.t.Fatal(err)
-	}
-	env := append(a.workerEnv(), "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET="+sock)
-	w := c.startWorker(workerOpts{name: name, queues: queue, concurrency: 4, config: cfg, env: env})
-	testbin.Eventually(a.t, 3*time.Minute, name+"'s fork server ready", func() bool {
-		select {
-		case <-w.Done():
-			a.t.Fatalf("%s exited: %v\n%s", name, w.Err(), w.Output())
-		default:
-		}
-		return strings.Contains(w.Output(), "ready on")
-	})
-	return env, w
-}
-
-// servicePid is the pid of the start-th start of a worker's service, from
-// the worker's log; 0 when it has not started that often.
-func servicePid(w *testbin.Proc, service string, start int) int {
-	re := regexp.MustCompile(`msg="service started" .*\bservice=` + regexp.QuoteMeta(service) + ` pid=(\d+) start=` + strconv.Itoa(start) + `\b`)
-	m := re.FindStringSubmatch(w.Output())
-	if m == nil {
+// zygotePid is the pid of the start-th start of a worker's prefork zygote
+// (its "prefork zygote ready" log line); 0 when it was not ready that often.
+func zygotePid(w *testbin.Proc, start int) int {
+	m := regexp.MustCompile(`msg="prefork zygote ready" .*\bpid=(\d+)`).FindAllStringSubmatch(w.Output(), -1)
+	if len(m) < start {
 		return 0
 	}
-	pid, _ := strconv.Atoi(m[1])
+	pid, _ := strconv.Atoi(m[start-1][1])
 	return pid
 }
 
@@ -487,18 +461,19 @@ func TestAirflowExecutor(t *testing.T) {
 		listen: freeAddrOn(t, router.HostAddr), operatorToken: token})
 	af := startAirflowOn(t, router.HostAddr, venv, c.apiURL, "AIRFLOW__TASKWIRE__TOKEN="+token,
 		"AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS=taskwire_airflow.log_config.LOGGING_CONFIG")
-	// The "default" and "kill" queues' workers hand workloads to a fork
-	// server, which the "default" queue's worker runs as a service of its
-	// worker.yaml; the "other" and "nat" queues' workers run each in a
-	// fresh process.
+	// The "default" and "kill" queues' workers fork each workload from their
+	// prefork zygote (configured as docker-compose.airflow.yml's worker);
+	// the "other" and "nat" queues' workers run each in a fresh process.
 	wenv := af.workerEnv()
-	_, wd := af.startForkserverWorker(c, "worker-default", "default")
+	wd := c.startWorker(workerOpts{name: "worker-default", queues: "default", concurrency: 4, env: wenv,
+		config: af.preforkConfig("worker-default", "default")})
+	waitZygote(t, wd)
 	c.startWorker(workerOpts{name: "worker-other", queues: "other", concurrency: 4, env: wenv})
 	c.startWorker(workerOpts{name: "worker-nat", queues: "nat", concurrency: 2, env: wenv, ns: inner,
 		extra: []string{"--worker-id", "nat"}})
 	af.waitDags("tw_three", "tw_kill", "tw_adopt", "tw_nat", "tw_deadline")
 
-	// The first two DAG runs check nothing of each other's (the fork server's
+	// The first two DAG runs check nothing of each other's (the zygote's
 	// workload count is the "default" queue's, which only tw_three uses): they
 	// run at once. What follows kills processes they share, one at a time.
 	t.Run("independent runs", func(t *testing.T) {
@@ -525,9 +500,9 @@ func TestAirflowExecutor(t *testing.T) {
 				"double":  {"try 1 success on other"},
 				"flaky":   {"try 1 failed on default", "try 2 success on default"},
 			})
-			// The "default" queue's three tries ran in the fork server's children.
-			if n := strings.Count(wd.Output(), "workload in child"); n != 3 {
-				t.Errorf("the fork server ran %d workloads, want 3\n%s", n, wd.Output())
+			// The "default" queue's three tries ran in the zygote's children.
+			if n := strings.Count(wd.Output(), "task process forked"); n != 3 {
+				t.Errorf("the zygote forked %d workloads, want 3\n%s", n, wd.Output())
 			}
 
 			// Airflow's REST API (so its UI) shows each try's own log, read
@@ -581,19 +556,19 @@ func TestAirflowExecutor(t *testing.T) {
 		})
 	})
 
-	t.Run("the fork server, crashed, is restarted by its worker", func(t *testing.T) {
-		first := servicePid(wd, "airflow-forkserver", 1)
+	t.Run("the prefork zygote, crashed, is restarted by its worker", func(t *testing.T) {
+		first := zygotePid(wd, 1)
 		if first == 0 {
-			t.Fatalf("no start of the fork server in the worker's log:\n%s", wd.Output())
+			t.Fatalf("no zygote start in the worker's log:\n%s", wd.Output())
 		}
 		if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		testbin.Eventually(t, 3*time.Minute, "the worker to restart its fork server", func() bool {
-			return servicePid(wd, "airflow-forkserver", 2) != 0 && strings.Count(wd.Output(), "ready on") == 2
+		testbin.Eventually(t, 3*time.Minute, "the worker to restart its zygote", func() bool {
+			return zygotePid(wd, 2) != 0
 		})
-		if second := servicePid(wd, "airflow-forkserver", 2); second == first || !testbin.Alive(second) {
-			t.Fatalf("the restarted fork server: pid %d (the crashed one %d), alive %v", second, first, testbin.Alive(second))
+		if second := zygotePid(wd, 2); second == first || !testbin.Alive(second) {
+			t.Fatalf("the restarted zygote: pid %d (the crashed one %d), alive %v", second, first, testbin.Alive(second))
 		}
 		// The next subtest's workloads on "default" run in its children.
 	})
@@ -616,11 +591,12 @@ func TestAirflowExecutor(t *testing.T) {
 		if kind, _ := cb[0].Params["airflow"].(map[string]any)["kind"].(string); kind != "ExecuteCallback" || cb[0].Queue != "default" {
 			t.Errorf("taskwire's callback task: %s on %s, params %v", cb[0].State, cb[0].Queue, cb[0].Params)
 		}
-		// The callback and the run's task ran in the restarted fork server's
+		// The callback and the run's task ran in the restarted zygote's
 		// children.
-		_, afterRestart, _ := strings.Cut(wd.Output(), "start=2")
-		if n := strings.Count(afterRestart, "workload in child"); n != 2 {
-			t.Errorf("the restarted fork server ran %d workloads, want 2 (the callback and outlast)", n)
+		out := wd.Output()
+		i := strings.LastIndex(out, "prefork zygote ready")
+		if n := strings.Count(out[i+1:], "task process forked"); i < 0 || n != 2 {
+			t.Errorf("the restarted zygote forked %d workloads, want 2 (the callback and outlast)", n)
 		}
 		// Airflow recorded the callback's success from the executor's event.
 		sched := af.scheduler

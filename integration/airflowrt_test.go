@@ -1,11 +1,17 @@
 package integration
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,16 +79,18 @@ func airflowPythonPath(t testing.TB) string {
 	return filepath.Join(repoRoot(t), "sdk", "python", "src") + string(os.PathListSeparator) + airflowDags(t)
 }
 
-// startPythonTriggerer starts a triggerer with the Python trigger runtime.
-func (c *cluster) startPythonTriggerer(t testing.TB, name string) *triggerer {
+// startPythonTriggerer starts a triggerer with the Python trigger runtime
+// (and the Execution API, for its triggers' connections and variables).
+func (c *cluster) startPythonTriggerer(t testing.TB, name string, extra ...string) *triggerer {
 	t.Helper()
 	home := c.path("airflow-home-" + name)
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return c.startTriggerer(triggererOpts{name: name,
-		extra: []string{"--python-triggers", filepath.Join(airflowVenv(t), "bin", "python") + " -m taskwire.airflow_triggers"},
-		env:   []string{"PYTHONPATH=" + airflowPythonPath(t), "AIRFLOW_HOME=" + home, "AIRFLOW__CORE__LOAD_EXAMPLES=False"}})
+		extra: append([]string{"--python-triggers", filepath.Join(airflowVenv(t), "bin", "python") + " -m taskwire.airflow_triggers",
+			"--api-url", c.apiURL}, extra...),
+		env: []string{"PYTHONPATH=" + airflowPythonPath(t), "AIRFLOW_HOME=" + home, "AIRFLOW__CORE__LOAD_EXAMPLES=False"}})
 }
 
 // TestAirflowRuntime runs its tasks in the children of the queue's prefork
@@ -349,7 +357,10 @@ func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 // (ShortCircuitOperator returning False) are Airflow tasks run by Airflow's
 // runner; their downstream tasks are shell commands. The branch not taken
 // (right) is skipped, and after_right with it (its trigger rule); gated,
-// below the closed gate, is skipped; left runs.
+// below the closed gate, is skipped; left runs. skip_odd, mapped, skips
+// after_each's instance of its own map index when its n is odd (a
+// [task_id, map_index] pair, sent before after_each is expanded): only
+// after_each[1] and [3] are skipped.
 func TestAirflowRuntimeBranchInDagRun(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{})
@@ -362,6 +373,8 @@ tasks:
   - {task_id: after_right, queue: default, depends_on: [right], command: [sh, -c, 'echo after_right ran']}
   - {task_id: gate, queue: airflow, task: gate}
   - {task_id: gated, queue: default, depends_on: [gate], command: [sh, -c, 'echo gated ran']}
+  - {task_id: skip_odd, queue: airflow, task: skip_odd, expand: {n: [0, 1, 2, 3]}}
+  - {task_id: after_each, queue: default, depends_on: [skip_odd], expand: {n: [0, 1, 2, 3]}, command: [sh, -c, 'echo after_each ran']}
 `)
 	out, code := c.dagCLI(5*time.Minute, "runs", "trigger", "twbranch", "--run-id", "branch", "--wait")
 	if code != 0 {
@@ -369,10 +382,17 @@ tasks:
 	}
 	v := c.runJSON("twbranch", "branch")
 	want := map[string]activity.State{"pick": activity.StateSuccess, "left": activity.StateSuccess, "right": activity.StateSkipped,
-		"after_right": activity.StateSkipped, "gate": activity.StateSuccess, "gated": activity.StateSkipped}
+		"after_right": activity.StateSkipped, "gate": activity.StateSuccess, "gated": activity.StateSkipped,
+		"skip_odd[0]": activity.StateSuccess, "skip_odd[1]": activity.StateSuccess, "skip_odd[2]": activity.StateSuccess,
+		"skip_odd[3]": activity.StateSuccess, "after_each[0]": activity.StateSuccess, "after_each[1]": activity.StateSkipped,
+		"after_each[2]": activity.StateSuccess, "after_each[3]": activity.StateSkipped}
 	got := map[string]activity.State{}
 	for _, ti := range v.TaskInstances {
-		got[ti.TaskID] = ti.State
+		name := ti.TaskID
+		if ti.MapIndex >= 0 {
+			name = fmt.Sprintf("%s[%d]", ti.TaskID, ti.MapIndex)
+		}
+		got[name] = ti.State
 		if ti.TaskID == "right" && ti.Reason != "skipped by pick" {
 			t.Errorf("right's reason %q, want skipped by pick", ti.Reason)
 		}
@@ -429,5 +449,153 @@ func TestAirflowRuntimeRescheduleSensor(t *testing.T) {
 	}
 	if n := strings.Count(logs, `"event":"rescheduled: the same try runs again`); n < 2 {
 		t.Errorf("poke_file logs %d reschedules, want 2 or more:\n%s", n, logs)
+	}
+}
+
+// A trigger of the Python trigger runtime paced by a cluster rate limit:
+// tasks defer on a DAG-folder trigger (PollApiTrigger) whose polls of one
+// local server each take rate_limit() of its rate_key; a limit of 10
+// req/s with 3 in flight, two triggerers holding the triggers between
+// them (capacity 8 each). The server counts at most 11 requests in each
+// wall-clock second (the tolerance of TestRateLimitedWaits: a bucket of
+// one token spaces requests 1/10 s apart, so a window can hold 11) and
+// never more than 3 at once; once it answers 200, every task resumes once.
+func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
+	t.Parallel()
+	const (
+		n   = 12
+		rps = 10
+	)
+	var (
+		ready    atomic.Bool
+		mu       sync.Mutex
+		perSec   = map[int64]int{}
+		total    atomic.Int64
+		inflight atomic.Int64
+		maxIn    atomic.Int64
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in := inflight.Add(1)
+		defer inflight.Add(-1)
+		for {
+			m := maxIn.Load()
+			if in <= m || maxIn.CompareAndSwap(m, in) {
+				break
+			}
+		}
+		total.Add(1)
+		mu.Lock()
+		perSec[time.Now().Unix()]++
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		if !ready.Load() {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "ready")
+	}))
+	defer srv.Close()
+	c := newCluster(t, clusterOpts{})
+	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
+	waitZygote(t, w)
+	a := c.startPythonTriggerer(t, "trig-a", "--capacity", "8")
+	b := c.startPythonTriggerer(t, "trig-b", "--capacity", "8")
+	if out, errOut, code := c.cli("limits", "set", "twrt-api", "--rps", fmt.Sprint(rps), "--concurrent", "3"); code != 0 {
+		t.Fatalf("limits set: exit %d: %s%s", code, out, errOut)
+	}
+	if _, err := c.api.SetVariable(t.Context(), "api_url", srv.URL+"/status", ""); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: fmt.Sprintf("manual__poll-%d", i), TaskID: "poll_api",
+			Entrypoint: activity.Entrypoint{Task: "poll_api"}}).ID
+	}
+	testbin.Eventually(t, 8*time.Minute, "every task deferred and held", func() bool {
+		ha, errA := a.held()
+		hb, errB := b.held()
+		return errA == nil && errB == nil && ha+hb == n
+	})
+	ha, _ := a.held()
+	hb, _ := b.held()
+	if ha == 0 || hb == 0 {
+		t.Fatalf("triggerers hold %d and %d: want both some", ha, hb)
+	}
+	// They poll against the limit a while (3 s worth of tokens), then the
+	// server answers 200.
+	before := total.Load()
+	testbin.Eventually(t, time.Minute, "3 s of polls at the limit", func() bool { return total.Load()-before >= 3*rps })
+	ready.Store(true)
+	for _, id := range ids {
+		ti := c.wait(id, 3*time.Minute)
+		logs := c.logs(ti.ID)
+		if ti.State != activity.StateSuccess || ti.TryNumber != 1 {
+			t.Errorf("%s: %s (%s) try %d, want success on try 1\n%s", ti.RunID, ti.State, ti.Reason, ti.TryNumber, logs)
+		}
+		if k := strings.Count(logs, `"event":"resumed: api answered 200`); k != 1 {
+			t.Errorf("%s resumed %d times, want once:\n%s", ti.RunID, k, logs)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	worst, over := 0, 0
+	for _, v := range perSec {
+		worst = max(worst, v)
+		if v > rps+1 {
+			over++
+		}
+	}
+	t.Logf("%d Python-runtime triggers on 2 triggerers (%d and %d), limit %d req/s, 3 in flight: %d requests in %d seconds, at most %d in one second, %d in flight at most",
+		n, ha, hb, rps, total.Load(), len(perSec), worst, maxIn.Load())
+	if over > 0 {
+		t.Errorf("%d seconds had more than %d requests (worst %d): %v", over, rps+1, worst, perSec)
+	}
+	if maxIn.Load() > 3 {
+		t.Errorf("%d requests in flight at once, limit 3", maxIn.Load())
+	}
+}
+
+// Connections and variables in a trigger of the Python trigger runtime:
+// ReadSecretsTrigger reads a Variable (sync inside run(), through
+// greenback's portal), a Connection (async, and sync from a thread) and a
+// missing Variable's default, with the trigger token the executor minted;
+// the task resumes with their values, and the password the trigger wrote
+// to its log is masked in the triggerer's.
+func TestAirflowRuntimePythonTriggerSecrets(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	tr := c.startPythonTriggerer(t, "trig")
+	ctx := t.Context()
+	const password = "trig-s3cret-pw"
+	if _, err := c.api.SetVariable(ctx, "trigger_greeting", "hello from a trigger", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.api.SetConnection(ctx, activity.Connection{ConnID: "trigger_conn", ConnType: "http", Host: "api.internal",
+		Login: "trig-user", Password: password, Extra: map[string]any{"region": "eu"}}); err != nil {
+		t.Fatal(err)
+	}
+	ti := c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: "manual__secrets", TaskID: "read_secrets",
+		Entrypoint: activity.Entrypoint{Task: "read_secrets"}})
+	got := c.wait(ti.ID, 3*time.Minute)
+	if got.State != activity.StateSuccess || got.TryNumber != 1 {
+		t.Fatalf("read_secrets: %s (%s) try %d\n%s\ntriggerer:\n%s", got.State, got.Reason, got.TryNumber, c.logs(got.ID), tr.Output())
+	}
+	v, err := c.api.XCom(ctx, "twrt", "manual__secrets", "read_secrets", "return_value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(password))
+	want := map[string]any{"greeting": "hello from a trigger", "host": "api.internal", "login": "trig-user",
+		"extra": map[string]any{"region": "eu"}, "password_sha256": hex.EncodeToString(sum[:]), "missing": "fallback"}
+	if !reflect.DeepEqual(v, want) {
+		t.Errorf("the trigger's event %v, want %v", v, want)
+	}
+	out := tr.Output()
+	if strings.Contains(out, password) {
+		t.Errorf("the triggerer's log shows the connection's password:\n%s", out)
+	}
+	if !strings.Contains(out, "login=trig-user password=***") {
+		t.Errorf("the triggerer's log lacks the trigger's masked line:\n%s", out)
 	}
 }

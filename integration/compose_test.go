@@ -112,3 +112,79 @@ func TestComposeServices(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeAirflowWorker runs docker-compose.airflow.yml's worker-airflow
+// command, flag for flag (the compose network's names replaced by local
+// addresses, the image's paths by this checkout's, and --log-level debug to
+// see its forks), with its environment and the Airflow venv's python as the
+// image's: its worker.yaml (integrations/airflow/worker.yaml) starts the
+// airflow queue's prefork zygote from the taskwire Python SDK the image
+// installs, and a `python -m taskwire_airflow.run` task is forked from it
+// (a bad workload here: Airflow's services are TestAirflowExecutor's).
+func TestComposeAirflowWorker(t *testing.T) {
+	t.Parallel()
+	venv := airflowVenv(t)
+	raw, err := os.ReadFile(filepath.Join("..", "docker-compose.airflow.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf struct {
+		Services map[string]struct {
+			Command     []string          `yaml:"command"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &cf); err != nil {
+		t.Fatal(err)
+	}
+	svc := cf.Services["worker-airflow"]
+	if len(svc.Command) < 2 || svc.Command[0] != "worker" {
+		t.Fatalf("worker-airflow's command: %q", svc.Command)
+	}
+	if _, ok := svc.Environment["AIRFLOW__TASKWIRE__FORKSERVER_SOCKET"]; ok {
+		t.Errorf("worker-airflow still points its tasks at a fork server")
+	}
+	c := newCluster(t, clusterOpts{logLevel: "info"})
+	root := repoRoot(t)
+	local := strings.NewReplacer(
+		"nats://nats:4222", c.natsURL,
+		"http://executor:8080", c.apiURL,
+		"/opt/taskwire/integrations/airflow/worker.yaml", filepath.Join(root, "integrations", "airflow", "worker.yaml"),
+		"/tmp/taskwire-worker", t.TempDir(),
+		"0.0.0.0:9090", testbin.FreeAddr(t),
+	)
+	args := make([]string, 0, len(svc.Command)+2)
+	for _, a := range svc.Command[1:] {
+		args = append(args, local.Replace(a))
+	}
+	args = append(append(args, c.natsArgs...), "--log-level", "debug")
+	// The image's python (with Airflow, taskwire-airflow and the taskwire
+	// SDK installed): the venv's first on PATH, this checkout's packages.
+	env := []string{
+		"PATH=" + filepath.Join(venv, "bin") + ":" + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(),
+		"AIRFLOW_HOME=" + t.TempDir(),
+		"PYTHONPATH=" + filepath.Join(root, "integrations", "airflow", "src") + string(os.PathListSeparator) + filepath.Join(root, "sdk", "python", "src"),
+	}
+	for k, v := range svc.Environment {
+		env = append(env, k+"="+v)
+	}
+	w := testbin.Start(t, "worker-airflow", c.bins.worker, env, args...)
+	waitZygote(t, w)
+
+	ti, err := c.api.Submit(t.Context(), activity.TaskSpec{Queue: "airflow",
+		Entrypoint: activity.Entrypoint{Command: []string{"python", "-m", "taskwire_airflow.run"},
+			Env: map[string]string{"TASKWIRE_AIRFLOW_WORKLOAD": `{"type": "nope"}`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithTimeout(t, 2*time.Minute)
+	ti, err = c.api.Wait(ctx, ti.ID, nil)
+	cancel()
+	if err != nil || ti.State != activity.StateFailed {
+		t.Fatalf("the bad workload's task: %v %+v", err, ti)
+	}
+	if !strings.Contains(w.Output(), "task process forked") {
+		t.Errorf("the workload did not run in a child of the zygote:\n%s", w.Output())
+	}
+}

@@ -101,9 +101,10 @@ func TestLanguageSDKs(t *testing.T) {
 	}
 }
 
-// A runtime that crashes before the handshake, one that sends garbage and
-// one that never connects each fail with a clear reason and free the
-// worker's only slot.
+// A runtime that crashes before the handshake, one that sends garbage
+// after its secret, one that sends garbage instead of its secret (as an
+// SDK without the secret would send its first request) and one that never
+// connects each fail with a clear reason and free the worker's only slot.
 func TestBadRuntimesFreeTheSlot(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{})
@@ -114,6 +115,8 @@ func TestBadRuntimesFreeTheSlot(t *testing.T) {
   crash:
     command: [sh, -c, "echo no such module >&2; exit 3", "{comm_addr}"]
   garbage:
+    command: [bash, -c, 'a=$0; exec 3<>/dev/tcp/${a%:*}/${a##*:}; printf "\x00\x00\x00\x5b{\"type\":\"Auth\",\"secret\":\"%s\"}\x00\x00\x00\x05hello" "$TASKWIRE_COMM_SECRET" >&3; sleep 5', "{comm_addr}"]
+  noauth:
     command: [bash, -c, 'a=$0; exec 3<>/dev/tcp/${a%:*}/${a##*:}; printf "\x00\x00\x00\x05hello" >&3; sleep 5', "{comm_addr}"]
   silent:
     command: [sh, -c, "exec sleep 300", "{comm_addr}"]
@@ -121,11 +124,12 @@ func TestBadRuntimesFreeTheSlot(t *testing.T) {
 	if err := writeFile(file, yaml); err != nil {
 		t.Fatal(err)
 	}
-	c.startWorker(workerOpts{queues: "default,crash,garbage,silent", config: file, concurrency: 1,
+	c.startWorker(workerOpts{queues: "default,crash,garbage,noauth,silent", config: file, concurrency: 1,
 		extra: []string{"--handshake-timeout", "1s"}})
 	for _, tc := range []struct{ queue, reason string }{
 		{"crash", "runtime exited before handshake: exit code 3"},
 		{"garbage", "protocol error"},
+		{"noauth", "runtime did not authenticate on the comm channel within 1s: 1 connection(s) without the runtime's secret"},
 		{"silent", "runtime did not connect within 1s"},
 	} {
 		ti := c.submit(activity.TaskSpec{Queue: tc.queue, TaskID: "t", Entrypoint: activity.Entrypoint{Task: "t"}})

@@ -19,6 +19,15 @@
 // worker answers each with the same id and sends nothing unasked except
 // StartupDetails, with id 0, first.
 //
+// # Auth
+//
+// Before anything else, the runtime sends one auth frame (Auth, AuthFrame):
+// a frame whose body is JSON whatever the codec, {"type":"Auth","secret":…},
+// with the secret the worker gave it in EnvCommSecret; every log connection
+// likewise starts with a LogStreamHeader line carrying it. The worker sends
+// nothing on, and reads nothing more from, a connection that does not present
+// it (ReadAuth compares in constant time).
+//
 // The body encoding is fixed per connection: msgpack (CodecMsgpack, the zero
 // value and default, as in Airflow) or JSON (CodecJSON, for runtimes without a
 // msgpack library). Both encode the structs of this package by their

@@ -13,31 +13,44 @@ import (
 // task slot.
 const EnvWarmTasks = "TASKWIRE_WARM_TASKS"
 
-// LogStreamHeader is the first line of a task's log stream in a warm
-// runtime. A warm process serves many tasks, so after it reads a task's
-// StartupDetails on a comm connection it opens a connection of its own to
-// the logs address for that task and names the try in this line, one JSON
-// object ended by "\n"; the task's JSON log lines follow, as in cold mode,
-// and the runtime closes that connection before it sends the task's
-// terminal message.
+// LogStreamHeader is the first line of every log connection, one JSON
+// object ended by "\n". It presents the runtime's secret (EnvCommSecret):
+// the worker drops a connection whose first line does not, without reading
+// further (golden vectors testdata/log_stream_*).
 //
-//	{"ti_id":"0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a","try_number":2}
+// A cold runtime (one try) sends only the secret, then the task's JSON log
+// lines:
+//
+//	{"secret":"00112233…"}
+//
+// A warm process serves many tasks, so after it reads a task's
+// StartupDetails on a comm connection it opens a connection of its own to
+// the logs address for that task and names the try in this line; the
+// task's JSON log lines follow, as in cold mode, and the runtime closes
+// that connection before it sends the task's terminal message.
+//
+//	{"ti_id":"0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a","try_number":2,"secret":"00112233…"}
 //
 // A runtime may instead open one log connection for all its tasks (the
 // Python SDK does, so that thousands of concurrent tasks cost one file
-// descriptor, not two, each): its header is {"mux":true} (LogMuxHeader)
-// and every following line names its try, see MuxLogLine.
+// descriptor, not two, each): its header is {"mux":true,"secret":…} and
+// every following line names its try, see MuxLogLine.
 type LogStreamHeader struct {
 	TIID      string `json:"ti_id,omitempty"`
 	TryNumber int    `json:"try_number,omitempty"`
 	// Mux marks a multiplexed log connection: TIID and TryNumber are then
 	// empty, each line names its own try.
 	Mux bool `json:"mux,omitempty"`
+	// Secret is the runtime's EnvCommSecret.
+	Secret string `json:"secret"`
 }
 
-// LogMuxHeader is the header line of a multiplexed log connection,
-// "\n" included (golden vector testdata/log_stream_mux.txt).
-var LogMuxHeader = []byte(`{"mux":true}` + "\n")
+// Cold reports whether the header is a cold runtime's (neither a try nor
+// mux).
+func (h LogStreamHeader) Cold() bool { return !h.Mux && h.TIID == "" }
+
+// MaxLogStreamHeader bounds a log connection's header line.
+const MaxLogStreamHeader = 1024
 
 // MuxLogLine returns one line of a multiplexed log connection: the try's
 // task instance id, a tab, its try number, a tab, then the task's JSON log
@@ -83,12 +96,22 @@ func (h LogStreamHeader) MarshalLine() []byte {
 	return append(b, '\n')
 }
 
-// ParseLogStreamHeader decodes the first line of a warm log stream (without
-// its newline).
+// ParseLogStreamHeader decodes the first line of a log connection (without
+// its newline). It does not check the secret (the worker does, in constant
+// time) but refuses a header without one.
 func ParseLogStreamHeader(line []byte) (LogStreamHeader, error) {
 	var h LogStreamHeader
 	if err := json.Unmarshal(line, &h); err != nil {
 		return h, fmt.Errorf("log stream header: %w", err)
+	}
+	if h.Secret == "" {
+		return h, errors.New("log stream header: no secret (an SDK older than the comm secret, or not a runtime)")
+	}
+	if h.Cold() {
+		if h.TryNumber != 0 {
+			return h, errors.New("log stream header: try_number without ti_id")
+		}
+		return h, nil
 	}
 	if h.Mux {
 		if h.TIID != "" || h.TryNumber != 0 {

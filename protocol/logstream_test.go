@@ -9,7 +9,7 @@ import (
 
 func TestLogStreamHeaderGolden(t *testing.T) {
 	path := filepath.Join("testdata", "log_stream_header.jsonl")
-	h := LogStreamHeader{TIID: "0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", TryNumber: 2}
+	h := LogStreamHeader{TIID: "0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", TryNumber: 2, Secret: goldenSecret}
 	if *update {
 		if err := os.WriteFile(path, h.MarshalLine(), 0o644); err != nil {
 			t.Fatal(err)
@@ -26,7 +26,8 @@ func TestLogStreamHeaderGolden(t *testing.T) {
 	if err != nil || back != h {
 		t.Errorf("parse golden = %+v, %v; want %+v", back, err, h)
 	}
-	for _, bad := range []string{``, `{}`, `{"ti_id":"x"}`, `{"ti_id":"","try_number":1}`, `[1]`} {
+	for _, bad := range []string{``, `{}`, `{"ti_id":"x"}`, `{"ti_id":"x","try_number":1}`, `{"ti_id":"x","secret":"s"}`,
+		`{"ti_id":"","try_number":1,"secret":"s"}`, `[1]`} {
 		if _, err := ParseLogStreamHeader([]byte(bad)); err == nil {
 			t.Errorf("ParseLogStreamHeader(%q) = nil error", bad)
 		}
@@ -39,7 +40,7 @@ func TestLogStreamMuxGolden(t *testing.T) {
 	path := filepath.Join("testdata", "log_stream_mux.txt")
 	id := "0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a"
 	var b []byte
-	b = append(b, LogMuxHeader...)
+	b = append(b, LogStreamHeader{Mux: true, Secret: goldenSecret}.MarshalLine()...)
 	b = append(b, MuxLogLine(id, 2, []byte(`{"event":"hello","level":"info"}`))...)
 	b = append(b, MuxLogLine("other", 1, []byte(`{"event":"tab\tinside","level":"warning"}`))...)
 	b = append(b, MuxLogLine(id, 2, nil)...)
@@ -57,7 +58,7 @@ func TestLogStreamMuxGolden(t *testing.T) {
 	}
 	lines := bytes.Split(bytes.TrimSuffix(want, []byte("\n")), []byte("\n"))
 	h, err := ParseLogStreamHeader(lines[0])
-	if err != nil || !h.Mux {
+	if err != nil || !h.Mux || h.Secret != goldenSecret {
 		t.Fatalf("parse mux header = %+v, %v", h, err)
 	}
 	type parsed struct {
@@ -77,7 +78,7 @@ func TestLogStreamMuxGolden(t *testing.T) {
 			t.Errorf("ParseMuxLogLine(%q) = nil error", bad)
 		}
 	}
-	for _, bad := range []string{`{"mux":true,"ti_id":"x"}`, `{"mux":false}`} {
+	for _, bad := range []string{`{"mux":true,"ti_id":"x","secret":"s"}`, `{"mux":true}`, `{"mux":false}`} {
 		if _, err := ParseLogStreamHeader([]byte(bad)); err == nil {
 			t.Errorf("ParseLogStreamHeader(%q) = nil error", bad)
 		}

@@ -68,6 +68,7 @@ func ExampleRuntime_RegisterMethod() {
 // answers every request (GetVariable with "hello"), and prints what the
 // task sends.
 func runOnce(r *sdk.Runtime, startup protocol.StartupDetails) {
+	r.Secret = "the-secret-the-worker-gives-in-TASKWIRE_COMM_SECRET"
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -81,6 +82,11 @@ func runOnce(r *sdk.Runtime, startup protocol.StartupDetails) {
 			return
 		}
 		defer c.Close()
+		// The runtime presents its secret (TASKWIRE_COMM_SECRET) first.
+		if err := protocol.ReadAuth(c, r.Secret); err != nil {
+			fmt.Println(err)
+			return
+		}
 		conn := protocol.NewConn(c, protocol.CodecMsgpack, 0)
 		_ = conn.WriteResponse(0, startup, nil)
 		for {

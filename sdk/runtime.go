@@ -49,6 +49,10 @@ type Runtime struct {
 	// LogLevel is the lowest level Task.Logger writes; the zero value is
 	// slog.LevelInfo.
 	LogLevel slog.Level
+	// Secret is the runtime's secret, presented first on every comm and
+	// logs connection (protocol.AuthFrame, protocol.LogStreamHeader); the
+	// zero value means the worker's, from TASKWIRE_COMM_SECRET.
+	Secret string
 
 	mu      sync.Mutex
 	tasks   map[string]TaskFunc
@@ -200,10 +204,9 @@ func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
 		dctx, cancel = context.WithTimeout(ctx, DialTimeoutDefault)
 		defer cancel()
 	}
-	var d net.Dialer
 	lw := &logWriter{}
 	if logsAddr != "" {
-		lc, err := d.DialContext(dctx, Network(logsAddr), logsAddr)
+		lc, err := r.dial(dctx, logsAddr, protocol.LogStreamHeader{Secret: r.secret()}.MarshalLine())
 		if err != nil {
 			lw.err = err
 			fmt.Fprintf(os.Stderr, "taskwire sdk: logs to stderr: %v\n", err)
@@ -212,11 +215,34 @@ func (r *Runtime) Run(ctx context.Context, commAddr, logsAddr string) error {
 			lw.w = lc
 		}
 	}
-	nc, err := d.DialContext(dctx, Network(commAddr), commAddr)
+	nc, err := r.dial(dctx, commAddr, protocol.AuthFrame(r.secret()))
 	if err != nil {
 		return fmt.Errorf("connect to the worker: %w", err)
 	}
 	return r.serve(ctx, nc, func(protocol.StartupDetails) (io.Writer, func()) { return lw, func() {} })
+}
+
+// secret is the secret the runtime presents to the worker.
+func (r *Runtime) secret() string {
+	if r.Secret != "" {
+		return r.Secret
+	}
+	return os.Getenv(protocol.EnvCommSecret)
+}
+
+// dial connects to a worker address and writes hello (the auth frame or
+// the log header) first.
+func (r *Runtime) dial(ctx context.Context, addr string, hello []byte) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, Network(addr), addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write(hello); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // serve runs the task the worker names in StartupDetails on nc and reports

@@ -17,7 +17,7 @@ import (
 // slots connections open to the worker at commAddr, each waiting for a
 // task's StartupDetails, and runs each task in its own goroutine exactly as
 // Run does. Every task's log lines go on the process's one log connection
-// to logsAddr (protocol.LogMuxHeader, then protocol.MuxLogLine lines, a
+// to logsAddr (a mux protocol.LogStreamHeader, then protocol.MuxLogLine lines, a
 // task's empty line sent before its outcome). Once a task has reported its
 // outcome, its slot connects again for the next one. The worker cancels a
 // task by half-closing its connection: the task's context is cancelled,
@@ -31,13 +31,7 @@ func (r *Runtime) RunWarm(ctx context.Context, commAddr, logsAddr string, slots 
 	}
 	mux := &muxLog{}
 	if logsAddr != "" {
-		var d net.Dialer
-		lc, err := d.DialContext(ctx, Network(logsAddr), logsAddr)
-		if err == nil {
-			if _, err = lc.Write(protocol.LogMuxHeader); err != nil {
-				lc.Close()
-			}
-		}
+		lc, err := r.dial(ctx, logsAddr, protocol.LogStreamHeader{Mux: true, Secret: r.secret()}.MarshalLine())
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "taskwire sdk: logs to stderr: %v\n", err)
 		} else {
@@ -64,9 +58,9 @@ func (r *Runtime) RunWarm(ctx context.Context, commAddr, logsAddr string, slots 
 
 // warmSlot runs one slot's tasks until the worker is gone.
 func (r *Runtime) warmSlot(ctx context.Context, commAddr string, mux *muxLog) error {
-	var d net.Dialer
+	auth := protocol.AuthFrame(r.secret())
 	for ctx.Err() == nil {
-		nc, err := d.DialContext(ctx, Network(commAddr), commAddr)
+		nc, err := r.dial(ctx, commAddr, auth)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

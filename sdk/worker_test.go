@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +16,12 @@ import (
 	"github.com/taskwire/taskwire/protocol"
 )
 
+// testSecret is the runtime's secret in these tests: the fake workers
+// check that every connection presents it first, as the worker does.
+const testSecret = "0123456789abcdef0123456789abcdef"
+
 func TestMain(m *testing.M) {
+	os.Setenv(protocol.EnvCommSecret, testSecret)
 	goleak.VerifyTestMain(m)
 }
 
@@ -111,6 +117,10 @@ func (w *fakeWorker) serveComm(t *testing.T) {
 	}
 	w.track(c)
 	defer c.Close()
+	if err := protocol.ReadAuth(c, testSecret); err != nil {
+		t.Errorf("fake worker: auth frame: %v", err)
+		return
+	}
 	conn := protocol.NewConn(c, w.codec, 0)
 	if err := conn.WriteResponse(0, w.startup, nil); err != nil {
 		t.Errorf("fake worker: send StartupDetails: %v", err)
@@ -193,6 +203,13 @@ func (w *fakeWorker) serveLogs(t *testing.T) {
 		}
 		w.track(c)
 		sc := bufio.NewScanner(c)
+		if !sc.Scan() {
+			c.Close()
+			continue
+		}
+		if h, err := protocol.ParseLogStreamHeader(sc.Bytes()); err != nil || !h.Cold() || h.Secret != testSecret {
+			t.Errorf("log header %q: %+v, %v", sc.Text(), h, err)
+		}
 		for sc.Scan() {
 			var rec map[string]any
 			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {

@@ -4,10 +4,16 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/taskwire/taskwire/activity"
 )
 
 // normalizeAirflow checks an "airflow" trigger: classpath a dotted Python
-// path (module.Class), kwargs a map or absent (stored as {}).
+// path (module.Class), kwargs a map or absent (stored as {}). A string
+// kwarg rate_key (a trigger class that takes one, see the Python trigger
+// runtime's rate_limit) must be a rate key; it is kept as the trigger's
+// rate_key too, the key its rate_limit() takes by default; a rate_key
+// beside classpath (not among the class's kwargs) is that key as well.
 func normalizeAirflow(kw map[string]any, _ time.Time) (map[string]any, error) {
 	cp, ok := kw["classpath"].(string)
 	if !ok {
@@ -27,7 +33,21 @@ func normalizeAirflow(kw map[string]any, _ time.Time) (map[string]any, error) {
 	default:
 		return nil, kwargError(KindAirflow, "kwargs", x, "is not a map")
 	}
-	return map[string]any{"classpath": cp, "kwargs": args}, nil
+	out := map[string]any{"classpath": cp, "kwargs": args}
+	for _, src := range []struct {
+		name string
+		v    any
+	}{{"kwargs.rate_key", args[kwRateKey]}, {kwRateKey, kw[kwRateKey]}} {
+		if src.v == nil {
+			continue
+		}
+		key, ok := src.v.(string)
+		if !ok || activity.ValidateRateKey(key) != nil {
+			return nil, kwargError(KindAirflow, src.name, src.v, "is not a rate key: 1-250 characters of [A-Za-z0-9_.:@-]")
+		}
+		out[kwRateKey] = key
+	}
+	return out, nil
 }
 
 // pythonPath reports whether s is module.Class: two or more identifiers

@@ -28,7 +28,7 @@ var kinds = map[string]kindDef{
 	KindHTTP: {keys: []string{kwURL, kwMethod, kwStatus, kwBodyContains, kwBody, kwHeaders, kwInterval, kwRateKey},
 		normalize: normalizeHTTP},
 	KindFile:    {keys: []string{kwPath, kwInterval, kwRateKey}, normalize: normalizeFile},
-	KindAirflow: {keys: []string{"classpath", "kwargs"}, normalize: normalizeAirflow},
+	KindAirflow: {keys: []string{"classpath", "kwargs", kwRateKey}, normalize: normalizeAirflow},
 	KindEvent:   {keys: []string{kwName}, normalize: normalizeEvent},
 }
 

@@ -265,9 +265,21 @@ func TestNormalizeAirflow(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(again, got) {
 		t.Errorf("normalizing again: %+v, %v", again, err)
 	}
+	// A trigger class's rate_key kwarg is the trigger's rate_key (the
+	// default key of the Python runtime's rate_limit()).
+	got, err = trigger.Normalize(activity.Trigger{Classpath: "taskwire.triggers.Airflow", Kwargs: map[string]any{
+		"classpath": "dags.triggers.Poll", "kwargs": map[string]any{"url": "http://x", "rate_key": "api.example.com"}}}, now)
+	if err != nil || got.Kwargs["rate_key"] != "api.example.com" {
+		t.Fatalf("rate_key kwarg: %+v, %v", got, err)
+	}
+	if again, err := trigger.Normalize(got, now); err != nil || !reflect.DeepEqual(again, got) {
+		t.Errorf("normalizing again: %+v, %v", again, err)
+	}
 	for _, kw := range []map[string]any{
 		{}, {"classpath": 3}, {"classpath": "NoDots"}, {"classpath": "a..b"}, {"classpath": "a.1b"},
 		{"classpath": "a.B", "kwargs": "x"}, {"classpath": "a.B", "other": 1},
+		{"classpath": "a.B", "kwargs": map[string]any{"rate_key": "a b"}}, {"classpath": "a.B", "kwargs": map[string]any{"rate_key": 3}},
+		{"classpath": "a.B", "rate_key": ""},
 	} {
 		if _, err := trigger.Normalize(activity.Trigger{Classpath: "airflow", Kwargs: kw}, now); !errors.Is(err, trigger.ErrInvalid) {
 			t.Errorf("%v: err %v, want trigger.ErrInvalid", kw, err)

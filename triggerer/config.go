@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -57,6 +58,11 @@ type Config struct {
 	// [.venv-airflow/bin/python, -m, taskwire.airflow_triggers]; it is
 	// started at the first such trigger. Empty: such triggers fail.
 	PythonTriggers []string
+	// API is the Execution API through which the Python trigger runtime's
+	// triggers read connections, variables and XComs (with the trigger
+	// token each trigger comes with). Nil: their reads fail, and Airflow's
+	// secrets backends fall back to the others (environment variables).
+	API *execution.Client
 }
 
 // WithDefaults returns cfg with its zero fields set to their defaults.

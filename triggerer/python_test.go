@@ -36,7 +36,7 @@ func TestPythonRuntimeRunsAndRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal("python3 is required:", err)
 	}
-	p := newPyRuntime([]string{py, "-c", fakeRuntime}, slog.Default())
+	p := newPyRuntime([]string{py, "-c", fakeRuntime}, nil, nil, slog.Default())
 	defer p.close(context.Background())
 	events := make(chan trigger.Event, 4)
 	start := func(id string, kw map[string]any) {

@@ -81,7 +81,7 @@ func New(cfg Config) (*Triggerer, error) {
 	}
 	tr.env = &trigger.Env{HTTPClient: cfg.HTTPClient, Events: tr.ext, Logger: tr.log, Limiter: tr.limits}
 	if len(cfg.PythonTriggers) > 0 {
-		tr.py = newPyRuntime(cfg.PythonTriggers, tr.log)
+		tr.py = newPyRuntime(cfg.PythonTriggers, tr.limits, cfg.API, tr.log)
 		tr.env.Python = tr.py
 	}
 	return tr, nil
@@ -256,7 +256,9 @@ func (tr *Triggerer) Snapshot() map[string]activity.Trigger {
 	defer tr.mu.Unlock()
 	out := make(map[string]activity.Trigger, len(tr.running))
 	for id, r := range tr.running {
-		out[id] = r.trigger
+		t := r.trigger
+		t.Token = ""
+		out[id] = t
 	}
 	return maps.Clone(out)
 }

@@ -359,17 +359,28 @@ func (j *job) answerAirflow(ctx context.Context, m protocol.Map) (protocol.Airfl
 	tc, ti := j.tc, j.ti
 	switch typ {
 	case "SkipDownstreamTasks":
-		// tasks: task ids, or [task_id, map_index] pairs (a task is skipped
-		// whole: taskwire decides mapped instances together).
+		// tasks: task ids, or [task_id, map_index] pairs (map index -1:
+		// the whole task; else that instance only).
 		v, _ := m.Get("tasks")
 		list, _ := v.([]any)
-		var tasks []string
+		var tasks []execution.SkipTask
 		for _, e := range list {
-			if p, ok := e.([]any); ok && len(p) > 0 {
+			st := execution.SkipTask{MapIndex: -1}
+			if p, ok := e.([]any); ok && len(p) == 2 {
 				e = p[0]
+				switch n := p[1].(type) {
+				case int64:
+					st.MapIndex = int(n)
+				case int:
+					st.MapIndex = n
+				default:
+					return protocol.AirflowResponse{Error: airflowError(errGeneric, map[string]any{
+						"message": fmt.Sprintf("SkipDownstreamTasks: map index %v is not an integer", protocol.Plain(p[1]))})}, nil
+				}
 			}
-			if s, ok := e.(string); ok && !slices.Contains(tasks, s) {
-				tasks = append(tasks, s)
+			if s, ok := e.(string); ok && !slices.Contains(tasks, execution.SkipTask{TaskID: s, MapIndex: st.MapIndex}) {
+				st.TaskID = s
+				tasks = append(tasks, st)
 			}
 		}
 		if j.dagRun == nil {

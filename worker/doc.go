@@ -126,7 +126,9 @@
 // addresses substituted as in cold mode) and gives each many tasks, up to
 // TasksPerProcess at once. Cold mode (a process per try) stays the default.
 //
-// The wire is the cold protocol, unchanged, once per task: a warm process
+// The wire is the cold protocol, unchanged, once per task (each connection
+// first presents the process's secret, protocol.EnvCommSecret: see
+// protocol.Auth and protocol.LogStreamHeader): a warm process
 // keeps TasksPerProcess connections open to the comm address, each waiting
 // for a StartupDetails frame. The worker gives a task one idle connection of
 // a process with room, sends StartupDetails on it and answers its requests
@@ -135,7 +137,7 @@
 // the task's terminal message is answered, the runtime closes that
 // connection and opens another for the next task. The logs of all the
 // process's tasks go on one connection to the logs address, whose first
-// line is protocol.LogMuxHeader ({"mux":true}); each following line is a
+// line is a mux protocol.LogStreamHeader ({"mux":true,"secret":…}); each following line is a
 // protocol.MuxLogLine, "ti_id TAB try_number TAB json-line", and a try's
 // empty line, written before the try reports its outcome, ends its lines
 // (golden vector protocol/testdata/log_stream_mux.txt); the worker flushes

@@ -22,6 +22,11 @@ const (
 	MetricWarmRecycles  = "taskwire_worker_warm_recycles_total" // and reason: max_tasks, max_rss, idle_timeout
 	MetricWarmCrashes   = "taskwire_worker_warm_crashes_total"
 	MetricWarmKills     = "taskwire_worker_warm_kills_total"
+
+	// MetricRuntimeAuthRejected counts the connections to a runtime's comm
+	// or logs address refused because they did not present the runtime's
+	// secret (label channel: comm, logs); reported by WarmCollector.
+	MetricRuntimeAuthRejected = "taskwire_worker_runtime_auth_rejected_total"
 )
 
 var (
@@ -33,6 +38,8 @@ var (
 		"Warm runtime processes that ended without being retired or killed by the worker, by queue.", []string{"queue"}, nil)
 	descWarmKills = prometheus.NewDesc(MetricWarmKills,
 		"Warm runtime processes the worker killed (a task that did not stop when cancelled, a protocol error), by queue.", []string{"queue"}, nil)
+	descAuthRejected = prometheus.NewDesc(MetricRuntimeAuthRejected,
+		"Connections to a runtime's comm or logs address refused for want of the runtime's secret, by channel.", []string{"channel"}, nil)
 )
 
 // WarmCollector collects the warm pools' metrics, read when scraped, for
@@ -42,12 +49,14 @@ func (w *Worker) WarmCollector() prometheus.Collector { return warmCollector{w} 
 type warmCollector struct{ w *Worker }
 
 func (c warmCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWarmProcesses, descWarmTasks, descWarmRecycles, descWarmCrashes, descWarmKills} {
+	for _, d := range []*prometheus.Desc{descWarmProcesses, descWarmTasks, descWarmRecycles, descWarmCrashes, descWarmKills, descAuthRejected} {
 		ch <- d
 	}
 }
 
 func (c warmCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descAuthRejected, prometheus.CounterValue, float64(c.w.authRejected.comm.Load()), chanComm)
+	ch <- prometheus.MustNewConstMetric(descAuthRejected, prometheus.CounterValue, float64(c.w.authRejected.logs.Load()), chanLogs)
 	for q, p := range c.w.pools {
 		procs, tasks := p.counts()
 		ch <- prometheus.MustNewConstMetric(descWarmProcesses, prometheus.GaugeValue, float64(procs), q)

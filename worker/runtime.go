@@ -22,9 +22,15 @@ import (
 const requestTimeout = 60 * time.Second
 
 // runSDK runs the job in the queue's SDK runtime: it listens on two loopback
-// ports (comm and logs), starts the runtime with their addresses, sends
-// StartupDetails once it connects, and answers its requests until it exits.
+// ports (comm and logs), starts the runtime with their addresses and a
+// fresh secret (in its environment only), sends StartupDetails once it
+// connects and presents the secret, and answers its requests until it
+// exits.
 func (j *job) runSDK(ctx context.Context) outcome {
+	secret, err := protocol.NewSecret()
+	if err != nil {
+		return retry("%v", err)
+	}
 	commLn, logsLn, cleanup, err := listenRuntime(j.rt.Socket)
 	if err != nil {
 		return retry("%v", err)
@@ -44,12 +50,14 @@ func (j *job) runSDK(ctx context.Context) outcome {
 	if j.rt.Airflow != nil {
 		env = append(env, j.rt.Airflow.env()...)
 	}
+	// Last, so that no runtime or entrypoint setting replaces it.
+	env = append(env, protocol.EnvCommSecret+"="+secret)
 	p, err := j.w.startProcessVia(j.zyg, argv, env, j.rt.Dir, j.tl.output, j.ti.ID)
 	if err != nil {
 		return retry("start runtime: %v", err)
 	}
 
-	ls := &logServer{ln: logsLn, tl: j.tl, conns: map[net.Conn]bool{}}
+	ls := &logServer{w: j.w, ln: logsLn, tl: j.tl, secret: secret, tiID: j.ti.ID, conns: map[net.Conn]bool{}}
 	ls.wg.Add(1)
 	go ls.serve()
 	defer func() {
@@ -58,7 +66,7 @@ func (j *job) runSDK(ctx context.Context) outcome {
 		ls.stop(j.w.cfg.KillGrace)
 	}()
 
-	conn, out, ok := j.handshake(ctx, commLn, p)
+	conn, out, ok := j.handshake(ctx, commLn, p, secret)
 	if !ok {
 		return out
 	}
@@ -99,49 +107,66 @@ func listenRuntime(socket string) (comm, logs net.Listener, cleanup func(), err 
 	return comm, logs, cleanup, nil
 }
 
-// handshake waits for the runtime to connect. When it does not, it returns
-// the try's outcome and false, with the process gone.
-func (j *job) handshake(ctx context.Context, ln net.Listener, p *proc) (net.Conn, outcome, bool) {
-	type accepted struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan accepted, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- accepted{c, err}
-	}()
+// handshake waits for the runtime to connect and present its secret;
+// connections that do not (another local process that found the port
+// first, an SDK without the secret) are refused and counted, and the gate
+// keeps accepting until the handshake timeout. Once the runtime is in, the
+// comm listener closes: a cold runtime has one comm connection. When it
+// does not come, handshake returns the try's outcome and false, with the
+// process gone.
+func (j *job) handshake(ctx context.Context, ln net.Listener, p *proc, secret string) (net.Conn, outcome, bool) {
+	g := newCommGate(j.w, ln, secret, j.ti.ID)
 	t := time.NewTimer(j.w.cfg.HandshakeTimeout)
 	defer t.Stop()
+	done := func() net.Conn {
+		g.stop()
+		select {
+		case c := <-g.won:
+			return c
+		default:
+			return nil
+		}
+	}
 	fail := func(out outcome) (net.Conn, outcome, bool) {
-		ln.Close()
-		if a := <-ch; a.c != nil {
-			a.c.Close()
+		if c := done(); c != nil {
+			c.Close()
 		}
 		p.terminate()
 		p.wait()
 		return nil, out, false
 	}
 	select {
-	case a := <-ch:
-		if a.err != nil {
-			return fail(retry("accept runtime connection: %v", a.err))
-		}
-		return a.c, outcome{}, true
+	case c := <-g.won:
+		done()
+		return c, outcome{}, true
 	case <-p.done:
 		// It may have connected, sent all it had to say and exited at once:
-		// take a connection already queued before concluding.
-		if dl, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
-			_ = dl.SetDeadline(time.Now())
+		// its connection may still wait in the backlog or in its auth: give
+		// the gate a moment, up to a second while one is in its auth.
+		if c := g.settle(min(time.Second, j.w.authTimeout())); c != nil {
+			done()
+			return c, outcome{}, true
 		}
-		if a := <-ch; a.err == nil {
-			return a.c, outcome{}, true
+		if c := done(); c != nil {
+			return c, outcome{}, true
 		}
 		p.wait()
 		status := p.exitStatus()
+		if why := g.refused(); why != "" {
+			j.tl.worker("error", "runtime exited without authenticating on the comm channel: "+why)
+			return nil, retry("runtime exited (%s) without authenticating on the comm channel: %s; stderr tail: %s", status, why, p.stderr.String()), false
+		}
 		j.tl.worker("error", "runtime exited before handshake: "+status)
 		return nil, retry("runtime exited before handshake: %s, stderr tail: %s", status, p.stderr.String()), false
 	case <-t.C:
+		if c := done(); c != nil {
+			return c, outcome{}, true // it came in at the last moment
+		}
+		if why := g.refused(); why != "" {
+			msg := fmt.Sprintf("runtime did not authenticate on the comm channel within %s: %s", j.w.cfg.HandshakeTimeout, why)
+			j.tl.worker("error", msg)
+			return fail(retry("%s", msg))
+		}
 		j.tl.worker("error", fmt.Sprintf("runtime did not connect within %s", j.w.cfg.HandshakeTimeout))
 		return fail(retry("runtime did not connect within %s", j.w.cfg.HandshakeTimeout))
 	case <-ctx.Done():
@@ -455,11 +480,15 @@ func (j *job) answer(ctx context.Context, msg protocol.Message) (protocol.Messag
 	return nil, nil, nil, fmt.Errorf("unexpected message %s from the task", msg.MessageType())
 }
 
-// logServer reads the JSON lines runtimes send on the logs address.
+// logServer reads the JSON lines runtimes send on the logs address, on
+// connections whose header line presents the runtime's secret.
 type logServer struct {
-	ln net.Listener
-	tl *taskLog
-	wg sync.WaitGroup
+	w      *Worker
+	ln     net.Listener
+	tl     *taskLog
+	secret string
+	tiID   string
+	wg     sync.WaitGroup
 
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
@@ -484,8 +513,27 @@ func (s *logServer) serve() {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			defer c.Close()
-			readLines(c, func(line string) {
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				c.Close()
+			}()
+			peer, h, br, err := s.w.authLogs(c, s.secret)
+			if err == nil && !h.Cold() {
+				err = errors.New("a warm runtime's log header on a cold try's logs address")
+			}
+			if err != nil {
+				s.w.reject(chanLogs, c, peer, err, "ti_id", s.tiID)
+				return
+			}
+			s.mu.Lock()
+			if s.closed {
+				// stop's deadline was cleared by the auth: set it again.
+				_ = c.SetReadDeadline(time.Now().Add(s.w.cfg.KillGrace))
+			}
+			s.mu.Unlock()
+			readLines(br, func(line string) {
 				if strings.TrimSpace(line) != "" {
 					s.tl.task([]byte(line))
 				}

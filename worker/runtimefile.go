@@ -54,8 +54,8 @@ import (
 //	      ready_timeout: 2m         # bound of the zygote's imports
 //
 //	services:                     # helper processes beside the tasks (Service)
-//	  airflow-forkserver:
-//	    command: [python3, -m, taskwire_airflow.forkserver, --socket, /run/taskwire/airflow.sock]
+//	  forkserver:
+//	    command: [python3, -m, forkserver, --socket, /run/forkserver.sock]
 //	    env: {AIRFLOW_HOME: /srv/airflow}
 //	    dir: /srv/airflow
 //	    restart_delay: 1s         # first wait before a restart; default 1s

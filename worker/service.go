@@ -16,7 +16,7 @@ import (
 )
 
 // Service is a long-running helper process that the worker runs beside its
-// tasks (e.g. Airflow's fork server, taskwire_airflow.forkserver): started
+// tasks (e.g. a fork server, a local proxy, a cache): started
 // with the worker, restarted whenever it exits (after RestartDelay, doubled
 // on each exit that comes sooner than serviceStableAfter after its start,
 // up to serviceMaxRestartDelay), and stopped (SIGTERM to its process group,

@@ -104,7 +104,7 @@ queues:
   airflow: {runtime: command}
 services:
   forkserver:
-    command: [python3, -m, taskwire_airflow.forkserver, --socket, /tmp/a b.sock]
+    command: [python3, -m, forkserver, --socket, /tmp/a b.sock]
     env: {AIRFLOW_HOME: /srv/airflow}
     dir: /srv
     restart_delay: 250ms
@@ -115,7 +115,7 @@ services:
 		t.Fatal(err)
 	}
 	want := []Service{
-		{Name: "forkserver", Command: []string{"python3", "-m", "taskwire_airflow.forkserver", "--socket", "/tmp/a b.sock"},
+		{Name: "forkserver", Command: []string{"python3", "-m", "forkserver", "--socket", "/tmp/a b.sock"},
 			Env: map[string]string{"AIRFLOW_HOME": "/srv/airflow"}, Dir: "/srv", RestartDelay: 250 * time.Millisecond},
 		{Name: "other", Command: []string{"./helper", "--flag"}},
 	}
@@ -127,8 +127,9 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f, err := ParseRuntimeFile(data); err != nil || len(f.Services) != 1 || f.Services[0].Name != "airflow-forkserver" {
-		t.Errorf("integrations/airflow/worker.yaml: %+v, %v", f, err)
+	if f, err := ParseRuntimeFile(data); err != nil || f.Queues["airflow"].Prefork == nil ||
+		!reflect.DeepEqual(f.Queues["airflow"].Prefork.Modules, []string{"taskwire_airflow.run"}) {
+		t.Errorf("integrations/airflow/worker.yaml: %+v, %v; want the airflow queue's taskwire_airflow.run forked from a prefork zygote", f, err)
 	}
 	for _, bad := range []string{
 		"queues: {a: {runtime: command}}\nservices: {s: {env: {A: b}}}",

@@ -78,7 +78,10 @@ type warmPool struct {
 	// For the metrics (WarmCollector): processes recycled by reason,
 	// crashed, and killed by the worker.
 	recycledMaxTasks, recycledMaxRSS, recycledIdle, crashes, kills atomic.Int64
-	janitor                                                        chan struct{}
+	// refused counts the comm connections of the pool's processes refused
+	// for want of the secret, for the reason of a task that found no slot.
+	refused atomic.Int64
+	janitor chan struct{}
 }
 
 // warmConn is a comm connection a warm process opened and waits on for a
@@ -96,6 +99,9 @@ type warmProc struct {
 
 	commLn, logsLn net.Listener
 	cleanup        func()
+	// secret is the process's protocol.EnvCommSecret: each of its comm and
+	// log connections presents it first.
+	secret string
 
 	mu        sync.Mutex
 	running   int
@@ -218,6 +224,10 @@ func (wp *warmPool) ensure() error {
 
 // spawnLocked starts one process; wp.mu is held.
 func (wp *warmPool) spawnLocked() error {
+	secret, err := protocol.NewSecret()
+	if err != nil {
+		return err
+	}
 	commLn, logsLn, cleanup, err := listenRuntime(wp.rt.Socket)
 	if err != nil {
 		return err
@@ -238,8 +248,8 @@ func (wp *warmPool) spawnLocked() error {
 	}
 	env = append(env, "TASKWIRE_COMM_ADDR="+comm, "TASKWIRE_LOGS_ADDR="+logs,
 		"TASKWIRE_CODEC="+wp.rt.Codec.String(), "TASKWIRE_QUEUE="+wp.q,
-		protocol.EnvWarmTasks+"="+strconv.Itoa(wp.cfg.TasksPerProcess))
-	p := &warmProc{pool: wp, started: time.Now(), commLn: commLn, logsLn: logsLn, cleanup: cleanup,
+		protocol.EnvWarmTasks+"="+strconv.Itoa(wp.cfg.TasksPerProcess), protocol.EnvCommSecret+"="+secret)
+	p := &warmProc{pool: wp, started: time.Now(), commLn: commLn, logsLn: logsLn, cleanup: cleanup, secret: secret,
 		idleSince: time.Now(), streams: map[string]*warmStream{}, logsDone: make(chan struct{}), dialed: make(chan struct{})}
 	// The process may print before startProcess returns its pid.
 	var plog atomic.Pointer[slog.Logger]
@@ -263,16 +273,29 @@ func (wp *warmPool) spawnLocked() error {
 	return nil
 }
 
-// acceptComm queues the process's comm connections for tasks.
+// acceptComm queues the process's comm connections for tasks once they
+// presented the process's secret; the others are refused.
 func (p *warmProc) acceptComm() {
 	defer p.pool.procs.Done()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		c, err := p.commLn.Accept()
 		if err != nil {
 			return
 		}
-		p.dialedOnce.Do(func() { close(p.dialed) })
-		p.pool.idle <- warmConn{wp: p, c: c}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			peer, err := p.pool.w.authComm(c, p.secret)
+			if err != nil {
+				p.pool.refused.Add(1)
+				p.pool.w.reject(chanComm, c, peer, err, "queue", p.pool.q, "warm_pid", p.p.pgid)
+				return
+			}
+			p.dialedOnce.Do(func() { close(p.dialed) })
+			p.pool.idle <- warmConn{wp: p, c: c}
+		}()
 	}
 }
 
@@ -297,19 +320,15 @@ func (p *warmProc) acceptLogs() {
 }
 
 func (p *warmProc) readStream(c net.Conn) {
-	_ = c.SetReadDeadline(time.Now().Add(p.pool.w.cfg.HandshakeTimeout))
-	br := bufio.NewReaderSize(c, 4096)
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		return
+	peer, h, br, err := p.pool.w.authLogs(c, p.secret)
+	if err == nil && h.Cold() {
+		err = errors.New("a cold runtime's log header on a warm process's logs address")
 	}
-	h, err := protocol.ParseLogStreamHeader(line[:len(line)-1])
 	if err != nil {
-		p.pool.log.Warn("warm runtime log stream", "err", err)
+		p.pool.w.reject(chanLogs, c, peer, err, "queue", p.pool.q, "warm_pid", p.p.pgid)
 		return
 	}
 	if h.Mux {
-		_ = c.SetReadDeadline(time.Time{})
 		p.readMux(br)
 		return
 	}
@@ -327,7 +346,6 @@ func (p *warmProc) readStream(c net.Conn) {
 		return
 	}
 	defer s.end()
-	_ = c.SetReadDeadline(time.Time{})
 	readLines(br, func(line string) {
 		if strings.TrimSpace(line) != "" {
 			s.tl.task([]byte(line))
@@ -644,6 +662,10 @@ func (wp *warmPool) acquire(ctx context.Context) (warmConn, error) {
 				// Every slot runs a task: wait for one to end.
 				t.Reset(wp.w.cfg.HandshakeTimeout)
 				continue
+			}
+			if n := wp.refused.Load(); n > 0 {
+				return warmConn{}, fmt.Errorf("no warm runtime process of queue %s authenticated on the comm channel within %s: "+
+					"%d connection(s) without the process's secret; %s", wp.q, wp.w.cfg.HandshakeTimeout, n, errSDKTooOld)
 			}
 			return warmConn{}, fmt.Errorf("no warm runtime process of queue %s connected within %s", wp.q, wp.w.cfg.HandshakeTimeout)
 		case <-ctx.Done():

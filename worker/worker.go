@@ -31,6 +31,9 @@ const inProgressIntervalDefault = 10 * time.Second
 type Worker struct {
 	cfg Config
 	log *slog.Logger
+	// authRejected counts the runtime connections refused for want of the
+	// runtime's secret (runtimeauth.go).
+	authRejected authCounters
 
 	// slots is the semaphore of Concurrency shared by all queues: a token is
 	// taken before a pull and held by the activity's goroutine until it is

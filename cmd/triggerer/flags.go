@@ -19,6 +19,8 @@ Every flag falls back to the TASKWIRE_* environment variable named in its help.
 `
 
 type options struct {
+	apiURL string
+	apiCA  string
 	nats   flagenv.NATS
 	logs   flagenv.Log
 	listen string
@@ -38,6 +40,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.cfg.DeadAfter, "dead-after", triggerer.DeadAfterDefault, "silence after which another triggerer's triggers are taken over (TASKWIRE_DEAD_AFTER)")
 	fs.StringVar(&o.listen, "listen", "", "HOST:PORT serving /metrics, /healthz and /readyz; empty for none (TASKWIRE_LISTEN)")
 	pyTriggers := fs.String("python-triggers", "", "command of the Python trigger runtime running Airflow trigger classes, split on spaces, e.g. \".venv-airflow/bin/python -m taskwire.airflow_triggers\"; empty for none (TASKWIRE_PYTHON_TRIGGERS)")
+	fs.StringVar(&o.apiURL, "api-url", "", "executor URL serving the Execution API, through which the Python trigger runtime's triggers read connections, variables and XComs; empty for none (TASKWIRE_API_URL)")
+	fs.StringVar(&o.apiCA, "api-ca", "", "PEM file of the CA that signed the executor's https certificate (TASKWIRE_API_CA)")
 	o.logs.Register(fs)
 	if err := flagenv.Parse(fs, args, os.LookupEnv); err != nil {
 		return nil, err
@@ -59,5 +63,5 @@ func parseFlags(args []string) (*options, error) {
 // logEffective logs the configuration in use, without secrets.
 func (o *options) logEffective(id string) {
 	c := o.cfg
-	o.log.Info("triggerer config", append([]any{"triggerer_id", id}, append(o.nats.LogAttrs(), "capacity", c.Capacity, "heartbeat_interval", c.HeartbeatInterval, "dead_after", c.DeadAfter, "listen", o.listen)...)...)
+	o.log.Info("triggerer config", append([]any{"triggerer_id", id}, append(o.nats.LogAttrs(), "capacity", c.Capacity, "heartbeat_interval", c.HeartbeatInterval, "dead_after", c.DeadAfter, "listen", o.listen, "api_url", o.apiURL)...)...)
 }

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/internal/flagenv"
 	"github.com/taskwire/taskwire/internal/telemetry"
 	"github.com/taskwire/taskwire/queue"
 	"github.com/taskwire/taskwire/triggerer"
@@ -52,6 +54,15 @@ func run(ctx context.Context, args []string) error {
 	qc, err := queue.New(ctx, nc, queue.Config{Logger: log, Bind: true})
 	if err != nil {
 		return err
+	}
+	if o.apiURL != "" {
+		tc, err := flagenv.ClientTLS(o.apiCA)
+		if err != nil {
+			return err
+		}
+		if o.cfg.API, err = execution.NewClient(execution.ClientConfig{URL: o.apiURL, TLSConfig: tc, Logger: log}); err != nil {
+			return err
+		}
 	}
 	reg := telemetry.NewRegistry(nc)
 	o.cfg.Queue, o.cfg.Logger, o.cfg.Metrics = qc, log, triggerer.NewMetrics(reg)

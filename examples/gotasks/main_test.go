@@ -34,8 +34,8 @@ func runTask(t *testing.T, bin string, codec protocol.Codec, task string, s runt
 		Codec:   codec,
 		Startup: sd,
 		Store:   s,
-		Run: func(ctx context.Context, comm, logs string) (string, error) {
-			env := []string{"TASKWIRE_CODEC=" + codec.String()}
+		Run: func(ctx context.Context, comm, logs, secret string) (string, error) {
+			env := []string{"TASKWIRE_CODEC=" + codec.String(), runtimetest.SecretEnv(secret)}
 			var args []string
 			if viaEnv {
 				env = append(env, "TASKWIRE_COMM_ADDR="+comm, "TASKWIRE_LOGS_ADDR="+logs)

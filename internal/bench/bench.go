@@ -42,7 +42,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		Queues: cfg.Queues, Backlog: cfg.Backlog,
 		Fleet: cfg.Fleet, FleetConcurrency: cfg.FleetConcurrency, FleetOnly: cfg.FleetOnly,
 		Records: cfg.Records, RecordsOnly: cfg.RecordsOnly,
-		DagOnly: cfg.DagOnly, DagRounds: cfg.DagRounds, TaskBin: filepath.Base(cfg.TaskBin),
+		DagOnly: cfg.DagOnly, DagRounds: cfg.DagRounds, PoolOnly: cfg.PoolOnly, PoolRounds: cfg.PoolRounds, TaskBin: filepath.Base(cfg.TaskBin),
 	}}
 	if cfg.Airflow != "" {
 		if r.Airflow, err = airflowPhase(ctx, cfg, filepath.Join(dir, "airflow"), prog); err != nil {
@@ -70,6 +70,11 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	if cfg.SleepersOnly {
 		r.Seconds = time.Since(began).Seconds()
+		return r, nil
+	}
+	if cfg.PoolOnly {
+		r.Seconds = time.Since(began).Seconds()
+		r.finish()
 		return r, nil
 	}
 	for i, n := range cfg.Timers {
@@ -130,6 +135,15 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.Raw.JetStreamRTT, err = rawJetStream(ctx, c.observer, n, phase("raw: JetStream RTT", n)); err != nil {
 		return fmt.Errorf("raw JetStream round trip: %w", err)
 	}
+	tp := func(name string, spec activity.TaskSpec) (Throughput, error) {
+		base := c.tracker.ended.Load()
+		prog.set(name, cfg.Tasks, func() int { return int(c.tracker.ended.Load() - base) })
+		return throughput(ctx, c, spec, cfg.Tasks, cfg.Inflight)
+	}
+	if cfg.PoolOnly {
+		r.Pool, err = poolPhase(ctx, c, cfg, nil, tp)
+		return err
+	}
 	fe, toMain, err := rawForkExecSelf(ctx, cfg.TaskBin, stamps, n, phase("raw: fork+exec", n))
 	if err != nil {
 		return fmt.Errorf("raw fork+exec: %w", err)
@@ -151,25 +165,12 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.Dispatch, err = dispatch(ctx, c, cfg.TaskBin, stamps, cfg.LatencyTasks, phase("dispatch latency", cfg.LatencyTasks)); err != nil {
 		return fmt.Errorf("dispatch latency: %w", err)
 	}
-	tp := func(name string, spec activity.TaskSpec) (Throughput, error) {
-		base := c.tracker.ended.Load()
-		prog.set(name, cfg.Tasks, func() int { return int(c.tracker.ended.Load() - base) })
-		return throughput(ctx, c, spec, cfg.Tasks, cfg.Inflight)
-	}
 	if r.Command, err = tp("command tasks", commandSpec(cfg.TaskBin, ModeNoop, "")); err != nil {
 		return fmt.Errorf("command throughput: %w", err)
 	}
-	slots := cfg.Workers * cfg.Concurrency
-	if err := setBenchPool(ctx, c, slots); err != nil {
+	if r.Pool, err = poolPhase(ctx, c, cfg, &r.Command, tp); err != nil {
 		return err
 	}
-	pooled := commandSpec(cfg.TaskBin, ModeNoop, "")
-	pooled.Pool = benchPool
-	c.ex.AdmissionLatencies() // only this phase's
-	if r.Pool.Throughput, err = tp(fmt.Sprintf("command tasks through a pool of %d", slots), pooled); err != nil {
-		return fmt.Errorf("pool throughput: %w", err)
-	}
-	r.Pool.Slots, r.Pool.Admission = slots, summarize(c.ex.AdmissionLatencies())
 	dagProg := func(name string, total int) {
 		base := c.tracker.ended.Load()
 		prog.set(name, total, func() int { return int(c.tracker.ended.Load() - base) })

@@ -123,10 +123,14 @@ func TestConfig(t *testing.T) {
 	}
 	for _, bad := range []Config{{Tasks: -1}, {Workers: -2}, {Timers: []int{10, 0}}, {LateSpread: -time.Second}, {Sleepers: 10}, {Sleepers: -1, Python: "python3"},
 		{Records: []int{10, 5}}, {Records: []int{0}}, {RecordsOnly: true}, {SleepersOnly: true, Python: "python3"},
-		{SleepersOnly: true, Sleepers: 10, Python: "python3", DagOnly: true}} {
+		{SleepersOnly: true, Sleepers: 10, Python: "python3", DagOnly: true}, {PoolOnly: true, DagOnly: true}, {PoolOnly: true, FleetOnly: true, Fleet: []int{1}}} {
 		if err := bad.WithDefaults().validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("validate(%+v) = %v, want ErrConfig", bad, err)
 		}
+	}
+	only, full := Config{PoolOnly: true}.WithDefaults(), Config{}.WithDefaults()
+	if only.PoolRounds != 3 || full.PoolRounds != 1 {
+		t.Errorf("pool rounds by default: %d with --pool-only, %d without", only.PoolRounds, full.PoolRounds)
 	}
 	if _, err := Run(context.Background(), Config{Tasks: -1}); !errors.Is(err, ErrConfig) {
 		t.Errorf("Run with a bad config = %v, want ErrConfig", err)
@@ -273,12 +277,13 @@ func TestServeNoop(t *testing.T) {
 	defer ln.Close()
 	ran := make(chan struct{}, 1)
 	rt := sdk.New()
+	rt.Secret = "the-bench-secret"
 	rt.Register("noop", func(context.Context, *sdk.Task) error { ran <- struct{}{}; return nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx, ln.Addr().String(), "") }()
-	if err := serveNoop(ln, 1); err != nil {
+	if err := serveNoop(ln, 1, rt.Secret); err != nil {
 		t.Fatalf("serveNoop: %v", err)
 	}
 	if err := <-done; err != nil {

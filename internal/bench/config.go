@@ -116,6 +116,13 @@ type Config struct {
 	// DagRounds is how often the fan-out/fan-in DAG runs, each time next
 	// to a flat phase of as many command tasks. Default DagRoundsDefault.
 	DagRounds int
+	// PoolOnly runs the pool phase alone (pool.go), after the JetStream
+	// round trip it is compared with.
+	PoolOnly bool
+	// PoolRounds is how often the pool phase runs a pooled and a flat
+	// command phase; default 1 (its flat phase is the command phase), 3
+	// with PoolOnly.
+	PoolRounds int
 	// Python, when set, is a python interpreter with which the warm phase
 	// also runs Python SDK tasks; PythonPath is put in its PYTHONPATH (the
 	// checkout's sdk/python/src, so the SDK of this tree is measured).
@@ -171,6 +178,12 @@ func (c Config) WithDefaults() Config {
 	def(&c.Workers, WorkersDefault)
 	def(&c.Inflight, InflightDefault)
 	def(&c.DagRounds, DagRoundsDefault)
+	if c.PoolRounds <= 0 {
+		c.PoolRounds = 1
+		if c.PoolOnly {
+			c.PoolRounds = 3
+		}
+	}
 	def(&c.LatencyTasks, LatencyTasksDefault)
 	def(&c.Deferrals, DeferralsDefault)
 	def(&c.LateTimers, LateTimersDefault)
@@ -232,6 +245,9 @@ func (c Config) validate() error {
 	}
 	if c.RecordsOnly && len(c.Records) == 0 {
 		return fmt.Errorf("%w: records only, but no number of records", ErrConfig)
+	}
+	if c.PoolOnly && (c.FleetOnly || c.RecordsOnly || c.DagOnly || c.SleepersOnly) {
+		return fmt.Errorf("%w: --pool-only excludes the other -only flags", ErrConfig)
 	}
 	if c.FleetOnly && c.DagOnly {
 		return errors.New("bench: --fleet-only and --dag-only exclude each other")

@@ -2,10 +2,13 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"time"
 
+	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/executor"
 )
 
 // benchPool is the pool of the pool phase.
@@ -18,8 +21,119 @@ type PoolFigures struct {
 	Throughput
 	Slots int `json:"slots"`
 	// Admission is from a task's record giving back its slots (as the
-	// executor sees it) to the next waiting task's activity published.
-	Admission Latency `json:"admission"`
+	// executor sees it) to the next waiting task's activity published
+	// (acknowledged by the stream); AdmissionSteps are the p50s of its
+	// steps (executor.AdmissionSample).
+	Admission      Latency        `json:"admission"`
+	AdmissionSteps AdmissionSteps `json:"admission_steps"`
+	// Rounds are the pool phase's rounds (bench --pool-rounds), each a
+	// pooled and a flat command phase of as many tasks, in turn first;
+	// PerFlat is the median of their ratios. In the full run the first
+	// round's flat phase is the command phase that ran before it.
+	Rounds []PoolRound `json:"rounds,omitempty"`
+	// FlatPerSecond and PerFlat are the medians of the rounds' flat
+	// throughputs and of their ratios.
+	FlatPerSecond float64 `json:"flat_per_s"`
+	PerFlat       float64 `json:"per_flat"`
+	// FlatCPUMillisPerTask is the median of the flat phases' cluster CPU
+	// per task (Throughput's is the pooled phases' median).
+	FlatCPUMillisPerTask float64 `json:"flat_cpu_ms_per_task"`
+}
+
+// AdmissionSteps are the medians of the admission latency's steps, in
+// ms: the pass woken, the pass up to its write of the pool record, the
+// write's round trip, and the publish to its acknowledgement.
+type AdmissionSteps struct {
+	Wake    float64 `json:"wake_p50_ms"`
+	Pass    float64 `json:"pass_p50_ms"`
+	Write   float64 `json:"write_p50_ms"`
+	Publish float64 `json:"publish_p50_ms"`
+}
+
+func admissionFigures(ss []executor.AdmissionSample) (Latency, AdmissionSteps) {
+	var total, wake, pass, write, publish []time.Duration
+	for _, s := range ss {
+		total, wake, pass = append(total, s.Total), append(wake, s.Wake), append(pass, s.Pass)
+		write, publish = append(write, s.Write), append(publish, s.Publish)
+	}
+	return summarize(total), AdmissionSteps{Wake: summarize(wake).P50, Pass: summarize(pass).P50,
+		Write: summarize(write).P50, Publish: summarize(publish).P50}
+}
+
+// PoolRound is one round of the pool phase.
+type PoolRound struct {
+	PoolFirst     bool    `json:"pool_first"`
+	PoolPerSecond float64 `json:"pool_per_s"`
+	FlatPerSecond float64 `json:"flat_per_s"`
+	PerFlat       float64 `json:"per_flat"`
+	// PoolCPUMillis and FlatCPUMillis are the cluster's CPU per task.
+	PoolCPUMillis float64 `json:"pool_cpu_ms_per_task"`
+	FlatCPUMillis float64 `json:"flat_cpu_ms_per_task"`
+}
+
+// PoolFlags registers the pool phase's flags on fs.
+func PoolFlags(fs *flag.FlagSet, cfg *Config) {
+	fs.BoolVar(&cfg.PoolOnly, "pool-only", false, "run the pool phase alone (after the JetStream round trip it is compared with): --pool-rounds rounds of command tasks through a pool and without, in turn first")
+	fs.IntVar(&cfg.PoolRounds, "pool-rounds", 0, "rounds of the pool phase, each a pooled and a flat command phase of --tasks tasks (the figure is the median of their ratios); default 1, 3 with --pool-only")
+}
+
+// poolPhase runs the pool phase's rounds; flat, when it ran, is the
+// command phase just before (the first round's flat phase).
+func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp func(name string, spec activity.TaskSpec) (Throughput, error)) (PoolFigures, error) {
+	slots := cfg.Workers * cfg.Concurrency
+	f := PoolFigures{Slots: slots}
+	if err := setBenchPool(ctx, c, slots); err != nil {
+		return f, err
+	}
+	plain := commandSpec(cfg.TaskBin, ModeNoop, "")
+	pooled := plain
+	pooled.Pool = benchPool
+	c.ex.AdmissionLatencies() // only this phase's
+	var pools, flats, ratios, cpus, flatCPUs []float64
+	for i := range cfg.PoolRounds {
+		rd := PoolRound{PoolFirst: flat != nil || i%2 == 0}
+		runPool := func() error {
+			t, err := tp(fmt.Sprintf("command tasks through a pool of %d (round %d of %d)", slots, i+1, cfg.PoolRounds), pooled)
+			if err != nil {
+				return fmt.Errorf("pool throughput: %w", err)
+			}
+			rd.PoolPerSecond, rd.PoolCPUMillis = t.PerSecond, t.CPUMillisPerTask
+			if i == 0 {
+				f.Throughput = t
+			}
+			return nil
+		}
+		runFlat := func() error {
+			if flat != nil {
+				rd.FlatPerSecond, rd.FlatCPUMillis, flat = flat.PerSecond, flat.CPUMillisPerTask, nil
+				return nil
+			}
+			t, err := tp(fmt.Sprintf("command tasks without a pool (round %d of %d)", i+1, cfg.PoolRounds), plain)
+			if err != nil {
+				return fmt.Errorf("flat throughput: %w", err)
+			}
+			rd.FlatPerSecond, rd.FlatCPUMillis = t.PerSecond, t.CPUMillisPerTask
+			return nil
+		}
+		first, second := runPool, runFlat
+		if !rd.PoolFirst {
+			first, second = runFlat, runPool
+		}
+		if err := first(); err != nil {
+			return f, err
+		}
+		if err := second(); err != nil {
+			return f, err
+		}
+		rd.PerFlat = ratio(rd.PoolPerSecond, rd.FlatPerSecond)
+		f.Rounds = append(f.Rounds, rd)
+		pools, flats, ratios = append(pools, rd.PoolPerSecond), append(flats, rd.FlatPerSecond), append(ratios, rd.PerFlat)
+		cpus, flatCPUs = append(cpus, rd.PoolCPUMillis), append(flatCPUs, rd.FlatCPUMillis)
+	}
+	f.PerSecond, f.FlatPerSecond, f.PerFlat = median(pools), median(flats), median(ratios)
+	f.CPUMillisPerTask, f.FlatCPUMillisPerTask = median(cpus), median(flatCPUs)
+	f.Admission, f.AdmissionSteps = admissionFigures(c.ex.AdmissionLatencies())
+	return f, nil
 }
 
 // setBenchPool makes the bench pool and waits until the executor has it.

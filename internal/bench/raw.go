@@ -187,12 +187,19 @@ func rawHandshake(ctx context.Context, self string, n int, done *atomic.Int64) (
 
 	iters, answered = make([]time.Duration, 0, n), make([]time.Duration, 0, n)
 	for i := range n {
+		// A secret per process, presented first on the comm connection, as
+		// the worker does it (protocol.AuthFrame).
+		secret, err := protocol.NewSecret()
+		if err != nil {
+			return nil, nil, err
+		}
 		cmd := selfCommand(ctx, self, ModeSDK, "--comm", commLn.Addr().String(), "--logs", logsLn.Addr().String())
+		cmd.Env = append(cmd.Env, protocol.EnvCommSecret+"="+secret)
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			return nil, nil, fmt.Errorf("start sdk runtime: %w", err)
 		}
-		herr := serveNoop(commLn, i)
+		herr := serveNoop(commLn, i, secret)
 		at := time.Since(start)
 		werr := cmd.Wait()
 		if err := errors.Join(herr, werr); err != nil {
@@ -210,15 +217,18 @@ func rawHandshake(ctx context.Context, self string, n int, done *atomic.Int64) (
 // handshakeTimeout bounds one raw handshake.
 const handshakeTimeout = 30 * time.Second
 
-// serveNoop accepts one runtime on ln, sends it StartupDetails for task
-// "noop", and answers its SucceedTask.
-func serveNoop(ln net.Listener, i int) error {
+// serveNoop accepts one runtime on ln, checks its secret, sends it
+// StartupDetails for task "noop", and answers its SucceedTask.
+func serveNoop(ln net.Listener, i int, secret string) error {
 	nc, err := ln.Accept()
 	if err != nil {
 		return fmt.Errorf("accept: %w", err)
 	}
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := protocol.ReadAuth(nc, secret); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
 	conn := protocol.NewConn(nc, protocol.CodecMsgpack, 0)
 	id := fmt.Sprintf("raw-%d", i)
 	if err := conn.WriteResponse(0, protocol.StartupDetails{

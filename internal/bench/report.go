@@ -77,6 +77,8 @@ type RunConfig struct {
 	RecordsOnly bool  `json:"records_only,omitempty"`
 	DagOnly     bool  `json:"dag_only,omitempty"`
 	DagRounds   int   `json:"dag_rounds"`
+	PoolOnly    bool  `json:"pool_only,omitempty"`
+	PoolRounds  int   `json:"pool_rounds"`
 	// TaskBin is the binary run as the task processes and the Go SDK
 	// runtime.
 	TaskBin string `json:"task_bin"`
@@ -107,7 +109,8 @@ type Ratios struct {
 	// WarmGoPerCommand is warm Go SDK tasks/s ÷ cold command tasks/s.
 	WarmGoPerCommand float64 `json:"warm_go_per_command"`
 	// PoolPerCommand is command tasks/s through a pool with slots = the
-	// workers' ÷ without a pool.
+	// workers' ÷ without a pool: the median of the pool rounds' ratios
+	// (PoolFigures.PerFlat).
 	PoolPerCommand float64 `json:"pool_per_command"`
 }
 
@@ -170,7 +173,7 @@ func (r *Report) finish() {
 		ManyQueuesPerCommand: ratio(r.ManyQueues.PerSecond, r.Command.PerSecond),
 		BacklogPerCommand:    ratio(r.Backlog.Command.PerSecond, r.Command.PerSecond),
 		DagFanPerCommand:     r.DAG.FanPerFlat,
-		PoolPerCommand:       ratio(r.Pool.PerSecond, r.Command.PerSecond),
+		PoolPerCommand:       r.Pool.PerFlat,
 	}
 	if r.Warm.Go != nil {
 		r.Ratios.WarmGoPerCommand = ratio(r.Warm.Go.PerSecond, r.Command.PerSecond)
@@ -181,18 +184,20 @@ func (r *Report) finish() {
 	atMost := func(fig string, v, limit float64, unit string) Target {
 		return Target{Figure: fig, Value: v, Limit: limit, Unit: unit, Met: v <= limit}
 	}
-	r.Targets = []Target{
-		atLeast("command_tasks_per_s", r.Command.PerSecond, targetCommandPerSecond, "/s"),
-		atLeast("go_sdk_tasks_per_s", r.GoSDK.PerSecond, targetGoSDKPerSecond, "/s"),
-		atMost("dispatch_p50_ms", r.Dispatch.P50, targetDispatchP50, "ms"),
-		atMost("dispatch_p99_ms", r.Dispatch.P99, targetDispatchP99, "ms"),
-		atMost("deferral_p50_ms", r.Deferral.P50, targetDeferralP50, "ms"),
-		atMost("deferral_p99_ms", r.Deferral.P99, targetDeferralP99, "ms"),
-		atLeast("many_queues_per_command", r.Ratios.ManyQueuesPerCommand, targetQueuesRatio, "×"),
-		atLeast("backlog_per_command", r.Ratios.BacklogPerCommand, targetQueuesRatio, "×"),
-		atLeast("dag_fan_per_command", r.Ratios.DagFanPerCommand, targetDagFanRatio, "×"),
-		atMost("dag_step_p50_ms", r.DAG.StepScheduling.P50, targetDagStepP50, "ms"),
-		atMost("dag_step_p99_ms", r.DAG.StepScheduling.P99, targetDagStepP99, "ms"),
+	if !r.Config.PoolOnly {
+		r.Targets = []Target{
+			atLeast("command_tasks_per_s", r.Command.PerSecond, targetCommandPerSecond, "/s"),
+			atLeast("go_sdk_tasks_per_s", r.GoSDK.PerSecond, targetGoSDKPerSecond, "/s"),
+			atMost("dispatch_p50_ms", r.Dispatch.P50, targetDispatchP50, "ms"),
+			atMost("dispatch_p99_ms", r.Dispatch.P99, targetDispatchP99, "ms"),
+			atMost("deferral_p50_ms", r.Deferral.P50, targetDeferralP50, "ms"),
+			atMost("deferral_p99_ms", r.Deferral.P99, targetDeferralP99, "ms"),
+			atLeast("many_queues_per_command", r.Ratios.ManyQueuesPerCommand, targetQueuesRatio, "×"),
+			atLeast("backlog_per_command", r.Ratios.BacklogPerCommand, targetQueuesRatio, "×"),
+			atLeast("dag_fan_per_command", r.Ratios.DagFanPerCommand, targetDagFanRatio, "×"),
+			atMost("dag_step_p50_ms", r.DAG.StepScheduling.P50, targetDagStepP50, "ms"),
+			atMost("dag_step_p99_ms", r.DAG.StepScheduling.P99, targetDagStepP99, "ms"),
+		}
 	}
 	if r.Pool.Tasks > 0 {
 		r.Targets = append(r.Targets,
@@ -267,6 +272,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "raw limit, same run\tsamples\tvalue")
 	fmt.Fprintf(tw, "JetStream publish → pull → ack, p50 / p99\t%d\t%.2f / %.2f ms\n", r.Raw.JetStreamRTT.N, r.Raw.JetStreamRTT.P50, r.Raw.JetStreamRTT.P99)
+	if c.PoolOnly {
+		return r.writePoolOnly(w, &b, tw)
+	}
 	fmt.Fprintf(tw, "fork+exec+wait of the task binary in noop mode, serial\t%d\t%s/s, p50 %.2f ms\n", r.Raw.ForkExec.N, thousands(r.Raw.ForkExecPerSecond), r.Raw.ForkExec.P50)
 	fmt.Fprintf(tw, "  of which exec → its main, p50 / p99\t%d\t%.2f / %.2f ms\n", r.Raw.ExecToMain.N, r.Raw.ExecToMain.P50, r.Raw.ExecToMain.P99)
 	if r.Raw.True.N > 0 {
@@ -387,14 +395,53 @@ func (r *Report) writeOtherRows(tw io.Writer) {
 	}
 	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
 		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
-	if r.Pool.Tasks > 0 {
-		fmt.Fprintf(tw, "command tasks/s through a pool of %d slots (= worker slots)\t%s/s\t%s\twithout a pool %s/s\t%.2f×\n",
-			r.Pool.Slots, thousands(r.Pool.PerSecond), r.target("pool_per_command"), thousands(r.Command.PerSecond), r.Ratios.PoolPerCommand)
-		fmt.Fprintf(tw, "admission latency p50 / p99 (slot freed → next task published; %d samples)\t%.2f / %.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.2f×\n",
-			r.Pool.Admission.N, r.Pool.Admission.P50, r.Pool.Admission.P99, r.target("admission_p50_ms"), r.Raw.JetStreamRTT.P50, ratio(r.Pool.Admission.P50, r.Raw.JetStreamRTT.P50))
-	}
+	r.writePoolRows(tw)
 	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
 		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
+}
+
+// writePoolRows writes the pool phase's rows.
+func (r *Report) writePoolRows(tw io.Writer) {
+	p := r.Pool
+	if p.Tasks == 0 {
+		return
+	}
+	of := ""
+	if len(p.Rounds) > 1 {
+		of = fmt.Sprintf(", medians of %d rounds", len(p.Rounds))
+	}
+	fmt.Fprintf(tw, "command tasks/s through a pool of %d slots (= worker slots)%s\t%s/s\t%s\twithout a pool %s/s\t%.2f×\n",
+		p.Slots, of, thousands(p.PerSecond), r.target("pool_per_command"), thousands(p.FlatPerSecond), r.Ratios.PoolPerCommand)
+	if len(p.Rounds) > 1 {
+		var rounds []string
+		for _, rd := range p.Rounds {
+			rounds = append(rounds, fmt.Sprintf("%s/%s", thousands(rd.PoolPerSecond), thousands(rd.FlatPerSecond)))
+		}
+		fmt.Fprintf(tw, "  each round pool/flat tasks/s (pool first, then flat first, …)\t%s\t\t\t\n", strings.Join(rounds, ", "))
+	}
+	fmt.Fprintf(tw, "  cluster CPU per task: through the pool / without\t%.2f / %.2f ms\t\t\t%.2f×\n",
+		p.CPUMillisPerTask, p.FlatCPUMillisPerTask, ratio(p.CPUMillisPerTask, p.FlatCPUMillisPerTask))
+	fmt.Fprintf(tw, "admission latency p50 / p99 (slot freed → next task published; %d samples)\t%.2f / %.2f ms\t%s\tJetStream RTT p50 %.2f ms\t%.2f×\n",
+		p.Admission.N, p.Admission.P50, p.Admission.P99, r.target("admission_p50_ms"), r.Raw.JetStreamRTT.P50, ratio(p.Admission.P50, r.Raw.JetStreamRTT.P50))
+	st := p.AdmissionSteps
+	fmt.Fprintf(tw, "  steps' p50s: pass woken / pass to its write / pool record CAS / publish → ack\t%.2f / %.2f / %.2f / %.2f ms\t\t\t\n",
+		st.Wake, st.Pass, st.Write, st.Publish)
+}
+
+// writePoolOnly ends the table of a --pool-only run.
+func (r *Report) writePoolOnly(w io.Writer, b *strings.Builder, tw *tabwriter.Writer) error {
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	b.WriteString("\n")
+	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tvalue\ttarget\traw limit\tratio")
+	r.writePoolRows(tw)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // thousands formats f rounded to an integer, with commas between

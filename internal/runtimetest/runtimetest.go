@@ -49,8 +49,10 @@ type Config struct {
 	// Timeout bounds the run; TimeoutDefault when 0.
 	Timeout time.Duration
 	// Run starts the runtime, telling it the worker's comm and logs
-	// addresses, and waits for it to exit. It returns the combined output.
-	Run func(ctx context.Context, comm, logs string) (output string, err error)
+	// addresses and the secret (in its environment,
+	// protocol.EnvCommSecret: see SecretEnv), and waits for it to exit. It
+	// returns the combined output.
+	Run func(ctx context.Context, comm, logs, secret string) (output string, err error)
 }
 
 // Result is what one run of the runtime told the stand-in worker.
@@ -90,6 +92,10 @@ func Run(t *testing.T, cfg Config) Result {
 	}
 	defer logs.Close()
 
+	secret, err := protocol.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
 	res := Result{XComs: maps.Clone(cfg.Store.XComs)}
 	if res.XComs == nil {
 		res.XComs = map[string]any{}
@@ -106,6 +112,13 @@ func Run(t *testing.T, cfg Config) Result {
 		defer c.Close()
 		sc := bufio.NewScanner(c)
 		sc.Buffer(nil, 1<<20)
+		if !sc.Scan() {
+			return
+		}
+		if h, err := protocol.ParseLogStreamHeader(sc.Bytes()); err != nil || !h.Cold() || !protocol.SecretEqual(h.Secret, secret) {
+			t.Errorf("log connection header %q: want the cold header with the secret (%v)", sc.Text(), err)
+			return
+		}
 		for sc.Scan() {
 			logBuf.Write(sc.Bytes())
 			logBuf.WriteByte('\n')
@@ -118,6 +131,10 @@ func Run(t *testing.T, cfg Config) Result {
 			return
 		}
 		defer c.Close()
+		if err := protocol.ReadAuth(c, secret); err != nil {
+			t.Errorf("comm connection: auth frame: %v", err)
+			return
+		}
 		serve(t, protocol.NewConn(c, cfg.Codec, 0), cfg.Startup, cfg.Store, &res)
 	}()
 
@@ -127,13 +144,16 @@ func Run(t *testing.T, cfg Config) Result {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
-	res.Output, res.Err = cfg.Run(ctx, comm.Addr().String(), logs.Addr().String())
+	res.Output, res.Err = cfg.Run(ctx, comm.Addr().String(), logs.Addr().String(), secret)
 	comm.Close()
 	logs.Close()
 	wg.Wait()
 	res.Logs = logBuf.String()
 	return res
 }
+
+// SecretEnv is the environment entry that gives a runtime its secret.
+func SecretEnv(secret string) string { return protocol.EnvCommSecret + "=" + secret }
 
 // serve sends sd on conn and answers requests from s until the runtime
 // hangs up, recording them in res.

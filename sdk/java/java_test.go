@@ -70,9 +70,9 @@ func runExample(t *testing.T, task string, s runtimetest.Store, o runOpts) runti
 		Store:   s,
 		Unix:    o.unix,
 		Timeout: time.Minute,
-		Run: func(ctx context.Context, comm, logs string) (string, error) {
+		Run: func(ctx context.Context, comm, logs, secret string) (string, error) {
 			cmd := exec.CommandContext(ctx, java, "-cp", cls, "Tasks")
-			cmd.Env = append(os.Environ(), "TASKWIRE_CODEC=json")
+			cmd.Env = append(os.Environ(), "TASKWIRE_CODEC=json", runtimetest.SecretEnv(secret))
 			if o.viaEnv {
 				cmd.Env = append(cmd.Env, "TASKWIRE_COMM_ADDR="+comm, "TASKWIRE_LOGS_ADDR="+logs)
 			} else {

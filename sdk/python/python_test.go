@@ -52,10 +52,10 @@ func runPy(t *testing.T, codec protocol.Codec, sd protocol.StartupDetails, st ru
 		Codec:   codec,
 		Startup: sd,
 		Store:   st,
-		Run: func(ctx context.Context, comm, logs string) (string, error) {
+		Run: func(ctx context.Context, comm, logs, secret string) (string, error) {
 			cmd := exec.CommandContext(ctx, py, filepath.Join(root, "examples", "pytasks", "tasks.py"),
 				"--comm", comm, "--logs", logs, "--codec", codec.String())
-			cmd.Env = pyEnv()
+			cmd.Env = append(pyEnv(), runtimetest.SecretEnv(secret))
 			out, err := cmd.CombinedOutput()
 			return string(out), err
 		},

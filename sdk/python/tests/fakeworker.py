@@ -17,6 +17,23 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 
 TERMINALS = ("SucceedTask", "TaskState", "RetryTask", "DeferTask")
 
+# TEST_SECRET is the runtime's secret in these tests (TASKWIRE_COMM_SECRET,
+# set for this process and the runtimes it starts): the fake workers check
+# that every connection presents it first, as the worker does.
+TEST_SECRET = "0123456789abcdef0123456789abcdef"
+os.environ[protocol.ENV_COMM_SECRET] = TEST_SECRET
+
+
+def read_auth(c):
+    """Read the auth frame a runtime sends first on a comm connection and
+    check its secret; raise AssertionError when it is not there."""
+    body = protocol.read_frame(c.makefile("rb", buffering=0), 256)
+    if body is None:
+        raise AssertionError("comm connection closed before its auth frame")
+    auth = json.loads(body)
+    if auth != {"type": "Auth", "secret": TEST_SECRET}:
+        raise AssertionError("auth frame %r" % auth)
+
 
 def not_found(what):
     return {"type": "ErrorResponse", "error": "not_found", "detail": {"message": what + " not found"}}
@@ -102,6 +119,7 @@ class FakeWorker(object):
         c.settimeout(None)
         conn = protocol.Conn(c, self.codec)
         try:
+            read_auth(c)
             conn.write_response(0, self.startup)
             while True:
                 body = conn.read_body(timeout=30)
@@ -178,7 +196,12 @@ class FakeWorker(object):
             self.errors.append(e)
         finally:
             c.close()
-        for line in buf.decode("utf-8").splitlines():
+        lines = buf.decode("utf-8").splitlines()
+        if lines:
+            header = json.loads(lines.pop(0))
+            if header != {"secret": TEST_SECRET}:
+                self.errors.append(AssertionError("log header %r" % header))
+        for line in lines:
             self.raw_log.append(line)
             if line.strip():
                 self.log_lines.append(json.loads(line))

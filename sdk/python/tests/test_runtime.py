@@ -8,7 +8,7 @@ import socket
 import threading
 import unittest
 
-from fakeworker import FakeWorker
+from fakeworker import FakeWorker, read_auth
 import taskwire
 from taskwire import protocol as P
 
@@ -584,8 +584,15 @@ class TestConnection(RuntimeTest):
         return "127.0.0.1:%d" % ln.getsockname()[1]
 
     def test_worker_hangs_up_before_startup(self):
-        addr = self.serve_raw(lambda c: c.close())
+        addr = self.serve_raw(lambda c: (read_auth(c), c.close()))
         with self.assertRaisesRegex(ConnectionError, "before StartupDetails"):
+            taskwire.App().run(addr, "", "msgpack")
+
+    def test_worker_refuses_the_secret(self):
+        # A worker that does not take the secret closes the connection
+        # unread: the runtime fails, it does not hang.
+        addr = self.serve_raw(lambda c: c.close())
+        with self.assertRaises(ConnectionError):
             taskwire.App().run(addr, "", "msgpack")
 
     def test_first_frame_must_be_startup(self):

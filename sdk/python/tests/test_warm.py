@@ -4,6 +4,7 @@ connection with its own log stream; cancellation by half-close; retirement
 when the worker stops taking connections. And async def tasks in cold mode."""
 
 import asyncio
+import io
 import json
 import socket
 import threading
@@ -12,10 +13,10 @@ import unittest
 
 import os
 
-from fakeworker import REPO_ROOT, FakeWorker
+from fakeworker import REPO_ROOT, TEST_SECRET, FakeWorker, read_auth
 import taskwire
 from taskwire import protocol as P
-from taskwire.warm import LOG_MUX_HEADER, log_stream_header, mux_log_line, run_warm
+from taskwire.warm import log_mux_header, log_stream_header, mux_log_line, run_warm
 
 CODEC = P.MSGPACK
 
@@ -105,6 +106,7 @@ class FakeWarmWorker(object):
         self.comm.settimeout(10)
         c, _ = self.comm.accept()
         c.settimeout(None)
+        read_auth(c)
         conn = P.Conn(c, CODEC)
         conn.write_response(0, startup(ti_id, task, params))
         return Try(self, conn, ti_id)
@@ -135,6 +137,7 @@ class FakeWarmWorker(object):
         f = c.makefile("rb")
         try:
             hdr = json.loads(f.readline())
+            assert hdr.get("secret") == TEST_SECRET, hdr
             if not hdr.get("mux"):
                 recs = [json.loads(l) for l in f.read().decode("utf-8").splitlines() if l.strip()]
                 with self.lock:
@@ -292,17 +295,33 @@ class TestWarm(unittest.TestCase):
         self.assertEqual(w.err, [])
 
 
+# GOLDEN_SECRET is the secret in the golden vectors (Go's goldenSecret).
+GOLDEN_SECRET = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+
 class TestLogStreamHeader(unittest.TestCase):
+    def test_cold_golden_vector(self):
+        with open(os.path.join(REPO_ROOT, "protocol", "testdata", "log_stream_cold.jsonl"), "rb") as f:
+            want = f.read()
+        self.assertEqual(P.log_header(GOLDEN_SECRET), want)
+
+    def test_auth_frame_golden_vector(self):
+        with open(os.path.join(REPO_ROOT, "protocol", "testdata", "auth_frame.bin"), "rb") as f:
+            want = f.read()
+        self.assertEqual(P.auth_frame(GOLDEN_SECRET), want)
+        body = P.read_frame(io.BytesIO(want), 256)
+        self.assertEqual(json.loads(body), {"type": "Auth", "secret": GOLDEN_SECRET})
+
     def test_golden_vector(self):
         with open(os.path.join(REPO_ROOT, "protocol", "testdata", "log_stream_header.jsonl"), "rb") as f:
             want = f.read()
-        self.assertEqual(log_stream_header("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", 2), want)
+        self.assertEqual(log_stream_header("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", 2, GOLDEN_SECRET), want)
 
     def test_mux_golden_vector(self):
         with open(os.path.join(REPO_ROOT, "protocol", "testdata", "log_stream_mux.txt"), "rb") as f:
             want = f.read()
         i = "0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a"
-        got = (LOG_MUX_HEADER + mux_log_line(i, 2, b'{"event":"hello","level":"info"}')
+        got = (log_mux_header(GOLDEN_SECRET) + mux_log_line(i, 2, b'{"event":"hello","level":"info"}')
                + mux_log_line("other", 1, b'{"event":"tab\\tinside","level":"warning"}') + mux_log_line(i, 2, b""))
         self.assertEqual(got, want)
 

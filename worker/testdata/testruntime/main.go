@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/taskwire/taskwire/protocol"
@@ -59,12 +62,26 @@ func main() {
 	if err != nil {
 		fail("codec: %v", err)
 	}
+	secret := os.Getenv(protocol.EnvCommSecret)
+	if os.Getenv("TESTRUNTIME_NO_SECRET") != "" {
+		secret = "" // an SDK older than the secret: it sends none
+	}
 	if logs, err = net.Dial(sdk.Network(*logsAddr), *logsAddr); err != nil {
 		fail("dial logs: %v", err)
+	}
+	if secret != "" {
+		if _, err := logs.Write(protocol.LogStreamHeader{Secret: secret}.MarshalLine()); err != nil {
+			fail("write log header: %v", err)
+		}
 	}
 	c, err := net.Dial(sdk.Network(*comm), *comm)
 	if err != nil {
 		fail("dial comm: %v", err)
+	}
+	if secret != "" {
+		if _, err := c.Write(protocol.AuthFrame(secret)); err != nil {
+			fail("write auth frame: %v", err)
+		}
 	}
 	conn = protocol.NewConn(c, codec, protocol.MaxFrameSizeDefault)
 	first, err := conn.ReadResponse()
@@ -118,6 +135,28 @@ func main() {
 		time.Sleep(time.Hour)
 	case "sleep":
 		time.Sleep(time.Hour)
+	case "escape":
+		// A grandchild in a session of its own keeps the comm and logs
+		// sockets open; the runtime exits without a final message.
+		cf, err := c.(interface{ File() (*os.File, error) }).File()
+		if err != nil {
+			fail("comm file: %v", err)
+		}
+		lf, err := logs.(interface{ File() (*os.File, error) }).File()
+		if err != nil {
+			fail("logs file: %v", err)
+		}
+		gc := exec.Command("sleep", "60")
+		gc.ExtraFiles = []*os.File{cf, lf}
+		gc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := gc.Start(); err != nil {
+			fail("start grandchild: %v", err)
+		}
+		if err := os.WriteFile(sd.Context.Params["pid_file"].(string), []byte(strconv.Itoa(gc.Process.Pid)+"\n"), 0o644); err != nil {
+			fail("pid file: %v", err)
+		}
+		fmt.Fprintln(os.Stderr, "leaving a grandchild behind")
+		os.Exit(3)
 	default:
 		fail("unknown task %q", sd.Context.Entrypoint)
 	}

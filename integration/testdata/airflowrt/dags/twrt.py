@@ -111,6 +111,32 @@ with DAG("twrt", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.
 
     WaitForFile(task_id="wait_file")
 
+    from twrt_triggers import PollApiTrigger, ReadSecretsTrigger
+
+    class PollApi(BaseOperator):
+        """Defers on a DAG-folder trigger polling the variable api_url's
+        server, paced by taskwire's rate limit twrt-api."""
+
+        def execute(self, context):
+            self.defer(trigger=PollApiTrigger(Variable.get("api_url"), "twrt-api"), method_name="done")
+
+        def done(self, context, event=None):
+            print(f"resumed: api answered {event['status']} after {event['polls']} polls")
+            return event["polls"]
+
+    PollApi(task_id="poll_api")
+
+    class ReadSecretsInTrigger(BaseOperator):
+        """Defers on a trigger that reads a Variable and a Connection."""
+
+        def execute(self, context):
+            self.defer(trigger=ReadSecretsTrigger("trigger_conn", "trigger_greeting"), method_name="done")
+
+        def done(self, context, event=None):
+            return event
+
+    ReadSecretsInTrigger(task_id="read_secrets")
+
     # end_from_trigger: Airflow's DateTimeTrigger yields TaskSuccessEvent, and
     # the task ends in the triggerer, never resumed (execute_complete unrun).
     DateTimeSensorAsync(

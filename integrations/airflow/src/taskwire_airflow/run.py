@@ -17,44 +17,16 @@ the taskwire worker ships to taskwire's log stream.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
-#: The fork server's unix socket, when the worker's machine runs one.
-FORKSERVER_ENV = "AIRFLOW__TASKWIRE__FORKSERVER_SOCKET"
-
-# Imports are kept to the few the fork server's path needs: this module
-# starts for every task, and each module imported costs CPU before the
-# task's process starts.
+# A taskwire worker whose queue has a prefork zygote (worker.yaml: prefork,
+# preload taskwire_airflow.run:preload, modules taskwire_airflow.run) runs
+# this module in a child of the zygote, which imported Airflow and ran
+# preload() once; without one, this process imports Airflow itself.
 
 
 def main() -> int:
-    path = os.environ.get(FORKSERVER_ENV)
-    if path:
-        rc = via_forkserver(path)
-        if rc is not None:
-            return rc
     return run_in_process()
-
-
-def via_forkserver(path: str) -> int | None:
-    """Run the workload in a child of the fork server; None when it does not answer."""
-    from taskwire_airflow._wire import recv_exit, send_request
-
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-    except OSError as e:
-        print(f"taskwire_airflow.run: fork server {path}: {e}; running the workload here", file=sys.stderr)
-        s.close()
-        return None
-    with s:
-        send_request(s, dict(os.environ), [0, 1, 2])
-        try:
-            return recv_exit(s)
-        except (EOFError, OSError) as e:
-            print(f"taskwire_airflow.run: the fork server's child ended without an exit code: {e}", file=sys.stderr)
-            return 1
 
 
 def run_in_process() -> int:
@@ -73,12 +45,11 @@ def run_in_process() -> int:
         return 2
 
     from airflow.executors.base_executor import BaseExecutor
-    from airflow.sdk.log import configure_logging
     from airflow.settings import dispose_orm
 
     # As Airflow's execute_workload does: no database here, JSON logs on stdout.
     dispose_orm(do_log=False)
-    configure_logging(output=sys.stdout.buffer, json_output=True)
+    configure_logging()
     final = _capture_final_state()
     rc = BaseExecutor.run_workload(
         workload,
@@ -89,10 +60,10 @@ def run_in_process() -> int:
 
 
 def preload() -> None:
-    """What every workload needs, imported once by a process that forks
-    the workloads' processes: the fork server, or a taskwire worker's
-    prefork zygote (worker.yaml ``prefork: {preload:
-    [taskwire_airflow.run:preload], modules: [taskwire_airflow.run]}``)."""
+    """What every workload needs, imported and built once by a taskwire
+    worker's prefork zygote before it forks the workloads' processes
+    (worker.yaml ``prefork: {preload: [taskwire_airflow.run:preload],
+    modules: [taskwire_airflow.run]}``; integrations/airflow/worker.yaml)."""
     from pydantic import TypeAdapter  # noqa: F401
 
     import airflow.executors.base_executor  # noqa: F401
@@ -102,7 +73,13 @@ def preload() -> None:
     import airflow.sdk.log  # noqa: F401
     from airflow.sdk.api import client as api_client
 
+    import taskwire_airflow.spec  # noqa: F401
+
     workload_adapter()
+    # Airflow's logging as the workloads configure it (stdlib logging's
+    # dictConfig walks every logger Airflow created: ≈ 5 ms of CPU per
+    # child otherwise); a child whose [logging] settings differ does it again.
+    configure_logging()
     # The Execution API client's TLS context (certifi's CAs: tens of
     # milliseconds to load), cached by the Task SDK: built here, every
     # child has it.
@@ -110,11 +87,34 @@ def preload() -> None:
 
 
 _adapter = None
+_logging_done: tuple[tuple[str, str], ...] | None = None
+
+
+def _logging_settings() -> tuple[tuple[str, str], ...]:
+    """What Airflow's logging configuration reads from the environment."""
+    return tuple(
+        sorted((k, v) for k, v in os.environ.items() if k.startswith("AIRFLOW__LOGGING__") or k in ("AIRFLOW_HOME", "AIRFLOW_CONFIG"))
+    )
+
+
+def configure_logging() -> None:
+    """Airflow's logging as its execute_workload configures it (JSON records
+    on stdout), once per process and per [logging] settings: a child of a
+    process that configured it with the same environment keeps it."""
+    global _logging_done
+    from airflow.sdk import log
+
+    settings = _logging_settings()
+    if _logging_done == settings:
+        return
+    log.configure_logging.cache_clear()  # Airflow's own cache of the call
+    log.configure_logging(output=sys.stdout.buffer, json_output=True)
+    _logging_done = settings
 
 
 def workload_adapter():
     """pydantic's validator of Airflow's workloads, built once (building it
-    costs tens of milliseconds; the fork server builds it before it forks)."""
+    costs tens of milliseconds; a prefork zygote builds it before it forks)."""
     global _adapter
     if _adapter is None:
         from pydantic import TypeAdapter
@@ -156,4 +156,10 @@ def _capture_final_state() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as a module (python -m, or a prefork zygote's child, which runs it
+    # with runpy): main of the imported module, whose state (the workload
+    # validator, the logging done) a zygote prepared before it forked; this
+    # __main__ copy is a fresh namespace.
+    from taskwire_airflow import run as _run
+
+    sys.exit(_run.main())

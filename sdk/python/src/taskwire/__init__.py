@@ -34,11 +34,24 @@ from .errors import APIError, Fail, NotFound, Skip, TaskDeferred, TaskwireError,
 from .protocol import JSON, MSGPACK, FrameTooLarge, ProtocolError
 from .runtime import App, dial, serve_one
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+
+def rate_limit(key: "str | None" = None) -> "Any":
+    """Paces a trigger of the Python trigger runtime by the cluster's rate
+    limit ``key``: ``await taskwire.rate_limit(key)`` or
+    ``async with taskwire.rate_limit(key):``; see
+    :class:`taskwire.airflow_triggers.rate_limit`."""
+    from .airflow_triggers import rate_limit as _rate_limit
+
+    return _rate_limit(key)
+
 
 __all__ = [
     "App", "Context", "TaskInstance", "RunContext", "Connection",
     "APIError", "NotFound", "TooLarge", "WorkerGone", "TaskDeferred", "Skip", "Fail", "TaskwireError",
     "ProtocolError", "FrameTooLarge", "MSGPACK", "JSON", "FAIL_METHOD",
-    "Client", "serve_one", "dial", "go_duration",
+    "Client", "serve_one", "dial", "go_duration", "rate_limit",
 ]

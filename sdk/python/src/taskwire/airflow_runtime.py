@@ -7,6 +7,8 @@ what Airflow's supervisor does for a task process it forks, and nothing else:
 * it dials the worker's comm address (``TASKWIRE_COMM_ADDR``) and puts the
   socket on file descriptor 0, where Airflow's runner expects its end of the
   supervisor channel;
+* it presents the worker's secret (``TASKWIRE_COMM_SECRET``) first on both
+  connections, as every taskwire runtime does;
 * it dials the logs address (``TASKWIRE_LOGS_ADDR``) and points Airflow's
   structured logging at it (JSON lines, as Airflow sends its supervisor);
 * it calls the runner's ``main()``, unchanged.
@@ -17,8 +19,10 @@ Only the standard library and Airflow are imported.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import struct
 import sys
 
 
@@ -38,11 +42,18 @@ def main() -> None:
     if not comm_addr or not logs_addr:
         sys.exit("taskwire.airflow_runtime: TASKWIRE_COMM_ADDR and TASKWIRE_LOGS_ADDR must be set (run by a taskwire worker)")
 
+    secret = os.environ.get("TASKWIRE_COMM_SECRET", "")
     comm = _dial(comm_addr)
+    # The secret first, before Airflow's runner takes the socket: the worker
+    # sends it nothing until then (taskwire.protocol.auth_frame; not
+    # imported, to keep this shim's start to the standard library).
+    auth = json.dumps({"type": "Auth", "secret": secret}, separators=(",", ":")).encode()
+    comm.sendall(struct.pack(">I", len(auth)) + auth)
     os.dup2(comm.fileno(), 0)
     comm.close()
 
     logs = _dial(logs_addr)
+    logs.sendall(json.dumps({"secret": secret}, separators=(",", ":")).encode() + b"\n")
     log_fd = os.dup(logs.fileno())
     logs.close()
 

@@ -55,6 +55,7 @@ __all__ = [
     "MAX_FRAME_SIZE_DEFAULT", "ProtocolError", "FrameTooLarge", "Codec", "MSGPACK", "JSON",
     "parse_codec", "read_frame", "write_frame", "frame", "message", "normalize", "validate",
     "Request", "Response", "Conn", "MESSAGE_TYPES", "rfc3339",
+    "ENV_COMM_SECRET", "comm_secret", "auth_frame", "log_header",
 ]
 
 # MAX_FRAME_SIZE_DEFAULT is the largest frame body accepted, in bytes (Go's
@@ -74,6 +75,45 @@ class ProtocolError(Exception):
 
 class FrameTooLarge(ProtocolError):
     """A frame longer than the maximum; the stream is out of step."""
+
+
+# ------------------------------------------------------------ the secret
+
+# ENV_COMM_SECRET gives the runtime the secret it presents first on every
+# comm and logs connection (Go's protocol.EnvCommSecret): the worker takes
+# no connection that does not, so another local process that connects
+# first gets nothing. It is in the environment only, never in argv.
+ENV_COMM_SECRET = "TASKWIRE_COMM_SECRET"
+
+
+def comm_secret() -> str:
+    """The runtime's secret, from TASKWIRE_COMM_SECRET ("" when unset)."""
+    import os
+    return os.environ.get(ENV_COMM_SECRET, "")
+
+
+def auth_frame(secret: str) -> bytes:
+    """The first frame of every comm connection, length header included:
+    ``{"type":"Auth","secret":…}`` in JSON whatever the codec (Go's
+    protocol.AuthFrame, golden vector protocol/testdata/auth_frame.bin)."""
+    return frame(json.dumps({"type": "Auth", "secret": secret}, separators=(",", ":")).encode("utf-8"))
+
+
+def log_header(secret: str, ti_id: Optional[str] = None, try_number: Optional[int] = None,
+               mux: bool = False) -> bytes:
+    """The first line of every log connection, newline included (Go's
+    protocol.LogStreamHeader): ``{"secret":…}`` for a cold runtime, with
+    ti_id and try_number for a warm try's own stream, with mux for a warm
+    process's multiplexed one (golden vectors protocol/testdata/log_stream_*)."""
+    h: Dict[str, Any] = {}
+    if ti_id:
+        h["ti_id"] = ti_id
+    if try_number:
+        h["try_number"] = try_number
+    if mux:
+        h["mux"] = True
+    h["secret"] = secret
+    return (json.dumps(h, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 # ------------------------------------------------------------------ framing

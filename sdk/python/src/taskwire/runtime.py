@@ -220,15 +220,28 @@ class App(object):
         channel while the try runs."""
         codec = protocol.parse_codec(codec)
         writer = LogWriter()
+        secret = protocol.comm_secret()
         if logs_addr:
             try:
-                writer.sock = dial(logs_addr)
+                ls = dial(logs_addr)
+                try:
+                    ls.sendall(protocol.log_header(secret))
+                except OSError:
+                    ls.close()
+                    raise
+                writer.sock = ls
             except (OSError, ValueError) as e:
                 writer.error = e if isinstance(e, OSError) else OSError(str(e))
                 print("taskwire sdk: logs to stderr: %s" % e, file=sys.stderr)
         restore = self._install_logging(writer) if install_logging else None
         try:
             sock = dial(comm_addr)
+            try:
+                # The secret first: the worker sends nothing before it.
+                sock.sendall(protocol.auth_frame(secret))
+            except OSError:
+                sock.close()
+                raise
             conn = protocol.Conn(sock, codec)
             try:
                 out = serve_one(self, conn, Client(conn, self.request_timeout or 120.0))

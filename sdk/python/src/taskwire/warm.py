@@ -9,7 +9,7 @@ as the Go SDK's RunWarm does:
   connection, with the unchanged task protocol (so each try's requests go
   with its own token, and its secrets are masked in its own log);
 - its log lines travel on the process's one log connection to the logs
-  address (header line ``{"mux":true}``), each line prefixed with the try's
+  address (header line ``{"mux":true,"secret":…}``), each line prefixed with the try's
   ``ti_id<TAB>try_number<TAB>``; an empty line for the try ends its lines,
   written before the terminal message (Go's protocol.MuxLogLine, golden
   vector protocol/testdata/log_stream_mux.txt). One connection for every
@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-import json
 import logging
 import os
 import struct
@@ -46,7 +45,7 @@ from .context import FAIL_METHOD, Context
 from .errors import APIError, Fail, TaskDeferred, WorkerGone
 from .log import JSONLineHandler, LogWriter
 
-__all__ = ["ENV_WARM_TASKS", "run_warm", "AsyncClient", "log_stream_header", "LOG_MUX_HEADER", "mux_log_line"]
+__all__ = ["ENV_WARM_TASKS", "run_warm", "AsyncClient", "log_stream_header", "log_mux_header", "mux_log_line"]
 
 # ENV_WARM_TASKS is the number of task slots of a warm runtime (Go's
 # protocol.EnvWarmTasks); the worker sets it in warm mode only.
@@ -61,9 +60,10 @@ _current_writer: contextvars.ContextVar[Optional[LogWriter]] = contextvars.Conte
     "taskwire_log_writer", default=None)
 
 
-# LOG_MUX_HEADER is the header line of a multiplexed log connection (Go's
-# protocol.LogMuxHeader).
-LOG_MUX_HEADER = b'{"mux":true}\n'
+def log_mux_header(secret: str) -> bytes:
+    """The header line of a multiplexed log connection (Go's
+    protocol.LogStreamHeader with Mux), newline included."""
+    return protocol.log_header(secret, mux=True)
 
 
 def mux_log_line(ti_id: str, try_number: int, line: bytes) -> bytes:
@@ -280,6 +280,7 @@ class _Warm(object):
         self.logs_addr = logs_addr
         self.codec = codec
         self.slots = slots
+        self.auth = protocol.auth_frame(protocol.comm_secret())
         self.pool = ThreadPoolExecutor(max_workers=max(1, min(slots, 1024)), thread_name_prefix="taskwire-task")
 
     async def run(self) -> None:
@@ -292,7 +293,7 @@ class _Warm(object):
             try:
                 from .runtime import dial
                 sock = dial(self.logs_addr)
-                sock.sendall(LOG_MUX_HEADER)
+                sock.sendall(log_mux_header(protocol.comm_secret()))
                 self.mux = _MuxLog(sock)
             except (OSError, ValueError) as e:
                 print("taskwire sdk: logs to stderr: %s" % e, file=sys.stderr)
@@ -313,6 +314,8 @@ class _Warm(object):
                 reader, writer = await _open(self.comm_addr)
             except OSError:
                 return  # the worker closed its listener: the process retires
+            # The secret first: the worker gives the slot no try before it.
+            writer.write(self.auth)
             try:
                 await self.serve(reader, writer)
             except (WorkerGone, OSError, protocol.ProtocolError, EOFError) as e:
@@ -410,12 +413,11 @@ class _Warm(object):
         return _TryLogWriter(self.mux, startup["ti"]["id"], startup["ti"]["try_number"])
 
 
-def log_stream_header(ti_id: str, try_number: int) -> bytes:
+def log_stream_header(ti_id: str, try_number: int, secret: Optional[str] = None) -> bytes:
     """The first line of a try's log stream (Go's protocol.LogStreamHeader,
     golden vector protocol/testdata/log_stream_header.jsonl), newline
-    included."""
-    return (json.dumps({"ti_id": ti_id, "try_number": try_number}, ensure_ascii=False, separators=(",", ":"))
-            + "\n").encode("utf-8")
+    included; secret defaults to TASKWIRE_COMM_SECRET's."""
+    return protocol.log_header(protocol.comm_secret() if secret is None else secret, ti_id, try_number)
 
 
 def _rt() -> Any:

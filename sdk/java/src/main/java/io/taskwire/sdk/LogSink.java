@@ -35,12 +35,6 @@ final class LogSink implements AutoCloseable {
     }
 
     /**
-     * The header line (without its newline) of a warm process's one log
-     * connection: Go's protocol.LogMuxHeader.
-     */
-    static final String MUX_HEADER = "{\"mux\":true}";
-
-    /**
      * The sink of try ti on this multiplexed connection (Go's
      * protocol.MuxLogLine; golden vector protocol/testdata/log_stream_mux.txt).
      */

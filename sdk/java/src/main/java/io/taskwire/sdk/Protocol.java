@@ -21,6 +21,40 @@ public final class Protocol {
 
     // Message types, Airflow's Task SDK names.
     public static final String STARTUP_DETAILS = "StartupDetails";
+
+    /**
+     * The body of the auth frame a runtime sends first on every comm
+     * connection: {@code {"type":"Auth","secret":…}} in JSON whatever the
+     * codec (Go's protocol.AuthFrame; golden vector
+     * protocol/testdata/auth_frame.bin).
+     */
+    static byte[] authBody(String secret) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("type", "Auth");
+        m.put("secret", secret);
+        return Json.write(m).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    }
+
+    /**
+     * The first line (without its newline) of every log connection (Go's
+     * protocol.LogStreamHeader): the secret alone for a cold runtime, with
+     * the try (tiId, tryNumber) for a warm try's own stream, with mux for a
+     * warm process's multiplexed one (golden vectors protocol/testdata/log_stream_*).
+     */
+    static String logHeader(String secret, String tiId, long tryNumber, boolean mux) {
+        Map<String, Object> h = new LinkedHashMap<>();
+        if (tiId != null && !tiId.isEmpty()) {
+            h.put("ti_id", tiId);
+        }
+        if (tryNumber > 0) {
+            h.put("try_number", tryNumber);
+        }
+        if (mux) {
+            h.put("mux", true);
+        }
+        h.put("secret", secret);
+        return Json.write(h);
+    }
     public static final String CONNECTION_RESULT = "ConnectionResult";
     public static final String VARIABLE_RESULT = "VariableResult";
     public static final String XCOM_RESULT = "XComResult";

@@ -10,7 +10,6 @@ import java.nio.channels.SocketChannel;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Instant;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
@@ -45,6 +44,13 @@ public final class TaskRuntime {
     public static final String ENV_LOGS_ADDR = "TASKWIRE_LOGS_ADDR";
     public static final String ENV_CODEC = "TASKWIRE_CODEC";
     /**
+     * The runtime's secret, which it presents first on every comm and logs
+     * connection (Go's protocol.EnvCommSecret): the worker takes no
+     * connection that does not, so another local process that connects
+     * first gets nothing. The worker passes it in the environment only.
+     */
+    public static final String ENV_COMM_SECRET = "TASKWIRE_COMM_SECRET";
+    /**
      * Set by the worker in warm mode: the number of tries one process runs
      * at once (see {@link #runWarm}).
      */
@@ -59,6 +65,7 @@ public final class TaskRuntime {
     private static final String TRIGGER_FAILED_DEFAULT = "trigger failed";
 
     private final Map<String, Task> tasks = new ConcurrentHashMap<>();
+    private volatile String secret; // null: TASKWIRE_COMM_SECRET's
     private final Map<String, Task> methods = new ConcurrentHashMap<>(); // task + "\0" + method
     private volatile TaskLogger.Level logLevel = TaskLogger.Level.INFO;
 
@@ -102,6 +109,36 @@ public final class TaskRuntime {
     }
 
     /**
+     * Sets the secret the runtime presents to the worker; by default the
+     * value of TASKWIRE_COMM_SECRET, which the worker sets.
+     */
+    public TaskRuntime secret(String secret) {
+        this.secret = secret;
+        return this;
+    }
+
+    /** The secret the runtime presents to the worker. */
+    String secret() {
+        String s = secret;
+        if (s == null) {
+            s = System.getenv(ENV_COMM_SECRET);
+        }
+        return s == null ? "" : s;
+    }
+
+    /** Opens a comm connection and presents the secret (the auth frame) on it. */
+    private SocketChannel connectComm(String addr) throws IOException {
+        SocketChannel ch = connect(addr);
+        try {
+            new FrameConn(ch).writeFrame(Protocol.authBody(secret()));
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+        }
+        return ch;
+    }
+
+    /**
      * Runs the task the worker asks for and exits the process: 0 once the
      * outcome was reported, 1 when it could not be, 2 on bad arguments.
      * Arguments: {@code --comm ADDR}, {@code --logs ADDR}, {@code --codec json}
@@ -120,6 +157,9 @@ public final class TaskRuntime {
         String comm = env.getOrDefault(ENV_COMM_ADDR, "");
         String logs = env.getOrDefault(ENV_LOGS_ADDR, "");
         String codec = env.getOrDefault(ENV_CODEC, "");
+        if (secret == null && env.containsKey(ENV_COMM_SECRET)) {
+            secret = env.get(ENV_COMM_SECRET);
+        }
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("-h") || a.equals("-help") || a.equals("--help")) {
@@ -207,11 +247,12 @@ public final class TaskRuntime {
         if (logsAddr != null && !logsAddr.isEmpty()) {
             try {
                 logs = new LogSink(connect(logsAddr), System.err);
+                logs.writeLine(Protocol.logHeader(secret(), null, 0, false));
             } catch (IOException e) {
                 System.err.println("taskwire sdk: logs to stderr: " + e);
             }
         }
-        try (SocketChannel ch = connect(commAddr)) {
+        try (SocketChannel ch = connectComm(commAddr)) {
             serveOne(new FrameConn(ch), logs);
         } finally {
             logs.close();
@@ -224,7 +265,7 @@ public final class TaskRuntime {
      * connection open to the worker at commAddr, wait on it for a try's
      * StartupDetails, run the try on that thread exactly as {@link #run}
      * does, and connect again for the next one. Every try's log lines go on
-     * the process's one connection to logsAddr (header {@code {"mux":true}}),
+     * the process's one connection to logsAddr (header {@code {"mux":true,"secret":…}}),
      * each prefixed {@code ti_id TAB try_number TAB}; a try's empty line,
      * sent before its outcome, ends them. The worker cancels a try by
      * half-closing its connection: its {@link TaskContext#isCancelled} turns
@@ -239,7 +280,7 @@ public final class TaskRuntime {
         if (logsAddr != null && !logsAddr.isEmpty()) {
             try {
                 mux = new LogSink(connect(logsAddr), System.err);
-                mux.writeLine(LogSink.MUX_HEADER);
+                mux.writeLine(Protocol.logHeader(secret(), null, 0, true));
             } catch (IOException e) {
                 System.err.println("taskwire sdk: logs to stderr: " + e);
                 mux = null;
@@ -268,7 +309,7 @@ public final class TaskRuntime {
         while (true) {
             SocketChannel ch;
             try {
-                ch = connect(commAddr);
+                ch = connectComm(commAddr);
             } catch (IOException e) {
                 return; // the worker retired the process, or is gone
             }
@@ -366,11 +407,8 @@ public final class TaskRuntime {
      * runtime: Go's protocol.LogStreamHeader, golden vector
      * protocol/testdata/log_stream_header.jsonl.
      */
-    static String logStreamHeader(TaskInstance ti) {
-        Map<String, Object> h = new LinkedHashMap<>();
-        h.put("ti_id", ti.id());
-        h.put("try_number", (long) ti.tryNumber());
-        return Json.write(h);
+    static String logStreamHeader(TaskInstance ti, String secret) {
+        return Protocol.logHeader(secret, ti.id(), ti.tryNumber(), false);
     }
 
     /** Opens a blocking channel to addr: an absolute path (unix socket) or HOST:PORT. */

@@ -87,6 +87,17 @@ final class FakeWorker implements AutoCloseable {
         return new TaskInstance("ti-1", "etl", task, "r1", -1, 1);
     }
 
+    /** The secret the runtimes under test present (pom.xml sets it in the environment). */
+    static final String TEST_SECRET = "0123456789abcdef0123456789abcdef";
+
+    /** Reads the auth frame a runtime sends first and checks its secret, as the worker does. */
+    static void checkAuth(FrameConn conn) throws IOException {
+        byte[] body = conn.readFrame();
+        if (body == null || !java.util.Arrays.equals(body, Protocol.authBody(TEST_SECRET))) {
+            throw new AssertionError("auth frame " + (body == null ? "missing" : new String(body, StandardCharsets.UTF_8)));
+        }
+    }
+
     /** Starts serving one runtime connection on each address. */
     FakeWorker start() {
         commThread = new Thread(this::serveComm, "fake-worker-comm");
@@ -101,6 +112,7 @@ final class FakeWorker implements AutoCloseable {
     private void serveComm() {
         try (SocketChannel c = comm.accept()) {
             FrameConn conn = new FrameConn(c);
+            checkAuth(conn);
             if (firstFrame != null) {
                 conn.writeFrame(firstFrame);
             } else {
@@ -160,6 +172,10 @@ final class FakeWorker implements AutoCloseable {
     private void serveLogs() {
         try (SocketChannel c = logs.accept();
                 BufferedReader r = new BufferedReader(new InputStreamReader(Channels.newInputStream(c), StandardCharsets.UTF_8))) {
+            String header = r.readLine();
+            if (header != null && !header.equals(Protocol.logHeader(TEST_SECRET, null, 0, false))) {
+                throw new AssertionError("log header " + header);
+            }
             String line;
             while ((line = r.readLine()) != null) {
                 logLines.add(line);

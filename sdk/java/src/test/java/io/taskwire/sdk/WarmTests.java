@@ -114,6 +114,7 @@ class WarmTests {
         Try start(String tiId, String task) throws IOException {
             SocketChannel c = comm.accept();
             Try t = new Try(tiId, c);
+            FakeWorker.checkAuth(t.conn);
             t.conn.writeFrame(Protocol.encodeResponse(0, Protocol.startupDetails(new TaskInstance(tiId, "etl", task, "r1", -1, 1),
                     2, "java", task, null, null, null, "2026-11-22T08:15:30Z"), null));
             Thread th = new Thread(t::serve, "fake-try-" + tiId);
@@ -146,6 +147,9 @@ class WarmTests {
             try (c; java.io.BufferedReader r = new java.io.BufferedReader(new java.io.InputStreamReader(
                     java.nio.channels.Channels.newInputStream(c), StandardCharsets.UTF_8))) {
                 Map<String, Object> hdr = Protocol.cast(Json.parse(r.readLine()));
+                if (!FakeWorker.TEST_SECRET.equals(hdr.get("secret"))) {
+                    throw new IllegalStateException("log header without the secret: " + hdr);
+                }
                 boolean mux = Boolean.TRUE.equals(hdr.get("mux"));
                 String single = mux ? null : (String) hdr.get("ti_id");
                 for (String line; (line = r.readLine()) != null; ) {
@@ -272,15 +276,33 @@ class WarmTests {
     @Test
     void testLogStreamHeaderIsTheGoldenVector() throws Exception {
         String want = java.nio.file.Files.readString(TestData.protocolTestdata().resolve("log_stream_header.jsonl"), StandardCharsets.UTF_8);
-        eq(want, TaskRuntime.logStreamHeader(new TaskInstance("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", "d", "t", "r", -1, 2)) + "\n",
+        eq(want, TaskRuntime.logStreamHeader(new TaskInstance("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a", "d", "t", "r", -1, 2), GOLDEN_SECRET) + "\n",
                 "log stream header");
+    }
+
+    /** The secret in the golden vectors (Go's goldenSecret). */
+    static final String GOLDEN_SECRET = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    @Test
+    void testColdLogHeaderIsTheGoldenVector() throws Exception {
+        String want = java.nio.file.Files.readString(TestData.protocolTestdata().resolve("log_stream_cold.jsonl"), StandardCharsets.UTF_8);
+        eq(want, Protocol.logHeader(GOLDEN_SECRET, null, 0, false) + "\n", "cold log header");
+    }
+
+    @Test
+    void testAuthFrameIsTheGoldenVector() throws Exception {
+        byte[] want = java.nio.file.Files.readAllBytes(TestData.protocolTestdata().resolve("auth_frame.bin"));
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        new FrameConn(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(new byte[0])),
+                java.nio.channels.Channels.newChannel(out), 0).writeFrame(Protocol.authBody(GOLDEN_SECRET));
+        eq(true, java.util.Arrays.equals(want, out.toByteArray()), "auth frame = " + out);
     }
 
     @Test
     void testMuxLogLinesAreTheGoldenVector() throws Exception {
         String want = java.nio.file.Files.readString(TestData.protocolTestdata().resolve("log_stream_mux.txt"), StandardCharsets.UTF_8);
         String id = "0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a";
-        String got = LogSink.MUX_HEADER + "\n"
+        String got = Protocol.logHeader(GOLDEN_SECRET, null, 0, true) + "\n"
                 + LogSink.muxPrefix(id, 2) + "{\"event\":\"hello\",\"level\":\"info\"}\n"
                 + LogSink.muxPrefix("other", 1) + "{\"event\":\"tab\\tinside\",\"level\":\"warning\"}\n"
                 + LogSink.muxPrefix(id, 2) + "\n";

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -390,5 +391,30 @@ func TestRecordState(t *testing.T) {
 	}
 	if st, ok := recordState([]byte(`{"id":"x", "state" : "running"}`)); !ok || st != activity.StateRunning {
 		t.Errorf("recordState of spaced JSON = %q, %v; want running", st, ok)
+	}
+}
+
+// A fleet child that ends on its own (its workers could not connect) is
+// seen ended by the phase and by stop, which returns at once with its
+// exit status, even while a process it started still holds its stdout:
+// the fleet phase once hung there.
+func TestFleetChildEndedEarlyStopsAtOnce(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "echo started; (sleep 3 &) ; exit 3")
+	f, err := runFleetChild(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the child's end not seen")
+	}
+	t0 := time.Now()
+	err = f.stop()
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("stop: %v, want the child's exit status 3", err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("stop took %s after the child ended", d)
 	}
 }

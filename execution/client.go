@@ -101,7 +101,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		hc.HTTPClient = cfg.HTTPClient
 	} else {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
+		t.MaxIdleConnsPerHost = 256
 		if cfg.TLSConfig != nil {
 			t.TLSClientConfig = cfg.TLSConfig.Clone()
 		}
@@ -221,6 +221,12 @@ func (t *TaskClient) Token() string {
 }
 
 func (t *TaskClient) do(ctx context.Context, op, method, path string, in, out any) error {
+	_, err := t.doHeader(ctx, op, method, path, in, out)
+	return err
+}
+
+// doHeader is do, returning the answer's header.
+func (t *TaskClient) doHeader(ctx context.Context, op, method, path string, in, out any) (http.Header, error) {
 	h, err := t.c.do(ctx, op, method, path, t.Token(), in, out)
 	if h != nil {
 		if nt := h.Get(HeaderRefreshToken); nt != "" {
@@ -229,7 +235,7 @@ func (t *TaskClient) do(ctx context.Context, op, method, path string, in, out an
 			t.mu.Unlock()
 		}
 	}
-	return err
+	return h, err
 }
 
 func (t *TaskClient) tiPath(suffix string) string {
@@ -258,7 +264,26 @@ func (t *TaskClient) GetState(ctx context.Context) (TaskStateResponse, error) {
 // Heartbeat tells the executor the try is alive. ErrConflict means the task
 // should be killed: it runs elsewhere or is no longer running.
 func (t *TaskClient) Heartbeat(ctx context.Context, req HeartbeatRequest) error {
-	return t.do(ctx, "heartbeat", http.MethodPut, t.tiPath("/heartbeat"), req, nil)
+	_, err := t.HeartbeatRecorded(ctx, req)
+	return err
+}
+
+// HeartbeatRecorded is Heartbeat; age is 0 when the executor wrote this
+// heartbeat to the record, else the age of the one it recorded earlier
+// (HeaderHeartbeatAge: it accepted this one without a write).
+func (t *TaskClient) HeartbeatRecorded(ctx context.Context, req HeartbeatRequest) (age time.Duration, err error) {
+	h, err := t.doHeader(ctx, "heartbeat", http.MethodPut, t.tiPath("/heartbeat"), req, nil)
+	if err != nil || h == nil {
+		return 0, err
+	}
+	if v := h.Get(HeaderHeartbeatAge); v != "" {
+		ms, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil || ms < 0 {
+			return 0, fmt.Errorf("heartbeat: bad %s %q", HeaderHeartbeatAge, v)
+		}
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	return 0, nil
 }
 
 // Connection reads a connection.

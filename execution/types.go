@@ -15,6 +15,13 @@ const APIVersion = "2026-11-22"
 const (
 	HeaderVersion      = "Taskwire-API-Version"
 	HeaderRefreshToken = "Refreshed-API-Token"
+	// HeaderHeartbeatAge answers a heartbeat the executor accepted without
+	// writing it (the record's heartbeat_at was recent enough): the age of
+	// the recorded one in milliseconds, by the executor's clock, as its
+	// zombie check will count it. A worker that times its own kill from
+	// its last heartbeat that reached the record counts from that long
+	// before it sent this one.
+	HeaderHeartbeatAge = "Taskwire-Heartbeat-Age-Ms"
 )
 
 // RunRequest is the body of PATCH task-instances/{id}/run.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
@@ -231,7 +232,7 @@ func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
+	check := func(ti *activity.TaskInstance) error {
 		switch {
 		case ti.TryNumber != c.Try:
 			return fmt.Errorf("%w: try %d is over; task instance is at try %d", ErrConflict, c.Try, ti.TryNumber)
@@ -239,6 +240,30 @@ func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 			return fmt.Errorf("%w: task instance is %s: %s", ErrConflict, ti.State, ti.Reason)
 		case ti.WorkerID != req.WorkerID || ti.PID != req.PID || ti.Hostname != req.Hostname:
 			return fmt.Errorf("%w: task instance runs on %s (worker %s)", ErrConflict, ti.Hostname, ti.WorkerID)
+		}
+		return nil
+	}
+	// A heartbeat whose record (as this executor last saw it) already has
+	// a recent one is accepted without a write: the zombie check only asks
+	// that heartbeat_at be younger than the threshold, and a write per
+	// heartbeat of every running task (10,000 tasks waiting at once: 2,000
+	// writes a second) would cost more than the tasks. A refusal, or a
+	// record not cached, takes the authoritative path below.
+	if cr, ok := e.store.cached(id); ok && check(cr.ti) == nil && cr.ti.HeartbeatAt != nil {
+		if age := e.now().Sub(*cr.ti.HeartbeatAt); age >= 0 && age < e.heartbeatWriteAge() {
+			e.metrics.onHeartbeat()
+			// The worker times the kill of a try cut off from the API
+			// from its last heartbeat that reached the record: tell it how
+			// old the recorded one is (rounded up: never younger than the
+			// zombie check will find it).
+			w.Header().Set(execution.HeaderHeartbeatAge, strconv.FormatInt((age+time.Millisecond-1).Milliseconds(), 10))
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	_, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
+		if err := check(ti); err != nil {
+			return err
 		}
 		now := e.now()
 		ti.HeartbeatAt = &now
@@ -251,6 +276,12 @@ func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	e.metrics.onHeartbeat()
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// heartbeatWriteAge is the age of a task instance's recorded heartbeat
+// below which a heartbeat is not written (handleHeartbeat): a quarter of
+// the zombie threshold, so a live task's record is never older than that
+// plus one heartbeat interval.
+func (e *Executor) heartbeatWriteAge() time.Duration { return e.cfg.ZombieThreshold / 4 }
 
 // kvKey encodes an arbitrary string as a KV key.
 func kvKey(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }

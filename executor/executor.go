@@ -55,8 +55,14 @@ type Executor struct {
 	stopping bool
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	stopOnce sync.Once
-	stops    []func()
+	// The record cache's watch has a context of its own: Stop ends it
+	// last, once it has applied this executor's last writes, and then
+	// saves the counts' snapshot (see openindex.go).
+	cancelStore context.CancelFunc
+	storeDone   chan struct{}
+	storeOnce   sync.Once
+	stopOnce    sync.Once
+	stops       []func()
 }
 
 // New checks cfg and returns an Executor that is not started.
@@ -69,7 +75,7 @@ func New(cfg Config) (*Executor, error) {
 		cfg:        cfg,
 		q:          cfg.Queue,
 		log:        cfg.Logger,
-		store:      newStore(cfg.Queue.Bucket(queue.BucketTaskInstances), cfg.RecordCache, cfg.Logger),
+		store:      newStore(cfg.Queue.Bucket(queue.BucketTaskInstances), cfg.Queue.Bucket(queue.BucketOpenTaskInstances), cfg.Queue.Bucket(queue.BucketConfig), cfg.RecordCache, cfg.Logger),
 		vars:       cfg.Queue.Bucket(queue.BucketVariables),
 		conns:      cfg.Queue.Bucket(queue.BucketConnections),
 		xcom:       cfg.Queue.Bucket(queue.BucketXCom),
@@ -136,21 +142,42 @@ func (e *Executor) Start(ctx context.Context) error {
 	if err := e.startDags(ctx); err != nil {
 		return err
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
+	runCtx, runCancel := context.WithCancel(context.Background())
+	e.cancel = runCancel
+	storeCtx, cancelStore := context.WithCancel(context.Background())
+	e.cancelStore, e.storeDone = cancelStore, make(chan struct{})
+	storeStarted := false
+	// cancel ends everything Start started, for its error returns.
+	cancel := func() {
+		runCancel()
+		cancelStore()
+		if storeStarted {
+			<-e.storeDone
+		}
+	}
 
 	// Each cache's watch runs until runCtx ends; the next starts once the
 	// one before has loaded.
 	watchErr := make(chan error, 2)
-	for _, watch := range []func(context.Context, chan<- struct{}) error{e.pools.watch, e.store.watch} {
+	for i, watch := range []func(context.Context, chan<- struct{}) error{e.pools.watch, e.store.watch} {
 		ready := make(chan struct{})
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			if err := watch(runCtx, ready); err != nil {
-				watchErr <- err
-			}
-		}()
+		if i == 1 {
+			storeStarted = true
+			go func() {
+				defer close(e.storeDone)
+				if err := watch(storeCtx, ready); err != nil {
+					watchErr <- err
+				}
+			}()
+		} else {
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				if err := watch(runCtx, ready); err != nil {
+					watchErr <- err
+				}
+			}()
+		}
 		select {
 		case <-ready:
 		case err := <-watchErr:
@@ -268,7 +295,12 @@ func (e *Executor) Stop(ctx context.Context) error {
 		e.cancel()
 	})
 	done := make(chan struct{})
-	go func() { e.wg.Wait(); e.stopDags(); close(done) }()
+	go func() {
+		e.wg.Wait()
+		e.stopDags()
+		e.storeOnce.Do(func() { e.stopStore(ctx) })
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
@@ -276,6 +308,23 @@ func (e *Executor) Stop(ctx context.Context) error {
 		return fmt.Errorf("executor: stop: %w", ctx.Err())
 	}
 }
+
+// stopStore ends the record cache's watch once it has caught up with the
+// bucket (at most storeSettle), then saves the counts' snapshot, so that
+// the next start need not read every record.
+func (e *Executor) stopStore(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, storeSettle)
+	defer cancel()
+	e.store.settle(sctx)
+	e.cancelStore()
+	<-e.storeDone
+	if _, err := e.store.saveCounts(sctx); err != nil {
+		e.log.Warn("save the task-instance counts", "err", err)
+	}
+}
+
+// storeSettle bounds stopStore.
+const storeSettle = 5 * time.Second
 
 // Handler serves the public API (/api/v1/), the Execution API (/execution/),
 // /healthz, and the web dashboard at / and /ui/ (package dashboard; its

@@ -184,6 +184,68 @@ func TestRetryAfterFailureRunsNextTry(t *testing.T) {
 	}
 }
 
+// TestHeartbeatWritesOnlyWhenOld: a heartbeat writes the record only when
+// its heartbeat_at is older than a quarter of the zombie threshold, a task
+// heartbeating faster is never a zombie, and a heartbeat of a try that is
+// over is still refused.
+func TestHeartbeatWritesOnlyWhenOld(t *testing.T) {
+	t.Parallel()
+	const threshold = 2 * time.Second
+	f := newFixture(t, queue.Config{}, Config{ZombieThreshold: threshold, ScanInterval: 50 * time.Millisecond})
+	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
+	act, m := f.take("q")
+	_ = m.Ack()
+	req := runReq
+	req.ActivityID = act.ID
+	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranAt := time.Now()
+	tc := f.ec.Task(ti.ID, rr.Token)
+	hb := execution.HeartbeatRequest{Hostname: "h", PID: 7, WorkerID: "w"}
+	started, _ := f.ex.Get(t.Context(), ti.ID)
+	age, err := tc.HeartbeatRecorded(t.Context(), hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(ranAt) < threshold/8 { // else a loaded machine took a quarter threshold: it may write
+		if age <= 0 || age > threshold/4 {
+			t.Errorf("heartbeat right after …/run: recorded one's age %s; want accepted, not written, the age of …/run's", age)
+		}
+		if got, _ := f.ex.Get(t.Context(), ti.ID); !got.HeartbeatAt.Equal(*started.HeartbeatAt) {
+			t.Errorf("a heartbeat right after …/run wrote heartbeat_at %v (was %v)", got.HeartbeatAt, started.HeartbeatAt)
+		}
+	}
+	// Heartbeats every threshold/8 for 2 thresholds: written now and then,
+	// never a zombie.
+	deadline := time.Now().Add(2 * threshold)
+	writes := 0
+	for time.Now().Before(deadline) {
+		age, err := tc.HeartbeatRecorded(t.Context(), hb)
+		if err != nil {
+			t.Fatalf("heartbeat: %v", err)
+		}
+		if age == 0 {
+			writes++
+		}
+		time.Sleep(threshold / 8)
+	}
+	if writes == 0 {
+		t.Error("no heartbeat over 2 thresholds was recorded")
+	}
+	got, _ := f.ex.Get(t.Context(), ti.ID)
+	if got.State != activity.StateRunning || !got.HeartbeatAt.After(*started.HeartbeatAt) {
+		t.Fatalf("after 2 thresholds of heartbeats: %s, heartbeat_at %v (started %v)", got.State, got.HeartbeatAt, started.HeartbeatAt)
+	}
+	if err := tc.State(t.Context(), execution.StateRequest{State: activity.StateSuccess, EndDate: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Heartbeat(t.Context(), hb); !errors.Is(err, execution.ErrConflict) && !errors.Is(err, execution.ErrForbidden) {
+		t.Errorf("heartbeat of a try that is over: %v, want a refusal", err)
+	}
+}
+
 func TestZombieIsRetried(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, queue.Config{}, Config{ZombieThreshold: 300 * time.Millisecond})

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
@@ -36,6 +37,13 @@ var errUnchanged = errors.New("unchanged")
 type store struct {
 	kv  queue.Bucket
 	log *slog.Logger
+	// open is the index of the unfinished records (queue's
+	// BucketOpenTaskInstances), conf the bucket of the counts' snapshot;
+	// see load.
+	open, conf queue.Bucket
+	// decoded counts the records decoded from storage while loading (the
+	// start's reads: tests assert it does not grow with finished ones).
+	decoded atomic.Int64
 
 	mu sync.RWMutex
 	// live holds every unfinished record (not in a terminal state).
@@ -75,6 +83,15 @@ type store struct {
 	// record cached, this executor's writes and the watch's.
 	listeners    map[int]func(*activity.TaskInstance)
 	nextListener int
+	// openRev is the index revision of the unfinished records this
+	// executor put in the index or found there (removed when finished).
+	openRev map[string]uint64
+	// watched is the highest revision the watch applied (or the revision
+	// a load from the index started from).
+	watched uint64
+	// indexBroken is set when an index put failed: no counts' snapshot
+	// is saved then (see markOpen).
+	indexBroken bool
 }
 
 // subscribe calls fn with every record the cache takes from now on (under
@@ -114,21 +131,45 @@ type cachedRecord struct {
 	rev uint64
 }
 
-func newStore(kv queue.Bucket, doneMax int, log *slog.Logger) *store {
-	return &store{kv: kv, log: log, live: make(map[string]cachedRecord), done: make(map[string]*list.Element),
+func newStore(kv, open, conf queue.Bucket, doneMax int, log *slog.Logger) *store {
+	return &store{kv: kv, open: open, conf: conf, openRev: make(map[string]uint64), log: log, live: make(map[string]cachedRecord), done: make(map[string]*list.Element),
 		order: list.New(), doneMax: max(doneMax, 1), counts: make(map[countKey]int), purged: make(map[string]*activity.TaskInstance),
 		creating: make(map[string]chan struct{})}
 }
 
-// watch feeds the cache until ctx is done. ready is closed once the initial
-// values are loaded.
+// watch loads the cache, then feeds it until ctx is done. ready is closed
+// once it is loaded: from the index of unfinished records and the counts'
+// snapshot when nothing changed since the snapshot (loadIndexed), else
+// from every stored record (then the index is made complete).
 func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
-	loaded := false
-	err := s.kv.Follow(ctx, func() {
+	from, err := s.loadIndexed(ctx)
+	if err != nil {
+		return fmt.Errorf("load task instances: %w", err)
+	}
+	loaded := from > 0
+	var lastAtStart uint64
+	if !loaded {
+		if _, lastAtStart, err = s.kv.Bounds(ctx); err != nil {
+			return fmt.Errorf("load task instances: %w", err)
+		}
+	}
+	err = s.kv.FollowFrom(ctx, from, func() {
+		if loaded {
+			// Loaded from the index; the changes since (none after a
+			// clean stop, unless another executor writes) are applied.
+			close(ready)
+			return
+		}
 		s.mu.Lock()
 		s.loaded = true
+		// Every value stored up to lastAtStart was read, also when the
+		// last message is gone (a purge marker removed).
+		s.watched = max(s.watched, lastAtStart)
 		s.mu.Unlock()
 		loaded = true
+		if err := s.reindex(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("index of unfinished task instances: not complete; the next start reads every record", "err", err)
+		}
 		close(ready)
 	}, func(e queue.Entry) {
 		if ti := s.apply(ctx, e); ti != nil && loaded && s.onEnded != nil {
@@ -145,6 +186,11 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 // run's task instance that ended with this entry (and the cache had it
 // not ended): an end this executor learns of from the watch.
 func (s *store) apply(ctx context.Context, e queue.Entry) *activity.TaskInstance {
+	defer func() {
+		s.mu.Lock()
+		s.watched = max(s.watched, e.Revision())
+		s.mu.Unlock()
+	}()
 	if !e.IsPut() {
 		s.mu.Lock()
 		if old, ok := s.peekLocked(e.Key()); ok {
@@ -170,9 +216,18 @@ func (s *store) apply(ctx context.Context, e queue.Entry) *activity.TaskInstance
 	s.mu.RLock()
 	c, ok := s.peekLocked(e.Key())
 	loaded := s.loaded
+	_, creating := s.creating[e.Key()]
 	s.mu.RUnlock()
 	if ok && c.rev >= e.Revision() {
 		return nil
+	}
+	if !ok && creating {
+		// This executor's own create, whose acknowledgement the watch
+		// overtook: createAsync remembers the record at this revision.
+		return nil
+	}
+	if !loaded {
+		s.decoded.Add(1)
 	}
 	ti, err := activity.UnmarshalRecord(e.Value())
 	if err != nil {
@@ -276,6 +331,7 @@ func (s *store) remember(ti *activity.TaskInstance, raw []byte, rev uint64, prev
 		return
 	}
 	delete(s.live, ti.ID)
+	delete(s.openRev, ti.ID)
 	if el, ok := s.done[ti.ID]; ok {
 		el.Value = c
 		s.order.MoveToFront(el)
@@ -379,7 +435,16 @@ func (s *store) createAsync(ctx context.Context, ti *activity.TaskInstance) <-ch
 			out <- err
 			return
 		}
+		// The index entry is written beside the record, not before it: a
+		// record stored without its entry (a crash between, a failed put)
+		// makes the next start read every record and repair the index
+		// (see openindex.go), so the submit waits for one round trip.
+		var indexed sync.WaitGroup
+		if !ti.State.Terminal() {
+			indexed.Go(func() { s.markOpen(ctx, ti.ID) })
+		}
 		rev, err := s.kv.Create(ctx, ti.ID, b)
+		indexed.Wait()
 		if err != nil {
 			out <- fmt.Errorf("create task instance %s: %w", ti.ID, err)
 			return
@@ -441,9 +506,15 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 			if merr != nil {
 				return nil, merr
 			}
+			if c.ti.State.Terminal() && !ti.State.Terminal() {
+				s.markOpen(ctx, id)
+			}
 			rev, uerr := s.kv.Update(ctx, id, b, c.rev)
 			if uerr == nil {
 				s.remember(ti, b, rev, c.ti)
+				if ti.State.Terminal() && !c.ti.State.Terminal() {
+					s.unmarkOpen(ctx, id)
+				}
 				return ti, nil
 			}
 			if !queue.IsConflict(uerr) {
@@ -475,9 +546,14 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 		}
 		ti.UpdatedAt = time.Now().UTC()
 		last = ti
-		lastRaw, err = ti.MarshalRecord()
-		wrote = err == nil
-		return lastRaw, err
+		if lastRaw, err = ti.MarshalRecord(); err != nil {
+			return nil, err
+		}
+		if prev.State.Terminal() && !ti.State.Terminal() {
+			s.markOpen(ctx, id)
+		}
+		wrote = true
+		return lastRaw, nil
 	})
 	if errors.Is(err, errUnchanged) {
 		return last, nil
@@ -497,6 +573,9 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 		return last, err
 	}
 	s.remember(last, lastRaw, rev, prev)
+	if last.State.Terminal() && (prev == nil || !prev.State.Terminal()) {
+		s.unmarkOpen(ctx, id)
+	}
 	return last, nil
 }
 

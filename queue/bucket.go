@@ -171,6 +171,11 @@ func (b Bucket) Entries(ctx context.Context) (map[string][]byte, error) {
 type WatchOpts struct {
 	// UpdatesOnly skips the current values: only changes from now on.
 	UpdatesOnly bool
+	// FromRevision, when set, reports every change stored from that
+	// revision (stream sequence) on, in order, instead of the current
+	// values; the marker comes once those stored when the watch started
+	// are reported.
+	FromRevision uint64
 }
 
 // Watch reports the current value of every key matching keys (a key, or
@@ -181,6 +186,9 @@ func (b Bucket) Watch(ctx context.Context, keys string, opts WatchOpts) (*Watche
 	var jo []jetstream.WatchOpt
 	if opts.UpdatesOnly {
 		jo = append(jo, jetstream.UpdatesOnly())
+	}
+	if opts.FromRevision > 0 {
+		jo = append(jo, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(opts.FromRevision))
 	}
 	// nats.go gives up creating a watch's consumer after its fixed 5 s
 	// API timeout unless ctx has a deadline, and the server takes longer
@@ -275,7 +283,14 @@ const (
 // services' caches of a bucket (task instances, pools, rate limits) are
 // built with it.
 func (b Bucket) Follow(ctx context.Context, caughtUp func(), apply func(Entry)) error {
-	w, err := b.WatchAll(ctx)
+	return b.FollowFrom(ctx, 0, caughtUp, apply)
+}
+
+// FollowFrom is Follow from revision rev: every change stored from rev on
+// (not the current values), then each later change; caughtUp is called
+// once those stored when it started are applied. rev 0 is Follow.
+func (b Bucket) FollowFrom(ctx context.Context, rev uint64, caughtUp func(), apply func(Entry)) error {
+	w, err := b.Watch(ctx, ">", WatchOpts{FromRevision: rev})
 	if err != nil {
 		return err
 	}

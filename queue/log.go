@@ -62,9 +62,11 @@ func (c *Client) PublishLogs(ctx context.Context, tiID string, try int, data []b
 }
 
 // LogWriter batches the log lines of one try of a task instance and
-// publishes them asynchronously every 100ms or 64KiB, whichever comes first.
-// It is safe for concurrent use. Close it to flush and wait for the
-// stream's acknowledgements; it owns a goroutine until then.
+// publishes them asynchronously 100ms after the first line of a batch, or
+// at 64KiB, whichever comes first. It is safe for concurrent use. Close it
+// to flush and wait for the stream's acknowledgements. An idle writer costs
+// nothing: no goroutine, no timer (a worker running 10,000 tasks that log
+// nothing while they wait holds 10,000 of them).
 type LogWriter struct {
 	c       *Client
 	subject string
@@ -76,9 +78,10 @@ type LogWriter struct {
 	closed  bool
 	// trunc enforces the per-try byte limit (logtruncate.go).
 	trunc truncation
-
-	stop chan struct{}
-	done chan struct{}
+	// timer flushes the buffer LogFlushIntervalDefault after its first
+	// line; armed while it runs.
+	timer *time.Timer
+	armed bool
 }
 
 // NewLogWriter returns a LogWriter for log.<tiID>.<try>. An invalid tiID or
@@ -87,32 +90,21 @@ func NewLogWriter(c *Client, tiID string, try int) *LogWriter {
 	w := &LogWriter{
 		c:       c,
 		subject: LogSubject(tiID, try),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
 	w.trunc.limit = c.cfg.Limits.LogPerTry
 	if err := validLog(tiID, try); err != nil {
 		w.err = fmt.Errorf("log writer: %w", err)
-		close(w.done)
-		return w
 	}
-	go w.loop()
 	return w
 }
 
-func (w *LogWriter) loop() {
-	defer close(w.done)
-	t := time.NewTicker(LogFlushIntervalDefault)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-t.C:
-		}
-		w.mu.Lock()
+// tick is the flush timer's: it publishes what was buffered meanwhile.
+func (w *LogWriter) tick() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.armed = false
+	if !w.closed {
 		w.flushLocked()
-		w.mu.Unlock()
 	}
 }
 
@@ -141,6 +133,14 @@ func (w *LogWriter) Write(line []byte) error {
 	w.buf = append(w.buf, '\n')
 	if len(w.buf) >= LogFlushSizeDefault {
 		w.flushLocked()
+	}
+	if len(w.buf) > 0 && !w.armed {
+		w.armed = true
+		if w.timer == nil {
+			w.timer = time.AfterFunc(LogFlushIntervalDefault, w.tick)
+		} else {
+			w.timer.Reset(LogFlushIntervalDefault)
+		}
 	}
 	return w.err
 }
@@ -184,15 +184,13 @@ func (w *LogWriter) fail(err error) {
 // is idempotent; later calls return the same error.
 func (w *LogWriter) Close(ctx context.Context) error {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if !w.closed {
 		w.closed = true
-		close(w.stop)
+		if w.timer != nil {
+			w.timer.Stop() // a tick already under way finds it closed
+		}
 	}
-	w.mu.Unlock()
-	<-w.done
-
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if tail := w.trunc.summary(); tail != nil && w.err == nil {
 		w.buf = append(append(w.buf, tail...), '\n')
 	}

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
@@ -31,10 +33,14 @@ type fakeAPI struct {
 }
 
 type fakeTI struct {
-	ti         activity.TI
-	runStatus  int // answer of …/run when not 0
-	hbStatus   int // answer of heartbeats when not 0
-	stStatus   int // answer of …/state when not 0
+	ti        activity.TI
+	runStatus int // answer of …/run when not 0
+	hbStatus  int // answer of heartbeats when not 0
+	// hbAge answers heartbeats as accepted but not written, the recorded
+	// one this old (the executor's Taskwire-Heartbeat-Age-Ms).
+	hbAge      time.Duration
+	zombie     activity.Duration // the executor's zombie threshold …/run tells
+	stStatus   int               // answer of …/state when not 0
 	timeout    activity.Duration
 	nextMethod string
 	nextKwargs map[string]any
@@ -104,7 +110,7 @@ func (f *fakeAPI) run(w http.ResponseWriter, r *http.Request) {
 		apiErr(w, fti.runStatus, "refused")
 	default:
 		writeJSON(w, http.StatusOK, execution.RunResponse{TI: fti.ti, MaxTries: 3, Token: "exec-" + id,
-			ExecutionTimeout: fti.timeout, NextMethod: fti.nextMethod, NextKwargs: fti.nextKwargs})
+			ExecutionTimeout: fti.timeout, NextMethod: fti.nextMethod, NextKwargs: fti.nextKwargs, ZombieThreshold: fti.zombie})
 	}
 }
 
@@ -137,11 +143,14 @@ func (f *fakeAPI) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.heartbeats[id]++
-	st := f.tis[id].hbStatus
+	st, age := f.tis[id].hbStatus, f.tis[id].hbAge
 	f.mu.Unlock()
 	if st != 0 {
 		apiErr(w, st, "refused")
 		return
+	}
+	if age > 0 {
+		w.Header().Set(execution.HeaderHeartbeatAge, strconv.FormatInt(age.Milliseconds(), 10))
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

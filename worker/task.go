@@ -365,7 +365,9 @@ func (w *Worker) closeLog(log *slog.Logger, tl *taskLog) {
 
 // heartbeat tells the executor every HeartbeatInterval that the try is alive
 // until ctx ends; onConflict is called (once) when the executor refuses.
-// onBeat is called with the time each accepted heartbeat was sent. One
+// onBeat is called, for each accepted heartbeat, with the time it was
+// sent, less the age of the executor's recorded heartbeat when it accepted
+// this one without a write (execution.HeaderHeartbeatAge). One
 // heartbeat waits at most timeout: a third of the try's limit without
 // one (see apireach.go), so that a worker that lost the API knows it,
 // and stops pulling, well before it must kill the try.
@@ -381,14 +383,17 @@ func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.
 		}
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		sent := time.Now()
-		err := tc.Heartbeat(hctx, req)
+		age, err := tc.HeartbeatRecorded(hctx, req)
 		cancel()
 		if ctx.Err() == nil {
 			w.noteAPI(err)
 		}
 		switch {
 		case err == nil:
-			onBeat(sent)
+			// One the executor did not write leaves the record's
+			// heartbeat_at age older than when this one was handled, so
+			// no later than sent − age: the watchdog counts from there.
+			onBeat(sent.Add(-age))
 			if w.cfg.Metrics != nil {
 				w.cfg.Metrics.heartbeats.Inc()
 			}

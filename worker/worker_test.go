@@ -417,6 +417,37 @@ func TestHeartbeats(t *testing.T) {
 	testbin.Eventually(t, waitTimeout, "3 heartbeats", func() bool { return h.api.heartbeatsOf("ti-beat") >= 3 })
 }
 
+// TestHeartbeatsNotRecordedDoNotKeepATry: the worker times the kill of a
+// try cut off from the API from its last heartbeat that reached the
+// record; one the executor accepted without a write counts from the
+// recorded one's age before it (Taskwire-Heartbeat-Age-Ms), or the try
+// could outlive the executor's zombie threshold.
+func TestHeartbeatsNotRecordedDoNotKeepATry(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	const zombie = 2 * time.Second
+	start := time.Now()
+	h.execute("ti-recorded", "default", activity.Entrypoint{Command: []string{"sleep", "300"}},
+		fakeTI{zombie: activity.Duration(zombie)}, nil)
+	// Every answer says the recorded heartbeat is older than the limit.
+	h.execute("ti-old", "default", activity.Entrypoint{Command: []string{"sleep", "300"}},
+		fakeTI{zombie: activity.Duration(zombie), hbAge: zombie}, nil)
+	testbin.Eventually(t, waitTimeout, "the try whose recorded heartbeat is old killed", func() bool {
+		return len(h.api.statesOf("ti-old")) > 0
+	})
+	if got := h.api.statesOf("ti-old"); got[0].State != activity.StateUpForRetry || !strings.Contains(got[0].Reason, "Execution API") {
+		t.Errorf("try whose recorded heartbeat is old reported %+v, want up_for_retry: no heartbeat reached the Execution API", got[0])
+	}
+	if took := time.Since(start); took > zombie+3*time.Second {
+		t.Errorf("killed after %s, the executor's threshold is %s", took, zombie)
+	}
+	// The other, whose heartbeats are recorded, lives on past the threshold.
+	time.Sleep(time.Until(start.Add(zombie + 500*time.Millisecond)))
+	if got := h.api.statesOf("ti-recorded"); len(got) != 0 {
+		t.Errorf("try with recorded heartbeats reported %+v", got)
+	}
+}
+
 func TestMalformedActivityDeadLettered(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(c *Config) { c.Concurrency = 1 })

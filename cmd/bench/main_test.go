@@ -235,7 +235,7 @@ func TestRunFleet(t *testing.T) {
 		t.Fatalf("fleet phases %d, want 1:\n%s", len(r.Fleet), stdout.String())
 	}
 	f := r.Fleet[0]
-	if f.Workers != 5 || f.DistinctWorkers != 5 || f.ListShort != 0 || f.Warnings != 0 || f.Throughput.Tasks != 20 ||
+	if f.Workers != 5 || f.DistinctWorkers != 5 || f.ListShort != 0 || f.Warnings != 0 || f.Throughput.Tasks != bench.FleetTasks(5) ||
 		f.ListedSeconds <= 0 || f.ExecutorIdleCores <= 0 || f.Throughput.PerSecond <= 0 ||
 		f.MaxStartSeconds <= 0 || f.LateStarts > f.Throughput.Tasks {
 		t.Errorf("fleet of 5: %+v", f)
@@ -254,7 +254,8 @@ func TestRunFleet(t *testing.T) {
 }
 
 // TestRunRecords runs the records phase alone at two sizes: the executor
-// child is ready on each, with a memory figure, and the list pages answer.
+// child is ready on each, with a memory figure, and the list pages answer;
+// the restart after its clean stop decodes no record.
 func TestRunRecords(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
@@ -274,6 +275,12 @@ func TestRunRecords(t *testing.T) {
 	for i, x := range r.Records {
 		if x.Records != []int{50, 300}[i] || x.RecordBytes < 100 || x.ReadySeconds <= 0 || x.RSSMB <= 0 || x.HeapMB <= 0 || x.ListMillis <= 0 {
 			t.Errorf("records phase %d: %+v", i, x)
+		}
+		// The first start reads every record; the restart, after its
+		// clean stop, none (every record is finished).
+		if y := x.Restart; x.Decoded < int64(x.Records) || y.Decoded != 0 || y.ReadySeconds <= 0 || y.RSSMB <= 0 || y.ListMillis <= 0 {
+			t.Errorf("records phase %d: decoded %d of %d records at the first start, %d at the restart (want all, then none): %+v",
+				i, x.Decoded, x.Records, y.Decoded, x)
 		}
 	}
 	var table bytes.Buffer

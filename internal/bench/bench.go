@@ -42,7 +42,8 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		Queues: cfg.Queues, Backlog: cfg.Backlog,
 		Fleet: cfg.Fleet, FleetConcurrency: cfg.FleetConcurrency, FleetOnly: cfg.FleetOnly,
 		Records: cfg.Records, RecordsOnly: cfg.RecordsOnly,
-		DagOnly: cfg.DagOnly, DagRounds: cfg.DagRounds, PoolOnly: cfg.PoolOnly, PoolRounds: cfg.PoolRounds, TaskBin: filepath.Base(cfg.TaskBin),
+		DagOnly: cfg.DagOnly, WarmOnly: cfg.WarmOnly, DagRounds: cfg.DagRounds, PoolOnly: cfg.PoolOnly, PoolRounds: cfg.PoolRounds,
+		TaskBin: filepath.Base(cfg.TaskBin),
 	}}
 	if cfg.Airflow != "" {
 		if r.Airflow, err = airflowPhase(ctx, cfg, filepath.Join(dir, "airflow"), prog); err != nil {
@@ -78,7 +79,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		return r, nil
 	}
 	for i, n := range cfg.Timers {
-		if cfg.DagOnly {
+		if cfg.DagOnly || cfg.WarmOnly {
 			break
 		}
 		var done atomic.Int64
@@ -168,21 +169,10 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	if r.Command, err = tp("command tasks", commandSpec(cfg.TaskBin, ModeNoop, "")); err != nil {
 		return fmt.Errorf("command throughput: %w", err)
 	}
-	if r.Pool, err = poolPhase(ctx, c, cfg, &r.Command, tp); err != nil {
-		return err
-	}
-	dagProg := func(name string, total int) {
-		base := c.tracker.ended.Load()
-		prog.set(name, total, func() int { return int(c.tracker.ended.Load() - base) })
-	}
-	if r.DAG, err = dagPhases(ctx, c, cfg, dagProg); err != nil {
-		return fmt.Errorf("dag runs: %w", err)
-	}
-	if cfg.DagOnly {
-		return nil
-	}
-	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
-		return fmt.Errorf("go sdk throughput: %w", err)
+	if !cfg.WarmOnly {
+		if err := coldPhases(ctx, c, cfg, prog, tp, r); err != nil || cfg.DagOnly {
+			return err
+		}
 	}
 	r.Warm.Go = &WarmRuntime{}
 	if r.Warm.Go.Throughput, err = tp("warm Go SDK tasks", goWarmSpec()); err != nil {
@@ -207,6 +197,9 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 			return fmt.Errorf("sleepers: %w", err)
 		}
 	}
+	if cfg.WarmOnly {
+		return nil
+	}
 	if r.Deferral, err = deferral(ctx, c, cfg.TaskBin, stamps, cfg.Deferrals, phase("deferral round trip", cfg.Deferrals)); err != nil {
 		return fmt.Errorf("deferral round trip: %w", err)
 	}
@@ -223,6 +216,29 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	r.Backlog = Backlog{Messages: cfg.Backlog, PublishSeconds: pub.Seconds()}
 	if r.Backlog.Command, err = tp("command tasks beside the backlog", commandSpec(cfg.TaskBin, ModeNoop, "")); err != nil {
 		return fmt.Errorf("command throughput beside the backlog: %w", err)
+	}
+	return nil
+}
+
+// coldPhases runs the phases between the flat command phase and the warm
+// ones: through a pool, the DAG runs and the cold Go SDK tasks.
+func coldPhases(ctx context.Context, c *cluster, cfg Config, prog *progress,
+	tp func(string, activity.TaskSpec) (Throughput, error), r *Report) (err error) {
+	if r.Pool, err = poolPhase(ctx, c, cfg, &r.Command, tp); err != nil {
+		return err
+	}
+	dagProg := func(name string, total int) {
+		base := c.tracker.ended.Load()
+		prog.set(name, total, func() int { return int(c.tracker.ended.Load() - base) })
+	}
+	if r.DAG, err = dagPhases(ctx, c, cfg, dagProg); err != nil {
+		return fmt.Errorf("dag runs: %w", err)
+	}
+	if cfg.DagOnly {
+		return nil
+	}
+	if r.GoSDK, err = tp("Go SDK tasks", goSpec()); err != nil {
+		return fmt.Errorf("go sdk throughput: %w", err)
 	}
 	return nil
 }

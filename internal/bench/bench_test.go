@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -373,5 +374,47 @@ func TestWriteAirflowReport(t *testing.T) {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
+	}
+}
+
+// TestRecordState reads a record's own state, not a param's or a try's.
+func TestRecordState(t *testing.T) {
+	ti := activity.NewTaskInstance("x", activity.TaskSpec{Queue: "q", TaskID: `t","state":"failed`,
+		Params: map[string]any{"state": "failed"}}, time.Now())
+	ti.Tries = []activity.Try{{State: activity.StateFailed}}
+	b, err := ti.MarshalRecord()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := recordState(b); !ok || st != activity.StateQueued {
+		t.Errorf("recordState = %q, %v; want queued", st, ok)
+	}
+	if st, ok := recordState([]byte(`{"id":"x", "state" : "running"}`)); !ok || st != activity.StateRunning {
+		t.Errorf("recordState of spaced JSON = %q, %v; want running", st, ok)
+	}
+}
+
+// A fleet child that ends on its own (its workers could not connect) is
+// seen ended by the phase and by stop, which returns at once with its
+// exit status, even while a process it started still holds its stdout:
+// the fleet phase once hung there.
+func TestFleetChildEndedEarlyStopsAtOnce(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "echo started; (sleep 3 &) ; exit 3")
+	f, err := runFleetChild(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the child's end not seen")
+	}
+	t0 := time.Now()
+	err = f.stop()
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("stop: %v, want the child's exit status 3", err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("stop took %s after the child ended", d)
 	}
 }

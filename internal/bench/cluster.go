@@ -164,7 +164,7 @@ func (c *cluster) startWorker(ctx context.Context, cfg Config, id string, queues
 	if err != nil {
 		return nil, err
 	}
-	hc := c.httpClient(64)
+	hc := c.httpClient(256) // as execution.NewClient's default
 	api, err := execution.NewClient(execution.ClientConfig{URL: c.url, HTTPClient: hc, Logger: c.log.With("component", "execution-client")})
 	if err != nil {
 		return nil, err

@@ -109,6 +109,11 @@ type Config struct {
 	RecordsOnly bool
 	// SleepersOnly runs the sleepers phase alone (on a cluster of its own).
 	SleepersOnly bool
+	// WarmOnly runs the raw limits, the dispatch latency and the flat
+	// command phase (what the warm figures are compared with), then the
+	// warm phases (and the sleepers), and stops: no pool, DAG, cold Go SDK,
+	// deferral, many-queues, backlog or timer phase.
+	WarmOnly bool
 	// DagOnly stops after the DAG-run phases (the raw limits, dispatch
 	// latency and flat command throughput they are compared with run
 	// first).
@@ -245,6 +250,9 @@ func (c Config) validate() error {
 	}
 	if c.RecordsOnly && len(c.Records) == 0 {
 		return fmt.Errorf("%w: records only, but no number of records", ErrConfig)
+	}
+	if c.WarmOnly && (c.DagOnly || c.FleetOnly || c.RecordsOnly || c.SleepersOnly || c.PoolOnly) {
+		return fmt.Errorf("%w: --warm-only and another -only flag exclude each other", ErrConfig)
 	}
 	if c.PoolOnly && (c.FleetOnly || c.RecordsOnly || c.DagOnly || c.SleepersOnly) {
 		return fmt.Errorf("%w: --pool-only excludes the other -only flags", ErrConfig)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/executor"
+	"github.com/taskwire/taskwire/internal/logstorm"
 	"github.com/taskwire/taskwire/queue"
 	"github.com/taskwire/taskwire/worker"
 )
@@ -40,8 +42,9 @@ const ModeFleet = "fleet"
 const (
 	// StatusStarted is written once every worker has started.
 	StatusStarted = "started"
-	// StatusStat, followed by the warnings and errors logged so far and
-	// the CPU seconds used, is written every fleetStatInterval.
+	// StatusStat, followed by the warnings and errors logged so far, the
+	// CPU seconds used and the warning lines written (after the storm
+	// limit, package logstorm), is written every fleetStatInterval.
 	StatusStat = "stat "
 )
 
@@ -141,8 +144,11 @@ func RunFleetChild(ctx context.Context, cfg FleetChildConfig, stdin io.Reader, s
 	if base == nil {
 		base = slog.New(slog.DiscardHandler)
 	}
-	var warns atomic.Int64
-	log := slog.New(countingHandler{base.Handler(), &warns, cfg.Warnings})
+	// Every warning is counted (warns), then limited as the binaries'
+	// loggers limit a storm (flagenv.Log.Logger), and the lines that pass
+	// are counted again (lines) and the first ones shown.
+	var warns, lines atomic.Int64
+	log := slog.New(countingHandler{logstorm.New(countingHandler{base.Handler(), &lines, cfg.Warnings}, logstorm.Config{}), &warns, nil})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -173,14 +179,27 @@ func RunFleetChild(ctx context.Context, cfg FleetChildConfig, stdin io.Reader, s
 	for i := range workers {
 		g.Go(func() error {
 			id := fleetWorkerID(i)
-			nc, err := queue.Connect(gctx, queue.ConnConfig{URL: cfg.NATSURL, Name: "taskwire-worker", Logger: log})
+			// As cmd/worker connects: again with backoff while the server
+			// cannot be reached (on a loaded machine the embedded server
+			// accepts a thousand connections slowly: a 2 s dial timed out).
+			nc, err := queue.ConnectRetry(gctx, queue.ConnConfig{URL: cfg.NATSURL, Name: "taskwire-worker", Logger: log}, fleetConnectTimeout)
 			if err != nil {
 				return err
 			}
 			conns.Store(i, nc)
-			q, err := queue.New(gctx, nc, queue.Config{Logger: log, Bind: true})
-			if err != nil {
-				return err
+			// Binding the streams and buckets is a dozen requests; on a
+			// saturated machine one can time out (bind kv bucket xcom:
+			// context deadline exceeded at load ≈ 48): a few more tries,
+			// as a restarted worker would make.
+			var q *queue.Client
+			for attempt := 1; ; attempt++ {
+				if q, err = queue.New(gctx, nc, queue.Config{Logger: log, Bind: true}); err == nil {
+					break
+				}
+				if attempt == fleetBindAttempts || gctx.Err() != nil {
+					return fmt.Errorf("worker %s: %w", id, err)
+				}
+				log.Warn("bind streams and buckets; again", "worker", id, "attempt", attempt, "err", err)
 			}
 			api, err := execution.NewClient(execution.ClientConfig{URL: cfg.APIURL, Logger: log})
 			if err != nil {
@@ -208,7 +227,7 @@ func RunFleetChild(ctx context.Context, cfg FleetChildConfig, stdin io.Reader, s
 	t := time.NewTicker(fleetStatInterval)
 	defer t.Stop()
 	for {
-		if _, err := fmt.Fprintf(stdout, "%s%d %.3f\n", StatusStat, warns.Load(), processCPU().Seconds()); err != nil {
+		if _, err := fmt.Fprintf(stdout, "%s%d %.3f %d\n", StatusStat, warns.Load(), processCPU().Seconds(), lines.Load()); err != nil {
 			return err
 		}
 		select {
@@ -257,7 +276,22 @@ type Fleet struct {
 	// idle; Warnings in the whole phase.
 	WarningsIdle int64 `json:"warnings_idle"`
 	Warnings     int64 `json:"warnings"`
+	// WarningLines is how many lines those warnings took in the workers'
+	// log once a storm of one warning is limited (package logstorm: ten
+	// of a kind per 10 s, then one with the count).
+	WarningLines int64 `json:"warning_lines"`
 }
+
+// FleetTasks is how many tasks the fleet phase runs on n workers at
+// least: each task goes to whichever worker's pull the server serves
+// first, and idle workers renew their pull every FetchMaxWait (1 s),
+// which reorders the server's queue of waiting pulls far faster than
+// tasks come (1,000 renewals/s against ≈ 30–150 tasks/s), so a task's
+// worker is close to a uniform draw: after t tasks a worker has run none
+// with probability e^(−t/n) (3 tasks each left ≈ 5% unused: 39 and 29 of
+// 1,000 in two runs). n·ln(100·n) tasks leave fewer than 0.01 workers
+// unused expected.
+func FleetTasks(n int) int { return int(math.Ceil(float64(n) * math.Log(100*float64(n)))) }
 
 // fleetLateStart is the wait from queued to start that Fleet.LateStarts
 // counts.
@@ -268,9 +302,16 @@ type fleetChild struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	started chan struct{}
-	done    chan error
-	warns   atomic.Int64
-	cpu     atomic.Int64 // microseconds
+	// done is closed once the child has exited, err then set: a channel
+	// closed, not a value sent, because both the phase (a child that
+	// ended early) and stop wait on it; a value read by the first left
+	// stop waiting forever (the hang of a fleet child that could not
+	// connect its thousand workers on a loaded machine).
+	done  chan struct{}
+	err   error
+	warns atomic.Int64
+	lines atomic.Int64
+	cpu   atomic.Int64 // microseconds
 }
 
 func startFleetChild(ctx context.Context, cfg Config, c *cluster, n int) (*fleetChild, error) {
@@ -278,19 +319,45 @@ func startFleetChild(ctx context.Context, cfg Config, c *cluster, n int) (*fleet
 		"--workers", strconv.Itoa(n), "--concurrency", strconv.Itoa(cfg.FleetConcurrency))
 	cmd.Env = append(os.Environ(), EnvMode+"="+ModeFleet)
 	cmd.Stderr = os.Stderr
+	return runFleetChild(cmd)
+}
+
+// runFleetChild starts cmd as the fleet child and follows its stat lines.
+func runFleetChild(cmd *exec.Cmd) (*fleetChild, error) {
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
+	// The child's stdout is a pipe of our own, not exec's: Wait then
+	// returns when the child has exited, even if a process it started
+	// still holds the pipe (with exec's, reading to its end could wait
+	// forever: a stop that hung once).
+	stdout, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout = pw
+	err = cmd.Start()
+	_ = pw.Close()
+	if err != nil {
+		_ = stdout.Close()
 		return nil, fmt.Errorf("start fleet child: %w", err)
 	}
-	f := &fleetChild{cmd: cmd, stdin: stdin, started: make(chan struct{}), done: make(chan error, 1)}
+	f := &fleetChild{cmd: cmd, stdin: stdin, started: make(chan struct{}), done: make(chan struct{})}
+	scanned := make(chan struct{})
 	go func() {
+		err := cmd.Wait()
+		select {
+		case <-scanned:
+		case <-time.After(fleetPipeGrace):
+		}
+		_ = stdout.Close()
+		<-scanned
+		f.err = err
+		close(f.done)
+	}()
+	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
@@ -298,28 +365,40 @@ func startFleetChild(ctx context.Context, cfg Config, c *cluster, n int) (*fleet
 			case line == StatusStarted:
 				close(f.started)
 			case strings.HasPrefix(line, StatusStat):
-				var w int64
+				var w, l int64
 				var cpu float64
-				if _, err := fmt.Sscanf(strings.TrimPrefix(line, StatusStat), "%d %f", &w, &cpu); err == nil {
+				if _, err := fmt.Sscanf(strings.TrimPrefix(line, StatusStat), "%d %f %d", &w, &cpu, &l); err == nil {
 					f.warns.Store(w)
+					f.lines.Store(l)
 					f.cpu.Store(int64(cpu * 1e6))
 				}
 			}
 		}
-		f.done <- cmd.Wait()
 	}()
 	return f, nil
 }
+
+// fleetPipeGrace is how long after the fleet child's exit its last
+// stdout lines are waited for.
+const fleetPipeGrace = time.Second
+
+// fleetBindAttempts is how many times a simulated worker tries to bind
+// the streams and buckets.
+const fleetBindAttempts = 5
+
+// fleetConnectTimeout bounds a simulated worker's connection attempts.
+const fleetConnectTimeout = 2 * time.Minute
 
 // stop ends the child (it stops its workers when stdin closes).
 func (f *fleetChild) stop() error {
 	_ = f.stdin.Close()
 	select {
-	case err := <-f.done:
-		return err
+	case <-f.done:
+		return f.err
 	case <-time.After(time.Minute):
 		_ = f.cmd.Process.Kill()
-		return errors.Join(errors.New("fleet child did not stop within a minute"), <-f.done)
+		<-f.done
+		return errors.Join(errors.New("fleet child did not stop within a minute"), f.err)
 	}
 }
 
@@ -379,8 +458,8 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 		select {
 		case <-ctx.Done():
 			return r, ctx.Err()
-		case err := <-f.done:
-			return r, fmt.Errorf("fleet child ended: %w", err)
+		case <-f.done:
+			return r, fmt.Errorf("fleet child ended: %w", f.err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -418,15 +497,16 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 	r.ListP50Millis = ms(lat[len(lat)/2])
 	r.ListMaxMillis = ms(lat[len(lat)-1])
 
-	// Load: enough tasks for every worker to get some.
-	tasks := max(cfg.Tasks, 3*n)
+	// Load: enough tasks for every worker to get some (FleetTasks).
+	tasks := max(cfg.Tasks, FleetTasks(n))
 	base := c.tracker.ended.Load()
 	prog.set(fmt.Sprintf("fleet of %d: %d tasks", n, tasks), tasks, func() int { return int(c.tracker.ended.Load() - base) })
 	e1, t1 := processCPU(), time.Now()
 	// Retried (and counted) rather than fatal: on a machine saturated by
-	// a thousand workers a try can miss its heartbeats.
+	// a thousand workers a try can miss its heartbeats (with 2 retries,
+	// one of 11,513 tasks missed them on all 3 tries at load ≈ 35).
 	spec := commandSpec(cfg.TaskBin, ModeNoop, "")
-	spec.RetryPolicy = activity.RetryPolicy{Retries: 2, Delay: activity.Duration(100 * time.Millisecond)}
+	spec.RetryPolicy = activity.RetryPolicy{Retries: 5, Delay: activity.Duration(100 * time.Millisecond)}
 	if r.Throughput, err = throughput(ctx, c, spec, tasks, cfg.Inflight); err != nil {
 		return r, err
 	}
@@ -470,6 +550,7 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 	r.Redelivered = int64(delivered) - tries
 	r.DistinctWorkers = len(used)
 	r.Warnings = f.warns.Load()
+	r.WarningLines = f.lines.Load()
 	return r, nil
 }
 

@@ -76,6 +76,7 @@ type RunConfig struct {
 	Records     []int `json:"records,omitempty"`
 	RecordsOnly bool  `json:"records_only,omitempty"`
 	DagOnly     bool  `json:"dag_only,omitempty"`
+	WarmOnly    bool  `json:"warm_only,omitempty"`
 	DagRounds   int   `json:"dag_rounds"`
 	PoolOnly    bool  `json:"pool_only,omitempty"`
 	PoolRounds  int   `json:"pool_rounds"`
@@ -291,6 +292,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "figure\tvalue\ttarget\traw limit\tratio")
 	fmt.Fprintf(tw, "no-op command tasks/s (%d tasks)\t%s/s\t%s\tfork+exec %s/s\t%.2f×\n",
 		r.Command.Tasks, thousands(r.Command.PerSecond), r.target("command_tasks_per_s"), thousands(r.Raw.ForkExecPerSecond), r.Ratios.CommandPerForkExec)
+	if c.WarmOnly {
+		r.writeWarmRows(tw)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	if !c.DagOnly {
 		r.writeOtherRows(tw)
 	}
@@ -369,6 +378,16 @@ func (r *Report) writeOtherRows(tw io.Writer) {
 	c := r.Config
 	fmt.Fprintf(tw, "no-op Go SDK tasks/s (%d tasks)\t%s/s\t%s\thandshake %s/s\t%.2f×\n",
 		r.GoSDK.Tasks, thousands(r.GoSDK.PerSecond), r.target("go_sdk_tasks_per_s"), thousands(r.Raw.HandshakePerSecond), r.Ratios.GoSDKPerHandshake)
+	r.writeWarmRows(tw)
+	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
+		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
+	r.writePoolRows(tw)
+	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
+		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
+}
+
+// writeWarmRows writes the warm phases' rows.
+func (r *Report) writeWarmRows(tw io.Writer) {
 	if g := r.Warm.Go; g != nil {
 		fmt.Fprintf(tw, "no-op warm Go SDK tasks/s (%d tasks)\t%s/s\t%s\tcold command %s/s\t%.2f×\n",
 			g.Tasks, thousands(g.PerSecond), r.target("warm_go_per_command"), thousands(r.Command.PerSecond), r.Ratios.WarmGoPerCommand)
@@ -390,14 +409,13 @@ func (r *Report) writeOtherRows(tw io.Writer) {
 	if s := r.Warm.Sleepers; s != nil {
 		fmt.Fprintf(tw, "%s async def Python tasks awaiting %gs at once, one warm process: all done in\t%.1f s\t\t\t\n",
 			thousands(float64(s.Tasks)), s.SleepS, s.Seconds)
+		fmt.Fprintf(tw, "  most running at once; all started after\t%s; %.1f s\t\t\t\n",
+			thousands(float64(s.PeakRunning)), s.AllStartedS)
 		fmt.Fprintf(tw, "  RSS: bench process (cluster + worker) peak / Python runtime\t%.0f / %.0f MiB\t\t\t\n",
 			s.WorkerRSSMiB, s.RuntimeRSSMiB)
+		fmt.Fprintf(tw, "  CPU per task: bench process (cluster + worker) / Python runtime\t%.2f / %.2f ms\t\t\t\n",
+			s.CPUMillisPerTask, s.RuntimeCPUMillisPerTask)
 	}
-	fmt.Fprintf(tw, "no-op command tasks/s over %d queues\t%s/s\t%s\tone queue %s/s\t%.2f×\n",
-		c.Queues, thousands(r.ManyQueues.PerSecond), r.target("many_queues_per_command"), thousands(r.Command.PerSecond), r.Ratios.ManyQueuesPerCommand)
-	r.writePoolRows(tw)
-	fmt.Fprintf(tw, "no-op command tasks/s beside %s pending in another queue\t%s/s\t%s\tno backlog %s/s\t%.2f×\n",
-		thousands(float64(r.Backlog.Messages)), thousands(r.Backlog.Command.PerSecond), r.target("backlog_per_command"), thousands(r.Command.PerSecond), r.Ratios.BacklogPerCommand)
 }
 
 // writePoolRows writes the pool phase's rows.
@@ -471,12 +489,12 @@ func machine() Machine {
 // writeFleet writes the fleet phase's table.
 func (r *Report) writeFleet(b *strings.Builder) error {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "simulated workers\tall listed after\tlist p50 / max (short)\texecutor CPU idle / load\tworkers' CPU idle\ttasks/s (tasks)\tworkers used\tretried\tstart wait max (≥ 10 s)\tredelivered\twarnings idle / all")
+	fmt.Fprintln(tw, "simulated workers\tall listed after\tlist p50 / max (short)\texecutor CPU idle / load\tworkers' CPU idle\ttasks/s (tasks)\tworkers used\tretried\tstart wait max (≥ 10 s)\tredelivered\twarnings idle / all (lines)")
 	for _, f := range r.Fleet {
-		fmt.Fprintf(tw, "%s\t%.1f s\t%.1f / %.1f ms (%d)\t%.2f / %.2f cores\t%.2f cores\t%s/s (%d)\t%d of %d\t%d\t%.1f s (%d)\t%d\t%d / %d\n",
+		fmt.Fprintf(tw, "%s\t%.1f s\t%.1f / %.1f ms (%d)\t%.2f / %.2f cores\t%.2f cores\t%s/s (%d)\t%d of %d\t%d\t%.1f s (%d)\t%d\t%d / %d (%d)\n",
 			thousands(float64(f.Workers)), f.ListedSeconds, f.ListP50Millis, f.ListMaxMillis, f.ListShort,
 			f.ExecutorIdleCores, f.ExecutorLoadCores, f.FleetIdleCores, thousands(f.Throughput.PerSecond), f.Throughput.Tasks,
-			f.DistinctWorkers, f.Workers, f.Retried, f.MaxStartSeconds, f.LateStarts, f.Redelivered, f.WarningsIdle, f.Warnings)
+			f.DistinctWorkers, f.Workers, f.Retried, f.MaxStartSeconds, f.LateStarts, f.Redelivered, f.WarningsIdle, f.Warnings, f.WarningLines)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -485,29 +503,35 @@ func (r *Report) writeFleet(b *strings.Builder) error {
 		"registry heartbeat (every 5s), all in one child process, against a fresh executor with embedded NATS in\n"+
 		"the bench process (whose CPU is the executor's column). Listed: from the child's start until GET\n"+
 		"/api/v1/workers lists them all live. Idle: %s with no task; list latency sampled then (short: lists\n"+
-		"missing a worker). Load: no-op command tasks, at least 3 per worker; workers used ran at least one.\n",
+		"missing a worker). Load: no-op command tasks, at least n·ln(100·n) (FleetTasks); workers used ran at least\n"+
+		"one. Warnings: those the workers logged; lines: what they took in the log, a storm of one limited.\n",
 		r.Config.FleetConcurrency, fleetIdleWindow)
 	return nil
 }
 
 func (r *Report) writeRecords(b *strings.Builder) error {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "finished records\tbytes each\twritten in\texecutor ready in\tRSS\tGo heap\ttwo pages of 100 successes")
+	fmt.Fprintln(tw, "finished records\tbytes each\twritten in\tstart\tready in\trecords decoded\tRSS\tGo heap\ttwo pages of 100 successes")
 	for _, x := range r.Records {
 		if x.Error != "" {
-			fmt.Fprintf(tw, "%s\t%d\t%.1f s\tnot ready: %s\n", thousands(float64(x.Records)), x.RecordBytes, x.WriteSeconds, x.Error)
+			fmt.Fprintf(tw, "%s\t%d\t%.1f s\t\tnot ready: %s\n", thousands(float64(x.Records)), x.RecordBytes, x.WriteSeconds, x.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f s\t%.2f s\t%.1f MB\t%.1f MB\t%.1f ms\n",
-			thousands(float64(x.Records)), x.RecordBytes, x.WriteSeconds, x.ReadySeconds, x.RSSMB, x.HeapMB, x.ListMillis)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f s\tfirst (reads all)\t%.2f s\t%s\t%.1f MB\t%.1f MB\t%.1f ms\n",
+			thousands(float64(x.Records)), x.RecordBytes, x.WriteSeconds, x.ReadySeconds, thousands(float64(x.Decoded)), x.RSSMB, x.HeapMB, x.ListMillis)
+		y := x.Restart
+		fmt.Fprintf(tw, "\t\t\trestart (index)\t%.2f s\t%s\t%.1f MB\t%.1f MB\t%.1f ms\n",
+			y.ReadySeconds, thousands(float64(y.Decoded)), y.RSSMB, y.HeapMB, y.ListMillis)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	b.WriteString("\nRecords: that many finished task-instance records in the task_instances bucket of an embedded NATS\n" +
 		"(in the bench process), then an executor child started on them (record cache at its default, 10,000):\n" +
-		"ready when Start returns (every record read once); RSS and heap after a GC; then the newest 100\n" +
-		"successes and the next page, read from storage.\n")
+		"ready when Start returns; RSS and heap after a GC; then the newest 100 successes and the next page,\n" +
+		"read from storage. The first start reads every record (written by the bench, not an executor: a\n" +
+		"store from before the index of unfinished records) and its clean stop saves the counts; the\n" +
+		"restart reads only the index's records (none here).\n")
 	return nil
 }
 

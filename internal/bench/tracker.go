@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,9 +22,16 @@ var errTrackerStopped = errors.New("task instance watch ended")
 // measured.
 type tracker struct {
 	ended atomic.Int64 // terminal records seen
+	// started counts the task instances whose running record came (the
+	// executor's answer to …/run, just before the worker hands the try to
+	// its process); peak is the most running at once (started − ended),
+	// since resetPeak.
+	started atomic.Int64
+	peak    atomic.Int64
 
 	mu      sync.Mutex
 	seen    map[string]bool                   // ids whose terminal record came
+	running map[string]bool                   // ids whose running record came
 	records map[string]*activity.TaskInstance // terminal, not yet waited for
 	waiting map[string]chan *activity.TaskInstance
 
@@ -42,6 +50,7 @@ func startTracker(ctx context.Context, kv queue.Bucket) (*tracker, error) {
 	}
 	t := &tracker{
 		seen:    map[string]bool{},
+		running: map[string]bool{},
 		records: map[string]*activity.TaskInstance{},
 		waiting: map[string]chan *activity.TaskInstance{},
 		cancel:  cancel,
@@ -73,10 +82,15 @@ func startTracker(ctx context.Context, kv queue.Bucket) (*tracker, error) {
 				// Two of a task's three writes are not terminal: read the
 				// state alone first (the bench's own CPU counts in the
 				// cluster's per task).
-				var st struct {
-					State activity.State `json:"state"`
+				st, ok := recordState(e.Value())
+				if !ok {
+					continue
 				}
-				if json.Unmarshal(e.Value(), &st) != nil || !st.State.Terminal() {
+				if st == activity.StateRunning {
+					t.run(e.Key())
+					continue
+				}
+				if !st.Terminal() {
 					continue
 				}
 				if ti, err := activity.UnmarshalRecord(e.Value()); err == nil && ti.State.Terminal() {
@@ -97,6 +111,50 @@ func startTracker(ctx context.Context, kv queue.Bucket) (*tracker, error) {
 	}
 }
 
+// stateKey is how a task-instance record's state begins.
+var stateKey = []byte(`"state":"`)
+
+// recordState reads the state of a task-instance record without decoding
+// it: its first "state" key is the record's own (activity.TaskInstance
+// has only plain keys and strings before it, and a quote inside a string
+// is escaped, so no string holds the key); a record without it is decoded.
+func recordState(b []byte) (activity.State, bool) {
+	if i := bytes.Index(b, stateKey); i >= 0 {
+		rest := b[i+len(stateKey):]
+		if j := bytes.IndexByte(rest, '"'); j >= 0 {
+			return activity.State(rest[:j]), true
+		}
+	}
+	var st struct {
+		State activity.State `json:"state"`
+	}
+	if json.Unmarshal(b, &st) != nil {
+		return "", false
+	}
+	return st.State, true
+}
+
+// run counts task instance id's first running record.
+func (t *tracker) run(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.running[id] || t.seen[id] {
+		return
+	}
+	t.running[id] = true
+	n := t.started.Add(1) - t.ended.Load()
+	if n > t.peak.Load() {
+		t.peak.Store(n)
+	}
+}
+
+// resetPeak starts a new count of the most running at once.
+func (t *tracker) resetPeak() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.peak.Store(t.started.Load() - t.ended.Load())
+}
+
 func (t *tracker) record(ti *activity.TaskInstance) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -104,6 +162,10 @@ func (t *tracker) record(ti *activity.TaskInstance) {
 		return // a later write to an ended record
 	}
 	t.seen[ti.ID] = true
+	if !t.running[ti.ID] {
+		t.started.Add(1) // its running record was missed (overwritten at once)
+	}
+	delete(t.running, ti.ID)
 	if ch, ok := t.waiting[ti.ID]; ok {
 		delete(t.waiting, ti.ID)
 		ch <- ti

@@ -46,6 +46,16 @@ type Sleepers struct {
 	SleepS float64 `json:"sleep_s"`
 	// Seconds is from the first submit to the last success.
 	Seconds float64 `json:"seconds"`
+	// PeakRunning is the most tasks running at once (their running record
+	// written, their terminal one not yet: asleep, or about to be);
+	// AllStartedS is from the first submit to the last running record.
+	PeakRunning int     `json:"peak_running"`
+	AllStartedS float64 `json:"all_started_s"`
+	// CPUMillisPerTask is the bench process's CPU (the cluster, not the
+	// Python runtime) per task, over the phase; RuntimeCPUMillisPerTask
+	// the Python runtime's.
+	CPUMillisPerTask        float64 `json:"cpu_ms_per_task"`
+	RuntimeCPUMillisPerTask float64 `json:"runtime_cpu_ms_per_task"`
 	// WorkerRSSMiB is the bench process's peak resident memory (the whole
 	// cluster: NATS, executor, workers); RuntimeRSSMiB the Python
 	// process's, read while all tasks were sleeping.
@@ -160,10 +170,14 @@ func sleepers(ctx context.Context, c *cluster, cfg Config, dir string, done *ato
 	spec := activity.TaskSpec{Queue: queueSleepers, TaskID: "bench_sleep", Entrypoint: activity.Entrypoint{Task: "sleep"},
 		Params: map[string]any{"seconds": cfg.SleepFor.Seconds()}}
 	var peakRuntime, peakSelf int64
+	var runtimeCPU time.Duration
 	sample := func() {
 		if pid := pidOf(script); pid > 0 {
 			if r, err := rssOf(pid); err == nil {
 				peakRuntime = max(peakRuntime, r)
+			}
+			if t, err := cpuOf(pid); err == nil {
+				runtimeCPU = max(runtimeCPU, t)
 			}
 		}
 		if r, err := rssOf(os.Getpid()); err == nil {
@@ -185,25 +199,64 @@ func sleepers(ctx context.Context, c *cluster, cfg Config, dir string, done *ato
 			}
 		}
 	}()
-	base := c.tracker.ended.Load()
+	base, started0 := c.tracker.ended.Load(), c.tracker.started.Load()
+	c.tracker.resetPeak()
+	begin := time.Now()
+	var allStarted atomic.Int64 // nanoseconds after begin
+	progressed := make(chan struct{})
 	go func() {
+		defer close(progressed)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
-			case <-time.After(100 * time.Millisecond):
+			case <-t.C:
 				done.Store(c.tracker.ended.Load() - base)
+				if allStarted.Load() == 0 && c.tracker.started.Load()-started0 >= int64(cfg.Sleepers) {
+					allStarted.Store(int64(time.Since(begin)))
+				}
 			}
 		}
 	}()
 	tp, err := throughput(ctx, c, spec, cfg.Sleepers, cfg.Inflight)
 	close(stop)
 	<-sampled
+	<-progressed
+	sample() // the runtime's CPU once all are done
 	if err != nil {
 		return nil, err
 	}
 	return &Sleepers{Tasks: cfg.Sleepers, SleepS: cfg.SleepFor.Seconds(), Seconds: tp.Seconds,
-		WorkerRSSMiB: float64(peakSelf) / (1 << 20), RuntimeRSSMiB: float64(peakRuntime) / (1 << 20)}, nil
+		PeakRunning: int(c.tracker.peak.Load()), AllStartedS: time.Duration(allStarted.Load()).Seconds(),
+		CPUMillisPerTask:        tp.CPUMillisPerTask,
+		RuntimeCPUMillisPerTask: float64(runtimeCPU.Microseconds()) / 1000 / float64(cfg.Sleepers),
+		WorkerRSSMiB:            float64(peakSelf) / (1 << 20), RuntimeRSSMiB: float64(peakRuntime) / (1 << 20)}, nil
+}
+
+// cpuOf is the user + system CPU time process pid has used.
+func cpuOf(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command (in parentheses, which may hold spaces).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
+	}
+	// USER_HZ is 100 on Linux.
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 // pidOf returns the pid of a process of this user whose command line has
@@ -293,8 +346,9 @@ func moduleRoot() string {
 	}
 }
 
-// SleeperFlags registers the sleepers phase's flags on fs.
+// SleeperFlags registers the sleepers phase's flags, and --warm-only, on fs.
 func SleeperFlags(fs *flag.FlagSet, cfg *Config) {
+	fs.BoolVar(&cfg.WarmOnly, "warm-only", false, "run the raw limits, dispatch latency and flat command phase, then only the warm phases (and the sleepers); read the JSON's warm object and ratios.warm_go_per_command")
 	fs.IntVar(&cfg.Sleepers, "sleepers", 0, "async def Python tasks run at once, each sleeping --sleep-for, in one warm process of one worker (e.g. 10000; one file descriptor each in the bench and in the runtime); none by default")
 	fs.DurationVar(&cfg.SleepFor, "sleep-for", 5*time.Second, "each sleeper's wait")
 	fs.BoolVar(&cfg.SleepersOnly, "sleepers-only", false, "run the sleepers phase alone (needs --sleepers)")

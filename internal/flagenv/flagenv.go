@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/taskwire/taskwire/internal/logstorm"
 	"github.com/taskwire/taskwire/queue"
 )
 
@@ -135,18 +136,25 @@ func (l *Log) Register(fs *flag.FlagSet) {
 	fs.StringVar(&l.Format, "log-format", "text", "text or json (TASKWIRE_LOG_FORMAT)")
 }
 
-// Logger makes the process's logger, writing to stderr.
+// Logger makes the process's logger, writing to stderr; warnings and
+// errors of one message past logstorm.BurstDefault in
+// logstorm.WindowDefault are counted, not written (package logstorm).
 func (l Log) Logger() (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", l.Level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch l.Format {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		h = slog.NewTextHandler(os.Stderr, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", l.Format)
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", l.Format)
+	// A storm of one warning (an overloaded process timing out on every
+	// call) is a few lines per window with a count, not a line per event.
+	return slog.New(logstorm.New(h, logstorm.Config{})), nil
 }

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
 	"github.com/taskwire/taskwire/internal/natstest"
@@ -25,7 +23,7 @@ import (
 // had, for ever (TestNATSRestart's lost tasks).
 func TestDeferWrittenAfterFailureStillPublishesItsTrigger(t *testing.T) {
 	t.Parallel()
-	f, ns, restart := restartableFixture(t)
+	f, stop, restart := restartableFixture(t)
 	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
 	act, m := f.take("q")
 	_ = m.Ack()
@@ -36,7 +34,7 @@ func TestDeferWrittenAfterFailureStillPublishesItsTrigger(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	natstest.Stop(ns)
+	stop()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	err = f.ec.Task(ti.ID, rr.Token).State(ctx, execution.StateRequest{State: activity.StateDeferred,
 		Trigger:    &activity.Trigger{Classpath: "taskwire.triggers.TimeDelta", Kwargs: map[string]any{"delta": "1h"}},
@@ -67,25 +65,31 @@ func TestDeferWrittenAfterFailureStillPublishesItsTrigger(t *testing.T) {
 }
 
 // restartableFixture is newFixture on a NATS server (file storage) that
-// the test stops (natstest.Stop(ns)) and starts again on its port and
-// store (restart), the executor connected throughout.
-func restartableFixture(t *testing.T) (f *fixture, ns *server.Server, restart func()) {
+// the test stops (stop: it returns once the executor's connection knows
+// the server is gone, so what it publishes from then on is kept for the
+// reconnection) and starts again on its port and store (restart), the
+// executor connected throughout.
+func restartableFixture(t *testing.T) (f *fixture, stop, restart func()) {
 	t.Helper()
 	opts := natstest.Options(t)
-	ns = natstest.Start(t, opts)
+	ns := natstest.Start(t, opts)
 	opts.Port = natstest.Port(ns)
-	qc, err := queue.New(t.Context(), natstest.Connect(t, ns), queue.Config{})
+	nc := natstest.Connect(t, ns)
+	qc, err := queue.New(t.Context(), nc, queue.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f = startOn(t, qc, Config{})
-	return f, ns, func() {
-		natstest.Start(t, opts)
-		t.Cleanup(func() { // before the server stops again
-			f.srv.Close()
-			_ = f.ex.Stop(context.Background())
-		})
-	}
+	return f, func() {
+			natstest.Stop(ns)
+			testbin.Eventually(t, 10*time.Second, "the executor's connection to see NATS gone", func() bool { return !nc.IsConnected() })
+		}, func() {
+			natstest.Start(t, opts)
+			t.Cleanup(func() { // before the server stops again
+				f.srv.Close()
+				_ = f.ex.Stop(context.Background())
+			})
+		}
 }
 
 // The same for a resume (deferred → queued, the executor's own write when
@@ -95,10 +99,10 @@ func restartableFixture(t *testing.T) (f *fixture, ns *server.Server, restart fu
 // the activity from the record read back.
 func TestResumeWrittenAfterFailureStillPublishesItsActivity(t *testing.T) {
 	t.Parallel()
-	f, ns, restart := restartableFixture(t)
+	f, stop, restart := restartableFixture(t)
 	ti, _ := f.deferred(activity.Trigger{Classpath: "taskwire.triggers.TimeDelta", Kwargs: map[string]any{"delta": "1h"}}, 0)
 
-	natstest.Stop(ns)
+	stop()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	var next string
 	_, err := f.ex.store.mutate(ctx, ti.ID, func(ti *activity.TaskInstance) error {

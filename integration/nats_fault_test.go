@@ -77,7 +77,7 @@ func TestNATSRestart(t *testing.T) {
 
 	more := c.submitMany(n/2, func(i int) activity.TaskSpec { return spec(n/2 + i) })
 	ids = append(ids, more...)
-	c.waitFinished(n, 14*time.Second)
+	c.waitFinished(n, 50*time.Second)
 	rep := checkSucceededOnce(t, c, ids, out)
 	t.Logf("%d tasks across a NATS restart: %d succeeded once, %d tries, %d reruns, 0 lost", n, rep.succeeded, rep.tries, rep.reruns)
 }

@@ -75,7 +75,7 @@ func New(cfg Config) (*Executor, error) {
 		cfg:        cfg,
 		q:          cfg.Queue,
 		log:        cfg.Logger,
-		store:      newStore(cfg.Queue.Bucket(queue.BucketTaskInstances), cfg.Queue.Bucket(queue.BucketOpenTaskInstances), cfg.Queue.Bucket(queue.BucketConfig), cfg.RecordCache, cfg.Logger),
+		store:      newStore(cfg.Queue.Bucket(queue.BucketTaskInstances), cfg.Queue.Bucket(queue.BucketConfig), cfg.RecordCache, cfg.Logger),
 		vars:       cfg.Queue.Bucket(queue.BucketVariables),
 		conns:      cfg.Queue.Bucket(queue.BucketConnections),
 		xcom:       cfg.Queue.Bucket(queue.BucketXCom),

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,18 +15,33 @@ import (
 	"github.com/taskwire/taskwire/queue"
 )
 
-// indexKeys lists the index of unfinished records.
-func indexKeys(t *testing.T, qc *queue.Client) []string {
+// snapshotIDs lists the unfinished record ids of the snapshot a clean
+// stop wrote, and how many chunks hold them.
+func snapshotIDs(t *testing.T, qc *queue.Client) ([]string, int) {
 	t.Helper()
-	var keys []string
-	if err := qc.Bucket(queue.BucketOpenTaskInstances).Scan(t.Context(), 0, 0, func(v queue.StoredValue) bool {
-		keys = append(keys, v.Key)
-		return true
-	}); err != nil {
+	conf := qc.Bucket(queue.BucketConfig)
+	e, err := conf.Get(t.Context(), countsSnapshotKey)
+	if err != nil {
+		t.Fatalf("read the snapshot: %v", err)
+	}
+	var snap countsSnapshot
+	if err := json.Unmarshal(e.Value(), &snap); err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(keys)
-	return keys
+	var ids []string
+	for i := range snap.OpenChunks {
+		ce, err := conf.Get(t.Context(), openChunkKey(i))
+		if err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+		var c openChunk
+		if err := json.Unmarshal(ce.Value(), &c); err != nil || c.Revision != snap.Revision {
+			t.Fatalf("chunk %d: %+v, %v; want revision %d", i, c, err, snap.Revision)
+		}
+		ids = append(ids, c.IDs...)
+	}
+	slices.Sort(ids)
+	return ids, snap.OpenChunks
 }
 
 // total is a list's total of the records in state st.
@@ -39,8 +55,9 @@ func total(t *testing.T, e *Executor, st activity.State) int {
 }
 
 // TestRestartReadsOnlyUnfinishedRecords: an executor started on a store
-// from before the index reads every record once and indexes the
-// unfinished ones; after a clean stop, the next start decodes only the
+// without a snapshot reads every record once; its clean stop lists the
+// unfinished ones in the snapshot (in several chunks: the chunk size is
+// made small), and the next start decodes only the
 // unfinished records (not one of the hundreds finished), its totals are
 // exact from the counts' snapshot, and what was unfinished is recovered:
 // a running try without heartbeats is a zombie and retried, a pool's
@@ -62,14 +79,12 @@ func TestRestartReadsOnlyUnfinishedRecords(t *testing.T) {
 	}
 	putRecord(t, qc, "legacy", "legacy", activity.StateQueued, base)
 
-	// 1. The migration: every record read, the unfinished one indexed.
+	// 1. No snapshot: every record read.
 	f1 := startOn(t, qc, Config{ZombieThreshold: time.Hour})
 	if d := f1.ex.store.decoded.Load(); d < old+1 {
 		t.Fatalf("first start decoded %d records, want all %d", d, old+1)
 	}
-	if got := indexKeys(t, qc); !slices.Equal(got, []string{"legacy"}) {
-		t.Fatalf("index after the migration %v, want [legacy]", got)
-	}
+	f1.ex.store.chunkBytes = 100 // two ids a chunk
 	for i := range made {
 		spec := activity.TaskSpec{Queue: "done", Entrypoint: activity.Entrypoint{Command: []string{"x"}}}.WithDefaults(time.Now())
 		ti := activity.NewTaskInstance(fmt.Sprintf("01a20000-0000-7000-8000-%012d", i), spec, time.Now())
@@ -78,7 +93,7 @@ func TestRestartReadsOnlyUnfinishedRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// One task through its whole life (indexed, then unindexed).
+	// One task through its whole life (unfinished, then finished).
 	ended := f1.submit(activity.TaskSpec{Queue: "done", Entrypoint: poolCmd})
 	act := f1.tryTake("done", 5*time.Second)
 	f1.end(ended.ID, f1.start(act))
@@ -107,8 +122,8 @@ func TestRestartReadsOnlyUnfinishedRecords(t *testing.T) {
 	}
 	unfinished := []string{holder.ID, retry.ID, waiting.ID, "legacy"}
 	slices.Sort(unfinished)
-	if got := indexKeys(t, qc); !slices.Equal(got, unfinished) {
-		t.Fatalf("index %v, want the unfinished %v", got, unfinished)
+	if got, chunks := snapshotIDs(t, qc); !slices.Equal(got, unfinished) || chunks < 2 {
+		t.Fatalf("snapshot lists %v in %d chunks, want the unfinished %v in 2 or more", got, chunks, unfinished)
 	}
 
 	// 2. The restart reads the unfinished records only.
@@ -128,7 +143,7 @@ func TestRestartReadsOnlyUnfinishedRecords(t *testing.T) {
 	}, retry.ID)
 	if p, err := f2.ex.List(t.Context(), Filter{States: []activity.State{activity.StateQueued}, Queue: "legacy"}); err != nil ||
 		p.Total != 1 || len(p.TIs) != 1 || p.TIs[0].ID != "legacy" {
-		t.Fatalf("the queued record from before the index is not listed as queued: %+v, %v", p, err)
+		t.Fatalf("the queued record from the first start is not listed as queued: %+v, %v", p, err)
 	}
 	// The pool's slot went to one of the two, the other waits.
 	f2.waitPool("p", func(p activity.Pool) bool { return p.Occupied == 1 && p.Waiting == 1 })

@@ -479,7 +479,7 @@ func TestDefaultPoolWithDeferredTask(t *testing.T) {
 func TestPoolHolderEvictedFromRecordCache(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, queue.Config{}, Config{})
-	s := newStore(f.q.Bucket(queue.BucketTaskInstances), f.q.Bucket(queue.BucketOpenTaskInstances), f.q.Bucket(queue.BucketConfig), 1, f.ex.log)
+	s := newStore(f.q.Bucket(queue.BucketTaskInstances), f.q.Bucket(queue.BucketConfig), 1, f.ex.log)
 	p := newPools(f.q.Bucket(queue.BucketPools), s, f.ex.log)
 	s.subscribe(p.observe)
 	p.remember("p", &poolRecord{Slots: 1}, 1)

@@ -37,10 +37,12 @@ var errUnchanged = errors.New("unchanged")
 type store struct {
 	kv  queue.Bucket
 	log *slog.Logger
-	// open is the index of the unfinished records (queue's
-	// BucketOpenTaskInstances), conf the bucket of the counts' snapshot;
-	// see load.
-	open, conf queue.Bucket
+	// conf is the bucket of the snapshot a clean stop writes (see
+	// loadIndexed).
+	conf queue.Bucket
+	// chunkBytes bounds a chunk of the snapshot's unfinished ids
+	// (openChunkBytes; tests make it small).
+	chunkBytes int
 	// decoded counts the records decoded from storage while loading (the
 	// start's reads: tests assert it does not grow with finished ones).
 	decoded atomic.Int64
@@ -83,15 +85,9 @@ type store struct {
 	// record cached, this executor's writes and the watch's.
 	listeners    map[int]func(*activity.TaskInstance)
 	nextListener int
-	// openRev is the index revision of the unfinished records this
-	// executor put in the index or found there (removed when finished).
-	openRev map[string]uint64
 	// watched is the highest revision the watch applied (or the revision
-	// a load from the index started from).
+	// a load from the snapshot started from).
 	watched uint64
-	// indexBroken is set when an index put failed: no counts' snapshot
-	// is saved then (see markOpen).
-	indexBroken bool
 }
 
 // subscribe calls fn with every record the cache takes from now on (under
@@ -131,16 +127,15 @@ type cachedRecord struct {
 	rev uint64
 }
 
-func newStore(kv, open, conf queue.Bucket, doneMax int, log *slog.Logger) *store {
-	return &store{kv: kv, open: open, conf: conf, openRev: make(map[string]uint64), log: log, live: make(map[string]cachedRecord), done: make(map[string]*list.Element),
+func newStore(kv, conf queue.Bucket, doneMax int, log *slog.Logger) *store {
+	return &store{kv: kv, conf: conf, chunkBytes: openChunkBytes, log: log, live: make(map[string]cachedRecord), done: make(map[string]*list.Element),
 		order: list.New(), doneMax: max(doneMax, 1), counts: make(map[countKey]int), purged: make(map[string]*activity.TaskInstance),
 		creating: make(map[string]chan struct{})}
 }
 
 // watch loads the cache, then feeds it until ctx is done. ready is closed
-// once it is loaded: from the index of unfinished records and the counts'
-// snapshot when nothing changed since the snapshot (loadIndexed), else
-// from every stored record (then the index is made complete).
+// once it is loaded: from the snapshot of the last clean stop when nothing
+// changed since (loadIndexed), else from every stored record.
 func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 	from, err := s.loadIndexed(ctx)
 	if err != nil {
@@ -155,7 +150,7 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 	}
 	err = s.kv.FollowFrom(ctx, from, func() {
 		if loaded {
-			// Loaded from the index; the changes since (none after a
+			// Loaded from the snapshot; the changes since (none after a
 			// clean stop, unless another executor writes) are applied.
 			close(ready)
 			return
@@ -167,9 +162,6 @@ func (s *store) watch(ctx context.Context, ready chan<- struct{}) error {
 		s.watched = max(s.watched, lastAtStart)
 		s.mu.Unlock()
 		loaded = true
-		if err := s.reindex(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("index of unfinished task instances: not complete; the next start reads every record", "err", err)
-		}
 		close(ready)
 	}, func(e queue.Entry) {
 		if ti := s.apply(ctx, e); ti != nil && loaded && s.onEnded != nil {
@@ -331,7 +323,6 @@ func (s *store) remember(ti *activity.TaskInstance, raw []byte, rev uint64, prev
 		return
 	}
 	delete(s.live, ti.ID)
-	delete(s.openRev, ti.ID)
 	if el, ok := s.done[ti.ID]; ok {
 		el.Value = c
 		s.order.MoveToFront(el)
@@ -435,16 +426,7 @@ func (s *store) createAsync(ctx context.Context, ti *activity.TaskInstance) <-ch
 			out <- err
 			return
 		}
-		// The index entry is written beside the record, not before it: a
-		// record stored without its entry (a crash between, a failed put)
-		// makes the next start read every record and repair the index
-		// (see openindex.go), so the submit waits for one round trip.
-		var indexed sync.WaitGroup
-		if !ti.State.Terminal() {
-			indexed.Go(func() { s.markOpen(ctx, ti.ID) })
-		}
 		rev, err := s.kv.Create(ctx, ti.ID, b)
-		indexed.Wait()
 		if err != nil {
 			out <- fmt.Errorf("create task instance %s: %w", ti.ID, err)
 			return
@@ -506,15 +488,9 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 			if merr != nil {
 				return nil, merr
 			}
-			if c.ti.State.Terminal() && !ti.State.Terminal() {
-				s.markOpen(ctx, id)
-			}
 			rev, uerr := s.kv.Update(ctx, id, b, c.rev)
 			if uerr == nil {
 				s.remember(ti, b, rev, c.ti)
-				if ti.State.Terminal() && !c.ti.State.Terminal() {
-					s.unmarkOpen(ctx, id)
-				}
 				return ti, nil
 			}
 			if !queue.IsConflict(uerr) {
@@ -549,9 +525,6 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 		if lastRaw, err = ti.MarshalRecord(); err != nil {
 			return nil, err
 		}
-		if prev.State.Terminal() && !ti.State.Terminal() {
-			s.markOpen(ctx, id)
-		}
 		wrote = true
 		return lastRaw, nil
 	})
@@ -573,9 +546,6 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 		return last, err
 	}
 	s.remember(last, lastRaw, rev, prev)
-	if last.State.Terminal() && (prev == nil || !prev.State.Terminal()) {
-		s.unmarkOpen(ctx, id)
-	}
 	return last, nil
 }
 

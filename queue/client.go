@@ -56,14 +56,6 @@ const (
 	IdempotencyKeyTTL = 24 * time.Hour
 )
 
-// BucketOpenTaskInstances is the index of the unfinished task-instance
-// records: one empty value per record not in a terminal state, put before
-// the record is written unfinished and removed after it is written
-// finished (its delete marker expires after a second: [Bucket.RemoveAt]),
-// so that an executor finds the unfinished records without reading the
-// finished ones (see executor's store).
-const BucketOpenTaskInstances = "task_instances_open"
-
 // RateLimitKey is the key of rate key k's limit in [BucketRateLimits].
 func RateLimitKey(k string) string { return "limit." + base64.RawURLEncoding.EncodeToString([]byte(k)) }
 
@@ -346,7 +338,6 @@ func (c *Client) bucketConfigs() []jetstream.KeyValueConfig {
 	r, st := c.cfg.Replicas, c.cfg.Storage
 	kcs := []jetstream.KeyValueConfig{
 		{Bucket: BucketTaskInstances, Description: "taskwire task-instance records", History: TaskInstanceHistoryDefault, Replicas: r, Storage: st},
-		{Bucket: BucketOpenTaskInstances, Description: "taskwire index of the unfinished task-instance records", History: 1, LimitMarkerTTL: removedMarkerTTL, Replicas: r, Storage: st},
 		{Bucket: BucketXCom, Description: "taskwire xcom values", Replicas: r, Storage: st},
 		{Bucket: BucketVariables, Description: "taskwire variables", Replicas: r, Storage: st},
 		{Bucket: BucketConnections, Description: "taskwire connections", Replicas: r, Storage: st},

@@ -130,7 +130,7 @@ func (c *Client) limitStream(sc *jetstream.StreamConfig) {
 // limitBucket sets kc's byte limit; a bucket refuses a write beyond it.
 func (c *Client) limitBucket(kc *jetstream.KeyValueConfig) {
 	switch kc.Bucket {
-	case BucketTaskInstances, BucketOpenTaskInstances:
+	case BucketTaskInstances:
 		// State is never refused for lack of a limit; records are bounded
 		// by their retention instead.
 	case BucketXCom:

@@ -3,7 +3,6 @@ package queue_test
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/taskwire/taskwire/queue"
 )
@@ -84,63 +83,5 @@ func TestScanReadsRevisionRanges(t *testing.T) {
 	}
 	if e, err := b.Get(ctx, "m099"); err != nil || e.Value()[0] != 99 {
 		t.Errorf("Get(m099) = %v, %v", e, err)
-	}
-}
-
-// TestRemoveAtLeavesNoLastingMarker: the index of unfinished records
-// removes a key at its revision: Get finds no value, a scan sees none, a
-// stale revision removes nothing (no error), the delete marker is gone
-// after a second, and a key put again is a value again.
-func TestRemoveAtLeavesNoLastingMarker(t *testing.T) {
-	c := newClient(t, queue.Config{})
-	ctx := testContext(t)
-	b := c.Bucket(queue.BucketOpenTaskInstances)
-	r1, err := b.Put(ctx, "a", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Put(ctx, "b", nil); err != nil {
-		t.Fatal(err)
-	}
-	rb, err := b.Put(ctx, "b", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.RemoveAt(ctx, "a", r1); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.RemoveAt(ctx, "b", rb-1); err != nil {
-		t.Fatalf("remove at a stale revision: %v", err)
-	}
-	if _, err := b.Get(ctx, "a"); err == nil {
-		t.Fatal("a still has a value")
-	}
-	var keys []string
-	if err := b.Scan(ctx, 0, 0, func(v queue.StoredValue) bool { keys = append(keys, v.Key); return true }); err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(keys) != "[b]" {
-		t.Fatalf("scan %v, want [b]", keys)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := b.JetStream().Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Values() == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages in the index after 10s, want b's alone (the marker expired)", st.Values())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	r3, err := b.Put(ctx, "a", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e, err := b.Get(ctx, "a"); err != nil || e.Revision() != r3 {
-		t.Fatalf("a put again: %v", err)
 	}
 }

@@ -47,7 +47,7 @@ type Records struct {
 	// ReadySeconds is the first executor child's time from New to Start
 	// returning: the records were written by the bench, not by an
 	// executor, so it reads every record once (the migration of a store
-	// without the index of unfinished records), and its clean stop
+	// without a snapshot), and its clean stop
 	// leaves the counts' snapshot.
 	ReadySeconds float64 `json:"ready_s"`
 	// RSSMB is the child's resident set once ready (after a GC), HeapMB
@@ -60,7 +60,7 @@ type Records struct {
 	// Decoded is how many records the first child decoded to start.
 	Decoded int64 `json:"decoded"`
 	// Restart is the second child, started on the same records after the
-	// first stopped: from the index and the snapshot.
+	// first stopped: from the snapshot.
 	Restart RecordsStart `json:"restart"`
 	// Error is why the executor could not start on this many (the phase
 	// stops at the first such size).

@@ -529,9 +529,9 @@ func (r *Report) writeRecords(b *strings.Builder) error {
 	b.WriteString("\nRecords: that many finished task-instance records in the task_instances bucket of an embedded NATS\n" +
 		"(in the bench process), then an executor child started on them (record cache at its default, 10,000):\n" +
 		"ready when Start returns; RSS and heap after a GC; then the newest 100 successes and the next page,\n" +
-		"read from storage. The first start reads every record (written by the bench, not an executor: a\n" +
-		"store from before the index of unfinished records) and its clean stop saves the counts; the\n" +
-		"restart reads only the index's records (none here).\n")
+		"read from storage. The first start reads every record (written by the bench, not an executor: no\n" +
+		"snapshot) and its clean stop saves the snapshot (counts, unfinished ids); the restart reads only\n" +
+		"the records it lists (none here).\n")
 	return nil
 }
 

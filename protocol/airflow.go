@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
@@ -70,6 +71,48 @@ func (m Map) Int(key string) (int, bool) {
 
 // Type returns the body's "type" field.
 func (m Map) Type() string { return m.Str("type") }
+
+// Object returns m as a map (for a JSON encoding, which has no order).
+func (m Map) Object() map[string]any {
+	out := make(map[string]any, len(m))
+	for _, f := range m {
+		out[f.Key] = f.Value
+	}
+	return out
+}
+
+// AirflowConnection is a ConnectionResult body as Airflow's supervisor
+// sends it: every field (the model requires them, nullable), nil when
+// empty, and extra as a JSON string. The worker answers a task's
+// GetConnection with it, the triggerer a Python-runtime trigger's.
+func AirflowConnection(connID, connType, host, schema, login, password string, port int, extra map[string]any) Map {
+	opt := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	var p, x any
+	if port != 0 {
+		p = port
+	}
+	if len(extra) > 0 {
+		if b, err := json.Marshal(extra); err == nil {
+			x = string(b)
+		}
+	}
+	return Map{
+		{Key: "conn_id", Value: connID},
+		{Key: "conn_type", Value: connType},
+		{Key: "host", Value: opt(host)},
+		{Key: "schema", Value: opt(schema)},
+		{Key: "login", Value: opt(login)},
+		{Key: "password", Value: opt(password)},
+		{Key: "port", Value: p},
+		{Key: "extra", Value: x},
+		{Key: "type", Value: "ConnectionResult"},
+	}
+}
 
 // Timestamp is a msgpack timestamp (extension -1). Size is the number of
 // data bytes it was decoded from (4, 8 or 12), 0 for the shortest form.

@@ -1,7 +1,6 @@
 package triggerer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/protocol"
 )
 
 // The requests of a running Python trigger (see pyRuntime): rate limit
@@ -217,26 +217,9 @@ func (p *pyRuntime) comms(lt *pyTrigger, m pyRequest) pyReply {
 		"message": fmt.Sprintf("taskwire's Python trigger runtime does not support %s: a trigger reads connections, variables and XComs only", typ)})}
 }
 
-// airflowConnection is a ConnectionResult body as Airflow's supervisor
-// sends it: every field, nil when empty, extra as a JSON string.
+// airflowConnection is c as Airflow's ConnectionResult body.
 func airflowConnection(c activity.Connection) map[string]any {
-	opt := func(s string) any {
-		if s == "" {
-			return nil
-		}
-		return s
-	}
-	var port, extra any
-	if c.Port != 0 {
-		port = c.Port
-	}
-	if len(c.Extra) > 0 {
-		if b, err := json.Marshal(c.Extra); err == nil {
-			extra = string(b)
-		}
-	}
-	return map[string]any{"conn_id": c.ConnID, "conn_type": c.ConnType, "host": opt(c.Host), "schema": opt(c.Schema),
-		"login": opt(c.Login), "password": opt(c.Password), "port": port, "extra": extra, "type": "ConnectionResult"}
+	return protocol.AirflowConnection(c.ConnID, c.ConnType, c.Host, c.Schema, c.Login, c.Password, c.Port, c.Extra).Object()
 }
 
 // masker replaces secrets in the runtime's log lines with ***.

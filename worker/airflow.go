@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -529,36 +528,9 @@ func pySlice(n int, start, stop, step *int) []int {
 	return idx
 }
 
-// airflowConnection is a ConnectionResult body as Airflow's supervisor
-// sends it: every field (the model requires them, nullable), nil when
-// empty, and extra as a JSON string.
+// airflowConnection is c as Airflow's ConnectionResult body.
 func airflowConnection(c activity.Connection) protocol.Map {
-	opt := func(s string) any {
-		if s == "" {
-			return nil
-		}
-		return s
-	}
-	var port, extra any
-	if c.Port != 0 {
-		port = c.Port
-	}
-	if len(c.Extra) > 0 {
-		if b, err := json.Marshal(c.Extra); err == nil {
-			extra = string(b)
-		}
-	}
-	return protocol.Map{
-		{Key: "conn_id", Value: c.ConnID},
-		{Key: "conn_type", Value: c.ConnType},
-		{Key: "host", Value: opt(c.Host)},
-		{Key: "schema", Value: opt(c.Schema)},
-		{Key: "login", Value: opt(c.Login)},
-		{Key: "password", Value: opt(c.Password)},
-		{Key: "port", Value: port},
-		{Key: "extra", Value: extra},
-		{Key: "type", Value: "ConnectionResult"},
-	}
+	return protocol.AirflowConnection(c.ConnID, c.ConnType, c.Host, c.Schema, c.Login, c.Password, c.Port, c.Extra)
 }
 
 // airflowDefer turns a DeferTask into the try's deferred outcome.

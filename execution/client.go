@@ -67,6 +67,27 @@ func (e *APIError) Is(target error) bool {
 	return false
 }
 
+// StatusOf is the HTTP status an error of this client stands for, in the
+// classes a caller answers by (as Airflow's supervisor reports a failed API
+// call): 404, 403 (also for 401), 413, 400 (also 422), 409, and 500 for
+// anything else (no answer, a server error). The worker's and the
+// triggerer's answers to Airflow's runners both use it.
+func StatusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrForbidden), errors.Is(err, ErrUnauthorized):
+		return http.StatusForbidden
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
 // ClientConfig configures a Client.
 type ClientConfig struct {
 	// URL of the executor, e.g. http://127.0.0.1:8080 (the /execution prefix is added).

@@ -148,14 +148,9 @@ func airflowError(kind string, detail map[string]any) map[string]any {
 // apiFailure answers a request whose Execution API call failed, as
 // Airflow's supervisor does (the error slot).
 func apiFailure(req int64, err error) pyReply {
-	status, kind := 500, errAPIServer
-	switch {
-	case errors.Is(err, execution.ErrNotFound):
-		status = 404
-	case errors.Is(err, execution.ErrForbidden), errors.Is(err, execution.ErrUnauthorized):
-		status, kind = 403, errPermissionDenied
-	case errors.Is(err, execution.ErrBadRequest):
-		status = 400
+	status, kind := execution.StatusOf(err), errAPIServer
+	if status == 403 {
+		kind = errPermissionDenied
 	}
 	return pyReply{Req: req, Error: airflowError(kind, map[string]any{"status_code": status, "message": err.Error()})}
 }

@@ -230,19 +230,9 @@ func airflowError(kind string, detail map[string]any) protocol.Map {
 // apiFailure is the answer to a request whose Execution API call failed, as
 // Airflow's supervisor sends a ServerResponseError: the error slot.
 func apiFailure(err error) protocol.AirflowResponse {
-	status := 500
-	kind := errAPIServer
-	switch {
-	case errors.Is(err, execution.ErrNotFound):
-		status = 404
-	case errors.Is(err, execution.ErrForbidden), errors.Is(err, execution.ErrUnauthorized):
-		status, kind = 403, errPermissionDenied
-	case errors.Is(err, execution.ErrTooLarge):
-		status = 413
-	case errors.Is(err, execution.ErrBadRequest):
-		status = 400
-	case errors.Is(err, execution.ErrConflict):
-		status = 409
+	status, kind := execution.StatusOf(err), errAPIServer
+	if status == 403 {
+		kind = errPermissionDenied
 	}
 	return protocol.AirflowResponse{Error: airflowError(kind, map[string]any{"status_code": status, "message": err.Error()})}
 }

@@ -721,10 +721,11 @@ func TestStateDirKillsOrphansInOtherGroups(t *testing.T) {
 pid = os.fork()
 if pid == 0:
     os.setpgid(0, 0)
+    # Written only once the child is in its own group, so the test never reads it before.
+    open(sys.argv[1] + ".tmp", "w").write(str(os.getpid()) + "\n")
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
     time.sleep(300)
     os._exit(0)
-open(sys.argv[1] + ".tmp", "w").write(str(pid) + "\n")
-os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 time.sleep(300)`, pidFile)
 	leader.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := leader.Start(); err != nil {

@@ -179,7 +179,7 @@ class WarmTests {
         }
 
         List<String> events(String tiId) throws InterruptedException {
-            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
             while (System.nanoTime() < end) {
                 if (ended.contains(tiId)) {
                     return new ArrayList<>(streams.getOrDefault(tiId, List.of()));

@@ -26,7 +26,7 @@ import org.junit.jupiter.api.Timeout;
  * connection with its own log stream; cancellation by half-close;
  * retirement when the worker stops taking connections.
  */
-@Timeout(value = 30, unit = TimeUnit.SECONDS)
+@Timeout(value = 60, unit = TimeUnit.SECONDS) // a bound for a hang, not a speed target
 class WarmTests {
 
     /** One try the fake worker gave a slot. */

@@ -1,12 +1,14 @@
 package integration
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -164,7 +166,7 @@ func TestAirflowRuntime(t *testing.T) {
 	})
 	t.Run("variable_and_connection", func(t *testing.T) {
 		_, logs := finish("read_config", 0, activity.StateSuccess)
-		for _, want := range []string{"greeting=hello airflow", "host=db.internal", "login=etl", "sslmode"} {
+		for _, want := range []string{"greeting=hello airflow", "host=db.internal", "login=etl", "password=***", "sslmode"} {
 			if !strings.Contains(logs, want) {
 				t.Errorf("read_config logs lack %q:\n%s", want, logs)
 			}
@@ -212,6 +214,49 @@ func TestAirflowRuntime(t *testing.T) {
 			t.Errorf("variable written by PutVariable: %+v, %v", v, err)
 		}
 	})
+}
+
+// The golden frames protocol's TestAirflowGoldenFrames decodes and
+// re-encodes byte for byte are what the pinned Task SDK's own encoder
+// writes today: gen.py run with the Airflow venv into a fresh directory
+// writes the same files, byte for byte (a pin moved without regenerating
+// them fails here).
+func TestAirflowGoldenFramesFromPinnedSDK(t *testing.T) {
+	parallel(t, shared)
+	root := repoRoot(t)
+	golden := filepath.Join(root, "protocol", "testdata", "airflow")
+	out := t.TempDir()
+	cmd := exec.CommandContext(t.Context(), filepath.Join(airflowVenv(t), "bin", "python"), filepath.Join(golden, "gen.py"), out)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gen.py: %v\n%s", err, b)
+	}
+	fresh, err := filepath.Glob(filepath.Join(out, "*.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := filepath.Glob(filepath.Join(golden, "*.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fresh) != len(stored) || len(fresh) < 46 {
+		t.Fatalf("gen.py wrote %d frames, testdata/airflow holds %d", len(fresh), len(stored))
+	}
+	for _, f := range fresh {
+		name := filepath.Base(f)
+		got, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join(golden, name))
+		if err != nil {
+			t.Errorf("%s: written by the pinned SDK, not in testdata/airflow: %v", name, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: the pinned SDK writes\n %x\ntestdata/airflow holds\n %x", name, got, want)
+		}
+	}
 }
 
 // waitZygote waits until worker w's prefork zygote is ready.

@@ -3,6 +3,7 @@ package executor
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +173,35 @@ func TestSkipMixinXComSkipsInDagRun(t *testing.T) {
 	if st := f.api("GET", "/api/v1/xcoms/smx/r1/route/skipmixin_key?map_index=3", nil, &x); st != http.StatusOK || x.Value["followed"] != "even" {
 		t.Errorf("route[3]'s malformed xcom after the run: %d %v", st, x.Value)
 	}
+}
+
+// FuzzSkipMixinRefs: any skipmixin_key value is decided or refused with an
+// error, and what it skips is a direct downstream task of the caller, at
+// the caller's map index or, of an unmapped caller, whole.
+func FuzzSkipMixinRefs(f *testing.F) {
+	for _, s := range []string{`{"followed": ["even"]}`, `{"skipped": ["odd", 7]}`, `{"followed": null}`, `"x"`, `{}`, `[`} {
+		f.Add(s, 1)
+		f.Add(s, -1)
+	}
+	d, err := dag.Parse([]byte(skipMixinDAG))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, value string, mapIndex int) {
+		mapIndex = max(mapIndex, -1)
+		from := "route"
+		if mapIndex < 0 {
+			from = "pick"
+		}
+		refs, err := skipMixinRefs(d, from, mapIndex, []byte(value))
+		if err != nil && refs != nil {
+			t.Fatalf("refs %v with error %v", refs, err)
+		}
+		for _, r := range refs {
+			tk := d.Task(r.TaskID)
+			if tk == nil || !slices.Contains(tk.DependsOn, from) || r.MapIndex != mapIndex || r.MapIndex >= 0 && !tk.Mapped() {
+				t.Fatalf("%s[%d] %q skips %+v", from, mapIndex, value, r)
+			}
+		}
+	})
 }

@@ -205,8 +205,13 @@ func hasDownstream(d *dag.DAG, id string) bool {
 // the task instance's reason, the log has it too) and the run goes on by
 // its trigger rules; the XCom stays. err is a failure to read or write
 // (the caller fails the request; retrying it is harmless).
+//
+// Only a task with a `task:` entrypoint (Airflow's runtime, an SDK's) is
+// read for it, and only when it has a downstream task: a command task
+// runs no SkipMixin operator, and the read (an XCom lookup) would cost
+// every end of a DAG run's command tasks.
 func (e *Executor) applySkipMixin(ctx context.Context, ti *activity.TaskInstance) (note string, err error) {
-	if ti.DagRun == nil || e.dags == nil {
+	if ti.DagRun == nil || e.dags == nil || ti.Entrypoint.Task == "" {
 		return "", nil
 	}
 	d, err := e.dagVersion(ctx, ti.DagID, ti.DagRun.DagVersion)

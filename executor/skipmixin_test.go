@@ -20,13 +20,15 @@ import (
 // downstream of the branches' targets.
 const skipMixinDAG = `dag_id: smx
 tasks:
-  - {task_id: route, queue: default, command: [x], expand: {n: [0, 1, 2, 3]}}
+  - {task_id: route, queue: default, task: route, expand: {n: [0, 1, 2, 3]}}
   - {task_id: even, queue: default, depends_on: [route], command: [x], expand: {n: [0, 1, 2, 3]}}
   - {task_id: odd, queue: default, depends_on: [route], command: [x], expand: {n: [0, 1, 2, 3]}}
   - {task_id: report, queue: default, depends_on: [route], command: [x]}
   - {task_id: after_odd, queue: default, depends_on: [odd], command: [x]}
   - {task_id: join, queue: default, depends_on: [even, odd], trigger_rule: none_failed_min_one_success, command: [x]}
-  - {task_id: pick, queue: default, command: [x]}
+  - {task_id: pick, queue: default, task: pick}
+  - {task_id: cmd, queue: default, command: [x]}
+  - {task_id: after_cmd, queue: default, depends_on: [cmd], command: [x]}
   - {task_id: left, queue: default, depends_on: [pick], command: [x]}
   - {task_id: right, queue: default, depends_on: [pick], command: [x], expand: {n: [0, 1]}}
 `
@@ -93,7 +95,8 @@ func TestSkipMixinRefs(t *testing.T) {
 // Airflow); after_odd (all_success) is skipped and join
 // (none_failed_min_one_success) runs. route[3] succeeds with the error in
 // its reason, its XCom kept, and skips nothing. The unmapped branch pick
-// skips right (both instances) through its XCom alone.
+// skips right (both instances) through its XCom alone. A command task's
+// skipmixin_key is not read (no SkipMixin operator runs as a command).
 func TestSkipMixinXComSkipsInDagRun(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, queue.Config{}, Config{})
@@ -107,6 +110,7 @@ func TestSkipMixinXComSkipsInDagRun(t *testing.T) {
 		"route[2]": map[string]any{"followed": []string{}},
 		"route[3]": map[string]any{"followed": "even"},
 		"pick[-1]": map[string]any{"followed": []string{"left"}},
+		"cmd[-1]":  map[string]any{"followed": []string{}}, // a command task's: not read
 	}
 	var ran []string
 	for {
@@ -137,7 +141,7 @@ func TestSkipMixinXComSkipsInDagRun(t *testing.T) {
 	want := "route[0]=success route[1]=success route[2]=success route[3]=success " +
 		"even[0]=success even[1]=skipped even[2]=skipped even[3]=success " +
 		"odd[0]=skipped odd[1]=success odd[2]=skipped odd[3]=success report=success after_odd=skipped join=success " +
-		"pick=success left=success right=skipped"
+		"pick=success left=success right=skipped cmd=success after_cmd=success"
 	states := map[string]string{}
 	for _, ti := range v.TaskInstances {
 		name := ti.TaskID

@@ -105,10 +105,19 @@ func (e *Executor) skipInRun(ctx context.Context, ti *activity.TaskInstance, ref
 		if skipped, err = run.SkipDownstreamBecause(d, ti.TaskID, refs, reason, e.now()); err != nil {
 			return nil, err
 		}
+		if skipped == 0 {
+			return nil, errNothingSkipped // decided already: no write
+		}
 		return run.Marshal()
 	})
+	if errors.Is(err, errNothingSkipped) {
+		err = nil
+	}
 	return skipped, err
 }
+
+// errNothingSkipped aborts skipInRun's compare-and-set when nothing changed.
+var errNothingSkipped = errors.New("nothing to skip")
 
 // Airflow's SkipMixin XCom (airflow.sdk.bases.skipmixin): a branch or
 // short-circuit operator (@task.branch, BranchPythonOperator,

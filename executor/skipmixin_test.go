@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -127,6 +128,13 @@ func TestSkipMixinXComSkipsInDagRun(t *testing.T) {
 			t.Fatalf("run %s: %v", name, err)
 		}
 		tc := f.ec.Task(act.TI.ID, rr.Token)
+		if name == "pick[-1]" {
+			// SkipDownstreamTasks naming a task not downstream: 400.
+			err := tc.SkipDownstream(t.Context(), []execution.SkipTask{{TaskID: "route", MapIndex: -1}})
+			if !errors.Is(err, execution.ErrBadRequest) || !strings.Contains(err.Error(), `task "route" is not downstream of pick`) {
+				t.Errorf("skip-downstream of a task not downstream: %v, want a 400 naming it", err)
+			}
+		}
 		if v, ok := values[name]; ok {
 			k := execution.XComKey{DagID: "smx", RunID: "r1", TaskID: act.TI.TaskID, MapIndex: act.TI.MapIndex, Key: skipMixinKey}
 			if err := tc.SetXCom(t.Context(), k, v); err != nil {

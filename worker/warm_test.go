@@ -104,12 +104,12 @@ func warmHarness(t *testing.T, sdk string, warm Warm, mods ...func(*Config)) *ha
 	t.Helper()
 	argv, env, codec := warmCommand(t, sdk)
 	return newHarness(t, func(c *Config) {
-		for _, m := range mods {
-			m(c)
-		}
 		c.Queues = []string{"warm"}
 		c.Concurrency = 8
 		c.Runtimes = map[string]Runtime{"warm": {Command: argv, Env: env, Codec: codec, Warm: &warm}}
+		for _, m := range mods {
+			m(c)
+		}
 	})
 }
 

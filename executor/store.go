@@ -428,6 +428,11 @@ func (s *store) createAsync(ctx context.Context, ti *activity.TaskInstance) <-ch
 		}
 		rev, err := s.kv.Create(ctx, ti.ID, b)
 		if err != nil {
+			if !queue.IsConflict(err) && !errors.Is(err, queue.ErrInvalidKey) {
+				// No answer: the record may be stored later all the same,
+				// queued on an activity nobody published.
+				s.doubt(ti.ID)
+			}
 			out <- fmt.Errorf("create task instance %s: %w", ti.ID, err)
 			return
 		}

@@ -752,7 +752,7 @@ func (s *store) listStored(ctx context.Context, f Filter, before uint64, n int) 
 			if err != nil {
 				return nil, 0, err
 			}
-			if cur {
+			if cur && !s.isLive(c.ti.ID) {
 				out = append(out, c.ti)
 			}
 		}
@@ -766,6 +766,17 @@ func (s *store) listStored(ctx context.Context, f Filter, before uint64, n int) 
 		window = min(window*2, 1<<14)
 	}
 	return out, 0, nil
+}
+
+// isLive reports whether memory holds record id as unfinished. A record
+// that ended in the bucket while memory still holds it unfinished (its end
+// not remembered yet) was listed from memory already: the finished ones
+// read from the bucket leave it out, so that a list shows it once.
+func (s *store) isLive(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.live[id]
+	return ok
 }
 
 // each calls fn for every unfinished record in state st.

@@ -115,8 +115,10 @@ type ClientConfig struct {
 // was dialed and never used after the latter), so the client closes an idle
 // connection before the server does, and does not send a request on one
 // the server is closing: at 1,000 workers, a PATCH …/run on such a
-// connection failed with EOF now and then.
-const IdleConnTimeoutDefault = 5 * time.Second
+// connection failed with EOF now and then. It is longer than a worker's
+// heartbeat interval (5 s), so the connection of a running task's
+// heartbeats is kept, not dialed (with TLS: a handshake) for each.
+const IdleConnTimeoutDefault = 7 * time.Second
 
 // headerReplayable marks a request as safe to send again (Go's transport
 // then sends it again by itself on a new connection when a kept-alive one

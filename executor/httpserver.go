@@ -4,7 +4,7 @@ import "time"
 
 // Timeouts of the HTTP server that serves Handler (cmd's serve, the bench).
 // Clients keep connections idle for less than both (the Execution API
-// client's execution.IdleConnTimeoutDefault, 5 s; the Airflow SDK's httpx,
+// client's execution.IdleConnTimeoutDefault, 7 s; the Airflow SDK's httpx,
 // 5 s), so a server never closes a connection a client is about to use.
 const (
 	// HTTPReadHeaderTimeout bounds the reading of a request's header;

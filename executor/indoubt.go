@@ -36,9 +36,10 @@ func (e *Executor) doubtWrite(id string) {
 // reconcileInDoubt reads back every record in doubt and publishes what its
 // state waits on: a queued task its activity, a deferred one its trigger,
 // an ended try what follows its end (afterTry).
-// Both publishes are idempotent (the activity or trigger id is the message
-// id, and a claimed trigger is ignored), so publishing for a write that
-// was not stored, or whose follow-up was done, is harmless. Without this,
+// Each is idempotent (the activity, trigger, callback or retry timer id is
+// the message id, a claimed trigger is ignored, a DAG run applies a task's
+// end once), so doing it for a write that was not stored, or whose
+// follow-up was done, is harmless. Without this,
 // a deferral or a resume whose write was stored only after the executor
 // gave up on it (NATS restarted meanwhile) leaves a task deferred on a
 // trigger no triggerer has, or queued on an activity no worker gets:

@@ -148,7 +148,9 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 	defer cancel()
 	migrate := exec.CommandContext(ctx, filepath.Join(venv, "bin", "airflow"), "db", "migrate")
 	migrate.Env = append(os.Environ(), a.env...)
-	if out, err := migrate.CombinedOutput(); err != nil {
+	out, err = migrate.CombinedOutput()
+	testbin.Account(t, "airflow db migrate", migrate.ProcessState)
+	if err != nil {
 		t.Fatalf("airflow db migrate: %v\n%s", err, out)
 	}
 

@@ -32,6 +32,10 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	code := m.Run()
+	if testbin.CPUReport() {
+		fmt.Println("where the CPU went (" + testbin.CPUReportEnv + "):")
+		testbin.WriteCPUReport(os.Stdout)
+	}
 	testbin.Cleanup()
 	os.Exit(code)
 }

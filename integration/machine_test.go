@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/taskwire/taskwire/internal/testbin"
 )
 
 // How the tests share the machine (2 cores, often shared with other work).
@@ -141,6 +143,7 @@ func parallel(t *testing.T, k kind) {
 	machine.running[k]++
 	admitted = true
 	machine.cond.Broadcast()
+	testbin.Track(t)
 	// The wait is part of the test's time in go test's report.
 	t.Logf("%s test: started after %s waiting for its turn", k, time.Since(began).Round(time.Millisecond))
 }
@@ -155,3 +158,7 @@ func (m *scheduler) drop(k kind, n int) {
 		}
 	}
 }
+
+// alone marks a test of the first kind (it runs by itself, before the
+// parallel ones): it only times it for the CPU report.
+func alone(t *testing.T) { testbin.Track(t) }

@@ -217,8 +217,10 @@ func Start(t testing.TB, name, bin string, env []string, args ...string) *Proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
+	test, proc := top(t), procName(bin)
 	go func() {
 		p.err = cmd.Wait()
+		record(test, proc, cmd.ProcessState)
 		close(p.done)
 	}()
 	t.Cleanup(func() {

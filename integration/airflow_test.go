@@ -457,7 +457,7 @@ func TestAirflowExecutor(t *testing.T) {
 	// veth of a router namespace, so that a worker in a namespace behind
 	// it (NAT, outbound only) reaches them, as the other workers do.
 	inner, router := netns.NewBehindNAT(t)
-	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr })
+	srv := natstest.RunProcessWith(t, func(so *server.Options) { so.Host = router.HostAddr })
 	const token = "airflow-test" // off loopback: secure by default
 	c := newCluster(t, clusterOpts{zombieThreshold: "10s", logLevel: "info", nats: srv,
 		listen: freeAddrOn(t, router.HostAddr), operatorToken: token})

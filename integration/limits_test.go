@@ -46,7 +46,7 @@ func TestChattyTasksDoNotWedgeTheCluster(t *testing.T) {
 	parallel(t, shared)
 	const store = 48 << 20 // a small data disk
 	ns := natstest.RunProcessWith(t, func(o *server.Options) { o.JetStreamMaxStore = store })
-	c := newCluster(t, clusterOpts{nats: ns, extra: []string{"--storage-budget", strconv.Itoa(store)}})
+	c := newCluster(t, clusterOpts{nats: ns, load: true, extra: []string{"--storage-budget", strconv.Itoa(store)}})
 	c.startWorker(workerOpts{concurrency: 2})
 
 	// 6 × 12 MB of output: more than the whole store.

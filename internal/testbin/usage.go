@@ -51,17 +51,26 @@ func usageOf(test string) *usage {
 	return u
 }
 
-// Track times t (from now until its cleanups have run) for the CPU report.
-// Call it once the test has its turn (after any wait for a place).
+// Track times t (from now until its later cleanups have run) for the CPU
+// report, and logs, when the report is asked for, what t's processes
+// cost. Call it once the test has its turn (after any wait for a place),
+// before it starts processes.
 func Track(t testing.TB) {
 	name := top(t)
 	usageMu.Lock()
 	usageOf(name).began = time.Now()
 	usageMu.Unlock()
+	// Cleanups run last-in first-out: this one after those of the
+	// processes t starts, which stop them.
 	t.Cleanup(func() {
 		usageMu.Lock()
-		usageOf(name).ended = time.Now()
+		u := usageOf(name)
+		u.ended = time.Now()
+		cpu, procs := u.cpu, u.procs
 		usageMu.Unlock()
+		if CPUReport() {
+			t.Logf("cpu: %.1f CPU-s in %d child processes, %s", cpu.Seconds(), procs, u.ended.Sub(u.began).Round(time.Millisecond))
+		}
 	})
 }
 

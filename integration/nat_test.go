@@ -24,8 +24,9 @@ import (
 func TestWorkerBehindNAT(t *testing.T) {
 	parallel(t, shared)
 	inner, router := netns.NewBehindNAT(t)
-	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr }) // in process: Connz below
-	const token = "nat-test"                                                                 // off loopback: secure by default
+	// In process, not natstest.RunProcessWith: Connz below.
+	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr })
+	const token = "nat-test" // off loopback: secure by default
 	c := newCluster(t, clusterOpts{nats: srv, listen: freeAddrOn(t, router.HostAddr), operatorToken: token})
 	c.startTriggerer(triggererOpts{})
 	metrics := net.JoinHostPort(inner.Addr, "9091")

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -60,6 +61,11 @@ type store struct {
 	loaded bool
 	// creating holds the records being created here, closed when stored.
 	creating map[string]chan struct{}
+	// writing holds, by id, a record this executor is writing with a
+	// compare-and-set whose answer has not come yet: the watch, which
+	// often delivers the write before its answer, takes the record from
+	// here instead of decoding the bytes it has just encoded.
+	writing map[string]*pendingWrite
 	// forget, when set, is told of every record deleted.
 	forget func(id string)
 	// inDoubt, when set, is told of every record whose write failed with
@@ -109,6 +115,31 @@ func (s *store) subscribe(fn func(*activity.TaskInstance)) (unsubscribe func()) 
 	}
 }
 
+// pendingWrite is a record being written (store.writing): ti encoded is
+// raw.
+type pendingWrite struct {
+	ti  *activity.TaskInstance
+	raw []byte
+}
+
+// beginWrite notes a write of ti as raw under way (store.writing); the
+// returned function ends the note. A second write of the same record
+// under way at once replaces the first one's note: the watch decodes
+// whatever no note matches.
+func (s *store) beginWrite(ti *activity.TaskInstance, raw []byte) (end func()) {
+	p := &pendingWrite{ti: ti, raw: raw}
+	s.mu.Lock()
+	s.writing[ti.ID] = p
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		if s.writing[ti.ID] == p {
+			delete(s.writing, ti.ID)
+		}
+		s.mu.Unlock()
+	}
+}
+
 // countKey is what a list's total is counted by.
 type countKey struct {
 	state        activity.State
@@ -130,7 +161,7 @@ type cachedRecord struct {
 func newStore(kv, conf queue.Bucket, doneMax int, log *slog.Logger) *store {
 	return &store{kv: kv, conf: conf, chunkBytes: openChunkBytes, log: log, live: make(map[string]cachedRecord), done: make(map[string]*list.Element),
 		order: list.New(), doneMax: max(doneMax, 1), counts: make(map[countKey]int), purged: make(map[string]*activity.TaskInstance),
-		creating: make(map[string]chan struct{})}
+		creating: make(map[string]chan struct{}), writing: make(map[string]*pendingWrite)}
 }
 
 // watch loads the cache, then feeds it until ctx is done. ready is closed
@@ -209,6 +240,7 @@ func (s *store) apply(ctx context.Context, e queue.Entry) *activity.TaskInstance
 	c, ok := s.peekLocked(e.Key())
 	loaded := s.loaded
 	_, creating := s.creating[e.Key()]
+	pw := s.writing[e.Key()]
 	s.mu.RUnlock()
 	if ok && c.rev >= e.Revision() {
 		return nil
@@ -218,13 +250,20 @@ func (s *store) apply(ctx context.Context, e queue.Entry) *activity.TaskInstance
 		// overtook: createAsync remembers the record at this revision.
 		return nil
 	}
-	if !loaded {
-		s.decoded.Add(1)
-	}
-	ti, err := activity.UnmarshalRecord(e.Value())
-	if err != nil {
-		s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)
-		return nil
+	var ti *activity.TaskInstance
+	if ok && pw != nil && bytes.Equal(pw.raw, e.Value()) {
+		// This executor's own update, whose answer the watch overtook:
+		// the record it encoded, not a decode of the same bytes.
+		ti = pw.ti
+	} else {
+		if !loaded {
+			s.decoded.Add(1)
+		}
+		var err error
+		if ti, err = activity.UnmarshalRecord(e.Value()); err != nil {
+			s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)
+			return nil
+		}
 	}
 	var prev *activity.TaskInstance
 	if !ok && loaded {
@@ -488,7 +527,9 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 			if merr != nil {
 				return nil, merr
 			}
+			end := s.beginWrite(ti, b)
 			rev, uerr := s.kv.Update(ctx, id, b, c.rev)
+			end()
 			if uerr == nil {
 				s.remember(ti, b, rev, c.ti)
 				return ti, nil

@@ -179,7 +179,7 @@ func (l *taskLog) emitLine(level, event, logger string) {
 // encodeLine is json.Marshal of the map {"timestamp": ts, "level": level,
 // "event": event, "logger": logger}.
 func encodeLine(level, event, logger, ts string) []byte {
-	b := make([]byte, 0, len(event)+len(ts)+len(level)+len(logger)+48)
+	b := make([]byte, 0, len(event)+len(ts)+len(level)+len(logger)+50)
 	b = append(b, `{"event":`...)
 	b = appendJSONString(b, event)
 	b = append(b, `,"level":`...)

@@ -185,6 +185,19 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if req.State == activity.StateSuccess {
+		note, err := e.successSkipMixin(r.Context(), id, c.Try)
+		if err != nil {
+			e.writeError(w, r, err)
+			return
+		}
+		if note != "" && req.Reason != "" {
+			note = req.Reason + "; " + note
+		}
+		if note != "" {
+			req.Reason = note
+		}
+	}
 	var invalid error
 	ti, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
 		invalid = nil
@@ -225,6 +238,33 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 	}
 	e.afterTry(r.Context(), ti)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// successSkipMixin applies the skipmixin_key XCom of task instance id,
+// running at try `try` and about to succeed (applySkipMixin). A record
+// that is not running at that try skips nothing: its state request fails.
+func (e *Executor) successSkipMixin(ctx context.Context, id string, try int) (string, error) {
+	if e.dags == nil {
+		return "", nil
+	}
+	var ti *activity.TaskInstance
+	c, ok := e.store.cached(id)
+	switch {
+	case ok && (c.ti.DagRun == nil || c.ti.Entrypoint.Task == ""):
+		return "", nil // fields a record never changes: no read
+	case ok && c.ti.State == activity.StateRunning && c.ti.TryNumber == try:
+		ti = c.ti
+	default:
+		cur, err := e.store.get(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		ti = cur
+	}
+	if ti.DagRun == nil || ti.State != activity.StateRunning || ti.TryNumber != try {
+		return "", nil
+	}
+	return e.applySkipMixin(ctx, ti)
 }
 
 func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {

@@ -75,9 +75,8 @@ func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err 
 		return nil, fmt.Errorf("start embedded nats: %w", err)
 	}
 
-	// The executor, wired as cmd/executor's serve wires it: with NATS
-	// embedded, its connection is in process (no socket).
-	exq, err := c.connectVia(ctx, "taskwire-executor", c.emb.Server())
+	// The executor, wired as cmd/executor's serve wires it.
+	exq, err := c.connect(ctx, "taskwire-executor")
 	if err != nil {
 		return nil, err
 	}
@@ -245,14 +244,7 @@ var benchLimits = queue.Limits{Queue: -1}
 
 // connect opens a NATS connection of its own and a queue client on it.
 func (c *cluster) connect(ctx context.Context, name string) (*queue.Client, error) {
-	return c.connectVia(ctx, name, nil)
-}
-
-// connectVia is connect, in process when inProcess is set (as the
-// executor's connection to the NATS it embeds), else over TCP (as every
-// other process's).
-func (c *cluster) connectVia(ctx context.Context, name string, inProcess queue.InProcessServer) (*queue.Client, error) {
-	nc, err := queue.Connect(ctx, queue.ConnConfig{URL: c.emb.ClientURL(), Name: name, Logger: c.log, InProcess: inProcess})
+	nc, err := queue.Connect(ctx, queue.ConnConfig{URL: c.emb.ClientURL(), Name: name, Logger: c.log})
 	if err != nil {
 		return nil, err
 	}

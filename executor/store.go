@@ -48,6 +48,15 @@ type store struct {
 	// start's reads: tests assert it does not grow with finished ones).
 	decoded atomic.Int64
 
+	// writing holds, by id, a record this executor is writing with a
+	// compare-and-set whose answer has not come yet: the watch, which
+	// often delivers the write before its answer, takes the record from
+	// here instead of decoding the bytes it has just encoded. Under wmu,
+	// not mu: noting a write takes no lock the readers of the cache wait
+	// for.
+	wmu     sync.Mutex
+	writing map[string]*pendingWrite
+
 	mu sync.RWMutex
 	// live holds every unfinished record (not in a terminal state).
 	live map[string]cachedRecord
@@ -61,11 +70,6 @@ type store struct {
 	loaded bool
 	// creating holds the records being created here, closed when stored.
 	creating map[string]chan struct{}
-	// writing holds, by id, a record this executor is writing with a
-	// compare-and-set whose answer has not come yet: the watch, which
-	// often delivers the write before its answer, takes the record from
-	// here instead of decoding the bytes it has just encoded.
-	writing map[string]*pendingWrite
 	// forget, when set, is told of every record deleted.
 	forget func(id string)
 	// inDoubt, when set, is told of every record whose write failed with
@@ -128,15 +132,15 @@ type pendingWrite struct {
 // whatever no note matches.
 func (s *store) beginWrite(ti *activity.TaskInstance, raw []byte) (end func()) {
 	p := &pendingWrite{ti: ti, raw: raw}
-	s.mu.Lock()
+	s.wmu.Lock()
 	s.writing[ti.ID] = p
-	s.mu.Unlock()
+	s.wmu.Unlock()
 	return func() {
-		s.mu.Lock()
+		s.wmu.Lock()
 		if s.writing[ti.ID] == p {
 			delete(s.writing, ti.ID)
 		}
-		s.mu.Unlock()
+		s.wmu.Unlock()
 	}
 }
 
@@ -240,7 +244,6 @@ func (s *store) apply(ctx context.Context, e queue.Entry) *activity.TaskInstance
 	c, ok := s.peekLocked(e.Key())
 	loaded := s.loaded
 	_, creating := s.creating[e.Key()]
-	pw := s.writing[e.Key()]
 	s.mu.RUnlock()
 	if ok && c.rev >= e.Revision() {
 		return nil
@@ -250,8 +253,14 @@ func (s *store) apply(ctx context.Context, e queue.Entry) *activity.TaskInstance
 		// overtook: createAsync remembers the record at this revision.
 		return nil
 	}
+	var pw *pendingWrite
+	if ok {
+		s.wmu.Lock()
+		pw = s.writing[e.Key()]
+		s.wmu.Unlock()
+	}
 	var ti *activity.TaskInstance
-	if ok && pw != nil && bytes.Equal(pw.raw, e.Value()) {
+	if pw != nil && bytes.Equal(pw.raw, e.Value()) {
 		// This executor's own update, whose answer the watch overtook:
 		// the record it encoded, not a decode of the same bytes.
 		ti = pw.ti

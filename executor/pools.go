@@ -583,9 +583,12 @@ func (p *pools) pass(ctx context.Context, name string) error {
 // beginning (a pass under way finishes first); Pass, from there to the
 // successful write of the pool record sent (reading the waiting tasks,
 // earlier conflicting writes); Write, that write's round trip; Publish,
-// from there to the activity's acknowledgement.
+// from there to the activity's acknowledgement. Sent is from the slot
+// freed to the activity's publish issued (handed to the connection,
+// before the stream's acknowledgement: Total − Sent is the wait for it).
 type AdmissionSample struct {
 	Total, Wake, Pass, Write, Publish time.Duration
+	Sent                              time.Duration
 }
 
 func (p *pools) sample(d AdmissionSample) {
@@ -803,7 +806,7 @@ func (p *pools) send(ctx context.Context, o outgoing) {
 		return
 	}
 	select {
-	case p.acks <- sentActivity{o, wait}:
+	case p.acks <- sentActivity{o, wait, time.Now()}:
 	case <-ctx.Done():
 	}
 }
@@ -813,6 +816,8 @@ func (p *pools) send(ctx context.Context, o outgoing) {
 type sentActivity struct {
 	outgoing
 	wait func() error
+	// sent is when its publish was issued.
+	sent time.Time
 }
 
 // acker awaits the acknowledgements of the activities the passes sent
@@ -834,7 +839,7 @@ func (p *pools) acker(ctx context.Context) {
 		if !s.freed.IsZero() {
 			now := time.Now()
 			p.sample(AdmissionSample{Total: now.Sub(s.freed), Wake: s.pass.Sub(s.freed), Pass: s.cas.Sub(s.pass),
-				Write: s.written.Sub(s.cas), Publish: now.Sub(s.written)})
+				Write: s.written.Sub(s.cas), Publish: now.Sub(s.written), Sent: s.sent.Sub(s.freed)})
 		}
 	}
 }

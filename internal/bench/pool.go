@@ -26,6 +26,10 @@ type PoolFigures struct {
 	// steps (executor.AdmissionSample).
 	Admission      Latency        `json:"admission"`
 	AdmissionSteps AdmissionSteps `json:"admission_steps"`
+	// AdmissionSent is from the same slot freed to the next task's
+	// activity's publish issued (sent to the server, its acknowledgement
+	// not awaited): Admission without the publish's round trip.
+	AdmissionSent Latency `json:"admission_sent"`
 	// Rounds are the pool phase's rounds (bench --pool-rounds), each a
 	// pooled and a flat command phase of as many tasks, in turn first;
 	// PerFlat is the median of their ratios. In the full run the first
@@ -50,13 +54,13 @@ type AdmissionSteps struct {
 	Publish float64 `json:"publish_p50_ms"`
 }
 
-func admissionFigures(ss []executor.AdmissionSample) (Latency, AdmissionSteps) {
-	var total, wake, pass, write, publish []time.Duration
+func admissionFigures(ss []executor.AdmissionSample) (acked, sent Latency, steps AdmissionSteps) {
+	var total, wake, pass, write, publish, issued []time.Duration
 	for _, s := range ss {
 		total, wake, pass = append(total, s.Total), append(wake, s.Wake), append(pass, s.Pass)
-		write, publish = append(write, s.Write), append(publish, s.Publish)
+		write, publish, issued = append(write, s.Write), append(publish, s.Publish), append(issued, s.Sent)
 	}
-	return summarize(total), AdmissionSteps{Wake: summarize(wake).P50, Pass: summarize(pass).P50,
+	return summarize(total), summarize(issued), AdmissionSteps{Wake: summarize(wake).P50, Pass: summarize(pass).P50,
 		Write: summarize(write).P50, Publish: summarize(publish).P50}
 }
 
@@ -132,7 +136,7 @@ func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp
 	}
 	f.PerSecond, f.FlatPerSecond, f.PerFlat = median(pools), median(flats), median(ratios)
 	f.CPUMillisPerTask, f.FlatCPUMillisPerTask = median(cpus), median(flatCPUs)
-	f.Admission, f.AdmissionSteps = admissionFigures(c.ex.AdmissionLatencies())
+	f.Admission, f.AdmissionSent, f.AdmissionSteps = admissionFigures(c.ex.AdmissionLatencies())
 	return f, nil
 }
 

@@ -444,8 +444,8 @@ func (r *Report) writePoolRows(tw io.Writer) {
 	fmt.Fprintf(tw, "  slot freed → next task's publish issued (before its acknowledgement), p50 / p99\t%.2f / %.2f ms\t\t\t\n",
 		p.AdmissionSent.P50, p.AdmissionSent.P99)
 	st := p.AdmissionSteps
-	fmt.Fprintf(tw, "  steps' p50s: pass woken / pass to its write / pool record CAS / publish → ack\t%.2f / %.2f / %.2f / %.2f ms\t\t\t\n",
-		st.Wake, st.Pass, st.Write, st.Publish)
+	fmt.Fprintf(tw, "  steps' p50s: pass woken / pass to its write / pool record CAS (%d of %d samples released early: none of these) / publish → ack\t%.2f / %.2f / %.2f / %.2f ms\t\t\t\n",
+		st.Early, p.Admission.N, st.Wake, st.Pass, st.Write, st.Publish)
 }
 
 // writePoolOnly ends the table of a --pool-only run.

@@ -109,6 +109,9 @@ type pools struct {
 	// more (deleted default_pool, slots -1) its waiting tasks are published.
 	wasLimited map[string]bool
 	kick       chan struct{}
+	// gateKick wakes the gatekeeper (flushGated) when a record that
+	// gated tasks wait for ended, or a gated task was added.
+	gateKick chan struct{}
 	// freedAt holds, by key, when a holder's record was first seen to give
 	// its slots back since the key's last pass; latencies the last
 	// admissionSamples times from there to the next admitted task's
@@ -173,7 +176,7 @@ func newPools(kv queue.Bucket, s *store, log *slog.Logger) *pools {
 	return &pools{
 		kv: kv, log: log, store: s, now: func() time.Time { return time.Now().UTC() },
 		recs: map[string]cachedPool{}, active: map[string]map[string]*activity.TaskInstance{}, waiting: map[string]*waitlist{},
-		dirty: map[string]bool{}, republished: map[string]bool{}, wasLimited: map[string]bool{}, freedAt: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		dirty: map[string]bool{}, republished: map[string]bool{}, wasLimited: map[string]bool{}, freedAt: map[string]time.Time{}, kick: make(chan struct{}, 1), gateKick: make(chan struct{}, 1),
 		acks: make(chan sentActivity, 1024), gone: map[string]goneRecord{},
 		endings: map[string]*endingMark{}, early: map[string]map[*endingMark]bool{}, gates: map[string][]*endingMark{},
 	}
@@ -262,7 +265,7 @@ func (p *pools) heldAt(key string, ti *activity.TaskInstance) bool {
 // lock: it only updates the index and wakes the pass).
 func (p *pools) observe(ti *activity.TaskInstance) {
 	active := ti.State == activity.StateQueued || ti.State == activity.StateRunning || ti.State == activity.StateDeferred
-	wake := false
+	wake, gated := false, false
 	p.mu.Lock()
 	if active {
 		delete(p.gone, ti.ID)
@@ -297,6 +300,7 @@ func (p *pools) observe(ti *activity.TaskInstance) {
 					// wait for this (gated), not the next pass.
 					if m.endedAt.IsZero() {
 						m.endedAt = time.Now()
+						gated = true
 					}
 				} else if _, ok := p.freedAt[key]; !ok {
 					p.freedAt[key] = time.Now()
@@ -305,6 +309,9 @@ func (p *pools) observe(ti *activity.TaskInstance) {
 		}
 	}
 	p.mu.Unlock()
+	if gated {
+		p.wakeGate()
+	}
 	if wake {
 		p.wake()
 	}
@@ -346,6 +353,13 @@ func (p *pools) forget(id string) {
 func (p *pools) wake() {
 	select {
 	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pools) wakeGate() {
+	select {
+	case p.gateKick <- struct{}{}:
 	default:
 	}
 }
@@ -455,6 +469,11 @@ func (p *pools) run(ctx context.Context) {
 	go func() {
 		defer wg.Done()
 		p.acker(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.gatekeeper(ctx)
 	}()
 	t := time.NewTicker(poolAdmissionPoll)
 	defer t.Stop()
@@ -900,6 +919,21 @@ func (p *pools) ungated(o *outgoing) bool {
 		o.freed, o.early = last, true
 	}
 	return true
+}
+
+// gatekeeper publishes the gated tasks as soon as the records they wait
+// for end, until ctx ends: not in the passes' loop, where the flush
+// would wait for the pass under way (its pool record write, a round
+// trip). The loop flushes too (a task gated after its record ended).
+func (p *pools) gatekeeper(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.gateKick:
+		}
+		p.flushGated(ctx)
+	}
 }
 
 // flushGated publishes the gated tasks whose records waited for ended,

@@ -428,6 +428,11 @@ func (s *store) createAsync(ctx context.Context, ti *activity.TaskInstance) <-ch
 		}
 		rev, err := s.kv.Create(ctx, ti.ID, b)
 		if err != nil {
+			if !queue.IsConflict(err) && !errors.Is(err, queue.ErrInvalidKey) {
+				// No answer: the record may be stored later all the same,
+				// queued on an activity nobody published.
+				s.doubt(ti.ID)
+			}
 			out <- fmt.Errorf("create task instance %s: %w", ti.ID, err)
 			return
 		}
@@ -747,7 +752,7 @@ func (s *store) listStored(ctx context.Context, f Filter, before uint64, n int) 
 			if err != nil {
 				return nil, 0, err
 			}
-			if cur {
+			if cur && !s.isLive(c.ti.ID) {
 				out = append(out, c.ti)
 			}
 		}
@@ -761,6 +766,17 @@ func (s *store) listStored(ctx context.Context, f Filter, before uint64, n int) 
 		window = min(window*2, 1<<14)
 	}
 	return out, 0, nil
+}
+
+// isLive reports whether memory holds record id as unfinished. A record
+// that ended in the bucket while memory still holds it unfinished (its end
+// not remembered yet) was listed from memory already: the finished ones
+// read from the bucket leave it out, so that a list shows it once.
+func (s *store) isLive(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.live[id]
+	return ok
 }
 
 // each calls fn for every unfinished record in state st.

@@ -95,25 +95,37 @@ func (c *Cluster) URLs() string {
 	return strings.Join(urls, ",")
 }
 
+// clusterOptions is the options of n servers clustered over routes on
+// 127.0.0.1 (names n0…, free client and route ports, each its own
+// t.TempDir()), with a monitoring port each when monitor is set.
+func clusterOptions(t testing.TB, n int, monitor bool) []*server.Options {
+	t.Helper()
+	ports := freePorts(t, 3*n)
+	routes := make([]string, n)
+	for i := range n {
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[n+i])
+	}
+	opts := make([]*server.Options, n)
+	for i := range n {
+		o := Options(t)
+		o.ServerName = fmt.Sprintf("n%d", i)
+		o.Port = ports[i]
+		if monitor {
+			o.HTTPPort = ports[2*n+i]
+		}
+		o.Cluster = server.ClusterOpts{Name: "natstest", Host: "127.0.0.1", Port: ports[n+i]}
+		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		opts[i] = o
+	}
+	return opts
+}
+
 // RunCluster starts n servers (n ≥ 3 for JetStream replication) clustered
 // over routes on 127.0.0.1, each storing in its own t.TempDir(), and waits
 // until JetStream has a meta leader that every server follows.
 func RunCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	ports := freePorts(t, 2*n)
-	routes := make([]string, n)
-	for i := range n {
-		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[n+i])
-	}
-	c := &Cluster{}
-	for i := range n {
-		o := Options(t)
-		o.ServerName = fmt.Sprintf("n%d", i)
-		o.Port = ports[i]
-		o.Cluster = server.ClusterOpts{Name: "natstest", Host: "127.0.0.1", Port: ports[n+i]}
-		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
-		c.Opts = append(c.Opts, o)
-	}
+	c := &Cluster{Opts: clusterOptions(t, n, false)}
 	for _, o := range c.Opts {
 		s, err := server.NewServer(o)
 		if err != nil {

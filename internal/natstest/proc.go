@@ -195,18 +195,8 @@ func (c *ProcCluster) URLs() string {
 // is current with a meta leader.
 func RunProcessCluster(t testing.TB, n int) *ProcCluster {
 	t.Helper()
-	ports := freePorts(t, 3*n)
-	routes := make([]string, n)
-	for i := range n {
-		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[n+i])
-	}
 	c := &ProcCluster{}
-	for i := range n {
-		o := Options(t)
-		o.ServerName = fmt.Sprintf("n%d", i)
-		o.Port, o.HTTPPort = ports[i], ports[2*n+i]
-		o.Cluster = server.ClusterOpts{Name: "natstest", Host: "127.0.0.1", Port: ports[n+i]}
-		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+	for _, o := range clusterOptions(t, n, true) {
 		c.Procs = append(c.Procs, Exec(t, o))
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}

@@ -21,25 +21,35 @@ import (
 // forks each workload from its prefork zygote (taskwire-prefork), configured
 // as docker-compose.airflow.yml's worker (integrations/airflow/worker.yaml).
 // The Edge executor's workers poll every 5 s by default: that is the
-// reference.
+// reference. taskwire-prefork-nospare is the A/B: the same without the
+// zygote's spare children and with one submit at a time.
 //
 //	go test -run '^$' -bench BenchmarkAirflowQueuedToStart -benchtime 1x -timeout 30m ./integration
 func BenchmarkAirflowQueuedToStart(b *testing.B) {
 	const parallelism = 8
 	venv := airflowVenv(b)
-	for _, executor := range []string{"taskwire-prefork", "local"} {
+	for _, executor := range []string{"taskwire-prefork", "taskwire-prefork-nospare", "local"} {
 		b.Run(executor, func(b *testing.B) {
 			c := newCluster(b, clusterOpts{logLevel: "warn", zombieThreshold: "30s"})
 			env := []string{fmt.Sprintf("AIRFLOW__CORE__PARALLELISM=%d", parallelism)}
-			if executor == "local" {
+			nospare := executor == "taskwire-prefork-nospare"
+			switch {
+			case executor == "local":
 				env = append(env, "AIRFLOW__CORE__EXECUTOR=LocalExecutor")
+			case nospare:
+				env = append(env, "AIRFLOW__TASKWIRE__SUBMIT_PARALLELISM=1")
 			}
 			af := startAirflow(b, venv, c.apiURL, env...)
 			traceFile := filepath.Join(b.TempDir(), "start-trace.jsonl")
-			if executor == "taskwire-prefork" {
+			if executor != "local" {
+				cfg := af.preforkConfig("worker", "default", func(pf map[string]any) {
+					pf["env"].(map[string]string)["TASKWIRE_AIRFLOW_TRACE"] = traceFile
+					if nospare {
+						pf["spare"] = 0
+					}
+				})
 				w := c.startWorker(workerOpts{name: "worker", queues: "default", concurrency: parallelism,
-					env: af.workerEnv(), config: af.preforkConfig("worker", "default", "TASKWIRE_AIRFLOW_TRACE="+traceFile),
-					extra: []string{"--log-level", "info"}})
+					env: af.workerEnv(), config: cfg, extra: []string{"--log-level", "info"}})
 				waitZygote(b, w)
 			}
 			af.waitDags("tw_bench")
@@ -194,12 +204,13 @@ func logStartTrace(b *testing.B, file string, twStart map[string]time.Time) {
 	if err := sc.Err(); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("  the last segment step by step, over %d traced tasks (wall p50 / p99 ms; CPU of the runner p50 ms):", n)
+	// On stdout: a benchmark's log is cut to its first 10 lines.
+	fmt.Printf("%s: the last segment step by step, over %d traced tasks (wall p50 / p99 ms; CPU of the runner p50 ms):\n", b.Name(), n)
 	for _, s := range steps {
 		c := "   -"
 		if len(cpu[s]) > 0 {
 			c = fmt.Sprintf("%4.1f", ms(quantile(cpu[s], 0.5)))
 		}
-		b.Logf("    %6.1f / %6.1f  cpu %s  %s", ms(quantile(wall[s], 0.5)), ms(quantile(wall[s], 0.99)), c, s)
+		fmt.Printf("    %6.1f / %6.1f  cpu %s  %s\n", ms(quantile(wall[s], 0.5)), ms(quantile(wall[s], 0.99)), c, s)
 	}
 }

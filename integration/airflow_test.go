@@ -192,8 +192,8 @@ func (a *airflow) start(name string, args ...string) *testbin.Proc {
 // taskwire_airflow.run) are forked from the worker's prefork zygote, which
 // imported Airflow's runner. Only the python, the module path (this
 // checkout's packages) and a short restart delay are the test's.
-// zygoteEnv ("K=V") is added to the zygote's environment.
-func (a *airflow) preforkConfig(name, queue string, zygoteEnv ...string) string {
+// edit may change the prefork section (a benchmark's variants).
+func (a *airflow) preforkConfig(name, queue string, edit ...func(prefork map[string]any)) string {
 	a.t.Helper()
 	root := repoRoot(a.t)
 	raw, err := os.ReadFile(filepath.Join(root, "integrations", "airflow", "worker.yaml"))
@@ -212,14 +212,12 @@ func (a *airflow) preforkConfig(name, queue string, zygoteEnv ...string) string 
 		a.t.Fatalf("integrations/airflow/worker.yaml: the airflow queue has no prefork: %v", q)
 	}
 	pf["python"] = filepath.Join(a.venv, "bin", "python")
-	env := map[string]string{"PYTHONPATH": filepath.Join(root, "integrations", "airflow", "src") +
+	pf["env"] = map[string]string{"PYTHONPATH": filepath.Join(root, "integrations", "airflow", "src") +
 		string(os.PathListSeparator) + filepath.Join(root, "sdk", "python", "src")}
-	for _, kv := range zygoteEnv {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	pf["env"] = env
 	pf["restart_delay"] = "200ms"
+	for _, e := range edit {
+		e(pf)
+	}
 	out, err := yaml.Marshal(map[string]any{"queues": map[string]any{queue: q}})
 	if err != nil {
 		a.t.Fatal(err)

@@ -78,11 +78,17 @@ def preload() -> None:
     import airflow.sdk.log  # noqa: F401
     from airflow.sdk.api import client as api_client
 
+    from airflow.settings import dispose_orm
+
     import taskwire_airflow.spec  # noqa: F401
     from taskwire_airflow import trace
 
     trace.configured(os.environ.get(trace.TRACE_ENV))
     workload_adapter()
+    # No database in a workload's process (run_in_process disposes of it
+    # first, as Airflow's execute_workload does): the engine that importing
+    # Airflow set up goes here, once, not in every child (≈ 1.3 ms of CPU).
+    dispose_orm(do_log=False)
     # Airflow's logging as the workloads configure it (stdlib logging's
     # dictConfig walks every logger Airflow created: ≈ 5 ms of CPU per
     # child otherwise); a child whose [logging] settings differ does it again.

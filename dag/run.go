@@ -669,6 +669,12 @@ func (d *DAG) topoOrder() []*Task {
 // are left as they are. It returns how many instances it skipped (or
 // marked to skip); a task that is not downstream of from is ErrNotFound.
 func (r *Run) SkipDownstream(d *DAG, from string, tasks []Ref, now time.Time) (int, error) {
+	return r.SkipDownstreamBecause(d, from, tasks, "skipped by "+from, now)
+}
+
+// SkipDownstreamBecause is [Run.SkipDownstream] with the skipped
+// instances' reason.
+func (r *Run) SkipDownstreamBecause(d *DAG, from string, tasks []Ref, reason string, now time.Time) (int, error) {
 	down := map[string]bool{from: true}
 	for changed := true; changed; {
 		changed = false
@@ -693,7 +699,6 @@ func (r *Run) SkipDownstream(d *DAG, from string, tasks []Ref, now time.Time) (i
 		}
 	}
 	n := 0
-	reason := "skipped by " + from
 	for _, ref := range tasks {
 		tr := r.Tasks[ref.TaskID]
 		t := d.Task(ref.TaskID)

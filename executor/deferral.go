@@ -187,6 +187,15 @@ func (e *Executor) endFromTrigger(ctx context.Context, m queue.Delivery, ev *act
 			}
 		}
 	}
+	var note string
+	if end == activity.StateSuccess && ok && c.ti.State == activity.StateDeferred && c.ti.Trigger != nil && c.ti.Trigger.ID == ev.TriggerID {
+		var err error
+		if note, err = e.applySkipMixin(ctx, c.ti); err != nil {
+			e.log.Error("end deferred task from its trigger", "ti_id", ev.TIID, "err", err)
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+	}
 	var classpath string
 	ti, err := e.store.mutate(ctx, ev.TIID, func(ti *activity.TaskInstance) error {
 		if ti.State != activity.StateDeferred || ti.Trigger == nil || ti.Trigger.ID != ev.TriggerID || ti.TryNumber != ev.Try {
@@ -196,7 +205,7 @@ func (e *Executor) endFromTrigger(ctx context.Context, m queue.Delivery, ev *act
 		if cp, ok := ti.Trigger.Kwargs["classpath"].(string); ok && cp != "" {
 			classpath = cp
 		}
-		reason := ""
+		reason := note
 		if end != activity.StateSuccess {
 			reason = fmt.Sprintf("ended %s by its trigger %s", end, classpath)
 		}

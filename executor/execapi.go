@@ -119,6 +119,9 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 	if started && ti.StartDate != nil {
 		e.metrics.onStarted(ti, *ti.StartDate)
 	}
+	if started {
+		e.clearEarlierXComs(r.Context(), ti)
+	}
 	tok, err := e.tokens.issue(audExecution, ti.ID, ti.TryNumber, "", e.cfg.ExecutionTokenTTL)
 	if err != nil {
 		e.writeError(w, r, err)
@@ -130,6 +133,22 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 		ZombieThreshold: activity.Duration(e.cfg.ZombieThreshold), Token: tok,
 		RescheduleCount: ti.RescheduleCount, FirstRescheduleAt: ti.FirstRescheduleAt,
 	})
+}
+
+// clearEarlierXComs removes the XComs a task instance's earlier run left
+// (an earlier try's, or the same try's before a reschedule), as Airflow's
+// …/run does before a task executes, so that a try sees and leaves only its
+// own (a branch's skipmixin_key, a return value the try did not push). A
+// run resumed from a deferral keeps them, as in Airflow. A first try that
+// was never rescheduled has none to clear and costs nothing. The XComs go
+// before the answer, so nothing the try pushes is removed.
+func (e *Executor) clearEarlierXComs(ctx context.Context, ti *activity.TaskInstance) {
+	if ti.NextMethod != "" || (ti.TryNumber <= 1 && ti.RescheduleCount == 0) {
+		return
+	}
+	if err := e.xcom.PurgePrefix(ctx, xcomPrefix(ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex)); err != nil {
+		e.log.Warn("xcoms of an earlier run of this task instance not cleared", "ti_id", ti.ID, "try", ti.TryNumber, "err", err)
+	}
 }
 
 // checkRun checks a …/run body.
@@ -185,6 +204,19 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if req.State == activity.StateSuccess {
+		note, err := e.successSkipMixin(r.Context(), id, c.Try)
+		if err != nil {
+			e.writeError(w, r, err)
+			return
+		}
+		if note != "" && req.Reason != "" {
+			note = req.Reason + "; " + note
+		}
+		if note != "" {
+			req.Reason = note
+		}
+	}
 	var invalid error
 	ti, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
 		invalid = nil
@@ -225,6 +257,33 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 	}
 	e.afterTry(r.Context(), ti)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// successSkipMixin applies the skipmixin_key XCom of task instance id,
+// running at try `try` and about to succeed (applySkipMixin). A record
+// that is not running at that try skips nothing: its state request fails.
+func (e *Executor) successSkipMixin(ctx context.Context, id string, try int) (string, error) {
+	if e.dags == nil {
+		return "", nil
+	}
+	var ti *activity.TaskInstance
+	c, ok := e.store.cached(id)
+	switch {
+	case ok && (c.ti.DagRun == nil || c.ti.Entrypoint.Task == ""):
+		return "", nil // fields a record never changes: no read
+	case ok && c.ti.State == activity.StateRunning && c.ti.TryNumber == try:
+		ti = c.ti
+	default:
+		cur, err := e.store.get(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		ti = cur
+	}
+	if ti.DagRun == nil || ti.State != activity.StateRunning || ti.TryNumber != try {
+		return "", nil
+	}
+	return e.applySkipMixin(ctx, ti)
 }
 
 func (e *Executor) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
@@ -367,7 +426,12 @@ func (e *Executor) handleExecVariable(w http.ResponseWriter, r *http.Request) {
 
 // xcomKey is the KV key of one XCom: its parts encoded and dot-joined.
 func xcomKey(dag, run, task string, mapIndex int, key string) string {
-	return kvKey(dag) + "." + kvKey(run) + "." + kvKey(task) + ".m" + strconv.Itoa(mapIndex) + "." + kvKey(key)
+	return xcomPrefix(dag, run, task, mapIndex) + "." + kvKey(key)
+}
+
+// xcomPrefix is the KV key prefix of one task instance's XComs.
+func xcomPrefix(dag, run, task string, mapIndex int) string {
+	return kvKey(dag) + "." + kvKey(run) + "." + kvKey(task) + ".m" + strconv.Itoa(mapIndex)
 }
 
 // handleXCom serves XComs. A task may read XComs of its own DAG run, and

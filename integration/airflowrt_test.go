@@ -1,12 +1,14 @@
 package integration
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -164,7 +166,7 @@ func TestAirflowRuntime(t *testing.T) {
 	})
 	t.Run("variable_and_connection", func(t *testing.T) {
 		_, logs := finish("read_config", 0, activity.StateSuccess)
-		for _, want := range []string{"greeting=hello airflow", "host=db.internal", "login=etl", "sslmode"} {
+		for _, want := range []string{"greeting=hello airflow", "host=db.internal", "login=etl", "password=***", "sslmode"} {
 			if !strings.Contains(logs, want) {
 				t.Errorf("read_config logs lack %q:\n%s", want, logs)
 			}
@@ -212,6 +214,49 @@ func TestAirflowRuntime(t *testing.T) {
 			t.Errorf("variable written by PutVariable: %+v, %v", v, err)
 		}
 	})
+}
+
+// The golden frames protocol's TestAirflowGoldenFrames decodes and
+// re-encodes byte for byte are what the pinned Task SDK's own encoder
+// writes today: gen.py run with the Airflow venv into a fresh directory
+// writes the same files, byte for byte (a pin moved without regenerating
+// them fails here).
+func TestAirflowGoldenFramesFromPinnedSDK(t *testing.T) {
+	parallel(t, shared)
+	root := repoRoot(t)
+	golden := filepath.Join(root, "protocol", "testdata", "airflow")
+	out := t.TempDir()
+	cmd := exec.CommandContext(t.Context(), filepath.Join(airflowVenv(t), "bin", "python"), filepath.Join(golden, "gen.py"), out)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gen.py: %v\n%s", err, b)
+	}
+	fresh, err := filepath.Glob(filepath.Join(out, "*.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := filepath.Glob(filepath.Join(golden, "*.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fresh) != len(stored) || len(fresh) < 46 {
+		t.Fatalf("gen.py wrote %d frames, testdata/airflow holds %d", len(fresh), len(stored))
+	}
+	for _, f := range fresh {
+		name := filepath.Base(f)
+		got, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join(golden, name))
+		if err != nil {
+			t.Errorf("%s: written by the pinned SDK, not in testdata/airflow: %v", name, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: the pinned SDK writes\n %x\ntestdata/airflow holds\n %x", name, got, want)
+		}
+	}
 }
 
 // waitZygote waits until worker w's prefork zygote is ready.
@@ -361,6 +406,18 @@ func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 // after_each's instance of its own map index when its n is odd (a
 // [task_id, map_index] pair, sent before after_each is expanded): only
 // after_each[1] and [3] are skipped.
+//
+// route is a mapped @task.branch (3 instances choosing even_path, odd_path
+// and nothing): the pinned SDK sends no SkipDownstreamTasks from it, only
+// a skipmixin_key XCom per instance, which the executor applies as
+// Airflow's scheduler does (NotPreviouslySkippedDep reads a mapped
+// parent's XCom at the child's own map index). Airflow's states: route[0]
+// follows even_path, so odd_path[0] is skipped; route[1] follows
+// odd_path, so even_path[1] is skipped; route[2] follows nothing, so
+// even_path[2] and odd_path[2] are skipped; route_report, not mapped,
+// reads map index -1 where route pushed nothing and runs (all_success over
+// route's instances); after_odd (all_success under a skipped odd_path
+// instance) is skipped; route_join (none_failed_min_one_success) runs.
 func TestAirflowRuntimeBranchInDagRun(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
@@ -375,6 +432,12 @@ tasks:
   - {task_id: gated, queue: default, depends_on: [gate], command: [sh, -c, 'echo gated ran']}
   - {task_id: skip_odd, queue: airflow, task: skip_odd, expand: {n: [0, 1, 2, 3]}}
   - {task_id: after_each, queue: default, depends_on: [skip_odd], expand: {n: [0, 1, 2, 3]}, command: [sh, -c, 'echo after_each ran']}
+  - {task_id: route, queue: airflow, task: route, expand: {n: [0, 1, 2]}}
+  - {task_id: even_path, queue: default, depends_on: [route], expand: {n: [0, 1, 2]}, command: [sh, -c, 'echo even_path ran']}
+  - {task_id: odd_path, queue: default, depends_on: [route], expand: {n: [0, 1, 2]}, command: [sh, -c, 'echo odd_path ran']}
+  - {task_id: route_report, queue: default, depends_on: [route], command: [sh, -c, 'echo route_report ran']}
+  - {task_id: after_odd, queue: default, depends_on: [odd_path], command: [sh, -c, 'echo after_odd ran']}
+  - {task_id: route_join, queue: default, depends_on: [even_path, odd_path], trigger_rule: none_failed_min_one_success, command: [sh, -c, 'echo route_join ran']}
 `)
 	out, code := c.dagCLI(5*time.Minute, "runs", "trigger", "twbranch", "--run-id", "branch", "--wait")
 	if code != 0 {
@@ -385,7 +448,11 @@ tasks:
 		"after_right": activity.StateSkipped, "gate": activity.StateSuccess, "gated": activity.StateSkipped,
 		"skip_odd[0]": activity.StateSuccess, "skip_odd[1]": activity.StateSuccess, "skip_odd[2]": activity.StateSuccess,
 		"skip_odd[3]": activity.StateSuccess, "after_each[0]": activity.StateSuccess, "after_each[1]": activity.StateSkipped,
-		"after_each[2]": activity.StateSuccess, "after_each[3]": activity.StateSkipped}
+		"after_each[2]": activity.StateSuccess, "after_each[3]": activity.StateSkipped,
+		"route[0]": activity.StateSuccess, "route[1]": activity.StateSuccess, "route[2]": activity.StateSuccess,
+		"even_path[0]": activity.StateSuccess, "even_path[1]": activity.StateSkipped, "even_path[2]": activity.StateSkipped,
+		"odd_path[0]": activity.StateSkipped, "odd_path[1]": activity.StateSuccess, "odd_path[2]": activity.StateSkipped,
+		"route_report": activity.StateSuccess, "after_odd": activity.StateSkipped, "route_join": activity.StateSuccess}
 	got := map[string]activity.State{}
 	for _, ti := range v.TaskInstances {
 		name := ti.TaskID
@@ -395,6 +462,9 @@ tasks:
 		got[name] = ti.State
 		if ti.TaskID == "right" && ti.Reason != "skipped by pick" {
 			t.Errorf("right's reason %q, want skipped by pick", ti.Reason)
+		}
+		if want := fmt.Sprintf("skipped by route[%d] (its skipmixin_key XCom)", ti.MapIndex); (name == "odd_path[0]" || name == "even_path[1]") && ti.Reason != want {
+			t.Errorf("%s's reason %q, want %q", name, ti.Reason, want)
 		}
 	}
 	if !reflect.DeepEqual(got, want) || v.State != dag.RunSuccess {

@@ -17,8 +17,8 @@ func TestAirflowGoldenFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 40 {
-		t.Fatalf("%d golden frames in testdata/airflow, want the 43 gen.py writes", len(files))
+	if len(files) != 46 {
+		t.Fatalf("%d golden frames in testdata/airflow, want the 46 gen.py writes", len(files))
 	}
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".bin")

@@ -25,3 +25,22 @@ func (b Bucket) PurgeMarkers(ctx context.Context, olderThan time.Duration) error
 	}
 	return nil
 }
+
+// PurgePrefix removes every key under prefix (the keys prefix.*, at any
+// depth) with their history, in one request to the server: a purge of the
+// bucket's stream filtered by subject, which leaves no delete markers, so
+// watchers of the bucket do not see it.
+func (b Bucket) PurgePrefix(ctx context.Context, prefix string) error {
+	if prefix == "" {
+		return fmt.Errorf("purge prefix: %w", ErrInvalidKey)
+	}
+	name := b.kv.Bucket()
+	s, err := b.js.Stream(ctx, "KV_"+name)
+	if err != nil {
+		return fmt.Errorf("purge %s.>: %w", prefix, err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject("$KV."+name+"."+prefix+".>")); err != nil {
+		return fmt.Errorf("purge %s.>: %w", prefix, err)
+	}
+	return nil
+}

@@ -2,7 +2,10 @@
 
 Run with the Airflow venv (scripts/airflow-env.sh) from the repository root:
 
-    .venv-airflow/bin/python protocol/testdata/airflow/gen.py
+    .venv-airflow/bin/python protocol/testdata/airflow/gen.py [OUT_DIR]
+
+(OUT_DIR defaults to this directory; integration's
+TestAirflowGoldenFramesFromPinnedSDK writes them elsewhere and compares.)
 
 Each NAME.bin is one frame body (without its 4-byte length) as
 apache-airflow-task-sdk's own _RequestFrame / _ResponseFrame encoder writes
@@ -27,7 +30,7 @@ from airflow.sdk.api.datamodels._generated import (
 )
 from airflow.sdk.execution_time import comms as c
 
-OUT = os.path.dirname(os.path.abspath(__file__))
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
 T0 = datetime(2026, 11, 22, 8, 15, 30, 123456, tzinfo=timezone.utc)
 T1 = datetime(2026, 11, 22, 0, 0, tzinfo=timezone.utc)
 TI_ID = uuid.UUID("0195b3c2-7a1e-7c4d-9f1a-3b2c1d0e9f8a")

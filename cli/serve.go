@@ -194,7 +194,7 @@ func serveCmd(ctx context.Context, args []string, lookupEnv func(string) (string
 	mux := http.NewServeMux()
 	telemetry.RouteWarning(mux, reg, warnings, ex.Ready, ex.StorageReady)
 	mux.Handle("/", ex.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: executor.HTTPReadHeaderTimeout, IdleTimeout: executor.HTTPIdleTimeout, TLSConfig: tlsConfig}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}

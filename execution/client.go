@@ -102,8 +102,28 @@ type ClientConfig struct {
 	RetryMax int
 	// RetryWaitMax caps the wait between retries; default 2s.
 	RetryWaitMax time.Duration
-	Logger       *slog.Logger
+	// IdleConnTimeout is how long the default client keeps a connection
+	// with nothing to do before closing it; default
+	// IdleConnTimeoutDefault. Ignored when HTTPClient is set.
+	IdleConnTimeout time.Duration
+	Logger          *slog.Logger
 }
+
+// IdleConnTimeoutDefault is ClientConfig.IdleConnTimeout's default. It is
+// shorter than the executor's HTTP server timeouts (executor.HTTPIdleTimeout
+// and executor.HTTPReadHeaderTimeout: the server closes a connection that
+// was dialed and never used after the latter), so the client closes an idle
+// connection before the server does, and does not send a request on one
+// the server is closing: at 1,000 workers, a PATCH …/run on such a
+// connection failed with EOF now and then. It is longer than a worker's
+// heartbeat interval (5 s), so the connection of a running task's
+// heartbeats is kept, not dialed (with TLS: a handshake) for each.
+const IdleConnTimeoutDefault = 7 * time.Second
+
+// headerReplayable marks a request as safe to send again (Go's transport
+// then sends it again by itself on a new connection when a kept-alive one
+// was closed under it before any answer): its value is not read.
+const headerReplayable = "X-Idempotency-Key"
 
 // Client calls the Execution API. It is safe for concurrent use.
 type Client struct {
@@ -123,6 +143,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	} else {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 256
+		t.IdleConnTimeout = IdleConnTimeoutDefault
+		if cfg.IdleConnTimeout > 0 {
+			t.IdleConnTimeout = cfg.IdleConnTimeout
+		}
 		if cfg.TLSConfig != nil {
 			t.TLSClientConfig = cfg.TLSConfig.Clone()
 		}
@@ -184,6 +208,9 @@ func (c *Client) do(ctx context.Context, op, method, path, token string, in, out
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if replayable(method, path) {
+		req.Header.Set(headerReplayable, op)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -208,6 +235,16 @@ func (c *Client) do(ctx context.Context, op, method, path, token string, in, out
 		}
 	}
 	return resp.Header, nil
+}
+
+// replayable reports whether a request may be sent twice with the effect
+// of once: a PUT or DELETE, and …/run (the same worker asking again is
+// answered as the first time). A PATCH …/state sent twice is answered 409
+// the second time, so it is not; the client's retries (retryablehttp)
+// still send it again, with a warning.
+func replayable(method, path string) bool {
+	return method == http.MethodPut || method == http.MethodDelete ||
+		(method == http.MethodPatch && strings.HasSuffix(path, "/run"))
 }
 
 // Run marks the task instance running (PATCH task-instances/{id}/run) with

@@ -217,6 +217,14 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 			req.Reason = note
 		}
 	}
+	var settled func()
+	if req.State != activity.StateDeferred {
+		// The try ends: the passes here may give its pool slots to the
+		// next tasks while its end is written (pools.ending).
+		if cur, ok := e.store.cached(id); ok && cur.ti.State == activity.StateRunning && cur.ti.TryNumber == c.Try {
+			settled = e.pools.ending(cur.ti)
+		}
+	}
 	var invalid error
 	ti, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
 		invalid = nil
@@ -236,6 +244,9 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 		}
 		return e.endTry(ti, req.State, req.Reason)
 	})
+	if settled != nil {
+		settled()
+	}
 	if err != nil {
 		e.writeError(w, r, err)
 		return

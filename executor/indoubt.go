@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
@@ -33,10 +34,12 @@ func (e *Executor) doubtWrite(id string) {
 }
 
 // reconcileInDoubt reads back every record in doubt and publishes what its
-// state waits on: a queued task its activity, a deferred one its trigger.
-// Both publishes are idempotent (the activity or trigger id is the message
-// id, and a claimed trigger is ignored), so publishing for a write that
-// was not stored, or whose follow-up was done, is harmless. Without this,
+// state waits on: a queued task its activity, a deferred one its trigger,
+// an ended try what follows its end (afterTry).
+// Each is idempotent (the activity, trigger, callback or retry timer id is
+// the message id, a claimed trigger is ignored, a DAG run applies a task's
+// end once), so doing it for a write that was not stored, or whose
+// follow-up was done, is harmless. Without this,
 // a deferral or a resume whose write was stored only after the executor
 // gave up on it (NATS restarted meanwhile) leaves a task deferred on a
 // trigger no triggerer has, or queued on an activity no worker gets:
@@ -52,7 +55,11 @@ func (e *Executor) reconcileInDoubt(ctx context.Context) {
 		ti, err := e.store.get(ctx, id)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			e.inDoubt.CompareAndDelete(id, v)
+			// A create in doubt may be stored just after this read, as a
+			// change may (doubtSettle); then it is gone for good.
+			if d.until.IsZero() {
+				d.until = now.Add(doubtSettle)
+			}
 			return true
 		case err != nil:
 			// NATS still away: read it again at the next scan.
@@ -69,6 +76,14 @@ func (e *Executor) reconcileInDoubt(ctx context.Context) {
 		case ti.State == activity.StateDeferred && ti.Trigger != nil && d.published != ti.Trigger.ID:
 			what = ti.Trigger.ID
 			err = e.publishTrigger(ctx, ti.Trigger)
+		case (ti.State.Terminal() || ti.State == activity.StateUpForRetry || ti.State == activity.StateUpForReschedule) &&
+			d.published != endedMark(ti):
+			// A try's end (or a cancel): what follows it, its callbacks,
+			// retry timer and DAG run's progress, each idempotent (the
+			// callback's and the timer's ids are their message ids, a
+			// run applies a task's end once).
+			what = endedMark(ti)
+			e.afterTry(ctx, ti)
 		default:
 			return true
 		}
@@ -80,4 +95,9 @@ func (e *Executor) reconcileInDoubt(ctx context.Context) {
 		e.log.Info("published for a write in doubt", "ti_id", id, "state", ti.State, "id", what)
 		return true
 	})
+}
+
+// endedMark names the end of ti's try in doubt.published.
+func endedMark(ti *activity.TaskInstance) string {
+	return fmt.Sprintf("%s#%d:%s", ti.ID, ti.TryNumber, ti.State)
 }

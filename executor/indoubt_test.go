@@ -129,3 +129,80 @@ func TestResumeWrittenAfterFailureStillPublishesItsActivity(t *testing.T) {
 		t.Fatalf("activity %s of %s, want %s of %s", act.ID, act.TI.ID, next, ti.ID)
 	}
 }
+
+// A submit whose record's create the executor gave up on while NATS was
+// away (the submitter heard an error, and the activity was never sent: its
+// queue's consumer could not be made), but which the NATS client sent
+// anyway on reconnecting, leaves a task queued on an activity never
+// published: the create is in doubt too, and the executor publishes the
+// activity from the record read back.
+func TestCreateWrittenAfterFailureStillPublishesItsActivity(t *testing.T) {
+	t.Parallel()
+	f, stop, restart := restartableFixture(t)
+
+	stop()
+	const id = "01900000-0000-7000-8000-00000000c0de"
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	_, err := f.ex.submit(ctx, activity.TaskSpec{Queue: "fresh", Entrypoint: activity.Entrypoint{Command: []string{"x"}}}, id, "")
+	cancel()
+	if err == nil {
+		t.Fatal("submitted while NATS was away")
+	}
+	restart()
+
+	testbin.Eventually(t, 20*time.Second, "the record to be stored", func() bool {
+		got, err := f.ex.store.get(t.Context(), id)
+		return err == nil && got.State == activity.StateQueued
+	})
+	act, m := f.take("fresh")
+	_ = m.Ack()
+	if act.TI.ID != id {
+		t.Fatalf("activity of %s, want %s", act.TI.ID, id)
+	}
+}
+
+// A try's end whose write the executor gave up on while NATS was away, but
+// which was stored on reconnecting, ran none of what follows an end: the
+// worker's report failed (and a repeat is refused, the try being over
+// already), so the on_success callback was never queued. The executor
+// runs what follows the end from the record read back.
+func TestEndWrittenAfterFailureStillRunsItsCallbacks(t *testing.T) {
+	t.Parallel()
+	f, stop, restart := restartableFixture(t)
+	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}},
+		Callbacks: activity.Callbacks{OnSuccess: &activity.Callback{Queue: "cb", Entrypoint: activity.Entrypoint{Command: []string{"cb"}}}}})
+	act, m := f.take("q")
+	_ = m.Ack()
+	req := runReq
+	req.ActivityID = act.ID
+	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	err = f.ec.Task(ti.ID, rr.Token).State(ctx, execution.StateRequest{State: activity.StateSuccess})
+	cancel()
+	if err == nil {
+		t.Fatal("ended while NATS was away")
+	}
+	restart()
+
+	testbin.Eventually(t, 20*time.Second, "the record to be success", func() bool {
+		got, err := f.ex.store.get(t.Context(), ti.ID)
+		return err == nil && got.State == activity.StateSuccess
+	})
+	// The consumer lives in the server's memory: made anew after the restart.
+	cons, err := f.q.ActivityConsumer(t.Context(), "cb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := queuetest.Next(cons, 15*time.Second)
+	if err != nil {
+		t.Fatalf("the on_success callback was not queued: %v", err)
+	}
+	a, err := activity.Decode(cm.Data())
+	if err != nil || a.RunCallback == nil || a.RunCallback.On != "on_success" || a.RunCallback.TI.ID != ti.ID {
+		t.Fatalf("activity %s (%v), want ti %s's on_success callback", cm.Data(), err, ti.ID)
+	}
+}

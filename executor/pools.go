@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -108,6 +109,9 @@ type pools struct {
 	// more (deleted default_pool, slots -1) its waiting tasks are published.
 	wasLimited map[string]bool
 	kick       chan struct{}
+	// gateKick wakes the gatekeeper (flushGated) when a record that
+	// gated tasks wait for ended, or a gated task was added.
+	gateKick chan struct{}
 	// freedAt holds, by key, when a holder's record was first seen to give
 	// its slots back since the key's last pass; latencies the last
 	// admissionSamples times from there to the next admitted task's
@@ -125,6 +129,25 @@ type pools struct {
 	// keys, each released by its own pass), or when the record is active
 	// again.
 	gone map[string]goneRecord
+	// endings holds, by id, the tasks whose end this replica is writing
+	// (early release, see ending); early holds, by key, those whose slots
+	// a record written here released early, until their records end;
+	// gates holds, by id, the early releases an admitted task waits for
+	// before it is published; gated are the admitted tasks waiting so.
+	endings map[string]*endingMark
+	early   map[string]map[*endingMark]bool
+	gates   map[string][]*endingMark
+	gated   []outgoing
+}
+
+// endingMark is a task whose end is being written by this replica.
+type endingMark struct {
+	id       string
+	dispatch int
+	// released says a pass released its slots (under mu); endedAt is
+	// when its record was then seen ending.
+	released bool
+	endedAt  time.Time
 }
 
 // outgoing is an admitted task instance to publish; freed, when set, is
@@ -132,6 +155,9 @@ type pools struct {
 type outgoing struct {
 	ti    *activity.TaskInstance
 	freed time.Time
+	// early: the slot it took was released early (freed is then when the
+	// last of the records it waited for was seen ending).
+	early bool
 	// pass, cas and written are when the pass that admitted it began, sent
 	// its successful write and had it acknowledged (the sample's steps).
 	pass, cas, written time.Time
@@ -150,8 +176,9 @@ func newPools(kv queue.Bucket, s *store, log *slog.Logger) *pools {
 	return &pools{
 		kv: kv, log: log, store: s, now: func() time.Time { return time.Now().UTC() },
 		recs: map[string]cachedPool{}, active: map[string]map[string]*activity.TaskInstance{}, waiting: map[string]*waitlist{},
-		dirty: map[string]bool{}, republished: map[string]bool{}, wasLimited: map[string]bool{}, freedAt: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		dirty: map[string]bool{}, republished: map[string]bool{}, wasLimited: map[string]bool{}, freedAt: map[string]time.Time{}, kick: make(chan struct{}, 1), gateKick: make(chan struct{}, 1),
 		acks: make(chan sentActivity, 1024), gone: map[string]goneRecord{},
+		endings: map[string]*endingMark{}, early: map[string]map[*endingMark]bool{}, gates: map[string][]*endingMark{},
 	}
 }
 
@@ -238,7 +265,7 @@ func (p *pools) heldAt(key string, ti *activity.TaskInstance) bool {
 // lock: it only updates the index and wakes the pass).
 func (p *pools) observe(ti *activity.TaskInstance) {
 	active := ti.State == activity.StateQueued || ti.State == activity.StateRunning || ti.State == activity.StateDeferred
-	wake := false
+	wake, gated := false, false
 	p.mu.Lock()
 	if active {
 		delete(p.gone, ti.ID)
@@ -268,13 +295,23 @@ func (p *pools) observe(ti *activity.TaskInstance) {
 			p.dirty[key] = true
 			wake = true
 			if had && holdsSlot(prev, rec.IncludeDeferred) && (!holdsSlot(ti, rec.IncludeDeferred) || ti.Dispatch != prev.Dispatch) {
-				if _, ok := p.freedAt[key]; !ok {
+				if m := p.endings[ti.ID]; m != nil && m.released {
+					// Its slots went early: the tasks admitted in them
+					// wait for this (gated), not the next pass.
+					if m.endedAt.IsZero() {
+						m.endedAt = time.Now()
+						gated = true
+					}
+				} else if _, ok := p.freedAt[key]; !ok {
 					p.freedAt[key] = time.Now()
 				}
 			}
 		}
 	}
 	p.mu.Unlock()
+	if gated {
+		p.wakeGate()
+	}
 	if wake {
 		p.wake()
 	}
@@ -316,6 +353,13 @@ func (p *pools) forget(id string) {
 func (p *pools) wake() {
 	select {
 	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pools) wakeGate() {
+	select {
+	case p.gateKick <- struct{}{}:
 	default:
 	}
 }
@@ -426,6 +470,11 @@ func (p *pools) run(ctx context.Context) {
 		defer wg.Done()
 		p.acker(ctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.gatekeeper(ctx)
+	}()
 	t := time.NewTicker(poolAdmissionPoll)
 	defer t.Stop()
 	for {
@@ -446,6 +495,7 @@ func (p *pools) run(ctx context.Context) {
 			}
 			p.mu.Unlock()
 		}
+		p.flushGated(ctx)
 		p.mu.Lock()
 		names := make([]string, 0, len(p.dirty))
 		for name := range p.dirty {
@@ -508,7 +558,7 @@ func (p *pools) pass(ctx context.Context, name string) error {
 	rev := c.rev // 0: a task key's record is created by its first pass
 	began := time.Now()
 	for attempt := 0; ; attempt++ {
-		next, admitted, changed := p.admit(name, rec)
+		next, admitted, released, changed := p.admit(name, rec)
 		if !changed {
 			p.republish(ctx, next)
 			return nil
@@ -527,6 +577,7 @@ func (p *pools) pass(ctx context.Context, name string) error {
 		if err == nil {
 			written := time.Now()
 			p.remember(name, next, nrev)
+			endedAt := p.gate(name, released, admitted)
 			wake := false
 			for _, ti := range admitted {
 				if c, ok := p.store.cached(ti.ID); ok && (c.ti.State != activity.StateQueued || c.ti.Dispatch != ti.Dispatch) {
@@ -536,7 +587,13 @@ func (p *pools) pass(ctx context.Context, name string) error {
 				}
 				if p.mayPublish(ti) {
 					o := outgoing{ti: ti}
-					if wasFreed {
+					switch {
+					case !endedAt.IsZero():
+						// A slot released early whose record ended
+						// before this write was acknowledged (a gated
+						// task's sample starts where its gate opens).
+						o.freed, o.early, endedAt = endedAt, true, time.Time{}
+					case wasFreed:
 						o.freed, wasFreed = freed, false
 						o.pass, o.cas, o.written = began, sent, written
 					}
@@ -583,9 +640,18 @@ func (p *pools) pass(ctx context.Context, name string) error {
 // beginning (a pass under way finishes first); Pass, from there to the
 // successful write of the pool record sent (reading the waiting tasks,
 // earlier conflicting writes); Write, that write's round trip; Publish,
-// from there to the activity's acknowledgement.
+// from there to the activity's acknowledgement. Sent is from the slot
+// freed to the activity's publish issued (handed to the connection,
+// before the stream's acknowledgement: Total − Sent is the wait for it).
+//
+// Early says the slot was released while its task's end was written
+// (see ending): the pass and its write ran beside that write, and the
+// sample is from the record seen ending (Wake, Pass and Write are zero;
+// Publish is from the publish issued to its acknowledgement).
 type AdmissionSample struct {
 	Total, Wake, Pass, Write, Publish time.Duration
+	Sent                              time.Duration
+	Early                             bool
 }
 
 func (p *pools) sample(d AdmissionSample) {
@@ -611,15 +677,21 @@ func (p *pools) admissionLatencies() []AdmissionSample {
 // slot released, then waiting instances (tis, in admission order) that
 // hold their earlier keys added while they fit. It returns the instances
 // added.
-func (p *pools) admit(key string, rec *poolRecord) (*poolRecord, []*activity.TaskInstance, bool) {
+func (p *pools) admit(key string, rec *poolRecord) (*poolRecord, []*activity.TaskInstance, []*endingMark, bool) {
 	now := p.now()
 	next := *rec
 	next.Holders = make(map[string]poolHolder, len(rec.Holders))
 	changed := false
+	var early []*endingMark
 	for id, h := range rec.Holders {
 		ti, ok := p.holderRecord(id)
 		switch {
 		case !ok && now.Sub(h.Since) > poolHolderOrphanAfter:
+			changed = true
+			continue
+		case ok && ti.Dispatch == h.Dispatch && ti.State == activity.StateRunning && p.releaseEarly(id, h.Dispatch, &early):
+			// Its end is being written here: released at once, the
+			// tasks admitted in its slots published once it is written.
 			changed = true
 			continue
 		case !ok, ti.Dispatch < h.Dispatch:
@@ -631,7 +703,7 @@ func (p *pools) admit(key string, rec *poolRecord) (*poolRecord, []*activity.Tas
 		next.Holders[id] = h
 	}
 	if !strings.HasPrefix(key, taskKeyPrefix) && next.Slots-next.occupied() <= 0 {
-		return &next, nil, changed // no room: the waiting need not be read
+		return &next, nil, early, changed // no room: the waiting need not be read
 	}
 	if strings.HasPrefix(key, taskKeyPrefix) {
 		// The bound is the task's, as its newest instance says.
@@ -696,7 +768,192 @@ func (p *pools) admit(key string, rec *poolRecord) (*poolRecord, []*activity.Tas
 		admitted = append(admitted, ti)
 		changed = true
 	}
-	return &next, admitted, changed
+	return &next, admitted, early, changed
+}
+
+// Early release. A task's slots are given back when its record leaves
+// the states that hold them; the replica that writes that record (its
+// worker reported the end: the process is done) need not wait for the
+// write before it writes the pool record: its handler marks the task
+// (ending), its passes release the task's slots at once, and the tasks
+// admitted in them wait (gated) until the task's record is seen ended,
+// so the pool record's compare-and-set runs beside the record's write
+// instead of after it. Nothing is published before the task's record
+// ended: at no time are more tasks queued-and-published or running than
+// the pool's slots. A write that fails leaves its task running without
+// a holder until a later report (or the zombie scan) ends it, and the
+// tasks admitted in its slots wait for that; meanwhile the pool admits
+// nothing else in them.
+
+// ending marks ti, a running task whose end this replica is about to
+// write, and wakes the passes of its keys; settled must be called once
+// the write is done (or failed). It returns nil when no key of ti sets a
+// limit.
+func (p *pools) ending(ti *activity.TaskInstance) (settled func()) {
+	m := &endingMark{id: ti.ID, dispatch: ti.Dispatch}
+	p.mu.Lock()
+	limited := false
+	for _, key := range limitKeys(ti) {
+		if _, _, ok := p.limitOf(key, ti); ok {
+			p.dirty[key], limited = true, true
+		}
+	}
+	if limited {
+		p.endings[ti.ID] = m
+	}
+	p.mu.Unlock()
+	if !limited {
+		return nil
+	}
+	p.wake()
+	return func() {
+		p.mu.Lock()
+		if p.endings[ti.ID] == m {
+			delete(p.endings, ti.ID)
+		}
+		p.mu.Unlock()
+		p.wake()
+	}
+}
+
+// releaseEarly reports whether holder id at dispatch is marked ending
+// here, and then adds its mark to marks.
+func (p *pools) releaseEarly(id string, dispatch int, marks *[]*endingMark) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.endings[id]
+	if m == nil || m.dispatch != dispatch {
+		return false
+	}
+	m.released = true
+	*marks = append(*marks, m)
+	return true
+}
+
+// ended reports whether m's record has left the states holding a slot
+// at its dispatch (or is known here no more).
+func (p *pools) ended(m *endingMark) bool {
+	ti, ok := p.holderRecord(m.id)
+	if !ok {
+		return true
+	}
+	return ti.Dispatch != m.dispatch || !(ti.State == activity.StateQueued || ti.State == activity.StateRunning || ti.State == activity.StateDeferred)
+}
+
+// gate records, after a pass under key wrote its record, what the tasks
+// it admitted wait for: the early releases it wrote, and those of key's
+// earlier writes whose records have not ended yet (the slots any
+// admission under key takes may be theirs). endedAt is when the last of
+// the records it released early that have already ended was seen ending
+// (zero when none has): the admission latency of a task it admitted and
+// does not gate starts there.
+func (p *pools) gate(key string, released []*endingMark, admitted []*activity.TaskInstance) (endedAt time.Time) {
+	p.mu.Lock()
+	marks := p.early[key]
+	if len(released) > 0 && marks == nil {
+		marks = map[*endingMark]bool{}
+		p.early[key] = marks
+	}
+	for _, m := range released {
+		marks[m] = true
+	}
+	var open []*endingMark
+	for m := range marks {
+		open = append(open, m)
+	}
+	p.mu.Unlock()
+	var waits []*endingMark
+	for _, m := range open {
+		if !p.ended(m) {
+			waits = append(waits, m)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range open {
+		if !slices.Contains(waits, m) {
+			delete(marks, m)
+		}
+	}
+	if len(marks) == 0 {
+		delete(p.early, key)
+	}
+	for _, m := range released {
+		if !slices.Contains(waits, m) && m.endedAt.After(endedAt) {
+			endedAt = m.endedAt
+		}
+	}
+	if len(waits) == 0 {
+		return endedAt
+	}
+	for _, ti := range admitted {
+		p.gates[ti.ID] = append(p.gates[ti.ID], waits...)
+	}
+	return endedAt
+}
+
+// ungated reports whether o may be published: the records its admission
+// waits for have ended (o.freed is then the last seen ending).
+func (p *pools) ungated(o *outgoing) bool {
+	p.mu.Lock()
+	marks := p.gates[o.ti.ID]
+	p.mu.Unlock()
+	if len(marks) == 0 {
+		return true
+	}
+	var last time.Time
+	for _, m := range marks {
+		if !p.ended(m) {
+			return false
+		}
+	}
+	p.mu.Lock()
+	for _, m := range marks {
+		if m.endedAt.After(last) {
+			last = m.endedAt
+		}
+	}
+	delete(p.gates, o.ti.ID)
+	p.mu.Unlock()
+	if !last.IsZero() {
+		o.freed, o.early = last, true
+	}
+	return true
+}
+
+// gatekeeper publishes the gated tasks as soon as the records they wait
+// for end, until ctx ends: not in the passes' loop, where the flush
+// would wait for the pass under way (its pool record write, a round
+// trip). The loop flushes too (a task gated after its record ended).
+func (p *pools) gatekeeper(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.gateKick:
+		}
+		p.flushGated(ctx)
+	}
+}
+
+// flushGated publishes the gated tasks whose records waited for ended,
+// and drops those no longer queued at their dispatch.
+func (p *pools) flushGated(ctx context.Context) {
+	p.mu.Lock()
+	gated := p.gated
+	p.gated = nil
+	p.mu.Unlock()
+	for _, o := range gated {
+		if c, ok := p.store.cached(o.ti.ID); !ok || c.ti.State != activity.StateQueued || c.ti.Dispatch != o.ti.Dispatch {
+			p.mu.Lock()
+			delete(p.gates, o.ti.ID)
+			p.mu.Unlock()
+			continue
+		}
+		if p.mayPublish(o.ti) {
+			p.send(ctx, o)
+		}
+	}
 }
 
 // holderRecord returns what is known here of a holder's record: the
@@ -797,13 +1054,19 @@ func (p *pools) republish(ctx context.Context, rec *poolRecord) {
 // or is not acknowledged, is published again by the scan (the executor's
 // publish function records it in unpublished).
 func (p *pools) send(ctx context.Context, o outgoing) {
+	if !p.ungated(&o) {
+		p.mu.Lock()
+		p.gated = append(p.gated, o)
+		p.mu.Unlock()
+		return
+	}
 	wait, err := p.publish(ctx, o.ti)
 	if err != nil {
 		p.log.Warn("publish admitted task; the scan publishes it again", "ti_id", o.ti.ID, "err", err)
 		return
 	}
 	select {
-	case p.acks <- sentActivity{o, wait}:
+	case p.acks <- sentActivity{o, wait, time.Now()}:
 	case <-ctx.Done():
 	}
 }
@@ -813,6 +1076,8 @@ func (p *pools) send(ctx context.Context, o outgoing) {
 type sentActivity struct {
 	outgoing
 	wait func() error
+	// sent is when its publish was issued.
+	sent time.Time
 }
 
 // acker awaits the acknowledgements of the activities the passes sent
@@ -831,10 +1096,12 @@ func (p *pools) acker(ctx context.Context) {
 			}
 			continue
 		}
-		if !s.freed.IsZero() {
-			now := time.Now()
+		switch now := time.Now(); {
+		case s.early:
+			p.sample(AdmissionSample{Total: now.Sub(s.freed), Early: true, Publish: now.Sub(s.sent), Sent: s.sent.Sub(s.freed)})
+		case !s.freed.IsZero():
 			p.sample(AdmissionSample{Total: now.Sub(s.freed), Wake: s.pass.Sub(s.freed), Pass: s.cas.Sub(s.pass),
-				Write: s.written.Sub(s.cas), Publish: now.Sub(s.written)})
+				Write: s.written.Sub(s.cas), Publish: now.Sub(s.written), Sent: s.sent.Sub(s.freed)})
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -46,6 +47,15 @@ type store struct {
 	// decoded counts the records decoded from storage while loading (the
 	// start's reads: tests assert it does not grow with finished ones).
 	decoded atomic.Int64
+
+	// writing holds, by id, a record this executor is writing with a
+	// compare-and-set whose answer has not come yet: the watch, which
+	// often delivers the write before its answer, takes the record from
+	// here instead of decoding the bytes it has just encoded. Under wmu,
+	// not mu: noting a write takes no lock the readers of the cache wait
+	// for.
+	wmu     sync.Mutex
+	writing map[string]*pendingWrite
 
 	mu sync.RWMutex
 	// live holds every unfinished record (not in a terminal state).
@@ -109,6 +119,31 @@ func (s *store) subscribe(fn func(*activity.TaskInstance)) (unsubscribe func()) 
 	}
 }
 
+// pendingWrite is a record being written (store.writing): ti encoded is
+// raw.
+type pendingWrite struct {
+	ti  *activity.TaskInstance
+	raw []byte
+}
+
+// beginWrite notes a write of ti as raw under way (store.writing); the
+// returned function ends the note. A second write of the same record
+// under way at once replaces the first one's note: the watch decodes
+// whatever no note matches.
+func (s *store) beginWrite(ti *activity.TaskInstance, raw []byte) (end func()) {
+	p := &pendingWrite{ti: ti, raw: raw}
+	s.wmu.Lock()
+	s.writing[ti.ID] = p
+	s.wmu.Unlock()
+	return func() {
+		s.wmu.Lock()
+		if s.writing[ti.ID] == p {
+			delete(s.writing, ti.ID)
+		}
+		s.wmu.Unlock()
+	}
+}
+
 // countKey is what a list's total is counted by.
 type countKey struct {
 	state        activity.State
@@ -130,7 +165,7 @@ type cachedRecord struct {
 func newStore(kv, conf queue.Bucket, doneMax int, log *slog.Logger) *store {
 	return &store{kv: kv, conf: conf, chunkBytes: openChunkBytes, log: log, live: make(map[string]cachedRecord), done: make(map[string]*list.Element),
 		order: list.New(), doneMax: max(doneMax, 1), counts: make(map[countKey]int), purged: make(map[string]*activity.TaskInstance),
-		creating: make(map[string]chan struct{})}
+		creating: make(map[string]chan struct{}), writing: make(map[string]*pendingWrite)}
 }
 
 // watch loads the cache, then feeds it until ctx is done. ready is closed
@@ -218,13 +253,26 @@ func (s *store) apply(ctx context.Context, e queue.Entry) *activity.TaskInstance
 		// overtook: createAsync remembers the record at this revision.
 		return nil
 	}
-	if !loaded {
-		s.decoded.Add(1)
+	var pw *pendingWrite
+	if ok {
+		s.wmu.Lock()
+		pw = s.writing[e.Key()]
+		s.wmu.Unlock()
 	}
-	ti, err := activity.UnmarshalRecord(e.Value())
-	if err != nil {
-		s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)
-		return nil
+	var ti *activity.TaskInstance
+	if pw != nil && bytes.Equal(pw.raw, e.Value()) {
+		// This executor's own update, whose answer the watch overtook:
+		// the record it encoded, not a decode of the same bytes.
+		ti = pw.ti
+	} else {
+		if !loaded {
+			s.decoded.Add(1)
+		}
+		var err error
+		if ti, err = activity.UnmarshalRecord(e.Value()); err != nil {
+			s.log.Warn("skip undecodable task instance", "ti_id", e.Key(), "err", err)
+			return nil
+		}
 	}
 	var prev *activity.TaskInstance
 	if !ok && loaded {
@@ -428,6 +476,11 @@ func (s *store) createAsync(ctx context.Context, ti *activity.TaskInstance) <-ch
 		}
 		rev, err := s.kv.Create(ctx, ti.ID, b)
 		if err != nil {
+			if !queue.IsConflict(err) && !errors.Is(err, queue.ErrInvalidKey) {
+				// No answer: the record may be stored later all the same,
+				// queued on an activity nobody published.
+				s.doubt(ti.ID)
+			}
 			out <- fmt.Errorf("create task instance %s: %w", ti.ID, err)
 			return
 		}
@@ -488,7 +541,9 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 			if merr != nil {
 				return nil, merr
 			}
+			end := s.beginWrite(ti, b)
 			rev, uerr := s.kv.Update(ctx, id, b, c.rev)
+			end()
 			if uerr == nil {
 				s.remember(ti, b, rev, c.ti)
 				return ti, nil
@@ -747,7 +802,7 @@ func (s *store) listStored(ctx context.Context, f Filter, before uint64, n int) 
 			if err != nil {
 				return nil, 0, err
 			}
-			if cur {
+			if cur && !s.isLive(c.ti.ID) {
 				out = append(out, c.ti)
 			}
 		}
@@ -761,6 +816,17 @@ func (s *store) listStored(ctx context.Context, f Filter, before uint64, n int) 
 		window = min(window*2, 1<<14)
 	}
 	return out, 0, nil
+}
+
+// isLive reports whether memory holds record id as unfinished. A record
+// that ended in the bucket while memory still holds it unfinished (its end
+// not remembered yet) was listed from memory already: the finished ones
+// read from the bucket leave it out, so that a list shows it once.
+func (s *store) isLive(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.live[id]
+	return ok
 }
 
 // each calls fn for every unfinished record in state st.

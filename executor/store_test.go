@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -147,5 +148,87 @@ func TestFinishedRecordsBeyondTheCache(t *testing.T) {
 	}
 	if ids, _ := listAll(t, f.ex, Filter{States: []activity.State{activity.StateFailed}, Limit: 4}); len(ids) != 19 {
 		t.Errorf("failed after the retry: %d %v, want 19", len(ids), ids)
+	}
+}
+
+// The watch takes this executor's own update, when it comes before the
+// update's answer, from the write under way (the record encoded) instead
+// of decoding the bytes; another writer's change is decoded. The test
+// keeps the write noted until the watch has applied it, so the watch
+// always comes first.
+func TestWatchTakesOwnUpdateFromMemory(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	s := newStore(f.q.Bucket(queue.BucketTaskInstances), f.q.Bucket(queue.BucketConfig), 10, f.ex.log)
+	ctx, cancel := context.WithCancel(t.Context())
+	ready := make(chan struct{})
+	watched := make(chan error, 1)
+	go func() { watched <- s.watch(ctx, ready) }()
+	defer func() {
+		cancel()
+		<-watched
+	}()
+	<-ready
+	at := time.Now().UTC()
+	ti := &activity.TaskInstance{ID: "own", DagID: "d", TaskID: "own", RunID: "r", MapIndex: -1, Queue: "q",
+		State: activity.StateQueued, TryNumber: 1, MaxTries: 1, QueuedAt: &at, UpdatedAt: at,
+		Entrypoint: activity.Entrypoint{Command: []string{"true"}}}
+	if err := s.create(t.Context(), ti); err != nil {
+		t.Fatal(err)
+	}
+	waitApplied := func(rev uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s.mu.RLock()
+			w := s.watched
+			s.mu.RUnlock()
+			if w >= rev {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("watch at revision %d, want %d", w, rev)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	c, _ := s.cached("own")
+	running := c.ti.Clone()
+	if err := running.SetState(activity.StateRunning, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := running.MarshalRecord()
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := s.beginWrite(running, raw)
+	rev, err := s.kv.Update(t.Context(), "own", raw, c.rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(rev)
+	end()
+	got, _ := s.cached("own")
+	if got.rev != rev || got.ti != running {
+		t.Fatalf("cached %p at revision %d, want the written record %p at %d (decoded instead of taken)", got.ti, got.rev, running, rev)
+	}
+
+	// Another writer's change (other bytes than the noted write) is decoded.
+	other := running.Clone()
+	other.Hostname = "elsewhere"
+	otherRaw, err := other.MarshalRecord()
+	if err != nil {
+		t.Fatal(err)
+	}
+	end = s.beginWrite(running, raw)
+	rev, err = s.kv.Update(t.Context(), "own", otherRaw, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(rev)
+	end()
+	got, _ = s.cached("own")
+	if got.rev != rev || got.ti == running || got.ti.Hostname != "elsewhere" {
+		t.Fatalf("cached %+v at revision %d, want the other writer's record at %d", got.ti, got.rev, rev)
 	}
 }

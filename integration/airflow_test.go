@@ -148,7 +148,9 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 	defer cancel()
 	migrate := exec.CommandContext(ctx, filepath.Join(venv, "bin", "airflow"), "db", "migrate")
 	migrate.Env = append(os.Environ(), a.env...)
-	if out, err := migrate.CombinedOutput(); err != nil {
+	out, err = migrate.CombinedOutput()
+	testbin.Account(t, "airflow db migrate", migrate.ProcessState)
+	if err != nil {
 		t.Fatalf("airflow db migrate: %v\n%s", err, out)
 	}
 
@@ -459,7 +461,7 @@ func TestAirflowExecutor(t *testing.T) {
 	// veth of a router namespace, so that a worker in a namespace behind
 	// it (NAT, outbound only) reaches them, as the other workers do.
 	inner, router := netns.NewBehindNAT(t)
-	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr })
+	srv := natstest.RunProcessWith(t, func(so *server.Options) { so.Host = router.HostAddr })
 	const token = "airflow-test" // off loopback: secure by default
 	c := newCluster(t, clusterOpts{zombieThreshold: "10s", logLevel: "info", nats: srv,
 		listen: freeAddrOn(t, router.HostAddr), operatorToken: token})

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/flagenv"
@@ -32,6 +30,10 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	code := m.Run()
+	if testbin.CPUReport() {
+		fmt.Println("where the CPU went (" + testbin.CPUReportEnv + "):")
+		testbin.WriteCPUReport(os.Stdout)
+	}
 	testbin.Cleanup()
 	os.Exit(code)
 }
@@ -42,9 +44,13 @@ type bins struct{ executor, worker, triggerer, gotasks string }
 // buildAll builds the services (with -race under go test -race), in one go
 // build, and the Go SDK's task runtime, which the workers start once per
 // try, without (see testbin.NoRace).
-func buildAll(t testing.TB) bins {
+func buildAll(t testing.TB) bins { return buildBins(t, testbin.AsTest) }
+
+// buildBins is buildAll with the services built in mode: testbin.NoRace
+// for the load tests (see machine_test.go).
+func buildBins(t testing.TB, mode testbin.Mode) bins {
 	t.Helper()
-	svc := testbin.MustBuildAll(t, testbin.AsTest, "./cmd/executor", "./cmd/worker", "./cmd/triggerer")
+	svc := testbin.MustBuildAll(t, mode, "./cmd/executor", "./cmd/worker", "./cmd/triggerer")
 	return bins{
 		executor:  svc[0],
 		worker:    svc[1],
@@ -57,7 +63,7 @@ func buildAll(t testing.TB) bins {
 type cluster struct {
 	t       testing.TB
 	bins    bins
-	nats    *server.Server
+	nats    natstest.ClientURLer
 	natsURL string
 	apiURL  string
 	exec    *testbin.Proc
@@ -83,8 +89,9 @@ type clusterOpts struct {
 	natsURL         string // NATS URLs (comma separated) to use instead of a server of the test's own
 	replicas        int    // executor --replicas, default 1
 	// nats is the server to run against, configured by the test (users,
-	// TLS, accounts); default a fresh open one.
-	nats *server.Server
+	// TLS, accounts); default a fresh open one in a process of its own
+	// (natstest.RunProcess: a nats-server built without -race).
+	nats natstest.ClientURLer
 	// natsArgs are NATS client flags given to every process.
 	natsArgs []string
 	// apiCA makes the executor serve https (give --tls-cert and --tls-key
@@ -95,11 +102,19 @@ type clusterOpts struct {
 	// listen is the executor's address, default a free one on 127.0.0.1
 	// (a test with network namespaces gives one on their veth).
 	listen string
+	// load runs the services built without -race: a load test's, which
+	// runs many tasks through code the other tests race-check (see
+	// machine_test.go).
+	load bool
 }
 
 func newCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Helper()
-	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir()}
+	mode := testbin.AsTest
+	if o.load {
+		mode = testbin.NoRace
+	}
+	c := &cluster{t: t, bins: buildBins(t, mode), dir: t.TempDir()}
 	switch {
 	case o.natsURL != "":
 		c.natsURL = o.natsURL
@@ -107,7 +122,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 		c.nats = o.nats
 		c.natsURL = c.nats.ClientURL()
 	default:
-		c.nats = natstest.RunServer(t)
+		c.nats = natstest.RunProcess(t)
 		c.natsURL = c.nats.ClientURL()
 	}
 	c.natsArgs, c.apiCA = o.natsArgs, o.apiCA

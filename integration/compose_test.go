@@ -37,7 +37,7 @@ func TestComposeServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := buildAll(t)
-	ns := natstest.RunServer(t)
+	ns := natstest.RunProcess(t)
 	apiAddr := testbin.FreeAddr(t)
 	local := strings.NewReplacer(
 		"nats://nats:4222", ns.ClientURL(),

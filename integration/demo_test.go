@@ -34,6 +34,7 @@ func TestDemoScript(t *testing.T) {
 	cmd.Env = append(cmd.Environ(), "TASKWIRE_DEMO_API_PORT="+port(), "TASKWIRE_DEMO_NATS_PORT="+port(), "TMPDIR="+t.TempDir())
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
+	testbin.Account(t, "demo.sh", cmd.ProcessState)
 	if err != nil {
 		t.Fatalf("demo.sh: %v\n%s", err, out)
 	}

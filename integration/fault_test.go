@@ -80,8 +80,9 @@ func TestQueuesAreSeparate(t *testing.T) {
 // exactly once, by the executor's records and by the tasks' own side
 // effects.
 func TestWorkerStorm(t *testing.T) {
+	alone(t)
 	const n, workers = 1000, 3
-	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms", ackWait: "2s", logLevel: "info"})
+	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms", ackWait: "2s", logLevel: "info", load: true})
 	start := func(i int) *testbin.Proc {
 		return c.startWorker(workerOpts{name: fmt.Sprintf("worker%d", i), concurrency: 8, extra: []string{"--log-level", "info"}})
 	}
@@ -129,11 +130,12 @@ func TestWorkerStorm(t *testing.T) {
 // the dead one's triggers over and every task resumes exactly once, all
 // within 60s of the kill.
 func TestTriggererLoss(t *testing.T) {
+	alone(t)
 	const n = 2000
 	// An ack wait longer than the backlog's waits (2,000 tasks on 32
 	// slots), so that a resume that waited it out shows.
 	const ackWait = 30 * time.Second
-	c := newCluster(t, clusterOpts{logLevel: "info", ackWait: ackWait.String()})
+	c := newCluster(t, clusterOpts{logLevel: "info", ackWait: ackWait.String(), load: true})
 	for i := range 2 {
 		c.startWorker(workerOpts{name: fmt.Sprintf("worker%d", i), concurrency: 16, extra: []string{"--log-level", "info"}})
 	}

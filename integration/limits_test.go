@@ -29,7 +29,7 @@ func chattySpec(mb int) activity.TaskSpec {
 }
 
 // logsStream is the LOGS stream's state as NATS has it.
-func logsStream(t *testing.T, s *server.Server) *queuetest.StreamInfo {
+func logsStream(t *testing.T, s natstest.ClientURLer) *queuetest.StreamInfo {
 	t.Helper()
 	info, err := queuetest.Stream(t.Context(), natstest.Connect(t, s), queue.StreamLogs)
 	if err != nil {
@@ -45,8 +45,8 @@ func logsStream(t *testing.T, s *server.Server) *queuetest.StreamInfo {
 func TestChattyTasksDoNotWedgeTheCluster(t *testing.T) {
 	parallel(t, shared)
 	const store = 48 << 20 // a small data disk
-	ns := natstest.RunServerWith(t, func(o *server.Options) { o.JetStreamMaxStore = store })
-	c := newCluster(t, clusterOpts{nats: ns, extra: []string{"--storage-budget", strconv.Itoa(store)}})
+	ns := natstest.RunProcessWith(t, func(o *server.Options) { o.JetStreamMaxStore = store })
+	c := newCluster(t, clusterOpts{nats: ns, load: true, extra: []string{"--storage-budget", strconv.Itoa(store)}})
 	c.startWorker(workerOpts{concurrency: 2})
 
 	// 6 × 12 MB of output: more than the whole store.

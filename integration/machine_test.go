@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/taskwire/taskwire/internal/testbin"
 )
 
 // How the tests share the machine (2 cores, often shared with other work).
@@ -35,6 +37,32 @@ import (
 // kind's turn, so TestMain takes the -parallel given (or parallelDefault)
 // for the shared tests and lifts go test's own bound; every top-level
 // parallel test here goes through parallel().
+//
+// What is built with -race (the package is CPU-bound on 2 cores, and a
+// -race process costs several times the CPU of a plain one):
+//
+//   - The NATS servers of a cluster (newCluster's default, and the
+//     restart, node-loss, limits, partition and Airflow tests' own) are
+//     upstream nats-server processes built without -race
+//     (natstest.RunProcess, Exec): the broker's code is not ours to race
+//     check, and in the -race test binary it was a quarter of the CPU.
+//     Tests that need a server's insides or options a config file of
+//     Exec's does not carry (Connz, TLS, accounts, operators) run it in
+//     process (natstest.RunServerWith).
+//   - The services (executor, worker, triggerer) are built with -race
+//     under go test -race, so every cross-process path is race checked
+//     end to end: the faults, restarts, partitions, the DAG and pool
+//     correctness tests and every other test keep them. Only the load
+//     tests, which push many tasks through paths the others race check
+//     already, run services built without -race (clusterOpts.load):
+//     TestWorkerStorm, TestTriggererLoss, TestRateLimitedWaits and
+//     TestChattyTasksDoNotWedgeTheCluster.
+//   - Task runtimes (the Go SDK's examples/gotasks) are never built with
+//     -race (testbin.NoRace).
+//
+// TASKWIRE_TEST_CPU_REPORT=1 prints, at the end, per test its wall time
+// and the CPU of its child processes by process (and logs each test's as
+// it ends): how to see where the package's CPU goes.
 const (
 	parallelDefault = 4
 	timedAtOnce     = 2
@@ -141,6 +169,7 @@ func parallel(t *testing.T, k kind) {
 	machine.running[k]++
 	admitted = true
 	machine.cond.Broadcast()
+	testbin.Track(t)
 	// The wait is part of the test's time in go test's report.
 	t.Logf("%s test: started after %s waiting for its turn", k, time.Since(began).Round(time.Millisecond))
 }
@@ -155,3 +184,7 @@ func (m *scheduler) drop(k kind, n int) {
 		}
 	}
 }
+
+// alone marks a test of the first kind (it runs by itself, before the
+// parallel ones): it only times it for the CPU report.
+func alone(t *testing.T) { testbin.Track(t) }

@@ -24,6 +24,7 @@ import (
 func TestWorkerBehindNAT(t *testing.T) {
 	parallel(t, shared)
 	inner, router := netns.NewBehindNAT(t)
+	// In process, not natstest.RunProcessWith: Connz below.
 	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr })
 	const token = "nat-test" // off loopback: secure by default
 	c := newCluster(t, clusterOpts{nats: srv, listen: freeAddrOn(t, router.HostAddr), operatorToken: token})

@@ -45,10 +45,10 @@ func procsLogged(t *testing.T, want string, ps ...*testbin.Proc) {
 // workers and the triggerer reconnect by themselves and every task
 // succeeds exactly once.
 func TestNATSRestart(t *testing.T) {
+	alone(t)
 	const n, outage = 300, 8 * time.Second
 	opts := natstest.Options(t)
-	ns := natstest.Start(t, opts)
-	opts.Port = natstest.Port(ns)
+	ns := natstest.Exec(t, opts) // sets opts.Port
 	c := newCluster(t, clusterOpts{natsURL: ns.ClientURL(), zombieThreshold: "3s", ackWait: "3s", logLevel: "info"})
 	procs := []*testbin.Proc{c.exec}
 	for i := range 2 {
@@ -65,13 +65,13 @@ func TestNATSRestart(t *testing.T) {
 		return err == nil && got >= n/6
 	})
 	running, _ := c.count(activity.StateRunning, activity.StateQueued, activity.StateDeferred, activity.StateUpForRetry)
-	natstest.Stop(ns)
+	ns.Stop()
 	down := time.Now()
 	procsLogged(t, "nats disconnected", procs...)
 	// The outage itself: long enough that tasks end, heartbeat and call
 	// the executor while NATS is away.
 	<-time.After(outage - time.Since(down))
-	natstest.Start(t, opts) // on the same port and store
+	natstest.Exec(t, opts) // on the same port and store
 	t.Logf("NATS down for %s with %d tasks unfinished", time.Since(down).Round(time.Millisecond), running)
 	procsLogged(t, "nats reconnected", procs...)
 
@@ -94,8 +94,9 @@ func stopAll(ps []*testbin.Proc) {
 // the server leading the task-instance bucket is killed during a run.
 // Progress continues and every task succeeds exactly once.
 func TestNATSClusterNodeLoss(t *testing.T) {
+	alone(t)
 	const n = 300
-	nc3 := natstest.RunCluster(t, 3)
+	nc3 := natstest.RunProcessCluster(t, 3)
 	c := newCluster(t, clusterOpts{natsURL: nc3.URLs(), replicas: 3, zombieThreshold: "3s", ackWait: "3s", logLevel: "info"})
 	procs := []*testbin.Proc{c.exec}
 	for i := range 2 {
@@ -113,18 +114,24 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 	// The bucket's leader, once one leads it (a moment may have none: an
 	// election under way on a busy machine).
 	victim := -1
+	nc := natstest.Connect(t, nc3.Procs[0])
 	testbin.Eventually(t, 10*time.Second, "a server to lead the task_instances bucket", func() bool {
-		for i, s := range nc3.Servers {
-			if s.JetStreamIsStreamLeader("$G", "KV_"+queue.BucketTaskInstances) {
+		s, err := queuetest.Stream(t.Context(), nc, "KV_"+queue.BucketTaskInstances)
+		if err != nil || s.Cluster == nil {
+			return false
+		}
+		for i, p := range nc3.Procs {
+			if p.Opts.ServerName == s.Cluster.Leader {
 				victim = i
 			}
 		}
 		return victim >= 0
 	})
+	nc.Close()
 	done, _ := c.count(activity.StateSuccess)
-	natstest.Stop(nc3.Servers[victim])
+	nc3.Procs[victim].Stop()
 	killed := time.Now()
-	t.Logf("killed %s (leader of KV_%s) with %d/%d tasks done", nc3.Servers[victim].Name(), queue.BucketTaskInstances, done, n)
+	t.Logf("killed %s (leader of KV_%s) with %d/%d tasks done", nc3.Procs[victim].Opts.ServerName, queue.BucketTaskInstances, done, n)
 	c.waitFinished(n, 50*time.Second)
 	t.Logf("the rest finished %s after the kill", time.Since(killed).Round(time.Millisecond))
 	rep := checkSucceededOnce(t, c, ids, out)
@@ -132,9 +139,9 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 
 	// Nothing scaled the layout down: every stream and consumer is still R3.
 	var live string
-	for i, o := range nc3.Opts {
+	for i, p := range nc3.Procs {
 		if i != victim {
-			live = fmt.Sprintf("nats://127.0.0.1:%d", o.Port)
+			live = p.ClientURL()
 		}
 	}
 	conn, err := queuetest.Connect(live, queuetest.ConnOpts{})

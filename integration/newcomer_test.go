@@ -97,7 +97,7 @@ func TestServicesWaitForNATS(t *testing.T) {
 	port, _ := strconv.Atoi(portS)
 	opts := natstest.Options(t)
 	opts.Port = port
-	c.nats = natstest.Start(t, opts)
+	c.nats = natstest.Exec(t, opts)
 	c.exec, c.apiURL, c.api = c.runExecutor("executor", apiAddr, clusterOpts{})
 
 	ti := c.submit(activity.TaskSpec{Queue: "default", Entrypoint: sh("echo late")})

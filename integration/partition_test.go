@@ -32,7 +32,7 @@ func freeAddrOn(t testing.TB, host string) string {
 // root end of ns's veth pair, where a worker inside ns reaches them.
 func nsCluster(t *testing.T, ns *netns.NS, o clusterOpts) *cluster {
 	t.Helper()
-	o.nats = natstest.RunServerWith(t, func(so *server.Options) { so.Host = ns.HostAddr })
+	o.nats = natstest.RunProcessWith(t, func(so *server.Options) { so.Host = ns.HostAddr })
 	o.listen = freeAddrOn(t, ns.HostAddr)
 	return newCluster(t, o)
 }

@@ -87,7 +87,7 @@ func TestRecordRetentionFigure(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set TASKWIRE_RECORDS_N")
 	}
-	ns := natstest.RunServer(t)
+	ns := natstest.RunProcess(t)
 	qc, err := queue.New(t.Context(), natstest.Connect(t, ns), queue.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -168,6 +168,7 @@ parameters = { "path.dag_id" = %s, "path.run_id" = %s, "path.task_id" = %s }
 	cmd.Dir = dir
 	start := time.Now()
 	out, err = cmd.CombinedOutput()
+	testbin.Account(t, "schemathesis", cmd.ProcessState)
 	t.Logf("schemathesis: %d examples per operation, %s", n, time.Since(start).Round(time.Second))
 	if err != nil {
 		t.Fatalf("schemathesis found problems (%v); reproduce with scripts/schemathesis.sh, see README:\n%s\nexecutor log tail:\n%s",

@@ -49,7 +49,7 @@ func portOf(t *testing.T, addr string) string {
 func TestSecureByDefaultOffLoopback(t *testing.T) {
 	parallel(t, shared)
 	b := buildAll(t)
-	ns := natstest.RunServer(t)
+	ns := natstest.RunProcess(t)
 	run := func(env []string, args ...string) (string, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

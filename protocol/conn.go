@@ -66,13 +66,32 @@ func (c *Conn) write(body []byte) error {
 	return WriteFrame(c.w, body)
 }
 
-// ReadRequest reads and decodes one request frame.
+// ReadRequest reads and decodes one request frame. A body that does not
+// decode is named by its length, and as an auth frame when it is one (an
+// auth frame after the connection's auth; its secret is never shown).
 func (c *Conn) ReadRequest() (Request, error) {
 	body, err := c.read()
 	if err != nil {
 		return Request{}, err
 	}
-	return c.codec.DecodeRequest(body)
+	req, err := c.codec.DecodeRequest(body)
+	if err != nil {
+		return req, fmt.Errorf("%w (%s)", err, describeBody(body))
+	}
+	return req, nil
+}
+
+// describeBody names a request body that did not decode, for the error:
+// its length, and whether it is an auth frame (with or without a secret).
+func describeBody(body []byte) string {
+	if a, err := ParseAuth(body); err == nil {
+		secret := "a secret"
+		if a.Secret == "" {
+			secret = "an empty secret"
+		}
+		return fmt.Sprintf("a %d-byte body: an auth frame with %s, where a request was due", len(body), secret)
+	}
+	return fmt.Sprintf("a %d-byte body", len(body))
 }
 
 // ReadResponse reads and decodes one response frame.

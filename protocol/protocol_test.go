@@ -463,3 +463,32 @@ func TestConnConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestConnNamesAnAuthFrameForARequest: an auth frame where a request is
+// due (once seen as "26 bytes after the body" from a warm runtime: the
+// 27-byte auth frame with an empty secret, decoded as msgpack) is named
+// as one, without its secret.
+func TestConnNamesAnAuthFrameForARequest(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ secret, want string }{
+		{"", "a 27-byte body: an auth frame with an empty secret"},
+		{"s3cr3t", "a 33-byte body: an auth frame with a secret"},
+	} {
+		conn := NewConn(&rw{Reader: bytes.NewReader(AuthFrame(c.secret))}, CodecMsgpack, 0)
+		_, err := conn.ReadRequest()
+		if !errors.Is(err, ErrMalformedFrame) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("secret %q: %v, want ErrMalformedFrame naming %q", c.secret, err, c.want)
+		}
+		if c.secret != "" && strings.Contains(err.Error(), c.secret) {
+			t.Errorf("the error shows the secret: %v", err)
+		}
+	}
+	// Any other body is named by its length.
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, []byte{0x01, 0x02}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewConn(&rw{Reader: &buf}, CodecMsgpack, 0).ReadRequest(); err == nil || !strings.Contains(err.Error(), "(a 2-byte body)") {
+		t.Errorf("2 bytes: %v", err)
+	}
+}

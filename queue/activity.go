@@ -95,7 +95,10 @@ func (c *Client) PublishActivityAsync(ctx context.Context, queue, msgID string, 
 
 // ActivityConsumer creates or updates the durable pull consumer
 // "queue-<queue>" on activity.<queue>, shared by all workers of queue. A
-// bound client (Config.Bind) takes an existing consumer as it is.
+// bound client (Config.Bind) takes an existing consumer as it is, and
+// makes a missing one (a new queue, or after a NATS restart lost it: its
+// state is in memory) with the ack wait and max deliveries the executor
+// provisioned last, which the ACTIVITIES stream carries, not its own.
 func (c *Client) ActivityConsumer(ctx context.Context, queue string) (Consumer, error) {
 	if err := ValidQueueName(queue); err != nil {
 		return Consumer{}, fmt.Errorf("activity consumer: %w", err)
@@ -123,7 +126,7 @@ func (c *Client) ActivityConsumer(ctx context.Context, queue string) (Consumer, 
 		// second start. A server restart loses the consumer itself; the
 		// workers make it again (see worker's pull loop).
 		MemoryStorage: true,
-	})
+	}, c.adoptActivitySettings)
 	if err != nil {
 		return Consumer{}, fmt.Errorf("activity consumer %s: %w", queue, err)
 	}
@@ -267,4 +270,39 @@ func (c *Client) ActivityPending(ctx context.Context) (map[string]int, error) {
 		return nil, fmt.Errorf("list activity consumers: %w", err)
 	}
 	return out, nil
+}
+
+// Metadata of the ACTIVITIES stream: the executor's settings of the queues'
+// consumers, for the workers (bound clients) that make a missing one.
+const (
+	activityAckWaitMetadata    = "taskwire_activity_ack_wait"
+	activityMaxDeliverMetadata = "taskwire_activity_max_deliver"
+)
+
+// activityMetadata is the ACTIVITIES stream's metadata for c's settings.
+func (c *Client) activityMetadata() map[string]string {
+	return map[string]string{
+		activityAckWaitMetadata:    c.cfg.ActivityAckWait.String(),
+		activityMaxDeliverMetadata: strconv.Itoa(c.cfg.ActivityMaxDeliver),
+	}
+}
+
+// adoptActivitySettings sets cc's ack wait and max deliveries to those the
+// ACTIVITIES stream carries now (read afresh: the executor may have
+// restarted with others since this client bound). A stream without them
+// (an older executor's) or a failed read leaves cc as it is.
+func (c *Client) adoptActivitySettings(ctx context.Context, cc *jetstream.ConsumerConfig) {
+	s, err := c.js.Stream(ctx, StreamActivities)
+	if err != nil {
+		c.log.Warn("read the cluster's activity settings; making the consumer with this client's", "err", err,
+			"ack_wait", cc.AckWait, "max_deliver", cc.MaxDeliver)
+		return
+	}
+	md := s.CachedInfo().Config.Metadata
+	if d, err := time.ParseDuration(md[activityAckWaitMetadata]); err == nil && d > 0 {
+		cc.AckWait = d
+	}
+	if n, err := strconv.Atoi(md[activityMaxDeliverMetadata]); err == nil && n != 0 {
+		cc.MaxDeliver = n
+	}
 }

@@ -230,8 +230,8 @@ func (c *Client) bind(ctx context.Context) error {
 
 // consumer creates or updates the durable consumer cc on stream; a bound
 // client (Config.Bind) takes an existing one as it is and only creates a
-// missing one.
-func (c *Client) consumer(ctx context.Context, stream string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+// missing one, with cc as adopt (when not nil) changes it first.
+func (c *Client) consumer(ctx context.Context, stream string, cc jetstream.ConsumerConfig, adopt func(context.Context, *jetstream.ConsumerConfig)) (jetstream.Consumer, error) {
 	if !c.cfg.Bind {
 		cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, cc)
 		if err == nil {
@@ -257,6 +257,9 @@ func (c *Client) consumer(ctx context.Context, stream string, cc jetstream.Consu
 	}
 	cons, err := c.js.Consumer(ctx, stream, cc.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if adopt != nil {
+			adopt(ctx, &cc)
+		}
 		cons, err = c.js.CreateConsumer(ctx, stream, cc)
 		if errors.Is(err, jetstream.ErrConsumerExists) {
 			cons, err = c.js.Consumer(ctx, stream, cc.Durable)
@@ -279,6 +282,8 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			RePublish: &jetstream.RePublish{Source: "activity.>", Destination: "bell.>", HeadersOnly: true},
 			Replicas:  r,
 			Storage:   st,
+			// The queues' consumers' settings, for the workers that make one.
+			Metadata: c.activityMetadata(),
 		},
 		{
 			Name:        StreamTriggers,

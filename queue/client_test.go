@@ -336,9 +336,10 @@ func TestBindKeepsTheExecutorsLayout(t *testing.T) {
 	if got := ackWait("a"); got != 2*time.Second {
 		t.Errorf("ack wait after a bound client took the consumer: %s, want the executor's 2s", got)
 	}
-	// The worker came first on queue b.
-	if got := ackWait("b"); got != queue.ActivityAckWaitDefault {
-		t.Errorf("ack wait of a consumer a bound client created: %s, want the default", got)
+	// The worker came first on queue b: it makes the consumer with the
+	// executor's settings, which the ACTIVITIES stream carries.
+	if got := ackWait("b"); got != 2*time.Second {
+		t.Errorf("ack wait of a consumer a bound client created: %s, want the executor's 2s", got)
 	}
 	if err := owner.PublishActivity(ctx, "b", "b-1", []byte("x")); err != nil {
 		t.Fatal(err)
@@ -370,5 +371,51 @@ func TestActivityConsumerMovesToMemory(t *testing.T) {
 	}
 	if !cons.JetStream().CachedInfo().Config.MemoryStorage {
 		t.Fatalf("consumer config = %+v, want memory storage", cons.JetStream().CachedInfo().Config)
+	}
+}
+
+// A NATS restart loses the queues' consumers (their state is in memory);
+// the workers make them again, and must make them with the cluster's ack
+// wait and max deliveries, as the executor last provisioned them (read
+// from the ACTIVITIES stream), not with their own defaults: a worker's 30 s
+// ack wait on a cluster set to a shorter one delayed every redelivery.
+func TestBoundClientRemakesTheConsumerWithTheClustersSettings(t *testing.T) {
+	t.Parallel()
+	opts := natstest.Options(t)
+	s := natstest.Start(t, opts)
+	opts.Port = natstest.Port(s)
+	ctx := testContext(t)
+	owner, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{ActivityAckWait: 2 * time.Second, ActivityMaxDeliver: 7, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.ActivityConsumer(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	bound, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{Bind: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The executor restarts with another ack wait after the worker bound.
+	if _, err := queue.New(ctx, natstest.Connect(t, s), queue.Config{ActivityAckWait: 3 * time.Second, ActivityMaxDeliver: 7, Logger: testLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+
+	natstest.Stop(s)
+	natstest.Start(t, opts)
+	var cons queue.Consumer
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if cons, err = bound.ActivityConsumer(ctx, "a"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("make the consumer after the restart: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cfg := cons.JetStream().CachedInfo().Config
+	if cfg.AckWait != 3*time.Second || cfg.MaxDeliver != 7 {
+		t.Fatalf("consumer remade by a worker: ack wait %s, max deliver %d; want the cluster's 3s and 7", cfg.AckWait, cfg.MaxDeliver)
 	}
 }

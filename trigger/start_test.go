@@ -22,8 +22,9 @@ import (
 	"github.com/taskwire/taskwire/trigger"
 )
 
-// waitMax bounds every wait for something that should happen.
-const waitMax = 5 * time.Second
+// waitMax bounds every wait for something that should happen: generous,
+// since it only delays a failure and a loaded -race run can take seconds.
+const waitMax = 30 * time.Second
 
 // quietEnv is an Env that logs nowhere.
 func quietEnv() *trigger.Env {

@@ -91,26 +91,31 @@ func (w *Worker) deadLetter(log *slog.Logger, q string, msg queue.Delivery, reas
 }
 
 // keepAlive sends InProgress for msg every inProgress interval until the
-// returned stop function is called.
+// returned stop function is called; after stop returns it sends no more.
+// A timer, not a goroutine: the …/run it covers is usually answered well
+// before the first InProgress is due.
 func (w *Worker) keepAlive(msg queue.Delivery) (stop func()) {
-	done := make(chan struct{})
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		t := time.NewTicker(w.inProgress)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(w.inProgress, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
+		_ = msg.InProgress()
+		t.Reset(w.inProgress)
+	})
 	return func() {
-		close(done)
-		<-exited
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
 	}
 }
 

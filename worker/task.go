@@ -258,18 +258,12 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 	})
 
 	var conflict atomic.Bool
-	hbCtx, hbStop := context.WithCancel(ctx)
-	var hbWG sync.WaitGroup
-	hbWG.Add(1)
-	go func() {
-		defer hbWG.Done()
-		w.heartbeat(hbCtx, log, tc, func() {
-			conflict.Store(true)
-			cancel(errHeartbeatConflict)
-		}, func(sent time.Time) {
-			watchdog.Reset(limit - time.Since(sent))
-		}, min(max(2*w.cfg.HeartbeatInterval, 10*time.Second), max(w.cfg.HeartbeatInterval, limit/3)))
-	}()
+	hbStop := w.heartbeat(ctx, log, tc, func() {
+		conflict.Store(true)
+		cancel(errHeartbeatConflict)
+	}, func(sent time.Time) {
+		watchdog.Reset(limit - time.Since(sent))
+	}, min(max(2*w.cfg.HeartbeatInterval, 10*time.Second), max(w.cfg.HeartbeatInterval, limit/3)))
 
 	log.Info("task started", "hostname", w.cfg.Hostname)
 	qm := w.qm[q]
@@ -280,7 +274,6 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 	out := j.runSafely(ctx)
 	freeSlot()
 	hbStop()
-	hbWG.Wait()
 	watchdog.Stop()
 
 	if out.killed != nil {
@@ -364,27 +357,31 @@ func (w *Worker) closeLog(log *slog.Logger, tl *taskLog) {
 }
 
 // heartbeat tells the executor every HeartbeatInterval that the try is alive
-// until ctx ends; onConflict is called (once) when the executor refuses.
-// onBeat is called, for each accepted heartbeat, with the time it was
-// sent, less the age of the executor's recorded heartbeat when it accepted
-// this one without a write (execution.HeaderHeartbeatAge). One
+// until ctx ends or the returned stop is called (it returns once no
+// heartbeat is under way); onConflict is called (once) when the executor
+// refuses. onBeat is called, for each accepted heartbeat, with the time it
+// was sent, less the age of the executor's recorded heartbeat when it
+// accepted this one without a write (execution.HeaderHeartbeatAge). One
 // heartbeat waits at most timeout: a third of the try's limit without
 // one (see apireach.go), so that a worker that lost the API knows it,
-// and stops pulling, well before it must kill the try.
-func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.TaskClient, onConflict func(), onBeat func(sent time.Time), timeout time.Duration) {
-	t := time.NewTicker(w.cfg.HeartbeatInterval)
-	defer t.Stop()
+// and stops pulling, well before it must kill the try. The beats run on
+// a timer, as a ticker's would (one due while a slow one was under way is
+// skipped): a try that ends before its first beat costs no goroutine.
+func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.TaskClient, onConflict func(), onBeat func(sent time.Time), timeout time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	every := w.cfg.HeartbeatInterval
 	req := execution.HeartbeatRequest{Hostname: w.cfg.Hostname, PID: os.Getpid(), WorkerID: w.cfg.ID}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		hctx, cancel := context.WithTimeout(ctx, timeout)
+	var (
+		mu   sync.Mutex // held by a beat under way
+		done bool
+		t    *time.Timer
+	)
+	due := time.Now().Add(every)
+	beat := func() (again bool) {
+		hctx, hcancel := context.WithTimeout(ctx, timeout)
 		sent := time.Now()
 		age, err := tc.HeartbeatRecorded(hctx, req)
-		cancel()
+		hcancel()
 		if ctx.Err() == nil {
 			w.noteAPI(err)
 		}
@@ -399,12 +396,34 @@ func (w *Worker) heartbeat(ctx context.Context, log *slog.Logger, tc *execution.
 			}
 		case errors.Is(err, execution.ErrConflict):
 			onConflict()
-			return
+			return false
 		case ctx.Err() != nil:
-			return
+			return false
 		default:
 			log.Warn("heartbeat failed", "err", err)
 		}
+		return true
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if done || ctx.Err() != nil || !beat() {
+			done = true
+			return
+		}
+		now := time.Now()
+		for due = due.Add(every); !due.After(now); due = due.Add(every) {
+		}
+		t.Reset(due.Sub(now))
+	})
+	return func() {
+		cancel() // a beat under way returns
+		mu.Lock()
+		defer mu.Unlock()
+		done = true
+		t.Stop()
 	}
 }
 

@@ -125,10 +125,23 @@ func (l *taskLog) emit(rec map[string]any) {
 		}
 	}
 	b, err := json.Marshal(rec)
-	if err == nil {
-		err = l.w.Write(b)
+	if err != nil {
+		l.warn(err)
+		return
 	}
-	if err != nil && !l.warned {
+	l.write(b)
+}
+
+// write ships one encoded line; l.mu is held.
+func (l *taskLog) write(b []byte) {
+	if err := l.w.Write(b); err != nil {
+		l.warn(err)
+	}
+}
+
+// warn logs the first failure to ship a line; l.mu is held.
+func (l *taskLog) warn(err error) {
+	if !l.warned {
 		l.warned = true
 		l.log.Warn("ship task log line", "err", err)
 	}
@@ -138,7 +151,7 @@ func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 
 // worker writes a line of the worker's own about the try.
 func (l *taskLog) worker(level, event string) {
-	l.emit(map[string]any{"timestamp": now(), "level": level, "event": event, "logger": "worker"})
+	l.emitLine(level, event, "worker")
 }
 
 // output writes a line the process printed on stream (stdout or stderr).
@@ -147,7 +160,50 @@ func (l *taskLog) output(stream, line string) {
 	if stream == "stderr" {
 		level = "warning"
 	}
-	l.emit(map[string]any{"timestamp": now(), "level": level, "event": line, "logger": stream})
+	l.emitLine(level, line, stream)
+}
+
+// emitLine is emit of {"timestamp", "level", "event", "logger"} (event
+// masked), the same bytes json.Marshal writes for that map (its keys
+// sorted), without the map and the reflection.
+func (l *taskLog) emitLine(level, event, logger string) {
+	ts := now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.replacer != nil {
+		event = l.replacer.Replace(event)
+	}
+	l.write(encodeLine(level, event, logger, ts))
+}
+
+// encodeLine is json.Marshal of the map {"timestamp": ts, "level": level,
+// "event": event, "logger": logger}.
+func encodeLine(level, event, logger, ts string) []byte {
+	b := make([]byte, 0, len(event)+len(ts)+len(level)+len(logger)+50)
+	b = append(b, `{"event":`...)
+	b = appendJSONString(b, event)
+	b = append(b, `,"level":`...)
+	b = appendJSONString(b, level)
+	b = append(b, `,"logger":`...)
+	b = appendJSONString(b, logger)
+	b = append(b, `,"timestamp":`...)
+	b = appendJSONString(b, ts)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as encoding/json writes a string: plain
+// printable ASCII as is, anything else (escapes, HTML characters, other
+// bytes) by json.Marshal itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // task writes a line from an SDK runtime's logs channel: a JSON object is

@@ -126,7 +126,7 @@ type warmStream struct {
 	tl   *taskLog
 	done chan struct{} // closed when the stream ended
 	once sync.Once
-	seen bool
+	seen bool // a log stream named the task; guarded by its warmProc.mu
 }
 
 func (s *warmStream) end() { s.once.Do(func() { close(s.done) }) }
@@ -827,7 +827,10 @@ func (j *job) serveWarm(ctx context.Context, c net.Conn, p *warmProc, s *warmStr
 	case <-s.done:
 	case <-p.logsDone: // the process is gone and its log streams were read
 	case <-ts.C:
-		if s.seen {
+		p.mu.Lock() // seen is set under p.mu by the log readers
+		seen := s.seen
+		p.mu.Unlock()
+		if seen {
 			j.tl.worker("warning", fmt.Sprintf("log stream still open %s after the task ended", grace))
 		}
 	}

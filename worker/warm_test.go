@@ -104,12 +104,12 @@ func warmHarness(t *testing.T, sdk string, warm Warm, mods ...func(*Config)) *ha
 	t.Helper()
 	argv, env, codec := warmCommand(t, sdk)
 	return newHarness(t, func(c *Config) {
-		for _, m := range mods {
-			m(c)
-		}
 		c.Queues = []string{"warm"}
 		c.Concurrency = 8
 		c.Runtimes = map[string]Runtime{"warm": {Command: argv, Env: env, Codec: codec, Warm: &warm}}
+		for _, m := range mods {
+			m(c)
+		}
 	})
 }
 
@@ -398,5 +398,49 @@ func TestWarmRefusedWithoutWarmRuntime(t *testing.T) {
 	}
 	if err := w.Stop(ctx); err != nil {
 		t.Errorf("stop after a refused start: %v", err)
+	}
+}
+
+// TestWarmPythonManyConcurrentRequests: one warm Python process runs many
+// tries at once, each with several requests in flight on its connection
+// (from the event loop and from pool threads), beside plain def tries on
+// the thread pool: every request is framed whole and answered to its try
+// (a lead from a 10,000-sleeper bench run that once saw a malformed
+// request frame).
+func TestWarmPythonManyConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	const slots, tries = 48, 96
+	h := warmHarness(t, "python", Warm{Processes: 1, TasksPerProcess: slots}, func(c *Config) { c.Concurrency = slots })
+	ids := make([]string, tries)
+	h.api.mu.Lock()
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ti-m%d", i)
+		h.api.vars[ids[i]] = "value-of-" + ids[i]
+	}
+	h.api.mu.Unlock()
+	for i, id := range ids {
+		task := "many"
+		if i%3 == 2 {
+			task = "apisync"
+		}
+		h.execute(id, "warm", activity.Entrypoint{Task: task}, fakeTI{}, nil)
+	}
+	for _, id := range ids {
+		wantState(t, h.waitState(id), activity.StateSuccess, "")
+	}
+	h.api.mu.Lock()
+	defer h.api.mu.Unlock()
+	for i, id := range ids {
+		if want := map[bool]int{true: 1, false: 8}[i%3 == 2]; len(h.api.varTokens[id]) != want {
+			t.Errorf("variable %s read %d times, want %d", id, len(h.api.varTokens[id]), want)
+		}
+		for _, tok := range h.api.varTokens[id] {
+			if tok != "Bearer exec-"+id {
+				t.Errorf("variable %s read with %q, want only task %s's own token", id, tok, id)
+			}
+		}
+	}
+	if got := warmMetric(t, h.w, MetricWarmKills, ""); got != 0 {
+		t.Errorf("%s = %v: a protocol error killed the process", MetricWarmKills, got)
 	}
 }

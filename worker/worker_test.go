@@ -72,7 +72,9 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	h := &harness{t: t, api: newFakeAPI(t), logs: map[string][]map[string]any{}}
 	srv := natstest.RunServer(t)
 	nc := natstest.Connect(t, srv)
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	// Provisioning and the worker's start are setup, not what is tested:
+	// bounded generously (a loaded -race run once passed 20s provisioning).
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
 	defer cancel()
 	var err error
 	if h.qc, err = queue.New(ctx, nc, queue.Config{}); err != nil {
@@ -127,7 +129,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 
 func (h *harness) publish(q string, data []byte, id string) {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	if err := queuetest.Publish(ctx, h.qc.Conn(), queue.ActivitySubject(q), data, id); err != nil {
 		h.t.Fatal(err)

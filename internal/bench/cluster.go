@@ -92,7 +92,7 @@ func startCluster(ctx context.Context, cfg Config, dir string) (_ *cluster, err 
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	url := "http://" + ln.Addr().String()
-	c.srv = &http.Server{Handler: c.ex.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	c.srv = &http.Server{Handler: c.ex.Handler(), ReadHeaderTimeout: executor.HTTPReadHeaderTimeout, IdleTimeout: executor.HTTPIdleTimeout}
 	c.srvDone = make(chan error, 1)
 	go func() {
 		err := c.srv.Serve(ln)
@@ -261,6 +261,7 @@ func (c *cluster) connect(ctx context.Context, name string) (*queue.Client, erro
 func (c *cluster) httpClient(idle int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = idle
+	t.IdleConnTimeout = execution.IdleConnTimeoutDefault // below the server's (executor.HTTPReadHeaderTimeout)
 	hc := &http.Client{Transport: t}
 	c.httpc = append(c.httpc, hc)
 	return hc

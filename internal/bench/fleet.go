@@ -511,7 +511,21 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 		return r, err
 	}
 	r.ExecutorLoadCores = (processCPU() - e1).Seconds() / time.Since(t1).Seconds()
+	// Every task has ended in the bucket (the tracker's watch saw it);
+	// the executor's memory may lag it by a moment: wait until it holds no
+	// unfinished record, so the list below reads every end.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		page, err := c.ex.List(ctx, executor.Filter{Limit: 1})
+		if err != nil {
+			return r, err
+		}
+		if len(page.TIs) == 0 || page.TIs[0].State.Terminal() || time.Now().After(deadline) {
+			break // unfinished records are listed first
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	used := map[string]bool{}
+	seen := map[string]bool{}
 	tries := int64(0)
 	for f := (executor.Filter{}); ; {
 		page, err := c.ex.List(ctx, f)
@@ -519,6 +533,10 @@ func fleet(ctx context.Context, cfg Config, dir string, n int, prog *progress) (
 			return r, err
 		}
 		for _, ti := range page.TIs {
+			if seen[ti.ID] {
+				continue // a list over a changing set may repeat one
+			}
+			seen[ti.ID] = true
 			if ti.State == activity.StateSuccess && ti.WorkerID != "" {
 				used[ti.WorkerID] = true
 			}

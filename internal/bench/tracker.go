@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/queue"
@@ -93,7 +94,7 @@ func startTracker(ctx context.Context, kv queue.Bucket) (*tracker, error) {
 				if !st.Terminal() {
 					continue
 				}
-				if ti, err := activity.UnmarshalRecord(e.Value()); err == nil && ti.State.Terminal() {
+				if ti, err := endedRecord(e.Value()); err == nil && ti.State.Terminal() {
 					t.record(ti)
 				}
 			}
@@ -132,6 +133,27 @@ func recordState(b []byte) (activity.State, bool) {
 		return "", false
 	}
 	return st.State, true
+}
+
+// endedRecord decodes the fields of a terminal record that the bench reads
+// (id, state, reason, try, dates, worker): json skips the others (their
+// maps and nested structs) without allocating them.
+func endedRecord(b []byte) (*activity.TaskInstance, error) {
+	var r struct {
+		ID        string         `json:"id"`
+		State     activity.State `json:"state"`
+		TryNumber int            `json:"try_number"`
+		Reason    string         `json:"reason"`
+		WorkerID  string         `json:"worker_id"`
+		QueuedAt  *time.Time     `json:"queued_at"`
+		StartDate *time.Time     `json:"start_date"`
+		EndDate   *time.Time     `json:"end_date"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode task instance: %w", err)
+	}
+	return &activity.TaskInstance{ID: r.ID, State: r.State, TryNumber: r.TryNumber, Reason: r.Reason, WorkerID: r.WorkerID,
+		QueuedAt: r.QueuedAt, StartDate: r.StartDate, EndDate: r.EndDate}, nil
 }
 
 // run counts task instance id's first running record.

@@ -169,8 +169,9 @@ func freePorts(t testing.TB, n int) []int {
 	return ports
 }
 
-// Connect connects to s; the connection is closed when the test ends.
-func Connect(t testing.TB, s *server.Server) *nats.Conn {
+// Connect connects to s (in this process or a Proc); the connection is
+// closed when the test ends.
+func Connect(t testing.TB, s ClientURLer) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(s.ClientURL(), nats.Name(t.Name()))
 	if err != nil {

@@ -120,7 +120,7 @@ func BuildAll(mode Mode, pkgs ...string) ([]string, error) {
 			return nil, fmt.Errorf("go build %s: %w\n%s", strings.Join(missing, " "), err, stderr.String())
 		}
 		for _, pkg := range missing {
-			built[key(pkg)] = filepath.Join(out, filepath.Base(pkg))
+			built[key(pkg)] = filepath.Join(out, binName(pkg))
 		}
 	}
 	paths := make([]string, len(pkgs))
@@ -128,6 +128,16 @@ func BuildAll(mode Mode, pkgs ...string) ([]string, error) {
 		paths[i] = built[key(pkg)]
 	}
 	return paths, nil
+}
+
+// binName is the name go build gives pkg's binary: the last element of
+// its path, or the one before a major version's (".../nats-server/v2").
+func binName(pkg string) string {
+	base := filepath.Base(pkg)
+	if len(base) > 1 && base[0] == 'v' && strings.Trim(base[1:], "0123456789") == "" {
+		return filepath.Base(filepath.Dir(pkg))
+	}
+	return base
 }
 
 // MustBuild is Build for tests.
@@ -217,8 +227,10 @@ func Start(t testing.TB, name, bin string, env []string, args ...string) *Proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
+	test, proc := top(t), procName(bin)
 	go func() {
 		p.err = cmd.Wait()
+		record(test, proc, cmd.ProcessState)
 		close(p.done)
 	}()
 	t.Cleanup(func() {

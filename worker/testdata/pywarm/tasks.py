@@ -58,6 +58,16 @@ def apisync(ctx):
     ctx.log.info("the value is " + v)
 
 
+@app.task("many")
+async def many(ctx):
+    """Many requests of one try in flight at once on its connection: from
+    the event loop and from pool threads (Context's awaitable methods)."""
+    got = await asyncio.gather(*(ctx.avariable(ctx.ti.id) for _ in range(8)))
+    if len(set(got)) != 1:
+        raise RuntimeError("answers differ: %r" % (got,))
+    ctx.log.info("many %d" % len(got))
+
+
 @app.task("defer")
 async def defer(ctx):
     await ctx.adefer("taskwire.triggers.TimeDelta", {"delta": "1s"}, "resume", {"n": "1"}, timeout=60)

@@ -194,7 +194,8 @@ func (a *airflow) start(name string, args ...string) *testbin.Proc {
 // taskwire_airflow.run) are forked from the worker's prefork zygote, which
 // imported Airflow's runner. Only the python, the module path (this
 // checkout's packages) and a short restart delay are the test's.
-func (a *airflow) preforkConfig(name, queue string) string {
+// edit may change the prefork section (a benchmark's variants).
+func (a *airflow) preforkConfig(name, queue string, edit ...func(prefork map[string]any)) string {
 	a.t.Helper()
 	root := repoRoot(a.t)
 	raw, err := os.ReadFile(filepath.Join(root, "integrations", "airflow", "worker.yaml"))
@@ -216,6 +217,9 @@ func (a *airflow) preforkConfig(name, queue string) string {
 	pf["env"] = map[string]string{"PYTHONPATH": filepath.Join(root, "integrations", "airflow", "src") +
 		string(os.PathListSeparator) + filepath.Join(root, "sdk", "python", "src")}
 	pf["restart_delay"] = "200ms"
+	for _, e := range edit {
+		e(pf)
+	}
 	out, err := yaml.Marshal(map[string]any{"queues": map[string]any{queue: q}})
 	if err != nil {
 		a.t.Fatal(err)

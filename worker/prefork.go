@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,6 +73,12 @@ type Prefork struct {
 	RestartDelay time.Duration
 	// ReadyTimeout bounds the zygote's start (its imports); default 2m.
 	ReadyTimeout time.Duration
+	// Spare is how many children the zygote keeps forked ahead, each in
+	// its own session waiting for a task: a task goes to a spare (no fork
+	// on its path) and the zygote forks the next spare when no request
+	// waits. 0 (the default): every task is forked on its request. At most
+	// 64.
+	Spare int
 }
 
 const (
@@ -83,6 +90,8 @@ const (
 	preforkSpawnTimeout = 30 * time.Second
 	// preforkMaxMessage bounds a request (argv and environment).
 	preforkMaxMessage = 4 << 20
+	// preforkMaxSpare bounds Prefork.Spare.
+	preforkMaxSpare = 64
 )
 
 // airflowPreload is what the airflow runtime's zygote imports by default.
@@ -91,6 +100,9 @@ const airflowPreload = airflowShim + ":preload"
 func (p Prefork) validate() error {
 	if p.RestartDelay < 0 || p.ReadyTimeout < 0 {
 		return errors.New("prefork: restart_delay and ready_timeout may not be negative")
+	}
+	if p.Spare < 0 || p.Spare > preforkMaxSpare {
+		return fmt.Errorf("prefork: spare %d is outside 0..%d", p.Spare, preforkMaxSpare)
 	}
 	for _, m := range append(slices.Clone(p.Preload), p.Modules...) {
 		if strings.TrimSpace(m) == "" || strings.ContainsAny(m, " /\x00") {
@@ -150,7 +162,7 @@ func newZygote(w *Worker, q string, rt Runtime) *zygote {
 		env = append(env, k+"="+v)
 	}
 	pl, _ := json.Marshal(preload)
-	env = append(env, "TASKWIRE_PREFORK_PRELOAD="+string(pl))
+	env = append(env, "TASKWIRE_PREFORK_PRELOAD="+string(pl), "TASKWIRE_PREFORK_SPARE="+strconv.Itoa(cfg.Spare))
 	dir := cfg.Dir
 	if dir == "" {
 		dir = rt.Dir
@@ -516,6 +528,16 @@ func (z *zygote) spawn(argv, env []string, dir string, files [3]*os.File) (*zchi
 		}
 		return ch, m.Pid, nil
 	case <-ch.exited:
+		// A child that ran and exited (or was lost with the zygote) before
+		// this read its pid: both channels are ready and select picks
+		// either. It ran: its exit is the task's, it must not start again.
+		select {
+		case m := <-ch.started:
+			if m.Error == "" && m.Pid > 0 {
+				return ch, m.Pid, nil
+			}
+		default:
+		}
 		return nil, 0, fmt.Errorf("fork: %v", ch.lost)
 	case <-t.C:
 		zc.mu.Lock()

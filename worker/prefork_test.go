@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -102,6 +104,98 @@ func TestPreforkRunsTasksForked(t *testing.T) {
 	if _, ppid, _ := h.started("ti-pf-cold"); ppid == zpid {
 		t.Errorf("a shell command ran in the zygote")
 	}
+}
+
+// TestPreforkSpareChildren: a zygote with spare children keeps them forked
+// ahead, each leading its own session; a task runs in one of them, with its
+// own environment, output and exit status, and the zygote forks the next.
+func TestPreforkSpareChildren(t *testing.T) {
+	t.Parallel()
+	rt := preforkRuntime(t)
+	rt.Prefork.Spare = 2
+	h := newHarness(t, func(c *Config) {
+		c.Queues = []string{"pf"}
+		c.Runtimes = map[string]Runtime{"pf": rt}
+	})
+	z := h.w.zygotes["pf"]
+	testbin.Eventually(t, waitTimeout, "zygote ready", func() bool { return z.current() != nil })
+	zpid := z.currentPid()
+	var spares []int
+	testbin.Eventually(t, waitTimeout, "two spares", func() bool { spares = childrenOf(t, zpid); return len(spares) == 2 })
+	for _, p := range spares {
+		if sid := sessionOf(t, p); sid != p {
+			t.Errorf("spare %d: session %d, want its own", p, sid)
+		}
+	}
+
+	h.execute("ti-pf-spare", "pf", pf("noop"), fakeTI{}, nil)
+	wantState(t, h.waitState("ti-pf-spare"), activity.StateSuccess, "")
+	pid, ppid, sid := h.started("ti-pf-spare")
+	if !slices.Contains(spares, pid) || ppid != zpid || sid != pid {
+		t.Errorf("task pid %d ppid %d sid %d; want one of the spares %v of the zygote %d", pid, ppid, sid, spares, zpid)
+	}
+	if !h.findLog("ti-pf-spare", event("stdout", "env=yes")) {
+		t.Errorf("the task's environment did not reach the spare: %v", h.logsOf("ti-pf-spare"))
+	}
+	h.execute("ti-pf-spare-exit", "pf", pf("exit", "3"), fakeTI{}, nil)
+	wantState(t, h.waitState("ti-pf-spare-exit"), activity.StateUpForRetry, "exit code 3")
+	testbin.Eventually(t, waitTimeout, "two spares again", func() bool {
+		now := childrenOf(t, zpid)
+		return len(now) == 2 && !slices.Contains(now, pid)
+	})
+
+	// A spare that dies unused is replaced.
+	victim := childrenOf(t, zpid)[0]
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testbin.Eventually(t, waitTimeout, "the dead spare replaced", func() bool {
+		now := childrenOf(t, zpid)
+		return len(now) == 2 && !slices.Contains(now, victim)
+	})
+	h.execute("ti-pf-spare-after", "pf", pf("noop"), fakeTI{}, nil)
+	wantState(t, h.waitState("ti-pf-spare-after"), activity.StateSuccess, "")
+}
+
+// procStat is /proc/PID/stat's fields after the command: state, ppid,
+// pgrp, session, …; nil when the process is gone.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+}
+
+func sessionOf(t *testing.T, pid int) int {
+	t.Helper()
+	f := procStat(pid)
+	if len(f) < 4 {
+		t.Fatalf("no /proc/%d/stat", pid)
+	}
+	sid, _ := strconv.Atoi(f[3])
+	return sid
+}
+
+// childrenOf lists the live (not zombie) child processes of pid.
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := procStat(p); len(f) > 1 && f[0] != "Z" && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func TestPreforkTaskKilled(t *testing.T) {

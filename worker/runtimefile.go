@@ -52,6 +52,7 @@ import (
 //	      env: {AIRFLOW_HOME: /srv/airflow}
 //	      restart_delay: 1s         # first wait before a restart; doubles up to 30s
 //	      ready_timeout: 2m         # bound of the zygote's imports
+//	      spare: 2                  # children forked ahead, each waiting for its task (default 0)
 //
 //	services:                     # helper processes beside the tasks (Service)
 //	  forkserver:
@@ -134,13 +135,14 @@ type preforkYAML struct {
 	Dir          string            `yaml:"dir"`
 	RestartDelay string            `yaml:"restart_delay"`
 	ReadyTimeout string            `yaml:"ready_timeout"`
+	Spare        int               `yaml:"spare"`
 }
 
 func (y *preforkYAML) prefork() (*Prefork, error) {
 	if y == nil {
 		return nil, nil
 	}
-	p := &Prefork{Python: y.Python, Preload: y.Preload, Modules: y.Modules, Env: y.Env, Dir: y.Dir}
+	p := &Prefork{Python: y.Python, Preload: y.Preload, Modules: y.Modules, Env: y.Env, Dir: y.Dir, Spare: y.Spare}
 	var err error
 	if y.RestartDelay != "" {
 		if p.RestartDelay, err = time.ParseDuration(y.RestartDelay); err != nil {

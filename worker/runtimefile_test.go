@@ -41,6 +41,7 @@ queues:
       env: {AIRFLOW_HOME: /srv/airflow}
       restart_delay: 2s
       ready_timeout: 5m
+      spare: 4
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ queues:
 			Airflow: &AirflowRuntime{Python: "/venv/bin/python", DagsFolder: "/srv/dags"}, Prefork: &Prefork{}},
 		"executor": {Prefork: &Prefork{Python: "/venv/bin/python", Preload: []string{"taskwire_airflow.run:preload"},
 			Modules: []string{"taskwire_airflow.run"}, Env: map[string]string{"AIRFLOW_HOME": "/srv/airflow"},
-			RestartDelay: 2 * time.Second, ReadyTimeout: 5 * time.Minute}},
+			RestartDelay: 2 * time.Second, ReadyTimeout: 5 * time.Minute, Spare: 4}},
 	}
 	if !reflect.DeepEqual(f.Queues, want) {
 		t.Errorf("got %+v\nwant %+v", f.Queues, want)
@@ -85,6 +86,8 @@ func TestParseRuntimeFileRefuses(t *testing.T) {
 		{"prefork sdk", "queues:\n  q:\n    command: x\n    prefork: {}\n", "prefork is for"},
 		{"prefork command no modules", "queues:\n  q:\n    runtime: command\n    prefork: {}\n", "needs modules"},
 		{"prefork bad delay", "queues:\n  q:\n    runtime: command\n    prefork: {modules: [m], restart_delay: 1}\n", "restart_delay"},
+		{"prefork negative spare", "queues:\n  q:\n    runtime: command\n    prefork: {modules: [m], spare: -1}\n", "spare -1 is outside 0..64"},
+		{"prefork too many spares", "queues:\n  q:\n    runtime: command\n    prefork: {modules: [m], spare: 65}\n", "spare 65 is outside"},
 		{"prefork bad module", "queues:\n  q:\n    runtime: command\n    prefork: {modules: [a b]}\n", "bad module"},
 		{"prefork unknown", "queues:\n  q:\n    runtime: command\n    prefork: {modules: [m], preloads: [x]}\n", "preloads"},
 	} {

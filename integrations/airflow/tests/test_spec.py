@@ -131,6 +131,10 @@ def test_settings_from_conf():
     assert Settings.from_conf(lambda k, fb="": fb) == Settings()
     with pytest.raises(ValueError, match="not K=V"):
         Settings.from_conf(lambda k, fb="": "nope" if k == "worker_env" else fb)
+    assert Settings.from_conf(lambda k, fb="": "3" if k == "submit_parallelism" else fb).submit_parallelism == 3
+    for bad, msg in (("0", "below 1"), ("many", "not an integer")):
+        with pytest.raises(ValueError, match=f"submit_parallelism: .*{msg}"):
+            Settings.from_conf(lambda k, fb="", bad=bad: bad if k == "submit_parallelism" else fb)
 
 
 @pytest.mark.parametrize(

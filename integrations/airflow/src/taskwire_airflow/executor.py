@@ -31,6 +31,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from airflow.executors.base_executor import BaseExecutor, get_execution_api_server_url
@@ -70,6 +71,7 @@ class TaskwireExecutor(BaseExecutor):
         self._watches: dict[Any, threading.Event] = {}
         self._tw_ids: dict[Any, str] = {}
         self._server_url = ""
+        self._submitter: ThreadPoolExecutor | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -109,22 +111,43 @@ class TaskwireExecutor(BaseExecutor):
         for stop in self._watches.values():
             stop.set()
         self._watches.clear()
+        if self._submitter is not None:
+            self._submitter.shutdown(wait=True)
+            self._submitter = None
         if self.client is not None:
             self.client.close()
 
     # -- submitting ---------------------------------------------------------
 
     def _process_workloads(self, workload_list: Sequence[Any]) -> None:
+        """Submit the heartbeat's workloads, up to submit_parallelism at once
+        (each a round trip to taskwire: one after the other, the last of a
+        heartbeat's would wait for all the others); the results are
+        handled here, on the scheduler's thread, in order."""
         assert self.client is not None and self.settings is not None
+        specs = []
         for w in workload_list:
-            key = w.key
-            self.queued_tasks.pop(key, None) or self.queued_callbacks.pop(key, None)
-            spec = task_spec(w, w.model_dump_json(), self.settings, self._server_url)
+            self.queued_tasks.pop(w.key, None) or self.queued_callbacks.pop(w.key, None)
+            specs.append(task_spec(w, w.model_dump_json(), self.settings, self._server_url))
+        client = self.client
+
+        def submit(spec: dict[str, Any]) -> dict[str, Any] | Exception:
             try:
-                rec = self.client.submit(spec)
+                return client.submit(spec)
             except Exception as e:
-                self.log.error("taskwire refused %s: %s", w.display_name, e)
-                self.fail(key, info=f"taskwire submit: {e}")
+                return e
+
+        if len(specs) > 1 and self.settings.submit_parallelism > 1:
+            if self._submitter is None:
+                self._submitter = ThreadPoolExecutor(self.settings.submit_parallelism, thread_name_prefix="taskwire-submit")
+            results = list(self._submitter.map(submit, specs))
+        else:
+            results = [submit(spec) for spec in specs]
+        for w, spec, rec in zip(workload_list, specs, results):
+            key = w.key
+            if isinstance(rec, Exception):
+                self.log.error("taskwire refused %s: %s", w.display_name, rec)
+                self.fail(key, info=f"taskwire submit: {rec}")
                 continue
             tw_id = rec["id"]
             self.running.add(key)

@@ -72,6 +72,9 @@ class Settings:
     worker_env: dict[str, str] = field(default_factory=dict)
     #: Seconds between reconnects of a broken watch stream.
     watch_retry_seconds: float = 2.0
+    #: Submits in flight at once: the workloads of one scheduler heartbeat
+    #: are submitted in parallel (1: one after the other).
+    submit_parallelism: int = 8
 
     @classmethod
     def from_conf(cls, get) -> Settings:
@@ -93,7 +96,18 @@ class Settings:
             execution_api_server_url=get("execution_api_server_url", "") or "",
             worker_env=env,
             watch_retry_seconds=float(get("watch_retry_seconds", "") or d.watch_retry_seconds),
+            submit_parallelism=_positive_int("submit_parallelism", get("submit_parallelism", "") or d.submit_parallelism),
         )
+
+
+def _positive_int(key: str, v: Any) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise ValueError(f"[taskwire] {key}: {v!r} is not an integer") from None
+    if n < 1:
+        raise ValueError(f"[taskwire] {key}: {n} is below 1")
+    return n
 
 
 def queue_name(q: str | None, default: str) -> str:

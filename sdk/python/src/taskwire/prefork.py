@@ -18,6 +18,14 @@ would (runpy, as __main__, with sys.argv); it answers ``{"id": N, "pid":
 P}`` (or ``{"id": N, "error": "..."}``), and ``{"id": N, "exit": STATUS}``
 (the raw wait status) when it reaped the child.
 
+With TASKWIRE_PREFORK_SPARE=N the zygote keeps N children forked ahead
+("spares"), each already in its own session and waiting on a socket of its
+own: a request goes to a spare, which takes its descriptors, environment and
+working directory and runs the module at once (no fork on the task's path),
+and the zygote forks a new spare when no request is waiting. A spare that
+is gone is replaced (after a second when it died unused), and a request
+finds a fresh fork when no spare is left.
+
 The worker supervises each child as a process of its own: it kills the
 child's session on cancel or timeout, reads its output, and takes the exit
 status from here. The child dies with the zygote (PR_SET_PDEATHSIG); when
@@ -48,12 +56,21 @@ from typing import Any, Callable, NoReturn
 
 CONTROL_FD = 3
 PRELOAD_ENV = "TASKWIRE_PREFORK_PRELOAD"
+SPARE_ENV = "TASKWIRE_PREFORK_SPARE"
+#: Wait before a spare that died unused is replaced.
+_SPARE_RETRY = 1.0
 MAX_MESSAGE = 4 << 20
 #: TASKWIRE_PREFORK_TRACE=1 in the zygote's environment (prefork.env): each
 #: child prints, as it exits, its time and the modules it imported after the
 #: fork (candidates for preload).
 _TRACE = bool(os.environ.get("TASKWIRE_PREFORK_TRACE"))
 _PR_SET_PDEATHSIG = 1
+#: In a child: when (time.time()) the zygote read its fork request and when
+#: the child began, for a workload's own trace of its start (the zygote runs
+#: as __main__ and is also registered as taskwire.prefork, so a child reads
+#: these with ``from taskwire import prefork``). 0 in the zygote.
+request_at = 0.0
+forked_at = 0.0
 
 
 def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
@@ -63,9 +80,9 @@ def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
         pass  # the worker is gone: the loop sees it on its next read
 
 
-def _recv(ctl: socket.socket) -> tuple[bytes, list[int]]:
+def _recv(ctl: socket.socket, size: int = MAX_MESSAGE) -> tuple[bytes, list[int]]:
     fds = array.array("i")
-    data, ancdata, _flags, _addr = ctl.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(16 * fds.itemsize))
+    data, ancdata, _flags, _addr = ctl.recvmsg(size, socket.CMSG_SPACE(16 * fds.itemsize))
     for level, typ, cdata in ancdata:
         if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
             fds.frombytes(cdata[: len(cdata) - (len(cdata) % fds.itemsize)])
@@ -114,25 +131,56 @@ def _exit_code(code: object) -> int:
     return 1
 
 
-def _child(req: dict[str, Any], fds: list[int], parent: int, libc: Any, close: list[int]) -> NoReturn:
+def _detach(parent: int, libc: Any, close: list[int]) -> None:
+    """In a fresh child: a session of its own, death with the zygote, the
+    default signal handlers, none of the zygote's descriptors."""
+    os.setsid()
+    if libc is not None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(137)  # the zygote died between fork and prctl
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for fd in close:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _spare(sock: socket.socket, parent: int, libc: Any, close: list[int]) -> NoReturn:
+    """A child forked ahead: wait for a request on sock, then become its
+    task; never returns. Its request comes as "<request_at>\\n<request>"
+    with the task's three descriptors."""
+    global request_at, forked_at
+    try:
+        _detach(parent, libc, close)
+        data, fds = _recv(sock, MAX_MESSAGE + 64)
+        sock.close()
+        if not data:
+            os._exit(0)  # not needed any more
+        forked_at = time.time()
+        at, _, data = data.partition(b"\n")
+        request_at = float(at)
+        req = json.loads(data)
+    except BaseException:
+        traceback.print_exc()
+        os._exit(1)
+    _child(req, fds, parent, libc, [], detached=True)
+
+
+def _child(req: dict[str, Any], fds: list[int], parent: int, libc: Any, close: list[int], detached: bool = False) -> NoReturn:
     """Become the task: never returns."""
+    global forked_at
+    if not detached:
+        forked_at = time.time()
     code = 1
     trace: Callable[[], None] | None = None
     try:
-        os.setsid()
-        if libc is not None:
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(137)  # the zygote died between fork and prctl
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for fd in close:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        if not detached:
+            _detach(parent, libc, close)
         for target, fd in zip((0, 1, 2), fds):
             os.dup2(fd, target)
         for fd in fds:
@@ -182,6 +230,7 @@ def _child(req: dict[str, Any], fds: list[int], parent: int, libc: Any, close: l
 
 
 def serve(ctl: socket.socket) -> None:
+    global request_at
     try:
         _preload(json.loads(os.environ.pop(PRELOAD_ENV, "") or "[]") or [])
     except BaseException as e:
@@ -199,23 +248,62 @@ def serve(ctl: socket.socket) -> None:
     signal.set_wakeup_fd(wr)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: dict[int, int] = {}  # pid → request id
+    spares: dict[int, socket.socket] = {}  # pid → its socket, oldest first
+    want_spares = max(0, int(os.environ.pop(SPARE_ENV, "") or 0))
+    spare_at = 0.0  # no spare forked before (time.monotonic())
 
     zygote = os.getpid()
 
     def stop(*_: object) -> None:
         if os.getpid() != zygote:
             os._exit(143)  # a child not yet past its signal reset: only itself
-        _kill_sessions(list(children))
+        _kill_sessions([*children, *spares])
         os._exit(0)
+
+    def fork_spare() -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError as e:
+            print(f"taskwire.prefork: fork a spare: {e}", file=sys.stderr, flush=True)
+            mine.close()
+            theirs.close()
+            return
+        if pid == 0:
+            _spare(theirs, zygote, libc, [ctl.fileno(), rd, wr, mine.fileno(), *(s.fileno() for s in spares.values())])
+        theirs.close()
+        spares[pid] = mine
+
+    def hand_to_spare(data: bytes, fds: list[int]) -> int:
+        """Give the request to the oldest live spare: its pid, or 0."""
+        while spares:
+            pid = next(iter(spares))
+            sock = spares.pop(pid)
+            try:
+                sock.sendmsg([b"%.6f\n" % request_at + data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+                return pid
+            except OSError:
+                pass  # gone: reaped below
+            finally:
+                sock.close()
+        return 0
 
     signal.signal(signal.SIGTERM, stop)
     gc.collect()
     gc.freeze()
     _send(ctl, {"ready": zygote})
     while True:
+        timeout = None
+        if len(spares) < want_spares:
+            timeout = max(0.0, spare_at - time.monotonic())
         try:
-            ready, _, _ = select.select([ctl.fileno(), rd], [], [])
+            ready, _, _ = select.select([ctl.fileno(), rd], [], [], timeout)
         except InterruptedError:
+            continue
+        if not ready and len(spares) < want_spares:
+            fork_spare()  # nothing waits: now the next spare
             continue
         if rd in ready:
             try:
@@ -223,7 +311,7 @@ def serve(ctl: socket.socket) -> None:
                     pass
             except BlockingIOError:
                 pass
-            while children:
+            while children or spares:
                 try:
                     pid, status = os.waitpid(-1, os.WNOHANG)
                 except ChildProcessError:
@@ -233,11 +321,15 @@ def serve(ctl: socket.socket) -> None:
                 rid = children.pop(pid, None)
                 if rid is not None:
                     _send(ctl, {"id": rid, "exit": status})
+                elif pid in spares:
+                    spares.pop(pid).close()
+                    spare_at = time.monotonic() + _SPARE_RETRY
         if ctl.fileno() in ready:
             try:
                 data, fds = _recv(ctl)
             except OSError:
                 data, fds = b"", []
+            request_at = time.time()
             if not data:
                 stop()  # the worker is gone
             try:
@@ -253,15 +345,17 @@ def serve(ctl: socket.socket) -> None:
                 for fd in fds:
                     os.close(fd)
                 continue
-            sys.stdout.flush()
-            sys.stderr.flush()
-            try:
-                pid = os.fork()
-            except OSError as e:
-                _send(ctl, {"id": rid, "error": f"fork: {e}"})
-                pid = -1
+            pid = hand_to_spare(data, fds)
             if pid == 0:
-                _child(req, fds, zygote, libc, [ctl.fileno(), rd, wr])
+                sys.stdout.flush()
+                sys.stderr.flush()
+                try:
+                    pid = os.fork()
+                except OSError as e:
+                    _send(ctl, {"id": rid, "error": f"fork: {e}"})
+                    pid = -1
+                if pid == 0:
+                    _child(req, fds, zygote, libc, [ctl.fileno(), rd, wr, *(s.fileno() for s in spares.values())])
             for fd in fds:
                 os.close(fd)
             if pid > 0:
@@ -270,6 +364,8 @@ def serve(ctl: socket.socket) -> None:
 
 
 def main() -> None:
+    if __name__ == "__main__":
+        sys.modules.setdefault("taskwire.prefork", sys.modules[__name__])
     try:
         ctl = socket.socket(fileno=CONTROL_FD)
     except OSError as e:

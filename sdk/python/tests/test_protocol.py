@@ -229,6 +229,37 @@ class TestFraming(unittest.TestCase):
             a.close()
             b.close()
 
+    def test_timed_read_leaves_writes_unbounded(self):
+        # A read with a timeout on one thread must not bound a write on
+        # another: a frame larger than the socket buffers, to a peer that
+        # starts reading only after the read's timeout, is sent whole.
+        a, b = socket.socketpair()
+        try:
+            conn = P.Conn(a, max_frame=64 << 20)
+            body = P.MSGPACK.encode_request(1, P.message("SetXCom", key="k", value="x" * (8 << 20)))
+            errors = []
+
+            def write():
+                try:
+                    conn.write_body(body)
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+
+            with self.assertRaises(socket.timeout):
+                conn.read_body(timeout=0.01)
+            self.assertIsNone(a.gettimeout())
+            w = threading.Thread(target=write)
+            w.start()
+            with self.assertRaises(socket.timeout):
+                conn.read_body(timeout=0.3)
+            got = P.Conn(b, max_frame=64 << 20).read_body(timeout=30)
+            w.join(30)
+            self.assertEqual(errors, [])
+            self.assertEqual(got, body)
+        finally:
+            a.close()
+            b.close()
+
     def test_conn_too_large_and_truncated(self):
         a, b = socket.socketpair()
         try:

@@ -28,6 +28,7 @@ import datetime as _dt
 import json
 import math
 import re
+import select
 import socket
 import struct
 import threading
@@ -717,12 +718,13 @@ class Conn(object):
                 else:
                     want = 4 - len(self._buf)
                 if deadline is not None:
+                    # Wait with select, not the socket's timeout: a timeout
+                    # set on the socket would also bound the writers'
+                    # sendall on other threads, which could then give up
+                    # half way through a frame.
                     left = deadline - time.monotonic()
-                    if left <= 0:
+                    if left <= 0 or not select.select([self.sock], [], [], left)[0]:
                         raise socket.timeout("timed out waiting for the worker")
-                    self.sock.settimeout(left)
-                else:
-                    self.sock.settimeout(None)
                 chunk = self.sock.recv(min(max(want, 4096), 1 << 20))
                 if not chunk:
                     if not self._buf:

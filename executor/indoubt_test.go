@@ -169,19 +169,11 @@ func TestCreateWrittenAfterFailureStillPublishesItsActivity(t *testing.T) {
 func TestEndWrittenAfterFailureStillRunsItsCallbacks(t *testing.T) {
 	t.Parallel()
 	f, stop, restart := restartableFixture(t)
-	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}},
+	ti, tc := f.running(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}},
 		Callbacks: activity.Callbacks{OnSuccess: &activity.Callback{Queue: "cb", Entrypoint: activity.Entrypoint{Command: []string{"cb"}}}}})
-	act, m := f.take("q")
-	_ = m.Ack()
-	req := runReq
-	req.ActivityID = act.ID
-	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
-	if err != nil {
-		t.Fatal(err)
-	}
 	stop()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-	err = f.ec.Task(ti.ID, rr.Token).State(ctx, execution.StateRequest{State: activity.StateSuccess})
+	err := tc.State(ctx, execution.StateRequest{State: activity.StateSuccess})
 	cancel()
 	if err == nil {
 		t.Fatal("ended while NATS was away")

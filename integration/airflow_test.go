@@ -85,7 +85,7 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 	t.Helper()
 	root := repoRoot(t)
 	dir := t.TempDir()
-	a := &airflow{t: t, venv: venv, dir: dir, signals: filepath.Join(dir, "signals"), http: &http.Client{Timeout: 30 * time.Second}}
+	a := &airflow{t: t, venv: venv, dir: dir, signals: filepath.Join(dir, "signals"), http: &http.Client{Timeout: airflowCallTimeout}}
 	if err := os.MkdirAll(a.signals, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -297,16 +297,30 @@ func (a *airflow) waitDags(ids ...string) {
 	})
 }
 
-// trigger starts a DAG run and returns its run id.
+// airflowCallTimeout bounds one call to Airflow's REST API. Airflow's API
+// server, beside the package's other tests, has been seen to answer
+// nothing for 44 s (every request it held finished at once after that,
+// the DAG run it was asked for created at the start): what the tests wait
+// for is the answer, not its speed.
+const airflowCallTimeout = 3 * time.Minute
+
+// trigger starts a DAG run and returns its run id. The run id is the
+// test's own, so a trigger whose answer did not come (the request may
+// have been carried out) is sent again safely: Airflow answers 409 for a
+// run id it has.
 func (a *airflow) trigger(dagID string) string {
 	a.t.Helper()
-	var run struct {
-		RunID string `json:"dag_run_id"`
+	runID := fmt.Sprintf("test__%s_%d", dagID, time.Now().UnixNano())
+	body := map[string]any{"dag_run_id": runID, "logical_date": nil}
+	var err error
+	for range 3 {
+		if err = a.call("POST", "/api/v2/dags/"+dagID+"/dagRuns", body, nil); err == nil || strings.Contains(err.Error(), "409 Conflict") {
+			return runID
+		}
+		a.t.Logf("trigger %s: %v (sent again)", dagID, err)
 	}
-	if err := a.call("POST", "/api/v2/dags/"+dagID+"/dagRuns", map[string]any{"logical_date": nil}, &run); err != nil {
-		a.t.Fatal(err)
-	}
-	return run.RunID
+	a.t.Fatal(err)
+	return ""
 }
 
 // airflowTI is a task instance as Airflow's REST API answers it.

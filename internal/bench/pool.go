@@ -48,15 +48,18 @@ type PoolFigures struct {
 // ms: the pass woken, the pass up to its write of the pool record, the
 // write's round trip, and the publish to its acknowledgement.
 type AdmissionSteps struct {
-	Wake    float64 `json:"wake_p50_ms"`
-	Pass    float64 `json:"pass_p50_ms"`
-	Write   float64 `json:"write_p50_ms"`
+	// Wake, Pass and Write are absent when every sample was released
+	// early (a short run can have none of the others).
+	Wake    float64 `json:"wake_p50_ms,omitempty"`
+	Pass    float64 `json:"pass_p50_ms,omitempty"`
+	Write   float64 `json:"write_p50_ms,omitempty"`
 	Publish float64 `json:"publish_p50_ms"`
 	// Early counts the samples whose slot was released early, while the
 	// freeing task's end was written (executor pools.ending): their pass
 	// and pool record write ran beside that write, so they have no wake,
-	// pass or write step (the steps' p50s above are the others').
-	Early int `json:"early"`
+	// pass or write step (the steps' p50s above are the others'). Absent
+	// when none was.
+	Early int `json:"early,omitempty"`
 }
 
 func admissionFigures(ss []executor.AdmissionSample) (acked, sent Latency, steps AdmissionSteps) {

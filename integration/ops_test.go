@@ -328,13 +328,10 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 
 	// The executor counts the end once its write is done; the wait may see
-	// the record a moment before.
+	// the record a moment before, and a scrape may fall between two series
+	// of one end (finished, then duration): wait until every one is there.
 	var ex string
-	testbin.Eventually(t, 10*time.Second, "executor metrics of the success", func() bool {
-		_, ex = httpGet(t, c.apiURL+"/metrics")
-		return metric(ex, `taskwire_executor_activities_finished_total{queue="default",state="success"}`) == "1"
-	})
-	for series, want := range map[string]string{
+	wantSeries := map[string]string{
 		`taskwire_executor_activities_queued_total{queue="default",reason="submit"}`:          "1",
 		`taskwire_executor_activities_queued_total{queue="default",reason="retry"}`:           "1",
 		`taskwire_executor_activities_started_total{queue="default"}`:                         "2",
@@ -346,7 +343,20 @@ func TestMetricsAndHealth(t *testing.T) {
 		`taskwire_executor_dispatch_latency_seconds_count{queue="default"}`:                   "2",
 		`taskwire_nats_reconnects_total`:                                                      "0",
 		`taskwire_nats_connected`:                                                             "1",
-	} {
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, ex = httpGet(t, c.apiURL+"/metrics")
+		all := true
+		for series, want := range wantSeries {
+			all = all && metric(ex, series) == want
+		}
+		if all || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for series, want := range wantSeries {
 		if got := metric(ex, series); got != want {
 			t.Errorf("executor %s = %q, want %q", series, got, want)
 		}

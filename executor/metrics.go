@@ -119,13 +119,15 @@ func (m *Metrics) onEnded(ti *activity.TaskInstance) {
 		return
 	}
 	st := string(ti.State)
-	m.finished.WithLabelValues(ti.Queue, st).Inc()
-	if ti.State == activity.StateUpForRetry {
-		m.retries.WithLabelValues(ti.Queue).Inc()
-	}
+	// The duration first: a scrape that sees an end counted in finished
+	// also sees its duration (a scraper waiting for the count reads both).
 	if ti.StartDate != nil && ti.EndDate != nil {
 		m.duration.WithLabelValues(ti.Queue, st).Observe(max(ti.EndDate.Sub(*ti.StartDate), 0).Seconds())
 	}
+	if ti.State == activity.StateUpForRetry {
+		m.retries.WithLabelValues(ti.Queue).Inc()
+	}
+	m.finished.WithLabelValues(ti.Queue, st).Inc()
 }
 
 func (m *Metrics) onHeartbeat() {

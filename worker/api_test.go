@@ -41,6 +41,7 @@ type fakeTI struct {
 	hbAge      time.Duration
 	zombie     activity.Duration // the executor's zombie threshold …/run tells
 	stStatus   int               // answer of …/state when not 0
+	runDelay   time.Duration     // …/run answers after it
 	timeout    activity.Duration
 	nextMethod string
 	nextKwargs map[string]any
@@ -96,6 +97,13 @@ func (f *fakeAPI) run(w http.ResponseWriter, r *http.Request) {
 	fti, known := f.tis[id]
 	f.runs[id]++
 	f.mu.Unlock()
+	if fti.runDelay > 0 {
+		select {
+		case <-time.After(fti.runDelay):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	var req execution.RunRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Hostname == "" || req.WorkerID == "" || req.PID == 0 {
 		apiErr(w, http.StatusBadRequest, "bad_request")

@@ -69,6 +69,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 // serving queue "default" (and any queues mod adds).
 func newHarness(t *testing.T, mod func(*Config)) *harness {
 	t.Helper()
+	return newHarnessQueue(t, queue.Config{}, mod)
+}
+
+// newHarnessQueue is newHarness with the queue client's config qcfg.
+func newHarnessQueue(t *testing.T, qcfg queue.Config, mod func(*Config)) *harness {
+	t.Helper()
 	h := &harness{t: t, api: newFakeAPI(t), logs: map[string][]map[string]any{}}
 	srv := natstest.RunServer(t)
 	nc := natstest.Connect(t, srv)
@@ -77,7 +83,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
 	defer cancel()
 	var err error
-	if h.qc, err = queue.New(ctx, nc, queue.Config{}); err != nil {
+	if h.qc, err = queue.New(ctx, nc, qcfg); err != nil {
 		t.Fatal(err)
 	}
 	unsub, err := queuetest.Subscribe(nc, "log.>", func(m queuetest.Msg) {
@@ -225,6 +231,39 @@ func TestCommandSuccess(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(r["timestamp"])); err != nil || r["level"] == nil {
 			t.Errorf("log record %v lacks timestamp or level", r)
 		}
+	}
+}
+
+// TestKeepAliveCoversASlowRun: a …/run answered after more than three
+// times the activity consumer's ack wait. The worker keeps the activity
+// with InProgress meanwhile (the consumer's ack wait / 3), so JetStream does
+// not deliver it again (another slot's second …/run) and the try runs once.
+func TestKeepAliveCoversASlowRun(t *testing.T) {
+	t.Parallel()
+	h := newHarnessQueue(t, queue.Config{ActivityAckWait: time.Second}, nil)
+	if h.w.inProgress != time.Second/3 {
+		t.Fatalf("keep-alive interval %v, want the ack wait / 3", h.w.inProgress)
+	}
+	h.execute("ti-slow-run", "default", activity.Entrypoint{Command: []string{"true"}},
+		fakeTI{runDelay: 3500 * time.Millisecond}, nil)
+	wantState(t, h.waitState("ti-slow-run"), activity.StateSuccess, "")
+	if n := h.api.runsOf("ti-slow-run"); n != 1 {
+		t.Errorf("…/run called %d times, want 1", n)
+	}
+	// Delivered once: no redelivery while its …/run was answered (this
+	// worker would drop one, another worker would run it again).
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	cons, err := h.qc.ActivityConsumer(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := queuetest.ConsumerOf(ctx, cons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Delivered.Consumer != 1 {
+		t.Errorf("the activity was delivered %d times, want once (kept with InProgress while its …/run was answered)", info.Delivered.Consumer)
 	}
 }
 

@@ -62,6 +62,9 @@ func TestRun(t *testing.T) {
 	if len(r.Targets) == 0 {
 		t.Error("no targets in the report")
 	}
+	if l := r.Pool.Limiting; l == nil || l.Tasks != 20 || l.Slots != 2 || l.Admission.N == 0 || r.Pool.PublishUnderLoad.N == 0 {
+		t.Errorf("pool phase without its limiting pool or its publish probe: %+v", r.Pool)
+	}
 	if r.Config.TaskBin != "taskbin" {
 		t.Errorf("task processes were %q, want the built taskbin", r.Config.TaskBin)
 	}

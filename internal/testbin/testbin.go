@@ -228,6 +228,11 @@ func Start(t testing.TB, name, bin string, env []string, args ...string) *Proc {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	test, proc := top(t), procName(bin)
+	if proc == "airflow" && len(args) > 0 {
+		// One program, several services: the report splits them by
+		// subcommand (scheduler, dag-processor, api-server).
+		proc += " " + args[0]
+	}
 	go func() {
 		p.err = cmd.Wait()
 		record(test, proc, cmd.ProcessState)

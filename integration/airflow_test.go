@@ -126,7 +126,12 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 		"AIRFLOW__API__SECRET_KEY=taskwire-integration-test",
 		"AIRFLOW__API_AUTH__JWT_SECRET=taskwire-integration-test-jwt-secret-0123456789",
 		"AIRFLOW__LOGGING__BASE_LOG_FOLDER=" + filepath.Join(dir, "logs"),
-		"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5",
+		// The DAG folder does not change during a test: the DAG processor
+		// parses its files once, at its start, not again every 30 s
+		// (Airflow's default; each parse forks a child that loads the
+		// file), nor lists the folder again every few seconds.
+		"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=3600",
+		"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=3600",
 		// A loaded machine's API server can take tens of seconds to
 		// answer a try's first call (the Task SDK's default is 5 s).
 		"AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=60",

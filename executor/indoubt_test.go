@@ -161,6 +161,70 @@ func TestCreateWrittenAfterFailureStillPublishesItsActivity(t *testing.T) {
 	}
 }
 
+// The same create in doubt, its activity published first and dead-lettered
+// before the record landed (a worker's …/run found no record three times,
+// and terminated the activity), NATS up all along (only the executor was
+// cut off): the activity's id is in the stream's duplicate window, so
+// publishing it again under that id would be dropped and the task stay
+// queued for ever. The executor publishes it under an id of its own.
+func TestCreateInDoubtAfterItsActivityWasDeadLettered(t *testing.T) {
+	t.Parallel()
+	ns := natstest.RunServer(t)
+	proxy := newCutProxy(t, ns.Addr().String())
+	enc := natstest.Connect(t, proxy)
+	qc, err := queue.New(t.Context(), enc, queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startOn(t, qc, Config{})
+	// The test's own client, on the server directly.
+	direct, err := queue.New(t.Context(), natstest.Connect(t, ns), queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := direct.ActivityConsumer(t.Context(), "dl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "01900000-0000-7000-8000-0000000dead1"
+	// The first publish of the activity (its message id is the activity's
+	// id, the try's first dispatch), taken and terminated.
+	if err := queuetest.Publish(t.Context(), direct.Conn(), queue.ActivitySubject("dl"), []byte("the first copy"), id+".1"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := queuetest.Next(cons, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Term(); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.cut()
+	testbin.Eventually(t, 10*time.Second, "the executor's connection to see NATS gone", func() bool { return !enc.IsConnected() })
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	_, err = f.ex.submit(ctx, activity.TaskSpec{Queue: "dl", Entrypoint: activity.Entrypoint{Command: []string{"x"}}}, id, "")
+	cancel()
+	if err == nil {
+		t.Fatal("submitted while cut off from NATS")
+	}
+	proxy.heal()
+
+	testbin.Eventually(t, 20*time.Second, "the record to be stored", func() bool {
+		got, err := f.ex.store.get(t.Context(), id)
+		return err == nil && got.State == activity.StateQueued && got.ActivityID == id+".1"
+	})
+	m, err := queuetest.Next(cons, 15*time.Second)
+	if err != nil {
+		t.Fatalf("the activity was not published again: %v", err)
+	}
+	a, err := activity.Decode(m.Data())
+	if err != nil || a.ExecuteTask == nil || a.ExecuteTask.TI.ID != id || a.ExecuteTask.ID != id+".1" {
+		t.Fatalf("activity %q (%v), want %s.1 of %s", m.Data(), err, id, id)
+	}
+	_ = m.Ack()
+}
+
 // A try's end whose write the executor gave up on while NATS was away, but
 // which was stored on reconnecting, ran none of what follows an end: the
 // worker's report failed (and a repeat is refused, the try being over

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,26 +23,35 @@ import (
 // as docker-compose.airflow.yml's worker (integrations/airflow/worker.yaml).
 // The Edge executor's workers poll every 5 s by default: that is the
 // reference. taskwire-prefork-nospare is the A/B: the same without the
-// zygote's spare children and with one submit at a time.
+// zygote's spare children and with one submit at a time. The
+// -one-at-a-time variants run with parallelism 1: Airflow queues the next
+// task once the last has ended, so each task's queued → started is the
+// executor's path alone, not a wait behind the other tasks for the
+// machine's two cores (Airflow's API server and scheduler share them).
 //
 //	go test -run '^$' -bench BenchmarkAirflowQueuedToStart -benchtime 1x -timeout 30m ./integration
 func BenchmarkAirflowQueuedToStart(b *testing.B) {
-	const parallelism = 8
 	venv := airflowVenv(b)
-	for _, executor := range []string{"taskwire-prefork", "taskwire-prefork-nospare", "local"} {
+	for _, executor := range []string{"taskwire-prefork", "taskwire-prefork-nospare", "local",
+		"taskwire-prefork-one-at-a-time", "local-one-at-a-time"} {
 		b.Run(executor, func(b *testing.B) {
+			parallelism := 8
+			if strings.HasSuffix(executor, "-one-at-a-time") {
+				parallelism = 1
+			}
 			c := newCluster(b, clusterOpts{logLevel: "warn", zombieThreshold: "30s"})
 			env := []string{fmt.Sprintf("AIRFLOW__CORE__PARALLELISM=%d", parallelism)}
 			nospare := executor == "taskwire-prefork-nospare"
+			local := strings.HasPrefix(executor, "local")
 			switch {
-			case executor == "local":
+			case local:
 				env = append(env, "AIRFLOW__CORE__EXECUTOR=LocalExecutor")
 			case nospare:
 				env = append(env, "AIRFLOW__TASKWIRE__SUBMIT_PARALLELISM=1")
 			}
 			af := startAirflow(b, venv, c.apiURL, env...)
 			traceFile := filepath.Join(b.TempDir(), "start-trace.jsonl")
-			if executor != "local" {
+			if !local {
 				cfg := af.preforkConfig("worker", "default", func(pf map[string]any) {
 					pf["env"].(map[string]string)["TASKWIRE_AIRFLOW_TRACE"] = traceFile
 					if nospare {
@@ -61,14 +71,14 @@ func BenchmarkAirflowQueuedToStart(b *testing.B) {
 				run := af.trigger("tw_bench")
 				af.waitRun("tw_bench", run, 40*time.Minute)
 				lat = append(lat, af.queuedToStart("tw_bench", run)...)
-				if executor != "local" {
+				if !local {
 					for i, d := range af.taskwireBreakdown(c, "tw_bench", run, twStart) {
 						parts[i] = append(parts[i], d...)
 					}
 				}
 			}
 			b.StopTimer()
-			if executor != "local" {
+			if !local {
 				for i, name := range []string{
 					"Airflow queued → taskwire queued (scheduler loop, executor heartbeat, submit)",
 					"taskwire queued → worker started it (JetStream dispatch, claim)",

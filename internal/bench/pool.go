@@ -9,6 +9,7 @@ import (
 	"github.com/taskwire/taskwire/activity"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/executor"
+	"github.com/taskwire/taskwire/queue"
 )
 
 // benchPool is the pool of the pool phase.
@@ -30,6 +31,10 @@ type PoolFigures struct {
 	// activity's publish issued (sent to the server, its acknowledgement
 	// not awaited): Admission without the publish's round trip.
 	AdmissionSent Latency `json:"admission_sent"`
+	// PublishUnderLoad is JetStream's publish → acknowledgement, sampled
+	// every few ms while the pooled rounds ran: the raw limit of
+	// Admission's last step under the same load.
+	PublishUnderLoad Latency `json:"publish_under_load"`
 	// Rounds are the pool phase's rounds (bench --pool-rounds), each a
 	// pooled and a flat command phase of as many tasks, in turn first;
 	// PerFlat is the median of their ratios. In the full run the first
@@ -123,10 +128,13 @@ func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp
 	pooled.Pool = benchPool
 	c.ex.AdmissionLatencies() // only this phase's
 	var pools, flats, ratios, cpus, flatCPUs []float64
+	var probes []time.Duration
 	for i := range cfg.PoolRounds {
 		rd := PoolRound{PoolFirst: flat != nil || i%2 == 0}
 		runPool := func() error {
+			stop := probePublish(ctx, c.observer, &probes)
 			t, err := tp(fmt.Sprintf("command tasks through a pool of %d (round %d of %d)", slots, i+1, cfg.PoolRounds), pooled)
+			stop()
 			if err != nil {
 				return fmt.Errorf("pool throughput: %w", err)
 			}
@@ -166,6 +174,7 @@ func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp
 	f.PerSecond, f.FlatPerSecond, f.PerFlat = median(pools), median(flats), median(ratios)
 	f.CPUMillisPerTask, f.FlatCPUMillisPerTask = median(cpus), median(flatCPUs)
 	f.Admission, f.AdmissionSent, f.AdmissionSteps = admissionFigures(c.ex.AdmissionLatencies())
+	f.PublishUnderLoad = summarize(probes)
 
 	// The limiting pool: a quarter of the slots, so that tasks wait for the
 	// pool while the workers have room.
@@ -212,4 +221,37 @@ func (p PoolFigures) admissionTarget() Latency {
 		return p.Limiting.Admission
 	}
 	return p.Admission
+}
+
+// probePublishEvery is how often probePublish publishes.
+const probePublishEvery = 5 * time.Millisecond
+
+// probePublish publishes to the raw queue every probePublishEvery, one at
+// a time, appending each publish → acknowledgement to out, until the
+// returned stop is called (it returns once the prober has stopped).
+func probePublish(ctx context.Context, q *queue.Client, out *[]time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	run := time.Now().UnixNano()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(probePublishEvery)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			start := time.Now()
+			if err := q.PublishActivity(ctx, queueRaw, fmt.Sprintf("probe-%d-%d", run, i), []byte("x")); err != nil {
+				return
+			}
+			*out = append(*out, time.Since(start))
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }

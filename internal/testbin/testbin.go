@@ -227,12 +227,7 @@ func Start(t testing.TB, name, bin string, env []string, args ...string) *Proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	test, proc := top(t), procName(bin)
-	if proc == "airflow" && len(args) > 0 {
-		// One program, several services: the report splits them by
-		// subcommand (scheduler, dag-processor, api-server).
-		proc += " " + args[0]
-	}
+	test, proc := top(t), procName(bin, args...)
 	go func() {
 		p.err = cmd.Wait()
 		record(test, proc, cmd.ProcessState)

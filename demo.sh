@@ -83,6 +83,7 @@ if [ -n "$airflow_venv" ]; then
       AIRFLOW_HOME: "$work/airflow-home"
       AIRFLOW__CORE__LOAD_EXAMPLES: "False"
       PYTHONPATH: "$PWD/sdk/python/src"
+    prefork: {}   # Airflow's runner imported once, in a zygote; each task forked from it
 YAML
 fi
 worker --nats-url "nats://127.0.0.1:$nats_port" --api-url "$TASKWIRE_API_URL" --concurrency 4 \

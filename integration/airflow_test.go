@@ -126,7 +126,12 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 		"AIRFLOW__API__SECRET_KEY=taskwire-integration-test",
 		"AIRFLOW__API_AUTH__JWT_SECRET=taskwire-integration-test-jwt-secret-0123456789",
 		"AIRFLOW__LOGGING__BASE_LOG_FOLDER=" + filepath.Join(dir, "logs"),
-		"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5",
+		// The DAG folder does not change during a test: the DAG processor
+		// parses its files once, at its start, not again every 30 s
+		// (Airflow's default; each parse forks a child that loads the
+		// file), nor lists the folder again every few seconds.
+		"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=3600",
+		"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=3600",
 		// A loaded machine's API server can take tens of seconds to
 		// answer a try's first call (the Task SDK's default is 5 s).
 		"AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=60",
@@ -157,7 +162,7 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 	api := a.start("airflow-api-server", "api-server")
 	// Its start is mostly Python imports: a minute on a quiet machine, and
 	// over three at a load of 50 with other tests beside it.
-	testbin.Eventually(t, 6*time.Minute, "Airflow's API server", func() bool {
+	testbin.EventuallyEvery(t, 6*time.Minute, airflowPoll, "Airflow's API server", func() bool {
 		select {
 		case <-api.Done():
 			t.Fatalf("Airflow's API server exited: %v\n%s", api.Err(), api.Output())
@@ -287,7 +292,7 @@ func (a *airflow) call(method, path string, in, out any) error {
 // waitDags waits until the DAG processor has parsed the DAGs.
 func (a *airflow) waitDags(ids ...string) {
 	a.t.Helper()
-	testbin.Eventually(a.t, 3*time.Minute, "Airflow's DAGs parsed", func() bool {
+	testbin.EventuallyEvery(a.t, 3*time.Minute, airflowPoll, "Airflow's DAGs parsed", func() bool {
 		for _, id := range ids {
 			if err := a.call("GET", "/api/v2/dags/"+id, nil, nil); err != nil {
 				return false
@@ -296,6 +301,13 @@ func (a *airflow) waitDags(ids ...string) {
 		return true
 	})
 }
+
+// airflowPoll is how often a test asks Airflow (its REST API, a log it
+// searches through) or taskwire's list whether what it waits for happened:
+// each answer of Airflow's API server costs it a FastAPI request and its
+// PostgreSQL queries, so Eventually's 20 ms kept that server busy for the
+// whole of every wait (what the waits are for takes seconds).
+const airflowPoll = 250 * time.Millisecond
 
 // airflowCallTimeout bounds one call to Airflow's REST API. Airflow's API
 // server, beside the package's other tests, has been seen to answer
@@ -351,7 +363,7 @@ func (a *airflow) tis(dagID, runID string) map[string]airflowTI {
 func (a *airflow) waitRun(dagID, runID string, timeout time.Duration) {
 	a.t.Helper()
 	var state string
-	testbin.Eventually(a.t, timeout, "DAG run "+dagID+" "+runID+" to end", func() bool {
+	testbin.EventuallyEvery(a.t, timeout, airflowPoll, "DAG run "+dagID+" "+runID+" to end", func() bool {
 		var run struct {
 			State string `json:"state"`
 		}
@@ -560,7 +572,7 @@ func TestAirflowExecutor(t *testing.T) {
 			}
 			// (The tasks have retries: a loaded machine's Airflow API server
 			// can answer a try's first call after the Task SDK's timeout.)
-			testbin.Eventually(t, time.Minute, "taskwire's successful try of behind_nat", func() bool {
+			testbin.EventuallyEvery(t, time.Minute, airflowPoll, "taskwire's successful try of behind_nat", func() bool {
 				tw := airflowTries(t, c.api, "tw_nat")["behind_nat"]
 				return len(tw) == ti.TryNumber && tw[len(tw)-1].State == activity.StateSuccess
 			})
@@ -584,7 +596,7 @@ func TestAirflowExecutor(t *testing.T) {
 		if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		testbin.Eventually(t, 3*time.Minute, "the worker to restart its zygote", func() bool {
+		testbin.EventuallyEvery(t, 3*time.Minute, airflowPoll, "the worker to restart its zygote", func() bool {
 			return zygotePid(wd, 2) != 0
 		})
 		if second := zygotePid(wd, 2); second == first || !testbin.Alive(second) {
@@ -604,7 +616,7 @@ func TestAirflowExecutor(t *testing.T) {
 		}
 		af.waitRun("tw_deadline", run, 3*time.Minute)
 		var cb []*activity.TaskInstance
-		testbin.Eventually(t, time.Minute, "taskwire's callback task to succeed", func() bool {
+		testbin.EventuallyEvery(t, time.Minute, airflowPoll, "taskwire's callback task to succeed", func() bool {
 			cb = airflowTries(t, c.api, "tw_deadline")["callback"]
 			return len(cb) == 1 && cb[0].State == activity.StateSuccess
 		})
@@ -620,7 +632,7 @@ func TestAirflowExecutor(t *testing.T) {
 		}
 		// Airflow recorded the callback's success from the executor's event.
 		sched := af.scheduler
-		testbin.Eventually(t, time.Minute, "the scheduler to record the callback's success", func() bool {
+		testbin.EventuallyEvery(t, time.Minute, airflowPoll, "the scheduler to record the callback's success", func() bool {
 			return strings.Contains(sched.Output(), "completed successfully")
 		})
 	})
@@ -665,14 +677,14 @@ func TestAirflowExecutor(t *testing.T) {
 		run := af.trigger("tw_adopt")
 		af.waitFile("adopt-a-started", 3*time.Minute)
 		af.waitFile("adopt-b-started", 3*time.Minute)
-		testbin.Eventually(t, time.Minute, "both tasks running in Airflow", func() bool {
+		testbin.EventuallyEvery(t, time.Minute, airflowPoll, "both tasks running in Airflow", func() bool {
 			tis := af.tis("tw_adopt", run)
 			return tis["held_a"].State == "running" && tis["held_b"].State == "running"
 		})
 		af.scheduler.Kill()
 		af.scheduler = af.start("airflow-scheduler-2", "scheduler")
 		sched := af.scheduler
-		testbin.Eventually(t, 3*time.Minute, "the new scheduler to adopt both tries", func() bool {
+		testbin.EventuallyEvery(t, 3*time.Minute, airflowPoll, "the new scheduler to adopt both tries", func() bool {
 			return strings.Count(sched.Output(), "adopted <TaskInstance: tw_adopt.") >= 2
 		})
 		if err := os.WriteFile(filepath.Join(af.signals, "adopt-release"), nil, 0o644); err != nil {

@@ -96,7 +96,10 @@ func (c *cluster) startPythonTriggerer(t testing.TB, name string, extra ...strin
 }
 
 // TestAirflowRuntime runs its tasks in the children of the queue's prefork
-// zygote (the other tests of the runtime start them cold).
+// zygote, as do the other tests of the runtime that run more than one
+// Airflow task (a cold start costs ≈ 4 CPU-s of Airflow imports per task,
+// the zygote's one start about as much); TestAirflowRuntimeInDagRun starts
+// its one task cold, the path without prefork.
 func TestAirflowRuntime(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
@@ -277,7 +280,8 @@ func waitZygote(t testing.TB, w *testbin.Proc) {
 func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
-	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
+	waitZygote(t, w)
 	c.startTriggerer(triggererOpts{})
 	ti := c.wait(c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: "manual__defer", TaskID: "wait_async",
 		Entrypoint: activity.Entrypoint{Task: "wait_async"}}).ID, 3*time.Minute)
@@ -298,7 +302,8 @@ func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
 func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
-	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
+	waitZygote(t, w)
 	a := c.startPythonTriggerer(t, "trig-a")
 	signal := c.path("signal")
 	if _, err := c.api.SetVariable(t.Context(), "signal_path", signal, ""); err != nil {
@@ -335,6 +340,7 @@ func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
 // mapped sq are shell commands, total (queue airflow) is an Airflow @task
 // run by Airflow's runner, reading sq's XCom list, a mapped upstream's,
 // through Airflow's lazy sequence (GetXComCount, GetXComSequenceSlice/Item).
+// Its worker has no prefork: total starts cold, a python of its own.
 func TestAirflowRuntimeInDagRun(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
@@ -364,7 +370,8 @@ tasks:
 func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
-	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
+	waitZygote(t, w)
 	c.startPythonTriggerer(t, "trig")
 	const run = "manual__end"
 	ids := map[string]string{}
@@ -421,7 +428,8 @@ func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 func TestAirflowRuntimeBranchInDagRun(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
-	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
+	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
+	waitZygote(t, w)
 	c.applyDag(`dag_id: twbranch
 tasks:
   - {task_id: pick, queue: airflow, task: pick}
@@ -470,6 +478,11 @@ tasks:
 	if !reflect.DeepEqual(got, want) || v.State != dag.RunSuccess {
 		t.Errorf("run %s: %s, want %v\n%s", v.State, runStates(v), want, out)
 	}
+	// Its nine Airflow tasks (pick, gate, skip_odd's four, route's three)
+	// ran in the zygote's children.
+	if n := strings.Count(w.Output(), "task process forked"); n != 9 {
+		t.Errorf("the zygote forked %d tasks, want 9\n%s", n, w.Output())
+	}
 }
 
 // A reschedule-mode sensor (PythonSensor(mode="reschedule") poking for a
@@ -479,7 +492,8 @@ tasks:
 func TestAirflowRuntimeRescheduleSensor(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
-	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
+	waitZygote(t, w)
 	signal := c.path("reschedule-signal")
 	if _, err := c.api.SetVariable(t.Context(), "reschedule_path", signal, ""); err != nil {
 		t.Fatal(err)
@@ -634,7 +648,8 @@ func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
 func TestAirflowRuntimePythonTriggerSecrets(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{})
-	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t)})
+	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
+	waitZygote(t, w)
 	tr := c.startPythonTriggerer(t, "trig")
 	ctx := t.Context()
 	const password = "trig-s3cret-pw"

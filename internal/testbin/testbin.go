@@ -227,7 +227,7 @@ func Start(t testing.TB, name, bin string, env []string, args ...string) *Proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	test, proc := top(t), procName(bin)
+	test, proc := top(t), procName(bin, args...)
 	go func() {
 		p.err = cmd.Wait()
 		record(test, proc, cmd.ProcessState)

@@ -74,11 +74,16 @@ func Track(t testing.TB) {
 	})
 }
 
-// procName is how the report names a process running bin: its base
-// name, marked when bin was built with -race.
-func procName(bin string) string {
+// procName is how the report names a process running bin with args: its
+// base name, marked when bin was built with -race; airflow's with its
+// subcommand (one program, several services: scheduler, dag-processor,
+// api-server).
+func procName(bin string, args ...string) string {
 	if filepath.Base(filepath.Dir(bin)) == "race" {
 		return filepath.Base(bin) + "(race)"
+	}
+	if name := filepath.Base(bin); name == "airflow" && len(args) > 0 {
+		return name + " " + args[0]
 	}
 	return filepath.Base(bin)
 }

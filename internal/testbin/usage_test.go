@@ -21,6 +21,25 @@ func TestBinName(t *testing.T) {
 	}
 }
 
+func TestProcName(t *testing.T) {
+	for _, c := range []struct {
+		bin  string
+		args []string
+		want string
+	}{
+		{"/tmp/taskwire-bin-1/race/worker", []string{"--queues", "a"}, "worker(race)"},
+		{"/tmp/taskwire-bin-1/norace/worker", nil, "worker"},
+		{"/venv/bin/airflow", []string{"scheduler"}, "airflow scheduler"},
+		{"/venv/bin/airflow", []string{"api-server"}, "airflow api-server"},
+		{"/venv/bin/airflow", nil, "airflow"},
+		{"/bin/sh", []string{"-c", "true"}, "sh"},
+	} {
+		if got := procName(c.bin, c.args...); got != c.want {
+			t.Errorf("procName(%q, %q) = %q, want %q", c.bin, c.args, got, c.want)
+		}
+	}
+}
+
 // The CPU a test's processes spent (with their waited-for children) is in
 // the report, under the test and the binary's name.
 func TestCPUReportCountsChildren(t *testing.T) {

@@ -106,6 +106,47 @@ func TestPreforkRunsTasksForked(t *testing.T) {
 	}
 }
 
+// TestPreforkEntryFunction: a preloaded module that defines prefork_main
+// has it called in the child, with the task's argv and environment (the
+// zygote's own variables gone), instead of being run again as __main__;
+// its return value is the exit code. Without spares and with them.
+func TestPreforkEntryFunction(t *testing.T) {
+	t.Parallel()
+	for _, spare := range []int{0, 2} {
+		t.Run(fmt.Sprintf("spare %d", spare), func(t *testing.T) {
+			t.Parallel()
+			rt := preforkRuntime(t)
+			rt.Prefork.Preload = []string{"json", "pfentry"}
+			rt.Prefork.Modules = []string{"pftask", "pfentry"}
+			rt.Prefork.Env["PFZYGOTEONLY"] = "1"
+			rt.Prefork.Spare = spare
+			h := newHarness(t, func(c *Config) {
+				c.Queues = []string{"pf"}
+				c.Runtimes = map[string]Runtime{"pf": rt}
+			})
+			z := h.w.zygotes["pf"]
+			testbin.Eventually(t, waitTimeout, "zygote ready", func() bool { return z.current() != nil })
+			zpid := z.currentPid()
+			entry := func(code string) activity.Entrypoint {
+				return activity.Entrypoint{Command: []string{"python3", "-m", "pfentry", code}, Env: map[string]string{"PFTEST": "yes"}}
+			}
+
+			h.execute("ti-entry-ok", "pf", entry("0"), fakeTI{}, nil)
+			wantState(t, h.waitState("ti-entry-ok"), activity.StateSuccess, "")
+			want := fmt.Sprintf("entry argv=0 env=yes zygote_only=False pid=")
+			if !h.findLog("ti-entry-ok", event("stdout", want)) || !h.findLog("ti-entry-ok", event("stdout", fmt.Sprintf("ppid=%d", zpid))) {
+				t.Errorf("no %q line from a child of the zygote %d: %v", want, zpid, h.logsOf("ti-entry-ok"))
+			}
+			if h.findLog("ti-entry-ok", event("stdout", "ran as __main__")) {
+				t.Errorf("the module ran again as __main__: %v", h.logsOf("ti-entry-ok"))
+			}
+
+			h.execute("ti-entry-exit", "pf", entry("3"), fakeTI{}, nil)
+			wantState(t, h.waitState("ti-entry-exit"), activity.StateUpForRetry, "exit code 3")
+		})
+	}
+}
+
 // TestPreforkSpareChildren: a zygote with spare children keeps them forked
 // ahead, each leading its own session; a task runs in one of them, with its
 // own environment, output and exit status, and the zygote forks the next.

@@ -29,6 +29,12 @@ def main() -> int:
     return run_in_process()
 
 
+def prefork_main() -> int:
+    """What a prefork child of a taskwire worker's zygote calls (the zygote
+    preloaded this module): main, without running the module again."""
+    return main()
+
+
 def run_in_process() -> int:
     """Decode the workload from the environment and run it with Airflow's runner."""
     from taskwire_airflow import trace
@@ -169,10 +175,10 @@ def _capture_final_state() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    # Run as a module (python -m, or a prefork zygote's child, which runs it
-    # with runpy): main of the imported module, whose state (the workload
-    # validator, the logging done) a zygote prepared before it forked; this
-    # __main__ copy is a fresh namespace.
+    # Run as a module (python -m; a prefork zygote's child calls
+    # prefork_main instead): main of the imported module, whose state (the
+    # workload validator, the logging done) a zygote prepared before it
+    # forked; this __main__ copy is a fresh namespace.
     from taskwire_airflow import run as _run
 
     sys.exit(_run.main())

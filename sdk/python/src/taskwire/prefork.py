@@ -122,6 +122,24 @@ def _preload(specs: list[str]) -> None:
             getattr(m, fn)()
 
 
+#: The function a preloaded module may define for its forked tasks: called
+#: with the task's sys.argv, environment and stdio in place of running the
+#: module as __main__; its return value is the exit code (None is 0), as
+#: sys.exit takes it.
+PREFORK_MAIN = "prefork_main"
+
+
+def _set_environ(env: dict[str, str]) -> None:
+    """Make os.environ the task's env, changing only what differs from the
+    zygote's (mostly the same): clearing it all and setting it again costs a
+    child ≈ 2 ms and hundreds of page faults on a copy-on-write heap."""
+    for key in [k for k in os.environ if k not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
 def _exit_code(code: object) -> int:
     if code is None:
         return 0
@@ -187,8 +205,7 @@ def _child(req: dict[str, Any], fds: list[int], parent: int, libc: Any, close: l
             if fd > 2:
                 os.close(fd)
         env = req.get("env") or {}
-        os.environ.clear()
-        os.environ.update(env)
+        _set_environ(env)
         if req.get("cwd"):
             os.chdir(req["cwd"])
         if env.get("PYTHONUNBUFFERED"):
@@ -210,11 +227,18 @@ def _child(req: dict[str, Any], fds: list[int], parent: int, libc: Any, close: l
                     file=sys.stderr,
                     flush=True,
                 )
-        # A preloaded module run as __main__ is expected here.
-        warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package", category=RuntimeWarning)
+        # A preloaded module that defines prefork_main() has it called
+        # instead of its code run again as __main__ (taskwire_airflow.run:
+        # ≈ 3 ms and 230 page faults less per child).
+        entry = getattr(sys.modules.get(argv[2]), PREFORK_MAIN, None)
         try:
-            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
-            code = 0
+            if callable(entry):
+                code = _exit_code(entry())
+            else:
+                # A preloaded module run as __main__ is expected here.
+                warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package", category=RuntimeWarning)
+                runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+                code = 0
         except SystemExit as e:
             code = _exit_code(e.code)
     except BaseException:

@@ -35,9 +35,16 @@ func preforkRuntime(t *testing.T) Runtime {
 
 func preforkHarness(t *testing.T) (*harness, *zygote) {
 	t.Helper()
+	return preforkHarnessWith(t, preforkRuntime(t))
+}
+
+// preforkHarnessWith is a harness whose queue "pf" has runtime rt, its
+// zygote ready.
+func preforkHarnessWith(t *testing.T, rt Runtime) (*harness, *zygote) {
+	t.Helper()
 	h := newHarness(t, func(c *Config) {
 		c.Queues = []string{"pf"}
-		c.Runtimes = map[string]Runtime{"pf": preforkRuntime(t)}
+		c.Runtimes = map[string]Runtime{"pf": rt}
 	})
 	z := h.w.zygotes["pf"]
 	testbin.Eventually(t, waitTimeout, "zygote ready", func() bool { return z.current() != nil })
@@ -120,12 +127,7 @@ func TestPreforkEntryFunction(t *testing.T) {
 			rt.Prefork.Modules = []string{"pftask", "pfentry"}
 			rt.Prefork.Env["PFZYGOTEONLY"] = "1"
 			rt.Prefork.Spare = spare
-			h := newHarness(t, func(c *Config) {
-				c.Queues = []string{"pf"}
-				c.Runtimes = map[string]Runtime{"pf": rt}
-			})
-			z := h.w.zygotes["pf"]
-			testbin.Eventually(t, waitTimeout, "zygote ready", func() bool { return z.current() != nil })
+			h, z := preforkHarnessWith(t, rt)
 			zpid := z.currentPid()
 			entry := func(code string) activity.Entrypoint {
 				return activity.Entrypoint{Command: []string{"python3", "-m", "pfentry", code}, Env: map[string]string{"PFTEST": "yes"}}
@@ -133,7 +135,7 @@ func TestPreforkEntryFunction(t *testing.T) {
 
 			h.execute("ti-entry-ok", "pf", entry("0"), fakeTI{}, nil)
 			wantState(t, h.waitState("ti-entry-ok"), activity.StateSuccess, "")
-			want := fmt.Sprintf("entry argv=0 env=yes zygote_only=False pid=")
+			const want = "entry argv=0 env=yes zygote_only=False pid="
 			if !h.findLog("ti-entry-ok", event("stdout", want)) || !h.findLog("ti-entry-ok", event("stdout", fmt.Sprintf("ppid=%d", zpid))) {
 				t.Errorf("no %q line from a child of the zygote %d: %v", want, zpid, h.logsOf("ti-entry-ok"))
 			}
@@ -154,12 +156,7 @@ func TestPreforkSpareChildren(t *testing.T) {
 	t.Parallel()
 	rt := preforkRuntime(t)
 	rt.Prefork.Spare = 2
-	h := newHarness(t, func(c *Config) {
-		c.Queues = []string{"pf"}
-		c.Runtimes = map[string]Runtime{"pf": rt}
-	})
-	z := h.w.zygotes["pf"]
-	testbin.Eventually(t, waitTimeout, "zygote ready", func() bool { return z.current() != nil })
+	h, z := preforkHarnessWith(t, rt)
 	zpid := z.currentPid()
 	var spares []int
 	testbin.Eventually(t, waitTimeout, "two spares", func() bool { spares = childrenOf(t, zpid); return len(spares) == 2 })

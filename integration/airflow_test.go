@@ -505,9 +505,11 @@ func TestAirflowExecutor(t *testing.T) {
 		extra: []string{"--worker-id", "nat"}})
 	af.waitDags("tw_three", "tw_kill", "tw_adopt", "tw_nat", "tw_deadline")
 
-	// The first two DAG runs check nothing of each other's (the zygote's
-	// workload count is the "default" queue's, which only tw_three uses): they
-	// run at once. What follows kills processes they share, one at a time.
+	// The first three scenarios check nothing of each other's (the zygote's
+	// workload count is the "default" queue's, which only tw_three uses; the
+	// SIGKILLed worker serves a queue of its own, "kill", with a zygote of
+	// its own): they run at once. What follows kills processes they share,
+	// one at a time.
 	t.Run("independent runs", func(t *testing.T) {
 		t.Run("three tasks on two queues, one retried", func(t *testing.T) {
 			t.Parallel()
@@ -586,6 +588,42 @@ func TestAirflowExecutor(t *testing.T) {
 				t.Errorf("connected to %s from outside the NAT", inner.Addr)
 			}
 		})
+
+		t.Run("worker SIGKILLed mid-task", func(t *testing.T) {
+			t.Parallel()
+			af := af.with(t)
+			// Its worker forks the workload from its prefork zygote: the
+			// zygote's children die with the worker.
+			stateDir := t.TempDir()
+			kcfg := af.preforkConfig("worker-kill", "kill")
+			kw := c.startWorker(workerOpts{name: "worker-kill", queues: "kill", concurrency: 1, env: wenv, config: kcfg,
+				extra: []string{"--state-dir", stateDir}})
+			waitZygote(t, kw)
+			run := af.trigger("tw_kill")
+			pid, err := strconv.Atoi(af.waitFile("kill-started", 3*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+			if !strings.Contains(kw.Output(), "task process forked") {
+				t.Errorf("the workload did not run in a child of the zygote:\n%s", kw.Output())
+			}
+			kw.Kill()
+			// A new worker on the same state directory kills what the dead one
+			// left running, and serves the retry.
+			c.startWorker(workerOpts{name: "worker-kill-2", queues: "kill", concurrency: 1, env: wenv, config: kcfg,
+				extra: []string{"--state-dir", stateDir}})
+			af.waitRun("tw_kill", run, 4*time.Minute)
+			if ti := af.tis("tw_kill", run)["hang_first"]; ti.State != "success" || ti.TryNumber != 2 {
+				t.Errorf("Airflow's hang_first: %+v, want success on try 2", ti)
+			}
+			waitTries(t, c.api, "tw_kill", map[string][]string{
+				"hang_first": {"try 1 failed on kill", "try 2 success on kill"},
+			})
+			testbin.Eventually(t, time.Minute, "the killed worker's task process to be gone", func() bool {
+				return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+			})
+		})
 	})
 
 	t.Run("the prefork zygote, crashed, is restarted by its worker", func(t *testing.T) {
@@ -634,41 +672,6 @@ func TestAirflowExecutor(t *testing.T) {
 		sched := af.scheduler
 		testbin.EventuallyEvery(t, time.Minute, airflowPoll, "the scheduler to record the callback's success", func() bool {
 			return strings.Contains(sched.Output(), "completed successfully")
-		})
-	})
-
-	t.Run("worker SIGKILLed mid-task", func(t *testing.T) {
-		af := af.with(t)
-		// Its worker forks the workload from its prefork zygote: the
-		// zygote's children die with the worker.
-		stateDir := t.TempDir()
-		kcfg := af.preforkConfig("worker-kill", "kill")
-		kw := c.startWorker(workerOpts{name: "worker-kill", queues: "kill", concurrency: 1, env: wenv, config: kcfg,
-			extra: []string{"--state-dir", stateDir}})
-		waitZygote(t, kw)
-		run := af.trigger("tw_kill")
-		pid, err := strconv.Atoi(af.waitFile("kill-started", 3*time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-		if !strings.Contains(kw.Output(), "task process forked") {
-			t.Errorf("the workload did not run in a child of the zygote:\n%s", kw.Output())
-		}
-		kw.Kill()
-		// A new worker on the same state directory kills what the dead one
-		// left running, and serves the retry.
-		c.startWorker(workerOpts{name: "worker-kill-2", queues: "kill", concurrency: 1, env: wenv, config: kcfg,
-			extra: []string{"--state-dir", stateDir}})
-		af.waitRun("tw_kill", run, 4*time.Minute)
-		if ti := af.tis("tw_kill", run)["hang_first"]; ti.State != "success" || ti.TryNumber != 2 {
-			t.Errorf("Airflow's hang_first: %+v, want success on try 2", ti)
-		}
-		waitTries(t, c.api, "tw_kill", map[string][]string{
-			"hang_first": {"try 1 failed on kill", "try 2 success on kill"},
-		})
-		testbin.Eventually(t, time.Minute, "the killed worker's task process to be gone", func() bool {
-			return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 		})
 	})
 

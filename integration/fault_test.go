@@ -80,7 +80,7 @@ func TestQueuesAreSeparate(t *testing.T) {
 // exactly once, by the executor's records and by the tasks' own side
 // effects.
 func TestWorkerStorm(t *testing.T) {
-	alone(t)
+	parallel(t, storm)
 	const n, workers = 1000, 3
 	c := newCluster(t, clusterOpts{zombieThreshold: "1500ms", ackWait: "2s", logLevel: "info", load: true})
 	start := func(i int) *testbin.Proc {
@@ -130,7 +130,7 @@ func TestWorkerStorm(t *testing.T) {
 // the dead one's triggers over and every task resumes exactly once, all
 // within 60s of the kill.
 func TestTriggererLoss(t *testing.T) {
-	alone(t)
+	parallel(t, storm)
 	const n = 2000
 	// An ack wait longer than the backlog's waits (2,000 tasks on 32
 	// slots), so that a resume that waited it out shows.

@@ -45,7 +45,7 @@ func procsLogged(t *testing.T, want string, ps ...*testbin.Proc) {
 // workers and the triggerer reconnect by themselves and every task
 // succeeds exactly once.
 func TestNATSRestart(t *testing.T) {
-	alone(t)
+	parallel(t, storm)
 	const n, outage = 300, 8 * time.Second
 	opts := natstest.Options(t)
 	ns := natstest.Exec(t, opts) // sets opts.Port
@@ -94,7 +94,7 @@ func stopAll(ps []*testbin.Proc) {
 // the server leading the task-instance bucket is killed during a run.
 // Progress continues and every task succeeds exactly once.
 func TestNATSClusterNodeLoss(t *testing.T) {
-	alone(t)
+	parallel(t, storm)
 	const n = 300
 	nc3 := natstest.RunProcessCluster(t, 3)
 	c := newCluster(t, clusterOpts{natsURL: nc3.URLs(), replicas: 3, zombieThreshold: "3s", ackWait: "3s", logLevel: "info"})

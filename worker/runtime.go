@@ -499,52 +499,64 @@ func (s *logServer) serve() {
 	defer s.wg.Done()
 	for {
 		c, err := s.ln.Accept()
+		if err != nil || !s.handle(c) {
+			return
+		}
+	}
+}
+
+// handle reads the log connection c (accepted) until it ends; false (c
+// closed) once stop has stopped accepting.
+func (s *logServer) handle(c net.Conn) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return false
+	}
+	s.conns[c] = true
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			c.Close()
+		}()
+		peer, h, br, err := s.w.authLogs(c, s.secret)
+		if err == nil && !h.Cold() {
+			err = errors.New("a warm runtime's log header on a cold try's logs address")
+		}
 		if err != nil {
+			s.w.reject(chanLogs, c, peer, err, "ti_id", s.tiID)
 			return
 		}
 		s.mu.Lock()
 		if s.closed {
-			s.mu.Unlock()
-			c.Close()
-			return
+			// stop's deadline was cleared by the auth: set it again.
+			_ = c.SetReadDeadline(time.Now().Add(s.w.cfg.KillGrace))
 		}
-		s.conns[c] = true
-		s.wg.Add(1)
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			peer, h, br, err := s.w.authLogs(c, s.secret)
-			if err == nil && !h.Cold() {
-				err = errors.New("a warm runtime's log header on a cold try's logs address")
+		readLines(br, func(line string) {
+			if strings.TrimSpace(line) != "" {
+				s.tl.task([]byte(line))
 			}
-			if err != nil {
-				s.w.reject(chanLogs, c, peer, err, "ti_id", s.tiID)
-				return
-			}
-			s.mu.Lock()
-			if s.closed {
-				// stop's deadline was cleared by the auth: set it again.
-				_ = c.SetReadDeadline(time.Now().Add(s.w.cfg.KillGrace))
-			}
-			s.mu.Unlock()
-			readLines(br, func(line string) {
-				if strings.TrimSpace(line) != "" {
-					s.tl.task([]byte(line))
-				}
-			})
-		}()
-	}
+		})
+	}()
+	return true
 }
 
 // stop stops accepting and waits for the connections to end, cutting them
-// after grace.
+// after grace. It is called once the runtime has ended: a connection it
+// made that the accept loop has not taken yet (a loaded machine schedules
+// the loop late) waits in the listener's backlog, and closing the listener
+// would drop it with its lines, so those are taken first.
 func (s *logServer) stop(grace time.Duration) {
+	for _, c := range acceptPending(s.ln) {
+		s.handle(c)
+	}
 	s.ln.Close()
 	s.mu.Lock()
 	s.closed = true
@@ -553,4 +565,35 @@ func (s *logServer) stop(grace time.Duration) {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// acceptPending accepts, without waiting, the connections waiting in ln's
+// backlog (a TCP or unix listener; none for another).
+func acceptPending(ln net.Listener) []net.Conn {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var conns []net.Conn
+	_ = rc.Control(func(fd uintptr) {
+		for {
+			// The listener's descriptor is non-blocking: EAGAIN once the
+			// backlog is empty.
+			nfd, _, err := syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+			if err != nil {
+				return
+			}
+			f := os.NewFile(uintptr(nfd), "log connection")
+			c, err := net.FileConn(f)
+			f.Close()
+			if err == nil {
+				conns = append(conns, c)
+			}
+		}
+	})
+	return conns
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -794,4 +795,43 @@ time.sleep(300)`, pidFile)
 		st, _ := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat")
 		return !ok || strings.Contains(string(st), ") Z ")
 	})
+}
+
+// TestLogServerTakesABacklogConnection: a runtime that connected to its
+// logs address, wrote its lines and ended before the worker's accept loop
+// took the connection (a loaded machine schedules the loop late: a Go SDK
+// task's value=42 line went missing so in CI) still has its lines shipped:
+// stop takes what waits in the listener's backlog before it closes it.
+// The accept loop is not started here, so every connection is in the
+// backlog when stop runs.
+func TestLogServerTakesABacklogConnection(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id, secret = "ti-backlog", "s3cret"
+	tl := newTaskLog(h.qc, id, 1, slog.New(slog.DiscardHandler))
+	s := &logServer{w: h.w, ln: ln, tl: tl, secret: secret, tiID: id, conns: map[net.Conn]bool{}}
+	for i := range 2 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := fmt.Sprintf(`{"event": "line %d from a connection never accepted", "logger": "task"}`, i)
+		if _, err := c.Write(append(protocol.LogStreamHeader{Secret: secret}.MarshalLine(), line+"\n"...)); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	s.stop(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := tl.close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		h.waitLog(id, "the backlog connection's line", event("task", fmt.Sprintf("line %d from a connection never accepted", i)))
+	}
 }

@@ -71,8 +71,16 @@ func (e *Executor) reconcileInDoubt(ctx context.Context) {
 		var what string
 		switch {
 		case ti.State == activity.StateQueued && ti.ActivityID != "" && d.published != ti.ActivityID:
+			// Under a message id of its own: the activity's id may be in
+			// the stream's duplicate window already, its first publish
+			// stored, delivered and dead-lettered by a worker whose …/run
+			// found no record yet (the create landed later, from the
+			// client's reconnect buffer), and JetStream would drop it as a
+			// duplicate. A second copy of an activity whose first is still
+			// pending is harmless: …/run lets one worker have the try
+			// (another gets 409), and a worker drops what it runs already.
 			what = ti.ActivityID
-			err = e.republishExecute(ctx, ti)
+			err = e.publishExecuteAs(ctx, ti, ti.ActivityID+republishSuffix)
 		case ti.State == activity.StateDeferred && ti.Trigger != nil && d.published != ti.Trigger.ID:
 			what = ti.Trigger.ID
 			err = e.publishTrigger(ctx, ti.Trigger)
@@ -105,22 +113,3 @@ func endedMark(ti *activity.TaskInstance) string {
 // republishSuffix ends the message id of an activity published again for
 // a write in doubt.
 const republishSuffix = ".again"
-
-// republishExecute publishes ti's ExecuteTask activity again, under a
-// message id of its own: the activity's own id may be in the stream's
-// duplicate window already, its first publish stored, delivered and
-// dead-lettered by a worker whose …/run found no record yet (the create
-// landed later, from the client's reconnect buffer), and JetStream would
-// drop it as a duplicate. A second copy of an activity whose first is
-// still pending is harmless: …/run lets one worker have the try (another
-// gets 409), and a worker drops an activity it runs already.
-func (e *Executor) republishExecute(ctx context.Context, ti *activity.TaskInstance) error {
-	if !e.pools.mayPublish(ti) {
-		return nil // admission publishes it
-	}
-	q, data, err := e.executeTask(ti)
-	if err != nil {
-		return err
-	}
-	return e.q.PublishActivity(ctx, q, ti.ActivityID+republishSuffix, data)
-}

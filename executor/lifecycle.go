@@ -77,20 +77,20 @@ func (e *Executor) submit(ctx context.Context, spec activity.TaskSpec, id, idemK
 // (pools.go), which publishes it. It is idempotent: the activity id is the
 // JetStream message id.
 func (e *Executor) publishExecute(ctx context.Context, ti *activity.TaskInstance) error {
+	return e.publishExecuteAs(ctx, ti, ti.ActivityID)
+}
+
+// publishExecuteAs is publishExecute under the JetStream message id msgID
+// (another than the activity's own only for reconcileInDoubt's republish).
+func (e *Executor) publishExecuteAs(ctx context.Context, ti *activity.TaskInstance, msgID string) error {
 	if !e.pools.mayPublish(ti) {
 		return nil
 	}
-	return e.publishAdmitted(ctx, ti)
-}
-
-// publishAdmitted publishes the ExecuteTask activity of ti's current
-// dispatch, which its pool admitted.
-func (e *Executor) publishAdmitted(ctx context.Context, ti *activity.TaskInstance) error {
 	q, data, err := e.executeTask(ti)
 	if err != nil {
 		return err
 	}
-	return e.q.PublishActivity(ctx, q, ti.ActivityID, data)
+	return e.q.PublishActivity(ctx, q, msgID, data)
 }
 
 // executeTask encodes the ExecuteTask activity of ti's current dispatch

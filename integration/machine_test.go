@@ -71,16 +71,17 @@ const (
 	stormsAtOnce    = 2
 )
 
-// longFirst are the longest shared tests, in the order they start, before
-// the others: started last, one of them would be the package's tail. Only
-// two: with TestSchemathesis and TestDemoScript beside them too (at a load
-// of 50 from other work on the machine), the four starved one another past
-// their bounds (schemathesis's 10 s to load the document, demo.sh's 5
-// minutes, TestRateLimitedWaits' 10).
+// longFirst orders the first tests of a kind (each kind keeps its own
+// order), before the others in source order.
 //
-// The storms' order is in it too (each kind keeps its own order): the
-// heaviest (≈ 1.5 cores) beside the lightest (mostly a NATS outage's
-// wait), then the other two as those end.
+// Shared: the two longest, which, started last, would be the package's
+// tail. Only two: with TestSchemathesis and TestDemoScript beside them too
+// (at a load of 50 from other work on the machine), the four starved one
+// another past their bounds (schemathesis's 10 s to load the document,
+// demo.sh's 5 minutes, TestRateLimitedWaits' 10).
+//
+// Storms: the heaviest (≈ 1.5 cores) beside the lightest (mostly a NATS
+// outage's wait), then the other two as those end.
 var longFirst = []string{
 	"TestAirflowExecutor",  // Airflow's start (a minute of Python imports), then six scenarios
 	"TestRateLimitedWaits", // 1,000 deferred Go SDK tasks, then 50 s at 20 req/s
@@ -101,9 +102,10 @@ const (
 func (k kind) String() string { return [...]string{"storm", "timed", "shared"}[k] }
 
 // scheduler admits the parallel tests in turns: every storm before any
-// timed test, every timed test before any shared one; within a kind, in the order the tests were registered
-// (longFirst first, then the source order: go test runs every test up to
-// its t.Parallel before it releases any), up to the kind's limit at once.
+// timed test, every timed test before any shared one; within a kind, in
+// the order the tests were registered (longFirst first, then the source
+// order: go test runs every test up to its t.Parallel before it releases
+// any), up to the kind's limit at once.
 type scheduler struct {
 	mu   sync.Mutex
 	cond *sync.Cond

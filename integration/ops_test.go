@@ -329,7 +329,7 @@ func TestMetricsAndHealth(t *testing.T) {
 
 	// The executor counts the end once its write is done; the wait may see
 	// the record a moment before, and a scrape may fall between two series
-	// of one end (finished, then duration): wait until every one is there.
+	// of one end: wait until every one is there.
 	var ex string
 	wantSeries := map[string]string{
 		`taskwire_executor_activities_queued_total{queue="default",reason="submit"}`:          "1",

@@ -21,16 +21,9 @@ const benchPool = "bench"
 type PoolFigures struct {
 	Throughput
 	Slots int `json:"slots"`
-	// Admission is from a task's record giving back its slots (as the
-	// executor sees it) to the next waiting task's activity published
-	// (acknowledged by the stream); AdmissionSteps are the p50s of its
-	// steps (executor.AdmissionSample).
-	Admission      Latency        `json:"admission"`
-	AdmissionSteps AdmissionSteps `json:"admission_steps"`
-	// AdmissionSent is from the same slot freed to the next task's
-	// activity's publish issued (sent to the server, its acknowledgement
-	// not awaited): Admission without the publish's round trip.
-	AdmissionSent Latency `json:"admission_sent"`
+	// AdmissionFigures are taken through this pool as large as the
+	// workers' slots, at full throughput.
+	AdmissionFigures
 	// PublishUnderLoad is JetStream's publish → acknowledgement, sampled
 	// every few ms while the pooled rounds ran: the raw limit of
 	// Admission's last step under the same load.
@@ -59,10 +52,22 @@ type PoolFigures struct {
 // worker slots.
 type LimitingPool struct {
 	Throughput
-	Slots          int            `json:"slots"`
+	Slots int `json:"slots"`
+	AdmissionFigures
+}
+
+// AdmissionFigures are the admission latency of a run through a pool.
+type AdmissionFigures struct {
+	// Admission is from a task's record giving back its slots (as the
+	// executor sees it) to the next waiting task's activity published
+	// (acknowledged by the stream); AdmissionSteps are the p50s of its
+	// steps (executor.AdmissionSample).
 	Admission      Latency        `json:"admission"`
-	AdmissionSent  Latency        `json:"admission_sent"`
 	AdmissionSteps AdmissionSteps `json:"admission_steps"`
+	// AdmissionSent is from the same slot freed to the next task's
+	// activity's publish issued (sent to the server, its acknowledgement
+	// not awaited): Admission without the publish's round trip.
+	AdmissionSent Latency `json:"admission_sent"`
 }
 
 // AdmissionSteps are the medians of the admission latency's steps, in
@@ -83,7 +88,7 @@ type AdmissionSteps struct {
 	Early int `json:"early,omitempty"`
 }
 
-func admissionFigures(ss []executor.AdmissionSample) (acked, sent Latency, steps AdmissionSteps) {
+func admissionFigures(ss []executor.AdmissionSample) AdmissionFigures {
 	var total, wake, pass, write, publish, issued []time.Duration
 	early := 0
 	for _, s := range ss {
@@ -94,8 +99,8 @@ func admissionFigures(ss []executor.AdmissionSample) (acked, sent Latency, steps
 		}
 		wake, pass, write = append(wake, s.Wake), append(pass, s.Pass), append(write, s.Write)
 	}
-	return summarize(total), summarize(issued), AdmissionSteps{Wake: summarize(wake).P50, Pass: summarize(pass).P50,
-		Write: summarize(write).P50, Publish: summarize(publish).P50, Early: early}
+	return AdmissionFigures{Admission: summarize(total), AdmissionSent: summarize(issued), AdmissionSteps: AdmissionSteps{
+		Wake: summarize(wake).P50, Pass: summarize(pass).P50, Write: summarize(write).P50, Publish: summarize(publish).P50, Early: early}}
 }
 
 // PoolRound is one round of the pool phase.
@@ -173,7 +178,7 @@ func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp
 	}
 	f.PerSecond, f.FlatPerSecond, f.PerFlat = median(pools), median(flats), median(ratios)
 	f.CPUMillisPerTask, f.FlatCPUMillisPerTask = median(cpus), median(flatCPUs)
-	f.Admission, f.AdmissionSent, f.AdmissionSteps = admissionFigures(c.ex.AdmissionLatencies())
+	f.AdmissionFigures = admissionFigures(c.ex.AdmissionLatencies())
 	f.PublishUnderLoad = summarize(probes)
 
 	// The limiting pool: a quarter of the slots, so that tasks wait for the
@@ -187,7 +192,7 @@ func poolPhase(ctx context.Context, c *cluster, cfg Config, flat *Throughput, tp
 		return f, fmt.Errorf("limiting pool throughput: %w", err)
 	}
 	lim.Throughput = t
-	lim.Admission, lim.AdmissionSent, lim.AdmissionSteps = admissionFigures(c.ex.AdmissionLatencies())
+	lim.AdmissionFigures = admissionFigures(c.ex.AdmissionLatencies())
 	f.Limiting = lim
 	return f, nil
 }

@@ -179,6 +179,17 @@ func (w *LogWriter) fail(err error) {
 	}
 }
 
+// Flush publishes the buffered lines now, without waiting for the
+// stream's acknowledgement (Close waits for it). It does nothing after
+// Close.
+func (w *LogWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.flushLocked()
+	}
+}
+
 // Close flushes buffered lines and waits until the stream acknowledged
 // every publish or ctx is done. It returns the first publish failure. Close
 // is idempotent; later calls return the same error.

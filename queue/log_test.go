@@ -118,6 +118,36 @@ func TestLogWriterBatchesLargeOutput(t *testing.T) {
 	}
 }
 
+// Flush publishes what is buffered (without waiting); Close waits for the
+// acknowledgements and publishes what came after, in order; Flush after
+// Close does nothing.
+func TestLogWriterFlush(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, queue.Config{})
+	ctx := testContext(t)
+	w := queue.NewLogWriter(c, "flushed", 1)
+	for i := range 3 {
+		if err := w.Write(fmt.Appendf(nil, `{"n":%d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+	}
+	if err := w.Write([]byte(`{"n":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	lines, err := c.ReadLogs(ctx, "flushed", 1)
+	if got := lineStrings(lines); err != nil || !equal(got, []string{`1:{"n":0}`, `1:{"n":1}`, `1:{"n":2}`, `1:{"n":3}`}) {
+		t.Fatalf("read back %v (%v)", got, err)
+	}
+	if len(lines) != 4 {
+		t.Fatalf("%d lines", len(lines))
+	}
+}
+
 func TestFollowLogs(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, queue.Config{})

@@ -322,6 +322,16 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		}
 	}
 	tl.worker("info", fmt.Sprintf("try %d finished: %s", ti.TryNumber, describe(out)))
+	if out.state == activity.StateDeferred || out.state == activity.StateUpForReschedule {
+		// The try pauses, it does not end: its lines go out before the
+		// report, and their acknowledgement is awaited after it (the
+		// resume is a trigger's round trip away), not before: one
+		// JetStream round trip less on the way to the trigger.
+		tl.flush()
+		w.report(log, tc, out)
+		w.closeLog(log, tl)
+		return
+	}
 	w.closeLog(log, tl)
 	w.report(log, tc, out)
 }

@@ -234,6 +234,14 @@ func (l *taskLog) task(line []byte) {
 	l.emit(rec)
 }
 
+// flush publishes the lines buffered so far without waiting for their
+// acknowledgement (close waits for it).
+func (l *taskLog) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.w.Flush()
+}
+
 // close flushes the lines; call it before reporting the final state.
 func (l *taskLog) close(ctx context.Context) error {
 	l.mu.Lock()

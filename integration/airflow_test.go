@@ -326,8 +326,10 @@ func (a *airflow) waitDags(ids ...string) {
 // searches through) or taskwire's list whether what it waits for happened:
 // each answer of Airflow's API server costs it a FastAPI request and its
 // PostgreSQL queries, so Eventually's 20 ms kept that server busy for the
-// whole of every wait (what the waits are for takes seconds).
-const airflowPoll = 250 * time.Millisecond
+// whole of every wait (what the waits are for takes seconds). Once a
+// second, not every 250 ms, since TestAirflowExecutor's five DAG runs wait
+// at once.
+const airflowPoll = time.Second
 
 // airflowCallTimeout bounds one call to Airflow's REST API. Airflow's API
 // server, beside the package's other tests, has been seen to answer

@@ -139,7 +139,7 @@ func TestBigLogStreamsWithBoundedMemory(t *testing.T) {
 	if s := os.Getenv("TASKWIRE_BIG_LOG_MB"); s != "" {
 		mb, _ = strconv.Atoi(s)
 	}
-	c := newCluster(t, clusterOpts{plain: true, logLevel: "info", extra: []string{"--log-max-bytes-per-try", "-1"}})
+	c := newCluster(t, clusterOpts{load: true, logLevel: "info", extra: []string{"--log-max-bytes-per-try", "-1"}})
 	c.startWorker(workerOpts{})
 	ti := c.submit(chattySpec(mb))
 	if got := c.wait(ti.ID, 5*time.Minute); got.State != activity.StateSuccess {

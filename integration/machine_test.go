@@ -59,13 +59,26 @@ import (
 //     Exec's does not carry (Connz, TLS, accounts, operators) run it in
 //     process (natstest.RunServerWith).
 //   - The services (executor, worker, triggerer) are built with -race
-//     under go test -race, so every cross-process path is race checked
-//     end to end: the faults, restarts, partitions, the DAG and pool
-//     correctness tests and every other test keep them. Only the load
-//     tests, which push many tasks through paths the others race check
-//     already, run services built without -race (clusterOpts.load):
-//     TestWorkerStorm, TestTriggererLoss, TestRateLimitedWaits and
-//     TestChattyTasksDoNotWedgeTheCluster.
+//     under go test -race in the tests whose point is their cross-process
+//     paths: the faults, restarts, partitions, NATS outages, the DAG and
+//     pool correctness tests, the executor replicas, and the task,
+//     deferral, SDK, shutdown and retention tests. Two kinds of test run
+//     them built without -race:
+//       - the load tests, which push many tasks through paths the others
+//         race check already (clusterOpts.load): TestWorkerStorm,
+//         TestTriggererLoss, TestRateLimitedWaits,
+//         TestChattyTasksDoNotWedgeTheCluster, and
+//         TestBigLogStreamsWithBoundedMemory (whose executor memory bound
+//         a -race build distorts);
+//       - the tests of what surrounds those paths (clusterOpts.plain, or
+//         buildBins(t, testbin.NoRace)): Airflow (TestAirflowExecutor,
+//         the TestAirflowRuntime* tests, TestComposeAirflowWorker),
+//         the browser, CLI, compose and service-file tests, TLS, NATS
+//         auth and tokens, the NAT worker, the API's input checks
+//         (schemathesis, malformed input, ids and sizes). Their -race CPU
+//         bought no race checking the others lack, on a machine where
+//         the package is CPU-bound.
+//     The services' own packages run their unit tests with -race.
 //   - Task runtimes (the Go SDK's examples/gotasks) are never built with
 //     -race (testbin.NoRace).
 //

@@ -63,21 +63,19 @@ import (
 //     paths: the faults, restarts, partitions, NATS outages, the DAG and
 //     pool correctness tests, the executor replicas, and the task,
 //     deferral, SDK, shutdown and retention tests. Two kinds of test run
-//     them built without -race:
-//       - the load tests, which push many tasks through paths the others
-//         race check already (clusterOpts.load): TestWorkerStorm,
-//         TestTriggererLoss, TestRateLimitedWaits,
-//         TestChattyTasksDoNotWedgeTheCluster, and
-//         TestBigLogStreamsWithBoundedMemory (whose executor memory bound
-//         a -race build distorts);
-//       - the tests of what surrounds those paths (clusterOpts.plain, or
-//         buildBins(t, testbin.NoRace)): Airflow (TestAirflowExecutor,
-//         the TestAirflowRuntime* tests, TestComposeAirflowWorker),
-//         the browser, CLI, compose and service-file tests, TLS, NATS
-//         auth and tokens, the NAT worker, the API's input checks
-//         (schemathesis, malformed input, ids and sizes). Their -race CPU
-//         bought no race checking the others lack, on a machine where
-//         the package is CPU-bound.
+//     them built without -race. The load tests, which push many tasks
+//     through paths the others race check already (clusterOpts.load):
+//     TestWorkerStorm, TestTriggererLoss, TestRateLimitedWaits,
+//     TestChattyTasksDoNotWedgeTheCluster and
+//     TestBigLogStreamsWithBoundedMemory (whose executor memory bound a
+//     -race build distorts). And the tests of what surrounds those paths
+//     (clusterOpts.plain, or buildBins(t, testbin.NoRace)): Airflow
+//     (TestAirflowExecutor, the TestAirflowRuntime* tests,
+//     TestComposeAirflowWorker), the browser, CLI, compose and
+//     service-file tests, TLS, NATS auth and tokens, the NAT worker, the
+//     API's input checks (schemathesis, malformed input, ids and sizes):
+//     their -race CPU bought no race checking the others lack, in a
+//     package that is CPU-bound.
 //     The services' own packages run their unit tests with -race.
 //   - Task runtimes (the Go SDK's examples/gotasks) are never built with
 //     -race (testbin.NoRace).

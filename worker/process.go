@@ -126,9 +126,11 @@ func (w *Worker) startProcessVia(z *zygote, argv, env []string, dir string, outp
 	go func() {
 		defer p.wg.Done()
 		p.exitErr = wait()
-		// Whatever the task left in its group or session dies with it (by
-		// session only: the reaped pid may be reused).
-		killTree(p.pgid, syscall.SIGKILL)
+		// Whatever the task left in its group dies with it now, what it
+		// left in other groups of its session at the next sweep (by session
+		// only: the reaped pid may be reused).
+		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		w.sweeper.add(p.pgid)
 		rd := make(chan struct{})
 		go func() {
 			readers.Wait()

@@ -98,6 +98,7 @@ func (j *job) run(ctx context.Context) outcome {
 func (j *job) runCommand(ctx context.Context) outcome {
 	var extra []string
 	var deferFile string
+	absent := false
 	if j.tc != nil {
 		renv, err := resumeEnv(j.startup.NextMethod, j.startup.NextKwargs)
 		if err != nil {
@@ -107,7 +108,14 @@ func (j *job) runCommand(ctx context.Context) outcome {
 		if err != nil {
 			return retry("create the defer files' directory: %v", err)
 		}
-		defer cleanup()
+		defer func() {
+			// A file found absent is not removed (a system call per
+			// task); one a leftover process wrote later goes with the
+			// directory when the worker stops.
+			if !absent {
+				cleanup()
+			}
+		}()
 		deferFile = file
 		extra = append(renv, envDeferFile+"="+file)
 	}
@@ -128,6 +136,7 @@ func (j *job) runCommand(ctx context.Context) outcome {
 	out, err := readDeferFile(deferFile)
 	switch {
 	case errors.Is(err, errNoDeferFile):
+		absent = true
 		return j.returnValue(ctx, p, j.exitOutcome(p, nil))
 	case err != nil:
 		// A programming error of the command: retrying cannot fix it.

@@ -34,6 +34,9 @@ type Worker struct {
 	// authRejected counts the runtime connections refused for want of the
 	// runtime's secret (runtimeauth.go).
 	authRejected authCounters
+	// sweeper kills what ended task processes left in other process groups
+	// of their sessions (session.go).
+	sweeper sessionSweeper
 
 	// slots is the semaphore of Concurrency shared by all queues: a token is
 	// taken before a pull and held by the activity's goroutine until it is
@@ -292,6 +295,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 	w.stopServices()
 	w.hardCancel()
+	w.sweeper.flush()
 	w.stopRegistry()
 	w.closeStateDir()
 	w.removeDeferRoot()

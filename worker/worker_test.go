@@ -835,3 +835,67 @@ func TestLogServerTakesABacklogConnection(t *testing.T) {
 		h.waitLog(id, "the backlog connection's line", event("task", fmt.Sprintf("line %d from a connection never accepted", i)))
 	}
 }
+
+// A command task that ends leaving a process in another group of its
+// session (as Airflow's supervisor's task process is) has it killed by the
+// session sweep; tasks that end together share one scan of /proc.
+func TestEndedTasksLeftoversInOtherGroupsAreSwept(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := newHarness(t, func(c *Config) { c.Concurrency = 4 })
+	const n = 4
+	script := `import os, sys, time
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    open(sys.argv[1] + ".tmp", "w").write(str(os.getpid()) + "\n")
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    time.sleep(300)
+    os._exit(0)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+`
+	before := h.w.sweeper.scans.Load()
+	for i := range n {
+		id := "ti-left-" + strconv.Itoa(i)
+		pidFile := filepath.Join(dir, id)
+		h.execute(id, "default", activity.Entrypoint{Command: []string{"python3", "-c", script, pidFile}}, fakeTI{}, nil)
+	}
+	var kids []int
+	for i := range n {
+		id := "ti-left-" + strconv.Itoa(i)
+		wantState(t, h.waitState(id), activity.StateSuccess, "")
+		kid := pidFromFile(t, filepath.Join(dir, id))
+		t.Cleanup(func() { _ = syscall.Kill(kid, syscall.SIGKILL) })
+		kids = append(kids, kid)
+	}
+	for _, kid := range kids {
+		testbin.Eventually(t, waitTimeout, "the leftover in another group killed", func() bool {
+			_, ok := procSession(kid) // gone, or a zombie of its reaper
+			st, _ := os.ReadFile("/proc/" + strconv.Itoa(kid) + "/stat")
+			return !ok || strings.Contains(string(st), ") Z ")
+		})
+	}
+	if scans := h.w.sweeper.scans.Load() - before; scans < 1 || scans > n {
+		t.Errorf("%d scans of /proc for %d ended tasks", scans, n)
+	}
+}
+
+// The sweeper scans /proc once for the sessions that ended within its
+// delay, and not at all when none did.
+func TestSessionSweeperScansOnceForManyEnds(t *testing.T) {
+	t.Parallel()
+	var s sessionSweeper
+	s.flush()
+	if s.scans.Load() != 0 {
+		t.Fatalf("a flush with nothing pending scanned")
+	}
+	for sid := range 50 {
+		s.add(1_000_000 + sid) // no such sessions: nothing to kill
+	}
+	testbin.Eventually(t, waitTimeout, "the sweep", func() bool { return s.scans.Load() > 0 })
+	s.flush()
+	if got := s.scans.Load(); got != 1 {
+		t.Errorf("%d scans for 50 ends added at once, want 1", got)
+	}
+}

@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster included) to `FILE`")
+	profilePhase := fs.String("cpuprofile-phase", "", "with --cpuprofile, profile only the throughput phase of this `NAME` (e.g. \"command tasks\", \"warm Go SDK tasks\")")
 	taskBin := fs.String("task-bin", "", "binary run as the task processes and Go SDK runtime: a path, \"self\" for this binary, or empty to build cmd/bench/taskbin")
 	python := fs.String("python", "", "python with which the warm phase runs Python SDK tasks (this checkout's sdk/python/src on its PYTHONPATH); default .venv/bin/python when it exists; \"none\" skips them")
 	javaJar := fs.String("java-sdk-jar", "", "Java SDK jar with which the warm phase runs Java SDK tasks; default sdk/java/target/taskwire-sdk.jar when it exists and java is on $PATH; \"none\" skips them")
@@ -138,10 +139,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+		if *profilePhase == "" {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		} else {
+			cfg.OnThroughput = func(name string) func() {
+				if name != *profilePhase || pprof.StartCPUProfile(f) != nil {
+					return func() {}
+				}
+				return pprof.StopCPUProfile
+			}
 		}
-		defer pprof.StopCPUProfile()
+	} else if *profilePhase != "" {
+		return usageError{errors.New("--cpuprofile-phase needs --cpuprofile")}
 	}
 	switch *taskBin {
 	case "self":

@@ -139,6 +139,9 @@ func runCluster(ctx context.Context, cfg Config, dir string, prog *progress, r *
 	tp := func(name string, spec activity.TaskSpec) (Throughput, error) {
 		base := c.tracker.ended.Load()
 		prog.set(name, cfg.Tasks, func() int { return int(c.tracker.ended.Load() - base) })
+		if cfg.OnThroughput != nil {
+			defer cfg.OnThroughput(name)()
+		}
 		return throughput(ctx, c, spec, cfg.Tasks, cfg.Inflight)
 	}
 	if cfg.PoolOnly {

@@ -158,6 +158,11 @@ type Config struct {
 	// Logger receives the cluster's logs; default a logger that discards
 	// them.
 	Logger *slog.Logger
+	// OnThroughput, when set, is called as each throughput phase starts
+	// (with the phase's name, e.g. "warm Go SDK tasks"); the function it
+	// returns is called as the phase ends. cmd/bench's --cpuprofile-phase
+	// profiles one phase with it.
+	OnThroughput func(phase string) (end func())
 }
 
 // ErrConfig is wrapped by the error of an invalid Config.

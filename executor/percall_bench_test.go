@@ -1,0 +1,109 @@
+package executor
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/activity"
+	"github.com/taskwire/taskwire/execution"
+	"github.com/taskwire/taskwire/internal/natstest"
+	"github.com/taskwire/taskwire/queue"
+	"github.com/taskwire/taskwire/queue/queuetest"
+)
+
+// BenchmarkRunAndState is a worker's calls per task (…/run, then …/state
+// success) from 8 goroutines against an executor on an in-process NATS
+// server; cpu-ns/op is the process's CPU per task: the client, the
+// executor and NATS (two HTTP round trips and two KV writes, each seen by
+// the executor's watch). The submits and pulls before are not counted.
+func BenchmarkRunAndState(b *testing.B) {
+	f := newBenchFixture(b)
+	ec, err := execution.NewClient(execution.ClientConfig{URL: f.srv.URL, RetryMax: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	acts := make(chan *activity.ExecuteTask, b.N)
+	for range b.N {
+		if _, err := f.ex.Submit(b.Context(), activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cons, err := f.q.ActivityConsumer(b.Context(), "q")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		m, err := queuetest.Next(cons, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a, err := activity.Decode(m.Data())
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = m.Ack()
+		acts <- a.ExecuteTask
+	}
+	close(acts)
+	var before, after syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for a := range acts {
+				req := runReq
+				req.ActivityID = a.ID
+				rr, err := ec.Run(b.Context(), a.Token, a.TI.ID, req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if err := ec.Task(a.TI.ID, rr.Token).State(b.Context(), execution.StateRequest{State: activity.StateSuccess, EndDate: time.Now()}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+type benchFixture struct {
+	q   *queue.Client
+	ex  *Executor
+	srv *httptest.Server
+}
+
+func newBenchFixture(b *testing.B) *benchFixture {
+	b.Helper()
+	ns := natstest.RunServer(b)
+	qc, err := queue.New(b.Context(), natstest.Connect(b, ns), queue.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ex, err := New(Config{Queue: qc, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ex.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(ex.Handler())
+	b.Cleanup(func() {
+		srv.Close()
+		if err := ex.Stop(context.Background()); err != nil {
+			b.Error(err)
+		}
+	})
+	return &benchFixture{q: qc, ex: ex, srv: srv}
+}

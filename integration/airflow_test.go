@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,6 +67,7 @@ type airflow struct {
 	signals   string
 	env       []string
 	url       string
+	api       *testbin.Proc
 	scheduler *testbin.Proc
 	http      *http.Client
 }
@@ -82,6 +84,18 @@ func startAirflow(t testing.TB, venv, twURL string, extraEnv ...string) *airflow
 // startAirflowOn is startAirflow with Airflow's API server listening on
 // host (a test with network namespaces gives their veth's address).
 func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) *airflow {
+	t.Helper()
+	a := launchAirflowOn(t, host, venv, twURL, extraEnv...)
+	a.waitAPI()
+	return a
+}
+
+// launchAirflowOn is startAirflowOn without the wait for Airflow's API
+// server: its start is mostly Python imports, and the caller starts its
+// own processes (workers, their prefork zygotes) meanwhile, then calls
+// waitAPI. The API server, DAG processor and scheduler start at once: each
+// needs only the migrated database.
+func launchAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) *airflow {
 	t.Helper()
 	root := repoRoot(t)
 	dir := t.TempDir()
@@ -159,13 +173,22 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 		t.Fatalf("airflow db migrate: %v\n%s", err, out)
 	}
 
-	api := a.start("airflow-api-server", "api-server")
+	a.api = a.start("airflow-api-server", "api-server")
+	a.start("airflow-dag-processor", "dag-processor")
+	a.scheduler = a.start("airflow-scheduler", "scheduler")
+	return a
+}
+
+// waitAPI waits until Airflow's API server answers its health check.
+func (a *airflow) waitAPI() {
+	a.t.Helper()
+	api := a.api
 	// Its start is mostly Python imports: a minute on a quiet machine, and
 	// over three at a load of 50 with other tests beside it.
-	testbin.EventuallyEvery(t, 6*time.Minute, airflowPoll, "Airflow's API server", func() bool {
+	testbin.EventuallyEvery(a.t, 6*time.Minute, airflowPoll, "Airflow's API server", func() bool {
 		select {
 		case <-api.Done():
-			t.Fatalf("Airflow's API server exited: %v\n%s", api.Err(), api.Output())
+			a.t.Fatalf("Airflow's API server exited: %v\n%s", api.Err(), api.Output())
 		default:
 		}
 		resp, err := a.http.Get(a.url + "/api/v2/monitor/health")
@@ -175,9 +198,6 @@ func startAirflowOn(t testing.TB, host, venv, twURL string, extraEnv ...string) 
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	a.start("airflow-dag-processor", "dag-processor")
-	a.scheduler = a.start("airflow-scheduler", "scheduler")
-	return a
 }
 
 // with returns a to be used by the (sub)test t: its helpers fail t.
@@ -306,8 +326,10 @@ func (a *airflow) waitDags(ids ...string) {
 // searches through) or taskwire's list whether what it waits for happened:
 // each answer of Airflow's API server costs it a FastAPI request and its
 // PostgreSQL queries, so Eventually's 20 ms kept that server busy for the
-// whole of every wait (what the waits are for takes seconds).
-const airflowPoll = 250 * time.Millisecond
+// whole of every wait (what the waits are for takes seconds). Once a
+// second, not every 250 ms, since TestAirflowExecutor's five DAG runs wait
+// at once.
+const airflowPoll = time.Second
 
 // airflowCallTimeout bounds one call to Airflow's REST API. Airflow's API
 // server, beside the package's other tests, has been seen to answer
@@ -476,12 +498,23 @@ func states(l []*activity.TaskInstance) []string {
 	return s
 }
 
-// TestAirflowExecutor runs beside the other parallel tests: it waits on
-// Airflow's services far more than it computes, and its one time-bound
-// (the zombie threshold that fails the SIGKILLed worker's try) has room for
-// a loaded machine.
+// forkLine is the index in a worker's log of the "task process forked" line
+// of taskwire task instance id (its zygote forked the try's process), -1
+// when there is none.
+func forkLine(out, id string) int {
+	re := regexp.MustCompile(`msg="task process forked".*? ti_id=` + regexp.QuoteMeta(id) + `(\s|$)`)
+	if loc := re.FindStringIndex(out); loc != nil {
+		return loc[0]
+	}
+	return -1
+}
+
+// TestAirflowExecutor starts first, beside the storms (see machine_test.go):
+// it waits on Airflow's services far more than it computes, it is the
+// package's longest test, and its one time-bound (the zombie threshold that
+// fails the SIGKILLed worker's try) has room for a loaded machine.
 func TestAirflowExecutor(t *testing.T) {
-	parallel(t, shared)
+	parallel(t, first)
 	venv := airflowVenv(t)
 	// NATS, taskwire's executor and Airflow's API server listen on the
 	// veth of a router namespace, so that a worker in a namespace behind
@@ -489,30 +522,75 @@ func TestAirflowExecutor(t *testing.T) {
 	inner, router := netns.NewBehindNAT(t)
 	srv := natstest.RunProcessWith(t, func(so *server.Options) { so.Host = router.HostAddr })
 	const token = "airflow-test" // off loopback: secure by default
-	c := newCluster(t, clusterOpts{zombieThreshold: "10s", logLevel: "info", nats: srv,
+	c := newCluster(t, clusterOpts{plain: true, zombieThreshold: "10s", logLevel: "info", nats: srv,
 		listen: freeAddrOn(t, router.HostAddr), operatorToken: token})
-	af := startAirflowOn(t, router.HostAddr, venv, c.apiURL, "AIRFLOW__TASKWIRE__TOKEN="+token,
+	af := launchAirflowOn(t, router.HostAddr, venv, c.apiURL, "AIRFLOW__TASKWIRE__TOKEN="+token,
 		"AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS=taskwire_airflow.log_config.LOGGING_CONFIG")
-	// The "default" and "kill" queues' workers fork each workload from their
+	// While Airflow's services start, the workers start theirs. The
+	// "default" and "kill" queues' workers fork each workload from their
 	// prefork zygote (configured as docker-compose.airflow.yml's worker);
 	// the "other" and "nat" queues' workers run each in a fresh process.
 	wenv := af.workerEnv()
-	wd := c.startWorker(workerOpts{name: "worker-default", queues: "default", concurrency: 4, env: wenv,
+	wd := c.startWorker(workerOpts{name: "worker-default", queues: "default", concurrency: 6, env: wenv,
 		config: af.preforkConfig("worker-default", "default")})
-	waitZygote(t, wd)
+	killState := t.TempDir()
+	kcfg := af.preforkConfig("worker-kill", "kill")
+	kw := c.startWorker(workerOpts{name: "worker-kill", queues: "kill", concurrency: 1, env: wenv, config: kcfg,
+		extra: []string{"--state-dir", killState}})
 	c.startWorker(workerOpts{name: "worker-other", queues: "other", concurrency: 4, env: wenv})
 	c.startWorker(workerOpts{name: "worker-nat", queues: "nat", concurrency: 2, env: wenv, ns: inner,
 		extra: []string{"--worker-id", "nat"}})
+	waitZygote(t, wd)
+
+	// The "default" queue's zygote is crashed before its first workload
+	// (while Airflow's services start): every workload of that queue runs
+	// in the restarted zygote's children, as the subtests check of theirs.
+	t.Run("the prefork zygote, crashed, is restarted by its worker", func(t *testing.T) {
+		first := zygotePid(wd, 1)
+		if first == 0 {
+			t.Fatalf("no zygote start in the worker's log:\n%s", wd.Output())
+		}
+		if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		testbin.EventuallyEvery(t, 3*time.Minute, airflowPoll, "the worker to restart its zygote", func() bool {
+			return zygotePid(wd, 2) != 0
+		})
+		if second := zygotePid(wd, 2); second == first || !testbin.Alive(second) {
+			t.Fatalf("the restarted zygote: pid %d (the crashed one %d), alive %v", second, first, testbin.Alive(second))
+		}
+	})
+	// inRestartedZygote checks that the tries ids of the "default" queue
+	// were forked by the restarted zygote (after its ready line; it was
+	// not restarted again).
+	inRestartedZygote := func(t *testing.T, what string, ids ...string) {
+		t.Helper()
+		out := wd.Output()
+		ready := regexp.MustCompile(`msg="prefork zygote ready"`).FindAllStringIndex(out, -1)
+		if len(ready) != 2 {
+			t.Errorf("the default queue's zygote started %d times, want 2 (the first crashed)", len(ready))
+			return
+		}
+		for _, id := range ids {
+			if i := forkLine(out, id); i < ready[1][0] {
+				t.Errorf("%s (task %s) was not forked by the restarted zygote (fork line at %d, zygote ready at %d)", what, id, i, ready[1][0])
+			}
+		}
+	}
+
+	af.waitAPI()
 	af.waitDags("tw_three", "tw_kill", "tw_adopt", "tw_nat", "tw_deadline")
 
-	// The first three scenarios check nothing of each other's (the zygote's
-	// workload count is the "default" queue's, which only tw_three uses; the
-	// SIGKILLed worker serves a queue of its own, "kill", with a zygote of
-	// its own): they run at once. What follows kills processes they share,
-	// one at a time.
-	t.Run("independent runs", func(t *testing.T) {
+	// The DAG runs check nothing of each other's (each counts the forks of
+	// its own tries; the SIGKILLed worker serves a queue of its own, "kill",
+	// with a zygote of its own): they run at once. The scheduler's restart,
+	// which every run would see, waits for the others to end.
+	var others sync.WaitGroup
+	others.Add(4)
+	t.Run("runs at once", func(t *testing.T) {
 		t.Run("three tasks on two queues, one retried", func(t *testing.T) {
 			t.Parallel()
+			defer others.Done()
 			af := af.with(t)
 			run := af.trigger("tw_three")
 			af.waitRun("tw_three", run, 4*time.Minute)
@@ -535,14 +613,20 @@ func TestAirflowExecutor(t *testing.T) {
 				"flaky":   {"try 1 failed on default", "try 2 success on default"},
 			})
 			// The "default" queue's three tries ran in the zygote's children.
-			if n := strings.Count(wd.Output(), "task process forked"); n != 3 {
-				t.Errorf("the zygote forked %d workloads, want 3\n%s", n, wd.Output())
+			tries := airflowTries(t, c.api, "tw_three")
+			var ids []string
+			for _, ti := range append(slices.Clone(tries["extract"]), tries["flaky"]...) {
+				ids = append(ids, ti.ID)
 			}
+			if len(ids) != 3 {
+				t.Errorf("taskwire's tries of the default queue: %d, want 3", len(ids))
+			}
+			inRestartedZygote(t, "a try of tw_three", ids...)
 
 			// Airflow's REST API (so its UI) shows each try's own log, read
 			// from taskwire's logs API (the workers' log folder is not
 			// Airflow's): the failed first try's error, the second's success.
-			tw := airflowTries(t, c.api, "tw_three")["flaky"]
+			tw := tries["flaky"]
 			if len(tw) != 2 {
 				t.Fatalf("taskwire's flaky: %s", states(tw))
 			}
@@ -559,6 +643,7 @@ func TestAirflowExecutor(t *testing.T) {
 
 		t.Run("a worker behind NAT", func(t *testing.T) {
 			t.Parallel()
+			defer others.Done()
 			af := af.with(t)
 			run := af.trigger("tw_nat")
 			af.waitRun("tw_nat", run, 4*time.Minute)
@@ -591,13 +676,10 @@ func TestAirflowExecutor(t *testing.T) {
 
 		t.Run("worker SIGKILLed mid-task", func(t *testing.T) {
 			t.Parallel()
+			defer others.Done()
 			af := af.with(t)
 			// Its worker forks the workload from its prefork zygote: the
 			// zygote's children die with the worker.
-			stateDir := t.TempDir()
-			kcfg := af.preforkConfig("worker-kill", "kill")
-			kw := c.startWorker(workerOpts{name: "worker-kill", queues: "kill", concurrency: 1, env: wenv, config: kcfg,
-				extra: []string{"--state-dir", stateDir}})
 			waitZygote(t, kw)
 			run := af.trigger("tw_kill")
 			pid, err := strconv.Atoi(af.waitFile("kill-started", 3*time.Minute))
@@ -612,7 +694,7 @@ func TestAirflowExecutor(t *testing.T) {
 			// A new worker on the same state directory kills what the dead one
 			// left running, and serves the retry.
 			c.startWorker(workerOpts{name: "worker-kill-2", queues: "kill", concurrency: 1, env: wenv, config: kcfg,
-				extra: []string{"--state-dir", stateDir}})
+				extra: []string{"--state-dir", killState}})
 			af.waitRun("tw_kill", run, 4*time.Minute)
 			if ti := af.tis("tw_kill", run)["hang_first"]; ti.State != "success" || ti.TryNumber != 2 {
 				t.Errorf("Airflow's hang_first: %+v, want success on try 2", ti)
@@ -624,84 +706,77 @@ func TestAirflowExecutor(t *testing.T) {
 				return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 			})
 		})
-	})
 
-	t.Run("the prefork zygote, crashed, is restarted by its worker", func(t *testing.T) {
-		first := zygotePid(wd, 1)
-		if first == 0 {
-			t.Fatalf("no zygote start in the worker's log:\n%s", wd.Output())
-		}
-		if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		testbin.EventuallyEvery(t, 3*time.Minute, airflowPoll, "the worker to restart its zygote", func() bool {
-			return zygotePid(wd, 2) != 0
-		})
-		if second := zygotePid(wd, 2); second == first || !testbin.Alive(second) {
-			t.Fatalf("the restarted zygote: pid %d (the crashed one %d), alive %v", second, first, testbin.Alive(second))
-		}
-		// The next subtest's workloads on "default" run in its children.
-	})
-
-	t.Run("a deadline callback runs on a worker", func(t *testing.T) {
-		af := af.with(t)
-		run := af.trigger("tw_deadline")
-		// The run outlasts its 1 s deadline (its task waits for the
-		// callback); the scheduler sends the deadline's ExecuteCallback
-		// to TaskwireExecutor, and a worker runs it.
-		if got := af.waitFile("deadline-missed", 3*time.Minute); got != "missed" {
-			t.Errorf("the deadline callback wrote %q, want %q", got, "missed")
-		}
-		af.waitRun("tw_deadline", run, 3*time.Minute)
-		var cb []*activity.TaskInstance
-		testbin.EventuallyEvery(t, time.Minute, airflowPoll, "taskwire's callback task to succeed", func() bool {
-			cb = airflowTries(t, c.api, "tw_deadline")["callback"]
-			return len(cb) == 1 && cb[0].State == activity.StateSuccess
-		})
-		if kind, _ := cb[0].Params["airflow"].(map[string]any)["kind"].(string); kind != "ExecuteCallback" || cb[0].Queue != "default" {
-			t.Errorf("taskwire's callback task: %s on %s, params %v", cb[0].State, cb[0].Queue, cb[0].Params)
-		}
-		// The callback and the run's task ran in the restarted zygote's
-		// children.
-		out := wd.Output()
-		i := strings.LastIndex(out, "prefork zygote ready")
-		if n := strings.Count(out[i+1:], "task process forked"); i < 0 || n != 2 {
-			t.Errorf("the restarted zygote forked %d workloads, want 2 (the callback and outlast)", n)
-		}
-		// Airflow recorded the callback's success from the executor's event.
-		sched := af.scheduler
-		testbin.EventuallyEvery(t, time.Minute, airflowPoll, "the scheduler to record the callback's success", func() bool {
-			return strings.Contains(sched.Output(), "completed successfully")
-		})
-	})
-
-	t.Run("scheduler restarted mid-run adopts the running tasks", func(t *testing.T) {
-		af := af.with(t)
-		run := af.trigger("tw_adopt")
-		af.waitFile("adopt-a-started", 3*time.Minute)
-		af.waitFile("adopt-b-started", 3*time.Minute)
-		testbin.EventuallyEvery(t, time.Minute, airflowPoll, "both tasks running in Airflow", func() bool {
-			tis := af.tis("tw_adopt", run)
-			return tis["held_a"].State == "running" && tis["held_b"].State == "running"
-		})
-		af.scheduler.Kill()
-		af.scheduler = af.start("airflow-scheduler-2", "scheduler")
-		sched := af.scheduler
-		testbin.EventuallyEvery(t, 3*time.Minute, airflowPoll, "the new scheduler to adopt both tries", func() bool {
-			return strings.Count(sched.Output(), "adopted <TaskInstance: tw_adopt.") >= 2
-		})
-		if err := os.WriteFile(filepath.Join(af.signals, "adopt-release"), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		af.waitRun("tw_adopt", run, 3*time.Minute)
-		for _, id := range []string{"held_a", "held_b"} {
-			if ti := af.tis("tw_adopt", run)[id]; ti.State != "success" || ti.TryNumber != 1 {
-				t.Errorf("Airflow's %s: %+v, want success on its first try (adopted, not reset)", id, ti)
+		t.Run("a deadline callback runs on a worker", func(t *testing.T) {
+			t.Parallel()
+			defer others.Done()
+			af := af.with(t)
+			run := af.trigger("tw_deadline")
+			// The run outlasts its 1 s deadline (its task waits for the
+			// callback); the scheduler sends the deadline's ExecuteCallback
+			// to TaskwireExecutor, and a worker runs it.
+			if got := af.waitFile("deadline-missed", 3*time.Minute); got != "missed" {
+				t.Errorf("the deadline callback wrote %q, want %q", got, "missed")
 			}
-		}
-		waitTries(t, c.api, "tw_adopt", map[string][]string{
-			"held_a": {"try 1 success on default"},
-			"held_b": {"try 1 success on other"},
+			af.waitRun("tw_deadline", run, 3*time.Minute)
+			var cb []*activity.TaskInstance
+			testbin.EventuallyEvery(t, time.Minute, airflowPoll, "taskwire's callback task to succeed", func() bool {
+				cb = airflowTries(t, c.api, "tw_deadline")["callback"]
+				return len(cb) == 1 && cb[0].State == activity.StateSuccess
+			})
+			if kind, _ := cb[0].Params["airflow"].(map[string]any)["kind"].(string); kind != "ExecuteCallback" || cb[0].Queue != "default" {
+				t.Errorf("taskwire's callback task: %s on %s, params %v", cb[0].State, cb[0].Queue, cb[0].Params)
+			}
+			// The callback and the run's task ran in the restarted zygote's
+			// children.
+			outlast := airflowTries(t, c.api, "tw_deadline")["outlast"]
+			if len(outlast) != 1 {
+				t.Fatalf("taskwire's outlast: %s, want one try", states(outlast))
+			}
+			inRestartedZygote(t, "the callback or outlast", cb[0].ID, outlast[0].ID)
+			// Airflow recorded the callback's success from the executor's event.
+			sched := af.scheduler
+			testbin.EventuallyEvery(t, time.Minute, airflowPoll, "the scheduler to record the callback's success", func() bool {
+				return strings.Contains(sched.Output(), "completed successfully")
+			})
+		})
+
+		t.Run("scheduler restarted mid-run adopts the running tasks", func(t *testing.T) {
+			t.Parallel()
+			af := af.with(t)
+			run := af.trigger("tw_adopt")
+			af.waitFile("adopt-a-started", 3*time.Minute)
+			af.waitFile("adopt-b-started", 3*time.Minute)
+			testbin.EventuallyEvery(t, time.Minute, airflowPoll, "both tasks running in Airflow", func() bool {
+				tis := af.tis("tw_adopt", run)
+				return tis["held_a"].State == "running" && tis["held_b"].State == "running"
+			})
+			// The other runs have ended (a failed one too): the scheduler
+			// is theirs as well.
+			others.Wait()
+			af.scheduler.Kill()
+			af.scheduler = af.start("airflow-scheduler-2", "scheduler")
+			sched := af.scheduler
+			testbin.EventuallyEvery(t, 3*time.Minute, airflowPoll, "the new scheduler to adopt both tries", func() bool {
+				return strings.Count(sched.Output(), "adopted <TaskInstance: tw_adopt.") >= 2
+			})
+			if err := os.WriteFile(filepath.Join(af.signals, "adopt-release"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			af.waitRun("tw_adopt", run, 3*time.Minute)
+			for _, id := range []string{"held_a", "held_b"} {
+				if ti := af.tis("tw_adopt", run)[id]; ti.State != "success" || ti.TryNumber != 1 {
+					t.Errorf("Airflow's %s: %+v, want success on its first try (adopted, not reset)", id, ti)
+				}
+			}
+			waitTries(t, c.api, "tw_adopt", map[string][]string{
+				"held_a": {"try 1 success on default"},
+				"held_b": {"try 1 success on other"},
+			})
+			// held_a ran in the restarted zygote's children too.
+			if a := airflowTries(t, c.api, "tw_adopt")["held_a"]; len(a) == 1 {
+				inRestartedZygote(t, "held_a", a[0].ID)
+			}
 		})
 	})
 }

@@ -102,7 +102,7 @@ func (c *cluster) startPythonTriggerer(t testing.TB, name string, extra ...strin
 // its one task cold, the path without prefork.
 func TestAirflowRuntime(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
 	waitZygote(t, w)
 	ctx := t.Context()
@@ -279,7 +279,7 @@ func waitZygote(t testing.TB, w *testbin.Proc) {
 // triggerer runs as its built-in datetime trigger, and resumes.
 func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
 	waitZygote(t, w)
 	c.startTriggerer(triggererOpts{})
@@ -301,7 +301,7 @@ func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
 // over, and the task resumes once.
 func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
 	waitZygote(t, w)
 	a := c.startPythonTriggerer(t, "trig-a")
@@ -343,7 +343,7 @@ func TestAirflowRuntimePythonTriggerFailover(t *testing.T) {
 // Its worker has no prefork: total starts cold, a python of its own.
 func TestAirflowRuntimeInDagRun(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFile(t), concurrency: 4})
 	c.applyDag(`dag_id: twmix
 tasks:
@@ -369,7 +369,7 @@ tasks:
 // and its task ends in that state, its resume method never run.
 func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
 	waitZygote(t, w)
 	c.startPythonTriggerer(t, "trig")
@@ -427,7 +427,7 @@ func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 // instance) is skipped; route_join (none_failed_min_one_success) runs.
 func TestAirflowRuntimeBranchInDagRun(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
 	waitZygote(t, w)
 	c.applyDag(`dag_id: twbranch
@@ -491,7 +491,7 @@ tasks:
 // timer), consuming no retry; once the file exists it succeeds on try 1.
 func TestAirflowRuntimeRescheduleSensor(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
 	waitZygote(t, w)
 	signal := c.path("reschedule-signal")
@@ -579,7 +579,7 @@ func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
 		fmt.Fprint(w, "ready")
 	}))
 	defer srv.Close()
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
 	waitZygote(t, w)
 	a := c.startPythonTriggerer(t, "trig-a", "--capacity", "8")
@@ -647,7 +647,7 @@ func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
 // to its log is masked in the triggerer's.
 func TestAirflowRuntimePythonTriggerSecrets(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
 	waitZygote(t, w)
 	tr := c.startPythonTriggerer(t, "trig")

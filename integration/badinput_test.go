@@ -43,7 +43,7 @@ func activityOf(t *testing.T, qc *queue.Client, q string) *activity.ExecuteTask 
 
 func TestTokensActOnlyForTheirTask(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	qc, err := queue.New(t.Context(), natstest.Connect(t, c.nats), queue.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestTokensActOnlyForTheirTask(t *testing.T) {
 
 func TestMalformedInputIsRejected(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	c.startWorker(workerOpts{})
 	ctx := t.Context()
 

@@ -47,7 +47,7 @@ type bins struct{ executor, worker, triggerer, gotasks string }
 func buildAll(t testing.TB) bins { return buildBins(t, testbin.AsTest) }
 
 // buildBins is buildAll with the services built in mode: testbin.NoRace
-// for the load tests (see machine_test.go).
+// for the load tests and the plain ones (see machine_test.go).
 func buildBins(t testing.TB, mode testbin.Mode) bins {
 	t.Helper()
 	svc := testbin.MustBuildAll(t, mode, "./cmd/executor", "./cmd/worker", "./cmd/triggerer")
@@ -106,12 +106,17 @@ type clusterOpts struct {
 	// runs many tasks through code the other tests race-check (see
 	// machine_test.go).
 	load bool
+	// plain runs the services built without -race in a test of what
+	// surrounds their cross-process paths rather than of those paths:
+	// Airflow, a browser, a CLI, TLS and auth, the API's input checks (see
+	// machine_test.go).
+	plain bool
 }
 
 func newCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Helper()
 	mode := testbin.AsTest
-	if o.load {
+	if o.load || o.plain {
 		mode = testbin.NoRace
 	}
 	c := &cluster{t: t, bins: buildBins(t, mode), dir: t.TempDir()}

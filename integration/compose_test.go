@@ -36,7 +36,7 @@ func TestComposeServices(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &cf); err != nil {
 		t.Fatal(err)
 	}
-	b := buildAll(t)
+	b := buildBins(t, testbin.NoRace)
 	ns := natstest.RunProcess(t)
 	apiAddr := testbin.FreeAddr(t)
 	local := strings.NewReplacer(
@@ -144,7 +144,7 @@ func TestComposeAirflowWorker(t *testing.T) {
 	if _, ok := svc.Environment["AIRFLOW__TASKWIRE__FORKSERVER_SOCKET"]; ok {
 		t.Errorf("worker-airflow still points its tasks at a fork server")
 	}
-	c := newCluster(t, clusterOpts{logLevel: "info"})
+	c := newCluster(t, clusterOpts{plain: true, logLevel: "info"})
 	root := repoRoot(t)
 	local := strings.NewReplacer(
 		"nats://nats:4222", c.natsURL,

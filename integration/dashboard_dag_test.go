@@ -16,7 +16,7 @@ import (
 func TestDashboardDagsInBrowser(t *testing.T) {
 	parallel(t, shared)
 	b := startBrowser(t, 1280, 800)
-	c := newCluster(t, clusterOpts{logLevel: "info"})
+	c := newCluster(t, clusterOpts{plain: true, logLevel: "info"})
 	c.startWorker(workerOpts{queues: "default"})
 	c.applyDag(diamondYAML)
 	c.applyDag("dag_id: nightly\nschedule: '0 3 * * *'\ntimezone: Europe/Paris\ntasks:\n  - {task_id: backup, queue: default, command: [true]}\n")

@@ -183,7 +183,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	parallel(t, shared)
 	const token = "dash-secret"
 	b := startBrowser(t, 1440, 1000)
-	c := newCluster(t, clusterOpts{operatorToken: token, logLevel: "info"})
+	c := newCluster(t, clusterOpts{plain: true, operatorToken: token, logLevel: "info"})
 	c.startWorker(workerOpts{extra: []string{"--worker-id", "dash-worker"}})
 	c.startTriggerer(triggererOpts{name: "triggerer-1"})
 

@@ -139,7 +139,7 @@ func TestBigLogStreamsWithBoundedMemory(t *testing.T) {
 	if s := os.Getenv("TASKWIRE_BIG_LOG_MB"); s != "" {
 		mb, _ = strconv.Atoi(s)
 	}
-	c := newCluster(t, clusterOpts{logLevel: "info", extra: []string{"--log-max-bytes-per-try", "-1"}})
+	c := newCluster(t, clusterOpts{load: true, logLevel: "info", extra: []string{"--log-max-bytes-per-try", "-1"}})
 	c.startWorker(workerOpts{})
 	ti := c.submit(chattySpec(mb))
 	if got := c.wait(ti.ID, 5*time.Minute); got.State != activity.StateSuccess {
@@ -213,7 +213,7 @@ func apiPost(t *testing.T, url string, body []byte) (int, string) {
 // a worker does not retry one), and error answers do not echo a huge value.
 func TestIDsAndSizesAreRefusedClearly(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	c.startWorker(workerOpts{})
 	submitURL := c.apiURL + "/api/v1/activities"
 	spec := func(mod func(map[string]any)) []byte {

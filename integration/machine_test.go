@@ -13,10 +13,17 @@ import (
 )
 
 // How the tests share the machine (2 cores, often shared with other work).
-// There are three kinds of test:
+// There are four kinds of test:
 //
+//   - The first (TestAirflowExecutor, parallel(t, first)) starts at once,
+//     beside every other kind: it is the package's longest test (Airflow's
+//     start, then DAG runs and restarts of Airflow's processes), which,
+//     started after the others, was the package's tail. Airflow's start
+//     (a minute of Python imports) is its heavy part, so it runs beside the
+//     storms, whose bounds have room for it; what is left of it when the
+//     timed tests run mostly waits.
 //   - Storms call parallel(t, storm): they run first, stormsAtOnce at a
-//     time, before any other. They push thousands of tasks against a
+//     time, before any other but the first. They push thousands of tasks against a
 //     deadline (TestWorkerStorm, TestTriggererLoss) or kill their NATS
 //     server during a run of hundreds; their services are built without
 //     -race, so their bounds have room for one other storm beside them (a
@@ -52,13 +59,24 @@ import (
 //     Exec's does not carry (Connz, TLS, accounts, operators) run it in
 //     process (natstest.RunServerWith).
 //   - The services (executor, worker, triggerer) are built with -race
-//     under go test -race, so every cross-process path is race checked
-//     end to end: the faults, restarts, partitions, the DAG and pool
-//     correctness tests and every other test keep them. Only the load
-//     tests, which push many tasks through paths the others race check
-//     already, run services built without -race (clusterOpts.load):
-//     TestWorkerStorm, TestTriggererLoss, TestRateLimitedWaits and
-//     TestChattyTasksDoNotWedgeTheCluster.
+//     under go test -race in the tests whose point is their cross-process
+//     paths: the faults, restarts, partitions, NATS outages, the DAG and
+//     pool correctness tests, the executor replicas, and the task,
+//     deferral, SDK, shutdown and retention tests. Two kinds of test run
+//     them built without -race. The load tests, which push many tasks
+//     through paths the others race check already (clusterOpts.load):
+//     TestWorkerStorm, TestTriggererLoss, TestRateLimitedWaits,
+//     TestChattyTasksDoNotWedgeTheCluster and
+//     TestBigLogStreamsWithBoundedMemory (whose executor memory bound a
+//     -race build distorts). And the tests of what surrounds those paths
+//     (clusterOpts.plain, or buildBins(t, testbin.NoRace)): Airflow
+//     (TestAirflowExecutor, the TestAirflowRuntime* tests,
+//     TestComposeAirflowWorker), the browser, CLI, compose and
+//     service-file tests, TLS, NATS auth and tokens, the NAT worker, the
+//     API's input checks (schemathesis, malformed input, ids and sizes):
+//     their -race CPU bought no race checking the others lack, in a
+//     package that is CPU-bound.
+//     The services' own packages run their unit tests with -race.
 //   - Task runtimes (the Go SDK's examples/gotasks) are never built with
 //     -race (testbin.NoRace).
 //
@@ -69,22 +87,24 @@ const (
 	parallelDefault = 4
 	timedAtOnce     = 2
 	stormsAtOnce    = 2
+	firstAtOnce     = 1
 )
 
 // longFirst orders the first tests of a kind (each kind keeps its own
 // order), before the others in source order.
 //
 // Shared: the two longest, which, started last, would be the package's
-// tail. Only two: with TestSchemathesis and TestDemoScript beside them too
-// (at a load of 50 from other work on the machine), the four starved one
+// tail (TestSchemathesis was, once TestAirflowExecutor became the first).
+// Not TestDemoScript too: with it and TestAirflowExecutor beside them (at
+// a load of 50 from other work on the machine), the four starved one
 // another past their bounds (schemathesis's 10 s to load the document,
 // demo.sh's 5 minutes, TestRateLimitedWaits' 10).
 //
 // Storms: the heaviest (≈ 1.5 cores) beside the lightest (mostly a NATS
 // outage's wait), then the other two as those end.
 var longFirst = []string{
-	"TestAirflowExecutor",  // Airflow's start (a minute of Python imports), then six scenarios
 	"TestRateLimitedWaits", // 1,000 deferred Go SDK tasks, then 50 s at 20 req/s
+	"TestSchemathesis",     // ≈ 40 s of fuzzing: started in source order, it was the tail
 	"TestTriggererLoss",    // 2,000 resumes
 	"TestNATSRestart",      // 300 tasks across an 8 s outage
 }
@@ -93,16 +113,17 @@ var longFirst = []string{
 type kind int
 
 const (
-	storm kind = iota
+	first kind = iota
+	storm
 	timed
 	shared
 	kinds
 )
 
-func (k kind) String() string { return [...]string{"storm", "timed", "shared"}[k] }
+func (k kind) String() string { return [...]string{"first", "storm", "timed", "shared"}[k] }
 
-// scheduler admits the parallel tests in turns: every storm before any
-// timed test, every timed test before any shared one; within a kind, in
+// scheduler admits the parallel tests in turns: the first at once, every
+// storm before any timed test, every timed test before any shared one; within a kind, in
 // the order the tests were registered (longFirst first, then the source
 // order: go test runs every test up to its t.Parallel before it releases
 // any), up to the kind's limit at once.
@@ -121,7 +142,7 @@ type scheduler struct {
 	unfinished, running [kinds]int
 }
 
-var machine = &scheduler{limit: [kinds]int{storm: stormsAtOnce, timed: timedAtOnce, shared: parallelDefault}}
+var machine = &scheduler{limit: [kinds]int{first: firstAtOnce, storm: stormsAtOnce, timed: timedAtOnce, shared: parallelDefault}}
 
 func init() { machine.cond = sync.NewCond(&machine.mu) }
 
@@ -199,10 +220,10 @@ func (m *scheduler) drop(k kind, n int) {
 }
 
 // earlierUnfinished says whether a test of a kind before k is not
-// finished (k's tests wait for them all).
+// finished (k's tests wait for them all, but for the first's).
 func (m *scheduler) earlierUnfinished(k kind) bool {
 	for e := range k {
-		if m.unfinished[e] > 0 {
+		if e != first && m.unfinished[e] > 0 {
 			return true
 		}
 	}

@@ -27,7 +27,7 @@ func TestWorkerBehindNAT(t *testing.T) {
 	// In process, not natstest.RunProcessWith: Connz below.
 	srv := natstest.RunServerWith(t, func(so *server.Options) { so.Host = router.HostAddr })
 	const token = "nat-test" // off loopback: secure by default
-	c := newCluster(t, clusterOpts{nats: srv, listen: freeAddrOn(t, router.HostAddr), operatorToken: token})
+	c := newCluster(t, clusterOpts{plain: true, nats: srv, listen: freeAddrOn(t, router.HostAddr), operatorToken: token})
 	c.startTriggerer(triggererOpts{})
 	metrics := net.JoinHostPort(inner.Addr, "9091")
 	w := c.startWorker(workerOpts{name: "worker-nat", ns: inner, extra: []string{"--worker-id", "nat", "--listen", metrics}})

@@ -19,7 +19,7 @@ func TestSubmitWaitNamesUnservedQueue(t *testing.T) {
 	parallel(t, shared)
 	// No zombie is wanted here: a loaded machine's late heartbeat must not
 	// fail the served queue's 4 s task.
-	c := newCluster(t, clusterOpts{zombieThreshold: "10s"})
+	c := newCluster(t, clusterOpts{plain: true, zombieThreshold: "10s"})
 	c.startWorker(workerOpts{queues: "default"})
 	const want = `no live worker serves queue "nobody" (executor queues)`
 	sub := testbin.Start(t, "submit", c.bins.executor, nil,
@@ -64,7 +64,7 @@ func TestSubmitWaitNamesUnservedQueue(t *testing.T) {
 func TestServicesWaitForNATS(t *testing.T) {
 	parallel(t, shared)
 	natsAddr, apiAddr := testbin.FreeAddr(t), testbin.FreeAddr(t)
-	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir(), natsURL: "nats://" + natsAddr, apiURL: "http://" + apiAddr}
+	c := &cluster{t: t, bins: buildBins(t, testbin.NoRace), dir: t.TempDir(), natsURL: "nats://" + natsAddr, apiURL: "http://" + apiAddr}
 
 	gaveUp := testbin.Start(t, "worker-gives-up", c.bins.worker, nil, "--nats-url", c.natsURL,
 		"--api-url", c.apiURL, "--queues", "default", "--connect-timeout", "1500ms")

@@ -87,7 +87,7 @@ func (c *cluster) queueInfo(name string) activity.QueueInfo {
 // the queues, and answers unknown worker ids with 404.
 func TestWorkerRegistry(t *testing.T) {
 	parallel(t, timed)
-	c := newCluster(t, clusterOpts{extra: []string{"--lost-after", "1s"}})
+	c := newCluster(t, clusterOpts{plain: true, extra: []string{"--lost-after", "1s"}})
 	wa := c.startWorker(workerOpts{name: "wa", queues: "default", concurrency: 1, extra: []string{"--worker-id", "wa"}})
 	wb := c.startWorker(workerOpts{name: "wb", extra: []string{"--worker-id", "wb"}})
 	tr := c.startTriggerer(triggererOpts{name: "t1"})
@@ -208,7 +208,7 @@ func TestWorkerRegistry(t *testing.T) {
 // publishes them, and ends when the task does.
 func TestLiveCLI(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	c.startWorker(workerOpts{queues: "default"})
 
 	out, errOut, code := c.cli("submit", "--wait", "--", "sh", "-c", "sleep 0.5; echo hello")
@@ -305,7 +305,7 @@ func metric(body, series string) string {
 // heartbeats, durations and dispatch latency.
 func TestMetricsAndHealth(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{})
+	c := newCluster(t, clusterOpts{plain: true})
 	workerAddr := testbin.FreeAddr(t)
 	c.startWorker(workerOpts{queues: "default", extra: []string{"--listen", workerAddr}})
 	tr := c.startTriggerer(triggererOpts{})

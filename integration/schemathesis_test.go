@@ -52,7 +52,7 @@ func TestSchemathesis(t *testing.T) {
 	st := lines[len(lines)-1]
 
 	const operatorToken = "fuzz-operator-token"
-	c := newCluster(t, clusterOpts{operatorToken: operatorToken, zombieThreshold: "1h", logLevel: "info"})
+	c := newCluster(t, clusterOpts{plain: true, operatorToken: operatorToken, zombieThreshold: "1h", logLevel: "info"})
 	ctx := t.Context()
 	qc, err := queue.New(ctx, natstest.Connect(t, c.nats), queue.Config{})
 	if err != nil {

@@ -48,7 +48,7 @@ func portOf(t *testing.T, addr string) string {
 // the files it writes.
 func TestSecureByDefaultOffLoopback(t *testing.T) {
 	parallel(t, shared)
-	b := buildAll(t)
+	b := buildBins(t, testbin.NoRace)
 	ns := natstest.RunProcess(t)
 	run := func(env []string, args ...string) (string, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -78,7 +78,7 @@ func TestSecureByDefaultOffLoopback(t *testing.T) {
 	}
 
 	// --insecure: it serves, and says so at start and in /readyz.
-	c := newCluster(t, clusterOpts{extra: []string{"--insecure"}})
+	c := newCluster(t, clusterOpts{plain: true, extra: []string{"--insecure"}})
 	if !strings.Contains(c.exec.Output(), "insecure") {
 		t.Logf("(loopback: no warning expected)")
 	}

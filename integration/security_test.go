@@ -35,7 +35,7 @@ func TestSecretsSealedAndMasked(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte("an operator's secret key of at least 32 bytes\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := newCluster(t, clusterOpts{extra: []string{"--secret-key-file", keyFile}})
+	c := newCluster(t, clusterOpts{plain: true, extra: []string{"--secret-key-file", keyFile}})
 	w := c.startWorker(workerOpts{queues: "go"})
 	ctx := t.Context()
 	const password, token, apiKey = "pw-Wq8z1x", "tok-4Hd9s2", "sk-live-7Yt3"
@@ -97,7 +97,7 @@ func TestSecretsSealedAndMasked(t *testing.T) {
 // state are accepted.
 func TestLongTaskTokenRefreshed(t *testing.T) {
 	parallel(t, timed)
-	c := newCluster(t, clusterOpts{extra: []string{"--execution-token-ttl", "2s"}})
+	c := newCluster(t, clusterOpts{plain: true, extra: []string{"--execution-token-ttl", "2s"}})
 	c.startWorker(workerOpts{queues: "go"})
 	start := time.Now()
 	ti := c.wait(c.submit(activity.TaskSpec{Queue: "go", DagID: "long", Entrypoint: activity.Entrypoint{Task: "push"},
@@ -122,7 +122,7 @@ func TestAPIOverTLS(t *testing.T) {
 	parallel(t, shared)
 	ca := testcert.New(t)
 	srv := ca.Server(t, "executor")
-	c := newCluster(t, clusterOpts{apiCA: ca.CertFile, operatorToken: "op-token-1",
+	c := newCluster(t, clusterOpts{plain: true, apiCA: ca.CertFile, operatorToken: "op-token-1",
 		extra: []string{"--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile}})
 	c.startWorker(workerOpts{queues: "go"})
 	ctx := t.Context()
@@ -208,7 +208,7 @@ func TestNATSAuth(t *testing.T) {
 				nc.Close()
 				t.Fatal("a client without credentials connected")
 			}
-			c := newCluster(t, clusterOpts{nats: ns, natsArgs: s.args})
+			c := newCluster(t, clusterOpts{plain: true, nats: ns, natsArgs: s.args})
 			c.startWorker(workerOpts{queues: "go"})
 			c.startTriggerer(triggererOpts{})
 			ti := c.wait(c.submit(goTask("wait", map[string]any{"seconds": 0.2})).ID, 30*time.Second)
@@ -238,7 +238,7 @@ func TestWorkerPermissions(t *testing.T) {
 	ns := natstest.RunServerWith(t, func(o *server.Options) {
 		o.Users, o.Username, o.Password = opts.Users, "", ""
 	})
-	c := newCluster(t, clusterOpts{nats: ns, natsArgs: []string{"--nats-user", "executor", "--nats-password", "change-me-executor"}})
+	c := newCluster(t, clusterOpts{plain: true, nats: ns, natsArgs: []string{"--nats-user", "executor", "--nats-password", "change-me-executor"}})
 	// The cluster's NATS flags come first; each process's own flags win.
 	c.startWorker(workerOpts{queues: "default", extra: []string{
 		"--nats-user", "worker_default", "--nats-password", "change-me-worker",
@@ -340,7 +340,7 @@ func TestEmbeddedNATSOverTLS(t *testing.T) {
 	parallel(t, shared)
 	ca := testcert.New(t)
 	cert := ca.Server(t, "nats")
-	c := &cluster{t: t, bins: buildAll(t), dir: t.TempDir()}
+	c := &cluster{t: t, bins: buildBins(t, testbin.NoRace), dir: t.TempDir()}
 	natsAddr, apiAddr := testbin.FreeAddr(t), testbin.FreeAddr(t)
 	auth := []string{"--nats-user", "taskwire", "--nats-password", "pw-embedded"}
 	c.exec = testbin.Start(t, "executor", c.bins.executor, nil, append([]string{"serve", "--data-dir", c.path("data"),

@@ -17,7 +17,7 @@ import (
 // SIGKILLed: no service outlives its worker.
 func TestWorkerServiceLifecycle(t *testing.T) {
 	parallel(t, shared)
-	c := newCluster(t, clusterOpts{logLevel: "info"})
+	c := newCluster(t, clusterOpts{plain: true, logLevel: "info"})
 	for _, how := range []string{"SIGTERM", "SIGKILL"} {
 		t.Run("worker "+how, func(t *testing.T) {
 			dir := t.TempDir()

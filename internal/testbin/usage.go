@@ -34,7 +34,12 @@ type usage struct {
 var (
 	usageMu sync.Mutex
 	usages  = map[string]*usage{}
+	// byProc is the CPU of every recorded process by name, over all
+	// tests, and its system share.
+	byProc = map[string]*procCPU{}
 )
+
+type procCPU struct{ cpu, sys time.Duration }
 
 // top is the name of t's top-level test.
 func top(t testing.TB) string {
@@ -113,6 +118,18 @@ func record(test, proc string, ps *os.ProcessState) {
 	u.cpu += d
 	u.procs++
 	u.byName[proc] += d
+	p := byProc[proc]
+	if p == nil {
+		p = &procCPU{}
+		byProc[proc] = p
+	}
+	p.cpu += d
+	if ps == nil {
+		return
+	}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		p.sys += time.Duration(ru.Stime.Nano())
+	}
 }
 
 // Account adds the CPU of a process t ran itself (exec.Cmd, after Wait)
@@ -163,10 +180,20 @@ func WriteCPUReport(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%d\t%s\t\n", n, wall, u.cpu.Seconds(), u.procs, strings.Join(parts, ", "))
 	}
 	_ = tw.Flush()
+	procs := make([]string, 0, len(byProc))
+	for p := range byProc {
+		procs = append(procs, p)
+	}
+	slices.SortFunc(procs, func(a, b string) int { return cmp.Compare(byProc[b].cpu, byProc[a].cpu) })
+	parts := make([]string, 0, len(procs))
+	for _, p := range procs {
+		parts = append(parts, fmt.Sprintf("%s %.1f (%.1f)", p, byProc[p].cpu.Seconds(), byProc[p].sys.Seconds()))
+	}
+	fmt.Fprintf(w, "by process, all tests (CPU s, of it system): %s\n", strings.Join(parts, ", "))
 	var self, children syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
 	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
 	cpu := func(ru syscall.Rusage) float64 { return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds() }
-	fmt.Fprintf(w, "children of tests, tracked: %.1f CPU-s; all children: %.1f CPU-s; the test process itself: %.1f CPU-s\n",
-		tracked.Seconds(), cpu(children), cpu(self))
+	fmt.Fprintf(w, "children of tests, tracked: %.1f CPU-s; all children: %.1f CPU-s (system %.1f); the test process itself: %.1f CPU-s (system %.1f)\n",
+		tracked.Seconds(), cpu(children), time.Duration(children.Stime.Nano()).Seconds(), cpu(self), time.Duration(self.Stime.Nano()).Seconds())
 }

@@ -100,11 +100,38 @@ func (c *cluster) startPythonTriggerer(t testing.TB, name string, extra ...strin
 // Airflow task (a cold start costs ≈ 4 CPU-s of Airflow imports per task,
 // the zygote's one start about as much); TestAirflowRuntimeInDagRun starts
 // its one task cold, the path without prefork.
+//
+// Its subtests, in parallel, share one cluster and one worker, so the
+// zygote imports Airflow once for the four of them: they need nothing of
+// their own but what they submit (their DAG runs, run ids, variables and
+// files are apart; only DeferrableSensor starts a triggerer, and none of
+// the others defers). The tests of the Python trigger runtime and the
+// crash paths keep clusters of their own (they count, kill and compare
+// triggerers).
 func TestAirflowRuntime(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{plain: true})
-	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
+	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 6})
 	waitZygote(t, w)
+	for _, sub := range []struct {
+		name string
+		run  func(*testing.T, *cluster, *testbin.Proc)
+	}{
+		{"tasks", airflowRuntimeTasks},
+		{"BranchInDagRun", airflowRuntimeBranchInDagRun},
+		{"RescheduleSensor", airflowRuntimeRescheduleSensor},
+		{"DeferrableSensor", airflowRuntimeDeferrableSensor},
+	} {
+		t.Run(sub.name, func(t *testing.T) {
+			t.Parallel()
+			sub.run(t, c.with(t), w)
+		})
+	}
+}
+
+// airflowRuntimeTasks: Airflow tasks of one kind each (XCom, bash, a
+// variable and a connection, retries, a skip, every request), forked.
+func airflowRuntimeTasks(t *testing.T, c *cluster, w *testbin.Proc) {
 	ctx := t.Context()
 	if _, err := c.api.SetVariable(ctx, "greeting", "hello airflow", ""); err != nil {
 		t.Fatal(err)
@@ -276,12 +303,9 @@ func waitZygote(t testing.TB, w *testbin.Proc) {
 }
 
 // A deferrable sensor defers on Airflow's DateTimeTrigger, which taskwire's
-// triggerer runs as its built-in datetime trigger, and resumes.
-func TestAirflowRuntimeDeferrableSensor(t *testing.T) {
-	parallel(t, shared)
-	c := newCluster(t, clusterOpts{plain: true})
-	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
-	waitZygote(t, w)
+// triggerer runs as its built-in datetime trigger, and resumes
+// (TestAirflowRuntime/DeferrableSensor).
+func airflowRuntimeDeferrableSensor(t *testing.T, c *cluster, _ *testbin.Proc) {
 	c.startTriggerer(triggererOpts{})
 	ti := c.wait(c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: "manual__defer", TaskID: "wait_async",
 		Entrypoint: activity.Entrypoint{Task: "wait_async"}}).ID, 3*time.Minute)
@@ -425,11 +449,9 @@ func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 // reads map index -1 where route pushed nothing and runs (all_success over
 // route's instances); after_odd (all_success under a skipped odd_path
 // instance) is skipped; route_join (none_failed_min_one_success) runs.
-func TestAirflowRuntimeBranchInDagRun(t *testing.T) {
-	parallel(t, shared)
-	c := newCluster(t, clusterOpts{plain: true})
-	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
-	waitZygote(t, w)
+//
+// (TestAirflowRuntime/BranchInDagRun.)
+func airflowRuntimeBranchInDagRun(t *testing.T, c *cluster, w *testbin.Proc) {
 	c.applyDag(`dag_id: twbranch
 tasks:
   - {task_id: pick, queue: airflow, task: pick}
@@ -462,7 +484,14 @@ tasks:
 		"odd_path[0]": activity.StateSkipped, "odd_path[1]": activity.StateSuccess, "odd_path[2]": activity.StateSkipped,
 		"route_report": activity.StateSuccess, "after_odd": activity.StateSkipped, "route_join": activity.StateSuccess}
 	got := map[string]activity.State{}
+	airflowTIs := 0
 	for _, ti := range v.TaskInstances {
+		if ti.TaskID == "pick" || ti.TaskID == "gate" || ti.TaskID == "skip_odd" || ti.TaskID == "route" {
+			airflowTIs++
+			if !forkedTI(w, ti.TIID) {
+				t.Errorf("%s[%d] (%s) did not run in a child of the zygote", ti.TaskID, ti.MapIndex, ti.TIID)
+			}
+		}
 		name := ti.TaskID
 		if ti.MapIndex >= 0 {
 			name = fmt.Sprintf("%s[%d]", ti.TaskID, ti.MapIndex)
@@ -479,21 +508,33 @@ tasks:
 		t.Errorf("run %s: %s, want %v\n%s", v.State, runStates(v), want, out)
 	}
 	// Its nine Airflow tasks (pick, gate, skip_odd's four, route's three)
-	// ran in the zygote's children.
-	if n := strings.Count(w.Output(), "task process forked"); n != 9 {
-		t.Errorf("the zygote forked %d tasks, want 9\n%s", n, w.Output())
+	// ran in the zygote's children (checked above, each by its id: the
+	// worker is shared with TestAirflowRuntime's other subtests).
+	if airflowTIs != 9 {
+		t.Errorf("the run has %d Airflow task instances, want 9", airflowTIs)
 	}
+}
+
+// forkedTI reports whether worker w logged task instance id's task
+// process as forked from its zygote.
+func forkedTI(w *testbin.Proc, id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, line := range strings.Split(w.Output(), "\n") {
+		if strings.Contains(line, "task process forked") && strings.Contains(line, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // A reschedule-mode sensor (PythonSensor(mode="reschedule") poking for a
 // file): each unsuccessful poke ends the run as up_for_reschedule, and the
 // same try runs again at the sensor's reschedule_date (taskwire's retry
 // timer), consuming no retry; once the file exists it succeeds on try 1.
-func TestAirflowRuntimeRescheduleSensor(t *testing.T) {
-	parallel(t, shared)
-	c := newCluster(t, clusterOpts{plain: true})
-	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
-	waitZygote(t, w)
+// (TestAirflowRuntime/RescheduleSensor.)
+func airflowRuntimeRescheduleSensor(t *testing.T, c *cluster, _ *testbin.Proc) {
 	signal := c.path("reschedule-signal")
 	if _, err := c.api.SetVariable(t.Context(), "reschedule_path", signal, ""); err != nil {
 		t.Fatal(err)

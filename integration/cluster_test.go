@@ -372,6 +372,15 @@ func (c *cluster) logs(id string) string {
 
 func (c *cluster) path(name string) string { return filepath.Join(c.dir, name) }
 
+// with returns c for the (sub)test t of a test sharing c: its helpers
+// fail t, and what they start stops at t's end (c itself at its own
+// test's).
+func (c *cluster) with(t testing.TB) *cluster {
+	d := *c
+	d.t = t
+	return &d
+}
+
 func sh(script string) activity.Entrypoint {
 	return activity.Entrypoint{Command: []string{"/bin/sh", "-c", script}}
 }

@@ -20,7 +20,7 @@ import (
 
 // schemathesisExamples bounds the fuzzing: test cases per operation and
 // phase (TASKWIRE_SCHEMATHESIS_EXAMPLES overrides it for a longer run).
-const schemathesisExamples = 10
+const schemathesisExamples = 5
 
 // schemathesisChecks are the checks run on every answer.
 const schemathesisChecks = "not_a_server_error,status_code_conformance,content_type_conformance," +

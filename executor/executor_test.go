@@ -62,33 +62,41 @@ func (c *testClock) use(e *Executor) { e.now, e.tokens.now = c.Now, c.Now }
 
 func startOn(t *testing.T, qc *queue.Client, cfg Config, prepare ...func(*Executor)) *fixture {
 	t.Helper()
-	cfg.Queue = qc
-	cfg.Logger = slog.New(slog.DiscardHandler)
 	if cfg.ScanInterval == 0 {
 		cfg.ScanInterval = 50 * time.Millisecond
 	}
-	ex, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range prepare {
-		p(ex)
-	}
-	if err := ex.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(ex.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		if err := ex.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
+	ex, srv := serveExecutor(t, qc, cfg, prepare...)
 	ec, err := execution.NewClient(execution.ClientConfig{URL: srv.URL, RetryMax: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &fixture{t: t, q: qc, ex: ex, srv: srv, ec: ec}
+}
+
+// serveExecutor starts an executor on qc, serves its handler over HTTP,
+// and stops both when tb ends.
+func serveExecutor(tb testing.TB, qc *queue.Client, cfg Config, prepare ...func(*Executor)) (*Executor, *httptest.Server) {
+	tb.Helper()
+	cfg.Queue = qc
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	ex, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, p := range prepare {
+		p(ex)
+	}
+	if err := ex.Start(tb.Context()); err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(ex.Handler())
+	tb.Cleanup(func() {
+		srv.Close()
+		if err := ex.Stop(context.Background()); err != nil {
+			tb.Error(err)
+		}
+	})
+	return ex, srv
 }
 
 // take fetches the next activity of queue q as a worker would.

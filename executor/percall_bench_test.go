@@ -1,8 +1,6 @@
 package executor
 
 import (
-	"context"
-	"log/slog"
 	"net/http/httptest"
 	"sync"
 	"syscall"
@@ -91,19 +89,6 @@ func newBenchFixture(b *testing.B) *benchFixture {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ex, err := New(Config{Queue: qc, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := ex.Start(b.Context()); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(ex.Handler())
-	b.Cleanup(func() {
-		srv.Close()
-		if err := ex.Stop(context.Background()); err != nil {
-			b.Error(err)
-		}
-	})
+	ex, srv := serveExecutor(b, qc, Config{})
 	return &benchFixture{q: qc, ex: ex, srv: srv}
 }

@@ -101,37 +101,40 @@ func (c *cluster) startPythonTriggerer(t testing.TB, name string, extra ...strin
 // the zygote's one start about as much); TestAirflowRuntimeInDagRun starts
 // its one task cold, the path without prefork.
 //
-// Its subtests, in parallel, share one cluster and one worker, so the
-// zygote imports Airflow once for the four of them: they need nothing of
-// their own but what they submit (their DAG runs, run ids, variables and
-// files are apart; only DeferrableSensor starts a triggerer, and none of
-// the others defers). The tests of the Python trigger runtime and the
-// crash paths keep clusters of their own (they count, kill and compare
-// triggerers).
+// Its subtests, in parallel, share one cluster, one worker and one
+// triggerer with the Python trigger runtime, so the zygote and the trigger
+// runtime import Airflow once for the six of them: they need nothing of
+// their own but what they submit (their DAG runs, run ids, variables,
+// connections and files are apart). The tests that kill, count or
+// compare triggerers (PythonTriggerFailover, PythonTriggerRateLimit) and
+// the cold path keep clusters of their own.
 func TestAirflowRuntime(t *testing.T) {
 	parallel(t, shared)
 	c := newCluster(t, clusterOpts{plain: true})
 	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 6})
+	tr := c.startPythonTriggerer(t, "trig")
 	waitZygote(t, w)
 	for _, sub := range []struct {
 		name string
-		run  func(*testing.T, *cluster, *testbin.Proc)
+		run  func(*testing.T, *cluster, *testbin.Proc, *triggerer)
 	}{
 		{"tasks", airflowRuntimeTasks},
 		{"BranchInDagRun", airflowRuntimeBranchInDagRun},
 		{"RescheduleSensor", airflowRuntimeRescheduleSensor},
 		{"DeferrableSensor", airflowRuntimeDeferrableSensor},
+		{"EndFromTrigger", airflowRuntimeEndFromTrigger},
+		{"PythonTriggerSecrets", airflowRuntimePythonTriggerSecrets},
 	} {
 		t.Run(sub.name, func(t *testing.T) {
 			t.Parallel()
-			sub.run(t, c.with(t), w)
+			sub.run(t, c.with(t), w, tr)
 		})
 	}
 }
 
 // airflowRuntimeTasks: Airflow tasks of one kind each (XCom, bash, a
 // variable and a connection, retries, a skip, every request), forked.
-func airflowRuntimeTasks(t *testing.T, c *cluster, w *testbin.Proc) {
+func airflowRuntimeTasks(t *testing.T, c *cluster, w *testbin.Proc, _ *triggerer) {
 	ctx := t.Context()
 	if _, err := c.api.SetVariable(ctx, "greeting", "hello airflow", ""); err != nil {
 		t.Fatal(err)
@@ -305,8 +308,7 @@ func waitZygote(t testing.TB, w *testbin.Proc) {
 // A deferrable sensor defers on Airflow's DateTimeTrigger, which taskwire's
 // triggerer runs as its built-in datetime trigger, and resumes
 // (TestAirflowRuntime/DeferrableSensor).
-func airflowRuntimeDeferrableSensor(t *testing.T, c *cluster, _ *testbin.Proc) {
-	c.startTriggerer(triggererOpts{})
+func airflowRuntimeDeferrableSensor(t *testing.T, c *cluster, _ *testbin.Proc, _ *triggerer) {
 	ti := c.wait(c.submit(activity.TaskSpec{Queue: "airflow", DagID: "twrt", RunID: "manual__defer", TaskID: "wait_async",
 		Entrypoint: activity.Entrypoint{Task: "wait_async"}}).ID, 3*time.Minute)
 	logs := c.logs(ti.ID)
@@ -390,13 +392,9 @@ tasks:
 // DateTimeTrigger (taskwire's built-in datetime kind) and ends as success at
 // its moment; a DAG folder's trigger in the Python trigger runtime yields
 // TaskSuccessEvent (its xcoms pushed), TaskSkippedEvent or TaskFailedEvent,
-// and its task ends in that state, its resume method never run.
-func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
-	parallel(t, shared)
-	c := newCluster(t, clusterOpts{plain: true})
-	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork), concurrency: 4})
-	waitZygote(t, w)
-	c.startPythonTriggerer(t, "trig")
+// and its task ends in that state, its resume method never run
+// (TestAirflowRuntime/EndFromTrigger).
+func airflowRuntimeEndFromTrigger(t *testing.T, c *cluster, _ *testbin.Proc, _ *triggerer) {
 	const run = "manual__end"
 	ids := map[string]string{}
 	for _, task := range []string{"wait_end", "end_success", "end_skipped", "end_failed"} {
@@ -451,7 +449,7 @@ func TestAirflowRuntimeEndFromTrigger(t *testing.T) {
 // instance) is skipped; route_join (none_failed_min_one_success) runs.
 //
 // (TestAirflowRuntime/BranchInDagRun.)
-func airflowRuntimeBranchInDagRun(t *testing.T, c *cluster, w *testbin.Proc) {
+func airflowRuntimeBranchInDagRun(t *testing.T, c *cluster, w *testbin.Proc, _ *triggerer) {
 	c.applyDag(`dag_id: twbranch
 tasks:
   - {task_id: pick, queue: airflow, task: pick}
@@ -534,7 +532,7 @@ func forkedTI(w *testbin.Proc, id string) bool {
 // same try runs again at the sensor's reschedule_date (taskwire's retry
 // timer), consuming no retry; once the file exists it succeeds on try 1.
 // (TestAirflowRuntime/RescheduleSensor.)
-func airflowRuntimeRescheduleSensor(t *testing.T, c *cluster, _ *testbin.Proc) {
+func airflowRuntimeRescheduleSensor(t *testing.T, c *cluster, _ *testbin.Proc, _ *triggerer) {
 	signal := c.path("reschedule-signal")
 	if _, err := c.api.SetVariable(t.Context(), "reschedule_path", signal, ""); err != nil {
 		t.Fatal(err)
@@ -686,12 +684,9 @@ func TestAirflowRuntimePythonTriggerRateLimit(t *testing.T) {
 // missing Variable's default, with the trigger token the executor minted;
 // the task resumes with their values, and the password the trigger wrote
 // to its log is masked in the triggerer's.
-func TestAirflowRuntimePythonTriggerSecrets(t *testing.T) {
-	parallel(t, shared)
-	c := newCluster(t, clusterOpts{plain: true})
-	w := c.startWorker(workerOpts{queues: "default,airflow", config: c.airflowRuntimeFileWith(t, airflowPrefork)})
-	waitZygote(t, w)
-	tr := c.startPythonTriggerer(t, "trig")
+//
+// (TestAirflowRuntime/PythonTriggerSecrets.)
+func airflowRuntimePythonTriggerSecrets(t *testing.T, c *cluster, _ *testbin.Proc, tr *triggerer) {
 	ctx := t.Context()
 	const password = "trig-s3cret-pw"
 	if _, err := c.api.SetVariable(ctx, "trigger_greeting", "hello from a trigger", ""); err != nil {

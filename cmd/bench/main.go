@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,8 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.DagRounds, "dag-rounds", bench.DagRoundsDefault, "fan-out/fan-in DAG runs, each next to a flat phase of as many command tasks (the DAG figure is the median of their ratios)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	noProgress := fs.Bool("no-progress", false, "no progress line on stderr")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster included) to `FILE`")
-	profilePhase := fs.String("cpuprofile-phase", "", "with --cpuprofile, profile only the throughput phase of this `NAME` (e.g. \"command tasks\", \"warm Go SDK tasks\")")
+	var prof bench.Profile
+	bench.ProfileFlags(fs, &prof)
 	taskBin := fs.String("task-bin", "", "binary run as the task processes and Go SDK runtime: a path, \"self\" for this binary, or empty to build cmd/bench/taskbin")
 	python := fs.String("python", "", "python with which the warm phase runs Python SDK tasks (this checkout's sdk/python/src on its PYTHONPATH); default .venv/bin/python when it exists; \"none\" skips them")
 	javaJar := fs.String("java-sdk-jar", "", "Java SDK jar with which the warm phase runs Java SDK tasks; default sdk/java/target/taskwire-sdk.jar when it exists and java is on $PATH; \"none\" skips them")
@@ -133,28 +132,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !*noProgress && isTerminal(stderr) {
 		cfg.Progress = stderr
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
+	stopProfile, err := prof.Start(&cfg)
+	if err != nil {
+		if errors.Is(err, bench.ErrConfig) {
+			return usageError{err}
 		}
-		defer f.Close()
-		if *profilePhase == "" {
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
-		} else {
-			cfg.OnThroughput = func(name string) func() {
-				if name != *profilePhase || pprof.StartCPUProfile(f) != nil {
-					return func() {}
-				}
-				return pprof.StopCPUProfile
-			}
-		}
-	} else if *profilePhase != "" {
-		return usageError{errors.New("--cpuprofile-phase needs --cpuprofile")}
+		return err
 	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+		}
+	}()
 	switch *taskBin {
 	case "self":
 	case "":

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -416,5 +417,40 @@ func TestFleetChildEndedEarlyStopsAtOnce(t *testing.T) {
 	}
 	if d := time.Since(t0); d > time.Second {
 		t.Errorf("stop took %s after the child ended", d)
+	}
+}
+
+// --cpuprofile-phase profiles only the phase it names, needs --cpuprofile,
+// and says when no phase of that name ran.
+func TestProfilePhase(t *testing.T) {
+	if _, err := (Profile{Phase: "command tasks"}).Start(&Config{}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a phase without a file: %v, want ErrConfig", err)
+	}
+	file := filepath.Join(t.TempDir(), "cpu.prof")
+	var cfg Config
+	stop, err := (Profile{File: file, Phase: "command tasks"}).Start(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnThroughput("warm Go SDK tasks")() // another phase: not profiled
+	end := cfg.OnThroughput("command tasks")
+	for x := 0; x < 1e6; x++ {
+		_ = x * x
+	}
+	end()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(file); err != nil || st.Size() == 0 {
+		t.Fatalf("profile of the phase: %v, %v", st, err)
+	}
+	cfg = Config{}
+	stop, err = (Profile{File: file, Phase: "nosuch"}).Start(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnThroughput("command tasks")()
+	if err := stop(); err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Fatalf("a phase that never ran: %v, want an error naming it", err)
 	}
 }

@@ -328,11 +328,10 @@ func (w *Worker) supervise(log *slog.Logger, q string, et *activity.ExecuteTask,
 		// resume is a trigger's round trip away), not before: one
 		// JetStream round trip less on the way to the trigger.
 		tl.flush()
-		w.report(log, tc, out)
+		defer w.closeLog(log, tl)
+	} else {
 		w.closeLog(log, tl)
-		return
 	}
-	w.closeLog(log, tl)
 	w.report(log, tc, out)
 }
 

@@ -433,11 +433,7 @@ func TestProfilePhase(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.OnThroughput("warm Go SDK tasks")() // another phase: not profiled
-	end := cfg.OnThroughput("command tasks")
-	for x := 0; x < 1e6; x++ {
-		_ = x * x
-	}
-	end()
+	cfg.OnThroughput("command tasks")()
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

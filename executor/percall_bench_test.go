@@ -105,10 +105,10 @@ func newBenchFixture(b *testing.B) *benchFixture {
 }
 
 // BenchmarkSubmit is a client's submit per task (POST /api/v1/activities
-// through the Go client, 8 goroutines) against an executor on an
-// in-process NATS server, with the Idempotency-Key the client sends by
-// default and without one; cpu-ns/op is the process's CPU per submit: the
-// client, the executor and NATS (the record's create and the activity's
+// over HTTP, 8 goroutines) against an executor on an in-process NATS
+// server, with a new Idempotency-Key per submit (as the Go client and the
+// CLI send) and without one; cpu-ns/op is the process's CPU per submit:
+// the HTTP client, the executor and NATS (the record's create and the activity's
 // publish, and with a key the key's own create before them).
 func BenchmarkSubmit(b *testing.B) {
 	for _, withKey := range []bool{true, false} {

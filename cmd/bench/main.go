@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if cfg.TaskBin, err = buildTaskBin(ctx, dir); err != nil {
+		if cfg.TaskBin, err = bench.BuildTaskBin(ctx, dir); err != nil {
 			fmt.Fprintf(stderr, "bench: %v; the bench binary itself runs the tasks (slower to start)\n", err)
 		}
 	default:

@@ -514,17 +514,9 @@ tasks:
 }
 
 // forkedTI reports whether worker w logged task instance id's task
-// process as forked from its zygote.
+// process as forked from its zygote (forkLine).
 func forkedTI(w *testbin.Proc, id string) bool {
-	if id == "" {
-		return false
-	}
-	for _, line := range strings.Split(w.Output(), "\n") {
-		if strings.Contains(line, "task process forked") && strings.Contains(line, id) {
-			return true
-		}
-	}
-	return false
+	return id != "" && forkLine(w.Output(), id) >= 0
 }
 
 // A reschedule-mode sensor (PythonSensor(mode="reschedule") poking for a

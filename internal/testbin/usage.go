@@ -93,16 +93,18 @@ func procName(bin string, args ...string) string {
 	return filepath.Base(bin)
 }
 
-// cpuOf is the user + system time in ps (nil: none).
-func cpuOf(ps *os.ProcessState) time.Duration {
+// cpuOf is the user + system time in ps, and the system time alone (nil:
+// none).
+func cpuOf(ps *os.ProcessState) (cpu, sys time.Duration) {
 	if ps == nil {
-		return 0
+		return 0, 0
 	}
 	ru, ok := ps.SysUsage().(*syscall.Rusage)
 	if !ok {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	sys = time.Duration(ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano()) + sys, sys
 }
 
 // record adds an ended process's CPU to test's usage ("" when the caller
@@ -114,7 +116,7 @@ func record(test, proc string, ps *os.ProcessState) {
 	usageMu.Lock()
 	defer usageMu.Unlock()
 	u := usageOf(test)
-	d := cpuOf(ps)
+	d, sys := cpuOf(ps)
 	u.cpu += d
 	u.procs++
 	u.byName[proc] += d
@@ -124,12 +126,7 @@ func record(test, proc string, ps *os.ProcessState) {
 		byProc[proc] = p
 	}
 	p.cpu += d
-	if ps == nil {
-		return
-	}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		p.sys += time.Duration(ru.Stime.Nano())
-	}
+	p.sys += sys
 }
 
 // Account adds the CPU of a process t ran itself (exec.Cmd, after Wait)

@@ -105,6 +105,12 @@ func (e *Executor) onEvent(ctx context.Context, m queue.Delivery) {
 		_ = m.Term()
 		return
 	}
+	if c, ok := e.store.cached(ev.TIID); ok && deferralPending(c.ti, ev) {
+		// The trigger went out beside its record's deferred write
+		// (handleState), and its event came back first: the write, once
+		// ended.
+		e.store.awaitWrite(ctx, ev.TIID)
+	}
 	if ev.Error == "" {
 		if c, ok := e.store.cached(ev.TIID); ok && c.ti.Trigger != nil && c.ti.Trigger.ID == ev.TriggerID &&
 			(ev.End != "" || c.ti.Trigger.EndFromTrigger) {
@@ -112,7 +118,12 @@ func (e *Executor) onEvent(ctx context.Context, m queue.Delivery) {
 			return
 		}
 	}
-	ti, err := e.store.mutate(ctx, ev.TIID, func(ti *activity.TaskInstance) error {
+	// The record is queued beside the resumed activity's publish: a
+	// …/run that overtakes the write waits for it (handleRun).
+	ti, published, err := e.store.mutateBeside(ctx, ev.TIID, func(ti *activity.TaskInstance) error {
+		if deferralPending(ti, ev) {
+			return errDeferralPending
+		}
 		if ti.State != activity.StateDeferred || ti.Trigger == nil || ti.Trigger.ID != ev.TriggerID || ti.TryNumber != ev.Try {
 			return errStale
 		}
@@ -135,6 +146,8 @@ func (e *Executor) onEvent(ctx context.Context, m queue.Delivery) {
 		ti.Trigger = nil
 		ti.NextActivityID()
 		return nil
+	}, func(ti *activity.TaskInstance) <-chan error {
+		return goPublish(func() error { return e.publishExecute(ctx, ti) })
 	})
 	switch {
 	case errors.Is(err, errEndFromTrigger):
@@ -147,7 +160,12 @@ func (e *Executor) onEvent(ctx context.Context, m queue.Delivery) {
 	e.log.Debug("task resumed", "ti_id", ti.ID, "trigger_id", ev.TriggerID, "next_method", ti.NextMethod, "fired_by", ev.FiredBy)
 	// The record is queued now: its activity must go out, if not now then
 	// from the scan (and a restart republishes queued tasks too).
-	if err := e.publishExecute(ctx, ti); err != nil {
+	if published != nil {
+		err = <-published
+	} else {
+		err = e.publishExecute(ctx, ti)
+	}
+	if err != nil {
 		e.log.Error("publish resumed task; the scan will try again", "ti_id", ti.ID, "err", err)
 		e.unpublished.Store(ti.ID, unpublished{activityID: ti.ActivityID})
 	} else {
@@ -156,6 +174,17 @@ func (e *Executor) onEvent(ctx context.Context, m queue.Delivery) {
 	_ = m.Ack()
 	e.retireClaim(ctx, ev.TriggerID)
 }
+
+// deferralPending reports whether ti is still running the dispatch whose
+// trigger fired ev: its deferred write is under way (the trigger was
+// published beside it), or stored but not yet seen here.
+func deferralPending(ti *activity.TaskInstance, ev *activity.TriggerEvent) bool {
+	return ti.State == activity.StateRunning && ti.ActivityID == ev.TriggerID && ti.TryNumber == ev.Try
+}
+
+// errDeferralPending: an event came back before its task's deferral was
+// recorded (deferralPending).
+var errDeferralPending = errors.New("the trigger's deferral is not recorded yet")
 
 // errEndFromTrigger aborts a resume whose event ends the task instead.
 var errEndFromTrigger = errors.New("event ends the task")
@@ -237,9 +266,25 @@ func (e *Executor) settleFailedEvent(ctx context.Context, m queue.Delivery, ev *
 		e.retireClaim(ctx, ev.TriggerID)
 		return
 	}
+	if errors.Is(err, errDeferralPending) {
+		// Another replica's deferred write, not yet stored: again shortly
+		// (later each time, up to the second of any other failure).
+		delay := pendingEventDelay
+		if info, ok := m.Info(); ok && info.Delivered > 1 {
+			delay = min(time.Duration(info.Delivered)*pendingEventDelay, time.Second)
+		}
+		e.earlyEvents.Add(1)
+		e.log.Debug("trigger event before its deferral; redelivered", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "delay", delay)
+		_ = m.NakWithDelay(delay)
+		return
+	}
 	e.log.Error(what, "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "err", err)
 	_ = m.NakWithDelay(time.Second)
 }
+
+// pendingEventDelay is how long an event that came back before its
+// task's deferral was recorded waits before it is delivered again.
+const pendingEventDelay = 25 * time.Millisecond
 
 // retireClaim removes a trigger's claim, so a triggerer still running it
 // stops.

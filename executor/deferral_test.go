@@ -3,6 +3,7 @@ package executor
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -212,5 +213,107 @@ func TestFailedResumePublishIsRetried(t *testing.T) {
 	_ = m.Ack()
 	if act.TI.ID != ti.ID || act.NextMethod != "resume" {
 		t.Fatalf("activity %+v, want the resume of %s", act, ti.ID)
+	}
+}
+
+// A trigger goes out beside its task's deferred write, so its event may
+// come back before the write is stored (or seen by this replica): such an
+// event waits for the deferral instead of being dropped as stale, and
+// resumes the task once it is recorded.
+func TestEventBeforeItsDeferralResumes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
+	act, m := f.take("q")
+	_ = m.Ack()
+	req := runReq
+	req.ActivityID = act.ID
+	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The event of the trigger this dispatch is about to defer on (a
+	// trigger's id is its dispatch's activity id), while still running.
+	b, _ := json.Marshal(activity.TriggerEvent{TriggerID: act.ID, TIID: ti.ID, Try: 1, Payload: "early"})
+	if err := queuetest.Publish(t.Context(), f.q.Conn(), queue.EventSubject(ti.ID), b, "early"); err != nil {
+		t.Fatal(err)
+	}
+	// Its first delivery finds the task running: wait for it to be put
+	// back before the deferral is recorded.
+	deadline := time.Now().Add(10 * time.Second)
+	for f.ex.earlyEvents.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	err = f.ec.Task(ti.ID, rr.Token).State(t.Context(), execution.StateRequest{State: activity.StateDeferred,
+		Trigger: &activity.Trigger{Classpath: "event", Kwargs: map[string]any{"name": "x"}}, NextMethod: "resume"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, m := f.take("q")
+	_ = m.Ack()
+	if res.NextMethod != "resume" || res.NextKwargs["event"] != "early" || res.TI.ID != ti.ID {
+		t.Fatalf("resume activity %+v, want the early event's", res)
+	}
+}
+
+// The resumed activity is published beside the record's write, so a
+// worker's …/run may name a dispatch the record does not show yet: it is
+// answered 404 (the worker has it redelivered shortly), not 409 (which
+// drops it for good), and when the write is under way here it waits for
+// it and succeeds.
+func TestRunOfADispatchNotRecordedYet(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	ti, _ := f.deferred(activity.Trigger{Classpath: "event", Kwargs: map[string]any{"name": "x"}}, 0)
+	next := fmt.Sprintf("%s.%d", ti.ID, ti.Dispatch+1)
+	tok, err := f.ex.tokens.issue(audWorkload, ti.ID, ti.TryNumber, next, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := runReq
+	req.ActivityID = next
+	if _, err := f.ec.Run(t.Context(), tok, ti.ID, req); !errors.Is(err, execution.ErrNotFound) {
+		t.Fatalf("…/run of a dispatch not recorded: %v, want 404", err)
+	}
+	if got, _ := f.ex.Get(t.Context(), ti.ID); got.State != activity.StateDeferred {
+		t.Fatalf("record %s after the early …/run, want still deferred", got.State)
+	}
+
+	// The resume's write under way here: the …/run waits for it.
+	c, _ := f.ex.store.cached(ti.ID)
+	resumed := c.ti.Clone()
+	if err := resumed.SetState(activity.StateQueued, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resumed.Trigger = nil
+	resumed.NextActivityID()
+	raw, err := resumed.MarshalRecord()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.ex.store.awaits.Load()
+	end := f.ex.store.beginWrite(resumed, raw)
+	ran := make(chan error, 1)
+	go func() {
+		_, err := f.ec.Run(t.Context(), tok, ti.ID, req)
+		ran <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.ex.store.awaits.Load() == before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	rev, err := f.ex.store.kv.Update(t.Context(), ti.ID, raw, c.rev)
+	if err != nil {
+		end()
+		t.Fatal(err)
+	}
+	f.ex.store.remember(resumed, raw, rev, c.ti)
+	end()
+	if err := <-ran; err != nil {
+		t.Fatalf("…/run waiting for the resume's write: %v", err)
+	}
+	got := f.eventually("running", func(ti *activity.TaskInstance) bool { return ti.State == activity.StateRunning }, ti.ID)
+	if got.ActivityID != next {
+		t.Errorf("running on %s, want %s", got.ActivityID, next)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/taskwire/taskwire/activity"
@@ -97,9 +98,12 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	started := false
-	ti, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
+	run := func(ti *activity.TaskInstance) error {
 		started = false
 		if ti.TryNumber != c.Try || (c.Activity != "" && ti.ActivityID != c.Activity) {
+			if recordBehind(ti, c.Activity) {
+				return fmt.Errorf("%w: activity %s is newer than the record's dispatch %s (%s)", errBehind, c.Activity, ti.ActivityID, ti.State)
+			}
 			return fmt.Errorf("%w: stale activity %s (try %d); current is %s (try %d)", ErrConflict, c.Activity, c.Try, ti.ActivityID, ti.TryNumber)
 		}
 		if ti.State == activity.StateRunning && ti.WorkerID == req.WorkerID && ti.PID == req.PID && ti.Hostname == req.Hostname {
@@ -111,7 +115,14 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 		ti.Hostname, ti.PID, ti.WorkerID = req.Hostname, req.PID, req.WorkerID
 		started = true
 		return ti.SetState(activity.StateRunning, "", e.now())
-	})
+	}
+	ti, err := e.store.mutate(r.Context(), id, run)
+	if errors.Is(err, errBehind) && e.store.awaitWrite(r.Context(), id) {
+		// The activity overtook its record's write here (a resume
+		// publishes the activity beside the write): the record once
+		// written.
+		ti, err = e.store.mutate(r.Context(), id, run)
+	}
 	if err != nil {
 		e.writeError(w, r, err)
 		return
@@ -133,6 +144,37 @@ func (e *Executor) handleRun(w http.ResponseWriter, r *http.Request) {
 		ZombieThreshold: activity.Duration(e.cfg.ZombieThreshold), Token: tok,
 		RescheduleCount: ti.RescheduleCount, FirstRescheduleAt: ti.FirstRescheduleAt,
 	})
+}
+
+// goPublish runs publish on a goroutine of its own and returns where its
+// outcome is sent: a publish beside a record's write (store.mutateBeside),
+// whose caller always receives it.
+func goPublish(publish func() error) <-chan error {
+	out := make(chan error, 1)
+	go func() { out <- publish() }()
+	return out
+}
+
+// errBehind answers a …/run whose activity is newer than the record it
+// names: the write that made that dispatch (a resume, which publishes the
+// activity beside it) is not stored yet, or not seen yet by this executor
+// (made by another replica). A 404, so the worker has it redelivered
+// shortly, as for a record being created.
+var errBehind = fmt.Errorf("%w: dispatch not recorded yet", ErrNotFound)
+
+// recordBehind reports whether activity (an id "<ti id>.<dispatch>") is a
+// later dispatch of ti than the record's, ti not having ended: its write
+// is still on the way.
+func recordBehind(ti *activity.TaskInstance, activityID string) bool {
+	if ti.State.Terminal() {
+		return false
+	}
+	rest, ok := strings.CutPrefix(activityID, ti.ID+".")
+	if !ok {
+		return false
+	}
+	n, err := strconv.Atoi(rest)
+	return err == nil && n > ti.Dispatch
 }
 
 // clearEarlierXComs removes the XComs a task instance's earlier run left
@@ -226,7 +268,11 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var invalid error
-	ti, err := e.store.mutate(r.Context(), id, func(ti *activity.TaskInstance) error {
+	// A deferral's trigger goes out beside its record's write: the
+	// triggerer's event that may overtake the write waits for it
+	// (onEvent).
+	pubCtx := context.WithoutCancel(r.Context())
+	ti, triggered, err := e.store.mutateBeside(r.Context(), id, func(ti *activity.TaskInstance) error {
 		invalid = nil
 		if ti.TryNumber != c.Try {
 			return fmt.Errorf("%w: token is for try %d, task instance is at try %d", ErrConflict, c.Try, ti.TryNumber)
@@ -243,6 +289,11 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 			return e.rescheduleTry(ti, *req.RescheduleDate, req.Reason)
 		}
 		return e.endTry(ti, req.State, req.Reason)
+	}, func(ti *activity.TaskInstance) <-chan error {
+		if ti.State != activity.StateDeferred || ti.Trigger == nil {
+			return nil
+		}
+		return goPublish(func() error { return e.publishTrigger(pubCtx, ti.Trigger) })
 	})
 	if settled != nil {
 		settled()
@@ -260,7 +311,13 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ti.State == activity.StateDeferred {
-		if err := e.publishTrigger(context.WithoutCancel(r.Context()), ti.Trigger); err != nil {
+		var err error
+		if triggered != nil {
+			err = <-triggered
+		} else {
+			err = e.publishTrigger(pubCtx, ti.Trigger)
+		}
+		if err != nil {
 			// The scan publishes it again (and a restart would).
 			e.log.Error("publish trigger; the scan will try again", "ti_id", ti.ID, "trigger_id", ti.Trigger.ID, "err", err)
 			e.unpublished.Store(ti.ID, unpublished{trigger: ti.Trigger})

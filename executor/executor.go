@@ -47,6 +47,9 @@ type Executor struct {
 	// them back and publishes what their state waits on
 	// (reconcileInDoubt).
 	inDoubt sync.Map // string → *doubt
+	// earlyEvents counts trigger events delivered before their task's
+	// deferral was recorded (put back: settleFailedEvent).
+	earlyEvents atomic.Int64
 	// storage is the last StorageCheck's answer (storage.go).
 	storage atomic.Pointer[storageState]
 

@@ -56,6 +56,8 @@ type store struct {
 	// for.
 	wmu     sync.Mutex
 	writing map[string]*pendingWrite
+	// awaits counts the waits awaitWrite began on a write under way.
+	awaits atomic.Int64
 
 	mu sync.RWMutex
 	// live holds every unfinished record (not in a terminal state).
@@ -124,6 +126,8 @@ func (s *store) subscribe(fn func(*activity.TaskInstance)) (unsubscribe func()) 
 type pendingWrite struct {
 	ti  *activity.TaskInstance
 	raw []byte
+	// done is closed when the write has ended (and, stored, is cached).
+	done chan struct{}
 }
 
 // beginWrite notes a write of ti as raw under way (store.writing); the
@@ -131,7 +135,7 @@ type pendingWrite struct {
 // under way at once replaces the first one's note: the watch decodes
 // whatever no note matches.
 func (s *store) beginWrite(ti *activity.TaskInstance, raw []byte) (end func()) {
-	p := &pendingWrite{ti: ti, raw: raw}
+	p := &pendingWrite{ti: ti, raw: raw, done: make(chan struct{})}
 	s.wmu.Lock()
 	s.writing[ti.ID] = p
 	s.wmu.Unlock()
@@ -141,7 +145,28 @@ func (s *store) beginWrite(ti *activity.TaskInstance, raw []byte) (end func()) {
 			delete(s.writing, ti.ID)
 		}
 		s.wmu.Unlock()
+		close(p.done)
 	}
+}
+
+// awaitWrite waits until a write of record id under way here (the fast
+// path of a mutation) has ended, its record cached when it was stored; it
+// reports whether there was one. A request that overtook this executor's
+// own write (an activity published beside the record's update, its
+// …/run here first) sees the record as written once this returns.
+func (s *store) awaitWrite(ctx context.Context, id string) bool {
+	s.wmu.Lock()
+	p := s.writing[id]
+	s.wmu.Unlock()
+	if p == nil {
+		return false
+	}
+	s.awaits.Add(1)
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+	}
+	return true
 }
 
 // countKey is what a list's total is counted by.
@@ -521,12 +546,45 @@ func (s *store) awaitCreate(ctx context.Context, id string) bool {
 // conflicting writers. fn returning errUnchanged ends without a write; the
 // record is returned either way. Other errors abort.
 func (s *store) mutate(ctx context.Context, id string, fn func(*activity.TaskInstance) error) (*activity.TaskInstance, error) {
-	return s.mutateOnce(ctx, id, fn, true)
+	return s.mutateOnce(ctx, id, fn, nil, true)
+}
+
+// mutateBeside is mutate, and on the fast path (the cached record changed
+// and written at its revision: nearly always) it calls beside with the
+// record about to be written just before sending the write, so that what
+// follows the write (an activity or a trigger published) travels with it
+// instead of one round trip after it. beside must not change the record
+// and must not block: it starts its work and returns where its outcome
+// will be sent (nil for none). started is that channel when the record
+// beside saw is the one stored; nil otherwise (beside not called: the
+// record was not cached, or its write met another writer's and the
+// record was written again, or the mutation failed): then the caller
+// does what follows after the write, as mutate's callers do. What beside
+// started for a record that was not stored has gone out all the same:
+// what follows a write must be harmless without it (a stale activity or
+// trigger is refused or dropped).
+func (s *store) mutateBeside(ctx context.Context, id string, fn func(*activity.TaskInstance) error, beside func(*activity.TaskInstance) <-chan error) (ti *activity.TaskInstance, started <-chan error, err error) {
+	var (
+		ch   <-chan error
+		sent *activity.TaskInstance
+	)
+	wrap := func(ti *activity.TaskInstance) {
+		if ch == nil {
+			sent, ch = ti, beside(ti)
+		}
+	}
+	ti, err = s.mutateOnce(ctx, id, fn, wrap, true)
+	if ch != nil && (err != nil || ti != sent) {
+		<-ch // for a record that was not stored
+		ch = nil
+	}
+	return ti, ch, err
 }
 
 // mutateOnce is mutate; again allows one more attempt when the record is
-// missing but was being created here.
-func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.TaskInstance) error, again bool) (*activity.TaskInstance, error) {
+// missing but was being created here. beside, when not nil, is called with
+// the record of a fast-path write just before it is sent (mutateBeside).
+func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.TaskInstance) error, beside func(*activity.TaskInstance), again bool) (*activity.TaskInstance, error) {
 	// Fast path: the cached record at its revision, one round trip. If the
 	// cache is behind, or fn refuses what may be a stale record, the
 	// authoritative path below decides.
@@ -542,12 +600,16 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 				return nil, merr
 			}
 			end := s.beginWrite(ti, b)
+			if beside != nil {
+				beside(ti)
+			}
 			rev, uerr := s.kv.Update(ctx, id, b, c.rev)
-			end()
 			if uerr == nil {
 				s.remember(ti, b, rev, c.ti)
+				end()
 				return ti, nil
 			}
+			end()
 			if !queue.IsConflict(uerr) {
 				s.doubt(id)
 				return nil, fmt.Errorf("update task instance %s: %w", id, uerr)
@@ -592,7 +654,7 @@ func (s *store) mutateOnce(ctx context.Context, id string, fn func(*activity.Tas
 	}
 	if again && errors.Is(err, ErrNotFound) && s.createdMeanwhile(ctx, id) {
 		// Its activity overtook the record being stored: try again now.
-		return s.mutateOnce(ctx, id, fn, false)
+		return s.mutateOnce(ctx, id, fn, beside, false)
 	}
 	if err != nil {
 		if wrote {

@@ -232,3 +232,111 @@ func TestWatchTakesOwnUpdateFromMemory(t *testing.T) {
 		t.Fatalf("cached %+v at revision %d, want the other writer's record at %d", got.ti, got.rev, rev)
 	}
 }
+
+// mutateBeside calls beside with the record about to be written, before
+// its write reaches KV, and hands back what beside started when that
+// record is the one stored; when the cached record was stale (another
+// writer's change), the record is written again from KV and the caller
+// gets nothing back, so it does what follows itself. awaitWrite waits
+// for a write under way and reports one.
+func TestMutateBesideStartsWithTheWrite(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, queue.Config{}, Config{})
+	// No watch: the cache changes only with this store's own writes, so
+	// another writer's change leaves it stale for certain.
+	s := newStore(f.q.Bucket(queue.BucketTaskInstances), f.q.Bucket(queue.BucketConfig), 10, f.ex.log)
+	at := time.Now().UTC()
+	ti := &activity.TaskInstance{ID: "b", DagID: "d", TaskID: "b", RunID: "r", MapIndex: -1, Queue: "q",
+		State: activity.StateQueued, TryNumber: 1, MaxTries: 1, QueuedAt: &at, UpdatedAt: at,
+		Entrypoint: activity.Entrypoint{Command: []string{"true"}}}
+	if err := s.create(t.Context(), ti); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.cached("b")
+	toRunning := func(ti *activity.TaskInstance) error { return ti.SetState(activity.StateRunning, "", time.Now()) }
+	calls := 0
+	var sawRev uint64
+	var sawState activity.State
+	beside := func(ti *activity.TaskInstance) <-chan error {
+		calls++
+		sawState = ti.State
+		if e, err := s.kv.Get(t.Context(), "b"); err == nil {
+			sawRev = e.Revision()
+		}
+		s.wmu.Lock()
+		noted := s.writing["b"] != nil
+		s.wmu.Unlock()
+		if !noted {
+			t.Error("beside called with no write of the record noted (a …/run overtaking it could not wait for it)")
+		}
+		out := make(chan error, 1)
+		out <- nil
+		return out
+	}
+	got, started, err := s.mutateBeside(t.Context(), "b", toRunning, beside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || sawState != activity.StateRunning || sawRev != c.rev {
+		t.Fatalf("beside called %d times with state %s at KV revision %d; want once, running, before the write (revision %d)", calls, sawState, sawRev, c.rev)
+	}
+	if started == nil || got.State != activity.StateRunning {
+		t.Fatalf("fast path: started %v, record %s; want beside's channel and the running record", started, got.State)
+	}
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+
+	// Another writer's change: the cached record is stale, its write
+	// conflicts, and the record is written again from KV.
+	c, _ = s.cached("b")
+	other := c.ti.Clone()
+	other.Hostname = "elsewhere"
+	raw, err := other.MarshalRecord()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.kv.Update(t.Context(), "b", raw, c.rev); err != nil {
+		t.Fatal(err)
+	}
+	calls = 0
+	var lent chan error
+	got, started, err = s.mutateBeside(t.Context(), "b", func(ti *activity.TaskInstance) error {
+		return ti.SetState(activity.StateSuccess, "", time.Now())
+	}, func(*activity.TaskInstance) <-chan error {
+		calls++
+		lent = make(chan error, 1)
+		lent <- nil
+		return lent
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != activity.StateSuccess || got.Hostname != "elsewhere" {
+		t.Fatalf("record %s on %q, want success over the other writer's change", got.State, got.Hostname)
+	}
+	if calls != 1 || started != nil || len(lent) != 0 {
+		t.Fatalf("after a conflict: beside called %d times, started %v, its outcome left unread: %v; want one call, nil, drained", calls, started, len(lent) != 0)
+	}
+
+	// awaitWrite: none under way, then one until it ends.
+	if s.awaitWrite(t.Context(), "b") {
+		t.Fatal("awaitWrite found a write when none was under way")
+	}
+	end := s.beginWrite(got, raw)
+	waited := make(chan bool, 1)
+	go func() { waited <- s.awaitWrite(t.Context(), "b") }()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.awaits.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-waited:
+		t.Fatal("awaitWrite returned while the write was under way")
+	default:
+	}
+	end()
+	if !<-waited {
+		t.Fatal("awaitWrite did not report the write it waited for")
+	}
+}

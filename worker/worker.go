@@ -93,6 +93,8 @@ type Worker struct {
 
 	pullWG sync.WaitGroup // pull loops
 	taskWG sync.WaitGroup // one per pulled message, until it is settled
+	// handlers runs each pulled message's handle (handlers.go).
+	handlers *handlers
 }
 
 // New validates cfg and returns a Worker.
@@ -115,6 +117,7 @@ func New(cfg Config) (*Worker, error) {
 		regKick:    make(chan struct{}, 1),
 		pools:      map[string]*warmPool{},
 		zygotes:    map[string]*zygote{},
+		handlers:   newHandlers(handlerIdle),
 	}
 	for q, rt := range cfg.Runtimes {
 		if rt.sdk() && rt.Warm != nil {
@@ -287,6 +290,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 		}
 	}
 	w.taskCancel(errShutdown)
+	w.handlers.stop()
 	for _, pool := range w.pools {
 		pool.stop()
 	}
@@ -486,7 +490,7 @@ func (w *Worker) fetch(ctx context.Context, q string, p *queue.Puller, n int, wa
 		}
 		handed++
 		w.taskWG.Add(1)
-		go w.handle(q, msg)
+		w.handlers.run(func() { w.handle(q, msg) })
 	}
 	w.release(n - handed)
 	if err := batch.Err(); err != nil {

@@ -56,16 +56,24 @@ func throughputOf(ctx context.Context, c *cluster, spec func(i int) activity.Tas
 	ids := make([]string, n)
 	cpu0 := processCPU()
 	start := time.Now()
+	// inflight submitters, each taking the next task until none is left
+	// (kept goroutines: one per task would grow a new stack each time, the
+	// harness's cost counted in the cluster's CPU).
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(inflight)
-	for i := range n {
+	var next atomic.Int64
+	for range min(inflight, n) {
 		g.Go(func() error {
-			ti, err := c.api.Submit(gctx, spec(i))
-			if err != nil {
-				return fmt.Errorf("submit task %d: %w", i, err)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || gctx.Err() != nil {
+					return nil
+				}
+				ti, err := c.api.Submit(gctx, spec(i))
+				if err != nil {
+					return fmt.Errorf("submit task %d: %w", i, err)
+				}
+				ids[i] = ti.ID
 			}
-			ids[i] = ti.ID
-			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {

@@ -206,6 +206,10 @@ fi
 // worker and given half the tasks; one is SIGKILLed mid-run and restarted
 // on its address. Every task succeeds exactly once, and every revision of
 // every record kept in the bucket decodes and follows the state graph.
+// A tenth of the tasks defer once on a timer already due: its event may
+// reach the replica that did not write the deferral before that replica
+// sees it, and the resumed activity's …/run may reach a replica before
+// the resume's write does (both sent beside their writes).
 func TestExecutorReplicasAndRestart(t *testing.T) {
 	parallel(t, shared)
 	const n = 400
@@ -216,6 +220,7 @@ func TestExecutorReplicasAndRestart(t *testing.T) {
 	info := []string{"--log-level", "info"}
 	c.startWorker(workerOpts{name: "worker-a", concurrency: 8, extra: info})
 	c.startWorker(workerOpts{name: "worker-b", concurrency: 8, apiURL: urlB, extra: info})
+	c.startTriggerer(triggererOpts{})
 	c.submitAPIs = []*client.Client{c.api, apiB}
 
 	out := c.path("runs")
@@ -224,6 +229,10 @@ func TestExecutorReplicasAndRestart(t *testing.T) {
 		if i%10 == 0 {
 			// Fails its first try: retries cross the executors too.
 			script = `[ "$TASKWIRE_TRY_NUMBER" -gt 1 ] || exit 3; ` + script
+		}
+		if i%10 == 5 {
+			// Defers first, on a timer already due.
+			script = `[ -n "$TASKWIRE_NEXT_METHOD" ] || { printf '%s' '{"trigger":"timedelta","kwargs":{"delta":0},"next_method":"resume"}' > "$TASKWIRE_DEFER_FILE"; exit 0; }; ` + script
 		}
 		return activity.TaskSpec{Queue: "default", TaskID: fmt.Sprintf("task-%d", i), Entrypoint: sh(script),
 			RetryPolicy: activity.RetryPolicy{Retries: 5, Delay: activity.Duration(100 * time.Millisecond)}}
@@ -241,6 +250,12 @@ func TestExecutorReplicasAndRestart(t *testing.T) {
 	c.waitFinished(n, 50*time.Second)
 	rep := checkSucceededOnce(t, c, ids, out)
 	revs := checkHistories(t, c, ids)
+	tis := c.records(ids)
+	for i, id := range ids {
+		if ti := tis[id]; i%10 == 5 && (ti == nil || ti.NextMethod != "resume" || ti.NextKwargs["event"] == nil) {
+			t.Errorf("%s: succeeded without its resume: %+v", id, ti)
+		}
+	}
 	t.Logf("%d tasks on two executors, one restarted: %d succeeded once, %d tries, %d reruns, %d record revisions all legal, 0 lost",
 		n, rep.succeeded, rep.tries, rep.reruns, revs)
 }

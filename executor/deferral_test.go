@@ -17,23 +17,15 @@ import (
 // deferred runs a submitted task and defers it on trig.
 func (f *fixture) deferred(trig activity.Trigger, timeout time.Duration) (*activity.TaskInstance, string) {
 	f.t.Helper()
-	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}},
+	ti, tc := f.running(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}},
 		ExecutionTimeout: activity.Duration(time.Hour)})
-	act, m := f.take("q")
-	_ = m.Ack()
-	req := runReq
-	req.ActivityID = act.ID
-	rr, err := f.ec.Run(f.t.Context(), act.Token, ti.ID, req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
 	trig.Timeout = activity.Duration(timeout)
-	err = f.ec.Task(ti.ID, rr.Token).State(f.t.Context(), execution.StateRequest{State: activity.StateDeferred,
+	err := tc.State(f.t.Context(), execution.StateRequest{State: activity.StateDeferred,
 		Trigger: &trig, NextMethod: "resume", NextKwargs: map[string]any{"k": "v"}})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return f.eventually("deferred", func(ti *activity.TaskInstance) bool { return ti.State == activity.StateDeferred }, ti.ID), rr.Token
+	return f.eventually("deferred", func(ti *activity.TaskInstance) bool { return ti.State == activity.StateDeferred }, ti.ID), tc.Token()
 }
 
 func TestDeferPublishesTheNormalizedTrigger(t *testing.T) {
@@ -64,17 +56,9 @@ func TestDeferPublishesTheNormalizedTrigger(t *testing.T) {
 func TestBadTriggerFailsAtDeferTime(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, queue.Config{}, Config{})
-	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}},
+	ti, tc := f.running(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}},
 		RetryPolicy: activity.RetryPolicy{Retries: 3}})
-	act, m := f.take("q")
-	_ = m.Ack()
-	req := runReq
-	req.ActivityID = act.ID
-	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = f.ec.Task(ti.ID, rr.Token).State(t.Context(), execution.StateRequest{State: activity.StateDeferred,
+	err := tc.State(t.Context(), execution.StateRequest{State: activity.StateDeferred,
 		Trigger: &activity.Trigger{Classpath: "datetime", Kwargs: map[string]any{"moment": "2030-01-02T03:04:05"}}, NextMethod: "resume"})
 	if !errors.Is(err, execution.ErrBadRequest) {
 		t.Fatalf("defer on a naive time: %v, want 400", err)
@@ -223,18 +207,10 @@ func TestFailedResumePublishIsRetried(t *testing.T) {
 func TestEventBeforeItsDeferralResumes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, queue.Config{}, Config{})
-	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
-	act, m := f.take("q")
-	_ = m.Ack()
-	req := runReq
-	req.ActivityID = act.ID
-	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ti, tc := f.running(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
 	// The event of the trigger this dispatch is about to defer on (a
 	// trigger's id is its dispatch's activity id), while still running.
-	b, _ := json.Marshal(activity.TriggerEvent{TriggerID: act.ID, TIID: ti.ID, Try: 1, Payload: "early"})
+	b, _ := json.Marshal(activity.TriggerEvent{TriggerID: ti.ActivityID, TIID: ti.ID, Try: 1, Payload: "early"})
 	if err := queuetest.Publish(t.Context(), f.q.Conn(), queue.EventSubject(ti.ID), b, "early"); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +220,7 @@ func TestEventBeforeItsDeferralResumes(t *testing.T) {
 	for f.ex.earlyEvents.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	err = f.ec.Task(ti.ID, rr.Token).State(t.Context(), execution.StateRequest{State: activity.StateDeferred,
+	err := tc.State(t.Context(), execution.StateRequest{State: activity.StateDeferred,
 		Trigger: &activity.Trigger{Classpath: "event", Kwargs: map[string]any{"name": "x"}}, NextMethod: "resume"})
 	if err != nil {
 		t.Fatal(err)

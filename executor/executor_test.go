@@ -200,17 +200,8 @@ func TestHeartbeatWritesOnlyWhenOld(t *testing.T) {
 	t.Parallel()
 	const threshold = 2 * time.Second
 	f := newFixture(t, queue.Config{}, Config{ZombieThreshold: threshold, ScanInterval: 50 * time.Millisecond})
-	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
-	act, m := f.take("q")
-	_ = m.Ack()
-	req := runReq
-	req.ActivityID = act.ID
-	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ti, tc := f.running(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
 	ranAt := time.Now()
-	tc := f.ec.Task(ti.ID, rr.Token)
 	hb := execution.HeartbeatRequest{Hostname: "h", PID: 7, WorkerID: "w"}
 	started, _ := f.ex.Get(t.Context(), ti.ID)
 	age, err := tc.HeartbeatRecorded(t.Context(), hb)

@@ -24,19 +24,11 @@ import (
 func TestDeferWrittenAfterFailureStillPublishesItsTrigger(t *testing.T) {
 	t.Parallel()
 	f, stop, restart := restartableFixture(t)
-	ti := f.submit(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
-	act, m := f.take("q")
-	_ = m.Ack()
-	req := runReq
-	req.ActivityID = act.ID
-	rr, err := f.ec.Run(t.Context(), act.Token, ti.ID, req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ti, tc := f.running(activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}})
 
 	stop()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-	err = f.ec.Task(ti.ID, rr.Token).State(ctx, execution.StateRequest{State: activity.StateDeferred,
+	err := tc.State(ctx, execution.StateRequest{State: activity.StateDeferred,
 		Trigger:    &activity.Trigger{Classpath: "taskwire.triggers.TimeDelta", Kwargs: map[string]any{"delta": "1h"}},
 		NextMethod: "resume"})
 	cancel()
@@ -59,8 +51,8 @@ func TestDeferWrittenAfterFailureStillPublishesItsTrigger(t *testing.T) {
 		t.Fatalf("the deferred task's trigger was not published: %v", err)
 	}
 	var got activity.Trigger
-	if err := json.Unmarshal(tm.Data(), &got); err != nil || got.TIID != ti.ID || got.ID != act.ID {
-		t.Fatalf("published trigger %s (%v), want %s of %s", tm.Data(), err, act.ID, ti.ID)
+	if err := json.Unmarshal(tm.Data(), &got); err != nil || got.TIID != ti.ID || got.ID != ti.ActivityID {
+		t.Fatalf("published trigger %s (%v), want %s of %s", tm.Data(), err, ti.ActivityID, ti.ID)
 	}
 }
 

@@ -270,8 +270,8 @@ func (e *Executor) settleFailedEvent(ctx context.Context, m queue.Delivery, ev *
 		// Another replica's deferred write, not yet stored: again shortly
 		// (later each time, up to the second of any other failure).
 		delay := pendingEventDelay
-		if info, ok := m.Info(); ok && info.Delivered > 1 {
-			delay = min(time.Duration(info.Delivered)*pendingEventDelay, time.Second)
+		if info, ok := m.Info(); ok {
+			delay = min(time.Duration(max(info.Delivered, 1))*pendingEventDelay, time.Second)
 		}
 		e.earlyEvents.Add(1)
 		e.log.Debug("trigger event before its deferral; redelivered", "ti_id", ev.TIID, "trigger_id", ev.TriggerID, "delay", delay)

@@ -27,7 +27,6 @@ import (
 // the executor's watch). The submits and pulls before are not counted.
 func BenchmarkRunAndState(b *testing.B) {
 	f := newBenchFixture(b)
-	ec := f.ec
 	acts := make(chan *activity.ExecuteTask, b.N)
 	for range b.N {
 		if _, err := f.ex.Submit(b.Context(), activity.TaskSpec{Queue: "q", Entrypoint: activity.Entrypoint{Command: []string{"x"}}}); err != nil {
@@ -55,12 +54,12 @@ func BenchmarkRunAndState(b *testing.B) {
 		for a := range acts {
 			req := runReq
 			req.ActivityID = a.ID
-			rr, err := ec.Run(b.Context(), a.Token, a.TI.ID, req)
+			rr, err := f.ec.Run(b.Context(), a.Token, a.TI.ID, req)
 			if err != nil {
 				b.Error(err)
 				return
 			}
-			if err := ec.Task(a.TI.ID, rr.Token).State(b.Context(), execution.StateRequest{State: activity.StateSuccess, EndDate: time.Now()}); err != nil {
+			if err := f.ec.Task(a.TI.ID, rr.Token).State(b.Context(), execution.StateRequest{State: activity.StateSuccess, EndDate: time.Now()}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -163,7 +162,6 @@ func BenchmarkSubmit(b *testing.B) {
 // submit and first …/run before it are not timed.
 func BenchmarkDeferralRoundTrip(b *testing.B) {
 	f := newBenchFixture(b)
-	ec := f.ec
 	trigCons, err := f.q.TriggerConsumer(b.Context())
 	if err != nil {
 		b.Fatal(err)
@@ -185,7 +183,7 @@ func BenchmarkDeferralRoundTrip(b *testing.B) {
 		}()
 		return ch
 	}
-	take := func(c queue.Consumer, ch <-chan queue.Delivery) *activity.ExecuteTask {
+	take := func(ch <-chan queue.Delivery) *activity.ExecuteTask {
 		m := <-ch
 		a, err := activity.Decode(m.Data())
 		if err != nil {
@@ -211,10 +209,10 @@ func BenchmarkDeferralRoundTrip(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		act := take(actCons, first)
+		act := take(first)
 		req := runReq
 		req.ActivityID = act.ID
-		rr, err := ec.Run(b.Context(), act.Token, ti.ID, req)
+		rr, err := f.ec.Run(b.Context(), act.Token, ti.ID, req)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -223,7 +221,7 @@ func BenchmarkDeferralRoundTrip(b *testing.B) {
 		b.StartTimer()
 		at = time.Now()
 
-		err = ec.Task(ti.ID, rr.Token).State(b.Context(), execution.StateRequest{State: activity.StateDeferred,
+		err = f.ec.Task(ti.ID, rr.Token).State(b.Context(), execution.StateRequest{State: activity.StateDeferred,
 			Trigger: &activity.Trigger{Classpath: "event", Kwargs: map[string]any{"name": "x"}}, NextMethod: "resume"})
 		if err != nil {
 			b.Fatal(err)
@@ -241,10 +239,10 @@ func BenchmarkDeferralRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 		step(2)
-		act = take(actCons, resumed)
+		act = take(resumed)
 		step(3)
 		req.ActivityID = act.ID
-		if _, err := ec.Run(b.Context(), act.Token, ti.ID, req); err != nil {
+		if _, err := f.ec.Run(b.Context(), act.Token, ti.ID, req); err != nil {
 			b.Fatal(err)
 		}
 		step(4)

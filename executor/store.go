@@ -162,8 +162,17 @@ func (s *store) awaitWrite(ctx context.Context, id string) bool {
 		return false
 	}
 	s.awaits.Add(1)
+	return waitDone(ctx, p.done)
+}
+
+// waitDone waits until done is closed or ctx ends; it reports whether
+// there was anything to wait for (done not nil).
+func waitDone(ctx context.Context, done <-chan struct{}) bool {
+	if done == nil {
+		return false
+	}
 	select {
-	case <-p.done:
+	case <-done:
 	case <-ctx.Done():
 	}
 	return true
@@ -532,14 +541,7 @@ func (s *store) awaitCreate(ctx context.Context, id string) bool {
 	s.mu.RLock()
 	done := s.creating[id]
 	s.mu.RUnlock()
-	if done == nil {
-		return false
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	return true
+	return waitDone(ctx, done)
 }
 
 // mutate applies fn to the current record with compare-and-set, retrying on

@@ -11,6 +11,14 @@ import (
 	"github.com/taskwire/taskwire/queue"
 )
 
+// queuedRecord is a new queued record id, as a submit makes it.
+func queuedRecord(id string) *activity.TaskInstance {
+	at := time.Now().UTC()
+	return &activity.TaskInstance{ID: id, DagID: "d", TaskID: id, RunID: "r", MapIndex: -1, Queue: "q",
+		State: activity.StateQueued, TryNumber: 1, MaxTries: 1, QueuedAt: &at, UpdatedAt: at,
+		Entrypoint: activity.Entrypoint{Command: []string{"true"}}}
+}
+
 // putRecord stores a record as the executor would, bypassing it.
 func putRecord(t *testing.T, qc *queue.Client, id, q string, st activity.State, at time.Time) {
 	t.Helper()
@@ -169,10 +177,7 @@ func TestWatchTakesOwnUpdateFromMemory(t *testing.T) {
 		<-watched
 	}()
 	<-ready
-	at := time.Now().UTC()
-	ti := &activity.TaskInstance{ID: "own", DagID: "d", TaskID: "own", RunID: "r", MapIndex: -1, Queue: "q",
-		State: activity.StateQueued, TryNumber: 1, MaxTries: 1, QueuedAt: &at, UpdatedAt: at,
-		Entrypoint: activity.Entrypoint{Command: []string{"true"}}}
+	ti := queuedRecord("own")
 	if err := s.create(t.Context(), ti); err != nil {
 		t.Fatal(err)
 	}
@@ -245,10 +250,7 @@ func TestMutateBesideStartsWithTheWrite(t *testing.T) {
 	// No watch: the cache changes only with this store's own writes, so
 	// another writer's change leaves it stale for certain.
 	s := newStore(f.q.Bucket(queue.BucketTaskInstances), f.q.Bucket(queue.BucketConfig), 10, f.ex.log)
-	at := time.Now().UTC()
-	ti := &activity.TaskInstance{ID: "b", DagID: "d", TaskID: "b", RunID: "r", MapIndex: -1, Queue: "q",
-		State: activity.StateQueued, TryNumber: 1, MaxTries: 1, QueuedAt: &at, UpdatedAt: at,
-		Entrypoint: activity.Entrypoint{Command: []string{"true"}}}
+	ti := queuedRecord("b")
 	if err := s.create(t.Context(), ti); err != nil {
 		t.Fatal(err)
 	}
